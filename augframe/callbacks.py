@@ -1,0 +1,74 @@
+"""Keras callbacks: stop training when the control file asks for it."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import keras
+
+from augframe import _checks
+from augframe.control import ControlFile
+
+__all__ = ["StopOnControlFile"]
+
+logger = logging.getLogger("augframe")
+
+
+class StopOnControlFile(keras.callbacks.Callback):
+    """Stops training when `control_file` holds `"stop": true`.
+
+    The file is read at every epoch end and, with `check_every_n_batches`,
+    every N batches too. A missing or broken file is not an error (a broken one
+    is one `ControlFileWarning`). The callback can be reused across `fit`
+    calls; a file that already says stop when a fit begins is reported.
+
+    Args:
+        control_file: the control file, usually the one the FrameSequence uses.
+        check_every_n_batches: also check every N training batches (None: only
+            at epoch ends).
+
+    Example:
+    >>> stop = StopOnControlFile("control.json")
+    >>> model.fit(seq, epochs=100, callbacks=[stop])  # doctest: +SKIP
+    >>> # elsewhere: augframe control stop --file control.json
+    """
+
+    def __init__(
+        self,
+        control_file: str | os.PathLike[str] = "control.json",
+        *,
+        check_every_n_batches: int | None = None,
+    ) -> None:
+        super().__init__()
+        self.control = ControlFile(control_file)
+        self.check_every_n_batches = _checks.check_int(
+            "check_every_n_batches", check_every_n_batches, allow_none=True
+        )
+        self.stopped_epoch: int | None = None
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        self.stopped_epoch = None
+        self.control.poll()
+        if self.control.current.stop:
+            logger.warning(
+                "Control file %s already says \"stop\": true: training will stop "
+                "after the first check. Set it to false to train.",
+                self.control.path,
+            )
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        if self.check_every_n_batches and (batch + 1) % self.check_every_n_batches == 0:
+            self._check(f"batch {batch + 1}")
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        self._check(f"epoch {epoch + 1}", epoch=epoch)
+
+    def _check(self, where: str, *, epoch: int | None = None) -> None:
+        self.control.poll()
+        if self.control.current.stop and not self.model.stop_training:
+            self.model.stop_training = True
+            self.stopped_epoch = epoch
+            message = f"augframe: stopping training at {where}: {self.control.path} says \"stop\": true."
+            logger.info(message)
+            print(message)

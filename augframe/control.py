@@ -1,0 +1,228 @@
+"""The control file: its schema, safe reading, last-good values and atomic writes.
+
+`control.json` lets a user change a few settings while `fit` runs. It is read
+with `json` (nothing is executed or imported) and validated by one pydantic
+model; a file that cannot be applied is a `ControlFileWarning` and the last
+good values stay in force.
+
+Example:
+>>> control = ControlFile("control.json")  # doctest: +SKIP
+>>> if control.poll():  # doctest: +SKIP
+...     print(control.current.aug_p)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError
+
+from augframe.errors import ControlFileWarning
+
+__all__ = [
+    "FROZEN_KEYS",
+    "HOT_KEYS",
+    "ControlFile",
+    "ControlProblem",
+    "ControlSettings",
+    "parse_control",
+    "write_control",
+]
+
+MAX_CONTROL_BYTES = 64 * 1024
+MAX_DEPTH = 4
+
+_Probability = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False, strict=False)]
+
+
+class ControlSettings(BaseModel):
+    """The keys of `control.json`; a key left out keeps its current value.
+
+    Attributes:
+        aug_p: probability of each transform of the pipeline, in [0, 1].
+            Applies from the next frame.
+        pipe_p: probability that the pipeline runs at all on a native, in
+            [0, 1]. Applies from the next frame.
+        epochs_per_frame: training epochs served from one frame, >= 1.
+            Applies at once (counted from the current frame's start).
+        example_prob: probability that a sample of a new frame is written to
+            `example_dir`, in [0, 1]. Applies from the next frame.
+        regenerate: true builds a new frame at the next epoch end; it fires
+            once per save of the file.
+        stop: true asks `StopOnControlFile` to stop training.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    aug_p: _Probability | None = None
+    pipe_p: _Probability | None = None
+    epochs_per_frame: Annotated[StrictInt, Field(ge=1, le=1_000_000)] | None = None
+    example_prob: _Probability | None = None
+    regenerate: StrictBool | None = None
+    stop: StrictBool | None = None
+
+
+HOT_KEYS = tuple(ControlSettings.model_fields)
+"""Keys that take effect while `fit` runs."""
+
+FROZEN_KEYS = ("batch_size", "samples_per_class", "image_size")
+"""Keys users try that cannot change mid-fit: they are reported and ignored."""
+
+
+class ControlProblem(ValueError):
+    """The control file's content cannot be applied (the message says why)."""
+
+
+def _no_constant(name: str) -> Any:
+    raise ControlProblem(f"{name} is not a valid number (use a finite number)")
+
+
+def _depth(value: Any, level: int = 1) -> int:
+    if isinstance(value, dict):
+        return max([level, *(_depth(v, level + 1) for v in value.values())])
+    if isinstance(value, list):
+        return max([level, *(_depth(v, level + 1) for v in value)])
+    return level
+
+
+def _allowed() -> str:
+    return f"Allowed keys: {', '.join(HOT_KEYS)}."
+
+
+def parse_control(data: bytes) -> tuple[ControlSettings, list[str]]:
+    """Parses and validates the bytes of a control file.
+
+    Returns:
+        The settings, and the frozen keys the file holds (to be reported).
+
+    Raises:
+        ControlProblem: the file is not a valid control file; the message names
+            the problem and the allowed keys.
+
+    Example:
+    >>> parse_control(b'{"aug_p": 0.2}')[0].aug_p
+    0.2
+    """
+    if len(data) > MAX_CONTROL_BYTES:
+        raise ControlProblem(
+            f"the file is {len(data)} bytes, more than {MAX_CONTROL_BYTES}. {_allowed()}"
+        )
+    try:
+        text = data.decode("utf-8")
+        raw = json.loads(text, parse_constant=_no_constant)
+    except ControlProblem:
+        raise
+    except UnicodeDecodeError:
+        raise ControlProblem("the file is not UTF-8 text") from None
+    except json.JSONDecodeError as exc:
+        raise ControlProblem(
+            f"invalid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); "
+            "was it saved half-way?"
+        ) from None
+    except (RecursionError, ValueError) as exc:
+        raise ControlProblem(f"unreadable JSON ({type(exc).__name__})") from None
+    if not isinstance(raw, dict):
+        raise ControlProblem(
+            f"expected a JSON object {{\"key\": value}}, got {type(raw).__name__}. "
+            f"{_allowed()}"
+        )
+    if _depth(raw) > MAX_DEPTH:
+        raise ControlProblem(f"values are nested too deeply. {_allowed()}")
+    frozen = sorted(k for k in raw if k in FROZEN_KEYS)
+    values = {k: v for k, v in raw.items() if k not in FROZEN_KEYS}
+    for key, value in values.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ControlProblem(f"{key!r} is not a finite number")
+    try:
+        return ControlSettings.model_validate(values), frozen
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])[:60] or 'file'}: {err['msg']}"
+            for err in exc.errors()[:5]
+        )
+        raise ControlProblem(f"{problems}. {_allowed()}") from None
+
+
+def write_control(path: str | os.PathLike[str], values: dict[str, Any]) -> None:
+    """Writes a control file atomically (temporary file + rename).
+
+    A reader never sees half a file. The values are validated first.
+
+    Example:
+    >>> write_control("control.json", {"aug_p": 0.2, "stop": False})  # doctest: +SKIP
+    """
+    ControlSettings.model_validate(values)
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(values, indent=2, allow_nan=False) + "\n"
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class ControlFile:
+    """Reads a control file when it changes, keeping the last good settings.
+
+    Problems are reported as one `ControlFileWarning` each (the same problem is
+    not repeated), and a missing file is no problem at all.
+
+    Args:
+        path: the control file.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.current = ControlSettings()
+        self._digest: bytes | None = None
+        self._reported: set[str] = set()
+
+    def poll(self) -> bool:
+        """Re-reads the file if it changed; True when new settings were applied."""
+        try:
+            data = self.path.read_bytes()
+        except FileNotFoundError:
+            return False
+        except OSError as exc:
+            self._report(self._not_applied(f"cannot read it ({exc.strerror or exc})"))
+            return False
+        digest = hashlib.blake2b(data, digest_size=16).digest()
+        if digest == self._digest:
+            return False
+        self._digest = digest
+        try:
+            settings, frozen = parse_control(data)
+        except ControlProblem as exc:
+            self._report(self._not_applied(str(exc)))
+            return False
+        if frozen:
+            self._report(
+                f"Control file {str(self.path)!r}: {', '.join(frozen)} cannot "
+                "change while `fit` runs and were ignored (the other keys were "
+                "applied). Build a new FrameSequence to change them."
+            )
+        self.current = settings
+        return True
+
+    def _not_applied(self, problem: str) -> str:
+        return (
+            f"Control file {str(self.path)!r} not applied: {problem}. Keeping the "
+            "last good values."
+        )
+
+    def _report(self, message: str) -> None:
+        if message in self._reported:
+            return
+        self._reported.add(message)
+        warnings.warn(message, ControlFileWarning, stacklevel=3)

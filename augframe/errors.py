@@ -1,0 +1,59 @@
+"""The exceptions and warnings augframe raises.
+
+Hierarchy::
+
+    AugframeError (Exception)
+    ├── ConfigError (AugframeError, ValueError)   bad argument or config file
+    ├── SourceError (AugframeError, ValueError)   no usable images / empty class
+    └── CacheError (AugframeError, RuntimeError)  unusable decoded cache
+
+    AugframeWarning (UserWarning)
+    ├── ControlFileWarning   control.json unreadable or invalid; last good kept
+    ├── ImageWarning         unreadable images skipped
+    └── VarietyWarning       a pipeline could not make enough distinct variants
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AugframeError",
+    "AugframeWarning",
+    "CacheError",
+    "ConfigError",
+    "ControlFileWarning",
+    "ImageWarning",
+    "SourceError",
+    "VarietyWarning",
+]
+
+
+class AugframeError(Exception):
+    """Base class of every error raised by augframe."""
+
+
+class ConfigError(AugframeError, ValueError):
+    """An argument or a configuration file holds an invalid value."""
+
+
+class SourceError(AugframeError, ValueError):
+    """The image source cannot produce a frame (no images, an empty class)."""
+
+
+class CacheError(AugframeError, RuntimeError):
+    """The decoded on-disk cache cannot be built or read."""
+
+
+class AugframeWarning(UserWarning):
+    """Base class of every warning emitted by augframe."""
+
+
+class ControlFileWarning(AugframeWarning):
+    """The control file could not be applied; the last good values are kept."""
+
+
+class ImageWarning(AugframeWarning):
+    """Some images could not be read and were skipped."""
+
+
+class VarietyWarning(AugframeWarning):
+    """The pipeline could not produce enough distinct variants for a class."""

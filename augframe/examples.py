@@ -1,0 +1,124 @@
+"""Example images: a bounded ring of JPEGs of what the network is fed, and grids.
+
+Example:
+>>> ring = ExampleRing("example_images", max_examples=50)  # doctest: +SKIP
+>>> ring.write(image, class_name="cat", generation=1, slot=7)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import warnings
+from collections import deque
+from collections.abc import Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from augframe.errors import AugframeWarning
+
+__all__ = ["ExampleRing", "contact_sheet", "save_png"]
+
+_PATTERN = re.compile(r"^.+_g\d+_s\d+\.jpg$")
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+class ExampleRing:
+    """Writes example JPEGs, deleting the oldest beyond `max_examples`.
+
+    Files are named `<class>_g<generation>_s<slot>.jpg`. Files of that pattern
+    already in the folder (from an earlier run) count towards the bound, so the
+    folder never grows without limit. A failed write (full disk, permissions)
+    is one warning, never an error.
+
+    Args:
+        directory: the folder, created if needed.
+        max_examples: the most files kept.
+    """
+
+    def __init__(self, directory: str | os.PathLike[str], *, max_examples: int) -> None:
+        self.directory = Path(directory)
+        self.max_examples = max_examples
+        self._files: deque[Path] = deque()
+        self._warned = False
+        if self.directory.is_dir():
+            existing = [p for p in self.directory.iterdir() if _PATTERN.match(p.name)]
+            existing.sort(key=lambda p: (p.stat().st_mtime_ns, p.name))
+            self._files.extend(existing)
+            self._trim()
+
+    def __len__(self) -> int:
+        return len(self._files)
+
+    def write(self, image: np.ndarray, *, class_name: str, generation: int, slot: int) -> None:
+        """Writes one RGB uint8 sample as a JPEG (converted to BGR for OpenCV)."""
+        safe = _UNSAFE.sub("_", class_name) or "class"
+        path = self.directory / f"{safe}_g{generation:04d}_s{slot:06d}.jpg"
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            ok, encoded = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+            if not ok:
+                raise OSError("JPEG encoding failed")
+            encoded.tofile(str(path))
+        except (OSError, cv2.error) as exc:
+            if not self._warned:
+                self._warned = True
+                warnings.warn(
+                    f"Could not write example image {str(path)!r}: {exc}. Training "
+                    "goes on; free disk space or fix `example_dir`.",
+                    AugframeWarning,
+                    stacklevel=2,
+                )
+            return
+        if path in self._files:
+            self._files.remove(path)
+        self._files.append(path)
+        self._trim()
+
+    def _trim(self) -> None:
+        while len(self._files) > self.max_examples:
+            self._files.popleft().unlink(missing_ok=True)
+
+
+def contact_sheet(
+    images: np.ndarray,
+    labels: np.ndarray,
+    class_names: Sequence[str],
+    *,
+    per_class: int = 8,
+    cell: int = 96,
+) -> np.ndarray:
+    """One RGB grid: a row per class, its first `per_class` samples, labelled.
+
+    Example:
+    >>> grid = contact_sheet(np.zeros((4, 8, 8, 3), np.uint8),
+    ...                      np.array([0, 0, 1, 1]), ["a", "b"], per_class=2)
+    >>> grid.shape[2]
+    3
+    """
+    label_width = 110
+    rows = []
+    for cls, name in enumerate(class_names):
+        picks = np.flatnonzero(labels == cls)[:per_class]
+        row = np.full((cell, label_width + per_class * cell, 3), 255, np.uint8)
+        cv2.putText(row, str(name)[:12], (4, cell // 2), cv2.FONT_HERSHEY_SIMPLEX,
+                    0.5, (0, 0, 0), 1, cv2.LINE_AA)
+        for col, index in enumerate(picks.tolist()):
+            tile = cv2.resize(images[index], (cell - 4, cell - 4), interpolation=cv2.INTER_NEAREST)
+            x = label_width + col * cell + 2
+            row[2 : cell - 2, x : x + cell - 4] = tile
+        rows.append(row)
+    return np.concatenate(rows, axis=0)
+
+
+def save_png(image: np.ndarray, path: str | os.PathLike[str]) -> Path:
+    """Saves an RGB uint8 image as PNG (BGR for OpenCV), creating the folder."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    ok, encoded = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise OSError(f"could not encode {target}")
+    encoded.tofile(str(target))
+    return target

@@ -1,0 +1,424 @@
+"""The in-RAM frame: preallocated buffers, the parallel builder, background builds.
+
+A frame is `N` augmented uint8 samples in one preallocated `(N, H, W, 3)`
+buffer, plus their labels. `FrameBuilder.build` fills a buffer from an image
+store with a pool of threads (one albumentations pipeline each; OpenCV releases
+the GIL). Every slot is seeded from `(seed, generation, slot, attempt)` alone,
+so a frame is the same whatever the number of workers. `BackgroundBuild` runs a
+build on its own thread while the model trains on the current frame.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import queue
+import threading
+import time
+import warnings
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from augframe.balance import FramePlan, plan_frame
+from augframe.errors import ConfigError, ImageWarning, SourceError, VarietyWarning
+from augframe.pipeline import PipelineSpec, WorkerPipelines
+from augframe.sources import ImageReadError, ImageStore
+
+__all__ = [
+    "BackgroundBuild",
+    "BuildCancelled",
+    "Frame",
+    "FrameBuffer",
+    "FrameBuilder",
+]
+
+# Tags that keep the seed streams of plans, slots and epoch orders apart.
+_PLAN, _SLOT, _ORDER, _EXAMPLES, _SUBSTITUTE = 1, 2, 3, 4, 5
+
+
+class BuildCancelled(Exception):
+    """A frame build was cancelled before it finished (internal)."""
+
+
+class FrameBuffer:
+    """One preallocated `(N, H, W, 3)` uint8 array and its count of readers.
+
+    A reader (`__getitem__` copying a batch out) holds the buffer between
+    `acquire` and `release`; a builder calls `wait_idle` before writing, so a
+    batch is never torn between two frames.
+    """
+
+    def __init__(self, num_samples: int, image_size: tuple[int, int]) -> None:
+        self.array = np.empty((num_samples, *image_size, 3), dtype=np.uint8)
+        self._readers = 0
+        self._cond = threading.Condition()
+
+    def acquire(self) -> None:
+        with self._cond:
+            self._readers += 1
+
+    def release(self) -> None:
+        with self._cond:
+            self._readers -= 1
+            if self._readers == 0:
+                self._cond.notify_all()
+
+    def wait_idle(self) -> None:
+        with self._cond:
+            self._cond.wait_for(lambda: self._readers == 0)
+
+
+@dataclass(frozen=True)
+class Frame:
+    """A built frame: samples in `buffer`, labels and what the build did."""
+
+    buffer: FrameBuffer
+    labels: np.ndarray
+    generation: int
+    class_counts: np.ndarray
+    num_artificial: int
+    num_repeats: int
+    build_seconds: float
+    aug_p: float
+    pipe_p: float
+    notes: tuple[tuple[type[Warning], str], ...] = field(default=())
+
+    @property
+    def images(self) -> np.ndarray:
+        return self.buffer.array
+
+    def emit_warnings(self) -> None:
+        """Emits, on the calling thread, the warnings the build collected."""
+        for category, message in self.notes:
+            warnings.warn(message, category, stacklevel=3)
+
+
+def derive_seeds(entropy: int, *key: int, count: int) -> np.ndarray:
+    """`count` independent uint32 seeds for the stream named by `key`.
+
+    Example:
+    >>> derive_seeds(0, 1, count=3).shape
+    (3,)
+    """
+    return np.random.SeedSequence([entropy, *key]).generate_state(count, np.uint32)
+
+
+def derive_rng(entropy: int, *key: int) -> np.random.Generator:
+    """A generator for the stream named by `key` (plans, epoch orders, ...)."""
+    return np.random.default_rng(np.random.SeedSequence([entropy, *key]))
+
+
+def _digest(image: np.ndarray) -> bytes:
+    return hashlib.blake2b(memoryview(np.ascontiguousarray(image)), digest_size=16).digest()
+
+
+class FrameBuilder:
+    """Builds frames from a store: plan, load, augment, de-duplicate variants.
+
+    Args:
+        store: where the natives come from.
+        spec: the augmentation pipeline (`PipelineSpec(None)` for none).
+        class_names: names of the classes, in label order.
+        samples_per_class: samples per class, or None for every native once.
+        entropy: the root seed of everything random.
+        num_workers: threads that load and augment in parallel.
+        shuffle: draw natives at random and shuffle slots (False: store order).
+        max_attempts: tries to make a variant distinct before keeping a repeat.
+    """
+
+    def __init__(
+        self,
+        store: ImageStore,
+        *,
+        spec: PipelineSpec,
+        class_names: Sequence[str],
+        samples_per_class: int | None,
+        entropy: int,
+        num_workers: int = 1,
+        shuffle: bool = True,
+        max_attempts: int = 8,
+    ) -> None:
+        self.store = store
+        self.spec = spec
+        self.class_names = list(class_names)
+        self.samples_per_class = samples_per_class
+        self.entropy = entropy
+        self.num_workers = num_workers
+        self.shuffle = shuffle
+        self.max_attempts = max_attempts
+        self._bad = np.zeros(len(store), dtype=bool)
+        self._bad_lock = threading.Lock()
+        self._warned_bad: set[int] = set()
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def plan(self, generation: int) -> FramePlan:
+        """The plan of frame `generation`; natives found unreadable are left out."""
+        labels = self.store.labels
+        usable = np.flatnonzero(~self._bad)
+        rng = derive_rng(self.entropy, _PLAN, generation) if self.shuffle else None
+        plan = plan_frame(
+            labels[usable],
+            num_classes=self.num_classes,
+            samples_per_class=self.samples_per_class,
+            rng=rng,
+        )
+        return FramePlan(
+            native_index=usable[plan.native_index],
+            labels=plan.labels,
+            forced=plan.forced,
+        )
+
+    def build(
+        self,
+        *,
+        generation: int,
+        buffer: FrameBuffer,
+        aug_p: float,
+        pipe_p: float,
+        cancel: threading.Event | None = None,
+        progress: bool = False,
+    ) -> Frame:
+        """Builds frame `generation` into `buffer` and returns it.
+
+        Raises:
+            BuildCancelled: `cancel` was set; the buffer holds no usable frame.
+        """
+        start = time.perf_counter()
+        plan = self.plan(generation)
+        num = len(plan)
+        if buffer.array.shape[0] != num:
+            raise ValueError(f"buffer holds {buffer.array.shape[0]} samples, plan {num}")
+        pipelines: queue.SimpleQueue[WorkerPipelines] = queue.SimpleQueue()
+        for _ in range(self.num_workers):
+            pipelines.put(WorkerPipelines(self.spec, aug_p=aug_p, pipe_p=pipe_p))
+        digests: list[bytes] = [b""] * num
+        newly_bad: list[int] = []
+        buffer.wait_idle()
+        array = buffer.array
+
+        def run(slots: np.ndarray, seeds: np.ndarray) -> int:
+            if cancel is not None and cancel.is_set():
+                raise BuildCancelled
+            worker = pipelines.get()
+            try:
+                for slot, seed in zip(slots.tolist(), seeds.tolist(), strict=True):
+                    image = self._load(plan, slot, seed, newly_bad)
+                    out = worker.apply(image, seed=seed, forced=bool(plan.forced[slot]))
+                    if out.shape != array.shape[1:] or out.dtype != np.uint8:
+                        raise ConfigError(
+                            "The augmentation pipeline changed the sample from "
+                            f"{image.shape} uint8 to {out.shape} {out.dtype}. "
+                            "Samples must keep `image_size` and uint8: end the "
+                            f"pipeline with A.Resize({array.shape[1]}, "
+                            f"{array.shape[2]}) or drop the crop/normalize step "
+                            "(use `preprocess` for normalisation)."
+                        )
+                    array[slot] = out
+                    digests[slot] = _digest(out)
+            finally:
+                pipelines.put(worker)
+            return len(slots)
+
+        slot_seeds = derive_seeds(self.entropy, _SLOT, generation, 0, count=num)
+        bar = tqdm(
+            total=num,
+            desc=f"augframe frame {generation}",
+            unit="img",
+            disable=not progress,
+            leave=False,
+        )
+        with bar, ThreadPoolExecutor(max_workers=self.num_workers) as pool:
+            self._run_slots(pool, run, np.arange(num), slot_seeds, bar)
+            repeats = self._make_variants_distinct(
+                plan, digests, pool, run, generation, bar
+            )
+        notes: list[tuple[type[Warning], str]] = []
+        self._note_bad(newly_bad, notes)
+        num_repeats, repeat_note = repeats
+        if num_repeats:
+            notes.append((VarietyWarning, repeat_note))
+        return Frame(
+            buffer=buffer,
+            labels=plan.labels,
+            generation=generation,
+            class_counts=plan.class_counts(self.num_classes),
+            num_artificial=plan.num_artificial,
+            num_repeats=num_repeats,
+            build_seconds=time.perf_counter() - start,
+            aug_p=aug_p,
+            pipe_p=pipe_p,
+            notes=tuple(notes),
+        )
+
+    def _run_slots(
+        self,
+        pool: ThreadPoolExecutor,
+        run: object,
+        slots: np.ndarray,
+        seeds: np.ndarray,
+        bar: tqdm,
+    ) -> None:
+        if len(slots) == 0:
+            return
+        chunk = max(8, min(256, len(slots) // (self.num_workers * 8) or 1))
+        starts = range(0, len(slots), chunk)
+        futures = [
+            pool.submit(run, slots[s : s + chunk], seeds[s : s + chunk])  # type: ignore[arg-type]
+            for s in starts
+        ]
+        try:
+            for future in futures:
+                bar.update(future.result())
+        finally:
+            for future in futures:
+                future.cancel()
+
+    def _load(self, plan: FramePlan, slot: int, seed: int, newly_bad: list[int]) -> np.ndarray:
+        native = int(plan.native_index[slot])
+        try:
+            return self.store.load(native)
+        except ImageReadError:
+            with self._bad_lock:
+                newly_bad.append(native)
+        # Substitute a native of the same class, in an order fixed by the seed
+        # alone, so the frame does not depend on which thread found what.
+        same = np.flatnonzero(self.store.labels == plan.labels[slot])
+        rng = derive_rng(self.entropy, _SUBSTITUTE, seed)
+        for candidate in rng.permutation(same).tolist():
+            if candidate == native:
+                continue
+            try:
+                return self.store.load(candidate)
+            except ImageReadError:
+                with self._bad_lock:
+                    newly_bad.append(candidate)
+        raise SourceError(
+            f"Class {self.class_names[plan.labels[slot]]!r} has no readable image "
+            "left. Check the files of that class."
+        )
+
+    def _note_bad(
+        self, newly_bad: list[int], notes: list[tuple[type[Warning], str]]
+    ) -> None:
+        fresh = sorted(set(newly_bad) - self._warned_bad)
+        if not fresh:
+            return
+        self._bad[fresh] = True
+        self._warned_bad.update(fresh)
+        names = tuple(self.store.name(i) for i in fresh)
+        notes.append((
+            ImageWarning,
+            f"Skipped {len(names)} unreadable image(s) while building a frame "
+            f"(replaced by other images of the same class): {', '.join(names[:10])}"
+            f"{' ...' if len(names) > 10 else ''}. They are left out of later frames.",
+        ))
+
+    def _make_variants_distinct(
+        self,
+        plan: FramePlan,
+        digests: list[bytes],
+        pool: ThreadPoolExecutor,
+        run: object,
+        generation: int,
+        bar: tqdm,
+    ) -> tuple[int, str]:
+        """Redoes variants equal to another sample of their class.
+
+        Returns:
+            The number of repeats left and the warning text about them.
+        """
+        if not plan.forced.any():
+            return 0, ""
+        attempts = 1 if self.spec.is_identity else self.max_attempts
+        redo = np.array([], dtype=np.int64)
+        for attempt in range(1, attempts + 1):
+            redo = self._duplicates(plan, digests)
+            if len(redo) == 0 or attempt == attempts:
+                break
+            seeds = derive_seeds(self.entropy, _SLOT, generation, attempt, count=len(plan))
+            bar.total += len(redo)
+            self._run_slots(pool, run, redo, seeds[redo], bar)
+        if len(redo) == 0:
+            return 0, ""
+        classes = sorted({self.class_names[c] for c in plan.labels[redo].tolist()})
+        return len(redo), (
+                f"Class(es) {classes}: the augmentation pipeline could not make "
+                f"enough distinct variants; {len(redo)} sample(s) of frame "
+                f"{generation} are repeats. Use a stronger pipeline (`augment`, "
+                "`aug_p`) or a smaller `samples_per_class`."
+        )
+
+    @staticmethod
+    def _duplicates(plan: FramePlan, digests: list[bytes]) -> np.ndarray:
+        """Forced slots whose content equals an earlier-kept sample of the class."""
+        seen: dict[int, set[bytes]] = {}
+        for slot in np.flatnonzero(~plan.forced).tolist():
+            seen.setdefault(int(plan.labels[slot]), set()).add(digests[slot])
+        dupes = []
+        for slot in np.flatnonzero(plan.forced).tolist():
+            kept = seen.setdefault(int(plan.labels[slot]), set())
+            if digests[slot] in kept:
+                dupes.append(slot)
+            else:
+                kept.add(digests[slot])
+        return np.asarray(dupes, dtype=np.int64)
+
+
+class BackgroundBuild:
+    """Runs `FrameBuilder.build` on a daemon thread.
+
+    Example:
+    >>> job = BackgroundBuild(builder, generation=2, buffer=buf,
+    ...                       aug_p=0.1, pipe_p=0.5)  # doctest: +SKIP
+    >>> frame = job.result()  # doctest: +SKIP
+    """
+
+    def __init__(
+        self, builder: FrameBuilder, *, generation: int, buffer: FrameBuffer, aug_p: float, pipe_p: float
+    ) -> None:
+        self.generation = generation
+        self.buffer = buffer
+        self.aug_p = aug_p
+        self.pipe_p = pipe_p
+        self._cancel = threading.Event()
+        self._frame: Frame | None = None
+        self._error: BaseException | None = None
+
+        def target() -> None:
+            try:
+                self._frame = builder.build(
+                    generation=generation,
+                    buffer=buffer,
+                    aug_p=aug_p,
+                    pipe_p=pipe_p,
+                    cancel=self._cancel,
+                )
+            except BaseException as exc:
+                self._error = exc
+
+        self._thread = threading.Thread(
+            target=target, name=f"augframe-build-{generation}", daemon=True
+        )
+        self._thread.start()
+
+    def done(self) -> bool:
+        return not self._thread.is_alive()
+
+    def result(self) -> Frame:
+        """Waits for the build and returns its frame, or re-raises its error."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        assert self._frame is not None
+        return self._frame
+
+    def cancel(self) -> None:
+        """Stops the build as soon as the running chunks finish, and waits."""
+        self._cancel.set()
+        self._thread.join()

@@ -1,0 +1,146 @@
+"""Building albumentations pipelines from transforms, factories and files.
+
+`PipelineSpec` remembers what the user passed as `augment` and builds a fresh
+`A.Compose` for given `aug_p` / `pipe_p` values, one per worker thread (a
+Compose keeps per-call state on the instance and is not thread-safe).
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import random
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from augframe.errors import ConfigError
+
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+import albumentations as A  # noqa: E402
+from albumentations.core.composition import BaseCompose  # noqa: E402
+from albumentations.core.transforms_interface import BasicTransform  # noqa: E402
+
+__all__ = ["Augment", "PipelineSpec", "WorkerPipelines", "load_pipeline"]
+
+Augment = Any
+"""A transform, a factory `f(aug_p, pipe_p) -> transform`, a JSON/YAML path, or None."""
+
+_Transform = BasicTransform | BaseCompose
+
+
+def load_pipeline(path: str | os.PathLike[str]) -> A.Compose:
+    """Loads an albumentations pipeline saved with `A.save` (JSON or YAML).
+
+    Example:
+    >>> load_pipeline("configs/pipeline.json")  # doctest: +SKIP
+    """
+    file = Path(path)
+    if not file.is_file():
+        raise ConfigError(
+            f"Invalid value for argument `augment`. Received: {str(file)!r}, which "
+            "does not exist. Expected an albumentations pipeline saved with "
+            "`A.save(transform, path)` as .json or .yaml."
+        )
+    data_format = "yaml" if file.suffix.lower() in {".yaml", ".yml"} else "json"
+    try:
+        loaded = A.load(str(file), data_format=data_format)
+    except Exception as exc:  # albumentations raises many types here
+        raise ConfigError(
+            f"Could not load the albumentations pipeline {str(file)!r}: {exc}. "
+            "Expected a file written by `A.save(transform, path)`."
+        ) from exc
+    return _as_compose(loaded, what=str(file))
+
+
+def _as_compose(transform: Any, *, what: str) -> A.Compose:
+    if isinstance(transform, A.Compose):
+        return transform
+    if isinstance(transform, _Transform):
+        return A.Compose([transform])
+    raise ConfigError(
+        f"Invalid pipeline from {what}. Received: {type(transform).__name__}. "
+        "Expected an albumentations transform or Compose."
+    )
+
+
+class PipelineSpec:
+    """What the user passed as `augment`, able to build fresh pipelines.
+
+    A transform object or file is deep-copied for every build: its top-level
+    `p` becomes `pipe_p` and every direct child's `p` becomes `aug_p` (nested
+    `OneOf`/`Compose` keep their inner probabilities). A factory is called as
+    `factory(aug_p, pipe_p)` and owns both probabilities.
+
+    Example:
+    >>> spec = PipelineSpec(A.HorizontalFlip())
+    >>> spec.build(aug_p=0.3, pipe_p=1.0).transforms[0].p
+    0.3
+    """
+
+    def __init__(self, augment: Augment) -> None:
+        self._template: A.Compose | None = None
+        self._factory: Callable[[float, float], Any] | None = None
+        if augment is None:
+            pass
+        elif isinstance(augment, (str, os.PathLike)):
+            self._template = load_pipeline(augment)
+        elif isinstance(augment, _Transform):
+            self._template = _as_compose(copy.deepcopy(augment), what="`augment`")
+        elif callable(augment):
+            self._factory = augment
+        else:
+            raise ConfigError(
+                "Invalid value for argument `augment`. Received: "
+                f"{type(augment).__name__}. Expected an albumentations transform, "
+                "a factory `f(aug_p, pipe_p) -> transform`, a path to a pipeline "
+                "saved with `A.save`, or None."
+            )
+
+    @property
+    def is_identity(self) -> bool:
+        """True when there is no pipeline at all (`augment=None`)."""
+        return self._template is None and self._factory is None
+
+    def build(self, *, aug_p: float, pipe_p: float) -> A.Compose | None:
+        """A fresh pipeline for these probabilities (None for no augmentation)."""
+        if self._factory is not None:
+            try:
+                made = self._factory(aug_p, pipe_p)
+            except Exception as exc:
+                raise ConfigError(
+                    f"The `augment` factory failed for aug_p={aug_p}, "
+                    f"pipe_p={pipe_p}: {exc!r}. A factory is called as "
+                    "`factory(aug_p, pipe_p)` and must return an albumentations "
+                    "transform."
+                ) from exc
+            return _as_compose(made, what="the `augment` factory")
+        if self._template is None:
+            return None
+        compose = copy.deepcopy(self._template)
+        compose.p = pipe_p
+        for child in compose.transforms:
+            child.p = aug_p
+        return compose
+
+
+class WorkerPipelines:
+    """The pipelines of one worker thread: normal and forced-on (`pipe_p=1`).
+
+    `apply` seeds the pipeline from the slot's own seed, so a sample does not
+    depend on which worker made it or on what that worker made before.
+    """
+
+    def __init__(self, spec: PipelineSpec, *, aug_p: float, pipe_p: float) -> None:
+        self.normal = spec.build(aug_p=aug_p, pipe_p=pipe_p)
+        self.forced = spec.build(aug_p=aug_p, pipe_p=1.0)
+
+    def apply(self, image: np.ndarray, *, seed: int, forced: bool) -> np.ndarray:
+        compose = self.forced if forced else self.normal
+        if compose is None:
+            return image
+        compose.set_random_state(np.random.default_rng(seed), random.Random(seed))
+        out: np.ndarray = compose(image=image)["image"]
+        return out

@@ -1,0 +1,413 @@
+"""Where native images come from: decoding, and stores that hand them out resized.
+
+A *store* gives random access to the natives of a data set, each decoded to
+RGB uint8 and resized to the frame's `image_size`. Three stores exist:
+`ArrayStore` (everything in RAM, for mappings of arrays), `FileStore` (decode
+from the image files on every frame) and `augframe.cache.CacheStore` (decoded
+once into a memory-mapped file).
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import cv2
+import numpy as np
+
+from augframe.errors import ConfigError, ImageWarning, SourceError
+
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "ArrayStore",
+    "FileStore",
+    "ImageReadError",
+    "ImageStore",
+    "StoreSource",
+    "collect_directory",
+    "collect_paths",
+    "decode_image",
+    "mapping_to_store",
+    "resize",
+    "to_rgb",
+]
+
+IMAGE_EXTENSIONS = frozenset(
+    {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
+)
+
+
+class ImageReadError(OSError):
+    """An image file could not be decoded (empty, truncated, not an image)."""
+
+
+@runtime_checkable
+class ImageStore(Protocol):
+    """Random access to natives, decoded to RGB uint8 at `image_size`.
+
+    `load` must be thread-safe and deterministic: frames are built by a pool of
+    threads and must not depend on which thread loads which image. It raises
+    `ImageReadError` for an image that cannot be decoded.
+    """
+
+    labels: np.ndarray
+    image_size: tuple[int, int]
+
+    def __len__(self) -> int: ...
+
+    def load(self, index: int) -> np.ndarray: ...
+
+    def name(self, index: int) -> str: ...
+
+
+@dataclass(frozen=True)
+class StoreSource:
+    """A store with its class names: what `FrameSequence` accepts besides a mapping.
+
+    Example:
+    >>> src = StoreSource(ArrayStore(np.zeros((2, 8, 8, 3), np.uint8),
+    ...                              np.array([0, 1])), ["a", "b"])
+    >>> src.class_names
+    ['a', 'b']
+    """
+
+    store: ImageStore
+    class_names: list[str]
+
+
+def to_rgb(image: np.ndarray, *, what: str = "image") -> np.ndarray:
+    """Converts a grayscale, single-channel or RGBA uint8 array to RGB.
+
+    Example:
+    >>> to_rgb(np.zeros((4, 5), np.uint8)).shape
+    (4, 5, 3)
+    """
+    image = np.asarray(image)
+    if image.dtype != np.uint8:
+        raise ConfigError(
+            f"Invalid dtype for {what}. Received: dtype={image.dtype}. Expected "
+            "uint8 RGB pixels in [0, 255]. Convert it first, e.g. "
+            "`(img * 255).clip(0, 255).astype('uint8')` for floats in [0, 1]."
+        )
+    if image.ndim == 2:
+        return np.repeat(image[:, :, None], 3, axis=2)
+    if image.ndim == 3 and image.shape[2] == 1:
+        return np.repeat(image, 3, axis=2)
+    if image.ndim == 3 and image.shape[2] == 3:
+        return image
+    if image.ndim == 3 and image.shape[2] == 4:
+        return np.ascontiguousarray(image[:, :, :3])
+    raise ConfigError(
+        f"Invalid shape for {what}. Received: shape={image.shape}. Expected "
+        "(height, width), (height, width, 1), (height, width, 3) or "
+        "(height, width, 4)."
+    )
+
+
+def resize(image: np.ndarray, image_size: tuple[int, int]) -> np.ndarray:
+    """Resizes an RGB image to `(height, width)`: area when shrinking, else linear.
+
+    Example:
+    >>> resize(np.zeros((100, 50, 3), np.uint8), (20, 10)).shape
+    (20, 10, 3)
+    """
+    height, width = image_size
+    if image.shape[:2] == (height, width):
+        return image
+    shrink = image.shape[0] >= height and image.shape[1] >= width
+    interpolation = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
+    return cv2.resize(image, (width, height), interpolation=interpolation)
+
+
+def decode_image(path: str | os.PathLike[str]) -> np.ndarray:
+    """Decodes an image file to RGB uint8, honouring EXIF orientation.
+
+    Grayscale and palette images become RGB, RGBA loses its alpha and 16-bit
+    images are scaled to 8 bits.
+
+    Raises:
+        ImageReadError: the file is missing, empty, or not a decodable image.
+    """
+    try:
+        data = np.fromfile(os.fspath(path), dtype=np.uint8)
+    except OSError as exc:
+        raise ImageReadError(f"{path}: {exc.strerror or exc}") from exc
+    if data.size == 0:
+        raise ImageReadError(f"{path}: empty file")
+    bgr = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise ImageReadError(f"{path}: not a decodable image")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+class ArrayStore:
+    """Natives held in RAM as one `(n, H, W, 3)` uint8 array.
+
+    Example:
+    >>> store = ArrayStore(np.zeros((2, 8, 8, 3), np.uint8), np.array([0, 1]))
+    >>> store.load(1).shape
+    (8, 8, 3)
+    """
+
+    def __init__(
+        self,
+        images: np.ndarray,
+        labels: np.ndarray,
+        *,
+        names: Sequence[str] | None = None,
+    ) -> None:
+        self.images = images
+        self.labels = np.asarray(labels, dtype=np.int32)
+        self.image_size = (int(images.shape[1]), int(images.shape[2]))
+        self._names = names
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+    def load(self, index: int) -> np.ndarray:
+        return self.images[index]
+
+    def name(self, index: int) -> str:
+        return self._names[index] if self._names is not None else f"#{index}"
+
+
+class FileStore:
+    """Natives decoded from their files at every load (no cache).
+
+    Example:
+    >>> store = FileStore(["a.jpg"], np.array([0]), image_size=(32, 32))
+    >>> len(store)
+    1
+    """
+
+    def __init__(
+        self,
+        paths: Sequence[str],
+        labels: np.ndarray,
+        *,
+        image_size: tuple[int, int],
+    ) -> None:
+        self.paths = list(paths)
+        self.labels = np.asarray(labels, dtype=np.int32)
+        self.image_size = image_size
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def load(self, index: int) -> np.ndarray:
+        return resize(decode_image(self.paths[index]), self.image_size)
+
+    def name(self, index: int) -> str:
+        return self.paths[index]
+
+
+def _warn_skipped(bad: list[str], *, stacklevel: int = 3) -> None:
+    if not bad:
+        return
+    shown = ", ".join(bad[:10]) + (f", ... ({len(bad) - 10} more)" if len(bad) > 10 else "")
+    warnings.warn(
+        f"Skipped {len(bad)} unreadable image(s): {shown}. They are left out of "
+        "every frame; fix or delete them to silence this warning.",
+        ImageWarning,
+        stacklevel=stacklevel,
+    )
+
+
+def _check_classes(
+    class_names: Sequence[str], labels: np.ndarray, *, where: Callable[[str], str]
+) -> None:
+    counts = np.bincount(labels, minlength=len(class_names))
+    for name, count in zip(class_names, counts, strict=True):
+        if count == 0:
+            raise SourceError(
+                f"Class {name!r} has no usable images ({where(name)}). Add "
+                "images to it or remove the class."
+            )
+
+
+def mapping_to_store(
+    source: Mapping[str, Iterable[Any]],
+    *,
+    image_size: tuple[int, int],
+    num_workers: int,
+) -> tuple[ArrayStore, list[str]]:
+    """Decodes and resizes a `{class_name: images}` mapping into an `ArrayStore`.
+
+    Each image is an array (HxW, HxWx1, HxWx3 RGB or HxWx4 RGBA uint8) or an
+    image file path. Unreadable files are skipped with one `ImageWarning`.
+
+    Returns:
+        The store and the sorted class names.
+    """
+    if not isinstance(source, Mapping) or not source:
+        raise ConfigError(
+            "Invalid value for argument `source`. Received: "
+            f"{type(source).__name__}. Expected a non-empty mapping "
+            "{class_name: sequence of images}, or use "
+            "`FrameSequence.from_directory` / `FrameSequence.from_paths`."
+        )
+    class_names = sorted(str(name) for name in source)
+    by_name = {str(name): items for name, items in source.items()}
+    items: list[Any] = []
+    item_labels: list[int] = []
+    for cls, name in enumerate(class_names):
+        entries = by_name[name]
+        if isinstance(entries, (str, os.PathLike, np.ndarray)) and not (
+            isinstance(entries, np.ndarray) and entries.ndim == 4
+        ):
+            raise ConfigError(
+                f"Invalid images for class {name!r}. Received a single "
+                f"{type(entries).__name__}. Expected a sequence of images "
+                "(arrays or file paths) or one (n, H, W, C) array."
+            )
+        for entry in entries:
+            items.append(entry)
+            item_labels.append(cls)
+
+    def convert(position: int) -> np.ndarray | None:
+        entry = items[position]
+        if isinstance(entry, (str, os.PathLike)):
+            try:
+                return resize(decode_image(entry), image_size)
+            except ImageReadError:
+                return None
+        what = f"image {position} of class {class_names[item_labels[position]]!r}"
+        return resize(to_rgb(entry, what=what), image_size)
+
+    with ThreadPoolExecutor(max_workers=max(1, num_workers)) as pool:
+        converted = list(pool.map(convert, range(len(items))))
+    keep = [i for i, img in enumerate(converted) if img is not None]
+    _warn_skipped([str(items[i]) for i, img in enumerate(converted) if img is None])
+    labels = np.asarray([item_labels[i] for i in keep], dtype=np.int32)
+    _check_classes(class_names, labels, where=lambda n: "empty or unreadable")
+    images = np.empty((len(keep), *image_size, 3), dtype=np.uint8)
+    for row, i in enumerate(keep):
+        images[row] = converted[i]
+    names = [str(items[i]) if isinstance(items[i], (str, os.PathLike)) else f"{class_names[item_labels[i]]}#{i}" for i in keep]
+    return ArrayStore(images, labels, names=names), class_names
+
+
+def _is_image_file(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_EXTENSIONS and path.is_file()
+
+
+def _readable(path: str) -> bool:
+    try:
+        if os.path.getsize(path) == 0:
+            return False
+        return bool(cv2.haveImageReader(path))
+    except (OSError, cv2.error):
+        return False
+
+
+def collect_paths(
+    paths: Sequence[str | os.PathLike[str]],
+    labels: Sequence[Any],
+    *,
+    class_names: Sequence[str] | None = None,
+) -> tuple[list[str], np.ndarray, list[str]]:
+    """Validates a list of image files and their labels.
+
+    Labels are class names (strings) or class indices into `class_names`.
+    Files that are missing, empty or not images are skipped with one warning.
+
+    Returns:
+        `(paths, int32 labels, class_names)` with unreadable files left out.
+    """
+    paths = [os.fspath(p) for p in paths]
+    labels = list(labels)
+    if len(paths) != len(labels):
+        raise ConfigError(
+            "Invalid arguments `paths` and `labels`: they must have the same "
+            f"length. Received: len(paths)={len(paths)}, len(labels)={len(labels)}."
+        )
+    if not paths:
+        raise SourceError("Received no image paths. Pass at least one image per class.")
+    if class_names is None:
+        if all(isinstance(lab, str) for lab in labels):
+            class_names = sorted(set(labels))
+        else:
+            raise ConfigError(
+                "Invalid value for argument `labels`. Received integer labels "
+                "without `class_names`. Pass class names as labels or give "
+                "`class_names=[...]`."
+            )
+    class_names = [str(c) for c in class_names]
+    index = {name: i for i, name in enumerate(class_names)}
+    int_labels = []
+    for lab in labels:
+        if isinstance(lab, str):
+            if lab not in index:
+                raise ConfigError(f"Unknown label {lab!r}. Expected one of {class_names}.")
+            int_labels.append(index[lab])
+        elif isinstance(lab, (int, np.integer)) and not isinstance(lab, bool) and 0 <= lab < len(class_names):
+            int_labels.append(int(lab))
+        else:
+            raise ConfigError(
+                f"Invalid label {lab!r}. Expected a class name or an integer in "
+                f"[0, {len(class_names)})."
+            )
+    ok = [_readable(p) for p in paths]
+    _warn_skipped([p for p, good in zip(paths, ok, strict=True) if not good])
+    kept = [p for p, good in zip(paths, ok, strict=True) if good]
+    kept_labels = np.asarray(
+        [lab for lab, good in zip(int_labels, ok, strict=True) if good], dtype=np.int32
+    )
+    _check_classes(class_names, kept_labels, where=lambda n: "no readable file")
+    return kept, kept_labels, class_names
+
+
+def collect_directory(
+    directory: str | os.PathLike[str],
+) -> tuple[list[str], np.ndarray, list[str]]:
+    """Lists `directory/<class_name>/<image>` files, like `flow_from_directory`.
+
+    Class names are the sorted sub-folder names; image files are matched by
+    extension, case-insensitively, in each class folder and below it; other
+    files are ignored, unreadable images are skipped with one warning.
+
+    Returns:
+        `(paths, int32 labels, class_names)`.
+    """
+    root = Path(directory)
+    if not root.is_dir():
+        raise ConfigError(
+            f"Invalid value for argument `directory`. Received: {str(root)!r}, "
+            "which is not a folder. Expected a folder with one sub-folder per class."
+        )
+    class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not class_dirs:
+        raise SourceError(
+            f"Folder {str(root)!r} has no class sub-folders. Expected "
+            f"{root}/<class_name>/<image files>."
+        )
+    paths: list[str] = []
+    labels: list[int] = []
+    for cls, class_dir in enumerate(class_dirs):
+        files = sorted(
+            p for p in _walk_files(class_dir) if _is_image_file(p)
+        )
+        if not files:
+            raise SourceError(
+                f"Class folder {str(class_dir)!r} holds no image files "
+                f"({', '.join(sorted(IMAGE_EXTENSIONS))}). Add images or remove it."
+            )
+        paths.extend(str(p) for p in files)
+        labels.extend([cls] * len(files))
+    class_names = [d.name for d in class_dirs]
+    kept, kept_labels, _ = collect_paths(paths, labels, class_names=class_names)
+    return kept, kept_labels, class_names
+
+
+def _walk_files(folder: Path) -> Iterable[Path]:
+    # followlinks=False: a symlink loop cannot make the walk endless.
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=False):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for filename in filenames:
+            if not filename.startswith("."):
+                yield Path(dirpath) / filename
