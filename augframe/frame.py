@@ -139,7 +139,7 @@ class FrameBuilder:
         entropy: int,
         num_workers: int = 1,
         shuffle: bool = True,
-        max_attempts: int = 8,
+        max_attempts: int = 32,
     ) -> None:
         self.store = store
         self.spec = spec

@@ -1,0 +1,88 @@
+"""Shared fixtures: tiny seeded images, JPEG folders and a tiny Keras model."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+from pathlib import Path  # noqa: E402
+
+import cv2  # noqa: E402
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from augframe.pipeline import A  # noqa: E402
+
+IMAGE_SIZE = (16, 16)
+
+
+def random_images(count: int, *, seed: int, size: tuple[int, int] = (20, 24)) -> np.ndarray:
+    """`count` random RGB uint8 images, distinct with overwhelming probability."""
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, (count, *size, 3), dtype=np.uint8)
+
+
+@pytest.fixture
+def imbalanced_source() -> dict[str, np.ndarray]:
+    """Three classes: rich (40), medium (10) and scarce (2)."""
+    return {
+        "rich": random_images(40, seed=1),
+        "medium": random_images(10, seed=2),
+        "scarce": random_images(2, seed=3),
+    }
+
+
+def flip_rotate(aug_p: float = 0.5, pipe_p: float = 1.0) -> A.Compose:
+    """A small real pipeline that varies images a lot (for distinct variants)."""
+    return A.Compose(
+        [
+            A.HorizontalFlip(p=aug_p),
+            A.Affine(rotate=(-40, 40), translate_percent=(-0.2, 0.2), p=aug_p),
+            A.RandomBrightnessContrast(p=aug_p),
+        ],
+        p=pipe_p,
+    )
+
+
+def write_jpegs(root: Path, counts: dict[str, int], *, size: int = 24, seed: int = 0) -> Path:
+    """Writes `root/<class>/<i>.jpg` with random content."""
+    rng = np.random.default_rng(seed)
+    for name, count in counts.items():
+        folder = root / name
+        folder.mkdir(parents=True, exist_ok=True)
+        for i in range(count):
+            image = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
+            cv2.imwrite(str(folder / f"{i:04d}.jpg"), image)
+    return root
+
+
+def tiny_model(num_classes: int, *, image_size: tuple[int, int] = IMAGE_SIZE,
+               loss: str = "sparse_categorical_crossentropy") -> keras.Model:
+    """A model that fits in milliseconds per batch."""
+    model = keras.Sequential(
+        [
+            keras.Input((*image_size, 3)),
+            keras.layers.Rescaling(1 / 255),
+            keras.layers.Conv2D(4, 3, activation="relu"),
+            keras.layers.GlobalAveragePooling2D(),
+            keras.layers.Dense(num_classes, activation="softmax" if num_classes > 1 else "sigmoid"),
+        ]
+    )
+    model.compile(optimizer="adam", loss=loss)
+    return model
+
+
+class EpochRecorder(keras.callbacks.Callback):
+    """Records the generation served in every epoch (read as the epoch begins)."""
+
+    def __init__(self, seq: object) -> None:
+        super().__init__()
+        self.seq = seq
+        self.generations: list[int] = []
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self.generations.append(self.seq.generation)  # type: ignore[attr-defined]
