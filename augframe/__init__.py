@@ -1,8 +1,9 @@
 """augframe: class-balanced, augmented in-RAM frames for Keras.
 
-Importing augframe starts no thread and touches no network; it sets
+Importing augframe starts no thread, touches no network and imports neither
+Keras nor albumentations until a name that needs them is used. It sets
 `NO_ALBUMENTATIONS_UPDATE=1` (unless already set) so that albumentations does
-not query the package index at import.
+not query the package index when it is imported.
 
 Example:
 >>> import augframe
@@ -14,27 +15,49 @@ Example:
 ...           callbacks=[augframe.StopOnControlFile("control.json")])  # doctest: +SKIP
 """
 
+from __future__ import annotations
+
+import importlib
 import os
+from typing import TYPE_CHECKING, Any
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
-from augframe.callbacks import StopOnControlFile  # noqa: E402
-from augframe.control import ControlSettings, write_control  # noqa: E402
-from augframe.errors import (  # noqa: E402
-    AugframeError,
-    AugframeWarning,
-    CacheError,
-    ConfigError,
-    ControlFileWarning,
-    ImageWarning,
-    SourceError,
-    VarietyWarning,
-)
-from augframe.sequence import FrameSequence  # noqa: E402
-from augframe.serve import ServeAugment  # noqa: E402
-from augframe.sources import StoreSource  # noqa: E402
+if TYPE_CHECKING:
+    from augframe.callbacks import StopOnControlFile
+    from augframe.control import ControlSettings, write_control
+    from augframe.errors import (
+        AugframeError,
+        AugframeWarning,
+        CacheError,
+        ConfigError,
+        ControlFileWarning,
+        ImageWarning,
+        SourceError,
+        VarietyWarning,
+    )
+    from augframe.sequence import FrameSequence
+    from augframe.serve import ServeAugment
+    from augframe.sources import StoreSource
 
 __version__ = "0.1.0"
+
+_WHERE = {
+    "AugframeError": "augframe.errors",
+    "AugframeWarning": "augframe.errors",
+    "CacheError": "augframe.errors",
+    "ConfigError": "augframe.errors",
+    "ControlFileWarning": "augframe.errors",
+    "ControlSettings": "augframe.control",
+    "FrameSequence": "augframe.sequence",
+    "ImageWarning": "augframe.errors",
+    "ServeAugment": "augframe.serve",
+    "SourceError": "augframe.errors",
+    "StopOnControlFile": "augframe.callbacks",
+    "StoreSource": "augframe.sources",
+    "VarietyWarning": "augframe.errors",
+    "write_control": "augframe.control",
+}
 
 __all__ = [
     "AugframeError",
@@ -53,3 +76,16 @@ __all__ = [
     "__version__",
     "write_control",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """Imports a public name on first use (PEP 562), keeping `import augframe` cheap."""
+    if name in _WHERE:
+        value = getattr(importlib.import_module(_WHERE[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'augframe' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -15,7 +15,9 @@ def _invalid(name: str, value: Any, expected: str, fix: str = "") -> ConfigError
     )
 
 
-def check_int(name: str, value: Any, *, minimum: int = 1, allow_none: bool = False) -> Any:
+def check_int(
+    name: str, value: Any, *, minimum: int = 1, allow_none: bool = False
+) -> Any:
     """`value` as an int >= `minimum` (bools refused), or None when allowed."""
     if value is None and allow_none:
         return None
@@ -51,7 +53,9 @@ def check_image_size(value: Any) -> tuple[int, int]:
         or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in value)
     ):
         raise _invalid(
-            "image_size", value, "a (height, width) tuple of positive integers",
+            "image_size",
+            value,
+            "a (height, width) tuple of positive integers",
             "For example image_size=(128, 128).",
         )
     return int(value[0]), int(value[1])

@@ -103,9 +103,7 @@ def plan_frame(
             extra = np.resize(pool, samples_per_class - len(idx))
         natives.append(np.concatenate([chosen, extra]))
         forced.append(
-            np.concatenate(
-                [np.zeros(len(chosen), bool), np.ones(len(extra), bool)]
-            )
+            np.concatenate([np.zeros(len(chosen), bool), np.ones(len(extra), bool)])
         )
     native_index = np.concatenate(natives).astype(np.int64)
     is_forced = np.concatenate(forced)

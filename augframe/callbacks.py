@@ -52,7 +52,7 @@ class StopOnControlFile(keras.callbacks.Callback):
         self.control.poll()
         if self.control.current.stop:
             logger.warning(
-                "Control file %s already says \"stop\": true: training will stop "
+                'Control file %s already says "stop": true: training will stop '
                 "after the first check. Set it to false to train.",
                 self.control.path,
             )
@@ -69,6 +69,6 @@ class StopOnControlFile(keras.callbacks.Callback):
         if self.control.current.stop and not self.model.stop_training:
             self.model.stop_training = True
             self.stopped_epoch = epoch
-            message = f"augframe: stopping training at {where}: {self.control.path} says \"stop\": true."
+            message = f'augframe: stopping training at {where}: {self.control.path} says "stop": true.'
             logger.info(message)
             print(message)

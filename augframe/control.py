@@ -18,11 +18,19 @@ import json
 import math
 import os
 import tempfile
+import threading
 import warnings
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    ValidationError,
+)
 
 from augframe.errors import ControlFileWarning
 
@@ -39,7 +47,7 @@ __all__ = [
 MAX_CONTROL_BYTES = 64 * 1024
 MAX_DEPTH = 4
 
-_Probability = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False, strict=False)]
+_Probability = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False, strict=True)]
 
 
 class ControlSettings(BaseModel):
@@ -130,7 +138,7 @@ def parse_control(data: bytes) -> tuple[ControlSettings, list[str]]:
         raise ControlProblem(f"unreadable JSON ({type(exc).__name__})") from None
     if not isinstance(raw, dict):
         raise ControlProblem(
-            f"expected a JSON object {{\"key\": value}}, got {type(raw).__name__}. "
+            f'expected a JSON object {{"key": value}}, got {type(raw).__name__}. '
             f"{_allowed()}"
         )
     if _depth(raw) > MAX_DEPTH:
@@ -162,7 +170,9 @@ def write_control(path: str | os.PathLike[str], values: dict[str, Any]) -> None:
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(values, indent=2, allow_nan=False) + "\n"
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{target.name}.", suffix=".tmp", dir=target.parent
+    )
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
@@ -170,6 +180,10 @@ def write_control(path: str | os.PathLike[str], values: dict[str, Any]) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+_REPORTED: dict[str, set[str]] = {}
+_REPORTED_LOCK = threading.Lock()
 
 
 class ControlFile:
@@ -186,7 +200,10 @@ class ControlFile:
         self.path = Path(path)
         self.current = ControlSettings()
         self._digest: bytes | None = None
-        self._reported: set[str] = set()
+        # Shared by every reader of the same file (the Sequence and the stop
+        # callback), so that a problem is reported once, not once per reader.
+        with _REPORTED_LOCK:
+            self._reported = _REPORTED.setdefault(os.path.abspath(self.path), set())
 
     def poll(self) -> bool:
         """Re-reads the file if it changed; True when new settings were applied."""
@@ -217,12 +234,13 @@ class ControlFile:
 
     def _not_applied(self, problem: str) -> str:
         return (
-            f"Control file {str(self.path)!r} not applied: {problem}. Keeping the "
-            "last good values."
+            f"Control file {str(self.path)!r} not applied: {problem.rstrip('.')}. "
+            "Keeping the last good values."
         )
 
     def _report(self, message: str) -> None:
-        if message in self._reported:
-            return
-        self._reported.add(message)
+        with _REPORTED_LOCK:
+            if message in self._reported:
+                return
+            self._reported.add(message)
         warnings.warn(message, ControlFileWarning, stacklevel=3)

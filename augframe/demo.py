@@ -54,16 +54,18 @@ def demo_pipeline(aug_p: float = 0.5, pipe_p: float = 0.9) -> A.Compose:
 
 def _draw_shape(shape: str, size: int, rng: np.random.Generator) -> np.ndarray:
     background = rng.integers(0, 90, 3)
-    image = np.clip(
-        rng.normal(background, 18, (size, size, 3)), 0, 255
-    ).astype(np.uint8)
+    image = np.clip(rng.normal(background, 18, (size, size, 3)), 0, 255).astype(
+        np.uint8
+    )
     colour = tuple(int(c) for c in rng.integers(120, 256, 3))
     radius = int(rng.integers(size // 6, size // 3))
     cx, cy = (int(v) for v in rng.integers(radius + 2, size - radius - 2, 2))
     if shape == "circle":
         cv2.circle(image, (cx, cy), radius, colour, -1, cv2.LINE_AA)
     elif shape == "square":
-        cv2.rectangle(image, (cx - radius, cy - radius), (cx + radius, cy + radius), colour, -1)
+        cv2.rectangle(
+            image, (cx - radius, cy - radius), (cx + radius, cy + radius), colour, -1
+        )
     else:
         points = np.array(
             [[cx, cy - radius], [cx - radius, cy + radius], [cx + radius, cy + radius]],
@@ -191,8 +193,8 @@ def run(
             f"\naugframe demo: {train}\n"
             f"  control file:   {control_file}\n"
             f"  example images: {example_dir}\n"
-            "  While it trains, edit the control file, e.g. set \"aug_p\": 0.2 or\n"
-            "  \"stop\": true (or run: augframe control set aug_p=0.2 --file "
+            '  While it trains, edit the control file, e.g. set "aug_p": 0.2 or\n'
+            '  "stop": true (or run: augframe control set aug_p=0.2 --file '
             f"{control_file}).\n"
         )
     model = small_cnn(image_size, train.num_classes)

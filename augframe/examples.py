@@ -52,7 +52,9 @@ class ExampleRing:
     def __len__(self) -> int:
         return len(self._files)
 
-    def write(self, image: np.ndarray, *, class_name: str, generation: int, slot: int) -> None:
+    def write(
+        self, image: np.ndarray, *, class_name: str, generation: int, slot: int
+    ) -> None:
         """Writes one RGB uint8 sample as a JPEG (converted to BGR for OpenCV)."""
         safe = _UNSAFE.sub("_", class_name) or "class"
         path = self.directory / f"{safe}_g{generation:04d}_s{slot:06d}.jpg"
@@ -103,10 +105,20 @@ def contact_sheet(
     for cls, name in enumerate(class_names):
         picks = np.flatnonzero(labels == cls)[:per_class]
         row = np.full((cell, label_width + per_class * cell, 3), 255, np.uint8)
-        cv2.putText(row, str(name)[:12], (4, cell // 2), cv2.FONT_HERSHEY_SIMPLEX,
-                    0.5, (0, 0, 0), 1, cv2.LINE_AA)
+        cv2.putText(
+            row,
+            str(name)[:12],
+            (4, cell // 2),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            0.5,
+            (0, 0, 0),
+            1,
+            cv2.LINE_AA,
+        )
         for col, index in enumerate(picks.tolist()):
-            tile = cv2.resize(images[index], (cell - 4, cell - 4), interpolation=cv2.INTER_NEAREST)
+            tile = cv2.resize(
+                images[index], (cell - 4, cell - 4), interpolation=cv2.INTER_NEAREST
+            )
             x = label_width + col * cell + 2
             row[2 : cell - 2, x : x + cell - 4] = tile
         rows.append(row)

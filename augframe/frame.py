@@ -15,8 +15,8 @@ import queue
 import threading
 import time
 import warnings
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -112,7 +112,7 @@ def derive_rng(entropy: int, *key: int) -> np.random.Generator:
 
 
 def _digest(image: np.ndarray) -> bytes:
-    return hashlib.blake2b(memoryview(np.ascontiguousarray(image)), digest_size=16).digest()
+    return hashlib.blake2b(np.ascontiguousarray(image).data, digest_size=16).digest()
 
 
 class FrameBuilder:
@@ -193,7 +193,9 @@ class FrameBuilder:
         plan = self.plan(generation)
         num = len(plan)
         if buffer.array.shape[0] != num:
-            raise ValueError(f"buffer holds {buffer.array.shape[0]} samples, plan {num}")
+            raise ValueError(
+                f"buffer holds {buffer.array.shape[0]} samples, plan {num}"
+            )
         pipelines: queue.SimpleQueue[WorkerPipelines] = queue.SimpleQueue()
         for _ in range(self.num_workers):
             pipelines.put(WorkerPipelines(self.spec, aug_p=aug_p, pipe_p=pipe_p))
@@ -259,7 +261,7 @@ class FrameBuilder:
     def _run_slots(
         self,
         pool: ThreadPoolExecutor,
-        run: object,
+        run: Callable[[np.ndarray, np.ndarray], int],
         slots: np.ndarray,
         seeds: np.ndarray,
         bar: tqdm,
@@ -268,9 +270,8 @@ class FrameBuilder:
             return
         chunk = max(8, min(256, len(slots) // (self.num_workers * 8) or 1))
         starts = range(0, len(slots), chunk)
-        futures = [
-            pool.submit(run, slots[s : s + chunk], seeds[s : s + chunk])  # type: ignore[arg-type]
-            for s in starts
+        futures: list[Future[int]] = [
+            pool.submit(run, slots[s : s + chunk], seeds[s : s + chunk]) for s in starts
         ]
         try:
             for future in futures:
@@ -279,7 +280,9 @@ class FrameBuilder:
             for future in futures:
                 future.cancel()
 
-    def _load(self, plan: FramePlan, slot: int, seed: int, newly_bad: list[int]) -> np.ndarray:
+    def _load(
+        self, plan: FramePlan, slot: int, seed: int, newly_bad: list[int]
+    ) -> np.ndarray:
         native = int(plan.native_index[slot])
         try:
             return self.store.load(native)
@@ -312,19 +315,21 @@ class FrameBuilder:
         self._bad[fresh] = True
         self._warned_bad.update(fresh)
         names = tuple(self.store.name(i) for i in fresh)
-        notes.append((
-            ImageWarning,
-            f"Skipped {len(names)} unreadable image(s) while building a frame "
-            f"(replaced by other images of the same class): {', '.join(names[:10])}"
-            f"{' ...' if len(names) > 10 else ''}. They are left out of later frames.",
-        ))
+        notes.append(
+            (
+                ImageWarning,
+                f"Skipped {len(names)} unreadable image(s) while building a frame "
+                f"(replaced by other images of the same class): {', '.join(names[:10])}"
+                f"{' ...' if len(names) > 10 else ''}. They are left out of later frames.",
+            )
+        )
 
     def _make_variants_distinct(
         self,
         plan: FramePlan,
         digests: list[bytes],
         pool: ThreadPoolExecutor,
-        run: object,
+        run: Callable[[np.ndarray, np.ndarray], int],
         generation: int,
         bar: tqdm,
     ) -> tuple[int, str]:
@@ -341,17 +346,19 @@ class FrameBuilder:
             redo = self._duplicates(plan, digests)
             if len(redo) == 0 or attempt == attempts:
                 break
-            seeds = derive_seeds(self.entropy, _SLOT, generation, attempt, count=len(plan))
+            seeds = derive_seeds(
+                self.entropy, _SLOT, generation, attempt, count=len(plan)
+            )
             bar.total += len(redo)
             self._run_slots(pool, run, redo, seeds[redo], bar)
         if len(redo) == 0:
             return 0, ""
         classes = sorted({self.class_names[c] for c in plan.labels[redo].tolist()})
         return len(redo), (
-                f"Class(es) {classes}: the augmentation pipeline could not make "
-                f"enough distinct variants; {len(redo)} sample(s) of frame "
-                f"{generation} are repeats. Use a stronger pipeline (`augment`, "
-                "`aug_p`) or a smaller `samples_per_class`."
+            f"Class(es) {classes}: the augmentation pipeline could not make "
+            f"enough distinct variants; {len(redo)} sample(s) of frame "
+            f"{generation} are repeats. Use a stronger pipeline (`augment`, "
+            "`aug_p`) or a smaller `samples_per_class`."
         )
 
     @staticmethod
@@ -380,7 +387,13 @@ class BackgroundBuild:
     """
 
     def __init__(
-        self, builder: FrameBuilder, *, generation: int, buffer: FrameBuffer, aug_p: float, pipe_p: float
+        self,
+        builder: FrameBuilder,
+        *,
+        generation: int,
+        buffer: FrameBuffer,
+        aug_p: float,
+        pipe_p: float,
     ) -> None:
         self.generation = generation
         self.buffer = buffer

@@ -19,9 +19,9 @@ import numpy as np
 from augframe.errors import ConfigError
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
-import albumentations as A  # noqa: E402
-from albumentations.core.composition import BaseCompose  # noqa: E402
-from albumentations.core.transforms_interface import BasicTransform  # noqa: E402
+import albumentations as A
+from albumentations.core.composition import BaseCompose
+from albumentations.core.transforms_interface import BasicTransform
 
 __all__ = ["Augment", "PipelineSpec", "WorkerPipelines", "load_pipeline"]
 

@@ -214,7 +214,9 @@ class FrameSequence(keras.utils.PyDataset):
                 "classes; use label_mode='int' or 'categorical'."
             )
         self._entropy = (
-            self.seed if self.seed is not None else int(np.random.SeedSequence().entropy % 2**63)  # type: ignore[operator]
+            self.seed
+            if self.seed is not None
+            else int(np.random.SeedSequence().entropy % 2**63)  # type: ignore[operator]
         )
         spec = PipelineSpec(None if self.validation else augment)
         self._builder = FrameBuilder(
@@ -286,7 +288,9 @@ class FrameSequence(keras.utils.PyDataset):
         """
         image_size = _checks.check_image_size(image_size)
         paths, labels, class_names = collect_directory(directory)
-        return cls._from_files(paths, labels, class_names, image_size, cache_dir, kwargs)
+        return cls._from_files(
+            paths, labels, class_names, image_size, cache_dir, kwargs
+        )
 
     @classmethod
     def from_paths(
@@ -371,7 +375,9 @@ class FrameSequence(keras.utils.PyDataset):
         finally:
             view.frame.buffer.release()
         if self.serve_augment is not None:
-            rng = derive_rng(self._entropy, _ORDER, view.frame.generation, self.epoch, index)
+            rng = derive_rng(
+                self._entropy, _ORDER, view.frame.generation, self.epoch, index
+            )
             images = self.serve_augment(images, rng=rng)
         batch = images.astype(np.float32)
         if self.preprocess is not None:
@@ -453,7 +459,9 @@ class FrameSequence(keras.utils.PyDataset):
                 changed.append(f"{key} {getattr(self, key)} -> {value}")
                 setattr(self, key, value)
         if self.example_prob > 0 and self._examples is None and changed:
-            self._say("example_prob > 0 but no example_dir was given; no examples are written")
+            self._say(
+                "example_prob > 0 but no example_dir was given; no examples are written"
+            )
         if changed:
             self._say("control file: " + ", ".join(changed))
         if self._pending is not None and (
@@ -501,7 +509,9 @@ class FrameSequence(keras.utils.PyDataset):
         frame.emit_warnings()
         self.epochs_in_frame = 0
         self._set_order(frame)
-        counts = {n: int(c) for n, c in zip(self.class_names, frame.class_counts, strict=True)}
+        counts = {
+            n: int(c) for n, c in zip(self.class_names, frame.class_counts, strict=True)
+        }
         self._say(
             f"frame {frame.generation}: {self.num_samples} samples {counts}, "
             f"{frame.num_artificial} artificial"
@@ -514,7 +524,9 @@ class FrameSequence(keras.utils.PyDataset):
         if self.validation:
             order = np.arange(self.num_samples)
         else:
-            rng = derive_rng(self._entropy, _ORDER, frame.generation, self.epochs_in_frame)
+            rng = derive_rng(
+                self._entropy, _ORDER, frame.generation, self.epochs_in_frame
+            )
             order = rng.permutation(self.num_samples)
         with self._view_cond:
             self._view = _View(frame=frame, order=order)

@@ -51,14 +51,17 @@ class ServeAugment:
             out[flip] = out[flip, ::-1]
         if self.max_shift > 0:
             height, width = out.shape[1:3]
-            dy_max = int(round(self.max_shift * height))
-            dx_max = int(round(self.max_shift * width))
+            dy_max = round(self.max_shift * height)
+            dx_max = round(self.max_shift * width)
             if dy_max or dx_max:
                 padded = np.pad(
-                    out, ((0, 0), (dy_max, dy_max), (dx_max, dx_max), (0, 0)), mode="reflect"
+                    out,
+                    ((0, 0), (dy_max, dy_max), (dx_max, dx_max), (0, 0)),
+                    mode="reflect",
                 )
                 dys = rng.integers(0, 2 * dy_max + 1, num)
                 dxs = rng.integers(0, 2 * dx_max + 1, num)
-                for i, (dy, dx) in enumerate(zip(dys.tolist(), dxs.tolist(), strict=True)):
+                for i in range(num):
+                    dy, dx = int(dys[i]), int(dxs[i])
                     out[i] = padded[i, dy : dy + height, dx : dx + width]
         return out

@@ -209,7 +209,9 @@ class FileStore:
 def _warn_skipped(bad: list[str], *, stacklevel: int = 3) -> None:
     if not bad:
         return
-    shown = ", ".join(bad[:10]) + (f", ... ({len(bad) - 10} more)" if len(bad) > 10 else "")
+    shown = ", ".join(bad[:10]) + (
+        f", ... ({len(bad) - 10} more)" if len(bad) > 10 else ""
+    )
     warnings.warn(
         f"Skipped {len(bad)} unreadable image(s): {shown}. They are left out of "
         "every frame; fix or delete them to silence this warning.",
@@ -287,8 +289,15 @@ def mapping_to_store(
     _check_classes(class_names, labels, where=lambda n: "empty or unreadable")
     images = np.empty((len(keep), *image_size, 3), dtype=np.uint8)
     for row, i in enumerate(keep):
-        images[row] = converted[i]
-    names = [str(items[i]) if isinstance(items[i], (str, os.PathLike)) else f"{class_names[item_labels[i]]}#{i}" for i in keep]
+        image = converted[i]
+        assert image is not None
+        images[row] = image
+    names = [
+        str(items[i])
+        if isinstance(items[i], (str, os.PathLike))
+        else f"{class_names[item_labels[i]]}#{i}"
+        for i in keep
+    ]
     return ArrayStore(images, labels, names=names), class_names
 
 
@@ -319,14 +328,14 @@ def collect_paths(
     Returns:
         `(paths, int32 labels, class_names)` with unreadable files left out.
     """
-    paths = [os.fspath(p) for p in paths]
+    files = [os.fspath(p) for p in paths]
     labels = list(labels)
-    if len(paths) != len(labels):
+    if len(files) != len(labels):
         raise ConfigError(
             "Invalid arguments `paths` and `labels`: they must have the same "
-            f"length. Received: len(paths)={len(paths)}, len(labels)={len(labels)}."
+            f"length. Received: len(paths)={len(files)}, len(labels)={len(labels)}."
         )
-    if not paths:
+    if not files:
         raise SourceError("Received no image paths. Pass at least one image per class.")
     if class_names is None:
         if all(isinstance(lab, str) for lab in labels):
@@ -343,18 +352,24 @@ def collect_paths(
     for lab in labels:
         if isinstance(lab, str):
             if lab not in index:
-                raise ConfigError(f"Unknown label {lab!r}. Expected one of {class_names}.")
+                raise ConfigError(
+                    f"Unknown label {lab!r}. Expected one of {class_names}."
+                )
             int_labels.append(index[lab])
-        elif isinstance(lab, (int, np.integer)) and not isinstance(lab, bool) and 0 <= lab < len(class_names):
+        elif (
+            isinstance(lab, (int, np.integer))
+            and not isinstance(lab, bool)
+            and 0 <= lab < len(class_names)
+        ):
             int_labels.append(int(lab))
         else:
             raise ConfigError(
                 f"Invalid label {lab!r}. Expected a class name or an integer in "
                 f"[0, {len(class_names)})."
             )
-    ok = [_readable(p) for p in paths]
-    _warn_skipped([p for p, good in zip(paths, ok, strict=True) if not good])
-    kept = [p for p, good in zip(paths, ok, strict=True) if good]
+    ok = [_readable(p) for p in files]
+    _warn_skipped([p for p, good in zip(files, ok, strict=True) if not good])
+    kept = [p for p, good in zip(files, ok, strict=True) if good]
     kept_labels = np.asarray(
         [lab for lab, good in zip(int_labels, ok, strict=True) if good], dtype=np.int32
     )
@@ -380,7 +395,9 @@ def collect_directory(
             f"Invalid value for argument `directory`. Received: {str(root)!r}, "
             "which is not a folder. Expected a folder with one sub-folder per class."
         )
-    class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    class_dirs = sorted(
+        p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")
+    )
     if not class_dirs:
         raise SourceError(
             f"Folder {str(root)!r} has no class sub-folders. Expected "
@@ -389,9 +406,7 @@ def collect_directory(
     paths: list[str] = []
     labels: list[int] = []
     for cls, class_dir in enumerate(class_dirs):
-        files = sorted(
-            p for p in _walk_files(class_dir) if _is_image_file(p)
-        )
+        files = sorted(p for p in _walk_files(class_dir) if _is_image_file(p))
         if not files:
             raise SourceError(
                 f"Class folder {str(class_dir)!r} holds no image files "

@@ -8,19 +8,21 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
-from pathlib import Path  # noqa: E402
+from pathlib import Path
 
-import cv2  # noqa: E402
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
+import cv2
+import keras
+import numpy as np
+import pytest
 
-from augframe.pipeline import A  # noqa: E402
+from augframe.pipeline import A
 
 IMAGE_SIZE = (16, 16)
 
 
-def random_images(count: int, *, seed: int, size: tuple[int, int] = (20, 24)) -> np.ndarray:
+def random_images(
+    count: int, *, seed: int, size: tuple[int, int] = (20, 24)
+) -> np.ndarray:
     """`count` random RGB uint8 images, distinct with overwhelming probability."""
     rng = np.random.default_rng(seed)
     return rng.integers(0, 256, (count, *size, 3), dtype=np.uint8)
@@ -48,7 +50,9 @@ def flip_rotate(aug_p: float = 0.5, pipe_p: float = 1.0) -> A.Compose:
     )
 
 
-def write_jpegs(root: Path, counts: dict[str, int], *, size: int = 24, seed: int = 0) -> Path:
+def write_jpegs(
+    root: Path, counts: dict[str, int], *, size: int = 24, seed: int = 0
+) -> Path:
     """Writes `root/<class>/<i>.jpg` with random content."""
     rng = np.random.default_rng(seed)
     for name, count in counts.items():
@@ -60,8 +64,12 @@ def write_jpegs(root: Path, counts: dict[str, int], *, size: int = 24, seed: int
     return root
 
 
-def tiny_model(num_classes: int, *, image_size: tuple[int, int] = IMAGE_SIZE,
-               loss: str = "sparse_categorical_crossentropy") -> keras.Model:
+def tiny_model(
+    num_classes: int,
+    *,
+    image_size: tuple[int, int] = IMAGE_SIZE,
+    loss: str = "sparse_categorical_crossentropy",
+) -> keras.Model:
     """A model that fits in milliseconds per batch."""
     model = keras.Sequential(
         [
@@ -69,7 +77,9 @@ def tiny_model(num_classes: int, *, image_size: tuple[int, int] = IMAGE_SIZE,
             keras.layers.Rescaling(1 / 255),
             keras.layers.Conv2D(4, 3, activation="relu"),
             keras.layers.GlobalAveragePooling2D(),
-            keras.layers.Dense(num_classes, activation="softmax" if num_classes > 1 else "sigmoid"),
+            keras.layers.Dense(
+                num_classes, activation="softmax" if num_classes > 1 else "sigmoid"
+            ),
         ]
     )
     model.compile(optimizer="adam", loss=loss)

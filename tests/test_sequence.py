@@ -15,8 +15,14 @@ from augframe.pipeline import A
 
 
 def make(source, **kwargs) -> FrameSequence:
-    options = dict(image_size=IMAGE_SIZE, batch_size=8, seed=0, verbose=0, aug_p=0.5,
-                   augment=flip_rotate)
+    options = dict(
+        image_size=IMAGE_SIZE,
+        batch_size=8,
+        seed=0,
+        verbose=0,
+        aug_p=0.5,
+        augment=flip_rotate,
+    )
     options.update(kwargs)
     return FrameSequence(source, **options)
 
@@ -41,11 +47,20 @@ def test_rich_class_draws_distinct_natives_without_replacement():
     import cv2
 
     source = {"a": random_images(40, seed=1), "b": random_images(30, seed=2)}
-    with make(source, samples_per_class=12, augment=flip_rotate, aug_p=0.0, pipe_p=0.0) as seq:
+    with make(
+        source, samples_per_class=12, augment=flip_rotate, aug_p=0.0, pipe_p=0.0
+    ) as seq:
         # aug_p=0: samples are the natives themselves, so we can recognise them.
-        natives = set(digests(np.stack([
-            cv2.resize(img, IMAGE_SIZE[::-1], interpolation=cv2.INTER_AREA)
-            for img in source["a"]])))
+        natives = set(
+            digests(
+                np.stack(
+                    [
+                        cv2.resize(img, IMAGE_SIZE[::-1], interpolation=cv2.INTER_AREA)
+                        for img in source["a"]
+                    ]
+                )
+            )
+        )
         drawn = digests(seq.frame.images[seq.frame.labels == 0])
         assert len(set(drawn)) == 12 and set(drawn) <= natives
         assert seq.frame.num_artificial == 0
@@ -71,14 +86,20 @@ def test_no_pipeline_fills_with_repeats_and_warns_once_naming_the_class():
 
 def test_samples_per_class_none_takes_every_native_once(imbalanced_source):
     with make(imbalanced_source, samples_per_class=None) as seq:
-        assert seq.frame.class_counts.tolist() == [10, 40, 2]  # sorted: medium, rich, scarce
+        assert seq.frame.class_counts.tolist() == [
+            10,
+            40,
+            2,
+        ]  # sorted: medium, rich, scarce
         assert seq.frame.num_artificial == 0
 
 
 # ------------------------------------------------------------ storage, labels
 
 
-def test_frame_is_one_preallocated_uint8_array_and_batches_are_float32(imbalanced_source):
+def test_frame_is_one_preallocated_uint8_array_and_batches_are_float32(
+    imbalanced_source,
+):
     with make(imbalanced_source, samples_per_class=12) as seq:
         assert seq.frame.images.dtype == np.uint8
         assert seq.frame.images.shape == (36, *IMAGE_SIZE, 3)
@@ -91,8 +112,9 @@ def test_frame_is_one_preallocated_uint8_array_and_batches_are_float32(imbalance
 
 
 def test_buffers_are_reused_across_frames(imbalanced_source):
-    with make(imbalanced_source, samples_per_class=12, augment=flip_rotate,
-              background=False) as seq:
+    with make(
+        imbalanced_source, samples_per_class=12, augment=flip_rotate, background=False
+    ) as seq:
         buffer = seq.frame.images
         seq.regenerate()
         assert seq.generation == 2
@@ -101,25 +123,33 @@ def test_buffers_are_reused_across_frames(imbalanced_source):
 
 def test_memory_uint8_frame_is_8x_smaller_than_float64():
     # 10,000 samples of 128x128x3: ~0.5 GB as uint8 vs ~3.9 GB as float64.
-    assert 10_000 * 128 * 128 * 3 / 2**30 == pytest.approx(0.458, abs=0.01)
+    assert pytest.approx(0.458, abs=0.01) == 10_000 * 128 * 128 * 3 / 2**30
     assert np.dtype(np.float64).itemsize // np.dtype(np.uint8).itemsize == 8
 
 
 @pytest.mark.parametrize(
     ("label_mode", "dtype", "shape"),
-    [("int", np.int32, (8,)), ("categorical", np.float32, (8, 2)), ("binary", np.float32, (8, 1))],
+    [
+        ("int", np.int32, (8,)),
+        ("categorical", np.float32, (8, 2)),
+        ("binary", np.float32, (8, 1)),
+    ],
 )
 def test_label_modes(label_mode, dtype, shape):
     source = {"a": random_images(10, seed=0), "b": random_images(10, seed=1)}
     with make(source, label_mode=label_mode) as seq:
-        x, y = seq[0]
+        _, y = seq[0]
         assert y.dtype == dtype and y.shape == shape
         if label_mode == "categorical":
             assert (y.sum(axis=1) == 1).all()
-        model = tiny_model(2 if label_mode != "binary" else 1, loss={
-            "int": "sparse_categorical_crossentropy",
-            "categorical": "categorical_crossentropy",
-            "binary": "binary_crossentropy"}[label_mode])
+        model = tiny_model(
+            2 if label_mode != "binary" else 1,
+            loss={
+                "int": "sparse_categorical_crossentropy",
+                "categorical": "categorical_crossentropy",
+                "binary": "binary_crossentropy",
+            }[label_mode],
+        )
         model.fit(seq, epochs=1, verbose=0)
 
 
@@ -159,12 +189,17 @@ def test_preprocess_runs_per_batch_on_float32_and_is_not_stored(imbalanced_sourc
 
 
 def test_validation_serves_natives_untouched_and_never_regenerates(imbalanced_source):
-    val = make(imbalanced_source, validation=True, augment=flip_rotate, samples_per_class=5)
+    val = make(
+        imbalanced_source, validation=True, augment=flip_rotate, samples_per_class=5
+    )
     assert val.frame.class_counts.tolist() == [10, 40, 2]
     x, y = val.as_arrays()
     assert x.shape == (52, *IMAGE_SIZE, 3) and y.tolist() == sorted(y.tolist())
     import cv2
-    expected = cv2.resize(imbalanced_source["medium"][0], IMAGE_SIZE[::-1], interpolation=cv2.INTER_AREA)
+
+    expected = cv2.resize(
+        imbalanced_source["medium"][0], IMAGE_SIZE[::-1], interpolation=cv2.INTER_AREA
+    )
     np.testing.assert_array_equal(x[0], expected.astype(np.float32))
     train = make(imbalanced_source, samples_per_class=6, epochs_per_frame=1)
     model = tiny_model(3)
@@ -181,11 +216,19 @@ def test_validation_serves_natives_untouched_and_never_regenerates(imbalanced_so
 def test_same_seed_same_frames_whatever_the_number_of_workers(imbalanced_source):
     frames = []
     for workers in (1, 2):
-        with make(imbalanced_source, samples_per_class=20, augment=flip_rotate,
-                  num_build_workers=workers, seed=7, background=False) as seq:
+        with make(
+            imbalanced_source,
+            samples_per_class=20,
+            augment=flip_rotate,
+            num_build_workers=workers,
+            seed=7,
+            background=False,
+        ) as seq:
             first = seq.frame.images.copy(), seq.frame.labels.copy()
             seq.regenerate()
-            frames.append((first, (seq.frame.images.copy(), seq.frame.labels.copy()), seq[1][0]))
+            frames.append(
+                (first, (seq.frame.images.copy(), seq.frame.labels.copy()), seq[1][0])
+            )
     (a1, a2, ab), (b1, b2, bb) = frames
     for left, right in ((a1, b1), (a2, b2)):
         np.testing.assert_array_equal(left[0], right[0])
@@ -195,16 +238,27 @@ def test_same_seed_same_frames_whatever_the_number_of_workers(imbalanced_source)
 
 
 def test_different_seeds_give_different_frames(imbalanced_source):
-    with make(imbalanced_source, samples_per_class=10, augment=flip_rotate, seed=1) as one, \
-         make(imbalanced_source, samples_per_class=10, augment=flip_rotate, seed=2) as two:
+    with (
+        make(
+            imbalanced_source, samples_per_class=10, augment=flip_rotate, seed=1
+        ) as one,
+        make(
+            imbalanced_source, samples_per_class=10, augment=flip_rotate, seed=2
+        ) as two,
+    ):
         assert not np.array_equal(one.frame.images, two.frame.images)
 
 
 def test_background_and_foreground_builds_give_the_same_frames(imbalanced_source):
     results = []
     for background in (True, False):
-        with make(imbalanced_source, samples_per_class=10, augment=flip_rotate,
-                  epochs_per_frame=1, background=background) as seq:
+        with make(
+            imbalanced_source,
+            samples_per_class=10,
+            augment=flip_rotate,
+            epochs_per_frame=1,
+            background=background,
+        ) as seq:
             model = tiny_model(3)
             model.fit(seq, epochs=3, verbose=0)
             results.append((seq.generation, seq.frame.images.copy()))
@@ -217,7 +271,9 @@ def test_background_and_foreground_builds_give_the_same_frames(imbalanced_source
 
 @pytest.mark.parametrize("workers", [1, 2])
 def test_frame_schedule_over_a_real_fit_ignores_early_reads(imbalanced_source, workers):
-    seq = make(imbalanced_source, samples_per_class=6, epochs_per_frame=2, workers=workers)
+    seq = make(
+        imbalanced_source, samples_per_class=6, epochs_per_frame=2, workers=workers
+    )
     assert seq.generation == 1
     seq[0]  # a user looking at a batch in a notebook: not an epoch
     seq[1]
@@ -235,7 +291,9 @@ def test_frame_schedule_over_a_real_fit_ignores_early_reads(imbalanced_source, w
 
 
 def test_len_is_constant_and_order_is_reshuffled_every_epoch(imbalanced_source):
-    seq = make(imbalanced_source, samples_per_class=8, epochs_per_frame=3, augment=flip_rotate)
+    seq = make(
+        imbalanced_source, samples_per_class=8, epochs_per_frame=3, augment=flip_rotate
+    )
     length = len(seq)
     orders = []
 
@@ -246,18 +304,26 @@ def test_len_is_constant_and_order_is_reshuffled_every_epoch(imbalanced_source):
     tiny_model(3).fit(seq, epochs=3, verbose=0, callbacks=[Grab()])
     assert len(seq) == length
     assert all(sorted(o.tolist()) == list(range(24)) for o in orders)
-    assert not np.array_equal(orders[0], orders[1]) and not np.array_equal(orders[1], orders[2])
+    assert not np.array_equal(orders[0], orders[1]) and not np.array_equal(
+        orders[1], orders[2]
+    )
     seq.close()
 
 
 def test_serve_augment_varies_batches_between_epochs_of_one_frame():
     source = {"a": random_images(16, seed=0), "b": random_images(16, seed=1)}
-    with make(source, serve_augment=ServeAugment(horizontal_flip=True, max_shift=0.2),
-              epochs_per_frame=10, background=False) as seq:
+    with make(
+        source,
+        serve_augment=ServeAugment(horizontal_flip=True, max_shift=0.2),
+        epochs_per_frame=10,
+        background=False,
+    ) as seq:
         first = seq[0][0]
         seq.on_epoch_begin()
         seq.on_epoch_end()
-        seq._set_order(seq.frame)  # same order, new epoch: only serve-time augmentation differs
+        seq._set_order(
+            seq.frame
+        )  # same order, new epoch: only serve-time augmentation differs
         seq._view = type(seq._view)(frame=seq.frame, order=np.asarray(seq._view.order))
         assert seq.generation == 1
         assert not np.array_equal(first, seq[0][0])
@@ -287,7 +353,9 @@ def test_serve_augment_varies_batches_between_epochs_of_one_frame():
         ({"seed": -1}, "seed"),
     ],
 )
-def test_bad_arguments_raise_clear_errors_before_training(imbalanced_source, kwargs, match):
+def test_bad_arguments_raise_clear_errors_before_training(
+    imbalanced_source, kwargs, match
+):
     options = dict(image_size=IMAGE_SIZE, verbose=0)
     options.update(kwargs)
     with pytest.raises(ConfigError, match=match):
@@ -313,15 +381,26 @@ def test_empty_class_is_an_error_naming_it():
     from augframe import SourceError
 
     with pytest.raises(SourceError, match="'empty'"):
-        FrameSequence({"a": random_images(2, seed=0), "empty": []}, image_size=IMAGE_SIZE, verbose=0)
+        FrameSequence(
+            {"a": random_images(2, seed=0), "empty": []},
+            image_size=IMAGE_SIZE,
+            verbose=0,
+        )
 
 
 def test_pipeline_that_changes_the_size_is_a_clear_error(imbalanced_source):
     with pytest.raises(ConfigError, match=re.escape("A.Resize(16, 16)")):
-        make(imbalanced_source, augment=A.Compose([A.RandomCrop(8, 8, p=1.0)]), aug_p=1.0, pipe_p=1.0)
+        make(
+            imbalanced_source,
+            augment=A.Compose([A.RandomCrop(8, 8, p=1.0)]),
+            aug_p=1.0,
+            pipe_p=1.0,
+        )
 
 
-def test_augment_from_file_and_factory_are_rebuilt_with_new_probabilities(tmp_path, imbalanced_source):
+def test_augment_from_file_and_factory_are_rebuilt_with_new_probabilities(
+    tmp_path, imbalanced_source
+):
     path = tmp_path / "pipe.json"
     A.save(flip_rotate(), str(path))
     calls = []
@@ -332,8 +411,14 @@ def test_augment_from_file_and_factory_are_rebuilt_with_new_probabilities(tmp_pa
 
     with make(imbalanced_source, augment=str(path), samples_per_class=5) as from_file:
         assert from_file.frame.class_counts.tolist() == [5, 5, 5]
-    with make(imbalanced_source, augment=factory, samples_per_class=5, aug_p=0.3,
-              pipe_p=0.6, background=False) as seq:
+    with make(
+        imbalanced_source,
+        augment=factory,
+        samples_per_class=5,
+        aug_p=0.3,
+        pipe_p=0.6,
+        background=False,
+    ) as seq:
         assert (0.3, 0.6) in calls and (0.3, 1.0) in calls  # normal and forced-on
         seq.aug_p = 0.9
         seq.regenerate()

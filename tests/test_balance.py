@@ -1,0 +1,59 @@
+"""Pure balancing math: counts, distinct natives, even spread of variants."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from augframe.balance import frame_size, plan_frame
+
+CASES = [
+    # (natives per class, samples_per_class, expected artificial)
+    ([100, 10, 1], 10, 0 + 0 + 9),
+    ([5, 5], 5, 0),
+    ([3, 50], 20, 17),
+    ([7], None, 0),
+]
+
+
+@pytest.mark.parametrize(("counts", "k", "artificial"), CASES)
+def test_plan_counts(counts, k, artificial):
+    labels = np.repeat(np.arange(len(counts)), counts)
+    plan = plan_frame(
+        labels,
+        num_classes=len(counts),
+        samples_per_class=k,
+        rng=np.random.default_rng(0),
+    )
+    expected = counts if k is None else [k] * len(counts)
+    assert plan.class_counts(len(counts)).tolist() == expected
+    assert plan.num_artificial == artificial
+    assert len(plan) == frame_size(np.array(counts), k)
+    assert (labels[plan.native_index] == plan.labels).all()
+
+
+def test_rich_class_natives_are_distinct_and_scarce_natives_all_present():
+    labels = np.array([0] * 50 + [1] * 4)
+    plan = plan_frame(
+        labels, num_classes=2, samples_per_class=20, rng=np.random.default_rng(1)
+    )
+    rich = plan.native_index[plan.labels == 0]
+    assert len(set(rich.tolist())) == 20
+    scarce_natives = plan.native_index[(plan.labels == 1) & ~plan.forced]
+    assert sorted(scarce_natives.tolist()) == [50, 51, 52, 53]
+    # 16 variants spread evenly: 4 per native.
+    variants = plan.native_index[plan.forced]
+    assert np.bincount(variants - 50).tolist() == [4, 4, 4, 4]
+
+
+def test_same_rng_same_plan_and_no_rng_keeps_store_order():
+    labels = np.repeat([0, 1], [30, 3])
+    a = plan_frame(
+        labels, num_classes=2, samples_per_class=10, rng=np.random.default_rng(5)
+    )
+    b = plan_frame(
+        labels, num_classes=2, samples_per_class=10, rng=np.random.default_rng(5)
+    )
+    assert (a.native_index == b.native_index).all() and (a.forced == b.forced).all()
+    fixed = plan_frame(labels, num_classes=2, samples_per_class=None, rng=None)
+    assert fixed.native_index.tolist() == list(range(33))

@@ -1,0 +1,134 @@
+"""The Keras 3 PyDataset behaviours augframe relies on (KERAS_NOTES.md), checked for real.
+
+If a Keras upgrade changes one of these, this file says which assumption broke.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+
+class Probe(keras.utils.PyDataset):
+    def __init__(self, length=4, **kwargs):
+        super().__init__(**kwargs)
+        self.length = length
+        self.log: list[str] = []
+
+    def __len__(self):
+        return self.length
+
+    def __getitem__(self, index):
+        self.log.append(f"get{index}")
+        return np.zeros((2, 3), "float32"), np.zeros((2,), "float32")
+
+    def on_epoch_begin(self):
+        self.log.append("begin")
+
+    def on_epoch_end(self):
+        self.log.append("end")
+
+
+class Marks(keras.callbacks.Callback):
+    def __init__(self, log):
+        super().__init__()
+        self.log = log
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.log.append("cb_begin")
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.log.append("cb_end")
+
+
+def model():
+    m = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    m.compile("sgd", "mse")
+    return m
+
+
+def test_sequence_is_pydataset():
+    assert keras.utils.Sequence is keras.utils.PyDataset
+
+
+def test_fit_sends_one_extra_on_epoch_end_before_the_first_epoch_and_reads_early():
+    probe = Probe()
+    model().fit(probe, epochs=3, verbose=0, shuffle=False)
+    assert probe.log.count("end") == 4 and probe.log.count("begin") == 3
+    first_begin = probe.log.index("begin")
+    # TensorFlow reads batches 0 and 1 for the tensor spec, then the extra end.
+    assert probe.log[:first_begin] == ["get0", "get1", "end"]
+
+
+def test_order_in_an_epoch_dataset_end_before_callbacks_end():
+    probe = Probe()
+    model().fit(probe, epochs=1, verbose=0, callbacks=[Marks(probe.log)], shuffle=False)
+    tail = probe.log[probe.log.index("cb_begin") :]
+    assert tail == [
+        "cb_begin",
+        "begin",
+        "get0",
+        "get1",
+        "get2",
+        "get3",
+        "end",
+        "cb_end",
+    ]
+
+
+def test_batch_count_is_read_once_per_fit():
+    probe = Probe(length=4)
+    steps: list[int] = []
+
+    class Grow(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            steps.append(0)
+
+        def on_train_batch_end(self, batch, logs=None):
+            steps[-1] += 1
+
+        def on_epoch_end(self, epoch, logs=None):
+            probe.length = 6
+
+    model().fit(probe, epochs=3, verbose=0, callbacks=[Grow()], shuffle=False)
+    # The step count stays 4 (the generator may meanwhile read the extra
+    # batches and mix them into later epochs): len() must never change in a fit.
+    assert steps == [4, 4, 4]
+
+
+def test_evaluate_drives_on_epoch_end_of_the_dataset():
+    probe = Probe()
+    model().evaluate(probe, verbose=0)
+    assert "end" in probe.log
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_all_reads_of_an_epoch_happen_between_begin_and_end(workers):
+    probe = Probe(length=6, workers=workers)
+    model().fit(probe, epochs=3, verbose=0)
+    epochs, current = [], None
+    for entry in probe.log[probe.log.index("begin") :]:
+        if entry == "begin":
+            current = []
+        elif entry == "end":
+            epochs.append(sorted(current))
+            current = None
+        else:
+            assert current is not None, "a batch was read outside an epoch"
+            current.append(entry)
+    assert epochs == [[f"get{i}" for i in range(6)]] * 3
+
+
+def test_stop_mid_epoch_skips_the_dataset_on_epoch_end():
+    probe = Probe(length=6)
+
+    class StopNow(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            if batch == 1:
+                self.model.stop_training = True
+
+    model().fit(probe, epochs=3, verbose=0, callbacks=[StopNow()])
+    assert (
+        probe.log.count("begin") == 1 and probe.log.count("end") == 1
+    )  # only the extra one
