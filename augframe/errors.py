@@ -8,6 +8,7 @@ Hierarchy::
     └── CacheError (AugframeError, RuntimeError)  unusable decoded cache
 
     AugframeWarning (UserWarning)
+    ├── CacheWarning         the decoded cache did not match its manifest; rebuilt
     ├── ControlFileWarning   control.json unreadable or invalid; last good kept
     ├── ImageWarning         unreadable images skipped
     └── VarietyWarning       a pipeline could not make enough distinct variants
@@ -19,6 +20,7 @@ __all__ = [
     "AugframeError",
     "AugframeWarning",
     "CacheError",
+    "CacheWarning",
     "ConfigError",
     "ControlFileWarning",
     "ImageWarning",
@@ -45,6 +47,10 @@ class CacheError(AugframeError, RuntimeError):
 
 class AugframeWarning(UserWarning):
     """Base class of every warning emitted by augframe."""
+
+
+class CacheWarning(AugframeWarning):
+    """The on-disk cache did not match its manifest and was rebuilt."""
 
 
 class ControlFileWarning(AugframeWarning):

@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -47,6 +48,7 @@ from augframe.serve import ServeAugment
 from augframe.sources import (
     FileStore,
     StoreSource,
+    SubsetStore,
     collect_directory,
     collect_paths,
     mapping_to_store,
@@ -57,6 +59,52 @@ __all__ = ["FrameSequence"]
 logger = logging.getLogger("augframe")
 
 LABEL_MODES = ("int", "categorical", "binary")
+
+
+_KERAS_CALLERS = ("reset", "evaluate", "predict", "fit")
+
+
+def _keras_caller(max_depth: int = 40) -> str | None:
+    """The nearest Keras `fit`/`evaluate`/`predict`/`EpochIterator.reset` on the stack.
+
+    Keras gives a PyDataset no other way to tell a training epoch end from the
+    `on_epoch_end` that `EpochIterator.reset()` sends before every fit (and
+    after the symbolic build under a `tf.distribute` strategy) or from
+    `evaluate`. tests/test_keras_contract.py pins this down for each release.
+    """
+    frame = sys._getframe(2)
+    for _ in range(max_depth):
+        if frame is None:
+            return None
+        code = frame.f_code
+        if code.co_name in _KERAS_CALLERS and f"keras{os.sep}src" in code.co_filename:
+            return code.co_name
+        frame = frame.f_back  # type: ignore[assignment]
+    return None
+
+
+def _check_shard(
+    shard: Any, samples_per_class: int | None, validation: bool
+) -> tuple[int, int] | None:
+    if shard is None:
+        return None
+    if (
+        not isinstance(shard, (tuple, list))
+        or len(shard) != 2
+        or any(isinstance(v, bool) or not isinstance(v, int) for v in shard)
+        or not 0 <= shard[0] < shard[1]
+    ):
+        raise ConfigError(
+            f"Invalid value for argument `shard`. Received: shard={shard!r}. "
+            "Expected (index, count) with 0 <= index < count, e.g. shard=(0, 2)."
+        )
+    if shard[1] > 1 and samples_per_class is None and not validation:
+        raise ConfigError(
+            f"Invalid arguments: shard={tuple(shard)!r} needs `samples_per_class`, "
+            "so that every worker serves the same number of batches per epoch. "
+            "Pass e.g. samples_per_class=1000."
+        )
+    return None if shard[1] == 1 else (int(shard[0]), int(shard[1]))
 
 
 @dataclass(frozen=True)
@@ -108,6 +156,10 @@ class FrameSequence(keras.utils.PyDataset):
             second frame buffer); False builds at the frame boundary.
         serve_augment: a cheap augmentation applied to every served batch,
             e.g. `ServeAugment(horizontal_flip=True, max_shift=0.1)`.
+        shard: `(index, count)` for multi-worker training: this worker builds
+            its frames from every `count`-th native of each class, with its own
+            seed stream. Needs `samples_per_class` so that every worker serves
+            the same number of batches. See `augframe.shard_from_strategy`.
         **kwargs: `workers` and `max_queue_size` for `keras.utils.PyDataset`.
 
     Example:
@@ -146,6 +198,7 @@ class FrameSequence(keras.utils.PyDataset):
         num_build_workers: int | None = None,
         background: bool = True,
         serve_augment: ServeAugment | None = None,
+        shard: tuple[int, int] | None = None,
         **kwargs: Any,
     ) -> None:
         if kwargs.get("use_multiprocessing"):
@@ -206,6 +259,9 @@ class FrameSequence(keras.utils.PyDataset):
                 f"The store serves images of size {store.image_size}, but "
                 f"image_size={self.image_size}. Build the store for that size."
             )
+        self.shard = _check_shard(shard, self.samples_per_class, self.validation)
+        if self.shard is not None:
+            store = SubsetStore.shard(store, index=self.shard[0], count=self.shard[1])
         self.class_names = class_names
         if self.label_mode == "binary" and len(class_names) != 2:
             raise ConfigError(
@@ -213,11 +269,11 @@ class FrameSequence(keras.utils.PyDataset):
                 f"{len(class_names)} classes {class_names}. Expected exactly 2 "
                 "classes; use label_mode='int' or 'categorical'."
             )
-        self._entropy = (
-            self.seed
-            if self.seed is not None
-            else int(np.random.SeedSequence().entropy % 2**63)  # type: ignore[operator]
-        )
+        # seed=None: fresh entropy. Each shard (worker) gets its own stream.
+        root = int(np.random.SeedSequence(self.seed).entropy)  # type: ignore[arg-type]
+        if self.shard is not None:
+            root = int(np.random.SeedSequence([root, *self.shard]).generate_state(1)[0])
+        self._entropy = root % 2**63
         spec = PipelineSpec(None if self.validation else augment)
         self._builder = FrameBuilder(
             store,
@@ -337,6 +393,7 @@ class FrameSequence(keras.utils.PyDataset):
                 image_size=image_size,
                 num_workers=kwargs.get("num_build_workers") or os.cpu_count() or 1,
                 progress=kwargs.get("verbose", 1) > 0,
+                class_names=class_names,
             )
         return cls(StoreSource(store, class_names), image_size=image_size, **kwargs)
 
@@ -409,9 +466,16 @@ class FrameSequence(keras.utils.PyDataset):
         self._in_epoch = True
 
     def on_epoch_end(self) -> None:
-        if self.validation or not self._in_epoch:
-            return  # Keras' extra call before the first epoch, or evaluate()
-        self._in_epoch = False
+        began, self._in_epoch = self._in_epoch, False
+        if (
+            self.validation
+            or not began
+            or _keras_caller() in ("reset", "evaluate", "predict")
+        ):
+            # Not a training epoch: Keras' extra call before the first epoch
+            # (EpochIterator.reset, also after a distributed symbolic build),
+            # or evaluate()/predict() driving this dataset.
+            return
         self.epoch += 1
         self.epochs_in_frame += 1
         regenerate = False

@@ -29,6 +29,7 @@ __all__ = [
     "ImageReadError",
     "ImageStore",
     "StoreSource",
+    "SubsetStore",
     "collect_directory",
     "collect_paths",
     "decode_image",
@@ -204,6 +205,46 @@ class FileStore:
 
     def name(self, index: int) -> str:
         return self.paths[index]
+
+
+class SubsetStore:
+    """Some natives of another store, e.g. one worker's shard.
+
+    Example:
+    >>> base = ArrayStore(np.zeros((4, 8, 8, 3), np.uint8), np.array([0, 0, 1, 1]))
+    >>> SubsetStore(base, np.array([1, 3])).labels.tolist()
+    [0, 1]
+    """
+
+    def __init__(self, store: ImageStore, indices: np.ndarray) -> None:
+        self.store = store
+        self.indices = np.asarray(indices, dtype=np.int64)
+        self.labels = np.asarray(store.labels)[self.indices]
+        self.image_size = store.image_size
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def load(self, index: int) -> np.ndarray:
+        return self.store.load(int(self.indices[index]))
+
+    def name(self, index: int) -> str:
+        return self.store.name(int(self.indices[index]))
+
+    @classmethod
+    def shard(cls, store: ImageStore, *, index: int, count: int) -> SubsetStore:
+        """Shard `index` of `count`: every `count`-th native of each class.
+
+        A class with fewer natives than shards lends shard `i` its native
+        `i % n`, so that every shard has every class.
+        """
+        labels = np.asarray(store.labels)
+        picks = []
+        for cls_index in np.unique(labels):
+            natives = np.flatnonzero(labels == cls_index)
+            mine = natives[index::count]
+            picks.append(mine if len(mine) else natives[[index % len(natives)]])
+        return cls(store, np.sort(np.concatenate(picks)))
 
 
 def _warn_skipped(bad: list[str], *, stacklevel: int = 3) -> None:

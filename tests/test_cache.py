@@ -1,0 +1,549 @@
+"""The decoded on-disk cache: reuse, incremental rebuilds, atomicity, bad files, a fit."""
+
+from __future__ import annotations
+
+import errno
+import inspect
+import json
+import os
+import pickle
+import threading
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from conftest import flip_rotate, tiny_model
+
+import augframe.cache
+from augframe import (
+    CacheError,
+    CacheWarning,
+    FrameSequence,
+    ImageWarning,
+    SourceError,
+)
+from augframe.cache import CacheStore, build_cache
+from augframe.errors import ConfigError
+from augframe.sources import ImageStore, decode_image, resize
+
+SIZE = (16, 12)  # (height, width) of the cached images
+RAW = (30, 40)  # (height, width) of the JPEG files
+
+
+def write_jpeg(path: Path, *, seed: int) -> str:
+    image = np.random.default_rng(seed).integers(0, 256, (*RAW, 3), dtype=np.uint8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    assert cv2.imwrite(str(path), image)
+    return str(path)
+
+
+def dataset(
+    root: Path, counts: tuple[int, ...] = (8, 5, 3)
+) -> tuple[list[str], np.ndarray]:
+    """`root/c<k>/<i>.jpg` files: the paths and their class indices."""
+    paths, labels = [], []
+    for cls, count in enumerate(counts):
+        for i in range(count):
+            paths.append(
+                write_jpeg(root / f"c{cls}" / f"{i:03d}.jpg", seed=100 * cls + i)
+            )
+            labels.append(cls)
+    return paths, np.asarray(labels, dtype=np.int32)
+
+
+def build(paths, labels, cache_dir, **kwargs) -> CacheStore:
+    options = {"cache_dir": cache_dir, "image_size": SIZE, "num_workers": 2}
+    options.update(kwargs)
+    return build_cache(paths, labels, **options)
+
+
+def expected(path: str) -> np.ndarray:
+    return resize(decode_image(path), SIZE)
+
+
+def all_images(store: CacheStore) -> np.ndarray:
+    return np.stack([store.load(i) for i in range(len(store))])
+
+
+def cache_files(cache_dir: Path) -> list[str]:
+    return sorted(p.name for p in (cache_dir / f"{SIZE[0]}x{SIZE[1]}").iterdir())
+
+
+def leftovers(cache_dir: Path) -> list[str]:
+    """Temporary files, and data files that the manifest does not name."""
+    folder = cache_dir / f"{SIZE[0]}x{SIZE[1]}"
+    named = set()
+    if (folder / "manifest.json").exists():
+        named.add(json.loads((folder / "manifest.json").read_text())["data_file"])
+    return [
+        name
+        for name in cache_files(cache_dir)
+        if name.startswith(".tmp-")
+        or (name.startswith("images-") and name not in named)
+    ]
+
+
+@pytest.fixture
+def decoded(monkeypatch) -> list[str]:
+    """The paths the cache decodes, in call order (our own decode, counted)."""
+    calls: list[str] = []
+    lock = threading.Lock()
+
+    def counting(path):
+        with lock:
+            calls.append(os.fspath(path))
+        return decode_image(path)
+
+    monkeypatch.setattr(augframe.cache, "decode_image", counting)
+    return calls
+
+
+# ----------------------------------------------------------------- reuse
+
+
+def test_first_build_decodes_all_and_second_build_none(tmp_path, decoded):
+    paths, labels = dataset(tmp_path / "data")
+    first = build(paths, labels, tmp_path / "cache")
+    assert sorted(decoded) == sorted(paths)
+    assert first.stats is not None and first.stats.num_decoded == len(paths)
+    decoded.clear()
+
+    second = build(paths, labels, tmp_path / "cache")
+    assert decoded == []
+    assert second.stats is not None and second.stats.num_reused == len(paths)
+    np.testing.assert_array_equal(all_images(second), all_images(first))
+    assert leftovers(tmp_path / "cache") == []
+
+
+def test_store_serves_direct_decode_in_path_order(tmp_path):
+    paths, labels = dataset(tmp_path / "data")
+    store = build(paths, labels, tmp_path / "cache")
+    assert isinstance(store, ImageStore)
+    assert len(store) == len(paths)
+    assert store.image_size == SIZE
+    assert store.labels.dtype == np.int32
+    np.testing.assert_array_equal(store.labels, labels)
+    for i, path in enumerate(paths):
+        assert store.name(i) == path
+        image = store.load(i)
+        assert image.dtype == np.uint8 and image.shape == (*SIZE, 3)
+        np.testing.assert_array_equal(image, expected(path))
+
+
+def test_changed_added_and_removed_files_are_the_only_ones_redone(tmp_path, decoded):
+    paths, labels = dataset(tmp_path / "data")
+    build(paths, labels, tmp_path / "cache")
+    decoded.clear()
+
+    rewritten = write_jpeg(Path(paths[2]), seed=999)  # new content
+    stat = os.stat(paths[9])
+    os.utime(paths[9], ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # touched
+    os.remove(paths[5])
+    added = write_jpeg(tmp_path / "data" / "c1" / "new.jpg", seed=1234)
+    new_paths = [p for p in paths if p != paths[5]] + [added]
+    new_labels = np.append(np.delete(labels, 5), 1).astype(np.int32)
+
+    store = build(new_paths, new_labels, tmp_path / "cache")
+    assert sorted(decoded) == sorted([rewritten, paths[9], added])
+    assert store.stats is not None
+    assert (store.stats.num_reused, store.stats.num_decoded) == (len(paths) - 3, 3)
+    assert [store.name(i) for i in range(len(store))] == new_paths
+    np.testing.assert_array_equal(store.labels, new_labels)
+    np.testing.assert_array_equal(
+        all_images(store), np.stack([expected(p) for p in new_paths])
+    )
+    assert leftovers(tmp_path / "cache") == []
+
+
+def test_relabelled_reordered_or_relative_paths_need_no_decode(
+    tmp_path, decoded, monkeypatch
+):
+    paths, labels = dataset(tmp_path / "data")
+    build(paths, labels, tmp_path / "cache")
+    decoded.clear()
+
+    monkeypatch.chdir(tmp_path / "data")
+    relative = [os.path.relpath(p) for p in reversed(paths)]
+    relabelled = np.zeros(len(paths), np.int32)
+    relabelled[:3] = 1
+    store = build(relative, relabelled, tmp_path / "cache")
+    assert decoded == []
+    assert store.name(0) == relative[0]
+    np.testing.assert_array_equal(store.labels, relabelled)
+    np.testing.assert_array_equal(store.load(0), expected(paths[-1]))
+
+
+def test_each_image_size_has_its_own_cache(tmp_path, decoded):
+    paths, labels = dataset(tmp_path / "data")
+    build(paths, labels, tmp_path / "cache")
+    other = build(paths, labels, tmp_path / "cache", image_size=(8, 10))
+    assert other.load(0).shape == (8, 10, 3)
+    assert {p.name for p in (tmp_path / "cache").iterdir()} == {"16x12", "8x10"}
+    decoded.clear()
+    build(paths, labels, tmp_path / "cache")
+    assert decoded == []
+
+
+def test_same_store_whatever_num_workers(tmp_path):
+    paths, labels = dataset(tmp_path / "data", counts=(20, 12))
+    bad = tmp_path / "data" / "c0" / "bad.jpg"
+    bad.write_bytes(b"not a jpeg")
+    paths.insert(7, str(bad))
+    labels = np.insert(labels, 7, 0)
+    stores = []
+    for workers in (1, 2):
+        with pytest.warns(ImageWarning):
+            stores.append(
+                build(paths, labels, tmp_path / f"cache{workers}", num_workers=workers)
+            )
+    one, two = stores
+    assert [one.name(i) for i in range(len(one))] == [
+        two.name(i) for i in range(len(two))
+    ]
+    np.testing.assert_array_equal(one.labels, two.labels)
+    np.testing.assert_array_equal(all_images(one), all_images(two))
+
+
+def test_store_pickles_its_path_not_its_pixels(tmp_path):
+    paths, labels = dataset(tmp_path / "data")
+    store = build(paths, labels, tmp_path / "cache", image_size=(64, 64))
+    data = pickle.dumps(store)
+    assert len(data) < store.load(0).nbytes * len(store) / 4
+    copy = pickle.loads(data)
+    np.testing.assert_array_equal(all_images(copy), all_images(store))
+
+
+def test_concurrent_builds_of_one_cache_agree(tmp_path):
+    paths, labels = dataset(tmp_path / "data")
+    results: list[CacheStore] = []
+    threads = [
+        threading.Thread(
+            target=lambda: results.append(build(paths, labels, tmp_path / "cache"))
+        )
+        for _ in range(2)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(results) == 2
+    np.testing.assert_array_equal(all_images(results[0]), all_images(results[1]))
+    assert leftovers(tmp_path / "cache") == []
+
+
+def test_progress_bar_only_when_asked(tmp_path, capsys):
+    paths, labels = dataset(tmp_path / "data")
+    build(paths, labels, tmp_path / "quiet", progress=False)
+    assert capsys.readouterr().err == ""
+    build(paths, labels, tmp_path / "loud", progress=True)
+    assert "augframe cache" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------ unreadable files
+
+
+def bad_files(folder: Path) -> list[str]:
+    good = Path(write_jpeg(folder / "tmp.jpg", seed=5)).read_bytes()
+    (folder / "tmp.jpg").unlink()
+    files = {
+        "zero.jpg": b"",
+        "corrupt.jpg": b"\xff\xd8\xff garbage",
+        "truncated.jpg": good[:100],
+    }
+    for name, data in files.items():
+        (folder / name).write_bytes(data)
+    return [str(folder / name) for name in files]
+
+
+def test_unreadable_files_are_skipped_with_one_warning(tmp_path, decoded):
+    paths, labels = dataset(tmp_path / "data")
+    bad = bad_files(tmp_path / "data" / "c1")
+    all_paths = paths[:4] + bad + paths[4:]
+    all_labels = np.concatenate([labels[:4], [1, 1, 1], labels[4:]]).astype(np.int32)
+
+    with pytest.warns(ImageWarning) as record:
+        store = build(all_paths, all_labels, tmp_path / "cache")
+    assert len(record) == 1
+    message = str(record[0].message)
+    assert "3 image(s)" in message and all(name in message for name in bad)
+    assert [store.name(i) for i in range(len(store))] == paths
+    np.testing.assert_array_equal(store.labels, labels)
+    np.testing.assert_array_equal(
+        all_images(store), np.stack([expected(p) for p in paths])
+    )
+
+    # Unchanged bad files are not decoded again, but still reported.
+    decoded.clear()
+    with pytest.warns(ImageWarning, match="3 image"):
+        build(all_paths, all_labels, tmp_path / "cache")
+    assert decoded == []
+
+    # A repaired file is decoded and served.
+    write_jpeg(Path(bad[0]), seed=77)
+    with pytest.warns(ImageWarning, match="2 image"):
+        store = build(all_paths, all_labels, tmp_path / "cache")
+    assert decoded == [bad[0]]
+    assert store.name(4) == bad[0]
+    np.testing.assert_array_equal(store.load(4), expected(bad[0]))
+
+
+@pytest.mark.parametrize(
+    ("class_names", "match"),
+    [(None, "class index 2"), (["cat", "dog", "owl"], "class index 2 \\('owl'\\)")],
+)
+def test_class_without_decodable_image_raises(tmp_path, class_names, match):
+    paths, labels = dataset(tmp_path / "data", counts=(3, 2))
+    owl = tmp_path / "data" / "owl"
+    owl.mkdir()
+    bad = bad_files(owl)
+    with pytest.raises(SourceError, match=match):
+        build(
+            paths + bad,
+            np.append(labels, [2, 2, 2]),
+            tmp_path / "cache",
+            class_names=class_names,
+        )
+    assert leftovers(tmp_path / "cache") == []
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"labels": np.array([0, 1])}, "labels"),
+        ({"labels": np.array([0.5] * 16)}, "labels"),
+        ({"num_workers": 0}, "num_workers"),
+        ({"num_workers": True}, "num_workers"),
+        ({"image_size": (0, 4)}, "image_size"),
+    ],
+)
+def test_invalid_arguments(tmp_path, kwargs, match):
+    paths, labels = dataset(tmp_path / "data")
+    options = {"labels": labels, **kwargs}
+    with pytest.raises(ConfigError, match=match):
+        build(paths, options.pop("labels"), tmp_path / "cache", **options)
+
+
+# ------------------------------------------------------------------ atomicity
+
+
+def scribble(path: Path) -> None:
+    """Overwrites the pixels of a data file, so that serving it would show."""
+    array = np.load(path, mmap_mode="r+")
+    array[:] = 7
+    array.flush()
+    del array
+
+
+def test_interrupted_build_is_rebuilt_never_served(tmp_path, decoded):
+    paths, labels = dataset(tmp_path / "data")
+    cache = tmp_path / "cache"
+    build(paths, labels, cache)
+    folder = cache / f"{SIZE[0]}x{SIZE[1]}"
+    # A build killed after renaming its data file, before writing the manifest,
+    # while another one was still writing its temporary files.
+    (folder / "manifest.json").unlink()
+    (orphan,) = folder.glob("images-*.npy")
+    scribble(orphan)
+    (folder / ".tmp-deadbeef-0.npy").write_bytes(b"\x93NUMPY half written")
+    (folder / ".tmp-deadbeef-manifest.json").write_text('{"format": "augfr')
+    decoded.clear()
+
+    store = build(paths, labels, cache)
+    assert sorted(decoded) == sorted(paths)
+    np.testing.assert_array_equal(
+        all_images(store), np.stack([expected(p) for p in paths])
+    )
+    assert leftovers(cache) == []
+    assert not orphan.exists()
+
+
+def corrupt_data_size(folder: Path) -> None:
+    (data,) = folder.glob("images-*.npy")
+    with open(data, "r+b") as f:
+        f.truncate(data.stat().st_size // 2)
+
+
+def corrupt_data_missing(folder: Path) -> None:
+    (data,) = folder.glob("images-*.npy")
+    data.unlink()
+
+
+def corrupt_data_shape(folder: Path) -> None:
+    (data,) = folder.glob("images-*.npy")
+    np.lib.format.open_memmap(data, mode="w+", dtype=np.uint8, shape=(1, 2, 3, 3))
+
+
+def corrupt_data_pickle(folder: Path) -> None:
+    """A pickled object array, with a manifest that agrees on its byte size."""
+    (data,) = folder.glob("images-*.npy")
+    np.save(data, np.array([{"boom": 1}], dtype=object), allow_pickle=True)
+    doc = json.loads((folder / "manifest.json").read_text())
+    doc["data_bytes"] = data.stat().st_size
+    (folder / "manifest.json").write_text(json.dumps(doc))
+
+
+def corrupt_manifest_json(folder: Path) -> None:
+    (folder / "manifest.json").write_text('{"format": "augframe-cache", "vers')
+
+
+def corrupt_manifest_bytes(folder: Path) -> None:
+    doc = json.loads((folder / "manifest.json").read_text())
+    doc["data_bytes"] += 1
+    (folder / "manifest.json").write_text(json.dumps(doc))
+
+
+def corrupt_manifest_build(folder: Path) -> None:
+    doc = json.loads((folder / "manifest.json").read_text())
+    doc["build_id"] = "0" * 32
+    (folder / "manifest.json").write_text(json.dumps(doc))
+
+
+@pytest.mark.parametrize(
+    ("corrupt", "match"),
+    [
+        (corrupt_data_size, "does not match the manifest"),
+        (corrupt_data_missing, "cannot be read"),
+        (corrupt_data_shape, "does not match the manifest"),
+        (corrupt_data_pickle, "cannot be read"),
+        (corrupt_manifest_json, "manifest .* is unreadable"),
+        (corrupt_manifest_bytes, "does not match the manifest"),
+        (corrupt_manifest_build, "manifest .* is unreadable"),
+    ],
+)
+def test_cache_not_matching_its_manifest_is_rebuilt_with_a_warning(
+    tmp_path, decoded, corrupt, match
+):
+    paths, labels = dataset(tmp_path / "data")
+    cache = tmp_path / "cache"
+    build(paths, labels, cache)
+    corrupt(cache / f"{SIZE[0]}x{SIZE[1]}")
+    decoded.clear()
+
+    with pytest.warns(CacheWarning, match=match):
+        store = build(paths, labels, cache)
+    assert sorted(decoded) == sorted(paths)
+    np.testing.assert_array_equal(
+        all_images(store), np.stack([expected(p) for p in paths])
+    )
+    assert leftovers(cache) == []
+
+
+def test_data_files_are_loaded_without_pickle(tmp_path, monkeypatch):
+    calls: list[dict] = []
+    real_load = np.load
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs)
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(np, "load", spy)
+    paths, labels = dataset(tmp_path / "data")
+    build(paths, labels, tmp_path / "cache")
+    build(paths, labels, tmp_path / "cache")
+    assert calls
+    assert all(
+        c.get("allow_pickle") is False and c.get("mmap_mode") == "r" for c in calls
+    )
+    source = inspect.getsource(augframe.cache)
+    assert "allow_pickle=True" not in source and "import pickle" not in source
+
+
+# ------------------------------------------------------------------ full disk
+
+
+def full_disk(*args, **kwargs):
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def no_permission(*args, **kwargs):
+    raise PermissionError(errno.EACCES, "Permission denied")
+
+
+def half_written_manifest(folder, doc):
+    (folder / f".tmp-{doc['build_id']}-manifest.json").write_text('{"format"')
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+class _Usage:
+    total = used = free = 1024
+
+
+@pytest.mark.parametrize(
+    ("target", "replacement", "match"),
+    [
+        ("_preallocate", full_disk, "Not enough disk space .*cache"),
+        ("_write_manifest", half_written_manifest, "Not enough disk space .*cache"),
+        ("_flush", full_disk, "Not enough disk space"),
+        ("_preallocate", no_permission, "Cannot write the image cache"),
+    ],
+)
+def test_write_errors_become_cache_error_and_leave_no_temp_files(
+    tmp_path, monkeypatch, decoded, target, replacement, match
+):
+    paths, labels = dataset(tmp_path / "data")
+    cache = tmp_path / "cache"
+    build(paths[:10], labels[:10], cache)  # a previous, smaller cache
+    with monkeypatch.context() as patch:
+        patch.setattr(augframe.cache, target, replacement)
+        with pytest.raises(CacheError, match=match) as info:
+            build(paths, labels, cache)
+    assert str(cache) in str(info.value)
+    assert leftovers(cache) == []
+    # The previous cache is intact and reused.
+    decoded.clear()
+    store = build(paths, labels, cache)
+    assert sorted(decoded) == sorted(paths[10:])
+    np.testing.assert_array_equal(
+        all_images(store), np.stack([expected(p) for p in paths])
+    )
+
+
+def test_too_little_free_space_is_refused_before_writing(
+    tmp_path, monkeypatch, decoded
+):
+    paths, labels = dataset(tmp_path / "data")
+    monkeypatch.setattr(augframe.cache.shutil, "disk_usage", lambda path: _Usage())
+    with pytest.raises(CacheError, match=r"needs .* MiB"):
+        build(paths, labels, tmp_path / "cache")
+    assert decoded == []
+    assert leftovers(tmp_path / "cache") == []
+
+
+# ------------------------------------------------------------------ end to end
+
+
+def test_fit_from_directory_with_cache_matches_no_cache(tmp_path, decoded):
+    root = tmp_path / "data"
+    for cls, (name, count) in enumerate({"ant": 7, "bee": 4}.items()):
+        for i in range(count):
+            write_jpeg(root / name / f"{i}.jpg", seed=100 * cls + i)
+    options = {
+        "image_size": (32, 32),
+        "samples_per_class": 6,
+        "batch_size": 4,
+        "seed": 0,
+        "verbose": 0,
+        "num_build_workers": 2,
+        "augment": flip_rotate,
+        "aug_p": 0.5,
+        "epochs_per_frame": 1,
+    }
+    cached = FrameSequence.from_directory(root, cache_dir=tmp_path / "cache", **options)
+    plain = FrameSequence.from_directory(root, **options)
+    try:
+        assert cached.class_names == ["ant", "bee"]
+        np.testing.assert_array_equal(cached.frame.images, plain.frame.images)
+        np.testing.assert_array_equal(cached.frame.labels, plain.frame.labels)
+        model = tiny_model(2, image_size=(32, 32))
+        history = model.fit(cached, epochs=2, verbose=0)
+        assert len(history.history["loss"]) == 2
+        assert cached.generation == 3
+    finally:
+        cached.close()
+        plain.close()
+
+    decoded.clear()
+    again = FrameSequence.from_directory(root, cache_dir=tmp_path / "cache", **options)
+    again.close()
+    assert decoded == []
