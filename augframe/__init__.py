@@ -26,6 +26,7 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 if TYPE_CHECKING:
     from augframe.callbacks import StopOnControlFile
     from augframe.control import ControlSettings, write_control
+    from augframe.distribute import shard_from_strategy
     from augframe.errors import (
         AugframeError,
         AugframeWarning,
@@ -58,6 +59,7 @@ _WHERE = {
     "StopOnControlFile": "augframe.callbacks",
     "StoreSource": "augframe.sources",
     "VarietyWarning": "augframe.errors",
+    "shard_from_strategy": "augframe.distribute",
     "write_control": "augframe.control",
 }
 
@@ -77,6 +79,7 @@ __all__ = [
     "StoreSource",
     "VarietyWarning",
     "__version__",
+    "shard_from_strategy",
     "write_control",
 ]
 

@@ -1,13 +1,93 @@
-"""The `augframe` command line (also `python -m augframe`)."""
+"""The `augframe` command line (also `python -m augframe`).
+
+Sub-commands: `demo`, `preview`, `control set|stop|show`, `cache build` and
+`bench`. Heavy modules (keras, tensorflow, albumentations) are imported inside
+the handlers, so `augframe --help` and `augframe control ...` start fast.
+
+Example:
+>>> main(["control", "set", "aug_p=0.2", "--file", "control.json"])  # doctest: +SKIP
+0
+"""
 
 from __future__ import annotations
 
 import argparse
+import functools
+import json
 import os
+import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
 
-__all__ = ["main"]
+from augframe.errors import AugframeError, ConfigError
+
+__all__ = ["build_parser", "default_cache_dir", "main"]
+
+_Handler = Callable[[argparse.Namespace], int]
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+def _fail(command: str, message: str, code: int = EXIT_USAGE) -> int:
+    print(f"augframe {command}: error: {message}", file=sys.stderr)
+    return code
+
+
+def _user_errors(command: str) -> Callable[[_Handler], _Handler]:
+    """Reports augframe's errors as one line on stderr instead of a traceback."""
+
+    def wrap(handler: _Handler) -> _Handler:
+        @functools.wraps(handler)
+        def run(args: argparse.Namespace) -> int:
+            try:
+                return handler(args)
+            except ConfigError as exc:
+                return _fail(command, str(exc), EXIT_USAGE)
+            except AugframeError as exc:
+                return _fail(command, str(exc), EXIT_FAILED)
+
+        return run
+
+    return wrap
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a positive integer, got {text!r}"
+        ) from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return value
+
+
+def _probability(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}")
+    return value
+
+
+# --------------------------------------------------------------------- demo
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -17,7 +97,537 @@ def _demo(args: argparse.Namespace) -> int:
     return 0 if result.epochs_run > 0 else 1
 
 
+# ------------------------------------------------------------------ preview
+
+
+@_user_errors("preview")
+def _preview(args: argparse.Namespace) -> int:
+    target = Path(args.source)
+    options: dict[str, Any] = {
+        "samples_per_class": args.per_class,
+        "background": False,
+        "verbose": 0,
+    }
+    for name in ("augment", "aug_p", "pipe_p", "seed"):
+        if getattr(args, name) is not None:
+            options[name] = getattr(args, name)
+    if args.image_size is not None:
+        options["image_size"] = tuple(args.image_size)
+    if target.is_dir():
+        from augframe.sequence import FrameSequence
+
+        options.setdefault("image_size", (128, 128))
+        seq = FrameSequence.from_directory(target, **options)
+    elif target.is_file():
+        from augframe.config import sequence_from_config
+
+        # A preview writes only the PNG: not the run's control file or examples.
+        options.update(control_file=None, example_dir=None, example_prob=0.0)
+        seq = sequence_from_config(target, allowed_root=args.root, **options)
+    else:
+        return _fail(
+            "preview",
+            f"{str(target)!r} is neither a folder of class sub-folders nor a run "
+            "config file.",
+        )
+    try:
+        out = seq.save_contact_sheet(args.out, per_class=args.per_class)
+    finally:
+        seq.close()
+    print(out)
+    return EXIT_OK
+
+
+# ------------------------------------------------------------------ control
+
+
+class _ControlRefused(Exception):
+    """A control command that must not write; the message says why."""
+
+
+def _allowed_keys() -> str:
+    from augframe.control import HOT_KEYS
+
+    return f"Allowed keys: {', '.join(HOT_KEYS)}."
+
+
+def _parse_value(text: str) -> Any:
+    """JSON-ish: true/false, numbers, null, quoted strings; anything else is text."""
+
+    def no_constant(name: str) -> Any:
+        raise ValueError(name)
+
+    try:
+        return json.loads(text, parse_constant=no_constant)
+    except ValueError:  # JSONDecodeError is a ValueError
+        return text
+
+
+def _show(value: Any) -> str:
+    """A value as the user would type it in the control file (JSON)."""
+    return json.dumps(value)
+
+
+def _parse_assignments(assignments: Sequence[str]) -> dict[str, Any]:
+    from pydantic import ValidationError
+
+    from augframe.control import FROZEN_KEYS, HOT_KEYS, ControlSettings
+
+    values: dict[str, Any] = {}
+    for assignment in assignments:
+        key, sep, text = assignment.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise _ControlRefused(
+                f"expected KEY=VALUE, got {assignment!r} (e.g. aug_p=0.2). "
+                f"{_allowed_keys()}"
+            )
+        value = _parse_value(text)
+        if key in FROZEN_KEYS:
+            raise _ControlRefused(
+                f"key {key!r} (value {_show(value)}) cannot change while `fit` "
+                f"runs; build a new FrameSequence to change it. {_allowed_keys()}"
+            )
+        if key not in HOT_KEYS:
+            raise _ControlRefused(
+                f"unknown key {key!r} (value {_show(value)}). {_allowed_keys()}"
+            )
+        try:
+            ControlSettings.model_validate({key: value})
+        except ValidationError as exc:
+            reason = exc.errors()[0]["msg"]
+            raise _ControlRefused(
+                f"invalid value for key {key!r}: {_show(value)} ({reason}). "
+                f"{_allowed_keys()}"
+            ) from None
+        values[key] = value
+    return values
+
+
+def _existing_values(path: Path, *, force: bool) -> dict[str, Any]:
+    """The keys already in the control file, to be kept ({} when it is missing)."""
+    from augframe.control import FROZEN_KEYS, ControlProblem, parse_control
+
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        raise _ControlRefused(
+            f"cannot read {str(path)!r} ({exc.strerror or exc})."
+        ) from None
+    try:
+        _, frozen = parse_control(data)
+    except ControlProblem as exc:
+        if force:
+            print(
+                f"augframe control: replacing the invalid {str(path)!r} ({exc})",
+                file=sys.stderr,
+            )
+            return {}
+        raise _ControlRefused(
+            f"the existing {str(path)!r} is not a valid control file ({exc}) "
+            "Fix it, or pass --force to replace it (keys left out keep their "
+            "current values in a running fit)."
+        ) from None
+    raw: dict[str, Any] = json.loads(data)
+    if frozen:
+        print(
+            f"augframe control: dropped {', '.join(frozen)} from {str(path)!r} "
+            "(they cannot change while `fit` runs)",
+            file=sys.stderr,
+        )
+    return {k: v for k, v in raw.items() if k not in FROZEN_KEYS}
+
+
+def _update_control(
+    command: str, path: Path, new: dict[str, Any], *, force: bool
+) -> int:
+    from augframe.control import write_control
+
+    values = _existing_values(path, force=force)
+    values.update(new)
+    try:
+        write_control(path, values)
+    except OSError as exc:
+        return _fail(
+            command, f"cannot write {str(path)!r} ({exc.strerror or exc}).", EXIT_FAILED
+        )
+    print(json.dumps(values, indent=2))
+    return EXIT_OK
+
+
+def _control_set(args: argparse.Namespace) -> int:
+    try:
+        new = _parse_assignments(args.assignments)
+        return _update_control("control set", Path(args.file), new, force=args.force)
+    except _ControlRefused as exc:
+        return _fail("control set", str(exc))
+
+
+def _control_stop(args: argparse.Namespace) -> int:
+    try:
+        return _update_control(
+            "control stop", Path(args.file), {"stop": True}, force=args.force
+        )
+    except _ControlRefused as exc:
+        return _fail("control stop", str(exc))
+
+
+def _control_show(args: argparse.Namespace) -> int:
+    from augframe.control import ControlProblem, parse_control
+
+    path = Path(args.file)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return _fail(
+            "control show",
+            f"no control file at {str(path)!r} (a FrameSequence with "
+            "control_file= writes it; or run `augframe control set KEY=VALUE`).",
+            EXIT_FAILED,
+        )
+    except OSError as exc:
+        return _fail(
+            "control show",
+            f"cannot read {str(path)!r} ({exc.strerror or exc}).",
+            EXIT_FAILED,
+        )
+    try:
+        parse_control(data)
+    except ControlProblem as exc:
+        sys.stdout.write(data.decode("utf-8", errors="replace"))
+        return _fail(
+            "control show",
+            f"{str(path)!r} is not a valid control file: {exc}",
+            EXIT_FAILED,
+        )
+    print(json.dumps(json.loads(data), indent=2))
+    return EXIT_OK
+
+
+# -------------------------------------------------------------------- cache
+
+
+def default_cache_dir(directory: str | os.PathLike[str]) -> Path:
+    """The default cache of `augframe cache build DIR`: `DIR/../.augframe-cache/<name>`.
+
+    One sub-folder per data folder, so that `data/train` and `data/val` do not
+    replace each other's cache (a cache holds exactly the files of its last
+    build).
+
+    Example:
+    >>> default_cache_dir("/data/train").as_posix()
+    '/data/.augframe-cache/train'
+    """
+    folder = Path(os.path.abspath(directory))
+    return folder.parent / ".augframe-cache" / folder.name
+
+
+@_user_errors("cache build")
+def _cache_build(args: argparse.Namespace) -> int:
+    try:
+        from augframe.cache import build_cache
+    except ImportError as exc:
+        return _fail(
+            "cache build", f"augframe.cache is not available ({exc}).", EXIT_FAILED
+        )
+    from augframe.sources import collect_directory
+
+    paths, labels, class_names = collect_directory(args.directory)
+    cache_dir = (
+        Path(args.cache_dir) if args.cache_dir else default_cache_dir(args.directory)
+    )
+    image_size = (args.image_size[0], args.image_size[1])
+    store = build_cache(
+        paths,
+        labels,
+        cache_dir=cache_dir,
+        image_size=image_size,
+        num_workers=args.workers or os.cpu_count() or 1,
+        progress=True,
+        class_names=class_names,
+    )
+    stats = getattr(store, "stats", None)
+    done = (
+        f" ({stats.num_reused} reused, {stats.num_decoded} decoded, "
+        f"{stats.num_skipped} skipped, {stats.seconds:.1f}s)"
+        if stats is not None
+        else ""
+    )
+    print(f"augframe cache: {len(store)} images of {len(class_names)} classes{done}")
+    print(
+        f"  use it with: FrameSequence.from_directory({str(args.directory)!r}, "
+        f"image_size={image_size}, cache_dir={str(cache_dir)!r}, ...)"
+    )
+    print(cache_dir)
+    return EXIT_OK
+
+
+# -------------------------------------------------------------------- bench
+
+
+def _bench_script() -> Path:
+    return Path(__file__).resolve().parents[1] / "benchmarks" / "bench.py"
+
+
+def _bench(args: argparse.Namespace) -> int:
+    script = _bench_script()
+    if not script.is_file():
+        return _fail(
+            "bench",
+            f"{str(script)!r} not found: the benchmark ships with the source "
+            "repository, not with the installed package. Clone the repository "
+            "and run `augframe bench` from an editable install (pip install -e .).",
+            EXIT_FAILED,
+        )
+    passthrough = list(args.passthrough)
+    if passthrough[:1] == ["--"]:
+        passthrough = passthrough[1:]
+    command = [
+        sys.executable,
+        str(script),
+        *(["--quick"] if args.quick else []),
+        *passthrough,
+    ]
+    return subprocess.call(command)
+
+
+# ------------------------------------------------------------------- parser
+
+
+def _command(
+    commands: Any, name: str, *, help: str, description: str, examples: Sequence[str]
+) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = commands.add_parser(
+        name,
+        help=help,
+        description=description,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Example:\n" + "\n".join(f"  {line}" for line in examples),
+    )
+    return parser
+
+
+def _add_preview(commands: Any) -> None:
+    preview = _command(
+        commands,
+        "preview",
+        help="save a PNG grid of augmented samples per class",
+        description=(
+            "Builds a small FrameSequence (per-class samples, no background build, "
+            "no control file or example images) from a folder of class sub-folders "
+            "or from a run config YAML, saves a grid with a row of samples per "
+            "class, and prints the PNG's path. Options given here replace the run "
+            "config's."
+        ),
+        examples=[
+            "augframe preview data/train --augment configs/pipelines/medium.yaml "
+            "--aug-p 0.5 --out grid.png",
+            "augframe preview configs/run.yaml --per-class 12 --seed 1",
+        ],
+    )
+    preview.add_argument(
+        "source",
+        metavar="DIR_OR_CONFIG",
+        help="a folder of class sub-folders, or a run config .yaml",
+    )
+    preview.add_argument(
+        "--out", default="preview.png", help="PNG to write (default preview.png)"
+    )
+    preview.add_argument(
+        "--per-class",
+        type=_positive_int,
+        default=8,
+        metavar="N",
+        help="samples per class (default 8)",
+    )
+    preview.add_argument(
+        "--image-size",
+        type=_positive_int,
+        nargs=2,
+        metavar=("H", "W"),
+        help="sample size (default: the config's, or 128 128 for a folder)",
+    )
+    preview.add_argument(
+        "--augment",
+        metavar="PIPELINE_FILE",
+        help="albumentations pipeline saved with A.save (.json/.yaml); without it "
+        "a folder is previewed unaugmented",
+    )
+    preview.add_argument(
+        "--aug-p", type=_probability, metavar="P", help="probability of each transform"
+    )
+    preview.add_argument(
+        "--pipe-p",
+        type=_probability,
+        metavar="P",
+        help="probability that the pipeline runs",
+    )
+    preview.add_argument(
+        "--seed", type=_non_negative_int, metavar="S", help="random seed"
+    )
+    preview.add_argument(
+        "--root",
+        metavar="DIR",
+        help="folder a run config may write into (default: the config's folder)",
+    )
+    preview.set_defaults(handler=_preview)
+
+
+def _add_control(commands: Any) -> None:
+    control = _command(
+        commands,
+        "control",
+        help="change a running fit's settings through its control file",
+        description=(
+            "Reads and writes the control file (control.json) that a FrameSequence "
+            "re-reads at every epoch end. Keys: aug_p, pipe_p, example_prob (in "
+            "[0, 1]), epochs_per_frame (>= 1), regenerate, stop (true/false). "
+            "Writes are validated first and atomic; other keys in the file are kept."
+        ),
+        examples=[
+            "augframe control set aug_p=0.2 epochs_per_frame=3 --file runs/control.json",
+            "augframe control stop --file runs/control.json",
+            "augframe control show --file runs/control.json",
+        ],
+    )
+    actions = control.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+    def file_option(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument(
+            "--file",
+            default="control.json",
+            help="the control file (default control.json)",
+        )
+
+    def force_option(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument(
+            "--force",
+            action="store_true",
+            help="replace an existing file that is not a valid control file",
+        )
+
+    set_ = _command(
+        actions,
+        "set",
+        help="set one or more keys (KEY=VALUE)",
+        description=(
+            "Sets keys of the control file. Values are read as JSON (true, false, "
+            "0.2, 3), otherwise as text. Unknown keys or invalid values exit with "
+            "code 2 and leave the file untouched."
+        ),
+        examples=[
+            "augframe control set aug_p=0.2 pipe_p=0.9 --file control.json",
+            "augframe control set regenerate=true",
+        ],
+    )
+    set_.add_argument(
+        "assignments", nargs="+", metavar="KEY=VALUE", help="e.g. aug_p=0.2"
+    )
+    file_option(set_)
+    force_option(set_)
+    set_.set_defaults(handler=_control_set)
+
+    stop = _command(
+        actions,
+        "stop",
+        help='set "stop": true (StopOnControlFile ends the fit)',
+        description=(
+            'Sets "stop": true in the control file; augframe.StopOnControlFile '
+            "stops training at the end of the current epoch."
+        ),
+        examples=["augframe control stop --file control.json"],
+    )
+    file_option(stop)
+    force_option(stop)
+    stop.set_defaults(handler=_control_stop)
+
+    show = _command(
+        actions,
+        "show",
+        help="print the control file",
+        description="Prints the control file as JSON; exits 1 if missing or invalid.",
+        examples=["augframe control show --file control.json"],
+    )
+    file_option(show)
+    show.set_defaults(handler=_control_show)
+
+
+def _add_cache(commands: Any) -> None:
+    cache = _command(
+        commands,
+        "cache",
+        help="manage the decoded on-disk image cache",
+        description=(
+            "The decoded cache holds every image decoded and resized once, in a "
+            "memory map, so that frames are built without decoding JPEGs."
+        ),
+        examples=["augframe cache build data/train --image-size 128 128"],
+    )
+    actions = cache.add_subparsers(dest="action", required=True, metavar="ACTION")
+    build = _command(
+        actions,
+        "build",
+        help="decode and resize a folder of class sub-folders into the cache",
+        description=(
+            "Decodes and resizes DIR/<class>/<images> into the cache, with a "
+            "progress bar; unchanged files of an earlier build are reused. The "
+            "default cache folder is DIR/../.augframe-cache/<DIR name> (one per "
+            "data folder). Pass the same cache_dir to FrameSequence.from_directory."
+        ),
+        examples=[
+            "augframe cache build data/train --image-size 128 128",
+            "augframe cache build data/train --image-size 96 96 --cache-dir /ssd/cache "
+            "--workers 8",
+        ],
+    )
+    build.add_argument(
+        "directory", metavar="DIR", help="folder with one sub-folder per class"
+    )
+    build.add_argument(
+        "--image-size",
+        type=_positive_int,
+        nargs=2,
+        metavar=("H", "W"),
+        required=True,
+        help="size of the cached images",
+    )
+    build.add_argument(
+        "--cache-dir",
+        metavar="DIR",
+        help="cache folder (default DIR/../.augframe-cache/<DIR name>)",
+    )
+    build.add_argument(
+        "--workers",
+        type=_positive_int,
+        metavar="N",
+        help="decoding threads (default: CPU count)",
+    )
+    build.set_defaults(handler=_cache_build)
+
+
+def _add_bench(commands: Any) -> None:
+    bench = _command(
+        commands,
+        "bench",
+        help="run benchmarks/bench.py (source checkout only)",
+        description=(
+            "Runs benchmarks/bench.py of the source repository with this Python; "
+            "other arguments are passed on to it (`augframe bench -- --help` "
+            "lists them)."
+        ),
+        examples=[
+            "augframe bench --quick",
+            "augframe bench --images 4000 --data /tmp/catsdogs",
+        ],
+    )
+    bench.add_argument("--quick", action="store_true", help="small smoke run")
+    bench.set_defaults(handler=_bench, passthrough_allowed=True)
+
+
 def build_parser() -> argparse.ArgumentParser:
+    """The `augframe` argument parser (no heavy import)."""
     parser = argparse.ArgumentParser(
         prog="augframe",
         description="Class-balanced, augmented in-RAM frames for Keras.",
@@ -36,17 +646,31 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="Example:\n  augframe demo --workdir /tmp/augframe-demo --epochs 6",
     )
-    demo.add_argument("--workdir", default="augframe-demo", help="folder for data, control file and examples")
-    demo.add_argument("--epochs", type=int, default=12, help="training epochs (default 12)")
+    demo.add_argument(
+        "--workdir",
+        default="augframe-demo",
+        help="folder for data, control file and examples",
+    )
+    demo.add_argument(
+        "--epochs", type=int, default=12, help="training epochs (default 12)"
+    )
     demo.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     demo.set_defaults(handler=_demo)
+    _add_preview(commands)
+    _add_control(commands)
+    _add_cache(commands)
+    _add_bench(commands)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the command line; returns the exit code."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and not getattr(args, "passthrough_allowed", False):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.passthrough = extra
     code: int = args.handler(args)
     return code
 

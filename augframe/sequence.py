@@ -372,6 +372,26 @@ class FrameSequence(keras.utils.PyDataset):
         return cls._from_files(kept, int_labels, names, image_size, cache_dir, kwargs)
 
     @classmethod
+    def from_config(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        allowed_root: str | os.PathLike[str] | None = None,
+        **overrides: Any,
+    ) -> FrameSequence:
+        """A FrameSequence from a YAML run config (see `augframe.config`).
+
+        Keyword arguments replace the file's options and are validated the
+        same way; a bad field is a `ConfigError` naming the field and the file.
+
+        Example:
+        >>> seq = FrameSequence.from_config("configs/run.yaml", seed=1)  # doctest: +SKIP
+        """
+        from augframe.config import sequence_from_config
+
+        return sequence_from_config(path, allowed_root=allowed_root, **overrides)
+
+    @classmethod
     def _from_files(
         cls,
         paths: list[str],

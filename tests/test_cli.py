@@ -1,0 +1,361 @@
+"""The `augframe` command: control set/stop/show, preview, cache build, bench, help."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import pytest
+from conftest import write_jpegs
+
+import augframe.cli
+from augframe.cli import build_parser, default_cache_dir, main
+from augframe.control import HOT_KEYS, write_control
+
+REPO = Path(__file__).resolve().parents[1]
+LIGHT = REPO / "configs" / "pipelines" / "light.yaml"
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+# ------------------------------------------------------------------ control
+
+
+def test_control_set_parses_json_types(tmp_path, capsys):
+    file = tmp_path / "control.json"
+    code, out, _ = run(
+        capsys, "control", "set", "aug_p=0.25", "pipe_p=1", "epochs_per_frame=3",
+        "regenerate=true", "stop=false", "--file", str(file),
+    )
+    assert code == 0
+    values = json.loads(file.read_text())
+    assert values == {
+        "aug_p": 0.25, "pipe_p": 1, "epochs_per_frame": 3, "regenerate": True,
+        "stop": False,
+    }
+    assert type(values["epochs_per_frame"]) is int
+    assert type(values["regenerate"]) is bool
+    assert json.loads(out) == values
+
+
+def test_control_set_keeps_the_other_keys(tmp_path, capsys):
+    file = tmp_path / "control.json"
+    write_control(file, {"pipe_p": 0.7, "example_prob": 0.0, "stop": False})
+    code, _, _ = run(capsys, "control", "set", "aug_p=0.1", "--file", str(file))
+    assert code == 0
+    assert json.loads(file.read_text()) == {
+        "pipe_p": 0.7, "example_prob": 0.0, "stop": False, "aug_p": 0.1
+    }
+
+
+def test_control_set_writes_atomically_and_leaves_no_temp_file(tmp_path, capsys, monkeypatch):
+    file = tmp_path / "control.json"
+    replaced = []
+    real_replace = augframe.control.os.replace
+
+    def spy(src, dst):
+        replaced.append((Path(src).name, Path(dst).name))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(augframe.control.os, "replace", spy)
+    assert run(capsys, "control", "set", "aug_p=0.3", "--file", str(file))[0] == 0
+    assert run(capsys, "control", "stop", "--file", str(file))[0] == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["control.json"]
+    assert len(replaced) == 2 and all(dst == "control.json" for _, dst in replaced)
+    assert all(src.startswith(".control.json.") for src, _ in replaced)
+
+
+BAD_ASSIGNMENTS = [
+    # (argument, words the message must contain)
+    ("colour=red", ["unknown key 'colour'", '"red"']),
+    ("batch_size=64", ["'batch_size'", "64", "cannot change while `fit` runs"]),
+    ("aug_p=1.5", ["'aug_p'", "1.5", "less than or equal to 1"]),
+    ("aug_p=true", ["'aug_p'", "true", "valid number"]),
+    ("aug_p=NaN", ["'aug_p'", '"NaN"']),
+    ("aug_p=0.2x", ["'aug_p'", '"0.2x"']),
+    ("epochs_per_frame=0", ["'epochs_per_frame'", "0", "greater than or equal to 1"]),
+    ("epochs_per_frame=2.5", ["'epochs_per_frame'", "2.5", "valid integer"]),
+    ("stop=yes", ["'stop'", '"yes"', "valid boolean"]),
+    ("stop=1", ["'stop'", "1", "valid boolean"]),
+    ("aug_p", ["expected KEY=VALUE", "'aug_p'"]),
+    ("=0.2", ["expected KEY=VALUE"]),
+]
+
+
+@pytest.mark.parametrize(("assignment", "words"), BAD_ASSIGNMENTS)
+def test_control_set_refuses_bad_keys_and_values(tmp_path, capsys, assignment, words):
+    file = tmp_path / "control.json"
+    write_control(file, {"aug_p": 0.1, "stop": False})
+    before = file.read_bytes()
+    code, out, err = run(
+        capsys, "control", "set", "pipe_p=0.5", assignment, "--file", str(file)
+    )
+    assert code == 2
+    assert out == ""
+    assert file.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["control.json"]
+    assert err.count("\n") == 1 and err.startswith("augframe control set: error: ")
+    for word in [*words, f"Allowed keys: {', '.join(HOT_KEYS)}."]:
+        assert word in err
+
+
+def test_control_set_on_a_missing_file_creates_it(tmp_path, capsys):
+    file = tmp_path / "run" / "control.json"
+    assert run(capsys, "control", "set", "pipe_p=0.4", "--file", str(file))[0] == 0
+    assert json.loads(file.read_text()) == {"pipe_p": 0.4}
+
+
+@pytest.mark.parametrize("content", [b"{not json", b'{"aug_p": 7}', b"[1, 2]", b'{"x": 1}'])
+@pytest.mark.parametrize("command", [["set", "aug_p=0.2"], ["stop"]])
+def test_control_refuses_an_invalid_existing_file_unless_forced(
+    tmp_path, capsys, content, command
+):
+    file = tmp_path / "control.json"
+    file.write_bytes(content)
+    code, _, err = run(capsys, "control", *command, "--file", str(file))
+    assert code == 2
+    assert file.read_bytes() == content
+    assert "not a valid control file" in err and "--force" in err
+    code, _, _ = run(capsys, "control", *command, "--file", str(file), "--force")
+    assert code == 0
+    expected = {"aug_p": 0.2} if command[0] == "set" else {"stop": True}
+    assert json.loads(file.read_text()) == expected
+
+
+def test_control_set_drops_frozen_keys_already_in_the_file(tmp_path, capsys):
+    file = tmp_path / "control.json"
+    file.write_text('{"aug_p": 0.1, "batch_size": 64}')
+    code, _, err = run(capsys, "control", "set", "pipe_p=0.2", "--file", str(file))
+    assert code == 0
+    assert json.loads(file.read_text()) == {"aug_p": 0.1, "pipe_p": 0.2}
+    assert "batch_size" in err
+
+
+def test_control_stop_sets_stop_and_keeps_the_rest(tmp_path, capsys):
+    file = tmp_path / "control.json"
+    write_control(file, {"aug_p": 0.3, "stop": False})
+    assert run(capsys, "control", "stop", "--file", str(file))[0] == 0
+    assert json.loads(file.read_text()) == {"aug_p": 0.3, "stop": True}
+
+
+def test_control_show(tmp_path, capsys):
+    file = tmp_path / "control.json"
+    write_control(file, {"aug_p": 0.3, "stop": True})
+    code, out, _ = run(capsys, "control", "show", "--file", str(file))
+    assert code == 0 and json.loads(out) == {"aug_p": 0.3, "stop": True}
+
+    code, out, err = run(capsys, "control", "show", "--file", str(tmp_path / "no.json"))
+    assert code == 1 and out == "" and "no control file" in err and "no.json" in err
+
+    file.write_text('{"aug_p": 3}')
+    code, out, err = run(capsys, "control", "show", "--file", str(file))
+    assert code == 1 and out == '{"aug_p": 3}' and "not a valid control file" in err
+
+
+def test_control_reaches_a_running_sequence(tmp_path, capsys):
+    """What `control set` writes is what a FrameSequence applies at the epoch end."""
+    from augframe import FrameSequence
+
+    file = tmp_path / "control.json"
+    source = tmp_path / "data"
+    write_jpegs(source, {"a": 6, "b": 6})
+    with FrameSequence.from_directory(
+        source, image_size=(16, 16), batch_size=4, control_file=file, seed=0,
+        verbose=0, background=False,
+    ) as seq:
+        assert run(capsys, "control", "set", "aug_p=0.35", "--file", str(file))[0] == 0
+        seq.on_epoch_begin()
+        seq.on_epoch_end()
+        assert seq.aug_p == 0.35
+
+
+# ------------------------------------------------------------------ preview
+
+
+def read_png(path: Path):
+    image = cv2.imread(str(path))
+    assert image is not None, f"{path} is not a readable PNG"
+    return image
+
+
+def test_preview_of_a_folder_writes_a_grid_of_the_right_size(tmp_path, capsys):
+    data = write_jpegs(tmp_path / "train", {"a": 8, "b": 3, "c": 5})
+    out_file = tmp_path / "out" / "grid.png"
+    code, out, _ = run(
+        capsys, "preview", str(data), "--out", str(out_file), "--per-class", "3",
+        "--image-size", "16", "20", "--augment", str(LIGHT), "--aug-p", "0.5",
+        "--pipe-p", "1", "--seed", "3",
+    )
+    assert code == 0
+    assert out.strip() == str(out_file)
+    # contact_sheet: one 96-pixel row per class; a 110-pixel label column and
+    # a 96-pixel cell per sample.
+    assert read_png(out_file).shape == (3 * 96, 110 + 3 * 96, 3)
+
+
+def test_preview_of_a_run_config_writes_only_the_png(tmp_path, capsys):
+    folder = tmp_path / "project"
+    write_jpegs(folder / "data", {"x": 4, "y": 4})
+    (folder / "run.yaml").write_text(
+        "source: {directory: data}\n"
+        "image_size: [16, 16]\n"
+        "control_file: control.json\n"
+        "example_dir: examples\n"
+        "example_prob: 1.0\n"
+    )
+    out_file = tmp_path / "grid.png"
+    code, _, _ = run(
+        capsys, "preview", str(folder / "run.yaml"), "--out", str(out_file),
+        "--per-class", "2", "--seed", "0",
+    )
+    assert code == 0
+    assert read_png(out_file).shape == (2 * 96, 110 + 2 * 96, 3)
+    assert sorted(p.name for p in folder.iterdir()) == ["data", "run.yaml"]
+
+
+def test_preview_reports_a_bad_config_in_one_line(tmp_path, capsys):
+    config = tmp_path / "run.yaml"
+    config.write_text("source: {directory: missing}\nimage_size: [16, 16]\n")
+    code, _, err = run(capsys, "preview", str(config))
+    assert code == 2
+    assert err.startswith("augframe preview: error: ") and "source.directory" in err
+    code, _, err = run(capsys, "preview", str(tmp_path / "nothing"))
+    assert code == 2 and "neither a folder" in err
+
+
+# -------------------------------------------------------------------- cache
+
+
+def test_cache_build_decodes_once_and_reuses(tmp_path, capsys):
+    data = write_jpegs(tmp_path / "data" / "train", {"a": 5, "b": 3})
+    code, out, err = run(capsys, "cache", "build", str(data), "--image-size", "12", "10",
+                         "--workers", "2")
+    assert code == 0
+    cache_dir = tmp_path / "data" / ".augframe-cache" / "train"
+    assert out.splitlines()[-1] == str(cache_dir)
+    assert "8 images of 2 classes (0 reused, 8 decoded" in out
+    assert "img" in err  # the progress bar
+    assert (cache_dir / "12x10" / "manifest.json").is_file()
+
+    code, out, _ = run(capsys, "cache", "build", str(data), "--image-size", "12", "10")
+    assert code == 0 and "(8 reused, 0 decoded" in out
+
+    other = tmp_path / "elsewhere"
+    code, out, _ = run(capsys, "cache", "build", str(data), "--image-size", "8", "8",
+                       "--cache-dir", str(other))
+    assert code == 0 and (other / "8x8" / "manifest.json").is_file()
+
+
+def test_cache_build_errors_are_one_line(tmp_path, capsys):
+    code, _, err = run(capsys, "cache", "build", str(tmp_path / "missing"),
+                       "--image-size", "8", "8")
+    assert code == 2 and err.count("\n") == 1 and "not a folder" in err
+
+
+def test_default_cache_dir_is_one_folder_per_data_folder(tmp_path):
+    assert default_cache_dir(tmp_path / "data" / "train") == (
+        tmp_path / "data" / ".augframe-cache" / "train"
+    )
+    assert default_cache_dir(tmp_path / "data" / "val") != default_cache_dir(
+        tmp_path / "data" / "train"
+    )
+
+
+# -------------------------------------------------------------------- bench
+
+
+def test_bench_runs_the_script_with_the_arguments(tmp_path, capsys, monkeypatch):
+    script = tmp_path / "bench.py"
+    record = tmp_path / "argv.json"
+    script.write_text(
+        "import json, sys\n"
+        f"open({str(record)!r}, 'w').write(json.dumps(sys.argv[1:]))\n"
+        "sys.exit(3)\n"
+    )
+    monkeypatch.setattr(augframe.cli, "_bench_script", lambda: script)
+    code = main(["bench", "--quick", "--images", "64", "--data", "/tmp/d"])
+    assert code == 3
+    assert json.loads(record.read_text()) == ["--quick", "--images", "64", "--data", "/tmp/d"]
+    assert main(["bench", "--", "--help"]) == 3
+    assert json.loads(record.read_text()) == ["--help"]
+
+
+def test_bench_without_the_script_exits_1(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(augframe.cli, "_bench_script", lambda: tmp_path / "bench.py")
+    code, _, err = run(capsys, "bench", "--quick")
+    assert code == 1 and "not found" in err and "repository" in err
+
+
+def test_the_repository_bench_script_is_found():
+    assert augframe.cli._bench_script() == REPO / "benchmarks" / "bench.py"
+
+
+# ------------------------------------------------------------- help, parsing
+
+
+def command_paths(parser: argparse.ArgumentParser, prefix: tuple[str, ...] = ()):
+    yield prefix
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from command_paths(sub, (*prefix, name))
+
+
+HELP_COMMANDS = [
+    (), ("demo",), ("preview",), ("control",), ("control", "set"),
+    ("control", "stop"), ("control", "show"), ("cache",), ("cache", "build"),
+    ("bench",),
+]
+
+
+def test_every_command_is_in_the_help_table():
+    assert sorted(command_paths(build_parser())) == sorted(HELP_COMMANDS)
+
+
+@pytest.mark.parametrize("command", HELP_COMMANDS, ids=lambda c: " ".join(c) or "augframe")
+def test_help_of_every_command_exits_0_with_an_example(capsys, command):
+    with pytest.raises(SystemExit) as exit_info:
+        main([*command, "--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert f"usage: augframe {' '.join(command)}".rstrip() in out
+    assert "Example:\n  augframe " + (command[0] if command else "") in out
+
+
+def test_unknown_arguments_are_refused_except_for_bench(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["control", "show", "--bogus"])
+    assert exit_info.value.code == 2
+    assert "unrecognized arguments: --bogus" in capsys.readouterr().err
+
+
+def test_demo_arguments_are_unchanged():
+    args = build_parser().parse_args(["demo"])
+    assert (args.workdir, args.epochs, args.seed) == ("augframe-demo", 12, 0)
+    assert args.handler is augframe.cli._demo
+
+
+def test_help_and_control_do_not_import_keras(tmp_path):
+    code = (
+        "import sys\n"
+        "from augframe.cli import main\n"
+        "try:\n"
+        "    main(['--help'])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        f"assert main(['control', 'set', 'aug_p=0.2', '--file', {str(tmp_path / 'c.json')!r}]) == 0\n"
+        "heavy = [m for m in ('tensorflow', 'keras', 'albumentations') if m in sys.modules]\n"
+        "print('heavy:', heavy)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert out.stdout.strip().splitlines()[-1] == "heavy: []"
