@@ -63,7 +63,7 @@ class ControlSettings(BaseModel):
         example_prob: probability that a sample of a new frame is written to
             `example_dir`, in [0, 1]. Applies from the next frame.
         regenerate: true builds a new frame at the next epoch end; it fires
-            once per save of the file.
+            once each time the file's content changes with it set to true.
         stop: true asks `StopOnControlFile` to stop training.
     """
 

@@ -47,6 +47,7 @@ from augframe.pipeline import Augment, PipelineSpec
 from augframe.serve import ServeAugment
 from augframe.sources import (
     FileStore,
+    ImageStore,
     StoreSource,
     SubsetStore,
     collect_directory,
@@ -249,7 +250,7 @@ class FrameSequence(keras.utils.PyDataset):
         self.num_build_workers = num_workers
 
         if isinstance(source, StoreSource):
-            store, class_names = source.store, list(source.class_names)
+            store, class_names = source.open(), list(source.class_names)
         else:
             store, class_names = mapping_to_store(
                 source, image_size=self.image_size, num_workers=num_workers
@@ -402,11 +403,18 @@ class FrameSequence(keras.utils.PyDataset):
         kwargs: dict[str, Any],
     ) -> FrameSequence:
         if cache_dir is None:
-            store: Any = FileStore(paths, labels, image_size=image_size)
-        else:
+            return cls(
+                StoreSource(
+                    FileStore(paths, labels, image_size=image_size), class_names
+                ),
+                image_size=image_size,
+                **kwargs,
+            )
+
+        def open_cache() -> ImageStore:
             from augframe.cache import build_cache
 
-            store = build_cache(
+            return build_cache(
                 paths,
                 labels,
                 cache_dir=cache_dir,
@@ -415,7 +423,11 @@ class FrameSequence(keras.utils.PyDataset):
                 progress=kwargs.get("verbose", 1) > 0,
                 class_names=class_names,
             )
-        return cls(StoreSource(store, class_names), image_size=image_size, **kwargs)
+
+        # Built by the constructor, after every other argument was checked.
+        return cls(
+            StoreSource(open_cache, class_names), image_size=image_size, **kwargs
+        )
 
     # ---------------------------------------------------------------- serving
 

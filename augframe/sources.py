@@ -70,6 +70,10 @@ class ImageStore(Protocol):
 class StoreSource:
     """A store with its class names: what `FrameSequence` accepts besides a mapping.
 
+    `store` may also be a function that makes the store (e.g. builds a decoded
+    cache): FrameSequence calls it only after every other argument was
+    checked, so a bad argument fails before hours of decoding.
+
     Example:
     >>> src = StoreSource(ArrayStore(np.zeros((2, 8, 8, 3), np.uint8),
     ...                              np.array([0, 1])), ["a", "b"])
@@ -77,8 +81,12 @@ class StoreSource:
     ['a', 'b']
     """
 
-    store: ImageStore
+    store: ImageStore | Callable[[], ImageStore]
     class_names: list[str]
+
+    def open(self) -> ImageStore:
+        """The store, made now if it was given as a function."""
+        return self.store() if callable(self.store) else self.store
 
 
 def to_rgb(image: np.ndarray, *, what: str = "image") -> np.ndarray:

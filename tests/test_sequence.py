@@ -431,3 +431,18 @@ def test_control_file_is_written_with_constructor_values(tmp_path, imbalanced_so
     with make(imbalanced_source, control_file=control, aug_p=0.2) as seq:
         assert json.loads(control.read_text()) == seq.control_values()
         assert seq.aug_p == 0.2 and json.loads(control.read_text())["stop"] is False
+
+
+def test_bad_arguments_fail_before_the_cache_is_built(tmp_path):
+    from conftest import write_jpegs
+
+    data = write_jpegs(tmp_path / "data", {"a": 3, "b": 3})
+    with pytest.raises(ConfigError, match="aug_p"):
+        FrameSequence.from_directory(
+            data,
+            image_size=IMAGE_SIZE,
+            cache_dir=tmp_path / "cache",
+            aug_p=2.0,
+            verbose=0,
+        )
+    assert not (tmp_path / "cache").exists()
