@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import keras
 import numpy as np
 import pytest
 from conftest import IMAGE_SIZE, flip_rotate, random_images
@@ -17,6 +18,12 @@ from augframe import ConfigError, FrameSequence
 from augframe.sources import ArrayStore, SubsetStore
 
 SCRIPTS = Path(__file__).parent / "scripts"
+
+# tf.distribute strategies drive training only on the TensorFlow backend.
+tensorflow_only = pytest.mark.skipif(
+    keras.backend.backend() != "tensorflow",
+    reason="tf.distribute strategies need the TensorFlow backend",
+)
 
 
 def run_script(name: str, *, env: dict[str, str] | None = None) -> dict:
@@ -32,6 +39,7 @@ def run_script(name: str, *, env: dict[str, str] | None = None) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+@tensorflow_only
 def test_mirrored_strategy_on_two_logical_cpus_keeps_the_frame_schedule():
     result = run_script("mirrored_fit.py")
     assert result["replicas"] == 2 and result["epochs"] == 3
@@ -90,6 +98,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+@tensorflow_only
 @pytest.mark.xfail(
     strict=True,
     reason="Keras 3 fit() fails under MultiWorkerMirroredStrategy even on numpy "

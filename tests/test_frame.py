@@ -52,6 +52,16 @@ class Recording(FrameSequence):
             self.served = []
             self.epochs.append(self.served)
 
+    def on_epoch_end(self):
+        before = self.epoch
+        super().on_epoch_end()
+        with self.lock:
+            if self.epoch == before and self.epochs and self.served is not None:
+                # Not a training epoch (JAX's symbolic build pulls a batch
+                # between a begin and Keras' extra end): forget it.
+                self.epochs.pop()
+            self.served = None
+
     def __getitem__(self, index):
         x, y = super().__getitem__(index)
         with self.lock:
