@@ -36,7 +36,7 @@ import time
 import uuid
 import warnings
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,6 +46,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from augframe import _checks
+from augframe._parallel import run_chunks
 from augframe.errors import (
     CacheError,
     CacheWarning,
@@ -512,19 +513,9 @@ class _Build:
             leave=False,
         )
         with bar:
-            futures = [
-                pool.submit(job, todo[s : s + _CHUNK])
-                for s in range(0, len(todo), _CHUNK)
-            ]
-            try:
-                for future in futures:
-                    bar.update(future.result())
-            finally:
-                # On an error, stop queued jobs and let running ones finish
-                # before the caller removes the file they write to.
-                for future in futures:
-                    future.cancel()
-                wait(futures)
+            # On an error, queued jobs stop and running ones finish before the
+            # caller removes the file they write to.
+            run_chunks(pool, job, todo, chunk=_CHUNK, bar=bar)
 
     def _compact(self, data: np.memmap, candidates: np.ndarray) -> np.memmap:
         """A copy of `data` without the rows that failed to decode."""

@@ -16,12 +16,13 @@ import threading
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
 from tqdm.auto import tqdm
 
+from augframe._parallel import run_chunks
 from augframe.balance import FramePlan, plan_frame
 from augframe.errors import ConfigError, ImageWarning, SourceError, VarietyWarning
 from augframe.pipeline import PipelineSpec, WorkerPipelines
@@ -36,7 +37,7 @@ __all__ = [
 ]
 
 # Tags that keep the seed streams of plans, slots and epoch orders apart.
-_PLAN, _SLOT, _ORDER, _EXAMPLES, _SUBSTITUTE = 1, 2, 3, 4, 5
+_PLAN, _SLOT, _ORDER, _EXAMPLES, _SUBSTITUTE, _SERVE = 1, 2, 3, 4, 5, 6
 
 
 class BuildCancelled(Exception):
@@ -266,19 +267,12 @@ class FrameBuilder:
         seeds: np.ndarray,
         bar: tqdm,
     ) -> None:
-        if len(slots) == 0:
-            return
+        """Runs `run(slots, seeds)` on chunks, in parallel."""
+        pairs = np.stack([slots.astype(np.int64), seeds.astype(np.int64)], axis=1)
         chunk = max(8, min(256, len(slots) // (self.num_workers * 8) or 1))
-        starts = range(0, len(slots), chunk)
-        futures: list[Future[int]] = [
-            pool.submit(run, slots[s : s + chunk], seeds[s : s + chunk]) for s in starts
-        ]
-        try:
-            for future in futures:
-                bar.update(future.result())
-        finally:
-            for future in futures:
-                future.cancel()
+        run_chunks(
+            pool, lambda part: run(part[:, 0], part[:, 1]), pairs, chunk=chunk, bar=bar
+        )
 
     def _load(
         self, plan: FramePlan, slot: int, seed: int, newly_bad: list[int]

@@ -37,6 +37,7 @@ from augframe.examples import ExampleRing, contact_sheet, save_png
 from augframe.frame import (
     _EXAMPLES,
     _ORDER,
+    _SERVE,
     BackgroundBuild,
     Frame,
     FrameBuffer,
@@ -465,7 +466,7 @@ class FrameSequence(keras.utils.PyDataset):
             view.frame.buffer.release()
         if self.serve_augment is not None:
             rng = derive_rng(
-                self._entropy, _ORDER, view.frame.generation, self.epoch, index
+                self._entropy, _SERVE, view.frame.generation, self.epoch, index
             )
             images = self.serve_augment(images, rng=rng)
         batch = images.astype(np.float32)
