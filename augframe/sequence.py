@@ -246,10 +246,14 @@ class FrameSequence(keras.utils.PyDataset):
                 "example_dir='example_images' to say where examples go."
             )
         num_workers = _checks.check_int(
-            "num_build_workers", num_build_workers or os.cpu_count() or 1
+            "num_build_workers",
+            os.cpu_count() or 1 if num_build_workers is None else num_build_workers,
         )
         self.num_build_workers = num_workers
+        self.shard = _check_shard(shard, self.samples_per_class, self.validation)
+        spec = PipelineSpec(None if self.validation else augment)
 
+        # Every argument is checked: now decode (or build the cache).
         if isinstance(source, StoreSource):
             store, class_names = source.open(), list(source.class_names)
         else:
@@ -261,7 +265,6 @@ class FrameSequence(keras.utils.PyDataset):
                 f"The store serves images of size {store.image_size}, but "
                 f"image_size={self.image_size}. Build the store for that size."
             )
-        self.shard = _check_shard(shard, self.samples_per_class, self.validation)
         if self.shard is not None:
             store = SubsetStore.shard(store, index=self.shard[0], count=self.shard[1])
         self.class_names = class_names
@@ -276,7 +279,6 @@ class FrameSequence(keras.utils.PyDataset):
         if self.shard is not None:
             root = int(np.random.SeedSequence([root, *self.shard]).generate_state(1)[0])
         self._entropy = root % 2**63
-        spec = PipelineSpec(None if self.validation else augment)
         self._builder = FrameBuilder(
             store,
             spec=spec,

@@ -446,3 +446,28 @@ def test_bad_arguments_fail_before_the_cache_is_built(tmp_path):
             verbose=0,
         )
     assert not (tmp_path / "cache").exists()
+
+
+def test_bad_pipeline_file_fails_before_the_cache_is_built(tmp_path):
+    from conftest import write_jpegs
+
+    data = write_jpegs(tmp_path / "data", {"a": 3, "b": 3})
+    with pytest.raises(ConfigError, match="does not exist"):
+        FrameSequence.from_directory(
+            data,
+            image_size=IMAGE_SIZE,
+            cache_dir=tmp_path / "cache",
+            augment=tmp_path / "nope.yaml",
+            verbose=0,
+        )
+    assert not (tmp_path / "cache").exists()
+
+
+def test_zero_build_workers_is_refused():
+    with pytest.raises(ConfigError, match="num_build_workers"):
+        FrameSequence(
+            {"a": random_images(2, seed=0)},
+            image_size=IMAGE_SIZE,
+            num_build_workers=0,
+            verbose=0,
+        )
