@@ -496,14 +496,14 @@ class _Build:
             return
         self.num_decoded = len(todo)
 
-        def job(rows: np.ndarray) -> int:
+        def job(rows: np.ndarray) -> np.ndarray:
             for row in rows.tolist():
                 item = int(candidates[row])
                 try:
                     data[row] = resize(decode_image(self.keys[item]), self.image_size)
                 except (ImageReadError, cv2.error):
                     self.failed[item] = True
-            return len(rows)
+            return rows
 
         bar = tqdm(
             total=len(todo),

@@ -1,32 +1,39 @@
-"""The in-RAM frame: preallocated buffers, the parallel builder, background builds.
+"""The in-RAM frame: its plan, the parallel builder, background builds.
 
 A frame is `N` augmented uint8 samples in one preallocated `(N, H, W, 3)`
-buffer, plus their labels. `FrameBuilder.build` fills a buffer from an image
-store with a pool of threads (one albumentations pipeline each; OpenCV releases
-the GIL). Every slot is seeded from `(seed, generation, slot, attempt)` alone,
-so a frame is the same whatever the number of workers. `BackgroundBuild` runs a
-build on its own thread while the model trains on the current frame.
+buffer, plus their labels. `FrameBuilder.build` plans the frame, has a sample
+maker (threads, or processes on shared memory: `augframe.workers`) load and
+augment the samples straight into the buffer, then redraws variants that equal
+another sample of their class. Every slot is seeded from `(seed, generation,
+slot, attempt)` alone, so a frame is the same whatever the number or kind of
+workers. `BackgroundBuild` runs a build on its own thread while the model
+trains on the current frame.
 """
 
 from __future__ import annotations
 
-import hashlib
-import queue
 import threading
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from augframe._parallel import run_chunks
+from augframe._parallel import BuildCancelled
 from augframe.balance import FramePlan, plan_frame
-from augframe.errors import ConfigError, ImageWarning, SourceError, VarietyWarning
-from augframe.pipeline import PipelineSpec, WorkerPipelines
-from augframe.sources import ImageReadError, ImageStore
+from augframe.errors import ImageWarning, VarietyWarning
+from augframe.pipeline import PipelineSpec
+from augframe.sources import ImageStore
+from augframe.workers import (
+    _SUBSTITUTE,
+    BatchResult,
+    FrameBuffer,
+    SampleMaker,
+    SlotBatch,
+    ThreadMaker,
+)
 
 __all__ = [
     "BackgroundBuild",
@@ -36,40 +43,9 @@ __all__ = [
     "FrameBuilder",
 ]
 
-# Tags that keep the seed streams of plans, slots and epoch orders apart.
-_PLAN, _SLOT, _ORDER, _EXAMPLES, _SUBSTITUTE, _SERVE = 1, 2, 3, 4, 5, 6
-
-
-class BuildCancelled(Exception):
-    """A frame build was cancelled before it finished (internal)."""
-
-
-class FrameBuffer:
-    """One preallocated `(N, H, W, 3)` uint8 array and its count of readers.
-
-    A reader (`__getitem__` copying a batch out) holds the buffer between
-    `acquire` and `release`; a builder calls `wait_idle` before writing, so a
-    batch is never torn between two frames.
-    """
-
-    def __init__(self, num_samples: int, image_size: tuple[int, int]) -> None:
-        self.array = np.empty((num_samples, *image_size, 3), dtype=np.uint8)
-        self._readers = 0
-        self._cond = threading.Condition()
-
-    def acquire(self) -> None:
-        with self._cond:
-            self._readers += 1
-
-    def release(self) -> None:
-        with self._cond:
-            self._readers -= 1
-            if self._readers == 0:
-                self._cond.notify_all()
-
-    def wait_idle(self) -> None:
-        with self._cond:
-            self._cond.wait_for(lambda: self._readers == 0)
+# Tags that keep the seed streams of plans, slots, epoch orders... apart.
+_PLAN, _SLOT, _ORDER, _EXAMPLES, _SERVE = 1, 2, 3, 4, 6
+assert _SUBSTITUTE not in (_PLAN, _SLOT, _ORDER, _EXAMPLES, _SERVE)
 
 
 @dataclass(frozen=True)
@@ -112,10 +88,6 @@ def derive_rng(entropy: int, *key: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([entropy, *key]))
 
 
-def _digest(image: np.ndarray) -> bytes:
-    return hashlib.blake2b(np.ascontiguousarray(image).data, digest_size=16).digest()
-
-
 class FrameBuilder:
     """Builds frames from a store: plan, load, augment, de-duplicate variants.
 
@@ -125,7 +97,9 @@ class FrameBuilder:
         class_names: names of the classes, in label order.
         samples_per_class: samples per class, or None for every native once.
         entropy: the root seed of everything random.
-        num_workers: threads that load and augment in parallel.
+        num_workers: threads that load and augment in parallel (used when no
+            `maker` is given).
+        maker: runs the samples in parallel (default: a `ThreadMaker`).
         shuffle: draw natives at random and shuffle slots (False: store order).
         max_attempts: tries to make a variant distinct before keeping a repeat.
     """
@@ -139,6 +113,7 @@ class FrameBuilder:
         samples_per_class: int | None,
         entropy: int,
         num_workers: int = 1,
+        maker: SampleMaker | None = None,
         shuffle: bool = True,
         max_attempts: int = 32,
     ) -> None:
@@ -148,10 +123,12 @@ class FrameBuilder:
         self.samples_per_class = samples_per_class
         self.entropy = entropy
         self.num_workers = num_workers
+        self.maker = maker or ThreadMaker(
+            store, spec, entropy=entropy, num_workers=num_workers
+        )
         self.shuffle = shuffle
         self.max_attempts = max_attempts
         self._bad = np.zeros(len(store), dtype=bool)
-        self._bad_lock = threading.Lock()
         self._warned_bad: set[int] = set()
 
     @property
@@ -175,6 +152,10 @@ class FrameBuilder:
             forced=plan.forced,
         )
 
+    def close(self) -> None:
+        """Releases the sample maker's workers (processes, if any)."""
+        self.maker.close()
+
     def build(
         self,
         *,
@@ -197,38 +178,11 @@ class FrameBuilder:
             raise ValueError(
                 f"buffer holds {buffer.array.shape[0]} samples, plan {num}"
             )
-        pipelines: queue.SimpleQueue[WorkerPipelines] = queue.SimpleQueue()
-        for _ in range(self.num_workers):
-            pipelines.put(WorkerPipelines(self.spec, aug_p=aug_p, pipe_p=pipe_p))
+        # Only the distinctness check of variants reads content digests.
+        need_digests = bool(plan.forced.any())
         digests: list[bytes] = [b""] * num
-        newly_bad: list[int] = []
+        bad: list[int] = []
         buffer.wait_idle()
-        array = buffer.array
-
-        def run(slots: np.ndarray, seeds: np.ndarray) -> int:
-            if cancel is not None and cancel.is_set():
-                raise BuildCancelled
-            worker = pipelines.get()
-            try:
-                for slot, seed in zip(slots.tolist(), seeds.tolist(), strict=True):
-                    image = self._load(plan, slot, seed, newly_bad)
-                    out = worker.apply(image, seed=seed, forced=bool(plan.forced[slot]))
-                    if out.shape != array.shape[1:] or out.dtype != np.uint8:
-                        raise ConfigError(
-                            "The augmentation pipeline changed the sample from "
-                            f"{image.shape} uint8 to {out.shape} {out.dtype}. "
-                            "Samples must keep `image_size` and uint8: end the "
-                            f"pipeline with A.Resize({array.shape[1]}, "
-                            f"{array.shape[2]}) or drop the crop/normalize step "
-                            "(use `preprocess` for normalisation)."
-                        )
-                    array[slot] = out
-                    digests[slot] = _digest(out)
-            finally:
-                pipelines.put(worker)
-            return len(slots)
-
-        slot_seeds = derive_seeds(self.entropy, _SLOT, generation, 0, count=num)
         bar = tqdm(
             total=num,
             desc=f"augframe frame {generation}",
@@ -236,14 +190,28 @@ class FrameBuilder:
             disable=not progress,
             leave=False,
         )
-        with bar, ThreadPoolExecutor(max_workers=self.num_workers) as pool:
-            self._run_slots(pool, run, np.arange(num), slot_seeds, bar)
-            repeats = self._make_variants_distinct(
-                plan, digests, pool, run, generation, bar
+
+        def make(slots: np.ndarray, attempt: int) -> None:
+            seeds = derive_seeds(self.entropy, _SLOT, generation, attempt, count=num)[
+                slots
+            ]
+            results = self.maker.run(
+                self._batches(plan, slots, seeds, need_digests),
+                buffer=buffer,
+                aug_p=aug_p,
+                pipe_p=pipe_p,
+                cancel=cancel,
+                bar=bar,
+            )
+            self._gather(results, digests, bad)
+
+        with bar:
+            make(np.arange(num), 0)
+            num_repeats, repeat_note = self._make_variants_distinct(
+                plan, digests, make, generation, bar
             )
         notes: list[tuple[type[Warning], str]] = []
-        self._note_bad(newly_bad, notes)
-        num_repeats, repeat_note = repeats
+        self._note_bad(bad, notes)
         if num_repeats:
             notes.append((VarietyWarning, repeat_note))
         return Frame(
@@ -259,46 +227,33 @@ class FrameBuilder:
             notes=tuple(notes),
         )
 
-    def _run_slots(
-        self,
-        pool: ThreadPoolExecutor,
-        run: Callable[[np.ndarray, np.ndarray], int],
-        slots: np.ndarray,
-        seeds: np.ndarray,
-        bar: tqdm,
-    ) -> None:
-        """Runs `run(slots, seeds)` on chunks, in parallel."""
-        pairs = np.stack([slots.astype(np.int64), seeds.astype(np.int64)], axis=1)
+    def _batches(
+        self, plan: FramePlan, slots: np.ndarray, seeds: np.ndarray, need_digests: bool
+    ) -> list[SlotBatch]:
         chunk = max(8, min(256, len(slots) // (self.num_workers * 8) or 1))
-        run_chunks(
-            pool, lambda part: run(part[:, 0], part[:, 1]), pairs, chunk=chunk, bar=bar
-        )
+        return [
+            SlotBatch(
+                slots=part,
+                natives=plan.native_index[part],
+                labels=plan.labels[part],
+                forced=plan.forced[part],
+                seeds=seeds[i : i + chunk].astype(np.int64),
+                need_digests=need_digests,
+            )
+            for i in range(0, len(slots), chunk)
+            for part in [slots[i : i + chunk]]
+        ]
 
-    def _load(
-        self, plan: FramePlan, slot: int, seed: int, newly_bad: list[int]
-    ) -> np.ndarray:
-        native = int(plan.native_index[slot])
-        try:
-            return self.store.load(native)
-        except ImageReadError:
-            with self._bad_lock:
-                newly_bad.append(native)
-        # Substitute a native of the same class, in an order fixed by the seed
-        # alone, so the frame does not depend on which thread found what.
-        same = np.flatnonzero(self.store.labels == plan.labels[slot])
-        rng = derive_rng(self.entropy, _SUBSTITUTE, seed)
-        for candidate in rng.permutation(same).tolist():
-            if candidate == native:
-                continue
-            try:
-                return self.store.load(candidate)
-            except ImageReadError:
-                with self._bad_lock:
-                    newly_bad.append(candidate)
-        raise SourceError(
-            f"Class {self.class_names[plan.labels[slot]]!r} has no readable image "
-            "left. Check the files of that class."
-        )
+    @staticmethod
+    def _gather(
+        results: list[BatchResult], digests: list[bytes], bad: list[int]
+    ) -> None:
+        for result in results:
+            for slot, digest in zip(
+                result.slots.tolist(), result.digests, strict=False
+            ):
+                digests[slot] = digest
+            bad.extend(result.bad)
 
     def _note_bad(
         self, newly_bad: list[int], notes: list[tuple[type[Warning], str]]
@@ -322,8 +277,7 @@ class FrameBuilder:
         self,
         plan: FramePlan,
         digests: list[bytes],
-        pool: ThreadPoolExecutor,
-        run: Callable[[np.ndarray, np.ndarray], int],
+        make: Callable[[np.ndarray, int], None],
         generation: int,
         bar: tqdm,
     ) -> tuple[int, str]:
@@ -340,11 +294,8 @@ class FrameBuilder:
             redo = self._duplicates(plan, digests)
             if len(redo) == 0 or attempt == attempts:
                 break
-            seeds = derive_seeds(
-                self.entropy, _SLOT, generation, attempt, count=len(plan)
-            )
             bar.total += len(redo)
-            self._run_slots(pool, run, redo, seeds[redo], bar)
+            make(redo, attempt)
         if len(redo) == 0:
             return 0, ""
         classes = sorted({self.class_names[c] for c in plan.labels[redo].tolist()})

@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 
 from augframe import _checks
 from augframe.control import ControlFile, ControlSettings, write_control
-from augframe.errors import ConfigError
+from augframe.errors import AugframeError, ConfigError
 from augframe.examples import ExampleRing, contact_sheet, save_png
 from augframe.frame import (
     _EXAMPLES,
@@ -40,7 +40,6 @@ from augframe.frame import (
     _SERVE,
     BackgroundBuild,
     Frame,
-    FrameBuffer,
     FrameBuilder,
     derive_rng,
 )
@@ -55,6 +54,7 @@ from augframe.sources import (
     collect_paths,
     mapping_to_store,
 )
+from augframe.workers import FrameBuffer, default_maker
 
 __all__ = ["FrameSequence"]
 
@@ -153,11 +153,19 @@ class FrameSequence(keras.utils.PyDataset):
         seed: same seed, same frames (whatever `num_build_workers`).
         verbose: 1 shows a progress bar for blocking builds and one line per
             frame; 0 is silent.
-        num_build_workers: threads that build a frame (default: CPU count).
+        num_build_workers: workers that build a frame (default: the CPU count
+            with `build_processes=True`, else 1: albumentations holds the GIL,
+            so build threads do not scale and more than one rarely helps).
         background: build the next frame while the model trains (costs a
             second frame buffer); False builds at the frame boundary.
         serve_augment: a cheap augmentation applied to every served batch,
             e.g. `ServeAugment(horizontal_flip=True, max_shift=0.1)`.
+        build_processes: build frames in `num_build_workers` worker processes
+            writing into shared memory instead of threads. Albumentations'
+            Python code holds the GIL, so threads scale poorly; processes cost
+            a start-up (about a second) and need a picklable `augment` (a
+            transform, a file, or a module-level factory) and, in scripts, the
+            `if __name__ == "__main__":` guard. Frames are identical either way.
         shard: `(index, count)` for multi-worker training: this worker builds
             its frames from every `count`-th native of each class, with its own
             seed stream. Needs `samples_per_class` so that every worker serves
@@ -201,6 +209,7 @@ class FrameSequence(keras.utils.PyDataset):
         background: bool = True,
         serve_augment: ServeAugment | None = None,
         shard: tuple[int, int] | None = None,
+        build_processes: bool = False,
         **kwargs: Any,
     ) -> None:
         if kwargs.get("use_multiprocessing"):
@@ -245,9 +254,10 @@ class FrameSequence(keras.utils.PyDataset):
                 f"example_prob={self.example_prob} without `example_dir`. Pass "
                 "example_dir='example_images' to say where examples go."
             )
+        default_workers = (os.cpu_count() or 1) if build_processes else 1
         num_workers = _checks.check_int(
             "num_build_workers",
-            os.cpu_count() or 1 if num_build_workers is None else num_build_workers,
+            default_workers if num_build_workers is None else num_build_workers,
         )
         self.num_build_workers = num_workers
         self.shard = _check_shard(shard, self.samples_per_class, self.validation)
@@ -279,6 +289,7 @@ class FrameSequence(keras.utils.PyDataset):
         if self.shard is not None:
             root = int(np.random.SeedSequence([root, *self.shard]).generate_state(1)[0])
         self._entropy = root % 2**63
+        self.build_processes = bool(build_processes) and num_workers > 1
         self._builder = FrameBuilder(
             store,
             spec=spec,
@@ -286,11 +297,18 @@ class FrameSequence(keras.utils.PyDataset):
             samples_per_class=None if self.validation else self.samples_per_class,
             entropy=self._entropy,
             num_workers=num_workers,
+            maker=default_maker(
+                store,
+                spec,
+                entropy=self._entropy,
+                num_workers=num_workers,
+                processes=self.build_processes,
+            ),
             shuffle=not self.validation,
         )
         self.num_samples = len(self._builder.plan(1))
         self._buffers = [
-            FrameBuffer(self.num_samples, self.image_size)
+            FrameBuffer(self.num_samples, self.image_size, shared=self.build_processes)
             for _ in range(2 if self.background else 1)
         ]
         self._view_cond = threading.Condition()
@@ -516,21 +534,34 @@ class FrameSequence(keras.utils.PyDataset):
         regenerate = False
         if self._control is not None and self._control.poll():
             regenerate = self._apply_control(self._control.current)
-        if regenerate or self.epochs_in_frame >= self.epochs_per_frame:
+        if (
+            regenerate or self.epochs_in_frame >= self.epochs_per_frame
+        ) and not self._closed:
             self._next_frame()
         else:
             self._set_order(self.frame)
 
     def regenerate(self) -> None:
         """Swaps in a new frame now (waiting for the background build if any)."""
+        if self._closed:
+            raise AugframeError(
+                "This FrameSequence is closed: it serves its last frame and builds "
+                "no new one. Create a new FrameSequence to train further."
+            )
         self._next_frame()
 
     def close(self) -> None:
-        """Cancels a background build. Safe to call more than once."""
+        """Cancels a background build and stops build workers. Idempotent.
+
+        The current frame stays readable; no new frame is built after this.
+        """
         self._closed = True
         if self._pending is not None:
             self._pending.cancel()
             self._pending = None
+        self._builder.close()
+        for buffer in self._buffers:
+            buffer.release_shared()
 
     def __enter__(self) -> FrameSequence:
         return self

@@ -1,0 +1,376 @@
+"""Making samples in parallel: a pool of threads, or of processes on shared memory.
+
+A *batch of slots* names, for some slots of a frame, the native each starts
+from, whether it is a forced-on variant and its seed. `make_samples` turns it
+into pixels written straight into the frame buffer. `ThreadMaker` runs batches
+on threads (one albumentations pipeline per thread: a Compose is not
+thread-safe); `ProcessMaker` runs them in spawned worker processes that write
+into a shared-memory buffer, for pipelines whose Python code holds the GIL.
+Every sample depends on its seed alone, so both give the same frame.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import multiprocessing
+import pickle
+import queue
+import threading
+import weakref
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from dataclasses import dataclass
+from multiprocessing import shared_memory
+from typing import Any, Protocol
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from augframe._parallel import collect
+from augframe.errors import ConfigError, SourceError
+from augframe.pipeline import PipelineSpec, WorkerPipelines
+from augframe.sources import ImageReadError, ImageStore
+
+__all__ = [
+    "BatchResult",
+    "FrameBuffer",
+    "ProcessMaker",
+    "SampleMaker",
+    "SlotBatch",
+    "ThreadMaker",
+    "make_samples",
+]
+
+_SUBSTITUTE = 5  # seed-stream tag shared with augframe.frame
+
+
+class FrameBuffer:
+    """One preallocated `(N, H, W, 3)` uint8 array and its count of readers.
+
+    A reader (`__getitem__` copying a batch out) holds the buffer between
+    `acquire` and `release`; a builder calls `wait_idle` before writing, so a
+    batch is never torn between two frames. `shared=True` puts the array in
+    shared memory (for worker processes); it is unlinked when the buffer is
+    garbage-collected or `release_shared` is called.
+    """
+
+    def __init__(
+        self, num_samples: int, image_size: tuple[int, int], *, shared: bool = False
+    ) -> None:
+        shape = (num_samples, *image_size, 3)
+        self.shm: shared_memory.SharedMemory | None = None
+        if shared:
+            nbytes = max(1, int(np.prod(shape)))
+            self.shm = shared_memory.SharedMemory(create=True, size=nbytes)
+            self.array = np.ndarray(shape, dtype=np.uint8, buffer=self.shm.buf)
+            self._finalizer = weakref.finalize(self, _unlink, self.shm)
+        else:
+            self.array = np.empty(shape, dtype=np.uint8)
+        self._readers = 0
+        self._cond = threading.Condition()
+
+    def acquire(self) -> None:
+        with self._cond:
+            self._readers += 1
+
+    def release(self) -> None:
+        with self._cond:
+            self._readers -= 1
+            if self._readers == 0:
+                self._cond.notify_all()
+
+    def wait_idle(self) -> None:
+        with self._cond:
+            self._cond.wait_for(lambda: self._readers == 0)
+
+    def release_shared(self) -> None:
+        """Removes the shared-memory name (the array stays readable here)."""
+        if self.shm is not None:
+            self._finalizer()
+
+
+def _unlink(shm: shared_memory.SharedMemory) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        shm.unlink()
+
+
+@dataclass(frozen=True)
+class SlotBatch:
+    """Some slots of a frame and what each needs (picklable, small)."""
+
+    slots: np.ndarray
+    natives: np.ndarray
+    labels: np.ndarray
+    forced: np.ndarray
+    seeds: np.ndarray
+    need_digests: bool
+
+    def __len__(self) -> int:
+        return len(self.slots)
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """What making a batch gave: digests per slot, natives found unreadable."""
+
+    slots: np.ndarray
+    digests: list[bytes]
+    bad: list[int]
+
+    def __len__(self) -> int:
+        return len(self.slots)
+
+
+def _digest(image: np.ndarray) -> bytes:
+    return hashlib.blake2b(np.ascontiguousarray(image).data, digest_size=16).digest()
+
+
+def _load(
+    store: ImageStore,
+    native: int,
+    label: int,
+    seed: int,
+    entropy: int,
+    bad: list[int],
+) -> np.ndarray:
+    """Loads a native; an unreadable one is replaced by one of its class."""
+    try:
+        return store.load(native)
+    except ImageReadError:
+        bad.append(native)
+    # The order of substitutes is fixed by the seed alone, so the frame does
+    # not depend on which worker found which file unreadable.
+    same = np.flatnonzero(np.asarray(store.labels) == label)
+    rng = np.random.default_rng(np.random.SeedSequence([entropy, _SUBSTITUTE, seed]))
+    for candidate in rng.permutation(same).tolist():
+        if candidate == native:
+            continue
+        try:
+            return store.load(candidate)
+        except ImageReadError:
+            bad.append(candidate)
+    raise SourceError(
+        f"Class index {label} has no readable image left (last tried "
+        f"{store.name(native)!r}). Check the files of that class."
+    )
+
+
+def make_samples(
+    store: ImageStore,
+    pipelines: WorkerPipelines,
+    out: np.ndarray,
+    batch: SlotBatch,
+    *,
+    entropy: int,
+) -> BatchResult:
+    """Loads, augments and writes the samples of `batch` into `out`."""
+    digests: list[bytes] = []
+    bad: list[int] = []
+    for i, slot in enumerate(batch.slots.tolist()):
+        seed = int(batch.seeds[i])
+        image = _load(
+            store, int(batch.natives[i]), int(batch.labels[i]), seed, entropy, bad
+        )
+        sample = pipelines.apply(image, seed=seed, forced=bool(batch.forced[i]))
+        if sample.shape != out.shape[1:] or sample.dtype != np.uint8:
+            raise ConfigError(
+                "The augmentation pipeline changed the sample from "
+                f"{image.shape} uint8 to {sample.shape} {sample.dtype}. Samples "
+                f"must keep `image_size` and uint8: end the pipeline with "
+                f"A.Resize({out.shape[1]}, {out.shape[2]}) or drop the "
+                "crop/normalize step (use `preprocess` for normalisation)."
+            )
+        out[slot] = sample
+        if batch.need_digests:
+            digests.append(_digest(sample))
+    return BatchResult(slots=batch.slots, digests=digests, bad=bad)
+
+
+class SampleMaker(Protocol):
+    """Runs batches of slots in parallel and writes them into a buffer."""
+
+    def run(
+        self,
+        batches: Sequence[SlotBatch],
+        *,
+        buffer: FrameBuffer,
+        aug_p: float,
+        pipe_p: float,
+        cancel: threading.Event | None,
+        bar: tqdm,
+    ) -> list[BatchResult]: ...
+
+    def close(self) -> None: ...
+
+
+class ThreadMaker:
+    """Makes samples on `num_workers` threads, one pipeline per thread."""
+
+    def __init__(
+        self, store: ImageStore, spec: PipelineSpec, *, entropy: int, num_workers: int
+    ) -> None:
+        self.store, self.spec, self.entropy = store, spec, entropy
+        self.num_workers = num_workers
+
+    def run(
+        self,
+        batches: Sequence[SlotBatch],
+        *,
+        buffer: FrameBuffer,
+        aug_p: float,
+        pipe_p: float,
+        cancel: threading.Event | None,
+        bar: tqdm,
+    ) -> list[BatchResult]:
+        pipelines: queue.SimpleQueue[WorkerPipelines] = queue.SimpleQueue()
+        for _ in range(self.num_workers):
+            pipelines.put(WorkerPipelines(self.spec, aug_p=aug_p, pipe_p=pipe_p))
+
+        def job(batch: SlotBatch) -> BatchResult:
+            worker = pipelines.get()
+            try:
+                return make_samples(
+                    self.store, worker, buffer.array, batch, entropy=self.entropy
+                )
+            finally:
+                pipelines.put(worker)
+
+        with ThreadPoolExecutor(
+            self.num_workers, thread_name_prefix="augframe-build"
+        ) as pool:
+            futures = [pool.submit(job, batch) for batch in batches]
+            return collect(futures, bar=bar, cancel=cancel)
+
+    def close(self) -> None:
+        """Nothing to release: threads live only during `run`."""
+
+
+# ------------------------------------------------------------------ processes
+
+_WORKER: dict[str, Any] = {}
+
+
+def _init_worker(store: ImageStore, spec: PipelineSpec, entropy: int) -> None:
+    import cv2
+
+    cv2.setNumThreads(1)  # the pool is the parallelism; no nested thread pools
+    _WORKER.update(store=store, spec=spec, entropy=entropy, pipelines={}, buffers={})
+
+
+def _attach(name: str, shape: tuple[int, ...]) -> np.ndarray:
+    buffers: dict[str, tuple[shared_memory.SharedMemory, np.ndarray]] = _WORKER[
+        "buffers"
+    ]
+    if name not in buffers:
+        # Spawned workers share the parent's resource tracker, so attaching
+        # here does not make anyone unlink the segment but the parent.
+        shm = shared_memory.SharedMemory(name=name)
+        buffers[name] = (shm, np.ndarray(shape, dtype=np.uint8, buffer=shm.buf))
+    return buffers[name][1]
+
+
+def _process_job(
+    name: str, shape: tuple[int, ...], aug_p: float, pipe_p: float, batch: SlotBatch
+) -> BatchResult:
+    cache: dict[tuple[float, float], WorkerPipelines] = _WORKER["pipelines"]
+    key = (aug_p, pipe_p)
+    if key not in cache:
+        cache.clear()
+        cache[key] = WorkerPipelines(_WORKER["spec"], aug_p=aug_p, pipe_p=pipe_p)
+    return make_samples(
+        _WORKER["store"],
+        cache[key],
+        _attach(name, shape),
+        batch,
+        entropy=_WORKER["entropy"],
+    )
+
+
+class ProcessMaker:
+    """Makes samples in `num_workers` spawned processes writing to shared memory.
+
+    The store and the pipeline are sent to each worker once (so `augment` must
+    be picklable: a transform, a pipeline file, or a module-level factory).
+    Worker processes start at the first build and stop at `close()` or when
+    the maker is garbage-collected. Scripts that use it need the usual
+    `if __name__ == "__main__":` guard, as for any spawned process.
+    """
+
+    def __init__(
+        self, store: ImageStore, spec: PipelineSpec, *, entropy: int, num_workers: int
+    ) -> None:
+        try:
+            pickle.dumps((store, spec))
+        except Exception as exc:
+            raise ConfigError(
+                "Invalid value for argument `augment` with build_processes=True: "
+                f"it cannot be sent to worker processes ({exc!r}). Use an "
+                "albumentations transform, a pipeline file, or a factory defined "
+                "at module level (not a lambda or a local function)."
+            ) from exc
+        self.store, self.spec, self.entropy = store, spec, entropy
+        self.num_workers = num_workers
+        self._pool: ProcessPoolExecutor | None = None
+        self._finalizer: Callable[[], Any] | None = None
+
+    def _ensure_pool(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(
+                self.num_workers,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_init_worker,
+                initargs=(self.store, self.spec, self.entropy),
+            )
+            self._finalizer = weakref.finalize(
+                self, self._pool.shutdown, cancel_futures=True
+            )
+        return self._pool
+
+    def run(
+        self,
+        batches: Sequence[SlotBatch],
+        *,
+        buffer: FrameBuffer,
+        aug_p: float,
+        pipe_p: float,
+        cancel: threading.Event | None,
+        bar: tqdm,
+    ) -> list[BatchResult]:
+        if buffer.shm is None:
+            raise ValueError("ProcessMaker needs a FrameBuffer(shared=True)")
+        pool = self._ensure_pool()
+        shape = buffer.array.shape
+        futures: list[Future[BatchResult]] = [
+            pool.submit(_process_job, buffer.shm.name, shape, aug_p, pipe_p, batch)
+            for batch in batches
+        ]
+        return collect(futures, bar=bar, cancel=cancel)
+
+    def close(self) -> None:
+        """Stops the worker processes (waiting for them to exit)."""
+        if self._finalizer is not None:
+            self._finalizer()
+            self._finalizer = None
+        self._pool = None
+
+    @property
+    def pids(self) -> list[int]:
+        """Process ids of the running workers (empty before the first build)."""
+        if self._pool is None:
+            return []
+        return list(getattr(self._pool, "_processes", {}) or {})
+
+
+def default_maker(
+    store: ImageStore,
+    spec: PipelineSpec,
+    *,
+    entropy: int,
+    num_workers: int,
+    processes: bool,
+) -> SampleMaker:
+    """A `ProcessMaker` when `processes` and more than one worker, else threads."""
+    if processes and num_workers > 1:
+        return ProcessMaker(store, spec, entropy=entropy, num_workers=num_workers)
+    return ThreadMaker(store, spec, entropy=entropy, num_workers=num_workers)
