@@ -14,11 +14,13 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import multiprocessing
+import os
 import pickle
 import queue
+import sys
 import threading
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from multiprocessing import shared_memory
@@ -287,6 +289,32 @@ def _process_job(
     )
 
 
+def _ping() -> int:
+    return os.getpid()
+
+
+@contextlib.contextmanager
+def _main_hidden(hide: bool) -> Iterator[None]:
+    """Keeps spawned children from re-importing the main script or module."""
+    main = sys.modules.get("__main__")
+    if not hide or main is None:
+        yield
+        return
+    saved = {
+        k: main.__dict__[k] for k in ("__file__", "__spec__") if k in main.__dict__
+    }
+    for key in saved:
+        if key == "__spec__":
+            main.__spec__ = None
+        else:
+            delattr(main, key)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            setattr(main, key, value)
+
+
 class ProcessMaker:
     """Makes samples in `num_workers` spawned processes writing to shared memory.
 
@@ -301,7 +329,7 @@ class ProcessMaker:
         self, store: ImageStore, spec: PipelineSpec, *, entropy: int, num_workers: int
     ) -> None:
         try:
-            pickle.dumps((store, spec))
+            payload = pickle.dumps((store, spec))
         except Exception as exc:
             raise ConfigError(
                 "Invalid value for argument `augment` with build_processes=True: "
@@ -311,20 +339,31 @@ class ProcessMaker:
             ) from exc
         self.store, self.spec, self.entropy = store, spec, entropy
         self.num_workers = num_workers
+        # Spawned children re-run the main script's imports (often Keras and
+        # TensorFlow: seconds and hundreds of MB each) unless told not to;
+        # they need it only when the pipeline refers to the main module.
+        self._needs_main = b"__main__" in payload
         self._pool: ProcessPoolExecutor | None = None
         self._finalizer: Callable[[], Any] | None = None
 
+    def start(self) -> None:
+        """Starts every worker process now (the first build would otherwise)."""
+        self._ensure_pool()
+
     def _ensure_pool(self) -> ProcessPoolExecutor:
         if self._pool is None:
-            self._pool = ProcessPoolExecutor(
+            pool = ProcessPoolExecutor(
                 self.num_workers,
                 mp_context=multiprocessing.get_context("spawn"),
                 initializer=_init_worker,
                 initargs=(self.store, self.spec, self.entropy),
             )
-            self._finalizer = weakref.finalize(
-                self, self._pool.shutdown, cancel_futures=True
-            )
+            with _main_hidden(not self._needs_main):
+                # One ping per worker starts them all while __main__ is hidden.
+                for future in [pool.submit(_ping) for _ in range(self.num_workers)]:
+                    future.result()
+            self._pool = pool
+            self._finalizer = weakref.finalize(self, pool.shutdown, cancel_futures=True)
         return self._pool
 
     def run(
