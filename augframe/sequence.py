@@ -31,6 +31,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from augframe import _checks
+from augframe.balance import frame_size
 from augframe.control import ControlFile, ControlSettings, write_control
 from augframe.errors import AugframeError, ConfigError
 from augframe.examples import ExampleRing, contact_sheet, save_png
@@ -54,7 +55,7 @@ from augframe.sources import (
     collect_paths,
     mapping_to_store,
 )
-from augframe.workers import FrameBuffer, default_maker
+from augframe.workers import FrameBuffer, ProcessMaker, choose_maker
 
 __all__ = ["FrameSequence"]
 
@@ -153,19 +154,21 @@ class FrameSequence(keras.utils.PyDataset):
         seed: same seed, same frames (whatever `num_build_workers`).
         verbose: 1 shows a progress bar for blocking builds and one line per
             frame; 0 is silent.
-        num_build_workers: workers that build a frame (default: the CPU count
-            with `build_processes=True`, else 1: albumentations holds the GIL,
-            so build threads do not scale and more than one rarely helps).
+        num_build_workers: workers that build a frame (default: every core
+            for processes; for threads, 1 when a pipeline runs, since
+            albumentations holds the GIL and build threads do not scale).
         background: build the next frame while the model trains (costs a
             second frame buffer); False builds at the frame boundary.
         serve_augment: a cheap augmentation applied to every served batch,
             e.g. `ServeAugment(horizontal_flip=True, max_shift=0.1)`.
-        build_processes: build frames in `num_build_workers` worker processes
-            writing into shared memory instead of threads. Albumentations'
-            Python code holds the GIL, so threads scale poorly; processes cost
-            a start-up (about a second) and need a picklable `augment` (a
-            transform, a file, or a module-level factory) and, in scripts, the
-            `if __name__ == "__main__":` guard. Frames are identical either way.
+        build_processes: True builds frames in worker processes writing into
+            shared memory, False in threads, None (default) decides: processes
+            for frames of at least 2000 samples at 64x64 (or as many pixels)
+            on a multi-core machine, when `augment` can be sent to workers
+            without the main script (a transform, a pipeline file, or a factory
+            defined in a module; not one defined in a notebook or the script).
+            Processes cost a start-up of a few seconds; frames are identical
+            either way (see `augframe.workers.choose_maker`).
         shard: `(index, count)` for multi-worker training: this worker builds
             its frames from every `count`-th native of each class, with its own
             seed stream. Needs `samples_per_class` so that every worker serves
@@ -209,7 +212,7 @@ class FrameSequence(keras.utils.PyDataset):
         background: bool = True,
         serve_augment: ServeAugment | None = None,
         shard: tuple[int, int] | None = None,
-        build_processes: bool = False,
+        build_processes: bool | None = None,
         **kwargs: Any,
     ) -> None:
         if kwargs.get("use_multiprocessing"):
@@ -254,12 +257,14 @@ class FrameSequence(keras.utils.PyDataset):
                 f"example_prob={self.example_prob} without `example_dir`. Pass "
                 "example_dir='example_images' to say where examples go."
             )
-        default_workers = (os.cpu_count() or 1) if build_processes else 1
         num_workers = _checks.check_int(
-            "num_build_workers",
-            default_workers if num_build_workers is None else num_build_workers,
+            "num_build_workers", num_build_workers, allow_none=True
         )
-        self.num_build_workers = num_workers
+        if build_processes not in (None, True, False):
+            raise ConfigError(
+                "Invalid value for argument `build_processes`. Received: "
+                f"build_processes={build_processes!r}. Expected True, False or None."
+            )
         self.shard = _check_shard(shard, self.samples_per_class, self.validation)
         spec = PipelineSpec(None if self.validation else augment)
 
@@ -268,7 +273,9 @@ class FrameSequence(keras.utils.PyDataset):
             store, class_names = source.open(), list(source.class_names)
         else:
             store, class_names = mapping_to_store(
-                source, image_size=self.image_size, num_workers=num_workers
+                source,
+                image_size=self.image_size,
+                num_workers=num_workers or os.cpu_count() or 1,
             )
         if tuple(store.image_size) != self.image_size:
             raise ConfigError(
@@ -289,24 +296,30 @@ class FrameSequence(keras.utils.PyDataset):
         if self.shard is not None:
             root = int(np.random.SeedSequence([root, *self.shard]).generate_state(1)[0])
         self._entropy = root % 2**63
-        self.build_processes = bool(build_processes) and num_workers > 1
+        samples_per_class = None if self.validation else self.samples_per_class
+        self.num_samples = frame_size(
+            np.bincount(store.labels, minlength=len(class_names)), samples_per_class
+        )
+        maker = choose_maker(
+            store,
+            spec,
+            entropy=self._entropy,
+            num_workers=num_workers,
+            processes=build_processes,
+            frame_pixels=self.num_samples * self.image_size[0] * self.image_size[1],
+        )
+        self.build_processes = isinstance(maker, ProcessMaker)
+        self.num_build_workers = maker.num_workers
         self._builder = FrameBuilder(
             store,
             spec=spec,
             class_names=class_names,
-            samples_per_class=None if self.validation else self.samples_per_class,
+            samples_per_class=samples_per_class,
             entropy=self._entropy,
-            num_workers=num_workers,
-            maker=default_maker(
-                store,
-                spec,
-                entropy=self._entropy,
-                num_workers=num_workers,
-                processes=self.build_processes,
-            ),
+            num_workers=maker.num_workers,
+            maker=maker,
             shuffle=not self.validation,
         )
-        self.num_samples = len(self._builder.plan(1))
         self._buffers = [
             FrameBuffer(self.num_samples, self.image_size, shared=self.build_processes)
             for _ in range(2 if self.background else 1)
@@ -440,6 +453,7 @@ class FrameSequence(keras.utils.PyDataset):
                 labels,
                 cache_dir=cache_dir,
                 image_size=image_size,
+                # Decoding releases the GIL: threads on every core.
                 num_workers=kwargs.get("num_build_workers") or os.cpu_count() or 1,
                 progress=kwargs.get("verbose", 1) > 0,
                 class_names=class_names,

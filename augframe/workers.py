@@ -41,6 +41,7 @@ __all__ = [
     "SampleMaker",
     "SlotBatch",
     "ThreadMaker",
+    "choose_maker",
     "make_samples",
 ]
 
@@ -191,6 +192,8 @@ def make_samples(
 
 class SampleMaker(Protocol):
     """Runs batches of slots in parallel and writes them into a buffer."""
+
+    num_workers: int
 
     def run(
         self,
@@ -401,15 +404,51 @@ class ProcessMaker:
         return list(getattr(self._pool, "_processes", {}) or {})
 
 
-def default_maker(
+AUTO_PROCESS_PIXELS = 2000 * 64 * 64
+"""Frames with at least this many pixels use worker processes in auto mode."""
+
+AUTO_PROCESS_PAYLOAD = 64 * 2**20
+"""Stores and pipelines larger than this, pickled, stay in threads (auto mode)."""
+
+
+def choose_maker(
     store: ImageStore,
     spec: PipelineSpec,
     *,
     entropy: int,
-    num_workers: int,
-    processes: bool,
+    num_workers: int | None,
+    processes: bool | None,
+    frame_pixels: int,
 ) -> SampleMaker:
-    """A `ProcessMaker` when `processes` and more than one worker, else threads."""
-    if processes and num_workers > 1:
-        return ProcessMaker(store, spec, entropy=entropy, num_workers=num_workers)
-    return ThreadMaker(store, spec, entropy=entropy, num_workers=num_workers)
+    """Picks threads or processes for a frame build.
+
+    `processes=None` (auto) takes processes when there is more than one core,
+    a pipeline to run, a frame of at least `AUTO_PROCESS_PIXELS` pixels, and a
+    store and pipeline that can be sent to workers cheaply without the main
+    script (a factory defined in a notebook or script keeps threads). Threads
+    default to one worker when a pipeline runs (it holds the GIL) and to every
+    core otherwise (decoding releases the GIL).
+    """
+    cpus = os.cpu_count() or 1
+    if processes is None:
+        processes = (
+            cpus > 1
+            and num_workers != 1
+            and not spec.is_identity
+            and frame_pixels >= AUTO_PROCESS_PIXELS
+            and _cheap_to_send(store, spec)
+        )
+    if processes and (num_workers or cpus) > 1:
+        return ProcessMaker(
+            store, spec, entropy=entropy, num_workers=num_workers or cpus
+        )
+    threads = num_workers or (cpus if spec.is_identity else 1)
+    return ThreadMaker(store, spec, entropy=entropy, num_workers=threads)
+
+
+def _cheap_to_send(store: ImageStore, spec: PipelineSpec) -> bool:
+    try:
+        payload = pickle.dumps((store, spec))
+    except Exception:
+        return False
+    return b"__main__" not in payload and len(payload) <= AUTO_PROCESS_PAYLOAD

@@ -527,8 +527,10 @@ def augframe_kwargs(settings: Settings, **overrides: Any) -> dict[str, Any]:
         "label_mode": "binary",
         "verbose": 0,
         "seed": settings.seed,
-        # Build workers are processes on shared memory (one per core): build
-        # threads serialise on albumentations' Python code (GIL).
+        # Build workers are processes on shared memory, one per core (build
+        # threads serialise on albumentations' Python code, the GIL). The
+        # default (None) would pick them too, but for the factory below
+        # living in this script (__main__): augframe keeps threads for such.
         "build_processes": True,
     }
     kwargs.update(overrides)
