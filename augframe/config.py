@@ -191,6 +191,7 @@ class RunConfig(BaseModel):
     verbose: Annotated[StrictInt, Field(ge=0)] = _UNSET
     num_build_workers: _Count | None = _UNSET
     background: StrictBool = _UNSET
+    build_processes: StrictBool | None = _UNSET
     serve_augment: ServeAugmentConfig | None = _UNSET
     shard: (
         Annotated[

@@ -13,10 +13,12 @@ Example:
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import math
 import os
+import stat
 import tempfile
 import threading
 import warnings
@@ -93,6 +95,8 @@ def _no_constant(name: str) -> Any:
 
 
 def _depth(value: Any, level: int = 1) -> int:
+    if level > MAX_DEPTH:
+        return level  # deep enough to refuse: never recurse further
     if isinstance(value, dict):
         return max([level, *(_depth(v, level + 1) for v in value.values())])
     if isinstance(value, list):
@@ -158,6 +162,40 @@ def parse_control(data: bytes) -> tuple[ControlSettings, list[str]]:
         raise ControlProblem(f"{problems}. {_allowed()}") from None
 
 
+def _read_limited(path: Path) -> bytes:
+    """The file's bytes, if it is a regular file of at most `MAX_CONTROL_BYTES`.
+
+    Opened without blocking and checked on the open file, so that a FIFO or a
+    device (/dev/zero) at the path cannot hang the poll or exhaust memory, and
+    never more than `MAX_CONTROL_BYTES + 1` bytes are read.
+
+    Raises:
+        OSError: the file cannot be opened, or it is not a regular file.
+        ControlProblem: the file is too large.
+    """
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise OSError(errno.EINVAL, "it is not a regular file")
+        if info.st_size > MAX_CONTROL_BYTES:
+            raise ControlProblem(
+                f"the file is {info.st_size} bytes, more than {MAX_CONTROL_BYTES}. "
+                f"{_allowed()}"
+            )
+        chunks: list[bytes] = []
+        remaining = MAX_CONTROL_BYTES + 1  # one more: parse_control sees it grew
+        while remaining > 0:
+            chunk = os.read(fd, remaining)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            remaining -= len(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
 def write_control(path: str | os.PathLike[str], values: dict[str, Any]) -> None:
     """Writes a control file atomically (temporary file + rename).
 
@@ -208,8 +246,11 @@ class ControlFile:
     def poll(self) -> bool:
         """Re-reads the file if it changed; True when new settings were applied."""
         try:
-            data = self.path.read_bytes()
+            data = _read_limited(self.path)
         except FileNotFoundError:
+            return False
+        except ControlProblem as exc:
+            self._report(self._not_applied(str(exc)))
             return False
         except OSError as exc:
             self._report(self._not_applied(f"cannot read it ({exc.strerror or exc})"))

@@ -7,8 +7,10 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import tempfile
 import warnings
 from collections import deque
 from collections.abc import Sequence
@@ -44,7 +46,13 @@ class ExampleRing:
         self._files: deque[Path] = deque()
         self._warned = False
         if self.directory.is_dir():
-            existing = [p for p in self.directory.iterdir() if _PATTERN.match(p.name)]
+            # Regular files only: a dangling link or a folder of that name is
+            # not an example (and must not stop training).
+            existing = [
+                p
+                for p in self.directory.iterdir()
+                if _PATTERN.match(p.name) and p.is_file()
+            ]
             existing.sort(key=lambda p: (p.stat().st_mtime_ns, p.name))
             self._files.extend(existing)
             self._trim()
@@ -55,7 +63,13 @@ class ExampleRing:
     def write(
         self, image: np.ndarray, *, class_name: str, generation: int, slot: int
     ) -> None:
-        """Writes one RGB uint8 sample as a JPEG (converted to BGR for OpenCV)."""
+        """Writes one RGB uint8 sample as a JPEG (converted to BGR for OpenCV).
+
+        The JPEG is written under a temporary name and renamed into place: a
+        viewer never sees half a file, a failed write (full disk) is reported
+        and leaves nothing behind, and a symlink planted at the file's name is
+        replaced, never written through.
+        """
         safe = _UNSAFE.sub("_", class_name) or "class"
         path = self.directory / f"{safe}_g{generation:04d}_s{slot:06d}.jpg"
         try:
@@ -63,7 +77,7 @@ class ExampleRing:
             ok, encoded = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
             if not ok:
                 raise OSError("JPEG encoding failed")
-            encoded.tofile(str(path))
+            _write_atomic(path, encoded.tobytes())
         except (OSError, cv2.error) as exc:
             if not self._warned:
                 self._warned = True
@@ -81,7 +95,21 @@ class ExampleRing:
 
     def _trim(self) -> None:
         while len(self._files) > self.max_examples:
-            self._files.popleft().unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # gone or not ours: keep going
+                self._files.popleft().unlink(missing_ok=True)
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    """Writes `data` to a temporary file next to `path`, then renames it to `path`."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)  # a full disk raises here or when closing
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 def contact_sheet(

@@ -136,10 +136,24 @@ class FrameBuilder:
         return len(self.class_names)
 
     def plan(self, generation: int) -> FramePlan:
-        """The plan of frame `generation`; natives found unreadable are left out."""
+        """The plan of frame `generation`; natives found unreadable are left out.
+
+        With `samples_per_class=None` a frame keeps one slot per native, so
+        that its size never changes: the slot of an unreadable native is
+        forced on and filled with a variant of another native of its class.
+        """
         labels = self.store.labels
-        usable = np.flatnonzero(~self._bad)
         rng = derive_rng(self.entropy, _PLAN, generation) if self.shuffle else None
+        if self.samples_per_class is None:
+            plan = plan_frame(
+                labels, num_classes=self.num_classes, samples_per_class=None, rng=rng
+            )
+            return FramePlan(
+                native_index=plan.native_index,
+                labels=plan.labels,
+                forced=plan.forced | self._bad[plan.native_index],
+            )
+        usable = np.flatnonzero(~self._bad)
         plan = plan_frame(
             labels[usable],
             num_classes=self.num_classes,

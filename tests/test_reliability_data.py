@@ -16,6 +16,7 @@ from typing import Any
 import cv2
 import keras
 import numpy as np
+import psutil
 import pytest
 from conftest import IMAGE_SIZE, flip_rotate, tiny_model, write_jpegs
 
@@ -389,16 +390,17 @@ class Damage(keras.callbacks.Callback):
 
 
 @pytest.mark.parametrize(
-    ("background", "how", "samples_per_class"),
+    ("background", "how", "samples_per_class", "processes"),
     [
-        (False, "delete", 4),
-        (True, "truncate", 4),
-        (False, "truncate", None),
-        (True, "delete", None),
+        (False, "delete", 4, False),
+        (True, "truncate", 4, False),
+        (True, "delete", 4, True),  # built by worker processes
+        (False, "truncate", None, False),
+        (True, "delete", None, False),
     ],
 )
 def test_a_file_that_breaks_during_fit_is_skipped_with_a_report(
-    tmp_path, background, how, samples_per_class
+    tmp_path, background, how, samples_per_class, processes
 ):
     """samples_per_class=None: the frame after the one that found the bad file
     was planned one sample short, and its build raised "buffer holds 8 samples,
@@ -416,13 +418,25 @@ def test_a_file_that_breaks_during_fit_is_skipped_with_a_report(
         verbose=0,
         num_build_workers=2,
         background=background,
+        build_processes=processes,
     )
+    assert seq.build_processes is processes
     damage = Damage(seq, root / "a" / "0001.jpg", how)
+    shared = [b.shm.name for b in seq._buffers if b.shm is not None]
     try:
         with pytest.warns(ImageWarning, match="0001.jpg") as record:
             history = tiny_model(2).fit(seq, epochs=5, verbose=0, callbacks=[damage])
+        pids = seq._builder.maker.pids if processes else []
     finally:
         seq.close()
+    assert len(shared) == (2 if processes else 0)
+    # Worker processes end and shared frame buffers are unlinked at close().
+    assert not [n for n in shared if Path("/dev/shm", n.lstrip("/")).exists()]
+    assert not [
+        p
+        for p in pids
+        if psutil.pid_exists(p) and psutil.Process(p).status() != "zombie"
+    ]
     assert len(history.history["loss"]) == 5
     assert damage.generations == [2, 3, 4, 5, 6]
     assert len([w for w in record if w.category is ImageWarning]) == 1
