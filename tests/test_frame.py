@@ -63,10 +63,14 @@ class Recording(FrameSequence):
             self.served = None
 
     def __getitem__(self, index):
-        x, y = super().__getitem__(index)
+        # Attribute the batch to the epoch that asked for it (a worker thread
+        # may finish it after that epoch's end).
         with self.lock:
-            if self.served is not None:
-                self.served.append(x.astype(np.uint8))
+            served = self.served
+        x, y = super().__getitem__(index)
+        if served is not None:
+            with self.lock:
+                served.append(x.astype(np.uint8))
         return x, y
 
 
