@@ -127,7 +127,7 @@ def parse_control(data: bytes) -> tuple[ControlSettings, list[str]]:
             f"the file is {len(data)} bytes, more than {MAX_CONTROL_BYTES}. {_allowed()}"
         )
     try:
-        text = data.decode("utf-8")
+        text = data.decode("utf-8-sig")  # editors such as Notepad add a BOM
         raw = json.loads(text, parse_constant=_no_constant)
     except ControlProblem:
         raise

@@ -130,6 +130,7 @@ class FrameBuilder:
         self.max_attempts = max_attempts
         self._bad = np.zeros(len(store), dtype=bool)
         self._warned_bad: set[int] = set()
+        self._warned_variety: set[str] = set()
 
     @property
     def num_classes(self) -> int:
@@ -226,7 +227,7 @@ class FrameBuilder:
             )
         notes: list[tuple[type[Warning], str]] = []
         self._note_bad(bad, notes)
-        if num_repeats:
+        if repeat_note:
             notes.append((VarietyWarning, repeat_note))
         return Frame(
             buffer=buffer,
@@ -313,6 +314,9 @@ class FrameBuilder:
         if len(redo) == 0:
             return 0, ""
         classes = sorted({self.class_names[c] for c in plan.labels[redo].tolist()})
+        if set(classes) <= self._warned_variety:
+            return len(redo), ""  # said already: no warning at every frame
+        self._warned_variety.update(classes)
         return len(redo), (
             f"Class(es) {classes}: the augmentation pipeline could not make "
             f"enough distinct variants; {len(redo)} sample(s) of frame "

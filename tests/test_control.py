@@ -187,3 +187,7 @@ def test_bad_control_files_never_interrupt_training(tmp_path, imbalanced_source)
     assert any("cannot change while `fit` runs" in m for m in messages)
     assert len(messages) == len(set(messages))  # no flood: one warning per problem
     seq.close()
+
+
+def test_a_byte_order_mark_is_accepted():
+    assert parse_control(b'\xef\xbb\xbf{"aug_p": 0.4}')[0].aug_p == 0.4

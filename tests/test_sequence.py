@@ -471,3 +471,17 @@ def test_zero_build_workers_is_refused():
             num_build_workers=0,
             verbose=0,
         )
+
+
+def test_variety_warning_is_given_once_per_class_not_every_frame():
+    source = {"one": random_images(1, seed=0), "many": random_images(6, seed=1)}
+    with pytest.warns(VarietyWarning, match="'one'"):
+        seq = make(source, samples_per_class=4, augment=None, background=False)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        seq.regenerate()
+        seq.regenerate()
+    assert seq.frame.num_repeats == 3
+    seq.close()
