@@ -48,6 +48,15 @@ import keras
 import numpy as np
 import psutil
 import tensorflow as tf
+
+# In its own module so that augframe's build processes import it without
+# re-running this script (and its Keras/TensorFlow imports).
+from bench_augment import (
+    BRIGHTNESS_DELTA,
+    ROTATION_DEGREES,
+    SHIFT_FRACTION,
+    albumentations_pipeline,
+)
 from keras.src.legacy.preprocessing.image import ImageDataGenerator
 
 import augframe
@@ -56,11 +65,6 @@ from augframe.sources import decode_image, resize
 CLASS_NAMES = ("cat", "dog")
 IMAGE_SIZE = (64, 64)
 BATCH_SIZE = 32
-# One augmentation, expressed for every pipeline.
-FLIP_P = 0.5
-ROTATION_DEGREES = 10.0
-SHIFT_FRACTION = 0.1
-BRIGHTNESS_DELTA = 0.2
 # Targets from the brief: (numerator, denominator, goal).
 RATIO_TARGETS = (
     ("warm", "numpy", 0.9),
@@ -471,29 +475,6 @@ def run_tf_data(
     return result
 
 
-def albumentations_pipeline(aug_p: float, pipe_p: float) -> A.Compose:
-    """augframe's pipeline factory: the same flip, rotation, shift and brightness.
-
-    The flip keeps p=0.5 (as in the other variants); `aug_p` drives the others.
-    """
-    return A.Compose(
-        [
-            A.HorizontalFlip(p=FLIP_P),
-            A.Affine(
-                scale=1.0,
-                rotate=(-ROTATION_DEGREES, ROTATION_DEGREES),
-                translate_percent=(-SHIFT_FRACTION, SHIFT_FRACTION),
-                border_mode=cv2.BORDER_REFLECT_101,
-                p=aug_p,
-            ),
-            A.RandomBrightnessContrast(
-                brightness_limit=BRIGHTNESS_DELTA, contrast_limit=0.0, p=aug_p
-            ),
-        ],
-        p=pipe_p,
-    )
-
-
 class TimedFrameSequence(augframe.FrameSequence):
     """A FrameSequence that logs, for every counted epoch end, whether it swapped.
 
@@ -528,9 +509,8 @@ def augframe_kwargs(settings: Settings, **overrides: Any) -> dict[str, Any]:
         "verbose": 0,
         "seed": settings.seed,
         # Build workers are processes on shared memory, one per core (build
-        # threads serialise on albumentations' Python code, the GIL). The
-        # default (None) would pick them too, but for the factory below
-        # living in this script (__main__): augframe keeps threads for such.
+        # threads serialise on albumentations' Python code, the GIL); the
+        # default (None) picks them for these frames, this makes it explicit.
         "build_processes": True,
     }
     kwargs.update(overrides)
