@@ -33,45 +33,41 @@ def digest(sample: np.ndarray) -> bytes:
 
 
 class Recording(FrameSequence):
-    """A FrameSequence that records what it served (a subclass, not a mock)."""
+    """A FrameSequence that records what it served (a subclass, not a mock).
+
+    Reads are grouped by the `on_epoch_end` calls they fall between: with
+    `workers > 1`, Keras starts fetching an epoch's batches before calling the
+    dataset's `on_epoch_begin`, but never before the previous `on_epoch_end`.
+    """
 
     def __init__(self, *args, **kwargs):
         self.lock = threading.Lock()
-        self.epochs: list[list[np.ndarray]] = []
+        self.between_ends: list[list[np.ndarray]] = [[]]
         self.frames: dict[int, list[bytes]] = {}
-        self.served: list[np.ndarray] | None = None
         super().__init__(*args, **kwargs)
 
     def _install(self, frame):
         super()._install(frame)
         self.frames[frame.generation] = [digest(s) for s in frame.images]
 
-    def on_epoch_begin(self):
-        super().on_epoch_begin()
-        with self.lock:
-            self.served = []
-            self.epochs.append(self.served)
-
     def on_epoch_end(self):
-        before = self.epoch
         super().on_epoch_end()
         with self.lock:
-            if self.epoch == before and self.epochs and self.served is not None:
-                # Not a training epoch (JAX's symbolic build pulls a batch
-                # between a begin and Keras' extra end): forget it.
-                self.epochs.pop()
-            self.served = None
+            self.between_ends.append([])
 
     def __getitem__(self, index):
-        # Attribute the batch to the epoch that asked for it (a worker thread
-        # may finish it after that epoch's end).
         with self.lock:
-            served = self.served
+            bucket = self.between_ends[-1]  # the epoch that asked for it
         x, y = super().__getitem__(index)
-        if served is not None:
-            with self.lock:
-                served.append(x.astype(np.uint8))
+        with self.lock:
+            bucket.append(x.astype(np.uint8))
         return x, y
+
+    @property
+    def epochs(self) -> list[list[np.ndarray]]:
+        # Before the first end: TensorFlow's spec reads or JAX's symbolic
+        # build; after the last: nothing. The training epochs are between.
+        return self.between_ends[1:-1]
 
 
 @pytest.mark.parametrize(("workers", "background"), [(1, True), (2, True), (2, False)])
