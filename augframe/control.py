@@ -67,6 +67,10 @@ class ControlSettings(BaseModel):
         regenerate: true builds a new frame at the next epoch end; it fires
             once each time the file's content changes with it set to true.
         stop: true asks `StopOnControlFile` to stop training.
+
+    Example:
+    >>> ControlSettings(aug_p=0.2, epochs_per_frame=3).aug_p
+    0.2
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
