@@ -180,8 +180,9 @@ class FrameSequence(keras.utils.PyDataset):
     >>> rng = np.random.default_rng(0)
     >>> source = {"cat": rng.integers(0, 255, (20, 40, 40, 3), dtype=np.uint8),
     ...           "dog": rng.integers(0, 255, (3, 40, 40, 3), dtype=np.uint8)}
+    >>> augment = A.Compose([A.HorizontalFlip(), A.Affine(rotate=(-30, 30))])
     >>> seq = FrameSequence(source, image_size=(32, 32), batch_size=8,
-    ...                     samples_per_class=10, augment=A.HorizontalFlip(),
+    ...                     samples_per_class=10, augment=augment,
     ...                     aug_p=0.5, seed=1, verbose=0)
     >>> len(seq), seq[0][0].shape, seq.class_names
     (3, (8, 32, 32, 3), ['cat', 'dog'])
