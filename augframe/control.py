@@ -19,7 +19,6 @@ import json
 import math
 import os
 import stat
-import tempfile
 import threading
 import warnings
 from pathlib import Path
@@ -34,6 +33,7 @@ from pydantic import (
     ValidationError,
 )
 
+from augframe._files import write_atomic
 from augframe.errors import ControlFileWarning
 
 __all__ = [
@@ -212,16 +212,7 @@ def write_control(path: str | os.PathLike[str], values: dict[str, Any]) -> None:
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(values, indent=2, allow_nan=False) + "\n"
-    fd, tmp = tempfile.mkstemp(
-        prefix=f".{target.name}.", suffix=".tmp", dir=target.parent
-    )
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(target, text.encode("utf-8"))
 
 
 _REPORTED: dict[str, set[str]] = {}

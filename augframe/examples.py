@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import tempfile
 import warnings
 from collections import deque
 from collections.abc import Sequence
@@ -19,6 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from augframe._files import write_atomic
 from augframe.errors import AugframeWarning
 
 __all__ = ["ExampleRing", "contact_sheet", "save_png"]
@@ -77,7 +77,7 @@ class ExampleRing:
             ok, encoded = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
             if not ok:
                 raise OSError("JPEG encoding failed")
-            _write_atomic(path, encoded.tobytes())
+            write_atomic(path, encoded.tobytes())
         except (OSError, cv2.error) as exc:
             if not self._warned:
                 self._warned = True
@@ -97,19 +97,6 @@ class ExampleRing:
         while len(self._files) > self.max_examples:
             with contextlib.suppress(OSError):  # gone or not ours: keep going
                 self._files.popleft().unlink(missing_ok=True)
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Writes `data` to a temporary file next to `path`, then renames it to `path`."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)  # a full disk raises here or when closing
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 def contact_sheet(

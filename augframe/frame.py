@@ -22,12 +22,12 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from augframe._parallel import BuildCancelled
+from augframe._seeds import Stream, derive_rng, derive_seeds
 from augframe.balance import FramePlan, plan_frame
 from augframe.errors import ImageWarning, VarietyWarning
 from augframe.pipeline import PipelineSpec
 from augframe.sources import ImageStore
 from augframe.workers import (
-    _SUBSTITUTE,
     BatchResult,
     FrameBuffer,
     SampleMaker,
@@ -42,10 +42,6 @@ __all__ = [
     "FrameBuffer",
     "FrameBuilder",
 ]
-
-# Tags that keep the seed streams of plans, slots, epoch orders... apart.
-_PLAN, _SLOT, _ORDER, _EXAMPLES, _SERVE = 1, 2, 3, 4, 6
-assert _SUBSTITUTE not in (_PLAN, _SLOT, _ORDER, _EXAMPLES, _SERVE)
 
 
 @dataclass(frozen=True)
@@ -71,21 +67,6 @@ class Frame:
         """Emits, on the calling thread, the warnings the build collected."""
         for category, message in self.notes:
             warnings.warn(message, category, stacklevel=3)
-
-
-def derive_seeds(entropy: int, *key: int, count: int) -> np.ndarray:
-    """`count` independent uint32 seeds for the stream named by `key`.
-
-    Example:
-    >>> derive_seeds(0, 1, count=3).shape
-    (3,)
-    """
-    return np.random.SeedSequence([entropy, *key]).generate_state(count, np.uint32)
-
-
-def derive_rng(entropy: int, *key: int) -> np.random.Generator:
-    """A generator for the stream named by `key` (plans, epoch orders, ...)."""
-    return np.random.default_rng(np.random.SeedSequence([entropy, *key]))
 
 
 class FrameBuilder:
@@ -122,7 +103,6 @@ class FrameBuilder:
         self.class_names = list(class_names)
         self.samples_per_class = samples_per_class
         self.entropy = entropy
-        self.num_workers = num_workers
         self.maker = maker or ThreadMaker(
             store, spec, entropy=entropy, num_workers=num_workers
         )
@@ -144,7 +124,9 @@ class FrameBuilder:
         forced on and filled with a variant of another native of its class.
         """
         labels = self.store.labels
-        rng = derive_rng(self.entropy, _PLAN, generation) if self.shuffle else None
+        rng = (
+            derive_rng(self.entropy, Stream.PLAN, generation) if self.shuffle else None
+        )
         if self.samples_per_class is None:
             plan = plan_frame(
                 labels, num_classes=self.num_classes, samples_per_class=None, rng=rng
@@ -207,9 +189,9 @@ class FrameBuilder:
         )
 
         def make(slots: np.ndarray, attempt: int) -> None:
-            seeds = derive_seeds(self.entropy, _SLOT, generation, attempt, count=num)[
-                slots
-            ]
+            seeds = derive_seeds(
+                self.entropy, Stream.SLOT, generation, attempt, count=num
+            )[slots]
             results = self.maker.run(
                 self._batches(plan, slots, seeds, need_digests),
                 buffer=buffer,
@@ -245,7 +227,7 @@ class FrameBuilder:
     def _batches(
         self, plan: FramePlan, slots: np.ndarray, seeds: np.ndarray, need_digests: bool
     ) -> list[SlotBatch]:
-        chunk = max(8, min(256, len(slots) // (self.num_workers * 8) or 1))
+        chunk = max(8, min(256, len(slots) // (self.maker.num_workers * 8) or 1))
         return [
             SlotBatch(
                 slots=part,

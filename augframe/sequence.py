@@ -31,19 +31,12 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from augframe import _checks
+from augframe._seeds import Stream, derive_rng
 from augframe.balance import frame_size
 from augframe.control import ControlFile, ControlSettings, write_control
 from augframe.errors import AugframeError, ConfigError
 from augframe.examples import ExampleRing, contact_sheet, save_png
-from augframe.frame import (
-    _EXAMPLES,
-    _ORDER,
-    _SERVE,
-    BackgroundBuild,
-    Frame,
-    FrameBuilder,
-    derive_rng,
-)
+from augframe.frame import BackgroundBuild, Frame, FrameBuilder
 from augframe.pipeline import Augment, PipelineSpec
 from augframe.serve import ServeAugment
 from augframe.sources import (
@@ -286,6 +279,7 @@ class FrameSequence(keras.utils.PyDataset):
         if self.shard is not None:
             store = SubsetStore.shard(store, index=self.shard[0], count=self.shard[1])
         self.class_names = class_names
+        self._one_hot = np.eye(len(class_names), dtype=np.float32)  # rows per label
         if self.label_mode == "binary" and len(class_names) != 2:
             raise ConfigError(
                 "Invalid value for argument `label_mode`. Received: 'binary' with "
@@ -317,7 +311,6 @@ class FrameSequence(keras.utils.PyDataset):
             class_names=class_names,
             samples_per_class=samples_per_class,
             entropy=self._entropy,
-            num_workers=maker.num_workers,
             maker=maker,
             shuffle=not self.validation,
         )
@@ -501,7 +494,7 @@ class FrameSequence(keras.utils.PyDataset):
             view.frame.buffer.release()
         if self.serve_augment is not None:
             rng = derive_rng(
-                self._entropy, _SERVE, view.frame.generation, self.epoch, index
+                self._entropy, Stream.SERVE, view.frame.generation, self.epoch, index
             )
             images = self.serve_augment(images, rng=rng)
         batch = images.astype(np.float32)
@@ -514,7 +507,7 @@ class FrameSequence(keras.utils.PyDataset):
             return labels.astype(np.int32)
         if self.label_mode == "binary":
             return labels.astype(np.float32)[:, None]
-        return np.eye(self.num_classes, dtype=np.float32)[labels]
+        return self._one_hot[labels]
 
     def as_arrays(self) -> tuple[np.ndarray, np.ndarray]:
         """The whole current frame as `(x, y)`, preprocessed like the batches.
@@ -670,7 +663,7 @@ class FrameSequence(keras.utils.PyDataset):
             order = np.arange(self.num_samples)
         else:
             rng = derive_rng(
-                self._entropy, _ORDER, frame.generation, self.epochs_in_frame
+                self._entropy, Stream.ORDER, frame.generation, self.epochs_in_frame
             )
             order = rng.permutation(self.num_samples)
         with self._view_cond:
@@ -680,7 +673,7 @@ class FrameSequence(keras.utils.PyDataset):
     def _write_examples(self, frame: Frame) -> None:
         if self._examples is None or self.example_prob <= 0 or self.max_examples == 0:
             return
-        rng = derive_rng(self._entropy, _EXAMPLES, frame.generation)
+        rng = derive_rng(self._entropy, Stream.EXAMPLES, frame.generation)
         picks = np.flatnonzero(rng.random(self.num_samples) < self.example_prob)
         for slot in picks[-self.max_examples :].tolist():
             self._examples.write(

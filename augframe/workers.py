@@ -30,6 +30,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from augframe._parallel import collect
+from augframe._seeds import Stream, derive_rng
 from augframe.errors import ConfigError, SourceError
 from augframe.pipeline import PipelineSpec, WorkerPipelines
 from augframe.sources import ImageReadError, ImageStore
@@ -44,8 +45,6 @@ __all__ = [
     "choose_maker",
     "make_samples",
 ]
-
-_SUBSTITUTE = 5  # seed-stream tag shared with augframe.frame
 
 
 class FrameBuffer:
@@ -145,7 +144,7 @@ def _load(
     # The order of substitutes is fixed by the seed alone, so the frame does
     # not depend on which worker found which file unreadable.
     same = np.flatnonzero(np.asarray(store.labels) == label)
-    rng = np.random.default_rng(np.random.SeedSequence([entropy, _SUBSTITUTE, seed]))
+    rng = derive_rng(entropy, Stream.SUBSTITUTE, seed)
     for candidate in rng.permutation(same).tolist():
         if candidate == native:
             continue

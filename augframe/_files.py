@@ -1,0 +1,30 @@
+"""Writing files atomically: a temporary file in the same folder, then a rename (internal)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+
+__all__ = ["write_atomic"]
+
+
+def write_atomic(path: str | os.PathLike[str], data: bytes) -> None:
+    """Writes `data` to `path` so that a reader sees the old file or the new one.
+
+    A failed write (full disk) leaves nothing behind; a symlink planted at
+    `path` is replaced, never written through.
+    """
+    target = Path(path)
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{target.name}.", suffix=".tmp", dir=target.parent
+    )
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)  # a full disk raises here or when closing
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
