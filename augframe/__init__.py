@@ -24,17 +24,19 @@ from typing import TYPE_CHECKING, Any
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 if TYPE_CHECKING:
-    from augframe.callbacks import StopOnControlFile
+    from augframe.callbacks import FrameScheduler, StopOnControlFile
     from augframe.control import ControlSettings, write_control
     from augframe.distribute import shard_from_strategy
     from augframe.errors import (
         AugframeError,
         AugframeWarning,
+        BuildError,
         CacheError,
         CacheWarning,
         ConfigError,
         ControlFileWarning,
         ImageWarning,
+        LifecycleWarning,
         SourceError,
         VarietyWarning,
     )
@@ -47,13 +49,16 @@ __version__ = "0.1.0"
 _WHERE = {
     "AugframeError": "augframe.errors",
     "AugframeWarning": "augframe.errors",
+    "BuildError": "augframe.errors",
     "CacheError": "augframe.errors",
     "CacheWarning": "augframe.errors",
     "ConfigError": "augframe.errors",
     "ControlFileWarning": "augframe.errors",
     "ControlSettings": "augframe.control",
+    "FrameScheduler": "augframe.callbacks",
     "FrameSequence": "augframe.sequence",
     "ImageWarning": "augframe.errors",
+    "LifecycleWarning": "augframe.errors",
     "ServeAugment": "augframe.serve",
     "SourceError": "augframe.errors",
     "StopOnControlFile": "augframe.callbacks",
@@ -66,13 +71,16 @@ _WHERE = {
 __all__ = [
     "AugframeError",
     "AugframeWarning",
+    "BuildError",
     "CacheError",
     "CacheWarning",
     "ConfigError",
     "ControlFileWarning",
     "ControlSettings",
+    "FrameScheduler",
     "FrameSequence",
     "ImageWarning",
+    "LifecycleWarning",
     "ServeAugment",
     "SourceError",
     "StopOnControlFile",

@@ -1,4 +1,10 @@
-"""Keras callbacks: stop training when the control file asks for it."""
+"""Keras callbacks: drive the frame schedule from fit's epochs; stop on request.
+
+`FrameScheduler` tells sequences when Keras' own training epochs begin and
+end, which makes their epoch clock exact in every pattern, `evaluate` on the
+training sequence included (see `augframe.clock`). `StopOnControlFile` does
+the same for every training sequence that reads its control file.
+"""
 
 from __future__ import annotations
 
@@ -9,13 +15,66 @@ import keras
 
 from augframe import _checks
 from augframe.control import ControlFile
+from augframe.sequence import FrameSequence, scheduled_sequences
 
-__all__ = ["StopOnControlFile"]
+__all__ = ["FrameScheduler", "StopOnControlFile"]
 
 logger = logging.getLogger("augframe")
 
 
-class StopOnControlFile(keras.callbacks.Callback):
+class _Scheduling(keras.callbacks.Callback):
+    """Forwards Keras' training epochs to the sequences `_sequences()` names."""
+
+    def _sequences(self) -> list[FrameSequence]:
+        raise NotImplementedError
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        for seq in self._sequences():
+            seq.on_fit_begin()
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        for seq in self._sequences():
+            seq.on_fit_epoch_begin()
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        for seq in self._sequences():
+            seq.on_fit_end()
+
+
+class FrameScheduler(_Scheduling):
+    """Drives the frame schedule of `sequences` from `fit`'s own epochs.
+
+    Without it, a sequence places Keras' calls from their order alone, which
+    is exact except for one pattern: `model.evaluate(train_seq)` (between
+    fits, or from a callback during `fit`) looks like a one-epoch `fit` and
+    counts as a training epoch. With it, only Keras' training epochs count,
+    and an epoch cut short by `stop_training` counts when `fit` ends.
+    `StopOnControlFile` does the same for the sequences that read its
+    control file.
+
+    Args:
+        *sequences: the training sequences of this `fit`.
+
+    Example:
+    >>> model.fit(seq, epochs=10,
+    ...           callbacks=[augframe.FrameScheduler(seq)])  # doctest: +SKIP
+    """
+
+    def __init__(self, *sequences: FrameSequence) -> None:
+        super().__init__()
+        for seq in sequences:
+            if not isinstance(seq, FrameSequence):
+                raise TypeError(
+                    "Invalid argument for `FrameScheduler`. Received: "
+                    f"{seq!r}. Expected FrameSequence objects."
+                )
+        self.sequences = list(sequences)
+
+    def _sequences(self) -> list[FrameSequence]:
+        return self.sequences
+
+
+class StopOnControlFile(_Scheduling):
     """Stops training when `control_file` holds `"stop": true`.
 
     The file is read at every epoch end and, with `check_every_n_batches`,
@@ -47,7 +106,11 @@ class StopOnControlFile(keras.callbacks.Callback):
         )
         self.stopped_epoch: int | None = None
 
+    def _sequences(self) -> list[FrameSequence]:
+        return scheduled_sequences(self.control.path)
+
     def on_train_begin(self, logs: dict | None = None) -> None:
+        super().on_train_begin(logs)
         self.stopped_epoch = None
         self.control.poll()
         if self.control.current.stop:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from augframe.errors import AugframeError, ConfigError
+from augframe.options import argparse_type
 
 __all__ = ["build_parser", "default_cache_dir", "main"]
 
@@ -55,36 +56,11 @@ def _user_errors(command: str) -> Callable[[_Handler], _Handler]:
     return wrap
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected a positive integer, got {text!r}"
-        ) from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
-    return value
-
-
-def _probability(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}")
-    return value
+# Value parsers derived from augframe.options: the same checks as the
+# constructor, the run config and control.json.
+_positive_int = argparse_type("batch_size")
+_probability = argparse_type("aug_p")
+_seed = argparse_type("seed")
 
 
 # --------------------------------------------------------------------- demo
@@ -119,11 +95,11 @@ def _preview(args: argparse.Namespace) -> int:
         options.setdefault("image_size", (128, 128))
         seq = FrameSequence.from_directory(target, **options)
     elif target.is_file():
-        from augframe.config import sequence_from_config
+        from augframe.sequence import FrameSequence
 
         # A preview writes only the PNG: not the run's control file or examples.
         options.update(control_file=None, example_dir=None, example_prob=0.0)
-        seq = sequence_from_config(target, allowed_root=args.root, **options)
+        seq = FrameSequence.from_config(target, allowed_root=args.root, **options)
     else:
         return _fail(
             "preview",
@@ -464,9 +440,7 @@ def _add_preview(commands: Any) -> None:
         metavar="P",
         help="probability that the pipeline runs",
     )
-    preview.add_argument(
-        "--seed", type=_non_negative_int, metavar="S", help="random seed"
-    )
+    preview.add_argument("--seed", type=_seed, metavar="S", help="random seed")
     preview.add_argument(
         "--root",
         metavar="DIR",

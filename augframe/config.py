@@ -27,7 +27,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import Annotated, Any
 
 import yaml
 from pydantic import (
@@ -39,14 +39,13 @@ from pydantic import (
     StrictStr,
     ValidationError,
     ValidationInfo,
+    create_model,
     field_validator,
     model_validator,
 )
 
 from augframe.errors import ConfigError
-
-if TYPE_CHECKING:
-    from augframe.sequence import FrameSequence
+from augframe.options import OPTIONS, pydantic_type
 
 __all__ = [
     "RunConfig",
@@ -54,7 +53,7 @@ __all__ = [
     "SourceConfig",
     "load_config",
     "read_config",
-    "sequence_from_config",
+    "resolve_run",
 ]
 
 MAX_CONFIG_BYTES = 1024 * 1024
@@ -154,12 +153,13 @@ class ServeAugmentConfig(BaseModel):
     max_shift: _Probability = _UNSET
 
 
-class RunConfig(BaseModel):
+class _RunConfigBase(BaseModel):
     """A validated run config; see `FrameSequence` for what each option does.
 
-    Options left out of the file are left out of `sequence_kwargs()`, so the
-    `FrameSequence` defaults apply. `null` is accepted where `FrameSequence`
-    accepts None.
+    The option fields are derived from `augframe.options` (same names, types
+    and bounds as the `FrameSequence` arguments). Options left out of the
+    file are left out of `sequence_kwargs()`, so the `FrameSequence`
+    defaults apply. `null` is accepted where `FrameSequence` accepts None.
 
     Example:
     >>> config = load_config("configs/run.yaml")  # doctest: +SKIP
@@ -170,39 +170,8 @@ class RunConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     source: SourceConfig
-    image_size: Annotated[
-        list[Annotated[StrictInt, Field(ge=1, le=16384)]],
-        Field(min_length=2, max_length=2),
-    ]
-    batch_size: _Count = _UNSET
-    samples_per_class: _Count | None = _UNSET
-    epochs_per_frame: _Count = _UNSET
-    augment: _PathText | None = _UNSET
-    aug_p: _Probability = _UNSET
-    pipe_p: _Probability = _UNSET
-    label_mode: Literal["int", "categorical", "binary"] = _UNSET
-    validation: StrictBool = _UNSET
-    control_file: _PathText | None = _UNSET
-    example_dir: _PathText | None = _UNSET
-    example_prob: _Probability = _UNSET
-    max_examples: Annotated[StrictInt, Field(ge=0)] = _UNSET
-    cache_dir: _PathText | None = _UNSET
-    seed: Annotated[StrictInt, Field(ge=0)] | None = _UNSET
-    verbose: Annotated[StrictInt, Field(ge=0)] = _UNSET
-    num_build_workers: _Count | None = _UNSET
-    background: StrictBool = _UNSET
-    build_processes: StrictBool | None = _UNSET
-    serve_augment: ServeAugmentConfig | None = _UNSET
-    shard: (
-        Annotated[
-            list[Annotated[StrictInt, Field(ge=0)]], Field(min_length=2, max_length=2)
-        ]
-        | None
-    ) = _UNSET
-    workers: _Count = _UNSET
-    max_queue_size: _Count = _UNSET
 
-    @field_validator("shard")
+    @field_validator("shard", check_fields=False)
     @classmethod
     def _shard_index_below_count(cls, value: list[int] | None) -> list[int] | None:
         if value is not None and not value[0] < value[1]:
@@ -211,7 +180,7 @@ class RunConfig(BaseModel):
             )
         return value
 
-    @field_validator("augment")
+    @field_validator("augment", check_fields=False)
     @classmethod
     def _pipeline_loads(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is None:
@@ -230,7 +199,7 @@ class RunConfig(BaseModel):
             raise ValueError(str(exc)) from None
         return str(path)
 
-    @field_validator(*_WRITE_FIELDS)
+    @field_validator(*_WRITE_FIELDS, check_fields=False)
     @classmethod
     def _write_path_inside_root(
         cls, value: str | None, info: ValidationInfo
@@ -260,16 +229,35 @@ class RunConfig(BaseModel):
             for name in self.model_fields_set
             if name != "source"
         }
-        kwargs["image_size"] = tuple(self.image_size)
-        if self.shard is not None:
-            kwargs["shard"] = tuple(self.shard)
-        if self.serve_augment is not None:
+        kwargs["image_size"] = tuple(kwargs["image_size"])
+        if kwargs.get("shard") is not None:
+            kwargs["shard"] = tuple(kwargs["shard"])
+        if kwargs.get("serve_augment") is not None:
             from augframe.serve import ServeAugment
 
             kwargs["serve_augment"] = ServeAugment(
-                **self.serve_augment.model_dump(exclude_unset=True)
+                **kwargs["serve_augment"].model_dump(exclude_unset=True)
             )
         return kwargs
+
+
+def _option_fields() -> dict[str, Any]:
+    fields: dict[str, Any] = {}
+    for name, option in OPTIONS.items():
+        if not option.in_file and name != "serve_augment":
+            continue
+        if name == "serve_augment":
+            fields[name] = (ServeAugmentConfig | None, _UNSET)
+        elif name == "image_size":
+            fields[name] = (pydantic_type(name), ...)  # required
+        else:
+            fields[name] = (pydantic_type(name), _UNSET)
+    return fields
+
+
+RunConfig: Any = create_model(
+    "RunConfig", __base__=_RunConfigBase, __module__=__name__, **_option_fields()
+)
 
 
 # ------------------------------------------------------------------ reading
@@ -445,30 +433,29 @@ def _read_paths_csv(csv_path: str, file: Path) -> tuple[list[str], list[str]]:
     return paths, [label for _, label in rows]
 
 
-def sequence_from_config(
+def resolve_run(
     path: str | os.PathLike[str],
     *,
     allowed_root: str | os.PathLike[str] | None = None,
     **overrides: Any,
-) -> FrameSequence:
-    """A `FrameSequence` built from a run config file.
+) -> tuple[str | tuple[list[str], list[str]], dict[str, Any]]:
+    """The source and the `FrameSequence` keyword arguments of a run config.
 
     Overrides replace the file's options and are validated the same way;
     besides, `preprocess` (a function), `augment` as a transform or factory
     and `serve_augment` as an `augframe.ServeAugment` are passed on as given.
+    `FrameSequence.from_config` builds the sequence from what this returns.
 
-    Args:
-        path: the YAML run config.
-        allowed_root: the folder the config may write into (default: its own).
-        **overrides: options that replace the file's.
+    Returns:
+        `(directory, kwargs)` for a folder source, or `((paths, labels),
+        kwargs)` for a CSV source.
 
     Raises:
         ConfigError: a field is invalid; the message names the file and the
             field. Raised before any image is decoded.
 
     Example:
-    >>> seq = sequence_from_config("configs/run.yaml", samples_per_class=100,
-    ...                            verbose=0)  # doctest: +SKIP
+    >>> source, kwargs = resolve_run("configs/run.yaml", seed=1)  # doctest: +SKIP
     """
     file = Path(path)
     objects = {
@@ -486,10 +473,24 @@ def sequence_from_config(
     config = load_config(file, allowed_root=allowed_root, **overrides)
     kwargs = config.sequence_kwargs()
     kwargs.update(objects)
-    from augframe.sequence import FrameSequence
-
     if config.source.directory is not None:
-        return FrameSequence.from_directory(config.source.directory, **kwargs)
+        return config.source.directory, kwargs
     assert config.source.paths_csv is not None
-    paths, labels = _read_paths_csv(config.source.paths_csv, file)
-    return FrameSequence.from_paths(paths, labels, **kwargs)
+    return _read_paths_csv(config.source.paths_csv, file), kwargs
+
+
+def __getattr__(name: str) -> Any:
+    """`sequence_from_config`: a deprecated alias of `FrameSequence.from_config`."""
+    if name == "sequence_from_config":
+        import warnings
+
+        from augframe.sequence import FrameSequence
+
+        warnings.warn(
+            "augframe.config.sequence_from_config is deprecated; use "
+            "FrameSequence.from_config.",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return FrameSequence.from_config
+    raise AttributeError(f"module 'augframe.config' has no attribute {name!r}")

@@ -22,19 +22,19 @@ import stat
 import threading
 import warnings
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 from pydantic import (
     BaseModel,
     ConfigDict,
-    Field,
     StrictBool,
-    StrictInt,
     ValidationError,
+    create_model,
 )
 
 from augframe._files import write_atomic
 from augframe.errors import ControlFileWarning
+from augframe.options import HOT_OPTIONS, OPTIONS, pydantic_type
 
 __all__ = [
     "FROZEN_KEYS",
@@ -49,18 +49,34 @@ __all__ = [
 MAX_CONTROL_BYTES = 64 * 1024
 MAX_DEPTH = 4
 
-_Probability = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False, strict=True)]
+
+def _control_model() -> type[BaseModel]:
+    """The control.json model, derived from the hot options of `augframe.options`."""
+    fields: dict[str, Any] = {
+        name: (pydantic_type(name) | None, None) for name in HOT_OPTIONS
+    }
+    fields["regenerate"] = (StrictBool | None, None)
+    fields["stop"] = (StrictBool | None, None)
+    return create_model(
+        "ControlSettings",
+        __config__=ConfigDict(extra="forbid", frozen=True),
+        __doc__=_CONTROL_DOC,
+        __module__=__name__,
+        **fields,
+    )
 
 
-class ControlSettings(BaseModel):
-    """The keys of `control.json`; a key left out keeps its current value.
+_CONTROL_DOC = """The keys of `control.json`; a key left out keeps its current value.
+
+    Derived from the hot options of `augframe.options` (same types and bounds
+    as the `FrameSequence` arguments of the same name), plus two commands.
 
     Attributes:
         aug_p: probability of each transform of the pipeline, in [0, 1].
             Applies from the next frame.
         pipe_p: probability that the pipeline runs at all on a native, in
             [0, 1]. Applies from the next frame.
-        epochs_per_frame: training epochs served from one frame, >= 1.
+        epochs_per_frame: training epochs served from one frame.
             Applies at once (counted from the current frame's start).
         example_prob: probability that a sample of a new frame is written to
             `example_dir`, in [0, 1]. Applies from the next frame.
@@ -73,21 +89,15 @@ class ControlSettings(BaseModel):
     0.2
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    aug_p: _Probability | None = None
-    pipe_p: _Probability | None = None
-    epochs_per_frame: Annotated[StrictInt, Field(ge=1, le=1_000_000)] | None = None
-    example_prob: _Probability | None = None
-    regenerate: StrictBool | None = None
-    stop: StrictBool | None = None
-
+ControlSettings: Any = _control_model()
 
 HOT_KEYS = tuple(ControlSettings.model_fields)
 """Keys that take effect while `fit` runs."""
 
-FROZEN_KEYS = ("batch_size", "samples_per_class", "image_size")
-"""Keys users try that cannot change mid-fit: they are reported and ignored."""
+FROZEN_KEYS = tuple(
+    name for name, option in OPTIONS.items() if not option.hot and option.in_file
+)
+"""Options users try that cannot change mid-fit: they are reported and ignored."""
 
 
 class ControlProblem(ValueError):

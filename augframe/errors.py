@@ -5,12 +5,15 @@ Hierarchy::
     AugframeError (Exception)
     ├── ConfigError (AugframeError, ValueError)   bad argument or config file
     ├── SourceError (AugframeError, ValueError)   no usable images / empty class
-    └── CacheError (AugframeError, RuntimeError)  unusable decoded cache
+    ├── CacheError (AugframeError, RuntimeError)  unusable decoded cache
+    └── BuildError (AugframeError, RuntimeError)  a frame could not be built;
+                                                  the last good frame is served
 
     AugframeWarning (UserWarning)
     ├── CacheWarning         the decoded cache did not match its manifest; rebuilt
     ├── ControlFileWarning   control.json unreadable or invalid; last good kept
     ├── ImageWarning         unreadable images skipped
+    ├── LifecycleWarning     Keras called the dataset in a way the clock cannot place
     └── VarietyWarning       a pipeline could not make enough distinct variants
 """
 
@@ -19,11 +22,13 @@ from __future__ import annotations
 __all__ = [
     "AugframeError",
     "AugframeWarning",
+    "BuildError",
     "CacheError",
     "CacheWarning",
     "ConfigError",
     "ControlFileWarning",
     "ImageWarning",
+    "LifecycleWarning",
     "SourceError",
     "VarietyWarning",
 ]
@@ -45,6 +50,13 @@ class CacheError(AugframeError, RuntimeError):
     """The decoded on-disk cache cannot be built or read."""
 
 
+class BuildError(AugframeError, RuntimeError):
+    """A frame could not be built; the last good frame stays served.
+
+    The cause is chained (`__cause__`). `FrameSequence.regenerate()` retries.
+    """
+
+
 class AugframeWarning(UserWarning):
     """Base class of every warning emitted by augframe."""
 
@@ -63,3 +75,7 @@ class ImageWarning(AugframeWarning):
 
 class VarietyWarning(AugframeWarning):
     """The pipeline could not produce enough distinct variants for a class."""
+
+
+class LifecycleWarning(AugframeWarning):
+    """Keras called the dataset in an order the epoch clock cannot place."""

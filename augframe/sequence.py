@@ -1,16 +1,19 @@
-"""The Keras `PyDataset` that serves batches from the current in-RAM frame.
+"""The Keras adapter: a `PyDataset` that serves batches from the frame engine.
 
-Lifecycle, designed around how Keras 3 drives a PyDataset (see KERAS_NOTES):
+`FrameSequence` only checks its arguments, serves and encodes batches, and
+forwards Keras' lifecycle calls to the epoch clock (`augframe.clock`), which
+tells the engine (`augframe.engine`) when a training epoch ended. Everything
+else (plan, build, background build, schedule, control file, examples) is
+the engine's. What Keras does and what this relies on is written down in
+docs/keras-lifecycle.md:
 
 - the first frame is built in the constructor (the TensorFlow backend reads
   batches 0 and 1 before training; a notebook user may read `seq[0]`);
-- an epoch counts only when `on_epoch_begin` came before `on_epoch_end`: the
-  extra `on_epoch_end` that `fit` sends before the first epoch, and reads
-  outside `fit`, do not count;
-- after `epochs_per_frame` counted epochs, the next frame is swapped in at
-  `on_epoch_end` (before callbacks see that epoch end). With `background=True`
-  it was built on a thread while the model trained; the swap is a reference
-  swap under a lock, and the buffer being written is never the one served;
+- Keras reads `use_multiprocessing` once each time it adapts the dataset for
+  `fit`, `evaluate` or `predict`: that read is the clock's "a call starts";
+- Keras' own worker pool is not used (Keras is told `workers=1`): with it,
+  batches prefetched in one epoch are served in the next on some backends.
+  Batches are copied out of RAM, which needs no pool;
 - `len()` never changes; the sample order is reshuffled every epoch.
 """
 
@@ -19,24 +22,19 @@ from __future__ import annotations
 import logging
 import math
 import os
-import sys
-import threading
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import keras
 import numpy as np
-from tqdm.auto import tqdm
 
-from augframe import _checks
+from augframe import options as opts
 from augframe._seeds import Stream, derive_rng
-from augframe.balance import frame_size
-from augframe.control import ControlFile, ControlSettings, write_control
-from augframe.errors import AugframeError, ConfigError
-from augframe.examples import ExampleRing, contact_sheet, save_png
-from augframe.frame import BackgroundBuild, Frame, FrameBuilder
+from augframe.clock import EpochClock
+from augframe.engine import FrameEngine
+from augframe.errors import ConfigError
+from augframe.frame import Frame
 from augframe.pipeline import Augment, PipelineSpec
 from augframe.serve import ServeAugment
 from augframe.sources import (
@@ -48,67 +46,16 @@ from augframe.sources import (
     collect_paths,
     mapping_to_store,
 )
-from augframe.workers import FrameBuffer, ProcessMaker, choose_maker
 
 __all__ = ["FrameSequence"]
 
 logger = logging.getLogger("augframe")
 
-LABEL_MODES = ("int", "categorical", "binary")
+LABEL_MODES = opts.OPTIONS["label_mode"].choices
 
-
-_KERAS_CALLERS = ("reset", "evaluate", "predict", "fit")
-
-
-def _keras_caller(max_depth: int = 40) -> str | None:
-    """The nearest Keras `fit`/`evaluate`/`predict`/`EpochIterator.reset` on the stack.
-
-    Keras gives a PyDataset no other way to tell a training epoch end from the
-    `on_epoch_end` that `EpochIterator.reset()` sends before every fit (and
-    after the symbolic build under a `tf.distribute` strategy) or from
-    `evaluate`. tests/test_keras_contract.py pins this down for each release.
-    """
-    frame = sys._getframe(2)
-    for _ in range(max_depth):
-        if frame is None:
-            return None
-        code = frame.f_code
-        if code.co_name in _KERAS_CALLERS and f"keras{os.sep}src" in code.co_filename:
-            return code.co_name
-        frame = frame.f_back  # type: ignore[assignment]
-    return None
-
-
-def _check_shard(
-    shard: Any, samples_per_class: int | None, validation: bool
-) -> tuple[int, int] | None:
-    if shard is None:
-        return None
-    if (
-        not isinstance(shard, (tuple, list))
-        or len(shard) != 2
-        or any(isinstance(v, bool) or not isinstance(v, int) for v in shard)
-        or not 0 <= shard[0] < shard[1]
-    ):
-        raise ConfigError(
-            f"Invalid value for argument `shard`. Received: shard={shard!r}. "
-            "Expected (index, count) with 0 <= index < count, e.g. shard=(0, 2)."
-        )
-    if shard[1] > 1 and samples_per_class is None and not validation:
-        raise ConfigError(
-            f"Invalid arguments: shard={tuple(shard)!r} needs `samples_per_class`, "
-            "so that every worker serves the same number of batches per epoch. "
-            "Pass e.g. samples_per_class=1000."
-        )
-    return None if shard[1] == 1 else (int(shard[0]), int(shard[1]))
-
-
-@dataclass(frozen=True)
-class _View:
-    """What `__getitem__` reads: one frame and this epoch's sample order."""
-
-    frame: Frame
-    order: np.ndarray
+# Scheduled sequences by control file: a StopOnControlFile or ControlCallback
+# on the same file drives their clocks from Keras' own epochs.
+_SCHEDULED: dict[str, Any] = {}
 
 
 class FrameSequence(keras.utils.PyDataset):
@@ -118,6 +65,10 @@ class FrameSequence(keras.utils.PyDataset):
     classes filled with distinct augmented variants, rich classes sub-sampled),
     serves batches from it for `epochs_per_frame` epochs, then swaps in a
     fresh frame built in the background.
+
+    Every option is defined once in `augframe.options` (type, bounds,
+    default, hot or not); a bad value is a `ConfigError` raised before any
+    image is decoded.
 
     Args:
         source: a mapping `{class_name: images}` where each image is an HxWxC
@@ -138,13 +89,15 @@ class FrameSequence(keras.utils.PyDataset):
         label_mode: "int" (int32), "categorical" (one-hot float32) or
             "binary" (float32, shape `(batch, 1)`, two classes).
         validation: serve every native once, unaugmented, in a fixed order,
-            and never regenerate (for `validation_data`).
+            and never regenerate (for `validation_data`). Arguments that do
+            not apply to validation data are refused by name; see
+            `for_validation`.
         control_file: path of a control.json re-read at every epoch end; it
             is (re)written with the constructor's values at construction.
         example_dir: folder for example JPEGs of the frames.
         example_prob: probability that a sample of a frame is written there.
         max_examples: the most example files kept in `example_dir`.
-        seed: same seed, same frames (whatever `num_build_workers`).
+        seed: same seed, same frames and batches (whatever the workers).
         verbose: 1 shows a progress bar for blocking builds and one line per
             frame; 0 is silent.
         num_build_workers: workers that build a frame (default: every core
@@ -154,19 +107,19 @@ class FrameSequence(keras.utils.PyDataset):
             second frame buffer); False builds at the frame boundary.
         serve_augment: a cheap augmentation applied to every served batch,
             e.g. `ServeAugment(horizontal_flip=True, max_shift=0.1)`.
-        build_processes: True builds frames in worker processes writing into
-            shared memory, False in threads, None (default) decides: processes
-            for frames of at least 2000 samples at 64x64 (or as many pixels)
-            on a multi-core machine, when `augment` can be sent to workers
-            without the main script (a transform, a pipeline file, or a factory
-            defined in a module; not one defined in a notebook or the script).
-            Processes cost a start-up of a few seconds; frames are identical
-            either way (see `augframe.workers.choose_maker`).
         shard: `(index, count)` for multi-worker training: this worker builds
             its frames from every `count`-th native of each class, with its own
             seed stream. Needs `samples_per_class` so that every worker serves
             the same number of batches. See `augframe.shard_from_strategy`.
-        **kwargs: `workers` and `max_queue_size` for `keras.utils.PyDataset`.
+        build_processes: True builds frames in worker processes writing into
+            shared memory, False in threads, None (default) decides (see
+            `augframe.workers.choose_maker`). Frames are identical either way.
+        workers: accepted as Keras' `PyDataset` option; batches are copied
+            out of RAM in the calling thread and Keras' worker pool is not
+            used (it serves batches prefetched in one epoch in the next).
+        use_multiprocessing: must stay False (the frame lives in this
+            process's RAM).
+        max_queue_size: Keras' `PyDataset` option.
 
     Example:
     >>> import numpy as np, albumentations as A
@@ -207,60 +160,76 @@ class FrameSequence(keras.utils.PyDataset):
         serve_augment: ServeAugment | None = None,
         shard: tuple[int, int] | None = None,
         build_processes: bool | None = None,
+        workers: int = 1,
+        use_multiprocessing: bool = False,
+        max_queue_size: int = 10,
         **kwargs: Any,
     ) -> None:
-        if kwargs.get("use_multiprocessing"):
+        opts.check_known(kwargs, allowed=opts.OPTIONS, where="FrameSequence")
+        given = dict(locals())
+        values = {
+            name: opts.check(name, given[name])
+            for name in opts.OPTIONS
+            if name in given and name not in ("augment", "cache_dir")
+        }
+        if values["use_multiprocessing"]:
             raise ConfigError(
                 "Invalid value for argument `use_multiprocessing`. Received: True. "
                 "FrameSequence serves batches from a frame in this process's RAM; "
-                "worker processes would each copy it. Use threads instead: "
-                "`workers=2` (the default `use_multiprocessing=False`)."
+                "worker processes would each copy it. Leave it False."
             )
-        super().__init__(**kwargs)
-        self.image_size = _checks.check_image_size(image_size)
-        self.batch_size = _checks.check_int("batch_size", batch_size)
-        self.samples_per_class = _checks.check_int(
-            "samples_per_class", samples_per_class, allow_none=True
-        )
-        self.epochs_per_frame = _checks.check_int("epochs_per_frame", epochs_per_frame)
-        self.aug_p = _checks.check_probability("aug_p", aug_p)
-        self.pipe_p = _checks.check_probability("pipe_p", pipe_p)
-        self.example_prob = _checks.check_probability("example_prob", example_prob)
-        self.max_examples = _checks.check_int("max_examples", max_examples, minimum=0)
-        self.label_mode = _checks.check_choice("label_mode", label_mode, LABEL_MODES)
-        self.verbose = _checks.check_int("verbose", verbose, minimum=0)
-        self.seed = _checks.check_int("seed", seed, minimum=0, allow_none=True)
-        self.validation = bool(validation)
-        self.background = bool(background) and not self.validation
+        validation = values["validation"]
+        if validation:
+            _refuse_for_validation({**values, "augment": augment})
+        if values["example_prob"] > 0 and example_dir is None:
+            raise ConfigError(
+                f"Invalid value for argument `example_prob`. Received: "
+                f"example_prob={values['example_prob']} without `example_dir`. "
+                "Pass example_dir='example_images' to say where examples go."
+            )
         if preprocess is not None and not callable(preprocess):
             raise ConfigError(
                 f"Invalid value for argument `preprocess`. Received: {preprocess!r}. "
                 "Expected a function of a float32 batch, e.g. "
                 "keras.applications.mobilenet_v2.preprocess_input."
             )
-        self.preprocess = preprocess
         if serve_augment is not None and not isinstance(serve_augment, ServeAugment):
             raise ConfigError(
                 f"Invalid value for argument `serve_augment`. Received: {serve_augment!r}. "
                 "Expected an augframe.ServeAugment or None."
             )
-        self.serve_augment = None if self.validation else serve_augment
-        if self.example_prob > 0 and example_dir is None:
+        shard = values["shard"]
+        if (
+            shard is not None
+            and shard[1] > 1
+            and samples_per_class is None
+            and not validation
+        ):
             raise ConfigError(
-                f"Invalid value for argument `example_prob`. Received: "
-                f"example_prob={self.example_prob} without `example_dir`. Pass "
-                "example_dir='example_images' to say where examples go."
+                f"Invalid arguments: shard={shard!r} needs `samples_per_class`, "
+                "so that every worker serves the same number of batches per epoch. "
+                "Pass e.g. samples_per_class=1000."
             )
-        num_workers = _checks.check_int(
-            "num_build_workers", num_build_workers, allow_none=True
-        )
-        if build_processes not in (None, True, False):
-            raise ConfigError(
-                "Invalid value for argument `build_processes`. Received: "
-                f"build_processes={build_processes!r}. Expected True, False or None."
-            )
-        self.shard = _check_shard(shard, self.samples_per_class, self.validation)
-        spec = PipelineSpec(None if self.validation else augment)
+        shard = None if shard is None or shard[1] == 1 else shard
+        spec = PipelineSpec(augment)
+        if control_file is not None:
+            from augframe.control import write_control
+
+            # Checked now, not after decoding (the engine writes it later).
+            write_control(os.devnull, {k: values[k] for k in opts.HOT_OPTIONS})
+        # Keras sees one worker: its pool would serve stale prefetched batches.
+        super().__init__(workers=1, max_queue_size=values["max_queue_size"])
+        self.requested_workers = values["workers"]
+        self.image_size: tuple[int, int] = values["image_size"]
+        self.batch_size: int = values["batch_size"]
+        self.label_mode: str = values["label_mode"]
+        self.verbose: int = values["verbose"]
+        self.seed: int | None = values["seed"]
+        self.max_examples: int = values["max_examples"]
+        self.validation: bool = validation
+        self.preprocess = preprocess
+        self.serve_augment = serve_augment
+        self.shard = shard
 
         # Every argument is checked: now decode (or build the cache).
         if isinstance(source, StoreSource):
@@ -269,85 +238,71 @@ class FrameSequence(keras.utils.PyDataset):
             store, class_names = mapping_to_store(
                 source,
                 image_size=self.image_size,
-                num_workers=num_workers or os.cpu_count() or 1,
+                num_workers=num_build_workers or os.cpu_count() or 1,
             )
         if tuple(store.image_size) != self.image_size:
             raise ConfigError(
                 f"The store serves images of size {store.image_size}, but "
                 f"image_size={self.image_size}. Build the store for that size."
             )
-        if self.shard is not None:
-            store = SubsetStore.shard(store, index=self.shard[0], count=self.shard[1])
-        self.class_names = class_names
-        self._one_hot = np.eye(len(class_names), dtype=np.float32)  # rows per label
         if self.label_mode == "binary" and len(class_names) != 2:
             raise ConfigError(
                 "Invalid value for argument `label_mode`. Received: 'binary' with "
                 f"{len(class_names)} classes {class_names}. Expected exactly 2 "
                 "classes; use label_mode='int' or 'categorical'."
             )
-        # seed=None: fresh entropy. Each shard (worker) gets its own stream.
-        root = int(np.random.SeedSequence(self.seed).entropy)  # type: ignore[arg-type]
-        if self.shard is not None:
-            root = int(np.random.SeedSequence([root, *self.shard]).generate_state(1)[0])
-        self._entropy = root % 2**63
-        samples_per_class = None if self.validation else self.samples_per_class
-        self.num_samples = frame_size(
-            np.bincount(store.labels, minlength=len(class_names)), samples_per_class
-        )
-        maker = choose_maker(
+        if shard is not None:
+            store = SubsetStore.shard(store, index=shard[0], count=shard[1])
+        self.class_names = class_names
+        self._one_hot = np.eye(len(class_names), dtype=np.float32)  # rows per label
+        self.engine = FrameEngine(
             store,
-            spec,
-            entropy=self._entropy,
-            num_workers=num_workers,
-            processes=build_processes,
-            frame_pixels=self.num_samples * self.image_size[0] * self.image_size[1],
-        )
-        self.build_processes = isinstance(maker, ProcessMaker)
-        self.num_build_workers = maker.num_workers
-        self._builder = FrameBuilder(
-            store,
-            spec=spec,
             class_names=class_names,
-            samples_per_class=samples_per_class,
-            entropy=self._entropy,
-            maker=maker,
-            shuffle=not self.validation,
+            image_size=self.image_size,
+            samples_per_class=None if validation else values["samples_per_class"],
+            epochs_per_frame=values["epochs_per_frame"],
+            spec=spec,
+            aug_p=values["aug_p"],
+            pipe_p=values["pipe_p"],
+            fixed_order=validation,
+            control_file=control_file,
+            example_dir=example_dir,
+            example_prob=values["example_prob"],
+            max_examples=self.max_examples,
+            seed=self.seed,
+            shard=shard,
+            verbose=self.verbose,
+            num_build_workers=num_build_workers,
+            build_processes=build_processes,
+            background=values["background"],
         )
-        self._buffers = [
-            FrameBuffer(self.num_samples, self.image_size, shared=self.build_processes)
-            for _ in range(2 if self.background else 1)
-        ]
-        self._view_cond = threading.Condition()
-        self._view: _View | None = None
-        self._pending: BackgroundBuild | None = None
-        self._in_epoch = False
-        self._closed = False
-        self.epoch = 0
-        self.epochs_in_frame = 0
+        self._entropy = self.engine.entropy
+        self.clock = EpochClock()
+        if control_file is not None and not validation:
+            _SCHEDULED.setdefault(os.path.abspath(control_file), []).append(self)
 
-        self._control = None
-        if control_file is not None and not self.validation:
-            # The constructor's values are the truth at start: (re)write the
-            # file with them so that what the user sees is what is in force.
-            write_control(control_file, self.control_values())
-            self._control = ControlFile(control_file)
-            self._control.poll()
-        self._examples = (
-            ExampleRing(example_dir, max_examples=self.max_examples)
-            if example_dir is not None
-            else None
-        )
+    @classmethod
+    def for_validation(
+        cls, source: Mapping[str, Any] | StoreSource, **kwargs: Any
+    ) -> FrameSequence:
+        """A validation sequence: every native once, unaugmented, fixed order.
 
-        frame = self._builder.build(
-            generation=1,
-            buffer=self._buffers[0],
-            aug_p=self.aug_p,
-            pipe_p=self.pipe_p,
-            progress=self.verbose > 0,
+        Takes only the options that apply to validation data
+        (`augframe.options.VALIDATION_OPTIONS`); any other is refused by name.
+
+        Example:
+        >>> val = FrameSequence.for_validation(
+        ...     {"a": np.zeros((3, 8, 8, 3), np.uint8)}, image_size=(8, 8),
+        ...     verbose=0)
+        >>> len(val.frame.labels), val.samples_per_class
+        (3, None)
+        """
+        opts.check_known(kwargs, allowed=opts.OPTIONS, where="FrameSequence")
+        _refuse_for_validation(
+            {k: v for k, v in kwargs.items() if k != "validation"}, names=kwargs
         )
-        self._install(frame)
-        self._start_pending()
+        kwargs["validation"] = True
+        return cls(source, **kwargs)
 
     # ----------------------------------------------------------------- sources
 
@@ -371,7 +326,7 @@ class FrameSequence(keras.utils.PyDataset):
         >>> seq = FrameSequence.from_directory("data/train", image_size=(128, 128),
         ...                                    samples_per_class=500)  # doctest: +SKIP
         """
-        image_size = _checks.check_image_size(image_size)
+        image_size = opts.check("image_size", image_size)
         paths, labels, class_names = collect_directory(directory)
         return cls._from_files(
             paths, labels, class_names, image_size, cache_dir, kwargs
@@ -396,7 +351,7 @@ class FrameSequence(keras.utils.PyDataset):
         >>> seq = FrameSequence.from_paths(df["path"], df["label"],
         ...                                image_size=(96, 96))  # doctest: +SKIP
         """
-        image_size = _checks.check_image_size(image_size)
+        image_size = opts.check("image_size", image_size)
         kept, int_labels, names = collect_paths(paths, labels, class_names=class_names)
         return cls._from_files(kept, int_labels, names, image_size, cache_dir, kwargs)
 
@@ -416,9 +371,13 @@ class FrameSequence(keras.utils.PyDataset):
         Example:
         >>> seq = FrameSequence.from_config("configs/run.yaml", seed=1)  # doctest: +SKIP
         """
-        from augframe.config import sequence_from_config
+        from augframe.config import resolve_run
 
-        return sequence_from_config(path, allowed_root=allowed_root, **overrides)
+        source, kwargs = resolve_run(path, allowed_root=allowed_root, **overrides)
+        if isinstance(source, tuple):
+            paths, labels = source
+            return cls.from_paths(paths, labels, **kwargs)
+        return cls.from_directory(source, **kwargs)
 
     @classmethod
     def _from_files(
@@ -465,15 +424,75 @@ class FrameSequence(keras.utils.PyDataset):
         return len(self.class_names)
 
     @property
+    def num_samples(self) -> int:
+        """Samples in a frame (constant for the life of the sequence)."""
+        return self.engine.num_samples
+
+    @property
     def frame(self) -> Frame:
         """The frame being served."""
-        assert self._view is not None
-        return self._view.frame
+        return self.engine.frame
 
     @property
     def generation(self) -> int:
         """1 for the frame built in the constructor, +1 for every new frame."""
-        return self.frame.generation
+        return self.engine.generation
+
+    @property
+    def epoch(self) -> int:
+        """Training epochs counted so far."""
+        return self.engine.epoch
+
+    @property
+    def epochs_in_frame(self) -> int:
+        """Training epochs served from the current frame so far."""
+        return self.engine.epochs_in_frame
+
+    @property
+    def samples_per_class(self) -> int | None:
+        """Samples of every class in a frame; None: every native once."""
+        return self.engine.samples_per_class
+
+    @property
+    def background(self) -> bool:
+        return self.engine.background
+
+    @property
+    def build_processes(self) -> bool:
+        return self.engine.build_processes
+
+    @property
+    def num_build_workers(self) -> int:
+        return self.engine.num_build_workers
+
+    def _hot(name: str) -> Any:
+        def get(self: FrameSequence) -> Any:
+            return getattr(self.engine, name)
+
+        def set_(self: FrameSequence, value: Any) -> None:
+            setattr(self.engine, name, opts.check(name, value))
+
+        return property(get, set_, doc=opts.OPTIONS[name].doc + " (hot)")
+
+    aug_p = _hot("aug_p")
+    pipe_p = _hot("pipe_p")
+    epochs_per_frame = _hot("epochs_per_frame")
+    example_prob = _hot("example_prob")
+    del _hot
+
+    @property
+    def use_multiprocessing(self) -> bool:
+        """False. Keras reads it once per adapter: the clock's "a call starts"."""
+        self.clock.adapted()
+        return False
+
+    @use_multiprocessing.setter
+    def use_multiprocessing(self, value: bool) -> None:
+        if value:
+            raise ConfigError(
+                "FrameSequence serves batches from this process's RAM; "
+                "`use_multiprocessing` must stay False."
+            )
 
     def __len__(self) -> int:
         return math.ceil(self.num_samples / self.batch_size)
@@ -481,20 +500,16 @@ class FrameSequence(keras.utils.PyDataset):
     def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         if isinstance(index, bool) or not 0 <= index < len(self):
             raise IndexError(f"batch index {index} out of range [0, {len(self)})")
-        with self._view_cond:
-            self._view_cond.wait_for(lambda: self._view is not None)
-            view = self._view
-            assert view is not None
-            view.frame.buffer.acquire()
+        view = self.engine.view()
         try:
             picks = view.order[index * self.batch_size : (index + 1) * self.batch_size]
             images = view.frame.images[picks]
             labels = view.frame.labels[picks]
         finally:
             view.frame.buffer.release()
-        if self.serve_augment is not None:
+        if self.serve_augment is not None and not self.validation:
             rng = derive_rng(
-                self._entropy, Stream.SERVE, view.frame.generation, self.epoch, index
+                self._entropy, Stream.SERVE, view.frame.generation, view.epoch, index
             )
             images = self.serve_augment(images, rng=rng)
         batch = images.astype(np.float32)
@@ -515,61 +530,56 @@ class FrameSequence(keras.utils.PyDataset):
         Meant for `validation=True` sequences: `model.fit(...,
         validation_data=val.as_arrays())`.
         """
-        order = self._view.order if self._view is not None else np.arange(0)
-        x = self.frame.images[order].astype(np.float32)
+        view = self.engine.view()
+        try:
+            x = view.frame.images[view.order].astype(np.float32)
+            y = self._encode(view.frame.labels[view.order])
+        finally:
+            view.frame.buffer.release()
         if self.preprocess is not None:
             x = self.preprocess(x)
-        return x, self._encode(self.frame.labels[order])
+        return x, y
 
     # -------------------------------------------------------------- lifecycle
 
     def on_epoch_begin(self) -> None:
-        self._in_epoch = True
+        if not self.validation:  # validation data never changes: no clock
+            self.clock.begin()
 
     def on_epoch_end(self) -> None:
-        began, self._in_epoch = self._in_epoch, False
-        if (
-            self.validation
-            or not began
-            or _keras_caller() in ("reset", "evaluate", "predict")
-        ):
-            # Not a training epoch: Keras' extra call before the first epoch
-            # (EpochIterator.reset, also after a distributed symbolic build),
-            # or evaluate()/predict() driving this dataset.
-            return
-        self.epoch += 1
-        self.epochs_in_frame += 1
-        regenerate = False
-        if self._control is not None and self._control.poll():
-            regenerate = self._apply_control(self._control.current)
-        if (
-            regenerate or self.epochs_in_frame >= self.epochs_per_frame
-        ) and not self._closed:
-            self._next_frame()
-        else:
-            self._set_order(self.frame)
+        if not self.validation and self.clock.end():
+            self.engine.end_epoch()
+
+    def on_fit_begin(self) -> None:
+        """Called by `augframe.FrameScheduler`: Keras' epochs drive the clock."""
+        self.clock.fit_begin()
+
+    def on_fit_epoch_begin(self) -> None:
+        """Called by `augframe.FrameScheduler` at Keras' `on_epoch_begin`."""
+        self.clock.fit_epoch_begin()
+
+    def on_fit_end(self) -> None:
+        """Called by `augframe.FrameScheduler`; counts an epoch cut short."""
+        if self.clock.fit_end():
+            self.engine.end_epoch()
 
     def regenerate(self) -> None:
-        """Swaps in a new frame now (waiting for the background build if any)."""
-        if self._closed:
-            raise AugframeError(
-                "This FrameSequence is closed: it serves its last frame and builds "
-                "no new one. Create a new FrameSequence to train further."
-            )
-        self._next_frame()
+        """Swaps in a new frame now (waiting for the background build if any).
+
+        Raises:
+            BuildError: the build failed; the last good frame stays served.
+        """
+        self.engine.regenerate()
 
     def close(self) -> None:
         """Cancels a background build and stops build workers. Idempotent.
 
         The current frame stays readable; no new frame is built after this.
         """
-        self._closed = True
-        if self._pending is not None:
-            self._pending.cancel()
-            self._pending = None
-        self._builder.close()
-        for buffer in self._buffers:
-            buffer.release_shared()
+        self.engine.close()
+        for scheduled in _SCHEDULED.values():
+            if self in scheduled:
+                scheduled.remove(self)
 
     def __enter__(self) -> FrameSequence:
         return self
@@ -579,109 +589,7 @@ class FrameSequence(keras.utils.PyDataset):
 
     def control_values(self) -> dict[str, Any]:
         """The current hot-tunable values, as written to a new control file."""
-        return {
-            "aug_p": self.aug_p,
-            "pipe_p": self.pipe_p,
-            "epochs_per_frame": self.epochs_per_frame,
-            "example_prob": self.example_prob,
-            "regenerate": False,
-            "stop": False,
-        }
-
-    def _apply_control(self, settings: ControlSettings) -> bool:
-        """Applies hot settings; True when a new frame is requested now."""
-        changed = []
-        for key in ("aug_p", "pipe_p", "epochs_per_frame", "example_prob"):
-            value = getattr(settings, key)
-            if value is not None and value != getattr(self, key):
-                changed.append(f"{key} {getattr(self, key)} -> {value}")
-                setattr(self, key, value)
-        if self.example_prob > 0 and self._examples is None and changed:
-            self._say(
-                "example_prob > 0 but no example_dir was given; no examples are written"
-            )
-        if changed:
-            self._say("control file: " + ", ".join(changed))
-        if self._pending is not None and (
-            (self._pending.aug_p, self._pending.pipe_p) != (self.aug_p, self.pipe_p)
-        ):
-            self._pending.cancel()
-            self._pending = None
-            self._start_pending()
-        return bool(settings.regenerate)
-
-    def _start_pending(self) -> None:
-        if not self.background or self._closed:
-            return
-        current = self.frame.buffer
-        spare = next(b for b in self._buffers if b is not current)
-        self._pending = BackgroundBuild(
-            self._builder,
-            generation=self.generation + 1,
-            buffer=spare,
-            aug_p=self.aug_p,
-            pipe_p=self.pipe_p,
-        )
-
-    def _next_frame(self) -> None:
-        generation = self.generation + 1
-        if self._pending is not None:
-            pending, self._pending = self._pending, None
-            frame = pending.result()
-        else:
-            # One buffer: take the view away so no batch reads a half-built frame.
-            with self._view_cond:
-                buffer = self.frame.buffer
-                self._view = None
-            frame = self._builder.build(
-                generation=generation,
-                buffer=buffer,
-                aug_p=self.aug_p,
-                pipe_p=self.pipe_p,
-                progress=self.verbose > 0,
-            )
-        self._install(frame)
-        self._start_pending()
-
-    def _install(self, frame: Frame) -> None:
-        frame.emit_warnings()
-        self.epochs_in_frame = 0
-        self._set_order(frame)
-        counts = {
-            n: int(c) for n, c in zip(self.class_names, frame.class_counts, strict=True)
-        }
-        self._say(
-            f"frame {frame.generation}: {self.num_samples} samples {counts}, "
-            f"{frame.num_artificial} artificial"
-            + (f" ({frame.num_repeats} repeats)" if frame.num_repeats else "")
-            + f", built in {frame.build_seconds:.2f}s"
-        )
-        self._write_examples(frame)
-
-    def _set_order(self, frame: Frame) -> None:
-        if self.validation:
-            order = np.arange(self.num_samples)
-        else:
-            rng = derive_rng(
-                self._entropy, Stream.ORDER, frame.generation, self.epochs_in_frame
-            )
-            order = rng.permutation(self.num_samples)
-        with self._view_cond:
-            self._view = _View(frame=frame, order=order)
-            self._view_cond.notify_all()
-
-    def _write_examples(self, frame: Frame) -> None:
-        if self._examples is None or self.example_prob <= 0 or self.max_examples == 0:
-            return
-        rng = derive_rng(self._entropy, Stream.EXAMPLES, frame.generation)
-        picks = np.flatnonzero(rng.random(self.num_samples) < self.example_prob)
-        for slot in picks[-self.max_examples :].tolist():
-            self._examples.write(
-                frame.images[slot],
-                class_name=self.class_names[int(frame.labels[slot])],
-                generation=frame.generation,
-                slot=slot,
-            )
+        return self.engine.control_values()
 
     def save_contact_sheet(
         self, path: str | os.PathLike[str], *, per_class: int = 8
@@ -691,15 +599,7 @@ class FrameSequence(keras.utils.PyDataset):
         Example:
         >>> seq.save_contact_sheet("example_images/grid.png")  # doctest: +SKIP
         """
-        grid = contact_sheet(
-            self.frame.images, self.frame.labels, self.class_names, per_class=per_class
-        )
-        return save_png(grid, path)
-
-    def _say(self, message: str) -> None:
-        logger.info(message)
-        if self.verbose and not logger.hasHandlers():
-            tqdm.write(f"augframe: {message}")
+        return self.engine.save_contact_sheet(path, per_class=per_class)
 
     def __repr__(self) -> str:
         return (
@@ -707,3 +607,24 @@ class FrameSequence(keras.utils.PyDataset):
             f"batch_size={self.batch_size}, generation={self.generation}, "
             f"epoch={self.epoch}, validation={self.validation})"
         )
+
+
+def scheduled_sequences(control_file: str | os.PathLike[str]) -> list[FrameSequence]:
+    """The training sequences that read `control_file` (for the callbacks)."""
+    return list(_SCHEDULED.get(os.path.abspath(control_file), []))
+
+
+def _refuse_for_validation(values: dict[str, Any], names: Any = None) -> None:
+    """Refuses, by name, options that do not apply to validation data."""
+    for name, value in values.items():
+        option = opts.OPTIONS.get(name)
+        if option is None or option.for_validation:
+            continue
+        explicit = names is not None and name in names
+        if explicit or value != option.default:
+            raise ConfigError(
+                f"Invalid arguments: `{name}={value!r}` does not apply to a "
+                "validation sequence (it serves every native once, unaugmented, "
+                "in a fixed order, and never regenerates). Remove it. Options "
+                f"that apply: {', '.join(opts.VALIDATION_OPTIONS)}."
+            )

@@ -22,6 +22,7 @@ import threading
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from multiprocessing import shared_memory
 from typing import Any, Protocol
@@ -382,11 +383,17 @@ class ProcessMaker:
             raise ValueError("ProcessMaker needs a FrameBuffer(shared=True)")
         pool = self._ensure_pool()
         shape = buffer.array.shape
-        futures: list[Future[BatchResult]] = [
-            pool.submit(_process_job, buffer.shm.name, shape, aug_p, pipe_p, batch)
-            for batch in batches
-        ]
-        return collect(futures, bar=bar, cancel=cancel)
+        try:
+            futures: list[Future[BatchResult]] = [
+                pool.submit(_process_job, buffer.shm.name, shape, aug_p, pipe_p, batch)
+                for batch in batches
+            ]
+            return collect(futures, bar=bar, cancel=cancel)
+        except BrokenProcessPool:
+            # A worker died (killed, out of memory): the next build starts a
+            # new pool instead of failing forever.
+            self.close()
+            raise
 
     def close(self) -> None:
         """Stops the worker processes (waiting for them to exit)."""

@@ -15,7 +15,7 @@ import yaml
 from conftest import tiny_model, write_jpegs
 
 from augframe import ConfigError, FrameSequence, ServeAugment
-from augframe.config import RunConfig, load_config, read_config, sequence_from_config
+from augframe.config import RunConfig, load_config, read_config
 from augframe.pipeline import A
 from augframe.sequence import LABEL_MODES
 
@@ -71,7 +71,7 @@ def test_a_full_config_builds_a_sequence_that_fits(project):
             "workers": 1,
         },
     )
-    with sequence_from_config(config) as seq:
+    with FrameSequence.from_config(config) as seq:
         assert seq.class_names == ["a", "b"]
         assert seq.image_size == (16, 16) and seq.batch_size == 4
         assert seq.num_samples == 12 and seq.label_mode == "categorical"
@@ -137,7 +137,7 @@ def test_a_paths_csv_source(project):
         project, {"source": {"paths_csv": "lists/files.csv"}, "image_size": [16, 16],
                   "samples_per_class": 3, "verbose": 0, "seed": 0}
     )
-    with sequence_from_config(config) as seq:
+    with FrameSequence.from_config(config) as seq:
         assert seq.class_names == ["a", "b"] and seq.num_samples == 6
 
 
@@ -151,7 +151,7 @@ def test_a_bad_paths_csv_is_a_config_error(project, content, problem):
     config = write_config(project, {"source": {"paths_csv": "files.csv"},
                                     "image_size": [16, 16]})
     with pytest.raises(ConfigError, match=re.escape(problem)) as info:
-        sequence_from_config(config)
+        FrameSequence.from_config(config)
     assert str(info.value).startswith(f"{config}: field `source.paths_csv`")
 
 
@@ -210,7 +210,7 @@ def test_every_bad_field_is_a_config_error_naming_field_and_file(
     monkeypatch.setattr(FrameSequence, "from_directory", never)
     monkeypatch.setattr(FrameSequence, "from_paths", never)
     with pytest.raises(ConfigError) as info:
-        sequence_from_config(config)
+        FrameSequence.from_config(config)
     message = str(info.value)
     assert message.startswith(f"{config}: field `{field}`"), message
     assert words in message
@@ -255,18 +255,18 @@ def test_allowed_root_widens_where_a_config_may_write(project, tmp_path):
 def test_overrides_replace_config_values_and_are_validated(project):
     config = write_config(project, {**MINIMAL, "aug_p": 0.1, "samples_per_class": 8,
                                     "verbose": 0, "seed": 0})
-    with sequence_from_config(config, aug_p=0.4, samples_per_class=3, batch_size=2,
+    with FrameSequence.from_config(config, aug_p=0.4, samples_per_class=3, batch_size=2,
                               background=False, image_size=(12, 14)) as seq:
         assert seq.aug_p == 0.4 and seq.num_samples == 6 and seq.batch_size == 2
         assert seq.image_size == (12, 14)
-    with sequence_from_config(config, shard=(1, 2), samples_per_class=2) as seq:
+    with FrameSequence.from_config(config, shard=(1, 2), samples_per_class=2) as seq:
         assert seq.shard == (1, 2) and seq.num_samples == 4
     with pytest.raises(ConfigError, match=r"field `aug_p` \(given as an override\): .*less"):
-        sequence_from_config(config, aug_p=2.0)
+        FrameSequence.from_config(config, aug_p=2.0)
     with pytest.raises(ConfigError, match=r"field `aug_pp` \(given as an override\): Extra"):
-        sequence_from_config(config, aug_pp=0.2)
+        FrameSequence.from_config(config, aug_pp=0.2)
     with pytest.raises(ConfigError, match=r"field `seed` \(given as an override\)"):
-        sequence_from_config(config, seed=True)
+        FrameSequence.from_config(config, seed=True)
 
 
 def test_python_objects_and_caller_paths_as_overrides(project, tmp_path, monkeypatch):
@@ -278,7 +278,7 @@ def test_python_objects_and_caller_paths_as_overrides(project, tmp_path, monkeyp
 
     monkeypatch.chdir(tmp_path)
     # The caller's paths are relative to the current directory and not confined.
-    with sequence_from_config(
+    with FrameSequence.from_config(
         config, augment=A.HorizontalFlip(), preprocess=preprocess,
         serve_augment=ServeAugment(vertical_flip=True), control_file="elsewhere/c.json",
         background=False,
@@ -286,7 +286,7 @@ def test_python_objects_and_caller_paths_as_overrides(project, tmp_path, monkeyp
         assert seq.preprocess is preprocess and float(seq[0][0].max()) <= 1.0
         assert seq.serve_augment == ServeAugment(vertical_flip=True)
     assert (tmp_path / "elsewhere" / "c.json").is_file()
-    with sequence_from_config(config, augment=str(LIGHT), background=False):
+    with FrameSequence.from_config(config, augment=str(LIGHT), background=False):
         pass
     replaced = load_config(config, source={"directory": str(project / "data" / "train")},
                            augment=None)
@@ -327,5 +327,5 @@ def test_a_missing_or_binary_config_file(tmp_path):
 
 def test_keras_sees_a_plain_py_dataset(project):
     config = write_config(project, {**MINIMAL, "verbose": 0, "samples_per_class": 2})
-    with sequence_from_config(config, background=False) as seq:
+    with FrameSequence.from_config(config, background=False) as seq:
         assert isinstance(seq, keras.utils.PyDataset)

@@ -12,7 +12,7 @@ import pytest
 from conftest import random_images, write_jpegs
 
 from augframe import FrameSequence
-from augframe.config import load_config, sequence_from_config
+from augframe.config import load_config
 from augframe.control import HOT_KEYS, parse_control
 from augframe.demo import demo_pipeline
 from augframe.pipeline import A, PipelineSpec, load_pipeline
@@ -117,7 +117,7 @@ def test_run_yaml_builds_a_sequence(tmp_path):
     """A copy of configs/ (so nothing is written into the repository)."""
     folder = shutil.copytree(CONFIGS, tmp_path / "configs")
     write_jpegs(folder / "data" / "train", {"a": 4, "b": 2})
-    with sequence_from_config(
+    with FrameSequence.from_config(
         folder / "run.yaml", image_size=(16, 16), samples_per_class=4, verbose=0,
         background=False,
     ) as seq:

@@ -1,0 +1,462 @@
+"""The frame engine: which frame is served, when the next one is built, and how.
+
+The engine knows nothing of Keras. It owns the frame builder, the frame
+buffers, the background build, the schedule (`epochs_per_frame`), the
+control file and the example images, and it is driven by two calls:
+`end_epoch()` (a training epoch ended: the epoch clock decided so) and
+`regenerate()`. Readers take `view()`: one frame and the sample order of the
+current epoch, never mutated while it is served.
+
+States::
+
+    serving --end_epoch()/regenerate()--> serving (next frame)
+       |  \\--build raised--> serving (last good frame), error re-raised
+       |                     as BuildError; the next boundary retries
+       \\--close()--> closed (last frame readable, no new frame)
+
+A build that raises never leaves the engine half-built: with a background
+build the frame being served is not touched; with one buffer the last good
+frame is rebuilt from its own seed (frames are a pure function of the seed,
+the generation and the probabilities), and only if that fails too is the
+engine `broken`, when `view()` raises the cause instead of blocking.
+
+Example:
+>>> import numpy as np
+>>> from augframe.sources import mapping_to_store
+>>> store, names = mapping_to_store(
+...     {"a": np.zeros((4, 8, 8, 3), np.uint8), "b": np.ones((2, 8, 8, 3), np.uint8)},
+...     image_size=(8, 8), num_workers=1)
+>>> engine = FrameEngine(store, class_names=names, image_size=(8, 8),
+...                      samples_per_class=4, epochs_per_frame=2, seed=0,
+...                      verbose=0, background=False)
+>>> engine.generation, engine.end_epoch(), engine.end_epoch(), engine.generation
+(1, False, True, 2)
+>>> engine.close()
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from augframe._seeds import Stream, derive_rng
+from augframe.balance import frame_size
+from augframe.control import ControlFile, write_control
+from augframe.errors import AugframeError, BuildError
+from augframe.examples import ExampleRing, contact_sheet, save_png
+from augframe.frame import BackgroundBuild, Frame, FrameBuilder
+from augframe.pipeline import PipelineSpec
+from augframe.sources import ImageStore
+from augframe.workers import FrameBuffer, ProcessMaker, choose_maker
+
+__all__ = ["EngineState", "FrameEngine", "View"]
+
+logger = logging.getLogger("augframe")
+
+
+class EngineState(enum.Enum):
+    """What the engine can do now (see the module docstring)."""
+
+    SERVING = "serving"
+    CLOSED = "closed"
+    BROKEN = "broken"
+
+
+@dataclass(frozen=True)
+class View:
+    """What a reader reads: one frame and the sample order of one epoch."""
+
+    frame: Frame
+    order: np.ndarray
+    epoch: int
+
+
+class FrameEngine:
+    """Builds frames, serves one of them, and swaps in the next on schedule.
+
+    Args:
+        store: where the natives come from (already sharded, if sharding).
+        class_names: class names, in label order.
+        image_size: `(height, width)` of every sample.
+        samples_per_class: samples per class, or None for every native once.
+        epochs_per_frame: training epochs served from one frame.
+        spec: the augmentation pipeline.
+        aug_p: probability of each transform.
+        pipe_p: probability that the pipeline runs on a native.
+        fixed_order: serve in store order, never reshuffle, never regenerate
+            (validation data).
+        control_file: a control.json read at every epoch end (written with
+            the current values first).
+        example_dir: folder for example JPEGs.
+        example_prob: probability that a sample of a frame is written there.
+        max_examples: the most example files kept.
+        seed: the root seed (None: fresh entropy).
+        shard: `(index, count)`: a stream of its own for this shard.
+        verbose: 1 shows progress bars and one line per frame.
+        num_build_workers: workers that build a frame (None: decide).
+        build_processes: processes (True), threads (False) or decide (None).
+        background: build the next frame while the current one is served.
+    """
+
+    def __init__(
+        self,
+        store: ImageStore,
+        *,
+        class_names: list[str],
+        image_size: tuple[int, int],
+        samples_per_class: int | None = None,
+        epochs_per_frame: int = 5,
+        spec: PipelineSpec | None = None,
+        aug_p: float = 0.1,
+        pipe_p: float = 0.5,
+        fixed_order: bool = False,
+        control_file: str | os.PathLike[str] | None = None,
+        example_dir: str | os.PathLike[str] | None = None,
+        example_prob: float = 0.0,
+        max_examples: int = 50,
+        seed: int | None = None,
+        shard: tuple[int, int] | None = None,
+        verbose: int = 1,
+        num_build_workers: int | None = None,
+        build_processes: bool | None = None,
+        background: bool = True,
+    ) -> None:
+        spec = spec if spec is not None else PipelineSpec(None)
+        self.class_names = class_names
+        self.image_size = image_size
+        self.samples_per_class = samples_per_class
+        self.epochs_per_frame = epochs_per_frame
+        self.aug_p, self.pipe_p = aug_p, pipe_p
+        self.example_prob = example_prob
+        self.max_examples = max_examples
+        self.verbose = verbose
+        self.fixed_order = fixed_order
+        self.background = background and not fixed_order
+        # seed=None: fresh entropy. Each shard (worker) gets its own stream.
+        root = int(np.random.SeedSequence(seed).entropy)  # type: ignore[arg-type]
+        if shard is not None:
+            root = int(np.random.SeedSequence([root, *shard]).generate_state(1)[0])
+        self.entropy = root % 2**63
+        self.num_samples = frame_size(
+            np.bincount(store.labels, minlength=len(class_names)), samples_per_class
+        )
+        maker = choose_maker(
+            store,
+            spec,
+            entropy=self.entropy,
+            num_workers=num_build_workers,
+            processes=build_processes,
+            frame_pixels=self.num_samples * image_size[0] * image_size[1],
+        )
+        self.build_processes = isinstance(maker, ProcessMaker)
+        self.num_build_workers = maker.num_workers
+        self._builder = FrameBuilder(
+            store,
+            spec=spec,
+            class_names=class_names,
+            samples_per_class=samples_per_class,
+            entropy=self.entropy,
+            maker=maker,
+            shuffle=not fixed_order,
+        )
+        self._buffers = [
+            FrameBuffer(self.num_samples, image_size, shared=self.build_processes)
+            for _ in range(2 if self.background else 1)
+        ]
+        self._lock = threading.Condition()
+        self._view: View | None = None
+        self._building = False  # a foreground build writes the served buffer
+        self._broken: BaseException | None = None
+        self._pending: BackgroundBuild | None = None
+        self._closed = False
+        self.epoch = 0
+        self.epochs_in_frame = 0
+        self.last_error: BaseException | None = None
+
+        self._control: ControlFile | None = None
+        if control_file is not None:
+            # The constructor's values are the truth at start: (re)write the
+            # file with them so that what the user sees is what is in force.
+            write_control(control_file, self.control_values())
+            self._control = ControlFile(control_file)
+            self._control.poll()
+        self._examples = (
+            ExampleRing(example_dir, max_examples=max_examples)
+            if example_dir is not None
+            else None
+        )
+        frame = self._builder.build(
+            generation=1,
+            buffer=self._buffers[0],
+            aug_p=self.aug_p,
+            pipe_p=self.pipe_p,
+            progress=self.verbose > 0,
+        )
+        self._install(frame)
+        self._start_pending()
+
+    # ----------------------------------------------------------------- reading
+
+    @property
+    def state(self) -> EngineState:
+        if self._broken is not None:
+            return EngineState.BROKEN
+        return EngineState.CLOSED if self._closed else EngineState.SERVING
+
+    def view(self) -> View:
+        """The frame and order being served, with its buffer acquired.
+
+        The caller must call `view.frame.buffer.release()` when done copying.
+        Waits only while a foreground build (one buffer) rewrites the frame;
+        that build always ends, by success or by error.
+
+        Raises:
+            BuildError: the engine is broken (no frame could be restored).
+        """
+        with self._lock:
+            self._lock.wait_for(lambda: not self._building)
+            if self._view is None:
+                raise BuildError(
+                    "No frame can be served: the last build failed and the last "
+                    "good frame could not be restored. Call `regenerate()` to try "
+                    "again."
+                ) from self._broken
+            view = self._view
+            view.frame.buffer.acquire()
+            return view
+
+    @property
+    def frame(self) -> Frame:
+        """The frame being served."""
+        view = self.view()
+        view.frame.buffer.release()
+        return view.frame
+
+    @property
+    def generation(self) -> int:
+        """1 for the first frame, +1 for every new frame."""
+        return self.frame.generation
+
+    # ---------------------------------------------------------------- schedule
+
+    def end_epoch(self) -> bool:
+        """A training epoch ended: count it, apply control, maybe swap frames.
+
+        Returns:
+            True when a new frame was swapped in.
+
+        Raises:
+            BuildError: the next frame could not be built; the last good frame
+                stays served and the next epoch end tries again.
+        """
+        if self.fixed_order:
+            return False
+        self.epoch += 1
+        self.epochs_in_frame += 1
+        regenerate = False
+        if self._control is not None and self._control.poll():
+            regenerate = self._apply_control(self._control.current)
+        if (
+            regenerate or self.epochs_in_frame >= self.epochs_per_frame
+        ) and not self._closed:
+            self._next_frame()
+            return True
+        self._set_order(self.frame)
+        return False
+
+    def regenerate(self) -> None:
+        """Swaps in a new frame now (waiting for the background build if any).
+
+        Raises:
+            AugframeError: the engine is closed.
+            BuildError: the build failed; the last good frame stays served.
+        """
+        if self._closed:
+            raise AugframeError(
+                "This FrameSequence is closed: it serves its last frame and builds "
+                "no new one. Create a new FrameSequence to train further."
+            )
+        self._next_frame()
+
+    def close(self) -> None:
+        """Cancels a background build and stops build workers. Idempotent."""
+        self._closed = True
+        if self._pending is not None:
+            self._pending.cancel()
+            self._pending = None
+        self._builder.close()
+        for buffer in self._buffers:
+            buffer.release_shared()
+
+    # ----------------------------------------------------------------- control
+
+    def control_values(self) -> dict[str, Any]:
+        """The current hot-tunable values, as written to a new control file."""
+        return {
+            "aug_p": self.aug_p,
+            "pipe_p": self.pipe_p,
+            "epochs_per_frame": self.epochs_per_frame,
+            "example_prob": self.example_prob,
+            "regenerate": False,
+            "stop": False,
+        }
+
+    def _apply_control(self, settings: Any) -> bool:
+        """Applies hot settings; True when a new frame is requested now."""
+        changed = []
+        for key in ("aug_p", "pipe_p", "epochs_per_frame", "example_prob"):
+            value = getattr(settings, key)
+            if value is not None and value != getattr(self, key):
+                changed.append(f"{key} {getattr(self, key)} -> {value}")
+                setattr(self, key, value)
+        if self.example_prob > 0 and self._examples is None and changed:
+            self.say(
+                "example_prob > 0 but no example_dir was given; no examples are written"
+            )
+        if changed:
+            self.say("control file: " + ", ".join(changed))
+        if self._pending is not None and (
+            (self._pending.aug_p, self._pending.pipe_p) != (self.aug_p, self.pipe_p)
+        ):
+            self._pending.cancel()
+            self._pending = None
+            self._start_pending()
+        return bool(settings.regenerate)
+
+    # ------------------------------------------------------------------ builds
+
+    def _start_pending(self) -> None:
+        if not self.background or self._closed or self._view is None:
+            return
+        current = self._view.frame.buffer
+        spare = next(b for b in self._buffers if b is not current)
+        self._pending = BackgroundBuild(
+            self._builder,
+            generation=self._view.frame.generation + 1,
+            buffer=spare,
+            aug_p=self.aug_p,
+            pipe_p=self.pipe_p,
+        )
+
+    def _next_frame(self) -> None:
+        last = self._view.frame if self._view is not None else None
+        generation = (last.generation if last is not None else 0) + 1
+        try:
+            if self._pending is not None:
+                pending, self._pending = self._pending, None
+                frame = pending.result()
+            else:
+                frame = self._build_in_place(generation)
+        except Exception as exc:
+            self._failed(exc, last)
+            raise BuildError(
+                f"Frame {generation} could not be built ({type(exc).__name__}: "
+                f"{exc}). The last good frame stays served; the next epoch end "
+                "or `regenerate()` tries again."
+            ) from exc
+        self.last_error = None
+        self._broken = None
+        self._install(frame)
+        self._start_pending()
+
+    def _build_in_place(self, generation: int) -> Frame:
+        """Builds into the one buffer; readers wait until it is done."""
+        buffer = self._buffers[0]
+        with self._lock:
+            self._building = True
+        try:
+            return self._builder.build(
+                generation=generation,
+                buffer=buffer,
+                aug_p=self.aug_p,
+                pipe_p=self.pipe_p,
+                progress=self.verbose > 0,
+            )
+        finally:
+            with self._lock:
+                self._building = False
+                self._lock.notify_all()
+
+    def _failed(self, exc: BaseException, last: Frame | None) -> None:
+        """Keeps (or restores) the last good frame after a failed build."""
+        self.last_error = exc
+        if self.background or last is None:
+            self._start_pending()  # the served frame was never touched
+            return
+        # One buffer: the build wrote over the served frame. Rebuild it.
+        try:
+            restored = self._build_in_place(last.generation)
+        except Exception as again:
+            with self._lock:
+                self._view = None
+                self._broken = again
+            return
+        with self._lock:
+            self._view = (
+                View(restored, self._view.order, self.epoch) if self._view else None
+            )
+
+    def _install(self, frame: Frame) -> None:
+        frame.emit_warnings()
+        self.epochs_in_frame = 0
+        self._set_order(frame)
+        counts = {
+            n: int(c) for n, c in zip(self.class_names, frame.class_counts, strict=True)
+        }
+        self.say(
+            f"frame {frame.generation}: {self.num_samples} samples {counts}, "
+            f"{frame.num_artificial} artificial"
+            + (f" ({frame.num_repeats} repeats)" if frame.num_repeats else "")
+            + f", built in {frame.build_seconds:.2f}s"
+        )
+        self._write_examples(frame)
+
+    def _set_order(self, frame: Frame) -> None:
+        if self.fixed_order:
+            order = np.arange(self.num_samples)
+        else:
+            rng = derive_rng(
+                self.entropy, Stream.ORDER, frame.generation, self.epochs_in_frame
+            )
+            order = rng.permutation(self.num_samples)
+        with self._lock:
+            self._view = View(frame=frame, order=order, epoch=self.epoch)
+
+    # ---------------------------------------------------------------- examples
+
+    def _write_examples(self, frame: Frame) -> None:
+        if self._examples is None or self.example_prob <= 0 or self.max_examples == 0:
+            return
+        rng = derive_rng(self.entropy, Stream.EXAMPLES, frame.generation)
+        picks = np.flatnonzero(rng.random(self.num_samples) < self.example_prob)
+        for slot in picks[-self.max_examples :].tolist():
+            self._examples.write(
+                frame.images[slot],
+                class_name=self.class_names[int(frame.labels[slot])],
+                generation=frame.generation,
+                slot=slot,
+            )
+
+    def save_contact_sheet(
+        self, path: str | os.PathLike[str], *, per_class: int = 8
+    ) -> Path:
+        """Saves a PNG grid of the current frame: a row of samples per class."""
+        frame = self.frame
+        grid = contact_sheet(
+            frame.images, frame.labels, self.class_names, per_class=per_class
+        )
+        return save_png(grid, path)
+
+    def say(self, message: str) -> None:
+        """Logs `message`; with `verbose`, prints it on a line of its own."""
+        logger.info(message)
+        if self.verbose and not logger.hasHandlers():
+            tqdm.write(f"augframe: {message}")
