@@ -95,7 +95,9 @@ HOT_KEYS = tuple(ControlSettings.model_fields)
 """Keys that take effect while `fit` runs."""
 
 FROZEN_KEYS = tuple(
-    name for name, option in OPTIONS.items() if not option.hot and option.in_file
+    name
+    for name, option in OPTIONS.items()
+    if not option.hot and option.in_file and option.kind != "object"
 )
 """Options users try that cannot change mid-fit: they are reported and ignored."""
 

@@ -27,7 +27,7 @@ Example:
 ...     {"a": np.zeros((4, 8, 8, 3), np.uint8), "b": np.ones((2, 8, 8, 3), np.uint8)},
 ...     image_size=(8, 8), num_workers=1)
 >>> engine = FrameEngine(store, class_names=names, image_size=(8, 8),
-...                      samples_per_class=4, epochs_per_frame=2, seed=0,
+...                      samples_per_class=2, epochs_per_frame=2, seed=0,
 ...                      verbose=0, background=False)
 >>> engine.generation, engine.end_epoch(), engine.end_epoch(), engine.generation
 (1, False, True, 2)

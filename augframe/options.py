@@ -172,7 +172,13 @@ OPTIONS: dict[str, Option] = _options(
     ),
     Option("max_examples", "int", 50, "most example files kept", minimum=0),
     Option(
-        "seed", "int", None, "root seed of everything random", minimum=0, nullable=True
+        "seed",
+        "int",
+        None,
+        "root seed of everything random",
+        minimum=0,
+        nullable=True,
+        for_validation=True,
     ),
     Option(
         "verbose",

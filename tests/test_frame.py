@@ -45,13 +45,16 @@ class Recording(FrameSequence):
         self.between_ends: list[list[np.ndarray]] = [[]]
         self.frames: dict[int, list[bytes]] = {}
         super().__init__(*args, **kwargs)
+        self._record_frame()
 
-    def _install(self, frame):
-        super()._install(frame)
-        self.frames[frame.generation] = [digest(s) for s in frame.images]
+    def _record_frame(self):
+        frame = self.frame
+        if frame.generation not in self.frames:
+            self.frames[frame.generation] = [digest(s) for s in frame.images]
 
     def on_epoch_end(self):
         super().on_epoch_end()
+        self._record_frame()
         with self.lock:
             self.between_ends.append([])
 
@@ -118,15 +121,15 @@ def test_next_frame_is_built_in_the_background_into_the_spare_buffer():
         seed=0,
         verbose=0,
     )
-    pending = seq._pending
+    pending = seq.engine._pending
     assert pending is not None and pending.generation == 2
     assert pending.buffer is not seq.frame.buffer
     first_buffer = seq.frame.buffer
     seq.regenerate()
     assert seq.generation == 2 and seq.frame.buffer is pending.buffer
-    assert seq._pending is not None and seq._pending.buffer is first_buffer
+    assert seq.engine._pending is not None and seq.engine._pending.buffer is first_buffer
     seq.close()
-    assert seq._pending is None
+    assert seq.engine._pending is None
 
 
 def test_background_false_keeps_one_buffer_and_builds_at_the_boundary():
@@ -140,9 +143,9 @@ def test_background_false_keeps_one_buffer_and_builds_at_the_boundary():
         verbose=0,
         background=False,
     ) as seq:
-        assert len(seq._buffers) == 1 and seq._pending is None
+        assert len(seq.engine._buffers) == 1 and seq.engine._pending is None
         seq.regenerate()
-        assert seq.generation == 2 and seq._pending is None
+        assert seq.generation == 2 and seq.engine._pending is None
 
 
 def augframe_threads() -> list[threading.Thread]:
@@ -239,5 +242,5 @@ def test_unreadable_image_mid_training_is_a_warning_and_the_frame_stays_whole(tm
     with pytest.warns(ImageWarning, match="3.jpg"):
         tiny_model(2).fit(seq, epochs=2, verbose=0)
     assert seq.frame.class_counts.tolist() == [6, 6]
-    assert seq._builder._bad.sum() == 1
+    assert seq.engine._builder._bad.sum() == 1
     seq.close()

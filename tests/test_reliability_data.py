@@ -422,11 +422,11 @@ def test_a_file_that_breaks_during_fit_is_skipped_with_a_report(
     )
     assert seq.build_processes is processes
     damage = Damage(seq, root / "a" / "0001.jpg", how)
-    shared = [b.shm.name for b in seq._buffers if b.shm is not None]
+    shared = [b.shm.name for b in seq.engine._buffers if b.shm is not None]
     try:
         with pytest.warns(ImageWarning, match="0001.jpg") as record:
             history = tiny_model(2).fit(seq, epochs=5, verbose=0, callbacks=[damage])
-        pids = seq._builder.maker.pids if processes else []
+        pids = seq.engine._builder.maker.pids if processes else []
     finally:
         seq.close()
     assert len(shared) == (2 if processes else 0)
@@ -440,7 +440,7 @@ def test_a_file_that_breaks_during_fit_is_skipped_with_a_report(
     assert len(history.history["loss"]) == 5
     assert damage.generations == [2, 3, 4, 5, 6]
     assert len([w for w in record if w.category is ImageWarning]) == 1
-    assert seq._builder._bad.sum() == 1  # left out of later frames
+    assert seq.engine._builder._bad.sum() == 1  # left out of later frames
 
 
 def test_with_the_cache_a_source_file_deleted_during_fit_changes_nothing(tmp_path):
@@ -465,4 +465,4 @@ def test_with_the_cache_a_source_file_deleted_during_fit_changes_nothing(tmp_pat
         seq.close()
     assert len(history.history["loss"]) == 3 and damage.generations == [2, 3, 4]
     assert not [w for w in record if issubclass(w.category, AugframeWarning)]
-    assert seq._builder._bad.sum() == 0  # served from the decoded copy
+    assert seq.engine._builder._bad.sum() == 0  # served from the decoded copy

@@ -24,6 +24,9 @@ def make(source, **kwargs) -> FrameSequence:
         augment=flip_rotate,
     )
     options.update(kwargs)
+    if options.get("validation"):  # validation data takes no augmentation
+        options.pop("aug_p")
+        options.pop("augment")
     return FrameSequence(source, **options)
 
 
@@ -189,9 +192,9 @@ def test_preprocess_runs_per_batch_on_float32_and_is_not_stored(imbalanced_sourc
 
 
 def test_validation_serves_natives_untouched_and_never_regenerates(imbalanced_source):
-    val = make(
-        imbalanced_source, validation=True, augment=flip_rotate, samples_per_class=5
-    )
+    with pytest.raises(ConfigError, match="samples_per_class=5"):
+        make(imbalanced_source, validation=True, samples_per_class=5)
+    val = make(imbalanced_source, validation=True)
     assert val.frame.class_counts.tolist() == [10, 40, 2]
     x, y = val.as_arrays()
     assert x.shape == (52, *IMAGE_SIZE, 3) and y.tolist() == sorted(y.tolist())
@@ -299,7 +302,7 @@ def test_len_is_constant_and_order_is_reshuffled_every_epoch(imbalanced_source):
 
     class Grab(__import__("keras").callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):
-            orders.append(seq._view.order.copy())
+            orders.append(seq.engine._view.order.copy())
 
     tiny_model(3).fit(seq, epochs=3, verbose=0, callbacks=[Grab()])
     assert len(seq) == length
@@ -318,13 +321,13 @@ def test_serve_augment_varies_batches_between_epochs_of_one_frame():
         epochs_per_frame=10,
         background=False,
     ) as seq:
+        first_order = seq.engine._view.order.copy()
         first = seq[0][0]
         seq.on_epoch_begin()
         seq.on_epoch_end()
-        seq._set_order(
-            seq.frame
-        )  # same order, new epoch: only serve-time augmentation differs
-        seq._view = type(seq._view)(frame=seq.frame, order=np.asarray(seq._view.order))
+        # Same order, new epoch: only serve-time augmentation differs.
+        view = seq.engine._view
+        seq.engine._view = type(view)(view.frame, first_order, view.epoch)
         assert seq.generation == 1
         assert not np.array_equal(first, seq[0][0])
         assert seq.frame.images.dtype == np.uint8

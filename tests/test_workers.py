@@ -36,14 +36,14 @@ def test_processes_give_the_same_frames_as_threads_and_train(source):
         threads.regenerate()
         expected.append(threads.frame.images.copy())
     seq = build(source, num_build_workers=2, build_processes=True)
-    assert seq.build_processes and len(seq._builder.maker.pids) == 2
+    assert seq.build_processes and len(seq.engine._builder.maker.pids) == 2
     np.testing.assert_array_equal(seq.frame.images, expected[0])
     tiny_model(2).fit(
         seq, epochs=1, verbose=0
     )  # the next frame comes from the background
     assert seq.generation == 2
     np.testing.assert_array_equal(seq.frame.images, expected[1])
-    pids = seq._builder.maker.pids
+    pids = seq.engine._builder.maker.pids
     seq.close()
     assert not any(
         psutil.pid_exists(pid) and psutil.Process(pid).status() != "zombie"

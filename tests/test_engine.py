@@ -1,0 +1,163 @@
+"""The frame engine without Keras: schedule, failures, states (milliseconds).
+
+A build that raises must never leave the engine blocked or half-built: the
+last good frame stays served, the cause is raised, and a retry works.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+
+import numpy as np
+import pytest
+
+from augframe.engine import EngineState, FrameEngine
+from augframe.errors import BuildError
+from augframe.pipeline import A, PipelineSpec
+from augframe.sources import mapping_to_store
+from tests.conftest import random_images
+
+SIZE = (12, 12)
+
+
+class Switch:
+    """A pipeline step that raises while the file `flag` exists; with `once`,
+    it removes the file as it raises (a transient failure). A file, not an
+    attribute, so that build processes see it too."""
+
+    def __init__(self, flag: str, once: bool) -> None:
+        self.flag, self.once = flag, once
+
+    def __call__(self, image: np.ndarray, **_: object) -> np.ndarray:
+        if os.path.exists(self.flag):
+            if self.once:
+                os.remove(self.flag)
+            raise RuntimeError("the pipeline broke")
+        return np.ascontiguousarray(image[:, ::-1])
+
+
+def engine(
+    tmp_path, *, background: bool, processes: bool = False, once: bool = False, **kw
+) -> tuple:
+    flag = str(tmp_path / "broken")
+    store, names = mapping_to_store(
+        {"a": random_images(10, seed=0), "b": random_images(3, seed=1)},
+        image_size=SIZE,
+        num_workers=1,
+    )
+    spec = PipelineSpec(A.Compose([A.Lambda(image=Switch(flag, once), p=1.0)], p=1.0))
+    options = dict(
+        class_names=names,
+        image_size=SIZE,
+        samples_per_class=3,  # no variants: every sample runs the pipeline once
+        epochs_per_frame=1,
+        spec=spec,
+        aug_p=1.0,
+        pipe_p=1.0,
+        seed=0,
+        verbose=0,
+        background=background,
+        build_processes=processes,
+        num_build_workers=2 if processes else 1,
+    )
+    options.update(kw)
+    return FrameEngine(store, **options), flag
+
+
+def served(eng: FrameEngine) -> np.ndarray:
+    view = eng.view()
+    try:
+        return view.frame.images[view.order].copy()
+    finally:
+        view.frame.buffer.release()
+
+
+def test_schedule_swaps_after_epochs_per_frame():
+    store, names = mapping_to_store(
+        {"a": random_images(4, seed=0)}, image_size=SIZE, num_workers=1
+    )
+    eng = FrameEngine(
+        store, class_names=names, image_size=SIZE, epochs_per_frame=3, verbose=0
+    )
+    swaps = [eng.end_epoch() for _ in range(6)]
+    assert swaps == [False, False, True, False, False, True]
+    assert (eng.epoch, eng.generation, eng.state) == (6, 3, EngineState.SERVING)
+    eng.close()
+    assert eng.state is EngineState.CLOSED
+
+
+@pytest.mark.parametrize("background", [True, False])
+def test_a_failed_build_keeps_the_last_good_frame_and_a_retry_works(
+    tmp_path, background
+):
+    eng, flag = engine(tmp_path, background=background, once=True)
+    if background:
+        eng._pending.result()  # the next frame was built before the flag:
+        eng._pending = None  # drop it and start one that will fail
+    first = served(eng)
+    generation = eng.generation
+    open(flag, "w").close()
+    if background:
+        eng._start_pending()
+    with pytest.raises(BuildError, match="last good frame stays served") as info:
+        eng.end_epoch()
+    assert isinstance(info.value.__cause__, RuntimeError)
+    assert eng.state is EngineState.SERVING and eng.generation == generation
+    # The last good frame is served, whole, at once (nothing blocks).
+    np.testing.assert_array_equal(served(eng), first)
+    eng.regenerate()  # the failure was transient: the retry works
+    assert eng.generation == generation + 1 and eng.last_error is None
+    eng.close()
+
+
+def test_when_even_the_last_frame_cannot_be_restored_reads_raise_not_block(
+    tmp_path,
+):
+    eng, flag = engine(tmp_path, background=False)
+    open(flag, "w").close()
+    with pytest.raises(BuildError):
+        eng.end_epoch()  # the restore ran the same broken pipeline
+    assert eng.state is EngineState.BROKEN
+    done = threading.Event()
+
+    def read() -> None:
+        with pytest.raises(BuildError, match="regenerate"):
+            eng.view()
+        done.set()
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    reader.join(timeout=10)
+    assert done.is_set()
+    os.remove(flag)
+    eng.regenerate()
+    assert eng.state is EngineState.SERVING and served(eng).shape[0] == 6
+    eng.close()
+
+
+def test_a_killed_build_process_is_an_error_and_the_next_build_starts_a_new_pool(
+    tmp_path,
+):
+    eng, _ = engine(tmp_path, background=False, processes=True)
+    maker = eng._builder.maker
+    for pid in maker.pids:
+        os.kill(pid, signal.SIGKILL)
+    with pytest.raises(BuildError):
+        eng.end_epoch()
+    assert eng.state is EngineState.SERVING  # restored on a fresh pool
+    eng.regenerate()
+    assert eng.last_error is None
+    eng.close()
+
+
+def test_same_seed_same_frames_and_orders(tmp_path):
+    a, _ = engine(tmp_path, background=False)
+    b, _ = engine(tmp_path, background=True)
+    for _ in range(3):
+        np.testing.assert_array_equal(served(a), served(b))
+        a.end_epoch()
+        b.end_epoch()
+    a.close()
+    b.close()
