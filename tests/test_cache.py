@@ -60,7 +60,7 @@ def build(paths, labels, cache_dir, **kwargs) -> CacheStore:
 
 
 def expected(path: str) -> np.ndarray:
-    return resize(decode_image(path), SIZE)
+    return resize(decode_image(path, target_size=SIZE), SIZE)
 
 
 def all_images(store: CacheStore) -> np.ndarray:
@@ -91,10 +91,10 @@ def decoded(monkeypatch) -> list[str]:
     calls: list[str] = []
     lock = threading.Lock()
 
-    def counting(path):
+    def counting(path, **kwargs):
         with lock:
             calls.append(os.fspath(path))
-        return decode_image(path)
+        return decode_image(path, **kwargs)
 
     monkeypatch.setattr(augframe.cache, "decode_image", counting)
     return calls
