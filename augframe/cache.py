@@ -21,6 +21,44 @@ file named by a manifest is therefore complete; a killed build leaves only
 temporary files or a data file no manifest names, and both are removed by the
 next call. A data file that does not match its manifest (missing, wrong byte
 size or shape) is rebuilt with a warning.
+
+Images are decoded with `decode_image(path, target_size=image_size)`, so a
+JPEG at least twice the cached size is decoded at reduced scale (see that
+function for the speed-up and the tolerance) and resized with `resize`.
+
+Checksums catch what the byte size cannot: bytes changed in place (silent
+corruption on the disk, a stray write through a writable memory map). The manifest holds
+a CRC-32 of every chunk of about 1 MiB of consecutive rows (`checksums`:
+algorithm, rows per chunk, one value per chunk), computed when the data file
+is written. `build_cache` verifies every chunk each time it opens a cache,
+under the lock, before reusing a single row: a chunk whose CRC differs is
+damaged, its rows are decoded again from their source files into a new data
+file (the other rows are copied, as for any incremental rebuild), and one
+`CacheWarning` names the data file, the damaged rows and their images.
+
+Why at open, not lazily when a chunk is first read: only `build_cache` has
+the source files and the lock that a repair needs. A `CacheStore` meets a
+damaged chunk in the middle of a training run, where its only choices would
+be to stop the run or to serve other pixels than the cache promised; so the
+store never checks, and damage that happens after `build_cache` returned is
+found by the next `build_cache`.
+
+The check reads the whole data file once. CRC-32 was chosen because it is
+the fastest checksum of the standard library (measured: about 3 GB/s per
+core, against 0.5-0.7 GB/s for BLAKE2b and 0.9-1.5 GB/s for SHA-256), and it
+guards against accidents, not forgery. Chunks are checked in parallel on the
+build's threads (`zlib.crc32` releases the GIL). Measured on a 2-core machine
+for 5,000 images of 64x64 (59 MiB) and 1,000 of 224x224 (144 MiB): with the
+file in the page cache, the check took 18 and 45 ms, 1.2x and 4x as long as
+loading every image once with `CacheStore.load` (2.6-2.8x a bulk copy); with
+the file evicted from the page cache, 0.7-1.8x as long as reading it, after
+which the rows are in the page cache for the training that follows.
+`verify=False` skips the check, e.g. for a cache far larger than RAM on a
+slow disk.
+
+A manifest written before checksums existed (no `checksums` field) is
+upgraded: its data file is trusted as it is (as it was before), its
+checksums are computed and the manifest is rewritten; nothing is decoded.
 """
 
 from __future__ import annotations
@@ -35,9 +73,10 @@ import sys
 import time
 import uuid
 import warnings
+import zlib
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor, wait
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +108,8 @@ _TMP_PREFIX = ".tmp-"
 _DATA_PREFIX = "images-"
 _CHUNK = 64  # images per decode job
 _COPY_BYTES = 64 * 2**20  # bytes per chunk when copying rows between files
+_CHECK_ALGORITHM = "crc32"
+_CHECK_BYTES = 2**20  # bytes per checksummed chunk (whole rows, at least one)
 
 
 @dataclass(frozen=True)
@@ -80,12 +121,15 @@ class CacheStats:
         num_decoded: images decoded and resized by this call (failures included).
         num_skipped: images left out because they could not be decoded.
         seconds: wall time of the call.
+        num_damaged: images decoded again because their cached rows did not
+            match the checksums of the cache (counted in `num_decoded`).
     """
 
     num_reused: int
     num_decoded: int
     num_skipped: int
     seconds: float
+    num_damaged: int = 0
 
 
 class CacheStore:
@@ -164,9 +208,10 @@ def build_cache(
     *,
     cache_dir: str | os.PathLike[str],
     image_size: tuple[int, int],
-    num_workers: int = 1,
+    num_workers: int | None = None,
     progress: bool = False,
     class_names: Sequence[str] | None = None,
+    verify: bool = True,
 ) -> CacheStore:
     """Decodes and resizes image files once into an on-disk cache, and opens it.
 
@@ -176,14 +221,22 @@ def build_cache(
     are decoded, removed ones dropped. Items keep the order of `paths`
     (without the files that cannot be decoded), whatever `num_workers`.
 
+    Before reusing a cache, its rows are checked against the checksums
+    recorded when it was written; rows that do not match are decoded again
+    from their files, with one `CacheWarning` (see the module docstring).
+
     Args:
         paths: image files.
         labels: the class index of each file.
         cache_dir: folder of the cache; created if missing.
         image_size: `(height, width)` of the cached images.
-        num_workers: threads that decode in parallel.
-        progress: show a progress bar while decoding.
+        num_workers: threads that decode and check in parallel; None (the
+            default) for one per core (`os.cpu_count()`).
+        progress: show progress bars while checking and decoding.
         class_names: names of the classes, used in error messages.
+        verify: check the rows of an existing cache against their checksums
+            before reusing them. It reads the whole data file; False skips
+            that and trusts the file (its size and shape are still checked).
 
     Returns:
         A `CacheStore` over the files that could be decoded.
@@ -204,7 +257,16 @@ def build_cache(
     names = [os.fspath(p) for p in paths]
     label_array = _check_labels(labels, len(names))
     image_size = _checks.check_image_size(image_size)
-    num_workers = _checks.check_int("num_workers", num_workers)
+    num_workers = (
+        _checks.check_int("num_workers", num_workers, allow_none=True)
+        or os.cpu_count()
+        or 1
+    )
+    if not isinstance(verify, bool):
+        raise ConfigError(
+            f"Invalid value for argument `verify`. Received: verify={verify!r}. "
+            "Expected True or False."
+        )
     if not names:
         raise SourceError("Received no image paths. Pass at least one image per class.")
     folder = Path(cache_dir) / f"{image_size[0]}x{image_size[1]}"
@@ -218,6 +280,10 @@ def build_cache(
         manifest = _read_manifest(folder, image_size)
         _remove_orphans(folder, keep=manifest.data_file if manifest else None)
         with ThreadPoolExecutor(max_workers=num_workers) as pool:
+            if manifest is not None:
+                manifest = _check_data(
+                    folder, manifest, pool, verify=verify, progress=progress
+                )
             keys = [os.path.abspath(p) for p in names]
             stamps = list(pool.map(_stamp, keys))
             build = _Build(
@@ -239,6 +305,7 @@ def build_cache(
             num_decoded=build.num_decoded,
             num_skipped=len(build.skipped),
             seconds=time.perf_counter() - start,
+            num_damaged=build.num_damaged,
         )
         # Opened under the lock: no other build can remove the file meanwhile.
         store = CacheStore(
@@ -273,6 +340,52 @@ class _Manifest:
     rows: dict[str, tuple[int, int, int]]  # key -> (row, size, mtime_ns)
     skipped: dict[str, tuple[int, int]]  # key -> (size, mtime_ns)
     document: dict[str, Any]
+    checksums: _Checksums | None  # None: none recorded (an older manifest)
+    # The entries of `rows` taken out because their rows failed the check.
+    damaged: dict[str, tuple[int, int, int]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Checksums:
+    """The CRC-32 of each run of `rows_per_chunk` rows of a data file."""
+
+    rows_per_chunk: int
+    values: tuple[int, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "algorithm": _CHECK_ALGORITHM,
+            "rows_per_chunk": self.rows_per_chunk,
+            "values": list(self.values),
+        }
+
+
+def _parse_checksums(value: Any, num_rows: int) -> _Checksums | None:
+    """The manifest's `checksums`; None if absent or of another algorithm.
+
+    Raises:
+        ValueError: the field is malformed.
+    """
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ValueError("checksums is not an object")
+    if value.get("algorithm") != _CHECK_ALGORITHM:
+        return None  # e.g. written by a later augframe: recomputed
+    per_chunk, values = value.get("rows_per_chunk"), value.get("values")
+    if (
+        isinstance(per_chunk, bool)
+        or not isinstance(per_chunk, int)
+        or per_chunk < 1
+        or not isinstance(values, list)
+        or len(values) != -(-num_rows // per_chunk)
+        or any(
+            isinstance(v, bool) or not isinstance(v, int) or not 0 <= v < 2**32
+            for v in values
+        )
+    ):
+        raise ValueError("checksums do not match the shape")
+    return _Checksums(per_chunk, tuple(values))
 
 
 def _read_manifest(folder: Path, image_size: tuple[int, int]) -> _Manifest | None:
@@ -314,6 +427,7 @@ def _read_manifest(folder: Path, image_size: tuple[int, int]) -> _Manifest | Non
                 skipped["path"], skipped["size"], skipped["mtime_ns"], strict=True
             )
         }
+        checksums = _parse_checksums(doc.get("checksums"), shape[0])
     except (OSError, ValueError, KeyError, TypeError) as exc:
         _warn_rebuild(f"its manifest {str(path)!r} is unreadable ({exc})")
         return None
@@ -340,7 +454,108 @@ def _read_manifest(folder: Path, image_size: tuple[int, int]) -> _Manifest | Non
         rows=rows,
         skipped=bad,
         document=doc,
+        checksums=checksums,
     )
+
+
+def _check_data(
+    folder: Path,
+    manifest: _Manifest,
+    pool: ThreadPoolExecutor,
+    *,
+    verify: bool,
+    progress: bool,
+) -> _Manifest | None:
+    """The manifest without the rows that fail their checksums, or upgraded.
+
+    A manifest without checksums gets those of its data file as it is; one
+    with checksums loses the rows of every chunk whose CRC differs (they are
+    then decoded again), with one `CacheWarning`. None (with a warning) if
+    the data file cannot be read.
+    """
+    recorded = manifest.checksums
+    if not verify:
+        return manifest
+    if recorded is None:
+        logger.info("cache %s: recording the checksums of its data file", folder)
+    per_chunk = recorded.rows_per_chunk if recorded else _rows_per_chunk(manifest.shape)
+    data_path = folder / manifest.data_file
+    try:
+        data = _open_data(data_path)
+        values = _checksums(data, per_chunk, pool, progress=progress)
+        del data
+    except (OSError, ValueError) as exc:
+        _warn_rebuild(f"its data file {str(data_path)!r} cannot be read ({exc})")
+        return None
+    if recorded is None:
+        return replace(manifest, checksums=_Checksums(per_chunk, tuple(values)))
+    bad_chunks = [
+        c
+        for c, (a, b) in enumerate(zip(values, recorded.values, strict=True))
+        if a != b
+    ]
+    if not bad_chunks:
+        return manifest
+    bad_rows = np.zeros(manifest.shape[0], dtype=bool)
+    for chunk in bad_chunks:
+        bad_rows[chunk * per_chunk : (chunk + 1) * per_chunk] = True
+    damaged = {key for key, entry in manifest.rows.items() if bad_rows[entry[0]]}
+    ranges = ", ".join(
+        f"{c * per_chunk}-{min((c + 1) * per_chunk, manifest.shape[0]) - 1}"
+        for c in bad_chunks[:10]
+    ) + (f", ... ({len(bad_chunks) - 10} more)" if len(bad_chunks) > 10 else "")
+    warnings.warn(
+        f"The image cache {str(data_path)!r} is damaged: the bytes of "
+        f"{len(bad_chunks)} of its {len(values)} chunk(s) (rows {ranges}) do not "
+        "match the checksums recorded when it was written. Their "
+        f"{len(damaged)} image(s) are decoded again from their files: "
+        f"{_shorten(sorted(damaged))}. The other rows are reused.",
+        CacheWarning,
+        stacklevel=3,
+    )
+    rows = {k: v for k, v in manifest.rows.items() if k not in damaged}
+    lost = {k: v for k, v in manifest.rows.items() if k in damaged}
+    return replace(manifest, rows=rows, damaged=lost)
+
+
+def _rows_per_chunk(shape: tuple[int, ...]) -> int:
+    """Rows per checksummed chunk: about `_CHECK_BYTES`, at least one row."""
+    return max(1, _CHECK_BYTES // max(1, int(np.prod(shape[1:]))))
+
+
+def _checksums(
+    data: np.ndarray,
+    rows_per_chunk: int,
+    pool: ThreadPoolExecutor,
+    *,
+    progress: bool = False,
+) -> list[int]:
+    """The CRC-32 of each run of `rows_per_chunk` rows of `data`, in parallel."""
+    starts = range(0, len(data), rows_per_chunk)
+
+    def job(start: int) -> int:
+        # A slice of whole rows of a C-ordered array is one contiguous buffer.
+        return zlib.crc32(data[start : start + rows_per_chunk].data)
+
+    bar = tqdm(
+        total=len(data),
+        desc="augframe cache check",
+        unit="img",
+        disable=not progress,
+        leave=False,
+    )
+    futures = [pool.submit(job, start) for start in starts]
+    values = []
+    try:
+        with bar:
+            for start, future in zip(starts, futures, strict=True):
+                values.append(future.result())
+                bar.update(min(rows_per_chunk, len(data) - start))
+    finally:
+        for future in futures:
+            future.cancel()
+        wait(futures)
+    return values
 
 
 def _warn_rebuild(reason: str) -> None:
@@ -415,6 +630,13 @@ class _Build:
         self.failed = np.zeros(len(keys), dtype=bool)
         self.num_reused = int((source >= 0).sum())
         self.num_decoded = 0
+        # Decoded again only because of damage: unchanged since they were cached.
+        damaged = old.damaged if old is not None else {}
+        self.num_damaged = sum(
+            damaged.get(keys[i], (-1, -1, -1))[1:] == stamps[i]
+            for i in np.flatnonzero(source == -1).tolist()
+        )
+        self.checksums: _Checksums | None = None
 
     @property
     def kept(self) -> np.ndarray:
@@ -436,6 +658,7 @@ class _Build:
         ):
             self.data_file = old.data_file  # same images in the same order
             self.build_id = old.build_id
+            self.checksums = old.checksums
             return
         try:
             self._check_space(len(candidates))
@@ -446,6 +669,10 @@ class _Build:
             if self.failed.any():
                 data = self._compact(data, candidates)
             _flush(data)
+            per_chunk = _rows_per_chunk(data.shape)
+            self.checksums = _Checksums(
+                per_chunk, tuple(_checksums(data, per_chunk, pool))
+            )
             del data
         except BaseException as exc:
             self.discard()
@@ -500,7 +727,8 @@ class _Build:
             for row in rows.tolist():
                 item = int(candidates[row])
                 try:
-                    data[row] = resize(decode_image(self.keys[item]), self.image_size)
+                    image = decode_image(self.keys[item], target_size=self.image_size)
+                    data[row] = resize(image, self.image_size)
                 except (ImageReadError, cv2.error):
                     self.failed[item] = True
             return rows
@@ -572,6 +800,9 @@ class _Build:
         shape = [len(kept), *self.image_size, 3]
         size = (self.folder / self.data_file).stat().st_size
         stamps = self.stamps
+        checksums = (
+            {} if self.checksums is None else {"checksums": self.checksums.to_json()}
+        )
         return {
             "format": _FORMAT,
             "version": CACHE_VERSION,
@@ -592,6 +823,7 @@ class _Build:
                 "size": [s[0] for i in skipped if (s := stamps[i]) is not None],
                 "mtime_ns": [s[1] for i in skipped if (s := stamps[i]) is not None],
             },
+            **checksums,
         }
 
     def warn_skipped(self) -> None:

@@ -20,6 +20,7 @@ from typing import Any, Protocol, runtime_checkable
 import cv2
 import numpy as np
 
+from augframe._jpeg import jpeg_size
 from augframe.errors import ConfigError, ImageWarning, SourceError
 
 __all__ = [
@@ -133,14 +134,57 @@ def resize(image: np.ndarray, image_size: tuple[int, int]) -> np.ndarray:
     return cv2.resize(image, (width, height), interpolation=interpolation)
 
 
-def decode_image(path: str | os.PathLike[str]) -> np.ndarray:
+def decode_image(
+    path: str | os.PathLike[str], *, target_size: tuple[int, int] | None = None
+) -> np.ndarray:
     """Decodes an image file to RGB uint8, honouring EXIF orientation.
 
     Grayscale and palette images become RGB, RGBA loses its alpha and 16-bit
     images are scaled to 8 bits.
 
+    With `target_size`, the `(height, width)` the caller resizes the image to
+    next (with `resize`), a JPEG at least twice that size is decoded at 1/2,
+    1/4 or 1/8 scale by libjpeg's DCT scaling: the largest of those that
+    keeps every side at least as long as every side of `target_size` (sides
+    compared both ways, as EXIF orientation may swap them; the size comes
+    from the JPEG header). That skips most of the decoding and resizing
+    work: one thread decoded 2.6-2.7x as many 300-500 px photos per second
+    for 64x64 (1/4 scale) and 1.7-2.1x for 128x128 (1/2 scale).
+
+    It is not bit-exact. On 400 photo-like JPEGs of 300-500 px (quality
+    90), after `resize`, the mean absolute difference from a full decode
+    was 1.5 per channel value (0-255) at 64x64 (3.3 at most for one image)
+    and 0.8 at 128x128 (1.5 at most); single values differ by up to about
+    120 on sharp edges, 99.9 % of them by at most 40. The tests hold it to
+    4 per image and 2 on average. Measured from the pixels before JPEG
+    encoding, the error grows from 0.7 to 1.7 at 64x64 and from 1.3 to 1.5
+    at 128x128. White noise, the worst case, differs by about 5.
+
+    Other formats, and JPEGs that are smaller, unparseable, 12-bit, lossless
+    or arithmetic-coded, are decoded in full, exactly as without
+    `target_size`. Set `REDUCED_JPEG_DECODE = False` in this module to
+    decode every JPEG in full; an existing on-disk cache keeps the images it
+    was built with.
+
+    Args:
+        path: the image file.
+        target_size: `(height, width)` the image is resized to next, or None
+            for the full-size image.
+
     Raises:
         ImageReadError: the file is missing, empty, or not a decodable image.
+
+    Example:
+    >>> import tempfile
+    >>> folder = tempfile.TemporaryDirectory()
+    >>> path = os.path.join(folder.name, "a.jpg")
+    >>> cv2.imwrite(path, np.zeros((400, 300, 3), np.uint8))
+    True
+    >>> decode_image(path).shape
+    (400, 300, 3)
+    >>> decode_image(path, target_size=(64, 64)).shape  # 1/4 scale
+    (100, 75, 3)
+    >>> folder.cleanup()
     """
     try:
         data = np.fromfile(os.fspath(path), dtype=np.uint8)
@@ -148,10 +192,50 @@ def decode_image(path: str | os.PathLike[str]) -> np.ndarray:
         raise ImageReadError(f"{path}: {exc.strerror or exc}") from exc
     if data.size == 0:
         raise ImageReadError(f"{path}: empty file")
-    bgr = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    bgr = None
+    flag = _reduced_flag(data, target_size) if REDUCED_JPEG_DECODE else None
+    if flag is not None and target_size is not None:
+        bgr = cv2.imdecode(data, flag)
+        # A safety net: `_reduced_flag` already rules out a too small result.
+        if bgr is not None and (
+            bgr.shape[0] < target_size[0] or bgr.shape[1] < target_size[1]
+        ):
+            bgr = None
+    if bgr is None:
+        bgr = cv2.imdecode(data, cv2.IMREAD_COLOR)
     if bgr is None:
         raise ImageReadError(f"{path}: not a decodable image")
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+REDUCED_JPEG_DECODE = True
+"""Whether `decode_image(..., target_size=...)` may decode JPEGs at reduced scale."""
+
+_REDUCED_FLAGS = (
+    (8, cv2.IMREAD_REDUCED_COLOR_8),
+    (4, cv2.IMREAD_REDUCED_COLOR_4),
+    (2, cv2.IMREAD_REDUCED_COLOR_2),
+)
+
+
+def _reduced_flag(data: np.ndarray, target_size: tuple[int, int] | None) -> int | None:
+    """The `cv2.IMREAD_REDUCED_COLOR_*` flag for this JPEG, or None (full decode).
+
+    libjpeg rounds scaled sizes up, so `side // factor >= target` guarantees
+    a reduced side of at least `target`. The header gives the stored size,
+    before EXIF orientation, which may swap height and width: so every side
+    of the image must cover every side of the target, and a rotated image is
+    never decoded too small (for a square target, that is no restriction).
+    """
+    if target_size is None:
+        return None
+    size = jpeg_size(data)
+    if size is None:
+        return None
+    for factor, flag in _REDUCED_FLAGS:
+        if min(size) // factor >= max(target_size):
+            return flag
+    return None
 
 
 class ArrayStore:
@@ -209,7 +293,8 @@ class FileStore:
         return len(self.paths)
 
     def load(self, index: int) -> np.ndarray:
-        return resize(decode_image(self.paths[index]), self.image_size)
+        path = self.paths[index]
+        return resize(decode_image(path, target_size=self.image_size), self.image_size)
 
     def name(self, index: int) -> str:
         return self.paths[index]
@@ -324,7 +409,7 @@ def mapping_to_store(
         entry = items[position]
         if isinstance(entry, (str, os.PathLike)):
             try:
-                return resize(decode_image(entry), image_size)
+                return resize(decode_image(entry, target_size=image_size), image_size)
             except ImageReadError:
                 return None
         what = f"image {position} of class {class_names[item_labels[position]]!r}"

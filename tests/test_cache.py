@@ -8,6 +8,7 @@ import json
 import os
 import pickle
 import threading
+import zlib
 from pathlib import Path
 
 import cv2
@@ -59,7 +60,7 @@ def build(paths, labels, cache_dir, **kwargs) -> CacheStore:
 
 
 def expected(path: str) -> np.ndarray:
-    return resize(decode_image(path), SIZE)
+    return resize(decode_image(path, target_size=SIZE), SIZE)
 
 
 def all_images(store: CacheStore) -> np.ndarray:
@@ -90,10 +91,10 @@ def decoded(monkeypatch) -> list[str]:
     calls: list[str] = []
     lock = threading.Lock()
 
-    def counting(path):
+    def counting(path, **kwargs):
         with lock:
             calls.append(os.fspath(path))
-        return decode_image(path)
+        return decode_image(path, **kwargs)
 
     monkeypatch.setattr(augframe.cache, "decode_image", counting)
     return calls
@@ -235,9 +236,47 @@ def test_concurrent_builds_of_one_cache_agree(tmp_path):
 def test_progress_bar_only_when_asked(tmp_path, capsys):
     paths, labels = dataset(tmp_path / "data")
     build(paths, labels, tmp_path / "quiet", progress=False)
+    build(paths, labels, tmp_path / "quiet", progress=False)
     assert capsys.readouterr().err == ""
     build(paths, labels, tmp_path / "loud", progress=True)
     assert "augframe cache" in capsys.readouterr().err
+    build(paths, labels, tmp_path / "loud", progress=True)
+    assert "augframe cache check" in capsys.readouterr().err
+
+
+def test_progress_bar_total_is_fixed_from_the_start(tmp_path, monkeypatch):
+    """Each bar's total is set once, before any work, and reached exactly."""
+    bars: list = []
+    real = augframe.cache.tqdm
+
+    def spy(*args, **kwargs):
+        bar = real(*args, **kwargs)
+        if not kwargs.get("disable"):
+            bars.append((kwargs["total"], bar))
+        return bar
+
+    monkeypatch.setattr(augframe.cache, "tqdm", spy)
+    paths, labels = dataset(tmp_path / "data")
+    build(paths[:10], labels[:10], tmp_path / "cache", progress=True)
+    build(paths, labels, tmp_path / "cache", progress=True)
+    assert [total for total, _ in bars] == [10, 10, len(paths) - 10]
+    for total, bar in bars:
+        assert bar.total == total and bar.n == total
+
+
+def test_num_workers_defaults_to_every_core(tmp_path, monkeypatch):
+    sizes: list[int] = []
+    real = augframe.cache.ThreadPoolExecutor
+
+    def spy(max_workers):
+        sizes.append(max_workers)
+        return real(max_workers=max_workers)
+
+    monkeypatch.setattr(augframe.cache, "ThreadPoolExecutor", spy)
+    monkeypatch.setattr(augframe.cache.os, "cpu_count", lambda: 3)
+    paths, labels = dataset(tmp_path / "data")
+    build_cache(paths, labels, cache_dir=tmp_path / "cache", image_size=SIZE)
+    assert sizes == [3]
 
 
 # ------------------------------------------------------------ unreadable files
@@ -314,6 +353,7 @@ def test_class_without_decodable_image_raises(tmp_path, class_names, match):
         ({"labels": np.array([0.5] * 16)}, "labels"),
         ({"num_workers": 0}, "num_workers"),
         ({"num_workers": True}, "num_workers"),
+        ({"verify": 1}, "verify"),
         ({"image_size": (0, 4)}, "image_size"),
     ],
 )
@@ -399,6 +439,12 @@ def corrupt_manifest_build(folder: Path) -> None:
     (folder / "manifest.json").write_text(json.dumps(doc))
 
 
+def corrupt_manifest_checksums(folder: Path) -> None:
+    doc = json.loads((folder / "manifest.json").read_text())
+    doc["checksums"]["values"].append(0)
+    (folder / "manifest.json").write_text(json.dumps(doc))
+
+
 @pytest.mark.parametrize(
     ("corrupt", "match"),
     [
@@ -409,6 +455,7 @@ def corrupt_manifest_build(folder: Path) -> None:
         (corrupt_manifest_json, "manifest .* is unreadable"),
         (corrupt_manifest_bytes, "does not match the manifest"),
         (corrupt_manifest_build, "manifest .* is unreadable"),
+        (corrupt_manifest_checksums, "manifest .* is unreadable"),
     ],
 )
 def test_cache_not_matching_its_manifest_is_rebuilt_with_a_warning(
@@ -427,6 +474,193 @@ def test_cache_not_matching_its_manifest_is_rebuilt_with_a_warning(
         all_images(store), np.stack([expected(p) for p in paths])
     )
     assert leftovers(cache) == []
+
+
+# ------------------------------------------------------------------ checksums
+
+ROW_BYTES = SIZE[0] * SIZE[1] * 3
+
+
+@pytest.fixture
+def small_chunks(monkeypatch) -> int:
+    """Checksummed chunks of 4 rows (instead of about 1 MiB); returns 4."""
+    monkeypatch.setattr(augframe.cache, "_CHECK_BYTES", 4 * ROW_BYTES)
+    return 4
+
+
+def flip_bytes(folder: Path, row: int, *, offsets=(7, 100)) -> None:
+    """Inverts some bytes of one row of the data file: same size, same shape."""
+    (data,) = folder.glob("images-*.npy")
+    header = np.load(data, mmap_mode="r").offset
+    size, stamp = data.stat().st_size, data.stat().st_mtime_ns
+    with open(data, "r+b") as f:
+        for offset in offsets:
+            f.seek(header + row * ROW_BYTES + offset)
+            byte = f.read(1)[0]
+            f.seek(-1, os.SEEK_CUR)
+            f.write(bytes([byte ^ 0xFF]))
+    os.utime(data, ns=(stamp, stamp))
+    assert data.stat().st_size == size
+
+
+def manifest(cache: Path) -> dict:
+    return json.loads((cache / f"{SIZE[0]}x{SIZE[1]}" / "manifest.json").read_text())
+
+
+def test_manifest_records_a_crc32_per_chunk(tmp_path, small_chunks):
+    paths, labels = dataset(tmp_path / "data")  # 16 images: chunks of 4 rows
+    store = build(paths, labels, tmp_path / "cache")
+    checksums = manifest(tmp_path / "cache")["checksums"]
+    assert checksums["algorithm"] == "crc32"
+    assert checksums["rows_per_chunk"] == small_chunks
+    images = all_images(store)
+    assert checksums["values"] == [
+        zlib.crc32(images[s : s + small_chunks].tobytes())
+        for s in range(0, len(images), small_chunks)
+    ]
+
+
+def test_bytes_changed_at_same_size_are_found_and_only_their_chunk_redone(
+    tmp_path, decoded, small_chunks
+):
+    paths, labels = dataset(tmp_path / "data")
+    cache = tmp_path / "cache"
+    build(paths, labels, cache)
+    flip_bytes(cache / f"{SIZE[0]}x{SIZE[1]}", row=5)  # in the chunk of rows 4-7
+    decoded.clear()
+
+    with pytest.warns(CacheWarning) as record:
+        store = build(paths, labels, cache)
+    assert len(record) == 1
+    message = str(record[0].message)
+    assert "damaged" in message and "1 of its 4 chunk(s) (rows 4-7)" in message
+    assert "images-" in message and all(
+        os.path.abspath(p) in message for p in paths[4:8]
+    )
+    assert sorted(decoded) == sorted(paths[4:8])
+    assert store.stats is not None
+    assert (store.stats.num_reused, store.stats.num_decoded) == (len(paths) - 4, 4)
+    assert store.stats.num_damaged == 4
+    fresh = build(paths, labels, tmp_path / "fresh")
+    np.testing.assert_array_equal(all_images(store), all_images(fresh))
+    assert manifest(cache)["checksums"] == manifest(tmp_path / "fresh")["checksums"]
+    assert leftovers(cache) == []
+
+    # Repaired: the next build finds nothing to do.
+    decoded.clear()
+    again = build(paths, labels, cache)
+    assert decoded == [] and again.stats is not None
+    assert again.stats.num_damaged == 0
+
+
+def test_damage_in_several_chunks_and_in_the_last_partial_chunk(
+    tmp_path, decoded, small_chunks
+):
+    paths, labels = dataset(tmp_path / "data", counts=(8, 5, 5))  # rows 16-17 last
+    cache = tmp_path / "cache"
+    build(paths, labels, cache)
+    folder = cache / f"{SIZE[0]}x{SIZE[1]}"
+    flip_bytes(folder, row=0, offsets=(0,))
+    flip_bytes(folder, row=17, offsets=(ROW_BYTES - 1,))
+    decoded.clear()
+
+    with pytest.warns(CacheWarning, match=r"2 of its 5 chunk\(s\) \(rows 0-3, 16-17\)"):
+        store = build(paths, labels, cache)
+    assert sorted(decoded) == sorted(paths[:4] + paths[16:])
+    np.testing.assert_array_equal(
+        all_images(store), np.stack([expected(p) for p in paths])
+    )
+
+
+def test_undamaged_cache_is_reused_as_is(tmp_path, decoded):
+    paths, labels = dataset(tmp_path / "data")
+    cache = tmp_path / "cache"
+    first = build(paths, labels, cache)
+    folder = cache / f"{SIZE[0]}x{SIZE[1]}"
+    before = {p.name: p.stat().st_mtime_ns for p in folder.iterdir()}
+    decoded.clear()
+
+    second = build(paths, labels, cache)  # warnings are errors in this suite
+    assert decoded == []
+    assert second.data_path == first.data_path
+    assert {p.name: p.stat().st_mtime_ns for p in folder.iterdir()} == before
+
+
+def test_manifest_without_checksums_is_upgraded_without_decoding(
+    tmp_path, decoded, small_chunks
+):
+    paths, labels = dataset(tmp_path / "data")
+    cache = tmp_path / "cache"
+    first = build(paths, labels, cache)
+    recorded = manifest(cache)["checksums"]
+    folder = cache / f"{SIZE[0]}x{SIZE[1]}"
+    old = manifest(cache)
+    del old["checksums"]  # as written before checksums existed
+    (folder / "manifest.json").write_text(json.dumps(old))
+    decoded.clear()
+
+    store = build(paths, labels, cache)  # no warning, no decode
+    assert decoded == []
+    assert store.data_path == first.data_path
+    assert manifest(cache)["checksums"] == recorded
+    np.testing.assert_array_equal(all_images(store), all_images(first))
+
+    # From now on, damage is found.
+    flip_bytes(folder, row=1)
+    with pytest.warns(CacheWarning, match="damaged"):
+        build(paths, labels, cache)
+    assert sorted(decoded) == sorted(paths[:4])
+
+
+def test_checksums_of_another_algorithm_are_recomputed(tmp_path, decoded):
+    paths, labels = dataset(tmp_path / "data")
+    cache = tmp_path / "cache"
+    build(paths, labels, cache)
+    recorded = manifest(cache)["checksums"]
+    doc = manifest(cache)
+    doc["checksums"] = {"algorithm": "sha3000", "digests": ["..."]}
+    (cache / f"{SIZE[0]}x{SIZE[1]}" / "manifest.json").write_text(json.dumps(doc))
+    decoded.clear()
+
+    build(paths, labels, cache)
+    assert decoded == []
+    assert manifest(cache)["checksums"] == recorded
+
+
+def test_verify_false_trusts_the_data_file(tmp_path, decoded, small_chunks):
+    paths, labels = dataset(tmp_path / "data")
+    cache = tmp_path / "cache"
+    build(paths, labels, cache)
+    flip_bytes(cache / f"{SIZE[0]}x{SIZE[1]}", row=2)
+    decoded.clear()
+
+    store = build(paths, labels, cache, verify=False)
+    assert decoded == []
+    assert not np.array_equal(store.load(2), expected(paths[2]))
+    with pytest.warns(CacheWarning, match="damaged"):
+        store = build(paths, labels, cache)
+    np.testing.assert_array_equal(store.load(2), expected(paths[2]))
+
+
+def test_damaged_rows_of_removed_or_changed_files(tmp_path, decoded, small_chunks):
+    """A damaged row whose file is gone is dropped; a changed file is decoded once."""
+    paths, labels = dataset(tmp_path / "data")
+    cache = tmp_path / "cache"
+    build(paths, labels, cache)
+    flip_bytes(cache / f"{SIZE[0]}x{SIZE[1]}", row=9)  # rows 8-11
+    os.remove(paths[8])
+    write_jpeg(Path(paths[9]), seed=4242)
+    new_paths = [p for p in paths if p != paths[8]]
+    new_labels = np.delete(labels, 8)
+    decoded.clear()
+
+    with pytest.warns(CacheWarning, match="damaged"):
+        store = build(new_paths, new_labels, cache)
+    assert sorted(decoded) == sorted(paths[9:12])
+    assert store.stats is not None and store.stats.num_damaged == 2
+    np.testing.assert_array_equal(
+        all_images(store), np.stack([expected(p) for p in new_paths])
+    )
 
 
 def test_data_files_are_loaded_without_pickle(tmp_path, monkeypatch):

@@ -309,7 +309,9 @@ def test_a_full_disk_while_writing_the_cache_is_a_clear_error_leaving_nothing(
         root, image_size=SIZE16, cache_dir=cache, validation=True, verbose=0
     ) as seq:
         paths, _, _ = collect_directory(root)
-        expected = np.stack([resize(decode_image(p), SIZE16) for p in paths])
+        expected = np.stack(
+            [resize(decode_image(p, target_size=SIZE16), SIZE16) for p in paths]
+        )
         np.testing.assert_array_equal(seq.frame.images, expected)
 
 
@@ -318,7 +320,10 @@ def test_a_full_disk_while_writing_the_cache_is_a_clear_error_leaving_nothing(
 
 @pytest.fixture(scope="module")
 def big_folder(tmp_path_factory) -> Path:
-    """300 JPEGs of 512x512 (slow enough to decode to be killed mid-way)."""
+    """300 PNGs of 512x512 (slow enough to decode to be killed mid-way).
+
+    Not JPEGs: those are decoded at 1/8 scale for a 16x16 cache, too fast.
+    """
     root = tmp_path_factory.mktemp("kill") / "data"
     rng = np.random.default_rng(0)
     variants = []
@@ -326,11 +331,11 @@ def big_folder(tmp_path_factory) -> Path:
         image = np.full((512, 512, 3), rng.integers(0, 256, 3), np.uint8)
         x, y = rng.integers(0, 400, 2)
         image[y : y + 100, x : x + 100] = rng.integers(0, 256, (100, 100, 3))
-        variants.append(cv2.imencode(".jpg", image)[1].tobytes())
+        variants.append(cv2.imencode(".png", image)[1].tobytes())
     for cls in ("a", "b"):
         (root / cls).mkdir(parents=True)
         for i in range(150):
-            (root / cls / f"{i:04d}.jpg").write_bytes(variants[(i * 5 + len(cls)) % 12])
+            (root / cls / f"{i:04d}.png").write_bytes(variants[(i * 5 + len(cls)) % 12])
     return root
 
 
@@ -389,7 +394,9 @@ def test_a_killed_cache_build_is_detected_and_rebuilt_never_served(
         store = seq.engine._builder.store
         assert store.stats is not None
         assert (store.stats.num_reused, store.stats.num_decoded) == (100, 200)
-        expected = np.stack([resize(decode_image(p), SIZE16) for p in paths])
+        expected = np.stack(
+            [resize(decode_image(p, target_size=SIZE16), SIZE16) for p in paths]
+        )
         np.testing.assert_array_equal(seq.frame.images, expected)
         assert names == seq.class_names
     assert temp_files(folder) == []

@@ -253,6 +253,243 @@ def test_decode_truncated_jpeg_decodes_or_raises_but_never_crashes(tmp_path):
         assert image.dtype == np.uint8 and image.shape == (32, 24, 3)
 
 
+# ------------------------------------------------- reduced JPEG decoding
+
+
+def photo(seed: int, *, height: int, width: int) -> np.ndarray:
+    """A photo-like BGR image: smooth colours, fine grain and a few shapes."""
+    rng = np.random.default_rng(seed)
+    coarse = rng.integers(40, 200, size=(6, 6, 3), dtype=np.uint8)
+    image = cv2.resize(coarse, (width, height), interpolation=cv2.INTER_CUBIC)
+    grain = cv2.GaussianBlur(
+        rng.normal(0, 25, size=image.shape).astype(np.float32), (0, 0), 1.5
+    )
+    image = np.clip(image + grain, 0, 255).astype(np.uint8)
+    for _ in range(4):
+        x, y = int(rng.integers(0, width)), int(rng.integers(0, height))
+        color = tuple(int(c) for c in rng.integers(0, 256, 3))
+        cv2.ellipse(image, (x, y), (40, 25), 30.0, 0, 360, color, thickness=-1)
+        cv2.rectangle(image, (y, x), (y + 50, x + 30), color, thickness=-1)
+    return image
+
+
+def write_photo(path: Path, image: np.ndarray, *params: int) -> str:
+    ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 90, *params])
+    assert ok
+    path.write_bytes(data.tobytes())
+    return str(path)
+
+
+def full_then_resized(path: str, size: tuple[int, int]) -> np.ndarray:
+    return resize(decode_image(path), size)
+
+
+def reduced_then_resized(path: str, size: tuple[int, int]) -> np.ndarray:
+    return resize(decode_image(path, target_size=size), size)
+
+
+def mad(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.abs(a.astype(np.int16) - b).mean())
+
+
+@pytest.mark.parametrize(
+    ("size", "target", "expected"),
+    [
+        ((400, 300), (64, 64), (100, 75)),  # 1/4: 300 // 8 = 37 < 64
+        ((400, 300), (128, 128), (200, 150)),  # 1/2
+        ((400, 300), (37, 37), (50, 38)),  # 1/8, sizes rounded up
+        ((400, 300), (151, 151), (400, 300)),  # 300 // 2 < 151: full
+        ((400, 300), (150, 100), (200, 150)),  # every side covers every side
+        ((1000, 2000), (64, 500), (500, 1000)),  # 1/2, not 1/4: rotation-proof
+    ],
+)
+def test_reduced_decode_picks_the_largest_factor_that_stays_large_enough(
+    tmp_path, size, target, expected
+):
+    path = write_photo(tmp_path / "a.jpg", photo(0, height=size[0], width=size[1]))
+    image = decode_image(path, target_size=target)
+    assert image.shape == (*expected, 3)
+    assert reduced_then_resized(path, target).shape == (*target, 3)
+
+
+@pytest.mark.parametrize("side", [64, 128])
+def test_reduced_decode_is_within_the_documented_tolerance(tmp_path, side):
+    """Mean absolute difference from a full decode: <= 4 per image, <= 2 on average."""
+    shapes = [(300, 300), (500, 500), (333, 457), (480, 320), (380, 410), (301, 499)]
+    mads = []
+    for seed, (height, width) in enumerate(shapes):
+        path = write_photo(
+            tmp_path / f"{seed}.jpg", photo(seed, height=height, width=width)
+        )
+        size = (side, side)
+        assert decode_image(path, target_size=size).shape[0] < height  # reduced
+        mads.append(
+            mad(reduced_then_resized(path, size), full_then_resized(path, size))
+        )
+    assert max(mads) <= 4.0 and np.mean(mads) <= 2.0, mads
+
+
+def test_reduced_decode_of_progressive_and_grayscale_jpegs(tmp_path):
+    image = photo(3, height=400, width=360)
+    progressive = write_photo(
+        tmp_path / "p.jpg", image, cv2.IMWRITE_JPEG_PROGRESSIVE, 1
+    )
+    assert decode_image(progressive, target_size=(64, 64)).shape == (100, 90, 3)
+    assert (
+        mad(
+            reduced_then_resized(progressive, (64, 64)),
+            full_then_resized(progressive, (64, 64)),
+        )
+        <= 4.0
+    )
+    gray = write_photo(tmp_path / "g.jpg", cv2.cvtColor(image, cv2.COLOR_BGR2GRAY))
+    reduced = decode_image(gray, target_size=(64, 64))
+    assert reduced.shape == (100, 90, 3)
+    assert (reduced[..., 0] == reduced[..., 1]).all()
+    assert (reduced[..., 0] == reduced[..., 2]).all()
+
+
+def test_reduced_decode_honours_exif_orientation(tmp_path):
+    bgr = np.zeros((400, 300, 3), np.uint8)
+    bgr[:100] = 255  # a white band at the top
+    ok, data = cv2.imencode(".jpg", bgr)
+    assert ok
+    tiff = b"II*\x00" + struct.pack("<IH", 8, 1)
+    tiff += struct.pack("<HHIHH", 0x0112, 3, 1, 6, 0) + struct.pack("<I", 0)
+    app1 = b"Exif\x00\x00" + tiff
+    segment = b"\xff\xe1" + struct.pack(">H", len(app1) + 2) + app1
+    path = tmp_path / "rotated.jpg"
+    path.write_bytes(data.tobytes()[:2] + segment + data.tobytes()[2:])
+    # Orientation 6: shown rotated 90 degrees clockwise, the band on the right.
+    for target, shape in [
+        ((64, 64), (75, 100)),  # 1/4 scale, rotated
+        ((96, 64), (150, 200)),  # 300 // 4 < 96: 1/2 scale
+        ((64, 96), (150, 200)),
+    ]:
+        image = decode_image(path, target_size=target)
+        assert image.shape == (*shape, 3)
+        resized = resize(image, target)
+        assert resized[:, -8:].mean() > 200 and resized[:, : target[1] // 2].mean() < 30
+        assert mad(resized, full_then_resized(str(path), target)) <= 4.0
+
+
+def test_other_formats_and_small_jpegs_decode_exactly_as_before(tmp_path):
+    image = photo(4, height=300, width=320)
+    png = write_image(tmp_path / "a.png", image)
+    small = write_photo(tmp_path / "small.jpg", image)
+    for path, target in [(png, (64, 64)), (small, (151, 151)), (small, (300, 320))]:
+        np.testing.assert_array_equal(
+            decode_image(path, target_size=target), decode_image(path)
+        )
+    # A PNG named .jpg is decoded by its content, in full.
+    named = tmp_path / "png.jpg"
+    named.write_bytes(Path(png).read_bytes())
+    np.testing.assert_array_equal(
+        decode_image(named, target_size=(32, 32)), decode_image(png)
+    )
+
+
+def test_reduced_decoding_can_be_turned_off(tmp_path, monkeypatch):
+    import augframe.sources
+
+    path = write_photo(tmp_path / "a.jpg", photo(5, height=400, width=400))
+    monkeypatch.setattr(augframe.sources, "REDUCED_JPEG_DECODE", False)
+    np.testing.assert_array_equal(
+        decode_image(path, target_size=(64, 64)), decode_image(path)
+    )
+
+
+def test_reduced_decode_of_bad_files_fails_as_a_full_decode(tmp_path):
+    data = cv2.imencode(".jpg", photo(6, height=400, width=400))[1].tobytes()
+    path = tmp_path / "cut.jpg"
+    for length in (2, 20, 200, 700, len(data) // 2, len(data) - 2):
+        path.write_bytes(data[:length])
+        try:
+            full = decode_image(path)
+        except ImageReadError:
+            with pytest.raises(ImageReadError, match="not a decodable image"):
+                decode_image(path, target_size=(64, 64))
+            continue
+        reduced = decode_image(path, target_size=(64, 64))
+        assert reduced.dtype == np.uint8 and reduced.shape[2] == 3
+        assert reduced.shape[0] >= 64 and full.shape == (400, 400, 3)
+
+
+def test_stores_and_cache_decode_alike(tmp_path):
+    """FileStore, a mapping and the cache use the same decode: equal pixels."""
+    from augframe.cache import build_cache
+    from augframe.sources import mapping_to_store
+
+    paths = [
+        write_photo(tmp_path / f"{i}.jpg", photo(i, height=420, width=380))
+        for i in range(3)
+    ]
+    size = (64, 64)
+    files = FileStore(paths, np.array([0, 1, 1]), image_size=size)
+    mapped, _ = mapping_to_store(
+        {"a": paths[:1], "b": paths[1:]}, image_size=size, num_workers=2
+    )
+    cached = build_cache(
+        paths, np.array([0, 1, 1]), cache_dir=tmp_path / "cache", image_size=size
+    )
+    for i, path in enumerate(paths):
+        want = reduced_then_resized(path, size)
+        np.testing.assert_array_equal(files.load(i), want)
+        np.testing.assert_array_equal(mapped.load(i), want)
+        np.testing.assert_array_equal(cached.load(i), want)
+
+
+# ------------------------------------------------------------ jpeg_size
+
+
+def test_jpeg_size_reads_the_frame_header(tmp_path):
+    from augframe._jpeg import jpeg_size
+
+    image = photo(7, height=123, width=77)
+    plain = cv2.imencode(".jpg", image)[1]
+    assert jpeg_size(plain) == (123, 77)
+    assert jpeg_size(plain.tobytes()) == (123, 77)
+    progressive = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_PROGRESSIVE, 1])[1]
+    assert jpeg_size(progressive) == (123, 77)
+    # Behind application segments, and fill bytes before a marker.
+    data = plain.tobytes()
+    app = b"\xff\xe2" + struct.pack(">H", 1002) + bytes(1000)
+    assert jpeg_size(data[:2] + app + b"\xff\xff" + data[2:]) == (123, 77)
+
+
+def sof_offset(data: bytes) -> int:
+    """Where the SOF0 marker of an OpenCV-written baseline JPEG starts."""
+    return data.index(b"\xff\xc0")
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda d: b"",
+        lambda d: b"\x89PNG\r\n\x1a\n" + d[8:],
+        lambda d: d[:2],
+        lambda d: d[: sof_offset(d) + 5],  # cut inside the frame header
+        lambda d: d[:2] + b"\x00" + d[3:],  # not a marker after SOI
+        lambda d: d[: sof_offset(d) + 1] + b"\xc3" + d[sof_offset(d) + 2 :],  # lossless
+        lambda d: (
+            d[: sof_offset(d) + 1] + b"\xc9" + d[sof_offset(d) + 2 :]
+        ),  # arithmetic
+        lambda d: d[: sof_offset(d) + 4] + b"\x0c" + d[sof_offset(d) + 5 :],  # 12-bit
+        lambda d: d[: sof_offset(d) + 5] + b"\x00\x00" + d[sof_offset(d) + 7 :],  # DNL
+        lambda d: d[:2] + b"\xff\xda\x00\x02" + d[2:],  # scan before the frame
+        lambda d: d[:2] + b"\xff\xe1\x00\x01" + d[2:],  # length < 2
+        lambda d: d[:2] + b"\xff\xe1\xff\xff" + d[2:],  # length past the end
+        lambda d: d[:2] + (b"\xff\xd0") * 2000 + d[2:],  # endless markers
+    ],
+)
+def test_jpeg_size_is_none_for_what_it_cannot_size(damage):
+    from augframe._jpeg import jpeg_size
+
+    data = cv2.imencode(".jpg", photo(8, height=64, width=48))[1].tobytes()
+    assert jpeg_size(data) == (64, 48)
+    assert jpeg_size(damage(data)) is None
+
+
 # ------------------------------------------------------------------------ to_rgb
 
 

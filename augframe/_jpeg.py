@@ -1,0 +1,77 @@
+"""Reading a JPEG's frame size from its header, without decoding it (internal)."""
+
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+
+__all__ = ["jpeg_size"]
+
+# Start-of-frame markers of the DCT processes libjpeg decodes at 1/2, 1/4 or
+# 1/8 scale: baseline, extended sequential and progressive (Huffman coding).
+_SCALABLE_SOF = frozenset({0xC0, 0xC1, 0xC2})
+# Every start-of-frame marker: 0xC0-0xCF except DHT (C4), JPG (C8) and DAC (CC).
+_ANY_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+# Markers without a length field: TEM and RST0-RST7.
+_STANDALONE = frozenset({0x01, *range(0xD0, 0xD8)})
+# SOI, EOI, SOS: reaching one of these before a frame header means no size.
+_STOP = frozenset({0xD8, 0xD9, 0xDA})
+_MAX_SEGMENTS = 1024  # more segments before the frame header: not a real JPEG
+
+
+def jpeg_size(data: np.ndarray | bytes) -> tuple[int, int] | None:
+    """`(height, width)` of an 8-bit, scalable JPEG from its frame header.
+
+    Walks the marker segments from the start of the file to the first
+    start-of-frame segment, jumping over each by its length (EXIF, ICC and
+    other application segments included): a few dozen bytes are read, the
+    image is not decoded. None when the data is not a JPEG, the header is
+    truncated or malformed, the height is deferred to a DNL marker, or the
+    frame is not 8-bit baseline, extended or progressive Huffman DCT (the
+    processes libjpeg can decode at a reduced scale).
+
+    The size is the stored one, before any EXIF orientation is applied.
+
+    Example:
+    >>> import cv2
+    >>> data = cv2.imencode(".jpg", np.zeros((30, 40, 3), np.uint8))[1]
+    >>> jpeg_size(data)
+    (30, 40)
+    >>> jpeg_size(b"\\x89PNG\\r\\n\\x1a\\n") is None
+    True
+    """
+    view = (
+        np.ascontiguousarray(data, dtype=np.uint8).reshape(-1).data
+        if isinstance(data, np.ndarray)
+        else memoryview(data)
+    )
+    size = len(view)
+    if size < 4 or view[0] != 0xFF or view[1] != 0xD8:
+        return None
+    pos = 2
+    for _ in range(_MAX_SEGMENTS):
+        if pos >= size or view[pos] != 0xFF:
+            return None  # segments follow each other; anything else is damage
+        while pos < size and view[pos] == 0xFF:
+            pos += 1  # a marker may be preceded by fill bytes
+        if pos >= size:
+            return None
+        marker = view[pos]
+        pos += 1
+        if marker in _STANDALONE:
+            continue
+        if marker in _STOP or marker == 0x00 or pos + 2 > size:
+            return None
+        (length,) = struct.unpack_from(">H", view, pos)
+        if length < 2:
+            return None
+        if marker in _ANY_SOF:
+            if marker not in _SCALABLE_SOF or length < 8 or pos + 7 > size:
+                return None
+            precision, height, width = struct.unpack_from(">BHH", view, pos + 2)
+            if precision != 8 or height == 0 or width == 0:
+                return None
+            return int(height), int(width)
+        pos += length
+    return None
