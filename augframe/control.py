@@ -18,6 +18,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import stat
 import threading
 import warnings
@@ -120,6 +121,29 @@ def _depth(value: Any, level: int = 1) -> int:
     return level
 
 
+# A JSON string (escapes honoured; an unterminated one runs to the end) or a bracket.
+_STRING_OR_BRACKET = re.compile(r'"(?:[^"\\]+|\\.)*"?|[\[\]{}]', re.DOTALL)
+
+
+def _brackets_too_deep(text: str) -> bool:
+    """True if `text` opens more than `MAX_DEPTH` brackets at once, outside strings.
+
+    A linear scan, run before `json.loads`: `json` recurses once per level and
+    raises RecursionError near the interpreter's recursion limit (1000 in plain
+    Python), long before `_depth` could say "nested too deeply".
+    """
+    depth = 0
+    for match in _STRING_OR_BRACKET.finditer(text):
+        char = match.group()[0]
+        if char in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                return True
+        elif char in "]}":
+            depth -= 1
+    return False
+
+
 def _allowed() -> str:
     return f"Allowed keys: {', '.join(HOT_KEYS)}."
 
@@ -144,6 +168,8 @@ def parse_control(data: bytes) -> tuple[ControlSettings, list[str]]:
         )
     try:
         text = data.decode("utf-8-sig")  # editors such as Notepad add a BOM
+        if _brackets_too_deep(text):
+            raise ControlProblem(f"values are nested too deeply. {_allowed()}")
         raw = json.loads(text, parse_constant=_no_constant)
     except ControlProblem:
         raise

@@ -9,6 +9,8 @@ import keras
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.keras_contract
+
 
 class Probe(keras.utils.PyDataset):
     def __init__(self, length=4, **kwargs):

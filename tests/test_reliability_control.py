@@ -243,6 +243,78 @@ def test_deep_nesting_is_refused_at_any_depth(depth, where):
         assert verdict(data) is None
 
 
+@pytest.mark.parametrize("limit", [1000, 200])
+@pytest.mark.parametrize("depth", [5, 2000, 30_000])
+@pytest.mark.parametrize("prefix", [b'{"aug_p": ', b'{"image_size": ', b""])
+def test_deep_nesting_is_named_whatever_the_recursion_limit(limit, depth, prefix):
+    """1000 is the limit in a fresh venv even with TensorFlow imported: `json`
+    raised RecursionError before augframe's depth check, and the warning said
+    "unreadable JSON (RecursionError)" instead of naming the problem."""
+    data = prefix + b"[" * depth + b"]" * depth + (b"}" if prefix else b"")
+    before = sys.getrecursionlimit()
+    sys.setrecursionlimit(limit)
+    try:
+        with pytest.raises(ControlProblem) as caught:
+            parse_control(data)
+        # A valid file is still read under the same limit.
+        assert parse_control(b'{"aug_p": 0.1}')[0].aug_p == 0.1
+    finally:
+        sys.setrecursionlimit(before)
+    message = str(caught.value)
+    assert message.startswith("values are nested too deeply. Allowed keys: aug_p")
+
+
+@pytest.mark.parametrize("limit", [1000, 200])
+def test_a_poll_of_a_deep_file_warns_nested_too_deeply_whatever_the_limit(
+    tmp_path, limit
+):
+    path = tmp_path / "control.json"
+    path.write_bytes(b'{"aug_p": ' + b"[" * 2000 + b"]" * 2000 + b"}")
+    control = ControlFile(path)
+    before = sys.getrecursionlimit()
+    sys.setrecursionlimit(limit)
+    try:
+        with pytest.warns(ControlFileWarning) as record:
+            assert control.poll() is False
+    finally:
+        sys.setrecursionlimit(before)
+    (message,) = [str(w.message) for w in record]
+    assert "values are nested too deeply. Allowed keys: aug_p" in message
+    assert "Keeping the last good values" in message
+    assert control.current == ControlSettings()
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        '"[[[[[[["',
+        '"{{{{{{{{{{"',
+        r'"\"[[[[[[[["',  # an escaped quote does not end the string
+        r'"\\[[[[[[\\"',
+        r'"\u005b[[[[[[["',
+        '["[[[[[[[", {"a": "{{{{{{{{{{"}]',
+    ],
+)
+def test_brackets_inside_strings_are_not_nesting(value):
+    settings_, frozen = parse_control(
+        f'{{"batch_size": {value}, "aug_p": 0.2}}'.encode()
+    )
+    assert settings_.aug_p == 0.2 and frozen == ["batch_size"]
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        rb'{"batch_size": "\\", "x": [[[[[]]]]]}',  # the string ends at \\"
+        b'{"batch_size": "]]]]]]]]", "x": [[[[[]]]]]}',
+        b'{"batch_size": "}}}}}}}}}", "x": {"a": {"b": {"c": {"d": {}}}}}}',
+    ],
+)
+def test_closing_brackets_inside_strings_do_not_hide_real_nesting(data):
+    with pytest.raises(ControlProblem, match="nested too deeply"):
+        parse_control(data)
+
+
 # ------------------------------------------------------- ControlFile.poll
 
 
