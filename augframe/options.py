@@ -119,9 +119,6 @@ OPTIONS: dict[str, Option] = _options(
         "samples of every class in a frame",
         nullable=True,
     ),
-    Option(
-        "epochs_per_frame", "int", 5, "training epochs served from one frame", hot=True
-    ),
     Option("augment", "path", None, "the albumentations pipeline", nullable=True),
     Option("aug_p", "probability", 0.1, "probability of each transform", hot=True),
     Option(
@@ -163,6 +160,9 @@ OPTIONS: dict[str, Option] = _options(
         nullable=True,
     ),
     Option("example_dir", "path", None, "folder for example images", nullable=True),
+    Option(
+        "epochs_per_frame", "int", 5, "training epochs served from one frame", hot=True
+    ),
     Option(
         "example_prob",
         "probability",
