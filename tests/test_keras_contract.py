@@ -1,4 +1,4 @@
-"""The Keras 3 PyDataset behaviours augframe relies on (KERAS_NOTES.md), checked for real.
+"""The Keras 3 PyDataset behaviours augframe relies on (docs/keras-lifecycle.md), checked for real.
 
 If a Keras upgrade changes one of these, this file says which assumption broke.
 """
