@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import stat
 import tempfile
 from pathlib import Path
 
@@ -14,9 +16,16 @@ def write_atomic(path: str | os.PathLike[str], data: bytes) -> None:
     """Writes `data` to `path` so that a reader sees the old file or the new one.
 
     A failed write (full disk) leaves nothing behind; a symlink planted at
-    `path` is replaced, never written through.
+    `path` is replaced, never written through. A device, FIFO or socket at
+    `path` (`/dev/null`, say) is never replaced: that is an `OSError`.
     """
     target = Path(path)
+    with contextlib.suppress(FileNotFoundError):
+        mode = os.lstat(target).st_mode
+        if not (stat.S_ISREG(mode) or stat.S_ISLNK(mode)):
+            raise OSError(
+                errno.EINVAL, "not a regular file; refusing to replace it", str(target)
+            )
     fd, tmp = tempfile.mkstemp(
         prefix=f".{target.name}.", suffix=".tmp", dir=target.parent
     )

@@ -213,10 +213,10 @@ class FrameSequence(keras.utils.PyDataset):
         shard = None if shard is None or shard[1] == 1 else shard
         spec = PipelineSpec(augment)
         if control_file is not None:
-            from augframe.control import write_control
+            from augframe.control import ControlSettings
 
             # Checked now, not after decoding (the engine writes it later).
-            write_control(os.devnull, {k: values[k] for k in opts.HOT_OPTIONS})
+            ControlSettings.model_validate({k: values[k] for k in opts.HOT_OPTIONS})
         # Keras sees one worker: its pool would serve stale prefetched batches.
         super().__init__(workers=1, max_queue_size=values["max_queue_size"])
         self.requested_workers = values["workers"]

@@ -685,3 +685,15 @@ def test_a_deeply_nested_file_written_during_fit_is_a_warning(tmp_path):
     assert len(messages) == 1 and "nested too deeply" in messages[0]
     assert len(history.history["loss"]) == 2
     assert seq.aug_p == 0.5
+
+
+def test_a_device_at_the_control_path_is_never_replaced(tmp_path):
+    """`write_control` on /dev/null (as root, a rename would replace it)."""
+    import os
+    import stat
+
+    from augframe.control import write_control
+
+    with pytest.raises(OSError, match="not a regular file"):
+        write_control(os.devnull, {"aug_p": 0.2})
+    assert stat.S_ISCHR(os.stat(os.devnull).st_mode)
