@@ -146,6 +146,14 @@ OPTIONS: dict[str, Option] = _options(
         for_validation=True,
     ),
     Option(
+        "dtype",
+        "choice",
+        "float32",
+        "dtype of the served images; uint8 serves the frame's bytes unconverted",
+        choices=("float32", "uint8"),
+        for_validation=True,
+    ),
+    Option(
         "validation",
         "bool",
         False,
