@@ -75,6 +75,11 @@ class EpochClock:
         return self._explicit
 
     @property
+    def pass_open(self) -> bool:
+        """True while any pass is open (begun, not ended)."""
+        return bool(self._open)
+
+    @property
     def in_training_pass(self) -> bool:
         """True while a training pass is open."""
         return bool(self._open) and self._open[0] == "train"

@@ -1,0 +1,261 @@
+"""Serving speed for a fast consumer: augframe beside arrays in RAM, one run.
+
+A model with almost no compute (`Rescaling -> GlobalAveragePooling2D ->
+Dense`) stands for an accelerator that trains faster than the CPU can feed
+it, so images/s measure the input path alone. Side by side, in one process,
+on the backend of `KERAS_BACKEND`: numpy arrays (float32 and uint8),
+`FrameSequence` as a `PyDataset` (float32 and uint8), and on TensorFlow
+`seq.as_tf_dataset()` and a `tf.data` pipeline over uint8 tensors.
+
+`--accelerator` runs the same comparison with a real model,
+`keras.applications.ResNet50(weights=None)` at 224 px in mixed precision,
+when a GPU is present, and reports the share of step time the accelerator
+waits for data; on a CPU-only machine it says it was skipped.
+
+Run from the repository root:
+
+    python benchmarks/bench_serve.py                       # 96 and 224 px
+    KERAS_BACKEND=jax python benchmarks/bench_serve.py
+    python benchmarks/bench_serve.py --accelerator         # with a GPU
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+import augframe  # noqa: E402
+
+NUM_CLASSES = 10
+
+
+def fast_model(size: int, dtype: str) -> keras.Model:
+    """Almost no compute: the input path is what is measured."""
+    model = keras.Sequential(
+        [
+            keras.Input((size, size, 3), dtype=dtype),
+            keras.layers.Rescaling(1 / 255),
+            keras.layers.GlobalAveragePooling2D(),
+            keras.layers.Dense(NUM_CLASSES),
+        ]
+    )
+    model.compile(
+        optimizer="sgd",
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
+    return model
+
+
+def resnet(size: int, dtype: str) -> keras.Model:
+    """ResNet50 (no weights), mixed precision, normalising on the device."""
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    inputs = keras.Input((size, size, 3), dtype=dtype)
+    x = keras.layers.Rescaling(1 / 127.5, offset=-1)(inputs)
+    x = keras.applications.ResNet50(
+        weights=None, include_top=False, input_shape=(size, size, 3), pooling="avg"
+    )(x)
+    outputs = keras.layers.Dense(NUM_CLASSES, dtype="float32")(x)
+    model = keras.Model(inputs, outputs)
+    model.compile(
+        optimizer="sgd",
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
+    return model
+
+
+def images_per_second(
+    fit: Callable[[int], Any], num_images: int, *, epochs: int, repeats: int
+) -> float:
+    """Best of `repeats` timed fits of `epochs` epochs, after one warm-up epoch."""
+    fit(1)  # traces, builds, fills caches
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fit(epochs)
+        times.append(time.perf_counter() - start)
+    return num_images * epochs / min(times)
+
+
+def run_size(
+    size: int,
+    *,
+    num_images: int,
+    batch_size: int,
+    epochs: int,
+    repeats: int,
+    make_model: Callable[[int, str], keras.Model],
+) -> dict[str, float]:
+    """images/s of every input path at one image size."""
+    rng = np.random.default_rng(0)
+    per_class = num_images // NUM_CLASSES
+    source = {
+        f"c{c}": rng.integers(0, 256, (per_class, size, size, 3), dtype=np.uint8)
+        for c in range(NUM_CLASSES)
+    }
+    x_u8 = np.concatenate(list(source.values()))
+    y = np.repeat(np.arange(NUM_CLASSES), per_class).astype(np.int32)
+    x_f32 = x_u8.astype(np.float32)
+    total = len(x_u8)
+    results: dict[str, float] = {}
+
+    def arrays(x: np.ndarray, dtype: str) -> float:
+        model = make_model(size, dtype)
+        return images_per_second(
+            lambda e: model.fit(x, y, batch_size=batch_size, epochs=e, verbose=0),
+            total,
+            epochs=epochs,
+            repeats=repeats,
+        )
+
+    results["arrays float32"] = arrays(x_f32, "float32")
+    results["arrays uint8"] = arrays(x_u8, "uint8")
+    del x_f32
+
+    for dtype in ("float32", "uint8"):
+        with augframe.FrameSequence(
+            source,
+            image_size=(size, size),
+            batch_size=batch_size,
+            epochs_per_frame=1_000_000,
+            dtype=dtype,
+            seed=0,
+            verbose=0,
+            background=False,
+        ) as seq:
+            model = make_model(size, dtype)
+            results[f"augframe PyDataset {dtype}"] = images_per_second(
+                lambda e, m=model, s=seq: m.fit(s, epochs=e, verbose=0),
+                total,
+                epochs=epochs,
+                repeats=repeats,
+            )
+            if keras.backend.backend() == "tensorflow" and dtype == "uint8":
+                dataset = seq.as_tf_dataset()
+                results["augframe tf.data uint8"] = images_per_second(
+                    lambda e, m=model, d=dataset: m.fit(d, epochs=e, verbose=0),
+                    total,
+                    epochs=epochs,
+                    repeats=repeats,
+                )
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        dataset = (
+            tf.data.Dataset.from_tensor_slices((x_u8, y))
+            .shuffle(total)
+            .batch(batch_size)
+            .prefetch(tf.data.AUTOTUNE)
+        )
+        model = make_model(size, "uint8")
+        results["tf.data uint8 tensors"] = images_per_second(
+            lambda e: model.fit(dataset, epochs=e, verbose=0),
+            total,
+            epochs=epochs,
+            repeats=repeats,
+        )
+    return results
+
+
+def report(size: int, results: dict[str, float]) -> dict[str, Any]:
+    """Prints one table; returns it with ratios to the faster arrays."""
+    best_arrays = max(results["arrays float32"], results["arrays uint8"])
+    augframe_best = max(v for k, v in results.items() if k.startswith("augframe"))
+    print(f"\n{size} px, backend {keras.backend.backend()}")
+    print(f"{'input path':28s} {'img/s':>10s} {'vs arrays':>10s}")
+    for name, value in results.items():
+        print(f"{name:28s} {value:10.0f} {value / best_arrays:9.2f}x")
+    ratio = augframe_best / best_arrays
+    print(f"augframe best / faster arrays = {ratio:.2f} (target >= 0.9)")
+    return {
+        "size": size,
+        "backend": keras.backend.backend(),
+        "images_per_second": results,
+        "augframe_best_vs_arrays": ratio,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[96, 224])
+    parser.add_argument("--images", type=int, default=2000)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--accelerator",
+        action="store_true",
+        help="ResNet50 at 224 px, mixed precision (needs a GPU)",
+    )
+    parser.add_argument("--json", help="also write the results as JSON here")
+    args = parser.parse_args(argv)
+
+    make_model = fast_model
+    sizes = args.sizes
+    if args.accelerator:
+        devices = [d for d in _devices() if "gpu" in d.lower() or "cuda" in d.lower()]
+        if not devices:
+            print("accelerator mode skipped: no GPU on this machine")
+            return 0
+        print("accelerator:", ", ".join(devices))
+        make_model, sizes = resnet, [224]
+    tables = []
+    for size in sizes:
+        images = args.images if size <= 128 else max(args.images // 4, 500)
+        results = run_size(
+            size,
+            num_images=images,
+            batch_size=args.batch_size,
+            epochs=args.epochs,
+            repeats=args.repeats,
+            make_model=make_model,
+        )
+        table = report(size, results)
+        if args.accelerator:
+            arrays = max(results["arrays float32"], results["arrays uint8"])
+            for name, value in results.items():
+                waits = max(0.0, 1 - value / arrays)
+                print(f"  {name:28s} waits for data {100 * waits:5.1f}% of step time")
+            table["waits_for_data"] = {
+                n: max(0.0, 1 - v / arrays) for n, v in results.items()
+            }
+        tables.append(table)
+    print(
+        "\nmedian augframe/arrays:",
+        f"{statistics.median(t['augframe_best_vs_arrays'] for t in tables):.2f}",
+    )
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump(tables, handle, indent=2)
+    return 0
+
+
+def _devices() -> list[str]:
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return [d.name for d in tf.config.list_physical_devices("GPU")]
+    if backend == "jax":
+        import jax
+
+        return [str(d) for d in jax.devices() if d.platform != "cpu"]
+    if backend == "torch":
+        import torch
+
+        return ["cuda"] if torch.cuda.is_available() else []
+    return []
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
