@@ -223,9 +223,7 @@ def test_validation_freq_and_a_validation_sequence():
         _seq() as seq,
         FrameSequence.for_validation(_source(), image_size=SIZE, verbose=0) as val,
     ):
-        _model().fit(
-            seq, validation_data=val, validation_freq=2, epochs=4, verbose=0
-        )
+        _model().fit(seq, validation_data=val, validation_freq=2, epochs=4, verbose=0)
         assert (seq.epoch, seq.generation) == (4, 5)
         assert (val.epoch, val.generation) == (0, 1)
 
@@ -317,3 +315,48 @@ def test_a_pattern_the_clock_cannot_place_is_one_warning():
         with pytest.warns(augframe.LifecycleWarning, match="no epoch open"):
             seq.on_epoch_end()
         assert seq.epoch == 1
+
+
+# ------------------------------------------------------------ serving paths
+
+
+def test_uint8_batches_are_the_frames_bytes():
+    with _seq() as f32, _seq(dtype="uint8") as u8:
+        x32, y32 = f32[1]
+        x8, y8 = u8[1]
+        assert x8.dtype == np.uint8 and x32.dtype == np.float32
+        np.testing.assert_array_equal(x8.astype(np.float32), x32)
+        np.testing.assert_array_equal(y8, y32)
+
+
+def test_uint8_refuses_a_preprocess_that_does_not_keep_uint8():
+    with pytest.raises(augframe.ConfigError, match="dtype='uint8'"):
+        _seq(dtype="uint8", preprocess=lambda x: x / 255.0)
+    with _seq(dtype="uint8", preprocess=lambda x: 255 - x) as seq:
+        assert seq[0][0].dtype == np.uint8
+
+
+@pytest.mark.parametrize("scheduler", [False, True])
+def test_tf_dataset_follows_the_schedule_and_serves_every_sample_once(scheduler):
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("as_tf_dataset is TensorFlow's native path")
+    ids: list[list[int]] = []
+    frames: list[list[int]] = []
+    with _seq(dtype="uint8", background=True) as seq:
+
+        class Epochs(keras.callbacks.Callback):
+            def on_epoch_begin(self, epoch, logs=None):
+                ids.append([])
+                frames.append(sorted(seq.frame.images[:, 0, 0, 0].astype(int).tolist()))
+
+        model = _ids_model(ids)
+        callbacks = [Epochs(), *([FrameScheduler(seq)] if scheduler else [])]
+        dataset = seq.as_tf_dataset()
+        # shuffle=False: the sequence shuffles itself (Keras warns otherwise).
+        model.fit(dataset, epochs=3, shuffle=False, verbose=0, callbacks=callbacks)
+        # Without the scheduler the last pass ends when the next one begins.
+        assert (seq.epoch, seq.generation) == ((3, 4) if scheduler else (2, 3))
+        for served, expected in zip(ids, frames, strict=True):
+            assert sorted(served) == expected
+        model.fit(dataset, epochs=1, shuffle=False, verbose=0, callbacks=callbacks)
+        assert seq.epoch == (4 if scheduler else 3)
