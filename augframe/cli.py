@@ -343,6 +343,10 @@ def _cache_build(args: argparse.Namespace) -> int:
 # -------------------------------------------------------------------- bench
 
 
+BENCH_DEFAULT_OUT = Path("augframe-bench")
+"""Where `augframe bench` writes by default, relative to the current directory."""
+
+
 def _bench_script() -> Path:
     return Path(__file__).resolve().parents[1] / "benchmarks" / "bench.py"
 
@@ -357,13 +361,28 @@ def _bench(args: argparse.Namespace) -> int:
             "and run `augframe bench` from an editable install (pip install -e .).",
             EXIT_FAILED,
         )
+    if args.update_committed and args.out is not None:
+        return _fail(
+            "bench",
+            "--update-committed writes to the committed benchmarks/results; "
+            "give it or --out, not both",
+        )
     passthrough = list(args.passthrough)
     if passthrough[:1] == ["--"]:
         passthrough = passthrough[1:]
+    # The results go to --out (absolute, so the script's working directory
+    # does not matter) unless the committed ones are asked for; options
+    # passed on after these replace them.
+    where = (
+        ["--update-committed"]
+        if args.update_committed
+        else ["--out", str(Path(args.out or BENCH_DEFAULT_OUT).resolve())]
+    )
     command = [
         sys.executable,
         str(script),
         *(["--quick"] if args.quick else []),
+        *where,
         *passthrough,
     ]
     return subprocess.call(command)
@@ -587,16 +606,33 @@ def _add_bench(commands: Any) -> None:
         "bench",
         help="run benchmarks/bench.py (source checkout only)",
         description=(
-            "Runs benchmarks/bench.py of the source repository with this Python; "
-            "other arguments are passed on to it (`augframe bench -- --help` "
-            "lists them)."
+            "Runs benchmarks/bench.py of the source repository with this Python "
+            "and writes results.md, results.json and results.png to --out "
+            f"(default ./{BENCH_DEFAULT_OUT} in the current directory). The "
+            "results committed in benchmarks/results are rewritten only with "
+            "--update-committed. Other arguments are passed on to the script "
+            "(`augframe bench -- --help` lists them)."
         ),
         examples=[
             "augframe bench --quick",
+            "augframe bench --quick --out /tmp/augframe-bench",
             "augframe bench --images 4000 --data /tmp/catsdogs",
+            "augframe bench --update-committed",
         ],
     )
     bench.add_argument("--quick", action="store_true", help="small smoke run")
+    bench.add_argument(
+        "--out",
+        metavar="DIR",
+        help=f"folder for the results (default: ./{BENCH_DEFAULT_OUT} in the "
+        "current directory)",
+    )
+    bench.add_argument(
+        "--update-committed",
+        action="store_true",
+        help="write the results to the repository's benchmarks/results instead "
+        "(a full run: not with --quick or --out)",
+    )
     bench.set_defaults(handler=_bench, passthrough_allowed=True)
 
 

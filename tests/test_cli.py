@@ -272,7 +272,8 @@ def test_default_cache_dir_is_one_folder_per_data_folder(tmp_path):
 # -------------------------------------------------------------------- bench
 
 
-def test_bench_runs_the_script_with_the_arguments(tmp_path, capsys, monkeypatch):
+def fake_bench_script(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A bench.py that records its arguments in argv.json and exits 3."""
     script = tmp_path / "bench.py"
     record = tmp_path / "argv.json"
     script.write_text(
@@ -281,11 +282,90 @@ def test_bench_runs_the_script_with_the_arguments(tmp_path, capsys, monkeypatch)
         "sys.exit(3)\n"
     )
     monkeypatch.setattr(augframe.cli, "_bench_script", lambda: script)
-    code = main(["bench", "--quick", "--images", "64", "--data", "/tmp/d"])
+    return record
+
+
+def test_bench_runs_the_script_with_the_arguments(tmp_path, capsys, monkeypatch):
+    record = fake_bench_script(tmp_path, monkeypatch)
+    out = str(tmp_path / "out")
+    code = main(["bench", "--quick", "--out", out, "--images", "64", "--data", "/tmp/d"])
     assert code == 3
-    assert json.loads(record.read_text()) == ["--quick", "--images", "64", "--data", "/tmp/d"]
-    assert main(["bench", "--", "--help"]) == 3
-    assert json.loads(record.read_text()) == ["--help"]
+    assert json.loads(record.read_text()) == [
+        "--quick", "--out", out, "--images", "64", "--data", "/tmp/d"
+    ]
+    assert main(["bench", "--out", out, "--", "--help"]) == 3
+    assert json.loads(record.read_text()) == ["--out", out, "--help"]
+
+
+def test_bench_writes_to_augframe_bench_in_the_current_directory(
+    tmp_path, capsys, monkeypatch
+):
+    record = fake_bench_script(tmp_path, monkeypatch)
+    monkeypatch.chdir(tmp_path)
+    assert main(["bench", "--quick"]) == 3
+    argv = json.loads(record.read_text())
+    assert argv == ["--quick", "--out", str(tmp_path / "augframe-bench")]
+    committed = REPO / "benchmarks" / "results"
+    assert not Path(argv[2]).is_relative_to(committed)
+    # From the repository root too: the committed results stay untouched.
+    monkeypatch.chdir(REPO)
+    assert main(["bench", "--quick"]) == 3
+    out = Path(json.loads(record.read_text())[2])
+    assert out == REPO / "augframe-bench" and not out.is_relative_to(committed)
+
+
+def test_bench_rewrites_the_committed_results_only_when_asked(
+    tmp_path, capsys, monkeypatch
+):
+    record = fake_bench_script(tmp_path, monkeypatch)
+    assert main(["bench", "--update-committed"]) == 3
+    assert json.loads(record.read_text()) == ["--update-committed"]
+    record.unlink()
+    code, _, err = run(capsys, "bench", "--update-committed", "--out", "x")
+    assert code == 2 and "not both" in err
+    assert not record.exists()
+
+
+def test_bench_help_documents_out_and_update_committed(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["bench", "--help"])
+    assert exit_info.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--out DIR" in text
+    assert "default: ./augframe-bench in the current directory" in text
+    assert "--update-committed" in text and "benchmarks/results" in text
+
+
+def test_the_bench_script_answers_help_without_heavy_imports(tmp_path):
+    """The runner parses its arguments before importing Keras or TensorFlow."""
+    script = REPO / "benchmarks" / "bench.py"
+    code = (
+        "import runpy, sys\n"
+        f"sys.argv = [{str(script)!r}, '--help']\n"
+        "try:\n"
+        f"    runpy.run_path({str(script)!r}, run_name='__main__')\n"
+        "except SystemExit as exit:\n"
+        "    assert exit.code == 0, exit.code\n"
+        "heavy = {'keras', 'tensorflow', 'albumentations'} & set(sys.modules)\n"
+        "assert not heavy, heavy\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    text = " ".join(done.stdout.split())
+    assert "--out DIR" in text and "./augframe-bench" in text
+    assert "--update-committed" in text and "--quick" in text
+
+
+def test_the_bench_script_refuses_quick_results_as_the_committed_ones(tmp_path):
+    done = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "bench.py"), "--quick",
+         "--update-committed"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60,
+    )
+    assert done.returncode == 2 and "no --quick" in done.stderr
 
 
 def test_bench_without_the_script_exits_1(tmp_path, capsys, monkeypatch):

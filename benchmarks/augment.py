@@ -1,7 +1,8 @@
 """The augmentation every benchmark variant applies, as augframe's pipeline factory.
 
-It lives outside bench.py so that augframe's build processes can import it
-without re-running the benchmark script.
+A module of its own, importing neither Keras nor TensorFlow, so that
+augframe's build processes (spawned, given the factory by reference) import
+it cheaply.
 """
 
 from __future__ import annotations
