@@ -217,10 +217,18 @@ def _existing_values(path: Path, *, force: bool) -> dict[str, Any]:
 
 
 def _update_control(
-    command: str, path: Path, new: dict[str, Any], *, force: bool
+    command: str, path: Path, new: dict[str, Any], *, force: bool, create: bool
 ) -> int:
     from augframe.control import write_control
 
+    if not create and not path.exists():
+        return _fail(
+            command,
+            f"no control file at {str(path)!r}: a FrameSequence with "
+            "control_file= writes it when it starts. Check the path (a fit reads "
+            "only its own file), or pass --create to create it.",
+            EXIT_FAILED,
+        )
     values = _existing_values(path, force=force)
     values.update(new)
     try:
@@ -236,7 +244,9 @@ def _update_control(
 def _control_set(args: argparse.Namespace) -> int:
     try:
         new = _parse_assignments(args.assignments)
-        return _update_control("control set", Path(args.file), new, force=args.force)
+        return _update_control(
+            "control set", Path(args.file), new, force=args.force, create=args.create
+        )
     except _ControlRefused as exc:
         return _fail("control set", str(exc))
 
@@ -244,7 +254,11 @@ def _control_set(args: argparse.Namespace) -> int:
 def _control_stop(args: argparse.Namespace) -> int:
     try:
         return _update_control(
-            "control stop", Path(args.file), {"stop": True}, force=args.force
+            "control stop",
+            Path(args.file),
+            {"stop": True},
+            force=args.force,
+            create=args.create,
         )
     except _ControlRefused as exc:
         return _fail("control stop", str(exc))
@@ -499,6 +513,12 @@ def _add_control(commands: Any) -> None:
             "--force",
             action="store_true",
             help="replace an existing file that is not a valid control file",
+        )
+        parser.add_argument(
+            "--create",
+            action="store_true",
+            help="create the file if it does not exist (otherwise that is an "
+            "error: a misspelled path would never reach the running fit)",
         )
 
     set_ = _command(

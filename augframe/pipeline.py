@@ -47,10 +47,18 @@ def load_pipeline(path: str | os.PathLike[str]) -> A.Compose:
     data_format = "yaml" if file.suffix.lower() in {".yaml", ".yml"} else "json"
     try:
         loaded = A.load(str(file), data_format=data_format)
+    except KeyError as exc:  # a key albumentations needs is missing
+        raise ConfigError(
+            f"Could not load the albumentations pipeline {str(file)!r}: the key "
+            f"{exc.args[0]!r} is missing. Expected a file written by "
+            '`A.save(transform, path)`: {"__version__": ..., "transform": '
+            '{"__class_fullname__": "Compose", "transforms": [...]}}.'
+        ) from exc
     except Exception as exc:  # albumentations raises many types here
         raise ConfigError(
-            f"Could not load the albumentations pipeline {str(file)!r}: {exc}. "
-            "Expected a file written by `A.save(transform, path)`."
+            f"Could not load the albumentations pipeline {str(file)!r}: "
+            f"{type(exc).__name__}: {exc}. Expected a file written by "
+            "`A.save(transform, path)`."
         ) from exc
     return _as_compose(loaded, what=str(file))
 

@@ -33,7 +33,7 @@ def test_control_set_parses_json_types(tmp_path, capsys):
     file = tmp_path / "control.json"
     code, out, _ = run(
         capsys, "control", "set", "aug_p=0.25", "pipe_p=1", "epochs_per_frame=3",
-        "regenerate=true", "stop=false", "--file", str(file),
+        "regenerate=true", "stop=false", "--file", str(file), "--create",
     )
     assert code == 0
     values = json.loads(file.read_text())
@@ -66,7 +66,7 @@ def test_control_set_writes_atomically_and_leaves_no_temp_file(tmp_path, capsys,
         real_replace(src, dst)
 
     monkeypatch.setattr(augframe.control.os, "replace", spy)
-    assert run(capsys, "control", "set", "aug_p=0.3", "--file", str(file))[0] == 0
+    assert run(capsys, "control", "set", "aug_p=0.3", "--file", str(file), "--create")[0] == 0
     assert run(capsys, "control", "stop", "--file", str(file))[0] == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["control.json"]
     assert len(replaced) == 2 and all(dst == "control.json" for _, dst in replaced)
@@ -107,10 +107,28 @@ def test_control_set_refuses_bad_keys_and_values(tmp_path, capsys, assignment, w
         assert word in err
 
 
-def test_control_set_on_a_missing_file_creates_it(tmp_path, capsys):
-    file = tmp_path / "run" / "control.json"
-    assert run(capsys, "control", "set", "pipe_p=0.4", "--file", str(file))[0] == 0
-    assert json.loads(file.read_text()) == {"pipe_p": 0.4}
+@pytest.mark.parametrize("command", [["set", "pipe_p=0.4"], ["stop"]])
+def test_control_on_a_missing_file_is_an_error_unless_create(tmp_path, capsys, command):
+    """A misspelled path (contrl.json) must not create a file no fit reads."""
+    file = tmp_path / "run" / "contrl.json"
+    code, _, err = run(capsys, "control", *command, "--file", str(file))
+    assert code == 1 and str(file) in err and "--create" in err
+    assert not file.exists()
+    assert run(capsys, "control", *command, "--file", str(file), "--create")[0] == 0
+    expected = {"pipe_p": 0.4} if command[0] == "set" else {"stop": True}
+    assert json.loads(file.read_text()) == expected
+
+
+def test_written_files_get_the_permissions_of_a_plain_write(tmp_path, capsys):
+    import os
+
+    old = os.umask(0o027)
+    try:
+        file = tmp_path / "control.json"
+        assert run(capsys, "control", "stop", "--file", str(file), "--create")[0] == 0
+        assert file.stat().st_mode & 0o777 == 0o640
+    finally:
+        os.umask(old)
 
 
 @pytest.mark.parametrize("content", [b"{not json", b'{"aug_p": 7}', b"[1, 2]", b'{"x": 1}'])
@@ -431,7 +449,7 @@ def test_help_and_control_do_not_import_keras(tmp_path):
         "    main(['--help'])\n"
         "except SystemExit:\n"
         "    pass\n"
-        f"assert main(['control', 'set', 'aug_p=0.2', '--file', {str(tmp_path / 'c.json')!r}]) == 0\n"
+        f"assert main(['control', 'set', 'aug_p=0.2', '--create', '--file', {str(tmp_path / 'c.json')!r}]) == 0\n"
         "heavy = [m for m in ('tensorflow', 'keras', 'albumentations') if m in sys.modules]\n"
         "print('heavy:', heavy)\n"
     )
