@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 if TYPE_CHECKING:
-    from augframe.callbacks import FrameScheduler, StopOnControlFile
+    from augframe.callbacks import ControlCallback, FrameScheduler, StopOnControlFile
     from augframe.control import ControlSettings, write_control
     from augframe.distribute import shard_from_strategy
     from augframe.errors import (
@@ -53,6 +53,7 @@ _WHERE = {
     "CacheError": "augframe.errors",
     "CacheWarning": "augframe.errors",
     "ConfigError": "augframe.errors",
+    "ControlCallback": "augframe.callbacks",
     "ControlFileWarning": "augframe.errors",
     "ControlSettings": "augframe.control",
     "FrameScheduler": "augframe.callbacks",
@@ -75,6 +76,7 @@ __all__ = [
     "CacheError",
     "CacheWarning",
     "ConfigError",
+    "ControlCallback",
     "ControlFileWarning",
     "ControlSettings",
     "FrameScheduler",

@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 
 import keras
 
 from augframe import _checks
 from augframe.control import ControlFile
+from augframe.errors import ControlFileWarning
 from augframe.sequence import FrameSequence, scheduled_sequences
 
-__all__ = ["FrameScheduler", "StopOnControlFile"]
+__all__ = ["ControlCallback", "FrameScheduler", "StopOnControlFile"]
 
 logger = logging.getLogger("augframe")
 
@@ -135,3 +137,66 @@ class StopOnControlFile(_Scheduling):
             message = f'augframe: stopping training at {where}: {self.control.path} says "stop": true.'
             logger.info(message)
             print(message)
+
+
+class ControlCallback(StopOnControlFile):
+    """One control file for the whole run: stop on request, tune the learning rate.
+
+    Does what `StopOnControlFile` does, and sets the optimizer's learning rate
+    to the file's `learning_rate` whenever that value changes (at every epoch
+    end and, with `check_every_n_batches`, every N batches). With a
+    `LearningRateSchedule` the rate is left alone, with one warning. Write the
+    key with `augframe control set learning_rate=3e-4`.
+
+    Args:
+        control_file: the control file, usually the one the FrameSequence uses.
+        check_every_n_batches: also check every N training batches (None: only
+            at epoch ends).
+
+    Example:
+    >>> model.fit(seq, epochs=100,
+    ...           callbacks=[ControlCallback("control.json")])  # doctest: +SKIP
+    >>> # elsewhere: augframe control set learning_rate=3e-4
+    """
+
+    def __init__(
+        self,
+        control_file: str | os.PathLike[str] = "control.json",
+        *,
+        check_every_n_batches: int | None = None,
+    ) -> None:
+        super().__init__(control_file, check_every_n_batches=check_every_n_batches)
+        self._applied: float | None = None
+        self._warned_schedule = False
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        super().on_train_begin(logs)
+        self._applied = None
+        self._tune()
+
+    def _check(self, where: str, *, epoch: int | None = None) -> None:
+        super()._check(where, epoch=epoch)
+        self._tune()
+
+    def _tune(self) -> None:
+        rate = self.control.current.learning_rate
+        if rate is None or rate == self._applied:
+            return
+        self._applied = rate
+        optimizer = self.model.optimizer
+        old = float(keras.ops.convert_to_numpy(optimizer.learning_rate))
+        try:
+            optimizer.learning_rate = rate
+        except TypeError:
+            if not self._warned_schedule:
+                self._warned_schedule = True
+                warnings.warn(
+                    f"Control file {str(self.control.path)!r}: learning_rate="
+                    f"{rate} not applied: the optimizer follows a "
+                    "LearningRateSchedule, which the file cannot change. Use a "
+                    "plain float learning rate to tune it from the file.",
+                    ControlFileWarning,
+                    stacklevel=2,
+                )
+            return
+        logger.info("control file: learning_rate %s -> %s", old, rate)

@@ -23,11 +23,12 @@ import stat
 import threading
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import (
     BaseModel,
     ConfigDict,
+    Field,
     StrictBool,
     ValidationError,
     create_model,
@@ -58,6 +59,10 @@ def _control_model() -> type[BaseModel]:
     }
     fields["regenerate"] = (StrictBool | None, None)
     fields["stop"] = (StrictBool | None, None)
+    fields["learning_rate"] = (
+        Annotated[float, Field(gt=0.0, allow_inf_nan=False, strict=True)] | None,
+        None,
+    )
     return create_model(
         "ControlSettings",
         __config__=ConfigDict(extra="forbid", frozen=True),
@@ -70,7 +75,8 @@ def _control_model() -> type[BaseModel]:
 _CONTROL_DOC = """The keys of `control.json`; a key left out keeps its current value.
 
     Derived from the hot options of `augframe.options` (same types and bounds
-    as the `FrameSequence` arguments of the same name), plus two commands.
+    as the `FrameSequence` arguments of the same name), plus two commands and
+    the model's learning rate.
 
     Attributes:
         aug_p: probability of each transform of the pipeline, in [0, 1].
@@ -83,7 +89,10 @@ _CONTROL_DOC = """The keys of `control.json`; a key left out keeps its current v
             `example_dir`, in [0, 1]. Applies from the next frame.
         regenerate: true builds a new frame at the next epoch end; it fires
             once each time the file's content changes with it set to true.
-        stop: true asks `StopOnControlFile` to stop training.
+        stop: true asks `StopOnControlFile` (or `ControlCallback`) to stop
+            training.
+        learning_rate: a positive, finite number: `ControlCallback` sets the
+            optimizer's learning rate to it (at the next check).
 
     Example:
     >>> ControlSettings(aug_p=0.2, epochs_per_frame=3).aug_p

@@ -107,3 +107,52 @@ def test_missing_and_broken_files_do_not_stop_training(seq, tmp_path):
 def test_bad_arguments():
     with pytest.raises(ConfigError, match="check_every_n_batches"):
         StopOnControlFile("c.json", check_every_n_batches=0)
+
+
+def test_control_callback_tunes_the_learning_rate_and_stops(tmp_path, capsys):
+    import keras
+    import numpy as np
+
+    from augframe import ControlCallback
+    from augframe.cli import main
+    from augframe.control import write_control
+
+    path = tmp_path / "control.json"
+    write_control(path, {"stop": False})
+    x = np.random.default_rng(0).random((16, 4)).astype("float32")
+    y = np.zeros(16, "int32")
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="sparse_categorical_crossentropy")
+    rates = []
+
+    class Tune(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            rates.append(float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)))
+            if epoch == 0:
+                assert main(["control", "set", "learning_rate=0.003", "--file", str(path)]) == 0
+            if epoch == 2:
+                assert main(["control", "stop", "--file", str(path)]) == 0
+
+    model.fit(x, y, epochs=10, verbose=0, callbacks=[Tune(), ControlCallback(path)])
+    assert rates[0] == pytest.approx(0.1) and rates[1] == pytest.approx(0.003)
+    assert len(rates) == 3  # stopped at the end of epoch 3
+    capsys.readouterr()
+    assert main(["control", "set", "learning_rate=-1", "--file", str(path)]) == 2
+
+
+def test_control_callback_leaves_a_schedule_alone_with_one_warning(tmp_path):
+    import keras
+    import numpy as np
+
+    from augframe import ControlCallback, ControlFileWarning
+    from augframe.control import write_control
+
+    path = tmp_path / "control.json"
+    write_control(path, {"learning_rate": 0.5})
+    schedule = keras.optimizers.schedules.ExponentialDecay(0.1, 10, 0.9)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    model.compile(optimizer=keras.optimizers.SGD(schedule), loss="sparse_categorical_crossentropy")
+    x = np.zeros((8, 4), "float32")
+    with pytest.warns(ControlFileWarning, match="LearningRateSchedule") as record:
+        model.fit(x, np.zeros(8, "int32"), epochs=3, verbose=0, callbacks=[ControlCallback(path)])
+    assert len([w for w in record if w.category is ControlFileWarning]) == 1

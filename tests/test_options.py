@@ -32,7 +32,11 @@ def test_constructor_config_control_and_cli_are_derived_from_one_definition():
     in_file = {n for n, o in OPTIONS.items() if o.in_file} | {"serve_augment"}
     assert set(RunConfig.model_fields) == in_file | {"source"}
     # control.json: exactly the hot options, plus its two commands.
-    assert set(ControlSettings.model_fields) == set(HOT_OPTIONS) | {"regenerate", "stop"}
+    assert set(ControlSettings.model_fields) == set(HOT_OPTIONS) | {
+        "regenerate",
+        "stop",
+        "learning_rate",  # for ControlCallback: not a FrameSequence option
+    }
     assert set(HOT_KEYS) == set(ControlSettings.model_fields)
     assert not set(FROZEN_KEYS) & set(HOT_KEYS)
     # The CLI: `control set` takes the hot keys; value parsers are the options'.
