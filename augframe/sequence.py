@@ -321,12 +321,15 @@ class FrameSequence(keras.utils.PyDataset):
         directory: str | os.PathLike[str],
         *,
         image_size: tuple[int, int],
+        class_names: Sequence[str] | None = None,
         cache_dir: str | os.PathLike[str] | None = None,
         **kwargs: Any,
     ) -> FrameSequence:
         """A FrameSequence over `directory/<class_name>/<images>`.
 
-        Class names are the sorted sub-folder names; files with common image
+        Class names are the sorted sub-folder names, or `class_names` in that
+        order: pass the training sequence's `class_names` to the validation
+        one so that a missing class is an error, never shifted labels. Files with common image
         extensions (any case) are used, other files ignored, unreadable ones
         skipped with one warning. With `cache_dir`, images are decoded and
         resized once into an on-disk cache (see `augframe.cache`).
@@ -336,7 +339,9 @@ class FrameSequence(keras.utils.PyDataset):
         ...                                    samples_per_class=500)  # doctest: +SKIP
         """
         image_size = opts.check("image_size", image_size)
-        paths, labels, class_names = collect_directory(directory)
+        paths, labels, class_names = collect_directory(
+            directory, class_names=class_names
+        )
         return cls._from_files(
             paths, labels, class_names, image_size, cache_dir, kwargs
         )

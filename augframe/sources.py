@@ -513,12 +513,17 @@ def collect_paths(
 
 def collect_directory(
     directory: str | os.PathLike[str],
+    *,
+    class_names: Sequence[str] | None = None,
 ) -> tuple[list[str], np.ndarray, list[str]]:
     """Lists `directory/<class_name>/<image>` files, like `flow_from_directory`.
 
-    Class names are the sorted sub-folder names; image files are matched by
-    extension, case-insensitively, in each class folder and below it; other
-    files are ignored, unreadable images are skipped with one warning.
+    Class names are the sorted sub-folder names, or `class_names` in that
+    order (then a listed class without a folder, or a folder not listed, is
+    an error naming it: labels never shift silently between train and
+    validation folders). Image files are matched by extension,
+    case-insensitively, in each class folder and below it; other files are
+    ignored, unreadable images are skipped with one warning.
 
     Returns:
         `(paths, int32 labels, class_names)`.
@@ -537,6 +542,8 @@ def collect_directory(
             f"Folder {str(root)!r} has no class sub-folders. Expected "
             f"{root}/<class_name>/<image files>."
         )
+    if class_names is not None:
+        class_dirs = _pin_classes(root, class_dirs, list(class_names))
     paths: list[str] = []
     labels: list[int] = []
     for cls, class_dir in enumerate(class_dirs):
@@ -551,6 +558,35 @@ def collect_directory(
     class_names = [d.name for d in class_dirs]
     kept, kept_labels, _ = collect_paths(paths, labels, class_names=class_names)
     return kept, kept_labels, class_names
+
+
+def _pin_classes(root: Path, class_dirs: list[Path], names: list[str]) -> list[Path]:
+    """The class folders in the order of `names`; every name a folder, and
+    every folder a name."""
+    if (
+        not names
+        or len(set(names)) != len(names)
+        or not all(isinstance(n, str) and n for n in names)
+    ):
+        raise ConfigError(
+            f"Invalid value for argument `class_names`. Received: {names!r}. "
+            "Expected a list of distinct, non-empty folder names."
+        )
+    found = {d.name: d for d in class_dirs}
+    missing = [n for n in names if n not in found]
+    if missing:
+        raise SourceError(
+            f"class_names lists {missing} but {str(root)!r} has no such "
+            f"sub-folder (it has {sorted(found)}). Add the folder or remove the "
+            "name: labels follow the order of class_names."
+        )
+    extra = sorted(set(found) - set(names))
+    if extra:
+        raise SourceError(
+            f"{str(root)!r} has class folder(s) {extra} that class_names does not "
+            f"list ({names}). Add them to class_names, or move them out."
+        )
+    return [found[n] for n in names]
 
 
 def _walk_files(folder: Path) -> Iterable[Path]:

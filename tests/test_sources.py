@@ -545,3 +545,28 @@ def test_file_and_array_stores_follow_the_protocol(tmp_path):
     np.testing.assert_array_equal(arrays.load(1), files.load(1))
     assert files.name(1) == paths[1] and arrays.name(1) == "#1"
     assert os.path.exists(files.name(0))
+
+
+def test_class_names_pin_the_label_order_and_name_what_does_not_match(tmp_path):
+    from conftest import write_jpegs
+
+    from augframe import FrameSequence, SourceError
+
+    write_jpegs(tmp_path / "train", {"cat": 3, "dog": 2, "fox": 2})
+    write_jpegs(tmp_path / "val", {"cat": 1, "fox": 1})  # no dog
+    train = FrameSequence.from_directory(
+        tmp_path / "train", image_size=(8, 8), verbose=0, background=False,
+        class_names=["fox", "dog", "cat"],
+    )
+    assert train.class_names == ["fox", "dog", "cat"]
+    assert train.frame.class_counts.tolist() == [2, 2, 3]
+    with pytest.raises(SourceError, match=r"lists \['dog'\]"):
+        FrameSequence.from_directory(
+            tmp_path / "val", image_size=(8, 8), validation=True,
+            class_names=train.class_names,
+        )
+    with pytest.raises(SourceError, match=r"\['fox'\] that class_names does not list"):
+        FrameSequence.from_directory(
+            tmp_path / "train", image_size=(8, 8), class_names=["cat", "dog"]
+        )
+    train.close()
