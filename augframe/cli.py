@@ -431,8 +431,7 @@ def _add_preview(commands: Any) -> None:
             "config's."
         ),
         examples=[
-            "augframe preview data/train --augment configs/pipelines/medium.yaml "
-            "--aug-p 0.5 --out grid.png",
+            "augframe preview data/train --augment medium --aug-p 0.5 --out grid.png",
             "augframe preview configs/run.yaml --per-class 12 --seed 1",
         ],
     )

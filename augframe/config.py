@@ -11,7 +11,7 @@ file's folder; the paths augframe writes to (`control_file`, `example_dir`,
       directory: data/train        # or: paths_csv: files.csv (columns path,label)
     image_size: [128, 128]
     samples_per_class: 500
-    augment: pipelines/medium.yaml
+    augment: medium                # a shipped pipeline, or a file
     aug_p: 0.3
     control_file: runs/control.json
 
@@ -44,6 +44,7 @@ from pydantic import (
     model_validator,
 )
 
+from augframe import pipelines as shipped
 from augframe.errors import ConfigError
 from augframe.options import OPTIONS, pydantic_type
 
@@ -186,10 +187,13 @@ class _RunConfigBase(BaseModel):
         if value is None:
             return None
         path = _resolve(value, _where(info))
+        if not path.is_file() and value in shipped.NAMES:
+            path = shipped.path(value)  # a shipped pipeline, by name
         if not path.is_file():
             raise ValueError(
                 f"{value!r} is not a file (resolved to {str(path)!r}); expected an "
-                "albumentations pipeline saved with `A.save` (.json or .yaml)"
+                "albumentations pipeline saved with `A.save` (.json or .yaml), or "
+                f"a shipped one: {', '.join(shipped.NAMES)}"
             )
         from augframe.pipeline import load_pipeline
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from augframe import pipelines as shipped
 from augframe.errors import ConfigError
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
@@ -34,15 +35,20 @@ _Transform = BasicTransform | BaseCompose
 def load_pipeline(path: str | os.PathLike[str]) -> A.Compose:
     """Loads an albumentations pipeline saved with `A.save` (JSON or YAML).
 
+    `path` may also name a shipped pipeline: "light", "medium" or "heavy".
+
     Example:
     >>> load_pipeline("configs/pipeline.json")  # doctest: +SKIP
     """
     file = Path(path)
+    if not file.is_file() and str(path) in shipped.NAMES:
+        file = shipped.path(str(path))
     if not file.is_file():
         raise ConfigError(
             f"Invalid value for argument `augment`. Received: {str(file)!r}, which "
             "does not exist. Expected an albumentations pipeline saved with "
-            "`A.save(transform, path)` as .json or .yaml."
+            "`A.save(transform, path)` as .json or .yaml, or a shipped pipeline: "
+            f"{', '.join(repr(n) for n in shipped.NAMES)}."
         )
     data_format = "yaml" if file.suffix.lower() in {".yaml", ".yml"} else "json"
     try:

@@ -2,7 +2,8 @@
 
     python configs/make_pipelines.py
 
-`pipelines/{light,medium,heavy}.yaml` are image-classification pipelines that
+`augframe/pipelines/{light,medium,heavy}.yaml` (shipped in the package, used
+by name: `augment="medium"`) are image-classification pipelines that
 keep the image size (no crops); `pipeline.json` is the demo's pipeline,
 `augframe.demo.demo_pipeline()`. augframe sets every top-level transform's `p`
 to `aug_p` and the Compose's `p` to `pipe_p` when it builds a frame; the `p`
@@ -138,9 +139,9 @@ def main() -> None:
     """Writes the three YAML pipelines and the demo's JSON pipeline."""
     from augframe.demo import demo_pipeline
 
-    (HERE / "pipelines").mkdir(exist_ok=True)
+    shipped = HERE.parent / "augframe" / "pipelines"
     for name, make in PIPELINES.items():
-        A.save(make(), str(HERE / "pipelines" / f"{name}.yaml"), data_format="yaml")
+        A.save(make(), str(shipped / f"{name}.yaml"), data_format="yaml")
     A.save(demo_pipeline(), str(HERE / "pipeline.json"))
     print(f"wrote {', '.join(PIPELINES)} and pipeline.json to {HERE}")
 

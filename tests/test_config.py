@@ -20,7 +20,7 @@ from augframe.pipeline import A
 from augframe.sequence import LABEL_MODES
 
 REPO = Path(__file__).resolve().parents[1]
-LIGHT = REPO / "configs" / "pipelines" / "light.yaml"
+LIGHT = REPO / "augframe" / "pipelines" / "light.yaml"
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from conftest import random_images, write_jpegs
 
-from augframe import FrameSequence
+from augframe import FrameSequence, pipelines
 from augframe.config import load_config
 from augframe.control import HOT_KEYS, parse_control
 from augframe.demo import demo_pipeline
@@ -24,9 +24,6 @@ FILES = {
     "control.json",
     "make_pipelines.py",
     "pipeline.json",
-    "pipelines/heavy.yaml",
-    "pipelines/light.yaml",
-    "pipelines/medium.yaml",
     "run.yaml",
 }
 
@@ -51,7 +48,7 @@ def test_the_readme_describes_every_file():
 
 @pytest.mark.parametrize("name", PIPELINES)
 def test_a_pipeline_loads_and_keeps_the_image_size(name):
-    path = CONFIGS / "pipelines" / f"{name}.yaml"
+    path = pipelines.path(name)
     loaded = A.load(str(path), data_format="yaml")
     assert isinstance(loaded, A.Compose)
     spec = PipelineSpec(path)
@@ -70,7 +67,7 @@ def test_a_pipeline_builds_a_balanced_frame(name):
     source = {"many": random_images(10, seed=1), "few": random_images(2, seed=2)}
     with FrameSequence(
         source, image_size=(16, 16), batch_size=4, samples_per_class=6,
-        augment=CONFIGS / "pipelines" / f"{name}.yaml", aug_p=0.8, pipe_p=1.0,
+        augment=pipelines.path(name), aug_p=0.8, pipe_p=1.0,
         seed=0, verbose=0, background=False,
     ) as seq:
         assert seq.frame.class_counts.tolist() == [6, 6]
@@ -82,7 +79,7 @@ def test_the_pipeline_files_are_what_make_pipelines_writes():
     script = runpy.run_path(str(CONFIGS / "make_pipelines.py"))
     for name in PIPELINES:
         made = script["PIPELINES"][name]()
-        saved = load_pipeline(CONFIGS / "pipelines" / f"{name}.yaml")
+        saved = load_pipeline(pipelines.path(name))
         assert A.to_dict(saved) == A.to_dict(made), name
 
 
@@ -107,7 +104,7 @@ def test_control_json_is_valid_and_has_every_hot_key():
 def test_run_yaml_validates_with_another_source(tmp_path):
     data = write_jpegs(tmp_path / "train", {"a": 3, "b": 3})
     config = load_config(CONFIGS / "run.yaml", source={"directory": str(data)})
-    assert config.augment == str(CONFIGS / "pipelines" / "medium.yaml")
+    assert config.augment == str(pipelines.path("medium"))  # by name: shipped
     for name in ("control_file", "example_dir", "cache_dir"):
         assert Path(getattr(config, name)).is_relative_to(CONFIGS)
     assert config.sequence_kwargs()["image_size"] == (128, 128)
@@ -125,3 +122,10 @@ def test_run_yaml_builds_a_sequence(tmp_path):
         assert seq[0][1].shape[1] == 2
     assert (folder / "runs" / "control.json").is_file()
     assert (folder / ".augframe-cache" / "16x16").is_dir()
+
+
+@pytest.mark.parametrize("name", PIPELINES)
+def test_a_shipped_pipeline_works_by_name_from_any_folder(name, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # not the repository: the file ships in the package
+    assert isinstance(load_pipeline(name), A.Compose)
+    assert PipelineSpec(name).build(aug_p=0.5, pipe_p=1.0) is not None
