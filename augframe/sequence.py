@@ -45,6 +45,7 @@ from augframe.sources import (
     collect_directory,
     collect_paths,
     mapping_to_store,
+    split_by_class,
 )
 
 __all__ = ["FrameSequence"]
@@ -323,28 +324,68 @@ class FrameSequence(keras.utils.PyDataset):
         image_size: tuple[int, int],
         class_names: Sequence[str] | None = None,
         cache_dir: str | os.PathLike[str] | None = None,
+        validation_split: float | None = None,
+        subset: str | None = None,
         **kwargs: Any,
-    ) -> FrameSequence:
+    ) -> Any:
         """A FrameSequence over `directory/<class_name>/<images>`.
 
         Class names are the sorted sub-folder names, or `class_names` in that
         order: pass the training sequence's `class_names` to the validation
-        one so that a missing class is an error, never shifted labels. Files with common image
-        extensions (any case) are used, other files ignored, unreadable ones
-        skipped with one warning. With `cache_dir`, images are decoded and
-        resized once into an on-disk cache (see `augframe.cache`).
+        one so that a missing class is an error, never shifted labels. Files
+        with common image extensions (any case) are used, other files
+        ignored, unreadable ones skipped with one warning. With `cache_dir`,
+        images are decoded and resized once into an on-disk cache (see
+        `augframe.cache`).
+
+        As in `keras.utils.image_dataset_from_directory`, `validation_split`
+        with `subset` ("training", "validation" or "both") and `seed` splits
+        the files: per class (a scarce class keeps natives on both sides), by
+        file (no image on both sides), the same for the same seed in any
+        process. "both" returns `(train, val)`, `val` a validation sequence
+        that takes the options that apply to it.
 
         Example:
         >>> seq = FrameSequence.from_directory("data/train", image_size=(128, 128),
         ...                                    samples_per_class=500)  # doctest: +SKIP
+        >>> train, val = FrameSequence.from_directory(
+        ...     "data", image_size=(128, 128), validation_split=0.2,
+        ...     subset="both", seed=0, samples_per_class=500)  # doctest: +SKIP
         """
         image_size = opts.check("image_size", image_size)
+        opts.check_known(kwargs, allowed=opts.OPTIONS, where="FrameSequence")
+        split = _check_split(validation_split, subset, kwargs.get("seed"))
         paths, labels, class_names = collect_directory(
             directory, class_names=class_names
         )
-        return cls._from_files(
-            paths, labels, class_names, image_size, cache_dir, kwargs
+        if split is None:
+            return cls._from_files(
+                paths, labels, class_names, image_size, cache_dir, kwargs
+            )
+        train_rows, val_rows = split_by_class(
+            labels, fraction=split[0], seed=kwargs["seed"], class_names=class_names
         )
+        made = {}
+        for name, rows in (("training", train_rows), ("validation", val_rows)):
+            if split[1] not in (name, "both"):
+                continue
+            options = dict(kwargs)
+            if name == "validation":
+                options = {
+                    k: v for k, v in options.items() if k in opts.VALIDATION_OPTIONS
+                }
+                options["validation"] = True
+            made[name] = cls._from_files(
+                [paths[i] for i in rows],
+                labels[rows],
+                class_names,
+                image_size,
+                None if cache_dir is None else Path(cache_dir) / name,
+                options,
+            )
+        if split[1] == "both":
+            return made["training"], made["validation"]
+        return made[split[1]]
 
     @classmethod
     def from_paths(
@@ -641,6 +682,33 @@ class FrameSequence(keras.utils.PyDataset):
 def scheduled_sequences(control_file: str | os.PathLike[str]) -> list[FrameSequence]:
     """The training sequences that read `control_file` (for the callbacks)."""
     return list(_SCHEDULED.get(os.path.abspath(control_file), []))
+
+
+def _check_split(fraction: Any, subset: Any, seed: Any) -> tuple[float, str] | None:
+    """`(fraction, subset)` checked, or None when no split is asked for."""
+    if fraction is None and subset is None:
+        return None
+    if (
+        isinstance(fraction, bool)
+        or not isinstance(fraction, (int, float))
+        or not 0 < fraction < 1
+    ):
+        raise ConfigError(
+            "Invalid value for argument `validation_split`. Received: "
+            f"validation_split={fraction!r}. Expected a number in (0, 1), e.g. 0.2."
+        )
+    if subset not in ("training", "validation", "both"):
+        raise ConfigError(
+            f"Invalid value for argument `subset`. Received: subset={subset!r}. "
+            "Expected 'training', 'validation' or 'both' with `validation_split`."
+        )
+    if seed is None:
+        raise ConfigError(
+            "Invalid arguments: `validation_split` needs `seed`, so that the "
+            "training and the validation sequence split the files the same way. "
+            "Pass e.g. seed=0."
+        )
+    return float(fraction), str(subset)
 
 
 def _check_keeps_uint8(

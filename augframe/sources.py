@@ -36,6 +36,7 @@ __all__ = [
     "decode_image",
     "mapping_to_store",
     "resize",
+    "split_by_class",
     "to_rgb",
 ]
 
@@ -558,6 +559,46 @@ def collect_directory(
     class_names = [d.name for d in class_dirs]
     kept, kept_labels, _ = collect_paths(paths, labels, class_names=class_names)
     return kept, kept_labels, class_names
+
+
+def split_by_class(
+    labels: np.ndarray,
+    *,
+    fraction: float,
+    seed: int,
+    class_names: Sequence[str],
+) -> tuple[np.ndarray, np.ndarray]:
+    """Rows for training and for validation: `fraction` of every class.
+
+    Per class, the files are permuted by a stream of `seed` and the class's
+    index alone, and `round(fraction * n)` of them (at least one, and at most
+    `n - 1`) go to validation: the same seed gives the same split in any
+    process, and a scarce class keeps natives on both sides.
+
+    Raises:
+        SourceError: a class has fewer than two files (it cannot be split).
+
+    Example:
+    >>> train, val = split_by_class(np.array([0, 0, 0, 0, 1, 1]), fraction=0.25,
+    ...                             seed=0, class_names=["a", "b"])
+    >>> len(train), len(val)
+    (4, 2)
+    """
+    train: list[np.ndarray] = []
+    val: list[np.ndarray] = []
+    for cls, name in enumerate(class_names):
+        rows = np.flatnonzero(labels == cls)
+        if len(rows) < 2:
+            raise SourceError(
+                f"Class {name!r} has {len(rows)} image(s): too few to split into "
+                "training and validation. Add images, or split the folders by hand."
+            )
+        rng = np.random.default_rng(np.random.SeedSequence([seed, 0x5B117, cls]))
+        rows = rng.permutation(rows)
+        num_val = min(max(1, round(fraction * len(rows))), len(rows) - 1)
+        val.append(rows[:num_val])
+        train.append(rows[num_val:])
+    return np.sort(np.concatenate(train)), np.sort(np.concatenate(val))
 
 
 def _pin_classes(root: Path, class_dirs: list[Path], names: list[str]) -> list[Path]:

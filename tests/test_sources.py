@@ -570,3 +570,36 @@ def test_class_names_pin_the_label_order_and_name_what_does_not_match(tmp_path):
             tmp_path / "train", image_size=(8, 8), class_names=["cat", "dog"]
         )
     train.close()
+
+
+def test_validation_split_is_stratified_leak_free_and_the_same_for_a_seed(tmp_path):
+    from conftest import write_jpegs
+
+    from augframe import FrameSequence
+
+    write_jpegs(tmp_path, {"rich": 20, "scarce": 3})
+    options = dict(image_size=(8, 8), validation_split=0.25, seed=7, verbose=0)
+    train, val = FrameSequence.from_directory(
+        tmp_path, subset="both", samples_per_class=2, background=False, **options
+    )
+    assert val.validation and not train.validation
+    assert val.frame.class_counts.tolist() == [5, 1]  # every class on both sides
+    train_files = set(train.engine._builder.store.paths)
+    val_files = set(val.engine._builder.store.paths)
+    assert not train_files & val_files and len(train_files | val_files) == 23
+    again = FrameSequence.from_directory(tmp_path, subset="validation", **options)
+    assert set(again.engine._builder.store.paths) == val_files
+    for seq in (train, val, again):
+        seq.close()
+    with pytest.raises(ConfigError, match="needs `seed`"):
+        FrameSequence.from_directory(
+            tmp_path, image_size=(8, 8), validation_split=0.2, subset="training"
+        )
+    with pytest.raises(ConfigError, match="subset"):
+        FrameSequence.from_directory(
+            tmp_path, image_size=(8, 8), validation_split=0.2, subset="train", seed=0
+        )
+    (tmp_path / "one").mkdir()
+    write_jpegs(tmp_path, {"one": 1})
+    with pytest.raises(SourceError, match="Class 'one' has 1 image"):
+        FrameSequence.from_directory(tmp_path, subset="training", **options)
