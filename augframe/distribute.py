@@ -1,14 +1,15 @@
 """Multi-worker helpers: which shard of the sources this worker builds frames from.
 
-augframe runs no engine of its own: `tf.distribute` trains, and every worker
-builds its own frames from its shard, with its own seed stream.
+augframe runs no engine of its own: `keras.distribution` (JAX, several hosts)
+or `tf.distribute` (several GPUs of one host) trains, and every process builds
+its own frames from its shard, with its own seed stream.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["shard_from_strategy"]
+__all__ = ["shard_from_keras", "shard_from_strategy"]
 
 
 def shard_from_strategy(strategy: Any = None) -> tuple[int, int]:
@@ -39,3 +40,23 @@ def shard_from_strategy(strategy: Any = None) -> tuple[int, int]:
     if resolver.task_type == "worker" and "chief" in jobs:
         index += spec.num_tasks("chief")
     return index, count
+
+
+def shard_from_keras() -> tuple[int, int]:
+    """`(index, count)` of this process in a multi-process Keras run.
+
+    With the JAX backend after `keras.distribution.initialize(...)`, the
+    process index and count are JAX's; otherwise `(0, 1)`. This is what
+    `FrameSequence(shard="auto")` uses.
+
+    Example:
+    >>> shard_from_keras()  # one process
+    (0, 1)
+    """
+    import keras
+
+    if keras.backend.backend() != "jax":
+        return 0, 1
+    import jax
+
+    return int(jax.process_index()), int(jax.process_count())

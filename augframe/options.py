@@ -93,7 +93,7 @@ class Option:
             "choice": "one of " + ", ".join(repr(c) for c in self.choices),
             "size": "a (height, width) tuple of positive integers",
             "path": "a path (str or os.PathLike)",
-            "shard": "(index, count) with 0 <= index < count",
+            "shard": "(index, count) with 0 <= index < count, or 'auto'",
             "object": "an object",
         }[self.kind]
         return text + (" or None" if self.nullable else "")
@@ -320,6 +320,8 @@ def check(name: str, value: Any) -> Any:
             raise _invalid(option, value, "For example image_size=(128, 128).")
         return int(value[0]), int(value[1])
     if kind == "shard":
+        if value == "auto":
+            return value
         if (
             not isinstance(value, (tuple, list))
             or len(value) != 2

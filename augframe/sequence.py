@@ -33,7 +33,7 @@ from augframe import options as opts
 from augframe._seeds import Stream, derive_rng
 from augframe.clock import EpochClock
 from augframe.engine import FrameEngine
-from augframe.errors import ConfigError
+from augframe.errors import ConfigError, SourceError
 from augframe.frame import Frame
 from augframe.pipeline import Augment, PipelineSpec
 from augframe.serve import ServeAugment
@@ -113,10 +113,12 @@ class FrameSequence(keras.utils.PyDataset):
             second frame buffer); False builds at the frame boundary.
         serve_augment: a cheap augmentation applied to every served batch,
             e.g. `ServeAugment(horizontal_flip=True, max_shift=0.1)`.
-        shard: `(index, count)` for multi-worker training: this worker builds
-            its frames from every `count`-th native of each class, with its own
-            seed stream. Needs `samples_per_class` so that every worker serves
-            the same number of batches. See `augframe.shard_from_strategy`.
+        shard: `(index, count)` for multi-process training: this process
+            builds its frames from every `count`-th native of each class, with
+            its own seed stream; "auto" takes them from `keras.distribution`
+            (JAX: `jax.process_index()`, `jax.process_count()`). Needs
+            `samples_per_class` so that every process serves the same number
+            of batches (unequal counts deadlock the collective).
         build_processes: True builds frames in worker processes writing into
             shared memory, False in threads, None (default) decides (see
             `augframe.workers.choose_maker`). Frames are identical either way.
@@ -206,6 +208,10 @@ class FrameSequence(keras.utils.PyDataset):
                 "Expected an augframe.ServeAugment or None."
             )
         shard = values["shard"]
+        if shard == "auto":
+            from augframe.distribute import shard_from_keras
+
+            shard = shard_from_keras()
         if (
             shard is not None
             and shard[1] > 1
@@ -263,6 +269,14 @@ class FrameSequence(keras.utils.PyDataset):
             )
         if shard is not None:
             store = SubsetStore.shard(store, index=shard[0], count=shard[1])
+            counts = np.bincount(store.labels, minlength=len(class_names))
+            empty = [n for n, c in zip(class_names, counts, strict=True) if c == 0]
+            if empty:
+                raise SourceError(
+                    f"Shard {shard[0]} of {shard[1]} has no native of class(es) "
+                    f"{empty}: every process needs natives of every class. Use "
+                    "fewer processes, or add images to those classes."
+                )
         self.class_names = class_names
         self._one_hot = np.eye(len(class_names), dtype=np.float32)  # rows per label
         self.engine = FrameEngine(

@@ -329,15 +329,14 @@ class SubsetStore:
     def shard(cls, store: ImageStore, *, index: int, count: int) -> SubsetStore:
         """Shard `index` of `count`: every `count`-th native of each class.
 
-        A class with fewer natives than shards lends shard `i` its native
-        `i % n`, so that every shard has every class.
+        Shards are disjoint. A class with fewer natives than shards is missing
+        from some of them: `FrameSequence` refuses that, naming the class.
         """
         labels = np.asarray(store.labels)
-        picks = []
-        for cls_index in np.unique(labels):
-            natives = np.flatnonzero(labels == cls_index)
-            mine = natives[index::count]
-            picks.append(mine if len(mine) else natives[[index % len(natives)]])
+        picks = [
+            np.flatnonzero(labels == cls_index)[index::count]
+            for cls_index in np.unique(labels)
+        ]
         return cls(store, np.sort(np.concatenate(picks)))
 
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from conftest import IMAGE_SIZE, flip_rotate, random_images
 
-from augframe import ConfigError, FrameSequence
+from augframe import ConfigError, FrameSequence, SourceError
 from augframe.sources import ArrayStore, SubsetStore
 
 SCRIPTS = Path(__file__).parent / "scripts"
@@ -49,13 +49,13 @@ def test_mirrored_strategy_on_two_logical_cpus_keeps_the_frame_schedule():
 
 
 def test_shards_are_disjoint_cover_every_native_and_keep_every_class():
-    labels = np.array([0] * 7 + [1] * 3 + [2])
-    store = ArrayStore(np.zeros((11, 4, 4, 3), np.uint8), labels)
+    labels = np.array([0] * 7 + [1] * 3 + [2] * 3)
+    store = ArrayStore(np.zeros((13, 4, 4, 3), np.uint8), labels)
     shards = [SubsetStore.shard(store, index=i, count=3) for i in range(3)]
     for shard in shards:
         assert set(shard.labels.tolist()) == {0, 1, 2}
-    rich = [set(s.indices[s.labels == 0].tolist()) for s in shards]
-    assert set().union(*rich) == set(range(7)) and sum(map(len, rich)) == 7
+    every = [set(s.indices.tolist()) for s in shards]
+    assert set().union(*every) == set(range(13)) and sum(map(len, every)) == 13
 
 
 def test_each_shard_builds_its_own_frames_with_its_own_seed(imbalanced_source):
@@ -98,41 +98,66 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-@tensorflow_only
-@pytest.mark.xfail(
-    strict=True,
-    reason="Keras 3 fit() fails under MultiWorkerMirroredStrategy even on numpy "
-    "arrays ('Attempt to convert a value (PerReplica...)'): keras-team/keras#20585. "
-    "When it passes, Keras fixed it: remove this mark.",
-)
-def test_multi_worker_mirrored_strategy_two_local_workers_over_loopback():
-    cluster = {"worker": [f"127.0.0.1:{free_port()}" for _ in range(2)]}
-    procs = []
-    for index in range(2):
-        config = {"cluster": cluster, "task": {"type": "worker", "index": index}}
-        env = {**os.environ, "TF_CONFIG": json.dumps(config)}
-        procs.append(
-            subprocess.Popen(
-                [sys.executable, str(SCRIPTS / "multiworker_fit.py")],
-                env=env,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
+def test_two_jax_processes_over_loopback_train_identical_weights_on_disjoint_shards():
+    """Multi-host training: `keras.distribution` on JAX, `shard="auto"`.
+
+    Keras 3 does not support tf.distribute.MultiWorkerMirroredStrategy
+    (keras-team/keras#20585); this is the supported path. Each process is
+    bounded by `timeout -k` (JAX traps SIGTERM).
+    """
+    pytest.importorskip("jax")
+    port = free_port()
+    procs = [
+        subprocess.Popen(
+            [
+                "timeout",
+                "-k",
+                "10",
+                "240",
+                sys.executable,
+                str(SCRIPTS / "jax_two_process_fit.py"),
+                str(port),
+                str(index),
+                "2",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
-    outputs = []
-    for proc in procs:
-        try:
-            outputs.append((proc.returncode, *proc.communicate(timeout=300)))
-        finally:
-            proc.kill()
-            proc.wait()
-    outputs = [
-        (proc.returncode, out, err)
-        for proc, (_, out, err) in zip(procs, outputs, strict=True)
+        for index in range(2)
     ]
-    for code, _, err in outputs:
-        assert code == 0, err[-2000:]
-    results = [json.loads(out.strip().splitlines()[-1]) for _, out, _ in outputs]
+    outputs = [proc.communicate(timeout=300) for proc in procs]
+    for proc, (_, err) in zip(procs, outputs, strict=True):
+        assert proc.returncode == 0, err[-3000:]
+    results = [json.loads(out.strip().splitlines()[-1]) for out, _ in outputs]
     assert sorted(r["shard"] for r in results) == [[0, 2], [1, 2]]
-    assert all(r["epochs"] == 2 for r in results)
+    assert results[0]["weights"] == results[1]["weights"]  # one model, in sync
+    assert all(
+        (r["epoch"], r["generation"], r["batches"]) == (2, 3, 3) for r in results
+    )
+    for generation in ("1", "2"):
+        natives = [set(r["frames"][generation]) for r in results]
+        assert not natives[0] & natives[1]  # disjoint shards
+
+
+def test_shard_auto_is_one_process_without_a_distribution(imbalanced_source):
+    from augframe.distribute import shard_from_keras
+
+    assert shard_from_keras() == (0, 1)
+    with FrameSequence(
+        imbalanced_source, image_size=IMAGE_SIZE, shard="auto", verbose=0
+    ) as seq:
+        assert seq.shard is None
+
+
+def test_a_class_without_natives_on_a_shard_is_an_error_naming_it(imbalanced_source):
+    with pytest.raises(
+        SourceError, match=r"Shard 2 of 3 has no native of class\(es\) \['scarce'\]"
+    ):
+        FrameSequence(
+            imbalanced_source,
+            image_size=IMAGE_SIZE,
+            shard=(2, 3),
+            samples_per_class=4,
+            verbose=0,
+        )

@@ -1,0 +1,89 @@
+"""One process of a two-process JAX fit over 127.0.0.1 (tests/test_distribute.py).
+
+Usage: python jax_two_process_fit.py PORT PROCESS_ID NUM_PROCESSES
+Prints one JSON line: this process's shard, its frames' native ids per
+generation, the epochs counted and a digest of the trained weights.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+
+os.environ["KERAS_BACKEND"] = "jax"
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+import jax
+
+jax.config.update("jax_cpu_collectives_implementation", "gloo")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+port, process_id, num_processes = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+keras.distribution.initialize(f"127.0.0.1:{port}", num_processes, process_id)
+keras.distribution.set_distribution(
+    keras.distribution.DataParallel(auto_shard_dataset=False)
+)
+
+import augframe  # noqa: E402
+
+SIZE = (8, 8)
+source = {}
+for c in range(3):
+    images = np.zeros((12, *SIZE, 3), np.uint8)
+    images[:, 0, 0, 0] = np.arange(12) + 20 * c  # a stamp per native
+    images[:, 1:, :, :] = 60 * c
+    source[f"c{c}"] = images
+
+seq = augframe.FrameSequence(
+    source,
+    image_size=SIZE,
+    batch_size=4,
+    samples_per_class=4,
+    epochs_per_frame=1,
+    shard="auto",
+    seed=0,
+    verbose=0,
+    background=False,
+)
+frames = {}
+
+
+class Record(keras.callbacks.Callback):
+    def on_epoch_begin(self, epoch, logs=None):
+        frames[seq.generation] = sorted(seq.frame.images[:, 0, 0, 0].tolist())
+
+
+keras.utils.set_random_seed(0)
+model = keras.Sequential(
+    [
+        keras.Input((*SIZE, 3)),
+        keras.layers.Rescaling(1 / 255),
+        keras.layers.GlobalAveragePooling2D(),
+        keras.layers.Dense(3),
+    ]
+)
+model.compile(
+    optimizer="sgd",
+    loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+)
+model.fit(seq, epochs=2, verbose=0, callbacks=[Record()])
+digest = hashlib.sha256(
+    b"".join(np.asarray(w).tobytes() for w in model.get_weights())
+).hexdigest()
+print(
+    json.dumps(
+        {
+            "shard": list(seq.shard or (0, 1)),
+            "frames": frames,
+            "epoch": seq.epoch,
+            "generation": seq.generation,
+            "batches": len(seq),
+            "weights": digest,
+        }
+    )
+)
