@@ -25,6 +25,7 @@ GOOD = {
     "example_prob": 0.0,
     "regenerate": False,
     "stop": False,
+    "learning_rate": 0.001,
 }
 
 BAD_FILES = [
@@ -43,7 +44,7 @@ BAD_FILES = [
         b'{"epochs_per_frame": ' + b"9" * 5000 + b"}", "unreadable JSON", id="huge-int"
     ),
     pytest.param(b'{"stop": "yes"}', "stop", id="string-bool"),
-    pytest.param(b'{"learning_rate": 0.1}', "Allowed keys", id="unknown-key"),
+    pytest.param(b'{"momentum": 0.9}', "Allowed keys", id="unknown-key"),
     pytest.param(b'{"__class__": 1}', "Allowed keys", id="dunder-key"),
     pytest.param(
         b'{"aug_p": {"a": {"b": {"c": {"d": 1}}}}}', "nested too deeply", id="deep"
