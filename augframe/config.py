@@ -27,7 +27,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -144,14 +144,32 @@ class SourceConfig(BaseModel):
         return self
 
 
-class ServeAugmentConfig(BaseModel):
-    """Options of `augframe.ServeAugment`; those left out keep its defaults."""
+def _serve_augment_model() -> type[BaseModel]:
+    """`augframe.ServeAugment`'s options, derived from its fields (one definition)."""
+    import dataclasses
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    from augframe.serve import FILL_MODES, ServeAugment
 
-    horizontal_flip: StrictBool = _UNSET
-    vertical_flip: StrictBool = _UNSET
-    max_shift: _Probability = _UNSET
+    types: dict[str, Any] = {
+        "bool": StrictBool,
+        "float": _Probability,
+        "str": Literal[FILL_MODES],
+        "int": Annotated[StrictInt, Field(ge=0, le=255)],
+    }
+    fields: dict[str, Any] = {
+        field.name: (types[str(field.type)], _UNSET)
+        for field in dataclasses.fields(ServeAugment)
+    }
+    return create_model(
+        "ServeAugmentConfig",
+        __config__=ConfigDict(extra="forbid", frozen=True),
+        __doc__="Options of `augframe.ServeAugment`; those left out keep its defaults.",
+        __module__=__name__,
+        **fields,
+    )
+
+
+ServeAugmentConfig: Any = _serve_augment_model()
 
 
 class _RunConfigBase(BaseModel):

@@ -167,6 +167,58 @@ def run_size(
     return results
 
 
+def serve_augment_cost(
+    size: int, *, num_images: int, batch_size: int, images_per_second: float
+) -> float:
+    """Extra time per batch of a full ServeAugment, as a share of serving time.
+
+    `seq[i]` for every batch, with and without flips, shift, brightness,
+    contrast and cut-out, best of 5 passes each (uint8 batches); the extra
+    time is set against the time per batch of the fast-consumer fit measured
+    above (`images_per_second`, augframe uint8), which is the serving time a
+    training step sees.
+    """
+    rng = np.random.default_rng(0)
+    source = {
+        f"c{c}": rng.integers(
+            0, 256, (num_images // NUM_CLASSES, size, size, 3), np.uint8
+        )
+        for c in range(NUM_CLASSES)
+    }
+    full = augframe.ServeAugment(
+        horizontal_flip=True, max_shift=0.1, brightness=0.1, contrast=0.1, cutout=0.2
+    )
+    seconds = {}
+    for name, serve in (("plain", None), ("augmented", full)):
+        with augframe.FrameSequence(
+            source,
+            image_size=(size, size),
+            batch_size=batch_size,
+            dtype="uint8",
+            serve_augment=serve,
+            seed=0,
+            verbose=0,
+            background=False,
+        ) as seq:
+            passes = []
+            for _ in range(5):
+                start = time.perf_counter()
+                for index in range(len(seq)):
+                    seq[index]
+                passes.append(time.perf_counter() - start)
+            seconds[name] = min(passes)
+    extra = (seconds["augmented"] - seconds["plain"]) / len(seq)
+    per_batch = batch_size / images_per_second
+    cost = extra / per_batch
+    print(
+        f"\nServeAugment (flip, shift 0.1, brightness/contrast 0.1, cut-out 0.2) at "
+        f"{size} px: +{1e3 * extra:.2f} ms per batch of {batch_size} = "
+        f"{100 * cost:.0f} % of the fast consumer's {1e3 * per_batch:.2f} ms per "
+        "batch (target <= 15 %)"
+    )
+    return cost
+
+
 def report(size: int, results: dict[str, float]) -> dict[str, Any]:
     """Prints one table; returns it with ratios to the faster arrays."""
     best_arrays = max(results["arrays float32"], results["arrays uint8"])
@@ -230,6 +282,14 @@ def main(argv: list[str] | None = None) -> int:
                 n: max(0.0, 1 - v / arrays) for n, v in results.items()
             }
         tables.append(table)
+    if not args.accelerator and 96 in sizes:
+        rate = tables[sizes.index(96)]["images_per_second"]["augframe PyDataset uint8"]
+        serve_augment_cost(
+            96,
+            num_images=args.images,
+            batch_size=args.batch_size,
+            images_per_second=rate,
+        )
     print(
         "\nmedian augframe/arrays:",
         f"{statistics.median(t['augframe_best_vs_arrays'] for t in tables):.2f}",
