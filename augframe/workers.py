@@ -30,7 +30,7 @@ from typing import Any, Protocol
 import numpy as np
 from tqdm.auto import tqdm
 
-from augframe._parallel import collect
+from augframe._parallel import Gate, submit_paced
 from augframe._seeds import Stream, derive_rng
 from augframe.errors import ConfigError, SourceError
 from augframe.pipeline import PipelineSpec, WorkerPipelines
@@ -204,6 +204,7 @@ class SampleMaker(Protocol):
         pipe_p: float,
         cancel: threading.Event | None,
         bar: tqdm,
+        gate: Gate | None = None,
     ) -> list[BatchResult]: ...
 
     def close(self) -> None: ...
@@ -227,6 +228,7 @@ class ThreadMaker:
         pipe_p: float,
         cancel: threading.Event | None,
         bar: tqdm,
+        gate: Gate | None = None,
     ) -> list[BatchResult]:
         pipelines: queue.SimpleQueue[WorkerPipelines] = queue.SimpleQueue()
         for _ in range(self.num_workers):
@@ -244,8 +246,14 @@ class ThreadMaker:
         with ThreadPoolExecutor(
             self.num_workers, thread_name_prefix="augframe-build"
         ) as pool:
-            futures = [pool.submit(job, batch) for batch in batches]
-            return collect(futures, bar=bar, cancel=cancel)
+            return submit_paced(
+                lambda batch: pool.submit(job, batch),
+                batches,
+                bar=bar,
+                cancel=cancel,
+                gate=gate,
+                window=2 * self.num_workers,
+            )
 
     def close(self) -> None:
         """Nothing to release: threads live only during `run`."""
@@ -378,17 +386,26 @@ class ProcessMaker:
         pipe_p: float,
         cancel: threading.Event | None,
         bar: tqdm,
+        gate: Gate | None = None,
     ) -> list[BatchResult]:
         if buffer.shm is None:
             raise ValueError("ProcessMaker needs a FrameBuffer(shared=True)")
         pool = self._ensure_pool()
         shape = buffer.array.shape
+        name = buffer.shm.name
+
+        def job(batch: SlotBatch) -> Future[BatchResult]:
+            return pool.submit(_process_job, name, shape, aug_p, pipe_p, batch)
+
         try:
-            futures: list[Future[BatchResult]] = [
-                pool.submit(_process_job, buffer.shm.name, shape, aug_p, pipe_p, batch)
-                for batch in batches
-            ]
-            return collect(futures, bar=bar, cancel=cancel)
+            return submit_paced(
+                job,
+                batches,
+                bar=bar,
+                cancel=cancel,
+                gate=gate,
+                window=2 * self.num_workers,
+            )
         except BrokenProcessPool:
             # A worker died (killed, out of memory): the next build starts a
             # new pool instead of failing forever.
