@@ -218,6 +218,22 @@ class ThreadMaker:
     ) -> None:
         self.store, self.spec, self.entropy = store, spec, entropy
         self.num_workers = num_workers
+        # Pipelines are kept from build to build (copying a Compose costs
+        # milliseconds): each is seeded per sample, so reuse changes nothing.
+        self._pipelines: dict[
+            tuple[float, float], queue.SimpleQueue[WorkerPipelines]
+        ] = {}
+        self._lock = threading.Lock()
+
+    def _free_pipelines(
+        self, aug_p: float, pipe_p: float
+    ) -> queue.SimpleQueue[WorkerPipelines]:
+        with self._lock:
+            key = (aug_p, pipe_p)
+            if key not in self._pipelines:
+                self._pipelines.clear()  # only the current probabilities
+                self._pipelines[key] = queue.SimpleQueue()
+            return self._pipelines[key]
 
     def run(
         self,
@@ -230,12 +246,14 @@ class ThreadMaker:
         bar: tqdm,
         gate: Gate | None = None,
     ) -> list[BatchResult]:
-        pipelines: queue.SimpleQueue[WorkerPipelines] = queue.SimpleQueue()
-        for _ in range(self.num_workers):
-            pipelines.put(WorkerPipelines(self.spec, aug_p=aug_p, pipe_p=pipe_p))
+        pipelines = self._free_pipelines(aug_p, pipe_p)
 
         def job(batch: SlotBatch) -> BatchResult:
-            worker = pipelines.get()
+            # One pipeline per thread at a time: a Compose is not thread-safe.
+            try:
+                worker = pipelines.get_nowait()
+            except queue.Empty:
+                worker = WorkerPipelines(self.spec, aug_p=aug_p, pipe_p=pipe_p)
             try:
                 return make_samples(
                     self.store, worker, buffer.array, batch, entropy=self.entropy
@@ -256,7 +274,9 @@ class ThreadMaker:
             )
 
     def close(self) -> None:
-        """Nothing to release: threads live only during `run`."""
+        """Drops the kept pipelines: threads live only during `run`."""
+        with self._lock:
+            self._pipelines.clear()
 
 
 # ------------------------------------------------------------------ processes
