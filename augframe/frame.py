@@ -334,7 +334,7 @@ class BuildPacer:
 
     The engine tells the pacer at every epoch end how long the frame being
     built can take (`schedule(epochs_left, epoch_seconds)`): the deadline is
-    that time less a `margin` share of it. The builder calls `wait(count)`
+    that time less `margin` epochs. The builder calls `wait(count)`
     before submitting each chunk of `count` samples; a chunk that starts at
     sample `k` of `total` may start at
     `t0 + (k - k0) / (total - k0) * (deadline - t0)`, `(t0, k0)` being the
@@ -350,8 +350,8 @@ class BuildPacer:
 
     Args:
         total: samples in the frame.
-        margin: the share of the time left that is kept free before the frame
-            is needed (epoch times vary).
+        margin: the part of an epoch kept free before the frame is needed
+            (epoch times vary).
         clock: monotonic seconds (a fake one in tests).
 
     Example:
@@ -372,7 +372,7 @@ class BuildPacer:
         self,
         total: int,
         *,
-        margin: float = 0.15,
+        margin: float = 0.25,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.total = total
@@ -399,7 +399,8 @@ class BuildPacer:
             return
         with self._cond:
             now = self.clock()
-            self._deadline = now + epochs_left * epoch_seconds * (1 - self.margin)
+            left = max(epochs_left - self.margin, 0.0)
+            self._deadline = now + left * epoch_seconds
             self._anchor = (now, self.submitted)
             self._cond.notify_all()
 

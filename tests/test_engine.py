@@ -176,12 +176,12 @@ class FakeClock:
 
 def test_the_pacer_spreads_chunks_evenly_up_to_the_deadline():
     clock = FakeClock()
-    pacer = BuildPacer(100, margin=0.2, clock=clock)
+    pacer = BuildPacer(100, margin=0.4, clock=clock)
     assert pacer.delay() == 0.0  # no epoch timed yet: full speed
     pacer.schedule(epochs_left=2, epoch_seconds=None)
     assert pacer.deadline is None
     pacer.schedule(epochs_left=2, epoch_seconds=10.0)
-    assert pacer.deadline == pytest.approx(116.0)  # 20 s less 20 % margin
+    assert pacer.deadline == pytest.approx(116.0)  # 2 epochs of 10 s less 0.4
     starts = []
     for _ in range(4):  # chunks of 25 samples: 16 s / 4 apart
         clock.now += pacer.delay()  # what `wait` would sleep
@@ -250,9 +250,12 @@ def test_paced_builds_give_the_same_frames_and_the_engine_sets_deadlines(
             left = 2 if swapped else 1
             assert paced.epoch_seconds == 1000.0
             assert pacer.deadline == pytest.approx(
-                clock.now + left * 1000.0 * (1 - pacer.margin)
+                clock.now + (left - pacer.margin) * 1000.0
             )
     np.testing.assert_array_equal(served(paced), served(plain))
     assert paced.generation == plain.generation == 4
+    clock.now += 1e5  # a pause between two `fit` calls: the median ignores it
+    paced.end_epoch()
+    assert paced.epoch_seconds == 1000.0
     paced.close()  # a build held back by its pacer is cancelled at once
     plain.close()
