@@ -1,18 +1,19 @@
-"""Collecting parallel work with a progress bar and cancellation (internal)."""
+"""Collecting parallel work with a progress bar, pacing and cancellation (internal)."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence, Sized
 from concurrent.futures import Executor, Future, wait
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 import numpy as np
 from tqdm.auto import tqdm
 
-__all__ = ["BuildCancelled", "collect", "run_chunks"]
+__all__ = ["BuildCancelled", "Gate", "collect", "run_chunks", "submit_paced"]
 
 T = TypeVar("T", bound=Sized)
+B = TypeVar("B", bound=Sized)
 
 
 class BuildCancelled(Exception):
@@ -42,6 +43,67 @@ def collect(
             result = future.result()
             bar.update(len(result))
             results.append(result)
+    finally:
+        for future in futures:
+            future.cancel()
+        wait(futures)
+    return results
+
+
+class Gate(Protocol):
+    """Decides when the next piece of work may start (see `frame.BuildPacer`)."""
+
+    def wait(self, count: int, cancel: threading.Event | None) -> None:
+        """Blocks until `count` more samples may be submitted."""
+        ...
+
+
+def submit_paced(
+    submit: Callable[[B], Future[T]],
+    batches: Sequence[B],
+    *,
+    bar: tqdm,
+    cancel: threading.Event | None = None,
+    gate: Gate | None = None,
+    window: int = 1,
+) -> list[T]:
+    """Submits `batches` one by one as `gate` allows; their results in order.
+
+    At most `window` batches are submitted and not yet collected, so a gate
+    that holds back work holds back the workers (without a gate every batch
+    is submitted at once). Errors and cancellation behave as in `collect`.
+
+    Raises:
+        BuildCancelled: `cancel` was set.
+
+    Example:
+    >>> from concurrent.futures import ThreadPoolExecutor
+    >>> with ThreadPoolExecutor(2) as pool:
+    ...     submit_paced(lambda b: pool.submit(sorted, b), [[2, 1], [4, 3]],
+    ...                  bar=tqdm(disable=True), window=1)
+    [[1, 2], [3, 4]]
+    """
+    futures: list[Future[T]] = []
+    results: list[T] = []
+
+    def collect_next() -> None:
+        if cancel is not None and cancel.is_set():
+            raise BuildCancelled
+        result = futures[len(results)].result()
+        bar.update(len(result))
+        results.append(result)
+
+    try:
+        for batch in batches:
+            while gate is not None and len(futures) - len(results) >= window:
+                collect_next()
+            if gate is not None:
+                gate.wait(len(batch), cancel)
+            if cancel is not None and cancel.is_set():
+                raise BuildCancelled
+            futures.append(submit(batch))
+        while len(results) < len(futures):
+            collect_next()
     finally:
         for future in futures:
             future.cancel()

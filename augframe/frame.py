@@ -7,7 +7,8 @@ augment the samples straight into the buffer, then redraws variants that equal
 another sample of their class. Every slot is seeded from `(seed, generation,
 slot, attempt)` alone, so a frame is the same whatever the number or kind of
 workers. `BackgroundBuild` runs a build on its own thread while the model
-trains on the current frame.
+trains on the current frame; a `BuildPacer` spreads its chunks over the time
+until the frame is needed (see `augframe.engine` for why and the numbers).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from tqdm.auto import tqdm
 
-from augframe._parallel import BuildCancelled
+from augframe._parallel import BuildCancelled, Gate
 from augframe._seeds import Stream, derive_rng, derive_seeds
 from augframe.balance import FramePlan, plan_frame
 from augframe.errors import ImageWarning, VarietyWarning
@@ -38,6 +39,7 @@ from augframe.workers import (
 __all__ = [
     "BackgroundBuild",
     "BuildCancelled",
+    "BuildPacer",
     "Frame",
     "FrameBuffer",
     "FrameBuilder",
@@ -162,8 +164,12 @@ class FrameBuilder:
         pipe_p: float,
         cancel: threading.Event | None = None,
         progress: bool = False,
+        gate: Gate | None = None,
     ) -> Frame:
         """Builds frame `generation` into `buffer` and returns it.
+
+        `gate` (a `BuildPacer`) decides when each chunk of samples may start;
+        it changes when the samples are made, never what they are.
 
         Raises:
             BuildCancelled: `cancel` was set; the buffer holds no usable frame.
@@ -199,6 +205,7 @@ class FrameBuilder:
                 pipe_p=pipe_p,
                 cancel=cancel,
                 bar=bar,
+                gate=gate,
             )
             self._gather(results, digests, bad)
 
@@ -322,6 +329,108 @@ class FrameBuilder:
         return np.asarray(dupes, dtype=np.int64)
 
 
+class BuildPacer:
+    """Spreads a background build evenly over the time until its frame is needed.
+
+    The engine tells the pacer at every epoch end how long the frame being
+    built can take (`schedule(epochs_left, epoch_seconds)`): the deadline is
+    that time less `margin` epochs. The builder calls `wait(count)`
+    before submitting each chunk of `count` samples; a chunk that starts at
+    sample `k` of `total` may start at
+    `t0 + (k - k0) / (total - k0) * (deadline - t0)`, `(t0, k0)` being the
+    time and the samples submitted when the deadline was last set. So chunks
+    start evenly spaced and the last one ends near the deadline whenever the
+    workers are fast enough; when they are not, no chunk waits and the build
+    runs at full speed, as it would without a pacer. Before the first
+    `schedule` (no epoch timed yet), for samples beyond `total` (redrawn
+    variants) and after `hurry()`, nothing waits.
+
+    The pacer decides when samples are made, never what they are: every slot
+    is seeded from `(seed, generation, slot, attempt)` alone.
+
+    Args:
+        total: samples in the frame.
+        margin: the part of an epoch kept free before the frame is needed
+            (epoch times vary).
+        clock: monotonic seconds (a fake one in tests).
+
+    Example:
+    >>> now = [0.0]
+    >>> pacer = BuildPacer(100, margin=0.0, clock=lambda: now[0])
+    >>> pacer.delay()  # no deadline yet: full speed
+    0.0
+    >>> pacer.schedule(epochs_left=2, epoch_seconds=5.0)  # 10 s from now
+    >>> pacer.wait(25, None); pacer.delay()  # samples 25.. start at 2.5 s
+    2.5
+    >>> now[0] = 3.0; pacer.delay()
+    0.0
+    >>> pacer.hurry(); pacer.wait(75, None); pacer.delay()
+    0.0
+    """
+
+    def __init__(
+        self,
+        total: int,
+        *,
+        margin: float = 0.25,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.total = total
+        self.margin = margin
+        self.clock = clock
+        self.submitted = 0
+        self.waited = 0.0  # seconds spent holding chunks back
+        self._deadline: float | None = None
+        self._anchor = (clock(), 0)
+        self._hurry = False
+        self._cond = threading.Condition()
+
+    @property
+    def deadline(self) -> float | None:
+        """When the last chunk should end (`clock` seconds), None for no pacing."""
+        return self._deadline
+
+    def schedule(self, *, epochs_left: float, epoch_seconds: float | None) -> None:
+        """Sets the deadline: `epochs_left` epochs of `epoch_seconds` from now.
+
+        `epoch_seconds=None` (not measured) leaves the deadline as it is.
+        """
+        if epoch_seconds is None:
+            return
+        with self._cond:
+            now = self.clock()
+            left = max(epochs_left - self.margin, 0.0)
+            self._deadline = now + left * epoch_seconds
+            self._anchor = (now, self.submitted)
+            self._cond.notify_all()
+
+    def hurry(self) -> None:
+        """The frame is needed now: nothing waits from here on."""
+        with self._cond:
+            self._hurry = True
+            self._cond.notify_all()
+
+    def delay(self) -> float:
+        """Seconds until the next chunk may start (0.0: now)."""
+        if self._hurry or self._deadline is None or self.submitted >= self.total:
+            return 0.0
+        start, done = self._anchor
+        share = (self.submitted - done) / max(1, self.total - done)
+        return max(0.0, start + share * (self._deadline - start) - self.clock())
+
+    def wait(self, count: int, cancel: threading.Event | None) -> None:
+        """Blocks until the next `count` samples may start, then counts them."""
+        with self._cond:
+            while not (cancel is not None and cancel.is_set()):
+                delay = self.delay()
+                if delay <= 0.0:
+                    break
+                began = time.monotonic()
+                self._cond.wait(delay)
+                self.waited += time.monotonic() - began
+            self.submitted += count
+
+
 class BackgroundBuild:
     """Runs `FrameBuilder.build` on a daemon thread.
 
@@ -339,11 +448,13 @@ class BackgroundBuild:
         buffer: FrameBuffer,
         aug_p: float,
         pipe_p: float,
+        pacer: BuildPacer | None = None,
     ) -> None:
         self.generation = generation
         self.buffer = buffer
         self.aug_p = aug_p
         self.pipe_p = pipe_p
+        self.pacer = pacer
         self._cancel = threading.Event()
         self._frame: Frame | None = None
         self._error: BaseException | None = None
@@ -356,6 +467,7 @@ class BackgroundBuild:
                     aug_p=aug_p,
                     pipe_p=pipe_p,
                     cancel=self._cancel,
+                    gate=pacer,
                 )
             except BaseException as exc:
                 self._error = exc
@@ -369,7 +481,12 @@ class BackgroundBuild:
         return not self._thread.is_alive()
 
     def result(self) -> Frame:
-        """Waits for the build and returns its frame, or re-raises its error."""
+        """Waits for the build and returns its frame, or re-raises its error.
+
+        The frame is needed now: a paced build runs the rest at full speed.
+        """
+        if self.pacer is not None:
+            self.pacer.hurry()
         self._thread.join()
         if self._error is not None:
             raise self._error
@@ -379,4 +496,6 @@ class BackgroundBuild:
     def cancel(self) -> None:
         """Stops the build as soon as the running chunks finish, and waits."""
         self._cancel.set()
+        if self.pacer is not None:
+            self.pacer.hurry()
         self._thread.join()

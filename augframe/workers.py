@@ -30,7 +30,7 @@ from typing import Any, Protocol
 import numpy as np
 from tqdm.auto import tqdm
 
-from augframe._parallel import collect
+from augframe._parallel import Gate, submit_paced
 from augframe._seeds import Stream, derive_rng
 from augframe.errors import ConfigError, SourceError
 from augframe.pipeline import PipelineSpec, WorkerPipelines
@@ -204,6 +204,7 @@ class SampleMaker(Protocol):
         pipe_p: float,
         cancel: threading.Event | None,
         bar: tqdm,
+        gate: Gate | None = None,
     ) -> list[BatchResult]: ...
 
     def close(self) -> None: ...
@@ -217,6 +218,22 @@ class ThreadMaker:
     ) -> None:
         self.store, self.spec, self.entropy = store, spec, entropy
         self.num_workers = num_workers
+        # Pipelines are kept from build to build (copying a Compose costs
+        # milliseconds): each is seeded per sample, so reuse changes nothing.
+        self._pipelines: dict[
+            tuple[float, float], queue.SimpleQueue[WorkerPipelines]
+        ] = {}
+        self._lock = threading.Lock()
+
+    def _free_pipelines(
+        self, aug_p: float, pipe_p: float
+    ) -> queue.SimpleQueue[WorkerPipelines]:
+        with self._lock:
+            key = (aug_p, pipe_p)
+            if key not in self._pipelines:
+                self._pipelines.clear()  # only the current probabilities
+                self._pipelines[key] = queue.SimpleQueue()
+            return self._pipelines[key]
 
     def run(
         self,
@@ -227,13 +244,16 @@ class ThreadMaker:
         pipe_p: float,
         cancel: threading.Event | None,
         bar: tqdm,
+        gate: Gate | None = None,
     ) -> list[BatchResult]:
-        pipelines: queue.SimpleQueue[WorkerPipelines] = queue.SimpleQueue()
-        for _ in range(self.num_workers):
-            pipelines.put(WorkerPipelines(self.spec, aug_p=aug_p, pipe_p=pipe_p))
+        pipelines = self._free_pipelines(aug_p, pipe_p)
 
         def job(batch: SlotBatch) -> BatchResult:
-            worker = pipelines.get()
+            # One pipeline per thread at a time: a Compose is not thread-safe.
+            try:
+                worker = pipelines.get_nowait()
+            except queue.Empty:
+                worker = WorkerPipelines(self.spec, aug_p=aug_p, pipe_p=pipe_p)
             try:
                 return make_samples(
                     self.store, worker, buffer.array, batch, entropy=self.entropy
@@ -244,11 +264,19 @@ class ThreadMaker:
         with ThreadPoolExecutor(
             self.num_workers, thread_name_prefix="augframe-build"
         ) as pool:
-            futures = [pool.submit(job, batch) for batch in batches]
-            return collect(futures, bar=bar, cancel=cancel)
+            return submit_paced(
+                lambda batch: pool.submit(job, batch),
+                batches,
+                bar=bar,
+                cancel=cancel,
+                gate=gate,
+                window=2 * self.num_workers,
+            )
 
     def close(self) -> None:
-        """Nothing to release: threads live only during `run`."""
+        """Drops the kept pipelines: threads live only during `run`."""
+        with self._lock:
+            self._pipelines.clear()
 
 
 # ------------------------------------------------------------------ processes
@@ -378,17 +406,26 @@ class ProcessMaker:
         pipe_p: float,
         cancel: threading.Event | None,
         bar: tqdm,
+        gate: Gate | None = None,
     ) -> list[BatchResult]:
         if buffer.shm is None:
             raise ValueError("ProcessMaker needs a FrameBuffer(shared=True)")
         pool = self._ensure_pool()
         shape = buffer.array.shape
+        name = buffer.shm.name
+
+        def job(batch: SlotBatch) -> Future[BatchResult]:
+            return pool.submit(_process_job, name, shape, aug_p, pipe_p, batch)
+
         try:
-            futures: list[Future[BatchResult]] = [
-                pool.submit(_process_job, buffer.shm.name, shape, aug_p, pipe_p, batch)
-                for batch in batches
-            ]
-            return collect(futures, bar=bar, cancel=cancel)
+            return submit_paced(
+                job,
+                batches,
+                bar=bar,
+                cancel=cancel,
+                gate=gate,
+                window=2 * self.num_workers,
+            )
         except BrokenProcessPool:
             # A worker died (killed, out of memory): the next build starts a
             # new pool instead of failing forever.

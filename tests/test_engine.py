@@ -15,6 +15,7 @@ import pytest
 
 from augframe.engine import EngineState, FrameEngine
 from augframe.errors import BuildError
+from augframe.frame import BuildPacer
 from augframe.pipeline import A, PipelineSpec
 from augframe.sources import mapping_to_store
 from tests.conftest import random_images
@@ -161,3 +162,100 @@ def test_same_seed_same_frames_and_orders(tmp_path):
         b.end_epoch()
     a.close()
     b.close()
+
+
+class FakeClock:
+    """Seconds that move only when the test says so."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_the_pacer_spreads_chunks_evenly_up_to_the_deadline():
+    clock = FakeClock()
+    pacer = BuildPacer(100, margin=0.4, clock=clock)
+    assert pacer.delay() == 0.0  # no epoch timed yet: full speed
+    pacer.schedule(epochs_left=2, epoch_seconds=None)
+    assert pacer.deadline is None
+    pacer.schedule(epochs_left=2, epoch_seconds=10.0)
+    assert pacer.deadline == pytest.approx(116.0)  # 2 epochs of 10 s less 0.4
+    starts = []
+    for _ in range(4):  # chunks of 25 samples: 16 s / 4 apart
+        clock.now += pacer.delay()  # what `wait` would sleep
+        starts.append(clock.now - 100.0)
+        pacer.wait(25, None)
+    assert starts == pytest.approx([0.0, 4.0, 8.0, 12.0])
+    assert pacer.delay() == 0.0  # everything submitted: redrawn variants run now
+
+
+def test_a_late_build_never_waits_and_a_new_deadline_spreads_what_is_left():
+    clock = FakeClock()
+    pacer = BuildPacer(100, margin=0.0, clock=clock)
+    pacer.schedule(epochs_left=1, epoch_seconds=10.0)  # deadline 110
+    pacer.wait(50, None)
+    clock.now = 108.0  # half done at 80 % of the time: behind, no wait
+    assert pacer.delay() == 0.0
+    pacer.schedule(epochs_left=2, epoch_seconds=10.0)  # the epoch took longer
+    assert pacer.delay() == 0.0  # the next chunk starts at once...
+    pacer.wait(25, None)  # ...and the other half is spread over 20 s
+    assert pacer.delay() == pytest.approx(10.0)
+    clock.now = 112.0
+    assert pacer.delay() == pytest.approx(6.0)
+    pacer.hurry()  # the frame is needed now
+    assert pacer.delay() == 0.0
+
+
+def test_a_waiting_pacer_is_released_by_hurry_and_by_cancel():
+    pacer = BuildPacer(10, margin=0.0)  # the real clock
+    pacer.schedule(epochs_left=1, epoch_seconds=1e6)
+    pacer.wait(5, None)
+    cancel = threading.Event()
+    waiter = threading.Thread(target=pacer.wait, args=(5, cancel))
+    waiter.start()
+    cancel.set()
+    pacer.hurry()  # cancel() wakes the pacer too: a set event alone may not
+    waiter.join(timeout=10)
+    assert not waiter.is_alive() and pacer.submitted == 10
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_paced_builds_give_the_same_frames_and_the_engine_sets_deadlines(
+    tmp_path, workers
+):
+    """A deadline far away holds the build back; the swap hurries it, and the
+    frames and orders are those of an unpaced engine whatever the workers."""
+    plain, _ = engine(tmp_path, background=True, pace_builds=False, epochs_per_frame=2)
+    paced, _ = engine(
+        tmp_path,
+        background=True,
+        epochs_per_frame=2,
+        num_build_workers=workers,
+    )
+    clock = FakeClock()
+    paced._clock = clock
+    assert paced._pending.pacer.deadline is None  # nothing timed yet
+    for epoch in range(1, 7):
+        np.testing.assert_array_equal(served(paced), served(plain))
+        clock.now += 1000.0  # every epoch takes 1000 s
+        plain.end_epoch()
+        swapped = paced.end_epoch()
+        assert swapped == (epoch % 2 == 0)
+        pacer = paced._pending.pacer
+        if epoch == 1:
+            assert pacer.deadline is None  # the first epoch is never timed
+        else:
+            left = 2 if swapped else 1
+            assert paced.epoch_seconds == 1000.0
+            assert pacer.deadline == pytest.approx(
+                clock.now + (left - pacer.margin) * 1000.0
+            )
+    np.testing.assert_array_equal(served(paced), served(plain))
+    assert paced.generation == plain.generation == 4
+    clock.now += 1e5  # a pause between two `fit` calls: the median ignores it
+    paced.end_epoch()
+    assert paced.epoch_seconds == 1000.0
+    paced.close()  # a build held back by its pacer is cancelled at once
+    plain.close()

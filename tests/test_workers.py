@@ -105,3 +105,39 @@ def test_auto_mode_picks_processes_only_for_big_frames_it_can_send(source):
 def test_bad_build_processes_value(source):
     with pytest.raises(ConfigError, match="build_processes"):
         build(source, build_processes="yes")
+
+
+def test_thread_pipelines_are_kept_between_builds_and_change_nothing(source):
+    """Threads keep their pipelines from build to build (copying a Compose
+    costs milliseconds per build and per redraw round); frames, variants
+    included, are those of a maker that copies them anew."""
+    from augframe.frame import FrameBuilder
+    from augframe.pipeline import PipelineSpec
+    from augframe.sources import mapping_to_store
+    from augframe.workers import FrameBuffer, ThreadMaker
+
+    store, names = mapping_to_store(source, image_size=IMAGE_SIZE, num_workers=1)
+    spec = PipelineSpec(flip_rotate)
+
+    def builder(workers: int) -> FrameBuilder:
+        maker = ThreadMaker(store, spec, entropy=5, num_workers=workers)
+        return FrameBuilder(
+            store,
+            spec=spec,
+            class_names=names,
+            samples_per_class=20,  # class b: 15 variants, redrawn if repeats
+            entropy=5,
+            maker=maker,
+        )
+
+    kept, fresh = builder(2), builder(1)
+    buffer = FrameBuffer(40, IMAGE_SIZE)
+    for generation, aug_p in [(1, 0.5), (2, 0.5), (3, 0.9), (2, 0.5)]:
+        frame = kept.build(generation=generation, buffer=buffer, aug_p=aug_p, pipe_p=1)
+        images = frame.images.copy()
+        fresh.maker.close()  # drops its pipelines: copied anew for this build
+        again = fresh.build(generation=generation, buffer=buffer, aug_p=aug_p, pipe_p=1)
+        np.testing.assert_array_equal(again.images, images)
+    assert list(kept.maker._pipelines) == [(0.5, 1)]  # only the current ones
+    kept.close()
+    assert kept.maker._pipelines == {}
