@@ -453,8 +453,15 @@ class FrameEngine:
         self._install(frame)
         self._start_pending()
 
-    def _build_in_place(self, generation: int) -> Frame:
-        """Builds into the one buffer; readers wait until it is done."""
+    def _build_in_place(
+        self, generation: int, *, probabilities: tuple[float, float] | None = None
+    ) -> Frame:
+        """Builds into the one buffer; readers wait until it is done.
+
+        `probabilities` (`aug_p`, `pipe_p`) default to the current ones; a
+        restore passes the last frame's own, so it is rebuilt exactly.
+        """
+        aug_p, pipe_p = probabilities or (self.aug_p, self.pipe_p)
         buffer = self._buffers[0]
         with self._lock:
             self._building = True
@@ -462,8 +469,8 @@ class FrameEngine:
             return self._builder.build(
                 generation=generation,
                 buffer=buffer,
-                aug_p=self.aug_p,
-                pipe_p=self.pipe_p,
+                aug_p=aug_p,
+                pipe_p=pipe_p,
                 progress=self.verbose > 0,
             )
         finally:
@@ -479,7 +486,9 @@ class FrameEngine:
             return
         # One buffer: the build wrote over the served frame. Rebuild it.
         try:
-            restored = self._build_in_place(last.generation)
+            restored = self._build_in_place(
+                last.generation, probabilities=(last.aug_p, last.pipe_p)
+            )
         except Exception as again:
             with self._lock:
                 self._view = None
