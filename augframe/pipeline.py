@@ -144,17 +144,65 @@ class WorkerPipelines:
     """The pipelines of one worker thread: normal and forced-on (`pipe_p=1`).
 
     `apply` seeds the pipeline from the slot's own seed, so a sample does not
-    depend on which worker made it or on what that worker made before.
+    depend on which worker made it or on what that worker made before. The
+    generators are made once and re-seeded in place for every sample:
+    creating a `np.random.Generator` per sample cost about 8 % of a 96 px
+    build (SeedSequence hashing), re-seeding about 1 %.
     """
 
     def __init__(self, spec: PipelineSpec, *, aug_p: float, pipe_p: float) -> None:
         self.normal = spec.build(aug_p=aug_p, pipe_p=pipe_p)
         self.forced = spec.build(aug_p=aug_p, pipe_p=1.0)
+        self._bits = np.random.PCG64(0)
+        self._py = random.Random(0)
+        generator = np.random.Generator(self._bits)
+        for compose in (self.normal, self.forced):
+            if compose is not None:
+                compose.set_random_state(generator, self._py)
 
     def apply(self, image: np.ndarray, *, seed: int, forced: bool) -> np.ndarray:
         compose = self.forced if forced else self.normal
         if compose is None:
             return image
-        compose.set_random_state(np.random.default_rng(seed), random.Random(seed))
+        self._bits.state = pcg64_state(seed)  # type: ignore[assignment]
+        self._py.seed(seed)
         out: np.ndarray = compose(image=image)["image"]
         return out
+
+
+_MASK64 = (1 << 64) - 1
+
+
+def _splitmix64(x: int) -> tuple[int, int]:
+    """The next state and output of SplitMix64 (a fast, well-mixed hash)."""
+    x = (x + 0x9E3779B97F4A7C15) & _MASK64
+    z = x
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return x, z ^ (z >> 31)
+
+
+def pcg64_state(seed: int) -> dict[str, Any]:
+    """A PCG64 state (128-bit state and odd increment) mixed from `seed`.
+
+    Distinct seeds give unrelated states and streams; the same seed, the
+    same state in any thread or process.
+
+    Example:
+    >>> bits = np.random.PCG64(0)
+    >>> bits.state = pcg64_state(7)
+    >>> a = np.random.Generator(bits).integers(1000, size=3)
+    >>> bits.state = pcg64_state(7)
+    >>> bool((np.random.Generator(bits).integers(1000, size=3) == a).all())
+    True
+    """
+    x, a = _splitmix64(int(seed))
+    x, b = _splitmix64(x)
+    x, c = _splitmix64(x)
+    _, d = _splitmix64(x)
+    return {
+        "bit_generator": "PCG64",
+        "state": {"state": (a << 64) | b, "inc": ((c << 64) | d) | 1},
+        "has_uint32": 0,
+        "uinteger": 0,
+    }

@@ -1,7 +1,7 @@
 """Frame-build throughput: augframe's overhead over a bare loop, and its scaling.
 
 Builds frames of decoded in-RAM images (an `ArrayStore`, 96 px) with the
-`medium` pipeline of `configs/pipelines/` and compares, side by side in one
+`medium` pipeline shipped in `augframe.pipelines` and compares, side by side in one
 run (variants interleaved round by round; the median and the best round of
 each are reported, the best being the least disturbed by other load):
 
@@ -22,14 +22,15 @@ and records the memory after each (PSS of this process and its build workers:
 a shared page counts once): nothing may grow per frame; a frame costs
 N*H*W*3 bytes, twice with background building.
 
-Measured on 2 shared cores (2,000 images, 5-7 rounds; other load moves
-single rounds by +-10 %): `thread x1` ran at 0.83-0.89x `loop` (best rounds
-0.85-0.86x), `loop+seed` at 0.85-0.93x: seeding every sample from its own
-seed (what makes a frame independent of the workers) costs most of the gap,
-and the rest of the build (plan, chunks, pool, load, copy) 1-4 %. Copying
-the pipelines anew at every build (`thread x1 fresh`, before) made no
-measurable difference at this frame size (a fixed ~40 ms per build and per
-redraw round). 2 processes ran 1.83-2.03x 1 process. Memory (PSS) did not
+Measured on 2 shared cores (2,000 images, 3-7 rounds; other load moves
+single rounds by +-10 %): with a fresh `np.random.Generator` per sample,
+`thread x1` ran at 0.83-0.89x `loop`, `loop+seed` (that cost) at 0.85-0.93x.
+The build threads now keep one generator each and re-seed it in place per
+sample (`augframe.pipeline.WorkerPipelines`): `thread x1` 1.02x `loop`
+(median; best rounds 1.00x), the plan, chunks, pool, load and copy costing
+less than the rounds' noise. Copying the pipelines anew at every build
+(`thread x1 fresh`, before) made no measurable difference at this frame size
+(a fixed ~40 ms per build and per redraw round). 2 processes ran 1.83-2.03x 1 process. Memory (PSS) did not
 grow from frame 2 to 10 (+0.1 MB): threads held 106.7 MB for two 52.7 MB
 frames; processes 327 MB, the frames plus each worker's interpreter,
 libraries and its own copy of the store.
@@ -63,8 +64,10 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 import numpy as np
 
+from augframe import pipelines
+
 ROOT = Path(__file__).resolve().parents[1]
-PIPELINE = ROOT / "configs" / "pipelines" / "medium.yaml"
+PIPELINE = pipelines.path("medium")
 AUG_P, PIPE_P = 0.5, 0.9
 
 

@@ -1,7 +1,7 @@
 """Epoch-time evenness with background frame building: is the swap visible?
 
 Trains a small conv model with `FrameSequence` on decoded in-RAM 96 px images
-augmented by the `medium` pipeline of `configs/pipelines/`, with background
+augmented by the `medium` pipeline shipped in `augframe.pipelines`, with background
 building, at several `epochs_per_frame`, and times every epoch. The goal: no
 epoch slower than 1.1x the median epoch. Each variant is a set of
 `FrameEngine` options (how the background build is scheduled); all variants
@@ -49,7 +49,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-PIPELINES = ROOT / "configs" / "pipelines"
 
 # Engine options per variant. "today" is the behaviour before paced builds:
 # the background build runs at full speed from the swap on.
@@ -169,7 +168,7 @@ def run_one(
             batch_size=32,
             samples_per_class=len(next(iter(images.values()))),
             epochs_per_frame=epf,
-            augment=str(PIPELINES / f"{pipeline}.yaml"),
+            augment=pipeline,
             aug_p=0.5,
             pipe_p=0.9,
             seed=0,
@@ -216,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--variants", default="today,paced")
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument(
-        "--pipeline", default="medium", help="light, medium or heavy (configs/)"
+        "--pipeline", default="medium", help="light, medium or heavy (augframe.pipelines)"
     )
     parser.add_argument(
         "--threads", action="store_true", help="build in threads, not processes"
