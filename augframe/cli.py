@@ -489,7 +489,7 @@ def _add_control(commands: Any) -> None:
         description=(
             "Reads and writes the control file (control.json) that a FrameSequence "
             "re-reads at every epoch end. Keys: aug_p, pipe_p, example_prob (in "
-            "[0, 1]), epochs_per_frame (>= 1), regenerate, stop (true/false). "
+            "[0, 1]), epochs_per_frame (>= 1 or auto), regenerate, stop (true/false). "
             "Writes are validated first and atomic; other keys in the file are kept."
         ),
         examples=[

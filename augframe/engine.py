@@ -98,6 +98,7 @@ from augframe.control import ControlFile, write_control
 from augframe.errors import AugframeError, BuildError
 from augframe.examples import ExampleRing, contact_sheet, save_png
 from augframe.frame import BackgroundBuild, BuildPacer, Frame, FrameBuilder
+from augframe.frame_length import FrameLength
 from augframe.pipeline import PipelineSpec
 from augframe.sources import ImageStore
 from augframe.workers import FrameBuffer, ProcessMaker, choose_maker
@@ -132,7 +133,11 @@ class FrameEngine:
         class_names: class names, in label order.
         image_size: `(height, width)` of every sample.
         samples_per_class: samples per class, or None for every native once.
-        epochs_per_frame: training epochs served from one frame.
+        epochs_per_frame: training epochs served from one frame, or "auto":
+            the fewest whose next frame is built in time (needs `background`;
+            see `augframe.frame_length`).
+        epochs_per_frame_bounds: `(low, high)` epochs that "auto" chooses
+            from.
         spec: the augmentation pipeline.
         aug_p: probability of each transform.
         pipe_p: probability that the pipeline runs on a native.
@@ -161,7 +166,8 @@ class FrameEngine:
         class_names: list[str],
         image_size: tuple[int, int],
         samples_per_class: int | None = None,
-        epochs_per_frame: int = 5,
+        epochs_per_frame: int | str = 5,
+        epochs_per_frame_bounds: tuple[int, int] = (1, 10),
         spec: PipelineSpec | None = None,
         aug_p: float = 0.1,
         pipe_p: float = 0.5,
@@ -189,6 +195,9 @@ class FrameEngine:
         self.verbose = verbose
         self.fixed_order = fixed_order
         self.background = background and not fixed_order
+        self._length = FrameLength(bounds=epochs_per_frame_bounds)
+        self.frame_epochs = 1  # the epochs planned for the frame served
+        self.wait_seconds = 0.0  # training waited this long for frames at swaps
         # seed=None: fresh entropy. Each shard (worker) gets its own stream.
         root = int(np.random.SeedSequence(seed).entropy)  # type: ignore[arg-type]
         if shard is not None:
@@ -253,6 +262,7 @@ class FrameEngine:
             pipe_p=self.pipe_p,
             progress=self.verbose > 0,
         )
+        self._length.observe_build(work_seconds=frame.work_seconds, background=False)
         self._install(frame)
         self._start_pending()
 
@@ -318,18 +328,36 @@ class FrameEngine:
         regenerate = False
         if self._control is not None and self._control.poll():
             regenerate = self._apply_control(self._control.current)
+        self.frame_epochs = self._plan_epochs()
+        due = self.epochs_in_frame >= self.frame_epochs
         if (
-            regenerate or self.epochs_in_frame >= self.epochs_per_frame
-        ) and not self._closed:
+            due
+            and self.epochs_per_frame == "auto"
+            and self._pending is not None
+            and not self._pending.done()
+            and self.epochs_in_frame < self._length.high
+        ):
+            # "auto" never waits for a planned swap: one more epoch instead.
+            due = False
+            self.frame_epochs = self.epochs_in_frame + 1
+        if (regenerate or due) and not self._closed:
             self._next_frame()
             return True
         self._set_order(self.frame)
         if self._pending is not None and self._pending.pacer is not None:
             self._pending.pacer.schedule(
-                epochs_left=max(1, self.epochs_per_frame - self.epochs_in_frame),
+                epochs_left=max(1, self.frame_epochs - self.epochs_in_frame),
                 epoch_seconds=self.epoch_seconds,
             )
         return False
+
+    def _plan_epochs(self) -> int:
+        """The epochs the served frame is planned for, now."""
+        if self.epochs_per_frame != "auto":
+            return int(self.epochs_per_frame)
+        if not self.background:
+            return self._length.high
+        return self._length.plan(epoch_seconds=self.epoch_seconds)
 
     @property
     def epoch_seconds(self) -> float | None:
@@ -392,6 +420,12 @@ class FrameEngine:
         changed = []
         for key in ("aug_p", "pipe_p", "epochs_per_frame", "example_prob"):
             value = getattr(settings, key)
+            if value == "auto" and not self.background:
+                self.say(
+                    "control file: epochs_per_frame 'auto' needs background=True; "
+                    f"keeping {self.epochs_per_frame}"
+                )
+                continue
             if value is not None and value != getattr(self, key):
                 changed.append(f"{key} {getattr(self, key)} -> {value}")
                 setattr(self, key, value)
@@ -420,7 +454,7 @@ class FrameEngine:
         if self.pace_builds:
             pacer = BuildPacer(self.num_samples, clock=self._clock)
             pacer.schedule(
-                epochs_left=max(1, self.epochs_per_frame - self.epochs_in_frame),
+                epochs_left=max(1, self.frame_epochs - self.epochs_in_frame),
                 epoch_seconds=self.epoch_seconds,
             )
         self._pending = BackgroundBuild(
@@ -438,7 +472,12 @@ class FrameEngine:
         try:
             if self._pending is not None:
                 pending, self._pending = self._pending, None
+                began = time.monotonic()
                 frame = pending.result()
+                self.wait_seconds += time.monotonic() - began
+                self._length.observe_build(
+                    work_seconds=frame.work_seconds, background=True
+                )
             else:
                 frame = self._build_in_place(generation)
         except Exception as exc:
@@ -501,7 +540,9 @@ class FrameEngine:
 
     def _install(self, frame: Frame) -> None:
         frame.emit_warnings()
+        served = self.epochs_in_frame
         self.epochs_in_frame = 0
+        self.frame_epochs = self._plan_epochs()
         self._set_order(frame)
         counts = {
             n: int(c) for n, c in zip(self.class_names, frame.class_counts, strict=True)
@@ -511,8 +552,19 @@ class FrameEngine:
             f"{frame.num_artificial} artificial"
             + (f" ({frame.num_repeats} repeats)" if frame.num_repeats else "")
             + f", built in {frame.build_seconds:.2f}s"
+            + self._length_note(frame, served)
         )
         self._write_examples(frame)
+
+    def _length_note(self, frame: Frame, served: int) -> str:
+        """For "auto": the epochs the last frame served, the plan, and why."""
+        if self.epochs_per_frame != "auto":
+            return ""
+        last = f"frame {frame.generation - 1} served {served}, " if served else ""
+        return (
+            f"; epochs_per_frame auto: {last}this one planned for "
+            f"{self.frame_epochs} ({self._length.reason})"
+        )
 
     def _set_order(self, frame: Frame) -> None:
         if self.fixed_order:

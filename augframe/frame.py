@@ -60,6 +60,10 @@ class Frame:
     aug_p: float
     pipe_p: float
     notes: tuple[tuple[type[Warning], str], ...] = field(default=())
+    work_seconds: float = 0.0
+    """The build's work: the workers' seconds making samples over their
+    number, i.e. the wall time of the build at full speed under the load it
+    met (pacing waits excluded)."""
 
     @property
     def images(self) -> np.ndarray:
@@ -185,6 +189,7 @@ class FrameBuilder:
         need_digests = bool(plan.forced.any())
         digests: list[bytes] = [b""] * num
         bad: list[int] = []
+        worked = [0.0]  # the workers' seconds making samples
         buffer.wait_idle()
         bar = tqdm(
             total=num,
@@ -208,6 +213,7 @@ class FrameBuilder:
                 gate=gate,
             )
             self._gather(results, digests, bad)
+            worked[0] += sum(result.seconds for result in results)
 
         with bar:
             make(np.arange(num), 0)
@@ -229,6 +235,7 @@ class FrameBuilder:
             aug_p=aug_p,
             pipe_p=pipe_p,
             notes=tuple(notes),
+            work_seconds=worked[0] / self.maker.num_workers,
         )
 
     def _batches(

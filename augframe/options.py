@@ -44,7 +44,7 @@ __all__ = [
 ]
 
 Kind = Literal[
-    "int", "probability", "bool", "choice", "size", "path", "shard", "object"
+    "int", "probability", "bool", "choice", "size", "bounds", "path", "shard", "object"
 ]
 
 MAX_COUNT = 1_000_000
@@ -59,13 +59,15 @@ class Option:
         name: the keyword argument (also the run-config and control.json key).
         kind: how values are checked: "int", "probability" (a finite number
             in [0, 1]), "bool", "choice", "size" (`(height, width)`), "path",
-            "shard" (`(index, count)`) or "object" (a Python object, checked
-            by the code that takes it; never in a file).
+            "bounds" (`(low, high)` integers, `1 <= low <= high`), "shard"
+            (`(index, count)`) or "object" (a Python object, checked by the
+            code that takes it; never in a file).
         default: the default value (the constructor's signature says the same;
             a test checks it).
         doc: one line, used in error messages and the command line's help.
         minimum: the smallest int allowed ("int" only).
         nullable: None is allowed.
+        auto: "auto" is allowed (the library decides, see the option's doc).
         choices: the allowed strings ("choice" only).
         hot: can change while `fit` runs, from control.json.
         in_file: can be set in a run config.
@@ -79,6 +81,7 @@ class Option:
     doc: str
     minimum: int = 1
     nullable: bool = False
+    auto: bool = False
     choices: tuple[str, ...] = ()
     hot: bool = False
     in_file: bool = True
@@ -92,11 +95,17 @@ class Option:
             "bool": "True or False",
             "choice": "one of " + ", ".join(repr(c) for c in self.choices),
             "size": "a (height, width) tuple of positive integers",
+            "bounds": f"a (low, high) tuple of integers, 1 <= low <= high <= "
+            f"{MAX_COUNT}",
             "path": "a path (str or os.PathLike)",
             "shard": "(index, count) with 0 <= index < count, or 'auto'",
             "object": "an object",
         }[self.kind]
-        return text + (" or None" if self.nullable else "")
+        return (
+            text
+            + (" or 'auto'" if self.auto else "")
+            + (" or None" if self.nullable else "")
+        )
 
 
 def _options(*options: Option) -> dict[str, Option]:
@@ -169,7 +178,19 @@ OPTIONS: dict[str, Option] = _options(
     ),
     Option("example_dir", "path", None, "folder for example images", nullable=True),
     Option(
-        "epochs_per_frame", "int", 5, "training epochs served from one frame", hot=True
+        "epochs_per_frame",
+        "int",
+        5,
+        "training epochs served from one frame; 'auto': the fewest whose next "
+        "frame is built in time",
+        hot=True,
+        auto=True,
+    ),
+    Option(
+        "epochs_per_frame_bounds",
+        "bounds",
+        (1, 10),
+        "(low, high) epochs per frame that epochs_per_frame='auto' chooses from",
     ),
     Option(
         "example_prob",
@@ -289,6 +310,8 @@ def check(name: str, value: Any) -> Any:
     option = OPTIONS[name]
     if value is None and option.nullable:
         return None
+    if value == "auto" and option.auto:
+        return "auto"
     kind = option.kind
     if kind == "int":
         if not _is_int(value) or not option.minimum <= value <= MAX_COUNT:
@@ -318,6 +341,15 @@ def check(name: str, value: Any) -> Any:
             or not all(_is_int(v) and 1 <= v <= 16384 for v in value)
         ):
             raise _invalid(option, value, "For example image_size=(128, 128).")
+        return int(value[0]), int(value[1])
+    if kind == "bounds":
+        if (
+            not isinstance(value, (tuple, list))
+            or len(value) != 2
+            or not all(_is_int(v) for v in value)
+            or not 1 <= value[0] <= value[1] <= MAX_COUNT
+        ):
+            raise _invalid(option, value, f"For example {name}=(1, 10).")
         return int(value[0]), int(value[1])
     if kind == "shard":
         if value == "auto":
@@ -387,6 +419,11 @@ def pydantic_type(name: str) -> Any:
             list[Annotated[StrictInt, Field(ge=1, le=16384)]],
             Field(min_length=2, max_length=2),
         ]
+    elif option.kind == "bounds":
+        base = Annotated[
+            list[Annotated[StrictInt, Field(ge=1, le=MAX_COUNT)]],
+            Field(min_length=2, max_length=2),
+        ]
     elif option.kind == "shard":
         base = Annotated[
             list[Annotated[StrictInt, Field(ge=0)]], Field(min_length=2, max_length=2)
@@ -395,6 +432,8 @@ def pydantic_type(name: str) -> Any:
         base = Annotated[StrictStr, Field(min_length=1, max_length=4096)]
     else:
         raise ValueError(f"option {name!r} cannot be set from a file")
+    if option.auto:
+        base = base | Literal["auto"]
     return base | None if option.nullable else base
 
 

@@ -79,7 +79,13 @@ class FrameSequence(keras.utils.PyDataset):
         batch_size: samples per batch.
         samples_per_class: samples of every class in a frame, or None for
             every native once.
-        epochs_per_frame: training epochs served from one frame.
+        epochs_per_frame: training epochs served from one frame, or "auto":
+            for every frame, the fewest epochs whose next frame is built (in
+            the background) before it is needed, measured while training
+            (see `augframe.frame_length`); one log line per frame says the
+            length and why.
+        epochs_per_frame_bounds: `(low, high)`: the epochs per frame that
+            "auto" chooses from.
         augment: an albumentations transform, a factory
             `f(aug_p, pipe_p) -> transform`, a path to a pipeline saved with
             `A.save` (JSON or YAML), or None.
@@ -150,7 +156,8 @@ class FrameSequence(keras.utils.PyDataset):
         image_size: tuple[int, int],
         batch_size: int = 32,
         samples_per_class: int | None = None,
-        epochs_per_frame: int = 5,
+        epochs_per_frame: int | str = 5,
+        epochs_per_frame_bounds: tuple[int, int] = (1, 10),
         augment: Augment = None,
         aug_p: float = 0.1,
         pipe_p: float = 0.5,
@@ -195,6 +202,15 @@ class FrameSequence(keras.utils.PyDataset):
                 f"Invalid value for argument `example_prob`. Received: "
                 f"example_prob={values['example_prob']} without `example_dir`. "
                 "Pass example_dir='example_images' to say where examples go."
+            )
+        if values["epochs_per_frame"] == "auto" and not (
+            values["background"] or validation
+        ):
+            raise ConfigError(
+                "Invalid value for argument `epochs_per_frame`. Received: 'auto' "
+                "with background=False. 'auto' chooses the frame length from "
+                "builds that run beside training: pass background=True, or an "
+                "integer epochs_per_frame."
             )
         if preprocess is not None and not callable(preprocess):
             raise ConfigError(
@@ -285,6 +301,7 @@ class FrameSequence(keras.utils.PyDataset):
             image_size=self.image_size,
             samples_per_class=None if validation else values["samples_per_class"],
             epochs_per_frame=values["epochs_per_frame"],
+            epochs_per_frame_bounds=values["epochs_per_frame_bounds"],
             spec=spec,
             aug_p=values["aug_p"],
             pipe_p=values["pipe_p"],

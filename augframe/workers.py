@@ -19,6 +19,7 @@ import pickle
 import queue
 import sys
 import threading
+import time
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
@@ -115,11 +116,13 @@ class SlotBatch:
 
 @dataclass(frozen=True)
 class BatchResult:
-    """What making a batch gave: digests per slot, natives found unreadable."""
+    """What making a batch gave: digests per slot, natives found unreadable,
+    and the seconds it took."""
 
     slots: np.ndarray
     digests: list[bytes]
     bad: list[int]
+    seconds: float = 0.0
 
     def __len__(self) -> int:
         return len(self.slots)
@@ -168,6 +171,7 @@ def make_samples(
     entropy: int,
 ) -> BatchResult:
     """Loads, augments and writes the samples of `batch` into `out`."""
+    began = time.perf_counter()
     digests: list[bytes] = []
     bad: list[int] = []
     for i, slot in enumerate(batch.slots.tolist()):
@@ -187,7 +191,12 @@ def make_samples(
         out[slot] = sample
         if batch.need_digests:
             digests.append(_digest(sample))
-    return BatchResult(slots=batch.slots, digests=digests, bad=bad)
+    return BatchResult(
+        slots=batch.slots,
+        digests=digests,
+        bad=bad,
+        seconds=time.perf_counter() - began,
+    )
 
 
 class SampleMaker(Protocol):
