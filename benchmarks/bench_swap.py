@@ -24,6 +24,7 @@ Run from the repository root:
 
     python benchmarks/bench_swap.py                 # ~5 min on 2 cores
     python benchmarks/bench_swap.py --quick         # smoke test
+    python benchmarks/bench_swap.py --epf auto,1,2,5  # "auto" against fixed lengths
     python benchmarks/bench_swap.py --tiny --variants control,today,paced \
         --epochs 20 --rounds 2                      # ~8 min: as reported
 
@@ -141,7 +142,7 @@ def run_one(
     images: dict[str, np.ndarray],
     *,
     size: int,
-    epf: int,
+    epf: int | str,
     epochs: int,
     options: dict[str, Any],
     processes: bool | None,
@@ -198,6 +199,9 @@ def run_one(
         seq.close()
     times = np.diff(ends).tolist()[1:]  # drop the warm-up epoch
     return {
+        "frames": seq.generation,
+        "epochs_per_frame_mean": round((1 + epochs) / seq.generation, 2),
+        "waited_s": round(seq.engine.wait_seconds, 3),
         "epochs_s": [round(t, 3) for t in times],
         "build_s": [round(b, 3) for b in builds],
         "workers": f"{seq.engine.num_build_workers} "
@@ -211,11 +215,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--images", type=int, default=2048)
     parser.add_argument("--size", type=int, default=96)
     parser.add_argument("--epochs", type=int, default=12, help="timed epochs")
-    parser.add_argument("--epf", default="2,5", help="epochs_per_frame values")
+    parser.add_argument(
+        "--epf", default="2,5", help="epochs_per_frame values (integers or auto)"
+    )
     parser.add_argument("--variants", default="today,paced")
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument(
-        "--pipeline", default="medium", help="light, medium or heavy (augframe.pipelines)"
+        "--pipeline",
+        default="medium",
+        help="light, medium or heavy (augframe.pipelines)",
     )
     parser.add_argument(
         "--threads", action="store_true", help="build in threads, not processes"
@@ -228,14 +236,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.quick:
         args.images, args.epochs = 512, 6
-    epfs = [int(e) for e in args.epf.split(",")]
+    epfs: list[int | str] = [e if e == "auto" else int(e) for e in args.epf.split(",")]
     names = args.variants.split(",")
     images = make_images(args.images, args.size, seed=0)
     results: dict[str, list[dict[str, Any]]] = {}
     for round_ in range(args.rounds):
         runs = [(epf, n) for epf in epfs for n in names if n != "control"]
         if "control" in names:
-            runs.insert(0, (max(epfs), "control"))
+            runs.insert(0, (10**6, "control"))
         # Alternate the order by round so that no variant always runs first.
         for epf, name in runs if round_ % 2 == 0 else runs[::-1]:
             result = run_one(
@@ -255,7 +263,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"round {round_ + 1} {key:<18} median {result['median_s']:.3f}s "
                 f"max {result['max_s']:.3f}s max/median "
                 f"{result['max_over_median']:.3f} mean {result['mean_s']:.3f}s "
-                f"({result['workers']}) epochs {result['epochs_s']} "
+                f"({result['workers']}) {result['frames']} frames, waited "
+                f"{result['waited_s']}s, epochs {result['epochs_s']} "
                 f"builds {result['build_s']}",
                 flush=True,
             )
@@ -267,22 +276,28 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(
         f"{'configuration':<18} {'max/median per run':<24} {'cycle profile':<30} "
-        f"{'cycle max':>9} {'mean s':>7}"
+        f"{'cycle max':>9} {'mean s':>7} {'epochs/frame':>12} {'waited s':>8}"
     )
     for key, runs_ in results.items():
         ratios = [r["max_over_median"] for r in runs_]
-        profile = cycle_profile(runs_)
+        auto = runs_[0]["epf"] == "auto"
+        profile = [] if auto else cycle_profile(runs_)
         mean = statistics.fmean(r["mean_s"] for r in runs_)
+        per_frame = statistics.fmean(r["epochs_per_frame_mean"] for r in runs_)
+        waited = statistics.fmean(r["waited_s"] for r in runs_)
         print(
             f"{key:<18} {', '.join(f'{r:.2f}' for r in ratios):<24} "
-            f"{' '.join(f'{p:.2f}' for p in profile):<30} {max(profile):>9.3f} "
-            f"{mean:>7.3f}"
+            f"{' '.join(f'{p:.2f}' for p in profile) or 'n/a (varies)':<30} "
+            f"{max(profile, default=float('nan')):>9.3f} {mean:>7.3f} "
+            f"{per_frame:>12.2f} {waited:>8.3f}"
         )
     print(
         "max/median per run: goal <= 1.1 (the control shows the machine's own "
         "noise). Cycle profile: each run's epochs divided by its median, then "
         "averaged by position in the frame (first: the epoch after a swap; "
-        "last: the epoch that ends with the swap); cycle max is its largest."
+        "last: the epoch that ends with the swap); cycle max is its largest. "
+        "epochs/frame: training epochs (warm-up included) per frame built; "
+        "waited s: time training waited for a frame at swaps (a stall)."
     )
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
