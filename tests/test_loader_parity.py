@@ -419,3 +419,45 @@ def test_fit_on_grayscale_data_with_validation(tmp_path):
     assert np.isfinite(history.history["val_loss"]).all()
     assert train.generation == 3  # a new grayscale frame every epoch
     assert model.predict(val, verbose=0).shape == (len(val.file_paths), 2)
+
+
+# --------------------------------------------------- with the reduced JPEG decode
+
+
+@pytest.mark.parametrize("options", [
+    {"color_mode": "grayscale"},
+    {"color_mode": "rgba", "crop_to_aspect_ratio": True},
+    {"pad_to_aspect_ratio": True, "interpolation": "bicubic"},
+    {"interpolation": "lanczos3", "crop_to_aspect_ratio": True},
+])
+def test_the_reduced_jpeg_decode_stays_close_to_a_full_decode(tmp_path, options):
+    """Within the tolerance of the default (see test_sources): a JPEG decoded at
+    1/4 scale, and a PNG of the same pixels (box-reduced before the filter)."""
+    rng = np.random.default_rng(1)
+    small = rng.integers(30, 220, (6, 8, 3), dtype=np.uint8)
+    image = cv2.resize(small, (440, 300), interpolation=cv2.INTER_CUBIC)
+    for _ in range(4):
+        cv2.circle(image, tuple(int(v) for v in rng.integers(40, 260, 2)), 30,
+                   tuple(int(v) for v in rng.integers(0, 256, 3)), -1, cv2.LINE_AA)
+    jpg = write(tmp_path / "a.jpg", image)
+    png = write(tmp_path / "a.png", cv2.imread(jpg))  # the JPEG's own pixels
+    decoding = Decoding(**options)
+    size = (64, 48)
+    assert decode_image(jpg, target_size=size).shape[:2] == (75, 110)  # 1/4 scale
+    reduced = load_image(jpg, image_size=size, decoding=decoding).astype(np.int16)
+    full = decoding.fit(decode_image(jpg, color_mode=decoding.color_mode), size)
+    from_png = load_image(png, image_size=size, decoding=decoding)
+    assert reduced.shape == (*size, decoding.channels)
+    assert np.abs(reduced - full).mean() <= 2.0
+    assert np.abs(reduced - from_png).mean() <= 2.0
+
+
+def test_cache_build_command_takes_the_decoding_options(tmp_path, capsys):
+    from augframe.cli import main
+
+    data = colour_folder(tmp_path / "data", {"a": 2, "b": 2})
+    assert main(["cache", "build", str(data), "--image-size", "12", "10",
+                 "--cache-dir", str(tmp_path / "cache"), "--color-mode", "rgba",
+                 "--interpolation", "area", "--pad-to-aspect-ratio"]) == 0
+    assert "color_mode='rgba'" in capsys.readouterr().out
+    assert [p.name for p in (tmp_path / "cache").iterdir()] == ["12x10-rgba-area-pad"]
