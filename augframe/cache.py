@@ -1,17 +1,26 @@
 """The decoded on-disk cache: images decoded and resized once into a memory map.
 
-Layout of a cache, one sub-folder per `image_size` so that caches of several
-sizes live side by side in one `cache_dir`::
+Layout of a cache, one sub-folder per `image_size` and decoding, so that
+caches of several sizes and color modes live side by side in one `cache_dir`::
 
     cache_dir/
-      128x128/
+      128x128/                     the default decoding (rgb, bilinear)
         manifest.json              written last; the only file trusted as is
         images-<build_id>.npy      (n, 128, 128, 3) uint8, named by the manifest
         .lock                      held while a process builds or checks
         .tmp-<build_id>-*          a build in progress (removed when it ends)
+      128x128-grayscale-nearest/   another decoding: (n, 128, 128, 1)
+
+The folder of a decoding other than the default is named by
+`augframe.decoding.Decoding.key` (the non-default options: color mode,
+interpolation, "crop" or "pad"). The manifest records the decoding too, and a
+manifest whose decoding differs from the one asked for (a folder copied or
+renamed by hand) is never reused: the cache is rebuilt with a warning, so a
+cache built for "rgb" is never served as "grayscale". A manifest without that
+record was written before the option existed, with the defaults.
 
 `manifest.json` records the format version, the build id, the image size, the
-data file's name, byte size and shape, and, in column form, each entry's
+decoding, the data file's name, byte size and shape, and, in column form, each entry's
 absolute path, file size, `mtime_ns` and label (plus the files that could not
 be decoded, so that they are not retried until they change).
 
@@ -22,9 +31,10 @@ temporary files or a data file no manifest names, and both are removed by the
 next call. A data file that does not match its manifest (missing, wrong byte
 size or shape) is rebuilt with a warning.
 
-Images are decoded with `decode_image(path, target_size=image_size)`, so a
-JPEG at least twice the cached size is decoded at reduced scale (see that
-function for the speed-up and the tolerance) and resized with `resize`.
+Images are decoded as `augframe.sources.load_image` does, so a JPEG at least
+twice the cached size is decoded at reduced scale (see `decode_image` for the
+speed-up and the tolerance; never for "nearest") and resized as the decoding
+says.
 
 Checksums catch what the byte size cannot: bytes changed in place (silent
 corruption on the disk, a stray write through a writable memory map). The manifest holds
@@ -86,6 +96,7 @@ from tqdm.auto import tqdm
 
 from augframe import _checks
 from augframe._parallel import run_chunks
+from augframe.decoding import Decoding
 from augframe.errors import (
     CacheError,
     CacheWarning,
@@ -93,7 +104,7 @@ from augframe.errors import (
     ImageWarning,
     SourceError,
 )
-from augframe.sources import ImageReadError, decode_image, resize
+from augframe.sources import ImageReadError, decode_image
 
 __all__ = ["CACHE_VERSION", "CacheStats", "CacheStore", "build_cache"]
 
@@ -133,7 +144,7 @@ class CacheStats:
 
 
 class CacheStore:
-    """Natives read from a decoded, resized `(n, H, W, 3)` uint8 memory map.
+    """Natives read from a decoded, resized `(n, H, W, C)` uint8 memory map.
 
     Satisfies `augframe.sources.ImageStore`. Only the pages being read are in
     RAM (the operating system's page cache holds and evicts them). `load` is a
@@ -159,14 +170,17 @@ class CacheStore:
         names: Sequence[str],
         image_size: tuple[int, int],
         stats: CacheStats | None = None,
+        decoding: Decoding | None = None,
     ) -> None:
         self.data_path = Path(data_path)
         self.labels = np.asarray(labels, dtype=np.int32)
         self.image_size = (int(image_size[0]), int(image_size[1]))
         self.stats = stats
+        self.decoding = decoding or Decoding()
+        self.color_mode = self.decoding.color_mode
         self._names = list(names)
         self._array = _open_data(self.data_path)
-        expected = (len(self._names), *self.image_size, 3)
+        expected = (len(self._names), *self.image_size, self.decoding.channels)
         if self._array.shape != expected or len(self.labels) != len(self._names):
             raise CacheError(
                 f"The cache file {str(self.data_path)!r} holds an array of shape "
@@ -179,12 +193,17 @@ class CacheStore:
         return len(self._names)
 
     def load(self, index: int) -> np.ndarray:
-        """The image at `index`: a `(H, W, 3)` uint8 RGB copy."""
+        """The image at `index`: a `(H, W, C)` uint8 copy."""
         return np.array(self._array[index])
 
     def name(self, index: int) -> str:
         """The file path the image at `index` was decoded from."""
         return self._names[index]
+
+    @property
+    def paths(self) -> list[str]:
+        """The file of every image, in index order."""
+        return list(self._names)
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
@@ -212,11 +231,13 @@ def build_cache(
     progress: bool = False,
     class_names: Sequence[str] | None = None,
     verify: bool = True,
+    decoding: Decoding | None = None,
 ) -> CacheStore:
     """Decodes and resizes image files once into an on-disk cache, and opens it.
 
-    The cache lives in `cache_dir/<height>x<width>/`. A later call with the
-    same `cache_dir` and `image_size` reuses it: a file whose path, byte size
+    The cache lives in `cache_dir/<height>x<width>/` (with the default
+    `decoding`; else `<height>x<width>-<decoding.key>/`). A later call with
+    the same `cache_dir`, `image_size` and decoding reuses it: a file whose path, byte size
     and `mtime_ns` are unchanged is not decoded again; changed and new files
     are decoded, removed ones dropped. Items keep the order of `paths`
     (without the files that cannot be decoded), whatever `num_workers`.
@@ -237,6 +258,8 @@ def build_cache(
         verify: check the rows of an existing cache against their checksums
             before reusing them. It reads the whole data file; False skips
             that and trusts the file (its size and shape are still checked).
+        decoding: the color mode, filter and aspect handling of the cached
+            images (default: `Decoding()`, RGB stretched with "bilinear").
 
     Returns:
         A `CacheStore` over the files that could be decoded.
@@ -267,9 +290,18 @@ def build_cache(
             f"Invalid value for argument `verify`. Received: verify={verify!r}. "
             "Expected True or False."
         )
+    decoding = decoding or Decoding()
+    if not isinstance(decoding, Decoding):
+        raise ConfigError(
+            f"Invalid value for argument `decoding`. Received: {decoding!r}. "
+            "Expected an augframe.decoding.Decoding or None."
+        )
     if not names:
         raise SourceError("Received no image paths. Pass at least one image per class.")
-    folder = Path(cache_dir) / f"{image_size[0]}x{image_size[1]}"
+    folder = Path(cache_dir) / (
+        f"{image_size[0]}x{image_size[1]}"
+        + (f"-{decoding.key}" if decoding.key else "")
+    )
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -277,7 +309,7 @@ def build_cache(
 
     with _locked(folder):
         _remove_temp_files(folder)
-        manifest = _read_manifest(folder, image_size)
+        manifest = _read_manifest(folder, image_size, decoding)
         _remove_orphans(folder, keep=manifest.data_file if manifest else None)
         with ThreadPoolExecutor(max_workers=num_workers) as pool:
             if manifest is not None:
@@ -295,6 +327,7 @@ def build_cache(
                 labels=label_array,
                 image_size=image_size,
                 old=manifest,
+                decoding=decoding,
             )
             build.run(pool, progress=progress)
         _check_classes(build, class_names)
@@ -314,6 +347,7 @@ def build_cache(
             names=[names[i] for i in kept.tolist()],
             image_size=image_size,
             stats=stats,
+            decoding=decoding,
         )
     build.warn_skipped()
     logger.info(
@@ -388,8 +422,10 @@ def _parse_checksums(value: Any, num_rows: int) -> _Checksums | None:
     return _Checksums(per_chunk, tuple(values))
 
 
-def _read_manifest(folder: Path, image_size: tuple[int, int]) -> _Manifest | None:
-    """The folder's manifest if it and its data file agree, else None."""
+def _read_manifest(
+    folder: Path, image_size: tuple[int, int], decoding: Decoding
+) -> _Manifest | None:
+    """The folder's manifest if it, its data file and `decoding` agree, else None."""
     path = folder / _MANIFEST
     if not path.exists():
         return None
@@ -412,9 +448,17 @@ def _read_manifest(folder: Path, image_size: tuple[int, int]) -> _Manifest | Non
             raise ValueError(f"data file {data_file!r} is not that of build {build_id}")
         if tuple(doc["image_size"]) != image_size:
             raise ValueError(f"image_size {doc['image_size']} in a {image_size} folder")
+        # Written before the decoding options existed: the defaults.
+        recorded = doc.get("decoding", Decoding().to_json())
+        if recorded != decoding.to_json():
+            raise _OtherDecoding(
+                f"its manifest {str(path)!r} says it was built with "
+                f"{_describe_decoding(recorded)}, not "
+                f"{_describe_decoding(decoding.to_json())}"
+            )
         entries, skipped = doc["entries"], doc["skipped"]
         columns = [entries[k] for k in ("path", "size", "mtime_ns", "label")]
-        shape = (len(columns[0]), *image_size, 3)
+        shape = (len(columns[0]), *image_size, decoding.channels)
         if list(doc["shape"]) != list(shape) or len({len(c) for c in columns}) != 1:
             raise ValueError("entries and shape disagree")
         rows = {
@@ -428,6 +472,9 @@ def _read_manifest(folder: Path, image_size: tuple[int, int]) -> _Manifest | Non
             )
         }
         checksums = _parse_checksums(doc.get("checksums"), shape[0])
+    except _OtherDecoding as exc:
+        _warn_rebuild(str(exc))
+        return None
     except (OSError, ValueError, KeyError, TypeError) as exc:
         _warn_rebuild(f"its manifest {str(path)!r} is unreadable ({exc})")
         return None
@@ -456,6 +503,16 @@ def _read_manifest(folder: Path, image_size: tuple[int, int]) -> _Manifest | Non
         document=doc,
         checksums=checksums,
     )
+
+
+class _OtherDecoding(Exception):
+    """A manifest of a cache built with another decoding."""
+
+
+def _describe_decoding(values: Any) -> str:
+    if not isinstance(values, dict):
+        return repr(values)
+    return ", ".join(f"{k}={v!r}" for k, v in values.items())
 
 
 def _check_data(
@@ -605,8 +662,10 @@ class _Build:
         labels: np.ndarray,
         image_size: tuple[int, int],
         old: _Manifest | None,
+        decoding: Decoding,
     ) -> None:
         self.folder = folder
+        self.decoding = decoding
         self.cache_dir = cache_dir
         self.names = names
         self.keys = keys
@@ -681,7 +740,7 @@ class _Build:
             raise
 
     def _check_space(self, num_rows: int) -> None:
-        needed = num_rows * int(np.prod(self.image_size)) * 3
+        needed = num_rows * int(np.prod(self.image_size)) * self.decoding.channels
         free = shutil.disk_usage(self.folder).free
         if needed > free:
             raise OSError(
@@ -694,7 +753,10 @@ class _Build:
         path = self.folder / f"{_TMP_PREFIX}{self.build_id}-{len(self.temp_files)}.npy"
         self.temp_files.append(path)
         data = np.lib.format.open_memmap(
-            path, mode="w+", dtype=np.uint8, shape=(num_rows, *self.image_size, 3)
+            path,
+            mode="w+",
+            dtype=np.uint8,
+            shape=(num_rows, *self.image_size, self.decoding.channels),
         )
         _preallocate(path, int(data.offset) + data.nbytes)
         return data
@@ -723,12 +785,19 @@ class _Build:
             return
         self.num_decoded = len(todo)
 
+        reduced = self.decoding.reduced_decode
+
         def job(rows: np.ndarray) -> np.ndarray:
             for row in rows.tolist():
                 item = int(candidates[row])
                 try:
-                    image = decode_image(self.keys[item], target_size=self.image_size)
-                    data[row] = resize(image, self.image_size)
+                    # What `augframe.sources.load_image` does.
+                    image = decode_image(
+                        self.keys[item],
+                        target_size=self.image_size if reduced else None,
+                        color_mode=self.decoding.color_mode,
+                    )
+                    data[row] = self.decoding.fit(image, self.image_size)
                 except (ImageReadError, cv2.error):
                     self.failed[item] = True
             return rows
@@ -797,7 +866,7 @@ class _Build:
 
     def _document(self) -> dict[str, Any]:
         kept, skipped = self.kept.tolist(), self.skipped
-        shape = [len(kept), *self.image_size, 3]
+        shape = [len(kept), *self.image_size, self.decoding.channels]
         size = (self.folder / self.data_file).stat().st_size
         stamps = self.stamps
         checksums = (
@@ -808,6 +877,7 @@ class _Build:
             "version": CACHE_VERSION,
             "build_id": self.build_id,
             "image_size": list(self.image_size),
+            "decoding": self.decoding.to_json(),
             "data_file": self.data_file,
             "data_bytes": size,
             "shape": shape,
@@ -888,7 +958,7 @@ def _open_data(path: Path) -> np.memmap:
     """Opens a cache data file read-only, never unpickling anything."""
     array = np.load(path, mmap_mode="r", allow_pickle=False)
     if not isinstance(array, np.memmap) or array.dtype != np.uint8 or array.ndim != 4:
-        raise ValueError(f"{str(path)!r} is not a (n, H, W, 3) uint8 array")
+        raise ValueError(f"{str(path)!r} is not a (n, H, W, C) uint8 array")
     return array
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from augframe.errors import AugframeError, ConfigError
-from augframe.options import argparse_type
+from augframe.options import OPTIONS, argparse_type
 
 __all__ = ["build_parser", "default_cache_dir", "main"]
 
@@ -322,9 +322,15 @@ def _cache_build(args: argparse.Namespace) -> int:
         return _fail(
             "cache build", f"augframe.cache is not available ({exc}).", EXIT_FAILED
         )
+    from augframe.decoding import DECODING_OPTIONS, Decoding
     from augframe.sources import collect_directory
 
-    paths, labels, class_names = collect_directory(args.directory)
+    decoding = Decoding.from_options(
+        {name: getattr(args, name) for name in DECODING_OPTIONS}
+    )
+    paths, labels, class_names = collect_directory(
+        args.directory, follow_links=args.follow_links
+    )
     cache_dir = (
         Path(args.cache_dir) if args.cache_dir else default_cache_dir(args.directory)
     )
@@ -337,6 +343,7 @@ def _cache_build(args: argparse.Namespace) -> int:
         num_workers=args.workers or os.cpu_count() or 1,
         progress=True,
         class_names=class_names,
+        decoding=decoding,
     )
     stats = getattr(store, "stats", None)
     done = (
@@ -346,9 +353,14 @@ def _cache_build(args: argparse.Namespace) -> int:
         else ""
     )
     print(f"augframe cache: {len(store)} images of {len(class_names)} classes{done}")
+    same = "".join(
+        f", {name}={getattr(decoding, name)!r}"
+        for name in DECODING_OPTIONS
+        if getattr(decoding, name) != getattr(Decoding(), name)
+    )
     print(
         f"  use it with: FrameSequence.from_directory({str(args.directory)!r}, "
-        f"image_size={image_size}, cache_dir={str(cache_dir)!r}, ...)"
+        f"image_size={image_size}{same}, cache_dir={str(cache_dir)!r}, ...)"
     )
     print(cache_dir)
     return EXIT_OK
@@ -616,6 +628,20 @@ def _add_cache(commands: Any) -> None:
         metavar="N",
         help="decoding threads (default: CPU count)",
     )
+    for name in ("color_mode", "interpolation"):
+        option = OPTIONS[name]
+        build.add_argument(
+            f"--{name.replace('_', '-')}",
+            choices=option.choices,
+            default=option.default,
+            help=f"{option.doc} (default {option.default})",
+        )
+    for name in ("crop_to_aspect_ratio", "pad_to_aspect_ratio", "follow_links"):
+        build.add_argument(
+            f"--{name.replace('_', '-')}",
+            action="store_true",
+            help=OPTIONS[name].doc,
+        )
     build.set_defaults(handler=_cache_build)
 
 

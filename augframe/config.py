@@ -10,6 +10,8 @@ file's folder; the paths augframe writes to (`control_file`, `example_dir`,
     source:
       directory: data/train        # or: paths_csv: files.csv (columns path,label)
     image_size: [128, 128]
+    color_mode: grayscale          # rgb (default), grayscale or rgba; also
+                                   # interpolation, crop_to_aspect_ratio, ...
     samples_per_class: 500
     augment: medium                # a shipped pipeline, or a file
     aug_p: 0.3

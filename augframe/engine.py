@@ -95,12 +95,13 @@ from tqdm.auto import tqdm
 from augframe._seeds import Stream, derive_rng
 from augframe.balance import frame_size
 from augframe.control import ControlFile, write_control
+from augframe.decoding import CHANNELS
 from augframe.errors import AugframeError, BuildError
 from augframe.examples import ExampleRing, contact_sheet, save_png
 from augframe.frame import BackgroundBuild, BuildPacer, Frame, FrameBuilder
 from augframe.frame_length import FrameLength
 from augframe.pipeline import PipelineSpec
-from augframe.sources import ImageStore
+from augframe.sources import ImageStore, store_color_mode
 from augframe.workers import FrameBuffer, ProcessMaker, choose_maker
 
 __all__ = ["EngineState", "FrameEngine", "View"]
@@ -187,6 +188,7 @@ class FrameEngine:
         spec = spec if spec is not None else PipelineSpec(None)
         self.class_names = class_names
         self.image_size = image_size
+        self.channels = CHANNELS[store_color_mode(store)]
         self.samples_per_class = samples_per_class
         self.epochs_per_frame = epochs_per_frame
         self.aug_p, self.pipe_p = aug_p, pipe_p
@@ -226,7 +228,12 @@ class FrameEngine:
             shuffle=not fixed_order,
         )
         self._buffers = [
-            FrameBuffer(self.num_samples, image_size, shared=self.build_processes)
+            FrameBuffer(
+                self.num_samples,
+                image_size,
+                shared=self.build_processes,
+                channels=self.channels,
+            )
             for _ in range(2 if self.background else 1)
         ]
         self._lock = threading.Condition()

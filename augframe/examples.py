@@ -21,10 +21,34 @@ import numpy as np
 from augframe._files import write_atomic
 from augframe.errors import AugframeWarning
 
-__all__ = ["ExampleRing", "contact_sheet", "save_png"]
+__all__ = ["ExampleRing", "contact_sheet", "save_png", "viewable"]
 
 _PATTERN = re.compile(r"^.+_g\d+_s\d+\.jpg$")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def viewable(image: np.ndarray) -> np.ndarray:
+    """An `(H, W, 3)` RGB picture of a sample of any color mode.
+
+    Grayscale is repeated into three channels; RGBA is drawn over white
+    (transparent pixels show white), as an image viewer would.
+
+    Example:
+    >>> viewable(np.zeros((2, 2, 1), np.uint8)).shape
+    (2, 2, 3)
+    >>> viewable(np.zeros((1, 1, 4), np.uint8)).tolist()
+    [[[255, 255, 255]]]
+    """
+    if image.ndim == 2:
+        image = image[:, :, None]
+    channels = image.shape[2]
+    if channels == 1:
+        return np.repeat(image, 3, axis=2)
+    if channels == 4:
+        alpha = image[:, :, 3:].astype(np.float32) / 255.0
+        over = image[:, :, :3] * alpha + 255.0 * (1.0 - alpha)
+        return np.clip(np.rint(over), 0, 255).astype(np.uint8)
+    return image
 
 
 class ExampleRing:
@@ -63,7 +87,7 @@ class ExampleRing:
     def write(
         self, image: np.ndarray, *, class_name: str, generation: int, slot: int
     ) -> None:
-        """Writes one RGB uint8 sample as a JPEG (converted to BGR for OpenCV).
+        """Writes one uint8 sample as a JPEG (as `viewable` draws it, in BGR for OpenCV).
 
         The JPEG is written under a temporary name and renamed into place: a
         viewer never sees half a file, a failed write (full disk) is reported
@@ -74,7 +98,9 @@ class ExampleRing:
         path = self.directory / f"{safe}_g{generation:04d}_s{slot:06d}.jpg"
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
-            ok, encoded = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+            ok, encoded = cv2.imencode(
+                ".jpg", cv2.cvtColor(viewable(image), cv2.COLOR_RGB2BGR)
+            )
             if not ok:
                 raise OSError("JPEG encoding failed")
             write_atomic(path, encoded.tobytes())
@@ -109,6 +135,8 @@ def contact_sheet(
 ) -> np.ndarray:
     """One RGB grid: a row per class, its first `per_class` samples, labelled.
 
+    Samples of any color mode are drawn with `viewable`.
+
     Example:
     >>> grid = contact_sheet(np.zeros((4, 8, 8, 3), np.uint8),
     ...                      np.array([0, 0, 1, 1]), ["a", "b"], per_class=2)
@@ -132,7 +160,9 @@ def contact_sheet(
         )
         for col, index in enumerate(picks.tolist()):
             tile = cv2.resize(
-                images[index], (cell - 4, cell - 4), interpolation=cv2.INTER_NEAREST
+                viewable(images[index]),
+                (cell - 4, cell - 4),
+                interpolation=cv2.INTER_NEAREST,
             )
             x = label_width + col * cell + 2
             row[2 : cell - 2, x : x + cell - 4] = tile
@@ -141,10 +171,10 @@ def contact_sheet(
 
 
 def save_png(image: np.ndarray, path: str | os.PathLike[str]) -> Path:
-    """Saves an RGB uint8 image as PNG (BGR for OpenCV), creating the folder."""
+    """Saves a uint8 image (as `viewable` draws it) as PNG, creating the folder."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    ok, encoded = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    ok, encoded = cv2.imencode(".png", cv2.cvtColor(viewable(image), cv2.COLOR_RGB2BGR))
     if not ok:
         raise OSError(f"could not encode {target}")
     encoded.tofile(str(target))

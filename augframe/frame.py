@@ -1,7 +1,7 @@
 """The in-RAM frame: its plan, the parallel builder, background builds.
 
-A frame is `N` augmented uint8 samples in one preallocated `(N, H, W, 3)`
-buffer, plus their labels. `FrameBuilder.build` plans the frame, has a sample
+A frame is `N` augmented uint8 samples in one preallocated `(N, H, W, C)`
+buffer (C: 3, 1 or 4 channels), plus their labels. `FrameBuilder.build` plans the frame, has a sample
 maker (threads, or processes on shared memory: `augframe.workers`) load and
 augment the samples straight into the buffer, then redraws variants that equal
 another sample of their class. Every slot is seeded from `(seed, generation,
@@ -48,7 +48,11 @@ __all__ = [
 
 @dataclass(frozen=True)
 class Frame:
-    """A built frame: samples in `buffer`, labels and what the build did."""
+    """A built frame: samples in `buffer`, labels and what the build did.
+
+    `native_index` names the native each slot starts from (an index into the
+    store; an unreadable native's slot holds another native of its class).
+    """
 
     buffer: FrameBuffer
     labels: np.ndarray
@@ -64,6 +68,7 @@ class Frame:
     """The build's work: the workers' seconds making samples over their
     number, i.e. the wall time of the build at full speed under the load it
     met (pacing waits excluded)."""
+    native_index: np.ndarray | None = None
 
     @property
     def images(self) -> np.ndarray:
@@ -236,6 +241,7 @@ class FrameBuilder:
             pipe_p=pipe_p,
             notes=tuple(notes),
             work_seconds=worked[0] / self.maker.num_workers,
+            native_index=plan.native_index,
         )
 
     def _batches(

@@ -33,6 +33,7 @@ from pydantic import Field, StrictBool, StrictInt, StrictStr
 from augframe.errors import ConfigError
 
 __all__ = [
+    "FILES_OPTIONS",
     "HOT_OPTIONS",
     "OPTIONS",
     "VALIDATION_OPTIONS",
@@ -73,6 +74,9 @@ class Option:
         in_file: can be set in a run config.
         for_validation: applies to a validation sequence
             (`FrameSequence.for_validation`).
+        files_only: taken by the constructors that list image files
+            (`FrameSequence.from_directory`, `from_paths`, `from_dataframe`),
+            not by `FrameSequence` itself, which refuses it by name.
     """
 
     name: str
@@ -86,6 +90,7 @@ class Option:
     hot: bool = False
     in_file: bool = True
     for_validation: bool = False
+    files_only: bool = False
 
     def expected(self) -> str:
         """What a valid value is, in words."""
@@ -121,6 +126,45 @@ OPTIONS: dict[str, Option] = _options(
         for_validation=True,
     ),
     Option("batch_size", "int", 32, "samples per batch", for_validation=True),
+    Option(
+        "color_mode",
+        "choice",
+        "rgb",
+        "channels of every sample: rgb (3), grayscale (1) or rgba (4)",
+        choices=("rgb", "grayscale", "rgba"),
+        for_validation=True,
+    ),
+    Option(
+        "interpolation",
+        "choice",
+        "bilinear",
+        "resize filter, by Keras' name (see augframe.decoding)",
+        choices=(
+            "bilinear",
+            "nearest",
+            "bicubic",
+            "area",
+            "lanczos3",
+            "lanczos5",
+            "gaussian",
+            "mitchellcubic",
+        ),
+        for_validation=True,
+    ),
+    Option(
+        "crop_to_aspect_ratio",
+        "bool",
+        False,
+        "center-crop every native to the aspect of image_size before resizing",
+        for_validation=True,
+    ),
+    Option(
+        "pad_to_aspect_ratio",
+        "bool",
+        False,
+        "pad every native with black to the aspect of image_size before resizing",
+        for_validation=True,
+    ),
     Option(
         "samples_per_class",
         "int",
@@ -256,6 +300,15 @@ OPTIONS: dict[str, Option] = _options(
         "folder of the decoded on-disk cache",
         nullable=True,
         for_validation=True,
+        files_only=True,
+    ),
+    Option(
+        "follow_links",
+        "bool",
+        False,
+        "from_directory: also list class folders and files reached by symlinks",
+        for_validation=True,
+        files_only=True,
     ),
     Option(
         "workers",
@@ -282,6 +335,9 @@ VALIDATION_OPTIONS: tuple[str, ...] = tuple(
     n for n, o in OPTIONS.items() if o.for_validation
 )
 """Options that a validation sequence takes."""
+
+FILES_OPTIONS: tuple[str, ...] = tuple(n for n, o in OPTIONS.items() if o.files_only)
+"""Options of the constructors that list image files, not of `FrameSequence`."""
 
 
 def _invalid(option: Option, value: Any, fix: str = "") -> ConfigError:

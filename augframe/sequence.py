@@ -19,6 +19,7 @@ docs/keras-lifecycle.md:
 
 from __future__ import annotations
 
+import difflib
 import logging
 import math
 import os
@@ -32,6 +33,7 @@ import numpy as np
 from augframe import options as opts
 from augframe._seeds import Stream, derive_rng
 from augframe.clock import EpochClock
+from augframe.decoding import Decoding
 from augframe.engine import FrameEngine
 from augframe.errors import ConfigError, SourceError
 from augframe.frame import Frame
@@ -46,6 +48,7 @@ from augframe.sources import (
     collect_paths,
     mapping_to_store,
     split_by_class,
+    store_color_mode,
 )
 
 __all__ = ["FrameSequence"]
@@ -74,9 +77,24 @@ class FrameSequence(keras.utils.PyDataset):
     Args:
         source: a mapping `{class_name: images}` where each image is an HxWxC
             uint8 RGB array (grayscale and RGBA converted) or an image path;
-            or a `StoreSource`. See also `from_directory` and `from_paths`.
+            or a `StoreSource`. See also `from_directory`, `from_paths` and
+            `from_dataframe`.
         image_size: `(height, width)` of every sample.
         batch_size: samples per batch.
+        color_mode: "rgb" (default), "grayscale" or "rgba": batches of shape
+            `(batch, height, width, 3 | 1 | 4)`, as in Keras. Files are
+            decoded and arrays converted to it; a shipped `augment` pipeline
+            leaves out the transforms that cannot take it, a pipeline of
+            yours that has one is refused by name (see `augframe.pipeline`).
+        interpolation: the resize filter, by Keras' name: "bilinear"
+            (default), "nearest", "bicubic", "area", "lanczos3", "lanczos5",
+            "gaussian" or "mitchellcubic"; OpenCV's equivalent or closest
+            filter (see `augframe.decoding` for which are approximations).
+        crop_to_aspect_ratio: center-crop every native to the aspect ratio
+            of `image_size` before resizing (nothing is stretched).
+        pad_to_aspect_ratio: fit every native inside `image_size` and pad
+            the rest with zeros (black), centered. Not with
+            `crop_to_aspect_ratio`.
         samples_per_class: samples of every class in a frame, or None for
             every native once.
         epochs_per_frame: training epochs served from one frame, or "auto":
@@ -155,6 +173,10 @@ class FrameSequence(keras.utils.PyDataset):
         *,
         image_size: tuple[int, int],
         batch_size: int = 32,
+        color_mode: str = "rgb",
+        interpolation: str = "bilinear",
+        crop_to_aspect_ratio: bool = False,
+        pad_to_aspect_ratio: bool = False,
         samples_per_class: int | None = None,
         epochs_per_frame: int | str = 5,
         epochs_per_frame_bounds: tuple[int, int] = (1, 10),
@@ -182,12 +204,14 @@ class FrameSequence(keras.utils.PyDataset):
         **kwargs: Any,
     ) -> None:
         opts.check_known(kwargs, allowed=opts.OPTIONS, where="FrameSequence")
+        _refuse_files_options(kwargs)
         given = dict(locals())
         values = {
             name: opts.check(name, given[name])
             for name in opts.OPTIONS
-            if name in given and name not in ("augment", "cache_dir")
+            if name in given and name not in ("augment", *opts.FILES_OPTIONS)
         }
+        decoding = Decoding.from_options(values)
         if values["use_multiprocessing"]:
             raise ConfigError(
                 "Invalid value for argument `use_multiprocessing`. Received: True. "
@@ -240,7 +264,9 @@ class FrameSequence(keras.utils.PyDataset):
                 "Pass e.g. samples_per_class=1000."
             )
         shard = None if shard is None or shard[1] == 1 else shard
-        spec = PipelineSpec(augment)
+        spec = PipelineSpec(
+            augment, color_mode=decoding.color_mode, image_size=values["image_size"]
+        )
         if control_file is not None:
             from augframe.control import ControlSettings
 
@@ -253,8 +279,9 @@ class FrameSequence(keras.utils.PyDataset):
         self.batch_size: int = values["batch_size"]
         self.label_mode: str = values["label_mode"]
         self.dtype: str = values["dtype"]
+        self.decoding = decoding
         if self.dtype == "uint8" and preprocess is not None:
-            _check_keeps_uint8(preprocess, values["image_size"])
+            _check_keeps_uint8(preprocess, (*values["image_size"], decoding.channels))
         self.verbose: int = values["verbose"]
         self.seed: int | None = values["seed"]
         self.max_examples: int = values["max_examples"]
@@ -271,12 +298,14 @@ class FrameSequence(keras.utils.PyDataset):
                 source,
                 image_size=self.image_size,
                 num_workers=num_build_workers or os.cpu_count() or 1,
+                decoding=decoding,
             )
         if tuple(store.image_size) != self.image_size:
             raise ConfigError(
                 f"The store serves images of size {store.image_size}, but "
                 f"image_size={self.image_size}. Build the store for that size."
             )
+        _check_store_decoding(store, decoding)
         if self.label_mode == "binary" and len(class_names) != 2:
             raise ConfigError(
                 "Invalid value for argument `label_mode`. Received: 'binary' with "
@@ -294,6 +323,7 @@ class FrameSequence(keras.utils.PyDataset):
                     "fewer processes, or add images to those classes."
                 )
         self.class_names = class_names
+        self._store = store
         self._one_hot = np.eye(len(class_names), dtype=np.float32)  # rows per label
         self.engine = FrameEngine(
             store,
@@ -357,6 +387,7 @@ class FrameSequence(keras.utils.PyDataset):
         cache_dir: str | os.PathLike[str] | None = None,
         validation_split: float | None = None,
         subset: str | None = None,
+        follow_links: bool = False,
         **kwargs: Any,
     ) -> Any:
         """A FrameSequence over `directory/<class_name>/<images>`.
@@ -367,28 +398,160 @@ class FrameSequence(keras.utils.PyDataset):
         with common image extensions (any case) are used, other files
         ignored, unreadable ones skipped with one warning. With `cache_dir`,
         images are decoded and resized once into an on-disk cache (see
-        `augframe.cache`).
+        `augframe.cache`; one cache per image size and decoding options).
 
         As in `keras.utils.image_dataset_from_directory`, `validation_split`
         with `subset` ("training", "validation" or "both") and `seed` splits
         the files: per class (a scarce class keeps natives on both sides), by
         file (no image on both sides), the same for the same seed in any
         process. "both" returns `(train, val)`, `val` a validation sequence
-        that takes the options that apply to it.
+        that takes the options that apply to it. `color_mode`,
+        `interpolation`, `crop_to_aspect_ratio` and `pad_to_aspect_ratio`
+        are Keras' too (see `FrameSequence`), and so is `follow_links`: a
+        class folder that is a symbolic link is a class and linked files are
+        used, but linked sub-folders of a class folder are walked only with
+        `follow_links=True`. `file_paths` lists the files of a sequence.
 
         Example:
         >>> seq = FrameSequence.from_directory("data/train", image_size=(128, 128),
         ...                                    samples_per_class=500)  # doctest: +SKIP
         >>> train, val = FrameSequence.from_directory(
         ...     "data", image_size=(128, 128), validation_split=0.2,
-        ...     subset="both", seed=0, samples_per_class=500)  # doctest: +SKIP
+        ...     subset="both", seed=0, samples_per_class=500,
+        ...     color_mode="grayscale", crop_to_aspect_ratio=True)  # doctest: +SKIP
         """
-        image_size = opts.check("image_size", image_size)
-        opts.check_known(kwargs, allowed=opts.OPTIONS, where="FrameSequence")
+        image_size = _check_file_options(image_size, kwargs)
+        follow_links = opts.check("follow_links", follow_links)
         split = _check_split(validation_split, subset, kwargs.get("seed"))
         paths, labels, class_names = collect_directory(
-            directory, class_names=class_names
+            directory, class_names=class_names, follow_links=follow_links
         )
+        return cls._split_files(
+            paths, labels, class_names, image_size, cache_dir, split, kwargs
+        )
+
+    @classmethod
+    def from_paths(
+        cls,
+        paths: Sequence[str | os.PathLike[str]],
+        labels: Sequence[Any],
+        *,
+        image_size: tuple[int, int],
+        class_names: Sequence[str] | None = None,
+        cache_dir: str | os.PathLike[str] | None = None,
+        **kwargs: Any,
+    ) -> FrameSequence:
+        """A FrameSequence over a list of image files and their labels.
+
+        Labels are class names, or integer indices into `class_names`. Takes
+        the options of `FrameSequence` (`color_mode`, `interpolation`, ...).
+
+        Example:
+        >>> seq = FrameSequence.from_paths(df["path"], df["label"],
+        ...                                image_size=(96, 96))  # doctest: +SKIP
+        """
+        if "follow_links" in kwargs:
+            raise ConfigError(
+                "FrameSequence.from_paths() got `follow_links`, which applies to "
+                "FrameSequence.from_directory (it walks folders); from_paths "
+                "takes a list of files. Remove it."
+            )
+        image_size = _check_file_options(image_size, kwargs)
+        kept, int_labels, names = collect_paths(paths, labels, class_names=class_names)
+        return cls._from_files(kept, int_labels, names, image_size, cache_dir, kwargs)
+
+    @classmethod
+    def from_dataframe(
+        cls,
+        dataframe: Any,
+        *,
+        image_size: tuple[int, int],
+        x_col: str = "filename",
+        y_col: str = "class",
+        directory: str | os.PathLike[str] | None = None,
+        class_names: Sequence[str] | None = None,
+        cache_dir: str | os.PathLike[str] | None = None,
+        validation_split: float | None = None,
+        subset: str | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """A FrameSequence over the rows of a pandas DataFrame, like Keras'
+        `flow_from_dataframe`.
+
+        Each row names an image file (`x_col`; a relative path is joined to
+        `directory`) and its class (`y_col`, a class name). Class names are
+        the sorted labels found, or `class_names` in that order (then a
+        label not in it is an error naming it: filter the rows first, e.g.
+        `df[df["class"].isin(names)]`; Keras' `classes=` drops them
+        silently). A file that does not exist is an error naming it, raised
+        before any image is decoded (Keras drops such rows with a warning):
+        fix the paths or drop the rows. A file that exists but cannot be
+        decoded is skipped with one warning, as in `from_paths`.
+
+        `validation_split`, `subset` and `seed` split the rows as
+        `from_directory` splits files. The other keyword arguments are the
+        options of `FrameSequence`. Needs pandas (`pip install pandas`).
+
+        Example:
+        >>> import pandas as pd  # doctest: +SKIP
+        >>> df = pd.DataFrame({"filename": ["a/1.jpg", "b/2.jpg"],
+        ...                    "class": ["cat", "dog"]})  # doctest: +SKIP
+        >>> seq = FrameSequence.from_dataframe(df, directory="images",
+        ...                                    image_size=(96, 96))  # doctest: +SKIP
+        """
+        image_size = _check_file_options(image_size, kwargs)
+        if "follow_links" in kwargs:
+            raise ConfigError(
+                "FrameSequence.from_dataframe() got `follow_links`, which applies "
+                "to FrameSequence.from_directory (it walks folders). Remove it."
+            )
+        split = _check_split(validation_split, subset, kwargs.get("seed"))
+        paths, labels = _read_dataframe(
+            dataframe, x_col=x_col, y_col=y_col, directory=directory
+        )
+        kept, int_labels, names = collect_paths(paths, labels, class_names=class_names)
+        return cls._split_files(
+            kept, int_labels, names, image_size, cache_dir, split, kwargs
+        )
+
+    @classmethod
+    def from_config(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        allowed_root: str | os.PathLike[str] | None = None,
+        **overrides: Any,
+    ) -> FrameSequence:
+        """A FrameSequence from a YAML run config (see `augframe.config`).
+
+        Keyword arguments replace the file's options and are validated the
+        same way; a bad field is a `ConfigError` naming the field and the file.
+
+        Example:
+        >>> seq = FrameSequence.from_config("configs/run.yaml", seed=1)  # doctest: +SKIP
+        """
+        from augframe.config import resolve_run
+
+        source, kwargs = resolve_run(path, allowed_root=allowed_root, **overrides)
+        if isinstance(source, tuple):
+            paths, labels = source
+            if not kwargs.get("follow_links", False):
+                kwargs.pop("follow_links", None)  # the default: nothing to refuse
+            return cls.from_paths(paths, labels, **kwargs)
+        return cls.from_directory(source, **kwargs)
+
+    @classmethod
+    def _split_files(
+        cls,
+        paths: list[str],
+        labels: np.ndarray,
+        class_names: list[str],
+        image_size: tuple[int, int],
+        cache_dir: str | os.PathLike[str] | None,
+        split: tuple[float, str] | None,
+        kwargs: dict[str, Any],
+    ) -> Any:
+        """One sequence over the files, or the `subset` of a split of them."""
         if split is None:
             return cls._from_files(
                 paths, labels, class_names, image_size, cache_dir, kwargs
@@ -419,53 +582,6 @@ class FrameSequence(keras.utils.PyDataset):
         return made[split[1]]
 
     @classmethod
-    def from_paths(
-        cls,
-        paths: Sequence[str | os.PathLike[str]],
-        labels: Sequence[Any],
-        *,
-        image_size: tuple[int, int],
-        class_names: Sequence[str] | None = None,
-        cache_dir: str | os.PathLike[str] | None = None,
-        **kwargs: Any,
-    ) -> FrameSequence:
-        """A FrameSequence over a list of image files and their labels.
-
-        Labels are class names, or integer indices into `class_names`.
-
-        Example:
-        >>> seq = FrameSequence.from_paths(df["path"], df["label"],
-        ...                                image_size=(96, 96))  # doctest: +SKIP
-        """
-        image_size = opts.check("image_size", image_size)
-        kept, int_labels, names = collect_paths(paths, labels, class_names=class_names)
-        return cls._from_files(kept, int_labels, names, image_size, cache_dir, kwargs)
-
-    @classmethod
-    def from_config(
-        cls,
-        path: str | os.PathLike[str],
-        *,
-        allowed_root: str | os.PathLike[str] | None = None,
-        **overrides: Any,
-    ) -> FrameSequence:
-        """A FrameSequence from a YAML run config (see `augframe.config`).
-
-        Keyword arguments replace the file's options and are validated the
-        same way; a bad field is a `ConfigError` naming the field and the file.
-
-        Example:
-        >>> seq = FrameSequence.from_config("configs/run.yaml", seed=1)  # doctest: +SKIP
-        """
-        from augframe.config import resolve_run
-
-        source, kwargs = resolve_run(path, allowed_root=allowed_root, **overrides)
-        if isinstance(source, tuple):
-            paths, labels = source
-            return cls.from_paths(paths, labels, **kwargs)
-        return cls.from_directory(source, **kwargs)
-
-    @classmethod
     def _from_files(
         cls,
         paths: list[str],
@@ -475,10 +591,12 @@ class FrameSequence(keras.utils.PyDataset):
         cache_dir: str | os.PathLike[str] | None,
         kwargs: dict[str, Any],
     ) -> FrameSequence:
+        decoding = Decoding.from_options(kwargs)
         if cache_dir is None:
             return cls(
                 StoreSource(
-                    FileStore(paths, labels, image_size=image_size), class_names
+                    FileStore(paths, labels, image_size=image_size, decoding=decoding),
+                    class_names,
                 ),
                 image_size=image_size,
                 **kwargs,
@@ -496,12 +614,65 @@ class FrameSequence(keras.utils.PyDataset):
                 num_workers=kwargs.get("num_build_workers") or os.cpu_count() or 1,
                 progress=kwargs.get("verbose", 1) > 0,
                 class_names=class_names,
+                decoding=decoding,
             )
 
         # Built by the constructor, after every other argument was checked.
         return cls(
             StoreSource(open_cache, class_names), image_size=image_size, **kwargs
         )
+
+    @property
+    def file_paths(self) -> list[str]:
+        """The image files of a sequence built from files (as Keras' `file_paths`).
+
+        A validation sequence: the file of every sample, in serving order,
+        so that row `i` of `model.predict(val)` (and of `val.as_arrays()`)
+        is `val.file_paths[i]`. Its order is by class (in `class_names`
+        order), then by the order the files were listed in; it never
+        changes.
+
+        A training sequence: its natives, the files its frames draw from, in
+        store order (by class, then file, for `from_directory`; a shard's
+        own natives when sharded). Not the order of the samples: a frame
+        re-balances classes, repeats scarce natives as augmented variants
+        and reshuffles every epoch, so no row of a training batch stands for
+        one file. Keras' `file_paths` of a shuffled data set is likewise the
+        list of its files, not the order of its batches: it says which files
+        are in a split, which this does too.
+
+        An unreadable file, found when its frame was built, is listed but
+        served as another image of its class (with an `ImageWarning`).
+
+        Raises:
+            AttributeError: the sequence was built from arrays (a mapping or
+                an `ArrayStore`), which have no files.
+
+        Example:
+        >>> train, val = FrameSequence.from_directory(
+        ...     "data", image_size=(64, 64), validation_split=0.2,
+        ...     subset="both", seed=0)  # doctest: +SKIP
+        >>> probabilities = model.predict(val)  # doctest: +SKIP
+        >>> dict(zip(val.file_paths, probabilities.argmax(axis=1)))  # doctest: +SKIP
+        """
+        paths = getattr(self._store, "paths", None)
+        if paths is None:
+            raise AttributeError(
+                "file_paths: this FrameSequence was built from arrays, which "
+                "have no files. Use FrameSequence.from_directory, from_paths or "
+                "from_dataframe for a sequence whose files are known."
+            )
+        paths = list(paths)
+        if not self.validation:
+            return paths
+        view = self.engine.view()
+        try:
+            native = view.frame.native_index
+            order = view.order
+        finally:
+            view.frame.buffer.release()
+        assert native is not None
+        return [paths[i] for i in native[order].tolist()]
 
     # ---------------------------------------------------------------- serving
 
@@ -743,10 +914,10 @@ def _check_split(fraction: Any, subset: Any, seed: Any) -> tuple[float, str] | N
 
 
 def _check_keeps_uint8(
-    preprocess: Callable[[np.ndarray], Any], image_size: tuple[int, int]
+    preprocess: Callable[[np.ndarray], Any], sample_shape: tuple[int, int, int]
 ) -> None:
     """Refuses a `preprocess` that does not keep uint8 batches uint8."""
-    out = preprocess(np.zeros((1, *image_size, 3), np.uint8))
+    out = preprocess(np.zeros((1, *sample_shape), np.uint8))
     if getattr(out, "dtype", None) != np.uint8:
         raise ConfigError(
             "Invalid arguments: dtype='uint8' serves the frame's bytes, but "
@@ -770,3 +941,128 @@ def _refuse_for_validation(values: dict[str, Any], names: Any = None) -> None:
                 "in a fixed order, and never regenerates). Remove it. Options "
                 f"that apply: {', '.join(opts.VALIDATION_OPTIONS)}."
             )
+
+
+def _refuse_files_options(kwargs: Mapping[str, Any]) -> None:
+    """Refuses, by name, options of the constructors that list image files."""
+    for name in kwargs:
+        if name in opts.FILES_OPTIONS:
+            raise ConfigError(
+                f"FrameSequence() got `{name}`, which applies to image files: "
+                "pass it to FrameSequence.from_directory, from_paths or "
+                "from_dataframe (from_directory only, for `follow_links`)."
+            )
+
+
+def _check_file_options(image_size: Any, kwargs: Mapping[str, Any]) -> tuple[int, int]:
+    """Checks the options of a file-based constructor before any file is read.
+
+    Returns:
+        `image_size`, checked.
+    """
+    image_size = opts.check("image_size", image_size)
+    opts.check_known(kwargs, allowed=opts.OPTIONS, where="FrameSequence")
+    _refuse_files_options({k: v for k, v in kwargs.items() if k != "follow_links"})
+    for name, value in kwargs.items():
+        if opts.OPTIONS[name].kind != "object" and name != "augment":
+            opts.check(name, value)
+    Decoding.from_options(kwargs)
+    return image_size
+
+
+def _check_store_decoding(store: ImageStore, decoding: Decoding) -> None:
+    """Refuses a store whose color mode (or decoding) differs from the options."""
+    color_mode = store_color_mode(store)
+    if color_mode != decoding.color_mode:
+        raise ConfigError(
+            f"Invalid value for argument `color_mode`. Received: "
+            f"color_mode={decoding.color_mode!r}, but the store serves "
+            f"{color_mode!r} images. Pass color_mode={color_mode!r}, or build "
+            "the store for the color mode you want."
+        )
+    made_with = getattr(store, "decoding", None)
+    if isinstance(made_with, Decoding) and made_with != decoding:
+        differ = [
+            f"{name}={getattr(made_with, name)!r}"
+            for name in ("interpolation", "crop_to_aspect_ratio", "pad_to_aspect_ratio")
+            if getattr(made_with, name) != getattr(decoding, name)
+        ]
+        raise ConfigError(
+            f"The store was built with {', '.join(differ)}, which differs from the "
+            "options given. Pass the same options, or build the store with them."
+        )
+
+
+def _read_dataframe(
+    dataframe: Any,
+    *,
+    x_col: str,
+    y_col: str,
+    directory: str | os.PathLike[str] | None,
+) -> tuple[list[str], list[str]]:
+    """The file paths and class names of a DataFrame's rows, checked.
+
+    Raises:
+        ConfigError: pandas is missing, `dataframe` is not a DataFrame, a
+            column is missing, or a row has no file or no class name.
+        SourceError: files that do not exist (named).
+    """
+    try:
+        import pandas as pd
+    except ImportError:
+        raise ConfigError(
+            "FrameSequence.from_dataframe needs pandas, which is not installed. "
+            "Install it with `pip install pandas`, or pass the paths and labels "
+            "to FrameSequence.from_paths."
+        ) from None
+    if not isinstance(dataframe, pd.DataFrame):
+        raise ConfigError(
+            "Invalid value for argument `dataframe`. Received: "
+            f"{type(dataframe).__name__}. Expected a pandas.DataFrame."
+        )
+    columns = [str(c) for c in dataframe.columns]
+    for argument, column in (("x_col", x_col), ("y_col", y_col)):
+        if column not in columns:
+            close = difflib.get_close_matches(str(column), columns, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(
+                f"Invalid value for argument `{argument}`. Received: "
+                f"{argument}={column!r}, which is not a column of the DataFrame "
+                f"(its columns: {columns}).{hint}"
+            )
+    if len(dataframe) == 0:
+        raise SourceError(
+            "The DataFrame has no rows. Pass at least one image per class."
+        )
+    root = os.fspath(directory) if directory is not None else None
+    paths: list[str] = []
+    labels: list[str] = []
+    for row, file, label in zip(
+        dataframe.index, dataframe[x_col], dataframe[y_col], strict=True
+    ):
+        if not isinstance(file, (str, os.PathLike)) or not os.fspath(file):
+            raise ConfigError(
+                f"Row {row!r} of the DataFrame has {x_col}={file!r}. Expected an "
+                "image file path; drop or fix the row."
+            )
+        if not isinstance(label, str) or not label:
+            raise ConfigError(
+                f"Row {row!r} of the DataFrame has {y_col}={label!r}. Expected a "
+                "class name (a non-empty string); convert the column with "
+                f"df[{y_col!r}].astype(str), or drop the row."
+            )
+        path = os.fspath(file)
+        paths.append(os.path.join(root, path) if root is not None else path)
+        labels.append(label)
+    missing = [p for p in paths if not os.path.isfile(p)]
+    if missing:
+        shown = ", ".join(repr(p) for p in missing[:10]) + (
+            f", ... ({len(missing) - 10} more)" if len(missing) > 10 else ""
+        )
+        where = f" (joined to directory={root!r})" if root is not None else ""
+        raise SourceError(
+            f"{len(missing)} file(s) named by column {x_col!r}{where} do not "
+            f"exist: {shown}. Fix the paths or `directory`, or drop those rows "
+            f"(e.g. df[df[{x_col!r}].map(os.path.isfile)])."
+        )
+    return paths, labels

@@ -1,7 +1,8 @@
 """Where native images come from: decoding, and stores that hand them out resized.
 
 A *store* gives random access to the natives of a data set, each decoded to
-RGB uint8 and resized to the frame's `image_size`. Three stores exist:
+uint8 in the color mode of its `augframe.decoding.Decoding` (RGB by default)
+and resized to the frame's `image_size`. Three stores exist:
 `ArrayStore` (everything in RAM, for mappings of arrays), `FileStore` (decode
 from the image files on every frame) and `augframe.cache.CacheStore` (decoded
 once into a memory-mapped file).
@@ -21,7 +22,15 @@ import cv2
 import numpy as np
 
 from augframe._jpeg import jpeg_size
+from augframe.decoding import (
+    CHANNELS,
+    Decoding,
+    reduce_factor,
+    resize,
+    to_color_mode,
+)
 from augframe.errors import ConfigError, ImageWarning, SourceError
+from augframe.options import check as opts_check
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -34,9 +43,11 @@ __all__ = [
     "collect_directory",
     "collect_paths",
     "decode_image",
+    "load_image",
     "mapping_to_store",
     "resize",
     "split_by_class",
+    "store_color_mode",
     "to_rgb",
 ]
 
@@ -51,11 +62,17 @@ class ImageReadError(OSError):
 
 @runtime_checkable
 class ImageStore(Protocol):
-    """Random access to natives, decoded to RGB uint8 at `image_size`.
+    """Random access to natives, decoded to uint8 `(H, W, C)` at `image_size`.
 
     `load` must be thread-safe and deterministic: frames are built by a pool of
     threads and must not depend on which thread loads which image. It raises
     `ImageReadError` for an image that cannot be decoded.
+
+    A store may also have `color_mode` ("rgb", "grayscale" or "rgba"; "rgb"
+    when absent: `load` returns `(H, W, 3)`), `decoding` (the
+    `augframe.decoding.Decoding` it decodes with; `FrameSequence` refuses
+    options that disagree with it) and `paths` (the file of every native,
+    in index order; `FrameSequence.file_paths` reads it).
     """
 
     labels: np.ndarray
@@ -94,54 +111,65 @@ class StoreSource:
 def to_rgb(image: np.ndarray, *, what: str = "image") -> np.ndarray:
     """Converts a grayscale, single-channel or RGBA uint8 array to RGB.
 
+    See `augframe.decoding.to_color_mode` for the other color modes.
+
     Example:
     >>> to_rgb(np.zeros((4, 5), np.uint8)).shape
     (4, 5, 3)
     """
-    image = np.asarray(image)
-    if image.dtype != np.uint8:
-        raise ConfigError(
-            f"Invalid dtype for {what}. Received: dtype={image.dtype}. Expected "
-            "uint8 RGB pixels in [0, 255]. Convert it first, e.g. "
-            "`(img * 255).clip(0, 255).astype('uint8')` for floats in [0, 1]."
-        )
-    if image.ndim == 2:
-        return np.repeat(image[:, :, None], 3, axis=2)
-    if image.ndim == 3 and image.shape[2] == 1:
-        return np.repeat(image, 3, axis=2)
-    if image.ndim == 3 and image.shape[2] == 3:
-        return image
-    if image.ndim == 3 and image.shape[2] == 4:
-        return np.ascontiguousarray(image[:, :, :3])
-    raise ConfigError(
-        f"Invalid shape for {what}. Received: shape={image.shape}. Expected "
-        "(height, width), (height, width, 1), (height, width, 3) or "
-        "(height, width, 4)."
-    )
+    return to_color_mode(image, "rgb", what=what)
 
 
-def resize(image: np.ndarray, image_size: tuple[int, int]) -> np.ndarray:
-    """Resizes an RGB image to `(height, width)`: area when shrinking, else linear.
+def store_color_mode(store: ImageStore) -> str:
+    """The color mode of a store's natives ("rgb" for a store that does not say).
 
     Example:
-    >>> resize(np.zeros((100, 50, 3), np.uint8), (20, 10)).shape
-    (20, 10, 3)
+    >>> store_color_mode(ArrayStore(np.zeros((2, 8, 8, 1), np.uint8), np.array([0, 1])))
+    'grayscale'
     """
-    height, width = image_size
-    if image.shape[:2] == (height, width):
-        return image
-    shrink = image.shape[0] >= height and image.shape[1] >= width
-    interpolation = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
-    return cv2.resize(image, (width, height), interpolation=interpolation)
+    return str(getattr(store, "color_mode", "rgb"))
+
+
+def load_image(
+    path: str | os.PathLike[str],
+    *,
+    image_size: tuple[int, int],
+    decoding: Decoding | None = None,
+) -> np.ndarray:
+    """Decodes an image file into a sample-sized native: what every store does.
+
+    Decodes in the color mode of `decoding` (at reduced scale for a large
+    JPEG, unless the filter is "nearest"), then crops or pads and resizes
+    (`Decoding.fit`).
+
+    Raises:
+        ImageReadError: the file is missing, empty, or not a decodable image.
+    """
+    decoding = decoding or Decoding()
+    image = decode_image(
+        path,
+        target_size=image_size if decoding.reduced_decode else None,
+        color_mode=decoding.color_mode,
+    )
+    return decoding.fit(image, image_size)
 
 
 def decode_image(
-    path: str | os.PathLike[str], *, target_size: tuple[int, int] | None = None
+    path: str | os.PathLike[str],
+    *,
+    target_size: tuple[int, int] | None = None,
+    color_mode: str = "rgb",
 ) -> np.ndarray:
-    """Decodes an image file to RGB uint8, honouring EXIF orientation.
+    """Decodes an image file to uint8 RGB, grayscale or RGBA, honouring EXIF orientation.
 
-    Grayscale and palette images become RGB, RGBA loses its alpha and 16-bit
-    images are scaled to 8 bits.
+    "rgb" (the default) gives `(H, W, 3)`: grayscale and palette images
+    become RGB, RGBA loses its alpha. "grayscale" gives `(H, W, 1)`, the
+    decoder's own conversion (for a JPEG, its luma plane). "rgba" gives
+    `(H, W, 4)`: a JPEG (which has no alpha) or an image without alpha gets
+    an opaque alpha of 255; a PNG, WebP or TIFF with alpha keeps it, and is
+    then decoded as stored, without applying an EXIF orientation (OpenCV
+    applies none when it keeps alpha; nor does Keras, ever). 16-bit images
+    are scaled to 8 bits.
 
     With `target_size`, the `(height, width)` the caller resizes the image to
     next (with `resize`), a JPEG at least twice that size is decoded at 1/2,
@@ -171,6 +199,7 @@ def decode_image(
         path: the image file.
         target_size: `(height, width)` the image is resized to next, or None
             for the full-size image.
+        color_mode: "rgb", "grayscale" or "rgba".
 
     Raises:
         ImageReadError: the file is missing, empty, or not a decodable image.
@@ -185,16 +214,28 @@ def decode_image(
     (400, 300, 3)
     >>> decode_image(path, target_size=(64, 64)).shape  # 1/4 scale
     (100, 75, 3)
+    >>> decode_image(path, color_mode="grayscale").shape
+    (400, 300, 1)
     >>> folder.cleanup()
     """
+    if color_mode not in CHANNELS:
+        raise ConfigError(
+            f"Invalid value for argument `color_mode`. Received: "
+            f"color_mode={color_mode!r}. Expected one of {', '.join(map(repr, CHANNELS))}."
+        )
     try:
         data = np.fromfile(os.fspath(path), dtype=np.uint8)
     except OSError as exc:
         raise ImageReadError(f"{path}: {exc.strerror or exc}") from exc
     if data.size == 0:
         raise ImageReadError(f"{path}: empty file")
+    if color_mode == "rgba" and not _is_jpeg(data):
+        rgba = _decode_with_alpha(data)
+        if rgba is not None:
+            return rgba
+    gray = color_mode == "grayscale"
     bgr = None
-    flag = _reduced_flag(data, target_size) if REDUCED_JPEG_DECODE else None
+    flag = _reduced_flag(data, target_size, gray=gray) if REDUCED_JPEG_DECODE else None
     if flag is not None and target_size is not None:
         bgr = cv2.imdecode(data, flag)
         # A safety net: `_reduced_flag` already rules out a too small result.
@@ -203,49 +244,80 @@ def decode_image(
         ):
             bgr = None
     if bgr is None:
-        bgr = cv2.imdecode(data, cv2.IMREAD_COLOR)
+        bgr = cv2.imdecode(data, cv2.IMREAD_GRAYSCALE if gray else cv2.IMREAD_COLOR)
     if bgr is None:
         raise ImageReadError(f"{path}: not a decodable image")
+    if gray:
+        return bgr[:, :, None]
+    if color_mode == "rgba":
+        return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGBA)
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def _is_jpeg(data: np.ndarray) -> bool:
+    return data.size >= 2 and data[0] == 0xFF and data[1] == 0xD8
+
+
+def _decode_with_alpha(data: np.ndarray) -> np.ndarray | None:
+    """RGBA from a file decoded as stored, or None when it has no usable alpha."""
+    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    if image is None or image.ndim != 3 or image.shape[2] != 4:
+        return None  # no alpha: decoded as colour, with EXIF orientation
+    if image.dtype == np.uint16:
+        image = np.right_shift(image, 8).astype(np.uint8)
+    elif image.dtype != np.uint8:
+        return None
+    return cv2.cvtColor(image, cv2.COLOR_BGRA2RGBA)
 
 
 REDUCED_JPEG_DECODE = True
 """Whether `decode_image(..., target_size=...)` may decode JPEGs at reduced scale."""
 
-_REDUCED_FLAGS = (
-    (8, cv2.IMREAD_REDUCED_COLOR_8),
-    (4, cv2.IMREAD_REDUCED_COLOR_4),
-    (2, cv2.IMREAD_REDUCED_COLOR_2),
-)
+_REDUCED_FLAGS = {
+    8: cv2.IMREAD_REDUCED_COLOR_8,
+    4: cv2.IMREAD_REDUCED_COLOR_4,
+    2: cv2.IMREAD_REDUCED_COLOR_2,
+}
+_REDUCED_GRAY_FLAGS = {
+    8: cv2.IMREAD_REDUCED_GRAYSCALE_8,
+    4: cv2.IMREAD_REDUCED_GRAYSCALE_4,
+    2: cv2.IMREAD_REDUCED_GRAYSCALE_2,
+}
 
 
-def _reduced_flag(data: np.ndarray, target_size: tuple[int, int] | None) -> int | None:
-    """The `cv2.IMREAD_REDUCED_COLOR_*` flag for this JPEG, or None (full decode).
+def _reduced_flag(
+    data: np.ndarray, target_size: tuple[int, int] | None, *, gray: bool = False
+) -> int | None:
+    """The `cv2.IMREAD_REDUCED_*` flag for this JPEG, or None (full decode).
 
     libjpeg rounds scaled sizes up, so `side // factor >= target` guarantees
     a reduced side of at least `target`. The header gives the stored size,
     before EXIF orientation, which may swap height and width: so every side
     of the image must cover every side of the target, and a rotated image is
-    never decoded too small (for a square target, that is no restriction).
+    never decoded too small (for a square target, that is no restriction;
+    see `augframe.decoding.reduce_factor`). A center crop to the target's
+    aspect ratio then still covers the target.
     """
     if target_size is None:
         return None
     size = jpeg_size(data)
     if size is None:
         return None
-    for factor, flag in _REDUCED_FLAGS:
-        if min(size) // factor >= max(target_size):
-            return flag
-    return None
+    factor = reduce_factor(size, target_size)
+    if factor == 1:
+        return None
+    return (_REDUCED_GRAY_FLAGS if gray else _REDUCED_FLAGS)[factor]
 
 
 class ArrayStore:
-    """Natives held in RAM as one `(n, H, W, 3)` uint8 array.
+    """Natives held in RAM as one `(n, H, W, C)` uint8 array (C = 3, 1 or 4).
+
+    Its `color_mode` follows C: "rgb", "grayscale" or "rgba".
 
     Example:
     >>> store = ArrayStore(np.zeros((2, 8, 8, 3), np.uint8), np.array([0, 1]))
-    >>> store.load(1).shape
-    (8, 8, 3)
+    >>> store.load(1).shape, store.color_mode
+    ((8, 8, 3), 'rgb')
     """
 
     def __init__(
@@ -258,6 +330,15 @@ class ArrayStore:
         self.images = images
         self.labels = np.asarray(labels, dtype=np.int32)
         self.image_size = (int(images.shape[1]), int(images.shape[2]))
+        by_channels = {c: mode for mode, c in CHANNELS.items()}
+        channels = int(images.shape[3]) if images.ndim == 4 else -1
+        if channels not in by_channels:
+            raise ConfigError(
+                f"Invalid value for argument `images`. Received: shape "
+                f"{images.shape}. Expected (n, height, width, C) uint8 with C = "
+                "3 (RGB), 1 (grayscale) or 4 (RGBA)."
+            )
+        self.color_mode = by_channels[channels]
         self._names = names
 
     def __len__(self) -> int:
@@ -274,9 +355,10 @@ class FileStore:
     """Natives decoded from their files at every load (no cache).
 
     Example:
-    >>> store = FileStore(["a.jpg"], np.array([0]), image_size=(32, 32))
-    >>> len(store)
-    1
+    >>> store = FileStore(["a.jpg"], np.array([0]), image_size=(32, 32),
+    ...                   decoding=Decoding(color_mode="grayscale"))
+    >>> len(store), store.color_mode
+    (1, 'grayscale')
     """
 
     def __init__(
@@ -285,17 +367,21 @@ class FileStore:
         labels: np.ndarray,
         *,
         image_size: tuple[int, int],
+        decoding: Decoding | None = None,
     ) -> None:
         self.paths = list(paths)
         self.labels = np.asarray(labels, dtype=np.int32)
         self.image_size = image_size
+        self.decoding = decoding or Decoding()
+        self.color_mode = self.decoding.color_mode
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def load(self, index: int) -> np.ndarray:
-        path = self.paths[index]
-        return resize(decode_image(path, target_size=self.image_size), self.image_size)
+        return load_image(
+            self.paths[index], image_size=self.image_size, decoding=self.decoding
+        )
 
     def name(self, index: int) -> str:
         return self.paths[index]
@@ -315,6 +401,12 @@ class SubsetStore:
         self.indices = np.asarray(indices, dtype=np.int64)
         self.labels = np.asarray(store.labels)[self.indices]
         self.image_size = store.image_size
+        self.color_mode = store_color_mode(store)
+        if hasattr(store, "decoding"):
+            self.decoding = store.decoding
+        base_paths = getattr(store, "paths", None)
+        if base_paths is not None:
+            self.paths = [base_paths[i] for i in self.indices.tolist()]
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -371,11 +463,14 @@ def mapping_to_store(
     *,
     image_size: tuple[int, int],
     num_workers: int,
+    decoding: Decoding | None = None,
 ) -> tuple[ArrayStore, list[str]]:
     """Decodes and resizes a `{class_name: images}` mapping into an `ArrayStore`.
 
     Each image is an array (HxW, HxWx1, HxWx3 RGB or HxWx4 RGBA uint8) or an
-    image file path. Unreadable files are skipped with one `ImageWarning`.
+    image file path; both are converted to the color mode of `decoding`,
+    cropped or padded and resized as it says. Unreadable files are skipped
+    with one `ImageWarning`.
 
     Returns:
         The store and the sorted class names.
@@ -405,15 +500,17 @@ def mapping_to_store(
             items.append(entry)
             item_labels.append(cls)
 
+    decoding = decoding or Decoding()
+
     def convert(position: int) -> np.ndarray | None:
         entry = items[position]
         if isinstance(entry, (str, os.PathLike)):
             try:
-                return resize(decode_image(entry, target_size=image_size), image_size)
+                return load_image(entry, image_size=image_size, decoding=decoding)
             except ImageReadError:
                 return None
         what = f"image {position} of class {class_names[item_labels[position]]!r}"
-        return resize(to_rgb(entry, what=what), image_size)
+        return decoding.fit(decoding.convert(entry, what=what), image_size)
 
     with ThreadPoolExecutor(max_workers=max(1, num_workers)) as pool:
         converted = list(pool.map(convert, range(len(items))))
@@ -421,7 +518,7 @@ def mapping_to_store(
     _warn_skipped([str(items[i]) for i, img in enumerate(converted) if img is None])
     labels = np.asarray([item_labels[i] for i in keep], dtype=np.int32)
     _check_classes(class_names, labels, where=lambda n: "empty or unreadable")
-    images = np.empty((len(keep), *image_size, 3), dtype=np.uint8)
+    images = np.empty((len(keep), *image_size, decoding.channels), dtype=np.uint8)
     for row, i in enumerate(keep):
         image = converted[i]
         assert image is not None
@@ -515,6 +612,7 @@ def collect_directory(
     directory: str | os.PathLike[str],
     *,
     class_names: Sequence[str] | None = None,
+    follow_links: bool = False,
 ) -> tuple[list[str], np.ndarray, list[str]]:
     """Lists `directory/<class_name>/<image>` files, like `flow_from_directory`.
 
@@ -525,9 +623,16 @@ def collect_directory(
     case-insensitively, in each class folder and below it; other files are
     ignored, unreadable images are skipped with one warning.
 
+    As in `keras.utils.image_dataset_from_directory`, a class folder that is
+    a symbolic link is a class, and linked image files are used; sub-folders
+    of a class folder that are links are walked only with
+    `follow_links=True` (`os.walk(followlinks=True)`; a link back to a
+    folder already walked is not walked again, so a loop ends).
+
     Returns:
         `(paths, int32 labels, class_names)`.
     """
+    follow_links = opts_check("follow_links", follow_links)
     root = Path(directory)
     if not root.is_dir():
         raise ConfigError(
@@ -547,7 +652,9 @@ def collect_directory(
     paths: list[str] = []
     labels: list[int] = []
     for cls, class_dir in enumerate(class_dirs):
-        files = sorted(p for p in _walk_files(class_dir) if _is_image_file(p))
+        files = sorted(
+            p for p in _walk_files(class_dir, follow_links) if _is_image_file(p)
+        )
         if not files:
             raise SourceError(
                 f"Class folder {str(class_dir)!r} holds no image files "
@@ -629,9 +736,17 @@ def _pin_classes(root: Path, class_dirs: list[Path], names: list[str]) -> list[P
     return [found[n] for n in names]
 
 
-def _walk_files(folder: Path) -> Iterable[Path]:
-    # followlinks=False: a symlink loop cannot make the walk endless.
-    for dirpath, dirnames, filenames in os.walk(folder, followlinks=False):
+def _walk_files(folder: Path, follow_links: bool = False) -> Iterable[Path]:
+    # Following links, a folder already walked (by its real path) is skipped:
+    # a link to an ancestor cannot make the walk endless.
+    seen: set[str] = set()
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=follow_links):
+        if follow_links:
+            real = os.path.realpath(dirpath)
+            if real in seen:
+                dirnames[:] = []
+                continue
+            seen.add(real)
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for filename in filenames:
             if not filename.startswith("."):

@@ -50,7 +50,7 @@ __all__ = [
 
 
 class FrameBuffer:
-    """One preallocated `(N, H, W, 3)` uint8 array and its count of readers.
+    """One preallocated `(N, H, W, C)` uint8 array and its count of readers.
 
     A reader (`__getitem__` copying a batch out) holds the buffer between
     `acquire` and `release`; a builder calls `wait_idle` before writing, so a
@@ -60,9 +60,14 @@ class FrameBuffer:
     """
 
     def __init__(
-        self, num_samples: int, image_size: tuple[int, int], *, shared: bool = False
+        self,
+        num_samples: int,
+        image_size: tuple[int, int],
+        *,
+        shared: bool = False,
+        channels: int = 3,
     ) -> None:
-        shape = (num_samples, *image_size, 3)
+        shape = (num_samples, *image_size, channels)
         self.shm: shared_memory.SharedMemory | None = None
         if shared:
             nbytes = max(1, int(np.prod(shape)))

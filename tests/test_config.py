@@ -110,7 +110,7 @@ def test_the_model_matches_the_frame_sequence_signature():
     """Every option of FrameSequence a file can hold is a field, and no more."""
     parameters = set(inspect.signature(FrameSequence.__init__).parameters)
     python_only = {"self", "source", "preprocess", "kwargs"}
-    extra = {"source", "cache_dir", "workers", "max_queue_size"}
+    extra = {"source", "cache_dir", "follow_links", "workers", "max_queue_size"}
     assert set(RunConfig.model_fields) == (parameters - python_only) | extra
     label_mode = RunConfig.model_fields["label_mode"].annotation
     assert label_mode.__args__ == LABEL_MODES  # type: ignore[union-attr]

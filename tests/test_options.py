@@ -22,8 +22,10 @@ def test_constructor_config_control_and_cli_are_derived_from_one_definition():
     signature = inspect.signature(FrameSequence.__init__).parameters
     # The constructor: every option, with the option's default.
     for name, option in OPTIONS.items():
-        if name == "cache_dir":  # from_directory / from_paths take it
-            assert "cache_dir" in inspect.signature(FrameSequence.from_directory).parameters
+        if option.files_only:  # from_directory (and from_paths...) take it
+            files = inspect.signature(FrameSequence.from_directory).parameters
+            assert files[name].default == option.default, name
+            assert name not in signature, name
             continue
         assert name in signature, name
         if name != "image_size":
