@@ -24,7 +24,12 @@ from typing import TYPE_CHECKING, Any
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 if TYPE_CHECKING:
-    from augframe.callbacks import ControlCallback, FrameScheduler, StopOnControlFile
+    from augframe.callbacks import (
+        ControlCallback,
+        FrameScheduler,
+        FrameTensorBoard,
+        StopOnControlFile,
+    )
     from augframe.control import ControlSettings, write_control
     from augframe.distribute import shard_from_strategy
     from augframe.errors import (
@@ -40,6 +45,7 @@ if TYPE_CHECKING:
         SourceError,
         VarietyWarning,
     )
+    from augframe.report import FrameReport
     from augframe.sequence import FrameSequence
     from augframe.serve import ServeAugment
     from augframe.sources import StoreSource
@@ -56,8 +62,10 @@ _WHERE = {
     "ControlCallback": "augframe.callbacks",
     "ControlFileWarning": "augframe.errors",
     "ControlSettings": "augframe.control",
+    "FrameReport": "augframe.report",
     "FrameScheduler": "augframe.callbacks",
     "FrameSequence": "augframe.sequence",
+    "FrameTensorBoard": "augframe.callbacks",
     "ImageWarning": "augframe.errors",
     "LifecycleWarning": "augframe.errors",
     "ServeAugment": "augframe.serve",
@@ -79,8 +87,10 @@ __all__ = [
     "ControlCallback",
     "ControlFileWarning",
     "ControlSettings",
+    "FrameReport",
     "FrameScheduler",
     "FrameSequence",
+    "FrameTensorBoard",
     "ImageWarning",
     "LifecycleWarning",
     "ServeAugment",

@@ -101,6 +101,7 @@ from augframe.examples import ExampleRing, contact_sheet, save_png
 from augframe.frame import BackgroundBuild, BuildPacer, Frame, FrameBuilder
 from augframe.frame_length import FrameLength
 from augframe.pipeline import PipelineSpec
+from augframe.report import FrameReport, draw_report
 from augframe.sources import ImageStore, store_color_mode
 from augframe.workers import FrameBuffer, ProcessMaker, choose_maker
 
@@ -146,9 +147,10 @@ class FrameEngine:
             (validation data).
         control_file: a control.json read at every epoch end (written with
             the current values first).
-        example_dir: folder for example JPEGs.
+        example_dir: folder for example JPEGs and a report PNG per frame
+            (`augframe.report`).
         example_prob: probability that a sample of a frame is written there.
-        max_examples: the most example files kept.
+        max_examples: the most example files kept, and the most reports.
         seed: the root seed (None: fresh entropy).
         shard: `(index, count)`: a stream of its own for this shard.
         verbose: 1 shows progress bars and one line per frame.
@@ -205,9 +207,8 @@ class FrameEngine:
         if shard is not None:
             root = int(np.random.SeedSequence([root, *shard]).generate_state(1)[0])
         self.entropy = root % 2**63
-        self.num_samples = frame_size(
-            np.bincount(store.labels, minlength=len(class_names)), samples_per_class
-        )
+        self._available = np.bincount(store.labels, minlength=len(class_names))
+        self.num_samples = frame_size(self._available, samples_per_class)
         maker = choose_maker(
             store,
             spec,
@@ -249,6 +250,7 @@ class FrameEngine:
         self._last_epoch_end: float | None = None
         self._epoch_seconds: list[float] = []  # the last few epochs' wall times
         self.last_error: BaseException | None = None
+        self.report: FrameReport | None = None  # of the frame being served
 
         self._control: ControlFile | None = None
         if control_file is not None:
@@ -477,6 +479,7 @@ class FrameEngine:
         last = self._view.frame if self._view is not None else None
         generation = (last.generation if last is not None else 0) + 1
         try:
+            paced = 0.0
             if self._pending is not None:
                 pending, self._pending = self._pending, None
                 began = time.monotonic()
@@ -485,6 +488,7 @@ class FrameEngine:
                 self._length.observe_build(
                     work_seconds=frame.work_seconds, background=True
                 )
+                paced = pending.pacer.waited if pending.pacer is not None else 0.0
             else:
                 frame = self._build_in_place(generation)
         except Exception as exc:
@@ -496,7 +500,7 @@ class FrameEngine:
             ) from exc
         self.last_error = None
         self._broken = None
-        self._install(frame)
+        self._install(frame, paced_seconds=paced)
         self._start_pending()
 
     def _build_in_place(
@@ -545,23 +549,22 @@ class FrameEngine:
                 View(restored, self._view.order, self.epoch) if self._view else None
             )
 
-    def _install(self, frame: Frame) -> None:
+    def _install(self, frame: Frame, *, paced_seconds: float = 0.0) -> None:
         frame.emit_warnings()
         served = self.epochs_in_frame
         self.epochs_in_frame = 0
         self.frame_epochs = self._plan_epochs()
-        self._set_order(frame)
-        counts = {
-            n: int(c) for n, c in zip(self.class_names, frame.class_counts, strict=True)
-        }
-        self.say(
-            f"frame {frame.generation}: {self.num_samples} samples {counts}, "
-            f"{frame.num_artificial} artificial"
-            + (f" ({frame.num_repeats} repeats)" if frame.num_repeats else "")
-            + f", built in {frame.build_seconds:.2f}s"
-            + self._length_note(frame, served)
+        report = FrameReport.from_frame(
+            frame,
+            class_names=self.class_names,
+            available=self._available.tolist(),
+            paced_seconds=paced_seconds,
         )
+        self.report = report
+        self._set_order(frame)
+        self.say(report.summary() + self._length_note(frame, served))
         self._write_examples(frame)
+        self._write_report(frame, report)
 
     def _length_note(self, frame: Frame, served: int) -> str:
         """For "auto": the epochs the last frame served, the plan, and why."""
@@ -598,6 +601,15 @@ class FrameEngine:
                 generation=frame.generation,
                 slot=slot,
             )
+
+    def _write_report(self, frame: Frame, report: FrameReport) -> None:
+        """Writes the frame's report PNG to `example_dir` (after its examples,
+        so that a full disk is one warning, about the examples)."""
+        if self._examples is None or self.max_examples == 0:
+            return
+        self._examples.write_report(
+            draw_report(report, frame), generation=frame.generation
+        )
 
     def save_contact_sheet(
         self, path: str | os.PathLike[str], *, per_class: int = 8

@@ -1,4 +1,5 @@
-"""Example images: a bounded ring of JPEGs of what the network is fed, and grids.
+"""Example images: bounded rings of JPEGs of what the network is fed and of
+frame reports, and grids.
 
 Example:
 >>> ring = ExampleRing("example_images", max_examples=50)  # doctest: +SKIP
@@ -24,6 +25,7 @@ from augframe.errors import AugframeWarning
 __all__ = ["ExampleRing", "contact_sheet", "save_png", "viewable"]
 
 _PATTERN = re.compile(r"^.+_g\d+_s\d+\.jpg$")
+_REPORT_PATTERN = re.compile(r"^frame_\d+_report\.png$")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -52,37 +54,53 @@ def viewable(image: np.ndarray) -> np.ndarray:
 
 
 class ExampleRing:
-    """Writes example JPEGs, deleting the oldest beyond `max_examples`.
+    """Writes example JPEGs and frame reports, each kind bounded by `max_examples`.
 
-    Files are named `<class>_g<generation>_s<slot>.jpg`. Files of that pattern
-    already in the folder (from an earlier run) count towards the bound, so the
-    folder never grows without limit. A failed write (full disk, permissions)
-    is one warning, never an error.
+    Examples are named `<class>_g<generation>_s<slot>.jpg`, reports
+    `frame_<generation>_report.png` (see `augframe.report`). Each kind is a
+    ring of its own: beyond `max_examples` files of a kind, the oldest of that
+    kind is deleted, so the examples of a frame never push out the reports and
+    the folder holds at most `2 * max_examples` files of ours. Files of either
+    pattern already in the folder (from an earlier run) count towards the
+    bound, so the folder never grows without limit; other files are never
+    touched. A failed write (full disk, permissions) is one warning for the
+    folder, never an error.
 
     Args:
         directory: the folder, created if needed.
-        max_examples: the most files kept.
+        max_examples: the most files of each kind kept.
     """
 
     def __init__(self, directory: str | os.PathLike[str], *, max_examples: int) -> None:
         self.directory = Path(directory)
         self.max_examples = max_examples
         self._files: deque[Path] = deque()
+        self._reports: deque[Path] = deque()
         self._warned = False
         if self.directory.is_dir():
             # Regular files only: a dangling link or a folder of that name is
             # not an example (and must not stop training).
-            existing = [
-                p
-                for p in self.directory.iterdir()
-                if _PATTERN.match(p.name) and p.is_file()
-            ]
-            existing.sort(key=lambda p: (p.stat().st_mtime_ns, p.name))
-            self._files.extend(existing)
-            self._trim()
+            for ring, pattern in (
+                (self._files, _PATTERN),
+                (self._reports, _REPORT_PATTERN),
+            ):
+                existing = [
+                    p
+                    for p in self.directory.iterdir()
+                    if pattern.match(p.name) and p.is_file()
+                ]
+                existing.sort(key=lambda p: (p.stat().st_mtime_ns, p.name))
+                ring.extend(existing)
+                self._trim(ring)
 
     def __len__(self) -> int:
+        """The example JPEGs kept (reports not counted)."""
         return len(self._files)
+
+    @property
+    def reports(self) -> list[Path]:
+        """The report PNGs kept, oldest first."""
+        return list(self._reports)
 
     def write(
         self, image: np.ndarray, *, class_name: str, generation: int, slot: int
@@ -96,33 +114,52 @@ class ExampleRing:
         """
         safe = _UNSAFE.sub("_", class_name) or "class"
         path = self.directory / f"{safe}_g{generation:04d}_s{slot:06d}.jpg"
+        self._put(path, image, ".jpg", self._files, "example image")
+
+    def write_report(self, image: np.ndarray, *, generation: int) -> Path | None:
+        """Writes a frame report (RGB uint8) as `frame_<generation>_report.png`.
+
+        Written like `write`; returns the path, or None when the write failed.
+        """
+        path = self.directory / f"frame_{generation:04d}_report.png"
+        return self._put(path, image, ".png", self._reports, "frame report")
+
+    def _put(
+        self,
+        path: Path,
+        image: np.ndarray,
+        extension: str,
+        ring: deque[Path],
+        what: str,
+    ) -> Path | None:
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
             ok, encoded = cv2.imencode(
-                ".jpg", cv2.cvtColor(viewable(image), cv2.COLOR_RGB2BGR)
+                extension, cv2.cvtColor(viewable(image), cv2.COLOR_RGB2BGR)
             )
             if not ok:
-                raise OSError("JPEG encoding failed")
+                raise OSError(f"{extension} encoding failed")
             write_atomic(path, encoded.tobytes())
         except (OSError, cv2.error) as exc:
             if not self._warned:
                 self._warned = True
                 warnings.warn(
-                    f"Could not write example image {str(path)!r}: {exc}. Training "
+                    f"Could not write {what} {str(path)!r}: {exc}. Training "
                     "goes on; free disk space or fix `example_dir`.",
                     AugframeWarning,
-                    stacklevel=2,
+                    stacklevel=3,
                 )
-            return
-        if path in self._files:
-            self._files.remove(path)
-        self._files.append(path)
-        self._trim()
+            return None
+        if path in ring:
+            ring.remove(path)
+        ring.append(path)
+        self._trim(ring)
+        return path
 
-    def _trim(self) -> None:
-        while len(self._files) > self.max_examples:
+    def _trim(self, ring: deque[Path]) -> None:
+        while len(ring) > self.max_examples:
             with contextlib.suppress(OSError):  # gone or not ours: keep going
-                self._files.popleft().unlink(missing_ok=True)
+                ring.popleft().unlink(missing_ok=True)
 
 
 def contact_sheet(

@@ -52,6 +52,10 @@ class Frame:
 
     `native_index` names the native each slot starts from (an index into the
     store; an unreadable native's slot holds another native of its class).
+
+    `plan` says which native fills each slot and which slots are artificial
+    variants; `repeat_slots` are the variants left equal to another sample of
+    their class after every redraw (`num_repeats` of them).
     """
 
     buffer: FrameBuffer
@@ -63,6 +67,8 @@ class Frame:
     build_seconds: float
     aug_p: float
     pipe_p: float
+    plan: FramePlan
+    repeat_slots: np.ndarray
     notes: tuple[tuple[type[Warning], str], ...] = field(default=())
     work_seconds: float = 0.0
     """The build's work: the workers' seconds making samples over their
@@ -222,7 +228,7 @@ class FrameBuilder:
 
         with bar:
             make(np.arange(num), 0)
-            num_repeats, repeat_note = self._make_variants_distinct(
+            repeat_slots, repeat_note = self._make_variants_distinct(
                 plan, digests, make, generation, bar
             )
         notes: list[tuple[type[Warning], str]] = []
@@ -235,10 +241,12 @@ class FrameBuilder:
             generation=generation,
             class_counts=plan.class_counts(self.num_classes),
             num_artificial=plan.num_artificial,
-            num_repeats=num_repeats,
+            num_repeats=len(repeat_slots),
             build_seconds=time.perf_counter() - start,
             aug_p=aug_p,
             pipe_p=pipe_p,
+            plan=plan,
+            repeat_slots=repeat_slots,
             notes=tuple(notes),
             work_seconds=worked[0] / self.maker.num_workers,
             native_index=plan.native_index,
@@ -297,16 +305,16 @@ class FrameBuilder:
         make: Callable[[np.ndarray, int], None],
         generation: int,
         bar: tqdm,
-    ) -> tuple[int, str]:
+    ) -> tuple[np.ndarray, str]:
         """Redoes variants equal to another sample of their class.
 
         Returns:
-            The number of repeats left and the warning text about them.
+            The slots of the repeats left and the warning text about them.
         """
-        if not plan.forced.any():
-            return 0, ""
-        attempts = 1 if self.spec.is_identity else self.max_attempts
         redo = np.array([], dtype=np.int64)
+        if not plan.forced.any():
+            return redo, ""
+        attempts = 1 if self.spec.is_identity else self.max_attempts
         for attempt in range(1, attempts + 1):
             redo = self._duplicates(plan, digests)
             if len(redo) == 0 or attempt == attempts:
@@ -314,12 +322,12 @@ class FrameBuilder:
             bar.total += len(redo)
             make(redo, attempt)
         if len(redo) == 0:
-            return 0, ""
+            return redo, ""
         classes = sorted({self.class_names[c] for c in plan.labels[redo].tolist()})
         if set(classes) <= self._warned_variety:
-            return len(redo), ""  # said already: no warning at every frame
+            return redo, ""  # said already: no warning at every frame
         self._warned_variety.update(classes)
-        return len(redo), (
+        return redo, (
             f"Class(es) {classes}: the augmentation pipeline could not make "
             f"enough distinct variants; {len(redo)} sample(s) of frame "
             f"{generation} are repeats. Use a stronger pipeline (`augment`, "

@@ -220,7 +220,13 @@ OPTIONS: dict[str, Option] = _options(
         "control.json re-read at every epoch end",
         nullable=True,
     ),
-    Option("example_dir", "path", None, "folder for example images", nullable=True),
+    Option(
+        "example_dir",
+        "path",
+        None,
+        "folder for example images and a report PNG per frame",
+        nullable=True,
+    ),
     Option(
         "epochs_per_frame",
         "int",
@@ -243,7 +249,13 @@ OPTIONS: dict[str, Option] = _options(
         "probability that a sample is written as an example",
         hot=True,
     ),
-    Option("max_examples", "int", 50, "most example files kept", minimum=0),
+    Option(
+        "max_examples",
+        "int",
+        50,
+        "most example files kept (and, apart, most frame reports)",
+        minimum=0,
+    ),
     Option(
         "seed",
         "int",

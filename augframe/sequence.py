@@ -38,6 +38,7 @@ from augframe.engine import FrameEngine
 from augframe.errors import ConfigError, SourceError
 from augframe.frame import Frame
 from augframe.pipeline import Augment, PipelineSpec
+from augframe.report import FrameReport
 from augframe.serve import ServeAugment
 from augframe.sources import (
     FileStore,
@@ -124,9 +125,13 @@ class FrameSequence(keras.utils.PyDataset):
             `for_validation`.
         control_file: path of a control.json re-read at every epoch end; it
             is (re)written with the constructor's values at construction.
-        example_dir: folder for example JPEGs of the frames.
+        example_dir: folder for example JPEGs of the frames, and a report
+            PNG per frame (`frame_<generation>_report.png`, see
+            `frame_report`).
         example_prob: probability that a sample of a frame is written there.
-        max_examples: the most example files kept in `example_dir`.
+        max_examples: the most example JPEGs kept in `example_dir`, and
+            separately the most report PNGs (the latest frames'); 0 writes
+            neither.
         seed: same seed, same frames and batches (whatever the workers).
         verbose: 1 shows a progress bar for blocking builds and one line per
             frame; 0 is silent.
@@ -694,6 +699,22 @@ class FrameSequence(keras.utils.PyDataset):
     def generation(self) -> int:
         """1 for the frame built in the constructor, +1 for every new frame."""
         return self.engine.generation
+
+    @property
+    def frame_report(self) -> FrameReport:
+        """What the frame being served holds per class, and its build's cost.
+
+        Natives, artificial variants and repeats per class, build time and
+        speed (see `augframe.report.FrameReport`); also logged as one line per
+        frame and, with `example_dir`, drawn as `frame_<generation>_report.png`.
+
+        Example:
+        >>> seq.frame_report.variants  # doctest: +SKIP
+        (0, 0, 480)
+        """
+        report = self.engine.report
+        assert report is not None  # the constructor built the first frame
+        return report
 
     @property
     def epoch(self) -> int:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import gc
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -37,6 +38,7 @@ from augframe.control import write_control
 from augframe.sources import collect_directory, decode_image, resize
 
 EXAMPLE_NAME = r"^.+_g\d+_s\d+\.jpg$"
+REPORT_NAME = re.compile(r"^frame_\d+_report\.png$")
 
 
 def augframe_threads() -> list[str]:
@@ -50,17 +52,27 @@ def other_threads() -> list[str]:
 
 
 def example_files(folder: Path) -> list[Path]:
-    return sorted(folder.iterdir()) if folder.is_dir() else []
+    """The files in `folder` but the frame reports (a ring of their own)."""
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if not REPORT_NAME.match(p.name))
 
 
-def assert_complete_examples(folder: Path, *, most: int) -> None:
-    """At most `most` files, each a complete example JPEG (no temp or empty file)."""
+def assert_complete_examples(
+    folder: Path, *, most: int, most_reports: int | None = None
+) -> None:
+    """At most `most` files, each a complete example JPEG (no temp or empty
+    file), and at most `most_reports` (default `most`) complete report PNGs."""
     files = example_files(folder)
     assert len(files) <= most, [p.name for p in files]
     for path in files:
         assert path.name.endswith(".jpg") and "_g" in path.name, path.name
         assert path.stat().st_size > 0, f"{path.name} is empty"
         assert cv2.imread(str(path)) is not None, f"{path.name} is not a JPEG"
+    reports = [p for p in folder.iterdir() if REPORT_NAME.match(p.name)]
+    assert len(reports) <= (most if most_reports is None else most_reports)
+    for path in reports:
+        assert cv2.imread(str(path)) is not None, f"{path.name} is not a PNG"
 
 
 # ------------------------------------------------------------------------ soak
@@ -127,6 +139,7 @@ def test_hundreds_of_frames_keep_memory_examples_and_threads_flat(tmp_path):
     assert most_threads <= threads_before + 4  # the build thread and its 2 workers
     assert_complete_examples(example_dir, most=6)
     assert len(example_files(example_dir)) == 6
+    assert len(list(example_dir.glob("frame_*_report.png"))) == 6  # the last frames'
     deadline = time.monotonic() + 10
     while augframe_threads() and time.monotonic() < deadline:
         time.sleep(0.05)
