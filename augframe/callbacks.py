@@ -10,46 +10,24 @@ the same for every training sequence that reads its control file.
 
 from __future__ import annotations
 
-import logging
 import os
-import warnings
 from pathlib import Path
+from typing import Any
 
 import keras
 
 from augframe import _checks
-from augframe.control import ControlFile
-from augframe.errors import ConfigError, ControlFileWarning
+from augframe.callback_core import ControlCore, FrameSchedulerCore, StopCore
+from augframe.errors import ConfigError
 from augframe.examples import contact_sheet
 from augframe.report import draw_report
-from augframe.sequence import FrameSequence, scheduled_sequences
+from augframe.sequence import FrameSequence
 from augframe.summaries import MAX_SHEET_CLASSES, FrameSummaryWriter
 
 __all__ = ["ControlCallback", "FrameScheduler", "FrameTensorBoard", "StopOnControlFile"]
 
-logger = logging.getLogger("augframe")
 
-
-class _Scheduling(keras.callbacks.Callback):
-    """Forwards Keras' training epochs to the sequences `_sequences()` names."""
-
-    def _sequences(self) -> list[FrameSequence]:
-        raise NotImplementedError
-
-    def on_train_begin(self, logs: dict | None = None) -> None:
-        for seq in self._sequences():
-            seq.on_fit_begin()
-
-    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
-        for seq in self._sequences():
-            seq.on_fit_epoch_begin()
-
-    def on_train_end(self, logs: dict | None = None) -> None:
-        for seq in self._sequences():
-            seq.on_fit_end()
-
-
-class FrameScheduler(_Scheduling):
+class FrameScheduler(FrameSchedulerCore, keras.callbacks.Callback):
     """Drives the frame schedule of `sequences` from `fit`'s own epochs.
 
     Without it, a sequence places Keras' calls from their order alone, which
@@ -68,21 +46,10 @@ class FrameScheduler(_Scheduling):
     ...           callbacks=[augframe.FrameScheduler(seq)])  # doctest: +SKIP
     """
 
-    def __init__(self, *sequences: FrameSequence) -> None:
-        super().__init__()
-        for seq in sequences:
-            if not isinstance(seq, FrameSequence):
-                raise TypeError(
-                    "Invalid argument for `FrameScheduler`. Received: "
-                    f"{seq!r}. Expected FrameSequence objects."
-                )
-        self.sequences = list(sequences)
-
-    def _sequences(self) -> list[FrameSequence]:
-        return self.sequences
+    sequence_type = FrameSequence
 
 
-class StopOnControlFile(_Scheduling):
+class StopOnControlFile(StopCore, keras.callbacks.Callback):
     """Stops training when `control_file` holds `"stop": true`.
 
     The file is read at every epoch end and, with `check_every_n_batches`,
@@ -101,51 +68,10 @@ class StopOnControlFile(_Scheduling):
     >>> # elsewhere: augframe control stop --file control.json
     """
 
-    def __init__(
-        self,
-        control_file: str | os.PathLike[str] = "control.json",
-        *,
-        check_every_n_batches: int | None = None,
-    ) -> None:
-        super().__init__()
-        self.control = ControlFile(control_file)
-        self.check_every_n_batches = _checks.check_int(
-            "check_every_n_batches", check_every_n_batches, allow_none=True
-        )
-        self.stopped_epoch: int | None = None
-
-    def _sequences(self) -> list[FrameSequence]:
-        return scheduled_sequences(self.control.path)
-
-    def on_train_begin(self, logs: dict | None = None) -> None:
-        super().on_train_begin(logs)
-        self.stopped_epoch = None
-        self.control.poll()
-        if self.control.current.stop:
-            logger.warning(
-                'Control file %s already says "stop": true: training will stop '
-                "after the first check. Set it to false to train.",
-                self.control.path,
-            )
-
-    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
-        if self.check_every_n_batches and (batch + 1) % self.check_every_n_batches == 0:
-            self._check(f"batch {batch + 1}")
-
-    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        self._check(f"epoch {epoch + 1}", epoch=epoch)
-
-    def _check(self, where: str, *, epoch: int | None = None) -> None:
-        self.control.poll()
-        if self.control.current.stop and not self.model.stop_training:
-            self.model.stop_training = True
-            self.stopped_epoch = epoch
-            message = f'augframe: stopping training at {where}: {self.control.path} says "stop": true.'
-            logger.info(message)
-            print(message)
+    sequence_type = FrameSequence
 
 
-class ControlCallback(StopOnControlFile):
+class ControlCallback(ControlCore, StopOnControlFile):
     """One control file for the whole run: stop on request, tune the learning rate.
 
     Does what `StopOnControlFile` does, and sets the optimizer's learning rate
@@ -165,47 +91,8 @@ class ControlCallback(StopOnControlFile):
     >>> # elsewhere: augframe control set learning_rate=3e-4
     """
 
-    def __init__(
-        self,
-        control_file: str | os.PathLike[str] = "control.json",
-        *,
-        check_every_n_batches: int | None = None,
-    ) -> None:
-        super().__init__(control_file, check_every_n_batches=check_every_n_batches)
-        self._applied: float | None = None
-        self._warned_schedule = False
-
-    def on_train_begin(self, logs: dict | None = None) -> None:
-        super().on_train_begin(logs)
-        self._applied = None
-        self._tune()
-
-    def _check(self, where: str, *, epoch: int | None = None) -> None:
-        super()._check(where, epoch=epoch)
-        self._tune()
-
-    def _tune(self) -> None:
-        rate = self.control.current.learning_rate
-        if rate is None or rate == self._applied:
-            return
-        self._applied = rate
-        optimizer = self.model.optimizer
-        old = float(keras.ops.convert_to_numpy(optimizer.learning_rate))
-        try:
-            optimizer.learning_rate = rate
-        except TypeError:
-            if not self._warned_schedule:
-                self._warned_schedule = True
-                warnings.warn(
-                    f"Control file {str(self.control.path)!r}: learning_rate="
-                    f"{rate} not applied: the optimizer follows a "
-                    "LearningRateSchedule, which the file cannot change. Use a "
-                    "plain float learning rate to tune it from the file.",
-                    ControlFileWarning,
-                    stacklevel=2,
-                )
-            return
-        logger.info("control file: learning_rate %s -> %s", old, rate)
+    def _rate(self, optimizer: Any) -> float:
+        return float(keras.ops.convert_to_numpy(optimizer.learning_rate))
 
 
 class FrameTensorBoard(keras.callbacks.Callback):

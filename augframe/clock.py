@@ -13,6 +13,8 @@ Events, forwarded by the adapter (`augframe.sequence.FrameSequence`):
   `evaluate` or `predict` call starts);
 - `begin()`, `end()`: the dataset's `on_epoch_begin`/`on_epoch_end`; `end()`
   returns True when a training epoch ended;
+- `end_unannounced()`: Keras 2's `on_epoch_end` (`tf_keras` sends no
+  `on_epoch_begin`), forwarded by `augframe.tf_keras.FrameSequence`;
 - `fit_begin()`, `fit_epoch_begin(epoch)`, `fit_end()`: Keras' own training
   epochs, from the `augframe.FrameScheduler` callback (explicit mode: exact in
   every pattern, `evaluate` on the training sequence included).
@@ -136,6 +138,26 @@ class EpochClock:
             )
             return False
         return self._open.pop() == "train"
+
+    def end_unannounced(self) -> bool:
+        """An `on_epoch_end` whose pass no `begin()` announced (Keras 2).
+
+        Keras 2 (`tf_keras`) sends no `on_epoch_begin`: each `on_epoch_end`
+        ends a whole pass. Under a `FrameScheduler` the training pass was
+        opened at Keras' epoch begin, and an end that follows an adaptation
+        is the pass of a nested `evaluate`/`predict`, placed as nested.
+        Otherwise every call is placed like a Keras 3 `fit` (its reset, then
+        its passes): each end counts, except between fits driven by the
+        callback. Returns True when a training epoch ended.
+        """
+        if self._explicit:
+            if self._fresh or not self._open:
+                self.begin()
+            return self.end()
+        if self._fresh:
+            self.end()  # the reset Keras 3 sends before a fit's first pass
+        self.begin()
+        return self.end()
 
     # ------------------------------------------------------- callback events
 

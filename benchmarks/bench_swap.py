@@ -152,7 +152,7 @@ def run_one(
     """Trains `1 + epochs` epochs; returns the timed epochs and build facts."""
     import keras
 
-    import augframe.sequence
+    import augframe.sequence_core
     from augframe import FrameSequence
     from augframe.engine import FrameEngine
 
@@ -161,7 +161,7 @@ def run_one(
     def engine(*args: Any, **kwargs: Any) -> FrameEngine:
         return FrameEngine(*args, **{**kwargs, **options})
 
-    augframe.sequence.FrameEngine = engine  # type: ignore[assignment,misc]
+    augframe.sequence_core.FrameEngine = engine  # type: ignore[assignment,misc]
     try:
         seq = FrameSequence(
             images,
@@ -178,7 +178,7 @@ def run_one(
             build_processes=processes,
         )
     finally:
-        augframe.sequence.FrameEngine = FrameEngine  # type: ignore[misc]
+        augframe.sequence_core.FrameEngine = FrameEngine  # type: ignore[misc]
     ends: list[float] = []
     builds: list[float] = []
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -36,6 +37,36 @@ def imbalanced_source() -> dict[str, np.ndarray]:
         "medium": random_images(10, seed=2),
         "scarce": random_images(2, seed=3),
     }
+
+
+def stamped_source(
+    num_classes: int = 3, per_class: int = 16, *, size: tuple[int, int] = (8, 8)
+) -> dict[str, np.ndarray]:
+    """Natives whose first pixel stamps a unique id (class * 100 + index)."""
+    source = {}
+    for c in range(num_classes):
+        images = np.zeros((per_class, *size, 3), np.uint8)
+        for i in range(per_class):
+            images[i, 0, 0, 0] = c * 100 + i  # < 256 for per_class <= 55
+            images[i, 0, 0, 1] = 1
+        source[f"c{c}"] = images
+    return source
+
+
+def stamped_sequence(cls: type, **kwargs: object) -> Any:
+    """A FrameSequence of `cls` (either Keras' adapter) over `stamped_source()`:
+    8x8 images, a new frame every epoch, built at the boundary."""
+    options: dict = dict(
+        image_size=(8, 8),
+        batch_size=8,
+        samples_per_class=16,
+        epochs_per_frame=1,
+        seed=0,
+        verbose=0,
+        background=False,
+    )
+    options.update(kwargs)
+    return cls(stamped_source(), **options)
 
 
 def flip_rotate(aug_p: float = 0.5, pipe_p: float = 1.0) -> A.Compose:

@@ -90,3 +90,68 @@ def test_an_end_it_cannot_place_is_one_warning():
     with pytest.warns(LifecycleWarning, match="no epoch open") as record:
         assert run(clock, "E E") == [False, False]
     assert len(record) == 1
+
+
+def run_keras2(clock: EpochClock, events: str) -> list[bool]:
+    """Feeds Keras 2 (`tf_keras`) events and returns what each end returned.
+
+    A = Keras adapts the dataset, U = its `on_epoch_end` (tf_keras sends no
+    `on_epoch_begin`); with a FrameScheduler: S = `on_train_begin`, P =
+    `on_epoch_begin` (the tf_keras adapter opens the training pass there),
+    F = `on_train_end` (its result is an end too).
+    """
+    ends = []
+    for event in events.replace(" ", ""):
+        if event == "A":
+            clock.adapted()
+        elif event == "U":
+            ends.append(clock.end_unannounced())
+        elif event == "S":
+            clock.fit_begin()
+        elif event == "P":
+            clock.fit_epoch_begin()
+            clock.begin()
+        else:
+            ends.append(clock.fit_end())
+    return ends
+
+
+KERAS2_CASES = {
+    # name: (events, training epochs counted); docs/keras-lifecycle.md
+    "fit 3 epochs": ("A UUU", 3),
+    "fit, fit again": ("A UU  A U", 3),
+    # Without the callback, a call of one pass counts like a one-epoch fit.
+    "evaluate between fits, no callback": ("A UU  A U  A U", 4),
+    "with the callback: 3 epochs": ("A S PU PU PU F", 3),
+    "with the callback: predict from an epoch-end callback": (
+        "A S P AU U P AU U F",
+        2,
+    ),
+    "with the callback: evaluate from a batch callback, twice": (
+        "A S P AU AU U P U F",
+        2,
+    ),
+    "with the callback: stopped at an epoch end (no end sent)": ("A S PU P F", 2),
+    "with the callback, then evaluate and predict": ("A S PU F  A U  A U", 1),
+}
+
+
+@pytest.mark.parametrize("name", list(KERAS2_CASES))
+def test_keras2_events_count_training_epochs(name):
+    events, expected = KERAS2_CASES[name]
+    assert sum(run_keras2(EpochClock(), events)) == expected
+
+
+def test_keras2_nested_pass_leaves_the_training_pass_open():
+    clock = EpochClock()
+    run_keras2(clock, "A S P")
+    assert run_keras2(clock, "AU") == [False]
+    assert clock.in_training_pass
+    assert run_keras2(clock, "U") == [True]
+
+
+def test_keras2_fit_without_the_callback_after_one_with_it_warns_and_counts():
+    clock = EpochClock()
+    run_keras2(clock, "A S PU F")
+    with pytest.warns(LifecycleWarning, match="without augframe.FrameScheduler"):
+        assert run_keras2(clock, "A UUU") == [False, True, True]

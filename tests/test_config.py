@@ -17,7 +17,7 @@ from conftest import tiny_model, write_jpegs
 from augframe import ConfigError, FrameSequence, ServeAugment
 from augframe.config import RunConfig, load_config, read_config
 from augframe.pipeline import A
-from augframe.sequence import LABEL_MODES
+from augframe.sequence_core import LABEL_MODES
 
 REPO = Path(__file__).resolve().parents[1]
 LIGHT = REPO / "augframe" / "pipelines" / "light.yaml"

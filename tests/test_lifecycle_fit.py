@@ -11,6 +11,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
+from conftest import stamped_sequence, stamped_source
 
 import augframe
 from augframe import FrameScheduler, FrameSequence, StopOnControlFile
@@ -22,30 +23,12 @@ SIZE = (8, 8)
 NUM_SAMPLES = 48  # 3 classes x 16
 
 
-def _source(num_classes: int = 3, per_class: int = 16) -> dict[str, np.ndarray]:
-    """Natives whose first pixel stamps a unique id (class * 100 + index)."""
-    source = {}
-    for c in range(num_classes):
-        images = np.zeros((per_class, *SIZE, 3), np.uint8)
-        for i in range(per_class):
-            images[i, 0, 0, 0] = c * 100 + i  # < 256 for per_class <= 55
-            images[i, 0, 0, 1] = 1
-        source[f"c{c}"] = images
-    return source
+def _source() -> dict[str, np.ndarray]:
+    return stamped_source(size=SIZE)
 
 
 def _seq(**kwargs: object) -> FrameSequence:
-    options: dict = dict(
-        image_size=SIZE,
-        batch_size=8,
-        samples_per_class=16,
-        epochs_per_frame=1,
-        seed=0,
-        verbose=0,
-        background=False,
-    )
-    options.update(kwargs)
-    return FrameSequence(_source(), **options)
+    return stamped_sequence(FrameSequence, **kwargs)
 
 
 class Recorder(keras.callbacks.Callback):

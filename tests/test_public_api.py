@@ -22,13 +22,31 @@ def test_import_has_no_side_effects():
         "import augframe\n"
         "assert threading.active_count() == before, 'threads started'\n"
         "assert 'keras' not in sys.modules and 'albumentations' not in sys.modules\n"
+        "assert 'tf_keras' not in sys.modules\n"
         "assert os.environ['NO_ALBUMENTATIONS_UPDATE'] == '1'\n"
         "print('ok')\n"
     )
+    assert _python(code) == "ok"
+
+
+def test_the_keras2_adapter_says_how_to_install_tf_keras():
+    code = (
+        "import sys\n"
+        "sys.modules['tf_keras'] = None  # as if it were not installed\n"
+        "try:\n"
+        "    import augframe.tf_keras\n"
+        "except ImportError as error:\n"
+        "    print(error)\n"
+    )
+    assert "pip install tf_keras" in _python(code)
+
+
+def _python(code: str) -> str:
+    """What a fresh interpreter running `code` prints."""
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
-    assert out.stdout.strip() == "ok"
+    return out.stdout.strip()
 
 
 def test_errors_form_one_hierarchy():

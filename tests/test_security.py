@@ -196,7 +196,7 @@ def test_a_control_file_cannot_set_arbitrary_attributes_during_fit(tmp_path):
         verbose=0,
     )
     kept = {k: v for k, v in vars(seq).items() if k not in CHANGING}
-    init = FrameSequence.__dict__["__init__"]
+    init = FrameSequence.__init__
 
     class Write(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
@@ -213,7 +213,7 @@ def test_a_control_file_cannot_set_arbitrary_attributes_during_fit(tmp_path):
             )
         assert len(history.history["loss"]) == epochs
         assert type(seq) is FrameSequence
-        assert FrameSequence.__dict__["__init__"] is init
+        assert FrameSequence.__init__ is init
         assert seq.preprocess is None and seq.aug_p == 0.5
         for key, value in kept.items():
             assert getattr(seq, key) is value, key

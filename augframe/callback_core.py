@@ -1,0 +1,166 @@
+"""What the Keras callbacks share, Keras-free: fit's epochs to the sequences, stop and tune from a file.
+
+Each Keras adapter mixes these into its own `Callback` base class:
+`augframe.callbacks` (Keras 3) and `augframe.tf_keras` (Keras 2). A mixin
+names the sequence class of its adapter in `sequence_type`: a callback
+drives only the sequences of its own Keras, and reads the learning rate the
+way its Keras stores it (`_rate`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from typing import Any, ClassVar
+
+from augframe import _checks
+from augframe.control import ControlFile
+from augframe.errors import ControlFileWarning
+from augframe.sequence_core import SequenceCore, scheduled_sequences
+
+__all__ = ["ControlCore", "FrameSchedulerCore", "SchedulingCore", "StopCore"]
+
+logger = logging.getLogger("augframe")
+
+
+class SchedulingCore:
+    """Forwards Keras' training epochs to the sequences `_sequences()` names."""
+
+    sequence_type: ClassVar[type[SequenceCore]] = SequenceCore
+
+    def _sequences(self) -> list[SequenceCore]:
+        raise NotImplementedError
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        for seq in self._sequences():
+            seq.on_fit_begin()
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        for seq in self._sequences():
+            seq.on_fit_epoch_begin()
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        for seq in self._sequences():
+            seq.on_fit_end()
+
+
+class FrameSchedulerCore(SchedulingCore):
+    """Drives the frame schedule of the sequences it is given from fit's epochs."""
+
+    def __init__(self, *sequences: SequenceCore) -> None:
+        super().__init__()
+        for seq in sequences:
+            if not isinstance(seq, self.sequence_type):
+                raise TypeError(
+                    "Invalid argument for `FrameScheduler`. Received: "
+                    f"{seq!r}. Expected {self.sequence_type.__module__}."
+                    f"{self.sequence_type.__name__} objects."
+                )
+        self.sequences = list(sequences)
+
+    def _sequences(self) -> list[SequenceCore]:
+        return self.sequences
+
+
+class StopCore(SchedulingCore):
+    """Stops training when the control file says `"stop": true`."""
+
+    model: Any  # set by Keras
+
+    def __init__(
+        self,
+        control_file: str | os.PathLike[str] = "control.json",
+        *,
+        check_every_n_batches: int | None = None,
+    ) -> None:
+        super().__init__()
+        self.control = ControlFile(control_file)
+        self.check_every_n_batches = _checks.check_int(
+            "check_every_n_batches", check_every_n_batches, allow_none=True
+        )
+        self.stopped_epoch: int | None = None
+
+    def _sequences(self) -> list[SequenceCore]:
+        return [
+            seq
+            for seq in scheduled_sequences(self.control.path)
+            if isinstance(seq, self.sequence_type)
+        ]
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        super().on_train_begin(logs)
+        self.stopped_epoch = None
+        self.control.poll()
+        if self.control.current.stop:
+            logger.warning(
+                'Control file %s already says "stop": true: training will stop '
+                "after the first check. Set it to false to train.",
+                self.control.path,
+            )
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        if self.check_every_n_batches and (batch + 1) % self.check_every_n_batches == 0:
+            self._check(f"batch {batch + 1}")
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        self._check(f"epoch {epoch + 1}", epoch=epoch)
+
+    def _check(self, where: str, *, epoch: int | None = None) -> None:
+        self.control.poll()
+        if self.control.current.stop and not self.model.stop_training:
+            self.model.stop_training = True
+            self.stopped_epoch = epoch
+            message = f'augframe: stopping training at {where}: {self.control.path} says "stop": true.'
+            logger.info(message)
+            print(message)
+
+
+class ControlCore(StopCore):
+    """Also sets the optimizer's learning rate to the file's `learning_rate`."""
+
+    def __init__(
+        self,
+        control_file: str | os.PathLike[str] = "control.json",
+        *,
+        check_every_n_batches: int | None = None,
+    ) -> None:
+        super().__init__(control_file, check_every_n_batches=check_every_n_batches)
+        self._applied: float | None = None
+        self._warned_schedule = False
+
+    def _rate(self, optimizer: Any) -> float:
+        """The optimizer's current learning rate (each Keras stores it its way)."""
+        raise NotImplementedError
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        super().on_train_begin(logs)
+        self._applied = None
+        self._tune()
+
+    def _check(self, where: str, *, epoch: int | None = None) -> None:
+        super()._check(where, epoch=epoch)
+        self._tune()
+
+    def _tune(self) -> None:
+        rate = self.control.current.learning_rate
+        if rate is None or rate == self._applied:
+            return
+        self._applied = rate
+        optimizer = self.model.optimizer
+        old = self._rate(optimizer)
+        try:
+            optimizer.learning_rate = rate
+        except TypeError:
+            if not self._warned_schedule:
+                self._warned_schedule = True
+                warnings.warn(
+                    f"Control file {str(self.control.path)!r}: learning_rate="
+                    f"{rate} not applied: the optimizer follows a "
+                    "LearningRateSchedule, which the file cannot change. Use a "
+                    "plain float learning rate to tune it from the file.",
+                    ControlFileWarning,
+                    stacklevel=2,
+                )
+            return
+        logger.info("control file: learning_rate %s -> %s", old, rate)

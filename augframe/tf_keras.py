@@ -1,0 +1,156 @@
+"""The Keras 2 adapter: `FrameSequence` as a `tf_keras.utils.Sequence`, and its callbacks.
+
+For code on Keras 2 (the `tf_keras` package, `tf.keras` under
+`TF_USE_LEGACY_KERAS=1`): the same arguments, frames and control file as
+`augframe.FrameSequence`, over the same Keras-free core
+(`augframe.sequence_core`), engine and epoch clock. Importing `augframe`
+never imports tf_keras; importing this module does, and says how to install
+it when it is missing. What tf_keras does and what this relies on is written
+down in docs/keras-lifecycle.md ("Keras 2"):
+
+- tf_keras sends no `on_epoch_begin`, and calls `on_epoch_end` after each
+  pass of `fit`, `evaluate` and `predict` (after the callbacks' epoch end
+  in `fit`), never before the first epoch: each call goes to the clock's
+  `end_unannounced`;
+- tf_keras asks `hasattr(x, "shape")` once each time it picks a data adapter
+  for `fit`, `evaluate` or `predict`: that probe is the clock's "a call
+  starts" (the sequence has no `shape`);
+- with `fit(workers > 1)` tf_keras' enqueuer also calls `on_epoch_end`, from
+  its own thread, when it has queued a whole pass, and then reads the next
+  pass ahead; that pass is dropped. Only calls from the thread that runs
+  `fit` count;
+- `fit(use_multiprocessing=True)` would read batches from copies of the
+  sequence in other processes: refused with a `ConfigError`.
+
+Example:
+>>> from augframe.tf_keras import FrameSequence, StopOnControlFile  # doctest: +SKIP
+>>> seq = FrameSequence.from_directory("data/train", image_size=(128, 128),
+...     samples_per_class=500, control_file="control.json")  # doctest: +SKIP
+>>> model.fit(seq, epochs=30,
+...           callbacks=[StopOnControlFile("control.json")])  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any, NoReturn
+
+import numpy as np
+
+try:
+    import tf_keras
+except ModuleNotFoundError as error:
+    if error.name != "tf_keras":
+        raise
+    raise ImportError(
+        "augframe.tf_keras needs the tf_keras package (Keras 2), which is not "
+        "installed. Install the release that matches your TensorFlow "
+        "(tf_keras 2.N for TensorFlow 2.N): pip install tf_keras. On Keras 3, "
+        "use augframe.FrameSequence instead."
+    ) from error
+
+from augframe.callback_core import ControlCore, FrameSchedulerCore, StopCore
+from augframe.errors import ConfigError
+from augframe.sequence_core import SequenceCore
+
+__all__ = ["ControlCallback", "FrameScheduler", "FrameSequence", "StopOnControlFile"]
+
+_OTHER_PROCESS = (
+    "A FrameSequence serves batches from a frame in the RAM of the process "
+    "that built it; tf_keras' fit(use_multiprocessing=True) reads batches in "
+    "other processes, from copies. Leave use_multiprocessing=False (copying a "
+    "batch out of RAM needs no worker)."
+)
+
+
+class FrameSequence(SequenceCore, tf_keras.utils.Sequence):
+    """`augframe.FrameSequence` for Keras 2: a `tf_keras.utils.Sequence`.
+
+    Takes the same arguments and has the same constructors
+    (`from_directory`, `from_paths`, `from_config`, `for_validation`),
+    properties and methods; see `augframe.FrameSequence`. `workers`,
+    `use_multiprocessing` and `max_queue_size` are tf_keras `fit` arguments:
+    a `fit(workers=...)` pool is harmless but unneeded, and
+    `fit(use_multiprocessing=True)` is refused. Without a `FrameScheduler`
+    (or a `StopOnControlFile`/`ControlCallback` on the sequence's control
+    file), `evaluate`/`predict` on the training sequence count as a training
+    epoch and an epoch cut short by `stop_training` does not: tf_keras sends
+    the same calls for them as for `fit`.
+
+    Example:
+    >>> seq = FrameSequence({"a": np.zeros((4, 8, 8, 3), np.uint8)},
+    ...                     image_size=(8, 8), batch_size=2, verbose=0)  # doctest: +SKIP
+    >>> model.fit(seq, epochs=10, callbacks=[FrameScheduler(seq)])  # doctest: +SKIP
+    """
+
+    def _init_base(self, *, max_queue_size: int) -> None:
+        tf_keras.utils.Sequence.__init__(self)
+        self._pid = os.getpid()
+        self._fit_thread: int | None = None  # where tf_keras last adapted us
+
+    @property
+    def shape(self) -> NoReturn:
+        """No shape. tf_keras probes it once per data adapter: "a call starts"."""
+        self._fit_thread = threading.get_ident()
+        self.clock.adapted()
+        raise AttributeError("a FrameSequence has no `shape`; see `image_size`")
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        if os.getpid() != self._pid:
+            raise ConfigError(_OTHER_PROCESS)
+        return super().__getitem__(index)
+
+    def __reduce__(self) -> NoReturn:
+        raise ConfigError(_OTHER_PROCESS)
+
+    # -------------------------------------------------------------- lifecycle
+
+    def on_epoch_end(self) -> None:
+        if self.validation:  # validation data never changes: no clock
+            return
+        if self._fit_thread not in (None, threading.get_ident()):
+            return  # the enqueuer of fit(workers > 1), a pass ahead
+        if self.clock.end_unannounced():
+            self.engine.end_epoch()
+
+    def on_fit_epoch_begin(self) -> None:
+        """Keras' epoch begins: it opens the training pass (no dataset hook does)."""
+        super().on_fit_epoch_begin()
+        self.clock.begin()
+
+
+class FrameScheduler(FrameSchedulerCore, tf_keras.callbacks.Callback):
+    """`augframe.FrameScheduler` for Keras 2: fit's epochs drive the schedule.
+
+    Example:
+    >>> model.fit(seq, epochs=10,
+    ...           callbacks=[FrameScheduler(seq)])  # doctest: +SKIP
+    """
+
+    sequence_type = FrameSequence
+
+
+class StopOnControlFile(StopCore, tf_keras.callbacks.Callback):
+    """`augframe.StopOnControlFile` for Keras 2: stops `fit` on `"stop": true`.
+
+    Also drives the frame schedule of the sequences that read the file.
+
+    Example:
+    >>> model.fit(seq, epochs=100,
+    ...           callbacks=[StopOnControlFile("control.json")])  # doctest: +SKIP
+    """
+
+    sequence_type = FrameSequence
+
+
+class ControlCallback(ControlCore, StopOnControlFile):
+    """`augframe.ControlCallback` for Keras 2: stop, and the learning rate.
+
+    Example:
+    >>> model.fit(seq, epochs=100,
+    ...           callbacks=[ControlCallback("control.json")])  # doctest: +SKIP
+    """
+
+    def _rate(self, optimizer: Any) -> float:
+        return float(tf_keras.backend.get_value(optimizer.learning_rate))
