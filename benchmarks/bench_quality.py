@@ -282,6 +282,17 @@ def pipeline(aug_p: float = 0.6, pipe_p: float = 0.9) -> Any:
     )
 
 
+def _conv(filters: int) -> list[Any]:
+    """Convolution, batch normalisation, ReLU."""
+    import keras
+
+    return [
+        keras.layers.Conv2D(filters, 3, padding="same", use_bias=False),
+        keras.layers.BatchNormalization(),
+        keras.layers.ReLU(),
+    ]
+
+
 def make_model(num_classes: int, *, keras_augment: bool) -> Any:
     """A small CNN; with `keras_augment`, Keras augmentation layers in front."""
     import keras
@@ -301,11 +312,11 @@ def make_model(num_classes: int, *, keras_augment: bool) -> Any:
             keras.Input((SIZE, SIZE, 3)),
             keras.layers.Rescaling(1 / 255),
             *augment,
-            keras.layers.Conv2D(16, 3, activation="relu", padding="same"),
+            *_conv(16),
             keras.layers.MaxPooling2D(),
-            keras.layers.Conv2D(32, 3, activation="relu", padding="same"),
+            *_conv(32),
             keras.layers.MaxPooling2D(),
-            keras.layers.Conv2D(48, 3, activation="relu", padding="same"),
+            *_conv(48),
             keras.layers.GlobalAveragePooling2D(),
             keras.layers.Dense(num_classes, activation="softmax"),
         ]
