@@ -288,7 +288,7 @@ def _conv(filters: int) -> list[Any]:
 
     return [
         keras.layers.Conv2D(filters, 3, padding="same", use_bias=False),
-        keras.layers.BatchNormalization(),
+        keras.layers.BatchNormalization(momentum=0.9),
         keras.layers.ReLU(),
     ]
 
