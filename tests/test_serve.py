@@ -158,6 +158,12 @@ def test_same_rng_same_batch_and_another_rng_another():
     first = aug(batch, rng=np.random.default_rng(5))
     np.testing.assert_array_equal(first, aug(batch, rng=np.random.default_rng(5)))
     assert not np.array_equal(first, aug(batch, rng=np.random.default_rng(6)))
+    # The output is the caller's: later calls (which reuse this thread's
+    # working buffers) do not change it.
+    kept = first.copy()
+    aug(random_images(16, seed=4), rng=np.random.default_rng(5))
+    aug(random_images(3, seed=4, size=(40, 40)), rng=np.random.default_rng(5))
+    np.testing.assert_array_equal(first, kept)
 
 
 def test_the_default_recipe_shifts_without_flips():
