@@ -107,8 +107,9 @@ class FrameSequence(SequenceCore, keras.utils.PyDataset):
             albumentations holds the GIL and build threads do not scale).
         background: build the next frame while the model trains (costs a
             second frame buffer); False builds at the frame boundary.
-        serve_augment: a cheap augmentation applied to every served batch,
-            e.g. `ServeAugment(horizontal_flip=True, max_shift=0.1)`.
+        serve_augment: a cheap augmentation applied to every served batch
+            (never to validation data), e.g. `ServeAugment()`: shifts of up
+            to 8 %; `ServeAugment(horizontal_flip=True)` for photographs.
         shard: `(index, count)` for multi-process training: this process
             builds its frames from every `count`-th native of each class, with
             its own seed stream; "auto" takes them from `keras.distribution`

@@ -168,55 +168,44 @@ def run_size(
 
 
 def serve_augment_cost(
-    size: int, *, num_images: int, batch_size: int, images_per_second: float
-) -> float:
-    """Extra time per batch of a full ServeAugment, as a share of serving time.
+    size: int, *, num_images: int, batch_size: int, fit_ms: dict[str, float]
+) -> dict[str, Any]:
+    """ServeAugment's extra time per batch, as a share of serving time.
 
-    `seq[i]` for every batch, with and without flips, shift, brightness,
-    contrast and cut-out, best of 5 passes each (uint8 batches); the extra
-    time is set against the time per batch of the fast-consumer fit measured
-    above (`images_per_second`, augframe uint8), which is the serving time a
-    training step sees.
+    `seq[i]` for every batch with and without each recipe of
+    `bench_serve_augment` (the variants in turns, best of 15 passes), set
+    against the fast consumer's time per batch measured above (`fit_ms`, by
+    dtype): the serving time a training step sees.
     """
-    rng = np.random.default_rng(0)
-    source = {
-        f"c{c}": rng.integers(
-            0, 256, (num_images // NUM_CLASSES, size, size, 3), np.uint8
-        )
-        for c in range(NUM_CLASSES)
-    }
-    full = augframe.ServeAugment(
-        horizontal_flip=True, max_shift=0.1, brightness=0.1, contrast=0.1, cutout=0.2
-    )
-    seconds = {}
-    for name, serve in (("plain", None), ("augmented", full)):
-        with augframe.FrameSequence(
-            source,
-            image_size=(size, size),
-            batch_size=batch_size,
-            dtype="uint8",
-            serve_augment=serve,
-            seed=0,
-            verbose=0,
-            background=False,
-        ) as seq:
-            passes = []
-            for _ in range(5):
-                start = time.perf_counter()
-                for index in range(len(seq)):
-                    seq[index]
-                passes.append(time.perf_counter() - start)
-            seconds[name] = min(passes)
-    extra = (seconds["augmented"] - seconds["plain"]) / len(seq)
-    per_batch = batch_size / images_per_second
-    cost = extra / per_batch
-    print(
-        f"\nServeAugment (flip, shift 0.1, brightness/contrast 0.1, cut-out 0.2) at "
-        f"{size} px: +{1e3 * extra:.2f} ms per batch of {batch_size} = "
-        f"{100 * cost:.0f} % of the fast consumer's {1e3 * per_batch:.2f} ms per "
-        "batch (target <= 15 %)"
-    )
-    return cost
+    try:
+        from benchmarks import bench_serve_augment as serve_aug
+    except ImportError:  # run as a script: benchmarks/ is on sys.path
+        import bench_serve_augment as serve_aug
+
+    source = serve_aug.make_source(size, num_images)
+    results = {}
+    for dtype in serve_aug.DTYPES:
+        sequences = {
+            name: serve_aug.open_sequence(
+                source, size=size, batch_size=batch_size, dtype=dtype, serve=serve
+            )
+            for name, serve in serve_aug.RECIPES.items()
+        }
+        try:
+            getitem = serve_aug.getitem_ms(sequences, rounds=15)
+        finally:
+            for seq in sequences.values():
+                seq.close()
+        print(f"\nServeAugment at {size} px, dtype={dtype}:")
+        for name, ms in getitem.items():
+            extra = ms - getitem["none"]
+            print(
+                f"  {name:22s} +{extra:.3f} ms per batch of {batch_size} = "
+                f"{100 * extra / fit_ms[dtype]:.1f} % of the fast consumer's "
+                f"{fit_ms[dtype]:.2f} ms (target <= 15 %)"
+            )
+        results[dtype] = {"getitem_ms": getitem, "fit_ms_without": fit_ms[dtype]}
+    return results
 
 
 def report(size: int, results: dict[str, float]) -> dict[str, Any]:
@@ -283,12 +272,15 @@ def main(argv: list[str] | None = None) -> int:
             }
         tables.append(table)
     if not args.accelerator and 96 in sizes:
-        rate = tables[sizes.index(96)]["images_per_second"]["augframe PyDataset uint8"]
-        serve_augment_cost(
+        rates = tables[sizes.index(96)]["images_per_second"]
+        tables[sizes.index(96)]["serve_augment"] = serve_augment_cost(
             96,
             num_images=args.images,
             batch_size=args.batch_size,
-            images_per_second=rate,
+            fit_ms={
+                dtype: 1e3 * args.batch_size / rates[f"augframe PyDataset {dtype}"]
+                for dtype in ("uint8", "float32")
+            },
         )
     print(
         "\nmedian augframe/arrays:",

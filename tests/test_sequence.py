@@ -488,30 +488,3 @@ def test_variety_warning_is_given_once_per_class_not_every_frame():
         seq.regenerate()
     assert seq.frame.num_repeats == 3
     seq.close()
-
-
-def test_serve_augment_every_operation_is_vectorised_seeded_and_keeps_uint8():
-    from augframe.serve import ServeAugment
-
-    batch = random_images(16, seed=3, size=(20, 24))
-    full = ServeAugment(
-        horizontal_flip=True, vertical_flip=True, max_shift=0.2, fill="constant",
-        fill_value=7, brightness=0.2, contrast=0.3, cutout=0.3,
-    )
-    first = full(batch, rng=np.random.default_rng(5))
-    again = full(batch, rng=np.random.default_rng(5))
-    assert first.dtype == np.uint8 and first.shape == batch.shape
-    np.testing.assert_array_equal(first, again)  # same stream, same batch
-    assert not np.array_equal(first, full(batch, rng=np.random.default_rng(6)))
-    cut = ServeAugment(horizontal_flip=False, cutout=0.5, fill_value=7)
-    out = cut(batch, rng=np.random.default_rng(0))
-    changed = (out != batch).any(axis=-1)
-    assert changed.any(axis=(1, 2)).all() or (out == 7).any()
-    assert ((out == batch) | (out == 7)).all()  # only cut-out pixels change
-    shift = ServeAugment(horizontal_flip=False, max_shift=0.25, fill="constant")
-    moved = shift(np.full((2, 8, 8, 3), 200, np.uint8), rng=np.random.default_rng(1))
-    assert set(np.unique(moved)) <= {0, 200}
-    with pytest.raises(ConfigError, match="fill"):
-        ServeAugment(fill="wrap")
-    with pytest.raises(ConfigError, match="fill_value"):
-        ServeAugment(fill_value=256)

@@ -1,0 +1,264 @@
+"""What `ServeAugment` costs per batch, beside the serving time, in one run.
+
+Side by side, in one process, at one image size (96 px by default), batch
+64, for `dtype="uint8"` and `"float32"`, with no `ServeAugment`, the
+default recipe (`ServeAugment()`: shifts of up to 8 %), the photo recipe
+(the default plus left-right flips) and everything on (flips, shift 0.1,
+brightness and contrast 0.1, cut-out 0.2):
+
+- `seq[i]`: the time `FrameSequence.__getitem__` takes per batch, from the
+  frame in RAM (every batch of an epoch, best of the rounds; the variants
+  take turns, so that other load on the machine hits them alike);
+- the fast consumer: the time per batch of `model.fit` with a model of
+  almost no compute (`Rescaling -> GlobalAveragePooling2D -> Dense`), which
+  stands for an accelerator that trains faster than the CPU can feed it:
+  the serving time a training step sees (best of the repeats);
+- the ratio the target is set on: the extra time of `seq[i]` with the
+  augmentation over `seq[i]` without it, divided by the fast consumer's time
+  per batch without it (target <= 15 % at 96 px), and the fit's own extra
+  time as a check;
+- each operation alone, called on one batch.
+
+Run from the repository root:
+
+    python benchmarks/bench_serve_augment.py
+    python benchmarks/bench_serve_augment.py --size 224 --json out.json
+    KERAS_BACKEND=jax python benchmarks/bench_serve_augment.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import keras
+import numpy as np
+
+import augframe
+
+try:
+    from benchmarks.bench_serve import NUM_CLASSES, fast_model
+except ImportError:  # run as a script: benchmarks/ is on sys.path
+    from bench_serve import NUM_CLASSES, fast_model
+
+DTYPES = ("uint8", "float32")
+RECIPES: dict[str, augframe.ServeAugment | None] = {
+    "none": None,
+    "default (shift 0.08)": augframe.ServeAugment(),
+    "photos (+ flip)": augframe.ServeAugment(horizontal_flip=True),
+    "all on": augframe.ServeAugment(
+        horizontal_flip=True, max_shift=0.1, brightness=0.1, contrast=0.1, cutout=0.2
+    ),
+}
+OPERATIONS = {
+    "left-right flip": {"horizontal_flip": True, "max_shift": 0.0},
+    "shift 0.08, reflect": {},
+    "shift 0.08, constant": {"fill": "constant"},
+    "flip + shift 0.08": {"horizontal_flip": True},
+    "brightness + contrast 0.1": {
+        "max_shift": 0.0,
+        "brightness": 0.1,
+        "contrast": 0.1,
+    },
+    "cut-out 0.2": {"max_shift": 0.0, "cutout": 0.2},
+}
+
+
+def make_source(size: int, num_images: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(0)
+    per_class = num_images // NUM_CLASSES
+    return {
+        f"c{c}": rng.integers(0, 256, (per_class, size, size, 3), np.uint8)
+        for c in range(NUM_CLASSES)
+    }
+
+
+def open_sequence(
+    source: dict[str, np.ndarray],
+    *,
+    size: int,
+    batch_size: int,
+    dtype: str,
+    serve: augframe.ServeAugment | None,
+) -> augframe.FrameSequence:
+    return augframe.FrameSequence(
+        source,
+        image_size=(size, size),
+        batch_size=batch_size,
+        epochs_per_frame=1_000_000,
+        dtype=dtype,
+        serve_augment=serve,
+        seed=0,
+        verbose=0,
+        background=False,
+    )
+
+
+def getitem_ms(
+    sequences: dict[str, augframe.FrameSequence], *, rounds: int
+) -> dict[str, float]:
+    """ms per `seq[i]`, every batch of an epoch, best of `rounds` (in turns)."""
+    best = dict.fromkeys(sequences, float("inf"))
+    for _ in range(rounds):
+        for name, seq in sequences.items():
+            start = time.perf_counter()
+            for index in range(len(seq)):
+                seq[index]
+            best[name] = min(best[name], (time.perf_counter() - start) / len(seq))
+    return {name: 1e3 * seconds for name, seconds in best.items()}
+
+
+def fit_ms(
+    sequences: dict[str, augframe.FrameSequence],
+    *,
+    size: int,
+    dtype: str,
+    epochs: int,
+    repeats: int,
+) -> dict[str, float]:
+    """ms per batch of the fast consumer's `fit`, best of `repeats` (in turns)."""
+    models = {name: fast_model(size, dtype) for name in sequences}
+    for name, seq in sequences.items():
+        models[name].fit(seq, epochs=1, verbose=0)  # traces, warms up
+    best = dict.fromkeys(sequences, float("inf"))
+    for _ in range(repeats):
+        for name, seq in sequences.items():
+            start = time.perf_counter()
+            models[name].fit(seq, epochs=epochs, verbose=0)
+            seconds = (time.perf_counter() - start) / (epochs * len(seq))
+            best[name] = min(best[name], seconds)
+    return {name: 1e3 * seconds for name, seconds in best.items()}
+
+
+def operation_ms(size: int, batch_size: int, *, repeats: int) -> dict[str, float]:
+    """ms of one `ServeAugment` call per operation, on one uint8 batch."""
+    batch = make_source(size, batch_size * NUM_CLASSES)["c0"][:batch_size]
+    calls: dict[str, Callable[[], Any]] = {"copy of the batch": batch.copy}
+    for name, options in OPERATIONS.items():
+        aug = augframe.ServeAugment(**options)
+        calls[name] = lambda a=aug: a(batch, rng=np.random.default_rng(0))
+    best = dict.fromkeys(calls, float("inf"))
+    for _ in range(repeats):
+        for name, call in calls.items():
+            start = time.perf_counter()
+            for _ in range(10):
+                call()
+            best[name] = min(best[name], (time.perf_counter() - start) / 10)
+    return {name: 1e3 * seconds for name, seconds in best.items()}
+
+
+def run(
+    size: int,
+    *,
+    num_images: int,
+    batch_size: int,
+    rounds: int,
+    epochs: int,
+    repeats: int,
+    fits: bool = True,
+) -> dict[str, Any]:
+    """Every measurement at one size; prints the tables, returns the numbers."""
+    source = make_source(size, num_images)
+    results: dict[str, Any] = {
+        "size": size,
+        "batch_size": batch_size,
+        "backend": keras.backend.backend(),
+        "cpu_count": os.cpu_count(),
+    }
+    for dtype in DTYPES:
+        sequences = {
+            name: open_sequence(
+                source, size=size, batch_size=batch_size, dtype=dtype, serve=serve
+            )
+            for name, serve in RECIPES.items()
+        }
+        try:
+            getitem = getitem_ms(sequences, rounds=rounds)
+            fit = (
+                fit_ms(
+                    sequences, size=size, dtype=dtype, epochs=epochs, repeats=repeats
+                )
+                if fits
+                else None
+            )
+        finally:
+            for seq in sequences.values():
+                seq.close()
+        results[dtype] = {"getitem_ms": getitem, "fit_ms": fit}
+        print_table(size, batch_size, dtype, getitem, fit)
+    results["operation_ms"] = operation_ms(size, batch_size, repeats=rounds)
+    print(f"\none ServeAugment call on a uint8 batch of {batch_size} at {size} px:")
+    for name, ms in results["operation_ms"].items():
+        print(f"  {name:28s} {ms:7.3f} ms")
+    return results
+
+
+def print_table(
+    size: int,
+    batch_size: int,
+    dtype: str,
+    getitem: dict[str, float],
+    fit: dict[str, float] | None,
+) -> None:
+    plain = getitem["none"]
+    print(
+        f"\n{size} px, batch {batch_size}, dtype={dtype}, backend "
+        f"{keras.backend.backend()}: ms per batch"
+    )
+    header = f"{'ServeAugment':22s} {'seq[i]':>8s} {'extra':>7s} {'/seq[i]':>8s}"
+    if fit is not None:
+        header += f" {'fit':>8s} {'/fit':>6s} {'fit extra':>9s}"
+    print(header)
+    for name, ms in getitem.items():
+        extra = ms - plain
+        line = f"{name:22s} {ms:8.3f} {extra:7.3f} {100 * extra / plain:7.0f}%"
+        if fit is not None:
+            fit_extra = fit[name] - fit["none"]
+            line += (
+                f" {fit[name]:8.3f} {100 * extra / fit['none']:5.1f}% {fit_extra:9.3f}"
+            )
+        print(line)
+    if fit is not None:
+        print(
+            "/fit: the extra time of seq[i] over the fast consumer's time per "
+            "batch without ServeAugment (target <= 15 % at 96 px)"
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=96)
+    parser.add_argument("--images", type=int, default=2560)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--rounds", type=int, default=15, help="seq[i] passes")
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=3, help="timed fits")
+    parser.add_argument(
+        "--no-fit", action="store_true", help="seq[i] and the operations only"
+    )
+    parser.add_argument("--json", help="also write the results as JSON here")
+    args = parser.parse_args(argv)
+    results = run(
+        args.size,
+        num_images=args.images,
+        batch_size=args.batch_size,
+        rounds=args.rounds,
+        epochs=args.epochs,
+        repeats=args.repeats,
+        fits=not args.no_fit,
+    )
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump(results, handle, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
