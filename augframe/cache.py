@@ -82,7 +82,6 @@ import shutil
 import sys
 import time
 import uuid
-import warnings
 import zlib
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -94,7 +93,7 @@ import cv2
 import numpy as np
 from tqdm.auto import tqdm
 
-from augframe import _checks
+from augframe import _checks, _warn
 from augframe._parallel import run_chunks
 from augframe.decoding import Decoding
 from augframe.errors import (
@@ -561,14 +560,13 @@ def _check_data(
         f"{c * per_chunk}-{min((c + 1) * per_chunk, manifest.shape[0]) - 1}"
         for c in bad_chunks[:10]
     ) + (f", ... ({len(bad_chunks) - 10} more)" if len(bad_chunks) > 10 else "")
-    warnings.warn(
+    _warn.warn(
         f"The image cache {str(data_path)!r} is damaged: the bytes of "
         f"{len(bad_chunks)} of its {len(values)} chunk(s) (rows {ranges}) do not "
         "match the checksums recorded when it was written. Their "
         f"{len(damaged)} image(s) are decoded again from their files: "
         f"{_shorten(sorted(damaged))}. The other rows are reused.",
         CacheWarning,
-        stacklevel=3,
     )
     rows = {k: v for k, v in manifest.rows.items() if k not in damaged}
     lost = {k: v for k, v in manifest.rows.items() if k in damaged}
@@ -616,10 +614,8 @@ def _checksums(
 
 
 def _warn_rebuild(reason: str) -> None:
-    warnings.warn(
-        f"The image cache cannot be reused: {reason}. It is rebuilt.",
-        CacheWarning,
-        stacklevel=4,
+    _warn.warn(
+        f"The image cache cannot be reused: {reason}. It is rebuilt.", CacheWarning
     )
 
 
@@ -901,12 +897,11 @@ class _Build:
         if not bad:
             return
         shown = _shorten(bad)
-        warnings.warn(
+        _warn.warn(
             f"Skipped {len(bad)} image(s) that could not be decoded: {shown}. They "
             "are left out of the cache and of every frame; fix or delete them to "
             "silence this warning (a changed file is decoded again).",
             ImageWarning,
-            stacklevel=3,
         )
 
 

@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import logging
 import os
-import warnings
 from typing import Any, ClassVar
 
-from augframe import _checks
+from augframe import _checks, _console, _warn
 from augframe.control import ControlFile
 from augframe.errors import ControlFileWarning
 from augframe.sequence_core import SequenceCore, scheduled_sequences
@@ -33,8 +32,9 @@ class SchedulingCore:
         raise NotImplementedError
 
     def on_train_begin(self, logs: dict | None = None) -> None:
+        verbose = _params(self).get("verbose")
         for seq in self._sequences():
-            seq.on_fit_begin()
+            seq.on_fit_begin(verbose=verbose)
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         for seq in self._sequences():
@@ -113,7 +113,11 @@ class StopCore(SchedulingCore):
             self.stopped_epoch = epoch
             message = f'augframe: stopping training at {where}: {self.control.path} says "stop": true.'
             logger.info(message)
-            print(message)
+            # Keras' progress bar (verbose=1) is drawn after the other
+            # callbacks: its line is still open at a batch or epoch end.
+            open_line = _params(self).get("verbose") in (1, "auto")
+            with _console.after_open_line(open_line):
+                _console.write(message)
 
 
 class ControlCore(StopCore):
@@ -154,13 +158,18 @@ class ControlCore(StopCore):
         except TypeError:
             if not self._warned_schedule:
                 self._warned_schedule = True
-                warnings.warn(
+                _warn.warn(
                     f"Control file {str(self.control.path)!r}: learning_rate="
                     f"{rate} not applied: the optimizer follows a "
                     "LearningRateSchedule, which the file cannot change. Use a "
                     "plain float learning rate to tune it from the file.",
                     ControlFileWarning,
-                    stacklevel=2,
                 )
             return
         logger.info("control file: learning_rate %s -> %s", old, rate)
+
+
+def _params(callback: object) -> dict[str, Any]:
+    """The callback's `params` (Keras sets them before `on_train_begin`)."""
+    params = getattr(callback, "params", None)
+    return params if isinstance(params, dict) else {}

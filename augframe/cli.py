@@ -472,17 +472,21 @@ def _add_preview(commands: Any) -> None:
     preview.add_argument(
         "--augment",
         metavar="PIPELINE_FILE",
-        help="albumentations pipeline saved with A.save (.json/.yaml); without it "
-        "a folder is previewed unaugmented",
+        help="albumentations pipeline saved with A.save (.json/.yaml), or light, "
+        "medium, heavy; without it a folder is previewed unaugmented",
     )
     preview.add_argument(
-        "--aug-p", type=_probability, metavar="P", help="probability of each transform"
+        "--aug-p",
+        type=_probability,
+        metavar="P",
+        help="probability of each transform (default: each transform's own p, "
+        "as the pipeline says)",
     )
     preview.add_argument(
         "--pipe-p",
         type=_probability,
         metavar="P",
-        help="probability that the pipeline runs",
+        help="probability that the pipeline runs (default: the pipeline's own p)",
     )
     preview.add_argument("--seed", type=_seed, metavar="S", help="random seed")
     preview.add_argument(
@@ -500,8 +504,9 @@ def _add_control(commands: Any) -> None:
         help="change a running fit's settings through its control file",
         description=(
             "Reads and writes the control file (control.json) that a FrameSequence "
-            "re-reads at every epoch end. Keys: aug_p, pipe_p, example_prob (in "
-            "[0, 1]), epochs_per_frame (>= 1 or auto), regenerate, stop (true/false). "
+            "re-reads at every epoch end. Keys: aug_p, pipe_p (in [0, 1], or null: "
+            "the pipeline's own probabilities), example_prob (in [0, 1]), "
+            "epochs_per_frame (>= 1 or auto), regenerate, stop (true/false). "
             "Writes are validated first and atomic; other keys in the file are kept."
         ),
         examples=[
@@ -543,6 +548,7 @@ def _add_control(commands: Any) -> None:
         ),
         examples=[
             "augframe control set aug_p=0.2 pipe_p=0.9 --file control.json",
+            "augframe control set aug_p=null  # the pipeline's own probabilities",
             "augframe control set regenerate=true",
         ],
     )

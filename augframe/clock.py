@@ -45,9 +45,9 @@ True
 
 from __future__ import annotations
 
-import warnings
 from typing import Literal
 
+from augframe import _warn
 from augframe.errors import LifecycleWarning
 
 __all__ = ["EpochClock"]
@@ -184,4 +184,4 @@ class EpochClock:
     def _warn(self, message: str) -> None:
         if message not in self._warned:
             self._warned.add(message)
-            warnings.warn(message, LifecycleWarning, stacklevel=4)
+            _warn.warn(message, LifecycleWarning)

@@ -46,6 +46,7 @@ from pydantic import (
     model_validator,
 )
 
+from augframe import _warn
 from augframe import pipelines as shipped
 from augframe.errors import ConfigError
 from augframe.options import OPTIONS, pydantic_type
@@ -506,15 +507,12 @@ def resolve_run(
 def __getattr__(name: str) -> Any:
     """`sequence_from_config`: a deprecated alias of `FrameSequence.from_config`."""
     if name == "sequence_from_config":
-        import warnings
-
         from augframe.sequence import FrameSequence
 
-        warnings.warn(
+        _warn.warn(
             "augframe.config.sequence_from_config is deprecated; use "
             "FrameSequence.from_config.",
             DeprecationWarning,
-            stacklevel=2,
         )
         return FrameSequence.from_config
     raise AttributeError(f"module 'augframe.config' has no attribute {name!r}")

@@ -21,7 +21,6 @@ import os
 import re
 import stat
 import threading
-import warnings
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -34,6 +33,7 @@ from pydantic import (
     create_model,
 )
 
+from augframe import _warn
 from augframe._files import write_atomic
 from augframe.errors import ControlFileWarning
 from augframe.options import HOT_OPTIONS, OPTIONS, pydantic_type
@@ -79,10 +79,13 @@ _CONTROL_DOC = """The keys of `control.json`; a key left out keeps its current v
     the model's learning rate.
 
     Attributes:
-        aug_p: probability of each transform of the pipeline, in [0, 1].
-            Applies from the next frame.
+        aug_p: probability of each transform of the pipeline, in [0, 1];
+            null: each transform's own `p`, as the pipeline says (what a new
+            file holds unless the constructor set it). Applies from the next
+            frame. (For the other keys, null is the same as leaving the key
+            out.)
         pipe_p: probability that the pipeline runs at all on a native, in
-            [0, 1]. Applies from the next frame.
+            [0, 1]; null: the pipeline's own. Applies from the next frame.
         epochs_per_frame: training epochs served from one frame.
             Applies at once (counted from the current frame's start).
         example_prob: probability that a sample of a new frame is written to
@@ -326,4 +329,4 @@ class ControlFile:
             if message in self._reported:
                 return
             self._reported.add(message)
-        warnings.warn(message, ControlFileWarning, stacklevel=3)
+        _warn.warn(message, ControlFileWarning)

@@ -90,8 +90,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
+from augframe import _console
 from augframe._seeds import Stream, derive_rng
 from augframe.balance import frame_size
 from augframe.control import ControlFile, write_control
@@ -141,8 +141,10 @@ class FrameEngine:
         epochs_per_frame_bounds: `(low, high)` epochs that "auto" chooses
             from.
         spec: the augmentation pipeline.
-        aug_p: probability of each transform.
-        pipe_p: probability that the pipeline runs on a native.
+        aug_p: probability of each transform; None: each keeps its own
+            (see `augframe.pipeline.PipelineSpec`).
+        pipe_p: probability that the pipeline runs on a native; None: the
+            pipeline's own.
         fixed_order: serve in store order, never reshuffle, never regenerate
             (validation data).
         control_file: a control.json read at every epoch end (written with
@@ -172,8 +174,8 @@ class FrameEngine:
         epochs_per_frame: int | str = 5,
         epochs_per_frame_bounds: tuple[int, int] = (1, 10),
         spec: PipelineSpec | None = None,
-        aug_p: float = 0.1,
-        pipe_p: float = 0.5,
+        aug_p: float | None = None,
+        pipe_p: float | None = None,
         fixed_order: bool = False,
         control_file: str | os.PathLike[str] | None = None,
         example_dir: str | os.PathLike[str] | None = None,
@@ -188,6 +190,8 @@ class FrameEngine:
         pace_builds: bool = True,
     ) -> None:
         spec = spec if spec is not None else PipelineSpec(None)
+        self._spec = spec
+        self._overrides_said: set[str] = set()  # "aug_p", "pipe_p": logged once
         self.class_names = class_names
         self.image_size = image_size
         self.channels = CHANNELS[store_color_mode(store)]
@@ -264,6 +268,7 @@ class FrameEngine:
             if example_dir is not None
             else None
         )
+        self._say_overrides()
         frame = self._builder.build(
             generation=1,
             buffer=self._buffers[0],
@@ -414,7 +419,11 @@ class FrameEngine:
     # ----------------------------------------------------------------- control
 
     def control_values(self) -> dict[str, Any]:
-        """The current hot-tunable values, as written to a new control file."""
+        """The current hot-tunable values, as written to a new control file.
+
+        `aug_p` and `pipe_p` are None (null in the file) while the pipeline's
+        own probabilities are in force.
+        """
         return {
             "aug_p": self.aug_p,
             "pipe_p": self.pipe_p,
@@ -435,8 +444,15 @@ class FrameEngine:
                     f"keeping {self.epochs_per_frame}"
                 )
                 continue
-            if value is not None and value != getattr(self, key):
-                changed.append(f"{key} {getattr(self, key)} -> {value}")
+            # null leaves a key as it is, except aug_p and pipe_p: null there
+            # restores the pipeline's own probabilities.
+            settable = value is not None or (
+                key in ("aug_p", "pipe_p") and key in settings.model_fields_set
+            )
+            if settable and value != getattr(self, key):
+                changed.append(
+                    f"{key} {_shown(key, getattr(self, key))} -> {_shown(key, value)}"
+                )
                 setattr(self, key, value)
         if self.example_prob > 0 and self._examples is None and changed:
             self.say(
@@ -444,6 +460,7 @@ class FrameEngine:
             )
         if changed:
             self.say("control file: " + ", ".join(changed))
+            self._say_overrides()
         if self._pending is not None and (
             (self._pending.aug_p, self._pending.pipe_p) != (self.aug_p, self.pipe_p)
         ):
@@ -457,6 +474,7 @@ class FrameEngine:
     def _start_pending(self) -> None:
         if not self.background or self._closed or self._view is None:
             return
+        self._say_overrides()
         current = self._view.frame.buffer
         spare = next(b for b in self._buffers if b is not current)
         pacer = None
@@ -504,7 +522,10 @@ class FrameEngine:
         self._start_pending()
 
     def _build_in_place(
-        self, generation: int, *, probabilities: tuple[float, float] | None = None
+        self,
+        generation: int,
+        *,
+        probabilities: tuple[float | None, float | None] | None = None,
     ) -> Frame:
         """Builds into the one buffer; readers wait until it is done.
 
@@ -512,6 +533,8 @@ class FrameEngine:
         restore passes the last frame's own, so it is rebuilt exactly.
         """
         aug_p, pipe_p = probabilities or (self.aug_p, self.pipe_p)
+        if probabilities is None:
+            self._say_overrides()
         buffer = self._buffers[0]
         with self._lock:
             self._building = True
@@ -621,8 +644,31 @@ class FrameEngine:
         )
         return save_png(grid, path)
 
+    def _say_overrides(self) -> None:
+        """Logs, once each, what a set `aug_p` / `pipe_p` replaces in the pipeline."""
+        for name in ("aug_p", "pipe_p"):
+            value = getattr(self, name)
+            if value is None or name in self._overrides_said:
+                continue
+            self._overrides_said.add(name)
+            note = self._spec.override_note(name, value)
+            if note:
+                self.say(note)
+
     def say(self, message: str) -> None:
-        """Logs `message`; with `verbose`, prints it on a line of its own."""
+        """Logs `message`; with `verbose`, prints it on a line of its own.
+
+        Printed (when no logging handler is set up) as "augframe: ..." with
+        `augframe._console`, which starts it on a new line when Keras'
+        progress bar may have its line open.
+        """
         logger.info(message)
         if self.verbose and not logger.hasHandlers():
-            tqdm.write(f"augframe: {message}")
+            _console.write(f"augframe: {message}")
+
+
+def _shown(key: str, value: Any) -> str:
+    """A control value in a log line; None for aug_p / pipe_p in words."""
+    if value is None and key in ("aug_p", "pipe_p"):
+        return "null (the pipeline's own)"
+    return str(value)

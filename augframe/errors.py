@@ -14,7 +14,7 @@ Hierarchy::
     ├── ControlFileWarning   control.json unreadable or invalid; last good kept
     ├── ImageWarning         unreadable images skipped
     ├── LifecycleWarning     Keras called the dataset in a way the clock cannot place
-    └── VarietyWarning       a pipeline could not make enough distinct variants
+    └── VarietyWarning       a class got repeats: no pipeline, or too weak a one
 """
 
 from __future__ import annotations
@@ -74,7 +74,8 @@ class ImageWarning(AugframeWarning):
 
 
 class VarietyWarning(AugframeWarning):
-    """The pipeline could not produce enough distinct variants for a class."""
+    """A scarce class got repeated samples: there is no pipeline to make
+    variants (`augment=None`), or it could not make enough distinct ones."""
 
 
 class LifecycleWarning(AugframeWarning):

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import warnings
 from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,6 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from augframe import _warn
 from augframe._files import write_atomic
 from augframe.errors import AugframeWarning
 
@@ -143,11 +143,10 @@ class ExampleRing:
         except (OSError, cv2.error) as exc:
             if not self._warned:
                 self._warned = True
-                warnings.warn(
+                _warn.warn(
                     f"Could not write {what} {str(path)!r}: {exc}. Training "
                     "goes on; free disk space or fix `example_dir`.",
                     AugframeWarning,
-                    stacklevel=3,
                 )
             return None
         if path in ring:

@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import threading
 import time
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 from tqdm.auto import tqdm
 
+from augframe import _console, _warn
 from augframe._parallel import BuildCancelled, Gate
 from augframe._seeds import Stream, derive_rng, derive_seeds
 from augframe.balance import FramePlan, plan_frame
@@ -65,8 +65,8 @@ class Frame:
     num_artificial: int
     num_repeats: int
     build_seconds: float
-    aug_p: float
-    pipe_p: float
+    aug_p: float | None
+    pipe_p: float | None
     plan: FramePlan
     repeat_slots: np.ndarray
     notes: tuple[tuple[type[Warning], str], ...] = field(default=())
@@ -81,9 +81,13 @@ class Frame:
         return self.buffer.array
 
     def emit_warnings(self) -> None:
-        """Emits, on the calling thread, the warnings the build collected."""
+        """Emits, on the calling thread, the warnings the build collected.
+
+        Each points at the first caller outside augframe (`augframe._warn`):
+        the user's `FrameSequence(...)` line for the first frame.
+        """
         for category, message in self.notes:
-            warnings.warn(message, category, stacklevel=3)
+            _warn.warn(message, category)
 
 
 class FrameBuilder:
@@ -175,8 +179,8 @@ class FrameBuilder:
         *,
         generation: int,
         buffer: FrameBuffer,
-        aug_p: float,
-        pipe_p: float,
+        aug_p: float | None,
+        pipe_p: float | None,
         cancel: threading.Event | None = None,
         progress: bool = False,
         gate: Gate | None = None,
@@ -202,6 +206,10 @@ class FrameBuilder:
         bad: list[int] = []
         worked = [0.0]  # the workers' seconds making samples
         buffer.wait_idle()
+        if progress:
+            _console.break_line()  # not after Keras' progress bar's text
+        # The bar counts the frame's samples, a fixed total; redrawn variants
+        # are counted in its postfix ("redrawn=N"), never added to the total.
         bar = tqdm(
             total=num,
             desc=f"augframe frame {generation}",
@@ -209,6 +217,7 @@ class FrameBuilder:
             disable=not progress,
             leave=False,
         )
+        quiet = tqdm(disable=True)
 
         def make(slots: np.ndarray, attempt: int) -> None:
             seeds = derive_seeds(
@@ -220,7 +229,7 @@ class FrameBuilder:
                 aug_p=aug_p,
                 pipe_p=pipe_p,
                 cancel=cancel,
-                bar=bar,
+                bar=bar if attempt == 0 else quiet,
                 gate=gate,
             )
             self._gather(results, digests, bad)
@@ -315,11 +324,13 @@ class FrameBuilder:
         if not plan.forced.any():
             return redo, ""
         attempts = 1 if self.spec.is_identity else self.max_attempts
+        redrawn = 0
         for attempt in range(1, attempts + 1):
             redo = self._duplicates(plan, digests)
             if len(redo) == 0 or attempt == attempts:
                 break
-            bar.total += len(redo)
+            redrawn += len(redo)
+            bar.set_postfix(redrawn=redrawn)
             make(redo, attempt)
         if len(redo) == 0:
             return redo, ""
@@ -327,6 +338,15 @@ class FrameBuilder:
         if set(classes) <= self._warned_variety:
             return redo, ""  # said already: no warning at every frame
         self._warned_variety.update(classes)
+        if self.spec.is_identity:
+            return redo, (
+                f"Class(es) {classes}: there is no augmentation pipeline "
+                f"(augment=None), so the variants that fill these classes up to "
+                f"samples_per_class={self.samples_per_class} are copies of their "
+                f"natives; {len(redo)} sample(s) of frame {generation} are "
+                'repeats. Pass a pipeline (e.g. augment="light") or a '
+                "samples_per_class no larger than the natives of the class."
+            )
         return redo, (
             f"Class(es) {classes}: the augmentation pipeline could not make "
             f"enough distinct variants; {len(redo)} sample(s) of frame "
@@ -467,8 +487,8 @@ class BackgroundBuild:
         *,
         generation: int,
         buffer: FrameBuffer,
-        aug_p: float,
-        pipe_p: float,
+        aug_p: float | None,
+        pipe_p: float | None,
         pacer: BuildPacer | None = None,
     ) -> None:
         self.generation = generation

@@ -14,7 +14,7 @@ True
 >>> check("aug_p", 1.5)
 Traceback (most recent call last):
 ...
-augframe.errors.ConfigError: Invalid value for argument `aug_p`. Received: aug_p=1.5. Expected a number in [0, 1].
+augframe.errors.ConfigError: Invalid value for argument `aug_p`. Received: aug_p=1.5. Expected a number in [0, 1] or None.
 """
 
 from __future__ import annotations
@@ -173,12 +173,20 @@ OPTIONS: dict[str, Option] = _options(
         nullable=True,
     ),
     Option("augment", "path", None, "the albumentations pipeline", nullable=True),
-    Option("aug_p", "probability", 0.1, "probability of each transform", hot=True),
+    Option(
+        "aug_p",
+        "probability",
+        None,
+        "probability of each transform of the pipeline; None: each keeps its own p",
+        nullable=True,
+        hot=True,
+    ),
     Option(
         "pipe_p",
         "probability",
-        0.5,
-        "probability that the pipeline runs on a native",
+        None,
+        "probability that the pipeline runs on a native; None: the pipeline's own p",
+        nullable=True,
         hot=True,
     ),
     Option(

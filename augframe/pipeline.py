@@ -1,8 +1,10 @@
 """Building albumentations pipelines from transforms, factories and files.
 
 `PipelineSpec` remembers what the user passed as `augment` and builds a fresh
-`A.Compose` for given `aug_p` / `pipe_p` values, one per worker thread (a
-Compose keeps per-call state on the instance and is not thread-safe).
+`A.Compose` for given `aug_p` / `pipe_p` values (None: the pipeline's own
+probabilities), one per worker thread (a Compose keeps per-call state on the
+instance and is not thread-safe). `load_pipeline` reads a file saved with
+`A.save` and says in words what is wrong with one that cannot be loaded.
 
 Samples of one channel ("grayscale", `(H, W, 1)`) or four ("rgba") reach
 the pipeline as they are; albumentations 2.0 keeps their channels, but some
@@ -21,6 +23,9 @@ rgba), and ColorJitter and CLAHE (rgba).
 from __future__ import annotations
 
 import copy
+import difflib
+import inspect
+import json
 import logging
 import os
 import random
@@ -30,7 +35,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import yaml
+from pydantic import ValidationError
 
+from augframe import _warn
 from augframe import pipelines as shipped
 from augframe.decoding import CHANNELS, to_color_mode
 from augframe.errors import ConfigError
@@ -38,9 +46,15 @@ from augframe.errors import ConfigError
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 import albumentations as A
 from albumentations.core.composition import BaseCompose
+from albumentations.core.serialization import (
+    NON_SERIALIZABLE_REGISTRY,
+    SERIALIZABLE_REGISTRY,
+    shorten_class_name,
+)
 from albumentations.core.transforms_interface import BasicTransform
 
 __all__ = [
+    "FACTORY_DEFAULTS",
     "Augment",
     "PipelineSpec",
     "WorkerPipelines",
@@ -60,37 +74,215 @@ def load_pipeline(path: str | os.PathLike[str]) -> A.Compose:
     """Loads an albumentations pipeline saved with `A.save` (JSON or YAML).
 
     `path` may also name a shipped pipeline: "light", "medium" or "heavy".
+    The probabilities in the file are the pipeline's own (see `PipelineSpec`).
+
+    Raises:
+        ConfigError: saying in words what is wrong: no such file; not JSON or
+            YAML (with the parser's line and column); no "transform" key; an
+            unknown transform name (with the closest known one); a transform
+            with an argument it does not take or an invalid value (naming
+            the transform, where it is in the file and the argument); and,
+            when the file was saved by another albumentations version than
+            the one installed, that too.
 
     Example:
-    >>> load_pipeline("configs/pipeline.json")  # doctest: +SKIP
+    >>> load_pipeline("light").transforms[0]
+    HorizontalFlip(p=0.5)
+    >>> load_pipeline("lihgt")
+    Traceback (most recent call last):
+    ...
+    augframe.errors.ConfigError: Invalid value for argument `augment`. Received: 'lihgt', which does not exist and is not a shipped pipeline's name. Did you mean 'light'? Expected a path to a pipeline saved with `A.save(transform, path)` (.json or .yaml), or a shipped pipeline: 'light', 'medium', 'heavy'.
     """
     file = Path(path)
     if not file.is_file() and str(path) in shipped.NAMES:
         file = shipped.path(str(path))
     if not file.is_file():
+        close = difflib.get_close_matches(str(path), shipped.NAMES, n=1)
+        what = (
+            "which is a folder, not a file."
+            if file.is_dir()
+            else "which does not exist and is not a shipped pipeline's name."
+            + (f" Did you mean {close[0]!r}?" if close else "")
+        )
         raise ConfigError(
-            f"Invalid value for argument `augment`. Received: {str(file)!r}, which "
-            "does not exist. Expected an albumentations pipeline saved with "
-            "`A.save(transform, path)` as .json or .yaml, or a shipped pipeline: "
+            f"Invalid value for argument `augment`. Received: {str(path)!r}, "
+            f"{what} Expected a path to a pipeline saved with `A.save(transform, "
+            "path)` (.json or .yaml), or a shipped pipeline: "
             f"{', '.join(repr(n) for n in shipped.NAMES)}."
         )
-    data_format = "yaml" if file.suffix.lower() in {".yaml", ".yml"} else "json"
-    try:
-        loaded = A.load(str(file), data_format=data_format)
-    except KeyError as exc:  # a key albumentations needs is missing
+    data = _read_pipeline_file(file)
+    transform = data.get("transform")
+    note = _version_note(data)
+    if not isinstance(transform, dict):
+        found = (
+            f"its keys are {sorted(str(k) for k in data)}"
+            if transform is None
+            else f'its "transform" is {repr(transform)[:40]}'
+        )
         raise ConfigError(
-            f"Could not load the albumentations pipeline {str(file)!r}: the key "
-            f"{exc.args[0]!r} is missing. Expected a file written by "
-            '`A.save(transform, path)`: {"__version__": ..., "transform": '
-            '{"__class_fullname__": "Compose", "transforms": [...]}}.'
-        ) from exc
-    except Exception as exc:  # albumentations raises many types here
-        raise ConfigError(
-            f"Could not load the albumentations pipeline {str(file)!r}: "
-            f"{type(exc).__name__}: {exc}. Expected a file written by "
-            "`A.save(transform, path)`."
-        ) from exc
+            f'The pipeline file {str(file)!r} has no "transform" mapping ({found}): '
+            "it is not a pipeline saved with `A.save(transform, path)`, which "
+            'writes {"__version__": ..., "transform": {"__class_fullname__": '
+            '"Compose", "p": ..., "transforms": [...]}}.' + note
+        )
+    loaded = _from_dict(transform, where="transform", file=file, note=note)
     return _as_compose(loaded, what=str(file))
+
+
+def _read_pipeline_file(file: Path) -> dict[str, Any]:
+    """The mapping a pipeline file holds (JSON, or YAML by its suffix)."""
+    suffix = file.suffix.lower()
+    try:
+        text = file.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(
+            f"The pipeline file {str(file)!r} is not text (not UTF-8): expected "
+            "JSON or YAML written by `A.save(transform, path)`."
+        ) from None
+    except OSError as exc:
+        raise ConfigError(
+            f"Cannot read the pipeline file {str(file)!r} ({exc.strerror or exc})."
+        ) from None
+    formats = (
+        ("YAML",)
+        if suffix in {".yaml", ".yml"}
+        else ("JSON",)
+        if suffix == ".json"
+        else ("JSON", "YAML")
+    )
+    problems = []
+    for data_format in formats:
+        try:
+            data = json.loads(text) if data_format == "JSON" else yaml.safe_load(text)
+        except json.JSONDecodeError as exc:
+            problems.append(
+                f"not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
+            )
+            continue
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            at = f" at line {mark.line + 1} column {mark.column + 1}" if mark else ""
+            problem = getattr(exc, "problem", None) or type(exc).__name__
+            problems.append(f"not valid YAML ({problem}{at})")
+            continue
+        except (RecursionError, ValueError) as exc:
+            problems.append(f"not valid {data_format} ({type(exc).__name__})")
+            continue
+        if isinstance(data, dict):
+            return data
+        problems.append(f"{data_format} holding a {type(data).__name__}, not a mapping")
+    raise ConfigError(
+        f"The pipeline file {str(file)!r} is {' and '.join(problems)}. Expected "
+        "a pipeline saved with `A.save(transform, path)` (JSON) or "
+        '`A.save(transform, path, data_format="yaml")`, named .json or .yaml.'
+    )
+
+
+def _version_note(data: dict[str, Any]) -> str:
+    """A sentence when the file was saved by another albumentations version."""
+    saved = str(data.get("__version__", ""))
+    if not saved or saved.split(".")[:2] == A.__version__.split(".")[:2]:
+        return ""
+    return (
+        f" The file was saved with albumentations {saved}; this is "
+        f"{A.__version__}, whose transforms and arguments differ: create the "
+        "pipeline again with this version and save it with `A.save`."
+    )
+
+
+def _from_dict(node: Any, *, where: str, file: Path, note: str) -> Any:
+    """`A.from_dict` of one node of a pipeline file, with errors in words.
+
+    `where` names the node in the file ("transform.transforms[1]").
+    """
+
+    def fail(problem: str) -> ConfigError:
+        return ConfigError(
+            f"The pipeline file {str(file)!r}: {problem}.{note}"
+            if note
+            else f"The pipeline file {str(file)!r}: {problem}."
+        )
+
+    if not isinstance(node, dict):
+        raise fail(
+            f"{where} is a {type(node).__name__}; expected a transform, a mapping "
+            'with "__class_fullname__"'
+        )
+    name = node.get("__class_fullname__")
+    if not isinstance(name, str):
+        raise fail(f'{where} has no "__class_fullname__" (the transform\'s name)')
+    if name in NON_SERIALIZABLE_REGISTRY:
+        raise fail(
+            f"{where} is a {name}, which holds Python code and cannot be loaded "
+            "from a file; pass the pipeline as an object (`augment=A.Compose(...)`)"
+        )
+    cls = SERIALIZABLE_REGISTRY.get(shorten_class_name(name))
+    if cls is None:
+        close = difflib.get_close_matches(
+            shorten_class_name(name), list(SERIALIZABLE_REGISTRY), n=1
+        )
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise fail(
+            f"unknown transform {name!r} at {where}{hint}: albumentations "
+            f"{A.__version__} has no transform of that name"
+        )
+    args = {k: v for k, v in node.items() if k != "__class_fullname__"}
+    if "transforms" in args:
+        children = args["transforms"]
+        if not isinstance(children, list):
+            raise fail(
+                f"{where}.transforms of {shorten_class_name(name)} is a "
+                f"{type(children).__name__}; expected a list of transforms"
+            )
+        args["transforms"] = [
+            _from_dict(child, where=f"{where}.transforms[{i}]", file=file, note=note)
+            for i, child in enumerate(children)
+        ]
+    if "p" not in args and name not in ("Compose", "Sequential"):
+        args["p"] = 0.5  # what `A.from_dict` does, with the same warning
+        _warn.warn(
+            f"{file}: {shorten_class_name(name)} at {where} has no 'p'; "
+            "albumentations uses p=0.5",
+            UserWarning,
+        )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            made = cls(**args)
+        except Exception as exc:  # albumentations raises many types here
+            raise fail(
+                f"{shorten_class_name(name)} at {where} cannot be made from its "
+                f"arguments: {_argument_problems(exc)}"
+            ) from exc
+    invalid = getattr(made, "invalid_args", None)
+    if invalid:
+        raise fail(
+            f"{shorten_class_name(name)} at {where} does not take the "
+            f"argument(s) {', '.join(repr(a) for a in invalid)}"
+        )
+    for record in caught:
+        _warn.warn(f"{file}: {record.message}", record.category)
+    return made
+
+
+def _argument_problems(exc: BaseException) -> str:
+    """What is wrong with a transform's arguments, in one line."""
+    cause = exc.__cause__ if isinstance(exc.__cause__, ValidationError) else exc
+    if isinstance(cause, ValidationError):
+        by_argument: dict[str, list[str]] = {}
+        received: dict[str, Any] = {}
+        for error in cause.errors():
+            argument = str(error["loc"][0]) if error["loc"] else "arguments"
+            by_argument.setdefault(argument, [])
+            if error["msg"] not in by_argument[argument]:
+                by_argument[argument].append(error["msg"])
+            received.setdefault(argument, error.get("input"))
+        return "; ".join(
+            f"`{argument}`={received[argument]!r}: {' or '.join(messages)}"
+            for argument, messages in by_argument.items()
+        )
+    first = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {first[0] if first else ''}"
 
 
 def _as_compose(transform: Any, *, what: str) -> A.Compose:
@@ -104,22 +296,43 @@ def _as_compose(transform: Any, *, what: str) -> A.Compose:
     )
 
 
+FACTORY_DEFAULTS = (0.1, 0.5)
+"""`(aug_p, pipe_p)` for a factory whose parameters have no defaults of their own."""
+
+
 class PipelineSpec:
     """What the user passed as `augment`, able to build fresh pipelines.
 
-    A transform object or file is deep-copied for every build: its top-level
-    `p` becomes `pipe_p` and every direct child's `p` becomes `aug_p` (nested
-    `OneOf`/`Compose` keep their inner probabilities). A factory is called as
-    `factory(aug_p, pipe_p)` and owns both probabilities.
+    A pipeline means what it says. A transform object, a Compose or a file
+    (a shipped pipeline too) keeps the probabilities its author set, unless
+    `aug_p` or `pipe_p` is given: `pipe_p` then replaces the top-level `p`
+    (whether the pipeline runs at all on a native) and `aug_p` every direct
+    child's `p` (nested `OneOf`/`Compose` keep their inner probabilities).
+    None, the default of both, keeps the pipeline's own. Each build is a deep
+    copy.
+
+    A factory `f(aug_p, pipe_p) -> transform` owns both probabilities: it is
+    called with `aug_p` and `pipe_p`; one that is None is replaced by the
+    factory's own default for that parameter (its first or second), or, for
+    a parameter without a default, by `FACTORY_DEFAULTS` (0.1, 0.5).
+
+    Variants of scarce classes are drawn from `build(aug_p=..., pipe_p=1.0)`:
+    the pipeline forced on, each transform at `aug_p` or its own `p`.
 
     With `color_mode` other than "rgb", the pipeline is checked for
     transforms that cannot take samples of that many channels (see the
     module docstring), before any image is decoded.
 
     Example:
-    >>> spec = PipelineSpec(A.HorizontalFlip())
-    >>> spec.build(aug_p=0.3, pipe_p=1.0).transforms[0].p
-    0.3
+    >>> spec = PipelineSpec(A.Compose([A.HorizontalFlip(p=0.5)], p=0.8))
+    >>> compose = spec.build(aug_p=None, pipe_p=None)  # as the pipeline says
+    >>> compose.p, compose.transforms[0].p
+    (0.8, 0.5)
+    >>> compose = spec.build(aug_p=0.3, pipe_p=1.0)
+    >>> compose.p, compose.transforms[0].p
+    (1.0, 0.3)
+    >>> spec.override_note("aug_p", 0.3)
+    "aug_p=0.3 replaces the pipeline's own probabilities (HorizontalFlip p=0.5)"
     >>> PipelineSpec(A.Compose([A.ISONoise()]), color_mode="grayscale")
     Traceback (most recent call last):
     ...
@@ -135,6 +348,7 @@ class PipelineSpec:
     ) -> None:
         self._template: A.Compose | None = None
         self._factory: Callable[[float, float], Any] | None = None
+        self._factory_defaults = FACTORY_DEFAULTS
         if augment is None:
             pass
         elif isinstance(augment, (str, os.PathLike)):
@@ -148,6 +362,7 @@ class PipelineSpec:
             self._template = _as_compose(copy.deepcopy(augment), what="`augment`")
         elif callable(augment):
             self._factory = augment
+            self._factory_defaults = _factory_defaults(augment)
         else:
             raise ConfigError(
                 "Invalid value for argument `augment`. Received: "
@@ -180,9 +395,15 @@ class PipelineSpec:
         """True when there is no pipeline at all (`augment=None`)."""
         return self._template is None and self._factory is None
 
-    def build(self, *, aug_p: float, pipe_p: float) -> A.Compose | None:
-        """A fresh pipeline for these probabilities (None for no augmentation)."""
+    def build(self, *, aug_p: float | None, pipe_p: float | None) -> A.Compose | None:
+        """A fresh pipeline for these probabilities (None for no augmentation).
+
+        None for `aug_p` or `pipe_p` keeps the pipeline's own (for a
+        factory: its default, see the class docstring).
+        """
         if self._factory is not None:
+            aug_p = self._factory_defaults[0] if aug_p is None else aug_p
+            pipe_p = self._factory_defaults[1] if pipe_p is None else pipe_p
             try:
                 made = self._factory(aug_p, pipe_p)
             except Exception as exc:
@@ -196,10 +417,60 @@ class PipelineSpec:
         if self._template is None:
             return None
         compose = copy.deepcopy(self._template)
-        compose.p = pipe_p
-        for child in compose.transforms:
-            child.p = aug_p
+        if pipe_p is not None:
+            compose.p = pipe_p
+        if aug_p is not None:
+            for child in compose.transforms:
+                child.p = aug_p
         return compose
+
+    def override_note(self, name: str, value: float) -> str:
+        """What setting `name` ("aug_p" or "pipe_p") to `value` replaces, in words.
+
+        Empty for a factory, which is called with the value (it owns its
+        probabilities).
+        """
+        if self._factory is not None:
+            return ""
+        if self._template is None:
+            return (
+                f"{name}={value:g} has no effect: there is no augmentation "
+                "pipeline (augment=None)"
+            )
+        if name == "pipe_p":
+            return (
+                f"pipe_p={value:g} replaces the pipeline's own p="
+                f"{self._template.p:g} (the probability that it runs on a native)"
+            )
+        children = [
+            f"{type(child).__name__} p={child.p:g}"
+            for child in self._template.transforms
+        ]
+        shown = ", ".join(children[:8]) + (
+            f", and {len(children) - 8} more" if len(children) > 8 else ""
+        )
+        return f"{name}={value:g} replaces the pipeline's own probabilities ({shown})"
+
+
+def _factory_defaults(factory: Callable[..., Any]) -> tuple[float, float]:
+    """The defaults of a factory's first two parameters, else `FACTORY_DEFAULTS`."""
+    try:
+        parameters = list(inspect.signature(factory).parameters.values())
+    except (TypeError, ValueError):  # a builtin or C callable: no signature
+        return FACTORY_DEFAULTS
+    positional = [
+        p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+    ][:2]
+    found = list(FACTORY_DEFAULTS)
+    for i, parameter in enumerate(positional):
+        default = parameter.default
+        if (
+            isinstance(default, (int, float))
+            and not isinstance(default, bool)
+            and 0.0 <= default <= 1.0
+        ):
+            found[i] = float(default)
+    return found[0], found[1]
 
 
 class WorkerPipelines:
@@ -212,7 +483,9 @@ class WorkerPipelines:
     build (SeedSequence hashing), re-seeding about 1 %.
     """
 
-    def __init__(self, spec: PipelineSpec, *, aug_p: float, pipe_p: float) -> None:
+    def __init__(
+        self, spec: PipelineSpec, *, aug_p: float | None, pipe_p: float | None
+    ) -> None:
         self.normal = spec.build(aug_p=aug_p, pipe_p=pipe_p)
         self.forced = spec.build(aug_p=aug_p, pipe_p=1.0)
         self._bits = np.random.PCG64(0)

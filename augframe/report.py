@@ -78,8 +78,10 @@ class FrameReport:
         paced_seconds: part of `build_seconds` a paced background build held
             its work back to spread it over the epochs (0.0 otherwise).
         num_bytes: bytes of the frame's pixels in RAM.
-        aug_p: probability of each transform the frame was built with.
-        pipe_p: probability of the pipeline the frame was built with.
+        aug_p: probability of each transform the frame was built with; None:
+            each transform's own (as the pipeline says).
+        pipe_p: probability of the pipeline the frame was built with; None:
+            the pipeline's own.
     """
 
     generation: int
@@ -93,8 +95,8 @@ class FrameReport:
     build_seconds: float
     paced_seconds: float
     num_bytes: int
-    aug_p: float
-    pipe_p: float
+    aug_p: float | None
+    pipe_p: float | None
 
     @classmethod
     def from_frame(
@@ -131,8 +133,8 @@ class FrameReport:
             build_seconds=float(frame.build_seconds),
             paced_seconds=float(paced_seconds),
             num_bytes=int(frame.images.nbytes),
-            aug_p=float(frame.aug_p),
-            pipe_p=float(frame.pipe_p),
+            aug_p=None if frame.aug_p is None else float(frame.aug_p),
+            pipe_p=None if frame.pipe_p is None else float(frame.pipe_p),
         )
 
     @property
@@ -294,7 +296,7 @@ def _header(canvas: np.ndarray, report: FrameReport) -> None:
         canvas,
         f"built in {report.build_seconds:.2f} s{paced} "
         f"({report.images_per_second:,.0f} img/s)   "
-        f"aug_p {report.aug_p:g}   pipe_p {report.pipe_p:g}",
+        f"{_probabilities(report.aug_p, report.pipe_p)}",
         (NAME_X, 44),
         INK,
     )
@@ -439,3 +441,14 @@ def _size(num_bytes: int) -> str:
     if num_bytes < 2**30:
         return f"{num_bytes / 2**20:.1f} MiB"
     return f"{num_bytes / 2**30:.2f} GiB"
+
+
+def _probabilities(aug_p: float | None, pipe_p: float | None) -> str:
+    """The frame's probabilities in the report's header (None: the pipeline's own)."""
+    if aug_p is None and pipe_p is None:
+        return "probabilities: the pipeline's own"
+    own = "own"
+    return (
+        f"aug_p {own if aug_p is None else f'{aug_p:g}'}   "
+        f"pipe_p {own if pipe_p is None else f'{pipe_p:g}'}"
+    )

@@ -24,6 +24,7 @@ from typing import Any
 
 import keras
 
+from augframe import _console
 from augframe.errors import ConfigError
 from augframe.sequence_core import SequenceCore
 
@@ -72,11 +73,19 @@ class FrameSequence(SequenceCore, keras.utils.PyDataset):
             length and why.
         epochs_per_frame_bounds: `(low, high)`: the epochs per frame that
             "auto" chooses from.
-        augment: an albumentations transform, a factory
+        augment: an albumentations transform or Compose, a factory
             `f(aug_p, pipe_p) -> transform`, a path to a pipeline saved with
-            `A.save` (JSON or YAML), or None.
-        aug_p: probability of each transform (see `PipelineSpec`).
-        pipe_p: probability that the pipeline runs on a native sample.
+            `A.save` (JSON or YAML), a shipped pipeline ("light", "medium",
+            "heavy"), or None. A pipeline means what it says: its
+            probabilities are the ones it was written with.
+        aug_p: None (the default): every transform keeps its own `p`. A
+            number replaces the `p` of each transform of the pipeline's top
+            level (logged once, with what it replaces). A factory is called
+            with it, or with its own default for it when None (see
+            `augframe.pipeline.PipelineSpec`).
+        pipe_p: None (the default): the pipeline's own top-level `p`, the
+            probability that it runs on a native. A number replaces it.
+            Variants of scarce classes always run the pipeline (`pipe_p=1`).
         preprocess: called on every float32 batch, e.g. a
             `keras.applications.*.preprocess_input`; never stored.
         label_mode: "int" (int32), "categorical" (one-hot float32) or
@@ -180,4 +189,7 @@ class FrameSequence(SequenceCore, keras.utils.PyDataset):
 
     def on_epoch_end(self) -> None:
         if not self.validation and self.clock.end():
-            self.engine.end_epoch()
+            # Keras' progress bar may still have its line open: augframe's
+            # lines (a new frame, a control change) start on a new one.
+            with _console.after_open_line(self._progress_line_may_be_open()):
+                self.engine.end_epoch()

@@ -94,8 +94,8 @@ class SequenceCore:
         epochs_per_frame: int | str = 5,
         epochs_per_frame_bounds: tuple[int, int] = (1, 10),
         augment: Augment = None,
-        aug_p: float = 0.1,
-        pipe_p: float = 0.5,
+        aug_p: float | None = None,
+        pipe_p: float | None = None,
         preprocess: Callable[[np.ndarray], Any] | None = None,
         label_mode: str = "int",
         dtype: str = "float32",
@@ -261,6 +261,7 @@ class SequenceCore:
         )
         self._entropy = self.engine.entropy
         self.clock = EpochClock()
+        self.keras_verbose: int | str | None = None  # the fit's, from a callback
         if control_file is not None and not validation:
             _SCHEDULED.setdefault(os.path.abspath(control_file), []).append(self)
 
@@ -709,9 +710,14 @@ class SequenceCore:
 
     # -------------------------------------------------------------- lifecycle
 
-    def on_fit_begin(self) -> None:
-        """Called by `augframe.FrameScheduler`: Keras' epochs drive the clock."""
+    def on_fit_begin(self, *, verbose: int | str | None = None) -> None:
+        """Called by `augframe.FrameScheduler`: Keras' epochs drive the clock.
+
+        `verbose` is the fit's (from the callback's `params`): only with 1
+        (or "auto") does Keras' progress bar keep its line open at epoch ends.
+        """
         self.clock.fit_begin()
+        self.keras_verbose = verbose
 
     def on_fit_epoch_begin(self) -> None:
         """Called by `augframe.FrameScheduler` at Keras' `on_epoch_begin`."""
@@ -719,8 +725,18 @@ class SequenceCore:
 
     def on_fit_end(self) -> None:
         """Called by `augframe.FrameScheduler`; counts an epoch cut short."""
+        self.keras_verbose = None
         if self.clock.fit_end():
             self.engine.end_epoch()
+
+    def _progress_line_may_be_open(self) -> bool:
+        """Whether Keras' progress bar may have its line open at an epoch end.
+
+        Keras 3's bar (`verbose=1` or "auto") ends its line only when the
+        callbacks see the epoch end, after the dataset's `on_epoch_end`.
+        Unless a callback told the fit's `verbose`, assume it may.
+        """
+        return self.keras_verbose in (None, 1, "auto")
 
     def regenerate(self) -> None:
         """Swaps in a new frame now (waiting for the background build if any).

@@ -11,7 +11,6 @@ once into a memory-mapped file).
 from __future__ import annotations
 
 import os
-import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from typing import Any, Protocol, runtime_checkable
 import cv2
 import numpy as np
 
+from augframe import _warn
 from augframe._jpeg import jpeg_size
 from augframe.decoding import (
     CHANNELS,
@@ -432,17 +432,16 @@ class SubsetStore:
         return cls(store, np.sort(np.concatenate(picks)))
 
 
-def _warn_skipped(bad: list[str], *, stacklevel: int = 3) -> None:
+def _warn_skipped(bad: list[str]) -> None:
     if not bad:
         return
     shown = ", ".join(bad[:10]) + (
         f", ... ({len(bad) - 10} more)" if len(bad) > 10 else ""
     )
-    warnings.warn(
+    _warn.warn(
         f"Skipped {len(bad)} unreadable image(s): {shown}. They are left out of "
         "every frame; fix or delete them to silence this warning.",
         ImageWarning,
-        stacklevel=stacklevel,
     )
 
 

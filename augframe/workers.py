@@ -214,8 +214,8 @@ class SampleMaker(Protocol):
         batches: Sequence[SlotBatch],
         *,
         buffer: FrameBuffer,
-        aug_p: float,
-        pipe_p: float,
+        aug_p: float | None,
+        pipe_p: float | None,
         cancel: threading.Event | None,
         bar: tqdm,
         gate: Gate | None = None,
@@ -235,12 +235,12 @@ class ThreadMaker:
         # Pipelines are kept from build to build (copying a Compose costs
         # milliseconds): each is seeded per sample, so reuse changes nothing.
         self._pipelines: dict[
-            tuple[float, float], queue.SimpleQueue[WorkerPipelines]
+            tuple[float | None, float | None], queue.SimpleQueue[WorkerPipelines]
         ] = {}
         self._lock = threading.Lock()
 
     def _free_pipelines(
-        self, aug_p: float, pipe_p: float
+        self, aug_p: float | None, pipe_p: float | None
     ) -> queue.SimpleQueue[WorkerPipelines]:
         with self._lock:
             key = (aug_p, pipe_p)
@@ -254,8 +254,8 @@ class ThreadMaker:
         batches: Sequence[SlotBatch],
         *,
         buffer: FrameBuffer,
-        aug_p: float,
-        pipe_p: float,
+        aug_p: float | None,
+        pipe_p: float | None,
         cancel: threading.Event | None,
         bar: tqdm,
         gate: Gate | None = None,
@@ -318,9 +318,15 @@ def _attach(name: str, shape: tuple[int, ...]) -> np.ndarray:
 
 
 def _process_job(
-    name: str, shape: tuple[int, ...], aug_p: float, pipe_p: float, batch: SlotBatch
+    name: str,
+    shape: tuple[int, ...],
+    aug_p: float | None,
+    pipe_p: float | None,
+    batch: SlotBatch,
 ) -> BatchResult:
-    cache: dict[tuple[float, float], WorkerPipelines] = _WORKER["pipelines"]
+    cache: dict[tuple[float | None, float | None], WorkerPipelines] = _WORKER[
+        "pipelines"
+    ]
     key = (aug_p, pipe_p)
     if key not in cache:
         cache.clear()
@@ -416,8 +422,8 @@ class ProcessMaker:
         batches: Sequence[SlotBatch],
         *,
         buffer: FrameBuffer,
-        aug_p: float,
-        pipe_p: float,
+        aug_p: float | None,
+        pipe_p: float | None,
         cancel: threading.Event | None,
         bar: tqdm,
         gate: Gate | None = None,

@@ -5,9 +5,9 @@
 `augframe/pipelines/{light,medium,heavy}.yaml` (shipped in the package, used
 by name: `augment="medium"`) are image-classification pipelines that
 keep the image size (no crops); `pipeline.json` is the demo's pipeline,
-`augframe.demo.demo_pipeline()`. augframe sets every top-level transform's `p`
-to `aug_p` and the Compose's `p` to `pipe_p` when it builds a frame; the `p`
-values saved here apply when a file is used directly with `A.load`.
+`augframe.demo.demo_pipeline()`. augframe runs a pipeline with the `p` values
+saved here, unless `aug_p` (every top-level transform's `p`) or `pipe_p` (the
+Compose's `p`) is set.
 """
 
 from __future__ import annotations

@@ -187,7 +187,7 @@ BAD_FIELDS = [
     ({"source": {"directory": "data/nope"}}, "source.directory", "'data/nope' is not a folder"),
     ({"source": {"paths_csv": "nope.csv"}}, "source.paths_csv", "'nope.csv' is not a file"),
     ({"augment": "pipelines/nope.yaml"}, "augment", "is not a file"),
-    ({"augment": "broken.json"}, "augment", "Could not load the albumentations pipeline"),
+    ({"augment": "broken.json"}, "augment", 'has no "transform" mapping'),
     ({"control_file": "../../etc/control.json"}, "control_file", "outside"),
     ({"example_dir": "../examples"}, "example_dir", "outside"),
     ({"cache_dir": "/"}, "cache_dir", "outside"),

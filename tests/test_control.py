@@ -182,7 +182,8 @@ def test_bad_control_files_never_interrupt_training(tmp_path, imbalanced_source)
             callbacks=[WriteAt(path, writes), StopOnControlFile(path)],
         )
     assert len(history.history["loss"]) == len(writes) + 2
-    assert (seq.aug_p, seq.pipe_p, seq.epochs_per_frame) == (0.5, 0.5, 3)
+    # pipe_p was never set: None, the pipeline's own, as at construction.
+    assert (seq.aug_p, seq.pipe_p, seq.epochs_per_frame) == (0.5, None, 3)
     assert seq.batch_size == 8 and seq.image_size == IMAGE_SIZE
     messages = [str(w.message) for w in record if w.category is ControlFileWarning]
     assert any("cannot change while `fit` runs" in m for m in messages)

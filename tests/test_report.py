@@ -60,7 +60,8 @@ def test_report_counts_natives_variants_and_uses(imbalanced_source):
     assert report.repeats == (0, 0, 0)
     assert report.num_variants == frame.num_artificial == 28
     assert report.num_bytes == 60 * IMAGE_SIZE[0] * IMAGE_SIZE[1] * 3
-    assert (report.aug_p, report.pipe_p) == (0.5, 0.5)
+    # pipe_p not given: None, the pipeline's own (the factory's default).
+    assert (report.aug_p, report.pipe_p) == (0.5, None)
     assert report.build_seconds > 0 and report.paced_seconds == 0.0
     assert report.images_per_second == pytest.approx(60 / report.build_seconds)
     assert report.as_dict()["classes"]["scarce"] == {
