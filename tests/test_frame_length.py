@@ -99,7 +99,10 @@ def test_auto_swaps_every_epoch_when_builds_are_fast_against_epochs() -> None:
         generations = []
         for _ in range(6):
             now[0] += 10.0
-            time.sleep(0.05)  # the background build finishes meanwhile
+            deadline = time.monotonic() + 30
+            while eng._pending is not None and not eng._pending.done():
+                assert time.monotonic() < deadline, "the background build hangs"
+                time.sleep(0.01)  # an epoch of 10 s: the build is ready by its end
             eng.end_epoch()
             generations.append(eng.generation)
         # The first epoch is not timed (it compiles the model), so the first
