@@ -536,10 +536,11 @@ def plot(results: dict[str, dict[str, dict[str, Any]]], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(
-        1, len(results), figsize=(6.5 * len(results), 4.8), squeeze=False
+        1, len(results), figsize=(6.5 * len(results), 5.6), squeeze=False
     )
+    colours = plt.get_cmap("tab20").colors
     for ax, (dataset, variants) in zip(axes[0], results.items(), strict=True):
-        for name, agg in variants.items():
+        for i, (name, agg) in enumerate(variants.items()):
             acc, sd = agg["balanced_accuracy"]
             work = agg["augmentations_per_epoch"]
             serve = "ServeAugment" in name
@@ -550,6 +551,7 @@ def plot(results: dict[str, dict[str, dict[str, Any]]], path: Path) -> None:
                 yerr=sd,
                 fmt=marker,
                 mfc="none" if serve else None,
+                color=colours[i % len(colours)],
                 capsize=3,
                 label=name,
             )
@@ -558,8 +560,9 @@ def plot(results: dict[str, dict[str, dict[str, Any]]], path: Path) -> None:
         ax.set_ylabel("balanced accuracy (mean ± sd over seeds)")
         ax.set_title(dataset)
         ax.grid(alpha=0.3)
-    axes[0][-1].legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=7, loc="lower center", ncol=5)
+    fig.tight_layout(rect=(0, 0.13, 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
@@ -575,12 +578,21 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--quick", action="store_true", help="1 seed, 3 epochs")
     parser.add_argument(
+        "--replot", type=Path, help="redraw the plot of a quality.json, then stop"
+    )
+    parser.add_argument(
         "--out",
         type=Path,
         default=Path("augframe-bench") / "quality",
         help="folder for quality.json, quality.md and quality.png",
     )
     args = parser.parse_args(argv)
+    if args.replot:
+        plot(
+            json.loads(args.replot.read_text())["results"],
+            args.replot.with_suffix(".png"),
+        )
+        return 0
     if args.quick:
         args.seeds, args.epochs = "0", 3
     seeds = [int(s) for s in args.seeds.split(",")]
