@@ -92,14 +92,37 @@ def test_quickstart_notebook_runs(
     # The frame is balanced although the folder is 300/60/8.
     assert "{'circle': 300, 'square': 60, 'triangle': 8}" in out
     assert (
-        "class counts in the frame: {'circle': 100, 'square': 100, 'triangle': 100}"
+        "class counts in the frame: {'circle': 120, 'square': 120, 'triangle': 120}"
         in out
     )
-    assert "one batch: (32, 48, 48, 3) float32" in out
+    assert "one batch: (32, 32, 32, 3) float32" in out
     assert (
-        "validation class counts: {'circle': 30, 'square': 30, 'triangle': 30}" in out
+        "validation class counts: {'circle': 50, 'square': 50, 'triangle': 50}" in out
     )
-    assert "epochs run: 4, generation: 3" in out
+    assert "epochs run: 8, generation: 5" in out
+
+    # The model learns: well above chance (1/3) on the balanced validation set.
+    accuracy = re.search(r"validation accuracy: ([\d.]+) \(chance 0\.333\)", out)
+    assert accuracy is not None, out
+    assert float(accuracy[1]) >= 0.9, out
+
+    # The same model on the folder as it is, for the same number of batches, is
+    # compared class by class; the rare class gains from the balanced frames.
+    assert "the folder as it is: {'circle': 300, 'square': 60, 'triangle': 8}" in out
+    assert "12 batches per epoch" in out and "batches per epoch: 12" in out
+    compared = re.search(
+        r"validation accuracy: imbalanced ([\d.]+), augframe ([\d.]+)", out
+    )
+    assert compared is not None and float(compared[2]) == float(accuracy[1])
+    recall = {
+        name: (float(plain), float(balanced))
+        for name, plain, balanced in re.findall(
+            r"(\w+) recall: imbalanced ([\d.]+), augframe ([\d.]+)", out
+        )
+    }
+    assert set(recall) == {"circle", "square", "triangle"}, out
+    assert all(0 <= a <= 1 and 0 <= b <= 1 for a, b in recall.values())
+    assert recall["triangle"][1] >= recall["triangle"][0], out
 
     # The control-file edit was applied by the next fit, and new frames followed.
     assert "aug_p: 0.5 -> 0.2" in out
@@ -113,21 +136,26 @@ def test_quickstart_notebook_runs(
     assert "epochs run: 1 of 20" in out
     assert 'says "stop": true' in out
 
-    # Examples: a contact sheet shown inline and a bounded example folder.
+    # A contact sheet per frame served (frames 1 to 8: 8 epochs at 2 per frame,
+    # then 3 at 1 per frame, then the stopped epoch), the newest and its
+    # report shown inline, and a bounded example folder.
+    work = workdir / "augframe-quickstart"
+    sheets = sorted(p.name for p in (work / "contact_sheets").iterdir())
+    assert sheets == [f"contact_sheet_g{g:04d}.png" for g in range(1, 9)]
+    assert "contact sheets, one per frame served: 8" in out
+    assert "its frame report: frame_0008_report.png" in out
     images = [
         o
         for c in nb.cells
         for o in c.get("outputs", [])
         if "image/png" in o.get("data", {})
     ]
-    assert len(images) >= 2
+    assert len(images) >= 3
     shown = re.search(r"example files: (\d+) \(max_examples=(\d+)\)", out)
     assert shown is not None
     assert 0 < int(shown[1]) <= int(shown[2]) == 40
 
     # Every file landed in the working folder; the control file is left ready to train.
-    work = workdir / "augframe-quickstart"
-    assert (work / "contact_sheet.png").is_file()
     assert 0 < len(list((work / "example_images").glob("*.jpg"))) <= 40
     assert json.loads((work / "control.json").read_text())["stop"] is False
 
