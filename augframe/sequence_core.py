@@ -678,7 +678,8 @@ class SequenceCore:
             rng = derive_rng(
                 self._entropy, Stream.SERVE, view.frame.generation, view.epoch, index
             )
-            images = self.serve_augment(images, rng=rng)
+            # `images` is this batch's own copy: augmented in place.
+            images = self.serve_augment(images, rng=rng, out=images)
         batch = images if self.dtype == "uint8" else images.astype(np.float32)
         if self.preprocess is not None:
             batch = self.preprocess(batch)

@@ -5,20 +5,26 @@ The expensive augmentations are cached in the frame; these final ones
 epoch at a small cost. Every random draw is made for the whole batch at once,
 in a fixed order, from the generator the sequence passes (derived from its
 seed, the frame, the epoch and the batch index: the same seed gives the same
-batches whatever the worker count), and the work is done on the whole uint8
-batch, not per sample:
+batches whatever the worker count); the work is done batch-wide where that
+is cheapest:
 
-- flips and shifts are one gather: the batch is copied once into a buffer
-  padded left and right (one per thread, reused: fresh buffers of a few MB
-  per batch cost page faults), the samples to flip left-right flipped in
-  place there, the padding filled by reflection or `fill_value` (two OpenCV
-  flips of the border strips of the whole batch), and every output row read
-  from it with a single numpy fancy index (sample, column offset, source row)
-  over a strided window view: a run of `W * C` contiguous bytes per output
-  row. Top-bottom flips and shifts are only a choice of source rows;
+- flips and shifts: the batch is copied once into a buffer padded by the
+  largest shift on every side (one per thread, reused), the samples to flip
+  are flipped in place there (one OpenCV call each), the padding is filled by
+  reflection or `fill_value` for the whole batch at once (two OpenCV flips of
+  the column strips, two numpy copies of the row strips), and each sample's
+  window, at its own offset, is copied into the output;
 - brightness and contrast are one 256-entry lookup table per sample
   (`cv2.LUT`, in place), the means from one `cv2.reduce` over the batch;
-- cut-outs are one slice assignment per sample (the cheapest way measured).
+- cut-outs are one slice assignment per sample.
+
+The loops left over samples are one C call each: measured no slower than
+their vectorised forms (a fancy-index gather of every output row, a boolean
+cut-out mask: 10x slower, gathering the flipped samples for one flip), which
+need extra passes or temporary arrays. No array of the batch's size is allocated
+when `out` is given: once TensorFlow has run, every fresh array of a few MB
+costs a page fault per 4 KiB (measured: 433 faults per 96 px batch of 64,
+more than the augmentation itself).
 
 Validation sequences never apply it.
 """
@@ -44,13 +50,14 @@ FILL_MODES = ("reflect", "constant")
 class ServeAugment:
     """Random flips, shifts, brightness/contrast and cut-out of a uint8 batch.
 
-    The defaults are the recipe measured to pay for reused frames, less what
-    is unsafe for some data: integer shifts of up to 8 % with reflected
-    borders. Horizontal flips paid as much but turn digits and text into
-    other symbols, so they are off: turn them on for photographs
-    (`ServeAugment(horizontal_flip=True)`). Brightness, contrast and
-    cut-out are off too: they cost more per batch (a table lookup per pixel)
-    and were not shown to pay.
+    The defaults are the recipe that paid most when reused frames were
+    compared (frames reused 10 epochs, with left-right flips and shifts of up
+    to 8 %), less its flips: integer shifts of up to 8 % with reflected
+    borders. Flips turn digits and text into other symbols, so they are off:
+    turn them on for photographs (`ServeAugment(horizontal_flip=True)`).
+    Brightness, contrast and cut-out were not part of that recipe and are
+    off; brightness and contrast also cost the most (a table lookup per
+    value).
 
     What one sample `i` of the batch becomes, in this order:
 
@@ -123,15 +130,27 @@ class ServeAugment:
                 f"fill_value={self.fill_value!r}. Expected an integer in [0, 255]."
             )
 
-    def __call__(self, images: np.ndarray, *, rng: np.random.Generator) -> np.ndarray:
-        """Returns an augmented copy of `images`; `images` is not changed.
+    def __call__(
+        self,
+        images: np.ndarray,
+        *,
+        rng: np.random.Generator,
+        out: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Returns `images` augmented, in `out` or in a new array.
 
         Args:
-            images: a uint8 batch `(N, H, W, C)`.
+            images: a uint8 batch `(N, H, W, C)`; not changed, unless it is
+                `out`.
             rng: the generator every random draw of the batch comes from.
+            out: a C-contiguous uint8 array of the same shape to write the
+                result into; it may be `images` itself. FrameSequence passes
+                the batch it has just gathered: once TensorFlow has run, a
+                fresh array of a few MB for every batch costs a page fault
+                per 4 KiB (measured: 433 per 96 px batch of 64).
 
         Returns:
-            A new C-contiguous uint8 array of the same shape.
+            `out`, or a new C-contiguous uint8 array of the same shape.
         """
         images = np.asarray(images)
         if images.ndim != 4 or images.dtype != np.uint8:
@@ -139,15 +158,29 @@ class ServeAugment:
                 "ServeAugment expects a uint8 batch (N, H, W, C). Received: "
                 f"dtype={images.dtype}, shape={images.shape}."
             )
+        if out is None:
+            out = np.empty(images.shape, np.uint8)
+        elif (
+            out.shape != images.shape
+            or out.dtype != np.uint8
+            or not out.flags.c_contiguous
+            or not out.flags.writeable
+        ):
+            raise ValueError(
+                "`out` must be a writeable C-contiguous uint8 array of the "
+                f"batch's shape {images.shape}. Received: dtype={out.dtype}, "
+                f"shape={out.shape}."
+            )
         num, height, width = images.shape[:3]
         if images.size == 0:
-            return np.array(images, copy=True)
+            return out
         flip_x = _coin_flips(rng, num) if self.horizontal_flip else None
         flip_y = _coin_flips(rng, num) if self.vertical_flip else None
         dy_max = round(self.max_shift * height)
         dx_max = round(self.max_shift * width)
         dys = rng.integers(-dy_max, dy_max + 1, num) if dy_max else None
         dxs = rng.integers(-dx_max, dx_max + 1, num) if dx_max else None
+        # Made before `out` is written: it may be `images`.
         tables = (
             _tables(images, self.contrast, self.brightness, rng)
             if self.brightness or self.contrast
@@ -157,21 +190,18 @@ class ServeAugment:
             _cut_squares(num, height, width, self.cutout, rng) if self.cutout else None
         )
 
-        constant = self.fill == "constant"
         if flip_x is None and flip_y is None and dys is None and dxs is None:
-            out = np.array(images, order="C", copy=True)
+            if out is not images:
+                np.copyto(out, images)
         else:
-            rows, outside = _source_indices(height, flip_y, dys, num, constant=constant)
-            out = _flip_and_shift(
+            _flip_and_shift(
                 images,
-                rows,
-                flip_x=flip_x,
-                dxs=dxs,
-                pad=dx_max,
-                fill=self.fill_value if constant else None,
+                flips=(flip_y, flip_x),
+                shifts=(dys, dxs),
+                pads=(dy_max, dx_max),
+                fill=self.fill_value if self.fill == "constant" else None,
+                out=out,
             )
-            if outside is not None:
-                out[outside] = self.fill_value
         if tables is not None:
             _apply_tables(out, tables)
         if squares is not None:
@@ -200,84 +230,56 @@ def reflect(index: np.ndarray, size: int) -> np.ndarray:
     return np.where(index < size, index, period - index)
 
 
-def _source_indices(
-    size: int,
-    flips: np.ndarray | None,
-    shifts: np.ndarray | None,
-    num: int,
-    *,
-    constant: bool,
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """The source index of every output index `(num, size)` along one axis,
-    and with constant fill, which ones fall outside (`None` for reflect, or
-    when none can)."""
-    base = np.broadcast_to(np.arange(size), (num, size))
-    if flips is not None:
-        base = np.where(flips[:, None], size - 1 - base, base)
-    if shifts is None:
-        return np.ascontiguousarray(base), None
-    index = base + shifts[:, None]
-    if not constant:
-        return reflect(index, size), None
-    outside = (index < 0) | (index >= size)
-    return np.clip(index, 0, size - 1), outside
-
-
 def _flip_and_shift(
     images: np.ndarray,
-    rows: np.ndarray,
     *,
-    flip_x: np.ndarray | None,
-    dxs: np.ndarray | None,
-    pad: int,
+    flips: tuple[np.ndarray | None, np.ndarray | None],
+    shifts: tuple[np.ndarray | None, np.ndarray | None],
+    pads: tuple[int, int],
     fill: int | None,
-) -> np.ndarray:
-    """`images` with output row `y` of sample `i` read from source row
-    `rows[i, y]`, flipped left-right where `flip_x` and shifted by `dxs`
-    (padding by `pad` columns: reflected, or `fill` when not None).
+    out: np.ndarray,
+) -> None:
+    """Writes `images` flipped and shifted into `out`.
 
-    One copy into a padded buffer (none when nothing moves left-right), and
-    one gather that reads each output row as `W * C` contiguous bytes of the
-    buffer, through a window view `(sample, column offset, row)`.
+    `flips` and `shifts` are `(top-bottom, left-right)` per sample (None:
+    none), `pads` the largest shifts `(dy, dx)`; the border is mirrored, or
+    `fill` when not None. The batch is copied once into this thread's padded
+    buffer, the samples to flip are flipped in place there, the padding is
+    filled, and each sample's window is copied into `out`.
     """
-    num, height, width, channels = images.shape
-    flipped = np.zeros(num, bool) if flip_x is None else np.asarray(flip_x, dtype=bool)
-    # Rows only: the gather reads the batch itself.
-    moved = bool(pad) or bool(flipped.any())
-    buffer = _padded(images, flipped, pad=pad, fill=fill) if moved else images
-    offsets = np.full(num, pad, np.intp)
-    if dxs is not None:
-        # A flipped sample reads its flipped copy, whose shift is mirrored.
-        offsets += np.where(flipped, -dxs, dxs)
-    strides = buffer.strides
-    windows = as_strided(
-        buffer,
-        shape=(num, 2 * pad + 1, height, width, channels),
-        strides=(strides[0], strides[2], strides[1], strides[2], strides[3]),
-        writeable=False,
-    )
-    return windows[np.arange(num)[:, None], offsets[:, None], rows]
-
-
-def _padded(
-    images: np.ndarray, flipped: np.ndarray, *, pad: int, fill: int | None
-) -> np.ndarray:
-    """`images` copied into a buffer `pad` columns wider on each side (this
-    thread's, reused by its next call), the samples of `flipped` flipped
-    left-right, the padding filled."""
     import cv2
 
     num, height, width, channels = images.shape
-    buffer = _scratch("padded", (num, height, width + 2 * pad, channels))
-    center = buffer[:, :, pad : pad + width]
-    center[...] = images
-    # In place, one OpenCV call per flipped sample: measured cheaper than
-    # gathering them for a single call (an extra copy).
-    for index in np.flatnonzero(flipped).tolist():
-        cv2.flip(center[index], 1, dst=center[index])
-    if pad:
-        _fill_padding(buffer, width=width, pad=pad, fill=fill)
-    return buffer
+    pad_y, pad_x = pads
+    no = np.zeros(num, bool)
+    flip_y, flip_x = (no if f is None else f for f in flips)
+    if pad_y or pad_x:
+        buffer = _scratch(
+            "padded", (num, height + 2 * pad_y, width + 2 * pad_x, channels)
+        )
+        center = buffer[:, pad_y : pad_y + height, pad_x : pad_x + width]
+        center[...] = images
+    else:
+        buffer = center = out
+        if out is not images:
+            np.copyto(out, images)
+    # In place, one OpenCV call per flipped sample (1: left-right, 0:
+    # top-bottom, -1: both).
+    codes = np.where(flip_x, np.where(flip_y, -1, 1), 0)
+    for index in np.flatnonzero(flip_x | flip_y).tolist():
+        cv2.flip(center[index], int(codes[index]), dst=center[index])
+    if buffer is out:
+        return
+    _fill_padding(buffer, pads=pads, size=(height, width), fill=fill)
+    # A flipped sample is stored flipped: its shift is mirrored.
+    tops, lefts = (
+        np.full(num, pad) if shift is None else pad + np.where(flipped, -shift, shift)
+        for shift, flipped, pad in zip(shifts, (flip_y, flip_x), pads, strict=True)
+    )
+    for sample, window, top, left in zip(
+        out, buffer, tops.tolist(), lefts.tolist(), strict=True
+    ):
+        sample[...] = window[top : top + height, left : left + width]
 
 
 _SCRATCH = threading.local()
@@ -286,8 +288,8 @@ _SCRATCH = threading.local()
 def _scratch(name: str, shape: tuple[int, ...]) -> np.ndarray:
     """This thread's uint8 array `name` of `shape`, reused from call to call
     (contents undefined). A fresh array of a few MB for every batch costs a
-    page fault per 4 KiB whenever the C allocator has handed the memory back
-    to the system: measured 1,300 faults and several ms per 96 px batch."""
+    page fault per 4 KiB once TensorFlow has run (measured: 433 per 96 px
+    batch of 64)."""
     size = math.prod(shape)
     flat: np.ndarray | None = getattr(_SCRATCH, name, None)
     if flat is None or flat.size < size:
@@ -308,25 +310,44 @@ def _rows_view(block: np.ndarray) -> np.ndarray:
 
 
 def _fill_padding(
-    buffer: np.ndarray, *, width: int, pad: int, fill: int | None
+    buffer: np.ndarray,
+    *,
+    pads: tuple[int, int],
+    size: tuple[int, int],
+    fill: int | None,
 ) -> None:
-    """Fills the `pad` columns on each side of `buffer`'s centre `width`
-    columns: with `fill`, or mirrored about the border pixels."""
+    """Fills the `pads` rows and columns around `buffer`'s centre `size`:
+    with `fill`, or mirrored about the border pixels (columns first, then
+    whole rows, so that the corners are mirrored both ways)."""
     import cv2
 
+    (pad_y, pad_x), (height, width) = pads, size
     if fill is not None:
-        buffer[:, :, :pad] = fill
-        buffer[:, :, pad + width :] = fill
+        buffer[:, :pad_y] = fill
+        buffer[:, pad_y + height :] = fill
+        buffer[:, :, :pad_x] = fill
+        buffer[:, :, pad_x + width :] = fill
         return
-    if pad < width:
-        # One reflection: each side is the flipped strip next to the border.
+    if pad_x:
+        # Every row, the row padding's too (garbage now, whole rows later).
         rows = _rows_view(buffer)
-        cv2.flip(rows[:, pad + 1 : 2 * pad + 1], 1, dst=rows[:, :pad])
-        cv2.flip(rows[:, width - 1 : width - 1 + pad], 1, dst=rows[:, pad + width :])
-        return
-    # Longer than the image: repeated reflections (rare, costs more).
-    sides = np.r_[0:pad, pad + width : width + 2 * pad]
-    buffer[:, :, sides] = buffer[:, :, pad + reflect(sides - pad, width)]
+        if pad_x < width:
+            # One reflection: each side is the flipped strip next to the border.
+            cv2.flip(rows[:, pad_x + 1 : 2 * pad_x + 1], 1, dst=rows[:, :pad_x])
+            cv2.flip(
+                rows[:, width - 1 : width - 1 + pad_x], 1, dst=rows[:, pad_x + width :]
+            )
+        else:  # longer than the image: repeated reflections (rare, costs more)
+            sides = np.r_[0:pad_x, pad_x + width : width + 2 * pad_x]
+            rows[:, sides] = rows[:, pad_x + reflect(sides - pad_x, width)]
+    if pad_y:
+        if pad_y < height:
+            top = pad_y + height - 1  # the last row of the image
+            buffer[:, :pad_y] = buffer[:, 2 * pad_y : pad_y : -1]
+            buffer[:, top + 1 :] = buffer[:, top - 1 : top - 1 - pad_y : -1]
+        else:
+            sides = np.r_[0:pad_y, pad_y + height : height + 2 * pad_y]
+            buffer[:, sides] = buffer[:, pad_y + reflect(sides - pad_y, height)]
 
 
 def _tables(

@@ -192,7 +192,7 @@ def serve_augment_cost(
             for name, serve in serve_aug.RECIPES.items()
         }
         try:
-            getitem = serve_aug.getitem_ms(sequences, rounds=15)
+            getitem, _ = serve_aug.getitem_ms(sequences, rounds=15)
         finally:
             for seq in sequences.values():
                 seq.close()

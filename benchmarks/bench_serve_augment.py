@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import time
 from collections.abc import Callable
 from typing import Any
@@ -103,16 +104,21 @@ def open_sequence(
 
 def getitem_ms(
     sequences: dict[str, augframe.FrameSequence], *, rounds: int
-) -> dict[str, float]:
-    """ms per `seq[i]`, every batch of an epoch, best of `rounds` (in turns)."""
+) -> tuple[dict[str, float], dict[str, float]]:
+    """ms per `seq[i]`, every batch of an epoch, best of `rounds` (in turns),
+    and the page faults per batch (a sign of fresh memory for every batch)."""
     best = dict.fromkeys(sequences, float("inf"))
+    faults = dict.fromkeys(sequences, 0.0)
     for _ in range(rounds):
         for name, seq in sequences.items():
+            before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
             start = time.perf_counter()
             for index in range(len(seq)):
                 seq[index]
             best[name] = min(best[name], (time.perf_counter() - start) / len(seq))
-    return {name: 1e3 * seconds for name, seconds in best.items()}
+            after = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+            faults[name] += (after - before) / len(seq) / rounds
+    return {name: 1e3 * seconds for name, seconds in best.items()}, faults
 
 
 def fit_ms(
@@ -180,7 +186,7 @@ def run(
             for name, serve in RECIPES.items()
         }
         try:
-            getitem = getitem_ms(sequences, rounds=rounds)
+            getitem, faults = getitem_ms(sequences, rounds=rounds)
             fit = (
                 fit_ms(
                     sequences, size=size, dtype=dtype, epochs=epochs, repeats=repeats
@@ -191,8 +197,8 @@ def run(
         finally:
             for seq in sequences.values():
                 seq.close()
-        results[dtype] = {"getitem_ms": getitem, "fit_ms": fit}
-        print_table(size, batch_size, dtype, getitem, fit)
+        results[dtype] = {"getitem_ms": getitem, "faults": faults, "fit_ms": fit}
+        print_table(size, batch_size, dtype, getitem, faults, fit)
     results["operation_ms"] = operation_ms(size, batch_size, repeats=rounds)
     print(f"\none ServeAugment call on a uint8 batch of {batch_size} at {size} px:")
     for name, ms in results["operation_ms"].items():
@@ -205,6 +211,7 @@ def print_table(
     batch_size: int,
     dtype: str,
     getitem: dict[str, float],
+    faults: dict[str, float],
     fit: dict[str, float] | None,
 ) -> None:
     plain = getitem["none"]
@@ -212,19 +219,26 @@ def print_table(
         f"\n{size} px, batch {batch_size}, dtype={dtype}, backend "
         f"{keras.backend.backend()}: ms per batch"
     )
-    header = f"{'ServeAugment':22s} {'seq[i]':>8s} {'extra':>7s} {'/seq[i]':>8s}"
+    header = (
+        f"{'ServeAugment':22s} {'seq[i]':>8s} {'extra':>7s} {'/seq[i]':>8s}"
+        f" {'faults':>6s}"
+    )
     if fit is not None:
         header += f" {'fit':>8s} {'/fit':>6s} {'fit extra':>9s}"
     print(header)
     for name, ms in getitem.items():
         extra = ms - plain
-        line = f"{name:22s} {ms:8.3f} {extra:7.3f} {100 * extra / plain:7.0f}%"
+        line = (
+            f"{name:22s} {ms:8.3f} {extra:7.3f} {100 * extra / plain:7.0f}%"
+            f" {faults[name]:6.0f}"
+        )
         if fit is not None:
             fit_extra = fit[name] - fit["none"]
             line += (
                 f" {fit[name]:8.3f} {100 * extra / fit['none']:5.1f}% {fit_extra:9.3f}"
             )
         print(line)
+    print("faults: minor page faults per seq[i]")
     if fit is not None:
         print(
             "/fit: the extra time of seq[i] over the fast consumer's time per "

@@ -110,6 +110,14 @@ def test_every_operation_matches_the_per_sample_reference(options, shape):
         assert out.dtype == np.uint8 and out.shape == images.shape
         assert out.flags.c_contiguous and not np.shares_memory(out, images)
     np.testing.assert_array_equal(images, before)  # the input is not changed
+    # In place (as FrameSequence calls it) and into a given array: the same.
+    into = np.full_like(images, 77)
+    assert aug(images, rng=np.random.default_rng(0), out=into) is into
+    in_place = images.copy()
+    aug(in_place, rng=np.random.default_rng(0), out=in_place)
+    expected, _ = reference(aug, images, np.random.default_rng(0))
+    np.testing.assert_array_equal(into, expected)
+    np.testing.assert_array_equal(in_place, expected)
     # The extremes were drawn: shifts at the maximum, flipped and unflipped.
     _, height, width, _ = shape
     for key, size in (("dys", height), ("dxs", width)):
@@ -190,6 +198,12 @@ def test_odd_batches_are_served_unchanged_in_form():
         aug(strided.astype(np.float32), rng=np.random.default_rng(0))
     with pytest.raises(ValueError, match="uint8 batch"):
         aug(strided[0], rng=np.random.default_rng(0))
+    for bad in (
+        np.empty((3, 12, 12, 3), np.uint8),
+        np.empty((4, 12, 24, 3), np.uint8)[:, :, ::2],
+    ):
+        with pytest.raises(ValueError, match="`out` must be"):
+            aug(strided, rng=np.random.default_rng(0), out=bad)
 
 
 def test_bad_options_are_refused_by_name():
