@@ -198,6 +198,8 @@ def serve_augment_cost(
                 seq.close()
         print(f"\nServeAugment at {size} px, dtype={dtype}:")
         for name, ms in getitem.items():
+            if name == "none":
+                continue
             extra = ms - getitem["none"]
             print(
                 f"  {name:22s} +{extra:.3f} ms per batch of {batch_size} = "

@@ -8,7 +8,8 @@ brightness and contrast 0.1, cut-out 0.2):
 
 - `seq[i]`: the time `FrameSequence.__getitem__` takes per batch, from the
   frame in RAM (every batch of an epoch, best of the rounds; the variants
-  take turns, so that other load on the machine hits them alike);
+  take turns, so that other load on the machine hits them alike), after the
+  fits, and the page faults per batch;
 - the fast consumer: the time per batch of `model.fit` with a model of
   almost no compute (`Rescaling -> GlobalAveragePooling2D -> Dense`), which
   stands for an accelerator that trains faster than the CPU can feed it:
@@ -17,7 +18,8 @@ brightness and contrast 0.1, cut-out 0.2):
   augmentation over `seq[i]` without it, divided by the fast consumer's time
   per batch without it (target <= 15 % at 96 px), and the fit's own extra
   time as a check;
-- each operation alone, called on one batch.
+- each operation alone, called on one batch (into a given array, as
+  `FrameSequence` calls it).
 
 Run from the repository root:
 
@@ -146,10 +148,13 @@ def fit_ms(
 def operation_ms(size: int, batch_size: int, *, repeats: int) -> dict[str, float]:
     """ms of one `ServeAugment` call per operation, on one uint8 batch."""
     batch = make_source(size, batch_size * NUM_CLASSES)["c0"][:batch_size]
-    calls: dict[str, Callable[[], Any]] = {"copy of the batch": batch.copy}
+    out = np.empty_like(batch)  # as FrameSequence: no fresh array per call
+    calls: dict[str, Callable[[], Any]] = {
+        "copy of the batch": lambda: np.copyto(out, batch)
+    }
     for name, options in OPERATIONS.items():
         aug = augframe.ServeAugment(**options)
-        calls[name] = lambda a=aug: a(batch, rng=np.random.default_rng(0))
+        calls[name] = lambda a=aug: a(batch, rng=np.random.default_rng(0), out=out)
     best = dict.fromkeys(calls, float("inf"))
     for _ in range(repeats):
         for name, call in calls.items():
@@ -186,14 +191,17 @@ def run(
             for name, serve in RECIPES.items()
         }
         try:
-            getitem, faults = getitem_ms(sequences, rounds=rounds)
-            fit = (
-                fit_ms(
+            # Fits first: seq[i] is then measured in the state of a training
+            # process (once TensorFlow has run, every fresh array of a few MB
+            # costs page faults).
+            if fits:
+                fit = fit_ms(
                     sequences, size=size, dtype=dtype, epochs=epochs, repeats=repeats
                 )
-                if fits
-                else None
-            )
+            else:
+                fit = None
+                fast_model(size, dtype).fit(sequences["none"], epochs=1, verbose=0)
+            getitem, faults = getitem_ms(sequences, rounds=rounds)
         finally:
             for seq in sequences.values():
                 seq.close()

@@ -236,6 +236,7 @@ def _sequence(workers: int) -> FrameSequence:
 
 def test_same_seed_same_batches_whatever_the_workers_and_the_order_of_reads():
     with _sequence(1) as one, _sequence(2) as two:
+        frame = one.frame.images.copy()
         in_order = [one[i][0] for i in range(len(one))]
         backwards = [two[i][0] for i in reversed(range(len(two)))][::-1]
         with ThreadPoolExecutor(4) as pool:
@@ -243,8 +244,9 @@ def test_same_seed_same_batches_whatever_the_workers_and_the_order_of_reads():
         for a, b, c in zip(in_order, backwards, threaded, strict=True):
             np.testing.assert_array_equal(a, b)
             np.testing.assert_array_equal(a, c)
-        # The frame itself is never changed by serving.
+        # Batches are augmented in place, in their own copy: never the frame.
         assert not np.shares_memory(in_order[0], one.frame.images)
+        np.testing.assert_array_equal(one.frame.images, frame)
 
 
 def test_validation_data_never_gets_it():
