@@ -45,10 +45,10 @@ if TYPE_CHECKING:
         SourceError,
         VarietyWarning,
     )
+    from augframe.io.stores import StoreSource
     from augframe.report import FrameReport
     from augframe.sequence import FrameSequence
     from augframe.serve import ServeAugment
-    from augframe.sources import StoreSource
 
 __version__ = "0.1.0"
 
@@ -71,7 +71,7 @@ _WHERE = {
     "ServeAugment": "augframe.serve",
     "SourceError": "augframe.errors",
     "StopOnControlFile": "augframe.callbacks",
-    "StoreSource": "augframe.sources",
+    "StoreSource": "augframe.io.stores",
     "VarietyWarning": "augframe.errors",
     "shard_from_strategy": "augframe.distribute",
     "write_control": "augframe.control",

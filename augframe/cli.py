@@ -317,13 +317,13 @@ def default_cache_dir(directory: str | os.PathLike[str]) -> Path:
 @_user_errors("cache build")
 def _cache_build(args: argparse.Namespace) -> int:
     try:
-        from augframe.cache import build_cache
+        from augframe.io.cache import build_cache
     except ImportError as exc:
         return _fail(
-            "cache build", f"augframe.cache is not available ({exc}).", EXIT_FAILED
+            "cache build", f"augframe.io.cache is not available ({exc}).", EXIT_FAILED
         )
-    from augframe.decoding import DECODING_OPTIONS, Decoding
-    from augframe.sources import collect_directory
+    from augframe.io.decode.arrays import DECODING_OPTIONS, Decoding
+    from augframe.io.listing import collect_directory
 
     decoding = Decoding.from_options(
         {name: getattr(args, name) for name in DECODING_OPTIONS}

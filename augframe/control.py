@@ -34,8 +34,8 @@ from pydantic import (
 )
 
 from augframe import _warn
-from augframe._files import write_atomic
 from augframe.errors import ControlFileWarning
+from augframe.io.files import write_atomic
 from augframe.options import HOT_OPTIONS, OPTIONS, pydantic_type
 
 __all__ = [

@@ -65,7 +65,7 @@ and every variant's per-run max/median stayed within that range.
 
 Example:
 >>> import numpy as np
->>> from augframe.sources import mapping_to_store
+>>> from augframe.io.stores import mapping_to_store
 >>> store, names = mapping_to_store(
 ...     {"a": np.zeros((4, 8, 8, 3), np.uint8), "b": np.ones((2, 8, 8, 3), np.uint8)},
 ...     image_size=(8, 8), num_workers=1)
@@ -95,14 +95,14 @@ from augframe import _console
 from augframe._seeds import Stream, derive_rng
 from augframe.balance import frame_size
 from augframe.control import ControlFile, write_control
-from augframe.decoding import CHANNELS
 from augframe.errors import AugframeError, BuildError
 from augframe.examples import ExampleRing, contact_sheet, save_png
 from augframe.frame import BackgroundBuild, BuildPacer, Frame, FrameBuilder
 from augframe.frame_length import FrameLength
+from augframe.io.decode.arrays import CHANNELS
+from augframe.io.stores import ImageStore, store_color_mode
 from augframe.pipeline import PipelineSpec
 from augframe.report import FrameReport, draw_report
-from augframe.sources import ImageStore, store_color_mode
 from augframe.workers import FrameBuffer, ProcessMaker, choose_maker
 
 __all__ = ["EngineState", "FrameEngine", "View"]

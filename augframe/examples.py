@@ -19,8 +19,8 @@ import cv2
 import numpy as np
 
 from augframe import _warn
-from augframe._files import write_atomic
 from augframe.errors import AugframeWarning
+from augframe.io.files import write_atomic
 
 __all__ = ["ExampleRing", "contact_sheet", "save_png", "viewable"]
 

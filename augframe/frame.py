@@ -26,8 +26,8 @@ from augframe._parallel import BuildCancelled, Gate
 from augframe._seeds import Stream, derive_rng, derive_seeds
 from augframe.balance import FramePlan, plan_frame
 from augframe.errors import ImageWarning, VarietyWarning
+from augframe.io.stores import ImageStore
 from augframe.pipeline import PipelineSpec
-from augframe.sources import ImageStore
 from augframe.workers import (
     BatchResult,
     FrameBuffer,

@@ -138,7 +138,7 @@ OPTIONS: dict[str, Option] = _options(
         "interpolation",
         "choice",
         "bilinear",
-        "resize filter, by Keras' name (see augframe.decoding)",
+        "resize filter, by Keras' name (see augframe.io.decode.arrays)",
         choices=(
             "bilinear",
             "nearest",

@@ -40,8 +40,8 @@ from pydantic import ValidationError
 
 from augframe import _warn
 from augframe import pipelines as shipped
-from augframe.decoding import CHANNELS, to_color_mode
 from augframe.errors import ConfigError
+from augframe.io.decode.arrays import CHANNELS, to_color_mode
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 import albumentations as A

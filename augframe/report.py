@@ -15,7 +15,7 @@ Example:
 >>> import numpy as np, albumentations as A
 >>> from augframe.engine import FrameEngine
 >>> from augframe.pipeline import PipelineSpec
->>> from augframe.sources import mapping_to_store
+>>> from augframe.io.stores import mapping_to_store
 >>> rng = np.random.default_rng(0)
 >>> store, names = mapping_to_store(
 ...     {"a": rng.integers(0, 256, (4, 8, 8, 3), np.uint8),

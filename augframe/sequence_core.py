@@ -26,24 +26,22 @@ import numpy as np
 from augframe import options as opts
 from augframe._seeds import Stream, derive_rng
 from augframe.clock import EpochClock
-from augframe.decoding import Decoding
 from augframe.engine import FrameEngine
 from augframe.errors import ConfigError, SourceError
 from augframe.frame import Frame
-from augframe.pipeline import Augment, PipelineSpec
-from augframe.report import FrameReport
-from augframe.serve import ServeAugment
-from augframe.sources import (
+from augframe.io.decode.arrays import Decoding
+from augframe.io.listing import collect_directory, collect_paths, split_by_class
+from augframe.io.stores import (
     FileStore,
     ImageStore,
     StoreSource,
     SubsetStore,
-    collect_directory,
-    collect_paths,
     mapping_to_store,
-    split_by_class,
     store_color_mode,
 )
+from augframe.pipeline import Augment, PipelineSpec
+from augframe.report import FrameReport
+from augframe.serve import ServeAugment
 
 __all__ = ["LABEL_MODES", "SequenceCore", "scheduled_sequences"]
 
@@ -316,7 +314,7 @@ class SequenceCore:
         with common image extensions (any case) are used, other files
         ignored, unreadable ones skipped with one warning. With `cache_dir`,
         images are decoded and resized once into an on-disk cache (see
-        `augframe.cache`; one cache per image size and decoding options).
+        `augframe.io.cache`; one cache per image size and decoding options).
 
         As in `keras.utils.image_dataset_from_directory`, `validation_split`
         with `subset` ("training", "validation" or "both") and `seed` splits
@@ -521,7 +519,7 @@ class SequenceCore:
             )
 
         def open_cache() -> ImageStore:
-            from augframe.cache import build_cache
+            from augframe.io.cache import build_cache
 
             return build_cache(
                 paths,

@@ -34,8 +34,9 @@ from tqdm.auto import tqdm
 from augframe._parallel import Gate, submit_paced
 from augframe._seeds import Stream, derive_rng
 from augframe.errors import ConfigError, SourceError
+from augframe.io.decode.files import ImageReadError
+from augframe.io.stores import ImageStore
 from augframe.pipeline import PipelineSpec, WorkerPipelines
-from augframe.sources import ImageReadError, ImageStore
 
 __all__ = [
     "BatchResult",

@@ -123,8 +123,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from augframe.engine import FrameEngine
     from augframe.frame import FrameBuilder
+    from augframe.io.stores import mapping_to_store
     from augframe.pipeline import PipelineSpec
-    from augframe.sources import mapping_to_store
     from augframe.workers import FrameBuffer, ProcessMaker, ThreadMaker
 
     cv2.setNumThreads(1)  # one core means one core (build workers do the same)

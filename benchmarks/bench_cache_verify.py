@@ -42,7 +42,7 @@ import cv2
 import numpy as np
 
 from augframe import cache as cache_module
-from augframe.cache import CacheStore, build_cache
+from augframe.io.cache import CacheStore, build_cache
 
 CASES = ((5000, 64), (1000, 224))  # (images, side in px)
 

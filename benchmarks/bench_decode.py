@@ -39,8 +39,9 @@ import cv2
 import numpy as np
 
 from augframe import sources
-from augframe._jpeg import jpeg_size
-from augframe.sources import decode_image, resize
+from augframe.io.decode.arrays import resize
+from augframe.io.decode.files import decode_image
+from augframe.io.decode.jpeg import jpeg_size
 
 TARGETS = (64, 128)
 

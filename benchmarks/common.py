@@ -413,7 +413,7 @@ class Context:
         settings: the run's sizes.
         monitor: the process's RSS sampler.
         cache_dir: augframe's decoded cache for the warm variants, or None
-            when `augframe.cache` is unavailable.
+            when `augframe.io.cache` is unavailable.
     """
 
     data_dir: Path
@@ -453,18 +453,18 @@ def machine_info() -> dict[str, Any]:
 
 
 def cache_available(warnings_out: list[str]) -> bool:
-    """True when `augframe.cache` imports; otherwise a warning says why not.
+    """True when `augframe.io.cache` imports; otherwise a warning says why not.
 
     Args:
         warnings_out: receives the warning (also printed).
     """
-    if importlib.util.find_spec("augframe.cache") is None:
+    if importlib.util.find_spec("augframe.io.cache") is None:
         problem = "augframe/cache.py is missing"
     else:
         try:
-            importlib.import_module("augframe.cache")
+            importlib.import_module("augframe.io.cache")
         except Exception as exc:  # another engineer's work in progress
-            problem = f"augframe.cache does not import ({exc!r})"
+            problem = f"augframe.io.cache does not import ({exc!r})"
         else:
             return True
     warnings_out.append(

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from conftest import flip_rotate, tiny_model
 
-import augframe.cache
+import augframe.io.cache
 from augframe import (
     CacheError,
     CacheWarning,
@@ -24,9 +24,11 @@ from augframe import (
     ImageWarning,
     SourceError,
 )
-from augframe.cache import CacheStore, build_cache
 from augframe.errors import ConfigError
-from augframe.sources import ImageStore, decode_image, resize
+from augframe.io.cache import CacheStore, build_cache
+from augframe.io.decode.arrays import resize
+from augframe.io.decode.files import decode_image
+from augframe.io.stores import ImageStore
 
 SIZE = (16, 12)  # (height, width) of the cached images
 RAW = (30, 40)  # (height, width) of the JPEG files
@@ -96,7 +98,7 @@ def decoded(monkeypatch) -> list[str]:
             calls.append(os.fspath(path))
         return decode_image(path, **kwargs)
 
-    monkeypatch.setattr(augframe.cache, "decode_image", counting)
+    monkeypatch.setattr(augframe.io.cache, "decode_image", counting)
     return calls
 
 
@@ -247,7 +249,7 @@ def test_progress_bar_only_when_asked(tmp_path, capsys):
 def test_progress_bar_total_is_fixed_from_the_start(tmp_path, monkeypatch):
     """Each bar's total is set once, before any work, and reached exactly."""
     bars: list = []
-    real = augframe.cache.tqdm
+    real = augframe.io.cache.tqdm
 
     def spy(*args, **kwargs):
         bar = real(*args, **kwargs)
@@ -255,7 +257,7 @@ def test_progress_bar_total_is_fixed_from_the_start(tmp_path, monkeypatch):
             bars.append((kwargs["total"], bar))
         return bar
 
-    monkeypatch.setattr(augframe.cache, "tqdm", spy)
+    monkeypatch.setattr(augframe.io.cache, "tqdm", spy)
     paths, labels = dataset(tmp_path / "data")
     build(paths[:10], labels[:10], tmp_path / "cache", progress=True)
     build(paths, labels, tmp_path / "cache", progress=True)
@@ -266,14 +268,14 @@ def test_progress_bar_total_is_fixed_from_the_start(tmp_path, monkeypatch):
 
 def test_num_workers_defaults_to_every_core(tmp_path, monkeypatch):
     sizes: list[int] = []
-    real = augframe.cache.ThreadPoolExecutor
+    real = augframe.io.cache.ThreadPoolExecutor
 
     def spy(max_workers):
         sizes.append(max_workers)
         return real(max_workers=max_workers)
 
-    monkeypatch.setattr(augframe.cache, "ThreadPoolExecutor", spy)
-    monkeypatch.setattr(augframe.cache.os, "cpu_count", lambda: 3)
+    monkeypatch.setattr(augframe.io.cache, "ThreadPoolExecutor", spy)
+    monkeypatch.setattr(augframe.io.cache.os, "cpu_count", lambda: 3)
     paths, labels = dataset(tmp_path / "data")
     build_cache(paths, labels, cache_dir=tmp_path / "cache", image_size=SIZE)
     assert sizes == [3]
@@ -484,7 +486,7 @@ ROW_BYTES = SIZE[0] * SIZE[1] * 3
 @pytest.fixture
 def small_chunks(monkeypatch) -> int:
     """Checksummed chunks of 4 rows (instead of about 1 MiB); returns 4."""
-    monkeypatch.setattr(augframe.cache, "_CHECK_BYTES", 4 * ROW_BYTES)
+    monkeypatch.setattr(augframe.io.cache, "_CHECK_BYTES", 4 * ROW_BYTES)
     return 4
 
 
@@ -679,7 +681,7 @@ def test_data_files_are_loaded_without_pickle(tmp_path, monkeypatch):
     assert all(
         c.get("allow_pickle") is False and c.get("mmap_mode") == "r" for c in calls
     )
-    source = inspect.getsource(augframe.cache)
+    source = inspect.getsource(augframe.io.cache)
     assert "allow_pickle=True" not in source and "import pickle" not in source
 
 
@@ -719,7 +721,7 @@ def test_write_errors_become_cache_error_and_leave_no_temp_files(
     cache = tmp_path / "cache"
     build(paths[:10], labels[:10], cache)  # a previous, smaller cache
     with monkeypatch.context() as patch:
-        patch.setattr(augframe.cache, target, replacement)
+        patch.setattr(augframe.io.cache, target, replacement)
         with pytest.raises(CacheError, match=match) as info:
             build(paths, labels, cache)
     assert str(cache) in str(info.value)
@@ -737,7 +739,7 @@ def test_too_little_free_space_is_refused_before_writing(
     tmp_path, monkeypatch, decoded
 ):
     paths, labels = dataset(tmp_path / "data")
-    monkeypatch.setattr(augframe.cache.shutil, "disk_usage", lambda path: _Usage())
+    monkeypatch.setattr(augframe.io.cache.shutil, "disk_usage", lambda path: _Usage())
     with pytest.raises(CacheError, match=r"needs .* MiB"):
         build(paths, labels, tmp_path / "cache")
     assert decoded == []

@@ -15,7 +15,7 @@ import pytest
 from conftest import IMAGE_SIZE, flip_rotate, random_images
 
 from augframe import ConfigError, FrameSequence, SourceError
-from augframe.sources import ArrayStore, SubsetStore
+from augframe.io.stores import ArrayStore, SubsetStore
 
 SCRIPTS = Path(__file__).parent / "scripts"
 

@@ -16,8 +16,8 @@ import pytest
 from augframe.engine import EngineState, FrameEngine
 from augframe.errors import BuildError
 from augframe.frame import BuildPacer
+from augframe.io.stores import mapping_to_store
 from augframe.pipeline import A, PipelineSpec
-from augframe.sources import mapping_to_store
 from tests.conftest import random_images
 
 SIZE = (12, 12)

@@ -14,8 +14,8 @@ import augframe
 from augframe.engine import FrameEngine
 from augframe.errors import ConfigError
 from augframe.frame_length import CONTENTION, SAFETY, FrameLength
+from augframe.io.stores import mapping_to_store
 from augframe.pipeline import A, PipelineSpec
-from augframe.sources import mapping_to_store
 from tests.conftest import EpochRecorder, random_images, tiny_model
 
 SIZE = (12, 12)

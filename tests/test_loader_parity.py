@@ -17,12 +17,14 @@ import pandas as pd
 import pytest
 import yaml
 
-import augframe.sources
+import augframe.io.decode.files
+import augframe.io.stores
 from augframe import CacheWarning, ConfigError, FrameSequence, SourceError
-from augframe.cache import build_cache
-from augframe.decoding import Decoding, resize
+from augframe.io.cache import build_cache
+from augframe.io.decode.arrays import Decoding, resize
+from augframe.io.decode.files import decode_image, load_image
+from augframe.io.listing import collect_directory
 from augframe.pipeline import A
-from augframe.sources import collect_directory, decode_image, load_image
 
 SIZE = (16, 16)
 QUIET = {"verbose": 0}
@@ -52,14 +54,14 @@ def colour_folder(root: Path, counts: dict[str, int], *, size=(24, 32)) -> Path:
 def decodes(monkeypatch, tmp_path) -> list[str]:
     """The files of this test decoded by the stores (the real decoder, counted)."""
     calls: list[str] = []
-    real = augframe.sources.decode_image
+    real = augframe.io.decode.files.decode_image
 
     def counting(path, **kwargs):
         if Path(path).is_relative_to(tmp_path):
             calls.append(os.fspath(path))
         return real(path, **kwargs)
 
-    monkeypatch.setattr(augframe.sources, "decode_image", counting)
+    monkeypatch.setattr(augframe.io.decode.files, "decode_image", counting)
     return calls
 
 
@@ -109,7 +111,7 @@ def test_arrays_and_stores_follow_color_mode(tmp_path):
     assert not hasattr(seq, "file_paths")
     with pytest.raises(AttributeError, match="built from arrays"):
         _ = seq.file_paths
-    store = augframe.sources.ArrayStore(np.zeros((2, *SIZE, 1), np.uint8), np.array([0, 1]))
+    store = augframe.io.stores.ArrayStore(np.zeros((2, *SIZE, 1), np.uint8), np.array([0, 1]))
     source = augframe.StoreSource(store, ["a", "b"])
     with pytest.raises(ConfigError, match="serves 'grayscale' images"):
         FrameSequence(source, image_size=SIZE, **QUIET)

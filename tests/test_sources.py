@@ -12,17 +12,10 @@ import numpy as np
 import pytest
 
 from augframe import ConfigError, ImageWarning, SourceError
-from augframe.sources import (
-    ArrayStore,
-    FileStore,
-    ImageReadError,
-    ImageStore,
-    collect_directory,
-    collect_paths,
-    decode_image,
-    resize,
-    to_rgb,
-)
+from augframe.io.decode.arrays import resize
+from augframe.io.decode.files import ImageReadError, decode_image, to_rgb
+from augframe.io.listing import collect_directory, collect_paths
+from augframe.io.stores import ArrayStore, FileStore, ImageStore
 
 
 def write_image(path: Path, image: np.ndarray | None = None, *, seed: int = 0) -> str:
@@ -390,10 +383,10 @@ def test_other_formats_and_small_jpegs_decode_exactly_as_before(tmp_path):
 
 
 def test_reduced_decoding_can_be_turned_off(tmp_path, monkeypatch):
-    import augframe.sources
+    import augframe.io.decode.files
 
     path = write_photo(tmp_path / "a.jpg", photo(5, height=400, width=400))
-    monkeypatch.setattr(augframe.sources, "REDUCED_JPEG_DECODE", False)
+    monkeypatch.setattr(augframe.io.decode.files, "REDUCED_JPEG_DECODE", False)
     np.testing.assert_array_equal(
         decode_image(path, target_size=(64, 64)), decode_image(path)
     )
@@ -417,8 +410,8 @@ def test_reduced_decode_of_bad_files_fails_as_a_full_decode(tmp_path):
 
 def test_stores_and_cache_decode_alike(tmp_path):
     """FileStore, a mapping and the cache use the same decode: equal pixels."""
-    from augframe.cache import build_cache
-    from augframe.sources import mapping_to_store
+    from augframe.io.cache import build_cache
+    from augframe.io.stores import mapping_to_store
 
     paths = [
         write_photo(tmp_path / f"{i}.jpg", photo(i, height=420, width=380))
@@ -443,7 +436,7 @@ def test_stores_and_cache_decode_alike(tmp_path):
 
 
 def test_jpeg_size_reads_the_frame_header(tmp_path):
-    from augframe._jpeg import jpeg_size
+    from augframe.io.decode.jpeg import jpeg_size
 
     image = photo(7, height=123, width=77)
     plain = cv2.imencode(".jpg", image)[1]
@@ -483,7 +476,7 @@ def sof_offset(data: bytes) -> int:
     ],
 )
 def test_jpeg_size_is_none_for_what_it_cannot_size(damage):
-    from augframe._jpeg import jpeg_size
+    from augframe.io.decode.jpeg import jpeg_size
 
     data = cv2.imencode(".jpg", photo(8, height=64, width=48))[1].tobytes()
     assert jpeg_size(data) == (64, 48)

@@ -112,8 +112,8 @@ def test_thread_pipelines_are_kept_between_builds_and_change_nothing(source):
     costs milliseconds per build and per redraw round); frames, variants
     included, are those of a maker that copies them anew."""
     from augframe.frame import FrameBuilder
+    from augframe.io.stores import mapping_to_store
     from augframe.pipeline import PipelineSpec
-    from augframe.sources import mapping_to_store
     from augframe.workers import FrameBuffer, ThreadMaker
 
     store, names = mapping_to_store(source, image_size=IMAGE_SIZE, num_workers=1)

@@ -6,7 +6,8 @@ import time
 
 import numpy as np
 
-from augframe.sources import decode_image, resize
+from augframe.io.decode.arrays import resize
+from augframe.io.decode.files import decode_image
 from benchmarks.common import (
     CLASS_NAMES,
     IMAGE_SIZE,

@@ -1,0 +1,243 @@
+"""Listing a data set's image files: folders, path lists and per-class splits."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from augframe.errors import ConfigError, SourceError
+from augframe.io.stores import _check_classes, _warn_skipped
+from augframe.options import check as opts_check
+
+__all__ = ["IMAGE_EXTENSIONS", "collect_directory", "collect_paths", "split_by_class"]
+
+
+IMAGE_EXTENSIONS = frozenset(
+    {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
+)
+
+
+def _is_image_file(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_EXTENSIONS and path.is_file()
+
+
+def _readable(path: str) -> bool:
+    try:
+        if os.path.getsize(path) == 0:
+            return False
+        return bool(cv2.haveImageReader(path))
+    except (OSError, cv2.error):
+        return False
+
+
+def collect_paths(
+    paths: Sequence[str | os.PathLike[str]],
+    labels: Sequence[Any],
+    *,
+    class_names: Sequence[str] | None = None,
+) -> tuple[list[str], np.ndarray, list[str]]:
+    """Validates a list of image files and their labels.
+
+    Labels are class names (strings) or class indices into `class_names`.
+    Files that are missing, empty or not images are skipped with one warning.
+
+    Returns:
+        `(paths, int32 labels, class_names)` with unreadable files left out.
+    """
+    files = [os.fspath(p) for p in paths]
+    labels = list(labels)
+    if len(files) != len(labels):
+        raise ConfigError(
+            "Invalid arguments `paths` and `labels`: they must have the same "
+            f"length. Received: len(paths)={len(files)}, len(labels)={len(labels)}."
+        )
+    if not files:
+        raise SourceError("Received no image paths. Pass at least one image per class.")
+    if class_names is None:
+        if all(isinstance(lab, str) for lab in labels):
+            class_names = sorted(set(labels))
+        else:
+            raise ConfigError(
+                "Invalid value for argument `labels`. Received integer labels "
+                "without `class_names`. Pass class names as labels or give "
+                "`class_names=[...]`."
+            )
+    class_names = [str(c) for c in class_names]
+    index = {name: i for i, name in enumerate(class_names)}
+    int_labels = []
+    for lab in labels:
+        if isinstance(lab, str):
+            if lab not in index:
+                raise ConfigError(
+                    f"Unknown label {lab!r}. Expected one of {class_names}."
+                )
+            int_labels.append(index[lab])
+        elif (
+            isinstance(lab, (int, np.integer))
+            and not isinstance(lab, bool)
+            and 0 <= lab < len(class_names)
+        ):
+            int_labels.append(int(lab))
+        else:
+            raise ConfigError(
+                f"Invalid label {lab!r}. Expected a class name or an integer in "
+                f"[0, {len(class_names)})."
+            )
+    ok = [_readable(p) for p in files]
+    _warn_skipped([p for p, good in zip(files, ok, strict=True) if not good])
+    kept = [p for p, good in zip(files, ok, strict=True) if good]
+    kept_labels = np.asarray(
+        [lab for lab, good in zip(int_labels, ok, strict=True) if good], dtype=np.int32
+    )
+    _check_classes(class_names, kept_labels, where=lambda n: "no readable file")
+    return kept, kept_labels, class_names
+
+
+def collect_directory(
+    directory: str | os.PathLike[str],
+    *,
+    class_names: Sequence[str] | None = None,
+    follow_links: bool = False,
+) -> tuple[list[str], np.ndarray, list[str]]:
+    """Lists `directory/<class_name>/<image>` files, like `flow_from_directory`.
+
+    Class names are the sorted sub-folder names, or `class_names` in that
+    order (then a listed class without a folder, or a folder not listed, is
+    an error naming it: labels never shift silently between train and
+    validation folders). Image files are matched by extension,
+    case-insensitively, in each class folder and below it; other files are
+    ignored, unreadable images are skipped with one warning.
+
+    As in `keras.utils.image_dataset_from_directory`, a class folder that is
+    a symbolic link is a class, and linked image files are used; sub-folders
+    of a class folder that are links are walked only with
+    `follow_links=True` (`os.walk(followlinks=True)`; a link back to a
+    folder already walked is not walked again, so a loop ends).
+
+    Returns:
+        `(paths, int32 labels, class_names)`.
+    """
+    follow_links = opts_check("follow_links", follow_links)
+    root = Path(directory)
+    if not root.is_dir():
+        raise ConfigError(
+            f"Invalid value for argument `directory`. Received: {str(root)!r}, "
+            "which is not a folder. Expected a folder with one sub-folder per class."
+        )
+    class_dirs = sorted(
+        p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")
+    )
+    if not class_dirs:
+        raise SourceError(
+            f"Folder {str(root)!r} has no class sub-folders. Expected "
+            f"{root}/<class_name>/<image files>."
+        )
+    if class_names is not None:
+        class_dirs = _pin_classes(root, class_dirs, list(class_names))
+    paths: list[str] = []
+    labels: list[int] = []
+    for cls, class_dir in enumerate(class_dirs):
+        files = sorted(
+            p for p in _walk_files(class_dir, follow_links) if _is_image_file(p)
+        )
+        if not files:
+            raise SourceError(
+                f"Class folder {str(class_dir)!r} holds no image files "
+                f"({', '.join(sorted(IMAGE_EXTENSIONS))}). Add images or remove it."
+            )
+        paths.extend(str(p) for p in files)
+        labels.extend([cls] * len(files))
+    class_names = [d.name for d in class_dirs]
+    kept, kept_labels, _ = collect_paths(paths, labels, class_names=class_names)
+    return kept, kept_labels, class_names
+
+
+def split_by_class(
+    labels: np.ndarray,
+    *,
+    fraction: float,
+    seed: int,
+    class_names: Sequence[str],
+) -> tuple[np.ndarray, np.ndarray]:
+    """Rows for training and for validation: `fraction` of every class.
+
+    Per class, the files are permuted by a stream of `seed` and the class's
+    index alone, and `round(fraction * n)` of them (at least one, and at most
+    `n - 1`) go to validation: the same seed gives the same split in any
+    process, and a scarce class keeps natives on both sides.
+
+    Raises:
+        SourceError: a class has fewer than two files (it cannot be split).
+
+    Example:
+    >>> train, val = split_by_class(np.array([0, 0, 0, 0, 1, 1]), fraction=0.25,
+    ...                             seed=0, class_names=["a", "b"])
+    >>> len(train), len(val)
+    (4, 2)
+    """
+    train: list[np.ndarray] = []
+    val: list[np.ndarray] = []
+    for cls, name in enumerate(class_names):
+        rows = np.flatnonzero(labels == cls)
+        if len(rows) < 2:
+            raise SourceError(
+                f"Class {name!r} has {len(rows)} image(s): too few to split into "
+                "training and validation. Add images, or split the folders by hand."
+            )
+        rng = np.random.default_rng(np.random.SeedSequence([seed, 0x5B117, cls]))
+        rows = rng.permutation(rows)
+        num_val = min(max(1, round(fraction * len(rows))), len(rows) - 1)
+        val.append(rows[:num_val])
+        train.append(rows[num_val:])
+    return np.sort(np.concatenate(train)), np.sort(np.concatenate(val))
+
+
+def _pin_classes(root: Path, class_dirs: list[Path], names: list[str]) -> list[Path]:
+    """The class folders in the order of `names`; every name a folder, and
+    every folder a name."""
+    if (
+        not names
+        or len(set(names)) != len(names)
+        or not all(isinstance(n, str) and n for n in names)
+    ):
+        raise ConfigError(
+            f"Invalid value for argument `class_names`. Received: {names!r}. "
+            "Expected a list of distinct, non-empty folder names."
+        )
+    found = {d.name: d for d in class_dirs}
+    missing = [n for n in names if n not in found]
+    if missing:
+        raise SourceError(
+            f"class_names lists {missing} but {str(root)!r} has no such "
+            f"sub-folder (it has {sorted(found)}). Add the folder or remove the "
+            "name: labels follow the order of class_names."
+        )
+    extra = sorted(set(found) - set(names))
+    if extra:
+        raise SourceError(
+            f"{str(root)!r} has class folder(s) {extra} that class_names does not "
+            f"list ({names}). Add them to class_names, or move them out."
+        )
+    return [found[n] for n in names]
+
+
+def _walk_files(folder: Path, follow_links: bool = False) -> Iterable[Path]:
+    # Following links, a folder already walked (by its real path) is skipped:
+    # a link to an ancestor cannot make the walk endless.
+    seen: set[str] = set()
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=follow_links):
+        if follow_links:
+            real = os.path.realpath(dirpath)
+            if real in seen:
+                dirnames[:] = []
+                continue
+            seen.add(real)
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for filename in filenames:
+            if not filename.startswith("."):
+                yield Path(dirpath) / filename
