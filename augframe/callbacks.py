@@ -3,7 +3,7 @@ show frames in TensorBoard.
 
 `FrameScheduler` tells sequences when Keras' own training epochs begin and
 end, which makes their epoch clock exact in every pattern, `evaluate` on the
-training sequence included (see `augframe.clock`). `StopOnControlFile` does
+training sequence included (see `augframe.core.clock`). `StopOnControlFile` does
 the same for every training sequence that reads its control file.
 `FrameTensorBoard` writes every new frame's report to TensorBoard.
 """

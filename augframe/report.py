@@ -13,7 +13,7 @@ probabilities: the same seed gives the same report.
 
 Example:
 >>> import numpy as np, albumentations as A
->>> from augframe.engine import FrameEngine
+>>> from augframe.core.engine import FrameEngine
 >>> from augframe.pipeline import PipelineSpec
 >>> from augframe.io.stores import mapping_to_store
 >>> rng = np.random.default_rng(0)
@@ -44,7 +44,7 @@ import numpy as np
 from augframe.examples import viewable
 
 if TYPE_CHECKING:
-    from augframe.frame import Frame
+    from augframe.core.builder import Frame
 
 __all__ = ["FrameReport", "draw_report"]
 
@@ -53,7 +53,7 @@ __all__ = ["FrameReport", "draw_report"]
 class FrameReport:
     """What one frame holds, per class, and what its build cost.
 
-    How a frame is planned (`augframe.balance.plan_frame`): a class with at
+    How a frame is planned (`augframe.core.plan.plan_frame`): a class with at
     least `samples_per_class` natives gets that many distinct natives; a
     scarce class gets every native once plus artificial variants drawn round
     robin from its natives with the pipeline forced on, each redrawn until it

@@ -2,8 +2,8 @@
 
 `FrameSequence` adds to the Keras-free `augframe.sequence_core.SequenceCore`
 (arguments, sources, batches) only what Keras 3 needs: it forwards Keras'
-lifecycle calls to the epoch clock (`augframe.clock`), which tells the engine
-(`augframe.engine`) when a training epoch ended. Everything else (plan,
+lifecycle calls to the epoch clock (`augframe.core.clock`), which tells the engine
+(`augframe.core.engine`) when a training epoch ended. Everything else (plan,
 build, background build, schedule, control file, examples) is the engine's.
 What Keras does and what this relies on is written down in
 docs/keras-lifecycle.md:
@@ -69,7 +69,7 @@ class FrameSequence(SequenceCore, keras.utils.PyDataset):
         epochs_per_frame: training epochs served from one frame, or "auto":
             for every frame, the fewest epochs whose next frame is built (in
             the background) before it is needed, measured while training
-            (see `augframe.frame_length`); one log line per frame says the
+            (see `augframe.core.schedule`); one log line per frame says the
             length and why.
         epochs_per_frame_bounds: `(low, high)`: the epochs per frame that
             "auto" chooses from.
@@ -127,7 +127,7 @@ class FrameSequence(SequenceCore, keras.utils.PyDataset):
             of batches (unequal counts deadlock the collective).
         build_processes: True builds frames in worker processes writing into
             shared memory, False in threads, None (default) decides (see
-            `augframe.workers.choose_maker`). Frames are identical either way.
+            `augframe.core.makers.choose_maker`). Frames are identical either way.
         workers: accepted as Keras' `PyDataset` option; batches are copied
             out of RAM in the calling thread and Keras' worker pool is not
             used (it serves batches prefetched in one epoch in the next).

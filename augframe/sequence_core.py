@@ -2,7 +2,7 @@
 
 `SequenceCore` checks the arguments, opens the sources (`from_directory`,
 `from_paths`, `from_config`, `for_validation`), builds the frame engine
-(`augframe.engine`) and the epoch clock (`augframe.clock`), serves and
+(`augframe.core.engine`) and the epoch clock (`augframe.core.clock`), serves and
 encodes batches, and exposes the engine's state and hot options. Each Keras
 adapter mixes it into its own base class and adds only what its Keras does
 differently: `augframe.sequence.FrameSequence` (a Keras 3 `PyDataset`) and
@@ -24,11 +24,11 @@ from typing import Any, TypeVar
 import numpy as np
 
 from augframe import options as opts
-from augframe._seeds import Stream, derive_rng
-from augframe.clock import EpochClock
-from augframe.engine import FrameEngine
+from augframe.core.builder import Frame
+from augframe.core.clock import EpochClock
+from augframe.core.engine import FrameEngine
+from augframe.core.seeds import Stream, derive_rng
 from augframe.errors import ConfigError, SourceError
-from augframe.frame import Frame
 from augframe.io.decode.arrays import Decoding
 from augframe.io.listing import collect_directory, collect_paths, split_by_class
 from augframe.io.stores import (

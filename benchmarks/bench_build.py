@@ -121,11 +121,12 @@ def main(argv: list[str] | None = None) -> int:
 
     import cv2
 
-    from augframe.engine import FrameEngine
-    from augframe.frame import FrameBuilder
+    from augframe.core.buffer import FrameBuffer
+    from augframe.core.builder import FrameBuilder
+    from augframe.core.engine import FrameEngine
+    from augframe.core.makers import ProcessMaker, ThreadMaker
     from augframe.io.stores import mapping_to_store
     from augframe.pipeline import PipelineSpec
-    from augframe.workers import FrameBuffer, ProcessMaker, ThreadMaker
 
     cv2.setNumThreads(1)  # one core means one core (build workers do the same)
     cpus = os.cpu_count() or 1

@@ -18,7 +18,7 @@ other work it mostly measures that work (see the `control` variant); the
 position in the frame over every round) shows a swap's cost through that
 noise. `--tiny` trains a one-convolution model whose epoch costs about what
 a frame build costs, so that the swap stands out. Results and the choice
-they led to: the module docstring of `augframe.engine`.
+they led to: the module docstring of `augframe.core.engine`.
 
 Run from the repository root:
 
@@ -154,7 +154,7 @@ def run_one(
 
     import augframe.sequence_core
     from augframe import FrameSequence
-    from augframe.engine import FrameEngine
+    from augframe.core.engine import FrameEngine
 
     # The engine options of a variant are not FrameSequence options: pass
     # them by binding them to the engine class the sequence instantiates.

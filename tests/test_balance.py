@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from augframe.balance import frame_size, plan_frame
+from augframe.core.plan import frame_size, plan_frame
 
 CASES = [
     # (natives per class, samples_per_class, expected artificial)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from augframe.clock import EpochClock
+from augframe.core.clock import EpochClock
 from augframe.errors import LifecycleWarning
 
 

@@ -13,9 +13,9 @@ import threading
 import numpy as np
 import pytest
 
-from augframe.engine import EngineState, FrameEngine
+from augframe.core.engine import EngineState, FrameEngine
+from augframe.core.pacing import BuildPacer
 from augframe.errors import BuildError
-from augframe.frame import BuildPacer
 from augframe.io.stores import mapping_to_store
 from augframe.pipeline import A, PipelineSpec
 from tests.conftest import random_images

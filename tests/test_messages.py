@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from conftest import random_images, tiny_model, write_jpegs
 
-import augframe.frame
+import augframe.core.builder
 from augframe import (
     CacheWarning,
     ConfigError,
@@ -182,7 +182,7 @@ def test_a_cache_warning_points_at_the_users_line(tmp_path):
 # ------------------------------------------------------------- progress bar
 
 
-class _RecordingBar(augframe.frame.tqdm):  # type: ignore[misc, name-defined]
+class _RecordingBar(augframe.core.builder.tqdm):  # type: ignore[misc, name-defined]
     """tqdm itself, recording `(n, total)` at every update of a shown bar."""
 
     seen: ClassVar[list[tuple[int, int]]] = []
@@ -197,7 +197,7 @@ class _RecordingBar(augframe.frame.tqdm):  # type: ignore[misc, name-defined]
 def test_the_frame_progress_bar_keeps_its_total_while_variants_are_redrawn(
     monkeypatch, capsys
 ):
-    monkeypatch.setattr(augframe.frame, "tqdm", _RecordingBar)
+    monkeypatch.setattr(augframe.core.builder, "tqdm", _RecordingBar)
     _RecordingBar.seen = []
     # One native, flipped or not: 2 distinct images for 6 samples, so
     # variants are redrawn (up to 32 times) and repeats stay.

@@ -1,0 +1,67 @@
+"""The frame buffer: one preallocated uint8 array (shared memory for build processes) and its readers."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import weakref
+from multiprocessing import shared_memory
+
+import numpy as np
+
+__all__ = ["FrameBuffer"]
+
+
+class FrameBuffer:
+    """One preallocated `(N, H, W, C)` uint8 array and its count of readers.
+
+    A reader (`__getitem__` copying a batch out) holds the buffer between
+    `acquire` and `release`; a builder calls `wait_idle` before writing, so a
+    batch is never torn between two frames. `shared=True` puts the array in
+    shared memory (for worker processes); it is unlinked when the buffer is
+    garbage-collected or `release_shared` is called.
+    """
+
+    def __init__(
+        self,
+        num_samples: int,
+        image_size: tuple[int, int],
+        *,
+        shared: bool = False,
+        channels: int = 3,
+    ) -> None:
+        shape = (num_samples, *image_size, channels)
+        self.shm: shared_memory.SharedMemory | None = None
+        if shared:
+            nbytes = max(1, int(np.prod(shape)))
+            self.shm = shared_memory.SharedMemory(create=True, size=nbytes)
+            self.array = np.ndarray(shape, dtype=np.uint8, buffer=self.shm.buf)
+            self._finalizer = weakref.finalize(self, _unlink, self.shm)
+        else:
+            self.array = np.empty(shape, dtype=np.uint8)
+        self._readers = 0
+        self._cond = threading.Condition()
+
+    def acquire(self) -> None:
+        with self._cond:
+            self._readers += 1
+
+    def release(self) -> None:
+        with self._cond:
+            self._readers -= 1
+            if self._readers == 0:
+                self._cond.notify_all()
+
+    def wait_idle(self) -> None:
+        with self._cond:
+            self._cond.wait_for(lambda: self._readers == 0)
+
+    def release_shared(self) -> None:
+        """Removes the shared-memory name (the array stays readable here)."""
+        if self.shm is not None:
+            self._finalizer()
+
+
+def _unlink(shm: shared_memory.SharedMemory) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        shm.unlink()

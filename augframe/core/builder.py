@@ -1,0 +1,347 @@
+"""Building a frame: its plan, samples made in parallel into a buffer, distinct variants."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from augframe import _console, _warn
+from augframe._parallel import Gate
+from augframe.core.buffer import FrameBuffer
+from augframe.core.makers import BatchResult, SampleMaker, SlotBatch, ThreadMaker
+from augframe.core.plan import FramePlan, plan_frame
+from augframe.core.seeds import Stream, derive_rng, derive_seeds
+from augframe.errors import ImageWarning, VarietyWarning
+from augframe.io.stores import ImageStore
+from augframe.pipeline import PipelineSpec
+
+__all__ = ["Frame", "FrameBuilder"]
+
+
+@dataclass(frozen=True)
+class Frame:
+    """A built frame: samples in `buffer`, labels and what the build did.
+
+    `native_index` names the native each slot starts from (an index into the
+    store; an unreadable native's slot holds another native of its class).
+
+    `plan` says which native fills each slot and which slots are artificial
+    variants; `repeat_slots` are the variants left equal to another sample of
+    their class after every redraw (`num_repeats` of them).
+    """
+
+    buffer: FrameBuffer
+    labels: np.ndarray
+    generation: int
+    class_counts: np.ndarray
+    num_artificial: int
+    num_repeats: int
+    build_seconds: float
+    aug_p: float | None
+    pipe_p: float | None
+    plan: FramePlan
+    repeat_slots: np.ndarray
+    notes: tuple[tuple[type[Warning], str], ...] = field(default=())
+    work_seconds: float = 0.0
+    """The build's work: the workers' seconds making samples over their
+    number, i.e. the wall time of the build at full speed under the load it
+    met (pacing waits excluded)."""
+    native_index: np.ndarray | None = None
+
+    @property
+    def images(self) -> np.ndarray:
+        return self.buffer.array
+
+    def emit_warnings(self) -> None:
+        """Emits, on the calling thread, the warnings the build collected.
+
+        Each points at the first caller outside augframe (`augframe._warn`):
+        the user's `FrameSequence(...)` line for the first frame.
+        """
+        for category, message in self.notes:
+            _warn.warn(message, category)
+
+
+class FrameBuilder:
+    """Builds frames from a store: plan, load, augment, de-duplicate variants.
+
+    Args:
+        store: where the natives come from.
+        spec: the augmentation pipeline (`PipelineSpec(None)` for none).
+        class_names: names of the classes, in label order.
+        samples_per_class: samples per class, or None for every native once.
+        entropy: the root seed of everything random.
+        num_workers: threads that load and augment in parallel (used when no
+            `maker` is given).
+        maker: runs the samples in parallel (default: a `ThreadMaker`).
+        shuffle: draw natives at random and shuffle slots (False: store order).
+        max_attempts: tries to make a variant distinct before keeping a repeat.
+    """
+
+    def __init__(
+        self,
+        store: ImageStore,
+        *,
+        spec: PipelineSpec,
+        class_names: Sequence[str],
+        samples_per_class: int | None,
+        entropy: int,
+        num_workers: int = 1,
+        maker: SampleMaker | None = None,
+        shuffle: bool = True,
+        max_attempts: int = 32,
+    ) -> None:
+        self.store = store
+        self.spec = spec
+        self.class_names = list(class_names)
+        self.samples_per_class = samples_per_class
+        self.entropy = entropy
+        self.maker = maker or ThreadMaker(
+            store, spec, entropy=entropy, num_workers=num_workers
+        )
+        self.shuffle = shuffle
+        self.max_attempts = max_attempts
+        self._bad = np.zeros(len(store), dtype=bool)
+        self._warned_bad: set[int] = set()
+        self._warned_variety: set[str] = set()
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def plan(self, generation: int) -> FramePlan:
+        """The plan of frame `generation`; natives found unreadable are left out.
+
+        With `samples_per_class=None` a frame keeps one slot per native, so
+        that its size never changes: the slot of an unreadable native is
+        forced on and filled with a variant of another native of its class.
+        """
+        labels = self.store.labels
+        rng = (
+            derive_rng(self.entropy, Stream.PLAN, generation) if self.shuffle else None
+        )
+        if self.samples_per_class is None:
+            plan = plan_frame(
+                labels, num_classes=self.num_classes, samples_per_class=None, rng=rng
+            )
+            return FramePlan(
+                native_index=plan.native_index,
+                labels=plan.labels,
+                forced=plan.forced | self._bad[plan.native_index],
+            )
+        usable = np.flatnonzero(~self._bad)
+        plan = plan_frame(
+            labels[usable],
+            num_classes=self.num_classes,
+            samples_per_class=self.samples_per_class,
+            rng=rng,
+        )
+        return FramePlan(
+            native_index=usable[plan.native_index],
+            labels=plan.labels,
+            forced=plan.forced,
+        )
+
+    def close(self) -> None:
+        """Releases the sample maker's workers (processes, if any)."""
+        self.maker.close()
+
+    def build(
+        self,
+        *,
+        generation: int,
+        buffer: FrameBuffer,
+        aug_p: float | None,
+        pipe_p: float | None,
+        cancel: threading.Event | None = None,
+        progress: bool = False,
+        gate: Gate | None = None,
+    ) -> Frame:
+        """Builds frame `generation` into `buffer` and returns it.
+
+        `gate` (a `BuildPacer`) decides when each chunk of samples may start;
+        it changes when the samples are made, never what they are.
+
+        Raises:
+            BuildCancelled: `cancel` was set; the buffer holds no usable frame.
+        """
+        start = time.perf_counter()
+        plan = self.plan(generation)
+        num = len(plan)
+        if buffer.array.shape[0] != num:
+            raise ValueError(
+                f"buffer holds {buffer.array.shape[0]} samples, plan {num}"
+            )
+        # Only the distinctness check of variants reads content digests.
+        need_digests = bool(plan.forced.any())
+        digests: list[bytes] = [b""] * num
+        bad: list[int] = []
+        worked = [0.0]  # the workers' seconds making samples
+        buffer.wait_idle()
+        if progress:
+            _console.break_line()  # not after Keras' progress bar's text
+        # The bar counts the frame's samples, a fixed total; redrawn variants
+        # are counted in its postfix ("redrawn=N"), never added to the total.
+        bar = tqdm(
+            total=num,
+            desc=f"augframe frame {generation}",
+            unit="img",
+            disable=not progress,
+            leave=False,
+        )
+        quiet = tqdm(disable=True)
+
+        def make(slots: np.ndarray, attempt: int) -> None:
+            seeds = derive_seeds(
+                self.entropy, Stream.SLOT, generation, attempt, count=num
+            )[slots]
+            results = self.maker.run(
+                self._batches(plan, slots, seeds, need_digests),
+                buffer=buffer,
+                aug_p=aug_p,
+                pipe_p=pipe_p,
+                cancel=cancel,
+                bar=bar if attempt == 0 else quiet,
+                gate=gate,
+            )
+            self._gather(results, digests, bad)
+            worked[0] += sum(result.seconds for result in results)
+
+        with bar:
+            make(np.arange(num), 0)
+            repeat_slots, repeat_note = self._make_variants_distinct(
+                plan, digests, make, generation, bar
+            )
+        notes: list[tuple[type[Warning], str]] = []
+        self._note_bad(bad, notes)
+        if repeat_note:
+            notes.append((VarietyWarning, repeat_note))
+        return Frame(
+            buffer=buffer,
+            labels=plan.labels,
+            generation=generation,
+            class_counts=plan.class_counts(self.num_classes),
+            num_artificial=plan.num_artificial,
+            num_repeats=len(repeat_slots),
+            build_seconds=time.perf_counter() - start,
+            aug_p=aug_p,
+            pipe_p=pipe_p,
+            plan=plan,
+            repeat_slots=repeat_slots,
+            notes=tuple(notes),
+            work_seconds=worked[0] / self.maker.num_workers,
+            native_index=plan.native_index,
+        )
+
+    def _batches(
+        self, plan: FramePlan, slots: np.ndarray, seeds: np.ndarray, need_digests: bool
+    ) -> list[SlotBatch]:
+        chunk = max(8, min(256, len(slots) // (self.maker.num_workers * 8) or 1))
+        return [
+            SlotBatch(
+                slots=part,
+                natives=plan.native_index[part],
+                labels=plan.labels[part],
+                forced=plan.forced[part],
+                seeds=seeds[i : i + chunk].astype(np.int64),
+                need_digests=need_digests,
+            )
+            for i in range(0, len(slots), chunk)
+            for part in [slots[i : i + chunk]]
+        ]
+
+    @staticmethod
+    def _gather(
+        results: list[BatchResult], digests: list[bytes], bad: list[int]
+    ) -> None:
+        for result in results:
+            for slot, digest in zip(
+                result.slots.tolist(), result.digests, strict=False
+            ):
+                digests[slot] = digest
+            bad.extend(result.bad)
+
+    def _note_bad(
+        self, newly_bad: list[int], notes: list[tuple[type[Warning], str]]
+    ) -> None:
+        fresh = sorted(set(newly_bad) - self._warned_bad)
+        if not fresh:
+            return
+        self._bad[fresh] = True
+        self._warned_bad.update(fresh)
+        names = tuple(self.store.name(i) for i in fresh)
+        notes.append(
+            (
+                ImageWarning,
+                f"Skipped {len(names)} unreadable image(s) while building a frame "
+                f"(replaced by other images of the same class): {', '.join(names[:10])}"
+                f"{' ...' if len(names) > 10 else ''}. They are left out of later frames.",
+            )
+        )
+
+    def _make_variants_distinct(
+        self,
+        plan: FramePlan,
+        digests: list[bytes],
+        make: Callable[[np.ndarray, int], None],
+        generation: int,
+        bar: tqdm,
+    ) -> tuple[np.ndarray, str]:
+        """Redoes variants equal to another sample of their class.
+
+        Returns:
+            The slots of the repeats left and the warning text about them.
+        """
+        redo = np.array([], dtype=np.int64)
+        if not plan.forced.any():
+            return redo, ""
+        attempts = 1 if self.spec.is_identity else self.max_attempts
+        redrawn = 0
+        for attempt in range(1, attempts + 1):
+            redo = self._duplicates(plan, digests)
+            if len(redo) == 0 or attempt == attempts:
+                break
+            redrawn += len(redo)
+            bar.set_postfix(redrawn=redrawn)
+            make(redo, attempt)
+        if len(redo) == 0:
+            return redo, ""
+        classes = sorted({self.class_names[c] for c in plan.labels[redo].tolist()})
+        if set(classes) <= self._warned_variety:
+            return redo, ""  # said already: no warning at every frame
+        self._warned_variety.update(classes)
+        if self.spec.is_identity:
+            return redo, (
+                f"Class(es) {classes}: there is no augmentation pipeline "
+                f"(augment=None), so the variants that fill these classes up to "
+                f"samples_per_class={self.samples_per_class} are copies of their "
+                f"natives; {len(redo)} sample(s) of frame {generation} are "
+                'repeats. Pass a pipeline (e.g. augment="light") or a '
+                "samples_per_class no larger than the natives of the class."
+            )
+        return redo, (
+            f"Class(es) {classes}: the augmentation pipeline could not make "
+            f"enough distinct variants; {len(redo)} sample(s) of frame "
+            f"{generation} are repeats. Use a stronger pipeline (`augment`, "
+            "`aug_p`) or a smaller `samples_per_class`."
+        )
+
+    @staticmethod
+    def _duplicates(plan: FramePlan, digests: list[bytes]) -> np.ndarray:
+        """Forced slots whose content equals an earlier-kept sample of the class."""
+        seen: dict[int, set[bytes]] = {}
+        for slot in np.flatnonzero(~plan.forced).tolist():
+            seen.setdefault(int(plan.labels[slot]), set()).add(digests[slot])
+        dupes = []
+        for slot in np.flatnonzero(plan.forced).tolist():
+            kept = seen.setdefault(int(plan.labels[slot]), set())
+            if digests[slot] in kept:
+                dupes.append(slot)
+            else:
+                kept.add(digests[slot])
+        return np.asarray(dupes, dtype=np.int64)

@@ -1,0 +1,455 @@
+"""Making samples in parallel, behind one seam (`SampleMaker`): a pool of threads, or of processes on shared memory."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import multiprocessing
+import os
+import pickle
+import queue
+import sys
+import threading
+import time
+import weakref
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from multiprocessing import shared_memory
+from typing import Any, Protocol
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from augframe._parallel import Gate, submit_paced
+from augframe.core.buffer import FrameBuffer
+from augframe.core.seeds import Stream, derive_rng
+from augframe.errors import ConfigError, SourceError
+from augframe.io.decode.files import ImageReadError
+from augframe.io.stores import ImageStore
+from augframe.pipeline import PipelineSpec, WorkerPipelines
+
+__all__ = [
+    "AUTO_PROCESS_PAYLOAD",
+    "AUTO_PROCESS_PIXELS",
+    "BatchResult",
+    "ProcessMaker",
+    "SampleMaker",
+    "SlotBatch",
+    "ThreadMaker",
+    "choose_maker",
+    "make_samples",
+]
+
+
+@dataclass(frozen=True)
+class SlotBatch:
+    """Some slots of a frame and what each needs (picklable, small)."""
+
+    slots: np.ndarray
+    natives: np.ndarray
+    labels: np.ndarray
+    forced: np.ndarray
+    seeds: np.ndarray
+    need_digests: bool
+
+    def __len__(self) -> int:
+        return len(self.slots)
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """What making a batch gave: digests per slot, natives found unreadable,
+    and the seconds it took."""
+
+    slots: np.ndarray
+    digests: list[bytes]
+    bad: list[int]
+    seconds: float = 0.0
+
+    def __len__(self) -> int:
+        return len(self.slots)
+
+
+def _digest(image: np.ndarray) -> bytes:
+    return hashlib.blake2b(np.ascontiguousarray(image).data, digest_size=16).digest()
+
+
+def _load(
+    store: ImageStore,
+    native: int,
+    label: int,
+    seed: int,
+    entropy: int,
+    bad: list[int],
+) -> np.ndarray:
+    """Loads a native; an unreadable one is replaced by one of its class."""
+    try:
+        return store.load(native)
+    except ImageReadError:
+        bad.append(native)
+    # The order of substitutes is fixed by the seed alone, so the frame does
+    # not depend on which worker found which file unreadable.
+    same = np.flatnonzero(np.asarray(store.labels) == label)
+    rng = derive_rng(entropy, Stream.SUBSTITUTE, seed)
+    for candidate in rng.permutation(same).tolist():
+        if candidate == native:
+            continue
+        try:
+            return store.load(candidate)
+        except ImageReadError:
+            bad.append(candidate)
+    raise SourceError(
+        f"Class index {label} has no readable image left (last tried "
+        f"{store.name(native)!r}). Check the files of that class."
+    )
+
+
+def make_samples(
+    store: ImageStore,
+    pipelines: WorkerPipelines,
+    out: np.ndarray,
+    batch: SlotBatch,
+    *,
+    entropy: int,
+) -> BatchResult:
+    """Loads, augments and writes the samples of `batch` into `out`."""
+    began = time.perf_counter()
+    digests: list[bytes] = []
+    bad: list[int] = []
+    for i, slot in enumerate(batch.slots.tolist()):
+        seed = int(batch.seeds[i])
+        image = _load(
+            store, int(batch.natives[i]), int(batch.labels[i]), seed, entropy, bad
+        )
+        sample = pipelines.apply(image, seed=seed, forced=bool(batch.forced[i]))
+        if sample.shape != out.shape[1:] or sample.dtype != np.uint8:
+            raise ConfigError(
+                "The augmentation pipeline changed the sample from "
+                f"{image.shape} uint8 to {sample.shape} {sample.dtype}. Samples "
+                f"must keep `image_size` and uint8: end the pipeline with "
+                f"A.Resize({out.shape[1]}, {out.shape[2]}) or drop the "
+                "crop/normalize step (use `preprocess` for normalisation)."
+            )
+        out[slot] = sample
+        if batch.need_digests:
+            digests.append(_digest(sample))
+    return BatchResult(
+        slots=batch.slots,
+        digests=digests,
+        bad=bad,
+        seconds=time.perf_counter() - began,
+    )
+
+
+class SampleMaker(Protocol):
+    """Runs batches of slots in parallel and writes them into a buffer."""
+
+    num_workers: int
+
+    def run(
+        self,
+        batches: Sequence[SlotBatch],
+        *,
+        buffer: FrameBuffer,
+        aug_p: float | None,
+        pipe_p: float | None,
+        cancel: threading.Event | None,
+        bar: tqdm,
+        gate: Gate | None = None,
+    ) -> list[BatchResult]: ...
+
+    def close(self) -> None: ...
+
+
+class ThreadMaker:
+    """Makes samples on `num_workers` threads, one pipeline per thread."""
+
+    def __init__(
+        self, store: ImageStore, spec: PipelineSpec, *, entropy: int, num_workers: int
+    ) -> None:
+        self.store, self.spec, self.entropy = store, spec, entropy
+        self.num_workers = num_workers
+        # Pipelines are kept from build to build (copying a Compose costs
+        # milliseconds): each is seeded per sample, so reuse changes nothing.
+        self._pipelines: dict[
+            tuple[float | None, float | None], queue.SimpleQueue[WorkerPipelines]
+        ] = {}
+        self._lock = threading.Lock()
+
+    def _free_pipelines(
+        self, aug_p: float | None, pipe_p: float | None
+    ) -> queue.SimpleQueue[WorkerPipelines]:
+        with self._lock:
+            key = (aug_p, pipe_p)
+            if key not in self._pipelines:
+                self._pipelines.clear()  # only the current probabilities
+                self._pipelines[key] = queue.SimpleQueue()
+            return self._pipelines[key]
+
+    def run(
+        self,
+        batches: Sequence[SlotBatch],
+        *,
+        buffer: FrameBuffer,
+        aug_p: float | None,
+        pipe_p: float | None,
+        cancel: threading.Event | None,
+        bar: tqdm,
+        gate: Gate | None = None,
+    ) -> list[BatchResult]:
+        pipelines = self._free_pipelines(aug_p, pipe_p)
+
+        def job(batch: SlotBatch) -> BatchResult:
+            # One pipeline per thread at a time: a Compose is not thread-safe.
+            try:
+                worker = pipelines.get_nowait()
+            except queue.Empty:
+                worker = WorkerPipelines(self.spec, aug_p=aug_p, pipe_p=pipe_p)
+            try:
+                return make_samples(
+                    self.store, worker, buffer.array, batch, entropy=self.entropy
+                )
+            finally:
+                pipelines.put(worker)
+
+        with ThreadPoolExecutor(
+            self.num_workers, thread_name_prefix="augframe-build"
+        ) as pool:
+            return submit_paced(
+                lambda batch: pool.submit(job, batch),
+                batches,
+                bar=bar,
+                cancel=cancel,
+                gate=gate,
+                window=2 * self.num_workers,
+            )
+
+    def close(self) -> None:
+        """Drops the kept pipelines: threads live only during `run`."""
+        with self._lock:
+            self._pipelines.clear()
+
+
+_WORKER: dict[str, Any] = {}
+
+
+def _init_worker(store: ImageStore, spec: PipelineSpec, entropy: int) -> None:
+    import cv2
+
+    cv2.setNumThreads(1)  # the pool is the parallelism; no nested thread pools
+    _WORKER.update(store=store, spec=spec, entropy=entropy, pipelines={}, buffers={})
+
+
+def _attach(name: str, shape: tuple[int, ...]) -> np.ndarray:
+    buffers: dict[str, tuple[shared_memory.SharedMemory, np.ndarray]] = _WORKER[
+        "buffers"
+    ]
+    if name not in buffers:
+        # Spawned workers share the parent's resource tracker, so attaching
+        # here does not make anyone unlink the segment but the parent.
+        shm = shared_memory.SharedMemory(name=name)
+        buffers[name] = (shm, np.ndarray(shape, dtype=np.uint8, buffer=shm.buf))
+    return buffers[name][1]
+
+
+def _process_job(
+    name: str,
+    shape: tuple[int, ...],
+    aug_p: float | None,
+    pipe_p: float | None,
+    batch: SlotBatch,
+) -> BatchResult:
+    cache: dict[tuple[float | None, float | None], WorkerPipelines] = _WORKER[
+        "pipelines"
+    ]
+    key = (aug_p, pipe_p)
+    if key not in cache:
+        cache.clear()
+        cache[key] = WorkerPipelines(_WORKER["spec"], aug_p=aug_p, pipe_p=pipe_p)
+    return make_samples(
+        _WORKER["store"],
+        cache[key],
+        _attach(name, shape),
+        batch,
+        entropy=_WORKER["entropy"],
+    )
+
+
+def _ping() -> int:
+    return os.getpid()
+
+
+@contextlib.contextmanager
+def _main_hidden(hide: bool) -> Iterator[None]:
+    """Keeps spawned children from re-importing the main script or module."""
+    main = sys.modules.get("__main__")
+    if not hide or main is None:
+        yield
+        return
+    saved = {
+        k: main.__dict__[k] for k in ("__file__", "__spec__") if k in main.__dict__
+    }
+    for key in saved:
+        if key == "__spec__":
+            main.__spec__ = None
+        else:
+            delattr(main, key)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            setattr(main, key, value)
+
+
+class ProcessMaker:
+    """Makes samples in `num_workers` spawned processes writing to shared memory.
+
+    The store and the pipeline are sent to each worker once (so `augment` must
+    be picklable: a transform, a pipeline file, or a module-level factory).
+    Worker processes start at the first build and stop at `close()` or when
+    the maker is garbage-collected. Scripts that use it need the usual
+    `if __name__ == "__main__":` guard, as for any spawned process.
+    """
+
+    def __init__(
+        self, store: ImageStore, spec: PipelineSpec, *, entropy: int, num_workers: int
+    ) -> None:
+        try:
+            payload = pickle.dumps((store, spec))
+        except Exception as exc:
+            raise ConfigError(
+                "Invalid value for argument `augment` with build_processes=True: "
+                f"it cannot be sent to worker processes ({exc!r}). Use an "
+                "albumentations transform, a pipeline file, or a factory defined "
+                "at module level (not a lambda or a local function)."
+            ) from exc
+        self.store, self.spec, self.entropy = store, spec, entropy
+        self.num_workers = num_workers
+        # Spawned children re-run the main script's imports (often Keras and
+        # TensorFlow: seconds and hundreds of MB each) unless told not to;
+        # they need it only when the pipeline refers to the main module.
+        self._needs_main = b"__main__" in payload
+        self._pool: ProcessPoolExecutor | None = None
+        self._finalizer: Callable[[], Any] | None = None
+
+    def start(self) -> None:
+        """Starts every worker process now (the first build would otherwise)."""
+        self._ensure_pool()
+
+    def _ensure_pool(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            pool = ProcessPoolExecutor(
+                self.num_workers,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_init_worker,
+                initargs=(self.store, self.spec, self.entropy),
+            )
+            with _main_hidden(not self._needs_main):
+                # One ping per worker starts them all while __main__ is hidden.
+                for future in [pool.submit(_ping) for _ in range(self.num_workers)]:
+                    future.result()
+            self._pool = pool
+            self._finalizer = weakref.finalize(self, pool.shutdown, cancel_futures=True)
+        return self._pool
+
+    def run(
+        self,
+        batches: Sequence[SlotBatch],
+        *,
+        buffer: FrameBuffer,
+        aug_p: float | None,
+        pipe_p: float | None,
+        cancel: threading.Event | None,
+        bar: tqdm,
+        gate: Gate | None = None,
+    ) -> list[BatchResult]:
+        if buffer.shm is None:
+            raise ValueError("ProcessMaker needs a FrameBuffer(shared=True)")
+        pool = self._ensure_pool()
+        shape = buffer.array.shape
+        name = buffer.shm.name
+
+        def job(batch: SlotBatch) -> Future[BatchResult]:
+            return pool.submit(_process_job, name, shape, aug_p, pipe_p, batch)
+
+        try:
+            return submit_paced(
+                job,
+                batches,
+                bar=bar,
+                cancel=cancel,
+                gate=gate,
+                window=2 * self.num_workers,
+            )
+        except BrokenProcessPool:
+            # A worker died (killed, out of memory): the next build starts a
+            # new pool instead of failing forever.
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Stops the worker processes (waiting for them to exit)."""
+        if self._finalizer is not None:
+            self._finalizer()
+            self._finalizer = None
+        self._pool = None
+
+    @property
+    def pids(self) -> list[int]:
+        """Process ids of the running workers (empty before the first build)."""
+        if self._pool is None:
+            return []
+        return list(getattr(self._pool, "_processes", {}) or {})
+
+
+AUTO_PROCESS_PIXELS = 2000 * 64 * 64
+"""Frames with at least this many pixels use worker processes in auto mode."""
+
+
+AUTO_PROCESS_PAYLOAD = 64 * 2**20
+"""Stores and pipelines larger than this, pickled, stay in threads (auto mode)."""
+
+
+def choose_maker(
+    store: ImageStore,
+    spec: PipelineSpec,
+    *,
+    entropy: int,
+    num_workers: int | None,
+    processes: bool | None,
+    frame_pixels: int,
+) -> SampleMaker:
+    """Picks threads or processes for a frame build.
+
+    `processes=None` (auto) takes processes when there is more than one core,
+    a pipeline to run, a frame of at least `AUTO_PROCESS_PIXELS` pixels, and a
+    store and pipeline that can be sent to workers cheaply without the main
+    script (a factory defined in a notebook or script keeps threads). Threads
+    default to one worker when a pipeline runs (it holds the GIL) and to every
+    core otherwise (decoding releases the GIL).
+    """
+    cpus = os.cpu_count() or 1
+    if processes is None:
+        processes = (
+            cpus > 1
+            and num_workers != 1
+            and not spec.is_identity
+            and frame_pixels >= AUTO_PROCESS_PIXELS
+            and _cheap_to_send(store, spec)
+        )
+    if processes and (num_workers or cpus) > 1:
+        return ProcessMaker(
+            store, spec, entropy=entropy, num_workers=num_workers or cpus
+        )
+    threads = num_workers or (cpus if spec.is_identity else 1)
+    return ThreadMaker(store, spec, entropy=entropy, num_workers=threads)
+
+
+def _cheap_to_send(store: ImageStore, spec: PipelineSpec) -> bool:
+    try:
+        payload = pickle.dumps((store, spec))
+    except Exception:
+        return False
+    return b"__main__" not in payload and len(payload) <= AUTO_PROCESS_PAYLOAD

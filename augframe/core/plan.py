@@ -1,0 +1,118 @@
+"""Pure functions that decide which natives a frame holds and how many variants.
+
+Nothing here touches pixels: a plan is a list of slots, each naming the native
+it starts from and whether it is an artificial variant (pipeline forced on).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["FramePlan", "frame_size", "plan_frame"]
+
+
+@dataclass(frozen=True)
+class FramePlan:
+    """Which native fills each slot of a frame.
+
+    Attributes:
+        native_index: `(N,)` int64, index of the native image in the store.
+        labels: `(N,)` int32 class index of every slot.
+        forced: `(N,)` bool, True for an artificial variant of a scarce class
+            (its pipeline is applied with `pipe_p=1` and must be distinct).
+    """
+
+    native_index: np.ndarray
+    labels: np.ndarray
+    forced: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.native_index.shape[0])
+
+    @property
+    def num_artificial(self) -> int:
+        """How many slots are artificial variants."""
+        return int(self.forced.sum())
+
+    def class_counts(self, num_classes: int) -> np.ndarray:
+        """Number of slots of each class, `(num_classes,)` int64."""
+        return np.bincount(self.labels, minlength=num_classes)
+
+
+def frame_size(class_counts: np.ndarray, samples_per_class: int | None) -> int:
+    """Number of samples in every frame for these native counts.
+
+    Example:
+    >>> frame_size(np.array([1000, 20]), 100)
+    200
+    >>> frame_size(np.array([1000, 20]), None)
+    1020
+    """
+    if samples_per_class is None:
+        return int(np.sum(class_counts))
+    return int(samples_per_class) * len(class_counts)
+
+
+def plan_frame(
+    labels: np.ndarray,
+    *,
+    num_classes: int,
+    samples_per_class: int | None,
+    rng: np.random.Generator | None,
+) -> FramePlan:
+    """Plans one class-balanced frame.
+
+    A class with at least `samples_per_class` natives draws that many distinct
+    natives without replacement. A scarce class takes every native once, then
+    fills up with variants spread evenly over its natives (round robin over a
+    shuffled list). `samples_per_class=None` takes every native once.
+
+    Args:
+        labels: `(n,)` class index of every native in the store.
+        num_classes: number of classes (every class must have a native).
+        samples_per_class: samples per class in the frame, or None.
+        rng: generator for the draws and the final shuffle; None keeps the
+            natives in store order and does not shuffle (validation).
+
+    Returns:
+        The plan, its slots shuffled when `rng` is given.
+
+    Example:
+    >>> plan = plan_frame(np.array([0, 0, 0, 1]), num_classes=2,
+    ...                   samples_per_class=2, rng=np.random.default_rng(0))
+    >>> plan.class_counts(2).tolist(), plan.num_artificial
+    ([2, 2], 1)
+    """
+    labels = np.asarray(labels)
+    natives: list[np.ndarray] = []
+    forced: list[np.ndarray] = []
+    for cls in range(num_classes):
+        idx = np.flatnonzero(labels == cls)
+        if samples_per_class is None or len(idx) == samples_per_class:
+            chosen, extra = idx, idx[:0]
+        elif len(idx) > samples_per_class:
+            chosen = idx[:samples_per_class]
+            if rng is not None:
+                chosen = np.sort(rng.choice(idx, samples_per_class, replace=False))
+            extra = idx[:0]
+        else:
+            chosen = idx
+            pool = rng.permutation(idx) if rng is not None else idx
+            extra = np.resize(pool, samples_per_class - len(idx))
+        natives.append(np.concatenate([chosen, extra]))
+        forced.append(
+            np.concatenate([np.zeros(len(chosen), bool), np.ones(len(extra), bool)])
+        )
+    native_index = np.concatenate(natives).astype(np.int64)
+    is_forced = np.concatenate(forced)
+    slot_labels = labels[native_index].astype(np.int32)
+    if rng is not None:
+        perm = rng.permutation(len(native_index))
+        native_index, is_forced, slot_labels = (
+            native_index[perm],
+            is_forced[perm],
+            slot_labels[perm],
+        )
+    return FramePlan(native_index=native_index, labels=slot_labels, forced=is_forced)
