@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 if TYPE_CHECKING:
+    from augframe.augment.serve import ServeAugment
     from augframe.callbacks import (
         ControlCallback,
         FrameScheduler,
@@ -46,9 +47,8 @@ if TYPE_CHECKING:
         VarietyWarning,
     )
     from augframe.io.stores import StoreSource
-    from augframe.report import FrameReport
+    from augframe.observe.report import FrameReport
     from augframe.sequence import FrameSequence
-    from augframe.serve import ServeAugment
 
 __version__ = "0.1.0"
 
@@ -62,13 +62,13 @@ _WHERE = {
     "ControlCallback": "augframe.callbacks",
     "ControlFileWarning": "augframe.errors",
     "ControlSettings": "augframe.control",
-    "FrameReport": "augframe.report",
+    "FrameReport": "augframe.observe.report",
     "FrameScheduler": "augframe.callbacks",
     "FrameSequence": "augframe.sequence",
     "FrameTensorBoard": "augframe.callbacks",
     "ImageWarning": "augframe.errors",
     "LifecycleWarning": "augframe.errors",
-    "ServeAugment": "augframe.serve",
+    "ServeAugment": "augframe.augment.serve",
     "SourceError": "augframe.errors",
     "StopOnControlFile": "augframe.callbacks",
     "StoreSource": "augframe.io.stores",

@@ -19,10 +19,10 @@ import keras
 from augframe import _checks
 from augframe.callback_core import ControlCore, FrameSchedulerCore, StopCore
 from augframe.errors import ConfigError
-from augframe.examples import contact_sheet
-from augframe.report import draw_report
+from augframe.observe.examples import contact_sheet
+from augframe.observe.report import draw_report
+from augframe.observe.summaries import MAX_SHEET_CLASSES, FrameSummaryWriter
 from augframe.sequence import FrameSequence
-from augframe.summaries import MAX_SHEET_CLASSES, FrameSummaryWriter
 
 __all__ = ["ControlCallback", "FrameScheduler", "FrameTensorBoard", "StopOnControlFile"]
 
@@ -103,7 +103,7 @@ class FrameTensorBoard(keras.callbacks.Callback):
     a run next to the `train` and `validation` runs of
     `keras.callbacks.TensorBoard(log_dir="logs")`), at step `epoch`, as
     Keras writes its `epoch_*` summaries: the step where the frame's curves
-    begin. Tags (see `augframe.summaries`): `frame/samples` (a row of
+    begin. Tags (see `augframe.observe.summaries`): `frame/samples` (a row of
     `per_class` samples per class), `frame/report` (the chart of
     `seq.frame_report`), scalars `class_count/<class>`,
     `class_variants/<class>`, `frame/build_seconds`,

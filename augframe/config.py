@@ -47,7 +47,7 @@ from pydantic import (
 )
 
 from augframe import _warn
-from augframe import pipelines as shipped
+from augframe.augment import pipelines as shipped
 from augframe.errors import ConfigError
 from augframe.options import OPTIONS, pydantic_type
 
@@ -151,7 +151,7 @@ def _serve_augment_model() -> type[BaseModel]:
     """`augframe.ServeAugment`'s options, derived from its fields (one definition)."""
     import dataclasses
 
-    from augframe.serve import FILL_MODES, ServeAugment
+    from augframe.augment.serve import FILL_MODES, ServeAugment
 
     types: dict[str, Any] = {
         "bool": StrictBool,
@@ -216,7 +216,7 @@ class _RunConfigBase(BaseModel):
                 "albumentations pipeline saved with `A.save` (.json or .yaml), or "
                 f"a shipped one: {', '.join(shipped.NAMES)}"
             )
-        from augframe.pipeline import load_pipeline
+        from augframe.augment.pipeline import load_pipeline
 
         try:
             load_pipeline(path)
@@ -258,7 +258,7 @@ class _RunConfigBase(BaseModel):
         if kwargs.get("shard") is not None:
             kwargs["shard"] = tuple(kwargs["shard"])
         if kwargs.get("serve_augment") is not None:
-            from augframe.serve import ServeAugment
+            from augframe.augment.serve import ServeAugment
 
             kwargs["serve_augment"] = ServeAugment(
                 **kwargs["serve_augment"].model_dump(exclude_unset=True)

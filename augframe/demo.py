@@ -25,7 +25,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from augframe.pipeline import A
+from augframe.augment.pipeline import A
 
 __all__ = [
     "DemoResult",

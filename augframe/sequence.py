@@ -54,7 +54,7 @@ class FrameSequence(SequenceCore, keras.utils.PyDataset):
             `(batch, height, width, 3 | 1 | 4)`, as in Keras. Files are
             decoded and arrays converted to it; a shipped `augment` pipeline
             leaves out the transforms that cannot take it, a pipeline of
-            yours that has one is refused by name (see `augframe.pipeline`).
+            yours that has one is refused by name (see `augframe.augment.pipeline`).
         interpolation: the resize filter, by Keras' name: "bilinear"
             (default), "nearest", "bicubic", "area", "lanczos3", "lanczos5",
             "gaussian" or "mitchellcubic"; OpenCV's equivalent or closest
@@ -82,7 +82,7 @@ class FrameSequence(SequenceCore, keras.utils.PyDataset):
             number replaces the `p` of each transform of the pipeline's top
             level (logged once, with what it replaces). A factory is called
             with it, or with its own default for it when None (see
-            `augframe.pipeline.PipelineSpec`).
+            `augframe.augment.pipeline.PipelineSpec`).
         pipe_p: None (the default): the pipeline's own top-level `p`, the
             probability that it runs on a native. A number replaces it.
             Variants of scarce classes always run the pipeline (`pipe_p=1`).

@@ -24,6 +24,8 @@ from typing import Any, TypeVar
 import numpy as np
 
 from augframe import options as opts
+from augframe.augment.pipeline import Augment, PipelineSpec
+from augframe.augment.serve import ServeAugment
 from augframe.core.builder import Frame
 from augframe.core.clock import EpochClock
 from augframe.core.engine import FrameEngine
@@ -39,9 +41,7 @@ from augframe.io.stores import (
     mapping_to_store,
     store_color_mode,
 )
-from augframe.pipeline import Augment, PipelineSpec
-from augframe.report import FrameReport
-from augframe.serve import ServeAugment
+from augframe.observe.report import FrameReport
 
 __all__ = ["LABEL_MODES", "SequenceCore", "scheduled_sequences"]
 
@@ -616,7 +616,7 @@ class SequenceCore:
         """What the frame being served holds per class, and its build's cost.
 
         Natives, artificial variants and repeats per class, build time and
-        speed (see `augframe.report.FrameReport`); also logged as one line per
+        speed (see `augframe.observe.report.FrameReport`); also logged as one line per
         frame and, with `example_dir`, drawn as `frame_<generation>_report.png`.
 
         Example:

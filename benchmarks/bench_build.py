@@ -1,7 +1,7 @@
 """Frame-build throughput: augframe's overhead over a bare loop, and its scaling.
 
 Builds frames of decoded in-RAM images (an `ArrayStore`, 96 px) with the
-`medium` pipeline shipped in `augframe.pipelines` and compares, side by side in one
+`medium` pipeline shipped in `augframe.augment.pipelines` and compares, side by side in one
 run (variants interleaved round by round; the median and the best round of
 each are reported, the best being the least disturbed by other load):
 
@@ -26,7 +26,7 @@ Measured on 2 shared cores (2,000 images, 3-7 rounds; other load moves
 single rounds by +-10 %): with a fresh `np.random.Generator` per sample,
 `thread x1` ran at 0.83-0.89x `loop`, `loop+seed` (that cost) at 0.85-0.93x.
 The build threads now keep one generator each and re-seed it in place per
-sample (`augframe.pipeline.WorkerPipelines`): `thread x1` 1.02x `loop`
+sample (`augframe.augment.pipeline.WorkerPipelines`): `thread x1` 1.02x `loop`
 (median; best rounds 1.00x), the plan, chunks, pool, load and copy costing
 less than the rounds' noise. Copying the pipelines anew at every build
 (`thread x1 fresh`, before) made no measurable difference at this frame size
@@ -121,12 +121,12 @@ def main(argv: list[str] | None = None) -> int:
 
     import cv2
 
+    from augframe.augment.pipeline import PipelineSpec
     from augframe.core.buffer import FrameBuffer
     from augframe.core.builder import FrameBuilder
     from augframe.core.engine import FrameEngine
     from augframe.core.makers import ProcessMaker, ThreadMaker
     from augframe.io.stores import mapping_to_store
-    from augframe.pipeline import PipelineSpec
 
     cv2.setNumThreads(1)  # one core means one core (build workers do the same)
     cpus = os.cpu_count() or 1

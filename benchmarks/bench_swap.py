@@ -1,7 +1,7 @@
 """Epoch-time evenness with background frame building: is the swap visible?
 
 Trains a small conv model with `FrameSequence` on decoded in-RAM 96 px images
-augmented by the `medium` pipeline shipped in `augframe.pipelines`, with background
+augmented by the `medium` pipeline shipped in `augframe.augment.pipelines`, with background
 building, at several `epochs_per_frame`, and times every epoch. The goal: no
 epoch slower than 1.1x the median epoch. Each variant is a set of
 `FrameEngine` options (how the background build is scheduled); all variants
@@ -223,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--pipeline",
         default="medium",
-        help="light, medium or heavy (augframe.pipelines)",
+        help="light, medium or heavy (augframe.augment.pipelines)",
     )
     parser.add_argument(
         "--threads", action="store_true", help="build in threads, not processes"

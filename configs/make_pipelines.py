@@ -2,7 +2,7 @@
 
     python configs/make_pipelines.py
 
-`augframe/pipelines/{light,medium,heavy}.yaml` (shipped in the package, used
+`augframe/augment/pipelines/{light,medium,heavy}.yaml` (shipped in the package, used
 by name: `augment="medium"`) are image-classification pipelines that
 keep the image size (no crops); `pipeline.json` is the demo's pipeline,
 `augframe.demo.demo_pipeline()`. augframe runs a pipeline with the `p` values
@@ -139,7 +139,7 @@ def main() -> None:
     """Writes the three YAML pipelines and the demo's JSON pipeline."""
     from augframe.demo import demo_pipeline
 
-    shipped = HERE.parent / "augframe" / "pipelines"
+    shipped = HERE.parent / "augframe" / "augment" / "pipelines"
     for name, make in PIPELINES.items():
         A.save(make(), str(shipped / f"{name}.yaml"), data_format="yaml")
     A.save(demo_pipeline(), str(HERE / "pipeline.json"))

@@ -16,7 +16,7 @@ import keras
 import numpy as np
 import pytest
 
-from augframe.pipeline import A
+from augframe.augment.pipeline import A
 
 IMAGE_SIZE = (16, 16)
 

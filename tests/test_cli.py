@@ -17,7 +17,7 @@ from augframe.cli import build_parser, default_cache_dir, main
 from augframe.control import HOT_KEYS, write_control
 
 REPO = Path(__file__).resolve().parents[1]
-LIGHT = REPO / "augframe" / "pipelines" / "light.yaml"
+LIGHT = REPO / "augframe" / "augment" / "pipelines" / "light.yaml"
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

@@ -15,12 +15,12 @@ import yaml
 from conftest import tiny_model, write_jpegs
 
 from augframe import ConfigError, FrameSequence, ServeAugment
+from augframe.augment.pipeline import A
 from augframe.config import RunConfig, load_config, read_config
-from augframe.pipeline import A
 from augframe.sequence_core import LABEL_MODES
 
 REPO = Path(__file__).resolve().parents[1]
-LIGHT = REPO / "augframe" / "pipelines" / "light.yaml"
+LIGHT = REPO / "augframe" / "augment" / "pipelines" / "light.yaml"
 
 
 @pytest.fixture

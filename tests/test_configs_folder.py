@@ -12,10 +12,10 @@ import pytest
 from conftest import random_images, write_jpegs
 
 from augframe import FrameSequence, pipelines
+from augframe.augment.pipeline import A, PipelineSpec, load_pipeline
 from augframe.config import load_config
 from augframe.control import HOT_KEYS, parse_control
 from augframe.demo import demo_pipeline
-from augframe.pipeline import A, PipelineSpec, load_pipeline
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 PIPELINES = ["light", "medium", "heavy"]

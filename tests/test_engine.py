@@ -13,11 +13,11 @@ import threading
 import numpy as np
 import pytest
 
+from augframe.augment.pipeline import A, PipelineSpec
 from augframe.core.engine import EngineState, FrameEngine
 from augframe.core.pacing import BuildPacer
 from augframe.errors import BuildError
 from augframe.io.stores import mapping_to_store
-from augframe.pipeline import A, PipelineSpec
 from tests.conftest import random_images
 
 SIZE = (12, 12)

@@ -7,7 +7,7 @@ import numpy as np
 from conftest import IMAGE_SIZE, flip_rotate, tiny_model
 
 from augframe import FrameSequence
-from augframe.examples import ExampleRing
+from augframe.observe.examples import ExampleRing
 
 
 def test_ring_never_exceeds_its_bound_and_deletes_oldest(tmp_path):

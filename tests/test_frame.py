@@ -12,7 +12,7 @@ import pytest
 from conftest import IMAGE_SIZE, random_images, tiny_model
 
 from augframe import FrameSequence
-from augframe.pipeline import A
+from augframe.augment.pipeline import A
 
 
 def strong(aug_p: float = 1.0, pipe_p: float = 1.0) -> A.Compose:

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 
 import augframe
+from augframe.augment.pipeline import A, PipelineSpec
 from augframe.core.engine import FrameEngine
 from augframe.core.schedule import CONTENTION, SAFETY, FrameLength
 from augframe.errors import ConfigError
 from augframe.io.stores import mapping_to_store
-from augframe.pipeline import A, PipelineSpec
 from tests.conftest import EpochRecorder, random_images, tiny_model
 
 SIZE = (12, 12)

@@ -20,11 +20,11 @@ import yaml
 import augframe.io.decode.files
 import augframe.io.stores
 from augframe import CacheWarning, ConfigError, FrameSequence, SourceError
+from augframe.augment.pipeline import A
 from augframe.io.cache import build_cache
 from augframe.io.decode.arrays import Decoding, resize
 from augframe.io.decode.files import decode_image, load_image
 from augframe.io.listing import collect_directory
-from augframe.pipeline import A
 
 SIZE = (16, 16)
 QUIET = {"verbose": 0}

@@ -25,8 +25,8 @@ from augframe import (
     StopOnControlFile,
     VarietyWarning,
 )
-from augframe.examples import ExampleRing
-from augframe.pipeline import A, load_pipeline
+from augframe.augment.pipeline import A, load_pipeline
+from augframe.observe.examples import ExampleRing
 
 # ------------------------------------------------------------ pipeline files
 

@@ -11,8 +11,8 @@ import pytest
 from conftest import random_images
 
 from augframe import FrameSequence, VarietyWarning
+from augframe.augment.pipeline import FACTORY_DEFAULTS, A, PipelineSpec, load_pipeline
 from augframe.cli import main
-from augframe.pipeline import FACTORY_DEFAULTS, A, PipelineSpec, load_pipeline
 
 SIZE = (8, 8)
 

@@ -16,8 +16,8 @@ from conftest import IMAGE_SIZE, flip_rotate, random_images, tiny_model
 
 import augframe
 from augframe import ConfigError, FrameSequence, FrameTensorBoard, VarietyWarning
-from augframe.examples import ExampleRing
-from augframe.report import NATIVE, REPEAT, VARIANT, WIDTH, draw_report
+from augframe.observe.examples import ExampleRing
+from augframe.observe.report import NATIVE, REPEAT, VARIANT, WIDTH, draw_report
 
 # imbalanced_source: rich 40, medium 10, scarce 2 natives; classes sorted.
 NAMES = ("medium", "rich", "scarce")

@@ -11,7 +11,7 @@ import pytest
 from conftest import IMAGE_SIZE, EpochRecorder, flip_rotate, random_images, tiny_model
 
 from augframe import ConfigError, FrameSequence, ServeAugment, VarietyWarning
-from augframe.pipeline import A
+from augframe.augment.pipeline import A
 
 
 def make(source, **kwargs) -> FrameSequence:

@@ -10,7 +10,7 @@ import pytest
 from conftest import flip_rotate, random_images
 
 from augframe import ConfigError, FrameSequence, ServeAugment
-from augframe.serve import reflect
+from augframe.augment.serve import reflect
 
 
 def reference(aug: ServeAugment, images: np.ndarray, rng: np.random.Generator):

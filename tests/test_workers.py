@@ -111,11 +111,11 @@ def test_thread_pipelines_are_kept_between_builds_and_change_nothing(source):
     """Threads keep their pipelines from build to build (copying a Compose
     costs milliseconds per build and per redraw round); frames, variants
     included, are those of a maker that copies them anew."""
+    from augframe.augment.pipeline import PipelineSpec
     from augframe.core.buffer import FrameBuffer
     from augframe.core.builder import FrameBuilder
     from augframe.core.makers import ThreadMaker
     from augframe.io.stores import mapping_to_store
-    from augframe.pipeline import PipelineSpec
 
     store, names = mapping_to_store(source, image_size=IMAGE_SIZE, num_workers=1)
     spec = PipelineSpec(flip_rotate)

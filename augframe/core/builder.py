@@ -12,13 +12,13 @@ from tqdm.auto import tqdm
 
 from augframe import _console, _warn
 from augframe._parallel import Gate
+from augframe.augment.pipeline import PipelineSpec
 from augframe.core.buffer import FrameBuffer
 from augframe.core.makers import BatchResult, SampleMaker, SlotBatch, ThreadMaker
 from augframe.core.plan import FramePlan, plan_frame
 from augframe.core.seeds import Stream, derive_rng, derive_seeds
 from augframe.errors import ImageWarning, VarietyWarning
 from augframe.io.stores import ImageStore
-from augframe.pipeline import PipelineSpec
 
 __all__ = ["Frame", "FrameBuilder"]
 

@@ -92,6 +92,7 @@ from typing import Any
 import numpy as np
 
 from augframe import _console
+from augframe.augment.pipeline import PipelineSpec
 from augframe.control import ControlFile, write_control
 from augframe.core.background import BackgroundBuild
 from augframe.core.buffer import FrameBuffer
@@ -102,11 +103,10 @@ from augframe.core.plan import frame_size
 from augframe.core.schedule import FrameLength
 from augframe.core.seeds import Stream, derive_rng
 from augframe.errors import AugframeError, BuildError
-from augframe.examples import ExampleRing, contact_sheet, save_png
 from augframe.io.decode.arrays import CHANNELS
 from augframe.io.stores import ImageStore, store_color_mode
-from augframe.pipeline import PipelineSpec
-from augframe.report import FrameReport, draw_report
+from augframe.observe.examples import ExampleRing, contact_sheet, save_png
+from augframe.observe.report import FrameReport, draw_report
 
 __all__ = ["EngineState", "FrameEngine", "View"]
 
@@ -145,7 +145,7 @@ class FrameEngine:
             from.
         spec: the augmentation pipeline.
         aug_p: probability of each transform; None: each keeps its own
-            (see `augframe.pipeline.PipelineSpec`).
+            (see `augframe.augment.pipeline.PipelineSpec`).
         pipe_p: probability that the pipeline runs on a native; None: the
             pipeline's own.
         fixed_order: serve in store order, never reshuffle, never regenerate
@@ -153,7 +153,7 @@ class FrameEngine:
         control_file: a control.json read at every epoch end (written with
             the current values first).
         example_dir: folder for example JPEGs and a report PNG per frame
-            (`augframe.report`).
+            (`augframe.observe.report`).
         example_prob: probability that a sample of a frame is written there.
         max_examples: the most example files kept, and the most reports.
         seed: the root seed (None: fresh entropy).

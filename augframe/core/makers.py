@@ -23,12 +23,12 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from augframe._parallel import Gate, submit_paced
+from augframe.augment.pipeline import PipelineSpec, WorkerPipelines
 from augframe.core.buffer import FrameBuffer
 from augframe.core.seeds import Stream, derive_rng
 from augframe.errors import ConfigError, SourceError
 from augframe.io.decode.files import ImageReadError
 from augframe.io.stores import ImageStore
-from augframe.pipeline import PipelineSpec, WorkerPipelines
 
 __all__ = [
     "AUTO_PROCESS_PAYLOAD",

@@ -1,0 +1,1 @@
+"""Augmentation: albumentations pipelines for frames (`pipeline`, the shipped `pipelines`) and `ServeAugment` for served batches."""

@@ -1,0 +1,640 @@
+"""Building albumentations pipelines from transforms, factories and files.
+
+`PipelineSpec` remembers what the user passed as `augment` and builds a fresh
+`A.Compose` for given `aug_p` / `pipe_p` values (None: the pipeline's own
+probabilities), one per worker thread (a Compose keeps per-call state on the
+instance and is not thread-safe). `load_pipeline` reads a file saved with
+`A.save` and says in words what is wrong with one that cannot be loaded.
+
+Samples of one channel ("grayscale", `(H, W, 1)`) or four ("rgba") reach
+the pipeline as they are; albumentations 2.0 keeps their channels, but some
+of its color transforms refuse them (ISONoise needs 3 channels; ToGray,
+HueSaturationValue, ColorJitter and CLAHE refuse 4) and HueSaturationValue
+warns on one (hue and saturation do not apply). So for those color modes
+`PipelineSpec` runs every transform once, forced on, on a sample of that
+shape before any image is decoded (`incompatible_transforms`). A pipeline of
+yours with such a transform is a `ConfigError` naming it; a shipped pipeline
+("light", "medium", "heavy") leaves those transforms out, and logs which:
+"light" keeps everything; "medium" loses HueSaturationValue (grayscale and
+rgba); "heavy" loses HueSaturationValue, ISONoise and ToGray (grayscale and
+rgba), and ColorJitter and CLAHE (rgba).
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import inspect
+import json
+import logging
+import os
+import random
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+from pydantic import ValidationError
+
+from augframe import _warn
+from augframe.augment import pipelines as shipped
+from augframe.errors import ConfigError
+from augframe.io.decode.arrays import CHANNELS, to_color_mode
+
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+import albumentations as A
+from albumentations.core.composition import BaseCompose
+from albumentations.core.serialization import (
+    NON_SERIALIZABLE_REGISTRY,
+    SERIALIZABLE_REGISTRY,
+    shorten_class_name,
+)
+from albumentations.core.transforms_interface import BasicTransform
+
+__all__ = [
+    "FACTORY_DEFAULTS",
+    "Augment",
+    "PipelineSpec",
+    "WorkerPipelines",
+    "incompatible_transforms",
+    "load_pipeline",
+]
+
+logger = logging.getLogger("augframe")
+
+Augment = Any
+"""A transform, a factory `f(aug_p, pipe_p) -> transform`, a JSON/YAML path, or None."""
+
+_Transform = BasicTransform | BaseCompose
+
+
+def load_pipeline(path: str | os.PathLike[str]) -> A.Compose:
+    """Loads an albumentations pipeline saved with `A.save` (JSON or YAML).
+
+    `path` may also name a shipped pipeline: "light", "medium" or "heavy".
+    The probabilities in the file are the pipeline's own (see `PipelineSpec`).
+
+    Raises:
+        ConfigError: saying in words what is wrong: no such file; not JSON or
+            YAML (with the parser's line and column); no "transform" key; an
+            unknown transform name (with the closest known one); a transform
+            with an argument it does not take or an invalid value (naming
+            the transform, where it is in the file and the argument); and,
+            when the file was saved by another albumentations version than
+            the one installed, that too.
+
+    Example:
+    >>> load_pipeline("light").transforms[0]
+    HorizontalFlip(p=0.5)
+    >>> load_pipeline("lihgt")
+    Traceback (most recent call last):
+    ...
+    augframe.errors.ConfigError: Invalid value for argument `augment`. Received: 'lihgt', which does not exist and is not a shipped pipeline's name. Did you mean 'light'? Expected a path to a pipeline saved with `A.save(transform, path)` (.json or .yaml), or a shipped pipeline: 'light', 'medium', 'heavy'.
+    """
+    file = Path(path)
+    if not file.is_file() and str(path) in shipped.NAMES:
+        file = shipped.path(str(path))
+    if not file.is_file():
+        close = difflib.get_close_matches(str(path), shipped.NAMES, n=1)
+        what = (
+            "which is a folder, not a file."
+            if file.is_dir()
+            else "which does not exist and is not a shipped pipeline's name."
+            + (f" Did you mean {close[0]!r}?" if close else "")
+        )
+        raise ConfigError(
+            f"Invalid value for argument `augment`. Received: {str(path)!r}, "
+            f"{what} Expected a path to a pipeline saved with `A.save(transform, "
+            "path)` (.json or .yaml), or a shipped pipeline: "
+            f"{', '.join(repr(n) for n in shipped.NAMES)}."
+        )
+    data = _read_pipeline_file(file)
+    transform = data.get("transform")
+    note = _version_note(data)
+    if not isinstance(transform, dict):
+        found = (
+            f"its keys are {sorted(str(k) for k in data)}"
+            if transform is None
+            else f'its "transform" is {repr(transform)[:40]}'
+        )
+        raise ConfigError(
+            f'The pipeline file {str(file)!r} has no "transform" mapping ({found}): '
+            "it is not a pipeline saved with `A.save(transform, path)`, which "
+            'writes {"__version__": ..., "transform": {"__class_fullname__": '
+            '"Compose", "p": ..., "transforms": [...]}}.' + note
+        )
+    loaded = _from_dict(transform, where="transform", file=file, note=note)
+    return _as_compose(loaded, what=str(file))
+
+
+def _read_pipeline_file(file: Path) -> dict[str, Any]:
+    """The mapping a pipeline file holds (JSON, or YAML by its suffix)."""
+    suffix = file.suffix.lower()
+    try:
+        text = file.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(
+            f"The pipeline file {str(file)!r} is not text (not UTF-8): expected "
+            "JSON or YAML written by `A.save(transform, path)`."
+        ) from None
+    except OSError as exc:
+        raise ConfigError(
+            f"Cannot read the pipeline file {str(file)!r} ({exc.strerror or exc})."
+        ) from None
+    formats = (
+        ("YAML",)
+        if suffix in {".yaml", ".yml"}
+        else ("JSON",)
+        if suffix == ".json"
+        else ("JSON", "YAML")
+    )
+    problems = []
+    for data_format in formats:
+        try:
+            data = json.loads(text) if data_format == "JSON" else yaml.safe_load(text)
+        except json.JSONDecodeError as exc:
+            problems.append(
+                f"not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
+            )
+            continue
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            at = f" at line {mark.line + 1} column {mark.column + 1}" if mark else ""
+            problem = getattr(exc, "problem", None) or type(exc).__name__
+            problems.append(f"not valid YAML ({problem}{at})")
+            continue
+        except (RecursionError, ValueError) as exc:
+            problems.append(f"not valid {data_format} ({type(exc).__name__})")
+            continue
+        if isinstance(data, dict):
+            return data
+        problems.append(f"{data_format} holding a {type(data).__name__}, not a mapping")
+    raise ConfigError(
+        f"The pipeline file {str(file)!r} is {' and '.join(problems)}. Expected "
+        "a pipeline saved with `A.save(transform, path)` (JSON) or "
+        '`A.save(transform, path, data_format="yaml")`, named .json or .yaml.'
+    )
+
+
+def _version_note(data: dict[str, Any]) -> str:
+    """A sentence when the file was saved by another albumentations version."""
+    saved = str(data.get("__version__", ""))
+    if not saved or saved.split(".")[:2] == A.__version__.split(".")[:2]:
+        return ""
+    return (
+        f" The file was saved with albumentations {saved}; this is "
+        f"{A.__version__}, whose transforms and arguments differ: create the "
+        "pipeline again with this version and save it with `A.save`."
+    )
+
+
+def _from_dict(node: Any, *, where: str, file: Path, note: str) -> Any:
+    """`A.from_dict` of one node of a pipeline file, with errors in words.
+
+    `where` names the node in the file ("transform.transforms[1]").
+    """
+
+    def fail(problem: str) -> ConfigError:
+        return ConfigError(
+            f"The pipeline file {str(file)!r}: {problem}.{note}"
+            if note
+            else f"The pipeline file {str(file)!r}: {problem}."
+        )
+
+    if not isinstance(node, dict):
+        raise fail(
+            f"{where} is a {type(node).__name__}; expected a transform, a mapping "
+            'with "__class_fullname__"'
+        )
+    name = node.get("__class_fullname__")
+    if not isinstance(name, str):
+        raise fail(f'{where} has no "__class_fullname__" (the transform\'s name)')
+    if name in NON_SERIALIZABLE_REGISTRY:
+        raise fail(
+            f"{where} is a {name}, which holds Python code and cannot be loaded "
+            "from a file; pass the pipeline as an object (`augment=A.Compose(...)`)"
+        )
+    cls = SERIALIZABLE_REGISTRY.get(shorten_class_name(name))
+    if cls is None:
+        close = difflib.get_close_matches(
+            shorten_class_name(name), list(SERIALIZABLE_REGISTRY), n=1
+        )
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise fail(
+            f"unknown transform {name!r} at {where}{hint}: albumentations "
+            f"{A.__version__} has no transform of that name"
+        )
+    args = {k: v for k, v in node.items() if k != "__class_fullname__"}
+    if "transforms" in args:
+        children = args["transforms"]
+        if not isinstance(children, list):
+            raise fail(
+                f"{where}.transforms of {shorten_class_name(name)} is a "
+                f"{type(children).__name__}; expected a list of transforms"
+            )
+        args["transforms"] = [
+            _from_dict(child, where=f"{where}.transforms[{i}]", file=file, note=note)
+            for i, child in enumerate(children)
+        ]
+    if "p" not in args and name not in ("Compose", "Sequential"):
+        args["p"] = 0.5  # what `A.from_dict` does, with the same warning
+        _warn.warn(
+            f"{file}: {shorten_class_name(name)} at {where} has no 'p'; "
+            "albumentations uses p=0.5",
+            UserWarning,
+        )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            made = cls(**args)
+        except Exception as exc:  # albumentations raises many types here
+            raise fail(
+                f"{shorten_class_name(name)} at {where} cannot be made from its "
+                f"arguments: {_argument_problems(exc)}"
+            ) from exc
+    invalid = getattr(made, "invalid_args", None)
+    if invalid:
+        raise fail(
+            f"{shorten_class_name(name)} at {where} does not take the "
+            f"argument(s) {', '.join(repr(a) for a in invalid)}"
+        )
+    for record in caught:
+        _warn.warn(f"{file}: {record.message}", record.category)
+    return made
+
+
+def _argument_problems(exc: BaseException) -> str:
+    """What is wrong with a transform's arguments, in one line."""
+    cause = exc.__cause__ if isinstance(exc.__cause__, ValidationError) else exc
+    if isinstance(cause, ValidationError):
+        by_argument: dict[str, list[str]] = {}
+        received: dict[str, Any] = {}
+        for error in cause.errors():
+            argument = str(error["loc"][0]) if error["loc"] else "arguments"
+            by_argument.setdefault(argument, [])
+            if error["msg"] not in by_argument[argument]:
+                by_argument[argument].append(error["msg"])
+            received.setdefault(argument, error.get("input"))
+        return "; ".join(
+            f"`{argument}`={received[argument]!r}: {' or '.join(messages)}"
+            for argument, messages in by_argument.items()
+        )
+    first = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {first[0] if first else ''}"
+
+
+def _as_compose(transform: Any, *, what: str) -> A.Compose:
+    if isinstance(transform, A.Compose):
+        return transform
+    if isinstance(transform, _Transform):
+        return A.Compose([transform])
+    raise ConfigError(
+        f"Invalid pipeline from {what}. Received: {type(transform).__name__}. "
+        "Expected an albumentations transform or Compose."
+    )
+
+
+FACTORY_DEFAULTS = (0.1, 0.5)
+"""`(aug_p, pipe_p)` for a factory whose parameters have no defaults of their own."""
+
+
+class PipelineSpec:
+    """What the user passed as `augment`, able to build fresh pipelines.
+
+    A pipeline means what it says. A transform object, a Compose or a file
+    (a shipped pipeline too) keeps the probabilities its author set, unless
+    `aug_p` or `pipe_p` is given: `pipe_p` then replaces the top-level `p`
+    (whether the pipeline runs at all on a native) and `aug_p` every direct
+    child's `p` (nested `OneOf`/`Compose` keep their inner probabilities).
+    None, the default of both, keeps the pipeline's own. Each build is a deep
+    copy.
+
+    A factory `f(aug_p, pipe_p) -> transform` owns both probabilities: it is
+    called with `aug_p` and `pipe_p`; one that is None is replaced by the
+    factory's own default for that parameter (its first or second), or, for
+    a parameter without a default, by `FACTORY_DEFAULTS` (0.1, 0.5).
+
+    Variants of scarce classes are drawn from `build(aug_p=..., pipe_p=1.0)`:
+    the pipeline forced on, each transform at `aug_p` or its own `p`.
+
+    With `color_mode` other than "rgb", the pipeline is checked for
+    transforms that cannot take samples of that many channels (see the
+    module docstring), before any image is decoded.
+
+    Example:
+    >>> spec = PipelineSpec(A.Compose([A.HorizontalFlip(p=0.5)], p=0.8))
+    >>> compose = spec.build(aug_p=None, pipe_p=None)  # as the pipeline says
+    >>> compose.p, compose.transforms[0].p
+    (0.8, 0.5)
+    >>> compose = spec.build(aug_p=0.3, pipe_p=1.0)
+    >>> compose.p, compose.transforms[0].p
+    (1.0, 0.3)
+    >>> spec.override_note("aug_p", 0.3)
+    "aug_p=0.3 replaces the pipeline's own probabilities (HorizontalFlip p=0.5)"
+    >>> PipelineSpec(A.Compose([A.ISONoise()]), color_mode="grayscale")
+    Traceback (most recent call last):
+    ...
+    augframe.errors.ConfigError: The augmentation pipeline cannot take color_mode='grayscale' samples (1 channel): ISONoise (ValueError: This transformation expects 3-channel images ...). Remove these transforms from the pipeline, or use color_mode='rgb'.
+    """
+
+    def __init__(
+        self,
+        augment: Augment,
+        *,
+        color_mode: str = "rgb",
+        image_size: tuple[int, int] = (64, 64),
+    ) -> None:
+        self._template: A.Compose | None = None
+        self._factory: Callable[[float, float], Any] | None = None
+        self._factory_defaults = FACTORY_DEFAULTS
+        if augment is None:
+            pass
+        elif isinstance(augment, (str, os.PathLike)):
+            self._template = load_pipeline(augment)
+            if color_mode != "rgb" and _is_shipped(augment):
+                self._template = _without_incompatible(
+                    self._template, color_mode, image_size, what=str(augment)
+                )
+                return
+        elif isinstance(augment, _Transform):
+            self._template = _as_compose(copy.deepcopy(augment), what="`augment`")
+        elif callable(augment):
+            self._factory = augment
+            self._factory_defaults = _factory_defaults(augment)
+        else:
+            raise ConfigError(
+                "Invalid value for argument `augment`. Received: "
+                f"{type(augment).__name__}. Expected an albumentations transform, "
+                "a factory `f(aug_p, pipe_p) -> transform`, a path to a pipeline "
+                "saved with `A.save`, or None."
+            )
+        if color_mode != "rgb" and not self.is_identity:
+            probe = self.build(aug_p=1.0, pipe_p=1.0)
+            assert probe is not None
+            bad = [
+                (name, reason)
+                for _, name, status, reason in incompatible_transforms(
+                    probe, color_mode, image_size
+                )
+                if status == "error"
+            ]
+            if bad:
+                channels = CHANNELS[color_mode]
+                listed = "; ".join(f"{name} ({reason})" for name, reason in bad)
+                raise ConfigError(
+                    f"The augmentation pipeline cannot take color_mode={color_mode!r} "
+                    f"samples ({channels} channel{'s' if channels > 1 else ''}): "
+                    f"{listed}. Remove these transforms from the pipeline, or use "
+                    "color_mode='rgb'."
+                )
+
+    @property
+    def is_identity(self) -> bool:
+        """True when there is no pipeline at all (`augment=None`)."""
+        return self._template is None and self._factory is None
+
+    def build(self, *, aug_p: float | None, pipe_p: float | None) -> A.Compose | None:
+        """A fresh pipeline for these probabilities (None for no augmentation).
+
+        None for `aug_p` or `pipe_p` keeps the pipeline's own (for a
+        factory: its default, see the class docstring).
+        """
+        if self._factory is not None:
+            aug_p = self._factory_defaults[0] if aug_p is None else aug_p
+            pipe_p = self._factory_defaults[1] if pipe_p is None else pipe_p
+            try:
+                made = self._factory(aug_p, pipe_p)
+            except Exception as exc:
+                raise ConfigError(
+                    f"The `augment` factory failed for aug_p={aug_p}, "
+                    f"pipe_p={pipe_p}: {exc!r}. A factory is called as "
+                    "`factory(aug_p, pipe_p)` and must return an albumentations "
+                    "transform."
+                ) from exc
+            return _as_compose(made, what="the `augment` factory")
+        if self._template is None:
+            return None
+        compose = copy.deepcopy(self._template)
+        if pipe_p is not None:
+            compose.p = pipe_p
+        if aug_p is not None:
+            for child in compose.transforms:
+                child.p = aug_p
+        return compose
+
+    def override_note(self, name: str, value: float) -> str:
+        """What setting `name` ("aug_p" or "pipe_p") to `value` replaces, in words.
+
+        Empty for a factory, which is called with the value (it owns its
+        probabilities).
+        """
+        if self._factory is not None:
+            return ""
+        if self._template is None:
+            return (
+                f"{name}={value:g} has no effect: there is no augmentation "
+                "pipeline (augment=None)"
+            )
+        if name == "pipe_p":
+            return (
+                f"pipe_p={value:g} replaces the pipeline's own p="
+                f"{self._template.p:g} (the probability that it runs on a native)"
+            )
+        children = [
+            f"{type(child).__name__} p={child.p:g}"
+            for child in self._template.transforms
+        ]
+        shown = ", ".join(children[:8]) + (
+            f", and {len(children) - 8} more" if len(children) > 8 else ""
+        )
+        return f"{name}={value:g} replaces the pipeline's own probabilities ({shown})"
+
+
+def _factory_defaults(factory: Callable[..., Any]) -> tuple[float, float]:
+    """The defaults of a factory's first two parameters, else `FACTORY_DEFAULTS`."""
+    try:
+        parameters = list(inspect.signature(factory).parameters.values())
+    except (TypeError, ValueError):  # a builtin or C callable: no signature
+        return FACTORY_DEFAULTS
+    positional = [
+        p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+    ][:2]
+    found = list(FACTORY_DEFAULTS)
+    for i, parameter in enumerate(positional):
+        default = parameter.default
+        if (
+            isinstance(default, (int, float))
+            and not isinstance(default, bool)
+            and 0.0 <= default <= 1.0
+        ):
+            found[i] = float(default)
+    return found[0], found[1]
+
+
+class WorkerPipelines:
+    """The pipelines of one worker thread: normal and forced-on (`pipe_p=1`).
+
+    `apply` seeds the pipeline from the slot's own seed, so a sample does not
+    depend on which worker made it or on what that worker made before. The
+    generators are made once and re-seeded in place for every sample:
+    creating a `np.random.Generator` per sample cost about 8 % of a 96 px
+    build (SeedSequence hashing), re-seeding about 1 %.
+    """
+
+    def __init__(
+        self, spec: PipelineSpec, *, aug_p: float | None, pipe_p: float | None
+    ) -> None:
+        self.normal = spec.build(aug_p=aug_p, pipe_p=pipe_p)
+        self.forced = spec.build(aug_p=aug_p, pipe_p=1.0)
+        self._bits = np.random.PCG64(0)
+        self._py = random.Random(0)
+        generator = np.random.Generator(self._bits)
+        for compose in (self.normal, self.forced):
+            if compose is not None:
+                compose.set_random_state(generator, self._py)
+
+    def apply(self, image: np.ndarray, *, seed: int, forced: bool) -> np.ndarray:
+        compose = self.forced if forced else self.normal
+        if compose is None:
+            return image
+        self._bits.state = pcg64_state(seed)  # type: ignore[assignment]
+        self._py.seed(seed)
+        out: np.ndarray = compose(image=image)["image"]
+        return out
+
+
+_MASK64 = (1 << 64) - 1
+
+
+def _splitmix64(x: int) -> tuple[int, int]:
+    """The next state and output of SplitMix64 (a fast, well-mixed hash)."""
+    x = (x + 0x9E3779B97F4A7C15) & _MASK64
+    z = x
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return x, z ^ (z >> 31)
+
+
+def pcg64_state(seed: int) -> dict[str, Any]:
+    """A PCG64 state (128-bit state and odd increment) mixed from `seed`.
+
+    Distinct seeds give unrelated states and streams; the same seed, the
+    same state in any thread or process.
+
+    Example:
+    >>> bits = np.random.PCG64(0)
+    >>> bits.state = pcg64_state(7)
+    >>> a = np.random.Generator(bits).integers(1000, size=3)
+    >>> bits.state = pcg64_state(7)
+    >>> bool((np.random.Generator(bits).integers(1000, size=3) == a).all())
+    True
+    """
+    x, a = _splitmix64(int(seed))
+    x, b = _splitmix64(x)
+    x, c = _splitmix64(x)
+    _, d = _splitmix64(x)
+    return {
+        "bit_generator": "PCG64",
+        "state": {"state": (a << 64) | b, "inc": ((c << 64) | d) | 1},
+        "has_uint32": 0,
+        "uinteger": 0,
+    }
+
+
+def _is_shipped(augment: str | os.PathLike[str]) -> bool:
+    """Whether `augment` names a shipped pipeline (by name or by its file)."""
+    file = Path(augment)
+    if not file.is_file():
+        return str(augment) in shipped.NAMES
+    return file.resolve().parent == shipped.path(shipped.NAMES[0]).parent
+
+
+def _leaves(
+    transforms: Any, prefix: tuple[int, ...] = ()
+) -> list[tuple[tuple[int, ...], BasicTransform]]:
+    """Every transform that is not a composition, with its index path."""
+    found: list[tuple[tuple[int, ...], BasicTransform]] = []
+    for i, transform in enumerate(transforms):
+        if isinstance(transform, BaseCompose):
+            found.extend(_leaves(transform.transforms, (*prefix, i)))
+        else:
+            found.append(((*prefix, i), transform))
+    return found
+
+
+def _try(transform: BasicTransform, image: np.ndarray) -> tuple[str, str]:
+    """Runs `transform` once, forced on: ("ok" | "warning" | "error", reason)."""
+    leaf = copy.deepcopy(transform)
+    leaf.p = 1.0
+    compose = A.Compose([leaf], p=1.0)
+    compose.set_random_state(np.random.default_rng(0), random.Random(0))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            out = compose(image=image.copy())["image"]
+        except Exception as exc:  # albumentations raises many types here
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            return "error", f"{type(exc).__name__}: {first} ..."
+    if getattr(out, "shape", None) != image.shape:
+        return "error", f"it returns shape {getattr(out, 'shape', None)}"
+    if caught:
+        return "warning", str(caught[0].message).splitlines()[0]
+    return "ok", ""
+
+
+def incompatible_transforms(
+    compose: A.Compose, color_mode: str, image_size: tuple[int, int]
+) -> list[tuple[tuple[int, ...], str, str, str]]:
+    """Transforms of `compose` that fail or warn on samples of `color_mode`.
+
+    Each transform runs once, forced on, on a random sample of `image_size`
+    in RGB and in `color_mode`; one that works on RGB but raises, changes the
+    shape or warns on the other is reported (one that fails on RGB too fails
+    for other reasons, and is left to the build).
+
+    Returns:
+        `(index path, transform name, "error" | "warning", reason)` for each.
+
+    Example:
+    >>> incompatible_transforms(A.Compose([A.HorizontalFlip(), A.ToGray()]),
+    ...                         "rgba", (16, 16))[0][:3]
+    ((1,), 'ToGray', 'error')
+    """
+    rgb = np.random.default_rng(0).integers(0, 256, (*image_size, 3), np.uint8)
+    other = to_color_mode(rgb, color_mode)
+    found = []
+    for path, leaf in _leaves(compose.transforms):
+        if _try(leaf, rgb)[0] != "ok":
+            continue
+        status, reason = _try(leaf, other)
+        if status != "ok":
+            found.append((path, type(leaf).__name__, status, reason))
+    return found
+
+
+def _without_incompatible(
+    compose: A.Compose, color_mode: str, image_size: tuple[int, int], *, what: str
+) -> A.Compose:
+    """A shipped pipeline without the transforms that do not fit `color_mode`."""
+    found = incompatible_transforms(compose, color_mode, image_size)
+    if not found:
+        return compose
+    data = A.to_dict(compose)
+    for path, *_ in sorted(found, key=lambda item: item[0], reverse=True):
+        parents = [data["transform"]]
+        for index in path[:-1]:
+            parents.append(parents[-1]["transforms"][index])
+        del parents[-1]["transforms"][path[-1]]
+        # A composition left empty (a OneOf of removed transforms) goes too.
+        for depth in range(len(parents) - 1, 0, -1):
+            if not parents[depth]["transforms"]:
+                del parents[depth - 1]["transforms"][path[depth - 1]]
+    logger.info(
+        "augframe: the shipped pipeline %s leaves out %s for color_mode=%r",
+        what,
+        ", ".join(name for _, name, _, _ in found),
+        color_mode,
+    )
+    return _as_compose(A.from_dict(data), what=what)
