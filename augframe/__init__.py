@@ -31,7 +31,6 @@ if TYPE_CHECKING:
         FrameTensorBoard,
         StopOnControlFile,
     )
-    from augframe.control import ControlSettings, write_control
     from augframe.distribute import shard_from_strategy
     from augframe.errors import (
         AugframeError,
@@ -48,6 +47,7 @@ if TYPE_CHECKING:
     )
     from augframe.io.stores import StoreSource
     from augframe.observe.report import FrameReport
+    from augframe.options.control_file import ControlSettings, write_control
     from augframe.sequence import FrameSequence
 
 __version__ = "0.1.0"
@@ -61,7 +61,7 @@ _WHERE = {
     "ConfigError": "augframe.errors",
     "ControlCallback": "augframe.callbacks",
     "ControlFileWarning": "augframe.errors",
-    "ControlSettings": "augframe.control",
+    "ControlSettings": "augframe.options.control_file",
     "FrameReport": "augframe.observe.report",
     "FrameScheduler": "augframe.callbacks",
     "FrameSequence": "augframe.sequence",
@@ -74,7 +74,7 @@ _WHERE = {
     "StoreSource": "augframe.io.stores",
     "VarietyWarning": "augframe.errors",
     "shard_from_strategy": "augframe.distribute",
-    "write_control": "augframe.control",
+    "write_control": "augframe.options.control_file",
 }
 
 __all__ = [

@@ -13,9 +13,10 @@ import logging
 import os
 from typing import Any, ClassVar
 
-from augframe import _checks, _console, _warn
-from augframe.control import ControlFile
+from augframe import _console, _warn
 from augframe.errors import ControlFileWarning
+from augframe.options import checks as _checks
+from augframe.options.control_file import ControlFile
 from augframe.sequence_core import SequenceCore, scheduled_sequences
 
 __all__ = ["ControlCore", "FrameSchedulerCore", "SchedulingCore", "StopCore"]

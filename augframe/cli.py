@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from augframe.errors import AugframeError, ConfigError
-from augframe.options import OPTIONS, argparse_type
+from augframe.options.registry import OPTIONS, argparse_type
 
 __all__ = ["build_parser", "default_cache_dir", "main"]
 
@@ -122,7 +122,7 @@ class _ControlRefused(Exception):
 
 
 def _allowed_keys() -> str:
-    from augframe.control import HOT_KEYS
+    from augframe.options.control_file import HOT_KEYS
 
     return f"Allowed keys: {', '.join(HOT_KEYS)}."
 
@@ -147,7 +147,7 @@ def _show(value: Any) -> str:
 def _parse_assignments(assignments: Sequence[str]) -> dict[str, Any]:
     from pydantic import ValidationError
 
-    from augframe.control import FROZEN_KEYS, HOT_KEYS, ControlSettings
+    from augframe.options.control_file import FROZEN_KEYS, HOT_KEYS, ControlSettings
 
     values: dict[str, Any] = {}
     for assignment in assignments:
@@ -182,7 +182,7 @@ def _parse_assignments(assignments: Sequence[str]) -> dict[str, Any]:
 
 def _existing_values(path: Path, *, force: bool) -> dict[str, Any]:
     """The keys already in the control file, to be kept ({} when it is missing)."""
-    from augframe.control import FROZEN_KEYS, ControlProblem, parse_control
+    from augframe.options.control_file import FROZEN_KEYS, ControlProblem, parse_control
 
     try:
         data = path.read_bytes()
@@ -219,7 +219,7 @@ def _existing_values(path: Path, *, force: bool) -> dict[str, Any]:
 def _update_control(
     command: str, path: Path, new: dict[str, Any], *, force: bool, create: bool
 ) -> int:
-    from augframe.control import write_control
+    from augframe.options.control_file import write_control
 
     if not create and not path.exists():
         return _fail(
@@ -265,7 +265,7 @@ def _control_stop(args: argparse.Namespace) -> int:
 
 
 def _control_show(args: argparse.Namespace) -> int:
-    from augframe.control import ControlProblem, parse_control
+    from augframe.options.control_file import ControlProblem, parse_control
 
     path = Path(args.file)
     try:

@@ -23,7 +23,6 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from augframe import options as opts
 from augframe.augment.pipeline import Augment, PipelineSpec
 from augframe.augment.serve import ServeAugment
 from augframe.core.builder import Frame
@@ -42,6 +41,7 @@ from augframe.io.stores import (
     store_color_mode,
 )
 from augframe.observe.report import FrameReport
+from augframe.options import registry as opts
 
 __all__ = ["LABEL_MODES", "SequenceCore", "scheduled_sequences"]
 
@@ -179,7 +179,7 @@ class SequenceCore:
             augment, color_mode=decoding.color_mode, image_size=values["image_size"]
         )
         if control_file is not None:
-            from augframe.control import ControlSettings
+            from augframe.options.control_file import ControlSettings
 
             # Checked now, not after decoding (the engine writes it later).
             ControlSettings.model_validate({k: values[k] for k in opts.HOT_OPTIONS})
@@ -438,7 +438,7 @@ class SequenceCore:
         allowed_root: str | os.PathLike[str] | None = None,
         **overrides: Any,
     ) -> _S:
-        """A FrameSequence from a YAML run config (see `augframe.config`).
+        """A FrameSequence from a YAML run config (see `augframe.options.run_config`).
 
         Keyword arguments replace the file's options and are validated the
         same way; a bad field is a `ConfigError` naming the field and the file.
@@ -446,7 +446,7 @@ class SequenceCore:
         Example:
         >>> seq = FrameSequence.from_config("configs/run.yaml", seed=1)  # doctest: +SKIP
         """
-        from augframe.config import resolve_run
+        from augframe.options.run_config import resolve_run
 
         source, kwargs = resolve_run(path, allowed_root=allowed_root, **overrides)
         if isinstance(source, tuple):

@@ -115,7 +115,7 @@ def test_control_callback_tunes_the_learning_rate_and_stops(tmp_path, capsys):
 
     from augframe import ControlCallback
     from augframe.cli import main
-    from augframe.control import write_control
+    from augframe.options.control_file import write_control
 
     path = tmp_path / "control.json"
     write_control(path, {"stop": False})
@@ -145,7 +145,7 @@ def test_control_callback_leaves_a_schedule_alone_with_one_warning(tmp_path):
     import numpy as np
 
     from augframe import ControlCallback, ControlFileWarning
-    from augframe.control import write_control
+    from augframe.options.control_file import write_control
 
     path = tmp_path / "control.json"
     write_control(path, {"learning_rate": 0.5})

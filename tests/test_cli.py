@@ -14,7 +14,7 @@ from conftest import write_jpegs
 
 import augframe.cli
 from augframe.cli import build_parser, default_cache_dir, main
-from augframe.control import HOT_KEYS, write_control
+from augframe.options.control_file import HOT_KEYS, write_control
 
 REPO = Path(__file__).resolve().parents[1]
 LIGHT = REPO / "augframe" / "augment" / "pipelines" / "light.yaml"
@@ -59,13 +59,13 @@ def test_control_set_keeps_the_other_keys(tmp_path, capsys):
 def test_control_set_writes_atomically_and_leaves_no_temp_file(tmp_path, capsys, monkeypatch):
     file = tmp_path / "control.json"
     replaced = []
-    real_replace = augframe.control.os.replace
+    real_replace = augframe.options.control_file.os.replace
 
     def spy(src, dst):
         replaced.append((Path(src).name, Path(dst).name))
         real_replace(src, dst)
 
-    monkeypatch.setattr(augframe.control.os, "replace", spy)
+    monkeypatch.setattr(augframe.options.control_file.os, "replace", spy)
     assert run(capsys, "control", "set", "aug_p=0.3", "--file", str(file), "--create")[0] == 0
     assert run(capsys, "control", "stop", "--file", str(file))[0] == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["control.json"]

@@ -16,7 +16,7 @@ from conftest import tiny_model, write_jpegs
 
 from augframe import ConfigError, FrameSequence, ServeAugment
 from augframe.augment.pipeline import A
-from augframe.config import RunConfig, load_config, read_config
+from augframe.options.run_config import RunConfig, load_config, read_config
 from augframe.sequence_core import LABEL_MODES
 
 REPO = Path(__file__).resolve().parents[1]

@@ -13,9 +13,9 @@ from conftest import random_images, write_jpegs
 
 from augframe import FrameSequence, pipelines
 from augframe.augment.pipeline import A, PipelineSpec, load_pipeline
-from augframe.config import load_config
-from augframe.control import HOT_KEYS, parse_control
 from augframe.demo import demo_pipeline
+from augframe.options.control_file import HOT_KEYS, parse_control
+from augframe.options.run_config import load_config
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 PIPELINES = ["light", "medium", "heavy"]

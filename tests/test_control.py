@@ -10,7 +10,7 @@ import pytest
 from conftest import IMAGE_SIZE, EpochRecorder, flip_rotate, tiny_model
 
 from augframe import ControlFileWarning, FrameSequence, StopOnControlFile
-from augframe.control import (
+from augframe.options.control_file import (
     HOT_KEYS,
     ControlFile,
     ControlProblem,

@@ -15,7 +15,7 @@ from conftest import stamped_sequence, stamped_source
 
 import augframe
 from augframe import FrameScheduler, FrameSequence, StopOnControlFile
-from augframe.control import write_control
+from augframe.options.control_file import write_control
 
 pytestmark = pytest.mark.keras_contract
 

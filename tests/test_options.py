@@ -13,9 +13,14 @@ from pydantic import ValidationError
 
 from augframe import ConfigError, FrameSequence
 from augframe.cli import build_parser
-from augframe.config import RunConfig
-from augframe.control import FROZEN_KEYS, HOT_KEYS, ControlSettings, parse_control
 from augframe.options import HOT_OPTIONS, MAX_COUNT, OPTIONS, argparse_type, check
+from augframe.options.control_file import (
+    FROZEN_KEYS,
+    HOT_KEYS,
+    ControlSettings,
+    parse_control,
+)
+from augframe.options.run_config import RunConfig
 
 
 def test_constructor_config_control_and_cli_are_derived_from_one_definition():

@@ -124,7 +124,7 @@ def workdir() -> Iterator[Path]:
 
 _PREFLIGHT = """
 import json, os, sys
-import augframe, augframe.control
+import augframe, augframe.options.control_file
 print(json.dumps({"uid": os.geteuid(), "augframe": augframe.__file__}))
 """
 
@@ -248,7 +248,7 @@ def test_a_cache_dir_the_user_cannot_write_is_a_cache_error(workdir, where):
 
 CONTROL = """
 import json, os, warnings
-from augframe.control import ControlFile, write_control
+from augframe.options.control_file import ControlFile, write_control
 
 path = os.path.join(os.getcwd(), "control.json")
 write_control(path, {"aug_p": 0.2, "epochs_per_frame": 3})

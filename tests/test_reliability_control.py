@@ -34,7 +34,7 @@ from augframe import (
     FrameSequence,
     StopOnControlFile,
 )
-from augframe.control import (
+from augframe.options.control_file import (
     FROZEN_KEYS,
     HOT_KEYS,
     MAX_CONTROL_BYTES,
@@ -464,7 +464,7 @@ def test_a_device_as_control_file_is_refused(tmp_path):
     script = f"""
 import resource, warnings
 resource.setrlimit(resource.RLIMIT_AS, (2 * 2**30, 2 * 2**30))
-from augframe.control import ControlFile
+from augframe.options.control_file import ControlFile
 with warnings.catch_warnings(record=True) as record:
     warnings.simplefilter("always")
     result = ControlFile({str(path)!r}).poll()
@@ -692,7 +692,7 @@ def test_a_device_at_the_control_path_is_never_replaced(tmp_path):
     import os
     import stat
 
-    from augframe.control import write_control
+    from augframe.options.control_file import write_control
 
     with pytest.raises(OSError, match="not a regular file"):
         write_control(os.devnull, {"aug_p": 0.2})

@@ -33,11 +33,11 @@ from augframe import (
     CacheWarning,
     FrameSequence,
 )
-from augframe.control import write_control
 from augframe.io.cache import build_cache
 from augframe.io.decode.arrays import resize
 from augframe.io.decode.files import decode_image
 from augframe.io.listing import collect_directory
+from augframe.options.control_file import write_control
 
 EXAMPLE_NAME = r"^.+_g\d+_s\d+\.jpg$"
 REPORT_NAME = re.compile(r"^frame_\d+_report\.png$")

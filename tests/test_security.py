@@ -27,7 +27,7 @@ from augframe import (
     FrameSequence,
     StopOnControlFile,
 )
-from augframe.control import ControlProblem, parse_control
+from augframe.options.control_file import ControlProblem, parse_control
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ if os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow":
     )
 
 from augframe import ConfigError, ControlFileWarning  # noqa: E402
-from augframe.control import write_control  # noqa: E402
+from augframe.options.control_file import write_control  # noqa: E402
 from augframe.tf_keras import (  # noqa: E402
     ControlCallback,
     FrameScheduler,

@@ -38,8 +38,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from augframe import _checks
 from augframe.errors import ConfigError
+from augframe.options import checks as _checks
 
 __all__ = ["ServeAugment"]
 

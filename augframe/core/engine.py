@@ -93,7 +93,6 @@ import numpy as np
 
 from augframe import _console
 from augframe.augment.pipeline import PipelineSpec
-from augframe.control import ControlFile, write_control
 from augframe.core.background import BackgroundBuild
 from augframe.core.buffer import FrameBuffer
 from augframe.core.builder import Frame, FrameBuilder
@@ -107,6 +106,7 @@ from augframe.io.decode.arrays import CHANNELS
 from augframe.io.stores import ImageStore, store_color_mode
 from augframe.observe.examples import ExampleRing, contact_sheet, save_png
 from augframe.observe.report import FrameReport, draw_report
+from augframe.options.control_file import ControlFile, write_control
 
 __all__ = ["EngineState", "FrameEngine", "View"]
 

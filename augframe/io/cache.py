@@ -93,7 +93,7 @@ import cv2
 import numpy as np
 from tqdm.auto import tqdm
 
-from augframe import _checks, _warn
+from augframe import _warn
 from augframe._parallel import run_chunks
 from augframe.errors import (
     CacheError,
@@ -104,6 +104,7 @@ from augframe.errors import (
 )
 from augframe.io.decode.arrays import Decoding
 from augframe.io.decode.files import ImageReadError, decode_image
+from augframe.options import checks as _checks
 
 __all__ = ["CACHE_VERSION", "CacheStats", "CacheStore", "build_cache"]
 

@@ -12,7 +12,7 @@ import numpy as np
 
 from augframe.errors import ConfigError, SourceError
 from augframe.io.stores import _check_classes, _warn_skipped
-from augframe.options import check as opts_check
+from augframe.options.registry import check as opts_check
 
 __all__ = ["IMAGE_EXTENSIONS", "collect_directory", "collect_paths", "split_by_class"]
 

@@ -74,8 +74,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from augframe import options as opts
 from augframe.errors import ConfigError
+from augframe.options import registry as opts
 
 __all__ = [
     "CHANNELS",

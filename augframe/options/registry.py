@@ -1,8 +1,8 @@
 """Every FrameSequence option, defined once: type, bounds, default, hot or not.
 
 The constructor's checks (`check`), the run-config schema (`pydantic_field`,
-used by `augframe.config`), the control.json schema (`ControlSettings` in
-`augframe.control`) and the command line's value parsers (`argparse_type`)
+used by `augframe.options.run_config`), the control.json schema (`ControlSettings` in
+`augframe.options.control_file`) and the command line's value parsers (`argparse_type`)
 are all derived from `OPTIONS`, so that they cannot disagree: a value one of
 them refuses, every one of them refuses, with the same bounds.
 

@@ -1,0 +1,520 @@
+"""Run configs: one YAML file that names the image source and the FrameSequence options.
+
+A run config is read with `yaml.safe_load` (nothing is executed or imported)
+and validated by one pydantic model, `RunConfig`, before any image is decoded.
+Only the options a file sets are passed on: every default lives in the
+`FrameSequence` signature. Relative paths are resolved against the config
+file's folder; the paths augframe writes to (`control_file`, `example_dir`,
+`cache_dir`) must stay inside that folder, or inside `allowed_root`.
+
+    source:
+      directory: data/train        # or: paths_csv: files.csv (columns path,label)
+    image_size: [128, 128]
+    color_mode: grayscale          # rgb (default), grayscale or rgba; also
+                                   # interpolation, crop_to_aspect_ratio, ...
+    samples_per_class: 500
+    augment: medium                # a shipped pipeline, or a file
+    aug_p: 0.3
+    control_file: runs/control.json
+
+Example:
+>>> seq = sequence_from_config("configs/run.yaml", seed=1)  # doctest: +SKIP
+>>> model.fit(seq, epochs=30)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    ValidationInfo,
+    create_model,
+    field_validator,
+    model_validator,
+)
+
+from augframe import _warn
+from augframe.augment import pipelines as shipped
+from augframe.errors import ConfigError
+from augframe.options.registry import OPTIONS, pydantic_type
+
+__all__ = [
+    "RunConfig",
+    "ServeAugmentConfig",
+    "SourceConfig",
+    "load_config",
+    "read_config",
+    "resolve_run",
+]
+
+MAX_CONFIG_BYTES = 1024 * 1024
+"""A run config larger than this is refused (it is a few hundred bytes)."""
+
+_UNSET: Any = None
+"""Default of an option the file may leave out: never validated, never passed on."""
+
+_Probability = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False, strict=True)]
+_Count = Annotated[StrictInt, Field(ge=1)]
+_PathText = Annotated[StrictStr, Field(min_length=1, max_length=4096)]
+
+_WRITE_FIELDS = ("control_file", "example_dir", "cache_dir")
+_PATH_FIELDS = ("augment", *_WRITE_FIELDS)
+_SOURCE_PATH_FIELDS = ("directory", "paths_csv")
+_PYTHON_ONLY = ("preprocess",)
+
+
+@dataclass(frozen=True)
+class _Where:
+    """Validation context: where relative paths start and where writes may go."""
+
+    base: Path
+    root: Path
+    overridden: frozenset[str] = frozenset()
+
+
+def _where(info: ValidationInfo) -> _Where:
+    if isinstance(info.context, _Where):
+        return info.context
+    cwd = Path.cwd().resolve()
+    return _Where(base=cwd, root=cwd)
+
+
+def _resolve(value: str, where: _Where) -> Path:
+    path = Path(os.path.expanduser(value))
+    return (path if path.is_absolute() else where.base / path).resolve()
+
+
+class SourceConfig(BaseModel):
+    """Where the images come from: exactly one of `directory` or `paths_csv`.
+
+    Attributes:
+        directory: a folder with one sub-folder of images per class.
+        paths_csv: a CSV file with columns `path` and `label` (a class name);
+            relative image paths are resolved against the CSV file's folder.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    directory: _PathText | None = None
+    paths_csv: _PathText | None = None
+
+    @field_validator("directory")
+    @classmethod
+    def _directory_exists(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return None
+        path = _resolve(value, _where(info))
+        if not path.is_dir():
+            raise ValueError(
+                f"{value!r} is not a folder (resolved to {str(path)!r}); expected "
+                "a folder with one sub-folder of images per class"
+            )
+        return str(path)
+
+    @field_validator("paths_csv")
+    @classmethod
+    def _csv_exists(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return None
+        path = _resolve(value, _where(info))
+        if not path.is_file():
+            raise ValueError(
+                f"{value!r} is not a file (resolved to {str(path)!r}); expected a "
+                "CSV file with columns path,label"
+            )
+        return str(path)
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> SourceConfig:
+        if (self.directory is None) == (self.paths_csv is None):
+            raise ValueError(
+                "give exactly one of `directory` (a folder of class sub-folders) "
+                "or `paths_csv` (a CSV file with columns path,label)"
+            )
+        return self
+
+
+def _serve_augment_model() -> type[BaseModel]:
+    """`augframe.ServeAugment`'s options, derived from its fields (one definition)."""
+    import dataclasses
+
+    from augframe.augment.serve import FILL_MODES, ServeAugment
+
+    types: dict[str, Any] = {
+        "bool": StrictBool,
+        "float": _Probability,
+        "str": Literal[FILL_MODES],
+        "int": Annotated[StrictInt, Field(ge=0, le=255)],
+    }
+    fields: dict[str, Any] = {
+        field.name: (types[str(field.type)], _UNSET)
+        for field in dataclasses.fields(ServeAugment)
+    }
+    return create_model(
+        "ServeAugmentConfig",
+        __config__=ConfigDict(extra="forbid", frozen=True),
+        __doc__="Options of `augframe.ServeAugment`; those left out keep its defaults.",
+        __module__=__name__,
+        **fields,
+    )
+
+
+ServeAugmentConfig: Any = _serve_augment_model()
+
+
+class _RunConfigBase(BaseModel):
+    """A validated run config; see `FrameSequence` for what each option does.
+
+    The option fields are derived from `augframe.options` (same names, types
+    and bounds as the `FrameSequence` arguments). Options left out of the
+    file are left out of `sequence_kwargs()`, so the `FrameSequence`
+    defaults apply. `null` is accepted where `FrameSequence` accepts None.
+
+    Example:
+    >>> config = load_config("configs/run.yaml")  # doctest: +SKIP
+    >>> config.sequence_kwargs()["image_size"]  # doctest: +SKIP
+    (128, 128)
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    source: SourceConfig
+
+    @field_validator("shard", check_fields=False)
+    @classmethod
+    def _shard_index_below_count(cls, value: list[int] | None) -> list[int] | None:
+        if value is not None and not value[0] < value[1]:
+            raise ValueError(
+                f"expected [index, count] with index < count, e.g. [0, 2]; got {value}"
+            )
+        return value
+
+    @field_validator("augment", check_fields=False)
+    @classmethod
+    def _pipeline_loads(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return None
+        path = _resolve(value, _where(info))
+        if not path.is_file() and value in shipped.NAMES:
+            path = shipped.path(value)  # a shipped pipeline, by name
+        if not path.is_file():
+            raise ValueError(
+                f"{value!r} is not a file (resolved to {str(path)!r}); expected an "
+                "albumentations pipeline saved with `A.save` (.json or .yaml), or "
+                f"a shipped one: {', '.join(shipped.NAMES)}"
+            )
+        from augframe.augment.pipeline import load_pipeline
+
+        try:
+            load_pipeline(path)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+        return str(path)
+
+    @field_validator(*_WRITE_FIELDS, check_fields=False)
+    @classmethod
+    def _write_path_inside_root(
+        cls, value: str | None, info: ValidationInfo
+    ) -> str | None:
+        if value is None:
+            return None
+        where = _where(info)
+        path = _resolve(value, where)
+        if info.field_name not in where.overridden and not path.is_relative_to(
+            where.root
+        ):
+            raise ValueError(
+                f"{value!r} resolves to {str(path)!r}, outside {str(where.root)!r}. "
+                "augframe writes there, so a config may only name paths inside "
+                "its own folder; move the path inside it, or pass "
+                "allowed_root= (--root) to allow another folder"
+            )
+        return str(path)
+
+    def sequence_kwargs(self) -> dict[str, Any]:
+        """The keyword arguments for `FrameSequence.from_directory` / `from_paths`.
+
+        Only the options that were set; `source` is left out.
+        """
+        kwargs: dict[str, Any] = {
+            name: getattr(self, name)
+            for name in self.model_fields_set
+            if name != "source"
+        }
+        kwargs["image_size"] = tuple(kwargs["image_size"])
+        if kwargs.get("shard") is not None:
+            kwargs["shard"] = tuple(kwargs["shard"])
+        if kwargs.get("serve_augment") is not None:
+            from augframe.augment.serve import ServeAugment
+
+            kwargs["serve_augment"] = ServeAugment(
+                **kwargs["serve_augment"].model_dump(exclude_unset=True)
+            )
+        return kwargs
+
+
+def _option_fields() -> dict[str, Any]:
+    fields: dict[str, Any] = {}
+    for name, option in OPTIONS.items():
+        if not option.in_file and name != "serve_augment":
+            continue
+        if name == "serve_augment":
+            fields[name] = (ServeAugmentConfig | None, _UNSET)
+        elif name == "image_size":
+            fields[name] = (pydantic_type(name), ...)  # required
+        else:
+            fields[name] = (pydantic_type(name), _UNSET)
+    return fields
+
+
+RunConfig: Any = create_model(
+    "RunConfig", __base__=_RunConfigBase, __module__=__name__, **_option_fields()
+)
+
+
+# ------------------------------------------------------------------ reading
+
+
+def read_config(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Reads a run config file into a dict, with `yaml.safe_load`; not validated.
+
+    Raises:
+        ConfigError: the file is missing, too large, not YAML, holds a key
+            twice, or is not a mapping.
+
+    Example:
+    >>> read_config("configs/run.yaml")["image_size"]  # doctest: +SKIP
+    [128, 128]
+    """
+    file = Path(path)
+    try:
+        data = file.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"{file}: no such run config file.") from None
+    except OSError as exc:
+        raise ConfigError(
+            f"{file}: cannot read the run config ({exc.strerror or exc})."
+        ) from None
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError(
+            f"{file}: the run config is {len(data)} bytes, more than "
+            f"{MAX_CONFIG_BYTES}."
+        )
+    try:
+        text = data.decode("utf-8")
+        _check_unique_keys(yaml.compose(text, Loader=yaml.SafeLoader), file)
+        raw = yaml.safe_load(text)
+    except UnicodeDecodeError:
+        raise ConfigError(f"{file}: the run config is not UTF-8 text.") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1} column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or type(exc).__name__
+        raise ConfigError(f"{file}: not valid YAML ({problem}{where}).") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(
+            f"{file}: expected a YAML mapping of options (`source:`, `image_size:`, "
+            f"...), got {'an empty file' if raw is None else type(raw).__name__}."
+        )
+    return raw
+
+
+def _check_unique_keys(node: yaml.Node | None, file: Path, depth: int = 0) -> None:
+    if depth > 20:
+        raise ConfigError(f"{file}: the run config is nested too deeply.")
+    if isinstance(node, yaml.MappingNode):
+        seen: set[Any] = set()
+        for key, value in node.value:
+            if isinstance(key, yaml.ScalarNode):
+                if key.value in seen:
+                    raise ConfigError(
+                        f"{file}: field `{key.value}` is given twice (line "
+                        f"{key.start_mark.line + 1}); keep one."
+                    )
+                seen.add(key.value)
+            _check_unique_keys(value, file, depth + 1)
+    elif isinstance(node, yaml.SequenceNode):
+        for item in node.value:
+            _check_unique_keys(item, file, depth + 1)
+
+
+def _absolute_override(name: str, value: Any) -> Any:
+    """Override paths are the caller's: relative to the current directory."""
+    if name in _PATH_FIELDS and isinstance(value, (str, os.PathLike)):
+        return os.path.abspath(os.fspath(value))
+    if name == "source" and isinstance(value, dict):
+        return {
+            key: os.path.abspath(os.fspath(v))
+            if key in _SOURCE_PATH_FIELDS and isinstance(v, (str, os.PathLike))
+            else v
+            for key, v in value.items()
+        }
+    return value
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    """A value as YAML-ish text (true, "text", [1, 2]), shortened."""
+    try:
+        text = json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError):
+        text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _describe(exc: ValidationError, file: Path, overridden: frozenset[str]) -> str:
+    problems = []
+    for error in exc.errors()[:5]:
+        loc = ".".join(str(part) for part in error["loc"]) or "file"
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            model = (
+                SourceConfig
+                if loc.startswith("source.")
+                else (
+                    ServeAugmentConfig
+                    if loc.startswith("serve_augment.")
+                    else RunConfig
+                )
+            )
+            message += f" (allowed: {', '.join(model.model_fields)})"
+        elif error["type"] not in {"missing", "value_error"}:
+            message += f" (received {_short(error['input'])})"
+        origin = " (given as an override)" if str(error["loc"][0]) in overridden else ""
+        problems.append(f"field `{loc}`{origin}: {message}")
+    return f"{file}: " + "; ".join(problems)
+
+
+def load_config(
+    path: str | os.PathLike[str],
+    *,
+    allowed_root: str | os.PathLike[str] | None = None,
+    **overrides: Any,
+) -> RunConfig:
+    """Reads and validates a run config; keyword arguments replace its options.
+
+    Relative paths in the file are resolved against its folder; relative paths
+    in `overrides` against the current directory. The write paths of the file
+    (`control_file`, `example_dir`, `cache_dir`) must lie inside `allowed_root`
+    (default: the file's folder); those given as overrides are the caller's
+    choice and are not confined.
+
+    Raises:
+        ConfigError: naming the file and the field, before any image is read.
+
+    Example:
+    >>> config = load_config("configs/run.yaml", aug_p=0.2)  # doctest: +SKIP
+    >>> config.aug_p  # doctest: +SKIP
+    0.2
+    """
+    file = Path(path)
+    raw = read_config(file)
+    raw.update({name: _absolute_override(name, v) for name, v in overrides.items()})
+    base = file.resolve().parent
+    where = _Where(
+        base=base,
+        root=Path(allowed_root).resolve() if allowed_root is not None else base,
+        overridden=frozenset(overrides),
+    )
+    try:
+        return RunConfig.model_validate(raw, context=where)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, file, where.overridden)) from None
+
+
+def _read_paths_csv(csv_path: str, file: Path) -> tuple[list[str], list[str]]:
+    folder = Path(csv_path).parent
+    where = f"{file}: field `source.paths_csv`: {csv_path!r}"
+    try:
+        with open(csv_path, newline="", encoding="utf-8-sig") as handle:
+            reader = csv.DictReader(handle)
+            columns = reader.fieldnames or []
+            if "path" not in columns or "label" not in columns:
+                raise ConfigError(
+                    f"{where} has columns {columns}; expected a header with "
+                    "columns `path` and `label`."
+                )
+            rows = [(row["path"], row["label"]) for row in reader]
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise ConfigError(f"{where} cannot be read as CSV ({exc}).") from None
+    if not rows:
+        raise ConfigError(f"{where} lists no images; add rows `path,label`.")
+    for line, (image, label) in enumerate(rows, start=2):
+        if not image or not label:
+            raise ConfigError(f"{where} line {line}: empty `path` or `label`.")
+    paths = [str(folder / os.path.expanduser(image)) for image, _ in rows]
+    return paths, [label for _, label in rows]
+
+
+def resolve_run(
+    path: str | os.PathLike[str],
+    *,
+    allowed_root: str | os.PathLike[str] | None = None,
+    **overrides: Any,
+) -> tuple[str | tuple[list[str], list[str]], dict[str, Any]]:
+    """The source and the `FrameSequence` keyword arguments of a run config.
+
+    Overrides replace the file's options and are validated the same way;
+    besides, `preprocess` (a function), `augment` as a transform or factory
+    and `serve_augment` as an `augframe.ServeAugment` are passed on as given.
+    `FrameSequence.from_config` builds the sequence from what this returns.
+
+    Returns:
+        `(directory, kwargs)` for a folder source, or `((paths, labels),
+        kwargs)` for a CSV source.
+
+    Raises:
+        ConfigError: a field is invalid; the message names the file and the
+            field. Raised before any image is decoded.
+
+    Example:
+    >>> source, kwargs = resolve_run("configs/run.yaml", seed=1)  # doctest: +SKIP
+    """
+    file = Path(path)
+    objects = {
+        name: overrides.pop(name)
+        for name in list(overrides)
+        if name in _PYTHON_ONLY
+        or (
+            name in {"augment", "serve_augment"}
+            and overrides[name] is not None
+            and not isinstance(overrides[name], (str, os.PathLike, dict))
+        )
+    }
+    # A Python object replaces the file's value, which is then not checked.
+    overrides.update({name: None for name in objects if name not in _PYTHON_ONLY})
+    config = load_config(file, allowed_root=allowed_root, **overrides)
+    kwargs = config.sequence_kwargs()
+    kwargs.update(objects)
+    if config.source.directory is not None:
+        return config.source.directory, kwargs
+    assert config.source.paths_csv is not None
+    return _read_paths_csv(config.source.paths_csv, file), kwargs
+
+
+def __getattr__(name: str) -> Any:
+    """`sequence_from_config`: a deprecated alias of `FrameSequence.from_config`."""
+    if name == "sequence_from_config":
+        from augframe.sequence import FrameSequence
+
+        _warn.warn(
+            "augframe.options.run_config.sequence_from_config is deprecated; use "
+            "FrameSequence.from_config.",
+            DeprecationWarning,
+        )
+        return FrameSequence.from_config
+    raise AttributeError(
+        f"module 'augframe.options.run_config' has no attribute {name!r}"
+    )
