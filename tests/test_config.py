@@ -329,3 +329,12 @@ def test_keras_sees_a_plain_py_dataset(project):
     config = write_config(project, {**MINIMAL, "verbose": 0, "samples_per_class": 2})
     with FrameSequence.from_config(config, background=False) as seq:
         assert isinstance(seq, keras.utils.PyDataset)
+
+
+def test_old_config_path_keeps_working_and_its_alias_warns():
+    import augframe.config
+
+    assert augframe.config.load_config is augframe.options.run_config.load_config
+    with pytest.warns(DeprecationWarning, match="FrameSequence.from_config"):
+        alias = augframe.config.sequence_from_config
+    assert alias == FrameSequence.from_config

@@ -46,7 +46,6 @@ from pydantic import (
     model_validator,
 )
 
-from augframe import _warn
 from augframe.augment import pipelines as shipped
 from augframe.errors import ConfigError
 from augframe.options.registry import OPTIONS, pydantic_type
@@ -502,19 +501,3 @@ def resolve_run(
         return config.source.directory, kwargs
     assert config.source.paths_csv is not None
     return _read_paths_csv(config.source.paths_csv, file), kwargs
-
-
-def __getattr__(name: str) -> Any:
-    """`sequence_from_config`: a deprecated alias of `FrameSequence.from_config`."""
-    if name == "sequence_from_config":
-        from augframe.sequence import FrameSequence
-
-        _warn.warn(
-            "augframe.options.run_config.sequence_from_config is deprecated; use "
-            "FrameSequence.from_config.",
-            DeprecationWarning,
-        )
-        return FrameSequence.from_config
-    raise AttributeError(
-        f"module 'augframe.options.run_config' has no attribute {name!r}"
-    )
