@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 
 from augframe.errors import ConfigError, SourceError
-from augframe.io.stores import _check_classes, _warn_skipped
+from augframe.io.natives import check_classes, warn_skipped
 from augframe.options.registry import check as opts_check
 
 __all__ = ["IMAGE_EXTENSIONS", "collect_directory", "collect_paths", "split_by_class"]
@@ -89,12 +89,12 @@ def collect_paths(
                 f"[0, {len(class_names)})."
             )
     ok = [_readable(p) for p in files]
-    _warn_skipped([p for p, good in zip(files, ok, strict=True) if not good])
+    warn_skipped([p for p, good in zip(files, ok, strict=True) if not good])
     kept = [p for p, good in zip(files, ok, strict=True) if good]
     kept_labels = np.asarray(
         [lab for lab, good in zip(int_labels, ok, strict=True) if good], dtype=np.int32
     )
-    _check_classes(class_names, kept_labels, where=lambda n: "no readable file")
+    check_classes(class_names, kept_labels, where=lambda n: "no readable file")
     return kept, kept_labels, class_names
 
 

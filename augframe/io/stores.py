@@ -10,13 +10,13 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from augframe import _warn
-from augframe.errors import ConfigError, ImageWarning, SourceError
+from augframe.errors import ConfigError
 from augframe.io.decode.arrays import (
     CHANNELS,
     Decoding,
 )
 from augframe.io.decode.files import ImageReadError, load_image
+from augframe.io.natives import check_classes, warn_skipped
 
 __all__ = [
     "ArrayStore",
@@ -210,31 +210,6 @@ class SubsetStore:
         return cls(store, np.sort(np.concatenate(picks)))
 
 
-def _warn_skipped(bad: list[str]) -> None:
-    if not bad:
-        return
-    shown = ", ".join(bad[:10]) + (
-        f", ... ({len(bad) - 10} more)" if len(bad) > 10 else ""
-    )
-    _warn.warn(
-        f"Skipped {len(bad)} unreadable image(s): {shown}. They are left out of "
-        "every frame; fix or delete them to silence this warning.",
-        ImageWarning,
-    )
-
-
-def _check_classes(
-    class_names: Sequence[str], labels: np.ndarray, *, where: Callable[[str], str]
-) -> None:
-    counts = np.bincount(labels, minlength=len(class_names))
-    for name, count in zip(class_names, counts, strict=True):
-        if count == 0:
-            raise SourceError(
-                f"Class {name!r} has no usable images ({where(name)}). Add "
-                "images to it or remove the class."
-            )
-
-
 def mapping_to_store(
     source: Mapping[str, Iterable[Any]],
     *,
@@ -292,9 +267,9 @@ def mapping_to_store(
     with ThreadPoolExecutor(max_workers=max(1, num_workers)) as pool:
         converted = list(pool.map(convert, range(len(items))))
     keep = [i for i, img in enumerate(converted) if img is not None]
-    _warn_skipped([str(items[i]) for i, img in enumerate(converted) if img is None])
+    warn_skipped([str(items[i]) for i, img in enumerate(converted) if img is None])
     labels = np.asarray([item_labels[i] for i in keep], dtype=np.int32)
-    _check_classes(class_names, labels, where=lambda n: "empty or unreadable")
+    check_classes(class_names, labels, where=lambda n: "empty or unreadable")
     images = np.empty((len(keep), *image_size, decoding.channels), dtype=np.uint8)
     for row, i in enumerate(keep):
         image = converted[i]
