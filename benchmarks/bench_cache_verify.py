@@ -41,8 +41,8 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 import cv2
 import numpy as np
 
-from augframe import cache as cache_module
 from augframe.io.cache import CacheStore, build_cache
+from augframe.io.cache import verify as cache_module
 
 CASES = ((5000, 64), (1000, 224))  # (images, side in px)
 
@@ -102,7 +102,7 @@ def run_case(
     store = open_cache()
     data_path = store.data_path
     data = np.load(store.data_path, mmap_mode="r")
-    per_chunk = cache_module._rows_per_chunk(data.shape)
+    per_chunk = cache_module.rows_per_chunk(data.shape)
     workers = os.cpu_count() or 1
 
     def read_per_image() -> None:
@@ -118,7 +118,7 @@ def run_case(
             buffer[: len(part)] = part
 
     def check(pool: ThreadPoolExecutor) -> Callable[[], object]:
-        return lambda: cache_module._checksums(data, per_chunk, pool)
+        return lambda: cache_module.chunk_checksums(data, per_chunk, pool)
 
     def cold_time(action: Callable[[np.ndarray], object]) -> float:
         """Seconds of `action` on a fresh map of the file, evicted just before.
@@ -158,7 +158,9 @@ def run_case(
             for _ in range(repeats):
                 cold_read.append(cold_time(read_bulk))
                 cold_check.append(
-                    cold_time(lambda a: cache_module._checksums(a, per_chunk, pool))
+                    cold_time(
+                        lambda a: cache_module.chunk_checksums(a, per_chunk, pool)
+                    )
                 )
         evict(data_path)
         result["cold_read_bulk"] = (min(cold_read), statistics.median(cold_read))

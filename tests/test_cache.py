@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import errno
+import importlib
 import inspect
 import json
 import os
 import pickle
+import pkgutil
 import threading
 import zlib
 from pathlib import Path
@@ -16,7 +18,9 @@ import numpy as np
 import pytest
 from conftest import flip_rotate, tiny_model
 
-import augframe.io.cache
+import augframe.io.cache.build
+import augframe.io.cache.verify
+import augframe.io.cache.writer
 from augframe import (
     CacheError,
     CacheWarning,
@@ -98,7 +102,7 @@ def decoded(monkeypatch) -> list[str]:
             calls.append(os.fspath(path))
         return decode_image(path, **kwargs)
 
-    monkeypatch.setattr(augframe.io.cache, "decode_image", counting)
+    monkeypatch.setattr(augframe.io.cache.writer, "decode_image", counting)
     return calls
 
 
@@ -249,7 +253,7 @@ def test_progress_bar_only_when_asked(tmp_path, capsys):
 def test_progress_bar_total_is_fixed_from_the_start(tmp_path, monkeypatch):
     """Each bar's total is set once, before any work, and reached exactly."""
     bars: list = []
-    real = augframe.io.cache.tqdm
+    real = augframe.io.cache.writer.tqdm
 
     def spy(*args, **kwargs):
         bar = real(*args, **kwargs)
@@ -257,7 +261,8 @@ def test_progress_bar_total_is_fixed_from_the_start(tmp_path, monkeypatch):
             bars.append((kwargs["total"], bar))
         return bar
 
-    monkeypatch.setattr(augframe.io.cache, "tqdm", spy)
+    monkeypatch.setattr(augframe.io.cache.writer, "tqdm", spy)  # decoding
+    monkeypatch.setattr(augframe.io.cache.verify, "tqdm", spy)  # checking
     paths, labels = dataset(tmp_path / "data")
     build(paths[:10], labels[:10], tmp_path / "cache", progress=True)
     build(paths, labels, tmp_path / "cache", progress=True)
@@ -268,14 +273,14 @@ def test_progress_bar_total_is_fixed_from_the_start(tmp_path, monkeypatch):
 
 def test_num_workers_defaults_to_every_core(tmp_path, monkeypatch):
     sizes: list[int] = []
-    real = augframe.io.cache.ThreadPoolExecutor
+    real = augframe.io.cache.build.ThreadPoolExecutor
 
     def spy(max_workers):
         sizes.append(max_workers)
         return real(max_workers=max_workers)
 
-    monkeypatch.setattr(augframe.io.cache, "ThreadPoolExecutor", spy)
-    monkeypatch.setattr(augframe.io.cache.os, "cpu_count", lambda: 3)
+    monkeypatch.setattr(augframe.io.cache.build, "ThreadPoolExecutor", spy)
+    monkeypatch.setattr(augframe.io.cache.build.os, "cpu_count", lambda: 3)
     paths, labels = dataset(tmp_path / "data")
     build_cache(paths, labels, cache_dir=tmp_path / "cache", image_size=SIZE)
     assert sizes == [3]
@@ -486,7 +491,7 @@ ROW_BYTES = SIZE[0] * SIZE[1] * 3
 @pytest.fixture
 def small_chunks(monkeypatch) -> int:
     """Checksummed chunks of 4 rows (instead of about 1 MiB); returns 4."""
-    monkeypatch.setattr(augframe.io.cache, "_CHECK_BYTES", 4 * ROW_BYTES)
+    monkeypatch.setattr(augframe.io.cache.verify, "_CHECK_BYTES", 4 * ROW_BYTES)
     return 4
 
 
@@ -681,8 +686,9 @@ def test_data_files_are_loaded_without_pickle(tmp_path, monkeypatch):
     assert all(
         c.get("allow_pickle") is False and c.get("mmap_mode") == "r" for c in calls
     )
-    source = inspect.getsource(augframe.io.cache)
-    assert "allow_pickle=True" not in source and "import pickle" not in source
+    for info in pkgutil.iter_modules(augframe.io.cache.__path__, "augframe.io.cache."):
+        source = inspect.getsource(importlib.import_module(info.name))
+        assert "allow_pickle=True" not in source and "import pickle" not in source
 
 
 # ------------------------------------------------------------------ full disk
@@ -709,7 +715,7 @@ class _Usage:
     ("target", "replacement", "match"),
     [
         ("_preallocate", full_disk, "Not enough disk space .*cache"),
-        ("_write_manifest", half_written_manifest, "Not enough disk space .*cache"),
+        ("write_manifest", half_written_manifest, "Not enough disk space .*cache"),
         ("_flush", full_disk, "Not enough disk space"),
         ("_preallocate", no_permission, "Cannot write the image cache"),
     ],
@@ -721,7 +727,7 @@ def test_write_errors_become_cache_error_and_leave_no_temp_files(
     cache = tmp_path / "cache"
     build(paths[:10], labels[:10], cache)  # a previous, smaller cache
     with monkeypatch.context() as patch:
-        patch.setattr(augframe.io.cache, target, replacement)
+        patch.setattr(augframe.io.cache.writer, target, replacement)
         with pytest.raises(CacheError, match=match) as info:
             build(paths, labels, cache)
     assert str(cache) in str(info.value)
@@ -739,7 +745,9 @@ def test_too_little_free_space_is_refused_before_writing(
     tmp_path, monkeypatch, decoded
 ):
     paths, labels = dataset(tmp_path / "data")
-    monkeypatch.setattr(augframe.io.cache.shutil, "disk_usage", lambda path: _Usage())
+    monkeypatch.setattr(
+        augframe.io.cache.writer.shutil, "disk_usage", lambda path: _Usage()
+    )
     with pytest.raises(CacheError, match=r"needs .* MiB"):
         build(paths, labels, tmp_path / "cache")
     assert decoded == []

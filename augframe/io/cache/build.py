@@ -1,0 +1,231 @@
+"""`build_cache`: checks its arguments, holds the folder's lock, builds or reuses, opens."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from augframe.errors import ConfigError, SourceError
+from augframe.io.cache.layout import remove_orphans, remove_temp_files
+from augframe.io.cache.manifest import read_manifest
+from augframe.io.cache.store import CacheStats, CacheStore
+from augframe.io.cache.verify import check_data
+from augframe.io.cache.writer import Build, cache_error, stamp
+from augframe.io.decode.arrays import Decoding
+from augframe.io.natives import shorten
+from augframe.options import checks as _checks
+
+__all__ = ["build_cache"]
+
+logger = logging.getLogger("augframe")
+
+
+def build_cache(
+    paths: Sequence[str | os.PathLike[str]],
+    labels: np.ndarray | Sequence[int],
+    *,
+    cache_dir: str | os.PathLike[str],
+    image_size: tuple[int, int],
+    num_workers: int | None = None,
+    progress: bool = False,
+    class_names: Sequence[str] | None = None,
+    verify: bool = True,
+    decoding: Decoding | None = None,
+) -> CacheStore:
+    """Decodes and resizes image files once into an on-disk cache, and opens it.
+
+    The cache lives in `cache_dir/<height>x<width>/` (with the default
+    `decoding`; else `<height>x<width>-<decoding.key>/`). A later call with
+    the same `cache_dir`, `image_size` and decoding reuses it: a file whose path, byte size
+    and `mtime_ns` are unchanged is not decoded again; changed and new files
+    are decoded, removed ones dropped. Items keep the order of `paths`
+    (without the files that cannot be decoded), whatever `num_workers`.
+
+    Before reusing a cache, its rows are checked against the checksums
+    recorded when it was written; rows that do not match are decoded again
+    from their files, with one `CacheWarning` (see docs/design/cache.md).
+
+    Args:
+        paths: image files.
+        labels: the class index of each file.
+        cache_dir: folder of the cache; created if missing.
+        image_size: `(height, width)` of the cached images.
+        num_workers: threads that decode and check in parallel; None (the
+            default) for one per core (`os.cpu_count()`).
+        progress: show progress bars while checking and decoding.
+        class_names: names of the classes, used in error messages.
+        verify: check the rows of an existing cache against their checksums
+            before reusing them. It reads the whole data file; False skips
+            that and trusts the file (its size and shape are still checked).
+        decoding: the color mode, filter and aspect handling of the cached
+            images (default: `Decoding()`, RGB stretched with "bilinear").
+
+    Returns:
+        A `CacheStore` over the files that could be decoded.
+
+    Raises:
+        SourceError: a class has no decodable image (nothing is committed).
+        CacheError: the cache cannot be written (full disk, no permission);
+            temporary files are removed and a previous cache is left intact.
+
+    Example:
+    >>> store = build_cache(["data/cat/1.jpg", "data/dog/1.jpg"], np.array([0, 1]),
+    ...                     cache_dir="cache", image_size=(128, 128),
+    ...                     num_workers=4)  # doctest: +SKIP
+    >>> len(store), store.name(1)  # doctest: +SKIP
+    (2, 'data/dog/1.jpg')
+    """
+    start = time.perf_counter()
+    names = [os.fspath(p) for p in paths]
+    label_array = _check_labels(labels, len(names))
+    image_size = _checks.check_image_size(image_size)
+    num_workers = (
+        _checks.check_int("num_workers", num_workers, allow_none=True)
+        or os.cpu_count()
+        or 1
+    )
+    if not isinstance(verify, bool):
+        raise ConfigError(
+            f"Invalid value for argument `verify`. Received: verify={verify!r}. "
+            "Expected True or False."
+        )
+    decoding = decoding or Decoding()
+    if not isinstance(decoding, Decoding):
+        raise ConfigError(
+            f"Invalid value for argument `decoding`. Received: {decoding!r}. "
+            "Expected an augframe.io.decode.arrays.Decoding or None."
+        )
+    if not names:
+        raise SourceError("Received no image paths. Pass at least one image per class.")
+    folder = Path(cache_dir) / (
+        f"{image_size[0]}x{image_size[1]}"
+        + (f"-{decoding.key}" if decoding.key else "")
+    )
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise cache_error(exc, Path(cache_dir)) from exc
+
+    with _locked(folder):
+        remove_temp_files(folder)
+        manifest = read_manifest(folder, image_size, decoding)
+        remove_orphans(folder, keep=manifest.data_file if manifest else None)
+        with ThreadPoolExecutor(max_workers=num_workers) as pool:
+            if manifest is not None:
+                manifest = check_data(
+                    folder, manifest, pool, verify=verify, progress=progress
+                )
+            keys = [os.path.abspath(p) for p in names]
+            stamps = list(pool.map(stamp, keys))
+            build = Build(
+                folder=folder,
+                cache_dir=Path(cache_dir),
+                names=names,
+                keys=keys,
+                stamps=stamps,
+                labels=label_array,
+                image_size=image_size,
+                old=manifest,
+                decoding=decoding,
+            )
+            build.run(pool, progress=progress)
+        _check_classes(build, class_names)
+        data_path = build.commit()
+        kept = build.kept
+        stats = CacheStats(
+            num_reused=build.num_reused,
+            num_decoded=build.num_decoded,
+            num_skipped=len(build.skipped),
+            seconds=time.perf_counter() - start,
+            num_damaged=build.num_damaged,
+        )
+        # Opened under the lock: no other build can remove the file meanwhile.
+        store = CacheStore(
+            data_path,
+            labels=label_array[kept],
+            names=[names[i] for i in kept.tolist()],
+            image_size=image_size,
+            stats=stats,
+            decoding=decoding,
+        )
+    build.warn_skipped()
+    logger.info(
+        "cache %s: %d images reused, %d decoded, %d skipped, in %.2fs",
+        folder,
+        stats.num_reused,
+        stats.num_decoded,
+        stats.num_skipped,
+        stats.seconds,
+    )
+    return store
+
+
+def _check_classes(build: Build, class_names: Sequence[str] | None) -> None:
+    """Raises `SourceError` (and discards the build) if a class lost every image."""
+    num_classes = int(build.labels.max()) + 1
+    if class_names is not None:
+        num_classes = max(num_classes, len(class_names))
+    counts = np.bincount(build.labels[build.kept], minlength=num_classes)
+    present = np.bincount(build.labels, minlength=num_classes) > 0
+    empty = np.flatnonzero((counts == 0) & present)
+    if len(empty) == 0:
+        return
+    build.discard()
+    cls = int(empty[0])
+    what = f"class index {cls}" + (
+        f" ({class_names[cls]!r})" if class_names is not None else ""
+    )
+    files = [build.names[i] for i in np.flatnonzero(build.labels == cls).tolist()]
+    shown = shorten(files)
+    raise SourceError(
+        f"The image cache has no image of {what}: none of its {len(files)} file(s) "
+        f"could be decoded ({shown}). Fix or replace them, or remove the class."
+    )
+
+
+def _check_labels(labels: np.ndarray | Sequence[int], num_paths: int) -> np.ndarray:
+    array = np.asarray(labels)
+    if array.shape != (num_paths,) or (
+        num_paths and (not np.issubdtype(array.dtype, np.integer) or array.min() < 0)
+    ):
+        raise ConfigError(
+            "Invalid value for argument `labels`. Received: an array of dtype "
+            f"{array.dtype} and shape {array.shape}. Expected one class index >= 0 "
+            f"per path, shape ({num_paths},)."
+        )
+    return array.astype(np.int32)
+
+
+if sys.platform == "win32":
+
+    @contextlib.contextmanager
+    def _locked(folder: Path) -> Iterator[None]:
+        yield
+
+else:
+    import fcntl
+
+    @contextlib.contextmanager
+    def _locked(folder: Path) -> Iterator[None]:
+        """Holds an exclusive lock on the cache folder (one builder at a time)."""
+        try:
+            handle = open(folder / ".lock", "a+b")  # noqa: SIM115
+        except OSError:
+            handle = None  # a read-only folder: no build can write there anyway
+        if handle is None:
+            yield
+            return
+        with handle:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)

@@ -1,0 +1,361 @@
+"""One build of a cache's data file: rows copied or decoded, written durably, committed (internal)."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import shutil
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from tqdm.auto import tqdm
+
+from augframe import _warn
+from augframe._parallel import run_chunks
+from augframe.errors import CacheError, ImageWarning
+from augframe.io.cache.layout import (
+    CACHE_VERSION,
+    DATA_PREFIX,
+    FORMAT,
+    TMP_PREFIX,
+    open_data,
+    remove_orphans,
+)
+from augframe.io.cache.manifest import Checksums, Manifest, write_manifest
+from augframe.io.cache.verify import chunk_checksums, rows_per_chunk
+from augframe.io.decode.arrays import Decoding
+from augframe.io.decode.files import ImageReadError, decode_image
+from augframe.io.natives import shorten
+
+__all__ = ["Build", "cache_error", "stamp"]
+
+_CHUNK = 64  # images per decode job
+_COPY_BYTES = 64 * 2**20  # bytes per chunk when copying rows between files
+
+
+def stamp(key: str) -> tuple[int, int] | None:
+    """`(size, mtime_ns)` of a file, or None when it cannot be read."""
+    try:
+        st = os.stat(key)
+    except OSError:
+        return None
+    return st.st_size, st.st_mtime_ns
+
+
+class Build:
+    """One build: which rows to copy, which to decode, and the files written."""
+
+    def __init__(
+        self,
+        *,
+        folder: Path,
+        cache_dir: Path,
+        names: list[str],
+        keys: list[str],
+        stamps: list[tuple[int, int] | None],
+        labels: np.ndarray,
+        image_size: tuple[int, int],
+        old: Manifest | None,
+        decoding: Decoding,
+    ) -> None:
+        self.folder = folder
+        self.decoding = decoding
+        self.cache_dir = cache_dir
+        self.names = names
+        self.keys = keys
+        self.stamps = stamps
+        self.labels = labels
+        self.image_size = image_size
+        self.old = old
+        self.build_id = uuid.uuid4().hex
+        self.temp_files: list[Path] = []
+        self.data_file = ""
+        # Per item: the old row to copy, -1 to decode, -2 to skip.
+        source = np.full(len(keys), -1, dtype=np.int64)
+        for i, (key, stamp) in enumerate(zip(keys, stamps, strict=True)):
+            if stamp is None:
+                source[i] = -2
+            elif old is not None and old.rows.get(key, (-1, -1, -1))[1:] == stamp:
+                source[i] = old.rows[key][0]
+            elif old is not None and old.skipped.get(key) == stamp:
+                source[i] = -2  # failed before and unchanged since: not retried
+        self.source = source
+        self.failed = np.zeros(len(keys), dtype=bool)
+        self.num_reused = int((source >= 0).sum())
+        self.num_decoded = 0
+        # Decoded again only because of damage: unchanged since they were cached.
+        damaged = old.damaged if old is not None else {}
+        self.num_damaged = sum(
+            damaged.get(keys[i], (-1, -1, -1))[1:] == stamps[i]
+            for i in np.flatnonzero(source == -1).tolist()
+        )
+        self.checksums: Checksums | None = None
+
+    @property
+    def kept(self) -> np.ndarray:
+        """Indices into `paths` of the items in the store, in order."""
+        return np.flatnonzero((self.source != -2) & ~self.failed)
+
+    @property
+    def skipped(self) -> list[int]:
+        return np.flatnonzero((self.source == -2) | self.failed).tolist()
+
+    def run(self, pool: ThreadPoolExecutor, *, progress: bool) -> None:
+        """Writes the new data file under a temporary name (if one is needed)."""
+        candidates = np.flatnonzero(self.source != -2)
+        old = self.old
+        if (
+            old is not None
+            and len(candidates) == old.shape[0]
+            and np.array_equal(self.source[candidates], np.arange(len(candidates)))
+        ):
+            self.data_file = old.data_file  # same images in the same order
+            self.build_id = old.build_id
+            self.checksums = old.checksums
+            return
+        try:
+            self._check_space(len(candidates))
+            data = self._create(len(candidates))
+            if old is not None:
+                self._copy_rows(data, candidates)
+            self._decode_rows(data, candidates, pool, progress=progress)
+            if self.failed.any():
+                data = self._compact(data, candidates)
+            _flush(data)
+            per_chunk = rows_per_chunk(data.shape)
+            self.checksums = Checksums(
+                per_chunk, tuple(chunk_checksums(data, per_chunk, pool))
+            )
+            del data
+        except BaseException as exc:
+            self.discard()
+            if isinstance(exc, OSError):
+                raise cache_error(exc, self.cache_dir) from exc
+            raise
+
+    def _check_space(self, num_rows: int) -> None:
+        needed = num_rows * int(np.prod(self.image_size)) * self.decoding.channels
+        free = shutil.disk_usage(self.folder).free
+        if needed > free:
+            raise OSError(
+                errno.ENOSPC,
+                f"the cache needs {needed / 2**20:.1f} MiB, {free / 2**20:.1f} MiB are "
+                "free",
+            )
+
+    def _create(self, num_rows: int) -> np.memmap:
+        path = self.folder / f"{TMP_PREFIX}{self.build_id}-{len(self.temp_files)}.npy"
+        self.temp_files.append(path)
+        data = np.lib.format.open_memmap(
+            path,
+            mode="w+",
+            dtype=np.uint8,
+            shape=(num_rows, *self.image_size, self.decoding.channels),
+        )
+        _preallocate(path, int(data.offset) + data.nbytes)
+        return data
+
+    def _copy_rows(self, data: np.memmap, candidates: np.ndarray) -> None:
+        assert self.old is not None
+        old = open_data(self.folder / self.old.data_file)
+        src = self.source[candidates]
+        (dst,) = np.nonzero(src >= 0)
+        per_chunk = max(1, _COPY_BYTES // max(1, int(np.prod(data.shape[1:]))))
+        for s in range(0, len(dst), per_chunk):
+            rows = dst[s : s + per_chunk]
+            data[rows] = old[src[rows]]
+        del old
+
+    def _decode_rows(
+        self,
+        data: np.memmap,
+        candidates: np.ndarray,
+        pool: ThreadPoolExecutor,
+        *,
+        progress: bool,
+    ) -> None:
+        todo = np.flatnonzero(self.source[candidates] == -1)  # rows in `data`
+        if len(todo) == 0:
+            return
+        self.num_decoded = len(todo)
+
+        reduced = self.decoding.reduced_decode
+
+        def job(rows: np.ndarray) -> np.ndarray:
+            for row in rows.tolist():
+                item = int(candidates[row])
+                try:
+                    # What `augframe.io.decode.files.load_image` does.
+                    image = decode_image(
+                        self.keys[item],
+                        target_size=self.image_size if reduced else None,
+                        color_mode=self.decoding.color_mode,
+                    )
+                    data[row] = self.decoding.fit(image, self.image_size)
+                except (ImageReadError, cv2.error):
+                    self.failed[item] = True
+            return rows
+
+        bar = tqdm(
+            total=len(todo),
+            desc="augframe cache",
+            unit="img",
+            disable=not progress,
+            leave=False,
+        )
+        with bar:
+            # On an error, queued jobs stop and running ones finish before the
+            # caller removes the file they write to.
+            run_chunks(pool, job, todo, chunk=_CHUNK, bar=bar)
+
+    def _compact(self, data: np.memmap, candidates: np.ndarray) -> np.memmap:
+        """A copy of `data` without the rows that failed to decode."""
+        good = np.flatnonzero(~self.failed[candidates])
+        first = self.temp_files[-1]
+        out = self._create(len(good))
+        per_chunk = max(1, _COPY_BYTES // max(1, int(np.prod(data.shape[1:]))))
+        for s in range(0, len(good), per_chunk):
+            out[s : s + per_chunk] = data[good[s : s + per_chunk]]
+        del data
+        with contextlib.suppress(OSError):  # else removed by `discard`
+            first.unlink()
+        return out
+
+    def commit(self) -> Path:
+        """Renames the data file into place, then writes the manifest (last)."""
+        new_data: Path | None = None
+        manifest_written = False
+        try:
+            if not self.data_file:
+                self.data_file = f"{DATA_PREFIX}{self.build_id}.npy"
+                new_data = self.folder / self.data_file
+                os.replace(self.temp_files.pop(), new_data)
+                _fsync_dir(self.folder)
+            doc = self._document()
+            if self.old is None or doc != self.old.document:
+                write_manifest(self.folder, doc)
+                manifest_written = True
+                _fsync_dir(self.folder)
+        except BaseException as exc:
+            self.discard()
+            if new_data is not None and not manifest_written:
+                with contextlib.suppress(OSError):
+                    new_data.unlink()
+            if isinstance(exc, OSError):
+                raise cache_error(exc, self.cache_dir) from exc
+            raise
+        self.discard()
+        remove_orphans(self.folder, keep=self.data_file)
+        return self.folder / self.data_file
+
+    def discard(self) -> None:
+        """Removes this build's temporary files (the previous cache stays)."""
+        for path in [
+            *self.temp_files,
+            *self.folder.glob(f"{TMP_PREFIX}{self.build_id}-*"),
+        ]:
+            with contextlib.suppress(OSError):
+                path.unlink()
+        self.temp_files.clear()
+
+    def _document(self) -> dict[str, Any]:
+        kept, skipped = self.kept.tolist(), self.skipped
+        shape = [len(kept), *self.image_size, self.decoding.channels]
+        size = (self.folder / self.data_file).stat().st_size
+        stamps = self.stamps
+        checksums = (
+            {} if self.checksums is None else {"checksums": self.checksums.to_json()}
+        )
+        return {
+            "format": FORMAT,
+            "version": CACHE_VERSION,
+            "build_id": self.build_id,
+            "image_size": list(self.image_size),
+            "decoding": self.decoding.to_json(),
+            "data_file": self.data_file,
+            "data_bytes": size,
+            "shape": shape,
+            "dtype": "uint8",
+            "entries": {
+                "path": [self.keys[i] for i in kept],
+                "size": [s[0] for i in kept if (s := stamps[i]) is not None],
+                "mtime_ns": [s[1] for i in kept if (s := stamps[i]) is not None],
+                "label": self.labels[kept].tolist(),
+            },
+            "skipped": {
+                "path": [self.keys[i] for i in skipped if stamps[i] is not None],
+                "size": [s[0] for i in skipped if (s := stamps[i]) is not None],
+                "mtime_ns": [s[1] for i in skipped if (s := stamps[i]) is not None],
+            },
+            **checksums,
+        }
+
+    def warn_skipped(self) -> None:
+        bad = [self.names[i] for i in self.skipped]
+        if not bad:
+            return
+        shown = shorten(bad)
+        _warn.warn(
+            f"Skipped {len(bad)} image(s) that could not be decoded: {shown}. They "
+            "are left out of the cache and of every frame; fix or delete them to "
+            "silence this warning (a changed file is decoded again).",
+            ImageWarning,
+        )
+
+
+def _preallocate(path: Path, num_bytes: int) -> None:
+    """Reserves the file's blocks, so a full disk is an `OSError` now, not a crash.
+
+    Writing to a sparse memory-mapped file on a full disk kills the process
+    with SIGBUS; `posix_fallocate` fails cleanly with ENOSPC instead.
+    """
+    if not hasattr(os, "posix_fallocate"):
+        return
+    fd = os.open(path, os.O_RDWR)
+    try:
+        os.posix_fallocate(fd, 0, num_bytes)
+    except OSError as exc:
+        if exc.errno not in (errno.EINVAL, errno.EOPNOTSUPP, errno.ENOSYS):
+            raise
+    finally:
+        os.close(fd)
+
+
+def _flush(data: np.memmap) -> None:
+    """Writes the memory map's pages to disk and fsyncs the file."""
+    data.flush()
+    fd = os.open(str(data.filename), os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(folder: Path) -> None:
+    if os.name != "posix":
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def cache_error(exc: OSError, cache_dir: Path) -> CacheError:
+    """The `CacheError` for an `OSError` met writing the cache in `cache_dir`."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return CacheError(
+            f"Not enough disk space for the image cache in {str(cache_dir)!r} "
+            f"({exc.strerror or exc}). Free some space there, pass a `cache_dir` on "
+            "a larger disk, or use cache_dir=None to decode from the files at "
+            "every frame."
+        )
+    return CacheError(
+        f"Cannot write the image cache in {str(cache_dir)!r} ({exc}). Check that "
+        "the folder is writable, or pass another `cache_dir` (or cache_dir=None)."
+    )
