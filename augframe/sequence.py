@@ -58,7 +58,7 @@ class FrameSequence(SequenceCore, keras.utils.PyDataset):
         interpolation: the resize filter, by Keras' name: "bilinear"
             (default), "nearest", "bicubic", "area", "lanczos3", "lanczos5",
             "gaussian" or "mitchellcubic"; OpenCV's equivalent or closest
-            filter (see `augframe.io.decode.arrays` for which are approximations).
+            filter (see docs/design/decoding.md for which are approximations).
         crop_to_aspect_ratio: center-crop every native to the aspect ratio
             of `image_size` before resizing (nothing is stretched).
         pad_to_aspect_ratio: fit every native inside `image_size` and pad

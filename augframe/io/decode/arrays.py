@@ -1,59 +1,11 @@
 """How a native becomes a sample: its channels, the resize filter and the aspect ratio.
 
-`Decoding` holds the four options that decide the pixels of a sample before
-any augmentation, as `keras.utils.image_dataset_from_directory` names them:
-`color_mode`, `interpolation`, `crop_to_aspect_ratio` and
-`pad_to_aspect_ratio`. This module converts in-memory arrays to the color
-mode, crops or pads them to the aspect ratio of `image_size` and resizes
-them; `augframe.io.decode.files.decode_image` decodes files to the color mode.
-
-Channels. "rgb" gives `(H, W, 3)`, "grayscale" `(H, W, 1)` (the luma of
-ITU-R BT.601, 0.299 R + 0.587 G + 0.114 B, as Keras and libjpeg compute it)
-and "rgba" `(H, W, 4)` (images without alpha get an opaque alpha of 255).
-
-Filters. Keras resizes with `tf.image.resize` (no antialiasing); augframe
-resizes with OpenCV. Measured against `tf.image.resize` (mean absolute
-difference per value, 0-255, over 20 photo-like images of smooth colour
-fields, anti-aliased discs and mild noise; 48x64 enlarged 2x, 96x128 and
-192x256 reduced to 48x64):
-
-=============  ==========================  ==========  =========  =========
-Keras name     OpenCV                      enlarge 2x  reduce 2x  reduce 4x
-=============  ==========================  ==========  =========  =========
-bilinear       INTER_LINEAR; INTER_AREA    0.08        0.12       2.9
-               when reducing
-nearest        (numpy indexing)            0           0          0
-area           INTER_AREA                  0           0.13       0
-bicubic        INTER_CUBIC                 0.80        0.56       2.7
-mitchellcubic  INTER_CUBIC                 1.42        1.03       2.5
-lanczos3       INTER_LANCZOS4              0.63        0.55       3.5
-lanczos5       INTER_LANCZOS4              0.47        0.46       3.8
-gaussian       as bilinear                 0.59        0.12       2.9
-=============  ==========================  ==========  =========  =========
-
-"nearest" picks the pixels TensorFlow picks (OpenCV's INTER_NEAREST_EXACT
-rounds differently where a sample falls exactly on a pixel border, so augframe
-indexes the pixels itself), "area" is OpenCV's equivalent of Keras' filter, and
-"bilinear" is when enlarging (reducing by 1.5x it differs by 1.2, by 3x by
-4.3); the others are approximations: OpenCV has no Mitchell, Lanczos-3/5 or Gaussian filter (the
-closest it has is used) and its bicubic filter is Keys' with a = -0.75,
-TensorFlow's a = -0.5. Reducing by more than 2x, every filter but "nearest"
-differs by design (the last column): "bilinear" (the default) and
-"gaussian" average areas of pixels (antialiased), where Keras reads a few
-pixels per output pixel and aliases. The cubic and Lanczos filters, when
-reducing by more than 2x, first average blocks of 2x2, 4x4 or 8x8 pixels
-until the image is less than twice the target size (a JPEG is decoded at that
-reduced scale directly, see `augframe.io.decode.files.decode_image`; any other file
-is reduced with INTER_AREA), so a large JPEG and a large PNG of the same
-picture give nearly the same sample. "nearest" never uses the reduced JPEG
-decode: its samples are pixels of the full image.
-
-Aspect ratio. By default a native is stretched to `image_size`.
-`crop_to_aspect_ratio=True` first cuts the largest centered box of the
-target's aspect ratio out of it (Keras' `smart_resize`);
-`pad_to_aspect_ratio=True` resizes it to fit inside the target and pads the
-rest with zeros (black, and transparent for "rgba"), centered (Keras'
-`tf.image.resize_with_pad`). A circle stays a circle either way.
+`Decoding` holds the four options that decide a sample's pixels before any
+augmentation (`color_mode`, `interpolation`, `crop_to_aspect_ratio`,
+`pad_to_aspect_ratio`, as Keras names them); this module converts in-memory
+arrays to the color mode, crops or pads them and resizes them. What each
+option does, and which filters are approximations of Keras' (measured):
+docs/design/decoding.md.
 
 Example:
 >>> decoding = Decoding(color_mode="grayscale", crop_to_aspect_ratio=True)
@@ -129,8 +81,8 @@ class Decoding:
 
     Attributes:
         color_mode: "rgb", "grayscale" or "rgba".
-        interpolation: the resize filter, by Keras' name (see the module
-            docstring for the OpenCV filter each maps to).
+        interpolation: the resize filter, by Keras' name (see
+            docs/design/decoding.md for the OpenCV filter each maps to).
         crop_to_aspect_ratio: center-crop to the target's aspect ratio first.
         pad_to_aspect_ratio: pad with zeros to the target's aspect ratio.
 
@@ -283,7 +235,7 @@ def resize(
     """Resizes an `(H, W, C)` uint8 image to `(height, width)`, keeping C.
 
     The default, "bilinear", is OpenCV's INTER_AREA when both sides shrink
-    and INTER_LINEAR otherwise. See the module docstring for the others.
+    and INTER_LINEAR otherwise. See docs/design/decoding.md for the others.
 
     Example:
     >>> resize(np.zeros((100, 50, 3), np.uint8), (20, 10)).shape
