@@ -38,8 +38,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from augframe.errors import ConfigError
-from augframe.options import checks as _checks
+from augframe.options import registry as _checks
 
 __all__ = ["ServeAugment"]
 
@@ -120,15 +119,7 @@ class ServeAugment:
         for name in ("max_shift", "brightness", "contrast", "cutout"):
             _checks.check_probability(name, getattr(self, name))
         _checks.check_choice("fill", self.fill, FILL_MODES)
-        if (
-            isinstance(self.fill_value, bool)
-            or not isinstance(self.fill_value, int)
-            or not 0 <= self.fill_value <= 255
-        ):
-            raise ConfigError(
-                "Invalid value for argument `fill_value`. Received: "
-                f"fill_value={self.fill_value!r}. Expected an integer in [0, 255]."
-            )
+        _checks.check_int("fill_value", self.fill_value, minimum=0, maximum=255)
 
     def __call__(
         self,

@@ -104,7 +104,7 @@ from augframe.errors import (
 )
 from augframe.io.decode.arrays import Decoding
 from augframe.io.decode.files import ImageReadError, decode_image
-from augframe.options import checks as _checks
+from augframe.options import registry as _checks
 
 __all__ = ["CACHE_VERSION", "CacheStats", "CacheStore", "build_cache"]
 

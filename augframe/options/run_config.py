@@ -38,7 +38,6 @@ from pydantic import (
     Field,
     StrictBool,
     StrictInt,
-    StrictStr,
     ValidationError,
     ValidationInfo,
     create_model,
@@ -48,7 +47,7 @@ from pydantic import (
 
 from augframe.augment import pipelines as shipped
 from augframe.errors import ConfigError
-from augframe.options.registry import OPTIONS, pydantic_type
+from augframe.options.registry import OPTIONS, PathText, Probability, pydantic_type
 
 __all__ = [
     "RunConfig",
@@ -64,10 +63,6 @@ MAX_CONFIG_BYTES = 1024 * 1024
 
 _UNSET: Any = None
 """Default of an option the file may leave out: never validated, never passed on."""
-
-_Probability = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False, strict=True)]
-_Count = Annotated[StrictInt, Field(ge=1)]
-_PathText = Annotated[StrictStr, Field(min_length=1, max_length=4096)]
 
 _WRITE_FIELDS = ("control_file", "example_dir", "cache_dir")
 _PATH_FIELDS = ("augment", *_WRITE_FIELDS)
@@ -107,8 +102,8 @@ class SourceConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    directory: _PathText | None = None
-    paths_csv: _PathText | None = None
+    directory: PathText | None = None
+    paths_csv: PathText | None = None
 
     @field_validator("directory")
     @classmethod
@@ -154,7 +149,7 @@ def _serve_augment_model() -> type[BaseModel]:
 
     types: dict[str, Any] = {
         "bool": StrictBool,
-        "float": _Probability,
+        "float": Probability,
         "str": Literal[FILL_MODES],
         "int": Annotated[StrictInt, Field(ge=0, le=255)],
     }
