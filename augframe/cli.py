@@ -1,8 +1,8 @@
 """The `augframe` command line (also `python -m augframe`).
 
-Sub-commands: `demo`, `preview`, `control set|stop|show`, `cache build` and
-`bench`. Heavy modules (keras, tensorflow, albumentations) are imported inside
-the handlers, so `augframe --help` and `augframe control ...` start fast.
+`main` and `build_parser`: the sub-commands `demo`, `preview`,
+`control set|stop|show`, `cache build` and `bench` (see
+docs/design/command-line.md).
 
 Example:
 >>> main(["control", "set", "aug_p=0.2", "--file", "control.json"])  # doctest: +SKIP

@@ -1,10 +1,9 @@
 """Every FrameSequence option, defined once: type, bounds, default, hot or not.
 
-The constructor's checks (`check`), the run-config schema (`pydantic_field`,
-used by `augframe.options.run_config`), the control.json schema (`ControlSettings` in
-`augframe.options.control_file`) and the command line's value parsers (`argparse_type`)
-are all derived from `OPTIONS`, so that they cannot disagree: a value one of
-them refuses, every one of them refuses, with the same bounds.
+`OPTIONS` and the checks, schemas and parsers derived from it (`check`,
+`pydantic_type`, `argparse_type`), plus the generic Keras-style checks other
+arguments use (`check_int`, `check_probability`, `check_choice`,
+`check_image_size`). Design notes: docs/design/options.md.
 
 Example:
 >>> OPTIONS["epochs_per_frame"].hot

@@ -1,21 +1,8 @@
 """Run configs: one YAML file that names the image source and the FrameSequence options.
 
-A run config is read with `yaml.safe_load` (nothing is executed or imported)
-and validated by one pydantic model, `RunConfig`, before any image is decoded.
-Only the options a file sets are passed on: every default lives in the
-`FrameSequence` signature. Relative paths are resolved against the config
-file's folder; the paths augframe writes to (`control_file`, `example_dir`,
-`cache_dir`) must stay inside that folder, or inside `allowed_root`.
-
-    source:
-      directory: data/train        # or: paths_csv: files.csv (columns path,label)
-    image_size: [128, 128]
-    color_mode: grayscale          # rgb (default), grayscale or rgba; also
-                                   # interpolation, crop_to_aspect_ratio, ...
-    samples_per_class: 500
-    augment: medium                # a shipped pipeline, or a file
-    aug_p: 0.3
-    control_file: runs/control.json
+`RunConfig`, derived from the option registry, validates a file read with
+`yaml.safe_load` before any image is decoded; the rules and an example file
+are in docs/design/options.md.
 
 Example:
 >>> seq = sequence_from_config("configs/run.yaml", seed=1)  # doctest: +SKIP
