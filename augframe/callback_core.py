@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 from augframe import _console, _warn
 from augframe.errors import ControlFileWarning
-from augframe.options import checks as _checks
+from augframe.options import registry as _checks
 from augframe.options.control_file import ControlFile
 from augframe.sequence_core import SequenceCore, scheduled_sequences
 

@@ -21,7 +21,7 @@ from augframe.errors import ConfigError
 from augframe.observe.examples import contact_sheet
 from augframe.observe.report import draw_report
 from augframe.observe.summaries import MAX_SHEET_CLASSES, FrameSummaryWriter
-from augframe.options import checks as _checks
+from augframe.options import registry as _checks
 from augframe.sequence import FrameSequence
 
 __all__ = ["ControlCallback", "FrameScheduler", "FrameTensorBoard", "StopOnControlFile"]

@@ -1,8 +1,8 @@
 """The `augframe` command line (also `python -m augframe`).
 
-Sub-commands: `demo`, `preview`, `control set|stop|show`, `cache build` and
-`bench`. Heavy modules (keras, tensorflow, albumentations) are imported inside
-the handlers, so `augframe --help` and `augframe control ...` start fast.
+`main` and `build_parser`: the sub-commands `demo`, `preview`,
+`control set|stop|show`, `cache build` and `bench` (see
+docs/design/command-line.md).
 
 Example:
 >>> main(["control", "set", "aug_p=0.2", "--file", "control.json"])  # doctest: +SKIP
@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from augframe.errors import AugframeError, ConfigError
-from augframe.options.registry import OPTIONS, argparse_type
+from augframe.options.registry import OPTIONS, argparse_type, parse_text
 
 __all__ = ["build_parser", "default_cache_dir", "main"]
 
@@ -127,18 +127,6 @@ def _allowed_keys() -> str:
     return f"Allowed keys: {', '.join(HOT_KEYS)}."
 
 
-def _parse_value(text: str) -> Any:
-    """JSON-ish: true/false, numbers, null, quoted strings; anything else is text."""
-
-    def no_constant(name: str) -> Any:
-        raise ValueError(name)
-
-    try:
-        return json.loads(text, parse_constant=no_constant)
-    except ValueError:  # JSONDecodeError is a ValueError
-        return text
-
-
 def _show(value: Any) -> str:
     """A value as the user would type it in the control file (JSON)."""
     return json.dumps(value)
@@ -158,7 +146,7 @@ def _parse_assignments(assignments: Sequence[str]) -> dict[str, Any]:
                 f"expected KEY=VALUE, got {assignment!r} (e.g. aug_p=0.2). "
                 f"{_allowed_keys()}"
             )
-        value = _parse_value(text)
+        value = parse_text(text)
         if key in FROZEN_KEYS:
             raise _ControlRefused(
                 f"key {key!r} (value {_show(value)}) cannot change while `fit` "

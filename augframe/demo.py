@@ -1,12 +1,7 @@
 """The `augframe demo` job: an imbalanced image set, a balanced frame, a short fit.
 
-It writes a deliberately imbalanced 3-class set of JPEGs (circles, squares,
-triangles; 1000/200/20 by default), builds a balanced `FrameSequence` with a
-control file and example images, trains a small CNN on the CPU, then trains
-the same model for the same number of epochs on the folder as it is (no
-balancing, no augmentation), and reports the validation accuracy, the recall
-of every class of both models on a balanced validation set, and a contact
-sheet per frame. The quickstart notebook uses the same pieces.
+`run` compares a balanced `FrameSequence` with training on the imbalanced
+folder as it is; what it writes and reports: docs/design/command-line.md.
 
 Example:
 >>> from augframe import demo

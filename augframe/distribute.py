@@ -1,8 +1,6 @@
 """Multi-worker helpers: which shard of the sources this worker builds frames from.
 
-augframe runs no engine of its own: `keras.distribution` (JAX, several hosts)
-or `tf.distribute` (several GPUs of one host) trains, and every process builds
-its own frames from its shard, with its own seed stream.
+See docs/design/multi-worker.md for why every process builds its own frames.
 """
 
 from __future__ import annotations

@@ -4,8 +4,10 @@ command line are derived from `augframe.options` and refuse the same values."""
 from __future__ import annotations
 
 import argparse
+import importlib
 import inspect
 import math
+from typing import Any
 
 import numpy as np
 import pytest
@@ -13,7 +15,14 @@ from pydantic import ValidationError
 
 from augframe import ConfigError, FrameSequence
 from augframe.cli import build_parser
-from augframe.options import HOT_OPTIONS, MAX_COUNT, OPTIONS, argparse_type, check
+from augframe.options import (
+    FILES_OPTIONS,
+    HOT_OPTIONS,
+    MAX_COUNT,
+    OPTIONS,
+    argparse_type,
+    check,
+)
 from augframe.options.control_file import (
     FROZEN_KEYS,
     HOT_KEYS,
@@ -25,16 +34,14 @@ from augframe.options.run_config import RunConfig
 
 def test_constructor_config_control_and_cli_are_derived_from_one_definition():
     signature = inspect.signature(FrameSequence.__init__).parameters
-    # The constructor: every option, with the option's default.
+    # The constructor: every option (its defaults: the test below).
     for name, option in OPTIONS.items():
         if option.files_only:  # from_directory (and from_paths...) take it
             files = inspect.signature(FrameSequence.from_directory).parameters
-            assert files[name].default == option.default, name
+            assert name in files, name
             assert name not in signature, name
             continue
         assert name in signature, name
-        if name != "image_size":
-            assert signature[name].default == option.default, name
     # The run config: every option a file can hold, with the same types.
     in_file = {n for n, o in OPTIONS.items() if o.in_file} | {"serve_augment"}
     assert set(RunConfig.model_fields) == in_file | {"source"}
@@ -49,6 +56,74 @@ def test_constructor_config_control_and_cli_are_derived_from_one_definition():
     # The CLI: `control set` takes the hot keys; value parsers are the options'.
     parser = build_parser()
     assert parser.parse_args(["control", "set", "aug_p=0.2"]).assignments == ["aug_p=0.2"]
+
+
+# Every public signature that takes registry options, as (module, attribute path).
+SIGNATURES = [
+    ("augframe", "FrameSequence.__init__"),
+    ("augframe", "FrameSequence.from_directory"),
+    ("augframe", "FrameSequence.from_paths"),
+    ("augframe", "FrameSequence.from_dataframe"),
+    ("augframe.tf_keras", "FrameSequence.__init__"),
+    ("augframe.tf_keras", "FrameSequence.from_directory"),
+    ("augframe.tf_keras", "FrameSequence.from_paths"),
+    ("augframe.tf_keras", "FrameSequence.from_dataframe"),
+]
+
+
+def _signature_defaults(module: str, path: str) -> dict[str, Any]:
+    """The defaults that `module.path`'s signature writes for registry options."""
+    if module == "augframe.tf_keras":
+        pytest.importorskip("tf_keras")  # the Keras 2 adapter's optional package
+    function: Any = importlib.import_module(module)
+    for part in path.split("."):
+        function = getattr(function, part)
+    return {
+        name: parameter.default
+        for name, parameter in inspect.signature(function).parameters.items()
+        if name in OPTIONS and parameter.default is not inspect.Parameter.empty
+    }
+
+
+@pytest.mark.parametrize(("module", "path"), SIGNATURES)
+def test_every_signature_default_is_the_registrys(module, path):
+    defaults = _signature_defaults(module, path)
+    assert {n: OPTIONS[n].default for n in defaults} == defaults
+    if path.endswith("__init__"):  # every option but image_size has its default
+        assert set(defaults) == set(OPTIONS) - set(FILES_OPTIONS) - {"image_size"}
+
+
+def test_files_and_control_json_write_no_default_of_their_own(tmp_path):
+    """A run config or control.json leaves an option out: the registry's
+    default (through the constructor) or the current value applies."""
+    for name, field in RunConfig.model_fields.items():
+        if name == "source" or name == "image_size":
+            assert field.is_required(), name
+        else:
+            assert field.default is None and not field.is_required(), name
+    config = RunConfig.model_validate(
+        {"source": {"directory": str(tmp_path)}, "image_size": [8, 8]}
+    )
+    assert config.sequence_kwargs() == {"image_size": (8, 8)}
+    for name, field in ControlSettings.model_fields.items():
+        assert field.default is None and not field.is_required(), name
+    assert ControlSettings().model_dump(exclude_none=True) == {}
+
+
+def test_a_new_control_file_holds_the_registrys_defaults():
+    seq = FrameSequence(
+        {"a": np.zeros((2, 8, 8, 3), np.uint8)},
+        image_size=(8, 8),
+        background=False,
+        verbose=0,
+    )
+    try:
+        values = seq.control_values()
+    finally:
+        seq.close()
+    assert {n: values[n] for n in HOT_OPTIONS} == {
+        n: OPTIONS[n].default for n in HOT_OPTIONS
+    }
 
 
 BAD = {

@@ -1,23 +1,8 @@
 """Building albumentations pipelines from transforms, factories and files.
 
-`PipelineSpec` remembers what the user passed as `augment` and builds a fresh
-`A.Compose` for given `aug_p` / `pipe_p` values (None: the pipeline's own
-probabilities), one per worker thread (a Compose keeps per-call state on the
-instance and is not thread-safe). `load_pipeline` reads a file saved with
-`A.save` and says in words what is wrong with one that cannot be loaded.
-
-Samples of one channel ("grayscale", `(H, W, 1)`) or four ("rgba") reach
-the pipeline as they are; albumentations 2.0 keeps their channels, but some
-of its color transforms refuse them (ISONoise needs 3 channels; ToGray,
-HueSaturationValue, ColorJitter and CLAHE refuse 4) and HueSaturationValue
-warns on one (hue and saturation do not apply). So for those color modes
-`PipelineSpec` runs every transform once, forced on, on a sample of that
-shape before any image is decoded (`incompatible_transforms`). A pipeline of
-yours with such a transform is a `ConfigError` naming it; a shipped pipeline
-("light", "medium", "heavy") leaves those transforms out, and logs which:
-"light" keeps everything; "medium" loses HueSaturationValue (grayscale and
-rgba); "heavy" loses HueSaturationValue, ISONoise and ToGray (grayscale and
-rgba), and ColorJitter and CLAHE (rgba).
+`PipelineSpec` builds one `A.Compose` per worker thread for given `aug_p` /
+`pipe_p`, and checks it against the color mode; `load_pipeline` reads files
+saved with `A.save`. Design notes: docs/design/pipelines.md.
 """
 
 from __future__ import annotations
@@ -320,8 +305,8 @@ class PipelineSpec:
     the pipeline forced on, each transform at `aug_p` or its own `p`.
 
     With `color_mode` other than "rgb", the pipeline is checked for
-    transforms that cannot take samples of that many channels (see the
-    module docstring), before any image is decoded.
+    transforms that cannot take samples of that many channels (see
+    docs/design/pipelines.md), before any image is decoded.
 
     Example:
     >>> spec = PipelineSpec(A.Compose([A.HorizontalFlip(p=0.5)], p=0.8))

@@ -1,32 +1,8 @@
 """Cheap augmentation applied to every batch as it is served (fresh each epoch).
 
-The expensive augmentations are cached in the frame; these final ones
-(flips, integer shifts, brightness and contrast jitter, cut-out) differ every
-epoch at a small cost. Every random draw is made for the whole batch at once,
-in a fixed order, from the generator the sequence passes (derived from its
-seed, the frame, the epoch and the batch index: the same seed gives the same
-batches whatever the worker count); the work is done batch-wide where that
-is cheapest:
-
-- flips and shifts: the batch is copied once into a buffer padded by the
-  largest shift on every side (one per thread, reused), the samples to flip
-  are flipped in place there (one OpenCV call each), the padding is filled by
-  reflection or `fill_value` for the whole batch at once (two OpenCV flips of
-  the column strips, two numpy copies of the row strips), and each sample's
-  window, at its own offset, is copied into the output;
-- brightness and contrast are one 256-entry lookup table per sample
-  (`cv2.LUT`, in place), the means from one `cv2.reduce` over the batch;
-- cut-outs are one slice assignment per sample.
-
-The loops left over samples are one C call each: measured no slower than
-their vectorised forms (a fancy-index gather of every output row, a boolean
-cut-out mask: 10x slower, gathering the flipped samples for one flip), which
-need extra passes or temporary arrays. No array of the batch's size is allocated
-when `out` is given: once TensorFlow has run, every fresh array of a few MB
-costs a page fault per 4 KiB (measured: 433 faults per 96 px batch of 64,
-more than the augmentation itself).
-
-Validation sequences never apply it.
+`ServeAugment` flips, shifts, jitters and cuts out the samples of a uint8
+batch (never of a validation sequence); its costs and measurements:
+docs/design/serve-augment.md.
 """
 
 from __future__ import annotations
@@ -38,8 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from augframe.errors import ConfigError
-from augframe.options import checks as _checks
+from augframe.options import registry as _checks
 
 __all__ = ["ServeAugment"]
 
@@ -120,15 +95,7 @@ class ServeAugment:
         for name in ("max_shift", "brightness", "contrast", "cutout"):
             _checks.check_probability(name, getattr(self, name))
         _checks.check_choice("fill", self.fill, FILL_MODES)
-        if (
-            isinstance(self.fill_value, bool)
-            or not isinstance(self.fill_value, int)
-            or not 0 <= self.fill_value <= 255
-        ):
-            raise ConfigError(
-                "Invalid value for argument `fill_value`. Received: "
-                f"fill_value={self.fill_value!r}. Expected an integer in [0, 255]."
-            )
+        _checks.check_int("fill_value", self.fill_value, minimum=0, maximum=255)
 
     def __call__(
         self,

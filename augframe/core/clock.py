@@ -1,35 +1,8 @@
 """The epoch clock: which of a dataset's lifecycle calls end a training epoch.
 
-Keras drives a `PyDataset` through `on_epoch_begin`/`on_epoch_end` for `fit`,
-`evaluate` and `predict` alike, and sends extra calls (a reset before every
-`fit`/`evaluate`, a partial pass for the symbolic build on JAX, torch and
-under `tf.distribute`). The clock places each call from the order of events
-alone (no call stack, no Keras private names); docs/keras-lifecycle.md lists
-the sequences Keras sends and the test that pins each one.
-
-Events, forwarded by the adapter (`augframe.sequence.FrameSequence`):
-
-- `adapted()`: Keras built a data adapter over the dataset (a `fit`,
-  `evaluate` or `predict` call starts);
-- `begin()`, `end()`: the dataset's `on_epoch_begin`/`on_epoch_end`; `end()`
-  returns True when a training epoch ended;
-- `end_unannounced()`: Keras 2's `on_epoch_end` (`tf_keras` sends no
-  `on_epoch_begin`), forwarded by `augframe.tf_keras.FrameSequence`;
-- `fit_begin()`, `fit_epoch_begin(epoch)`, `fit_end()`: Keras' own training
-  epochs, from the `augframe.FrameScheduler` callback (explicit mode: exact in
-  every pattern, `evaluate` on the training sequence included).
-
-Rules of the default mode (no callback):
-
-- an `end()` with no pass open is a reset: the call that was just adapted is a
-  `fit` (or an `evaluate`, which cannot be told apart without the callback);
-- a pass that begins right after an adaptation, with no reset first, is a
-  `predict` (or a symbolic-build pass): it is not a training epoch;
-- a pass that begins while another is open is nested (inference from a batch
-  callback): it is not a training epoch;
-- a reset that comes while a training pass is open (a `fit` stopped mid-epoch,
-  then a new call) ends that pass: it counts, since the model trained on it;
-- anything else that cannot be placed gets one `LifecycleWarning`.
+`EpochClock` places the events the adapters forward (Keras' `on_epoch_begin`/
+`on_epoch_end`, adapter builds, `FrameScheduler`'s epochs) from their order
+alone; the events and rules are in docs/design/epoch-clock.md.
 
 Example:
 >>> clock = EpochClock()
@@ -56,7 +29,7 @@ _Kind = Literal["train", "other"]
 
 
 class EpochClock:
-    """Places a dataset's lifecycle events; see the module docstring.
+    """Places a dataset's lifecycle events; see docs/design/epoch-clock.md.
 
     Not thread-safe: Keras sends lifecycle events from one thread.
     """

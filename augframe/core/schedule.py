@@ -1,25 +1,7 @@
 """`epochs_per_frame="auto"`: the shortest frame whose successor is ready in time.
 
-A frame reused for fewer epochs gives the network more variety (issue: a
-frame reused 10 epochs cost about 2 points of balanced accuracy against a new
-frame every epoch), but the next frame must be built while the current one
-is served, or training waits for it. `FrameLength` chooses, for every frame,
-the smallest number of epochs whose background build is ready before the
-swap, within bounds the user sets, from two measurements taken while
-training runs:
-
-- the epoch time: the median of the last epochs (`FrameEngine.epoch_seconds`);
-- the build's work time beside training: a finished background build's wall
-  time less the time the pacer held it back on purpose. Before any
-  background build has finished, the first (blocking) build's time times
-  `CONTENTION` stands in: that build had the cores to itself.
-
-The plan is `ceil(work * SAFETY / epoch + margin)` epochs, `margin` being the
-part of an epoch the pacer keeps free (`augframe.core.pacing.BuildPacer`). The
-engine never waits for a planned swap: when the plan is reached and the next
-frame is not ready, the current frame serves one more epoch (up to the upper
-bound, where it waits). The next plan uses the new measurements, so the
-length follows the load as it changes.
+`FrameLength` plans each frame's length from the measured epoch time and
+background build time; why and how: docs/design/frame-length.md.
 
 Example:
 >>> length = FrameLength(bounds=(1, 10))

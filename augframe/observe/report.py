@@ -1,15 +1,7 @@
 """Per-frame reports: what a frame holds per class and what its build cost.
 
-A `FrameReport` is computed from a built frame and its plan: per class, the
-samples, how many are natives and how many artificial variants, the variants
-left as repeats, how often one native is used, and the build's time and
-speed. `draw_report` turns it into a small RGB chart (OpenCV only), which the
-engine writes to `example_dir` for every new frame and
-`augframe.FrameTensorBoard` sends to TensorBoard.
-
-Everything but `build_seconds` and `paced_seconds` (and so
-`images_per_second`) is a pure function of the seed, the generation and the
-probabilities: the same seed gives the same report.
+`FrameReport` is computed from a built frame and its plan, `draw_report`
+charts it; what a report holds: docs/design/reports.md.
 
 Example:
 >>> import numpy as np, albumentations as A

@@ -1,25 +1,8 @@
 """TensorBoard summaries of frames: sample grids, report charts, class counts.
 
-`FrameSummaryWriter` writes a `FrameReport` (and pictures of its frame) as
-TensorBoard summaries with `tf.summary.write` and the metadata of
-TensorBoard's scalar, image and histogram plugins, so it needs TensorFlow
-(a dependency of augframe, imported at the first write, on any Keras
-backend) but not the TensorBoard package, which is only needed to view the
-summaries. `augframe.FrameTensorBoard` drives it from `fit`.
-
-Tags, all at one step (the epoch the frame is first served in):
-
-| tag | kind | value |
-|---|---|---|
-| `frame/samples` | image | a row of samples per class (first 32 classes) |
-| `frame/report` | image | the report chart (`augframe.observe.report.draw_report`) |
-| `frame/generation` | scalar | the frame's generation |
-| `frame/build_seconds` | scalar | wall time of the build |
-| `frame/images_per_second` | scalar | samples per second of unpaced build time |
-| `frame/variants`, `frame/repeats` | scalar | artificial variants, repeats |
-| `frame/labels` | histogram | samples per class index (one bucket per class) |
-| `class_count/<class>` | scalar | samples of the class |
-| `class_variants/<class>` | scalar | artificial variants of the class |
+`FrameSummaryWriter` writes a `FrameReport` and pictures of its frame as
+TensorBoard summaries (TensorFlow needed, not TensorBoard); the tags are
+listed in docs/design/reports.md.
 
 Example:
 >>> writer = FrameSummaryWriter("logs/frames")  # doctest: +SKIP

@@ -1,9 +1,7 @@
 """The control file: its schema, safe reading, last-good values and atomic writes.
 
-`control.json` lets a user change a few settings while `fit` runs. It is read
-with `json` (nothing is executed or imported) and validated by one pydantic
-model; a file that cannot be applied is a `ControlFileWarning` and the last
-good values stay in force.
+`ControlSettings` (derived from the hot options) validates `control.json`,
+which `ControlFile` re-reads while `fit` runs; see docs/design/options.md.
 
 Example:
 >>> control = ControlFile("control.json")  # doctest: +SKIP

@@ -1,10 +1,9 @@
 """Every FrameSequence option, defined once: type, bounds, default, hot or not.
 
-The constructor's checks (`check`), the run-config schema (`pydantic_field`,
-used by `augframe.options.run_config`), the control.json schema (`ControlSettings` in
-`augframe.options.control_file`) and the command line's value parsers (`argparse_type`)
-are all derived from `OPTIONS`, so that they cannot disagree: a value one of
-them refuses, every one of them refuses, with the same bounds.
+`OPTIONS` and the checks, schemas and parsers derived from it (`check`,
+`pydantic_type`, `argparse_type`), plus the generic Keras-style checks other
+arguments use (`check_int`, `check_probability`, `check_choice`,
+`check_image_size`). Design notes: docs/design/options.md.
 
 Example:
 >>> OPTIONS["epochs_per_frame"].hot
@@ -35,12 +34,21 @@ from augframe.errors import ConfigError
 __all__ = [
     "FILES_OPTIONS",
     "HOT_OPTIONS",
+    "MAX_SIDE",
     "OPTIONS",
     "VALIDATION_OPTIONS",
     "Option",
+    "PathText",
+    "Probability",
     "argparse_type",
     "check",
+    "check_choice",
+    "check_image_size",
+    "check_int",
     "check_known",
+    "check_probability",
+    "invalid",
+    "parse_text",
     "pydantic_type",
 ]
 
@@ -50,6 +58,26 @@ Kind = Literal[
 
 MAX_COUNT = 1_000_000
 """The largest count an option takes (samples, epochs, workers...)."""
+
+MAX_SIDE = 16384
+"""The largest height or width `image_size` takes."""
+
+_PROBABILITY_TEXT = "a number in [0, 1]"
+_SIZE_TEXT = "a (height, width) tuple of positive integers"
+
+
+def _int_text(minimum: int, maximum: int | None) -> str:
+    if maximum is None:
+        return f"an integer >= {minimum}"
+    return f"an integer in [{minimum}, {maximum}]"
+
+
+def _choice_text(choices: Iterable[str]) -> str:
+    return "one of " + ", ".join(repr(c) for c in choices)
+
+
+def _or(text: str, *, auto: bool = False, none: bool = False) -> str:
+    return text + (" or 'auto'" if auto else "") + (" or None" if none else "")
 
 
 @dataclass(frozen=True)
@@ -95,22 +123,18 @@ class Option:
     def expected(self) -> str:
         """What a valid value is, in words."""
         text = {
-            "int": f"an integer in [{self.minimum}, {MAX_COUNT}]",
-            "probability": "a number in [0, 1]",
+            "int": _int_text(self.minimum, MAX_COUNT),
+            "probability": _PROBABILITY_TEXT,
             "bool": "True or False",
-            "choice": "one of " + ", ".join(repr(c) for c in self.choices),
-            "size": "a (height, width) tuple of positive integers",
+            "choice": _choice_text(self.choices),
+            "size": _SIZE_TEXT,
             "bounds": f"a (low, high) tuple of integers, 1 <= low <= high <= "
             f"{MAX_COUNT}",
             "path": "a path (str or os.PathLike)",
             "shard": "(index, count) with 0 <= index < count, or 'auto'",
             "object": "an object",
         }[self.kind]
-        return (
-            text
-            + (" or 'auto'" if self.auto else "")
-            + (" or None" if self.nullable else "")
-        )
+        return _or(text, auto=self.auto, none=self.nullable)
 
 
 def _options(*options: Option) -> dict[str, Option]:
@@ -360,16 +384,156 @@ FILES_OPTIONS: tuple[str, ...] = tuple(n for n, o in OPTIONS.items() if o.files_
 """Options of the constructors that list image files, not of `FrameSequence`."""
 
 
-def _invalid(option: Option, value: Any, fix: str = "") -> ConfigError:
+def invalid(name: str, value: Any, expected: str, fix: str = "") -> ConfigError:
+    """The Keras-style error for argument `name`: what was received, what is expected.
+
+    Example:
+    >>> print(invalid("fill", "wrap", "one of 'reflect', 'constant'"))
+    Invalid value for argument `fill`. Received: fill='wrap'. Expected one of 'reflect', 'constant'.
+    """
     return ConfigError(
-        f"Invalid value for argument `{option.name}`. Received: "
-        f"{option.name}={value!r}. Expected {option.expected()}."
-        + (f" {fix}" if fix else "")
+        f"Invalid value for argument `{name}`. Received: {name}={value!r}. "
+        f"Expected {expected}." + (f" {fix}" if fix else "")
     )
+
+
+def _invalid(option: Option, value: Any, fix: str = "") -> ConfigError:
+    return invalid(option.name, value, option.expected(), fix)
 
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _int_within(value: Any, minimum: int, maximum: int | None) -> bool:
+    """`value` is an int (not a bool) in [minimum, maximum] (None: no bound)."""
+    return _is_int(value) and value >= minimum and (maximum is None or value <= maximum)
+
+
+def check_int(
+    name: str,
+    value: Any,
+    *,
+    minimum: int = 1,
+    maximum: int | None = None,
+    allow_none: bool = False,
+    allow_auto: bool = False,
+) -> Any:
+    """`value` as an int in [`minimum`, `maximum`] (bools refused).
+
+    Args:
+        name: the argument, for the error message.
+        value: the value received.
+        minimum: the smallest int allowed.
+        maximum: the largest int allowed; None: no bound.
+        allow_none: None is allowed (and returned).
+        allow_auto: "auto" is allowed (and returned).
+
+    Raises:
+        ConfigError: naming the argument, the value and what is expected.
+
+    Example:
+    >>> check_int("per_class", 0, minimum=0)
+    0
+    """
+    if value is None and allow_none:
+        return None
+    if allow_auto and value == "auto":
+        return "auto"
+    if not _int_within(value, minimum, maximum):
+        expected = _or(_int_text(minimum, maximum), auto=allow_auto, none=allow_none)
+        raise invalid(name, value, expected)
+    return int(value)
+
+
+def check_probability(name: str, value: Any, *, allow_none: bool = False) -> Any:
+    """`value` as a float in [0, 1] (bools, NaN and infinities refused).
+
+    Args:
+        name: the argument, for the error message.
+        value: the value received.
+        allow_none: None is allowed (and returned).
+
+    Raises:
+        ConfigError: naming the argument, the value and what is expected.
+
+    Example:
+    >>> check_probability("cutout", 1)
+    1.0
+    """
+    if value is None and allow_none:
+        return None
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or not 0.0 <= value <= 1.0
+    ):
+        raise invalid(name, value, _or(_PROBABILITY_TEXT, none=allow_none))
+    return float(value)
+
+
+def check_choice(
+    name: str, value: Any, choices: tuple[str, ...], *, allow_none: bool = False
+) -> Any:
+    """`value`, one of `choices`.
+
+    Args:
+        name: the argument, for the error message.
+        value: the value received.
+        choices: the allowed strings.
+        allow_none: None is allowed (and returned).
+
+    Raises:
+        ConfigError: naming the argument, the value and what is expected.
+
+    Example:
+    >>> check_choice("fill", "reflect", ("reflect", "constant"))
+    'reflect'
+    """
+    if value is None and allow_none:
+        return None
+    if value not in choices:
+        raise invalid(name, value, _or(_choice_text(choices), none=allow_none))
+    return str(value)
+
+
+def check_image_size(
+    value: Any,
+    *,
+    name: str = "image_size",
+    maximum: int | None = None,
+    allow_none: bool = False,
+) -> Any:
+    """`value` as a `(height, width)` tuple of positive ints.
+
+    Args:
+        value: the value received.
+        name: the argument, for the error message.
+        maximum: the largest height or width allowed; None: no bound.
+        allow_none: None is allowed (and returned).
+
+    Raises:
+        ConfigError: naming the argument, the value and what is expected.
+
+    Example:
+    >>> check_image_size([64, 48])
+    (64, 48)
+    """
+    if value is None and allow_none:
+        return None
+    if (
+        not isinstance(value, (tuple, list))
+        or len(value) != 2
+        or not all(_int_within(v, 1, maximum) for v in value)
+    ):
+        raise invalid(
+            name,
+            value,
+            _or(_SIZE_TEXT, none=allow_none),
+            f"For example {name}=(128, 128).",
+        )
+    return int(value[0]), int(value[1])
 
 
 def check(name: str, value: Any) -> Any:
@@ -389,35 +553,26 @@ def check(name: str, value: Any) -> Any:
     if value == "auto" and option.auto:
         return "auto"
     kind = option.kind
+    none, auto = option.nullable, option.auto
     if kind == "int":
-        if not _is_int(value) or not option.minimum <= value <= MAX_COUNT:
-            raise _invalid(option, value)
-        return int(value)
+        return check_int(
+            name,
+            value,
+            minimum=option.minimum,
+            maximum=MAX_COUNT,
+            allow_none=none,
+            allow_auto=auto,
+        )
     if kind == "probability":
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, (int, float))
-            or not math.isfinite(value)
-            or not 0.0 <= value <= 1.0
-        ):
-            raise _invalid(option, value)
-        return float(value)
+        return check_probability(name, value, allow_none=none)
+    if kind == "choice":
+        return check_choice(name, value, option.choices, allow_none=none)
+    if kind == "size":
+        return check_image_size(value, name=name, maximum=MAX_SIDE, allow_none=none)
     if kind == "bool":
         if not isinstance(value, bool):
             raise _invalid(option, value)
         return value
-    if kind == "choice":
-        if value not in option.choices:
-            raise _invalid(option, value)
-        return str(value)
-    if kind == "size":
-        if (
-            not isinstance(value, (tuple, list))
-            or len(value) != 2
-            or not all(_is_int(v) and 1 <= v <= 16384 for v in value)
-        ):
-            raise _invalid(option, value, "For example image_size=(128, 128).")
-        return int(value[0]), int(value[1])
     if kind == "bounds":
         if (
             not isinstance(value, (tuple, list))
@@ -469,7 +624,11 @@ def check_known(names: Iterable[str], *, allowed: Iterable[str], where: str) -> 
         )
 
 
-_Probability = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False, strict=True)]
+Probability = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False, strict=True)]
+"""The pydantic type of a probability: a finite number in [0, 1], not a bool."""
+
+PathText = Annotated[StrictStr, Field(min_length=1, max_length=4096)]
+"""The pydantic type of a path in a file: a non-empty string."""
 
 
 def pydantic_type(name: str) -> Any:
@@ -485,14 +644,14 @@ def pydantic_type(name: str) -> Any:
     if option.kind == "int":
         base = Annotated[StrictInt, Field(ge=option.minimum, le=MAX_COUNT)]
     elif option.kind == "probability":
-        base = _Probability
+        base = Probability
     elif option.kind == "bool":
         base = StrictBool
     elif option.kind == "choice":
         base = Literal[option.choices]
     elif option.kind == "size":
         base = Annotated[
-            list[Annotated[StrictInt, Field(ge=1, le=16384)]],
+            list[Annotated[StrictInt, Field(ge=1, le=MAX_SIDE)]],
             Field(min_length=2, max_length=2),
         ]
     elif option.kind == "bounds":
@@ -505,7 +664,7 @@ def pydantic_type(name: str) -> Any:
             list[Annotated[StrictInt, Field(ge=0)]], Field(min_length=2, max_length=2)
         ]
     elif option.kind == "path":
-        base = Annotated[StrictStr, Field(min_length=1, max_length=4096)]
+        base = PathText
     else:
         raise ValueError(f"option {name!r} cannot be set from a file")
     if option.auto:
@@ -513,15 +672,21 @@ def pydantic_type(name: str) -> Any:
     return base | None if option.nullable else base
 
 
-def _parse_text(text: str) -> Any:
-    """Command-line text as a value: JSON numbers, true/false, null, else text."""
+def parse_text(text: str) -> Any:
+    """Command-line text as a value: JSON numbers, true/false, null, quoted
+    strings; anything else is the text itself.
+
+    Example:
+    >>> parse_text("0.2"), parse_text("null"), parse_text("rgb"), parse_text("NaN")
+    (0.2, None, 'rgb', 'NaN')
+    """
 
     def no_constant(constant: str) -> Any:
         raise ValueError(constant)
 
     try:
         return json.loads(text, parse_constant=no_constant)
-    except ValueError:
+    except ValueError:  # JSONDecodeError is a ValueError
         return text
 
 
@@ -536,7 +701,7 @@ def argparse_type(name: str) -> Callable[[str], Any]:
 
     def parse(text: str) -> Any:
         try:
-            return check(name, _parse_text(text))
+            return check(name, parse_text(text))
         except ConfigError:
             raise argparse.ArgumentTypeError(
                 f"expected {option.expected()}, got {text!r}"

@@ -1,21 +1,8 @@
 """Run configs: one YAML file that names the image source and the FrameSequence options.
 
-A run config is read with `yaml.safe_load` (nothing is executed or imported)
-and validated by one pydantic model, `RunConfig`, before any image is decoded.
-Only the options a file sets are passed on: every default lives in the
-`FrameSequence` signature. Relative paths are resolved against the config
-file's folder; the paths augframe writes to (`control_file`, `example_dir`,
-`cache_dir`) must stay inside that folder, or inside `allowed_root`.
-
-    source:
-      directory: data/train        # or: paths_csv: files.csv (columns path,label)
-    image_size: [128, 128]
-    color_mode: grayscale          # rgb (default), grayscale or rgba; also
-                                   # interpolation, crop_to_aspect_ratio, ...
-    samples_per_class: 500
-    augment: medium                # a shipped pipeline, or a file
-    aug_p: 0.3
-    control_file: runs/control.json
+`RunConfig`, derived from the option registry, validates a file read with
+`yaml.safe_load` before any image is decoded; the rules and an example file
+are in docs/design/options.md.
 
 Example:
 >>> seq = sequence_from_config("configs/run.yaml", seed=1)  # doctest: +SKIP
@@ -38,7 +25,6 @@ from pydantic import (
     Field,
     StrictBool,
     StrictInt,
-    StrictStr,
     ValidationError,
     ValidationInfo,
     create_model,
@@ -48,7 +34,7 @@ from pydantic import (
 
 from augframe.augment import pipelines as shipped
 from augframe.errors import ConfigError
-from augframe.options.registry import OPTIONS, pydantic_type
+from augframe.options.registry import OPTIONS, PathText, Probability, pydantic_type
 
 __all__ = [
     "RunConfig",
@@ -64,10 +50,6 @@ MAX_CONFIG_BYTES = 1024 * 1024
 
 _UNSET: Any = None
 """Default of an option the file may leave out: never validated, never passed on."""
-
-_Probability = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False, strict=True)]
-_Count = Annotated[StrictInt, Field(ge=1)]
-_PathText = Annotated[StrictStr, Field(min_length=1, max_length=4096)]
 
 _WRITE_FIELDS = ("control_file", "example_dir", "cache_dir")
 _PATH_FIELDS = ("augment", *_WRITE_FIELDS)
@@ -107,8 +89,8 @@ class SourceConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    directory: _PathText | None = None
-    paths_csv: _PathText | None = None
+    directory: PathText | None = None
+    paths_csv: PathText | None = None
 
     @field_validator("directory")
     @classmethod
@@ -154,7 +136,7 @@ def _serve_augment_model() -> type[BaseModel]:
 
     types: dict[str, Any] = {
         "bool": StrictBool,
-        "float": _Probability,
+        "float": Probability,
         "str": Literal[FILL_MODES],
         "int": Annotated[StrictInt, Field(ge=0, le=255)],
     }

@@ -21,7 +21,7 @@ from augframe.io.cache.verify import check_data
 from augframe.io.cache.writer import Build, cache_error, stamp
 from augframe.io.decode.arrays import Decoding
 from augframe.io.natives import shorten
-from augframe.options import checks as _checks
+from augframe.options import registry as _checks
 
 __all__ = ["build_cache"]
 
