@@ -25,13 +25,6 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 if TYPE_CHECKING:
     from augframe.augment.serve import ServeAugment
-    from augframe.callbacks import (
-        ControlCallback,
-        FrameScheduler,
-        FrameTensorBoard,
-        StopOnControlFile,
-    )
-    from augframe.distribute import shard_from_strategy
     from augframe.errors import (
         AugframeError,
         AugframeWarning,
@@ -46,9 +39,16 @@ if TYPE_CHECKING:
         VarietyWarning,
     )
     from augframe.io.stores import StoreSource
+    from augframe.keras.callbacks import (
+        ControlCallback,
+        FrameScheduler,
+        FrameTensorBoard,
+        StopOnControlFile,
+    )
+    from augframe.keras.distribution import shard_from_strategy
+    from augframe.keras.sequence import FrameSequence
     from augframe.observe.report import FrameReport
     from augframe.options.control_file import ControlSettings, write_control
-    from augframe.sequence import FrameSequence
 
 __version__ = "0.1.0"
 
@@ -59,21 +59,21 @@ _WHERE = {
     "CacheError": "augframe.errors",
     "CacheWarning": "augframe.errors",
     "ConfigError": "augframe.errors",
-    "ControlCallback": "augframe.callbacks",
+    "ControlCallback": "augframe.keras.callbacks",
     "ControlFileWarning": "augframe.errors",
     "ControlSettings": "augframe.options.control_file",
     "FrameReport": "augframe.observe.report",
-    "FrameScheduler": "augframe.callbacks",
-    "FrameSequence": "augframe.sequence",
-    "FrameTensorBoard": "augframe.callbacks",
+    "FrameScheduler": "augframe.keras.callbacks",
+    "FrameSequence": "augframe.keras.sequence",
+    "FrameTensorBoard": "augframe.keras.callbacks",
     "ImageWarning": "augframe.errors",
     "LifecycleWarning": "augframe.errors",
     "ServeAugment": "augframe.augment.serve",
     "SourceError": "augframe.errors",
-    "StopOnControlFile": "augframe.callbacks",
+    "StopOnControlFile": "augframe.keras.callbacks",
     "StoreSource": "augframe.io.stores",
     "VarietyWarning": "augframe.errors",
-    "shard_from_strategy": "augframe.distribute",
+    "shard_from_strategy": "augframe.keras.distribution",
     "write_control": "augframe.options.control_file",
 }
 

@@ -16,13 +16,16 @@ augframe: frame 2 ...
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from tqdm.auto import tqdm
 
-__all__ = ["after_open_line", "break_line", "write"]
+__all__ = ["Say", "after_open_line", "break_line", "write"]
+
+logger = logging.getLogger("augframe")
 
 _open = False  # another program's line may be open on the console
 
@@ -55,3 +58,22 @@ def write(text: str) -> None:
     """Prints `text` on a line of its own."""
     break_line()
     tqdm.write(text)
+
+
+class Say:
+    """Logs a message; with `verbose`, also prints it as "augframe: ..." on a line of its own.
+
+    Printed only when no logging handler is set up (otherwise the log shows it).
+
+    Example:
+    >>> say = Say(verbose=0)
+    >>> say("frame 2 built")  # logged at INFO, not printed
+    """
+
+    def __init__(self, verbose: int) -> None:
+        self.verbose = verbose
+
+    def __call__(self, message: str) -> None:
+        logger.info(message)
+        if self.verbose and not logger.hasHandlers():
+            write(f"augframe: {message}")

@@ -90,12 +90,12 @@ def _preview(args: argparse.Namespace) -> int:
     if args.image_size is not None:
         options["image_size"] = tuple(args.image_size)
     if target.is_dir():
-        from augframe.sequence import FrameSequence
+        from augframe.keras.sequence import FrameSequence
 
         options.setdefault("image_size", (128, 128))
         seq = FrameSequence.from_directory(target, **options)
     elif target.is_file():
-        from augframe.sequence import FrameSequence
+        from augframe.keras.sequence import FrameSequence
 
         # A preview writes only the PNG: not the run's control file or examples.
         options.update(control_file=None, example_dir=None, example_prob=0.0)

@@ -269,8 +269,8 @@ def run(
     """
     import keras
 
-    from augframe.callbacks import StopOnControlFile
-    from augframe.sequence import FrameSequence
+    from augframe.keras.callbacks import StopOnControlFile
+    from augframe.keras.sequence import FrameSequence
 
     start = time.perf_counter()
     say = print if verbose else (lambda *a, **k: None)

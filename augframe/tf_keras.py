@@ -3,7 +3,7 @@
 For code on Keras 2 (the `tf_keras` package, `tf.keras` under
 `TF_USE_LEGACY_KERAS=1`): the same arguments, frames and control file as
 `augframe.FrameSequence`, over the same Keras-free core
-(`augframe.sequence_core`), engine and epoch clock. Importing `augframe`
+(`augframe.keras.facade`), engine and epoch clock. Importing `augframe`
 never imports tf_keras; importing this module does, and says how to install
 it when it is missing. What tf_keras does and what this relies on is written
 down in docs/keras-lifecycle.md ("Keras 2"):
@@ -50,9 +50,9 @@ except ModuleNotFoundError as error:
         "use augframe.FrameSequence instead."
     ) from error
 
-from augframe.callback_core import ControlCore, FrameSchedulerCore, StopCore
 from augframe.errors import ConfigError
-from augframe.sequence_core import SequenceCore
+from augframe.keras.facade import SequenceFacade, construct
+from augframe.keras.scheduling import ControlCore, FrameSchedulerCore, StopCore
 
 __all__ = ["ControlCallback", "FrameScheduler", "FrameSequence", "StopOnControlFile"]
 
@@ -64,7 +64,7 @@ _OTHER_PROCESS = (
 )
 
 
-class FrameSequence(SequenceCore, tf_keras.utils.Sequence):
+class FrameSequence(SequenceFacade, tf_keras.utils.Sequence):
     """`augframe.FrameSequence` for Keras 2: a `tf_keras.utils.Sequence`.
 
     Takes the same arguments and has the same constructors
@@ -83,6 +83,8 @@ class FrameSequence(SequenceCore, tf_keras.utils.Sequence):
     ...                     image_size=(8, 8), batch_size=2, verbose=0)  # doctest: +SKIP
     >>> model.fit(seq, epochs=10, callbacks=[FrameScheduler(seq)])  # doctest: +SKIP
     """
+
+    __init__ = construct
 
     def _init_base(self, *, max_queue_size: int) -> None:
         tf_keras.utils.Sequence.__init__(self)
@@ -112,7 +114,7 @@ class FrameSequence(SequenceCore, tf_keras.utils.Sequence):
         if self._fit_thread not in (None, threading.get_ident()):
             return  # the enqueuer of fit(workers > 1), a pass ahead
         if self.clock.end_unannounced():
-            self.engine.end_epoch()
+            self._end_epoch()
 
     def on_fit_epoch_begin(self) -> None:
         """Keras' epoch begins: it opens the training pass (no dataset hook does)."""

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -12,11 +13,13 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 from pathlib import Path
 
 import cv2
-import keras
 import numpy as np
 import pytest
 
 from augframe.augment.pipeline import A
+
+if TYPE_CHECKING:
+    import keras
 
 IMAGE_SIZE = (16, 16)
 
@@ -102,6 +105,8 @@ def tiny_model(
     loss: str = "sparse_categorical_crossentropy",
 ) -> keras.Model:
     """A model that fits in milliseconds per batch."""
+    import keras
+
     model = keras.Sequential(
         [
             keras.Input((*image_size, 3)),
@@ -117,13 +122,52 @@ def tiny_model(
     return model
 
 
-class EpochRecorder(keras.callbacks.Callback):
-    """Records the generation served in every epoch (read as the epoch begins)."""
+def __getattr__(name: str) -> Any:
+    """`EpochRecorder`, a Keras callback, is made on first use: importing this
+    module imports no Keras, so the core's unit tests run without it."""
+    if name == "EpochRecorder":
+        return _epoch_recorder()
+    raise AttributeError(name)
 
-    def __init__(self, seq: object) -> None:
-        super().__init__()
-        self.seq = seq
-        self.generations: list[int] = []
 
-    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
-        self.generations.append(self.seq.generation)  # type: ignore[attr-defined]
+@functools.cache
+def _epoch_recorder() -> type:
+    import keras
+
+    class EpochRecorder(keras.callbacks.Callback):
+        """Records the generation served in every epoch (read as the epoch begins)."""
+
+        def __init__(self, seq: object) -> None:
+            super().__init__()
+            self.seq = seq
+            self.generations: list[int] = []
+
+        def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+            self.generations.append(self.seq.generation)  # type: ignore[attr-defined]
+
+    return EpochRecorder
+
+
+def engine_parts(**flat: Any) -> dict[str, Any]:
+    """`FrameEngine` keyword arguments from flat options, as `open_frames` makes them.
+
+    `spec` and the internal `pace_builds` pass through; every other option is
+    checked against the registry and filled from its defaults.
+    """
+    from augframe.options.groups import BuildOptions, ScheduleOptions, checked_options
+    from augframe.options.hot import HotSettings
+
+    spec = flat.pop("spec", None)
+    pace = {"pace_builds": flat.pop("pace_builds")} if "pace_builds" in flat else {}
+    values = checked_options(flat)
+    return {
+        "spec": spec,
+        "build": BuildOptions.from_values(values),
+        "schedule": ScheduleOptions.from_values({**values, **pace}),
+        "hot": HotSettings(
+            values,
+            background=values["background"],
+            writes_examples=values["example_dir"] is not None,
+        ),
+        "progress": values["verbose"] > 0,
+    }

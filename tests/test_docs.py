@@ -12,7 +12,7 @@ import augframe
 
 MODULES = sorted(
     info.name
-    for info in pkgutil.iter_modules(augframe.__path__, "augframe.")
+    for info in pkgutil.walk_packages(augframe.__path__, "augframe.")
     if info.name != "augframe.__main__"  # importing it runs the command line
 )
 

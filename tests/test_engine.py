@@ -18,7 +18,7 @@ from augframe.core.engine import EngineState, FrameEngine
 from augframe.core.pacing import BuildPacer
 from augframe.errors import BuildError
 from augframe.io.stores import mapping_to_store
-from tests.conftest import random_images
+from tests.conftest import engine_parts, random_images
 
 SIZE = (12, 12)
 
@@ -50,7 +50,6 @@ def engine(
     )
     spec = PipelineSpec(A.Compose([A.Lambda(image=Switch(flag, once), p=1.0)], p=1.0))
     options = dict(
-        class_names=names,
         image_size=SIZE,
         samples_per_class=3,  # no variants: every sample runs the pipeline once
         epochs_per_frame=1,
@@ -64,15 +63,12 @@ def engine(
         num_build_workers=2 if processes else 1,
     )
     options.update(kw)
-    return FrameEngine(store, **options), flag
+    return FrameEngine(store, class_names=names, **engine_parts(**options)), flag
 
 
 def served(eng: FrameEngine) -> np.ndarray:
-    view = eng.view()
-    try:
+    with eng.reading() as view:
         return view.frame.images[view.order].copy()
-    finally:
-        view.frame.buffer.release()
 
 
 def test_schedule_swaps_after_epochs_per_frame():
@@ -80,7 +76,7 @@ def test_schedule_swaps_after_epochs_per_frame():
         {"a": random_images(4, seed=0)}, image_size=SIZE, num_workers=1
     )
     eng = FrameEngine(
-        store, class_names=names, image_size=SIZE, epochs_per_frame=3, verbose=0
+        store, class_names=names, **engine_parts(epochs_per_frame=3, verbose=0)
     )
     swaps = [eng.end_epoch() for _ in range(6)]
     assert swaps == [False, False, True, False, False, True]
@@ -124,8 +120,8 @@ def test_when_even_the_last_frame_cannot_be_restored_reads_raise_not_block(
     done = threading.Event()
 
     def read() -> None:
-        with pytest.raises(BuildError, match="regenerate"):
-            eng.view()
+        with pytest.raises(BuildError, match="regenerate"), eng.reading():
+            pass
         done.set()
 
     reader = threading.Thread(target=read)
@@ -235,7 +231,7 @@ def test_paced_builds_give_the_same_frames_and_the_engine_sets_deadlines(
         num_build_workers=workers,
     )
     clock = FakeClock()
-    paced._clock = clock
+    paced.schedule.clock = clock
     assert paced._pending.pacer.deadline is None  # nothing timed yet
     for epoch in range(1, 7):
         np.testing.assert_array_equal(served(paced), served(plain))

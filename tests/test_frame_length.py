@@ -16,7 +16,7 @@ from augframe.core.engine import FrameEngine
 from augframe.core.schedule import CONTENTION, SAFETY, FrameLength
 from augframe.errors import ConfigError
 from augframe.io.stores import mapping_to_store
-from tests.conftest import EpochRecorder, random_images, tiny_model
+from tests.conftest import EpochRecorder, engine_parts, random_images, tiny_model
 
 SIZE = (12, 12)
 
@@ -55,7 +55,6 @@ def engine(**options: object) -> FrameEngine:
         num_workers=1,
     )
     defaults: dict = dict(
-        class_names=names,
         image_size=SIZE,
         samples_per_class=12,
         epochs_per_frame="auto",
@@ -65,7 +64,7 @@ def engine(**options: object) -> FrameEngine:
         build_processes=False,
         pace_builds=False,
     )
-    return FrameEngine(store, **{**defaults, **options})
+    return FrameEngine(store, class_names=names, **engine_parts(**{**defaults, **options}))
 
 
 def test_auto_extends_a_frame_instead_of_waiting_for_a_slow_build() -> None:
@@ -94,7 +93,7 @@ def test_auto_extends_a_frame_instead_of_waiting_for_a_slow_build() -> None:
 def test_auto_swaps_every_epoch_when_builds_are_fast_against_epochs() -> None:
     eng = engine(epochs_per_frame_bounds=(1, 5))
     now = [0.0]
-    eng._clock = lambda: now[0]  # epochs of 10 s each, builds of milliseconds
+    eng.schedule.clock = lambda: now[0]  # epochs of 10 s each, builds of milliseconds
     try:
         generations = []
         for _ in range(6):

@@ -101,15 +101,15 @@ def test_control_json_shows_null_and_null_restores_the_pipelines_own(tmp_path):
     with make(source, augment=augment, control_file=control, pipe_p=0.5) as seq:
         written = json.loads(control.read_text())
         assert written["aug_p"] is None and written["pipe_p"] == 0.5
-        seq.engine.end_epoch()
+        seq.core.end_epoch()
         assert main(["control", "set", "aug_p=0", "--file", str(control)]) == 0
-        seq.engine.end_epoch()
+        seq.core.end_epoch()
         assert seq.aug_p == 0.0
         for _ in range(5):  # the frame built with aug_p=0 is served
-            seq.engine.end_epoch()
+            seq.core.end_epoch()
         assert seq.frame.aug_p == 0.0
         assert main(["control", "set", "aug_p=null", "--file", str(control)]) == 0
-        seq.engine.end_epoch()
+        seq.core.end_epoch()
         assert seq.aug_p is None and seq.pipe_p == 0.5  # a key left: as it was
 
 

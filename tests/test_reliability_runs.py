@@ -406,7 +406,7 @@ def test_a_killed_cache_build_is_detected_and_rebuilt_never_served(
     with FrameSequence.from_directory(
         big_folder, image_size=SIZE16, cache_dir=cache, validation=True, verbose=0
     ) as seq:
-        store = seq.engine._builder.store
+        store = seq.core.store
         assert store.stats is not None
         assert (store.stats.num_reused, store.stats.num_decoded) == (100, 200)
         expected = np.stack(

@@ -118,10 +118,10 @@ def test_buffers_are_reused_across_frames(imbalanced_source):
     with make(
         imbalanced_source, samples_per_class=12, augment=flip_rotate, background=False
     ) as seq:
-        buffer = seq.frame.images
+        buffer = seq.engine._view.frame.images  # seq.frame is a snapshot
         seq.regenerate()
         assert seq.generation == 2
-        assert seq.frame.images is buffer
+        assert seq.engine._view.frame.images is buffer
 
 
 def test_memory_uint8_frame_is_8x_smaller_than_float64():

@@ -577,11 +577,11 @@ def test_validation_split_is_stratified_leak_free_and_the_same_for_a_seed(tmp_pa
     )
     assert val.validation and not train.validation
     assert val.frame.class_counts.tolist() == [5, 1]  # every class on both sides
-    train_files = set(train.engine._builder.store.paths)
-    val_files = set(val.engine._builder.store.paths)
+    train_files = set(train.core.store.paths)
+    val_files = set(val.core.store.paths)
     assert not train_files & val_files and len(train_files | val_files) == 23
     again = FrameSequence.from_directory(tmp_path, subset="validation", **options)
-    assert set(again.engine._builder.store.paths) == val_files
+    assert set(again.core.store.paths) == val_files
     for seq in (train, val, again):
         seq.close()
     with pytest.raises(ConfigError, match="needs `seed`"):

@@ -7,6 +7,8 @@ of the package `augframe` itself (the public façade) do not.
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import augframe
@@ -93,3 +95,32 @@ def test_the_cycle_finder_finds_a_cycle():
 def test_the_data_path_has_its_rooms():
     for room in ("io", "core", "options", "augment", "observe"):
         assert (ROOT / room / "__init__.py").is_file(), room
+
+
+CORE_UNIT_TESTS = [
+    "tests/test_balance.py",
+    "tests/test_clock.py",
+    "tests/test_engine.py",
+    "tests/test_groups.py",
+]
+
+
+def test_the_core_unit_tests_run_without_keras():
+    """The engine, plan, clock, schedule and option groups are tested with
+    Keras, TensorFlow, JAX and torch made unimportable."""
+    blocked = ("keras", "tensorflow", "jax", "torch", "tf_keras")
+    code = (
+        "import sys\n"
+        f"for name in {blocked!r}:\n"
+        "    sys.modules[name] = None\n"
+        "import pytest\n"
+        f"sys.exit(pytest.main(['-q', '-p', 'no:cacheprovider', *{CORE_UNIT_TESTS!r}]))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT.parent,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]

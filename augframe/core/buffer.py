@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import weakref
+from collections.abc import Iterator
 from multiprocessing import shared_memory
 
 import numpy as np
@@ -42,6 +43,16 @@ class FrameBuffer:
         self._readers = 0
         self._cond = threading.Condition()
 
+    @classmethod
+    def holding(cls, array: np.ndarray) -> FrameBuffer:
+        """A buffer over an existing `(N, H, W, C)` uint8 array (no copy, not shared)."""
+        buffer = cls.__new__(cls)
+        buffer.shm = None
+        buffer.array = array
+        buffer._readers = 0
+        buffer._cond = threading.Condition()
+        return buffer
+
     def acquire(self) -> None:
         with self._cond:
             self._readers += 1
@@ -51,6 +62,15 @@ class FrameBuffer:
             self._readers -= 1
             if self._readers == 0:
                 self._cond.notify_all()
+
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[np.ndarray]:
+        """The array, held for reading while the block runs (a builder waits)."""
+        self.acquire()
+        try:
+            yield self.array
+        finally:
+            self.release()
 
     def wait_idle(self) -> None:
         with self._cond:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -56,6 +57,22 @@ class Frame:
     @property
     def images(self) -> np.ndarray:
         return self.buffer.array
+
+    def snapshot(self) -> Frame:
+        """This frame with its own copy of the pixels (no buffer shared).
+
+        Example:
+        >>> frame.snapshot().images is frame.images  # doctest: +SKIP
+        False
+        """
+        with self.buffer.reading() as images:
+            pixels = images.copy()
+        pixels.flags.writeable = False
+        return dataclasses.replace(
+            self,
+            buffer=FrameBuffer.holding(pixels),
+            labels=self.labels.copy(),
+        )
 
     def emit_warnings(self) -> None:
         """Emits, on the calling thread, the warnings the build collected.

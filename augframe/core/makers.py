@@ -76,7 +76,7 @@ def _digest(image: np.ndarray) -> bytes:
     return hashlib.blake2b(np.ascontiguousarray(image).data, digest_size=16).digest()
 
 
-def _load(
+def load_native(
     store: ImageStore,
     native: int,
     label: int,
@@ -120,7 +120,7 @@ def make_samples(
     bad: list[int] = []
     for i, slot in enumerate(batch.slots.tolist()):
         seed = int(batch.seeds[i])
-        image = _load(
+        image = load_native(
             store, int(batch.natives[i]), int(batch.labels[i]), seed, entropy, bad
         )
         sample = pipelines.apply(image, seed=seed, forced=bool(batch.forced[i]))

@@ -17,8 +17,14 @@ Example:
 from __future__ import annotations
 
 import math
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
 
-__all__ = ["CONTENTION", "SAFETY", "FrameLength"]
+from augframe.core.pacing import BuildPacer
+
+__all__ = ["CONTENTION", "SAFETY", "FrameLength", "FrameSchedule"]
 
 SAFETY = 1.25
 """Headroom on the measured build time (builds and epochs vary by ~10-20 %)."""
@@ -75,3 +81,111 @@ class FrameLength:
             f"epochs ~{epoch_seconds:.2f} s, bounds {self.low}-{self.high}"
         )
         return min(self.high, max(self.low, epochs))
+
+
+class FrameSchedule:
+    """Epoch timing, the frame length and the pacing of background builds.
+
+    Every training epoch is timed from the end of the one before, so the
+    first epoch (with the model's compilation) is never timed; the epoch
+    time is the median of the last 5 (it ignores a pause between two `fit`
+    calls and the odd slow or fast epoch). The frame length is the hot
+    `epochs_per_frame`, or for "auto" the `FrameLength` plan.
+
+    Args:
+        hot: the hot settings (`epochs_per_frame` is read at every plan).
+        bounds: `(low, high)` epochs that "auto" chooses from.
+        background: frames are built in the background.
+        pace_builds: spread a background build until its frame is needed.
+        clock: seconds, monotonic (a fake one in tests).
+
+    Example:
+    >>> from augframe.options.hot import HotSettings
+    >>> hot = HotSettings.of(background=True, writes_examples=False)
+    >>> schedule = FrameSchedule(hot, bounds=(1, 10), background=True)
+    >>> schedule.plan(), schedule.due(5, building=False)
+    (5, True)
+    """
+
+    def __init__(
+        self,
+        hot: Any,
+        *,
+        bounds: tuple[int, int],
+        background: bool,
+        pace_builds: bool = True,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.hot = hot
+        self.background = background
+        self.pace_builds = pace_builds
+        self.clock = clock
+        self.length = FrameLength(bounds=bounds)
+        self.frame_epochs = 1  # the epochs planned for the frame served
+        self._last_end: float | None = None
+        self._seconds: list[float] = []  # the last few epochs' wall times
+
+    @property
+    def epoch_seconds(self) -> float | None:
+        """The median of the last 5 epochs' wall times (None: none timed yet)."""
+        return statistics.median(self._seconds) if self._seconds else None
+
+    def time_epoch(self) -> None:
+        """A training epoch ended now."""
+        now = self.clock()
+        if self._last_end is not None:
+            self._seconds = [*self._seconds[-4:], now - self._last_end]
+        self._last_end = now
+
+    def plan(self) -> int:
+        """The epochs the served frame is planned for, now (sets `frame_epochs`)."""
+        epochs = self.hot.epochs_per_frame
+        if epochs != "auto":
+            self.frame_epochs = int(epochs)
+        elif not self.background:
+            self.frame_epochs = self.length.high
+        else:
+            self.frame_epochs = self.length.plan(epoch_seconds=self.epoch_seconds)
+        return self.frame_epochs
+
+    def due(self, epochs_in_frame: int, *, building: bool) -> bool:
+        """Whether the served frame is done after `epochs_in_frame` epochs.
+
+        "auto" never waits for a planned swap: while the next frame is still
+        `building`, the frame serves one more epoch (up to the upper bound).
+        """
+        due = epochs_in_frame >= self.plan()
+        if (
+            due
+            and building
+            and self.hot.epochs_per_frame == "auto"
+            and epochs_in_frame < self.length.high
+        ):
+            self.frame_epochs = epochs_in_frame + 1
+            return False
+        return due
+
+    def pacer(self, num_samples: int, *, epochs_in_frame: int) -> BuildPacer | None:
+        """A pacer for the next background build (None: build at full speed)."""
+        if not self.pace_builds:
+            return None
+        pacer = BuildPacer(num_samples, clock=self.clock)
+        self.pace(pacer, epochs_in_frame=epochs_in_frame)
+        return pacer
+
+    def pace(self, pacer: BuildPacer, *, epochs_in_frame: int) -> None:
+        """Moves the pacer's deadline to the epochs left to the served frame."""
+        pacer.schedule(
+            epochs_left=max(1, self.frame_epochs - epochs_in_frame),
+            epoch_seconds=self.epoch_seconds,
+        )
+
+    def note(self, generation: int, served: int) -> str:
+        """For "auto": the epochs the last frame served, the plan, and why."""
+        if self.hot.epochs_per_frame != "auto":
+            return ""
+        last = f"frame {generation - 1} served {served}, " if served else ""
+        return (
+            f"; epochs_per_frame auto: {last}this one planned for "
+            f"{self.frame_epochs} ({self.length.reason})"
+        )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -241,3 +242,78 @@ def _walk_files(folder: Path, follow_links: bool = False) -> Iterable[Path]:
         for filename in filenames:
             if not filename.startswith("."):
                 yield Path(dirpath) / filename
+
+
+def read_dataframe(
+    dataframe: Any,
+    *,
+    x_col: str,
+    y_col: str,
+    directory: str | os.PathLike[str] | None,
+) -> tuple[list[str], list[str]]:
+    """The file paths and class names of a DataFrame's rows, checked.
+
+    Raises:
+        ConfigError: pandas is missing, `dataframe` is not a DataFrame, a
+            column is missing, or a row has no file or no class name.
+        SourceError: files that do not exist (named).
+    """
+    try:
+        import pandas as pd
+    except ImportError:
+        raise ConfigError(
+            "FrameSequence.from_dataframe needs pandas, which is not installed. "
+            "Install it with `pip install pandas`, or pass the paths and labels "
+            "to FrameSequence.from_paths."
+        ) from None
+    if not isinstance(dataframe, pd.DataFrame):
+        raise ConfigError(
+            "Invalid value for argument `dataframe`. Received: "
+            f"{type(dataframe).__name__}. Expected a pandas.DataFrame."
+        )
+    columns = [str(c) for c in dataframe.columns]
+    for argument, column in (("x_col", x_col), ("y_col", y_col)):
+        if column not in columns:
+            close = difflib.get_close_matches(str(column), columns, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(
+                f"Invalid value for argument `{argument}`. Received: "
+                f"{argument}={column!r}, which is not a column of the DataFrame "
+                f"(its columns: {columns}).{hint}"
+            )
+    if len(dataframe) == 0:
+        raise SourceError(
+            "The DataFrame has no rows. Pass at least one image per class."
+        )
+    root = os.fspath(directory) if directory is not None else None
+    paths: list[str] = []
+    labels: list[str] = []
+    for row, file, label in zip(
+        dataframe.index, dataframe[x_col], dataframe[y_col], strict=True
+    ):
+        if not isinstance(file, (str, os.PathLike)) or not os.fspath(file):
+            raise ConfigError(
+                f"Row {row!r} of the DataFrame has {x_col}={file!r}. Expected an "
+                "image file path; drop or fix the row."
+            )
+        if not isinstance(label, str) or not label:
+            raise ConfigError(
+                f"Row {row!r} of the DataFrame has {y_col}={label!r}. Expected a "
+                "class name (a non-empty string); convert the column with "
+                f"df[{y_col!r}].astype(str), or drop the row."
+            )
+        path = os.fspath(file)
+        paths.append(os.path.join(root, path) if root is not None else path)
+        labels.append(label)
+    missing = [p for p in paths if not os.path.isfile(p)]
+    if missing:
+        shown = ", ".join(repr(p) for p in missing[:10]) + (
+            f", ... ({len(missing) - 10} more)" if len(missing) > 10 else ""
+        )
+        where = f" (joined to directory={root!r})" if root is not None else ""
+        raise SourceError(
+            f"{len(missing)} file(s) named by column {x_col!r}{where} do not "
+            f"exist: {shown}. Fix the paths or `directory`, or drop those rows "
+            f"(e.g. df[df[{x_col!r}].map(os.path.isfile)])."
+        )
+    return paths, labels

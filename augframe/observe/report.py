@@ -5,23 +5,19 @@ charts it; what a report holds: docs/design/reports.md.
 
 Example:
 >>> import numpy as np, albumentations as A
->>> from augframe.core.engine import FrameEngine
->>> from augframe.augment.pipeline import PipelineSpec
->>> from augframe.io.stores import mapping_to_store
+>>> from augframe import FrameSequence
 >>> rng = np.random.default_rng(0)
->>> store, names = mapping_to_store(
+>>> seq = FrameSequence(
 ...     {"a": rng.integers(0, 256, (4, 8, 8, 3), np.uint8),
 ...      "b": rng.integers(0, 256, (2, 8, 8, 3), np.uint8)},
-...     image_size=(8, 8), num_workers=1)
->>> engine = FrameEngine(store, class_names=names, image_size=(8, 8),
-...                      samples_per_class=3, spec=PipelineSpec(A.HorizontalFlip()),
-...                      seed=0, verbose=0, background=False)
->>> report = engine.report
+...     image_size=(8, 8), samples_per_class=3, augment=A.HorizontalFlip(),
+...     seed=0, verbose=0, background=False)
+>>> report = seq.frame_report
 >>> report.class_counts, report.natives, report.variants, report.max_uses
 ((3, 3), (3, 2), (0, 1), (1, 2))
->>> draw_report(report, engine.frame).shape[1]
+>>> draw_report(report, seq.frame).shape[1]
 800
->>> engine.close()
+>>> seq.close()
 """
 
 from __future__ import annotations

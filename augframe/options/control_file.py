@@ -316,6 +316,10 @@ class ControlFile:
         self.current = settings
         return True
 
+    def refuse(self, problem: str) -> None:
+        """Reports a value of the file that cannot be applied now (once)."""
+        self._report(f"Control file {str(self.path)!r}: {problem}")
+
     def _not_applied(self, problem: str) -> str:
         return (
             f"Control file {str(self.path)!r} not applied: {problem.rstrip('.')}. "

@@ -95,6 +95,11 @@ class CacheStore:
         return self._names[index]
 
     @property
+    def images(self) -> np.ndarray:
+        """Every image, as the read-only `(n, H, W, C)` memory map (no copy)."""
+        return self._array
+
+    @property
     def paths(self) -> list[str]:
         """The file of every image, in index order."""
         return list(self._names)

@@ -1,0 +1,190 @@
+"""Keras callbacks: drive the frame schedule from fit's epochs; stop on request;
+show frames in TensorBoard.
+
+`FrameScheduler` tells sequences when Keras' own training epochs begin and
+end, which makes their epoch clock exact in every pattern, `evaluate` on the
+training sequence included (see `augframe.core.clock`). `StopOnControlFile` does
+the same for every training sequence that reads its control file.
+`FrameTensorBoard` writes every new frame's report to TensorBoard.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import keras
+
+from augframe.errors import ConfigError
+from augframe.keras.scheduling import ControlCore, FrameSchedulerCore, StopCore
+from augframe.keras.sequence import FrameSequence
+from augframe.observe.examples import contact_sheet
+from augframe.observe.report import draw_report
+from augframe.observe.summaries import MAX_SHEET_CLASSES, FrameSummaryWriter
+from augframe.options import registry as _checks
+
+__all__ = ["ControlCallback", "FrameScheduler", "FrameTensorBoard", "StopOnControlFile"]
+
+
+class FrameScheduler(FrameSchedulerCore, keras.callbacks.Callback):
+    """Drives the frame schedule of `sequences` from `fit`'s own epochs.
+
+    Without it, a sequence places Keras' calls from their order alone, which
+    is exact except for one pattern: `model.evaluate(train_seq)` (between
+    fits, or from a callback during `fit`) looks like a one-epoch `fit` and
+    counts as a training epoch. With it, only Keras' training epochs count,
+    and an epoch cut short by `stop_training` counts when `fit` ends.
+    `StopOnControlFile` does the same for the sequences that read its
+    control file.
+
+    Args:
+        *sequences: the training sequences of this `fit`.
+
+    Example:
+    >>> model.fit(seq, epochs=10,
+    ...           callbacks=[augframe.FrameScheduler(seq)])  # doctest: +SKIP
+    """
+
+    sequence_type = FrameSequence
+
+
+class StopOnControlFile(StopCore, keras.callbacks.Callback):
+    """Stops training when `control_file` holds `"stop": true`.
+
+    The file is read at every epoch end and, with `check_every_n_batches`,
+    every N batches too. A missing or broken file is not an error (a broken one
+    is one `ControlFileWarning`). The callback can be reused across `fit`
+    calls; a file that already says stop when a fit begins is reported.
+
+    Args:
+        control_file: the control file, usually the one the FrameSequence uses.
+        check_every_n_batches: also check every N training batches (None: only
+            at epoch ends).
+
+    Example:
+    >>> stop = StopOnControlFile("control.json")
+    >>> model.fit(seq, epochs=100, callbacks=[stop])  # doctest: +SKIP
+    >>> # elsewhere: augframe control stop --file control.json
+    """
+
+    sequence_type = FrameSequence
+
+
+class ControlCallback(ControlCore, StopOnControlFile):
+    """One control file for the whole run: stop on request, tune the learning rate.
+
+    Does what `StopOnControlFile` does, and sets the optimizer's learning rate
+    to the file's `learning_rate` whenever that value changes (at every epoch
+    end and, with `check_every_n_batches`, every N batches). With a
+    `LearningRateSchedule` the rate is left alone, with one warning. Write the
+    key with `augframe control set learning_rate=3e-4`.
+
+    Args:
+        control_file: the control file, usually the one the FrameSequence uses.
+        check_every_n_batches: also check every N training batches (None: only
+            at epoch ends).
+
+    Example:
+    >>> model.fit(seq, epochs=100,
+    ...           callbacks=[ControlCallback("control.json")])  # doctest: +SKIP
+    >>> # elsewhere: augframe control set learning_rate=3e-4
+    """
+
+    def _rate(self, optimizer: Any) -> float:
+        return float(keras.ops.convert_to_numpy(optimizer.learning_rate))
+
+
+class FrameTensorBoard(keras.callbacks.Callback):
+    """Shows every frame of `seq` in TensorBoard: samples, report, class counts.
+
+    At the beginning of every epoch that serves a frame not written yet, it
+    writes that frame's summaries to `log_dir/<run>` (default `logs/frames`,
+    a run next to the `train` and `validation` runs of
+    `keras.callbacks.TensorBoard(log_dir="logs")`), at step `epoch`, as
+    Keras writes its `epoch_*` summaries: the step where the frame's curves
+    begin. Tags (see `augframe.observe.summaries`): `frame/samples` (a row of
+    `per_class` samples per class), `frame/report` (the chart of
+    `seq.frame_report`), scalars `class_count/<class>`,
+    `class_variants/<class>`, `frame/build_seconds`,
+    `frame/images_per_second`, `frame/variants`, `frame/repeats`,
+    `frame/generation`, and a histogram `frame/labels`.
+
+    Works on every Keras backend: the summaries are written with
+    `tf.summary` (TensorFlow is imported at the first write); the
+    TensorBoard package is needed only to view them.
+
+    Args:
+        seq: the training sequence.
+        log_dir: the TensorBoard log folder.
+        per_class: samples per class in the `frame/samples` grid (0: no grid).
+        run: the run's sub-folder of `log_dir`.
+
+    Example:
+    >>> model.fit(train, epochs=30, callbacks=[
+    ...     keras.callbacks.TensorBoard(log_dir="logs"),
+    ...     augframe.FrameTensorBoard(train, log_dir="logs")])  # doctest: +SKIP
+    >>> # then: tensorboard --logdir logs
+    """
+
+    def __init__(
+        self,
+        seq: FrameSequence,
+        log_dir: str | os.PathLike[str] = "logs",
+        *,
+        per_class: int = 8,
+        run: str = "frames",
+    ) -> None:
+        super().__init__()
+        if not isinstance(seq, FrameSequence):
+            raise TypeError(
+                "Invalid argument for `FrameTensorBoard`. Received: "
+                f"{seq!r}. Expected a FrameSequence."
+            )
+        if not isinstance(log_dir, (str, os.PathLike)) or not str(log_dir):
+            raise ConfigError(
+                f"Invalid value for argument `log_dir`. Received: log_dir={log_dir!r}. "
+                "Expected a folder path, e.g. log_dir='logs'."
+            )
+        if (
+            not isinstance(run, str)
+            or run in ("", ".", "..")
+            or "/" in run
+            or "\\" in run
+        ):
+            raise ConfigError(
+                f"Invalid value for argument `run`. Received: run={run!r}. Expected "
+                "a plain folder name (no path separator), e.g. run='frames'."
+            )
+        run_dir = Path(log_dir) / run
+        for folder in (Path(log_dir), run_dir):
+            if folder.exists() and not folder.is_dir():
+                raise ConfigError(
+                    f"Invalid value for argument `log_dir`. Received: "
+                    f"log_dir={str(log_dir)!r}, but {str(folder)!r} is not a folder. "
+                    "Pass a folder path (it is created if needed)."
+                )
+        self.seq = seq
+        self.per_class = _checks.check_int("per_class", per_class, minimum=0)
+        self.writer = FrameSummaryWriter(run_dir)
+        self.written: list[int] = []  # generations written, in order
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        report = self.seq.frame_report
+        if self.written and self.written[-1] == report.generation:
+            return
+        with self.seq.core.reading() as view:
+            frame = view.frame
+            images = {"frame/report": draw_report(report, frame)}
+            if self.per_class:
+                images["frame/samples"] = contact_sheet(
+                    frame.images,
+                    frame.labels,
+                    self.seq.class_names[:MAX_SHEET_CLASSES],
+                    per_class=self.per_class,
+                )
+        self.writer.write(report, step=epoch, images=images)
+        self.written.append(report.generation)
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        self.writer.close()

@@ -1,0 +1,445 @@
+"""The public surface both `FrameSequence` adapters share: Keras-free, over the frames it holds.
+
+`SequenceFacade` holds a sequence's frames (`augframe.serving.training` or
+`augframe.serving.validation`) by composition and gives both Keras adapters
+(`augframe.keras.sequence` for Keras 3, `augframe.tf_keras` for Keras 2) the
+same constructor, constructors from files, properties and methods. An
+adapter adds only its Keras' base class and lifecycle: it implements
+`_init_base` and forwards Keras' calls to `self.clock`, calling
+`self._end_epoch()` when the clock says a training epoch ended.
+"""
+
+from __future__ import annotations
+
+import os
+import weakref
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+
+from augframe.augment.pipeline import Augment
+from augframe.augment.serve import ServeAugment
+from augframe.core.builder import Frame
+from augframe.core.clock import EpochClock
+from augframe.core.engine import FrameEngine
+from augframe.errors import ConfigError
+from augframe.io.decode.arrays import Decoding
+from augframe.io.stores import StoreSource
+from augframe.keras import sources
+from augframe.observe.report import FrameReport
+from augframe.options import registry as opts
+from augframe.serving import scheduled
+from augframe.serving.assemble import Frames, open_frames
+from augframe.serving.training import TrainingFrames
+
+__all__ = ["LABEL_MODES", "SequenceFacade", "construct"]
+
+LABEL_MODES = opts.OPTIONS["label_mode"].choices
+
+_S = TypeVar("_S", bound="SequenceFacade")
+
+
+def _hot(name: str) -> Any:
+    """A property for hot option `name`: set by the one path control.json takes."""
+
+    def get(self: SequenceFacade) -> Any:
+        frames = self.core
+        if isinstance(frames, TrainingFrames):
+            return frames.hot[name]
+        return opts.OPTIONS[name].default
+
+    def set_(self: SequenceFacade, value: Any) -> None:
+        frames = self.core
+        if not isinstance(frames, TrainingFrames):
+            raise ConfigError(
+                f"`{name}` does not apply to a validation sequence (it serves "
+                "every native once, unaugmented, and never regenerates)."
+            )
+        frames.hot.set(name, value)
+
+    return property(get, set_, doc=opts.OPTIONS[name].doc + " (hot)")
+
+
+class SequenceFacade:
+    """A class-balanced, augmented frame in RAM, served by index: no Keras.
+
+    The arguments, behaviour and examples are `augframe.FrameSequence`'s;
+    its constructor is `construct`, which each public façade takes as its
+    `__init__`.
+    """
+
+    core: Frames
+    """The Keras-free core this adapter holds: its frames and how they are served."""
+    decoding: Decoding
+    requested_workers: int
+    image_size: tuple[int, int]
+    batch_size: int
+    label_mode: str
+    dtype: str
+    verbose: int
+    seed: int | None
+    max_examples: int
+    validation: bool
+    preprocess: Callable[[np.ndarray], Any] | None
+    serve_augment: ServeAugment | None
+    shard: tuple[int, int] | None
+    class_names: list[str]
+    clock: EpochClock
+    keras_verbose: int | str | None  # the fit's, from a callback
+    _finalizer: weakref.finalize
+
+    def _init_base(self, *, max_queue_size: int) -> None:
+        """Initialises the adapter's Keras base class (every argument is checked)."""
+        raise NotImplementedError
+
+    for_validation = classmethod(sources.for_validation)
+    from_directory = classmethod(sources.from_directory)
+    from_paths = classmethod(sources.from_paths)
+    from_dataframe = classmethod(sources.from_dataframe)
+    from_config = classmethod(sources.from_config)
+
+    # ---------------------------------------------------------------- serving
+
+    @property
+    def engine(self) -> FrameEngine:
+        """The frame engine of a training sequence (a validation one has none)."""
+        if not isinstance(self.core, TrainingFrames):
+            raise AttributeError(
+                "engine: a validation sequence has no frame engine; it serves "
+                "its natives as they are (see `core`)."
+            )
+        return self.core.engine
+
+    @property
+    def file_paths(self) -> list[str]:
+        """The image files of a sequence built from files (as Keras' `file_paths`).
+
+        A validation sequence: the file of every sample, in serving order,
+        so that row `i` of `model.predict(val)` (and of `val.as_arrays()`)
+        is `val.file_paths[i]`. Its order is by class (in `class_names`
+        order), then by the order the files were listed in; it never
+        changes.
+
+        A training sequence: its natives, the files its frames draw from, in
+        store order (by class, then file, for `from_directory`; a shard's
+        own natives when sharded). Not the order of the samples: a frame
+        re-balances classes, repeats scarce natives as augmented variants
+        and reshuffles every epoch, so no row of a training batch stands for
+        one file. Keras' `file_paths` of a shuffled data set is likewise the
+        list of its files, not the order of its batches: it says which files
+        are in a split, which this does too.
+
+        An unreadable file, found when its frame was built, is listed but
+        served as another image of its class (with an `ImageWarning`).
+
+        Raises:
+            AttributeError: the sequence was built from arrays (a mapping or
+                an `ArrayStore`), which have no files.
+
+        Example:
+        >>> train, val = FrameSequence.from_directory(
+        ...     "data", image_size=(64, 64), validation_split=0.2,
+        ...     subset="both", seed=0)  # doctest: +SKIP
+        >>> probabilities = model.predict(val)  # doctest: +SKIP
+        >>> dict(zip(val.file_paths, probabilities.argmax(axis=1)))  # doctest: +SKIP
+        """
+        paths = getattr(self.core.store, "paths", None)
+        if paths is None:
+            raise AttributeError(
+                "file_paths: this FrameSequence was built from arrays, which "
+                "have no files. Use FrameSequence.from_directory, from_paths or "
+                "from_dataframe for a sequence whose files are known."
+            )
+        paths = list(paths)
+        if isinstance(self.core, TrainingFrames):
+            return paths
+        return [paths[i] for i in self.core.native_index.tolist()]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def num_samples(self) -> int:
+        """Samples in a frame (constant for the life of the sequence)."""
+        return self.core.num_samples
+
+    @property
+    def frame(self) -> Frame:
+        """The frame being served: a snapshot that never shows another frame's pixels."""
+        return self.core.frame
+
+    @property
+    def generation(self) -> int:
+        """1 for the frame built in the constructor, +1 for every new frame."""
+        with self.core.reading() as view:
+            return view.frame.generation
+
+    @property
+    def frame_report(self) -> FrameReport:
+        """What the frame being served holds per class, and its build's cost.
+
+        Natives, artificial variants and repeats per class, build time and
+        speed (see `augframe.observe.report.FrameReport`); also logged as one line per
+        frame and, with `example_dir`, drawn as `frame_<generation>_report.png`.
+
+        Example:
+        >>> seq.frame_report.variants  # doctest: +SKIP
+        (0, 0, 480)
+        """
+        return self.core.report
+
+    def _training(self) -> TrainingFrames | None:
+        return self.core if isinstance(self.core, TrainingFrames) else None
+
+    @property
+    def epoch(self) -> int:
+        """Training epochs counted so far."""
+        training = self._training()
+        return training.engine.epoch if training is not None else 0
+
+    @property
+    def epochs_in_frame(self) -> int:
+        """Training epochs served from the current frame so far."""
+        training = self._training()
+        return training.engine.epochs_in_frame if training is not None else 0
+
+    @property
+    def samples_per_class(self) -> int | None:
+        """Samples of every class in a frame; None: every native once."""
+        training = self._training()
+        return training.engine.samples_per_class if training is not None else None
+
+    @property
+    def background(self) -> bool:
+        training = self._training()
+        return training.engine.background if training is not None else False
+
+    @property
+    def build_processes(self) -> bool:
+        training = self._training()
+        return training.engine.build_processes if training is not None else False
+
+    @property
+    def num_build_workers(self) -> int:
+        training = self._training()
+        return training.engine.num_build_workers if training is not None else 0
+
+    aug_p = _hot("aug_p")
+    pipe_p = _hot("pipe_p")
+    epochs_per_frame = _hot("epochs_per_frame")
+    example_prob = _hot("example_prob")
+
+    def __len__(self) -> int:
+        return len(self.core)
+
+    def __getitem__(self, index: int) -> tuple[Any, np.ndarray]:
+        if isinstance(index, bool) or not 0 <= index < len(self):
+            raise IndexError(f"batch index {index} out of range [0, {len(self)})")
+        return self.core.batch(index)
+
+    def as_arrays(self) -> tuple[Any, np.ndarray]:
+        """The whole current frame as `(x, y)`, preprocessed like the batches.
+
+        Meant for `validation=True` sequences: `model.fit(...,
+        validation_data=val.as_arrays())`.
+        """
+        return self.core.as_arrays()
+
+    # -------------------------------------------------------------- lifecycle
+
+    def _end_epoch(self) -> None:
+        """A training epoch ended (the clock said so): the frames' schedule runs."""
+        self.core.end_epoch()
+
+    def on_fit_begin(self, *, verbose: int | str | None = None) -> None:
+        """Called by `augframe.FrameScheduler`: Keras' epochs drive the clock.
+
+        `verbose` is the fit's (from the callback's `params`): only with 1
+        (or "auto") does Keras' progress bar keep its line open at epoch ends.
+        """
+        self.clock.fit_begin()
+        self.keras_verbose = verbose
+
+    def on_fit_epoch_begin(self) -> None:
+        """Called by `augframe.FrameScheduler` at Keras' `on_epoch_begin`."""
+        self.clock.fit_epoch_begin()
+
+    def on_fit_end(self) -> None:
+        """Called by `augframe.FrameScheduler`; counts an epoch cut short."""
+        self.keras_verbose = None
+        if self.clock.fit_end():
+            self._end_epoch()
+
+    def _progress_line_may_be_open(self) -> bool:
+        """Whether Keras' progress bar may have its line open at an epoch end.
+
+        Keras 3's bar (`verbose=1` or "auto") ends its line only when the
+        callbacks see the epoch end, after the dataset's `on_epoch_end`.
+        Unless a callback told the fit's `verbose`, assume it may.
+        """
+        return self.keras_verbose in (None, 1, "auto")
+
+    def regenerate(self) -> None:
+        """Swaps in a new frame now (waiting for the background build if any).
+
+        Raises:
+            BuildError: the build failed; the last good frame stays served.
+        """
+        self.core.regenerate()
+
+    def close(self) -> None:
+        """Cancels a background build and stops build workers. Idempotent.
+
+        The current frame stays readable; no new frame is built after this.
+        """
+        self.core.close()
+        scheduled.unregister(self)
+
+    def __enter__(self: _S) -> _S:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def control_values(self) -> dict[str, Any]:
+        """The current hot-tunable values, as written to a new control file."""
+        training = self._training()
+        if training is None:
+            return {
+                **{name: opts.OPTIONS[name].default for name in opts.HOT_OPTIONS},
+                "regenerate": False,
+                "stop": False,
+            }
+        return training.control_values()
+
+    def save_contact_sheet(
+        self, path: str | os.PathLike[str], *, per_class: int = 8
+    ) -> Path:
+        """Saves a PNG grid of the current frame: a row of samples per class.
+
+        Example:
+        >>> seq.save_contact_sheet("example_images/grid.png")  # doctest: +SKIP
+        """
+        from augframe.observe.examples import contact_sheet, save_png
+
+        with self.core.reading() as view:
+            grid = contact_sheet(
+                view.frame.images,
+                view.frame.labels,
+                self.class_names,
+                per_class=per_class,
+            )
+        return save_png(grid, path)
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(classes={self.class_names}, samples={self.num_samples}, "
+            f"batch_size={self.batch_size}, generation={self.generation}, "
+            f"epoch={self.epoch}, validation={self.validation})"
+        )
+
+
+def construct(
+    self: SequenceFacade,
+    source: Mapping[str, Any] | StoreSource,
+    *,
+    image_size: tuple[int, int],
+    batch_size: int = 32,
+    color_mode: str = "rgb",
+    interpolation: str = "bilinear",
+    crop_to_aspect_ratio: bool = False,
+    pad_to_aspect_ratio: bool = False,
+    samples_per_class: int | None = None,
+    epochs_per_frame: int | str = 5,
+    epochs_per_frame_bounds: tuple[int, int] = (1, 10),
+    augment: Augment = None,
+    aug_p: float | None = None,
+    pipe_p: float | None = None,
+    preprocess: Callable[[np.ndarray], Any] | None = None,
+    label_mode: str = "int",
+    dtype: str = "float32",
+    validation: bool = False,
+    control_file: str | os.PathLike[str] | None = None,
+    example_dir: str | os.PathLike[str] | None = None,
+    example_prob: float = 0.0,
+    max_examples: int = 50,
+    seed: int | None = None,
+    verbose: int = 1,
+    num_build_workers: int | None = None,
+    background: bool = True,
+    serve_augment: ServeAugment | None = None,
+    shard: tuple[int, int] | None = None,
+    build_processes: bool | None = None,
+    workers: int = 1,
+    use_multiprocessing: bool = False,
+    max_queue_size: int = 10,
+    **kwargs: Any,
+) -> None:
+    """The constructor of both public `FrameSequence` façades (Keras 3 and Keras 2).
+
+    Its flat keyword options mirror `keras.utils.image_dataset_from_directory`
+    on purpose; `open_frames` checks them and converts them, once, into the
+    option groups the parts take. See `augframe.FrameSequence` for each.
+    """
+    opened = open_frames(
+        source,
+        {
+            "image_size": image_size,
+            "batch_size": batch_size,
+            "color_mode": color_mode,
+            "interpolation": interpolation,
+            "crop_to_aspect_ratio": crop_to_aspect_ratio,
+            "pad_to_aspect_ratio": pad_to_aspect_ratio,
+            "samples_per_class": samples_per_class,
+            "epochs_per_frame": epochs_per_frame,
+            "epochs_per_frame_bounds": epochs_per_frame_bounds,
+            "augment": augment,
+            "aug_p": aug_p,
+            "pipe_p": pipe_p,
+            "preprocess": preprocess,
+            "label_mode": label_mode,
+            "dtype": dtype,
+            "validation": validation,
+            "control_file": control_file,
+            "example_dir": example_dir,
+            "example_prob": example_prob,
+            "max_examples": max_examples,
+            "seed": seed,
+            "verbose": verbose,
+            "num_build_workers": num_build_workers,
+            "background": background,
+            "serve_augment": serve_augment,
+            "shard": shard,
+            "build_processes": build_processes,
+            "workers": workers,
+            "use_multiprocessing": use_multiprocessing,
+            "max_queue_size": max_queue_size,
+            **kwargs,
+        },
+    )
+    values = opened.values
+    self._init_base(max_queue_size=values["max_queue_size"])
+    self.core = opened.frames
+    self.decoding = opened.decoding
+    self.requested_workers = values["workers"]
+    self.image_size = values["image_size"]
+    self.batch_size = values["batch_size"]
+    self.label_mode = values["label_mode"]
+    self.dtype = values["dtype"]
+    self.verbose = values["verbose"]
+    self.seed = values["seed"]
+    self.max_examples = values["max_examples"]
+    self.validation = values["validation"]
+    self.preprocess = values["preprocess"]
+    self.serve_augment = values["serve_augment"]
+    self.shard = values["shard"]
+    self.class_names = self.core.class_names
+    self.clock = EpochClock()
+    self.keras_verbose = None
+    # A sequence dropped without close() still stops its build workers.
+    self._finalizer = weakref.finalize(self, self.core.close)
+    if control_file is not None and not self.validation:
+        scheduled.register(control_file, self)

@@ -1,0 +1,177 @@
+"""What the Keras callbacks share, Keras-free: fit's epochs to the sequences, stop and tune from a file.
+
+Each Keras adapter mixes these into its own `Callback` base class:
+`augframe.keras.callbacks` (Keras 3) and `augframe.tf_keras` (Keras 2). A mixin
+names the sequence class of its adapter in `sequence_type`: a callback
+drives only the sequences of its own Keras, and reads the learning rate the
+way its Keras stores it (`_rate`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any, ClassVar
+
+from augframe import _console, _warn
+from augframe.errors import ControlFileWarning
+from augframe.keras.facade import SequenceFacade
+from augframe.options import registry as _checks
+from augframe.options.control_file import ControlFile
+from augframe.serving.scheduled import scheduled_sequences
+
+__all__ = ["ControlCore", "FrameSchedulerCore", "SchedulingCore", "StopCore"]
+
+logger = logging.getLogger("augframe")
+
+
+class SchedulingCore:
+    """Forwards Keras' training epochs to the sequences `_sequences()` names."""
+
+    sequence_type: ClassVar[type[SequenceFacade]] = SequenceFacade
+
+    def _sequences(self) -> list[SequenceFacade]:
+        raise NotImplementedError
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        verbose = _params(self).get("verbose")
+        for seq in self._sequences():
+            seq.on_fit_begin(verbose=verbose)
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        for seq in self._sequences():
+            seq.on_fit_epoch_begin()
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        for seq in self._sequences():
+            seq.on_fit_end()
+
+
+class FrameSchedulerCore(SchedulingCore):
+    """Drives the frame schedule of the sequences it is given from fit's epochs."""
+
+    def __init__(self, *sequences: SequenceFacade) -> None:
+        super().__init__()
+        for seq in sequences:
+            if not isinstance(seq, self.sequence_type):
+                raise TypeError(
+                    "Invalid argument for `FrameScheduler`. Received: "
+                    f"{seq!r}. Expected {self.sequence_type.__module__}."
+                    f"{self.sequence_type.__name__} objects."
+                )
+        self.sequences = list(sequences)
+
+    def _sequences(self) -> list[SequenceFacade]:
+        return self.sequences
+
+
+class StopCore(SchedulingCore):
+    """Stops training when the control file says `"stop": true`."""
+
+    model: Any  # set by Keras
+
+    def __init__(
+        self,
+        control_file: str | os.PathLike[str] = "control.json",
+        *,
+        check_every_n_batches: int | None = None,
+    ) -> None:
+        super().__init__()
+        self.control = ControlFile(control_file)
+        self.check_every_n_batches = _checks.check_int(
+            "check_every_n_batches", check_every_n_batches, allow_none=True
+        )
+        self.stopped_epoch: int | None = None
+
+    def _sequences(self) -> list[SequenceFacade]:
+        return [
+            seq
+            for seq in scheduled_sequences(self.control.path)
+            if isinstance(seq, self.sequence_type)
+        ]
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        super().on_train_begin(logs)
+        self.stopped_epoch = None
+        self.control.poll()
+        if self.control.current.stop:
+            logger.warning(
+                'Control file %s already says "stop": true: training will stop '
+                "after the first check. Set it to false to train.",
+                self.control.path,
+            )
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        if self.check_every_n_batches and (batch + 1) % self.check_every_n_batches == 0:
+            self._check(f"batch {batch + 1}")
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        self._check(f"epoch {epoch + 1}", epoch=epoch)
+
+    def _check(self, where: str, *, epoch: int | None = None) -> None:
+        self.control.poll()
+        if self.control.current.stop and not self.model.stop_training:
+            self.model.stop_training = True
+            self.stopped_epoch = epoch
+            message = f'augframe: stopping training at {where}: {self.control.path} says "stop": true.'
+            logger.info(message)
+            # Keras' progress bar (verbose=1) is drawn after the other
+            # callbacks: its line is still open at a batch or epoch end.
+            open_line = _params(self).get("verbose") in (1, "auto")
+            with _console.after_open_line(open_line):
+                _console.write(message)
+
+
+class ControlCore(StopCore):
+    """Also sets the optimizer's learning rate to the file's `learning_rate`."""
+
+    def __init__(
+        self,
+        control_file: str | os.PathLike[str] = "control.json",
+        *,
+        check_every_n_batches: int | None = None,
+    ) -> None:
+        super().__init__(control_file, check_every_n_batches=check_every_n_batches)
+        self._applied: float | None = None
+        self._warned_schedule = False
+
+    def _rate(self, optimizer: Any) -> float:
+        """The optimizer's current learning rate (each Keras stores it its way)."""
+        raise NotImplementedError
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        super().on_train_begin(logs)
+        self._applied = None
+        self._tune()
+
+    def _check(self, where: str, *, epoch: int | None = None) -> None:
+        super()._check(where, epoch=epoch)
+        self._tune()
+
+    def _tune(self) -> None:
+        rate = self.control.current.learning_rate
+        if rate is None or rate == self._applied:
+            return
+        self._applied = rate
+        optimizer = self.model.optimizer
+        old = self._rate(optimizer)
+        try:
+            optimizer.learning_rate = rate
+        except TypeError:
+            if not self._warned_schedule:
+                self._warned_schedule = True
+                _warn.warn(
+                    f"Control file {str(self.control.path)!r}: learning_rate="
+                    f"{rate} not applied: the optimizer follows a "
+                    "LearningRateSchedule, which the file cannot change. Use a "
+                    "plain float learning rate to tune it from the file.",
+                    ControlFileWarning,
+                )
+            return
+        logger.info("control file: learning_rate %s -> %s", old, rate)
+
+
+def _params(callback: object) -> dict[str, Any]:
+    """The callback's `params` (Keras sets them before `on_train_begin`)."""
+    params = getattr(callback, "params", None)
+    return params if isinstance(params, dict) else {}

@@ -1,0 +1,196 @@
+"""The Keras 3 adapter: a `PyDataset` that serves batches from a sequence's frames.
+
+`FrameSequence` holds its frames (`augframe.serving`) through the shared
+Keras-free surface (`augframe.keras.facade.SequenceFacade`) and adds only
+what Keras 3 needs: it forwards Keras' lifecycle calls to the epoch clock
+(`augframe.core.clock`), which says when a training epoch ended.
+What Keras does and what this relies on is written down in
+docs/keras-lifecycle.md:
+
+- the first frame is built in the constructor (the TensorFlow backend reads
+  batches 0 and 1 before training; a notebook user may read `seq[0]`);
+- Keras reads `use_multiprocessing` once each time it adapts the dataset for
+  `fit`, `evaluate` or `predict`: that read is the clock's "a call starts";
+- Keras' own worker pool is not used (Keras is told `workers=1`): with it,
+  batches prefetched in one epoch are served in the next on some backends.
+  Batches are copied out of RAM, which needs no pool;
+- `len()` never changes; the sample order is reshuffled every epoch.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+
+from augframe import _console
+from augframe.errors import ConfigError
+from augframe.keras.facade import SequenceFacade, construct
+
+__all__ = ["FrameSequence"]
+
+
+class FrameSequence(SequenceFacade, keras.utils.PyDataset):
+    """A class-balanced, augmented frame in RAM, served as a Keras `PyDataset`.
+
+    Builds `samples_per_class` samples per class into one uint8 array (scarce
+    classes filled with distinct augmented variants, rich classes sub-sampled),
+    serves batches from it for `epochs_per_frame` epochs, then swaps in a
+    fresh frame built in the background.
+
+    Every option is defined once in `augframe.options` (type, bounds,
+    default, hot or not); a bad value is a `ConfigError` raised before any
+    image is decoded.
+
+    Args:
+        source: a mapping `{class_name: images}` where each image is an HxWxC
+            uint8 RGB array (grayscale and RGBA converted) or an image path;
+            or a `StoreSource`. See also `from_directory`, `from_paths` and
+            `from_dataframe`.
+        image_size: `(height, width)` of every sample.
+        batch_size: samples per batch.
+        color_mode: "rgb" (default), "grayscale" or "rgba": batches of shape
+            `(batch, height, width, 3 | 1 | 4)`, as in Keras. Files are
+            decoded and arrays converted to it; a shipped `augment` pipeline
+            leaves out the transforms that cannot take it, a pipeline of
+            yours that has one is refused by name (see `augframe.augment.pipeline`).
+        interpolation: the resize filter, by Keras' name: "bilinear"
+            (default), "nearest", "bicubic", "area", "lanczos3", "lanczos5",
+            "gaussian" or "mitchellcubic"; OpenCV's equivalent or closest
+            filter (see docs/design/decoding.md for which are approximations).
+        crop_to_aspect_ratio: center-crop every native to the aspect ratio
+            of `image_size` before resizing (nothing is stretched).
+        pad_to_aspect_ratio: fit every native inside `image_size` and pad
+            the rest with zeros (black), centered. Not with
+            `crop_to_aspect_ratio`.
+        samples_per_class: samples of every class in a frame, or None for
+            every native once.
+        epochs_per_frame: training epochs served from one frame, or "auto":
+            for every frame, the fewest epochs whose next frame is built (in
+            the background) before it is needed, measured while training
+            (see `augframe.core.schedule`); one log line per frame says the
+            length and why.
+        epochs_per_frame_bounds: `(low, high)`: the epochs per frame that
+            "auto" chooses from.
+        augment: an albumentations transform or Compose, a factory
+            `f(aug_p, pipe_p) -> transform`, a path to a pipeline saved with
+            `A.save` (JSON or YAML), a shipped pipeline ("light", "medium",
+            "heavy"), or None. A pipeline means what it says: its
+            probabilities are the ones it was written with.
+        aug_p: None (the default): every transform keeps its own `p`. A
+            number replaces the `p` of each transform of the pipeline's top
+            level (logged once, with what it replaces). A factory is called
+            with it, or with its own default for it when None (see
+            `augframe.augment.pipeline.PipelineSpec`).
+        pipe_p: None (the default): the pipeline's own top-level `p`, the
+            probability that it runs on a native. A number replaces it.
+            Variants of scarce classes always run the pipeline (`pipe_p=1`).
+        preprocess: called on every float32 batch, e.g. a
+            `keras.applications.*.preprocess_input`; never stored.
+        label_mode: "int" (int32), "categorical" (one-hot float32) or
+            "binary" (float32, shape `(batch, 1)`, two classes).
+        dtype: "float32" (default) or "uint8" (the dtype of Keras'
+            ImageDataGenerator): "uint8" serves the frame's bytes with no
+            conversion, a quarter of the bytes per batch; normalise in the
+            model (`keras.Input(shape, dtype="uint8")`, then `Rescaling`).
+            `preprocess` must then keep uint8.
+        validation: serve every native once, unaugmented, in a fixed order,
+            and never regenerate (for `validation_data`). Arguments that do
+            not apply to validation data are refused by name; see
+            `for_validation`.
+        control_file: path of a control.json re-read at every epoch end; it
+            is (re)written with the constructor's values at construction.
+        example_dir: folder for example JPEGs of the frames, and a report
+            PNG per frame (`frame_<generation>_report.png`, see
+            `frame_report`).
+        example_prob: probability that a sample of a frame is written there.
+        max_examples: the most example JPEGs kept in `example_dir`, and
+            separately the most report PNGs (the latest frames'); 0 writes
+            neither.
+        seed: same seed, same frames and batches (whatever the workers).
+        verbose: 1 shows a progress bar for blocking builds and one line per
+            frame; 0 is silent.
+        num_build_workers: workers that build a frame (default: every core
+            for processes; for threads, 1 when a pipeline runs, since
+            albumentations holds the GIL and build threads do not scale).
+        background: build the next frame while the model trains (costs a
+            second frame buffer); False builds at the frame boundary.
+        serve_augment: a cheap augmentation applied to every served batch
+            (never to validation data), e.g. `ServeAugment()`: shifts of up
+            to 8 %; `ServeAugment(horizontal_flip=True)` for photographs.
+        shard: `(index, count)` for multi-process training: this process
+            builds its frames from every `count`-th native of each class, with
+            its own seed stream; "auto" takes them from `keras.distribution`
+            (JAX: `jax.process_index()`, `jax.process_count()`). Needs
+            `samples_per_class` so that every process serves the same number
+            of batches (unequal counts deadlock the collective).
+        build_processes: True builds frames in worker processes writing into
+            shared memory, False in threads, None (default) decides (see
+            `augframe.core.makers.choose_maker`). Frames are identical either way.
+        workers: accepted as Keras' `PyDataset` option; batches are copied
+            out of RAM in the calling thread and Keras' worker pool is not
+            used (it serves batches prefetched in one epoch in the next).
+        use_multiprocessing: must stay False (the frame lives in this
+            process's RAM).
+        max_queue_size: Keras' `PyDataset` option.
+
+    Example:
+    >>> import numpy as np, albumentations as A
+    >>> rng = np.random.default_rng(0)
+    >>> source = {"cat": rng.integers(0, 255, (20, 40, 40, 3), dtype=np.uint8),
+    ...           "dog": rng.integers(0, 255, (3, 40, 40, 3), dtype=np.uint8)}
+    >>> augment = A.Compose([A.HorizontalFlip(), A.Affine(rotate=(-30, 30))])
+    >>> seq = FrameSequence(source, image_size=(32, 32), batch_size=8,
+    ...                     samples_per_class=10, augment=augment,
+    ...                     aug_p=0.5, seed=1, verbose=0)
+    >>> len(seq), seq[0][0].shape, seq.class_names
+    (3, (8, 32, 32, 3), ['cat', 'dog'])
+    >>> seq.close()
+    """
+
+    __init__ = construct
+
+    def _init_base(self, *, max_queue_size: int) -> None:
+        # Keras sees one worker: its pool would serve stale prefetched batches.
+        keras.utils.PyDataset.__init__(self, workers=1, max_queue_size=max_queue_size)
+
+    @property
+    def use_multiprocessing(self) -> bool:
+        """False. Keras reads it once per adapter: the clock's "a call starts"."""
+        self.clock.adapted()
+        return False
+
+    @use_multiprocessing.setter
+    def use_multiprocessing(self, value: bool) -> None:
+        if value:
+            raise ConfigError(
+                "FrameSequence serves batches from this process's RAM; "
+                "`use_multiprocessing` must stay False."
+            )
+
+    def as_tf_dataset(self, *, prefetch: int | None = None) -> Any:
+        """The same batches as a `tf.data.Dataset` (TensorFlow's native path).
+
+        Faster than Keras' `PyDataset` adapter on the TensorFlow backend when
+        the model is fast; follows frame swaps. For `fit` only (see
+        `augframe.keras.tf_data`).
+
+        Example:
+        >>> model.fit(seq.as_tf_dataset(), epochs=10)  # doctest: +SKIP
+        """
+        from augframe.keras.tf_data import as_tf_dataset
+
+        return as_tf_dataset(self, prefetch=prefetch)
+
+    # -------------------------------------------------------------- lifecycle
+
+    def on_epoch_begin(self) -> None:
+        if not self.validation:  # validation data never changes: no clock
+            self.clock.begin()
+
+    def on_epoch_end(self) -> None:
+        if not self.validation and self.clock.end():
+            # Keras' progress bar may still have its line open: augframe's
+            # lines (a new frame, a control change) start on a new one.
+            with _console.after_open_line(self._progress_line_may_be_open()):
+                self._end_epoch()

@@ -1,0 +1,204 @@
+"""The hot options in force, and the one path that changes them (property, control file).
+
+`aug_p`, `pipe_p`, `epochs_per_frame` and `example_prob` can change while
+`fit` runs. Whichever way a change comes (`seq.aug_p = 0.9`, a control file,
+`augframe control set`), it is checked by the same rules: the registry's
+(`augframe.options.registry.check`) and the two that depend on the run
+(`"auto"` needs background builds, `example_prob > 0` needs an
+`example_dir`). Listeners (the frame engine) hear every change at once, so a
+change takes effect at the same boundary whichever path made it: new
+probabilities from the next frame (a pending background build is restarted),
+a new frame length at the next epoch end, a new `example_prob` from the next
+frame. A refused value raises `ConfigError` when set by property and is one
+`ControlFileWarning` from a control file, which keeps the last good value.
+
+Example:
+>>> hot = HotSettings.of(background=True, writes_examples=False)
+>>> print(hot.set("aug_p", 0.5))
+aug_p null (the pipeline's own) -> 0.5
+>>> hot.set("example_prob", 0.2)
+Traceback (most recent call last):
+...
+augframe.errors.ConfigError: Invalid value for argument `example_prob`. Received: example_prob=0.2 without `example_dir`. Pass example_dir='example_images' to say where examples go.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from augframe.errors import ConfigError
+from augframe.options.control_file import ControlFile, write_control
+from augframe.options.registry import HOT_OPTIONS, OPTIONS, check
+
+__all__ = ["PROBABILITIES", "ControlLink", "HotSettings"]
+
+logger = logging.getLogger("augframe")
+
+PROBABILITIES = ("aug_p", "pipe_p")
+"""The hot options for which None means something: the pipeline's own."""
+
+Listener = Callable[[frozenset[str]], None]
+
+
+class HotSettings:
+    """The hot options in force, checked by one set of rules.
+
+    Args:
+        values: a value for every hot option (`HOT_OPTIONS`).
+        background: frames are built in the background (`"auto"` needs it).
+        writes_examples: an `example_dir` was given (`example_prob > 0`
+            needs it).
+
+    Raises:
+        ConfigError: a value is refused (see the module docstring).
+    """
+
+    def __init__(
+        self, values: Mapping[str, Any], *, background: bool, writes_examples: bool
+    ) -> None:
+        self.background = background
+        self.writes_examples = writes_examples
+        self._values = {name: self.check(name, values[name]) for name in HOT_OPTIONS}
+        self._listeners: list[Listener] = []
+
+    @classmethod
+    def of(
+        cls, *, background: bool, writes_examples: bool, **given: Any
+    ) -> HotSettings:
+        """Hot settings from the given values and the registry's defaults."""
+        values = {name: given.get(name, OPTIONS[name].default) for name in HOT_OPTIONS}
+        return cls(values, background=background, writes_examples=writes_examples)
+
+    def check(self, name: str, value: Any) -> Any:
+        """`value` for hot option `name`, checked; raises `ConfigError` if refused."""
+        if name not in HOT_OPTIONS:
+            raise ConfigError(
+                f"`{name}` cannot change while `fit` runs. Options that can: "
+                f"{', '.join(HOT_OPTIONS)}. Build a new FrameSequence to change it."
+            )
+        value = check(name, value)
+        if name == "epochs_per_frame" and value == "auto" and not self.background:
+            raise ConfigError(
+                "Invalid value for argument `epochs_per_frame`. Received: 'auto' "
+                "with background=False. 'auto' chooses the frame length from "
+                "builds that run beside training: pass background=True, or an "
+                "integer epochs_per_frame."
+            )
+        if name == "example_prob" and value > 0 and not self.writes_examples:
+            raise ConfigError(
+                f"Invalid value for argument `example_prob`. Received: "
+                f"example_prob={value} without `example_dir`. Pass "
+                "example_dir='example_images' to say where examples go."
+            )
+        return value
+
+    def __getitem__(self, name: str) -> Any:
+        return self._values[name]
+
+    @property
+    def aug_p(self) -> float | None:
+        return self._values["aug_p"]
+
+    @property
+    def pipe_p(self) -> float | None:
+        return self._values["pipe_p"]
+
+    @property
+    def epochs_per_frame(self) -> int | str:
+        return self._values["epochs_per_frame"]
+
+    @property
+    def example_prob(self) -> float:
+        return self._values["example_prob"]
+
+    def values(self) -> dict[str, Any]:
+        """The values in force, by name (as a new control file holds them)."""
+        return dict(self._values)
+
+    def subscribe(self, listener: Listener) -> None:
+        """Calls `listener(names)` after every change, with the names changed."""
+        self._listeners.append(listener)
+
+    def set(self, name: str, value: Any) -> str | None:
+        """Sets one hot option; returns "name old -> new", or None if unchanged.
+
+        Raises:
+            ConfigError: the value is refused; nothing changes.
+        """
+        value = self.check(name, value)
+        old = self._values[name]
+        if value == old:
+            return None
+        self._values[name] = value
+        for listener in list(self._listeners):
+            listener(frozenset((name,)))
+        return f"{name} {_shown(name, old)} -> {_shown(name, value)}"
+
+
+class ControlLink:
+    """The control file's way into the hot settings, read at every epoch end.
+
+    At construction the file is (re)written with the values in force, so
+    that what the user sees is what is in force.
+
+    Args:
+        path: the control file.
+        hot: the settings it changes.
+        say: where the one line per applied change goes.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        hot: HotSettings,
+        *,
+        say: Callable[[str], None],
+    ) -> None:
+        self.hot = hot
+        self._say = say
+        write_control(path, {**hot.values(), "regenerate": False, "stop": False})
+        self.file = ControlFile(path)
+        self.file.poll()
+
+    def apply(self) -> bool:
+        """Applies a changed file; True when it asks for a new frame now.
+
+        A key the file leaves out (or sets to null) keeps its value, except
+        `aug_p` and `pipe_p`, where null restores the pipeline's own. A value
+        that the hot settings refuse is one `ControlFileWarning`; the last
+        good value stays.
+        """
+        if not self.file.poll():
+            return False
+        settings = self.file.current
+        changed = []
+        for name in HOT_OPTIONS:
+            value = getattr(settings, name)
+            given = value is not None or (
+                name in PROBABILITIES and name in settings.model_fields_set
+            )
+            if not given:
+                continue
+            try:
+                change = self.hot.set(name, value)
+            except ConfigError as exc:
+                self.file.refuse(
+                    f"{name}={value!r} not applied: {exc} Keeping "
+                    f"{name}={_shown(name, self.hot[name])}."
+                )
+                continue
+            if change is not None:
+                changed.append(change)
+        if changed:
+            self._say("control file: " + ", ".join(changed))
+        return bool(settings.regenerate)
+
+
+def _shown(name: str, value: Any) -> str:
+    """A hot value in a log line; None for aug_p / pipe_p in words."""
+    if value is None and name in PROBABILITIES:
+        return "null (the pipeline's own)"
+    return str(value)

@@ -1,0 +1,178 @@
+"""A training sequence's frames, Keras-free: the engine, its clock, hot settings and batches.
+
+`TrainingFrames` composes the parts a training sequence is made of: the
+frame engine (`augframe.core.engine`), the epoch clock
+(`augframe.core.clock`), the hot settings and the control file
+(`augframe.options.hot`), the example writer (`augframe.observe.artifacts`)
+and the batcher. A Keras adapter holds one and forwards Keras' calls to it.
+
+Example:
+>>> frames = TrainingFrames(store, class_names=names, spec=None, build=build,
+...     schedule=schedule, hot=hot, artifacts=artifacts, serving=serving)  # doctest: +SKIP
+>>> x, y = frames.batch(0)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from typing import Any
+
+import numpy as np
+
+from augframe._console import Say
+from augframe.augment.pipeline import PipelineSpec
+from augframe.core.builder import Frame
+from augframe.core.clock import EpochClock
+from augframe.core.engine import FrameEngine, View, root_entropy
+from augframe.io.stores import ImageStore
+from augframe.observe.artifacts import FrameArtifacts
+from augframe.observe.report import FrameReport
+from augframe.options.groups import (
+    ArtifactOptions,
+    BuildOptions,
+    ScheduleOptions,
+    ServingOptions,
+)
+from augframe.options.hot import ControlLink, HotSettings
+from augframe.serving.batches import Batcher
+
+__all__ = ["TrainingFrames"]
+
+
+class TrainingFrames:
+    """The frames of a training sequence, served by batch index.
+
+    Args:
+        store: the natives (already sharded, if sharding).
+        class_names: class names, in label order.
+        spec: the augmentation pipeline.
+        build: what a frame holds and who builds it.
+        schedule: background builds, pacing and the bounds of "auto".
+        hot: the hot settings in force.
+        artifacts: the control file, examples, reports and verbosity.
+        serving: how batches are made.
+    """
+
+    validation = False
+
+    def __init__(
+        self,
+        store: ImageStore,
+        *,
+        class_names: list[str],
+        spec: PipelineSpec | None,
+        build: BuildOptions,
+        schedule: ScheduleOptions,
+        hot: HotSettings,
+        artifacts: ArtifactOptions,
+        serving: ServingOptions,
+    ) -> None:
+        self.store = store
+        self.class_names = class_names
+        self.hot = hot
+        self.serving = serving
+        say = Say(artifacts.verbose)
+        self.control = (
+            ControlLink(artifacts.control_file, hot, say=say)
+            if artifacts.control_file is not None
+            else None
+        )
+        listeners = []
+        if artifacts.example_dir is not None:
+            listeners.append(
+                FrameArtifacts(
+                    artifacts.example_dir,
+                    hot=hot,
+                    max_examples=artifacts.max_examples,
+                    class_names=class_names,
+                    entropy=root_entropy(build.seed, build.shard),
+                )
+            )
+        self.engine = FrameEngine(
+            store,
+            class_names=class_names,
+            spec=spec,
+            build=build,
+            schedule=schedule,
+            hot=hot,
+            progress=artifacts.verbose > 0,
+            say=say,
+            listeners=listeners,
+        )
+        self.clock = EpochClock()
+        self.batcher = Batcher(
+            serving, num_classes=len(class_names), entropy=self.engine.entropy
+        )
+
+    # ----------------------------------------------------------------- reading
+
+    @property
+    def num_samples(self) -> int:
+        return self.engine.num_samples
+
+    def __len__(self) -> int:
+        return math.ceil(self.num_samples / self.serving.batch_size)
+
+    def reading(self) -> contextlib.AbstractContextManager[View]:
+        """The frame and order being served, held while the block runs."""
+        return self.engine.reading()
+
+    def batch(self, index: int) -> tuple[Any, np.ndarray]:
+        """Batch `index` of the current epoch."""
+        size = self.serving.batch_size
+        with self.reading() as view:
+            picks = view.order[index * size : (index + 1) * size]
+            images = view.frame.images[picks]  # the batch's own copy
+            labels = view.frame.labels[picks]
+        return self.batcher(
+            images, labels, augment_key=(view.frame.generation, view.epoch, index)
+        )
+
+    def as_arrays(self) -> tuple[Any, np.ndarray]:
+        """The whole frame in this epoch's order, as `(x, y)` batches are."""
+        with self.reading() as view:
+            images = view.frame.images[view.order]
+            labels = view.frame.labels[view.order]
+        return self.batcher(images, labels)  # no augment_key: as the frame holds it
+
+    def epoch_order(self) -> tuple[np.ndarray, int]:
+        """This epoch's sample order and the generation of its frame."""
+        with self.reading() as view:
+            return view.order.astype(np.int64), view.frame.generation
+
+    def frame_arrays(self) -> tuple[np.ndarray, np.ndarray, int]:
+        """A copy of the frame's images, its encoded labels and its generation."""
+        with self.reading() as view:
+            images = view.frame.images.copy()
+            labels = view.frame.labels.copy()
+            generation = view.frame.generation
+        return images, self.batcher.encode(labels), generation
+
+    @property
+    def frame(self) -> Frame:
+        """A snapshot of the frame being served (see `FrameEngine.frame`)."""
+        return self.engine.frame
+
+    @property
+    def report(self) -> FrameReport:
+        report = self.engine.report
+        assert report is not None  # the constructor built the first frame
+        return report
+
+    # --------------------------------------------------------------- lifecycle
+
+    def end_epoch(self) -> bool:
+        """A training epoch ended: apply the control file, then the schedule."""
+        regenerate = self.control.apply() if self.control is not None else False
+        return self.engine.end_epoch(regenerate=regenerate)
+
+    def regenerate(self) -> None:
+        self.engine.regenerate()
+
+    def close(self) -> None:
+        self.engine.close()
+
+    def control_values(self) -> dict[str, Any]:
+        """The current hot values, as written to a new control file."""
+        return {**self.hot.values(), "regenerate": False, "stop": False}
