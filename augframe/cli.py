@@ -1,7 +1,8 @@
 """The `augframe` command line (also `python -m augframe`).
 
 `main` and `build_parser`: the sub-commands `demo`, `preview`,
-`control set|stop|show`, `cache build` and `bench` (see
+`control set|stop|show` and `cache build`; `bench`, hidden, only says that
+the benchmarks run from a source checkout with `python -m benchmarks` (see
 docs/design/command-line.md).
 
 Example:
@@ -15,7 +16,6 @@ import argparse
 import functools
 import json
 import os
-import subprocess
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -357,49 +357,17 @@ def _cache_build(args: argparse.Namespace) -> int:
 # -------------------------------------------------------------------- bench
 
 
-BENCH_DEFAULT_OUT = Path("augframe-bench")
-"""Where `augframe bench` writes by default, relative to the current directory."""
-
-
-def _bench_script() -> Path:
-    return Path(__file__).resolve().parents[1] / "benchmarks" / "bench.py"
+BENCH_MOVED = (
+    "`augframe bench` was removed: the benchmarks are not part of the installed "
+    "package. Run them from the root of a source checkout of the repository: "
+    "`python -m benchmarks` lists them, `python -m benchmarks bench --quick` runs "
+    "the main one (see benchmarks/README.md)."
+)
+"""What the deprecated `augframe bench` says (and nothing else)."""
 
 
 def _bench(args: argparse.Namespace) -> int:
-    script = _bench_script()
-    if not script.is_file():
-        return _fail(
-            "bench",
-            f"{str(script)!r} not found: the benchmark ships with the source "
-            "repository, not with the installed package. Clone the repository "
-            "and run `augframe bench` from an editable install (pip install -e .).",
-            EXIT_FAILED,
-        )
-    if args.update_committed and args.out is not None:
-        return _fail(
-            "bench",
-            "--update-committed writes to the committed benchmarks/results; "
-            "give it or --out, not both",
-        )
-    passthrough = list(args.passthrough)
-    if passthrough[:1] == ["--"]:
-        passthrough = passthrough[1:]
-    # The results go to --out (absolute, so the script's working directory
-    # does not matter) unless the committed ones are asked for; options
-    # passed on after these replace them.
-    where = (
-        ["--update-committed"]
-        if args.update_committed
-        else ["--out", str(Path(args.out or BENCH_DEFAULT_OUT).resolve())]
-    )
-    command = [
-        sys.executable,
-        str(script),
-        *(["--quick"] if args.quick else []),
-        *where,
-        *passthrough,
-    ]
-    return subprocess.call(command)
+    return _fail("bench", BENCH_MOVED)
 
 
 # ------------------------------------------------------------------- parser
@@ -640,37 +608,13 @@ def _add_cache(commands: Any) -> None:
 
 
 def _add_bench(commands: Any) -> None:
-    bench = _command(
-        commands,
+    # Hidden (no `help`, so not listed by `augframe --help`): a deprecated
+    # alias that takes any arguments and says where the benchmarks went.
+    bench = commands.add_parser(
         "bench",
-        help="run benchmarks/bench.py (source checkout only)",
-        description=(
-            "Runs benchmarks/bench.py of the source repository with this Python "
-            "and writes results.md, results.json and results.png to --out "
-            f"(default ./{BENCH_DEFAULT_OUT} in the current directory). The "
-            "results committed in benchmarks/results are rewritten only with "
-            "--update-committed. Other arguments are passed on to the script "
-            "(`augframe bench -- --help` lists them)."
-        ),
-        examples=[
-            "augframe bench --quick",
-            "augframe bench --quick --out /tmp/augframe-bench",
-            "augframe bench --images 4000 --data /tmp/catsdogs",
-            "augframe bench --update-committed",
-        ],
-    )
-    bench.add_argument("--quick", action="store_true", help="small smoke run")
-    bench.add_argument(
-        "--out",
-        metavar="DIR",
-        help=f"folder for the results (default: ./{BENCH_DEFAULT_OUT} in the "
-        "current directory)",
-    )
-    bench.add_argument(
-        "--update-committed",
-        action="store_true",
-        help="write the results to the repository's benchmarks/results instead "
-        "(a full run: not with --quick or --out)",
+        description=BENCH_MOVED,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Example:\n  python -m benchmarks bench --quick",
     )
     bench.set_defaults(handler=_bench, passthrough_allowed=True)
 

@@ -8,22 +8,21 @@ on and off), and writes `results.md`, `results.json` and `results.png` to
 
 Run from the repository root:
 
-    python benchmarks/bench.py --quick          # smoke test, < 90 s
-    python benchmarks/bench.py                  # full run, ~5-8 min on 2 cores
-    python benchmarks/bench.py --images 4000 --data /tmp/catsdogs
-    python benchmarks/bench.py --update-committed   # rewrite benchmarks/results
+    python -m benchmarks bench --quick          # smoke test, < 90 s
+    python -m benchmarks bench                  # full run, ~5-8 min on 2 cores
+    python -m benchmarks bench --images 4000 --data /tmp/catsdogs
+    python -m benchmarks bench --update-committed   # rewrite benchmarks/results
 
-(`python -m benchmarks.bench` works too.) Results go to `./augframe-bench` by
-default; the committed results in `benchmarks/results` are rewritten only
-with `--update-committed`.
+Results go to `./augframe-bench` by default; the committed results in
+`benchmarks/results` are rewritten only with `--update-committed`.
 
 Memory is measured in this one process: variants run in a fixed order, a thread
 samples the resident set size (RSS) every 20 ms, and each variant reports its
 peak RSS and the peak's increase over the RSS when the variant started.
 
 This module is the runner: the command line, the order of the measurements
-and the output files. `common` holds data generation, the model, timing and
-RSS sampling; `variants/` one module per input pipeline; `scaling` and
+and the output files. `common` holds the run's sizes, the data set and the
+timed fit (on `benchmarks.lib`); `variants/` one module per input pipeline; `scaling` and
 `swaps` the frame-build and frame-swap measurements; `reports/` one module
 per output. Keras and TensorFlow are imported only once the arguments are
 parsed, so `--help` answers at once.
@@ -32,31 +31,19 @@ parsed, so `--help` answers at once.
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 BENCHMARKS = Path(__file__).resolve().parent
-REPOSITORY = BENCHMARKS.parent
 COMMITTED_RESULTS = BENCHMARKS / "results"
 """The results committed with the repository (`--update-committed`)."""
 DEFAULT_OUT = Path("augframe-bench")
 """Where results go by default, relative to the current directory."""
 MIN_IMAGES = 64
 """`--images` lower limit: two batches of 32."""
-
-if __package__ in (None, ""):
-    # Run as a script: the package `benchmarks` (and augframe, in a checkout)
-    # must be importable here and in augframe's spawned build processes,
-    # which inherit sys.path; the script's own folder must not shadow them.
-    if sys.path and Path(sys.path[0] or ".").resolve() == BENCHMARKS:
-        sys.path[0] = str(REPOSITORY)
-    else:
-        sys.path.insert(0, str(REPOSITORY))
 
 if TYPE_CHECKING:
     from benchmarks.common import VariantResult
@@ -72,7 +59,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         The parsed arguments.
     """
     parser = argparse.ArgumentParser(
-        prog="bench.py",
+        prog="python -m benchmarks bench",
         description=(__doc__ or "").splitlines()[0],
         epilog=(
             "Outputs: results.md, results.json and results.png in the --out "
@@ -137,6 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     began = time.perf_counter()
 
     from benchmarks import common, scaling
+    from benchmarks.lib.memory import RssMonitor
+    from benchmarks.lib.reports import machine_info
     from benchmarks.reports import summary
     from benchmarks.variants import arrays, augframe_cold_warm, idg, tfdata
 
@@ -148,11 +137,10 @@ def main(argv: list[str] | None = None) -> int:
         build_repeats=base.build_repeats,
         seed=base.seed,
     )
-    machine = common.machine_info()
+    machine = machine_info()
     warnings_out: list[str] = []
-    has_cache = common.cache_available(warnings_out)
     work = Path(tempfile.mkdtemp(prefix="augframe-bench-"))
-    monitor = common.RssMonitor()
+    monitor = RssMonitor()
     try:
         data_dir = args.data or work / "data"
         start = time.perf_counter()
@@ -168,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
             data_dir=data_dir,
             settings=settings,
             monitor=monitor,
-            cache_dir=work / "cache" if has_cache else None,
+            cache_dir=work / "cache",
         )
         # The order is part of the measurement (RSS is one process's).
         results: dict[str, VariantResult] = {}
@@ -176,8 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         results["idg"] = idg.run(ctx)
         results["tfdata"] = tfdata.run(ctx)
         results["cold"] = augframe_cold_warm.run_cold(ctx)
-        if ctx.cache_dir is not None:
-            print("  building the decoded cache (previous pass) ...", flush=True)
+        print("  building the decoded cache (previous pass) ...", flush=True)
         cache_seconds = augframe_cold_warm.prepare_cache(ctx)
         results["warm"] = augframe_cold_warm.run_warm(ctx, background=True)
         results["warm_blocking"] = augframe_cold_warm.run_warm(ctx, background=False)
@@ -216,5 +203,4 @@ def write_outputs(
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    sys.exit(main())
+    raise SystemExit(main())

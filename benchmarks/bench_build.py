@@ -1,300 +1,279 @@
 """Frame-build throughput: augframe's overhead over a bare loop, and its scaling.
 
-Builds frames of decoded in-RAM images (an `ArrayStore`, 96 px) with the
-`medium` pipeline shipped in `augframe.augment.pipelines` and compares, side by side in one
-run (variants interleaved round by round; the median and the best round of
-each are reported, the best being the least disturbed by other load):
+Builds frames of decoded in-RAM images (a `{class: images}` mapping, 96 px)
+with the benchmarks' albumentations pipeline (`benchmarks.augment`: flip,
+rotation, shift, brightness; `aug_p=0.5`, `pipe_p=0.9`) and compares, side
+by side in one run (variants interleaved round by round; the median and the
+best round of each are reported, the best being the least disturbed by
+other load):
 
 - `loop`: the same albumentations pipeline applied in a tight loop over the
   same images on one core, written into a preallocated array: the upper limit
   of one core;
 - `loop+seed`: the same, seeding the pipeline per sample as augframe does (so
   that a frame depends on its seed alone): the price of determinism;
-- `thread x1`: `FrameBuilder.build` with one build thread (goal: >= 0.9x
-  `loop`, i.e. augframe's own overhead <= 10 %);
-- `thread x1 fresh`: the same with the pipelines copied anew at every
-  build, as augframe did before it kept them from build to build;
-- `process xK`: worker processes writing into shared memory, K = 1, 2 and
-  every core (goal: 2 processes >= 1.8x 1 process on 2 cores).
+- `thread x1`: a `FrameSequence` built with one build thread
+  (`build_processes=False, num_build_workers=1`; `seq.regenerate()`, timed
+  by `seq.frame_report.build_seconds`; goal: >= 0.9x `loop`, i.e.
+  augframe's own overhead <= 10 %);
+- `process xK`: worker processes writing into shared memory
+  (`build_processes=True, num_build_workers=K`), K = 1, 2 and every core
+  (goal: 2 processes >= 1.8x 1 process on 2 cores).
 
-Then it swaps ~10 frames through a `FrameEngine` with background building
-and records the memory after each (PSS of this process and its build workers:
-a shared page counts once): nothing may grow per frame; a frame costs
-N*H*W*3 bytes, twice with background building.
+Then it swaps frames through a `FrameSequence` with background building
+(`seq.regenerate()`, ~10 frames) and records the memory after each (PSS of
+this process and its child processes, the build workers: a shared page
+counts once): nothing may grow per frame; a frame costs N*H*W*3 bytes, twice
+with background building.
 
-Measured on 2 shared cores (2,000 images, 3-7 rounds; other load moves
-single rounds by +-10 %): with a fresh `np.random.Generator` per sample,
-`thread x1` ran at 0.83-0.89x `loop`, `loop+seed` (that cost) at 0.85-0.93x.
-The build threads now keep one generator each and re-seed it in place per
-sample (`augframe.augment.pipeline.WorkerPipelines`): `thread x1` 1.02x `loop`
-(median; best rounds 1.00x), the plan, chunks, pool, load and copy costing
-less than the rounds' noise. Copying the pipelines anew at every build
-(`thread x1 fresh`, before) made no measurable difference at this frame size
-(a fixed ~40 ms per build and per redraw round). 2 processes ran 1.83-2.03x 1 process. Memory (PSS) did not
-grow from frame 2 to 10 (+0.1 MB): threads held 106.7 MB for two 52.7 MB
-frames; processes 327 MB, the frames plus each worker's interpreter,
-libraries and its own copy of the store.
+Measured on 2 shared cores (2,000 images, 3-7 rounds, the `medium` pipeline
+and augframe's internal builder, before this script used public names
+only): `thread x1` 1.02x `loop` (median; best rounds 1.00x); 2 processes
+1.83-2.03x 1 process. Memory (PSS) did not grow from frame 2 to 10 (+0.1 MB):
+threads held 106.7 MB for two 52.7 MB frames; processes 327 MB, the frames
+plus each worker's interpreter, libraries and its own copy of the images.
 
 Run from the repository root:
 
-    python benchmarks/bench_build.py            # ~2 min on 2 cores
-    python benchmarks/bench_build.py --quick    # smoke test
-    python benchmarks/bench_build.py --profile  # cProfile of `thread x1`
-
-Example:
->>> median_rate([2.0, 1.0, 4.0], 100)
-50.0
+    python -m benchmarks build            # ~2 min on 2 cores
+    python -m benchmarks build --quick    # smoke test
+    python -m benchmarks build --profile  # cProfile of `thread x1`
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import cProfile
-import json
 import os
 import pstats
 import random
-import statistics
-import sys
 import time
-from pathlib import Path
-
-os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
-from augframe import pipelines
+import augframe
+from benchmarks.augment import albumentations_pipeline
+from benchmarks.lib import reports
+from benchmarks.lib.cli import benchmark_parser
+from benchmarks.lib.data import smooth_images
+from benchmarks.lib.memory import MB, rss_and_pss_mb
+from benchmarks.lib.timing import best_rate, interleaved, rate
 
-ROOT = Path(__file__).resolve().parents[1]
-PIPELINE = pipelines.path("medium")
 AUG_P, PIPE_P = 0.5, 0.9
 
 
-def make_images(count: int, size: int, *, seed: int) -> dict[str, np.ndarray]:
-    """Two classes of smooth random images, decoded (uint8 RGB)."""
-    import cv2
+def open_sequence(
+    images: dict[str, np.ndarray],
+    *,
+    processes: bool,
+    workers: int,
+    background: bool = False,
+    epochs_per_frame: int = 10**6,
+) -> augframe.FrameSequence:
+    """A FrameSequence over `images` that builds with `workers` threads or processes.
 
-    rng = np.random.default_rng(seed)
-    out: dict[str, np.ndarray] = {}
-    for name in ("a", "b"):
-        small = rng.integers(0, 256, (count // 2, 12, 12, 3), dtype=np.uint8)
-        out[name] = np.stack(
-            [cv2.resize(s, (size, size), interpolation=cv2.INTER_CUBIC) for s in small]
-        )
-    return out
+    Args:
+        images: `{class_name: images}`, every image at the frame's size.
+        processes: build in worker processes (shared memory), else threads.
+        workers: build workers.
+        background: build the next frame in the background.
+        epochs_per_frame: epochs per frame (frames change here only through
+            `regenerate()`).
 
-
-def median_rate(seconds: list[float], count: int) -> float:
-    """Images per second of the median run."""
-    return count / statistics.median(seconds)
-
-
-def memory_mb(pids: list[int] | None = None) -> tuple[float, float]:
-    """RSS of this process, and PSS of it plus `pids` (build workers), in MB.
-
-    PSS shares each shared page among the processes that map it, so that a
-    shared-memory frame written by two workers counts once, not twice.
+    Returns:
+        The sequence (its first frame built).
     """
-    import psutil
-
-    own = psutil.Process().memory_info().rss / 2**20
-    pss = 0.0
-    for pid in [os.getpid(), *(pids or [])]:
-        with contextlib.suppress(psutil.Error, AttributeError):
-            pss += psutil.Process(pid).memory_full_info().pss / 2**20
-    return own, pss
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--images", type=int, default=2000)
-    parser.add_argument("--size", type=int, default=96)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--frames", type=int, default=10, help="frames for RSS")
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--profile", action="store_true")
-    parser.add_argument("--json", type=Path, help="write every number here")
-    args = parser.parse_args(argv)
-    if args.quick:
-        args.images, args.rounds, args.frames = 400, 2, 4
-
-    import cv2
-
-    from augframe.augment.pipeline import PipelineSpec
-    from augframe.core.buffer import FrameBuffer
-    from augframe.core.builder import FrameBuilder
-    from augframe.core.engine import FrameEngine
-    from augframe.core.makers import ProcessMaker, ThreadMaker
-    from augframe.io.stores import mapping_to_store
-
-    cv2.setNumThreads(1)  # one core means one core (build workers do the same)
-    cpus = os.cpu_count() or 1
-    size = (args.size, args.size)
-    store, names = mapping_to_store(
-        make_images(args.images, args.size, seed=0), image_size=size, num_workers=1
+    first = next(iter(images.values()))
+    return augframe.FrameSequence(
+        images,
+        image_size=first.shape[1:3],
+        samples_per_class=len(first),
+        epochs_per_frame=epochs_per_frame,
+        augment=albumentations_pipeline,
+        aug_p=AUG_P,
+        pipe_p=PIPE_P,
+        seed=0,
+        verbose=0,
+        background=background,
+        build_processes=processes,
+        num_build_workers=workers,
     )
-    num = len(store)
-    natives = np.stack([store.load(i) for i in range(num)])
-    spec = PipelineSpec(str(PIPELINE))
-    per_class = num // len(names)
 
-    def loop(seeded: bool) -> float:
-        compose = spec.build(aug_p=AUG_P, pipe_p=PIPE_P)
-        assert compose is not None
-        out = np.empty_like(natives)
-        start = time.perf_counter()
-        for i in range(num):
-            if seeded:
-                compose.set_random_state(np.random.default_rng(i), random.Random(i))
-            out[i] = compose(image=natives[i])["image"]
-        return time.perf_counter() - start
 
-    builders: dict[str, tuple[FrameBuilder, FrameBuffer]] = {}
+def loop(natives: np.ndarray, *, seeded: bool) -> float:
+    """Seconds of the pipeline applied to every native in a tight loop.
 
-    def builder(name: str) -> tuple[FrameBuilder, FrameBuffer]:
-        if name not in builders:
-            workers = int(name.split("x")[1])
-            processes = name.startswith("process")
-            maker_type = ProcessMaker if processes else ThreadMaker
-            maker = maker_type(store, spec, entropy=0, num_workers=workers)
-            builders[name] = (
-                FrameBuilder(
-                    store,
-                    spec=spec,
-                    class_names=names,
-                    samples_per_class=per_class,
-                    entropy=0,
-                    maker=maker,
-                ),
-                FrameBuffer(num, size, shared=processes),
-            )
-            build(name, 0)  # starts the processes; not timed
-        return builders[name]
+    Args:
+        natives: the images, `(N, H, W, 3)` uint8.
+        seeded: seed the pipeline per sample, as augframe does.
+    """
+    compose = albumentations_pipeline(AUG_P, PIPE_P)
+    out = np.empty_like(natives)
+    start = time.perf_counter()
+    for i in range(len(natives)):
+        if seeded:
+            compose.set_random_state(np.random.default_rng(i), random.Random(i))
+        out[i] = compose(image=natives[i])["image"]
+    return time.perf_counter() - start
 
-    def build(name: str, generation: int) -> float:
-        frame_builder, buffer = builder(name.removesuffix(" fresh"))
-        if name.endswith(" fresh"):
-            frame_builder.maker.close()  # copies its pipelines anew, as before
-        start = time.perf_counter()
-        frame_builder.build(
-            generation=generation, buffer=buffer, aug_p=AUG_P, pipe_p=PIPE_P
+
+def build_seconds(seq: augframe.FrameSequence) -> float:
+    """Builds a new frame now (`regenerate()`); its `frame_report.build_seconds`."""
+    seq.regenerate()
+    return seq.frame_report.build_seconds
+
+
+def memory_over_frames(
+    images: dict[str, np.ndarray], *, frames: int, cpus: int
+) -> dict[str, list[tuple[float, float]]]:
+    """RSS and PSS after each of `frames` frames, processes and threads.
+
+    Args:
+        images: `{class_name: images}`.
+        frames: frames to build, the first included.
+        cpus: cores (2 build processes at most).
+
+    Returns:
+        `{"processes" | "thread": [(RSS MB, PSS MB) per frame]}`; also printed.
+    """
+    num = sum(len(v) for v in images.values())
+    first = next(iter(images.values()))
+    frame_mb = num * first[0].nbytes / MB
+    memory: dict[str, list[tuple[float, float]]] = {}
+    for processes in (True, False):
+        label = "processes" if processes else "thread"
+        before = rss_and_pss_mb()[1]
+        seq = open_sequence(
+            images,
+            processes=processes,
+            workers=min(2, cpus) if processes else 1,
+            background=True,
         )
-        return time.perf_counter() - start
+        rows, children = [], 0
+        try:
+            for index in range(frames):
+                if index:
+                    seq.regenerate()
+                rss, pss, children = rss_and_pss_mb()
+                rows.append((rss, pss))
+        finally:
+            seq.close()
+        memory[label] = rows
+        pss_values = [r[1] for r in rows]
+        print(
+            f"{label}: RSS of this process per frame: "
+            + ", ".join(f"{r[0]:.0f}" for r in rows)
+            + f" MB; PSS of this process{f' + {children} children' if children else ''}: "
+            + ", ".join(f"{p:.0f}" for p in pss_values)
+            + f" MB; PSS growth frame 2 -> {len(rows)}: "
+            f"{pss_values[-1] - pss_values[min(1, len(rows) - 1)]:+.1f} MB; "
+            f"sequence total {pss_values[-1] - before:.1f} MB (a frame is "
+            f"{frame_mb:.1f} MB, x2 with background = {2 * frame_mb:.1f} MB, + "
+            "workers' own)"
+        )
+    return memory
 
-    variants = [
-        "loop",
-        "loop+seed",
-        "thread x1",
-        "thread x1 fresh",
-        "process x1",
-        "process x2",
-    ]
-    if cpus > 2:
-        variants.append(f"process x{cpus}")
-    if args.profile:
-        frame_builder, buffer = builder("thread x1")
-        profiler = cProfile.Profile()
-        profiler.enable()
-        frame_builder.build(generation=1, buffer=buffer, aug_p=AUG_P, pipe_p=PIPE_P)
-        profiler.disable()
-        stats = pstats.Stats(profiler).sort_stats("tottime")
-        stats.print_stats(25)
-        loop_profile = cProfile.Profile()
-        loop_profile.enable()
-        loop(True)
-        loop_profile.disable()
-        pstats.Stats(loop_profile).sort_stats("tottime").print_stats(12)
-    times: dict[str, list[float]] = {v: [] for v in variants}
-    for round_ in range(args.rounds):
-        order = variants if round_ % 2 == 0 else variants[::-1]
-        for name in order:
-            if name.startswith("loop"):
-                seconds = loop(name == "loop+seed")
-            else:
-                seconds = build(name, round_ + 1)
-            times[name].append(seconds)
-            print(
-                f"round {round_ + 1} {name:<12} {num / seconds:8.0f} img/s", flush=True
-            )
-    for frame_builder, _ in builders.values():
-        frame_builder.close()
-    builders.clear()
 
-    rates = {name: median_rate(t, num) for name, t in times.items()}
-    best = {name: num / min(t) for name, t in times.items()}  # noise only adds
+def profile(seq: augframe.FrameSequence, natives: np.ndarray) -> None:
+    """Prints cProfile's top functions of one `thread x1` build and of the loop."""
+    profiler = cProfile.Profile()
+    profiler.enable()
+    seq.regenerate()
+    profiler.disable()
+    pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
+    loop_profile = cProfile.Profile()
+    loop_profile.enable()
+    loop(natives, seeded=True)
+    loop_profile.disable()
+    pstats.Stats(loop_profile).sort_stats("tottime").print_stats(12)
+
+
+def print_rates(
+    times: dict[str, list[float]], num: int, args: argparse.Namespace, cpus: int
+) -> dict[str, Any]:
+    """Prints the table and the two goals; returns the rates."""
+    rates = {name: rate(num, t) for name, t in times.items()}
+    best = {name: best_rate(num, t) for name, t in times.items()}
     base, one = rates["loop"], rates["process x1"]
     print(
-        f"\n{num} images at {args.size} px, medium pipeline (aug_p={AUG_P}, "
-        f"pipe_p={PIPE_P}), {args.rounds} rounds, median; {cpus} cores, load "
-        f"{os.getloadavg()[0]:.1f}"
+        f"\n{num} images at {args.size} px, benchmarks pipeline (aug_p={AUG_P}, "
+        f"pipe_p={PIPE_P}), {args.rounds} rounds, median; {reports.machine_line()}"
     )
     print(
         f"{'variant':<16} {'img/s':>8} {'vs loop':>8} {'vs process x1':>14} "
         f"{'best img/s':>11} {'best vs loop':>13}"
     )
-    for name, rate in rates.items():
+    for name, value in rates.items():
         print(
-            f"{name:<16} {rate:8.0f} {rate / base:8.2f}x {rate / one:13.2f}x "
+            f"{name:<16} {value:8.0f} {value / base:8.2f}x {value / one:13.2f}x "
             f"{best[name]:11.0f} {best[name] / best['loop']:12.2f}x"
         )
     overhead = rates["thread x1"] / base
     scaling = rates["process x2"] / one
     print(
         f"thread x1 / loop = {overhead:.2f} (goal >= 0.90: "
-        f"{'PASS' if overhead >= 0.9 else 'MISS'}); process x2 / x1 = "
-        f"{scaling:.2f} (goal >= 1.80 on 2 cores: "
-        f"{'PASS' if scaling >= 1.8 else 'MISS'})"
+        f"{reports.verdict(overhead, 0.9, higher_is_better=True)}); process x2 / x1 "
+        f"= {scaling:.2f} (goal >= 1.80 on 2 cores: "
+        f"{reports.verdict(scaling, 1.8, higher_is_better=True)})"
     )
+    return {"rates": rates, "best": best}
 
-    # RSS over frames: processes (shared memory) and threads, background on.
-    frame_mb = num * size[0] * size[1] * 3 / 2**20
-    memory: dict[str, list[tuple[float, float]]] = {}
-    for processes in (True, False):
-        label = "processes" if processes else "thread"
-        before = memory_mb()[1]
-        engine = FrameEngine(
-            store,
-            class_names=names,
-            image_size=size,
-            samples_per_class=per_class,
-            epochs_per_frame=1,
-            spec=spec,
-            aug_p=AUG_P,
-            pipe_p=PIPE_P,
-            seed=0,
-            verbose=0,
-            build_processes=processes,
-            num_build_workers=min(2, cpus) if processes else 1,
-            pace_builds=False,
+
+def main(argv: list[str] | None = None) -> int:
+    """Measures build throughput and memory; prints them (and writes `--json`)."""
+    parser = benchmark_parser("build", __doc__)
+    parser.add_argument("--images", type=int, default=2000)
+    parser.add_argument("--size", type=int, default=96)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--frames", type=int, default=10, help="frames for memory")
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--profile", action="store_true")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.images, args.rounds, args.frames = 400, 2, 4
+
+    import cv2
+
+    cv2.setNumThreads(1)  # one core means one core (build workers do the same)
+    cpus = os.cpu_count() or 1
+    images = smooth_images(args.images, args.size, seed=0)
+    natives = np.concatenate(list(images.values()))
+    num = len(natives)
+    modes = {"thread x1": (False, 1), "process x1": (True, 1), "process x2": (True, 2)}
+    if cpus > 2:
+        modes[f"process x{cpus}"] = (True, cpus)
+    sequences = {
+        name: open_sequence(images, processes=processes, workers=workers)
+        for name, (processes, workers) in modes.items()
+    }
+    try:
+        if args.profile:
+            profile(sequences["thread x1"], natives)
+        actions: dict[str, Callable[[], float]] = {
+            "loop": lambda: loop(natives, seeded=False),
+            "loop+seed": lambda: loop(natives, seeded=True),
+            **{
+                name: lambda s=seq: build_seconds(s)  # type: ignore[misc]
+                for name, seq in sequences.items()
+            },
+        }
+        times = interleaved(
+            actions,
+            args.rounds,
+            on_result=lambda r, name, s: print(
+                f"round {r + 1} {name:<12} {num / s:8.0f} img/s", flush=True
+            ),
         )
-        maker = engine._builder.maker
-        pids = maker.pids if isinstance(maker, ProcessMaker) else []
-        rows = [memory_mb(pids)]
-        for _ in range(args.frames - 1):
-            engine.end_epoch()
-            rows.append(memory_mb(pids))
-        engine.close()
-        memory[label] = rows
-        pss = [r[1] for r in rows]
-        print(
-            f"{label}: RSS of this process per frame: "
-            + ", ".join(f"{r[0]:.0f}" for r in rows)
-            + f" MB; PSS of this process{' + workers' if pids else ''}: "
-            + ", ".join(f"{p:.0f}" for p in pss)
-            + f" MB; PSS growth frame 2 -> {len(rows)}: {pss[-1] - pss[1]:+.1f} MB; "
-            f"engine total {pss[-1] - before:.1f} MB (a frame is {frame_mb:.1f} "
-            f"MB, x2 with background = {2 * frame_mb:.1f} MB, + workers' own)"
-        )
-    if args.json:
-        args.json.write_text(
-            json.dumps(
-                {"seconds": times, "rates": rates, "best": best, "memory_mb": memory},
-                indent=1,
-            )
-        )
+    finally:
+        for seq in sequences.values():
+            seq.close()
+    results = print_rates(times, num, args, cpus)
+    memory = memory_over_frames(images, frames=args.frames, cpus=cpus)
+    reports.write_json(args.json, {"seconds": times, **results, "memory_mb": memory})
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

@@ -30,9 +30,10 @@ A plot shows balanced accuracy against augmentations per epoch.
 Run from the repository root (scikit-learn and matplotlib: `pip install
 -e ".[bench]"`):
 
-    python benchmarks/bench_quality.py                  # ~40 min on 2 cores
-    python benchmarks/bench_quality.py --quick          # smoke test, ~1 min
-    python benchmarks/bench_quality.py --datasets shapes10 --seeds 0,1,2
+    python -m benchmarks quality                  # ~40 min on 2 cores
+    python -m benchmarks quality --quick          # smoke test, ~1 min
+    python -m benchmarks quality --quick --datasets digits   # the smallest
+    python -m benchmarks quality --datasets shapes10 --seeds 0,1,2
 
 Example:
 >>> long_tail_counts(120, imbalance=30, classes=10)[[0, 9]].tolist()
@@ -43,13 +44,11 @@ Example:
 
 from __future__ import annotations
 
-import argparse
 import functools
 import json
 import math
 import os
 import statistics
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -61,6 +60,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import cv2
 import numpy as np
+
+from benchmarks.lib.cli import benchmark_parser
 
 SIZE = 32
 RARE = 4  # the rarest classes whose recall is reported
@@ -282,52 +283,6 @@ def pipeline(aug_p: float = 0.6, pipe_p: float = 0.9) -> Any:
     )
 
 
-def _conv(filters: int) -> list[Any]:
-    """Convolution, batch normalisation, ReLU."""
-    import keras
-
-    return [
-        keras.layers.Conv2D(filters, 3, padding="same", use_bias=False),
-        keras.layers.BatchNormalization(momentum=0.9),
-        keras.layers.ReLU(),
-    ]
-
-
-def make_model(num_classes: int, *, keras_augment: bool) -> Any:
-    """A small CNN; with `keras_augment`, Keras augmentation layers in front."""
-    import keras
-
-    augment = (
-        [
-            keras.layers.RandomRotation(15 / 360, fill_mode="reflect"),
-            keras.layers.RandomTranslation(0.08, 0.08, fill_mode="reflect"),
-            keras.layers.RandomZoom(0.1, fill_mode="reflect"),
-            keras.layers.RandomContrast(0.2),
-        ]
-        if keras_augment
-        else []
-    )
-    model = keras.Sequential(
-        [
-            keras.Input((SIZE, SIZE, 3)),
-            keras.layers.Rescaling(1 / 255),
-            *augment,
-            *_conv(16),
-            keras.layers.MaxPooling2D(),
-            *_conv(32),
-            keras.layers.MaxPooling2D(),
-            *_conv(48),
-            keras.layers.GlobalAveragePooling2D(),
-            keras.layers.Dense(num_classes, activation="softmax"),
-        ]
-    )
-    model.compile(
-        optimizer=keras.optimizers.Adam(2e-3),
-        loss="sparse_categorical_crossentropy",
-    )
-    return model
-
-
 def class_weights(labels: np.ndarray, classes: int) -> dict[int, float]:
     """Keras' "balanced" weights: `n / (classes * n_c)`."""
     counts = np.bincount(labels, minlength=classes)
@@ -409,11 +364,12 @@ def train_one(
     import keras
 
     import augframe
+    from benchmarks.lib.models import quality_cnn
 
     keras.utils.set_random_seed(seed)
     classes = data.num_classes
     per_class = len(data.y_train) // classes  # ~ the same samples per epoch
-    model = make_model(classes, keras_augment=variant.kind == "keras_layers")
+    model = quality_cnn(SIZE, classes, keras_augment=variant.kind == "keras_layers")
     weights = class_weights(data.y_train, classes) if variant.class_weight else None
     fit: dict[str, Any] = dict(epochs=epochs, verbose=0, class_weight=weights)
     augmentations = 0.0
@@ -568,7 +524,8 @@ def plot(results: dict[str, dict[str, dict[str, Any]]], path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    """Trains every variant on every data set and seed; writes the reports."""
+    parser = benchmark_parser("quality", __doc__, json=False)
     parser.add_argument("--datasets", default="digits,shapes10")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--epochs", type=int, default=30)
@@ -652,4 +609,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

@@ -14,77 +14,43 @@ waits for data; on a CPU-only machine it says it was skipped.
 
 Run from the repository root:
 
-    python benchmarks/bench_serve.py                       # 96 and 224 px
-    KERAS_BACKEND=jax python benchmarks/bench_serve.py
-    python benchmarks/bench_serve.py --accelerator         # with a GPU
+    python -m benchmarks serve                       # 96 and 224 px
+    python -m benchmarks serve --quick               # smoke test: 96 px, 640 images
+    KERAS_BACKEND=jax python -m benchmarks serve
+    python -m benchmarks serve --accelerator         # with a GPU
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import statistics
-import time
 from collections.abc import Callable
 from typing import Any
 
-os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import keras
 import numpy as np
 
 import augframe
+from benchmarks import bench_serve_augment as serve_aug
+from benchmarks.lib import reports
+from benchmarks.lib.cli import benchmark_parser
+from benchmarks.lib.data import random_source
+from benchmarks.lib.models import fast_consumer, resnet50
+from benchmarks.lib.timing import images_per_second
 
 NUM_CLASSES = 10
 
 
 def fast_model(size: int, dtype: str) -> keras.Model:
-    """Almost no compute: the input path is what is measured."""
-    model = keras.Sequential(
-        [
-            keras.Input((size, size, 3), dtype=dtype),
-            keras.layers.Rescaling(1 / 255),
-            keras.layers.GlobalAveragePooling2D(),
-            keras.layers.Dense(NUM_CLASSES),
-        ]
-    )
-    model.compile(
-        optimizer="sgd",
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-    )
-    return model
+    """The fast consumer (`benchmarks.lib.models.fast_consumer`), 10 classes."""
+    return fast_consumer(size, dtype, num_classes=NUM_CLASSES)
 
 
 def resnet(size: int, dtype: str) -> keras.Model:
-    """ResNet50 (no weights), mixed precision, normalising on the device."""
-    keras.mixed_precision.set_global_policy("mixed_float16")
-    inputs = keras.Input((size, size, 3), dtype=dtype)
-    x = keras.layers.Rescaling(1 / 127.5, offset=-1)(inputs)
-    x = keras.applications.ResNet50(
-        weights=None, include_top=False, input_shape=(size, size, 3), pooling="avg"
-    )(x)
-    outputs = keras.layers.Dense(NUM_CLASSES, dtype="float32")(x)
-    model = keras.Model(inputs, outputs)
-    model.compile(
-        optimizer="sgd",
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-    )
-    return model
-
-
-def images_per_second(
-    fit: Callable[[int], Any], num_images: int, *, epochs: int, repeats: int
-) -> float:
-    """Best of `repeats` timed fits of `epochs` epochs, after one warm-up epoch."""
-    fit(1)  # traces, builds, fills caches
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fit(epochs)
-        times.append(time.perf_counter() - start)
-    return num_images * epochs / min(times)
+    """ResNet50 in mixed precision (`benchmarks.lib.models.resnet50`), 10 classes."""
+    return resnet50(size, dtype, num_classes=NUM_CLASSES)
 
 
 def run_size(
@@ -96,13 +62,21 @@ def run_size(
     repeats: int,
     make_model: Callable[[int, str], keras.Model],
 ) -> dict[str, float]:
-    """images/s of every input path at one image size."""
-    rng = np.random.default_rng(0)
+    """images/s of every input path at one image size.
+
+    Args:
+        size: side of the images.
+        num_images: images per epoch.
+        batch_size: samples per batch.
+        epochs: epochs of every timed fit.
+        repeats: timed fits per input path (best kept).
+        make_model: `make_model(size, dtype)` returns a compiled model.
+
+    Returns:
+        images/s per input path.
+    """
+    source = random_source(size, num_images, num_classes=NUM_CLASSES)
     per_class = num_images // NUM_CLASSES
-    source = {
-        f"c{c}": rng.integers(0, 256, (per_class, size, size, 3), dtype=np.uint8)
-        for c in range(NUM_CLASSES)
-    }
     x_u8 = np.concatenate(list(source.values()))
     y = np.repeat(np.arange(NUM_CLASSES), per_class).astype(np.int32)
     x_f32 = x_u8.astype(np.float32)
@@ -177,11 +151,6 @@ def serve_augment_cost(
     against the fast consumer's time per batch measured above (`fit_ms`, by
     dtype): the serving time a training step sees.
     """
-    try:
-        from benchmarks import bench_serve_augment as serve_aug
-    except ImportError:  # run as a script: benchmarks/ is on sys.path
-        import bench_serve_augment as serve_aug
-
     source = serve_aug.make_source(size, num_images)
     results = {}
     for dtype in serve_aug.DTYPES:
@@ -229,7 +198,8 @@ def report(size: int, results: dict[str, float]) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    """Measures every input path at every size, prints the tables (and `--json`)."""
+    parser = benchmark_parser("serve", __doc__)
     parser.add_argument("--sizes", type=int, nargs="+", default=[96, 224])
     parser.add_argument("--images", type=int, default=2000)
     parser.add_argument("--batch-size", type=int, default=64)
@@ -240,10 +210,16 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="ResNet50 at 224 px, mixed precision (needs a GPU)",
     )
-    parser.add_argument("--json", help="also write the results as JSON here")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke test: 96 px, 640 images, 1 epoch, 1 repeat",
+    )
     args = parser.parse_args(argv)
+    if args.quick:
+        args.sizes, args.images, args.epochs, args.repeats = [96], 640, 1, 1
 
-    make_model = fast_model
+    make_model: Callable[[int, str], keras.Model] = fast_model
     sizes = args.sizes
     if args.accelerator:
         devices = [d for d in _devices() if "gpu" in d.lower() or "cuda" in d.lower()]
@@ -288,13 +264,12 @@ def main(argv: list[str] | None = None) -> int:
         "\nmedian augframe/arrays:",
         f"{statistics.median(t['augframe_best_vs_arrays'] for t in tables):.2f}",
     )
-    if args.json:
-        with open(args.json, "w") as handle:
-            json.dump(tables, handle, indent=2)
+    reports.write_json(args.json, tables)
     return 0
 
 
 def _devices() -> list[str]:
+    """The accelerators the Keras backend sees."""
     backend = keras.backend.backend()
     if backend == "tensorflow":
         import tensorflow as tf

@@ -23,33 +23,32 @@ brightness and contrast 0.1, cut-out 0.2):
 
 Run from the repository root:
 
-    python benchmarks/bench_serve_augment.py
-    python benchmarks/bench_serve_augment.py --size 224 --json out.json
-    KERAS_BACKEND=jax python benchmarks/bench_serve_augment.py
+    python -m benchmarks serve_augment
+    python -m benchmarks serve_augment --quick        # smoke test
+    python -m benchmarks serve_augment --size 224 --json out.json
+    KERAS_BACKEND=jax python -m benchmarks serve_augment
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import resource
 import time
 from collections.abc import Callable
 from typing import Any
 
-os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import keras
 import numpy as np
 
 import augframe
+from benchmarks.lib import reports
+from benchmarks.lib.cli import benchmark_parser
+from benchmarks.lib.data import random_source
+from benchmarks.lib.models import fast_consumer
 
-try:
-    from benchmarks.bench_serve import NUM_CLASSES, fast_model
-except ImportError:  # run as a script: benchmarks/ is on sys.path
-    from bench_serve import NUM_CLASSES, fast_model
+NUM_CLASSES = 10
 
 DTYPES = ("uint8", "float32")
 RECIPES: dict[str, augframe.ServeAugment | None] = {
@@ -75,12 +74,13 @@ OPERATIONS = {
 
 
 def make_source(size: int, num_images: int) -> dict[str, np.ndarray]:
-    rng = np.random.default_rng(0)
-    per_class = num_images // NUM_CLASSES
-    return {
-        f"c{c}": rng.integers(0, 256, (per_class, size, size, 3), np.uint8)
-        for c in range(NUM_CLASSES)
-    }
+    """Random images of `NUM_CLASSES` classes (`benchmarks.lib.data.random_source`)."""
+    return random_source(size, num_images, num_classes=NUM_CLASSES)
+
+
+def fast_model(size: int, dtype: str) -> keras.Model:
+    """The fast consumer (`benchmarks.lib.models.fast_consumer`)."""
+    return fast_consumer(size, dtype, num_classes=NUM_CLASSES)
 
 
 def open_sequence(
@@ -91,6 +91,7 @@ def open_sequence(
     dtype: str,
     serve: augframe.ServeAugment | None,
 ) -> augframe.FrameSequence:
+    """A sequence serving `source` from one frame, never rebuilt, with `serve`."""
     return augframe.FrameSequence(
         source,
         image_size=(size, size),
@@ -255,7 +256,8 @@ def print_table(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    """Measures every recipe and operation, prints the tables (and `--json`)."""
+    parser = benchmark_parser("serve_augment", __doc__)
     parser.add_argument("--size", type=int, default=96)
     parser.add_argument("--images", type=int, default=2560)
     parser.add_argument("--batch-size", type=int, default=64)
@@ -265,8 +267,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--no-fit", action="store_true", help="seq[i] and the operations only"
     )
-    parser.add_argument("--json", help="also write the results as JSON here")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke test: 640 images, 3 passes, 1 epoch, 1 repeat",
+    )
     args = parser.parse_args(argv)
+    if args.quick:
+        args.images, args.rounds, args.epochs, args.repeats = 640, 3, 1, 1
     results = run(
         args.size,
         num_images=args.images,
@@ -276,9 +284,7 @@ def main(argv: list[str] | None = None) -> int:
         repeats=args.repeats,
         fits=not args.no_fit,
     )
-    if args.json:
-        with open(args.json, "w") as handle:
-            json.dump(results, handle, indent=2)
+    reports.write_json(args.json, results)
     return 0
 
 

@@ -3,14 +3,18 @@
 Trains a small conv model with `FrameSequence` on decoded in-RAM 96 px images
 augmented by the `medium` pipeline shipped in `augframe.augment.pipelines`, with background
 building, at several `epochs_per_frame`, and times every epoch. The goal: no
-epoch slower than 1.1x the median epoch. Each variant is a set of
-`FrameEngine` options (how the background build is scheduled); all variants
-of one run share the data, the model and the machine, and run interleaved
-(round by round), so that their ratios can be compared.
+epoch slower than 1.1x the median epoch. The variants: `paced` (augframe's
+background build, paced over the epochs of a frame) and `control` (no swap
+after the warm-up: the machine's own noise); all variants of one run share
+the data, the model and the machine, and run interleaved (round by round),
+so that their ratios can be compared. (The full-speed build that pacing was
+measured against, `today` in the results of `augframe.core.engine`, is no
+`FrameSequence` option, so this script no longer runs it.)
 
 The first epoch (graph tracing, first build) is a warm-up and is not timed.
 An epoch's time is the wall time between consecutive epoch ends, so the wait
-for a frame at a swap is counted in the epoch that ends with the swap.
+for a frame at a swap is counted in the epoch that ends with the swap;
+"waited" is the time spent in the epoch ends that swapped frames.
 
 Per-run max/median is what the goal names, but on a machine shared with
 other work it mostly measures that work (see the `control` variant); the
@@ -22,102 +26,34 @@ they led to: the module docstring of `augframe.core.engine`.
 
 Run from the repository root:
 
-    python benchmarks/bench_swap.py                 # ~5 min on 2 cores
-    python benchmarks/bench_swap.py --quick         # smoke test
-    python benchmarks/bench_swap.py --epf auto,1,2,5  # "auto" against fixed lengths
-    python benchmarks/bench_swap.py --tiny --variants control,today,paced \
-        --epochs 20 --rounds 2                      # ~8 min: as reported
-
-Example:
->>> summary([1.0, 1.0, 1.2, 1.0])["max_over_median"]
-1.2
+    python -m benchmarks swap                 # ~3 min on 2 cores
+    python -m benchmarks swap --quick         # smoke test
+    python -m benchmarks swap --epf auto,1,2,5  # "auto" against fixed lengths
+    python -m benchmarks swap --tiny --variants control,paced \
+        --epochs 20 --rounds 2                # ~6 min
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import statistics
-import sys
-import time
-from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
+from benchmarks.lib import reports
+from benchmarks.lib.cli import benchmark_parser
+from benchmarks.lib.data import smooth_images
+from benchmarks.lib.timing import spread
 
-# Engine options per variant. "today" is the behaviour before paced builds:
-# the background build runs at full speed from the swap on.
 VARIANTS: dict[str, dict[str, Any]] = {
     # No swap after the warm-up: the machine's own epoch-to-epoch noise.
     "control": {"epochs_per_frame": 10**6},
-    "today": {"pace_builds": False},
-    "paced": {"pace_builds": True},
+    "paced": {},
 }
-
-
-def make_images(count: int, size: int, *, seed: int) -> dict[str, np.ndarray]:
-    """Two classes of smooth random images (bright vs dark blobs), decoded."""
-    import cv2
-
-    rng = np.random.default_rng(seed)
-    out: dict[str, np.ndarray] = {}
-    for label, name in enumerate(("bright", "dark")):
-        small = rng.integers(0, 256, (count // 2, 12, 12, 3), dtype=np.uint8)
-        images = np.stack(
-            [cv2.resize(s, (size, size), interpolation=cv2.INTER_CUBIC) for s in small]
-        )
-        shift = 40 if label == 0 else -40
-        out[name] = np.clip(images.astype(np.int16) + shift, 0, 255).astype(np.uint8)
-    return out
-
-
-def make_model(size: int, *, tiny: bool = False) -> Any:
-    """A small conv model: cheap enough that data feeding matters.
-
-    `tiny` keeps one strided convolution: an epoch then costs about what
-    building its frame costs, which makes a swap's cost stand out of the
-    machine's noise.
-    """
-    import keras
-
-    keras.utils.set_random_seed(0)
-    convs = (
-        [keras.layers.Conv2D(8, 3, strides=4, activation="relu")]
-        if tiny
-        else [
-            keras.layers.Conv2D(16, 3, strides=2, activation="relu"),
-            keras.layers.Conv2D(32, 3, strides=2, activation="relu"),
-            keras.layers.Conv2D(64, 3, strides=2, activation="relu"),
-        ]
-    )
-    model = keras.Sequential(
-        [
-            keras.Input((size, size, 3)),
-            keras.layers.Rescaling(1 / 255),
-            *convs,
-            keras.layers.GlobalAveragePooling2D(),
-            keras.layers.Dense(2, activation="softmax"),
-        ]
-    )
-    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
-    return model
-
-
-def summary(times: list[float]) -> dict[str, float]:
-    """Median, max and max/median of epoch times."""
-    median = statistics.median(times)
-    return {
-        "median_s": round(median, 3),
-        "max_s": round(max(times), 3),
-        "max_over_median": round(max(times) / median, 3),
-        "mean_s": round(statistics.fmean(times), 3),
-    }
+"""FrameSequence options of each variant, over the shared ones."""
 
 
 def cycle_profile(runs: list[dict[str, Any]]) -> list[float]:
@@ -149,81 +85,74 @@ def run_one(
     pipeline: str = "medium",
     tiny: bool = False,
 ) -> dict[str, Any]:
-    """Trains `1 + epochs` epochs; returns the timed epochs and build facts."""
-    import keras
+    """Trains `1 + epochs` epochs; returns the timed epochs and build facts.
 
-    import augframe.sequence_core
-    from augframe import FrameSequence
-    from augframe.core.engine import FrameEngine
+    Args:
+        images: `{class_name: images}` at `size` px.
+        size: side of the images.
+        epf: `epochs_per_frame` (an integer or "auto").
+        epochs: timed epochs after the warm-up epoch.
+        options: the variant's FrameSequence options (override `epf`).
+        processes: `build_processes`.
+        pipeline: the shipped pipeline's name.
+        tiny: train the one-convolution model.
 
-    # The engine options of a variant are not FrameSequence options: pass
-    # them by binding them to the engine class the sequence instantiates.
-    def engine(*args: Any, **kwargs: Any) -> FrameEngine:
-        return FrameEngine(*args, **{**kwargs, **options})
+    Returns:
+        Frames, epochs per frame, the wait at swaps, epoch and build times.
+    """
+    from benchmarks.lib.epochs import EpochTimer, SwapTimedSequence
+    from benchmarks.lib.models import small_convnet
 
-    augframe.sequence_core.FrameEngine = engine  # type: ignore[assignment,misc]
+    seq = SwapTimedSequence(
+        images,
+        image_size=(size, size),
+        batch_size=32,
+        samples_per_class=len(next(iter(images.values()))),
+        epochs_per_frame=options.get("epochs_per_frame", epf),
+        augment=pipeline,
+        aug_p=0.5,
+        pipe_p=0.9,
+        seed=0,
+        verbose=0,
+        background=True,
+        build_processes=processes,
+    )
+    timer = EpochTimer()
+    model = small_convnet(size, tiny=tiny)
     try:
-        seq = FrameSequence(
-            images,
-            image_size=(size, size),
-            batch_size=32,
-            samples_per_class=len(next(iter(images.values()))),
-            epochs_per_frame=epf,
-            augment=pipeline,
-            aug_p=0.5,
-            pipe_p=0.9,
-            seed=0,
-            verbose=0,
-            background=True,
-            build_processes=processes,
-        )
-    finally:
-        augframe.sequence_core.FrameEngine = FrameEngine  # type: ignore[misc]
-    ends: list[float] = []
-    builds: list[float] = []
-
-    class Timer(keras.callbacks.Callback):
-        def on_train_begin(self, logs: Any = None) -> None:
-            ends.append(time.perf_counter())
-
-        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
-            ends.append(time.perf_counter())
-            frame = seq.engine._view.frame if seq.engine._view else None
-            if frame is not None and frame.build_seconds not in builds:
-                builds.append(frame.build_seconds)
-
-    model = make_model(size, tiny=tiny)
-    try:
-        model.fit(seq, epochs=1 + epochs, verbose=0, callbacks=[Timer()])
+        model.fit(seq, epochs=1 + epochs, verbose=0, callbacks=[timer])
     finally:
         seq.close()
-    times = np.diff(ends).tolist()[1:]  # drop the warm-up epoch
+    times = np.diff(timer.ends).tolist()[1:]  # drop the warm-up epoch
     return {
         "frames": seq.generation,
         "epochs_per_frame_mean": round((1 + epochs) / seq.generation, 2),
-        "waited_s": round(seq.engine.wait_seconds, 3),
+        "waited_s": round(seq.swap_wait_seconds, 3),
         "epochs_s": [round(t, 3) for t in times],
-        "build_s": [round(b, 3) for b in builds],
-        "workers": f"{seq.engine.num_build_workers} "
-        + ("processes" if seq.engine.build_processes else "threads"),
-        **summary(times),
+        "build_s": [round(b, 3) for b in seq.build_seconds],
+        "workers": f"{seq.num_build_workers} "
+        + ("processes" if seq.build_processes else "threads"),
+        **spread(times),
     }
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    """Runs every variant and frame length, prints the table (and `--json`)."""
+    parser = benchmark_parser("swap", __doc__)
     parser.add_argument("--images", type=int, default=2048)
     parser.add_argument("--size", type=int, default=96)
     parser.add_argument("--epochs", type=int, default=12, help="timed epochs")
     parser.add_argument(
         "--epf", default="2,5", help="epochs_per_frame values (integers or auto)"
     )
-    parser.add_argument("--variants", default="today,paced")
+    parser.add_argument(
+        "--variants", default="paced", help=f"of {', '.join(VARIANTS)}"
+    )
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument(
         "--pipeline",
         default="medium",
-        help="light, medium or heavy (augframe.augment.pipelines)",
+        help="a shipped pipeline: light, medium or heavy",
     )
     parser.add_argument(
         "--threads", action="store_true", help="build in threads, not processes"
@@ -232,13 +161,19 @@ def main(argv: list[str] | None = None) -> int:
         "--tiny", action="store_true", help="one convolution: epoch ~ build"
     )
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--json", type=Path, help="write every number here")
     args = parser.parse_args(argv)
     if args.quick:
         args.images, args.epochs = 512, 6
     epfs: list[int | str] = [e if e == "auto" else int(e) for e in args.epf.split(",")]
     names = args.variants.split(",")
-    images = make_images(args.images, args.size, seed=0)
+    unknown = [n for n in names if n not in VARIANTS]
+    if unknown:
+        parser.error(
+            f"unknown --variants {unknown}; expected some of {', '.join(VARIANTS)}"
+        )
+    images = smooth_images(
+        args.images, args.size, seed=0, names=("bright", "dark"), shift=40
+    )
     results: dict[str, list[dict[str, Any]]] = {}
     for round_ in range(args.rounds):
         runs = [(epf, n) for epf in epfs for n in names if n != "control"]
@@ -271,8 +206,8 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"\n{args.images} images at {args.size} px, {args.pipeline} pipeline, "
         f"{'tiny' if args.tiny else 'small'} model, "
-        f"{args.epochs} timed epochs x {args.rounds} round(s), load "
-        f"{os.getloadavg()[0]:.1f}, {os.cpu_count()} cores"
+        f"{args.epochs} timed epochs x {args.rounds} round(s); "
+        f"{reports.machine_line()}"
     )
     print(
         f"{'configuration':<18} {'max/median per run':<24} {'cycle profile':<30} "
@@ -299,10 +234,9 @@ def main(argv: list[str] | None = None) -> int:
         "epochs/frame: training epochs (warm-up included) per frame built; "
         "waited s: time training waited for a frame at swaps (a stall)."
     )
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=1))
+    reports.write_json(args.json, results)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import augframe
-from benchmarks.common import Settings, verdict
+from benchmarks.common import Settings
+from benchmarks.lib.reports import verdict
 from benchmarks.variants.augframe_cold_warm import augframe_kwargs
 
 BUILD_SCALING_GOAL = 1.7
@@ -23,7 +24,7 @@ BUILD_MODES = {
 
 
 def measure_build_scaling(
-    data_dir: Path, cache_dir: Path | None, settings: Settings
+    data_dir: Path, cache_dir: Path, settings: Settings
 ) -> dict[str, Any]:
     """Seconds to build one frame with 1 thread, 2 threads and 2 processes.
 
@@ -34,7 +35,7 @@ def measure_build_scaling(
 
     Args:
         data_dir: the JPEG folder.
-        cache_dir: the decoded cache, or None to decode the JPEGs.
+        cache_dir: the decoded cache.
         settings: the run's sizes.
 
     Returns:
@@ -54,7 +55,7 @@ def measure_build_scaling(
         for _ in range(settings.build_repeats):
             for mode, sequence in sequences.items():
                 sequence.regenerate()
-                seconds[mode].append(sequence.frame.build_seconds)
+                seconds[mode].append(sequence.frame_report.build_seconds)
     finally:
         for sequence in sequences.values():
             sequence.close()
@@ -68,7 +69,7 @@ def measure_build_scaling(
         "speedup": best["1 thread"] / best["2 processes"],
         "speedup_median": median["1 thread"] / median["2 processes"],
         "speedup_threads": best["1 thread"] / best["2 threads"],
-        "from_cache": cache_dir is not None,
+        "from_cache": True,
     }
     build["verdict"] = verdict(
         build["speedup"], BUILD_SCALING_GOAL, higher_is_better=True

@@ -6,7 +6,8 @@ import os
 import statistics
 from typing import Any
 
-from benchmarks.common import VariantResult, verdict
+from benchmarks.common import VariantResult
+from benchmarks.lib.reports import verdict
 
 SWAP_RATIO_GOAL = 1.1
 """Goal for (worse of swap and after-swap epoch means) / steady median."""

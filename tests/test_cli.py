@@ -1,4 +1,5 @@
-"""The `augframe` command: control set/stop/show, preview, cache build, bench, help."""
+"""The `augframe` command: control set/stop/show, preview, cache build, bench, help;
+and the benchmarks' runner, `python -m benchmarks`."""
 
 from __future__ import annotations
 
@@ -290,110 +291,71 @@ def test_default_cache_dir_is_one_folder_per_data_folder(tmp_path):
 # -------------------------------------------------------------------- bench
 
 
-def fake_bench_script(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A bench.py that records its arguments in argv.json and exits 3."""
-    script = tmp_path / "bench.py"
-    record = tmp_path / "argv.json"
-    script.write_text(
-        "import json, sys\n"
-        f"open({str(record)!r}, 'w').write(json.dumps(sys.argv[1:]))\n"
-        "sys.exit(3)\n"
+def test_bench_says_the_benchmarks_run_from_a_checkout_and_exits_2(capsys):
+    for argv in (["bench"], ["bench", "--quick", "--out", "x", "--images", "64"]):
+        code, out, err = run(capsys, *argv)
+        assert code == 2 and out == ""
+        assert "augframe bench` was removed" in err
+        assert "python -m benchmarks bench --quick" in err and "source checkout" in err
+
+
+def test_bench_is_not_advertised_by_the_help(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert "bench" not in capsys.readouterr().out
+
+
+def test_cli_has_no_path_into_the_source_tree():
+    assert not hasattr(augframe.cli, "_bench_script")
+    assert "benchmarks/bench.py" not in Path(augframe.cli.__file__).read_text()
+
+
+def run_benchmarks(*argv: str) -> subprocess.CompletedProcess[str]:
+    """`python -m benchmarks ARGV` from the repository root."""
+    return subprocess.run(
+        [sys.executable, "-m", "benchmarks", *argv],
+        cwd=REPO, capture_output=True, text=True, timeout=120,
     )
-    monkeypatch.setattr(augframe.cli, "_bench_script", lambda: script)
-    return record
 
 
-def test_bench_runs_the_script_with_the_arguments(tmp_path, capsys, monkeypatch):
-    record = fake_bench_script(tmp_path, monkeypatch)
-    out = str(tmp_path / "out")
-    code = main(["bench", "--quick", "--out", out, "--images", "64", "--data", "/tmp/d"])
-    assert code == 3
-    assert json.loads(record.read_text()) == [
-        "--quick", "--out", out, "--images", "64", "--data", "/tmp/d"
-    ]
-    assert main(["bench", "--out", out, "--", "--help"]) == 3
-    assert json.loads(record.read_text()) == ["--out", out, "--help"]
+def test_the_benchmarks_runner_lists_every_benchmark_from_the_repository_root():
+    for argv in ((), ("--help",), ("list",)):
+        done = run_benchmarks(*argv)
+        assert done.returncode == 0, done.stderr
+        assert "usage: python -m benchmarks" in done.stdout
+        for name in ("bench", "serve", "serve_augment", "build", "swap", "decode",
+                     "cache_verify", "quality"):
+            assert f"\n  {name} " in done.stdout
+    done = run_benchmarks("nope")
+    assert done.returncode == 2 and "unknown benchmark 'nope'" in done.stderr
 
 
-def test_bench_writes_to_augframe_bench_in_the_current_directory(
-    tmp_path, capsys, monkeypatch
-):
-    record = fake_bench_script(tmp_path, monkeypatch)
-    monkeypatch.chdir(tmp_path)
-    assert main(["bench", "--quick"]) == 3
-    argv = json.loads(record.read_text())
-    assert argv == ["--quick", "--out", str(tmp_path / "augframe-bench")]
-    committed = REPO / "benchmarks" / "results"
-    assert not Path(argv[2]).is_relative_to(committed)
-    # From the repository root too: the committed results stay untouched.
-    monkeypatch.chdir(REPO)
-    assert main(["bench", "--quick"]) == 3
-    out = Path(json.loads(record.read_text())[2])
-    assert out == REPO / "augframe-bench" and not out.is_relative_to(committed)
-
-
-def test_bench_rewrites_the_committed_results_only_when_asked(
-    tmp_path, capsys, monkeypatch
-):
-    record = fake_bench_script(tmp_path, monkeypatch)
-    assert main(["bench", "--update-committed"]) == 3
-    assert json.loads(record.read_text()) == ["--update-committed"]
-    record.unlink()
-    code, _, err = run(capsys, "bench", "--update-committed", "--out", "x")
-    assert code == 2 and "not both" in err
-    assert not record.exists()
-
-
-def test_bench_help_documents_out_and_update_committed(capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        main(["bench", "--help"])
-    assert exit_info.value.code == 0
-    text = " ".join(capsys.readouterr().out.split())
-    assert "--out DIR" in text
-    assert "default: ./augframe-bench in the current directory" in text
-    assert "--update-committed" in text and "benchmarks/results" in text
-
-
-def test_the_bench_script_answers_help_without_heavy_imports(tmp_path):
+def test_the_main_benchmark_answers_help_without_heavy_imports():
     """The runner parses its arguments before importing Keras or TensorFlow."""
-    script = REPO / "benchmarks" / "bench.py"
     code = (
-        "import runpy, sys\n"
-        f"sys.argv = [{str(script)!r}, '--help']\n"
+        "import sys\n"
+        "from benchmarks.__main__ import main\n"
         "try:\n"
-        f"    runpy.run_path({str(script)!r}, run_name='__main__')\n"
+        "    main(['bench', '--help'])\n"
         "except SystemExit as exit:\n"
         "    assert exit.code == 0, exit.code\n"
         "heavy = {'keras', 'tensorflow', 'albumentations'} & set(sys.modules)\n"
         "assert not heavy, heavy\n"
     )
     done = subprocess.run(
-        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
         timeout=60,
     )
     assert done.returncode == 0, done.stderr
     text = " ".join(done.stdout.split())
+    assert "usage: python -m benchmarks bench" in text
     assert "--out DIR" in text and "./augframe-bench" in text
     assert "--update-committed" in text and "--quick" in text
 
 
-def test_the_bench_script_refuses_quick_results_as_the_committed_ones(tmp_path):
-    done = subprocess.run(
-        [sys.executable, str(REPO / "benchmarks" / "bench.py"), "--quick",
-         "--update-committed"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=60,
-    )
+def test_the_main_benchmark_refuses_quick_results_as_the_committed_ones():
+    done = run_benchmarks("bench", "--quick", "--update-committed")
     assert done.returncode == 2 and "no --quick" in done.stderr
-
-
-def test_bench_without_the_script_exits_1(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(augframe.cli, "_bench_script", lambda: tmp_path / "bench.py")
-    code, _, err = run(capsys, "bench", "--quick")
-    assert code == 1 and "not found" in err and "repository" in err
-
-
-def test_the_repository_bench_script_is_found():
-    assert augframe.cli._bench_script() == REPO / "benchmarks" / "bench.py"
 
 
 # ------------------------------------------------------------- help, parsing
@@ -410,12 +372,14 @@ def command_paths(parser: argparse.ArgumentParser, prefix: tuple[str, ...] = ())
 HELP_COMMANDS = [
     (), ("demo",), ("preview",), ("control",), ("control", "set"),
     ("control", "stop"), ("control", "show"), ("cache",), ("cache", "build"),
-    ("bench",),
 ]
+HIDDEN_COMMANDS = [("bench",)]  # deprecated: says where the benchmarks went
 
 
 def test_every_command_is_in_the_help_table():
-    assert sorted(command_paths(build_parser())) == sorted(HELP_COMMANDS)
+    assert sorted(command_paths(build_parser())) == sorted(
+        HELP_COMMANDS + HIDDEN_COMMANDS
+    )
 
 
 @pytest.mark.parametrize("command", HELP_COMMANDS, ids=lambda c: " ".join(c) or "augframe")

@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import BATCH_SIZE, IMAGE_SIZE, MB, VariantResult, fmt
+from benchmarks.common import BATCH_SIZE, IMAGE_SIZE, VariantResult
+from benchmarks.lib.memory import MB
+from benchmarks.lib.reports import fmt
 from benchmarks.scaling import BUILD_SCALING_GOAL
 from benchmarks.swaps import SWAP_RATIO_GOAL
 

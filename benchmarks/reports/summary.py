@@ -6,7 +6,8 @@ import os
 from dataclasses import asdict
 from typing import Any
 
-from benchmarks.common import BATCH_SIZE, IMAGE_SIZE, Settings, VariantResult, verdict
+from benchmarks.common import BATCH_SIZE, IMAGE_SIZE, Settings, VariantResult
+from benchmarks.lib.reports import verdict
 from benchmarks.swaps import SWAP_RATIO_GOAL, swap_checks
 
 RATIO_TARGETS = (
@@ -85,7 +86,7 @@ def assemble_report(
 
     Args:
         settings: the run's sizes.
-        machine: `common.machine_info()` (its end load average is added).
+        machine: `benchmarks.lib.reports.machine_info()` (its end load average is added).
         results: the variants' results by key, in the order they ran.
         build: `scaling.measure_build_scaling`'s result.
         cache_seconds: the decoded cache's build, or None.

@@ -6,8 +6,6 @@ import time
 
 import numpy as np
 
-from augframe.io.decode.arrays import resize
-from augframe.io.decode.files import decode_image
 from benchmarks.common import (
     CLASS_NAMES,
     IMAGE_SIZE,
@@ -16,6 +14,7 @@ from benchmarks.common import (
     measured,
     timed_fit,
 )
+from benchmarks.lib.data import read_rgb
 
 
 def run(ctx: Context) -> VariantResult:
@@ -36,7 +35,7 @@ def run(ctx: Context) -> VariantResult:
         images, labels = [], []
         for class_index, name in enumerate(CLASS_NAMES):
             for path in sorted((ctx.data_dir / name).glob("*.jpg")):
-                images.append(resize(decode_image(path), IMAGE_SIZE))
+                images.append(read_rgb(path, IMAGE_SIZE[0]))
                 labels.append(class_index)
         x = np.stack(images).astype(np.float32)
         y = np.asarray(labels, dtype=np.float32)[:, None]

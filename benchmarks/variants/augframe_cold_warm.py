@@ -25,27 +25,8 @@ from benchmarks.common import (
     measured,
     timed_fit,
 )
+from benchmarks.lib.epochs import SwapTimedSequence
 from benchmarks.swaps import swap_summary
-
-
-class TimedFrameSequence(augframe.FrameSequence):
-    """A FrameSequence that logs, for every counted epoch end, whether it swapped.
-
-    `swap_log` holds `(swapped, seconds spent in on_epoch_end)` per epoch.
-    """
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self.swap_log: list[tuple[bool, float]] = []
-        super().__init__(*args, **kwargs)
-
-    def on_epoch_end(self) -> None:
-        epoch, generation = self.epoch, self.generation
-        start = time.perf_counter()
-        super().on_epoch_end()
-        if self.epoch != epoch:
-            self.swap_log.append(
-                (self.generation != generation, time.perf_counter() - start)
-            )
 
 
 def augframe_kwargs(settings: Settings, **overrides: Any) -> dict[str, Any]:
@@ -104,19 +85,19 @@ def run_augframe(
     result = VariantResult(key, label, short, settings.num_images)
     with measured(result, ctx.monitor):
         start = time.perf_counter()
-        sequence = TimedFrameSequence.from_directory(
+        sequence = SwapTimedSequence.from_directory(
             ctx.data_dir,
             cache_dir=cache_dir,
             **augframe_kwargs(settings, background=background),
         )
         result.setup_seconds = time.perf_counter() - start
-        first_build = sequence.frame.build_seconds
+        first_build = sequence.frame_report.build_seconds
         try:
             timed_fit(result, sequence, settings=settings)
         finally:
             sequence.close()
         num_buffers = 2 if sequence.background else 1
-        frame_bytes = int(sequence.frame.images.nbytes)
+        frame_bytes = sequence.frame_report.num_bytes
         result.extra.update(
             frame_bytes=frame_bytes,
             num_frame_buffers=num_buffers,
@@ -157,7 +138,7 @@ def run_warm(ctx: Context, *, background: bool = True) -> VariantResult:
 
     Args:
         ctx: the run's data folder, settings, RSS monitor and cache folder
-            (built by `prepare_cache`; None decodes the JPEGs instead).
+            (built by `prepare_cache`).
         background: True for (e), False for (e').
 
     Returns:
@@ -181,17 +162,15 @@ def run_warm(ctx: Context, *, background: bool = True) -> VariantResult:
     )
 
 
-def prepare_cache(ctx: Context) -> float | None:
+def prepare_cache(ctx: Context) -> float:
     """Builds the decoded cache (the "previous pass" of the warm variants).
 
     Args:
         ctx: the run's data folder, settings and cache folder.
 
     Returns:
-        Seconds the cache and one frame took, or None without a cache folder.
+        Seconds the cache and one frame took.
     """
-    if ctx.cache_dir is None:
-        return None
     start = time.perf_counter()
     sequence = augframe.FrameSequence.from_directory(
         ctx.data_dir,
