@@ -2,25 +2,11 @@
 
 For code on Keras 2 (the `tf_keras` package, `tf.keras` under
 `TF_USE_LEGACY_KERAS=1`): the same arguments, frames and control file as
-`augframe.FrameSequence`, over the same Keras-free core
-(`augframe.keras.facade`), engine and epoch clock. Importing `augframe`
-never imports tf_keras; importing this module does, and says how to install
-it when it is missing. What tf_keras does and what this relies on is written
-down in docs/keras-lifecycle.md ("Keras 2"):
-
-- tf_keras sends no `on_epoch_begin`, and calls `on_epoch_end` after each
-  pass of `fit`, `evaluate` and `predict` (after the callbacks' epoch end
-  in `fit`), never before the first epoch: each call goes to the clock's
-  `end_unannounced`;
-- tf_keras asks `hasattr(x, "shape")` once each time it picks a data adapter
-  for `fit`, `evaluate` or `predict`: that probe is the clock's "a call
-  starts" (the sequence has no `shape`);
-- with `fit(workers > 1)` tf_keras' enqueuer also calls `on_epoch_end`, from
-  its own thread, when it has queued a whole pass, and then reads the next
-  pass ahead; that pass is dropped. Only calls from the thread that runs
-  `fit` count;
-- `fit(use_multiprocessing=True)` would read batches from copies of the
-  sequence in other processes: refused with a `ConfigError`.
+`augframe.FrameSequence`, over the same Keras-free surface
+(`augframe.keras.facade`). Importing `augframe` never imports tf_keras;
+importing this module does, and says how to install it when it is missing.
+What tf_keras sends and what this relies on is in docs/keras-lifecycle.md
+("Keras 2").
 
 Example:
 >>> from augframe.tf_keras import FrameSequence, StopOnControlFile  # doctest: +SKIP

@@ -93,7 +93,7 @@ def test_the_cycle_finder_finds_a_cycle():
 
 
 def test_the_data_path_has_its_rooms():
-    for room in ("io", "core", "options", "augment", "observe"):
+    for room in ("io", "core", "options", "augment", "observe", "serving", "keras"):
         assert (ROOT / room / "__init__.py").is_file(), room
 
 
@@ -124,3 +124,20 @@ def test_the_core_unit_tests_run_without_keras():
         timeout=300,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+
+def test_the_core_and_serving_rooms_never_import_keras():
+    """Only the adapters import Keras: io, core, options, augment, observe and
+    serving are Keras-free (the core's unit tests run without it)."""
+    for room in ("io", "core", "options", "augment", "observe", "serving"):
+        for path in (ROOT / room).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                names = []
+                if isinstance(node, ast.Import):
+                    names = [alias.name for alias in node.names]
+                elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                    names = [node.module or ""]
+                for name in names:
+                    top = name.split(".")[0]
+                    assert top not in ("keras", "tf_keras"), f"{path} imports {name}"
+                    assert not name.startswith("augframe.keras"), f"{path} imports {name}"

@@ -384,6 +384,10 @@ def construct(
     on purpose; `open_frames` checks them and converts them, once, into the
     option groups the parts take. See `augframe.FrameSequence` for each.
     """
+    if isinstance(shard, str) and shard == "auto":
+        from augframe.keras.distribution import shard_from_keras
+
+        shard = shard_from_keras()
     opened = open_frames(
         source,
         {

@@ -4,17 +4,9 @@
 Keras-free surface (`augframe.keras.facade.SequenceFacade`) and adds only
 what Keras 3 needs: it forwards Keras' lifecycle calls to the epoch clock
 (`augframe.core.clock`), which says when a training epoch ended.
-What Keras does and what this relies on is written down in
-docs/keras-lifecycle.md:
-
-- the first frame is built in the constructor (the TensorFlow backend reads
-  batches 0 and 1 before training; a notebook user may read `seq[0]`);
-- Keras reads `use_multiprocessing` once each time it adapts the dataset for
-  `fit`, `evaluate` or `predict`: that read is the clock's "a call starts";
-- Keras' own worker pool is not used (Keras is told `workers=1`): with it,
-  batches prefetched in one epoch are served in the next on some backends.
-  Batches are copied out of RAM, which needs no pool;
-- `len()` never changes; the sample order is reshuffled every epoch.
+What Keras sends and what this relies on (the first frame built in the
+constructor, `use_multiprocessing` read once per call, Keras told `workers=1`,
+a `len()` that never changes) is in docs/keras-lifecycle.md.
 """
 
 from __future__ import annotations

@@ -170,9 +170,10 @@ def _shard(values: Mapping[str, Any], validation: bool) -> tuple[int, int] | Non
     """This process's `(index, count)`, or None for one process."""
     shard = values["shard"]
     if shard == "auto":
-        from augframe.keras.distribution import shard_from_keras
-
-        shard = shard_from_keras()
+        raise ConfigError(
+            "shard='auto' is resolved by the Keras adapter (from "
+            "keras.distribution); pass (index, count) here."
+        )
     if (
         shard is not None
         and shard[1] > 1
