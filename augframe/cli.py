@@ -1,7 +1,7 @@
 """The `augframe` command line (also `python -m augframe`).
 
 `main` and `build_parser`: the sub-commands `demo`, `preview`,
-`control set|stop|show` and `cache build`; `bench`, hidden, only says that
+`control set|stop|show` and `cache build|ls|clear`; `bench`, hidden, only says that
 the benchmarks run from a source checkout with `python -m benchmarks` (see
 docs/design/command-line.md).
 
@@ -288,28 +288,25 @@ def _control_show(args: argparse.Namespace) -> int:
 
 
 def default_cache_dir(directory: str | os.PathLike[str]) -> Path:
-    """The default cache of `augframe cache build DIR`: `DIR/../.augframe-cache/<name>`.
+    """The default cache of `augframe cache build DIR`: DIR's folder in the
+    user's cache folder, the one `FrameSequence.from_directory(DIR)` uses.
 
-    One sub-folder per data folder, so that `data/train` and `data/val` do not
-    replace each other's cache (a cache holds exactly the files of its last
-    build).
+    One folder per data folder (a hash of its absolute path), holding a
+    cache per image size and decoding (see `augframe.io.cache.home`).
 
     Example:
-    >>> default_cache_dir("/data/train").as_posix()
-    '/data/.augframe-cache/train'
+    >>> default_cache_dir("/data/train").name.startswith("train-")
+    True
     """
-    folder = Path(os.path.abspath(directory))
-    return folder.parent / ".augframe-cache" / folder.name
+    from augframe.io.cache.auto import default_folder
+
+    return default_folder([], root=directory)
 
 
 @_user_errors("cache build")
 def _cache_build(args: argparse.Namespace) -> int:
-    try:
-        from augframe.io.cache import build_cache
-    except ImportError as exc:
-        return _fail(
-            "cache build", f"augframe.io.cache is not available ({exc}).", EXIT_FAILED
-        )
+    from augframe.io.cache import build_cache
+    from augframe.io.cache.auto import build_default_cache
     from augframe.io.decode.arrays import DECODING_OPTIONS, Decoding
     from augframe.io.listing import collect_directory
 
@@ -319,21 +316,21 @@ def _cache_build(args: argparse.Namespace) -> int:
     paths, labels, class_names = collect_directory(
         args.directory, follow_links=args.follow_links
     )
-    cache_dir = (
-        Path(args.cache_dir) if args.cache_dir else default_cache_dir(args.directory)
-    )
     image_size = (args.image_size[0], args.image_size[1])
-    store = build_cache(
-        paths,
-        labels,
-        cache_dir=cache_dir,
+    options: dict[str, Any] = dict(
         image_size=image_size,
         num_workers=args.workers or os.cpu_count() or 1,
         progress=True,
         class_names=class_names,
         decoding=decoding,
     )
-    stats = getattr(store, "stats", None)
+    if args.cache_dir:
+        cache_dir = Path(args.cache_dir)
+        store = build_cache(paths, labels, cache_dir=cache_dir, **options)
+    else:
+        store = build_default_cache(paths, labels, root=args.directory, **options)
+        cache_dir = store.data_path.parent.parent
+    stats = store.stats
     done = (
         f" ({stats.num_reused} reused, {stats.num_decoded} decoded, "
         f"{stats.num_skipped} skipped, {stats.seconds:.1f}s)"
@@ -346,12 +343,57 @@ def _cache_build(args: argparse.Namespace) -> int:
         for name in DECODING_OPTIONS
         if getattr(decoding, name) != getattr(Decoding(), name)
     )
+    where = f", cache_dir={str(cache_dir)!r}" if args.cache_dir else ""
     print(
         f"  use it with: FrameSequence.from_directory({str(args.directory)!r}, "
-        f"image_size={image_size}{same}, cache_dir={str(cache_dir)!r}, ...)"
+        f"image_size={image_size}{same}{where}, ...)"
     )
     print(cache_dir)
     return EXIT_OK
+
+
+def _cache_home(args: argparse.Namespace) -> Path:
+    from augframe.io.cache.home import user_cache_dir
+
+    return Path(args.cache_dir) if args.cache_dir else user_cache_dir()
+
+
+def _cache_ls(args: argparse.Namespace) -> int:
+    import time
+
+    from augframe.io.cache.budget import list_caches, max_bytes
+
+    home = _cache_home(args)
+    entries = list_caches(home)
+    print(
+        f"{home}: {len(entries)} cache(s), "
+        f"{sum(e.num_bytes for e in entries) / 2**20:.1f} MiB of a cap of "
+        f"{max_bytes(home, entries) / 2**20:.1f} MiB"
+    )
+    for e in sorted(entries, key=lambda e: -e.last_used):
+        used = time.strftime("%Y-%m-%d %H:%M", time.localtime(e.last_used))
+        gone = "  (data set gone)" if e.gone else ""
+        print(
+            f"  {e.num_bytes / 2**20:9.1f} MiB  {e.num_images:7d} images  "
+            f"used {used}  {e.folder.name:<24} {e.root}{gone}"
+        )
+    return EXIT_OK
+
+
+def _cache_clear(args: argparse.Namespace) -> int:
+    from augframe.io.cache.budget import clear
+
+    home = _cache_home(args)
+    removed, busy = clear(home, args.directory)
+    freed = sum(e.num_bytes for e in removed) / 2**20
+    what = f" of {args.directory}" if args.directory else ""
+    print(f"augframe cache: removed {len(removed)} cache(s){what}, {freed:.1f} MiB")
+    for e in busy:
+        print(
+            f"  kept {e.folder} ({e.root}): a build or a sequence is using it",
+            file=sys.stderr,
+        )
+    return EXIT_FAILED if busy else EXIT_OK
 
 
 # -------------------------------------------------------------------- bench
@@ -549,7 +591,11 @@ def _add_cache(commands: Any) -> None:
             "The decoded cache holds every image decoded and resized once, in a "
             "memory map, so that frames are built without decoding JPEGs."
         ),
-        examples=["augframe cache build data/train --image-size 128 128"],
+        examples=[
+            "augframe cache build data/train --image-size 128 128",
+            "augframe cache ls",
+            "augframe cache clear data/train",
+        ],
     )
     actions = cache.add_subparsers(dest="action", required=True, metavar="ACTION")
     build = _command(
@@ -558,9 +604,12 @@ def _add_cache(commands: Any) -> None:
         help="decode and resize a folder of class sub-folders into the cache",
         description=(
             "Decodes and resizes DIR/<class>/<images> into the cache, with a "
-            "progress bar; unchanged files of an earlier build are reused. The "
-            "default cache folder is DIR/../.augframe-cache/<DIR name> (one per "
-            "data folder). Pass the same cache_dir to FrameSequence.from_directory."
+            "progress bar; unchanged files of an earlier build are reused. By "
+            "default the cache is DIR's in the user's cache folder "
+            "($AUGFRAME_CACHE_DIR, else $XDG_CACHE_HOME/augframe, else "
+            "~/.cache/augframe): the one FrameSequence.from_directory(DIR) uses "
+            "by default. With --cache-dir, pass the same cache_dir to "
+            "FrameSequence.from_directory."
         ),
         examples=[
             "augframe cache build data/train --image-size 128 128",
@@ -582,7 +631,7 @@ def _add_cache(commands: Any) -> None:
     build.add_argument(
         "--cache-dir",
         metavar="DIR",
-        help="cache folder (default DIR/../.augframe-cache/<DIR name>)",
+        help="cache folder (default: DIR's folder in the user's cache folder)",
     )
     build.add_argument(
         "--workers",
@@ -605,6 +654,43 @@ def _add_cache(commands: Any) -> None:
             help=OPTIONS[name].doc,
         )
     build.set_defaults(handler=_cache_build)
+    _add_cache_ls_clear(actions)
+
+
+def _add_cache_ls_clear(actions: Any) -> None:
+    ls = _command(
+        actions,
+        "ls",
+        help="list the caches of the user's cache folder and their sizes",
+        description=(
+            "Lists the caches of the user's cache folder (the default cache of "
+            "FrameSequence.from_directory, from_paths and from_dataframe), most "
+            "recently used first: size, images, last use, the data set's folder, "
+            "and (data set gone) where that folder no longer exists."
+        ),
+        examples=["augframe cache ls", "augframe cache ls --cache-dir /ssd/cache"],
+    )
+    clear = _command(
+        actions,
+        "clear",
+        help="remove the caches of the user's cache folder (all, or DIR's)",
+        description=(
+            "Removes every cache of the user's cache folder, or with DIR those "
+            "of DIR and of the folders below it. A cache that a build or a "
+            "running sequence is using is kept (exit 1, named on stderr)."
+        ),
+        examples=["augframe cache clear", "augframe cache clear data/train"],
+    )
+    clear.add_argument(
+        "directory", metavar="DIR", nargs="?", help="the data set's folder"
+    )
+    for parser, handler in ((ls, _cache_ls), (clear, _cache_clear)):
+        parser.add_argument(
+            "--cache-dir",
+            metavar="DIR",
+            help="the cache folder (default: the user's cache folder)",
+        )
+        parser.set_defaults(handler=handler)
 
 
 def _add_bench(commands: Any) -> None:

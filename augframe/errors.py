@@ -10,7 +10,8 @@ Hierarchy::
                                                   the last good frame is served
 
     AugframeWarning (UserWarning)
-    ├── CacheWarning         the decoded cache did not match its manifest; rebuilt
+    ├── CacheWarning         the decoded cache did not match its manifest (rebuilt),
+    │                        or the default cache folder is unusable (decoded per frame)
     ├── ControlFileWarning   control.json unreadable or invalid; last good kept
     ├── ImageWarning         unreadable images skipped
     ├── LifecycleWarning     Keras called the dataset in a way the clock cannot place
@@ -62,7 +63,8 @@ class AugframeWarning(UserWarning):
 
 
 class CacheWarning(AugframeWarning):
-    """The on-disk cache did not match its manifest and was rebuilt."""
+    """The on-disk cache did not match its manifest and was rebuilt, or the
+    default cache folder cannot be used and images are decoded per frame."""
 
 
 class ControlFileWarning(AugframeWarning):

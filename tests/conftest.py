@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
@@ -22,6 +23,20 @@ if TYPE_CHECKING:
     import keras
 
 IMAGE_SIZE = (16, 16)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def user_cache_folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The default cache (`cache_dir="auto"`) of every test: a temporary
+    folder, never the real home (`test_cache_home.py` checks it)."""
+    folder = tmp_path_factory.mktemp("augframe-user-cache")
+    saved = os.environ.get("AUGFRAME_CACHE_DIR")
+    os.environ["AUGFRAME_CACHE_DIR"] = str(folder)
+    yield folder
+    if saved is None:
+        os.environ.pop("AUGFRAME_CACHE_DIR", None)
+    else:
+        os.environ["AUGFRAME_CACHE_DIR"] = saved
 
 
 def random_images(

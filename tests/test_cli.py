@@ -253,14 +253,16 @@ def test_preview_reports_a_bad_config_in_one_line(tmp_path, capsys):
 # -------------------------------------------------------------------- cache
 
 
-def test_cache_build_decodes_once_and_reuses(tmp_path, capsys):
+def test_cache_build_decodes_once_and_reuses(tmp_path, capsys, user_cache_folder):
     data = write_jpegs(tmp_path / "data" / "train", {"a": 5, "b": 3})
     code, out, err = run(capsys, "cache", "build", str(data), "--image-size", "12", "10",
                          "--workers", "2")
     assert code == 0
-    cache_dir = tmp_path / "data" / ".augframe-cache" / "train"
+    cache_dir = default_cache_dir(data)
+    assert cache_dir.parent == user_cache_folder  # the user's cache folder
     assert out.splitlines()[-1] == str(cache_dir)
     assert "8 images of 2 classes (0 reused, 8 decoded" in out
+    assert "cache_dir=" not in out  # from_directory(DIR) finds it by default
     assert "img" in err  # the progress bar
     assert (cache_dir / "12x10" / "manifest.json").is_file()
 
@@ -271,6 +273,52 @@ def test_cache_build_decodes_once_and_reuses(tmp_path, capsys):
     code, out, _ = run(capsys, "cache", "build", str(data), "--image-size", "8", "8",
                        "--cache-dir", str(other))
     assert code == 0 and (other / "8x8" / "manifest.json").is_file()
+    assert f"cache_dir={str(other)!r}" in out
+
+
+def test_cache_build_makes_the_cache_from_directory_uses(tmp_path, capsys):
+    from augframe.io.cache.auto import open_default_cache
+    from augframe.io.decode.arrays import Decoding
+    from augframe.io.listing import collect_directory
+
+    data = write_jpegs(tmp_path / "train", {"a": 3, "b": 2})
+    assert run(capsys, "cache", "build", str(data), "--image-size", "8", "8")[0] == 0
+    paths, labels, _ = collect_directory(data)
+    store = open_default_cache(paths, labels, root=data, image_size=(8, 8),
+                               decoding=Decoding())
+    assert store.stats.num_decoded == 0 and store.stats.num_reused == 5
+
+
+def test_cache_ls_and_clear(tmp_path, capsys):
+    home = tmp_path / "home"
+    kept = write_jpegs(tmp_path / "kept", {"a": 2, "b": 2})
+    gone = write_jpegs(tmp_path / "gone", {"a": 2, "b": 2})
+    for data in (kept, gone):
+        code, _, _ = run(capsys, "cache", "build", str(data), "--image-size", "8", "8")
+        assert code == 0
+    # `ls` and `clear` read the folder that --cache-dir names: here, a copy.
+    import shutil
+
+    from augframe.io.cache.home import user_cache_dir
+
+    shutil.copytree(user_cache_dir(), home)
+    for path in gone.rglob("*.jpg"):
+        path.unlink()
+    for folder in (gone / "a", gone / "b", gone):
+        folder.rmdir()
+    code, out, _ = run(capsys, "cache", "ls", "--cache-dir", str(home))
+    lines = [line for line in out.splitlines() if str(tmp_path) in line]
+    assert code == 0 and "MiB of a cap of" in out.splitlines()[0]
+    gone_lines = [line for line in lines if line.endswith(f"{gone}  (data set gone)")]
+    assert len(gone_lines) == 1 and "4 images" in gone_lines[0]
+    assert [line for line in lines if line.endswith(str(kept))]
+
+    code, out, _ = run(capsys, "cache", "clear", str(gone), "--cache-dir", str(home))
+    assert code == 0 and "removed 1 cache(s) of" in out
+    code, out, _ = run(capsys, "cache", "ls", "--cache-dir", str(home))
+    assert str(gone) not in out and str(kept) in out
+    code, out, _ = run(capsys, "cache", "clear", "--cache-dir", str(home))
+    assert code == 0 and list(home.iterdir()) == []
 
 
 def test_cache_build_errors_are_one_line(tmp_path, capsys):
@@ -279,13 +327,11 @@ def test_cache_build_errors_are_one_line(tmp_path, capsys):
     assert code == 2 and err.count("\n") == 1 and "not a folder" in err
 
 
-def test_default_cache_dir_is_one_folder_per_data_folder(tmp_path):
-    assert default_cache_dir(tmp_path / "data" / "train") == (
-        tmp_path / "data" / ".augframe-cache" / "train"
-    )
-    assert default_cache_dir(tmp_path / "data" / "val") != default_cache_dir(
-        tmp_path / "data" / "train"
-    )
+def test_default_cache_dir_is_one_folder_per_data_folder(tmp_path, user_cache_folder):
+    train = default_cache_dir(tmp_path / "data" / "train")
+    assert train.parent == user_cache_folder and train.name.startswith("train-")
+    assert default_cache_dir(tmp_path / "data" / "val") != train
+    assert default_cache_dir(tmp_path / "other" / "train") != train
 
 
 # -------------------------------------------------------------------- bench
@@ -372,6 +418,7 @@ def command_paths(parser: argparse.ArgumentParser, prefix: tuple[str, ...] = ())
 HELP_COMMANDS = [
     (), ("demo",), ("preview",), ("control",), ("control", "set"),
     ("control", "stop"), ("control", "show"), ("cache",), ("cache", "build"),
+    ("cache", "ls"), ("cache", "clear"),
 ]
 HIDDEN_COMMANDS = [("bench",)]  # deprecated: says where the benchmarks went
 

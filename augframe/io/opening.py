@@ -3,8 +3,12 @@
 What `FrameSequence.from_directory`, `from_paths`, `from_dataframe` and
 `from_config` do before a sequence is made: check every option (before any
 file is read), list the files (`augframe.io.listing`), split them, and say
-which store serves each sequence (the files, or a decoded cache built only
-after every other argument was checked). Each function returns the
+which store serves each sequence: the files (`cache_dir=None`), the data
+set's default cache in the user's cache folder (`cache_dir="auto"`, shared by
+every subset of the data set: a split's two sides are served from one
+cache), or a cache in an explicit folder (a split's sides in its
+`training` and `validation` sub-folders); a cache is built only after every
+other argument was checked. Each function returns the
 sequences to make, as `Planned` entries; the adapter makes them.
 
 Example:
@@ -15,6 +19,8 @@ Example:
 
 from __future__ import annotations
 
+import functools
+import logging
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -31,7 +37,7 @@ from augframe.io.listing import (
     read_dataframe,
     split_by_class,
 )
-from augframe.io.stores import FileStore, ImageStore, StoreSource
+from augframe.io.stores import FileStore, ImageStore, StoreSource, SubsetStore
 from augframe.options import registry as opts
 
 __all__ = [
@@ -42,6 +48,11 @@ __all__ = [
     "open_directory",
     "open_paths",
 ]
+
+logger = logging.getLogger("augframe")
+
+CacheDir = str | os.PathLike[str] | None
+"""A `cache_dir`: "auto", a folder, or None (see `from_directory`)."""
 
 
 @dataclass(frozen=True)
@@ -58,8 +69,8 @@ def open_directory(
     *,
     image_size: Any,
     options: dict[str, Any],
+    cache_dir: CacheDir,
     class_names: Sequence[str] | None = None,
-    cache_dir: str | os.PathLike[str] | None = None,
     validation_split: float | None = None,
     subset: str | None = None,
     follow_links: bool = False,
@@ -71,7 +82,8 @@ def open_directory(
     paths, labels, names = collect_directory(
         directory, class_names=class_names, follow_links=follow_links
     )
-    return _split_files(paths, labels, names, size, cache_dir, split, options)
+    files = _Files(paths, labels, names, size, os.fspath(directory))
+    return _split_files(files, cache_dir, split, options)
 
 
 def open_paths(
@@ -80,8 +92,8 @@ def open_paths(
     *,
     image_size: Any,
     options: dict[str, Any],
+    cache_dir: CacheDir,
     class_names: Sequence[str] | None = None,
-    cache_dir: str | os.PathLike[str] | None = None,
 ) -> list[Planned]:
     """The sequence over a list of files and their labels (see `from_paths`)."""
     if "follow_links" in options:
@@ -92,7 +104,7 @@ def open_paths(
         )
     size = check_file_options(image_size, options)
     kept, int_labels, names = collect_paths(paths, labels, class_names=class_names)
-    return _split_files(kept, int_labels, names, size, cache_dir, None, options)
+    return _split_files(_Files(kept, int_labels, names, size), cache_dir, None, options)
 
 
 def open_dataframe(
@@ -100,11 +112,11 @@ def open_dataframe(
     *,
     image_size: Any,
     options: dict[str, Any],
+    cache_dir: CacheDir,
     x_col: str = "filename",
     y_col: str = "class",
     directory: str | os.PathLike[str] | None = None,
     class_names: Sequence[str] | None = None,
-    cache_dir: str | os.PathLike[str] | None = None,
     validation_split: float | None = None,
     subset: str | None = None,
 ) -> list[Planned]:
@@ -120,24 +132,49 @@ def open_dataframe(
         dataframe, x_col=x_col, y_col=y_col, directory=directory
     )
     kept, int_labels, names = collect_paths(paths, labels, class_names=class_names)
-    return _split_files(kept, int_labels, names, size, cache_dir, split, options)
+    return _split_files(
+        _Files(kept, int_labels, names, size), cache_dir, split, options
+    )
+
+
+@dataclass(frozen=True)
+class _Files:
+    """The listed files: paths, labels, class names, the size to decode them
+    to, and the folder they were listed from (None for a list of files)."""
+
+    paths: list[str]
+    labels: np.ndarray
+    class_names: list[str]
+    image_size: tuple[int, int]
+    root: str | None = None
+
+    def subset(self, rows: np.ndarray) -> _Files:
+        return _Files(
+            [self.paths[i] for i in rows.tolist()],
+            self.labels[rows],
+            self.class_names,
+            self.image_size,
+            self.root,
+        )
 
 
 def _split_files(
-    paths: list[str],
-    labels: np.ndarray,
-    class_names: list[str],
-    image_size: tuple[int, int],
-    cache_dir: str | os.PathLike[str] | None,
+    files: _Files,
+    cache_dir: CacheDir,
     split: tuple[float, str] | None,
     options: dict[str, Any],
 ) -> list[Planned]:
     """One sequence over the files, or the `subset` of a split of them."""
+    cache_dir = opts.check("cache_dir", cache_dir)
     if split is None:
-        return [_planned(paths, labels, class_names, image_size, cache_dir, options)]
+        return [_planned(files, cache_dir, options)]
     train_rows, val_rows = split_by_class(
-        labels, fraction=split[0], seed=options["seed"], class_names=class_names
+        files.labels,
+        fraction=split[0],
+        seed=options["seed"],
+        class_names=files.class_names,
     )
+    shared = _SharedCache(files, options) if cache_dir == "auto" else None
     planned = []
     for name, rows in (("training", train_rows), ("validation", val_rows)):
         if split[1] not in (name, "both"):
@@ -146,49 +183,91 @@ def _split_files(
         if name == "validation":
             kept = {k: v for k, v in kept.items() if k in opts.VALIDATION_OPTIONS}
             kept["validation"] = True
-        made = _planned(
-            [paths[i] for i in rows],
-            labels[rows],
-            class_names,
-            image_size,
-            None if cache_dir is None else Path(cache_dir) / name,
-            kept,
-        )
+        if shared is not None:
+            source = StoreSource(
+                functools.partial(shared.subset, rows), files.class_names
+            )
+            made = Planned(source, {**kept, "image_size": files.image_size})
+        else:
+            folder = None if cache_dir is None else Path(cache_dir) / name
+            made = _planned(files.subset(rows), folder, kept)
         planned.append(Planned(made.source, made.options, subset=name))
     return planned
 
 
-def _planned(
-    paths: list[str],
-    labels: np.ndarray,
-    class_names: list[str],
-    image_size: tuple[int, int],
-    cache_dir: str | os.PathLike[str] | None,
-    options: dict[str, Any],
-) -> Planned:
+class _SharedCache:
+    """The default cache of every listed file, opened once for a split's sides."""
+
+    def __init__(self, files: _Files, options: dict[str, Any]) -> None:
+        self.files = files
+        self.options = options
+        self._store: ImageStore | None = None
+
+    def subset(self, rows: np.ndarray) -> ImageStore:
+        """The store of the files at `rows` (those that could be decoded)."""
+        if self._store is None:
+            self._store = _open_default(self.files, self.options)
+        served = getattr(self._store, "paths", None) or []
+        position = {path: i for i, path in enumerate(served)}
+        picks = [
+            position[p] for p in (self.files.paths[i] for i in rows) if p in position
+        ]
+        return SubsetStore(self._store, np.asarray(picks, dtype=np.int64))
+
+
+def _open_default(files: _Files, options: dict[str, Any]) -> ImageStore:
+    from augframe.io.cache.auto import open_default_cache
+
+    return open_default_cache(
+        files.paths,
+        files.labels,
+        root=files.root,
+        image_size=files.image_size,
+        decoding=Decoding.from_options(options),
+        num_workers=_build_workers(options),
+        progress=options.get("verbose", 1) > 0,
+        class_names=files.class_names,
+    )
+
+
+def _build_workers(options: dict[str, Any]) -> int:
+    # Decoding releases the GIL: threads on every core.
+    return int(options.get("num_build_workers") or os.cpu_count() or 1)
+
+
+def _planned(files: _Files, cache_dir: CacheDir, options: dict[str, Any]) -> Planned:
     decoding = Decoding.from_options(options)
-    kwargs = {**options, "image_size": image_size}
+    kwargs = {**options, "image_size": files.image_size}
     if cache_dir is None:
-        store = FileStore(paths, labels, image_size=image_size, decoding=decoding)
-        return Planned(StoreSource(store, class_names), kwargs)
+        logger.info(
+            "augframe: no decoded cache (cache_dir=None): %d images are decoded "
+            "from their files at every frame",
+            len(files.paths),
+        )
+        store = FileStore(
+            files.paths, files.labels, image_size=files.image_size, decoding=decoding
+        )
+        return Planned(StoreSource(store, files.class_names), kwargs)
+    if cache_dir == "auto":
+        opener = functools.partial(_open_default, files, options)
+        return Planned(StoreSource(opener, files.class_names), kwargs)
 
     def open_cache() -> ImageStore:
         from augframe.io.cache import build_cache
 
         return build_cache(
-            paths,
-            labels,
+            files.paths,
+            files.labels,
             cache_dir=cache_dir,
-            image_size=image_size,
-            # Decoding releases the GIL: threads on every core.
-            num_workers=options.get("num_build_workers") or os.cpu_count() or 1,
+            image_size=files.image_size,
+            num_workers=_build_workers(options),
             progress=options.get("verbose", 1) > 0,
-            class_names=class_names,
+            class_names=files.class_names,
             decoding=decoding,
         )
 
     # Built by the sequence's constructor, after every other argument was checked.
-    return Planned(StoreSource(open_cache, class_names), kwargs)
+    return Planned(StoreSource(open_cache, files.class_names), kwargs)
 
 
 def check_split(fraction: Any, subset: Any, seed: Any) -> tuple[float, str] | None:

@@ -62,7 +62,7 @@ def from_directory(
     *,
     image_size: tuple[int, int],
     class_names: Sequence[str] | None = None,
-    cache_dir: str | os.PathLike[str] | None = None,
+    cache_dir: str | os.PathLike[str] | None = "auto",
     validation_split: float | None = None,
     subset: str | None = None,
     follow_links: bool = False,
@@ -74,9 +74,23 @@ def from_directory(
     order: pass the training sequence's `class_names` to the validation
     one so that a missing class is an error, never shifted labels. Files
     with common image extensions (any case) are used, other files
-    ignored, unreadable ones skipped with one warning. With `cache_dir`,
-    images are decoded and resized once into an on-disk cache (see
-    `augframe.io.cache`; one cache per image size and decoding options).
+    ignored, unreadable ones skipped with one warning.
+
+    `cache_dir` says where the decoded images live. "auto" (the default):
+    each file is decoded and resized once per image size and decoding
+    options, into the data set's cache in the user's cache folder
+    (`$AUGFRAME_CACHE_DIR`, else `$XDG_CACHE_HOME/augframe`, else
+    `~/.cache/augframe`), which every subset of the data set shares (a
+    split's two sides, `from_paths` and `from_dataframe` over its files);
+    later runs reuse it, and the folder stays under a size cap
+    (`$AUGFRAME_CACHE_MAX_BYTES`; least recently used caches are evicted).
+    Where that folder cannot be written, one `CacheWarning` says so and
+    images are decoded at every frame: training never fails because of the
+    default. A folder: the cache lives there, a split's sides in its
+    `training` and `validation` sub-folders, and a folder that cannot be
+    written is a `CacheError`. None: no cache, images are decoded from
+    their files at every frame (in parallel, once per frame rather than
+    once per epoch). See `augframe.io.cache` and `augframe cache ls`.
 
     As in `keras.utils.image_dataset_from_directory`, `validation_split`
     with `subset` ("training", "validation" or "both") and `seed` splits
@@ -120,13 +134,16 @@ def from_paths(
     *,
     image_size: tuple[int, int],
     class_names: Sequence[str] | None = None,
-    cache_dir: str | os.PathLike[str] | None = None,
+    cache_dir: str | os.PathLike[str] | None = "auto",
     **kwargs: Any,
 ) -> Any:
     """A FrameSequence over a list of image files and their labels.
 
     Labels are class names, or integer indices into `class_names`. Takes
     the options of `FrameSequence` (`color_mode`, `interpolation`, ...).
+    `cache_dir` is as in `from_directory`: with "auto" (the default), the
+    cache is that of the files' common folder (or of a folder above it
+    that has one), shared with the other subsets of that folder.
 
     Example:
     >>> seq = FrameSequence.from_paths(df["path"], df["label"],
@@ -154,7 +171,7 @@ def from_dataframe(
     y_col: str = "class",
     directory: str | os.PathLike[str] | None = None,
     class_names: Sequence[str] | None = None,
-    cache_dir: str | os.PathLike[str] | None = None,
+    cache_dir: str | os.PathLike[str] | None = "auto",
     validation_split: float | None = None,
     subset: str | None = None,
     **kwargs: Any,
@@ -173,8 +190,8 @@ def from_dataframe(
     decoded is skipped with one warning, as in `from_paths`.
 
     `validation_split`, `subset` and `seed` split the rows as
-    `from_directory` splits files. The other keyword arguments are the
-    options of `FrameSequence`. Needs pandas (`pip install pandas`).
+    `from_directory` splits files, and `cache_dir` is as in `from_paths`.
+    The other keyword arguments are the options of `FrameSequence`. Needs pandas (`pip install pandas`).
 
     Example:
     >>> import pandas as pd  # doctest: +SKIP

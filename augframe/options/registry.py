@@ -340,9 +340,11 @@ OPTIONS: dict[str, Option] = _options(
     Option(
         "cache_dir",
         "path",
-        None,
-        "folder of the decoded on-disk cache",
+        "auto",
+        "the decoded on-disk cache: 'auto' (the data set's cache in the user's "
+        "cache folder), a folder, or None (decode at every frame)",
         nullable=True,
+        auto=True,
         for_validation=True,
         files_only=True,
     ),

@@ -212,15 +212,24 @@ class _RunConfigBase(BaseModel):
     ) -> str | None:
         if value is None:
             return None
+        if value == "auto" and info.field_name == "cache_dir":
+            return value  # the user's cache folder
         where = _where(info)
         path = _resolve(value, where)
-        if info.field_name not in where.overridden and not path.is_relative_to(
-            where.root
+        if (
+            info.field_name not in where.overridden
+            and not path.is_relative_to(where.root)
+            and not (info.field_name == "cache_dir" and _in_user_cache(path))
         ):
+            extra = (
+                " (or the user's cache folder, for `cache_dir`: 'auto')"
+                if info.field_name == "cache_dir"
+                else ""
+            )
             raise ValueError(
                 f"{value!r} resolves to {str(path)!r}, outside {str(where.root)!r}. "
                 "augframe writes there, so a config may only name paths inside "
-                "its own folder; move the path inside it, or pass "
+                f"its own folder{extra}; move the path inside it, or pass "
                 "allowed_root= (--root) to allow another folder"
             )
         return str(path)
@@ -332,8 +341,17 @@ def _check_unique_keys(node: yaml.Node | None, file: Path, depth: int = 0) -> No
             _check_unique_keys(item, file, depth + 1)
 
 
+def _in_user_cache(path: Path) -> bool:
+    """Whether `path` lies in the user's cache folder (`cache_dir` may)."""
+    from augframe.io.cache.home import user_cache_dir
+
+    return path.is_relative_to(user_cache_dir().resolve())
+
+
 def _absolute_override(name: str, value: Any) -> Any:
     """Override paths are the caller's: relative to the current directory."""
+    if name == "cache_dir" and value == "auto":
+        return value
     if name in _PATH_FIELDS and isinstance(value, (str, os.PathLike)):
         return os.path.abspath(os.fspath(value))
     if name == "source" and isinstance(value, dict):
@@ -390,7 +408,9 @@ def load_config(
     in `overrides` against the current directory. The write paths of the file
     (`control_file`, `example_dir`, `cache_dir`) must lie inside `allowed_root`
     (default: the file's folder); those given as overrides are the caller's
-    choice and are not confined.
+    choice and are not confined. The one addition is for caches only:
+    `cache_dir` may be "auto" (the default when left out) or a folder in the
+    user's cache folder (`augframe.io.cache.home.user_cache_dir`).
 
     Raises:
         ConfigError: naming the file and the field, before any image is read.

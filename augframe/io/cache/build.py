@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
 from augframe.errors import ConfigError, SourceError
-from augframe.io.cache.layout import remove_orphans, remove_temp_files
+from augframe.io.cache.layout import locked, remove_orphans, remove_temp_files
 from augframe.io.cache.manifest import read_manifest
+from augframe.io.cache.merge import asked_only, merge_shared
 from augframe.io.cache.store import CacheStats, CacheStore
 from augframe.io.cache.verify import check_data
 from augframe.io.cache.writer import Build, cache_error, stamp
@@ -23,7 +22,7 @@ from augframe.io.decode.arrays import Decoding
 from augframe.io.natives import shorten
 from augframe.options import registry as _checks
 
-__all__ = ["build_cache"]
+__all__ = ["build_cache", "cache_folder"]
 
 logger = logging.getLogger("augframe")
 
@@ -39,6 +38,7 @@ def build_cache(
     class_names: Sequence[str] | None = None,
     verify: bool = True,
     decoding: Decoding | None = None,
+    shared: bool = False,
 ) -> CacheStore:
     """Decodes and resizes image files once into an on-disk cache, and opens it.
 
@@ -67,6 +67,11 @@ def build_cache(
             that and trusts the file (its size and shape are still checked).
         decoding: the color mode, filter and aspect handling of the cached
             images (default: `Decoding()`, RGB stretched with "bilinear").
+        shared: keep the rows of the files that earlier calls asked for and
+            this one does not (while they are unchanged), so that subsets of
+            one data set share a cache and never evict each other's rows
+            (the default cache is shared; see docs/design/cache.md). The
+            store serves the files of `paths` only.
 
     Returns:
         A `CacheStore` over the files that could be decoded.
@@ -92,29 +97,16 @@ def build_cache(
         or os.cpu_count()
         or 1
     )
-    if not isinstance(verify, bool):
-        raise ConfigError(
-            f"Invalid value for argument `verify`. Received: verify={verify!r}. "
-            "Expected True or False."
-        )
-    decoding = decoding or Decoding()
-    if not isinstance(decoding, Decoding):
-        raise ConfigError(
-            f"Invalid value for argument `decoding`. Received: {decoding!r}. "
-            "Expected an augframe.io.decode.arrays.Decoding or None."
-        )
+    decoding = _check_flags(decoding, verify=verify, shared=shared)
     if not names:
         raise SourceError("Received no image paths. Pass at least one image per class.")
-    folder = Path(cache_dir) / (
-        f"{image_size[0]}x{image_size[1]}"
-        + (f"-{decoding.key}" if decoding.key else "")
-    )
+    folder = cache_folder(cache_dir, image_size, decoding)
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise cache_error(exc, Path(cache_dir)) from exc
 
-    with _locked(folder):
+    with locked(folder):
         remove_temp_files(folder)
         manifest = read_manifest(folder, image_size, decoding)
         remove_orphans(folder, keep=manifest.data_file if manifest else None)
@@ -125,28 +117,41 @@ def build_cache(
                 )
             keys = [os.path.abspath(p) for p in names]
             stamps = list(pool.map(stamp, keys))
+            items = (
+                merge_shared(
+                    names,
+                    keys,
+                    stamps,
+                    label_array,
+                    old=manifest,
+                    pool=pool,
+                    stamp=stamp,
+                )
+                if shared
+                else asked_only(names, keys, stamps, label_array)
+            )
             build = Build(
                 folder=folder,
                 cache_dir=Path(cache_dir),
-                names=names,
-                keys=keys,
-                stamps=stamps,
-                labels=label_array,
+                items=items,
                 image_size=image_size,
                 old=manifest,
                 decoding=decoding,
             )
             build.run(pool, progress=progress)
-        _check_classes(build, class_names)
+        served = build.served()
+        _check_classes(build, label_array, served, names, class_names)
         data_path = build.commit()
-        kept = build.kept
         stats = CacheStats(
             num_reused=build.num_reused,
             num_decoded=build.num_decoded,
-            num_skipped=len(build.skipped),
+            num_skipped=int((served < 0).sum()),
             seconds=time.perf_counter() - start,
             num_damaged=build.num_damaged,
+            num_bytes=data_path.stat().st_size,
         )
+        kept = np.flatnonzero(served >= 0)
+        rows = served[kept]
         # Opened under the lock: no other build can remove the file meanwhile.
         store = CacheStore(
             data_path,
@@ -155,11 +160,14 @@ def build_cache(
             image_size=image_size,
             stats=stats,
             decoding=decoding,
+            rows=None if np.array_equal(rows, np.arange(len(build.kept))) else rows,
         )
-    build.warn_skipped()
+    build.warn_skipped([names[i] for i in np.flatnonzero(served < 0).tolist()])
     logger.info(
-        "cache %s: %d images reused, %d decoded, %d skipped, in %.2fs",
+        "cache %s: %d images (%.1f MiB), %d reused, %d decoded, %d skipped, in %.2fs",
         folder,
+        len(store),
+        stats.num_bytes / 2**20,
         stats.num_reused,
         stats.num_decoded,
         stats.num_skipped,
@@ -168,13 +176,34 @@ def build_cache(
     return store
 
 
-def _check_classes(build: Build, class_names: Sequence[str] | None) -> None:
+def cache_folder(
+    cache_dir: str | os.PathLike[str], image_size: tuple[int, int], decoding: Decoding
+) -> Path:
+    """The folder of the cache of `image_size` and `decoding` in `cache_dir`.
+
+    Example:
+    >>> cache_folder("cache", (64, 48), Decoding()).as_posix()
+    'cache/64x48'
+    """
+    return Path(cache_dir) / (
+        f"{image_size[0]}x{image_size[1]}"
+        + (f"-{decoding.key}" if decoding.key else "")
+    )
+
+
+def _check_classes(
+    build: Build,
+    labels: np.ndarray,
+    served: np.ndarray,
+    names: list[str],
+    class_names: Sequence[str] | None,
+) -> None:
     """Raises `SourceError` (and discards the build) if a class lost every image."""
-    num_classes = int(build.labels.max()) + 1
+    num_classes = int(labels.max()) + 1
     if class_names is not None:
         num_classes = max(num_classes, len(class_names))
-    counts = np.bincount(build.labels[build.kept], minlength=num_classes)
-    present = np.bincount(build.labels, minlength=num_classes) > 0
+    counts = np.bincount(labels[served >= 0], minlength=num_classes)
+    present = np.bincount(labels, minlength=num_classes) > 0
     empty = np.flatnonzero((counts == 0) & present)
     if len(empty) == 0:
         return
@@ -183,12 +212,29 @@ def _check_classes(build: Build, class_names: Sequence[str] | None) -> None:
     what = f"class index {cls}" + (
         f" ({class_names[cls]!r})" if class_names is not None else ""
     )
-    files = [build.names[i] for i in np.flatnonzero(build.labels == cls).tolist()]
+    files = [names[i] for i in np.flatnonzero(labels == cls).tolist()]
     shown = shorten(files)
     raise SourceError(
         f"The image cache has no image of {what}: none of its {len(files)} file(s) "
         f"could be decoded ({shown}). Fix or replace them, or remove the class."
     )
+
+
+def _check_flags(decoding: Decoding | None, **flags: bool) -> Decoding:
+    """`decoding` (or the default) once it and the boolean `flags` are checked."""
+    for flag, value in flags.items():
+        if not isinstance(value, bool):
+            raise ConfigError(
+                f"Invalid value for argument `{flag}`. Received: {flag}={value!r}. "
+                "Expected True or False."
+            )
+    decoding = decoding or Decoding()
+    if not isinstance(decoding, Decoding):
+        raise ConfigError(
+            f"Invalid value for argument `decoding`. Received: {decoding!r}. "
+            "Expected an augframe.io.decode.arrays.Decoding or None."
+        )
+    return decoding
 
 
 def _check_labels(labels: np.ndarray | Sequence[int], num_paths: int) -> np.ndarray:
@@ -202,30 +248,3 @@ def _check_labels(labels: np.ndarray | Sequence[int], num_paths: int) -> np.ndar
             f"per path, shape ({num_paths},)."
         )
     return array.astype(np.int32)
-
-
-if sys.platform == "win32":
-
-    @contextlib.contextmanager
-    def _locked(folder: Path) -> Iterator[None]:
-        yield
-
-else:
-    import fcntl
-
-    @contextlib.contextmanager
-    def _locked(folder: Path) -> Iterator[None]:
-        """Holds an exclusive lock on the cache folder (one builder at a time)."""
-        try:
-            handle = open(folder / ".lock", "a+b")  # noqa: SIM115
-        except OSError:
-            handle = None  # a read-only folder: no build can write there anyway
-        if handle is None:
-            yield
-            return
-        with handle:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)

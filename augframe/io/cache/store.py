@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from augframe.errors import CacheError
-from augframe.io.cache.layout import open_data
+from augframe.io.cache.layout import hold_shared, open_data
 from augframe.io.decode.arrays import Decoding
 
 __all__ = ["CacheStats", "CacheStore"]
@@ -28,6 +29,8 @@ class CacheStats:
         seconds: wall time of the call.
         num_damaged: images decoded again because their cached rows did not
             match the checksums of the cache (counted in `num_decoded`).
+        num_bytes: the size of the data file (of a shared cache, with the
+            rows of the other subsets).
     """
 
     num_reused: int
@@ -35,6 +38,7 @@ class CacheStats:
     num_skipped: int
     seconds: float
     num_damaged: int = 0
+    num_bytes: int = 0
 
 
 class CacheStore:
@@ -45,6 +49,11 @@ class CacheStore:
     slice of a read-only memory map plus a copy, so it is thread-safe and
     deterministic; the copy (one image, a few kilobytes) is returned so that
     callers get an ordinary writable array that does not keep the map alive.
+
+    With `rows`, the store serves those rows of the data file, in that order
+    (a subset of a cache shared by several data sets' subsets); without, every
+    row. While a store is open it holds a shared lock on its data file, so
+    that no build removes the file (see docs/design/cache.md).
 
     Build one with `build_cache`. Pickling a store pickles its file path, not
     its pixels.
@@ -65,16 +74,28 @@ class CacheStore:
         image_size: tuple[int, int],
         stats: CacheStats | None = None,
         decoding: Decoding | None = None,
+        rows: np.ndarray | None = None,
     ) -> None:
         self.data_path = Path(data_path)
+        self.rows = None if rows is None else np.asarray(rows, dtype=np.int64)
         self.labels = np.asarray(labels, dtype=np.int32)
         self.image_size = (int(image_size[0]), int(image_size[1]))
         self.stats = stats
         self.decoding = decoding or Decoding()
         self.color_mode = self.decoding.color_mode
         self._names = list(names)
-        self._array = open_data(self.data_path)
+        self._open()
         expected = (len(self._names), *self.image_size, self.decoding.channels)
+        if self.rows is not None:
+            in_range = len(self.rows) == 0 or (
+                self.rows.min() >= 0 and self.rows.max() < len(self._array)
+            )
+            expected = (
+                len(self._array)
+                if in_range and len(self.rows) == len(self._names)
+                else -1,
+                *expected[1:],
+            )
         if self._array.shape != expected or len(self.labels) != len(self._names):
             raise CacheError(
                 f"The cache file {str(self.data_path)!r} holds an array of shape "
@@ -86,8 +107,17 @@ class CacheStore:
     def __len__(self) -> int:
         return len(self._names)
 
+    def _open(self) -> None:
+        self._array = open_data(self.data_path)
+        self._hold = hold_shared(self.data_path)
+        if self._hold is not None:
+            # Released when the store is garbage collected.
+            weakref.finalize(self, self._hold.close)
+
     def load(self, index: int) -> np.ndarray:
         """The image at `index`: a `(H, W, C)` uint8 copy."""
+        if self.rows is not None:
+            index = int(self.rows[index])
         return np.array(self._array[index])
 
     def name(self, index: int) -> str:
@@ -96,8 +126,9 @@ class CacheStore:
 
     @property
     def images(self) -> np.ndarray:
-        """Every image, as the read-only `(n, H, W, C)` memory map (no copy)."""
-        return self._array
+        """Every image: the read-only `(n, H, W, C)` memory map (no copy), or,
+        for a store of some `rows`, those rows (a copy in RAM)."""
+        return self._array if self.rows is None else self._array[self.rows]
 
     @property
     def paths(self) -> list[str]:
@@ -106,12 +137,12 @@ class CacheStore:
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        del state["_array"]
+        del state["_array"], state["_hold"]
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
-        self._array = open_data(self.data_path)
+        self._open()
 
     def __repr__(self) -> str:
         return (

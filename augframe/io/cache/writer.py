@@ -27,6 +27,7 @@ from augframe.io.cache.layout import (
     remove_orphans,
 )
 from augframe.io.cache.manifest import Checksums, Manifest, write_manifest
+from augframe.io.cache.merge import Items
 from augframe.io.cache.verify import chunk_checksums, rows_per_chunk
 from augframe.io.decode.arrays import Decoding
 from augframe.io.decode.files import ImageReadError, decode_image
@@ -55,10 +56,7 @@ class Build:
         *,
         folder: Path,
         cache_dir: Path,
-        names: list[str],
-        keys: list[str],
-        stamps: list[tuple[int, int] | None],
-        labels: np.ndarray,
+        items: Items,
         image_size: tuple[int, int],
         old: Manifest | None,
         decoding: Decoding,
@@ -66,10 +64,11 @@ class Build:
         self.folder = folder
         self.decoding = decoding
         self.cache_dir = cache_dir
-        self.names = names
-        self.keys = keys
-        self.stamps = stamps
-        self.labels = labels
+        self.items = items
+        self.names = items.names
+        self.keys = keys = items.keys
+        self.stamps = stamps = items.stamps
+        self.labels = items.labels
         self.image_size = image_size
         self.old = old
         self.build_id = uuid.uuid4().hex
@@ -104,6 +103,13 @@ class Build:
     @property
     def skipped(self) -> list[int]:
         return np.flatnonzero((self.source == -2) | self.failed).tolist()
+
+    def served(self) -> np.ndarray:
+        """For each file asked for, its row in the new data file (-1: skipped)."""
+        kept = self.kept
+        row_of = np.full(len(self.keys), -1, dtype=np.int64)
+        row_of[kept] = np.arange(len(kept))
+        return row_of[self.items.wanted]
 
     def run(self, pool: ThreadPoolExecutor, *, progress: bool) -> None:
         """Writes the new data file under a temporary name (if one is needed)."""
@@ -295,8 +301,8 @@ class Build:
             **checksums,
         }
 
-    def warn_skipped(self) -> None:
-        bad = [self.names[i] for i in self.skipped]
+    def warn_skipped(self, bad: list[str]) -> None:
+        """One `ImageWarning` naming the files asked for that were left out."""
         if not bad:
             return
         shown = shorten(bad)
