@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 from conftest import flip_rotate, tiny_model
 
+import augframe
 import augframe.io.cache.build
 import augframe.io.cache.verify
 import augframe.io.cache.writer
@@ -237,6 +238,68 @@ def test_concurrent_builds_of_one_cache_agree(tmp_path):
     assert len(results) == 2
     np.testing.assert_array_equal(all_images(results[0]), all_images(results[1]))
     assert leftovers(tmp_path / "cache") == []
+
+
+_BUILDER = """
+import sys, time
+from pathlib import Path
+import numpy as np
+from augframe.io.cache import build_cache
+folder, out, first, last = Path(sys.argv[1]), Path(sys.argv[2]), *map(int, sys.argv[3:5])
+paths = sorted(str(p) for p in (folder / "data").rglob("*.jpg"))[first:last]
+labels = [int(Path(p).parent.name[1:]) for p in paths]
+(out.parent / (out.name + ".ready")).touch()
+while not (folder / "go").exists():
+    time.sleep(0.005)
+store = build_cache(paths, labels, cache_dir=folder / "cache", image_size=(16, 12),
+                    num_workers=2, shared=True)
+np.save(out, np.stack([store.load(i) for i in range(len(store))]))
+"""
+
+
+def test_concurrent_builds_in_real_processes_never_corrupt_the_cache(tmp_path):
+    """Two notebooks building the same cache at once, and one building another
+    subset of it: every process gets its images, the cache stays whole."""
+    import subprocess
+    import sys
+    import time
+
+    paths, labels = dataset(tmp_path / "data", counts=(20, 20))
+    paths = sorted(paths)
+    parts = [(0, 40), (0, 40), (10, 30), (30, 40)]
+    env = {**os.environ, "PYTHONPATH": str(Path(augframe.__file__).parents[1])}
+    outs = [tmp_path / f"out{i}.npy" for i in range(len(parts))]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _BUILDER, str(tmp_path), str(out), str(a), str(b)],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        for out, (a, b) in zip(outs, parts, strict=True)
+    ]
+    try:
+        deadline = time.monotonic() + 120
+        while not all((tmp_path / (o.name + ".ready")).exists() for o in outs):
+            assert time.monotonic() < deadline, "the builders did not start"
+            assert all(p.poll() is None for p in procs), procs[0].communicate()
+            time.sleep(0.01)
+        (tmp_path / "go").touch()  # all at once
+        for proc in procs:
+            _, err = proc.communicate(timeout=120)
+            assert proc.returncode == 0, err
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    for out, (a, b) in zip(outs, parts, strict=True):
+        np.testing.assert_array_equal(
+            np.load(out), np.stack([expected(p) for p in paths[a:b]])
+        )
+    assert leftovers(tmp_path / "cache") == []
+    again = build(paths, [int(Path(p).parent.name[1:]) for p in paths],
+                  tmp_path / "cache", shared=True)
+    assert again.stats.num_decoded == 0 and again.stats.num_damaged == 0
+    np.testing.assert_array_equal(all_images(again), np.stack([expected(p) for p in paths]))
 
 
 def test_progress_bar_only_when_asked(tmp_path, capsys):
