@@ -264,7 +264,7 @@ def test_concurrent_builds_in_real_processes_never_corrupt_the_cache(tmp_path):
     import sys
     import time
 
-    paths, labels = dataset(tmp_path / "data", counts=(20, 20))
+    paths, _ = dataset(tmp_path / "data", counts=(20, 20))
     paths = sorted(paths)
     parts = [(0, 40), (0, 40), (10, 30), (30, 40)]
     env = {**os.environ, "PYTHONPATH": str(Path(augframe.__file__).parents[1])}

@@ -17,7 +17,11 @@ from augframe import FrameSequence
 from augframe.errors import CacheError, CacheWarning
 from augframe.io.cache import CacheStore, build_cache
 from augframe.io.cache import auto as auto_module
-from augframe.io.cache.auto import build_default_cache, default_folder, open_default_cache
+from augframe.io.cache.auto import (
+    build_default_cache,
+    default_folder,
+    open_default_cache,
+)
 from augframe.io.cache.budget import list_caches, parse_max_bytes
 from augframe.io.cache.home import user_cache_dir
 from augframe.io.decode.arrays import Decoding
@@ -202,7 +206,7 @@ def test_least_recently_used_caches_are_evicted_with_one_line(
 def test_a_cache_larger_than_the_cap_falls_back_to_the_files(tmp_path, home, monkeypatch):
     monkeypatch.setenv("AUGFRAME_CACHE_MAX_BYTES", "100")
     root = write_jpegs(tmp_path / "data", {"a": 2, "b": 2})
-    with pytest.raises(CacheError, match="more than the cap.*AUGFRAME_CACHE_MAX_BYTES"):
+    with pytest.raises(CacheError, match=r"more than the cap.*AUGFRAME_CACHE_MAX_BYTES"):
         open_default(*listed(root))
     with pytest.warns(CacheWarning, match="more than the cap") as record:
         store = open_default_cache(*listed(root), root=None, image_size=SIZE,
