@@ -30,6 +30,7 @@ BENCHMARKS = {
     "swap": "benchmarks.bench_swap",
     "decode": "benchmarks.bench_decode",
     "cache_verify": "benchmarks.bench_cache_verify",
+    "default_cache": "benchmarks.bench_default_cache",
     "quality": "benchmarks.bench_quality",
 }
 """Each benchmark's name and module, one module per question."""

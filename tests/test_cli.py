@@ -370,7 +370,7 @@ def test_the_benchmarks_runner_lists_every_benchmark_from_the_repository_root():
         assert done.returncode == 0, done.stderr
         assert "usage: python -m benchmarks" in done.stdout
         for name in ("bench", "serve", "serve_augment", "build", "swap", "decode",
-                     "cache_verify", "quality"):
+                     "cache_verify", "default_cache", "quality"):
             assert f"\n  {name} " in done.stdout
     done = run_benchmarks("nope")
     assert done.returncode == 2 and "unknown benchmark 'nope'" in done.stderr
