@@ -232,6 +232,7 @@ def test_unreadable_image_mid_training_is_a_warning_and_the_frame_stays_whole(tm
     seq = FrameSequence.from_directory(
         tmp_path,
         image_size=IMAGE_SIZE,
+        cache_dir=None,  # decoded at every frame: the broken file is met mid-training
         samples_per_class=6,
         epochs_per_frame=1,
         augment=strong,

@@ -288,3 +288,26 @@ def test_a_control_file_the_user_cannot_read_keeps_the_last_good_values(workdir)
         f"Control file {result['path']!r} not applied: cannot read it "
         "(Permission denied). Keeping the last good values."
     )
+
+
+def test_a_read_only_home_warns_once_and_trains_without_the_default_cache(
+    workdir, monkeypatch
+):
+    """cache_dir="auto" (the default) under a home the user cannot write:
+    one CacheWarning naming ~/.cache/augframe, then frames from the files."""
+    data, secret = write_data(workdir)
+    secret.unlink()
+    home = workdir / "home"
+    if AS_ROOT:
+        os.chown(home, 0, 0)
+    home.chmod(0o555 if not AS_ROOT else 0o755)
+    monkeypatch.delenv("AUGFRAME_CACHE_DIR", raising=False)  # the real default
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    result = run_as_user(SEQUENCE, workdir, data=str(data), cache_dir="auto")
+    check_unprivileged(result)
+    assert "error" not in result, result
+    assert result["batch"] == [4, 16, 16, 3]
+    # Only the cache's (Keras may say where it keeps its own files instead).
+    (warning,) = [w for w in result["warnings"] if w[0] == "CacheWarning"]
+    assert str(home / ".cache" / "augframe") in warning[1]
+    assert "AUGFRAME_CACHE_DIR" in warning[1]
