@@ -21,7 +21,9 @@ from augframe.serving.validation import ValidationFrames, natives_at_size
 
 
 def workers_running() -> tuple[int, int]:
-    return threading.active_count(), len(multiprocessing.active_children())
+    """Threads (tqdm's one monitor thread per process aside) and child processes."""
+    threads = [t for t in threading.enumerate() if t.name != "tqdm_monitor"]
+    return len(threads), len(multiprocessing.active_children())
 
 
 # ------------------------------------------------------------------ validation
@@ -58,7 +60,12 @@ def test_a_validation_sequence_of_files_decodes_once_and_leaves_no_worker(tmp_pa
     root = write_jpegs(tmp_path / "data", {"a": 5, "b": 3})
     before = workers_running()
     val = FrameSequence.from_directory(
-        root, image_size=IMAGE_SIZE, validation=True, num_build_workers=2, verbose=0
+        root,
+        image_size=IMAGE_SIZE,
+        validation=True,
+        num_build_workers=2,
+        cache_dir=None,  # decoded at every read: augframe decodes them once
+        verbose=0,
     )
     assert workers_running() == before  # the decoding threads have ended
     first = val.as_arrays()[0]
@@ -223,3 +230,20 @@ def test_batcher_keeps_uint8_and_preprocesses():
         ServingOptions.of(preprocess=lambda x: x / 7.0), num_classes=2, entropy=0
     )
     assert scaled(images.copy(), np.array([0, 1]))[0].max() == 1.0
+
+
+def test_a_split_of_the_default_cache_serves_validation_from_the_shared_map(tmp_path):
+    root = write_jpegs(tmp_path / "data", {"a": 6, "b": 4})
+    train, val = FrameSequence.from_directory(
+        root,
+        image_size=IMAGE_SIZE,
+        validation_split=0.5,
+        subset="both",
+        seed=0,
+        samples_per_class=4,
+        augment=flip_rotate,
+        verbose=0,
+    )
+    train.close()
+    assert isinstance(val.core._natives, np.memmap)  # rows of the shared cache
+    assert val.as_arrays()[0].shape == (5, *IMAGE_SIZE, 3)

@@ -51,9 +51,14 @@ def natives_at_size(store: ImageStore) -> tuple[np.ndarray, np.ndarray | None] |
     """The array that holds a store's natives at size, and the store's rows in it.
 
     None when the store decodes at every read. A store says it holds its
-    natives by an `images` attribute: an `(n, H, W, C)` uint8 array (a
-    memory map too) at the store's `image_size`.
+    natives by a `held_natives()` method (the array and its rows, as a
+    decoded cache has) or an `images` attribute: an `(n, H, W, C)` uint8
+    array (a memory map too) at the store's `image_size`.
     """
+    held_natives = getattr(store, "held_natives", None)
+    if callable(held_natives):  # e.g. a decoded cache: its memory map and rows
+        array, rows = held_natives()
+        return array, (None if rows is None else np.asarray(rows))
     indices = getattr(store, "indices", None)
     base = getattr(store, "store", None)
     if indices is not None and base is not None:  # a SubsetStore

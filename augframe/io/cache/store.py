@@ -130,6 +130,14 @@ class CacheStore:
         for a store of some `rows`, those rows (a copy in RAM)."""
         return self._array if self.rows is None else self._array[self.rows]
 
+    def held_natives(self) -> tuple[np.ndarray, np.ndarray | None]:
+        """The memory map that holds the natives at size, and this store's rows in it.
+
+        None for the rows: every row, in order. Read without a copy (validation
+        data is served straight from it).
+        """
+        return self._array, self.rows
+
     @property
     def paths(self) -> list[str]:
         """The file of every image, in index order."""
