@@ -328,6 +328,9 @@ VARIANTS = [
         for e in (1, 3, 10, 30)
         for serve in (False, True)
     ),
+    # augframe's defaults before and after 0.2 (epochs_per_frame 5, then 3).
+    Variant("defaults 0.1: augframe epf=5", "augframe", epochs_per_frame=5),
+    Variant("defaults 0.2: augframe epf=3", "augframe", epochs_per_frame=3),
 ]
 
 

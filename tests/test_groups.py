@@ -110,14 +110,14 @@ def test_control_link_applies_keeps_and_warns(tmp_path):
     assert said == ["control file: aug_p 0.2 -> null (the pipeline's own), pipe_p null "
                     "(the pipeline's own) -> 0.5"]
     path.write_text('{"epochs_per_frame": "auto", "pipe_p": 0.6}')
-    with pytest.warns(ControlFileWarning, match="Keeping epochs_per_frame=5"):
+    with pytest.warns(ControlFileWarning, match="Keeping epochs_per_frame=3"):
         link.apply()
-    assert (hot.epochs_per_frame, hot.pipe_p) == (5, 0.6)  # the good key applied
+    assert (hot.epochs_per_frame, hot.pipe_p) == (3, 0.6)  # the good key applied
     path.write_text('{"epochs_per_frame": null}')
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         link.apply()
-    assert hot.epochs_per_frame == 5  # null leaves it as it is
+    assert hot.epochs_per_frame == 3  # null leaves it as it is
 
 
 # ------------------------------------------------------------------ schedule

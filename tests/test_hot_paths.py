@@ -155,6 +155,6 @@ def test_every_value_one_path_accepts_the_others_accept(
 
 def test_validation_sequences_refuse_hot_options_by_name(imbalanced_source):
     val = FrameSequence.for_validation(imbalanced_source, image_size=IMAGE_SIZE, verbose=0)
-    assert val.aug_p is None and val.epochs_per_frame == 5
+    assert val.aug_p is None and val.epochs_per_frame == 3
     with pytest.raises(ConfigError, match="validation"):
         val.aug_p = 0.5

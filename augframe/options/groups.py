@@ -10,7 +10,7 @@ Example:
 >>> BuildOptions.of(samples_per_class=100).samples_per_class
 100
 >>> ScheduleOptions.of().epochs_per_frame_bounds
-(1, 10)
+(1, 3)
 """
 
 from __future__ import annotations

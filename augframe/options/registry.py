@@ -262,7 +262,7 @@ OPTIONS: dict[str, Option] = _options(
     Option(
         "epochs_per_frame",
         "int",
-        5,
+        3,
         "training epochs served from one frame; 'auto': the fewest whose next "
         "frame is built in time",
         hot=True,
@@ -271,7 +271,7 @@ OPTIONS: dict[str, Option] = _options(
     Option(
         "epochs_per_frame_bounds",
         "bounds",
-        (1, 10),
+        (1, 3),
         "(low, high) epochs per frame that epochs_per_frame='auto' chooses from",
     ),
     Option(
