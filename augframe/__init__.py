@@ -35,6 +35,7 @@ if TYPE_CHECKING:
         ControlFileWarning,
         ImageWarning,
         LifecycleWarning,
+        MemoryWarning,
         SourceError,
         VarietyWarning,
     )
@@ -68,6 +69,7 @@ _WHERE = {
     "FrameTensorBoard": "augframe.keras.callbacks",
     "ImageWarning": "augframe.errors",
     "LifecycleWarning": "augframe.errors",
+    "MemoryWarning": "augframe.errors",
     "ServeAugment": "augframe.augment.serve",
     "SourceError": "augframe.errors",
     "StopOnControlFile": "augframe.keras.callbacks",
@@ -93,6 +95,7 @@ __all__ = [
     "FrameTensorBoard",
     "ImageWarning",
     "LifecycleWarning",
+    "MemoryWarning",
     "ServeAugment",
     "SourceError",
     "StopOnControlFile",

@@ -15,6 +15,7 @@ Hierarchy::
     ├── ControlFileWarning   control.json unreadable or invalid; last good kept
     ├── ImageWarning         unreadable images skipped
     ├── LifecycleWarning     Keras called the dataset in a way the clock cannot place
+    ├── MemoryWarning        the frame fits in memory with little to spare
     └── VarietyWarning       a class got repeats: no pipeline, or too weak a one
 """
 
@@ -30,6 +31,7 @@ __all__ = [
     "ControlFileWarning",
     "ImageWarning",
     "LifecycleWarning",
+    "MemoryWarning",
     "SourceError",
     "VarietyWarning",
 ]
@@ -73,6 +75,11 @@ class ControlFileWarning(AugframeWarning):
 
 class ImageWarning(AugframeWarning):
     """Some images could not be read and were skipped."""
+
+
+class MemoryWarning(AugframeWarning):
+    """A frame's buffers fit in the memory available, with less than the
+    margin to spare (see docs/design/memory.md)."""
 
 
 class VarietyWarning(AugframeWarning):

@@ -33,11 +33,17 @@ only): `thread x1` 1.02x `loop` (median; best rounds 1.00x); 2 processes
 threads held 106.7 MB for two 52.7 MB frames; processes 327 MB, the frames
 plus each worker's interpreter, libraries and its own copy of the images.
 
+Last, `benchmarks.build_memory` reports the peak RSS (and the PSS with the
+build processes) of a frame of N samples in frame units, each variant in its
+own process: one buffer, a background build, build processes, and each
+source kind (arrays in place, JPEG paths, the decoded cache).
+
 Run from the repository root:
 
     python -m benchmarks build            # ~2 min on 2 cores
     python -m benchmarks build --quick    # smoke test
     python -m benchmarks build --profile  # cProfile of `thread x1`
+    python -m benchmarks build --memory-only   # only the memory per source kind
 """
 
 from __future__ import annotations
@@ -54,6 +60,7 @@ from typing import Any
 import numpy as np
 
 import augframe
+from benchmarks import build_memory
 from benchmarks.augment import albumentations_pipeline
 from benchmarks.lib import reports
 from benchmarks.lib.cli import benchmark_parser
@@ -230,9 +237,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frames", type=int, default=10, help="frames for memory")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument(
+        "--memory-only",
+        action="store_true",
+        help="only the peak RSS / PSS per source kind, in frame units",
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.images, args.rounds, args.frames = 400, 2, 4
+
+    if args.memory_only:
+        by_source = build_memory.report(images=args.images, size=args.size)
+        reports.write_json(args.json, {"memory_by_source": by_source})
+        return 0
 
     import cv2
 
@@ -271,7 +288,16 @@ def main(argv: list[str] | None = None) -> int:
             seq.close()
     results = print_rates(times, num, args, cpus)
     memory = memory_over_frames(images, frames=args.frames, cpus=cpus)
-    reports.write_json(args.json, {"seconds": times, **results, "memory_mb": memory})
+    by_source = build_memory.report(images=args.images, size=args.size)
+    reports.write_json(
+        args.json,
+        {
+            "seconds": times,
+            **results,
+            "memory_mb": memory,
+            "memory_by_source": by_source,
+        },
+    )
     return 0
 
 

@@ -145,9 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--epf", default="2,5", help="epochs_per_frame values (integers or auto)"
     )
-    parser.add_argument(
-        "--variants", default="paced", help=f"of {', '.join(VARIANTS)}"
-    )
+    parser.add_argument("--variants", default="paced", help=f"of {', '.join(VARIANTS)}")
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument(
         "--pipeline",

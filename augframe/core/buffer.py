@@ -20,7 +20,9 @@ class FrameBuffer:
     `acquire` and `release`; a builder calls `wait_idle` before writing, so a
     batch is never torn between two frames. `shared=True` puts the array in
     shared memory (for worker processes); it is unlinked when the buffer is
-    garbage-collected or `release_shared` is called.
+    garbage-collected or `release_shared` is called (a `ProcessMaker` calls
+    it as soon as every build process has mapped the segment, so that no
+    name outlives the processes that use it; see docs/design/memory.md).
     """
 
     def __init__(
@@ -34,14 +36,36 @@ class FrameBuffer:
         shape = (num_samples, *image_size, channels)
         self.shm: shared_memory.SharedMemory | None = None
         if shared:
-            nbytes = max(1, int(np.prod(shape)))
-            self.shm = shared_memory.SharedMemory(create=True, size=nbytes)
-            self.array = np.ndarray(shape, dtype=np.uint8, buffer=self.shm.buf)
-            self._finalizer = weakref.finalize(self, _unlink, self.shm)
+            self._share(shape)
         else:
             self.array = np.empty(shape, dtype=np.uint8)
         self._readers = 0
         self._cond = threading.Condition()
+
+    def _share(self, shape: tuple[int, ...]) -> None:
+        nbytes = max(1, int(np.prod(shape)))
+        self.shm = shared_memory.SharedMemory(create=True, size=nbytes)
+        self.array = np.ndarray(shape, dtype=np.uint8, buffer=self.shm.buf)
+        self._finalizer = weakref.finalize(self, _unlink, self.shm)
+
+    @property
+    def linked(self) -> bool:
+        """The shared-memory segment still has its name (a process can attach)."""
+        return self.shm is not None and self._finalizer.alive
+
+    def reshare(self) -> None:
+        """Moves the buffer to a new, named segment; its pixels are not kept.
+
+        For a new pool of build processes (the last one died) once the old
+        name is gone: call it only before a build writes the whole buffer,
+        with no reader (after `wait_idle`).
+        """
+        if self.shm is None:
+            raise ValueError("reshare() needs a FrameBuffer(shared=True)")
+        self.release_shared()
+        shape = self.array.shape
+        del self.array  # the old segment is unmapped when nothing else holds it
+        self._share(shape)
 
     @classmethod
     def holding(cls, array: np.ndarray) -> FrameBuffer:
@@ -52,6 +76,11 @@ class FrameBuffer:
         buffer._readers = 0
         buffer._cond = threading.Condition()
         return buffer
+
+    @property
+    def nbytes(self) -> int:
+        """The bytes of the array."""
+        return int(self.array.nbytes)
 
     def acquire(self) -> None:
         with self._cond:

@@ -58,6 +58,11 @@ class Frame:
     def images(self) -> np.ndarray:
         return self.buffer.array
 
+    @property
+    def nbytes(self) -> int:
+        """The bytes of the frame's pixels."""
+        return self.buffer.nbytes
+
     def snapshot(self) -> Frame:
         """This frame with its own copy of the pixels (no buffer shared).
 

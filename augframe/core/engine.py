@@ -34,10 +34,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from augframe.augment.pipeline import PipelineSpec
+from augframe.core import memory
 from augframe.core.background import BackgroundBuild
 from augframe.core.buffer import FrameBuffer
 from augframe.core.builder import Frame, FrameBuilder
-from augframe.core.makers import ProcessMaker, choose_maker
+from augframe.core.makers import ProcessMaker, SampleMaker, choose_maker
+from augframe.core.memory import FrameBudget
 from augframe.core.plan import frame_size
 from augframe.core.schedule import FrameSchedule
 from augframe.core.seeds import Stream, derive_rng
@@ -142,14 +144,7 @@ class FrameEngine:
         self.entropy = root_entropy(build.seed, build.shard)
         self.available = np.bincount(store.labels, minlength=len(class_names))
         self.num_samples = frame_size(self.available, self.samples_per_class)
-        maker = choose_maker(
-            store,
-            self._spec,
-            entropy=self.entropy,
-            num_workers=build.num_build_workers,
-            processes=build.build_processes,
-            frame_pixels=self.num_samples * self.image_size[0] * self.image_size[1],
-        )
+        maker = self._maker(store, build, say)
         self.build_processes = isinstance(maker, ProcessMaker)
         self.num_build_workers = maker.num_workers
         self._builder = FrameBuilder(
@@ -181,6 +176,8 @@ class FrameEngine:
         self.report: FrameReport | None = None  # of the frame being served
         self._say_overrides()
         try:
+            if isinstance(maker, ProcessMaker):
+                maker.share(self._buffers)  # no segment name outlives this
             frame = self._builder.build(
                 generation=1,
                 buffer=self._buffers[0],
@@ -197,6 +194,33 @@ class FrameEngine:
         self._install(frame)
         hot.subscribe(self._settings_changed)
         self._start_pending()
+
+    def _maker(
+        self, store: ImageStore, build: BuildOptions, say: Callable[[str], None]
+    ) -> SampleMaker:
+        """The build workers, once the frame's buffers are known to fit in memory."""
+        budget = FrameBudget(
+            num_samples=self.num_samples,
+            image_size=(self.image_size[0], self.image_size[1]),
+            channels=self.channels,
+            num_buffers=2 if self.background else 1,
+            num_classes=len(self.class_names),
+            samples_per_class=self.samples_per_class,
+        )
+        pixels = self.num_samples * budget.image_size[0] * budget.image_size[1]
+        return memory.maker_within(
+            budget,
+            processes=build.build_processes,
+            choose=lambda processes: choose_maker(
+                store,
+                self._spec,
+                entropy=self.entropy,
+                num_workers=build.num_build_workers,
+                processes=processes,
+                frame_pixels=pixels,
+            ),
+            say=say,
+        )
 
     # ----------------------------------------------------------------- reading
 

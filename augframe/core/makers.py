@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import multiprocessing
+import multiprocessing.connection
 import os
 import pickle
 import queue
@@ -38,6 +39,7 @@ __all__ = [
     "SampleMaker",
     "SlotBatch",
     "ThreadMaker",
+    "asks_processes",
     "choose_maker",
     "make_samples",
 ]
@@ -234,12 +236,62 @@ class ThreadMaker:
 
 _WORKER: dict[str, Any] = {}
 
+PARENT_POLL_SECONDS = 0.5
+"""How often a build process checks that the process that started it lives."""
 
-def _init_worker(store: ImageStore, spec: PipelineSpec, entropy: int) -> None:
+ORPHAN_EXIT_CODE = 75
+"""The exit status of a build process whose parent died."""
+
+ATTACH_TIMEOUT = 300.0
+"""Seconds every build process has to start and map a buffer (a slow start
+under load takes seconds; a worker that never comes breaks the pool)."""
+
+
+def _init_worker(
+    store: ImageStore,
+    spec: PipelineSpec,
+    entropy: int,
+    parent_pid: int,
+    barrier: Any,
+) -> None:
     import cv2
 
     cv2.setNumThreads(1)  # the pool is the parallelism; no nested thread pools
-    _WORKER.update(store=store, spec=spec, entropy=entropy, pipelines={}, buffers={})
+    _WORKER.update(
+        store=store,
+        spec=spec,
+        entropy=entropy,
+        pipelines={},
+        buffers={},
+        barrier=barrier,
+    )
+    threading.Thread(
+        target=_watch_parent,
+        args=(parent_pid,),
+        name="augframe-parent-watch",
+        daemon=True,
+    ).start()
+
+
+def _watch_parent(parent_pid: int) -> None:
+    """Ends this build process soon after its parent dies, by any signal.
+
+    The parent holds the write end of a pipe whose read end is this
+    process's `multiprocessing.parent_process().sentinel`: the kernel
+    closes it when the parent dies, SIGKILL included. The parent pid is
+    compared too (a process whose parent died gets a new one).
+    """
+    parent = multiprocessing.parent_process()
+    sentinel = parent.sentinel if parent is not None else None
+    while True:
+        if sentinel is not None:
+            if multiprocessing.connection.wait([sentinel], PARENT_POLL_SECONDS):
+                break
+        else:
+            time.sleep(PARENT_POLL_SECONDS)
+        if os.getppid() != parent_pid:
+            break
+    os._exit(ORPHAN_EXIT_CODE)
 
 
 def _attach(name: str, shape: tuple[int, ...]) -> np.ndarray:
@@ -278,6 +330,15 @@ def _process_job(
 
 
 def _ping() -> int:
+    """This worker's pid, once every worker has started (one call each)."""
+    _WORKER["barrier"].wait(ATTACH_TIMEOUT)
+    return os.getpid()
+
+
+def _map(name: str, shape: tuple[int, ...]) -> int:
+    """Maps a buffer here, then waits until every worker has (one call each)."""
+    _attach(name, shape)
+    _WORKER["barrier"].wait(ATTACH_TIMEOUT)
     return os.getpid()
 
 
@@ -333,25 +394,70 @@ class ProcessMaker:
         self._needs_main = b"__main__" in payload
         self._pool: ProcessPoolExecutor | None = None
         self._finalizer: Callable[[], Any] | None = None
+        self._mapped: set[str] = set()  # segments every current worker maps
 
     def start(self) -> None:
         """Starts every worker process now (the first build would otherwise)."""
         self._ensure_pool()
 
+    def share(self, buffers: Sequence[FrameBuffer]) -> None:
+        """Starts the workers and maps `buffers` in each, then removes their names.
+
+        From then on no shared-memory name is left to outlive the processes:
+        the segments are freed when the last process that maps them ends,
+        however it ends (docs/design/memory.md).
+        """
+        pool = self._ensure_pool()
+        for buffer in buffers:
+            self._share(pool, buffer)
+
+    def _share(self, pool: ProcessPoolExecutor, buffer: FrameBuffer) -> None:
+        if buffer.shm is None:
+            raise ValueError("ProcessMaker needs a FrameBuffer(shared=True)")
+        if buffer.shm.name in self._mapped:
+            return
+        if not buffer.linked:
+            buffer.reshare()  # a new pool: the old segment's name is gone
+        assert buffer.shm is not None
+        name, shape = buffer.shm.name, buffer.array.shape
+        try:
+            futures = [pool.submit(_map, name, shape) for _ in range(self.num_workers)]
+            for future in futures:
+                future.result()
+        except BaseException:
+            self.close()  # a worker that did not map it breaks the barrier
+            raise
+        self._mapped.add(name)
+        buffer.release_shared()
+
     def _ensure_pool(self) -> ProcessPoolExecutor:
         if self._pool is None:
+            context = multiprocessing.get_context("spawn")
             pool = ProcessPoolExecutor(
                 self.num_workers,
-                mp_context=multiprocessing.get_context("spawn"),
+                mp_context=context,
                 initializer=_init_worker,
-                initargs=(self.store, self.spec, self.entropy),
+                initargs=(
+                    self.store,
+                    self.spec,
+                    self.entropy,
+                    os.getpid(),
+                    context.Barrier(self.num_workers),
+                ),
             )
-            with _main_hidden(not self._needs_main):
-                # One ping per worker starts them all while __main__ is hidden.
-                for future in [pool.submit(_ping) for _ in range(self.num_workers)]:
-                    future.result()
-            self._pool = pool
-            self._finalizer = weakref.finalize(self, pool.shutdown, cancel_futures=True)
+            # Closed at exit or when the maker is collected, if not before.
+            finalizer = weakref.finalize(self, pool.shutdown, cancel_futures=True)
+            try:
+                with _main_hidden(not self._needs_main):
+                    # One ping per worker starts them all while __main__ is
+                    # hidden; the barrier makes each land on its own worker.
+                    pings = [pool.submit(_ping) for _ in range(self.num_workers)]
+                    for future in pings:
+                        future.result()
+            except BaseException:
+                finalizer()
+                raise
+            self._pool, self._finalizer = pool, finalizer
         return self._pool
 
     def run(
@@ -365,16 +471,16 @@ class ProcessMaker:
         bar: tqdm,
         gate: Gate | None = None,
     ) -> list[BatchResult]:
-        if buffer.shm is None:
-            raise ValueError("ProcessMaker needs a FrameBuffer(shared=True)")
-        pool = self._ensure_pool()
-        shape = buffer.array.shape
-        name = buffer.shm.name
-
-        def job(batch: SlotBatch) -> Future[BatchResult]:
-            return pool.submit(_process_job, name, shape, aug_p, pipe_p, batch)
-
         try:
+            pool = self._ensure_pool()
+            self._share(pool, buffer)
+            assert buffer.shm is not None
+            shape = buffer.array.shape
+            name = buffer.shm.name
+
+            def job(batch: SlotBatch) -> Future[BatchResult]:
+                return pool.submit(_process_job, name, shape, aug_p, pipe_p, batch)
+
             return submit_paced(
                 job,
                 batches,
@@ -395,6 +501,7 @@ class ProcessMaker:
             self._finalizer()
             self._finalizer = None
         self._pool = None
+        self._mapped.clear()
 
     @property
     def pids(self) -> list[int]:
@@ -439,7 +546,7 @@ def choose_maker(
             and frame_pixels >= AUTO_PROCESS_PIXELS
             and _cheap_to_send(store, spec)
         )
-    if processes and (num_workers or cpus) > 1:
+    if processes and asks_processes(num_workers):
         return ProcessMaker(
             store, spec, entropy=entropy, num_workers=num_workers or cpus
         )
@@ -447,7 +554,19 @@ def choose_maker(
     return ThreadMaker(store, spec, entropy=entropy, num_workers=threads)
 
 
+def asks_processes(num_workers: int | None) -> bool:
+    """Whether `build_processes=True` gets processes: more than one worker.
+
+    Example:
+    >>> asks_processes(1)
+    False
+    """
+    return (num_workers or os.cpu_count() or 1) > 1
+
+
 def _cheap_to_send(store: ImageStore, spec: PipelineSpec) -> bool:
+    if getattr(store, "nbytes", 0) > AUTO_PROCESS_PAYLOAD:
+        return False  # known too big: not pickled (a copy) just to measure it
     try:
         payload = pickle.dumps((store, spec))
     except Exception:

@@ -11,6 +11,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from augframe.errors import ConfigError
+from augframe.io.class_arrays import ClassArrayStore, served_in_place
 from augframe.io.decode.arrays import (
     CHANNELS,
     Decoding,
@@ -20,6 +21,7 @@ from augframe.io.natives import check_classes, warn_skipped
 
 __all__ = [
     "ArrayStore",
+    "ClassArrayStore",
     "FileStore",
     "ImageStore",
     "StoreSource",
@@ -119,6 +121,11 @@ class ArrayStore:
         self.color_mode = by_channels[channels]
         self._names = names
 
+    @property
+    def nbytes(self) -> int:
+        """The bytes of every native."""
+        return int(self.images.nbytes)
+
     def __len__(self) -> int:
         return int(self.images.shape[0])
 
@@ -216,13 +223,16 @@ def mapping_to_store(
     image_size: tuple[int, int],
     num_workers: int,
     decoding: Decoding | None = None,
-) -> tuple[ArrayStore, list[str]]:
-    """Decodes and resizes a `{class_name: images}` mapping into an `ArrayStore`.
+) -> tuple[ArrayStore | ClassArrayStore, list[str]]:
+    """Decodes and resizes a `{class_name: images}` mapping into a store, once.
 
     Each image is an array (HxW, HxWx1, HxWx3 RGB or HxWx4 RGBA uint8) or an
     image file path; both are converted to the color mode of `decoding`,
-    cropped or padded and resized as it says. Unreadable files are skipped
-    with one `ImageWarning`.
+    cropped or padded and resized as it says, into one `ArrayStore`.
+    Unreadable files are skipped with one `ImageWarning`. A mapping whose
+    every class is one uint8 `(n, H, W, C)` array already at `image_size`
+    and in the color mode is not copied: a `ClassArrayStore` reads the
+    arrays in place (they must not change while a sequence uses them).
 
     Returns:
         The store and the sorted class names.
@@ -236,6 +246,12 @@ def mapping_to_store(
         )
     class_names = sorted(str(name) for name in source)
     by_name = {str(name): items for name, items in source.items()}
+    decoding = decoding or Decoding()
+    if served_in_place(
+        by_name, class_names, image_size=image_size, color_mode=decoding.color_mode
+    ):
+        arrays = [np.asarray(by_name[name]) for name in class_names]  # no copy
+        return ClassArrayStore(arrays, class_names), class_names
     items: list[Any] = []
     item_labels: list[int] = []
     for cls, name in enumerate(class_names):
@@ -251,8 +267,6 @@ def mapping_to_store(
         for entry in entries:
             items.append(entry)
             item_labels.append(cls)
-
-    decoding = decoding or Decoding()
 
     def convert(position: int) -> np.ndarray | None:
         entry = items[position]

@@ -120,7 +120,7 @@ class FrameReport:
             available=tuple(int(n) for n in available),
             build_seconds=float(frame.build_seconds),
             paced_seconds=float(paced_seconds),
-            num_bytes=int(frame.images.nbytes),
+            num_bytes=frame.nbytes,
             aug_p=None if frame.aug_p is None else float(frame.aug_p),
             pipe_p=None if frame.pipe_p is None else float(frame.pipe_p),
         )

@@ -25,7 +25,10 @@ import numpy as np
 from augframe._console import Say
 from augframe.augment.pipeline import PipelineSpec
 from augframe.augment.serve import ServeAugment
+from augframe.core import memory
 from augframe.core.engine import root_entropy
+from augframe.core.makers import asks_processes
+from augframe.core.memory import FrameBudget
 from augframe.errors import ConfigError, SourceError
 from augframe.io.decode.arrays import Decoding
 from augframe.io.opening import refuse_files_options
@@ -117,6 +120,8 @@ def open_frames(
             values["preprocess"], (*values["image_size"], decoding.channels)
         )
 
+    _check_memory_early(source, values, decoding.channels)
+
     # Every argument is checked: now decode (or build the cache).
     store, class_names = _open_store(source, values, decoding)
     if shard is not None:
@@ -164,6 +169,34 @@ def _check_objects(values: Mapping[str, Any]) -> None:
             f"Invalid value for argument `serve_augment`. Received: {serve_augment!r}. "
             "Expected an augframe.ServeAugment or None."
         )
+
+
+def _check_memory_early(
+    source: Mapping[str, Any] | StoreSource, values: Mapping[str, Any], channels: int
+) -> None:
+    """Refuses a training frame too big for memory before the store is opened.
+
+    Known here when `samples_per_class` is: the frame is that times the
+    classes. The engine checks again (and warns) before it allocates.
+    """
+    per_class = values["samples_per_class"]
+    if values["validation"] or per_class is None:
+        return
+    num_classes = (
+        len(source.class_names) if isinstance(source, StoreSource) else len(source)
+    )
+    budget = FrameBudget(
+        num_samples=per_class * num_classes,
+        image_size=values["image_size"],
+        channels=channels,
+        num_buffers=2 if values["background"] else 1,
+        num_classes=num_classes,
+        samples_per_class=per_class,
+    )
+    limits = memory.probe()
+    budget.check_ram(limits, warn=False)
+    if values["build_processes"] and asks_processes(values["num_build_workers"]):
+        budget.check_shm(limits, warn=False)
 
 
 def _shard(values: Mapping[str, Any], validation: bool) -> tuple[int, int] | None:

@@ -2,9 +2,9 @@
 
 `ValidationFrames` serves the store's natives by class, then in store order.
 It builds no engine, starts no worker pool and copies nothing where the
-store already holds its natives at size in an array (an `ArrayStore`, a
-decoded cache, or a subset of either): batches are copied out of the
-store's array. Any other store (image files decoded at every read) is
+store already holds its natives at size in arrays (an `ArrayStore`, the
+caller's per-class arrays in a `ClassArrayStore`, a decoded cache, or a
+subset of any): batches are copied out of the store's arrays. Any other store (image files decoded at every read) is
 decoded once, into one array, by threads that end before the constructor
 returns.
 
@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import contextlib
 import math
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -31,20 +32,27 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from augframe import _console, _warn
+from augframe.core import memory
 from augframe.core.buffer import FrameBuffer
 from augframe.core.builder import Frame
 from augframe.core.engine import View
 from augframe.core.makers import load_native
+from augframe.core.memory import FrameBudget
 from augframe.core.plan import plan_frame
 from augframe.core.seeds import Stream, derive_seeds
 from augframe.errors import ImageWarning
 from augframe.io.decode.arrays import CHANNELS
-from augframe.io.stores import ImageStore, store_color_mode
+from augframe.io.stores import (
+    ClassArrayStore,
+    ImageStore,
+    SubsetStore,
+    store_color_mode,
+)
 from augframe.observe.report import FrameReport
 from augframe.options.groups import ServingOptions
 from augframe.serving.batches import Batcher
 
-__all__ = ["ValidationFrames", "natives_at_size"]
+__all__ = ["GatheredBuffer", "ValidationFrames", "gatherer", "natives_at_size"]
 
 
 def natives_at_size(store: ImageStore) -> tuple[np.ndarray, np.ndarray | None] | None:
@@ -77,6 +85,53 @@ def natives_at_size(store: ImageStore) -> tuple[np.ndarray, np.ndarray | None] |
     ):
         return images, None
     return None
+
+
+def gatherer(store: ImageStore) -> Callable[[np.ndarray], np.ndarray] | None:
+    """Gathers natives by store index from arrays held in place (a
+    `ClassArrayStore`, or a subset of one); None for any other store."""
+    if isinstance(store, ClassArrayStore):
+        return store.gather
+    if isinstance(store, SubsetStore):
+        base = gatherer(store.store)
+        if base is not None:
+            indices = store.indices
+            return lambda picks: base(indices[picks])
+    return None
+
+
+class GatheredBuffer(FrameBuffer):
+    """A read-only buffer whose array is gathered when first read.
+
+    A validation frame over per-class arrays is served batch by batch from
+    them; one array of the whole frame is made only for what asks for it
+    (`frame.images`: a contact sheet, a report).
+    """
+
+    def __init__(self, gather: Callable[[], np.ndarray], *, nbytes: int) -> None:
+        self.shm = None
+        self._nbytes = nbytes
+        self._gather: Callable[[], np.ndarray] | None = gather
+        self._array: np.ndarray | None = None
+        self._readers = 0
+        self._cond = threading.Condition()
+
+    @property
+    def array(self) -> np.ndarray:
+        if self._array is None:
+            assert self._gather is not None
+            array = self._gather()
+            array.flags.writeable = False
+            self._array, self._gather = array, None
+        return self._array
+
+    @array.setter
+    def array(self, value: np.ndarray) -> None:
+        self._array, self._gather = value, None
+
+    @property
+    def nbytes(self) -> int:
+        return self._nbytes
 
 
 class ValidationFrames:
@@ -124,12 +179,17 @@ class ValidationFrames:
             None  # the order decoded, for a store of files
         )
         held = natives_at_size(store)
+        self._gather = gatherer(store)
+        self._order = order
         if held is not None:
             self._natives, rows = held
             self._rows: np.ndarray | None = order if rows is None else rows[order]
             if np.array_equal(self._rows, np.arange(len(self._natives))):
                 self._rows = None  # the store's array, as it is
+        elif self._gather is not None:
+            self._natives, self._rows = np.empty((0,), np.uint8), None  # unused
         else:
+            self._check_memory(len(order))
             self._natives = self._decode(order, num_workers, progress)
             self._rows = None
             self._decoded = order
@@ -145,6 +205,19 @@ class ValidationFrames:
         )
         if self._say is not None:
             self._say(self.report.summary())
+
+    def _check_memory(self, num_samples: int) -> None:
+        """Refuses (or warns about) natives too many to decode into RAM."""
+        budget = FrameBudget(
+            num_samples=num_samples,
+            image_size=tuple(self.store.image_size),  # type: ignore[arg-type]
+            channels=CHANNELS[store_color_mode(self.store)],
+            num_buffers=1,
+            num_classes=len(self.class_names),
+            samples_per_class=None,
+            for_validation=True,
+        )
+        budget.check_ram(memory.probe())
 
     def _decode(
         self, order: np.ndarray, num_workers: int | None, progress: bool
@@ -196,9 +269,20 @@ class ValidationFrames:
     def _make_frame(self, order: np.ndarray, seconds: float) -> Frame:
         from augframe.core.plan import FramePlan
 
-        images = self._natives if self._rows is None else self._natives[self._rows]
-        view = images.view()
-        view.flags.writeable = False
+        buffer: FrameBuffer
+        if self._gather is not None:
+            gather, positions = self._gather, order
+            height, width = self.store.image_size
+            channels = CHANNELS[store_color_mode(self.store)]
+            buffer = GatheredBuffer(
+                lambda: gather(positions),
+                nbytes=len(positions) * height * width * channels,
+            )
+        else:
+            images = self._natives if self._rows is None else self._natives[self._rows]
+            view = images.view()
+            view.flags.writeable = False
+            buffer = FrameBuffer.holding(view)
         num_classes = len(self.class_names)
         plan = FramePlan(
             native_index=order.astype(np.int64),
@@ -206,7 +290,7 @@ class ValidationFrames:
             forced=np.zeros(len(order), bool),
         )
         return Frame(
-            buffer=FrameBuffer.holding(view),
+            buffer=buffer,
             labels=self.labels,
             generation=self._generation,
             class_counts=plan.class_counts(num_classes),
@@ -232,6 +316,8 @@ class ValidationFrames:
 
     def _images(self, picks: slice) -> np.ndarray:
         """The samples of serving positions `picks`: a copy."""
+        if self._gather is not None:
+            return self._gather(self._order[picks])
         if self._rows is None:
             return np.array(self._natives[picks])
         return self._natives[self._rows[picks]]
@@ -255,7 +341,7 @@ class ValidationFrames:
         return np.arange(self.num_samples, dtype=np.int64), self._generation
 
     def frame_arrays(self) -> tuple[np.ndarray, np.ndarray, int]:
-        images = np.array(self._frame.images)
+        images = self._images(slice(None))
         return images, self.batcher.encode(self.labels), self._generation
 
     @property

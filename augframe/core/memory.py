@@ -1,0 +1,234 @@
+"""The memory budget of a frame: its buffers checked against what the process can use.
+
+A frame's buffers are allocated once and live as long as the sequence:
+`FrameBudget` compares their bytes with the RAM this process can still
+take (cgroup limits included) and, where build processes share them, with
+the free space of /dev/shm, before anything is allocated or built. Too
+little is a `ConfigError` that says what to lower; less than
+`MEMORY_MARGIN` left over is one `MemoryWarning`. Design notes:
+docs/design/memory.md.
+
+Example:
+>>> from augframe.core.limits import Headroom, MemoryLimits
+>>> budget = FrameBudget(num_samples=2_000_000, image_size=(224, 224),
+...                      channels=3, num_buffers=2, num_classes=2,
+...                      samples_per_class=1_000_000)
+>>> budget.needed_bytes
+602112000000
+>>> budget.check_ram(MemoryLimits(ram=Headroom(16 * 2**30, "test"), shm=None))
+Traceback (most recent call last):
+...
+augframe.errors.ConfigError: The frame does not fit in memory: ...
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from augframe import _warn
+from augframe.core import limits as _limits
+from augframe.core.limits import Headroom, MemoryLimits
+from augframe.core.makers import ProcessMaker, SampleMaker
+from augframe.errors import ConfigError, MemoryWarning
+
+__all__ = ["MEMORY_MARGIN", "FrameBudget", "format_bytes", "maker_within", "probe"]
+
+MEMORY_MARGIN = 0.2
+"""The share of the available memory a frame's buffers must leave free
+(for the model, batches and the rest of the process): a frame that leaves
+less gets one `MemoryWarning`."""
+
+
+def format_bytes(count: int) -> str:
+    """Bytes for a message: exact, and in GiB or MiB.
+
+    Example:
+    >>> format_bytes(301_056_000_000)
+    '301,056,000,000 bytes (280.4 GiB)'
+    """
+    if count >= 2**30:
+        return f"{count:,} bytes ({count / 2**30:.1f} GiB)"
+    return f"{count:,} bytes ({count / 2**20:.1f} MiB)"
+
+
+def probe() -> MemoryLimits:
+    """The memory this process can use now (`augframe.core.limits.probe_memory`)."""
+    return _limits.probe_memory()
+
+
+@dataclass(frozen=True)
+class FrameBudget:
+    """The bytes a frame's buffers take, and the checks against the limits.
+
+    Attributes:
+        num_samples: samples in a frame.
+        image_size: `(height, width)` of every sample.
+        channels: 3, 1 or 4.
+        num_buffers: 2 with background builds, else 1.
+        num_classes: classes in the frame (for the advice).
+        samples_per_class: the option as given (None: every native once).
+        for_validation: the natives of a validation sequence, decoded once.
+    """
+
+    num_samples: int
+    image_size: tuple[int, int]
+    channels: int
+    num_buffers: int
+    num_classes: int
+    samples_per_class: int | None
+    for_validation: bool = False
+
+    @property
+    def sample_bytes(self) -> int:
+        return self.image_size[0] * self.image_size[1] * self.channels
+
+    @property
+    def frame_bytes(self) -> int:
+        return self.num_samples * self.sample_bytes
+
+    @property
+    def needed_bytes(self) -> int:
+        return self.frame_bytes * self.num_buffers
+
+    def _what(self) -> str:
+        height, width = self.image_size
+        buffers = (
+            "2 buffers (background=True builds the next frame in a second one)"
+            if self.num_buffers == 2
+            else "1 buffer"
+        )
+        return (
+            f"{self.num_samples:,} samples of {height}x{width}x{self.channels} "
+            f"uint8 in {buffers} need {format_bytes(self.needed_bytes)}"
+        )
+
+    def _advice(self, headroom: Headroom) -> str:
+        """What to lower so that the frame leaves the margin free."""
+        if self.for_validation:
+            return (
+                "Lower it: pass a smaller `image_size`, fewer images, or a "
+                "decoded cache (`cache_dir`), which validation data reads in "
+                "place."
+            )
+        usable = headroom.bytes * (1 - MEMORY_MARGIN)
+        per_class = self.num_buffers * self.sample_bytes * max(1, self.num_classes)
+        most = math.floor(usable / per_class)
+        tips = []
+        if most >= 1:
+            tips.append(f"samples_per_class={most} or less")
+        tips.append("a smaller `image_size`")
+        if self.num_buffers == 2:
+            tips.append(
+                f"background=False (one buffer: {format_bytes(self.frame_bytes)})"
+            )
+        return "Lower it: pass " + ", or ".join(tips) + "."
+
+    def check_ram(self, limits: MemoryLimits, *, warn: bool = True) -> None:
+        """Refuses buffers larger than the RAM left; warns within the margin.
+
+        Args:
+            limits: what the process can use (`probe()`).
+            warn: emit the `MemoryWarning` (False: only refuse).
+
+        Raises:
+            ConfigError: the buffers do not fit; names both sizes and the fix.
+        """
+        ram = limits.ram
+        if ram is None:
+            return
+        if self.needed_bytes > ram.bytes:
+            raise ConfigError(
+                f"The frame does not fit in memory: {self._what()}, but this "
+                f"process can use {format_bytes(ram.bytes)}, according to {ram.source}. "
+                + self._advice(ram)
+            )
+        if warn and self.needed_bytes > ram.bytes * (1 - MEMORY_MARGIN):
+            _warn.warn(
+                f"The frame fits in memory with less than {MEMORY_MARGIN:.0%} "
+                f"to spare: {self._what()} of the {format_bytes(ram.bytes)} "
+                f"this process can use, according to {ram.source}. The model and its "
+                "batches need memory too. " + self._advice(ram),
+                MemoryWarning,
+            )
+
+    def shm_short(self, limits: MemoryLimits) -> bool:
+        """True when /dev/shm cannot hold the buffers with the margin to spare."""
+        shm = limits.shm
+        return shm is not None and self.needed_bytes > shm.bytes * (1 - MEMORY_MARGIN)
+
+    def shm_note(self, limits: MemoryLimits) -> str:
+        """The one line said when build processes give way to threads."""
+        assert limits.shm is not None
+        return (
+            f"Building with threads, not processes: the frame buffers "
+            f"({format_bytes(self.needed_bytes)}) do not fit in "
+            f"{limits.shm.source} ({format_bytes(limits.shm.bytes)} free). Enlarge it "
+            "(Docker: --shm-size) to build in processes, or pass "
+            "build_processes=False."
+        )
+
+    def check_shm(self, limits: MemoryLimits, *, warn: bool = True) -> None:
+        """For build processes asked for: refuses buffers /dev/shm cannot hold.
+
+        Raises:
+            ConfigError: naming both sizes and the fixes.
+        """
+        shm = limits.shm
+        if shm is None:
+            return
+        if self.needed_bytes > shm.bytes:
+            raise ConfigError(
+                "Invalid value for argument `build_processes`. Received: "
+                f"build_processes=True, but the frame buffers that build "
+                f"processes share do not fit in shared memory: {self._what()}, "
+                f"and {shm.source} has {format_bytes(shm.bytes)} free. Pass "
+                "build_processes=None (threads where shared memory is short) or "
+                "False, enlarge it (Docker: docker run --shm-size=...), or "
+                "lower the frame. " + self._advice(shm)
+            )
+        if warn and self.shm_short(limits):
+            _warn.warn(
+                f"The frame buffers fit in shared memory with less than "
+                f"{MEMORY_MARGIN:.0%} to spare: {self._what()} of the "
+                f"{format_bytes(shm.bytes)} free in {shm.source}.",
+                MemoryWarning,
+            )
+
+
+def maker_within(
+    budget: FrameBudget,
+    *,
+    processes: bool | None,
+    choose: Callable[[bool | None], SampleMaker],
+    say: Callable[[str], None],
+) -> SampleMaker:
+    """The build workers for a frame, once its buffers are known to fit.
+
+    Runs before any buffer is allocated: refuses (or warns about) buffers
+    the RAM cannot hold, then takes `choose(processes)`. Build processes
+    that /dev/shm cannot serve are refused when asked for
+    (`processes=True`) and replaced by threads, with one line said, when
+    the choice was automatic (`processes=None`).
+
+    Args:
+        budget: the frame's buffers.
+        processes: the `build_processes` option.
+        choose: makes the workers for a `build_processes` value.
+        say: where the line about falling back to threads goes.
+
+    Raises:
+        ConfigError: the buffers do not fit (see `FrameBudget`).
+    """
+    limits = probe()
+    budget.check_ram(limits)
+    maker = choose(processes)
+    if not isinstance(maker, ProcessMaker) or not budget.shm_short(limits):
+        return maker
+    if processes:
+        budget.check_shm(limits)  # raises, or warns: they fit, barely
+        return maker
+    maker.close()  # nothing started yet
+    say(budget.shm_note(limits))
+    return choose(False)

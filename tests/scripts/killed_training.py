@@ -1,0 +1,58 @@
+"""A training process to be killed: builds frames in 2 processes, slowly, forever.
+
+Prints one JSON line once the first frame is served (its pid, its build
+workers' pids and the shared-memory names of its frame buffers), then
+rebuilds frames until it is killed. Run by tests/test_leaks.py.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import multiprocessing.synchronize
+import sys
+import time
+
+import numpy as np
+
+import augframe
+from augframe.augment.pipeline import A
+
+
+def slow(image: np.ndarray, **_: object) -> np.ndarray:
+    time.sleep(0.02)  # a build of 40 samples takes about 0.4 s on 2 workers
+    return np.ascontiguousarray(image[:, ::-1])
+
+
+def pipeline(aug_p: float, pipe_p: float) -> A.Compose:
+    return A.Compose([A.Lambda(image=slow, p=1.0)], p=1.0)
+
+
+if __name__ == "__main__":
+    rng = np.random.default_rng(0)
+    source = {c: rng.integers(0, 256, (20, 8, 8, 3), np.uint8) for c in "ab"}
+    seq = augframe.FrameSequence(
+        source,
+        image_size=(8, 8),
+        samples_per_class=20,
+        augment=pipeline,
+        build_processes=True,
+        num_build_workers=2,
+        background=True,
+        seed=0,
+        verbose=0,
+    )
+    names = [getattr(b.shm, "name", None) for b in seq.engine._buffers]
+    # The named semaphores of the pool's queues and barrier (sem.mp-* in
+    # /dev/shm), for the test to check and clean up.
+    sems = [
+        o._semlock.name
+        for o in gc.get_objects()
+        if isinstance(o, multiprocessing.synchronize.SemLock)
+        and o._semlock.name is not None
+    ]
+    info = {"pid": __import__("os").getpid(), "workers": seq.engine._builder.maker.pids}
+    print(json.dumps({**info, "segments": names, "semaphores": sems}), flush=True)
+    while True:
+        seq.regenerate()
+        sys.stdout.flush()
