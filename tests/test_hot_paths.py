@@ -158,3 +158,18 @@ def test_validation_sequences_refuse_hot_options_by_name(imbalanced_source):
     assert val.aug_p is None and val.epochs_per_frame == 3
     with pytest.raises(ConfigError, match="validation"):
         val.aug_p = 0.5
+
+
+def test_a_value_set_by_property_survives_an_unrelated_edit_of_the_file(
+    imbalanced_source, tmp_path, opened
+):
+    path = control(tmp_path)
+    seq = make(imbalanced_source, tmp_path, control_file=path)
+    opened.append(seq)
+    seq.aug_p = 0.9
+    assert main(["control", "set", "epochs_per_frame=4", "--file", str(path)]) == 0
+    end_epochs(seq, 1)
+    assert (seq.aug_p, seq.epochs_per_frame) == (0.9, 4)  # the file changed one key
+    assert main(["control", "set", "aug_p=0.4", "--file", str(path)]) == 0
+    end_epochs(seq, 1)
+    assert seq.aug_p == 0.4  # and the file wins when it changes that key

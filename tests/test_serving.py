@@ -246,4 +246,5 @@ def test_a_split_of_the_default_cache_serves_validation_from_the_shared_map(tmp_
     )
     train.close()
     assert isinstance(val.core._natives, np.memmap)  # rows of the shared cache
+    assert val.core.frame.buffer._array is None  # no copy of the set was made
     assert val.as_arrays()[0].shape == (5, *IMAGE_SIZE, 3)

@@ -185,15 +185,15 @@ class FrameEngine:
                 pipe_p=hot.pipe_p,
                 progress=progress,
             )
+            self.schedule.length.observe_build(
+                work_seconds=frame.work_seconds, background=False
+            )
+            self._install(frame)  # listeners may fail (e.g. an example folder)
+            self._start_pending()
         except BaseException:
             self.close()
             raise
-        self.schedule.length.observe_build(
-            work_seconds=frame.work_seconds, background=False
-        )
-        self._install(frame)
         hot.subscribe(self._settings_changed)
-        self._start_pending()
 
     def _maker(
         self, store: ImageStore, build: BuildOptions, say: Callable[[str], None]

@@ -378,7 +378,7 @@ class ProcessMaker:
         self, store: ImageStore, spec: PipelineSpec, *, entropy: int, num_workers: int
     ) -> None:
         try:
-            payload = pickle.dumps((store, spec))
+            payload = scan_pickle((store, spec))
         except Exception as exc:
             raise ConfigError(
                 "Invalid value for argument `augment` with build_processes=True: "
@@ -391,7 +391,7 @@ class ProcessMaker:
         # Spawned children re-run the main script's imports (often Keras and
         # TensorFlow: seconds and hundreds of MB each) unless told not to;
         # they need it only when the pipeline refers to the main module.
-        self._needs_main = b"__main__" in payload
+        self._needs_main = payload.names_main
         self._pool: ProcessPoolExecutor | None = None
         self._finalizer: Callable[[], Any] | None = None
         self._mapped: set[str] = set()  # segments every current worker maps
@@ -568,7 +568,46 @@ def _cheap_to_send(store: ImageStore, spec: PipelineSpec) -> bool:
     if getattr(store, "nbytes", 0) > AUTO_PROCESS_PAYLOAD:
         return False  # known too big: not pickled (a copy) just to measure it
     try:
-        payload = pickle.dumps((store, spec))
+        payload = scan_pickle((store, spec), limit=AUTO_PROCESS_PAYLOAD)
     except Exception:
         return False
-    return b"__main__" not in payload and len(payload) <= AUTO_PROCESS_PAYLOAD
+    return not payload.names_main and payload.size <= AUTO_PROCESS_PAYLOAD
+
+
+class _TooBig(Exception):
+    """Raised by `PickleScan` past its limit: the rest need not be pickled."""
+
+
+class PickleScan:
+    """A file that keeps only what pickling an object tells: its size, and
+    whether it names the `__main__` module (nothing is kept of the bytes).
+
+    Example:
+    >>> scan_pickle({"a": 1}).names_main, scan_pickle(PickleScan).names_main
+    (False, False)
+    """
+
+    def __init__(self, limit: int | None = None) -> None:
+        self.size = 0
+        self.names_main = False
+        self.limit = limit
+        self._tail = b""
+
+    def write(self, data: bytes | memoryview) -> int:
+        count = len(data) if isinstance(data, bytes) else memoryview(data).nbytes
+        self.size += count
+        if count <= 1 << 16:  # opcodes and names (large chunks are raw buffers)
+            window = self._tail + bytes(data)
+            self.names_main = self.names_main or b"__main__" in window
+            self._tail = window[-7:]
+        if self.limit is not None and self.size > self.limit:
+            raise _TooBig
+        return count
+
+
+def scan_pickle(obj: object, *, limit: int | None = None) -> PickleScan:
+    """Pickles `obj` into a `PickleScan` (stopping past `limit` bytes)."""
+    scan = PickleScan(limit)
+    with contextlib.suppress(_TooBig):
+        pickle.Pickler(scan).dump(obj)
+    return scan

@@ -106,9 +106,8 @@ class ClassArrayStore:
         indices = np.asarray(indices, dtype=np.int64)
         first = self.arrays[0]
         out = np.empty((len(indices), *first.shape[1:]), np.uint8)
-        labels = self.labels[indices]
-        for cls, array in enumerate(self.arrays):
-            where = np.flatnonzero(labels == cls)
-            if len(where):
-                out[where] = array[indices[where] - self.offsets[cls]]
+        classes = np.searchsorted(self.offsets, indices, side="right") - 1
+        for cls in np.unique(classes).tolist():
+            where = np.flatnonzero(classes == cls)
+            out[where] = self.arrays[cls][indices[where] - self.offsets[cls]]
         return out

@@ -425,25 +425,29 @@ def construct(
         },
     )
     values = opened.values
-    self._init_base(max_queue_size=values["max_queue_size"])
-    self.core = opened.frames
-    self.decoding = opened.decoding
-    self.requested_workers = values["workers"]
-    self.image_size = values["image_size"]
-    self.batch_size = values["batch_size"]
-    self.label_mode = values["label_mode"]
-    self.dtype = values["dtype"]
-    self.verbose = values["verbose"]
-    self.seed = values["seed"]
-    self.max_examples = values["max_examples"]
-    self.validation = values["validation"]
-    self.preprocess = values["preprocess"]
-    self.serve_augment = values["serve_augment"]
-    self.shard = values["shard"]
-    self.class_names = self.core.class_names
-    self.clock = EpochClock()
-    self.keras_verbose = None
-    # A sequence dropped without close() still stops its build workers.
-    self._finalizer = weakref.finalize(self, self.core.close)
+    try:
+        self._init_base(max_queue_size=values["max_queue_size"])
+        self.core = opened.frames
+        self.decoding = opened.decoding
+        self.requested_workers = values["workers"]
+        self.image_size = values["image_size"]
+        self.batch_size = values["batch_size"]
+        self.label_mode = values["label_mode"]
+        self.dtype = values["dtype"]
+        self.verbose = values["verbose"]
+        self.seed = values["seed"]
+        self.max_examples = values["max_examples"]
+        self.validation = values["validation"]
+        self.preprocess = values["preprocess"]
+        self.serve_augment = values["serve_augment"]
+        self.shard = values["shard"]
+        self.class_names = self.core.class_names
+        self.clock = EpochClock()
+        self.keras_verbose = None
+        # A sequence dropped without close() still stops its build workers.
+        self._finalizer = weakref.finalize(self, self.core.close)
+    except BaseException:
+        opened.frames.close()  # the first frame's workers stop with the error
+        raise
     if control_file is not None and not self.validation:
         scheduled.register(control_file, self)

@@ -86,7 +86,8 @@ def from_directory(
     (`$AUGFRAME_CACHE_MAX_BYTES`; least recently used caches are evicted).
     Where that folder cannot be written, one `CacheWarning` says so and
     images are decoded at every frame: training never fails because of the
-    default. A folder: the cache lives there, a split's sides in its
+    default. A folder (a folder named "auto" as `Path("auto")`): the cache
+    lives there, a split's sides in its
     `training` and `validation` sub-folders, and a folder that cannot be
     written is a `CacheError`. None: no cache, images are decoded from
     their files at every frame (in parallel, once per frame rather than

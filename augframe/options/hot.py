@@ -166,16 +166,20 @@ class ControlLink:
     def apply(self) -> bool:
         """Applies a changed file; True when it asks for a new frame now.
 
-        A key the file leaves out (or sets to null) keeps its value, except
-        `aug_p` and `pipe_p`, where null restores the pipeline's own. A value
-        that the hot settings refuse is one `ControlFileWarning`; the last
-        good value stays.
+        Only the keys the edit changed apply, so a value set by property stays
+        until the file changes that key. A key the file leaves out (or sets to
+        null) keeps its value, except `aug_p` and `pipe_p`, where null
+        restores the pipeline's own. A value that the hot settings refuse is
+        one `ControlFileWarning`; the last good value stays.
         """
+        previous = self.file.current
         if not self.file.poll():
             return False
         settings = self.file.current
         changed = []
         for name in HOT_OPTIONS:
+            if _written(settings, name) == _written(previous, name):
+                continue  # not what this edit changed
             value = getattr(settings, name)
             given = value is not None or (
                 name in PROBABILITIES and name in settings.model_fields_set
@@ -195,6 +199,11 @@ class ControlLink:
         if changed:
             self._say("control file: " + ", ".join(changed))
         return bool(settings.regenerate)
+
+
+def _written(settings: Any, name: str) -> tuple[Any, bool]:
+    """What a control file says of `name`: its value and whether it is written."""
+    return getattr(settings, name), name in settings.model_fields_set
 
 
 def _shown(name: str, value: Any) -> str:

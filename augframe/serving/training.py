@@ -1,8 +1,7 @@
-"""A training sequence's frames, Keras-free: the engine, its clock, hot settings and batches.
+"""A training sequence's frames, Keras-free: the engine, hot settings and batches.
 
 `TrainingFrames` composes the parts a training sequence is made of: the
-frame engine (`augframe.core.engine`), the epoch clock
-(`augframe.core.clock`), the hot settings and the control file
+frame engine (`augframe.core.engine`), the hot settings and the control file
 (`augframe.options.hot`), the example writer (`augframe.observe.artifacts`)
 and the batcher. A Keras adapter holds one and forwards Keras' calls to it.
 
@@ -23,7 +22,6 @@ import numpy as np
 from augframe._console import Say
 from augframe.augment.pipeline import PipelineSpec
 from augframe.core.builder import Frame
-from augframe.core.clock import EpochClock
 from augframe.core.engine import FrameEngine, View, root_entropy
 from augframe.io.stores import ImageStore
 from augframe.observe.artifacts import FrameArtifacts
@@ -100,7 +98,6 @@ class TrainingFrames:
             say=say,
             listeners=listeners,
         )
-        self.clock = EpochClock()
         self.batcher = Batcher(
             serving, num_classes=len(class_names), entropy=self.engine.entropy
         )

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -247,7 +248,7 @@ class ValidationFrames:
             bar = tqdm(
                 total=len(order), desc="augframe validation", unit="img", leave=False
             )
-        with ThreadPoolExecutor(max_workers=num_workers or 1) as pool:
+        with ThreadPoolExecutor(max_workers=num_workers or os.cpu_count() or 1) as pool:
             for _ in pool.map(decode, range(len(order))):
                 if bar is not None:
                     bar.update()
@@ -278,9 +279,14 @@ class ValidationFrames:
                 lambda: gather(positions),
                 nbytes=len(positions) * height * width * channels,
             )
+        elif self._rows is not None:
+            # Rows of a shared array (a split of a cache): gathered only if read.
+            natives, rows = self._natives, self._rows
+            buffer = GatheredBuffer(
+                lambda: natives[rows], nbytes=len(rows) * natives[0].nbytes
+            )
         else:
-            images = self._natives if self._rows is None else self._natives[self._rows]
-            view = images.view()
+            view = self._natives.view()
             view.flags.writeable = False
             buffer = FrameBuffer.holding(view)
         num_classes = len(self.class_names)
@@ -315,11 +321,13 @@ class ValidationFrames:
         return math.ceil(self.num_samples / self.serving.batch_size)
 
     def _images(self, picks: slice) -> np.ndarray:
-        """The samples of serving positions `picks`: a copy."""
+        """The samples of serving positions `picks`: a copy (a view when the
+        batcher converts to float32, which copies anyway)."""
         if self._gather is not None:
             return self._gather(self._order[picks])
         if self._rows is None:
-            return np.array(self._natives[picks])
+            held = self._natives[picks]
+            return held if self.serving.dtype != "uint8" else np.array(held)
         return self._natives[self._rows[picks]]
 
     def batch(self, index: int) -> tuple[Any, np.ndarray]:
