@@ -3,9 +3,8 @@
 Every batch is a new array whose data starts on a 64-byte boundary
 (`aligned_empty`): TensorFlow's `tf.data.Dataset.from_generator`, which
 Keras' PyDataset adapter feeds batches through, takes such an array as it
-is and copies any other. At 96 px a float32 batch of 32 is 3.5 MB; the copy
-(and the page faults of its fresh allocation) was most of what the adapter
-cost beside arrays in RAM (docs/design/adapters.md, "Aligned batches").
+is and copies any other. At 96 px a float32 batch of 32 is 3.5 MB, one
+copy less per batch (docs/design/adapters.md, "Aligned batches").
 """
 
 from __future__ import annotations
