@@ -28,6 +28,7 @@ BENCHMARKS = {
     "serve_augment": "benchmarks.bench_serve_augment",
     "build": "benchmarks.bench_build",
     "swap": "benchmarks.bench_swap",
+    "limit": "benchmarks.bench_limit",
     "decode": "benchmarks.bench_decode",
     "cache_verify": "benchmarks.bench_cache_verify",
     "default_cache": "benchmarks.bench_default_cache",

@@ -4,6 +4,7 @@ the callbacks' registry, labels and batches (milliseconds each)."""
 from __future__ import annotations
 
 import gc
+import math
 import multiprocessing
 import threading
 
@@ -14,7 +15,7 @@ from conftest import IMAGE_SIZE, flip_rotate, random_images, write_jpegs
 from augframe import FrameSequence, StopOnControlFile, StoreSource
 from augframe.io.stores import ArrayStore, SubsetStore
 from augframe.options.groups import ServingOptions
-from augframe.serving.batches import Batcher
+from augframe.serving.batches import ALIGNMENT, Batcher, aligned_empty, gather
 from augframe.serving.labels import LabelEncoder
 from augframe.serving.scheduled import register, scheduled_sequences, unregister
 from augframe.serving.validation import ValidationFrames, natives_at_size
@@ -230,6 +231,63 @@ def test_batcher_keeps_uint8_and_preprocesses():
         ServingOptions.of(preprocess=lambda x: x / 7.0), num_classes=2, entropy=0
     )
     assert scaled(images.copy(), np.array([0, 1]))[0].max() == 1.0
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32, np.int64])
+@pytest.mark.parametrize("shape", [(0, 3), (1,), (5, 7, 7, 3), (33, 2, 1)])
+def test_aligned_empty_is_aligned_contiguous_and_its_own(shape, dtype):
+    arrays = [aligned_empty(shape, dtype) for _ in range(8)]
+    for x in arrays:
+        assert x.shape == shape and x.dtype == dtype
+        assert x.flags.c_contiguous and x.flags.writeable
+        assert x.ctypes.data % ALIGNMENT == 0 or not x.size  # empty: no data
+    if math.prod(shape):
+        arrays[0][...] = 1  # no two share memory
+        assert not any(np.shares_memory(arrays[0], x) for x in arrays[1:])
+
+
+def test_gather_and_the_float_batch_equal_fancy_indexing_and_astype():
+    rng = np.random.default_rng(0)
+    frame = rng.integers(0, 256, (20, 6, 5, 3), dtype=np.uint8)
+    frame[0], frame[1] = 0, 255  # both ends of the range
+    picks = np.array([19, 0, 1, 7, 7, 3])
+    for source in (frame, frame[::2], frame[:, ::-1]):  # views, strided
+        out = gather(source, picks[picks < len(source)])
+        np.testing.assert_array_equal(out, source[picks[picks < len(source)]])
+        assert out.ctypes.data % ALIGNMENT == 0 and not np.shares_memory(out, source)
+    images = gather(frame, picks)
+    batcher = Batcher(ServingOptions.of(batch_size=6), num_classes=2, entropy=0)
+    x, _ = batcher(images, np.zeros(6, np.int64))
+    expected = frame[picks].astype(np.float32)
+    assert x.dtype == np.float32 and x.shape == expected.shape
+    assert x.ctypes.data % ALIGNMENT == 0 and x.flags.c_contiguous
+    np.testing.assert_array_equal(x, expected)
+    assert x.min() == 0.0 and x.max() == 255.0
+
+
+@pytest.mark.parametrize("dtype", ["float32", "uint8"])
+def test_served_batches_are_aligned_and_what_the_frame_holds(dtype):
+    source = {
+        "a": random_images(7, seed=1, size=IMAGE_SIZE),
+        "b": random_images(5, seed=2, size=IMAGE_SIZE),
+    }
+    with FrameSequence(
+        source, image_size=IMAGE_SIZE, batch_size=4, dtype=dtype, seed=3, verbose=0
+    ) as seq:
+        with seq.core.reading() as view:
+            images, labels, order = view.frame.images, view.frame.labels, view.order
+            expected = [
+                (images[order[i * 4 : i * 4 + 4]], labels[order[i * 4 : i * 4 + 4]])
+                for i in range(len(seq))
+            ]
+        for i, (want_x, want_y) in enumerate(expected):
+            x, y = seq[i]
+            assert x.dtype == np.dtype(dtype) and x.ctypes.data % ALIGNMENT == 0
+            np.testing.assert_array_equal(x, want_x.astype(dtype))
+            np.testing.assert_array_equal(y, want_y)
+        x, _ = seq[0]
+        x[...] = 0  # a batch is its own: the frame is untouched
+        np.testing.assert_array_equal(seq[0][0], expected[0][0].astype(dtype))
 
 
 def test_a_split_of_the_default_cache_serves_validation_from_the_shared_map(tmp_path):

@@ -33,7 +33,7 @@ from augframe.options.groups import (
     ServingOptions,
 )
 from augframe.options.hot import ControlLink, HotSettings
-from augframe.serving.batches import Batcher
+from augframe.serving.batches import Batcher, gather
 
 __all__ = ["TrainingFrames"]
 
@@ -120,7 +120,7 @@ class TrainingFrames:
         size = self.serving.batch_size
         with self.reading() as view:
             picks = view.order[index * size : (index + 1) * size]
-            images = view.frame.images[picks]  # the batch's own copy
+            images = gather(view.frame.images, picks)  # the batch's own copy
             labels = view.frame.labels[picks]
         return self.batcher(
             images, labels, augment_key=(view.frame.generation, view.epoch, index)

@@ -38,7 +38,9 @@ def tiny_cnn(image_size: tuple[int, int], *, seed: int) -> keras.Model:
     return model
 
 
-def small_convnet(size: int, *, tiny: bool = False, seed: int = 0) -> keras.Model:
+def small_convnet(
+    size: int, *, tiny: bool = False, seed: int = 0, dtype: str = "float32"
+) -> keras.Model:
     """Three strided convolutions and a 2-class softmax, on `size` px RGB.
 
     Args:
@@ -47,6 +49,7 @@ def small_convnet(size: int, *, tiny: bool = False, seed: int = 0) -> keras.Mode
             building its frame costs, which makes a frame swap stand out of
             the machine's noise.
         seed: seed of the weights.
+        dtype: the input's dtype ("float32" or "uint8").
 
     Returns:
         A compiled model (integer labels).
@@ -63,7 +66,7 @@ def small_convnet(size: int, *, tiny: bool = False, seed: int = 0) -> keras.Mode
     )
     model = keras.Sequential(
         [
-            keras.Input((size, size, 3)),
+            keras.Input((size, size, 3), dtype=dtype),
             keras.layers.Rescaling(1 / 255),
             *convs,
             keras.layers.GlobalAveragePooling2D(),
