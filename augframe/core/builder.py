@@ -19,6 +19,7 @@ from augframe.core.makers import BatchResult, SampleMaker, SlotBatch, ThreadMake
 from augframe.core.plan import FramePlan, plan_frame
 from augframe.core.seeds import Stream, derive_rng, derive_seeds
 from augframe.errors import ImageWarning, VarietyWarning
+from augframe.io.natives import replaced_note
 from augframe.io.stores import ImageStore
 
 __all__ = ["Frame", "FrameBuilder"]
@@ -297,14 +298,7 @@ class FrameBuilder:
         self._bad[fresh] = True
         self._warned_bad.update(fresh)
         names = tuple(self.store.name(i) for i in fresh)
-        notes.append(
-            (
-                ImageWarning,
-                f"Skipped {len(names)} unreadable image(s) while building a frame "
-                f"(replaced by other images of the same class): {', '.join(names[:10])}"
-                f"{' ...' if len(names) > 10 else ''}. They are left out of later frames.",
-            )
-        )
+        notes.append((ImageWarning, replaced_note(names)))
 
     def _make_variants_distinct(
         self,

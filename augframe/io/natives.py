@@ -27,6 +27,20 @@ def shorten(names: list[str], limit: int = 10) -> str:
     return ", ".join(names[:limit]) + more
 
 
+def replaced_note(names: Sequence[str]) -> str:
+    """The one warning text for natives found unreadable while a frame was built.
+
+    Example:
+    >>> replaced_note(["a.jpg"])[:44]
+    'Skipped 1 unreadable image(s) while building'
+    """
+    return (
+        f"Skipped {len(names)} unreadable image(s) while building a frame "
+        f"(replaced by other images of the same class): {', '.join(names[:10])}"
+        f"{' ...' if len(names) > 10 else ''}. They are left out of later frames."
+    )
+
+
 def warn_skipped(bad: list[str]) -> None:
     """Warns once (`ImageWarning`) about the unreadable files `bad`, if any."""
     if not bad:

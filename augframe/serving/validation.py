@@ -43,6 +43,7 @@ from augframe.core.plan import plan_frame
 from augframe.core.seeds import Stream, derive_seeds
 from augframe.errors import ImageWarning
 from augframe.io.decode.arrays import CHANNELS
+from augframe.io.natives import replaced_note
 from augframe.io.stores import (
     ClassArrayStore,
     ImageStore,
@@ -258,13 +259,7 @@ class ValidationFrames:
         self._warned.update(fresh)
         if fresh:
             names = [store.name(i) for i in fresh]
-            _warn.warn(
-                f"Skipped {len(names)} unreadable image(s) while building a frame "
-                f"(replaced by other images of the same class): "
-                f"{', '.join(names[:10])}{' ...' if len(names) > 10 else ''}. "
-                "They are left out of later frames.",
-                ImageWarning,
-            )
+            _warn.warn(replaced_note(names), ImageWarning)
         return out
 
     def _make_frame(self, order: np.ndarray, seconds: float) -> Frame:
