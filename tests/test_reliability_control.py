@@ -106,6 +106,8 @@ def expected(raw: Any) -> ControlSettings | None:
         elif key == "epochs_per_frame":
             ok = isinstance(value, int) and not isinstance(value, bool)
             ok = ok and 1 <= value <= 1_000_000
+        elif key == "learning_rate":
+            ok = _number(value) and value > 0
         else:
             ok = isinstance(value, bool)
         if not ok:

@@ -1,18 +1,92 @@
-"""A frame built on a thread of its own while the current one is served."""
+"""A build (a whole frame, or a slice of a rolling one) on a thread of its own while the current frame is served."""
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
+from typing import Generic, TypeVar
 
+from augframe._parallel import Gate
 from augframe.core.buffer import FrameBuffer
 from augframe.core.builder import Frame, FrameBuilder
 from augframe.core.pacing import BuildPacer
 
-__all__ = ["BackgroundBuild"]
+__all__ = ["BackgroundBuild", "BackgroundJob"]
+
+T = TypeVar("T")
+
+Work = Callable[[threading.Event, Gate | None], T]
+"""A build: takes the cancel event and the pacer (or None), returns its result."""
 
 
-class BackgroundBuild:
-    """Runs `FrameBuilder.build` on a daemon thread.
+class BackgroundJob(Generic[T]):
+    """Runs `work(cancel, pacer)` on a daemon thread.
+
+    Args:
+        work: the build.
+        name: the thread's name.
+        aug_p: the probability the build runs with (a change restarts it).
+        pipe_p: likewise.
+        pacer: spreads the build until its result is needed (None: full speed).
+
+    Example:
+    >>> job = BackgroundJob(lambda cancel, gate: 42, name="augframe-demo",
+    ...                     aug_p=None, pipe_p=None)
+    >>> job.result()
+    42
+    """
+
+    def __init__(
+        self,
+        work: Work[T],
+        *,
+        name: str,
+        aug_p: float | None,
+        pipe_p: float | None,
+        pacer: BuildPacer | None = None,
+    ) -> None:
+        self.aug_p = aug_p
+        self.pipe_p = pipe_p
+        self.pacer = pacer
+        self._cancel = threading.Event()
+        self._result: T | None = None
+        self._error: BaseException | None = None
+
+        def target() -> None:
+            try:
+                self._result = work(self._cancel, pacer)
+            except BaseException as exc:
+                self._error = exc
+
+        self._thread = threading.Thread(target=target, name=name, daemon=True)
+        self._thread.start()
+
+    def done(self) -> bool:
+        return not self._thread.is_alive()
+
+    def result(self) -> T:
+        """Waits for the build and returns its result, or re-raises its error.
+
+        The result is needed now: a paced build runs the rest at full speed.
+        """
+        if self.pacer is not None:
+            self.pacer.hurry()
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        assert self._result is not None
+        return self._result
+
+    def cancel(self) -> None:
+        """Stops the build as soon as the running chunks finish, and waits."""
+        self._cancel.set()
+        if self.pacer is not None:
+            self.pacer.hurry()
+        self._thread.join()
+
+
+class BackgroundBuild(BackgroundJob[Frame]):
+    """Runs `FrameBuilder.build` of frame `generation` into `buffer` on a daemon thread.
 
     Example:
     >>> job = BackgroundBuild(builder, generation=2, buffer=buf,
@@ -32,50 +106,17 @@ class BackgroundBuild:
     ) -> None:
         self.generation = generation
         self.buffer = buffer
-        self.aug_p = aug_p
-        self.pipe_p = pipe_p
-        self.pacer = pacer
-        self._cancel = threading.Event()
-        self._frame: Frame | None = None
-        self._error: BaseException | None = None
-
-        def target() -> None:
-            try:
-                self._frame = builder.build(
-                    generation=generation,
-                    buffer=buffer,
-                    aug_p=aug_p,
-                    pipe_p=pipe_p,
-                    cancel=self._cancel,
-                    gate=pacer,
-                )
-            except BaseException as exc:
-                self._error = exc
-
-        self._thread = threading.Thread(
-            target=target, name=f"augframe-build-{generation}", daemon=True
+        super().__init__(
+            lambda cancel, gate: builder.build(
+                generation=generation,
+                buffer=buffer,
+                aug_p=aug_p,
+                pipe_p=pipe_p,
+                cancel=cancel,
+                gate=gate,
+            ),
+            name=f"augframe-build-{generation}",
+            aug_p=aug_p,
+            pipe_p=pipe_p,
+            pacer=pacer,
         )
-        self._thread.start()
-
-    def done(self) -> bool:
-        return not self._thread.is_alive()
-
-    def result(self) -> Frame:
-        """Waits for the build and returns its frame, or re-raises its error.
-
-        The frame is needed now: a paced build runs the rest at full speed.
-        """
-        if self.pacer is not None:
-            self.pacer.hurry()
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        assert self._frame is not None
-        return self._frame
-
-    def cancel(self) -> None:
-        """Stops the build as soon as the running chunks finish, and waits."""
-        self._cancel.set()
-        if self.pacer is not None:
-            self.pacer.hurry()
-        self._thread.join()

@@ -22,7 +22,7 @@ from augframe.errors import ImageWarning, VarietyWarning
 from augframe.io.natives import replaced_note
 from augframe.io.stores import ImageStore
 
-__all__ = ["Frame", "FrameBuilder"]
+__all__ = ["Filled", "Frame", "FrameBuilder"]
 
 
 @dataclass(frozen=True)
@@ -54,6 +54,14 @@ class Frame:
     number, i.e. the wall time of the build at full speed under the load it
     met (pacing waits excluded)."""
     native_index: np.ndarray | None = None
+    digests: list[bytes] | None = None
+    """Each slot's content digest, where a class has variants (else None)."""
+    fresh_slots: np.ndarray | None = None
+    """The slots built for this generation: None for all (a whole frame);
+    a rolling frame's slice otherwise."""
+    ages: np.ndarray | None = None
+    """A rolling frame's epochs served by each slot when it was installed
+    (None for a whole frame: every slot is new)."""
 
     @property
     def images(self) -> np.ndarray:
@@ -88,6 +96,18 @@ class Frame:
         """
         for category, message in self.notes:
             _warn.warn(message, category)
+
+
+@dataclass(frozen=True)
+class Filled:
+    """What `FrameBuilder.fill` made: digests per row (where needed), the rows
+    left equal to another sample of their class, warnings, and the work time."""
+
+    digests: list[bytes]
+    need_digests: bool
+    repeat_slots: np.ndarray
+    notes: tuple[tuple[type[Warning], str], ...]
+    work_seconds: float
 
 
 class FrameBuilder:
@@ -136,6 +156,11 @@ class FrameBuilder:
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
+
+    @property
+    def usable(self) -> np.ndarray:
+        """`(n,)` bool: the natives not found unreadable so far."""
+        return ~self._bad
 
     def plan(self, generation: int) -> FramePlan:
         """The plan of frame `generation`; natives found unreadable are left out.
@@ -200,8 +225,68 @@ class FrameBuilder:
             raise ValueError(
                 f"buffer holds {buffer.array.shape[0]} samples, plan {num}"
             )
+        made = self.fill(
+            plan,
+            generation=generation,
+            seed_slots=np.arange(num),
+            buffer=buffer,
+            aug_p=aug_p,
+            pipe_p=pipe_p,
+            cancel=cancel,
+            progress=progress,
+            gate=gate,
+        )
+        return Frame(
+            buffer=buffer,
+            labels=plan.labels,
+            generation=generation,
+            class_counts=plan.class_counts(self.num_classes),
+            num_artificial=plan.num_artificial,
+            num_repeats=len(made.repeat_slots),
+            build_seconds=time.perf_counter() - start,
+            aug_p=aug_p,
+            pipe_p=pipe_p,
+            plan=plan,
+            repeat_slots=made.repeat_slots,
+            notes=made.notes,
+            work_seconds=made.work_seconds,
+            native_index=plan.native_index,
+            digests=made.digests if made.need_digests else None,
+        )
+
+    def fill(
+        self,
+        plan: FramePlan,
+        *,
+        generation: int,
+        seed_slots: np.ndarray,
+        buffer: FrameBuffer,
+        aug_p: float | None,
+        pipe_p: float | None,
+        cancel: threading.Event | None = None,
+        progress: bool = False,
+        gate: Gate | None = None,
+        kept: dict[int, set[bytes]] | None = None,
+        need_digests: bool | None = None,
+        frame_size: int | None = None,
+    ) -> Filled:
+        """Makes the samples of `plan` into rows `0..len(plan)-1` of `buffer`.
+
+        Row `i` is seeded as frame slot `seed_slots[i]` of `generation`, so a
+        slice of a rolling frame (a plan of some slots) gets the very samples
+        those slots would get in a whole build of `frame_size` slots (default:
+        `len(plan)`). Variants are made distinct
+        from each other and from `kept` (the digests, by class, of the
+        samples the frame keeps beside these).
+
+        Raises:
+            BuildCancelled: `cancel` was set.
+        """
+        num = len(plan)
+        count = num if frame_size is None else frame_size
         # Only the distinctness check of variants reads content digests.
-        need_digests = bool(plan.forced.any())
+        if need_digests is None:
+            need_digests = bool(plan.forced.any())
         digests: list[bytes] = [b""] * num
         bad: list[int] = []
         worked = [0.0]  # the workers' seconds making samples
@@ -219,12 +304,12 @@ class FrameBuilder:
         )
         quiet = tqdm(disable=True)
 
-        def make(slots: np.ndarray, attempt: int) -> None:
+        def make(rows: np.ndarray, attempt: int) -> None:
             seeds = derive_seeds(
-                self.entropy, Stream.SLOT, generation, attempt, count=num
-            )[slots]
+                self.entropy, Stream.SLOT, generation, attempt, count=count
+            )[seed_slots[rows]]
             results = self.maker.run(
-                self._batches(plan, slots, seeds, need_digests),
+                self._batches(plan, rows, seeds, need_digests),
                 buffer=buffer,
                 aug_p=aug_p,
                 pipe_p=pipe_p,
@@ -236,29 +321,21 @@ class FrameBuilder:
             worked[0] += sum(result.seconds for result in results)
 
         with bar:
-            make(np.arange(num), 0)
+            if num:
+                make(np.arange(num), 0)
             repeat_slots, repeat_note = self._make_variants_distinct(
-                plan, digests, make, generation, bar
+                plan, digests, make, generation, bar, kept or {}
             )
         notes: list[tuple[type[Warning], str]] = []
         self._note_bad(bad, notes)
         if repeat_note:
             notes.append((VarietyWarning, repeat_note))
-        return Frame(
-            buffer=buffer,
-            labels=plan.labels,
-            generation=generation,
-            class_counts=plan.class_counts(self.num_classes),
-            num_artificial=plan.num_artificial,
-            num_repeats=len(repeat_slots),
-            build_seconds=time.perf_counter() - start,
-            aug_p=aug_p,
-            pipe_p=pipe_p,
-            plan=plan,
+        return Filled(
+            digests=digests,
+            need_digests=need_digests,
             repeat_slots=repeat_slots,
             notes=tuple(notes),
             work_seconds=worked[0] / self.maker.num_workers,
-            native_index=plan.native_index,
         )
 
     def _batches(
@@ -307,6 +384,7 @@ class FrameBuilder:
         make: Callable[[np.ndarray, int], None],
         generation: int,
         bar: tqdm,
+        kept: dict[int, set[bytes]],
     ) -> tuple[np.ndarray, str]:
         """Redoes variants equal to another sample of their class.
 
@@ -314,12 +392,12 @@ class FrameBuilder:
             The slots of the repeats left and the warning text about them.
         """
         redo = np.array([], dtype=np.int64)
-        if not plan.forced.any():
+        if not plan.forced.any() and not kept:
             return redo, ""
         attempts = 1 if self.spec.is_identity else self.max_attempts
         redrawn = 0
         for attempt in range(1, attempts + 1):
-            redo = self._duplicates(plan, digests)
+            redo = self._duplicates(plan, digests, kept)
             if len(redo) == 0 or attempt == attempts:
                 break
             redrawn += len(redo)
@@ -348,16 +426,25 @@ class FrameBuilder:
         )
 
     @staticmethod
-    def _duplicates(plan: FramePlan, digests: list[bytes]) -> np.ndarray:
-        """Forced slots whose content equals an earlier-kept sample of the class."""
-        seen: dict[int, set[bytes]] = {}
-        for slot in np.flatnonzero(~plan.forced).tolist():
-            seen.setdefault(int(plan.labels[slot]), set()).add(digests[slot])
+    def _duplicates(
+        plan: FramePlan, digests: list[bytes], kept: dict[int, set[bytes]]
+    ) -> np.ndarray:
+        """Slots to redraw: forced slots whose content equals an earlier-kept
+        sample of their class, and any slot equal to one of `kept` (the
+        samples the frame keeps beside the plan: a rolling frame's other
+        slots, whose variants a fresh native's sample must not repeat)."""
+        seen = {cls: set(values) for cls, values in kept.items()}
         dupes = []
-        for slot in np.flatnonzero(plan.forced).tolist():
-            kept = seen.setdefault(int(plan.labels[slot]), set())
-            if digests[slot] in kept:
+        for slot in np.flatnonzero(~plan.forced).tolist():
+            held = seen.setdefault(int(plan.labels[slot]), set())
+            if kept and digests[slot] in held:
                 dupes.append(slot)
             else:
-                kept.add(digests[slot])
-        return np.asarray(dupes, dtype=np.int64)
+                held.add(digests[slot])
+        for slot in np.flatnonzero(plan.forced).tolist():
+            held = seen.setdefault(int(plan.labels[slot]), set())
+            if digests[slot] in held:
+                dupes.append(slot)
+            else:
+                held.add(digests[slot])
+        return np.asarray(sorted(dupes), dtype=np.int64)

@@ -30,27 +30,33 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from augframe.augment.pipeline import PipelineSpec
-from augframe.core import memory
-from augframe.core.background import BackgroundBuild
-from augframe.core.buffer import FrameBuffer
+from augframe.core.background import BackgroundBuild, BackgroundJob
 from augframe.core.builder import Frame, FrameBuilder
-from augframe.core.makers import ProcessMaker, SampleMaker, choose_maker
-from augframe.core.memory import FrameBudget
+from augframe.core.makers import ProcessMaker
 from augframe.core.plan import frame_size
 from augframe.core.schedule import FrameSchedule
 from augframe.core.seeds import Stream, derive_rng
+from augframe.core.slices import RollingFrames
+from augframe.core.workspace import open_workspace
 from augframe.errors import AugframeError, BuildError
-from augframe.io.decode.arrays import CHANNELS
-from augframe.io.stores import ImageStore, store_color_mode
+from augframe.io.stores import ImageStore
 from augframe.observe.report import FrameReport
 from augframe.options.groups import BuildOptions, ScheduleOptions
 from augframe.options.hot import PROBABILITIES, HotSettings
 
-__all__ = ["EngineState", "FrameEngine", "FrameInstalled", "View", "root_entropy"]
+__all__ = [
+    "EngineState",
+    "FrameEngine",
+    "FrameInstalled",
+    "OverrideNotes",
+    "View",
+    "root_entropy",
+]
 
 logger = logging.getLogger("augframe")
 
@@ -91,6 +97,33 @@ def root_entropy(seed: int | None, shard: tuple[int, int] | None) -> int:
     return root % 2**63
 
 
+class OverrideNotes:
+    """Says, once each, what a set `aug_p` / `pipe_p` replaces in the pipeline.
+
+    Example:
+    >>> from augframe.options.hot import HotSettings
+    >>> notes = OverrideNotes(PipelineSpec(None), HotSettings.of(
+    ...     background=False, writes_examples=False), print)
+    >>> notes()  # nothing set: nothing said
+    """
+
+    def __init__(
+        self, spec: PipelineSpec, hot: HotSettings, say: Callable[[str], None]
+    ) -> None:
+        self.spec, self.hot, self.say = spec, hot, say
+        self.said: set[str] = set()
+
+    def __call__(self) -> None:
+        for name in PROBABILITIES:
+            value = self.hot[name]
+            if value is None or name in self.said:
+                continue
+            self.said.add(name)
+            note = self.spec.override_note(name, value)
+            if note:
+                self.say(note)
+
+
 def _log_only(message: str) -> None:
     logger.info(message)
 
@@ -124,10 +157,8 @@ class FrameEngine:
         listeners: Iterable[Listener] = (),
     ) -> None:
         self._spec = spec if spec is not None else PipelineSpec(None)
-        self._overrides_said: set[str] = set()  # "aug_p", "pipe_p": logged once
+        self._say_overrides = OverrideNotes(self._spec, hot, say)
         self.class_names = class_names
-        self.image_size = tuple(store.image_size)
-        self.channels = CHANNELS[store_color_mode(store)]
         self.samples_per_class = build.samples_per_class
         self.hot = hot
         self.progress = progress
@@ -144,31 +175,29 @@ class FrameEngine:
         self.entropy = root_entropy(build.seed, build.shard)
         self.available = np.bincount(store.labels, minlength=len(class_names))
         self.num_samples = frame_size(self.available, self.samples_per_class)
-        maker = self._maker(store, build, say)
-        self.build_processes = isinstance(maker, ProcessMaker)
-        self.num_build_workers = maker.num_workers
+        self.refresh = schedule.refresh
+        space = open_workspace(
+            store, self._spec, class_names, entropy=self.entropy, build=build,
+            schedule=schedule, epochs_per_frame=hot.epochs_per_frame, say=say,
+        )  # fmt: skip
+        self.build_processes = isinstance(space.maker, ProcessMaker)
+        self.num_build_workers = space.maker.num_workers
         self._builder = FrameBuilder(
             store,
             spec=self._spec,
             class_names=class_names,
             samples_per_class=self.samples_per_class,
             entropy=self.entropy,
-            maker=maker,
+            maker=space.maker,
         )
-        self._buffers = [
-            FrameBuffer(
-                self.num_samples,
-                (self.image_size[0], self.image_size[1]),
-                shared=self.build_processes,
-                channels=self.channels,
-            )
-            for _ in range(2 if self.background else 1)
-        ]
+        self._buffers = space.frames
+        self._rolling: RollingFrames | None = None
         self._lock = threading.Condition()
         self._view: View | None = None
         self._building = False  # a foreground build writes the served buffer
         self._broken: BaseException | None = None
-        self._pending: BackgroundBuild | None = None
+        # A BackgroundBuild (whole frames) or a job making a BuiltSlice.
+        self._pending: BackgroundJob[Any] | None = None
         self._closed = False
         self.epoch = 0
         self.epochs_in_frame = 0
@@ -176,8 +205,6 @@ class FrameEngine:
         self.report: FrameReport | None = None  # of the frame being served
         self._say_overrides()
         try:
-            if isinstance(maker, ProcessMaker):
-                maker.share(self._buffers)  # no segment name outlives this
             frame = self._builder.build(
                 generation=1,
                 buffer=self._buffers[0],
@@ -188,39 +215,24 @@ class FrameEngine:
             self.schedule.length.observe_build(
                 work_seconds=frame.work_seconds, background=False
             )
+            if space.spare is not None:
+                self._rolling = RollingFrames(
+                    self._builder,
+                    frame,
+                    store_labels=np.asarray(store.labels),
+                    slice_buffer=space.spare,
+                    share=space.share(),
+                    schedule=self.schedule,
+                    exclusive=self._exclusive,
+                    say=say,
+                    progress=progress,
+                )
             self._install(frame)  # listeners may fail (e.g. an example folder)
             self._start_pending()
         except BaseException:
             self.close()
             raise
         hot.subscribe(self._settings_changed)
-
-    def _maker(
-        self, store: ImageStore, build: BuildOptions, say: Callable[[str], None]
-    ) -> SampleMaker:
-        """The build workers, once the frame's buffers are known to fit in memory."""
-        budget = FrameBudget(
-            num_samples=self.num_samples,
-            image_size=(self.image_size[0], self.image_size[1]),
-            channels=self.channels,
-            num_buffers=2 if self.background else 1,
-            num_classes=len(self.class_names),
-            samples_per_class=self.samples_per_class,
-        )
-        pixels = self.num_samples * budget.image_size[0] * budget.image_size[1]
-        return memory.maker_within(
-            budget,
-            processes=build.build_processes,
-            choose=lambda processes: choose_maker(
-                store,
-                self._spec,
-                entropy=self.entropy,
-                num_workers=build.num_build_workers,
-                processes=processes,
-                frame_pixels=pixels,
-            ),
-            say=say,
-        )
 
     # ----------------------------------------------------------------- reading
 
@@ -297,9 +309,11 @@ class FrameEngine:
         self.epochs_in_frame += 1
         pending = self._pending
         building = pending is not None and not pending.done()
-        due = self.schedule.due(self.epochs_in_frame, building=building)
+        due = self._rolling is not None or self.schedule.due(
+            self.epochs_in_frame, building=building
+        )
         if (regenerate or due) and not self._closed:
-            self._next_frame()
+            self._next_frame(everything=regenerate)
             return True
         assert self._view is not None
         self._set_order(self._view.frame)
@@ -329,7 +343,7 @@ class FrameEngine:
                 "This FrameSequence is closed: it serves its last frame and builds "
                 "no new one. Create a new FrameSequence to train further."
             )
-        self._next_frame()
+        self._next_frame(everything=True)
 
     def close(self) -> None:
         """Cancels a background build and stops build workers. Idempotent."""
@@ -340,16 +354,22 @@ class FrameEngine:
         self._builder.close()
         for buffer in self._buffers:
             buffer.release_shared()
+        if self._rolling is not None:
+            self._rolling.release_shared()
 
     def _settings_changed(self, names: frozenset[str]) -> None:
-        """New probabilities apply from the next frame: restart a pending build."""
-        if not names & set(PROBABILITIES):
-            return
-        self._say_overrides()
+        """New probabilities apply from the next frame: restart a pending build.
+
+        A rolling frame's pending slice also restarts when `epochs_per_frame`
+        changes, so that it is planned with the new slice size.
+        """
+        replan = self._rolling is not None and "epochs_per_frame" in names
+        if names & set(PROBABILITIES):
+            self._say_overrides()
         pending = self._pending
-        if pending is not None and (pending.aug_p, pending.pipe_p) != (
-            self.hot.aug_p,
-            self.hot.pipe_p,
+        if pending is not None and (
+            replan
+            or (pending.aug_p, pending.pipe_p) != (self.hot.aug_p, self.hot.pipe_p)
         ):
             pending.cancel()
             self._pending = None
@@ -361,6 +381,14 @@ class FrameEngine:
         if not self.background or self._closed or self._view is None:
             return
         self._say_overrides()
+        if self._rolling is not None:
+            self._pending = self._rolling.start(
+                generation=self._view.frame.generation + 1,
+                epoch=self.epoch + 1,
+                aug_p=self.hot.aug_p,
+                pipe_p=self.hot.pipe_p,
+            )
+            return
         current = self._view.frame.buffer
         spare = next(b for b in self._buffers if b is not current)
         self._pending = BackgroundBuild(
@@ -374,12 +402,35 @@ class FrameEngine:
             ),
         )
 
-    def _next_frame(self) -> None:
+    @contextlib.contextmanager
+    def _exclusive(self) -> Iterator[None]:
+        """No new reader while the block runs (readers wait in `reading()`)."""
+        with self._lock:
+            self._building = True
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._building = False
+                self._lock.notify_all()
+
+    def _next_frame(self, *, everything: bool = False) -> None:
         last = self._view.frame if self._view is not None else None
         generation = (last.generation if last is not None else 0) + 1
         try:
             paced = 0.0
-            if self._pending is not None:
+            if self._rolling is not None and last is not None:
+                pending, self._pending = self._pending, None
+                frame, waited = self._rolling.advance(
+                    last,
+                    pending,
+                    epoch=self.epoch,
+                    everything=everything,
+                    aug_p=self.hot.aug_p,
+                    pipe_p=self.hot.pipe_p,
+                )
+                self.wait_seconds += waited
+            elif self._pending is not None:
                 pending, self._pending = self._pending, None
                 began = time.monotonic()
                 frame = pending.result()
@@ -416,9 +467,7 @@ class FrameEngine:
         aug_p, pipe_p = probabilities or (self.hot.aug_p, self.hot.pipe_p)
         if probabilities is None:
             self._say_overrides()
-        with self._lock:
-            self._building = True
-        try:
+        with self._exclusive():
             return self._builder.build(
                 generation=generation,
                 buffer=self._buffers[0],
@@ -426,15 +475,11 @@ class FrameEngine:
                 pipe_p=pipe_p,
                 progress=self.progress,
             )
-        finally:
-            with self._lock:
-                self._building = False
-                self._lock.notify_all()
 
     def _failed(self, exc: BaseException, last: Frame | None) -> None:
         """Keeps (or restores) the last good frame after a failed build."""
         self.last_error = exc
-        if self.background or last is None:
+        if self.background or self._rolling is not None or last is None:
             self._start_pending()  # the served frame was never touched
             return
         # One buffer: the build wrote over the served frame. Rebuild it.
@@ -479,14 +524,3 @@ class FrameEngine:
         order = rng.permutation(self.num_samples)
         with self._lock:
             self._view = View(frame=frame, order=order, epoch=self.epoch)
-
-    def _say_overrides(self) -> None:
-        """Logs, once each, what a set `aug_p` / `pipe_p` replaces in the pipeline."""
-        for name in PROBABILITIES:
-            value = self.hot[name]
-            if value is None or name in self._overrides_said:
-                continue
-            self._overrides_said.add(name)
-            note = self._spec.override_note(name, value)
-            if note:
-                self.say(note)

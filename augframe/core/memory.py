@@ -27,13 +27,25 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
+
 from augframe import _warn
 from augframe.core import limits as _limits
 from augframe.core.limits import Headroom, MemoryLimits
 from augframe.core.makers import ProcessMaker, SampleMaker
+from augframe.core.rolling import slice_capacity
 from augframe.errors import ConfigError, MemoryWarning
 
-__all__ = ["MEMORY_MARGIN", "FrameBudget", "format_bytes", "maker_within", "probe"]
+__all__ = [
+    "AUTO_FRAME_SHARE",
+    "MEMORY_MARGIN",
+    "FrameBudget",
+    "auto_samples_per_class",
+    "format_bytes",
+    "maker_within",
+    "probe",
+    "slice_rows",
+]
 
 MEMORY_MARGIN = 0.2
 """The share of the available memory a frame's buffers must leave free
@@ -66,7 +78,8 @@ class FrameBudget:
         num_samples: samples in a frame.
         image_size: `(height, width)` of every sample.
         channels: 3, 1 or 4.
-        num_buffers: 2 with background builds, else 1.
+        num_buffers: 2 with background builds of whole frames, else 1.
+        slice_samples: the samples of a rolling frame's slice buffer (0: none).
         num_classes: classes in the frame (for the advice).
         samples_per_class: the option as given (None: every native once).
         for_validation: the natives of a validation sequence, decoded once.
@@ -79,6 +92,7 @@ class FrameBudget:
     num_classes: int
     samples_per_class: int | None
     for_validation: bool = False
+    slice_samples: int = 0
 
     @property
     def sample_bytes(self) -> int:
@@ -90,7 +104,14 @@ class FrameBudget:
 
     @property
     def needed_bytes(self) -> int:
-        return self.frame_bytes * self.num_buffers
+        return (
+            self.frame_bytes * self.num_buffers + self.slice_samples * self.sample_bytes
+        )
+
+    @property
+    def frames(self) -> float:
+        """The buffers in frames: 2, 1, or `1 + 1/N` for a rolling frame."""
+        return self.needed_bytes / max(1, self.frame_bytes)
 
     def _what(self) -> str:
         height, width = self.image_size
@@ -99,6 +120,8 @@ class FrameBudget:
             if self.num_buffers == 2
             else "1 buffer"
         )
+        if self.slice_samples:
+            buffers += f" and a slice of {self.slice_samples:,} (refresh='rolling')"
         return (
             f"{self.num_samples:,} samples of {height}x{width}x{self.channels} "
             f"uint8 in {buffers} need {format_bytes(self.needed_bytes)}"
@@ -113,7 +136,7 @@ class FrameBudget:
                 "place."
             )
         usable = headroom.bytes * (1 - MEMORY_MARGIN)
-        per_class = self.num_buffers * self.sample_bytes * max(1, self.num_classes)
+        per_class = self.frames * self.sample_bytes * max(1, self.num_classes)
         most = math.floor(usable / per_class)
         tips = []
         if most >= 1:
@@ -232,3 +255,127 @@ def maker_within(
     maker.close()  # nothing started yet
     say(budget.shm_note(limits))
     return choose(False)
+
+
+def slice_rows(
+    available: np.ndarray,
+    samples_per_class: int | None,
+    epochs_per_frame: int | str,
+    bounds: tuple[int, int],
+) -> int:
+    """The rows of a rolling frame's slice buffer: every class's share at the
+    smallest `epochs_per_frame` the run starts with ("auto": its lower bound).
+
+    Example:
+    >>> slice_rows(np.array([5, 50]), 30, 3, (1, 3))
+    20
+    """
+    epochs = bounds[0] if epochs_per_frame == "auto" else int(epochs_per_frame)
+    counts = (
+        np.asarray(available)
+        if samples_per_class is None
+        else np.full(len(available), samples_per_class)
+    )
+    return slice_capacity(counts, epochs)
+
+
+AUTO_FRAME_SHARE = 0.5
+"""`frame_memory=None`: the share of the memory this process can use that
+`samples_per_class="auto"` fills (the rest is for the model, its batches and
+the rest of the process)."""
+
+
+def auto_samples_per_class(
+    *,
+    num_classes: int,
+    image_size: tuple[int, int],
+    channels: int,
+    frame_memory: int | float | None,
+    refresh: str,
+    background: bool,
+    epochs_per_frame: int | str,
+    bounds: tuple[int, int],
+    limits: MemoryLimits | None = None,
+) -> tuple[int, str]:
+    """`samples_per_class="auto"`: the largest balanced frame whose buffers fit.
+
+    The buffers counted are those the refresh mode and background setting
+    need: 2 frames for whole frames built in the background, 1 without, and
+    the frame plus its slice for a rolling frame.
+
+    Returns:
+        The samples per class, and the line that says what was chosen and why.
+
+    Raises:
+        ConfigError: not even one sample per class fits, or a share was given
+            where the memory this process can use is unknown.
+
+    Example:
+    >>> spc, line = auto_samples_per_class(
+    ...     num_classes=2, image_size=(10, 10), channels=3, frame_memory=60_000,
+    ...     refresh="frame", background=True, epochs_per_frame=3, bounds=(1, 3))
+    >>> spc  # 60,000 bytes / (2 classes x 300 bytes x 2 frames)
+    50
+    """
+    budget, where = _frame_memory(frame_memory, limits)
+    sample = image_size[0] * image_size[1] * channels
+    rolling = refresh == "rolling"
+    epochs = bounds[0] if epochs_per_frame == "auto" else int(epochs_per_frame)
+    frames = (1 + 1 / max(1, epochs)) if rolling else (2.0 if background else 1.0)
+
+    def needed(per_class: int) -> int:
+        counts = np.full(num_classes, per_class)
+        slice_samples = slice_capacity(counts, epochs) if rolling else 0
+        buffers = 1 if rolling or not background else 2
+        return (buffers * per_class * num_classes + slice_samples) * sample
+
+    per_class = min(MAX_AUTO, math.floor(budget / (num_classes * sample * frames)))
+    while per_class > 0 and needed(per_class) > budget:
+        per_class -= 1
+    what = (
+        f"{frames:.2f} frames: the frame and a slice of 1/{epochs} (refresh='rolling')"
+        if rolling
+        else "2 frames (background=True)"
+        if background
+        else "1 frame (background=False)"
+    )
+    if per_class < 1:
+        raise ConfigError(
+            "Invalid value for argument `frame_memory`: "
+            f"{format_bytes(budget)} ({where}) cannot hold one sample per class: "
+            f"{num_classes} classes of {image_size[0]}x{image_size[1]}x{channels} "
+            f"uint8 in {what} need {format_bytes(needed(1))}. Pass a larger "
+            "`frame_memory`, a smaller `image_size`, or a number for "
+            "`samples_per_class`."
+        )
+    line = (
+        f"samples_per_class auto: {per_class:,} per class, the largest balanced "
+        f"frame whose buffers ({what}: {format_bytes(needed(per_class))}) fit "
+        f"frame_memory={format_bytes(budget)} ({where})"
+    )
+    return per_class, line
+
+
+MAX_AUTO = 1_000_000
+"""The most samples per class "auto" chooses (the option's own maximum)."""
+
+
+def _frame_memory(
+    frame_memory: int | float | None, limits: MemoryLimits | None
+) -> tuple[int, str]:
+    """The bytes `frame_memory` stands for, and where they come from."""
+    if isinstance(frame_memory, int):
+        return frame_memory, "as given"
+    share = AUTO_FRAME_SHARE if frame_memory is None else float(frame_memory)
+    ram = (limits or probe()).ram
+    if ram is None:
+        raise ConfigError(
+            "Invalid value for argument `frame_memory`: the memory this process "
+            f"can use is unknown here, so a share ({share}) cannot be turned into "
+            "bytes. Pass frame_memory as bytes, e.g. frame_memory=8 * 2**30."
+        )
+    default = " (the default)" if frame_memory is None else ""
+    return int(ram.bytes * share), (
+        f"{share:g} of the {format_bytes(ram.bytes)} this process can use{default}, "
+        f"according to {ram.source}"
+    )

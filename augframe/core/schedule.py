@@ -173,6 +173,14 @@ class FrameSchedule:
         self.pace(pacer, epochs_in_frame=epochs_in_frame)
         return pacer
 
+    def slice_pacer(self, num_samples: int) -> BuildPacer | None:
+        """A pacer for a rolling frame's slice: spread over the one epoch it has."""
+        if not self.pace_builds:
+            return None
+        pacer = BuildPacer(num_samples, clock=self.clock)
+        pacer.schedule(epochs_left=1, epoch_seconds=self.epoch_seconds)
+        return pacer
+
     def pace(self, pacer: BuildPacer, *, epochs_in_frame: int) -> None:
         """Moves the pacer's deadline to the epochs left to the served frame."""
         pacer.schedule(

@@ -23,6 +23,7 @@ class Stream(enum.IntEnum):
     EXAMPLES = 4  # which samples are written as examples
     SUBSTITUTE = 5  # replacements for unreadable natives
     SERVE = 6  # serve-time augmentation of each batch
+    ROLL = 7  # which slots a rolling frame's slice refreshes, what fills them
 
 
 def derive_seeds(entropy: int, stream: Stream, *key: int, count: int) -> np.ndarray:

@@ -55,8 +55,16 @@ class FrameSequence(SequenceFacade, keras.utils.PyDataset):
         pad_to_aspect_ratio: fit every native inside `image_size` and pad
             the rest with zeros (black), centered. Not with
             `crop_to_aspect_ratio`.
-        samples_per_class: samples of every class in a frame, or None for
-            every native once.
+        samples_per_class: samples of every class in a frame, None for
+            every native once, or "auto": the largest balanced frame whose
+            buffers fit `frame_memory`, counting those that `refresh` and
+            `background` need (2 frames for whole frames built in the
+            background, 1 without, `1 + 1/N` for a rolling frame). A line at
+            construction says what it chose and why.
+        frame_memory: with `samples_per_class="auto"`, the memory the frame's
+            buffers may take: bytes (an int), or a share of the memory this
+            process can use (a float in (0, 1], cgroup limits included).
+            None (default): 0.5.
         epochs_per_frame: training epochs served from one frame, or "auto":
             for every frame, the fewest epochs whose next frame is built (in
             the background) before it is needed, measured while training
@@ -107,6 +115,13 @@ class FrameSequence(SequenceFacade, keras.utils.PyDataset):
             albumentations holds the GIL and build threads do not scale).
         background: build the next frame while the model trains (costs a
             second frame buffer); False builds at the frame boundary.
+        refresh: "frame" (default) replaces the whole frame every
+            `epochs_per_frame` epochs. "rolling" replaces about
+            `1/epochs_per_frame` of every class's slots at every epoch end,
+            built in the background during the epoch: every slot is refreshed
+            once every `epochs_per_frame` epochs, and the frame plus its slice
+            needs `1 + 1/epochs_per_frame` frames of memory instead of 2 (see
+            docs/design/rolling.md). `generation` then counts slices.
         serve_augment: a cheap augmentation applied to every served batch
             (never to validation data), e.g. `ServeAugment()`: shifts of up
             to 8 %; `ServeAugment(horizontal_flip=True)` for photographs.

@@ -71,6 +71,9 @@ class FrameArtifacts:
             return
         rng = derive_rng(self.entropy, Stream.EXAMPLES, frame.generation)
         picks = np.flatnonzero(rng.random(len(frame.labels)) < prob)
+        fresh = getattr(frame, "fresh_slots", None)
+        if fresh is not None:  # a rolling frame: only the slots just built
+            picks = picks[np.isin(picks, fresh)]
         for slot in picks[-self.max_examples :].tolist():
             self.ring.write(
                 frame.images[slot],

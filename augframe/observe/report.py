@@ -70,6 +70,10 @@ class FrameReport:
             each transform's own (as the pipeline says).
         pipe_p: probability of the pipeline the frame was built with; None:
             the pipeline's own.
+        refreshed: a rolling frame's slots built for this generation (its
+            slice); None for a whole frame.
+        slot_ages: a rolling frame's `(youngest, median, oldest)` slot age
+            per class, in epochs served; None for a whole frame.
     """
 
     generation: int
@@ -85,6 +89,8 @@ class FrameReport:
     num_bytes: int
     aug_p: float | None
     pipe_p: float | None
+    refreshed: int | None = None
+    slot_ages: tuple[tuple[int, int, int], ...] | None = None
 
     @classmethod
     def from_frame(
@@ -123,6 +129,8 @@ class FrameReport:
             num_bytes=frame.nbytes,
             aug_p=None if frame.aug_p is None else float(frame.aug_p),
             pipe_p=None if frame.pipe_p is None else float(frame.pipe_p),
+            refreshed=None if frame.fresh_slots is None else len(frame.fresh_slots),
+            slot_ages=_ages(labels, frame.ages, num_classes),
         )
 
     @property
@@ -174,8 +182,14 @@ class FrameReport:
             "num_bytes": self.num_bytes,
             "aug_p": self.aug_p,
             "pipe_p": self.pipe_p,
+            "refreshed": self.refreshed,
             "classes": {
                 name: {key: values[i] for key, values in columns.items()}
+                | (
+                    {}
+                    if self.slot_ages is None
+                    else {"slot_ages": list(self.slot_ages[i])}
+                )
                 for i, name in enumerate(self.class_names)
             },
         }
@@ -184,6 +198,15 @@ class FrameReport:
         """One line: samples per class, variants, repeats, build time and speed."""
         counts = dict(zip(self.class_names, self.class_counts, strict=True))
         paced = f"{self.paced_seconds:.2f}s paced, " if self.paced_seconds else ""
+        if self.refreshed is not None and self.slot_ages is not None:
+            oldest = max(age[2] for age in self.slot_ages)
+            return (
+                f"frame {self.generation}: {self.refreshed} of {self.num_samples} "
+                f"slots refreshed, oldest served {oldest} epoch(s), "
+                f"{self.num_variants} artificial"
+                + (f" ({self.num_repeats} repeats)" if self.num_repeats else "")
+                + f", built in {self.build_seconds:.2f}s"
+            )
         return (
             f"frame {self.generation}: {self.num_samples} samples {counts}, "
             f"{self.num_variants} artificial"
@@ -191,6 +214,23 @@ class FrameReport:
             + f", built in {self.build_seconds:.2f}s "
             f"({paced}{self.images_per_second:,.0f} img/s)"
         )
+
+
+def _ages(
+    labels: np.ndarray, ages: np.ndarray | None, num_classes: int
+) -> tuple[tuple[int, int, int], ...] | None:
+    """Per class `(youngest, median, oldest)` of `ages` (None: a whole frame)."""
+    if ages is None:
+        return None
+    out = []
+    for cls in range(num_classes):
+        mine = ages[labels == cls]
+        out.append(
+            (int(mine.min()), int(np.median(mine)), int(mine.max()))
+            if len(mine)
+            else (0, 0, 0)
+        )
+    return tuple(out)
 
 
 def _ints(values: np.ndarray) -> tuple[int, ...]:

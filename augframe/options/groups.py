@@ -99,6 +99,7 @@ class ScheduleOptions(_Group):
     Attributes:
         epochs_per_frame_bounds: `(low, high)` epochs that "auto" chooses from.
         background: build the next frame while the current one is served.
+        refresh: "frame" (whole frames) or "rolling" (a slice every epoch).
         pace_builds: spread a background build over the epochs until its
             frame is needed (see docs/design/engine.md); an internal knob
             the benchmarks compare, not a user option.
@@ -106,6 +107,7 @@ class ScheduleOptions(_Group):
 
     epochs_per_frame_bounds: tuple[int, int]
     background: bool
+    refresh: str
     pace_builds: bool = True
 
 

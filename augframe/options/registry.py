@@ -53,7 +53,16 @@ __all__ = [
 ]
 
 Kind = Literal[
-    "int", "probability", "bool", "choice", "size", "bounds", "path", "shard", "object"
+    "int",
+    "probability",
+    "bool",
+    "choice",
+    "size",
+    "bounds",
+    "path",
+    "shard",
+    "memory",
+    "object",
 ]
 
 MAX_COUNT = 1_000_000
@@ -64,6 +73,10 @@ MAX_SIDE = 16384
 
 _PROBABILITY_TEXT = "a number in [0, 1]"
 _SIZE_TEXT = "a (height, width) tuple of positive integers"
+_MEMORY_TEXT = (
+    "bytes (an integer >= 1) or a share of the memory this process can use "
+    "(a float in (0, 1], e.g. 0.5)"
+)
 
 
 def _int_text(minimum: int, maximum: int | None) -> str:
@@ -132,6 +145,7 @@ class Option:
             f"{MAX_COUNT}",
             "path": "a path (str or os.PathLike)",
             "shard": "(index, count) with 0 <= index < count, or 'auto'",
+            "memory": _MEMORY_TEXT,
             "object": "an object",
         }[self.kind]
         return _or(text, auto=self.auto, none=self.nullable)
@@ -193,7 +207,17 @@ OPTIONS: dict[str, Option] = _options(
         "samples_per_class",
         "int",
         None,
-        "samples of every class in a frame",
+        "samples of every class in a frame; 'auto': the largest balanced frame "
+        "that fits frame_memory",
+        nullable=True,
+        auto=True,
+    ),
+    Option(
+        "frame_memory",
+        "memory",
+        None,
+        "with samples_per_class='auto': the memory its buffers may take, in "
+        "bytes or as a share of the memory this process can use; None: 0.5",
         nullable=True,
     ),
     Option("augment", "path", None, "the albumentations pipeline", nullable=True),
@@ -314,6 +338,14 @@ OPTIONS: dict[str, Option] = _options(
         for_validation=True,
     ),
     Option("background", "bool", True, "build the next frame while the model trains"),
+    Option(
+        "refresh",
+        "choice",
+        "frame",
+        "'frame': a new frame every epochs_per_frame epochs; 'rolling': a slice "
+        "of 1/epochs_per_frame of the slots refreshed every epoch",
+        choices=("frame", "rolling"),
+    ),
     Option(
         "serve_augment",
         "object",
@@ -599,6 +631,12 @@ def check(name: str, value: Any) -> Any:
         if not isinstance(value, (str, os.PathLike)) or not os.fspath(value):
             raise _invalid(option, value)
         return value
+    if kind == "memory":
+        if _is_int(value) and value >= 1:
+            return int(value)
+        if isinstance(value, float) and math.isfinite(value) and 0 < value <= 1:
+            return value
+        raise _invalid(option, value, f"For example {name}=0.5 or {name}=8 * 2**30.")
     return value
 
 
@@ -667,6 +705,11 @@ def pydantic_type(name: str) -> Any:
         ]
     elif option.kind == "path":
         base = PathText
+    elif option.kind == "memory":
+        base = (
+            Annotated[StrictInt, Field(ge=1)]
+            | Annotated[float, Field(gt=0.0, le=1.0, allow_inf_nan=False, strict=True)]
+        )
     else:
         raise ValueError(f"option {name!r} cannot be set from a file")
     if option.auto:

@@ -373,10 +373,31 @@ def _short(value: Any, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+_UNION_TAGS = frozenset({"int", "float", "str", "bool", "none", "list", "dict"})
+"""Names pydantic gives the members of a union in an error's location."""
+
+
+def _field(loc: tuple[Any, ...]) -> str:
+    """The field an error is about: pydantic's union member tags
+    (`constrained-int`, `literal['auto']`, ...) left out.
+
+    Example:
+    >>> _field(("samples_per_class", "constrained-int"))
+    'samples_per_class'
+    """
+    parts = [
+        str(part)
+        for part in loc
+        if isinstance(part, int)
+        or (str(part).isidentifier() and str(part) not in _UNION_TAGS)
+    ]
+    return ".".join(parts) or "file"
+
+
 def _describe(exc: ValidationError, file: Path, overridden: frozenset[str]) -> str:
-    problems = []
+    problems: dict[str, list[str]] = {}
     for error in exc.errors()[:5]:
-        loc = ".".join(str(part) for part in error["loc"]) or "file"
+        loc = _field(error["loc"])
         message = error["msg"].removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":
             model = (
@@ -392,8 +413,11 @@ def _describe(exc: ValidationError, file: Path, overridden: frozenset[str]) -> s
         elif error["type"] not in {"missing", "value_error"}:
             message += f" (received {_short(error['input'])})"
         origin = " (given as an override)" if str(error["loc"][0]) in overridden else ""
-        problems.append(f"field `{loc}`{origin}: {message}")
-    return f"{file}: " + "; ".join(problems)
+        problems.setdefault(f"field `{loc}`{origin}", []).append(message)
+    # A union's members each give an error: one problem per field.
+    return f"{file}: " + "; ".join(
+        f"{where}: {' or '.join(messages)}" for where, messages in problems.items()
+    )
 
 
 def load_config(

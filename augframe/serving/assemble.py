@@ -120,6 +120,7 @@ def open_frames(
             values["preprocess"], (*values["image_size"], decoding.channels)
         )
 
+    values = _auto_samples(source, values, decoding.channels)
     _check_memory_early(source, values, decoding.channels)
 
     # Every argument is checked: now decode (or build the cache).
@@ -171,6 +172,40 @@ def _check_objects(values: Mapping[str, Any]) -> None:
         )
 
 
+def _auto_samples(
+    source: Mapping[str, Any] | StoreSource, values: Mapping[str, Any], channels: int
+) -> dict[str, Any]:
+    """`samples_per_class="auto"` resolved to a number (and said in one line).
+
+    `frame_memory` without it is refused: it sizes nothing else.
+    """
+    values = dict(values)
+    if values["samples_per_class"] != "auto":
+        if values["frame_memory"] is not None:
+            raise ConfigError(
+                "Invalid arguments: `frame_memory` sizes the frame only with "
+                "samples_per_class='auto'. Pass samples_per_class='auto', or "
+                "remove `frame_memory`."
+            )
+        return values
+    num_classes = (
+        len(source.class_names) if isinstance(source, StoreSource) else len(source)
+    )
+    per_class, line = memory.auto_samples_per_class(
+        num_classes=num_classes,
+        image_size=values["image_size"],
+        channels=channels,
+        frame_memory=values["frame_memory"],
+        refresh=values["refresh"],
+        background=values["background"],
+        epochs_per_frame=values["epochs_per_frame"],
+        bounds=values["epochs_per_frame_bounds"],
+    )
+    Say(values["verbose"])(line)
+    values["samples_per_class"] = per_class
+    return values
+
+
 def _check_memory_early(
     source: Mapping[str, Any] | StoreSource, values: Mapping[str, Any], channels: int
 ) -> None:
@@ -185,13 +220,22 @@ def _check_memory_early(
     num_classes = (
         len(source.class_names) if isinstance(source, StoreSource) else len(source)
     )
+    rolling = values["refresh"] == "rolling"
     budget = FrameBudget(
         num_samples=per_class * num_classes,
         image_size=values["image_size"],
         channels=channels,
-        num_buffers=2 if values["background"] else 1,
+        num_buffers=2 if values["background"] and not rolling else 1,
         num_classes=num_classes,
         samples_per_class=per_class,
+        slice_samples=memory.slice_rows(
+            np.zeros(num_classes),
+            per_class,
+            values["epochs_per_frame"],
+            values["epochs_per_frame_bounds"],
+        )
+        if rolling
+        else 0,
     )
     limits = memory.probe()
     budget.check_ram(limits, warn=False)
