@@ -257,3 +257,17 @@ def test_frame_tensorboard_checks_its_arguments(tmp_path, imbalanced_source):
         with pytest.raises(ConfigError, match="Received: per_class=-1"):
             FrameTensorBoard(seq, log_dir=tmp_path, per_class=-1)
     assert augframe.FrameTensorBoard is FrameTensorBoard
+
+
+def test_frame_tensorboard_writes_every_slice_of_a_rolling_frame(
+    tmp_path, imbalanced_source
+):
+    seq = balanced(imbalanced_source, epochs_per_frame=3, refresh="rolling")
+    board = FrameTensorBoard(seq, log_dir=tmp_path / "logs", per_class=3)
+    tiny_model(3).fit(seq, epochs=3, verbose=0, callbacks=[board])
+    seq.close()
+    assert board.written == [1, 2, 3]  # a generation per slice: one per epoch
+    steps = read_events(tmp_path / "logs" / "frames")
+    assert sorted(steps) == [0, 1, 2]
+    for name in NAMES:
+        assert steps[2][f"class_count/{name}"] == ("scalars", 20)

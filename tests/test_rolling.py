@@ -423,3 +423,67 @@ def test_validation_refuses_auto_samples_by_name():
         FrameSequence.for_validation(
             source(), image_size=(8, 8), samples_per_class="auto", verbose=0
         )
+
+
+# ------------------------------------------------------------- works with
+
+
+def test_auto_sets_the_slice_from_the_measured_build_rate():
+    with rolling(epochs_per_frame="auto", epochs_per_frame_bounds=(2, 4)) as seq:
+        engine = seq.core.engine
+        # The slice buffer is sized for the lower bound (the largest slice).
+        assert engine._rolling.slice_buffer.array.shape[0] == 18
+        for _ in range(6):
+            one_epoch(seq)
+            assert 2 <= engine.frame_epochs <= 4
+            assert len(seq.frame.fresh_slots) <= slice_capacity(np.full(3, SPC), 2)
+            assert seq.frame.ages.max() <= 4 - 1
+            check_frame(seq)
+
+
+def test_shards_of_a_cached_folder_roll_on_their_own(tmp_path):
+    root = write_jpegs(tmp_path / "data", {"a": 12, "b": 5}, size=16)
+    frames = []
+    for index in range(2):
+        seq = FrameSequence.from_directory(
+            root, image_size=(8, 8), batch_size=4, samples_per_class=6,
+            epochs_per_frame=2, augment=flip_rotate, seed=0, verbose=0,
+            refresh="rolling", shard=(index, 2),
+        )  # fmt: skip
+        with seq:
+            for _ in range(3):
+                one_epoch(seq)
+            frame = seq.frame
+            assert frame.class_counts.tolist() == [6, 6]
+            assert frame.generation == 4
+            frames.append(frame.images.copy())
+    assert not np.array_equal(frames[0], frames[1])  # each shard its own natives
+
+
+def test_readers_never_see_a_torn_frame_while_slices_are_copied_in():
+    import threading
+
+    with rolling(epochs_per_frame=2) as seq:
+        engine = seq.core.engine
+        seen: list[tuple[int, bytes]] = []
+        stop = threading.Event()
+
+        def read() -> None:
+            while not stop.is_set():
+                with engine.reading() as view:
+                    pixels = view.frame.images.tobytes()
+                    seen.append((view.frame.generation, pixels))
+
+        snapshots = {seq.generation: seq.frame.images.tobytes()}
+        reader = threading.Thread(target=read)
+        reader.start()
+        try:
+            for _ in range(8):
+                one_epoch(seq)
+                snapshots[seq.generation] = seq.frame.images.tobytes()
+        finally:
+            stop.set()
+            reader.join()
+        assert len({g for g, _ in seen}) > 1
+        for generation, pixels in seen:
+            assert pixels == snapshots[generation], f"torn read of {generation}"

@@ -224,6 +224,7 @@ class FrameEngine:
                     share=space.share(),
                     schedule=self.schedule,
                     exclusive=self._exclusive,
+                    publish=self._publish,
                     say=say,
                     progress=progress,
                 )
@@ -421,14 +422,10 @@ class FrameEngine:
             paced = 0.0
             if self._rolling is not None and last is not None:
                 pending, self._pending = self._pending, None
-                frame, waited = self._rolling.advance(
-                    last,
-                    pending,
-                    epoch=self.epoch,
-                    everything=everything,
-                    aug_p=self.hot.aug_p,
-                    pipe_p=self.hot.pipe_p,
+                roll = self._rolling.advance(
+                    last, pending, self.epoch, everything, self.hot
                 )
+                frame, waited = roll
                 self.wait_seconds += waited
             elif self._pending is not None:
                 pending, self._pending = self._pending, None
@@ -516,6 +513,11 @@ class FrameEngine:
         event = FrameInstalled(frame=frame, report=report)
         for listener in self.listeners:
             listener(event)
+
+    def _publish(self, frame: Frame) -> None:
+        """Serves `frame` from the first epoch of its life (a rolling slice)."""
+        self.epochs_in_frame = 0
+        self._set_order(frame)
 
     def _set_order(self, frame: Frame) -> None:
         rng = derive_rng(

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -67,6 +68,8 @@ class RollingFrames:
         share: maps a grown slice buffer into the build processes (or None).
         schedule: the engine's schedule (`N` in force, pacing, frame length).
         exclusive: a context in which no reader holds the frame's buffer.
+        publish: makes a frame the one readers get (called inside
+            `exclusive`, so that no reader sees new pixels under an old record).
         say: where the line about a full refresh goes.
         progress: show a progress bar for builds training waits for.
     """
@@ -80,6 +83,7 @@ class RollingFrames:
         slice_buffer: FrameBuffer,
         schedule: FrameSchedule,
         exclusive: Callable[[], AbstractContextManager[None]],
+        publish: Callable[[Frame], None],
         say: Callable[[str], None],
         share: Callable[[FrameBuffer], None] | None = None,
         progress: bool = False,
@@ -87,6 +91,7 @@ class RollingFrames:
         self.builder = builder
         self.schedule = schedule
         self.exclusive = exclusive
+        self.publish = publish
         self.say = say
         self.progress = progress
         self.ledger = SlotLedger(
@@ -187,11 +192,9 @@ class RollingFrames:
         self,
         last: Frame,
         pending: BackgroundJob[BuiltSlice] | None,
-        *,
         epoch: int,
         everything: bool,
-        aug_p: float | None,
-        pipe_p: float | None,
+        hot: Any,
     ) -> tuple[Frame, float]:
         """The frame with the slice of epoch end `epoch` installed, and the
         seconds training waited for it.
@@ -199,8 +202,10 @@ class RollingFrames:
         The slice is `pending`'s, or built now when there is none.
         `everything` (`regenerate()`) refreshes every slot now, in parts the
         size of the slice buffer: training waits (one line says so). A build
-        that raises leaves `last` served as it was.
+        that raises leaves `last` served as it was. `hot` holds the
+        probabilities in force (`aug_p`, `pipe_p`).
         """
+        aug_p, pipe_p = hot.aug_p, hot.pipe_p
         generation, epochs = last.generation + 1, self.schedule.plan()
         if everything:
             if pending is not None:
@@ -226,7 +231,9 @@ class RollingFrames:
             background=pending is not None,
         )
         with self.exclusive():
-            return self.install(built, last, epoch=epoch), waited
+            frame = self.install(built, last, epoch=epoch)
+            self.publish(frame)
+        return frame, waited
 
     def _refresh_all(
         self, last: Frame, epoch: int, aug_p: float | None, pipe_p: float | None
@@ -236,18 +243,20 @@ class RollingFrames:
         part = self.plan_all(epoch=epoch)
         step = max(1, self.slice_buffer.array.shape[0])
         frame = last
-        for start in range(0, len(part), step):
-            built = self.build(
-                part.rows(start, start + step),
-                generation=generation,
-                epochs=self.schedule.plan(),
-                aug_p=aug_p,
-                pipe_p=pipe_p,
-                progress=self.progress,
-            )
-            with self.exclusive():
+        with self.exclusive():  # readers wait for the whole refresh
+            for start in range(0, len(part), step):
+                built = self.build(
+                    part.rows(start, start + step),
+                    generation=generation,
+                    epochs=self.schedule.plan(),
+                    aug_p=aug_p,
+                    pipe_p=pipe_p,
+                    progress=self.progress,
+                )
                 frame = self.install(built, frame, epoch=epoch)
-        return dataclasses.replace(frame, fresh_slots=None)
+            frame = dataclasses.replace(frame, fresh_slots=None)
+            self.publish(frame)
+        return frame
 
     def _fit(self, rows: int) -> None:
         """A slice buffer of at least `rows` rows (a smaller N, a full refresh)."""
