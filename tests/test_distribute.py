@@ -98,8 +98,12 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_two_jax_processes_over_loopback_train_identical_weights_on_disjoint_shards():
-    """Multi-host training: `keras.distribution` on JAX, `shard="auto"`.
+@pytest.mark.parametrize("refresh", ["frame", "rolling"])
+def test_two_jax_processes_over_loopback_train_identical_weights_on_disjoint_shards(
+    refresh,
+):
+    """Multi-host training: `keras.distribution` on JAX, `shard="auto"`, with
+    whole frames and with a rolling frame.
 
     Keras 3 does not support tf.distribute.MultiWorkerMirroredStrategy
     (keras-team/keras#20585); this is the supported path. Each process is
@@ -119,6 +123,7 @@ def test_two_jax_processes_over_loopback_train_identical_weights_on_disjoint_sha
                 str(port),
                 str(index),
                 "2",
+                refresh,
             ],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

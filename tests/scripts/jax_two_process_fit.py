@@ -1,6 +1,6 @@
 """One process of a two-process JAX fit over 127.0.0.1 (tests/test_distribute.py).
 
-Usage: python jax_two_process_fit.py PORT PROCESS_ID NUM_PROCESSES
+Usage: python jax_two_process_fit.py PORT PROCESS_ID NUM_PROCESSES [REFRESH]
 Prints one JSON line: this process's shard, its frames' native ids per
 generation, the epochs counted and a digest of the trained weights.
 """
@@ -24,6 +24,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 port, process_id, num_processes = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+refresh = sys.argv[4] if len(sys.argv) > 4 else "frame"
 keras.distribution.initialize(f"127.0.0.1:{port}", num_processes, process_id)
 keras.distribution.set_distribution(
     keras.distribution.DataParallel(auto_shard_dataset=False)
@@ -49,6 +50,7 @@ seq = augframe.FrameSequence(
     seed=0,
     verbose=0,
     background=False,
+    refresh=refresh,
 )
 frames = {}
 
