@@ -19,7 +19,10 @@ balanced index, rare images repeated); fresh augmentation every epoch (Keras
 augmentation layers + `class_weight`; the albumentations pipeline applied per
 batch + `class_weight`); augframe with `epochs_per_frame` 1, 3, 10 and 30,
 each with and without serve-time augmentation (`ServeAugment`: integer
-shifts up to 8 % with reflect fill, no flips: digits break).
+shifts up to 8 % with reflect fill, no flips: digits break); augframe's
+defaults before and after 0.2; a rolling frame (`refresh="rolling"`) at
+`epochs_per_frame` 3 and 10, at the same augmentations per epoch as whole
+frames of that length.
 
 Reported per variant, over `--seeds` seeds (data subsample, model init and
 augmentation all follow the seed): mean and standard deviation of balanced
@@ -34,6 +37,8 @@ Run from the repository root (scikit-learn and matplotlib: `pip install
     python -m benchmarks quality --quick          # smoke test, ~1 min
     python -m benchmarks quality --quick --datasets digits   # the smallest
     python -m benchmarks quality --datasets shapes10 --seeds 0,1,2
+    python -m benchmarks quality --variants "augframe epf=3,augframe epf=10,\
+augframe epf=3 rolling,augframe epf=10 rolling"   # whole against rolling
 
 Example:
 >>> long_tail_counts(120, imbalance=30, classes=10)[[0, 9]].tolist()
@@ -331,7 +336,40 @@ VARIANTS = [
     # augframe's defaults before and after 0.2 (epochs_per_frame 5, then 3).
     Variant("defaults 0.1: augframe epf=5", "augframe", epochs_per_frame=5),
     Variant("defaults 0.2: augframe epf=3", "augframe", epochs_per_frame=3),
+    # A rolling frame at the same augmentations per epoch: 1/N of the slots
+    # refreshed at every epoch end instead of the whole frame every N epochs.
+    *(
+        Variant(
+            f"augframe epf={e} rolling",
+            "augframe",
+            epochs_per_frame=e,
+            extra={"refresh": "rolling"},
+        )
+        for e in (3, 10)
+    ),
 ]
+
+
+def select(variants: list[Variant], wanted: str) -> list[Variant]:
+    """The variants `wanted` names (comma-separated): a variant's whole name,
+    or its first words; all of them when `wanted` is empty.
+
+    Example:
+    >>> [v.name for v in select(VARIANTS, "augframe epf=3,augframe epf=3 rolling")]
+    ['augframe epf=3', 'augframe epf=3 rolling']
+    >>> [v.name for v in select(VARIANTS, "defaults")]
+    ['defaults 0.1: augframe epf=5', 'defaults 0.2: augframe epf=3']
+    """
+    names = {v.name for v in variants}
+    picks = [w.strip() for w in wanted.split(",") if w.strip()]
+    exact = {p for p in picks if p in names}
+    return [
+        v
+        for v in variants
+        if not picks
+        or v.name in exact
+        or any(v.name.startswith(p + " ") for p in picks if p not in exact)
+    ]
 
 
 def _albumentations_sequence(data: DataSet, *, batch_size: int, seed: int) -> Any:
@@ -420,6 +458,7 @@ def train_one(
             ),
             seed=seed,
             verbose=0,
+            **variant.extra,
         )
         try:
             fit.pop("class_weight")
@@ -534,7 +573,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument(
-        "--variants", default="", help="comma-separated name prefixes (default: all)"
+        "--variants",
+        default="",
+        help="comma-separated names or their first words (default: all)",
     )
     parser.add_argument("--quick", action="store_true", help="1 seed, 3 epochs")
     parser.add_argument(
@@ -556,13 +597,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.seeds, args.epochs = "0", 3
     seeds = [int(s) for s in args.seeds.split(",")]
-    prefixes = [p for p in args.variants.split(",") if p]
-    variants = [
-        v
-        for v in VARIANTS
-        if not prefixes or any(v.name.startswith(p) for p in prefixes)
-    ]
-    if args.quick and not prefixes:
+    variants = select(VARIANTS, args.variants)
+    if args.quick and not args.variants:
         variants = [VARIANTS[0], VARIANTS[4], VARIANTS[5], VARIANTS[6]]
     args.out.mkdir(parents=True, exist_ok=True)
     began = time.perf_counter()

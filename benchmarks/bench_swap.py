@@ -31,6 +31,7 @@ Run from the repository root:
     python -m benchmarks swap --epf auto,1,2,5  # "auto" against fixed lengths
     python -m benchmarks swap --tiny --variants control,paced \
         --epochs 20 --rounds 2                # ~6 min
+    python -m benchmarks swap --variants control,paced,rolling --rounds 2
 """
 
 from __future__ import annotations
@@ -52,6 +53,9 @@ VARIANTS: dict[str, dict[str, Any]] = {
     # No swap after the warm-up: the machine's own epoch-to-epoch noise.
     "control": {"epochs_per_frame": 10**6},
     "paced": {},
+    # A slice of ~1/N of every class refreshed at every epoch end, paced
+    # over the epoch (`refresh="rolling"`).
+    "rolling": {"refresh": "rolling"},
 }
 """FrameSequence options of each variant, over the shared ones."""
 
@@ -109,6 +113,7 @@ def run_one(
         batch_size=32,
         samples_per_class=len(next(iter(images.values()))),
         epochs_per_frame=options.get("epochs_per_frame", epf),
+        refresh=options.get("refresh", "frame"),
         augment=pipeline,
         aug_p=0.5,
         pipe_p=0.9,
@@ -230,7 +235,10 @@ def main(argv: list[str] | None = None) -> int:
         "averaged by position in the frame (first: the epoch after a swap; "
         "last: the epoch that ends with the swap); cycle max is its largest. "
         "epochs/frame: training epochs (warm-up included) per frame built; "
-        "waited s: time training waited for a frame at swaps (a stall)."
+        "waited s: time training waited for a frame at swaps (a stall). "
+        "A rolling frame installs a slice at every epoch end: its cycle "
+        "position is the epoch's place in the N-epoch life of a slot, and "
+        "epochs/frame counts slices."
     )
     reports.write_json(args.json, results)
     return 0

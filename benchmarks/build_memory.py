@@ -8,10 +8,14 @@ that baseline and the PSS of it and its build processes, both divided by
 the frame's bytes (N x H x W x 3). Public augframe names only.
 
 Variants: `arrays` (a `{class: uint8 arrays}` mapping at image_size,
-served in place), `arrays+bg` (the same with a background build: 2
-buffers), `arrays+proc` (build processes on shared memory, background),
-`files` (JPEG paths decoded at every load), `cache` (the decoded on-disk
-cache, memory-mapped).
+served in place: one frame buffer), `arrays+bg` (the same with a background
+build: 2 buffers), `rolling3+bg` and `rolling10+bg` (`refresh="rolling"`
+at `epochs_per_frame` 3 and 10 with background builds: the frame and a
+slice buffer of about 1/N of it, driven through 2N epoch ends instead of
+`regenerate()`, whose foreground refresh would not run a background slice),
+`arrays+proc` (build processes on shared memory, background), `files` (JPEG
+paths decoded at every load), `cache` (the decoded on-disk cache,
+memory-mapped).
 """
 
 from __future__ import annotations
@@ -25,7 +29,17 @@ from typing import Any
 
 import numpy as np
 
-VARIANTS = ("arrays", "arrays+bg", "arrays+proc", "files", "cache")
+VARIANTS = (
+    "arrays",
+    "arrays+bg",
+    "rolling3+bg",
+    "rolling10+bg",
+    "arrays+proc",
+    "files",
+    "cache",
+)
+ROLLING = {"rolling3+bg": 3, "rolling10+bg": 10}
+"""The rolling variants' `epochs_per_frame`."""
 
 
 def _sequence(variant: str, images: dict[str, np.ndarray], folder: Path) -> Any:
@@ -39,12 +53,13 @@ def _sequence(variant: str, images: dict[str, np.ndarray], folder: Path) -> Any:
         augment=albumentations_pipeline,
         seed=0,
         verbose=0,
-        epochs_per_frame=10**6,
-        background=variant in ("arrays+bg", "arrays+proc"),
+        epochs_per_frame=ROLLING.get(variant, 10**6),
+        refresh="rolling" if variant in ROLLING else "frame",
+        background=variant in ("arrays+bg", "arrays+proc", *ROLLING),
         build_processes=variant == "arrays+proc",
         num_build_workers=2 if variant == "arrays+proc" else 1,
     )
-    if variant.startswith("arrays"):
+    if variant.startswith("arrays") or variant in ROLLING:
         return augframe.FrameSequence(images, **options)
     import cv2
 
@@ -71,8 +86,13 @@ def measure(variant: str, *, images: int, size: int) -> dict[str, float]:
         base = monitor.reset()
         base_pss = rss_and_pss_mb()[1]
         seq = _sequence(variant, data, Path(tmp) / "data")
-        for _ in range(2):
-            seq.regenerate()
+        if variant in ROLLING:  # every slot refreshed twice, in the background
+            for _ in range(2 * ROLLING[variant]):
+                seq.on_epoch_begin()
+                seq.on_epoch_end()
+        else:
+            for _ in range(2):
+                seq.regenerate()
         peak = monitor.peak_mb()
         _, pss, children = rss_and_pss_mb()
         seq.close()
@@ -121,6 +141,17 @@ def report(*, images: int, size: int) -> dict[str, dict[str, float]]:
             f"= {r['peak_rss_frames']:5.2f} frames "
             f"{r['pss_frames']:8.2f} frames ({int(r['children'])} children)"
         )
+    one = results["arrays"]["peak_rss_frames"]
+    print(
+        "above the one-buffer run (`arrays`): whole frames + background "
+        f"{results['arrays+bg']['peak_rss_frames'] - one:+.2f} frames (about +1 "
+        "expected); "
+        + "; ".join(
+            f"rolling N={n} {results[v]['peak_rss_frames'] - one:+.2f} "
+            f"(at most {1 / n + 0.15:.2f})"
+            for v, n in ROLLING.items()
+        )
+    )
     return results
 
 

@@ -272,7 +272,10 @@ def test_concurrent_builds_in_real_processes_never_corrupt_the_cache(tmp_path):
     procs = [
         subprocess.Popen(
             [sys.executable, "-c", _BUILDER, str(tmp_path), str(out), str(a), str(b)],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         for out, (a, b) in zip(outs, parts, strict=True)
     ]
@@ -296,10 +299,16 @@ def test_concurrent_builds_in_real_processes_never_corrupt_the_cache(tmp_path):
             np.load(out), np.stack([expected(p) for p in paths[a:b]])
         )
     assert leftovers(tmp_path / "cache") == []
-    again = build(paths, [int(Path(p).parent.name[1:]) for p in paths],
-                  tmp_path / "cache", shared=True)
+    again = build(
+        paths,
+        [int(Path(p).parent.name[1:]) for p in paths],
+        tmp_path / "cache",
+        shared=True,
+    )
     assert again.stats.num_decoded == 0 and again.stats.num_damaged == 0
-    np.testing.assert_array_equal(all_images(again), np.stack([expected(p) for p in paths]))
+    np.testing.assert_array_equal(
+        all_images(again), np.stack([expected(p) for p in paths])
+    )
 
 
 def test_progress_bar_only_when_asked(tmp_path, capsys):

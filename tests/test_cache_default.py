@@ -49,7 +49,12 @@ def listed(root: Path) -> tuple[list[str], np.ndarray]:
 
 
 def open_default(paths, labels, **kwargs) -> CacheStore:
-    options = {"root": None, "image_size": SIZE, "decoding": Decoding(), "num_workers": 2}
+    options = {
+        "root": None,
+        "image_size": SIZE,
+        "decoding": Decoding(),
+        "num_workers": 2,
+    }
     options.update(kwargs)
     return build_default_cache(paths, labels, **options)
 
@@ -59,7 +64,9 @@ def pixels(store) -> np.ndarray:
 
 
 def decoded(paths) -> np.ndarray:
-    return np.stack([load_image(p, image_size=SIZE, decoding=Decoding()) for p in paths])
+    return np.stack(
+        [load_image(p, image_size=SIZE, decoding=Decoding()) for p in paths]
+    )
 
 
 # ------------------------------------------------------------ the folder
@@ -84,8 +91,14 @@ def test_user_cache_dir_follows_the_conventions(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize(
     ("text", "free", "cap"),
-    [("1000", 0, 1000), ("20G", 0, 20 * 2**30), ("1.5MiB", 0, int(1.5 * 2**20)),
-     ("500k", 0, 500 * 2**10), ("0.1", 1000, 100), ("1.0", 1000, 1000)],
+    [
+        ("1000", 0, 1000),
+        ("20G", 0, 20 * 2**30),
+        ("1.5MiB", 0, int(1.5 * 2**20)),
+        ("500k", 0, 500 * 2**10),
+        ("0.1", 1000, 100),
+        ("1.0", 1000, 1000),
+    ],
 )
 def test_the_cap_is_bytes_or_a_share_of_the_disk(text, free, cap):
     assert parse_max_bytes(text, free=free) == cap
@@ -146,8 +159,15 @@ def test_a_changed_file_of_another_subset_is_dropped_then_decoded_again(tmp_path
 
 def test_split_sides_are_served_from_one_cache_built_once(tmp_path, home, caplog):
     root = write_jpegs(tmp_path / "data", {"a": 8, "b": 8}, size=24)
-    options = dict(image_size=SIZE, validation_split=0.25, seed=0, verbose=0,
-                   samples_per_class=6, background=False, num_build_workers=2)
+    options = dict(
+        image_size=SIZE,
+        validation_split=0.25,
+        seed=0,
+        verbose=0,
+        samples_per_class=6,
+        background=False,
+        num_build_workers=2,
+    )
     with caplog.at_level(logging.INFO, logger="augframe"):
         train, val = FrameSequence.from_directory(root, subset="both", **options)
     lines = [r.getMessage() for r in caplog.records if "images (" in r.getMessage()]
@@ -203,16 +223,22 @@ def test_least_recently_used_caches_are_evicted_with_one_line(
     assert held is not None and len(held) == 4
 
 
-def test_a_cache_larger_than_the_cap_falls_back_to_the_files(tmp_path, home, monkeypatch):
+def test_a_cache_larger_than_the_cap_falls_back_to_the_files(
+    tmp_path, home, monkeypatch
+):
     monkeypatch.setenv("AUGFRAME_CACHE_MAX_BYTES", "100")
     root = write_jpegs(tmp_path / "data", {"a": 2, "b": 2})
-    with pytest.raises(CacheError, match=r"more than the cap.*AUGFRAME_CACHE_MAX_BYTES"):
+    with pytest.raises(
+        CacheError, match=r"more than the cap.*AUGFRAME_CACHE_MAX_BYTES"
+    ):
         open_default(*listed(root))
     with pytest.warns(CacheWarning, match="more than the cap") as record:
-        store = open_default_cache(*listed(root), root=None, image_size=SIZE,
-                                   decoding=Decoding())
-        open_default_cache(*listed(root), root=None, image_size=SIZE,
-                           decoding=Decoding())
+        store = open_default_cache(
+            *listed(root), root=None, image_size=SIZE, decoding=Decoding()
+        )
+        open_default_cache(
+            *listed(root), root=None, image_size=SIZE, decoding=Decoding()
+        )
     assert len(record) == 1 and isinstance(store, FileStore)
     assert not list_caches(home)
 
@@ -228,8 +254,14 @@ def test_an_unwritable_default_folder_warns_once_and_decodes_per_frame(
     monkeypatch.setenv("AUGFRAME_CACHE_DIR", str(blocker / "augframe"))
     monkeypatch.setattr(auto_module, "_warned", set())
     root = write_jpegs(tmp_path / "data", {"a": 3, "b": 3})
-    options = dict(image_size=SIZE, samples_per_class=3, seed=0, verbose=0,
-                   background=False, batch_size=3)
+    options = dict(
+        image_size=SIZE,
+        samples_per_class=3,
+        seed=0,
+        verbose=0,
+        background=False,
+        batch_size=3,
+    )
     with pytest.warns(CacheWarning) as record:
         seqs = [FrameSequence.from_directory(root, **options) for _ in range(2)]
     assert len(record) == 1
@@ -255,17 +287,23 @@ def test_a_full_disk_under_the_default_folder_falls_back(tmp_path, home, monkeyp
     monkeypatch.setattr(writer.shutil, "disk_usage", lambda path: Full())
     root = write_jpegs(tmp_path / "data", {"a": 2, "b": 2})
     with pytest.warns(CacheWarning, match="Not enough disk space"):
-        store = open_default_cache(*listed(root), root=root, image_size=SIZE,
-                                   decoding=Decoding())
+        store = open_default_cache(
+            *listed(root), root=root, image_size=SIZE, decoding=Decoding()
+        )
     assert isinstance(store, FileStore)
 
 
 def test_cache_dir_none_decodes_per_frame_and_writes_no_cache(tmp_path, home, caplog):
     root = write_jpegs(tmp_path / "data", {"a": 2, "b": 2})
     with caplog.at_level(logging.INFO, logger="augframe"):
-        seq = FrameSequence.from_directory(root, image_size=SIZE, cache_dir=None,
-                                           samples_per_class=2, verbose=0,
-                                           background=False)
+        seq = FrameSequence.from_directory(
+            root,
+            image_size=SIZE,
+            cache_dir=None,
+            samples_per_class=2,
+            verbose=0,
+            background=False,
+        )
     assert isinstance(seq.core.store, FileStore)
     assert any("cache_dir=None" in r.getMessage() for r in caplog.records)
     assert not home.exists()
@@ -275,8 +313,15 @@ def test_cache_dir_none_decodes_per_frame_and_writes_no_cache(tmp_path, home, ca
 def test_explicit_cache_dir_keeps_its_layout(tmp_path, home):
     root = write_jpegs(tmp_path / "data", {"a": 4, "b": 4})
     train, val = FrameSequence.from_directory(
-        root, image_size=SIZE, cache_dir=tmp_path / "cache", validation_split=0.25,
-        subset="both", seed=0, verbose=0, samples_per_class=3, background=False,
+        root,
+        image_size=SIZE,
+        cache_dir=tmp_path / "cache",
+        validation_split=0.25,
+        subset="both",
+        seed=0,
+        verbose=0,
+        samples_per_class=3,
+        background=False,
     )
     assert (tmp_path / "cache" / "training" / "12x10" / "manifest.json").is_file()
     assert (tmp_path / "cache" / "validation" / "12x10" / "manifest.json").is_file()
@@ -297,10 +342,15 @@ def test_run_configs_may_name_auto_or_the_user_cache_folder(tmp_path, home):
         (str(home / "mine"), str((home / "mine").resolve())),
     ):
         file = tmp_path / "run.yaml"
-        file.write_text(yaml.safe_dump({
-            "source": {"directory": str(data)}, "image_size": [8, 8],
-            "cache_dir": value,
-        }))
+        file.write_text(
+            yaml.safe_dump(
+                {
+                    "source": {"directory": str(data)},
+                    "image_size": [8, 8],
+                    "cache_dir": value,
+                }
+            )
+        )
         assert load_config(file).cache_dir == expected
     assert load_config(file, cache_dir="auto").cache_dir == "auto"
 
@@ -308,5 +358,10 @@ def test_run_configs_may_name_auto_or_the_user_cache_folder(tmp_path, home):
 def test_build_cache_shared_refuses_a_non_bool(tmp_path):
     root = write_jpegs(tmp_path / "data", {"a": 1})
     with pytest.raises(Exception, match="Invalid value for argument `shared`"):
-        build_cache(listed(root)[0], [0], cache_dir=tmp_path / "c", image_size=SIZE,
-                    shared="yes")  # type: ignore[arg-type]
+        build_cache(
+            listed(root)[0],
+            [0],
+            cache_dir=tmp_path / "c",
+            image_size=SIZE,
+            shared="yes",
+        )  # type: ignore[arg-type]

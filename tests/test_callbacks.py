@@ -122,14 +122,21 @@ def test_control_callback_tunes_the_learning_rate_and_stops(tmp_path, capsys):
     x = np.random.default_rng(0).random((16, 4)).astype("float32")
     y = np.zeros(16, "int32")
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
-    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="sparse_categorical_crossentropy")
+    model.compile(
+        optimizer=keras.optimizers.SGD(0.1), loss="sparse_categorical_crossentropy"
+    )
     rates = []
 
     class Tune(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):
-            rates.append(float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)))
+            rates.append(
+                float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+            )
             if epoch == 0:
-                assert main(["control", "set", "learning_rate=0.003", "--file", str(path)]) == 0
+                assert (
+                    main(["control", "set", "learning_rate=0.003", "--file", str(path)])
+                    == 0
+                )
             if epoch == 2:
                 assert main(["control", "stop", "--file", str(path)]) == 0
 
@@ -151,8 +158,16 @@ def test_control_callback_leaves_a_schedule_alone_with_one_warning(tmp_path):
     write_control(path, {"learning_rate": 0.5})
     schedule = keras.optimizers.schedules.ExponentialDecay(0.1, 10, 0.9)
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
-    model.compile(optimizer=keras.optimizers.SGD(schedule), loss="sparse_categorical_crossentropy")
+    model.compile(
+        optimizer=keras.optimizers.SGD(schedule), loss="sparse_categorical_crossentropy"
+    )
     x = np.zeros((8, 4), "float32")
     with pytest.warns(ControlFileWarning, match="LearningRateSchedule") as record:
-        model.fit(x, np.zeros(8, "int32"), epochs=3, verbose=0, callbacks=[ControlCallback(path)])
+        model.fit(
+            x,
+            np.zeros(8, "int32"),
+            epochs=3,
+            verbose=0,
+            callbacks=[ControlCallback(path)],
+        )
     assert len([w for w in record if w.category is ControlFileWarning]) == 1

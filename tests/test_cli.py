@@ -33,13 +33,25 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 def test_control_set_parses_json_types(tmp_path, capsys):
     file = tmp_path / "control.json"
     code, out, _ = run(
-        capsys, "control", "set", "aug_p=0.25", "pipe_p=1", "epochs_per_frame=3",
-        "regenerate=true", "stop=false", "--file", str(file), "--create",
+        capsys,
+        "control",
+        "set",
+        "aug_p=0.25",
+        "pipe_p=1",
+        "epochs_per_frame=3",
+        "regenerate=true",
+        "stop=false",
+        "--file",
+        str(file),
+        "--create",
     )
     assert code == 0
     values = json.loads(file.read_text())
     assert values == {
-        "aug_p": 0.25, "pipe_p": 1, "epochs_per_frame": 3, "regenerate": True,
+        "aug_p": 0.25,
+        "pipe_p": 1,
+        "epochs_per_frame": 3,
+        "regenerate": True,
         "stop": False,
     }
     assert type(values["epochs_per_frame"]) is int
@@ -53,11 +65,16 @@ def test_control_set_keeps_the_other_keys(tmp_path, capsys):
     code, _, _ = run(capsys, "control", "set", "aug_p=0.1", "--file", str(file))
     assert code == 0
     assert json.loads(file.read_text()) == {
-        "pipe_p": 0.7, "example_prob": 0.0, "stop": False, "aug_p": 0.1
+        "pipe_p": 0.7,
+        "example_prob": 0.0,
+        "stop": False,
+        "aug_p": 0.1,
     }
 
 
-def test_control_set_writes_atomically_and_leaves_no_temp_file(tmp_path, capsys, monkeypatch):
+def test_control_set_writes_atomically_and_leaves_no_temp_file(
+    tmp_path, capsys, monkeypatch
+):
     file = tmp_path / "control.json"
     replaced = []
     real_replace = augframe.options.control_file.os.replace
@@ -67,7 +84,10 @@ def test_control_set_writes_atomically_and_leaves_no_temp_file(tmp_path, capsys,
         real_replace(src, dst)
 
     monkeypatch.setattr(augframe.options.control_file.os, "replace", spy)
-    assert run(capsys, "control", "set", "aug_p=0.3", "--file", str(file), "--create")[0] == 0
+    assert (
+        run(capsys, "control", "set", "aug_p=0.3", "--file", str(file), "--create")[0]
+        == 0
+    )
     assert run(capsys, "control", "stop", "--file", str(file))[0] == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["control.json"]
     assert len(replaced) == 2 and all(dst == "control.json" for _, dst in replaced)
@@ -132,7 +152,9 @@ def test_written_files_get_the_permissions_of_a_plain_write(tmp_path, capsys):
         os.umask(old)
 
 
-@pytest.mark.parametrize("content", [b"{not json", b'{"aug_p": 7}', b"[1, 2]", b'{"x": 1}'])
+@pytest.mark.parametrize(
+    "content", [b"{not json", b'{"aug_p": 7}', b"[1, 2]", b'{"x": 1}']
+)
 @pytest.mark.parametrize("command", [["set", "aug_p=0.2"], ["stop"]])
 def test_control_refuses_an_invalid_existing_file_unless_forced(
     tmp_path, capsys, content, command
@@ -187,8 +209,13 @@ def test_control_reaches_a_running_sequence(tmp_path, capsys):
     source = tmp_path / "data"
     write_jpegs(source, {"a": 6, "b": 6})
     with FrameSequence.from_directory(
-        source, image_size=(16, 16), batch_size=4, control_file=file, seed=0,
-        verbose=0, background=False,
+        source,
+        image_size=(16, 16),
+        batch_size=4,
+        control_file=file,
+        seed=0,
+        verbose=0,
+        background=False,
     ) as seq:
         assert run(capsys, "control", "set", "aug_p=0.35", "--file", str(file))[0] == 0
         seq.on_epoch_begin()
@@ -209,9 +236,24 @@ def test_preview_of_a_folder_writes_a_grid_of_the_right_size(tmp_path, capsys):
     data = write_jpegs(tmp_path / "train", {"a": 8, "b": 3, "c": 5})
     out_file = tmp_path / "out" / "grid.png"
     code, out, _ = run(
-        capsys, "preview", str(data), "--out", str(out_file), "--per-class", "3",
-        "--image-size", "16", "20", "--augment", str(LIGHT), "--aug-p", "0.5",
-        "--pipe-p", "1", "--seed", "3",
+        capsys,
+        "preview",
+        str(data),
+        "--out",
+        str(out_file),
+        "--per-class",
+        "3",
+        "--image-size",
+        "16",
+        "20",
+        "--augment",
+        str(LIGHT),
+        "--aug-p",
+        "0.5",
+        "--pipe-p",
+        "1",
+        "--seed",
+        "3",
     )
     assert code == 0
     assert out.strip() == str(out_file)
@@ -232,8 +274,15 @@ def test_preview_of_a_run_config_writes_only_the_png(tmp_path, capsys):
     )
     out_file = tmp_path / "grid.png"
     code, _, _ = run(
-        capsys, "preview", str(folder / "run.yaml"), "--out", str(out_file),
-        "--per-class", "2", "--seed", "0",
+        capsys,
+        "preview",
+        str(folder / "run.yaml"),
+        "--out",
+        str(out_file),
+        "--per-class",
+        "2",
+        "--seed",
+        "0",
     )
     assert code == 0
     assert read_png(out_file).shape == (2 * 96, 110 + 2 * 96, 3)
@@ -255,8 +304,17 @@ def test_preview_reports_a_bad_config_in_one_line(tmp_path, capsys):
 
 def test_cache_build_decodes_once_and_reuses(tmp_path, capsys, user_cache_folder):
     data = write_jpegs(tmp_path / "data" / "train", {"a": 5, "b": 3})
-    code, out, err = run(capsys, "cache", "build", str(data), "--image-size", "12", "10",
-                         "--workers", "2")
+    code, out, err = run(
+        capsys,
+        "cache",
+        "build",
+        str(data),
+        "--image-size",
+        "12",
+        "10",
+        "--workers",
+        "2",
+    )
     assert code == 0
     cache_dir = default_cache_dir(data)
     assert cache_dir.parent == user_cache_folder  # the user's cache folder
@@ -270,8 +328,17 @@ def test_cache_build_decodes_once_and_reuses(tmp_path, capsys, user_cache_folder
     assert code == 0 and "(8 reused, 0 decoded" in out
 
     other = tmp_path / "elsewhere"
-    code, out, _ = run(capsys, "cache", "build", str(data), "--image-size", "8", "8",
-                       "--cache-dir", str(other))
+    code, out, _ = run(
+        capsys,
+        "cache",
+        "build",
+        str(data),
+        "--image-size",
+        "8",
+        "8",
+        "--cache-dir",
+        str(other),
+    )
     assert code == 0 and (other / "8x8" / "manifest.json").is_file()
     assert f"cache_dir={str(other)!r}" in out
 
@@ -284,8 +351,9 @@ def test_cache_build_makes_the_cache_from_directory_uses(tmp_path, capsys):
     data = write_jpegs(tmp_path / "train", {"a": 3, "b": 2})
     assert run(capsys, "cache", "build", str(data), "--image-size", "8", "8")[0] == 0
     paths, labels, _ = collect_directory(data)
-    store = open_default_cache(paths, labels, root=data, image_size=(8, 8),
-                               decoding=Decoding())
+    store = open_default_cache(
+        paths, labels, root=data, image_size=(8, 8), decoding=Decoding()
+    )
     assert store.stats.num_decoded == 0 and store.stats.num_reused == 5
 
 
@@ -322,8 +390,9 @@ def test_cache_ls_and_clear(tmp_path, capsys):
 
 
 def test_cache_build_errors_are_one_line(tmp_path, capsys):
-    code, _, err = run(capsys, "cache", "build", str(tmp_path / "missing"),
-                       "--image-size", "8", "8")
+    code, _, err = run(
+        capsys, "cache", "build", str(tmp_path / "missing"), "--image-size", "8", "8"
+    )
     assert code == 2 and err.count("\n") == 1 and "not a folder" in err
 
 
@@ -360,7 +429,10 @@ def run_benchmarks(*argv: str) -> subprocess.CompletedProcess[str]:
     """`python -m benchmarks ARGV` from the repository root."""
     return subprocess.run(
         [sys.executable, "-m", "benchmarks", *argv],
-        cwd=REPO, capture_output=True, text=True, timeout=120,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -369,8 +441,17 @@ def test_the_benchmarks_runner_lists_every_benchmark_from_the_repository_root():
         done = run_benchmarks(*argv)
         assert done.returncode == 0, done.stderr
         assert "usage: python -m benchmarks" in done.stdout
-        for name in ("bench", "serve", "serve_augment", "build", "swap", "decode",
-                     "cache_verify", "default_cache", "quality"):
+        for name in (
+            "bench",
+            "serve",
+            "serve_augment",
+            "build",
+            "swap",
+            "decode",
+            "cache_verify",
+            "default_cache",
+            "quality",
+        ):
             assert f"\n  {name} " in done.stdout
     done = run_benchmarks("nope")
     assert done.returncode == 2 and "unknown benchmark 'nope'" in done.stderr
@@ -389,7 +470,10 @@ def test_the_main_benchmark_answers_help_without_heavy_imports():
         "assert not heavy, heavy\n"
     )
     done = subprocess.run(
-        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
+        [sys.executable, "-c", code],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
         timeout=60,
     )
     assert done.returncode == 0, done.stderr
@@ -416,9 +500,17 @@ def command_paths(parser: argparse.ArgumentParser, prefix: tuple[str, ...] = ())
 
 
 HELP_COMMANDS = [
-    (), ("demo",), ("preview",), ("control",), ("control", "set"),
-    ("control", "stop"), ("control", "show"), ("cache",), ("cache", "build"),
-    ("cache", "ls"), ("cache", "clear"),
+    (),
+    ("demo",),
+    ("preview",),
+    ("control",),
+    ("control", "set"),
+    ("control", "stop"),
+    ("control", "show"),
+    ("cache",),
+    ("cache", "build"),
+    ("cache", "ls"),
+    ("cache", "clear"),
 ]
 HIDDEN_COMMANDS = [("bench",)]  # deprecated: says where the benchmarks went
 
@@ -429,7 +521,9 @@ def test_every_command_is_in_the_help_table():
     )
 
 
-@pytest.mark.parametrize("command", HELP_COMMANDS, ids=lambda c: " ".join(c) or "augframe")
+@pytest.mark.parametrize(
+    "command", HELP_COMMANDS, ids=lambda c: " ".join(c) or "augframe"
+)
 def test_help_of_every_command_exits_0_with_an_example(capsys, command):
     with pytest.raises(SystemExit) as exit_info:
         main([*command, "--help"])
@@ -465,6 +559,10 @@ def test_help_and_control_do_not_import_keras(tmp_path):
         "print('heavy:', heavy)\n"
     )
     out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
     )
     assert out.stdout.strip().splitlines()[-1] == "heavy: []"

@@ -33,7 +33,10 @@ def project(tmp_path: Path) -> Path:
     return folder
 
 
-MINIMAL: dict[str, Any] = {"source": {"directory": "data/train"}, "image_size": [16, 16]}
+MINIMAL: dict[str, Any] = {
+    "source": {"directory": "data/train"},
+    "image_size": [16, 16],
+}
 
 
 def write_config(folder: Path, options: dict[str, Any], name: str = "run.yaml") -> Path:
@@ -94,7 +97,9 @@ def test_only_the_options_set_are_passed_on(project):
         write_config(project, {**MINIMAL, "seed": None, "samples_per_class": None})
     )
     assert explicit_null.sequence_kwargs() == {
-        "image_size": (16, 16), "seed": None, "samples_per_class": None
+        "image_size": (16, 16),
+        "seed": None,
+        "samples_per_class": None,
     }
 
 
@@ -116,9 +121,13 @@ def test_the_model_matches_the_frame_sequence_signature():
     assert label_mode.__args__ == LABEL_MODES  # type: ignore[union-attr]
 
 
-def test_relative_paths_follow_the_config_not_the_current_directory(project, tmp_path, monkeypatch):
-    config = write_config(project, {**MINIMAL, "augment": "pipelines/light.yaml",
-                                    "control_file": "control.json"})
+def test_relative_paths_follow_the_config_not_the_current_directory(
+    project, tmp_path, monkeypatch
+):
+    config = write_config(
+        project,
+        {**MINIMAL, "augment": "pipelines/light.yaml", "control_file": "control.json"},
+    )
     monkeypatch.chdir(tmp_path)
     loaded = load_config(Path("project") / "run.yaml")
     assert loaded.source.directory == str((project / "data" / "train").resolve())
@@ -131,11 +140,19 @@ def test_a_paths_csv_source(project):
     (project / "lists").mkdir()
     rows = ["path,label"]
     for image in sorted((project / "data" / "train").rglob("*.jpg")):
-        rows.append(f"../data/train/{image.parent.name}/{image.name},{image.parent.name}")
+        rows.append(
+            f"../data/train/{image.parent.name}/{image.name},{image.parent.name}"
+        )
     (project / "lists" / "files.csv").write_text("\n".join(rows) + "\n")
     config = write_config(
-        project, {"source": {"paths_csv": "lists/files.csv"}, "image_size": [16, 16],
-                  "samples_per_class": 3, "verbose": 0, "seed": 0}
+        project,
+        {
+            "source": {"paths_csv": "lists/files.csv"},
+            "image_size": [16, 16],
+            "samples_per_class": 3,
+            "verbose": 0,
+            "seed": 0,
+        },
     )
     with FrameSequence.from_config(config) as seq:
         assert seq.class_names == ["a", "b"] and seq.num_samples == 6
@@ -143,13 +160,17 @@ def test_a_paths_csv_source(project):
 
 @pytest.mark.parametrize(
     ("content", "problem"),
-    [("file,label\nx.jpg,a\n", "columns `path` and `label`"), ("path,label\n", "no images"),
-     ("path,label\nx.jpg,\n", "line 2")],
+    [
+        ("file,label\nx.jpg,a\n", "columns `path` and `label`"),
+        ("path,label\n", "no images"),
+        ("path,label\nx.jpg,\n", "line 2"),
+    ],
 )
 def test_a_bad_paths_csv_is_a_config_error(project, content, problem):
     (project / "files.csv").write_text(content)
-    config = write_config(project, {"source": {"paths_csv": "files.csv"},
-                                    "image_size": [16, 16]})
+    config = write_config(
+        project, {"source": {"paths_csv": "files.csv"}, "image_size": [16, 16]}
+    )
     with pytest.raises(ConfigError, match=re.escape(problem)) as info:
         FrameSequence.from_config(config)
     assert str(info.value).startswith(f"{config}: field `source.paths_csv`")
@@ -179,13 +200,29 @@ BAD_FIELDS = [
     ({"background": "yes"}, "background", "valid boolean"),
     ({"shard": [2, 2]}, "shard", "index < count"),
     ({"shard": [0, 2, 1]}, "shard", "at most 2 items"),
-    ({"serve_augment": {"max_shift": 2}}, "serve_augment.max_shift", "less than or equal"),
-    ({"serve_augment": {"flip": True}}, "serve_augment.flip", "allowed: horizontal_flip"),
+    (
+        {"serve_augment": {"max_shift": 2}},
+        "serve_augment.max_shift",
+        "less than or equal",
+    ),
+    (
+        {"serve_augment": {"flip": True}},
+        "serve_augment.flip",
+        "allowed: horizontal_flip",
+    ),
     ({"source": None}, "source", "valid dictionary"),
     ({"source": {}}, "source", "exactly one of `directory`"),
     ({"source": {"dir": "data/train"}}, "source.dir", "allowed: directory, paths_csv"),
-    ({"source": {"directory": "data/nope"}}, "source.directory", "'data/nope' is not a folder"),
-    ({"source": {"paths_csv": "nope.csv"}}, "source.paths_csv", "'nope.csv' is not a file"),
+    (
+        {"source": {"directory": "data/nope"}},
+        "source.directory",
+        "'data/nope' is not a folder",
+    ),
+    (
+        {"source": {"paths_csv": "nope.csv"}},
+        "source.paths_csv",
+        "'nope.csv' is not a file",
+    ),
     ({"augment": "pipelines/nope.yaml"}, "augment", "is not a file"),
     ({"augment": "broken.json"}, "augment", 'has no "transform" mapping'),
     ({"control_file": "../../etc/control.json"}, "control_file", "outside"),
@@ -196,7 +233,9 @@ BAD_FIELDS = [
 
 
 @pytest.mark.parametrize(
-    ("change", "field", "words"), BAD_FIELDS, ids=[f"{f}-{i}" for i, (_, f, _) in enumerate(BAD_FIELDS)]
+    ("change", "field", "words"),
+    BAD_FIELDS,
+    ids=[f"{f}-{i}" for i, (_, f, _) in enumerate(BAD_FIELDS)],
 )
 def test_every_bad_field_is_a_config_error_naming_field_and_file(
     project, monkeypatch, change, field, words
@@ -236,13 +275,17 @@ def test_a_write_path_through_a_symlink_out_of_the_folder_is_refused(project, tm
     outside.mkdir()
     (project / "link").symlink_to(outside, target_is_directory=True)
     config = write_config(project, {**MINIMAL, "example_dir": "link/examples"})
-    with pytest.raises(ConfigError, match="field `example_dir`: 'link/examples' resolves to"):
+    with pytest.raises(
+        ConfigError, match="field `example_dir`: 'link/examples' resolves to"
+    ):
         load_config(config)
 
 
 def test_allowed_root_widens_where_a_config_may_write(project, tmp_path):
-    config = write_config(project, {**MINIMAL, "cache_dir": "../cache",
-                                    "control_file": "../run/control.json"})
+    config = write_config(
+        project,
+        {**MINIMAL, "cache_dir": "../cache", "control_file": "../run/control.json"},
+    )
     with pytest.raises(ConfigError, match="allowed_root"):
         load_config(config)
     loaded = load_config(config, allowed_root=tmp_path)
@@ -253,25 +296,45 @@ def test_allowed_root_widens_where_a_config_may_write(project, tmp_path):
 
 
 def test_overrides_replace_config_values_and_are_validated(project):
-    config = write_config(project, {**MINIMAL, "aug_p": 0.1, "samples_per_class": 8,
-                                    "verbose": 0, "seed": 0})
-    with FrameSequence.from_config(config, aug_p=0.4, samples_per_class=3, batch_size=2,
-                              background=False, image_size=(12, 14)) as seq:
+    config = write_config(
+        project,
+        {**MINIMAL, "aug_p": 0.1, "samples_per_class": 8, "verbose": 0, "seed": 0},
+    )
+    with FrameSequence.from_config(
+        config,
+        aug_p=0.4,
+        samples_per_class=3,
+        batch_size=2,
+        background=False,
+        image_size=(12, 14),
+    ) as seq:
         assert seq.aug_p == 0.4 and seq.num_samples == 6 and seq.batch_size == 2
         assert seq.image_size == (12, 14)
     with FrameSequence.from_config(config, shard=(1, 2), samples_per_class=2) as seq:
         assert seq.shard == (1, 2) and seq.num_samples == 4
-    with pytest.raises(ConfigError, match=r"field `aug_p` \(given as an override\): .*less"):
+    with pytest.raises(
+        ConfigError, match=r"field `aug_p` \(given as an override\): .*less"
+    ):
         FrameSequence.from_config(config, aug_p=2.0)
-    with pytest.raises(ConfigError, match=r"field `aug_pp` \(given as an override\): Extra"):
+    with pytest.raises(
+        ConfigError, match=r"field `aug_pp` \(given as an override\): Extra"
+    ):
         FrameSequence.from_config(config, aug_pp=0.2)
     with pytest.raises(ConfigError, match=r"field `seed` \(given as an override\)"):
         FrameSequence.from_config(config, seed=True)
 
 
 def test_python_objects_and_caller_paths_as_overrides(project, tmp_path, monkeypatch):
-    config = write_config(project, {**MINIMAL, "augment": "pipelines/nope.yaml",
-                                    "verbose": 0, "seed": 0, "samples_per_class": 4})
+    config = write_config(
+        project,
+        {
+            **MINIMAL,
+            "augment": "pipelines/nope.yaml",
+            "verbose": 0,
+            "seed": 0,
+            "samples_per_class": 4,
+        },
+    )
 
     def preprocess(batch: np.ndarray) -> np.ndarray:
         return batch / 255.0
@@ -279,8 +342,11 @@ def test_python_objects_and_caller_paths_as_overrides(project, tmp_path, monkeyp
     monkeypatch.chdir(tmp_path)
     # The caller's paths are relative to the current directory and not confined.
     with FrameSequence.from_config(
-        config, augment=A.HorizontalFlip(), preprocess=preprocess,
-        serve_augment=ServeAugment(vertical_flip=True), control_file="elsewhere/c.json",
+        config,
+        augment=A.HorizontalFlip(),
+        preprocess=preprocess,
+        serve_augment=ServeAugment(vertical_flip=True),
+        control_file="elsewhere/c.json",
         background=False,
     ) as seq:
         assert seq.preprocess is preprocess and float(seq[0][0].max()) <= 1.0
@@ -288,8 +354,9 @@ def test_python_objects_and_caller_paths_as_overrides(project, tmp_path, monkeyp
     assert (tmp_path / "elsewhere" / "c.json").is_file()
     with FrameSequence.from_config(config, augment=str(LIGHT), background=False):
         pass
-    replaced = load_config(config, source={"directory": str(project / "data" / "train")},
-                           augment=None)
+    replaced = load_config(
+        config, source={"directory": str(project / "data" / "train")}, augment=None
+    )
     assert replaced.augment is None
 
 
@@ -303,7 +370,10 @@ def test_python_objects_and_caller_paths_as_overrides(project, tmp_path, monkeyp
         ("", "got an empty file"),
         ("- 1\n- 2\n", "got list"),
         ("aug_p: 0.1\naug_p: 0.2\n", "field `aug_p` is given twice (line 2)"),
-        ("source:\n  directory: a\n  directory: b\n", "field `directory` is given twice"),
+        (
+            "source:\n  directory: a\n  directory: b\n",
+            "field `directory` is given twice",
+        ),
         ("!!python/object/apply:os.system ['touch pwned']\n", "not valid YAML"),
         ("aug_p: !!python/name:os.system\n", "not valid YAML"),
     ],

@@ -57,7 +57,9 @@ def test_a_pipeline_loads_and_keeps_the_image_size(name):
         image = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
         for seed in range(10):
             for compose in (loaded, spec.build(aug_p=1.0, pipe_p=1.0)):
-                compose.set_random_state(np.random.default_rng(seed), random.Random(seed))
+                compose.set_random_state(
+                    np.random.default_rng(seed), random.Random(seed)
+                )
                 out = compose(image=image)["image"]
                 assert out.shape == image.shape and out.dtype == np.uint8
 
@@ -66,9 +68,16 @@ def test_a_pipeline_loads_and_keeps_the_image_size(name):
 def test_a_pipeline_builds_a_balanced_frame(name):
     source = {"many": random_images(10, seed=1), "few": random_images(2, seed=2)}
     with FrameSequence(
-        source, image_size=(16, 16), batch_size=4, samples_per_class=6,
-        augment=pipelines.path(name), aug_p=0.8, pipe_p=1.0,
-        seed=0, verbose=0, background=False,
+        source,
+        image_size=(16, 16),
+        batch_size=4,
+        samples_per_class=6,
+        augment=pipelines.path(name),
+        aug_p=0.8,
+        pipe_p=1.0,
+        seed=0,
+        verbose=0,
+        background=False,
     ) as seq:
         assert seq.frame.class_counts.tolist() == [6, 6]
         assert seq.frame.num_artificial == 4
@@ -115,7 +124,10 @@ def test_run_yaml_builds_a_sequence(tmp_path):
     folder = shutil.copytree(CONFIGS, tmp_path / "configs")
     write_jpegs(folder / "data" / "train", {"a": 4, "b": 2})
     with FrameSequence.from_config(
-        folder / "run.yaml", image_size=(16, 16), samples_per_class=4, verbose=0,
+        folder / "run.yaml",
+        image_size=(16, 16),
+        samples_per_class=4,
+        verbose=0,
         background=False,
     ) as seq:
         assert seq.class_names == ["a", "b"] and seq.label_mode == "categorical"

@@ -128,7 +128,9 @@ def test_next_frame_is_built_in_the_background_into_the_spare_buffer():
     first_buffer = served.frame.buffer
     seq.regenerate()
     assert seq.generation == 2 and seq.engine._view.frame.buffer is pending.buffer
-    assert seq.engine._pending is not None and seq.engine._pending.buffer is first_buffer
+    assert (
+        seq.engine._pending is not None and seq.engine._pending.buffer is first_buffer
+    )
     seq.close()
     assert seq.engine._pending is None
 

@@ -64,7 +64,9 @@ def engine(**options: object) -> FrameEngine:
         build_processes=False,
         pace_builds=False,
     )
-    return FrameEngine(store, class_names=names, **engine_parts(**{**defaults, **options}))
+    return FrameEngine(
+        store, class_names=names, **engine_parts(**{**defaults, **options})
+    )
 
 
 def test_auto_extends_a_frame_instead_of_waiting_for_a_slow_build() -> None:

@@ -107,8 +107,10 @@ def test_control_link_applies_keeps_and_warns(tmp_path):
     path.write_text('{"aug_p": null, "pipe_p": 0.5, "regenerate": true}')
     assert link.apply() is True
     assert (hot.aug_p, hot.pipe_p) == (None, 0.5)  # null restores the pipeline's own
-    assert said == ["control file: aug_p 0.2 -> null (the pipeline's own), pipe_p null "
-                    "(the pipeline's own) -> 0.5"]
+    assert said == [
+        "control file: aug_p 0.2 -> null (the pipeline's own), pipe_p null "
+        "(the pipeline's own) -> 0.5"
+    ]
     path.write_text('{"epochs_per_frame": "auto", "pipe_p": 0.6}')
     with pytest.warns(ControlFileWarning, match="Keeping epochs_per_frame=3"):
         link.apply()
@@ -145,7 +147,9 @@ def test_schedule_times_epochs_by_the_median_and_never_the_first():
 
 
 def test_schedule_auto_extends_a_frame_while_its_successor_builds():
-    hot = HotSettings.of(epochs_per_frame="auto", background=True, writes_examples=False)
+    hot = HotSettings.of(
+        epochs_per_frame="auto", background=True, writes_examples=False
+    )
     schedule = FrameSchedule(hot, bounds=(1, 4), background=True, clock=Clock())
     schedule.length.observe_build(work_seconds=1.0, background=True)
     assert schedule.plan() == 4  # no epoch timed yet: the upper bound

@@ -84,7 +84,9 @@ def test_epochs_per_frame_auto_needs_background_on_every_path(
         seq.epochs_per_frame = "auto"
     assert seq.epochs_per_frame == 2
     assert main(["control", "set", "epochs_per_frame=auto", "--file", str(path)]) == 0
-    with pytest.warns(ControlFileWarning, match="background=True.*Keeping epochs_per_frame=2"):
+    with pytest.warns(
+        ControlFileWarning, match="background=True.*Keeping epochs_per_frame=2"
+    ):
         end_epochs(seq, 1)
     assert seq.epochs_per_frame == 2
     with pytest.raises(ConfigError, match="background=True"):
@@ -101,12 +103,17 @@ def test_example_prob_needs_an_example_dir_on_every_path(
         seq.example_prob = 0.5
     assert seq.example_prob == 0.0
     assert main(["control", "set", "example_prob=0.5", "--file", str(path)]) == 0
-    with pytest.warns(ControlFileWarning, match="example_dir.*Keeping example_prob=0.0"):
+    with pytest.warns(
+        ControlFileWarning, match="example_dir.*Keeping example_prob=0.0"
+    ):
         end_epochs(seq, 1)
     assert seq.example_prob == 0.0
 
     with_dir = make(
-        imbalanced_source, tmp_path, example_dir=tmp_path / "examples", epochs_per_frame=1
+        imbalanced_source,
+        tmp_path,
+        example_dir=tmp_path / "examples",
+        epochs_per_frame=1,
     )
     opened.append(with_dir)
     with_dir.example_prob = 0.5  # applies from the next frame
@@ -154,7 +161,9 @@ def test_every_value_one_path_accepts_the_others_accept(
 
 
 def test_validation_sequences_refuse_hot_options_by_name(imbalanced_source):
-    val = FrameSequence.for_validation(imbalanced_source, image_size=IMAGE_SIZE, verbose=0)
+    val = FrameSequence.for_validation(
+        imbalanced_source, image_size=IMAGE_SIZE, verbose=0
+    )
     assert val.aug_p is None and val.epochs_per_frame == 3
     with pytest.raises(ConfigError, match="validation"):
         val.aug_p = 0.5

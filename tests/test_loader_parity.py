@@ -68,13 +68,25 @@ def decodes(monkeypatch, tmp_path) -> list[str]:
 # -------------------------------------------------------------------- color_mode
 
 
-@pytest.mark.parametrize("color_mode, channels", [("rgb", 3), ("grayscale", 1), ("rgba", 4)])
+@pytest.mark.parametrize(
+    "color_mode, channels", [("rgb", 3), ("grayscale", 1), ("rgba", 4)]
+)
 def test_color_mode_gives_batches_of_its_channel_count(tmp_path, color_mode, channels):
     data = colour_folder(tmp_path / "data", {"a": 6, "b": 4})
     train, val = FrameSequence.from_directory(
-        data, image_size=SIZE, batch_size=4, color_mode=color_mode,
-        samples_per_class=6, validation_split=0.25, subset="both", seed=0,
-        augment="heavy", aug_p=1.0, pipe_p=1.0, **QUIET)
+        data,
+        image_size=SIZE,
+        batch_size=4,
+        color_mode=color_mode,
+        samples_per_class=6,
+        validation_split=0.25,
+        subset="both",
+        seed=0,
+        augment="heavy",
+        aug_p=1.0,
+        pipe_p=1.0,
+        **QUIET,
+    )
     with train, val:
         assert train[0][0].shape == (4, *SIZE, channels)
         assert val[0][0].shape[1:] == (*SIZE, channels)
@@ -85,7 +97,8 @@ def test_grayscale_is_the_luma_of_rgb_and_rgba_keeps_alpha(tmp_path):
     data = colour_folder(tmp_path / "data", {"a": 3})
     rgbs = FrameSequence.from_directory(data, image_size=SIZE, validation=True, **QUIET)
     grays = FrameSequence.from_directory(
-        data, image_size=SIZE, validation=True, color_mode="grayscale", **QUIET)
+        data, image_size=SIZE, validation=True, color_mode="grayscale", **QUIET
+    )
     rgb, gray = rgbs.as_arrays()[0], grays.as_arrays()[0]
     luma = rgb @ np.array([0.299, 0.587, 0.114], np.float32)
     assert np.abs(gray[..., 0] - luma).mean() < 2.0  # libjpeg's luma, not ours
@@ -105,18 +118,25 @@ def test_grayscale_is_the_luma_of_rgb_and_rgba_keeps_alpha(tmp_path):
 
 def test_arrays_and_stores_follow_color_mode(tmp_path):
     rgb = np.random.default_rng(0).integers(0, 256, (4, 20, 20, 3), dtype=np.uint8)
-    seq = FrameSequence({"a": rgb, "b": rgb[:2]}, image_size=SIZE,
-                        color_mode="grayscale", **QUIET)
+    seq = FrameSequence(
+        {"a": rgb, "b": rgb[:2]}, image_size=SIZE, color_mode="grayscale", **QUIET
+    )
     assert seq[0][0].shape[-1] == 1
     assert not hasattr(seq, "file_paths")
     with pytest.raises(AttributeError, match="built from arrays"):
         _ = seq.file_paths
-    store = augframe.io.stores.ArrayStore(np.zeros((2, *SIZE, 1), np.uint8), np.array([0, 1]))
+    store = augframe.io.stores.ArrayStore(
+        np.zeros((2, *SIZE, 1), np.uint8), np.array([0, 1])
+    )
     source = augframe.StoreSource(store, ["a", "b"])
     with pytest.raises(ConfigError, match="serves 'grayscale' images"):
         FrameSequence(source, image_size=SIZE, **QUIET)
-    assert FrameSequence(source, image_size=SIZE, color_mode="grayscale",
-                         **QUIET)[0][0].shape[-1] == 1
+    assert (
+        FrameSequence(source, image_size=SIZE, color_mode="grayscale", **QUIET)[0][
+            0
+        ].shape[-1]
+        == 1
+    )
 
 
 def test_a_pipeline_of_yours_that_cannot_take_the_channels_is_refused_by_name(
@@ -125,13 +145,19 @@ def test_a_pipeline_of_yours_that_cannot_take_the_channels_is_refused_by_name(
     data = colour_folder(tmp_path / "data", {"a": 3, "b": 3})
     noisy = A.Compose([A.HorizontalFlip(), A.ISONoise()])
     with pytest.raises(ConfigError, match=r"color_mode='grayscale'.*ISONoise"):
-        FrameSequence.from_directory(data, image_size=SIZE, color_mode="grayscale",
-                                     augment=noisy, **QUIET)
+        FrameSequence.from_directory(
+            data, image_size=SIZE, color_mode="grayscale", augment=noisy, **QUIET
+        )
     with pytest.raises(ConfigError, match=r"'rgba'.*HueSaturationValue.*ToGray"):
         FrameSequence.from_directory(
-            data, image_size=SIZE, color_mode="rgba",
+            data,
+            image_size=SIZE,
+            color_mode="rgba",
             augment=lambda aug_p, pipe_p: A.Compose(
-                [A.HueSaturationValue(), A.ToGray()], p=pipe_p), **QUIET)
+                [A.HueSaturationValue(), A.ToGray()], p=pipe_p
+            ),
+            **QUIET,
+        )
     assert decodes == []  # refused before any image was decoded
 
 
@@ -139,8 +165,14 @@ def test_the_decoded_cache_is_never_reused_for_another_color_mode(tmp_path):
     data = colour_folder(tmp_path / "data", {"a": 3, "b": 2})
     cache = tmp_path / "cache"
     for mode, channels in (("rgb", 3), ("grayscale", 1)):
-        seq = FrameSequence.from_directory(data, image_size=SIZE, cache_dir=cache,
-                                           color_mode=mode, validation=True, **QUIET)
+        seq = FrameSequence.from_directory(
+            data,
+            image_size=SIZE,
+            cache_dir=cache,
+            color_mode=mode,
+            validation=True,
+            **QUIET,
+        )
         assert seq[0][0].shape[-1] == channels
     assert sorted(p.name for p in cache.iterdir()) == ["16x16", "16x16-grayscale"]
     manifest = json.loads((cache / "16x16-grayscale" / "manifest.json").read_text())
@@ -150,8 +182,13 @@ def test_the_decoded_cache_is_never_reused_for_another_color_mode(tmp_path):
     shutil.copytree(cache / "16x16", cache / "16x16-grayscale")
     paths, labels, _ = collect_directory(data)
     with pytest.warns(CacheWarning, match="built with color_mode='rgb'"):
-        store = build_cache(paths, labels, cache_dir=cache, image_size=SIZE,
-                            decoding=Decoding(color_mode="grayscale"))
+        store = build_cache(
+            paths,
+            labels,
+            cache_dir=cache,
+            image_size=SIZE,
+            decoding=Decoding(color_mode="grayscale"),
+        )
     assert store.load(0).shape == (*SIZE, 1) and store.stats.num_decoded == 5
 
 
@@ -159,8 +196,14 @@ def test_the_decoded_cache_is_never_reused_for_another_color_mode(tmp_path):
 def test_examples_and_contact_sheets_stay_viewable(tmp_path, color_mode):
     data = colour_folder(tmp_path / "data", {"a": 3, "b": 3})
     seq = FrameSequence.from_directory(
-        data, image_size=SIZE, color_mode=color_mode, samples_per_class=3,
-        example_dir=tmp_path / "examples", example_prob=1.0, **QUIET)
+        data,
+        image_size=SIZE,
+        color_mode=color_mode,
+        samples_per_class=3,
+        example_dir=tmp_path / "examples",
+        example_prob=1.0,
+        **QUIET,
+    )
     sheet = seq.save_contact_sheet(tmp_path / "sheet.png", per_class=2)
     seq.close()
     files = [sheet, *sorted((tmp_path / "examples").glob("*.jpg"))]
@@ -177,12 +220,16 @@ def test_unknown_interpolation_and_crop_with_pad_are_refused_before_decoding(
     tmp_path, decodes
 ):
     data = colour_folder(tmp_path / "data", {"a": 2})
-    with pytest.raises(ConfigError, match="'bilinear', 'nearest', 'bicubic', 'area', "
-                       "'lanczos3', 'lanczos5', 'gaussian', 'mitchellcubic'"):
+    with pytest.raises(
+        ConfigError,
+        match="'bilinear', 'nearest', 'bicubic', 'area', "
+        "'lanczos3', 'lanczos5', 'gaussian', 'mitchellcubic'",
+    ):
         FrameSequence.from_directory(data, image_size=SIZE, interpolation="cubic")
     with pytest.raises(ConfigError, match="Only one of them"):
-        FrameSequence.from_directory(data, image_size=SIZE, crop_to_aspect_ratio=True,
-                                     pad_to_aspect_ratio=True)
+        FrameSequence.from_directory(
+            data, image_size=SIZE, crop_to_aspect_ratio=True, pad_to_aspect_ratio=True
+        )
     with pytest.raises(ConfigError, match="`color_mode`"):
         FrameSequence.from_directory(data, image_size=SIZE, color_mode="bgr")
     assert decodes == []
@@ -194,29 +241,52 @@ def test_nearest_gives_keras_pixels_of_the_full_image(tmp_path):
     path = write(tmp_path / "big.jpg", rng.integers(0, 256, (256, 200, 3), np.uint8))
     full = decode_image(path)
     for interpolation in ("nearest", "area"):
-        got = load_image(path, image_size=(40, 30),
-                         decoding=Decoding(interpolation=interpolation))
+        got = load_image(
+            path, image_size=(40, 30), decoding=Decoding(interpolation=interpolation)
+        )
         if interpolation == "nearest":
             expected = keras.ops.image.resize(full, (40, 30), interpolation="nearest")
             assert np.array_equal(got, np.asarray(expected).astype(np.uint8))
         else:  # reduced decode allowed: close to the full decode, not equal
-            assert np.abs(got.astype(int) - resize(full, (40, 30), interpolation="area")).mean() < 4
+            assert (
+                np.abs(
+                    got.astype(int) - resize(full, (40, 30), interpolation="area")
+                ).mean()
+                < 4
+            )
     enlarged = resize(full[:20, :20], (40, 40), interpolation="bilinear")
-    keras_up = np.asarray(keras.ops.image.resize(full[:20, :20].astype("float32"), (40, 40)))
+    keras_up = np.asarray(
+        keras.ops.image.resize(full[:20, :20].astype("float32"), (40, 40))
+    )
     assert np.abs(enlarged - keras_up).max() <= 1
 
 
-@pytest.mark.parametrize("interpolation", ["bilinear", "nearest", "bicubic", "area",
-                                           "lanczos3", "lanczos5", "gaussian",
-                                           "mitchellcubic"])
+@pytest.mark.parametrize(
+    "interpolation",
+    [
+        "bilinear",
+        "nearest",
+        "bicubic",
+        "area",
+        "lanczos3",
+        "lanczos5",
+        "gaussian",
+        "mitchellcubic",
+    ],
+)
 def test_every_keras_filter_name_resizes_any_channel_count(interpolation):
     image = np.random.default_rng(0).integers(0, 256, (96, 70, 1), np.uint8)
     for size in ((16, 20), (120, 90), (96, 70)):
         out = resize(image, size, interpolation=interpolation)
         assert out.shape == (*size, 1) and out.dtype == np.uint8
     # A large image is box-reduced before the filter: it follows the mean.
-    assert abs(float(resize(image, (12, 9), interpolation=interpolation).mean())
-               - float(image.mean())) < 12
+    assert (
+        abs(
+            float(resize(image, (12, 9), interpolation=interpolation).mean())
+            - float(image.mean())
+        )
+        < 12
+    )
 
 
 # ----------------------------------------------------------------- aspect ratio
@@ -238,10 +308,14 @@ def disc_box(sample: np.ndarray) -> tuple[int, int]:
 def test_crop_or_pad_to_the_aspect_ratio_keeps_a_circle_round(tmp_path):
     circle_jpeg(tmp_path / "data" / "disc" / "0.jpg")
     made = {}
-    for name, options in (("stretch", {}), ("crop", {"crop_to_aspect_ratio": True}),
-                          ("pad", {"pad_to_aspect_ratio": True})):
-        seq = FrameSequence.from_directory(tmp_path / "data", image_size=(48, 48),
-                                           validation=True, **options, **QUIET)
+    for name, options in (
+        ("stretch", {}),
+        ("crop", {"crop_to_aspect_ratio": True}),
+        ("pad", {"pad_to_aspect_ratio": True}),
+    ):
+        seq = FrameSequence.from_directory(
+            tmp_path / "data", image_size=(48, 48), validation=True, **options, **QUIET
+        )
         made[name] = seq.as_arrays()[0][0]
     height, width = disc_box(made["stretch"])
     assert height > 1.7 * width  # stretched: an ellipse (the test can fail)
@@ -277,14 +351,16 @@ def test_follow_links_walks_linked_sub_folders_only_when_asked(tmp_path):
         assert names == ["a", "b"]
         counts[follow] = np.bincount(labels).tolist()
     assert counts == {False: [3, 2], True: [6, 2]}  # the loop is walked once
-    seq = FrameSequence.from_directory(data, image_size=SIZE, follow_links=True,
-                                       validation=True, **QUIET)
+    seq = FrameSequence.from_directory(
+        data, image_size=SIZE, follow_links=True, validation=True, **QUIET
+    )
     assert len(seq.file_paths) == 8
     with pytest.raises(ConfigError, match="follow_links"):
         FrameSequence.from_directory(data, image_size=SIZE, follow_links="yes")
     with pytest.raises(ConfigError, match=r"applies to FrameSequence\.from_directory"):
-        FrameSequence.from_paths(seq.file_paths, ["a"] * 8, image_size=SIZE,
-                                 follow_links=True)
+        FrameSequence.from_paths(
+            seq.file_paths, ["a"] * 8, image_size=SIZE, follow_links=True
+        )
 
 
 # ------------------------------------------------------------------- file_paths
@@ -292,14 +368,26 @@ def test_follow_links_walks_linked_sub_folders_only_when_asked(tmp_path):
 
 def test_file_paths_map_validation_rows_back_to_files(tmp_path):
     # Each file's brightness says which file it is.
-    for i, (cls, name) in enumerate([("b", "x"), ("a", "y"), ("b", "z"), ("a", "w"),
-                                     ("a", "v"), ("b", "u")]):
-        write(tmp_path / "data" / cls / f"{name}.png", np.full((8, 8, 3), 40 * i, np.uint8))
-    brightness = {str(p): int(cv2.imread(str(p))[0, 0, 0])
-                  for p in (tmp_path / "data").rglob("*.png")}
+    for i, (cls, name) in enumerate(
+        [("b", "x"), ("a", "y"), ("b", "z"), ("a", "w"), ("a", "v"), ("b", "u")]
+    ):
+        write(
+            tmp_path / "data" / cls / f"{name}.png",
+            np.full((8, 8, 3), 40 * i, np.uint8),
+        )
+    brightness = {
+        str(p): int(cv2.imread(str(p))[0, 0, 0])
+        for p in (tmp_path / "data").rglob("*.png")
+    }
     train, val = FrameSequence.from_directory(
-        tmp_path / "data", image_size=(8, 8), validation_split=0.5, subset="both",
-        seed=3, batch_size=3, **QUIET)
+        tmp_path / "data",
+        image_size=(8, 8),
+        validation_split=0.5,
+        subset="both",
+        seed=3,
+        batch_size=3,
+        **QUIET,
+    )
     x = np.concatenate([val[i][0] for i in range(len(val))])
     assert len(val.file_paths) == len(x) == 4 and len(val) == 2
     for row, path in zip(x, val.file_paths, strict=True):
@@ -315,38 +403,63 @@ def test_file_paths_map_validation_rows_back_to_files(tmp_path):
 
 def test_from_dataframe_joins_directory_and_sorts_class_names(tmp_path):
     data = colour_folder(tmp_path / "images", {"cat": 3, "dog": 2})
-    df = pd.DataFrame({
-        "filename": [str(p.relative_to(data)) for p in sorted(data.rglob("*.jpg"))],
-        "class": ["cat", "cat", "cat", "dog", "dog"],
-    }).iloc[::-1]
-    val = FrameSequence.from_dataframe(df, directory=data, image_size=SIZE,
-                                       color_mode="grayscale", validation=True, **QUIET)
+    df = pd.DataFrame(
+        {
+            "filename": [str(p.relative_to(data)) for p in sorted(data.rglob("*.jpg"))],
+            "class": ["cat", "cat", "cat", "dog", "dog"],
+        }
+    ).iloc[::-1]
+    val = FrameSequence.from_dataframe(
+        df,
+        directory=data,
+        image_size=SIZE,
+        color_mode="grayscale",
+        validation=True,
+        **QUIET,
+    )
     assert val.class_names == ["cat", "dog"] and val[0][0].shape[-1] == 1
     assert set(val.file_paths) == {str(data / f) for f in df["filename"]}
     df2 = df.rename(columns={"filename": "path", "class": "label"})
     pinned = FrameSequence.from_dataframe(
-        df2, x_col="path", y_col="label", directory=data, image_size=SIZE,
-        class_names=["dog", "cat"], validation=True, **QUIET)
+        df2,
+        x_col="path",
+        y_col="label",
+        directory=data,
+        image_size=SIZE,
+        class_names=["dog", "cat"],
+        validation=True,
+        **QUIET,
+    )
     assert pinned.class_names == ["dog", "cat"]
     assert pinned.as_arrays()[1].tolist() == [0, 0, 1, 1, 1]
     train, val = FrameSequence.from_dataframe(
-        df, directory=data, image_size=SIZE, validation_split=0.4, subset="both",
-        seed=0, **QUIET)
+        df,
+        directory=data,
+        image_size=SIZE,
+        validation_split=0.4,
+        subset="both",
+        seed=0,
+        **QUIET,
+    )
     train.close()
     assert len(train.file_paths) + len(val.file_paths) == 5
 
 
 def test_from_dataframe_refuses_missing_files_and_columns_by_name(tmp_path, decodes):
     data = colour_folder(tmp_path / "images", {"cat": 2})
-    df = pd.DataFrame({"filename": ["cat/000.jpg", "cat/nope.jpg"],
-                       "class": ["cat", "cat"]})
+    df = pd.DataFrame(
+        {"filename": ["cat/000.jpg", "cat/nope.jpg"], "class": ["cat", "cat"]}
+    )
     with pytest.raises(SourceError, match=r"1 file\(s\).*'.*cat/nope.jpg'"):
         FrameSequence.from_dataframe(df, directory=data, image_size=SIZE)
     with pytest.raises(ConfigError, match="Did you mean 'filename'"):
-        FrameSequence.from_dataframe(df, x_col="filenames", directory=data, image_size=SIZE)
+        FrameSequence.from_dataframe(
+            df, x_col="filenames", directory=data, image_size=SIZE
+        )
     with pytest.raises(ConfigError, match=r"Row 1 .*class=3"):
-        FrameSequence.from_dataframe(df.assign(**{"class": ["cat", 3]}),
-                                     directory=data, image_size=SIZE)
+        FrameSequence.from_dataframe(
+            df.assign(**{"class": ["cat", 3]}), directory=data, image_size=SIZE
+        )
     with pytest.raises(ConfigError, match=r"Expected a pandas\.DataFrame"):
         FrameSequence.from_dataframe(df.to_dict(), directory=data, image_size=SIZE)
     assert decodes == []
@@ -361,24 +474,43 @@ def test_from_dataframe_without_pandas_says_how_to_install_it(tmp_path, monkeypa
 # ------------------------------------------------------------ options, config
 
 
-def test_file_options_are_refused_by_the_constructor_and_read_from_run_configs(tmp_path):
+def test_file_options_are_refused_by_the_constructor_and_read_from_run_configs(
+    tmp_path,
+):
     data = colour_folder(tmp_path / "data", {"a": 2, "b": 2})
     arrays = {"a": np.zeros((2, 8, 8, 3), np.uint8)}
     for name, value in (("cache_dir", str(tmp_path)), ("follow_links", True)):
         with pytest.raises(ConfigError, match=f"`{name}`.*from_directory"):
             FrameSequence(arrays, image_size=SIZE, **{name: value})
     config = tmp_path / "run.yaml"
-    config.write_text(yaml.safe_dump({
-        "source": {"directory": "data"}, "image_size": [16, 16],
-        "color_mode": "grayscale", "interpolation": "nearest",
-        "crop_to_aspect_ratio": True, "follow_links": True, "validation": True,
-        "verbose": 0}))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "source": {"directory": "data"},
+                "image_size": [16, 16],
+                "color_mode": "grayscale",
+                "interpolation": "nearest",
+                "crop_to_aspect_ratio": True,
+                "follow_links": True,
+                "validation": True,
+                "verbose": 0,
+            }
+        )
+    )
     seq = FrameSequence.from_config(config)
     assert seq[0][0].shape == (4, 16, 16, 1)
-    assert seq.decoding == Decoding(color_mode="grayscale", interpolation="nearest",
-                                    crop_to_aspect_ratio=True)
-    config.write_text(yaml.safe_dump({"source": {"directory": str(data)},
-                                      "image_size": [16, 16], "interpolation": "cubic"}))
+    assert seq.decoding == Decoding(
+        color_mode="grayscale", interpolation="nearest", crop_to_aspect_ratio=True
+    )
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "source": {"directory": str(data)},
+                "image_size": [16, 16],
+                "interpolation": "cubic",
+            }
+        )
+    )
     with pytest.raises(ConfigError, match="field `interpolation`"):
         FrameSequence.from_config(config)
 
@@ -391,10 +523,20 @@ def test_same_seed_same_grayscale_frames_whatever_the_workers(tmp_path):
     frames = []
     for workers, processes in ((1, False), (2, False), (2, True)):
         seq = FrameSequence.from_directory(
-            data, image_size=SIZE, color_mode="grayscale", pad_to_aspect_ratio=True,
-            interpolation="lanczos3", samples_per_class=6, augment="heavy",
-            aug_p=0.8, pipe_p=1.0, seed=5, num_build_workers=workers,
-            build_processes=processes, **QUIET)
+            data,
+            image_size=SIZE,
+            color_mode="grayscale",
+            pad_to_aspect_ratio=True,
+            interpolation="lanczos3",
+            samples_per_class=6,
+            augment="heavy",
+            aug_p=0.8,
+            pipe_p=1.0,
+            seed=5,
+            num_build_workers=workers,
+            build_processes=processes,
+            **QUIET,
+        )
         frames.append(np.concatenate([seq[i][0] for i in range(len(seq))]))
         seq.close()
     assert np.array_equal(frames[0], frames[1])
@@ -404,16 +546,29 @@ def test_same_seed_same_grayscale_frames_whatever_the_workers(tmp_path):
 def test_fit_on_grayscale_data_with_validation(tmp_path):
     data = colour_folder(tmp_path / "data", {"a": 10, "b": 6})
     train, val = FrameSequence.from_directory(
-        data, image_size=SIZE, batch_size=8, color_mode="grayscale",
-        validation_split=0.25, subset="both", seed=0, samples_per_class=8,
-        epochs_per_frame=1, augment="medium", aug_p=0.5, dtype="uint8", **QUIET)
-    model = keras.Sequential([
-        keras.Input((*SIZE, 1), dtype="uint8"),
-        keras.layers.Rescaling(1 / 255),
-        keras.layers.Conv2D(4, 3, activation="relu"),
-        keras.layers.GlobalAveragePooling2D(),
-        keras.layers.Dense(2, activation="softmax"),
-    ])
+        data,
+        image_size=SIZE,
+        batch_size=8,
+        color_mode="grayscale",
+        validation_split=0.25,
+        subset="both",
+        seed=0,
+        samples_per_class=8,
+        epochs_per_frame=1,
+        augment="medium",
+        aug_p=0.5,
+        dtype="uint8",
+        **QUIET,
+    )
+    model = keras.Sequential(
+        [
+            keras.Input((*SIZE, 1), dtype="uint8"),
+            keras.layers.Rescaling(1 / 255),
+            keras.layers.Conv2D(4, 3, activation="relu"),
+            keras.layers.GlobalAveragePooling2D(),
+            keras.layers.Dense(2, activation="softmax"),
+        ]
+    )
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
     with train:
         history = model.fit(train, validation_data=val, epochs=2, verbose=0)
@@ -426,12 +581,15 @@ def test_fit_on_grayscale_data_with_validation(tmp_path):
 # --------------------------------------------------- with the reduced JPEG decode
 
 
-@pytest.mark.parametrize("options", [
-    {"color_mode": "grayscale"},
-    {"color_mode": "rgba", "crop_to_aspect_ratio": True},
-    {"pad_to_aspect_ratio": True, "interpolation": "bicubic"},
-    {"interpolation": "lanczos3", "crop_to_aspect_ratio": True},
-])
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"color_mode": "grayscale"},
+        {"color_mode": "rgba", "crop_to_aspect_ratio": True},
+        {"pad_to_aspect_ratio": True, "interpolation": "bicubic"},
+        {"interpolation": "lanczos3", "crop_to_aspect_ratio": True},
+    ],
+)
 def test_the_reduced_jpeg_decode_stays_close_to_a_full_decode(tmp_path, options):
     """Within the tolerance of the default (see test_sources): a JPEG decoded at
     1/4 scale, and a PNG of the same pixels (box-reduced before the filter)."""
@@ -439,8 +597,14 @@ def test_the_reduced_jpeg_decode_stays_close_to_a_full_decode(tmp_path, options)
     small = rng.integers(30, 220, (6, 8, 3), dtype=np.uint8)
     image = cv2.resize(small, (440, 300), interpolation=cv2.INTER_CUBIC)
     for _ in range(4):
-        cv2.circle(image, tuple(int(v) for v in rng.integers(40, 260, 2)), 30,
-                   tuple(int(v) for v in rng.integers(0, 256, 3)), -1, cv2.LINE_AA)
+        cv2.circle(
+            image,
+            tuple(int(v) for v in rng.integers(40, 260, 2)),
+            30,
+            tuple(int(v) for v in rng.integers(0, 256, 3)),
+            -1,
+            cv2.LINE_AA,
+        )
     jpg = write(tmp_path / "a.jpg", image)
     png = write(tmp_path / "a.png", cv2.imread(jpg))  # the JPEG's own pixels
     decoding = Decoding(**options)
@@ -458,8 +622,25 @@ def test_cache_build_command_takes_the_decoding_options(tmp_path, capsys):
     from augframe.cli import main
 
     data = colour_folder(tmp_path / "data", {"a": 2, "b": 2})
-    assert main(["cache", "build", str(data), "--image-size", "12", "10",
-                 "--cache-dir", str(tmp_path / "cache"), "--color-mode", "rgba",
-                 "--interpolation", "area", "--pad-to-aspect-ratio"]) == 0
+    assert (
+        main(
+            [
+                "cache",
+                "build",
+                str(data),
+                "--image-size",
+                "12",
+                "10",
+                "--cache-dir",
+                str(tmp_path / "cache"),
+                "--color-mode",
+                "rgba",
+                "--interpolation",
+                "area",
+                "--pad-to-aspect-ratio",
+            ]
+        )
+        == 0
+    )
     assert "color_mode='rgba'" in capsys.readouterr().out
     assert [p.name for p in (tmp_path / "cache").iterdir()] == ["12x10-rgba-area-pad"]

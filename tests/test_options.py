@@ -55,7 +55,9 @@ def test_constructor_config_control_and_cli_are_derived_from_one_definition():
     assert not set(FROZEN_KEYS) & set(HOT_KEYS)
     # The CLI: `control set` takes the hot keys; value parsers are the options'.
     parser = build_parser()
-    assert parser.parse_args(["control", "set", "aug_p=0.2"]).assignments == ["aug_p=0.2"]
+    assert parser.parse_args(["control", "set", "aug_p=0.2"]).assignments == [
+        "aug_p=0.2"
+    ]
 
 
 # Every public signature that takes registry options, as (module, attribute path).
@@ -144,7 +146,11 @@ def test_every_surface_refuses_the_same_bad_values(name, tmp_path):
             check(name, value)
         with pytest.raises(ValidationError):
             RunConfig.model_validate(
-                {"source": {"directory": str(tmp_path)}, "image_size": [8, 8], name: value}
+                {
+                    "source": {"directory": str(tmp_path)},
+                    "image_size": [8, 8],
+                    name: value,
+                }
             )
         if option.hot:
             with pytest.raises(ValidationError):

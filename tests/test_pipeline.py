@@ -74,9 +74,10 @@ def test_variants_force_the_pipeline_on_and_keep_each_transforms_own_p():
 def test_an_override_is_logged_once_with_what_it_replaces(caplog):
     source = {"a": random_images(4, seed=0), "b": random_images(4, seed=1)}
     augment = A.Compose([A.HorizontalFlip(p=0.5), A.Affine(p=0.8)], p=0.9)
-    with caplog.at_level(logging.INFO, logger="augframe"), make(
-        source, augment=augment, aug_p=0.3, pipe_p=1.0, epochs_per_frame=1
-    ) as seq:
+    with (
+        caplog.at_level(logging.INFO, logger="augframe"),
+        make(source, augment=augment, aug_p=0.3, pipe_p=1.0, epochs_per_frame=1) as seq,
+    ):
         seq.regenerate()
         seq.regenerate()
     lines = [r.getMessage() for r in caplog.records]

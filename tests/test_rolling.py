@@ -487,3 +487,22 @@ def test_readers_never_see_a_torn_frame_while_slices_are_copied_in():
         assert len({g for g, _ in seen}) > 1
         for generation, pixels in seen:
             assert pixels == snapshots[generation], f"torn read of {generation}"
+
+
+def test_a_paced_slice_reports_its_build_time_and_rate_like_a_frame():
+    """build_seconds is the slice's wall time, paced_seconds the part a pacer
+    held it back, and images_per_second counts the refreshed slots only."""
+    import time
+
+    with rolling(background=True) as seq:
+        for _ in range(4):  # epochs of ~0.4 s: the slice is paced over one
+            seq.on_epoch_begin()
+            seq[0]
+            time.sleep(0.4)
+            seq.on_epoch_end()
+        report = seq.frame_report
+    assert report.refreshed == 3 * SPC // 3
+    assert report.build_seconds > report.paced_seconds > 0
+    assert report.images_per_second == pytest.approx(
+        report.refreshed / (report.build_seconds - report.paced_seconds)
+    )

@@ -79,7 +79,11 @@ def test_a_validation_sequence_of_files_decodes_once_and_leaves_no_worker(tmp_pa
 def test_a_cached_validation_sequence_serves_the_cache_without_a_copy(tmp_path):
     root = write_jpegs(tmp_path / "data", {"a": 4, "b": 2})
     val = FrameSequence.from_directory(
-        root, image_size=IMAGE_SIZE, validation=True, cache_dir=tmp_path / "c", verbose=0
+        root,
+        image_size=IMAGE_SIZE,
+        validation=True,
+        cache_dir=tmp_path / "c",
+        verbose=0,
     )
     assert isinstance(val.core._natives, np.memmap)
     assert val.as_arrays()[0].shape == (6, *IMAGE_SIZE, 3)

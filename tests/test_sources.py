@@ -548,14 +548,19 @@ def test_class_names_pin_the_label_order_and_name_what_does_not_match(tmp_path):
     write_jpegs(tmp_path / "train", {"cat": 3, "dog": 2, "fox": 2})
     write_jpegs(tmp_path / "val", {"cat": 1, "fox": 1})  # no dog
     train = FrameSequence.from_directory(
-        tmp_path / "train", image_size=(8, 8), verbose=0, background=False,
+        tmp_path / "train",
+        image_size=(8, 8),
+        verbose=0,
+        background=False,
         class_names=["fox", "dog", "cat"],
     )
     assert train.class_names == ["fox", "dog", "cat"]
     assert train.frame.class_counts.tolist() == [2, 2, 3]
     with pytest.raises(SourceError, match=r"lists \['dog'\]"):
         FrameSequence.from_directory(
-            tmp_path / "val", image_size=(8, 8), validation=True,
+            tmp_path / "val",
+            image_size=(8, 8),
+            validation=True,
             class_names=train.class_names,
         )
     with pytest.raises(SourceError, match=r"\['fox'\] that class_names does not list"):

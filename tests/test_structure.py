@@ -140,4 +140,6 @@ def test_the_core_and_serving_rooms_never_import_keras():
                 for name in names:
                     top = name.split(".")[0]
                     assert top not in ("keras", "tf_keras"), f"{path} imports {name}"
-                    assert not name.startswith("augframe.keras"), f"{path} imports {name}"
+                    assert not name.startswith("augframe.keras"), (
+                        f"{path} imports {name}"
+                    )

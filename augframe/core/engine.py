@@ -422,10 +422,9 @@ class FrameEngine:
             paced = 0.0
             if self._rolling is not None and last is not None:
                 pending, self._pending = self._pending, None
-                roll = self._rolling.advance(
+                frame, waited, paced = self._rolling.advance(
                     last, pending, self.epoch, everything, self.hot
                 )
-                frame, waited = roll
                 self.wait_seconds += waited
             elif self._pending is not None:
                 pending, self._pending = self._pending, None

@@ -195,9 +195,10 @@ class RollingFrames:
         epoch: int,
         everything: bool,
         hot: Any,
-    ) -> tuple[Frame, float]:
-        """The frame with the slice of epoch end `epoch` installed, and the
-        seconds training waited for it.
+    ) -> tuple[Frame, float, float]:
+        """The frame with the slice of epoch end `epoch` installed, the
+        seconds training waited for it, and the seconds a pacer held the
+        slice's build back (part of the frame's `build_seconds`).
 
         The slice is `pending`'s, or built now when there is none.
         `everything` (`regenerate()`) refreshes every slot now, in parts the
@@ -210,7 +211,7 @@ class RollingFrames:
         if everything:
             if pending is not None:
                 pending.cancel()
-            return self._refresh_all(last, epoch, aug_p, pipe_p), 0.0
+            return self._refresh_all(last, epoch, aug_p, pipe_p), 0.0, 0.0
         waited = 0.0
         if pending is not None:
             began = time.monotonic()
@@ -233,7 +234,7 @@ class RollingFrames:
         with self.exclusive():
             frame = self.install(built, last, epoch=epoch)
             self.publish(frame)
-        return frame, waited
+        return frame, waited, built.paced
 
     def _refresh_all(
         self, last: Frame, epoch: int, aug_p: float | None, pipe_p: float | None
@@ -295,7 +296,7 @@ class RollingFrames:
             generation=built.generation,
             num_artificial=plan.num_artificial,
             num_repeats=int(self.repeats.sum()),
-            build_seconds=max(0.0, built.seconds - built.paced),
+            build_seconds=built.seconds,
             aug_p=built.aug_p,
             pipe_p=built.pipe_p,
             plan=plan,

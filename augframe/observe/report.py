@@ -151,9 +151,11 @@ class FrameReport:
 
     @property
     def images_per_second(self) -> float:
-        """Samples per second of build time not spent held back by pacing."""
+        """Samples built per second of build time not held back by pacing
+        (a rolling frame's: its refreshed slots)."""
         busy = max(self.build_seconds - self.paced_seconds, 1e-9)
-        return self.num_samples / busy
+        built = self.num_samples if self.refreshed is None else self.refreshed
+        return built / busy
 
     def as_dict(self) -> dict[str, Any]:
         """The report as plain JSON-ready values, with one entry per class.
