@@ -66,15 +66,18 @@ def submit_paced(
     cancel: threading.Event | None = None,
     gate: Gate | None = None,
     window: int = 1,
+    timeout: Callable[[], float] | None = None,
 ) -> list[T]:
     """Submits `batches` one by one as `gate` allows; their results in order.
 
     At most `window` batches are submitted and not yet collected, so a gate
     that holds back work holds back the workers (without a gate every batch
     is submitted at once). Errors and cancellation behave as in `collect`.
+    `timeout` gives the seconds to wait for the next result (None: no bound).
 
     Raises:
         BuildCancelled: `cancel` was set.
+        TimeoutError: a result took longer than `timeout()`.
 
     Example:
     >>> from concurrent.futures import ThreadPoolExecutor
@@ -89,7 +92,8 @@ def submit_paced(
     def collect_next() -> None:
         if cancel is not None and cancel.is_set():
             raise BuildCancelled
-        result = futures[len(results)].result()
+        seconds = None if timeout is None else timeout()
+        result = futures[len(results)].result(timeout=seconds)
         bar.update(len(result))
         results.append(result)
 

@@ -33,6 +33,7 @@ BENCHMARKS = {
     "cache_verify": "benchmarks.bench_cache_verify",
     "default_cache": "benchmarks.bench_default_cache",
     "quality": "benchmarks.bench_quality",
+    "cluster": "benchmarks.bench_cluster",
 }
 """Each benchmark's name and module, one module per question."""
 

@@ -114,7 +114,7 @@ def test_the_model_repeats_no_default():
 def test_the_model_matches_the_frame_sequence_signature():
     """Every option of FrameSequence a file can hold is a field, and no more."""
     parameters = set(inspect.signature(FrameSequence.__init__).parameters)
-    python_only = {"self", "source", "preprocess", "kwargs"}
+    python_only = {"self", "source", "preprocess", "build_executor", "kwargs"}
     extra = {"source", "cache_dir", "follow_links", "workers", "max_queue_size"}
     assert set(RunConfig.model_fields) == (parameters - python_only) | extra
     label_mode = RunConfig.model_fields["label_mode"].annotation

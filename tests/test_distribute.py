@@ -109,6 +109,35 @@ def test_two_jax_processes_over_loopback_train_identical_weights_on_disjoint_sha
     (keras-team/keras#20585); this is the supported path. Each process is
     bounded by `timeout -k` (JAX traps SIGTERM).
     """
+    results = two_jax_processes(refresh)
+    assert all(r["maker"] != "ClusterMaker" for r in results)
+
+
+def test_two_jax_processes_build_their_shards_on_one_shared_cluster():
+    """Multi-host training with `build_executor`: both processes build their
+    own shard's frames on one Dask LocalCluster (2 worker processes on
+    127.0.0.1), and get the very frames and weights local builds give."""
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address=":0",
+    ) as cluster:
+        remote = two_jax_processes("frame", scheduler=cluster.scheduler_address)
+    assert all(r["maker"] == "ClusterMaker" for r in remote)
+    local = two_jax_processes("frame")
+    by_shard = {tuple(r["shard"]): r for r in local}
+    for result in remote:
+        twin = by_shard[tuple(result["shard"])]
+        assert result["frames"] == twin["frames"]
+        assert result["weights"] == twin["weights"]
+
+
+def two_jax_processes(refresh: str, *, scheduler: str | None = None) -> list[dict]:
+    """Trains two JAX processes over loopback; checks what every multi-host
+    run must hold and returns what each printed."""
     pytest.importorskip("jax")
     port = free_port()
     procs = [
@@ -124,6 +153,7 @@ def test_two_jax_processes_over_loopback_train_identical_weights_on_disjoint_sha
                 str(index),
                 "2",
                 refresh,
+                *([scheduler] if scheduler else []),
             ],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -143,6 +173,7 @@ def test_two_jax_processes_over_loopback_train_identical_weights_on_disjoint_sha
     for generation in ("1", "2"):
         natives = [set(r["frames"][generation]) for r in results]
         assert not natives[0] & natives[1]  # disjoint shards
+    return results
 
 
 def test_shard_auto_is_one_process_without_a_distribution(imbalanced_source):
@@ -166,3 +197,59 @@ def test_a_class_without_natives_on_a_shard_is_an_error_naming_it(imbalanced_sou
             samples_per_class=4,
             verbose=0,
         )
+
+
+# ------------------------------------------- Keras' own PyDataset sharding
+
+jax_only = pytest.mark.skipif(
+    keras.backend.backend() != "jax", reason="keras.distribution is JAX's"
+)
+
+
+def test_released_keras_does_not_shard_py_datasets_itself():
+    """Keras 3.8 to 3.15 (the CI matrix) leave sharding to the dataset. When
+    this fails, a release shards PyDatasets (keras-team/keras#23044): check
+    that `check_keras_sharding` still reads it right."""
+    from augframe.keras.distribution import keras_shards_py_datasets
+
+    major, minor = (int(part) for part in keras.__version__.split(".")[:2])
+    if (major, minor) > (3, 15):
+        pytest.skip(f"Keras {keras.__version__} is newer than this check")
+    assert not keras_shards_py_datasets()
+
+
+def sharding_adapter() -> type:
+    """A PyDatasetAdapter that keeps a shard count as Keras' development
+    branch does (keras-team/keras#23044), for the check to read."""
+    from keras.src.trainers.data_adapters.py_dataset_adapter import PyDatasetAdapter
+
+    class ShardingAdapter(PyDatasetAdapter):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self._num_data_shards = 1
+
+    return ShardingAdapter
+
+
+@jax_only
+@pytest.mark.parametrize("auto_shard", [True, False])
+def test_a_keras_that_shards_py_datasets_is_refused_unless_told_not_to(auto_shard):
+    import jax
+
+    from augframe.keras.distribution import check_keras_sharding
+
+    adapter = sharding_adapter()
+    distribution = keras.distribution.DataParallel(
+        devices=jax.devices(), auto_shard_dataset=auto_shard
+    )
+    keras.distribution.set_distribution(distribution)
+    try:
+        if auto_shard:
+            with pytest.raises(ConfigError, match="auto_shard_dataset=False"):
+                check_keras_sharding((0, 2), adapter=adapter)
+        else:
+            check_keras_sharding((0, 2), adapter=adapter)
+        check_keras_sharding(None, adapter=adapter)  # one process: nothing to do
+        check_keras_sharding((0, 1), adapter=adapter)
+    finally:
+        keras.distribution.set_distribution(None)

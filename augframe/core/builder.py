@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -199,6 +200,23 @@ class FrameBuilder:
         """Releases the sample maker's workers (processes, if any)."""
         self.maker.close()
 
+    @contextlib.contextmanager
+    def restoring(self) -> Iterator[None]:
+        """Builds made in the block run on this machine when the maker's
+        workers are elsewhere (a cluster that just failed restores nothing).
+        """
+        remote = self.maker
+        local = getattr(remote, "local", None)
+        if local is None:
+            yield
+            return
+        self.maker = local()
+        try:
+            yield
+        finally:
+            self.maker.close()
+            self.maker = remote
+
     def build(
         self,
         *,
@@ -341,7 +359,11 @@ class FrameBuilder:
     def _batches(
         self, plan: FramePlan, slots: np.ndarray, seeds: np.ndarray, need_digests: bool
     ) -> list[SlotBatch]:
-        chunk = max(8, min(256, len(slots) // (self.maker.num_workers * 8) or 1))
+        # About 8 tasks per worker, 8 to 256 samples each, unless the maker
+        # asks for its own size (a cluster, whose tasks cost a round trip).
+        chunk = getattr(self.maker, "task_samples", None) or max(
+            8, min(256, len(slots) // (self.maker.num_workers * 8) or 1)
+        )
         return [
             SlotBatch(
                 slots=part,

@@ -181,7 +181,7 @@ class FrameEngine:
             schedule=schedule, epochs_per_frame=hot.epochs_per_frame, say=say,
         )  # fmt: skip
         self.build_processes = isinstance(space.maker, ProcessMaker)
-        self.num_build_workers = space.maker.num_workers
+        self.num_build_workers, self.maker = space.maker.num_workers, space.maker
         self._builder = FrameBuilder(
             store,
             spec=self._spec,
@@ -478,11 +478,13 @@ class FrameEngine:
         if self.background or self._rolling is not None or last is None:
             self._start_pending()  # the served frame was never touched
             return
-        # One buffer: the build wrote over the served frame. Rebuild it.
+        # One buffer: the build wrote over the served frame. Rebuild it (on
+        # this machine's cores when a cluster's build just failed).
         try:
-            restored = self._build_in_place(
-                last.generation, probabilities=(last.aug_p, last.pipe_p)
-            )
+            with self._builder.restoring():
+                restored = self._build_in_place(
+                    last.generation, probabilities=(last.aug_p, last.pipe_p)
+                )
         except Exception as again:
             with self._lock:
                 self._view = None

@@ -3,7 +3,8 @@
 Whole frames need one buffer, or two with background builds; a rolling
 frame needs one and a slice buffer of about `1/N` of it. `open_workspace`
 checks those bytes against memory (`augframe.core.memory`), picks the build
-workers (`augframe.core.makers.choose_maker`), then allocates the buffers,
+workers (`augframe.core.makers.choose_maker`, or a cluster's through
+`augframe.core.cluster.ClusterMaker`), then allocates the buffers,
 in shared memory for build processes, each mapped into them at once.
 
 Example:
@@ -30,6 +31,7 @@ import numpy as np
 from augframe.augment.pipeline import PipelineSpec
 from augframe.core import memory
 from augframe.core.buffer import FrameBuffer
+from augframe.core.cluster import ClusterMaker
 from augframe.core.makers import ProcessMaker, SampleMaker, choose_maker
 from augframe.core.memory import FrameBudget
 from augframe.core.plan import frame_size
@@ -119,18 +121,23 @@ def open_workspace(
         num_classes=len(class_names),
         samples_per_class=build.samples_per_class,
     )
-    maker = memory.maker_within(
-        budget,
-        processes=build.build_processes,
-        choose=lambda processes: choose_maker(
+
+    def choose(processes: bool | None) -> SampleMaker:
+        if build.build_executor is not None:  # a cluster's workers
+            return ClusterMaker(
+                store, spec, entropy=entropy, executor=build.build_executor
+            )
+        return choose_maker(
             store,
             spec,
             entropy=entropy,
             num_workers=build.num_build_workers,
             processes=processes,
             frame_pixels=num_samples * height * width,
-        ),
-        say=say,
+        )
+
+    maker = memory.maker_within(
+        budget, processes=build.build_processes, choose=choose, say=say
     )
     shared = isinstance(maker, ProcessMaker)
 

@@ -5,9 +5,18 @@ See docs/design/multi-worker.md for why every process builds its own frames.
 
 from __future__ import annotations
 
+import functools
+import inspect
 from typing import Any
 
-__all__ = ["shard_from_keras", "shard_from_strategy"]
+from augframe.errors import ConfigError
+
+__all__ = [
+    "check_keras_sharding",
+    "keras_shards_py_datasets",
+    "shard_from_keras",
+    "shard_from_strategy",
+]
 
 
 def shard_from_strategy(strategy: Any = None) -> tuple[int, int]:
@@ -58,3 +67,65 @@ def shard_from_keras() -> tuple[int, int]:
     import jax
 
     return int(jax.process_index()), int(jax.process_count())
+
+
+def keras_shards_py_datasets(adapter: type | None = None) -> bool:
+    """Whether Keras' PyDataset adapter shards datasets by batch index itself.
+
+    Keras' development branch (keras-team/keras#23044, unreleased as of Keras
+    3.15) makes `PyDatasetAdapter` serve process `data_shard_id` every
+    `num_shards`-th batch when the distribution has `auto_shard_dataset`. No
+    release says so by version yet, so the adapter's own code is read: it
+    keeps the shard count in `_num_data_shards`.
+
+    Example:
+    >>> keras_shards_py_datasets()  # Keras 3.8 to 3.15: no
+    False
+    """
+    if adapter is None:
+        try:
+            from keras.src.trainers.data_adapters import py_dataset_adapter
+        except ImportError:  # Keras 2 (tf_keras): no such adapter
+            return False
+        adapter = py_dataset_adapter.PyDatasetAdapter
+    return _reads_shards(adapter)
+
+
+@functools.cache
+def _reads_shards(adapter: type) -> bool:
+    try:
+        return "_num_data_shards" in inspect.getsource(adapter)
+    except (OSError, TypeError):  # no source shipped: assume the newer Keras
+        return hasattr(adapter, "_num_data_shards")
+
+
+def check_keras_sharding(shard: Any, *, adapter: type | None = None) -> None:
+    """Refuses a shard `(index, count)` that a Keras which shards PyDatasets
+    would shard again.
+
+    augframe builds each process's shard of the natives into its own frame,
+    so Keras must not also split the batches among processes: each process
+    would train on 1/count of its own shard. Keras does so only under a
+    distribution with `auto_shard_dataset=True` (DataParallel's default).
+
+    Raises:
+        ConfigError: naming the fix, `auto_shard_dataset=False`.
+
+    Example:
+    >>> check_keras_sharding((0, 2))  # today's Keras never shards a PyDataset
+    """
+    sharded = isinstance(shard, tuple) and len(shard) == 2 and shard[1] != 1
+    if not sharded or not keras_shards_py_datasets(adapter):
+        return  # a bad shard is named by the option checks
+    import keras
+
+    distribution = keras.distribution.distribution()
+    if distribution is None or not getattr(distribution, "auto_shard_dataset", False):
+        return
+    raise ConfigError(
+        f"Invalid arguments: shard={shard!r} under a Keras distribution with "
+        "auto_shard_dataset=True. This Keras shards PyDatasets by batch index "
+        "itself, and augframe already builds this process's shard: each "
+        "process would train on a part of its shard only. Pass "
+        "keras.distribution.DataParallel(..., auto_shard_dataset=False)."
+    )

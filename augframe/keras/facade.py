@@ -375,6 +375,7 @@ def construct(
     serve_augment: ServeAugment | None = None,
     shard: tuple[int, int] | None = None,
     build_processes: bool | None = None,
+    build_executor: Any = None,
     workers: int = 1,
     use_multiprocessing: bool = False,
     max_queue_size: int = 10,
@@ -386,10 +387,11 @@ def construct(
     on purpose; `open_frames` checks them and converts them, once, into the
     option groups the parts take. See `augframe.FrameSequence` for each.
     """
-    if isinstance(shard, str) and shard == "auto":
-        from augframe.keras.distribution import shard_from_keras
+    from augframe.keras.distribution import check_keras_sharding, shard_from_keras
 
+    if isinstance(shard, str) and shard == "auto":
         shard = shard_from_keras()
+    check_keras_sharding(shard)
     opened = open_frames(
         source,
         {
@@ -422,6 +424,7 @@ def construct(
             "serve_augment": serve_augment,
             "shard": shard,
             "build_processes": build_processes,
+            "build_executor": build_executor,
             "workers": workers,
             "use_multiprocessing": use_multiprocessing,
             "max_queue_size": max_queue_size,

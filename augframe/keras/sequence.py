@@ -134,6 +134,16 @@ class FrameSequence(SequenceFacade, keras.utils.PyDataset):
         build_processes: True builds frames in worker processes writing into
             shared memory, False in threads, None (default) decides (see
             `augframe.core.makers.choose_maker`). Frames are identical either way.
+        build_executor: builds every frame's samples on a cluster instead of
+            this machine's cores: a Dask `distributed.Client` (or its
+            `get_executor()`), whose workers get in-RAM natives once per run;
+            or a `concurrent.futures` executor of other processes, for natives
+            its workers reach by path (image files, a shared `cache_dir`).
+            Frames are bit-identical to local builds on machines with the
+            same package versions; waits on the cluster are bounded, and a
+            cluster that is gone is a `BuildError` (the last good frame stays
+            served). Python only: `pip install "augframe[dask]"`; see
+            `augframe.core.cluster`.
         workers: accepted as Keras' `PyDataset` option; batches are copied
             out of RAM in the calling thread and Keras' worker pool is not
             used (it serves batches prefetched in one epoch in the next).

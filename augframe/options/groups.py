@@ -83,6 +83,8 @@ class BuildOptions(_Group):
         shard: `(index, count)` of this process, or None.
         num_build_workers: workers that build a frame (None: decide).
         build_processes: processes (True), threads (False) or decide (None).
+        build_executor: a cluster that builds the samples (a Dask client or
+            a `concurrent.futures` executor), or None: this machine's workers.
     """
 
     samples_per_class: int | None
@@ -90,6 +92,7 @@ class BuildOptions(_Group):
     shard: tuple[int, int] | None
     num_build_workers: int | None
     build_processes: bool | None
+    build_executor: Any
 
 
 @dataclass(frozen=True)

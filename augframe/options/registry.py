@@ -370,6 +370,17 @@ OPTIONS: dict[str, Option] = _options(
         for_validation=True,
     ),
     Option(
+        "build_executor",
+        "object",
+        None,
+        "a Dask distributed.Client (or its get_executor()), or a "
+        "concurrent.futures executor of other processes, that builds every "
+        "frame's samples; Python only: a run config never connects augframe "
+        "anywhere",
+        nullable=True,
+        in_file=False,
+    ),
+    Option(
         "cache_dir",
         "path",
         "auto",

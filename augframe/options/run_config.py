@@ -399,7 +399,13 @@ def _describe(exc: ValidationError, file: Path, overridden: frozenset[str]) -> s
     for error in exc.errors()[:5]:
         loc = _field(error["loc"])
         message = error["msg"].removeprefix("Value error, ")
-        if error["type"] == "extra_forbidden":
+        option = OPTIONS.get(loc)
+        if error["type"] == "extra_forbidden" and option and not option.in_file:
+            message = (
+                f"`{loc}` takes a Python object and is set from Python only, "
+                f"never from a file ({option.doc})"
+            )
+        elif error["type"] == "extra_forbidden":
             model = (
                 SourceConfig
                 if loc.startswith("source.")

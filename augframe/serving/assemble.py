@@ -26,6 +26,7 @@ from augframe._console import Say
 from augframe.augment.pipeline import PipelineSpec
 from augframe.augment.serve import ServeAugment
 from augframe.core import memory
+from augframe.core.cluster import check_executor
 from augframe.core.engine import root_entropy
 from augframe.core.makers import asks_processes
 from augframe.core.memory import FrameBudget
@@ -110,7 +111,7 @@ def open_frames(
             background=values["background"],
             writes_examples=values["example_dir"] is not None,
         )
-    _check_objects(values)
+    _check_objects(source, values)
     shard = _shard(values, validation)
     spec = PipelineSpec(
         augment, color_mode=decoding.color_mode, image_size=values["image_size"]
@@ -155,7 +156,9 @@ def open_frames(
     return Opened(frames, values, decoding)
 
 
-def _check_objects(values: Mapping[str, Any]) -> None:
+def _check_objects(
+    source: Mapping[str, Any] | StoreSource, values: Mapping[str, Any]
+) -> None:
     """Checks the options that take Python objects (the registry cannot)."""
     preprocess = values["preprocess"]
     if preprocess is not None and not callable(preprocess):
@@ -170,6 +173,26 @@ def _check_objects(values: Mapping[str, Any]) -> None:
             f"Invalid value for argument `serve_augment`. Received: {serve_augment!r}. "
             "Expected an augframe.ServeAugment or None."
         )
+    _check_executor(source, values)
+
+
+def _check_executor(
+    source: Mapping[str, Any] | StoreSource, values: Mapping[str, Any]
+) -> None:
+    """A build executor is an executor, alone, with natives its workers can get."""
+    executor = values["build_executor"]
+    if executor is None:
+        return
+    # A mapping's natives are in RAM; a listed source's are known once opened
+    # (files or a cache), and ClusterMaker checks them again then.
+    check_executor(executor, in_ram=not isinstance(source, StoreSource))
+    for name in ("build_processes", "num_build_workers"):
+        if values[name] is not None:
+            raise ConfigError(
+                f"Invalid arguments: {name}={values[name]!r} with build_executor. "
+                "The executor's workers build the frames; leave "
+                f"`{name}` unset."
+            )
 
 
 def _auto_samples(

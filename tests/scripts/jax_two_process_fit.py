@@ -1,8 +1,10 @@
 """One process of a two-process JAX fit over 127.0.0.1 (tests/test_distribute.py).
 
-Usage: python jax_two_process_fit.py PORT PROCESS_ID NUM_PROCESSES [REFRESH]
-Prints one JSON line: this process's shard, its frames' native ids per
-generation, the epochs counted and a digest of the trained weights.
+Usage: python jax_two_process_fit.py PORT PROCESS_ID NUM_PROCESSES [REFRESH [SCHEDULER]]
+With SCHEDULER (a Dask scheduler's address), the process builds its shard's
+frames on that cluster (`build_executor`). Prints one JSON line: this
+process's shard, its frames' native ids per generation, the epochs counted,
+a digest of the trained weights and what built the frames.
 """
 
 from __future__ import annotations
@@ -25,12 +27,19 @@ import numpy as np  # noqa: E402
 
 port, process_id, num_processes = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 refresh = sys.argv[4] if len(sys.argv) > 4 else "frame"
+scheduler = sys.argv[5] if len(sys.argv) > 5 else None
 keras.distribution.initialize(f"127.0.0.1:{port}", num_processes, process_id)
 keras.distribution.set_distribution(
     keras.distribution.DataParallel(auto_shard_dataset=False)
 )
 
 import augframe  # noqa: E402
+
+client = None
+if scheduler is not None:
+    import distributed
+
+    client = distributed.Client(scheduler)
 
 SIZE = (8, 8)
 source = {}
@@ -51,6 +60,7 @@ seq = augframe.FrameSequence(
     verbose=0,
     background=False,
     refresh=refresh,
+    build_executor=client,
 )
 frames = {}
 
@@ -86,6 +96,10 @@ print(
             "generation": seq.generation,
             "batches": len(seq),
             "weights": digest,
+            "maker": type(seq.core.engine.maker).__name__,
         }
     )
 )
+seq.close()
+if client is not None:
+    client.close()

@@ -1,0 +1,25 @@
+"""Pipelines that cluster workers import by name (tests/test_cluster.py).
+
+Kept out of the test module: a worker that unpickles a factory imports its
+module, and the test module imports Keras (seconds, and TensorFlow's memory,
+in every worker).
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from conftest import flip_rotate
+
+from augframe.augment.pipeline import A
+
+
+def slow(image: np.ndarray, **_: object) -> np.ndarray:
+    time.sleep(0.05)
+    return np.ascontiguousarray(image[:, ::-1])
+
+
+def slow_pipeline(aug_p: float = 0.5, pipe_p: float = 1.0) -> A.Compose:
+    """flip_rotate, 50 ms a sample slower."""
+    return A.Compose([A.Lambda(image=slow, p=1.0), *flip_rotate(aug_p, pipe_p)])

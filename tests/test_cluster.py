@@ -1,0 +1,294 @@
+"""Frames built on a cluster (`build_executor=`): a real Dask `LocalCluster` of
+2 worker processes on 127.0.0.1, and a real `ProcessPoolExecutor`.
+
+The same seed gives frames bit-identical to local builds (whole and
+rolling, background or not); a worker SIGKILLed mid-build leaves a complete,
+identical frame; a cluster that is gone, or has no worker left, is a
+`BuildError` within the stated bound, with the last good frame served; an
+unreadable file on a worker follows the local rules; bad arguments are
+refused before any image is decoded.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import warnings
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+
+import numpy as np
+import pytest
+from cluster_pipelines import slow_pipeline
+from conftest import flip_rotate, random_images, tiny_model, write_jpegs
+
+from augframe import BuildError, ConfigError, FrameSequence, ImageWarning
+from augframe.core import cluster
+
+distributed = pytest.importorskip("distributed")
+
+# Dask's comms leave sockets to the garbage collector at teardown (theirs).
+pytestmark = pytest.mark.filterwarnings(
+    "ignore::ResourceWarning", "ignore::pytest.PytestUnraisableExceptionWarning"
+)
+
+
+def local_cluster(workers: int):
+    """A LocalCluster of `workers` processes, one thread each, on loopback."""
+    return distributed.LocalCluster(
+        n_workers=workers,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address=":0",
+    )
+
+
+@pytest.fixture(scope="module")
+def client():
+    """Two worker processes (one thread each) on loopback, closed after."""
+    with (
+        local_cluster(2) as local,
+        distributed.Client(local) as dask_client,
+    ):
+        yield dask_client
+
+
+def source() -> dict[str, np.ndarray]:
+    return {
+        "rich": random_images(30, seed=1, size=(12, 12)),
+        "scarce": random_images(4, seed=2, size=(12, 12)),
+    }
+
+
+def sequence(**options: object) -> FrameSequence:
+    given: dict = dict(
+        image_size=(10, 10),
+        batch_size=8,
+        samples_per_class=12,
+        epochs_per_frame=1,
+        augment=flip_rotate,
+        seed=3,
+        verbose=0,
+    )
+    given.update(options)
+    src = given.pop("source", None)
+    return FrameSequence(src if src is not None else source(), **given)
+
+
+def frames(seq: FrameSequence, count: int) -> list[np.ndarray]:
+    """The frame now and after each of `count` epoch ends (pixels, copied)."""
+    seen = [seq.frame.images.copy()]
+    for _ in range(count):
+        seq.on_epoch_begin()
+        seq.on_epoch_end()
+        seen.append(seq.frame.images.copy())
+    return seen
+
+
+def worker_pids(dask_client) -> list[int]:
+    return list(dask_client.run(os.getpid).values())
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"background": False},
+        {"refresh": "rolling", "epochs_per_frame": 3},
+    ],
+    ids=["background", "foreground", "rolling"],
+)
+def test_frames_on_the_cluster_are_identical_to_local_ones(client, options):
+    with sequence(**options, num_build_workers=1, build_processes=False) as local:
+        expected = frames(local, 3)
+    with sequence(**options, build_executor=client) as remote:
+        assert type(remote.core.engine.maker).__name__ == "ClusterMaker"
+        got = frames(remote, 3)
+    for want, have in zip(expected, got, strict=True):
+        np.testing.assert_array_equal(want, have)
+
+
+def test_in_ram_natives_are_sent_once_per_run_not_per_task(client):
+    executor = client.get_executor()  # the executor is accepted too
+    with sequence(build_executor=executor) as seq:
+        maker = seq.core.engine.maker
+        sent = [future.key for future in maker._sent]
+        frames(seq, 2)
+        assert [future.key for future in maker._sent] == sent
+
+
+def test_a_plain_process_pool_builds_files_it_reaches_by_path(tmp_path):
+    root = write_jpegs(tmp_path / "data", {"a": 9, "b": 3}, size=14)
+    opts = dict(
+        image_size=(10, 10),
+        samples_per_class=6,
+        augment=flip_rotate,
+        seed=1,
+        verbose=0,
+        epochs_per_frame=1,
+    )
+    with FrameSequence.from_directory(
+        root, cache_dir=None, num_build_workers=1, build_processes=False, **opts
+    ) as local:
+        expected = frames(local, 2)
+    with (
+        ProcessPoolExecutor(2) as pool,
+        FrameSequence.from_directory(
+            root, cache_dir=None, build_executor=pool, **opts
+        ) as remote,
+    ):
+        got = frames(remote, 2)
+    for want, have in zip(expected, got, strict=True):
+        np.testing.assert_array_equal(want, have)
+
+
+def test_a_worker_killed_mid_build_leaves_a_complete_identical_frame(client):
+    with sequence(
+        augment=slow_pipeline, num_build_workers=1, build_processes=False
+    ) as local:
+        expected = frames(local, 1)[-1]
+    with sequence(augment=slow_pipeline, build_executor=client) as seq:
+        seq.on_epoch_begin()
+        # The next frame is building in the background (24 samples x 50 ms).
+        deadline = time.monotonic() + 30
+        while not client.processing() or not any(client.processing().values()):
+            assert time.monotonic() < deadline, "no task reached the cluster"
+            time.sleep(0.01)
+        os.kill(worker_pids(client)[0], signal.SIGKILL)
+        seq.on_epoch_end()
+        np.testing.assert_array_equal(seq.frame.images, expected)
+    client.wait_for_workers(2, timeout=60)  # the nanny restarts it
+
+
+def test_a_cluster_without_workers_is_a_build_error_within_the_bound(monkeypatch):
+    monkeypatch.setattr(cluster, "WAIT_FLOOR_SECONDS", 3.0)
+    with (
+        local_cluster(1) as local,
+        distributed.Client(local) as dask_client,
+        sequence(build_executor=dask_client, background=False) as seq,
+    ):
+        before = seq.frame.images.copy()
+        local.scale(0)  # every worker gone; the scheduler stays
+        deadline = time.monotonic() + 30
+        while dask_client.scheduler_info()["workers"]:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        for expected in ("last good frame stays served", r"within 3 s .*last good"):
+            # The data scattered to the dead worker is gone (the tasks that
+            # need it are cancelled); then nothing can run: bounded waits.
+            seq.on_epoch_begin()
+            began = time.monotonic()
+            with pytest.raises(BuildError, match=expected):
+                seq.on_epoch_end()
+            assert time.monotonic() - began < 20
+            assert seq.generation == 1
+            np.testing.assert_array_equal(seq.frame.images, before)
+            seq[0]  # still served
+        local.scale(1)  # back: the next epoch end tries again
+        dask_client.wait_for_workers(1, timeout=60)
+        seq.on_epoch_begin()
+        seq.on_epoch_end()
+        assert seq.generation == 2
+
+
+def test_a_closed_client_is_a_build_error_and_the_last_frame_stays():
+    with (
+        local_cluster(1) as local,
+        sequence(build_executor=distributed.Client(local), background=False) as seq,
+    ):
+        before = seq.frame.images.copy()
+        seq.core.engine.maker.client.close()
+        for _ in range(2):  # every epoch end retries, and fails again
+            seq.on_epoch_begin()
+            with pytest.raises(BuildError, match="last good frame stays served"):
+                seq.on_epoch_end()
+            assert seq.generation == 1
+            np.testing.assert_array_equal(seq.frame.images, before)
+
+
+def test_an_unreadable_file_on_a_worker_follows_the_local_rules(client, tmp_path):
+    root = write_jpegs(tmp_path / "data", {"a": 8, "b": 4}, size=14)
+    (root / "a" / "0002.jpg").write_bytes(b"not a jpeg")
+    opts = dict(
+        image_size=(10, 10),
+        samples_per_class=6,
+        augment=flip_rotate,
+        seed=2,
+        verbose=0,
+        cache_dir=None,
+    )
+    with warnings.catch_warnings(record=True) as local_warnings:
+        warnings.simplefilter("always")
+        with FrameSequence.from_directory(
+            root, num_build_workers=1, build_processes=False, **opts
+        ) as local:
+            expected = local.frame.images.copy()
+    with warnings.catch_warnings(record=True) as remote_warnings:
+        warnings.simplefilter("always")
+        with FrameSequence.from_directory(root, build_executor=client, **opts) as seq:
+            np.testing.assert_array_equal(seq.frame.images, expected)
+    for caught in (local_warnings, remote_warnings):
+        texts = [str(w.message) for w in caught if issubclass(w.category, ImageWarning)]
+        assert any("0002.jpg" in text for text in texts), texts
+
+
+def test_fit_trains_on_frames_built_on_the_cluster(client):
+    with sequence(build_executor=client) as seq:
+        model = tiny_model(2, image_size=(10, 10))
+        history = model.fit(seq, epochs=3, verbose=0)
+        assert len(history.history["loss"]) == 3
+        assert seq.generation == 4
+
+
+def test_a_plain_executor_with_natives_in_ram_is_refused_before_decoding():
+    with (
+        ThreadPoolExecutor(1) as pool,
+        pytest.raises(ConfigError, match="scatters them to every worker once"),
+    ):
+        sequence(build_executor=pool)
+
+
+@pytest.mark.parametrize(
+    ("options", "match"),
+    [
+        ({"build_executor": "tcp://127.0.0.1:8786"}, "Expected a distributed.Client"),
+        ({"build_processes": True}, "build_processes=True with build_executor"),
+        ({"num_build_workers": 2}, "num_build_workers=2 with build_executor"),
+    ],
+)
+def test_bad_executor_arguments_name_the_fix(client, options, match):
+    given = {"build_executor": client, **options}
+    with pytest.raises(ConfigError, match=match):
+        sequence(**given)
+
+
+def test_validation_data_refuses_a_build_executor_by_name(client):
+    with pytest.raises(ConfigError, match="build_executor"):
+        FrameSequence(
+            source(), image_size=(10, 10), validation=True, build_executor=client
+        )
+
+
+def test_a_run_config_never_connects_anywhere(tmp_path):
+    from augframe.options.run_config import load_config
+
+    config = tmp_path / "run.yaml"
+    config.write_text(
+        "source: {directory: data}\nimage_size: [8, 8]\n"
+        "build_executor: tcp://10.0.0.1:8786\n"
+    )
+    (tmp_path / "data").mkdir()
+    with pytest.raises(ConfigError, match=r"Python only.*never connects"):
+        load_config(config)
+
+
+def test_importing_augframe_never_imports_dask():
+    code = (
+        "import sys, augframe, augframe.core.cluster\n"
+        "assert 'distributed' not in sys.modules, 'distributed imported'\n"
+        "assert 'dask' not in sys.modules, 'dask imported'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
