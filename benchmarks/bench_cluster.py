@@ -17,9 +17,9 @@ several task sizes (samples per task, `--task-sizes`), and the workers'
 own seconds per task are read from the build, so that:
 
 - *per-sample cost* `c`: the workers' seconds per sample;
-- *per-task overhead* `o`: wall seconds a task costs beyond its samples on
-  1 worker (scheduling, sending the task, receiving and writing its result),
-  fitted over the task sizes (`wall / tasks = o + c * k`);
+- *per-task overhead* `o`: wall seconds a task costs beyond the worker's
+  own seconds on 1 worker (scheduling, sending the task, receiving and
+  writing its result), the mean over the task sizes;
 - *bytes per sample*: the uint8 sample sent back, plus the pickled task
   (slot ids, seeds) and its result record, per sample;
 - *best task size*: the fastest on 2 workers;
@@ -38,6 +38,7 @@ Run from the repository root:
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import pickle
@@ -95,6 +96,7 @@ def local_cluster(workers: int) -> Any:
         processes=True,
         host="127.0.0.1",
         dashboard_address=":0",
+        silence_logs=logging.CRITICAL,  # teardown races print tracebacks
     )
 
 
@@ -144,15 +146,11 @@ def sweep(
 def fit_model(
     one: dict[int, dict[str, float]], num_samples: int
 ) -> tuple[float, float]:
-    """`(c, o)`: seconds per sample and per task, fitted on 1 worker's sweep
-    (least squares of `wall / tasks = o + c * k` over the task sizes)."""
-    ks = np.array(list(one), float)
-    per_task = np.array([r["wall_s"] / r["tasks"] for r in one.values()])
-    if len(ks) == 1:
-        c = statistics.fmean(r["work_s"] / num_samples for r in one.values())
-        return c, max(0.0, float(per_task[0] - c * ks[0]))
-    slope, intercept = np.polyfit(ks, per_task, 1)
-    return float(slope), max(0.0, float(intercept))
+    """`(c, o)` from 1 worker's sweep: the workers' own seconds per sample,
+    and the wall seconds per task beyond them (the mean over task sizes)."""
+    c = statistics.fmean(r["work_s"] / num_samples for r in one.values())
+    o = statistics.fmean((r["wall_s"] - r["work_s"]) / r["tasks"] for r in one.values())
+    return c, max(0.0, o)
 
 
 def predict(num_samples: int, k: int, workers: int, c: float, o: float) -> float:
@@ -246,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"{r['wall_s'] / model:>14.2f} {r['round_trips']:>11.0f}"
             )
     print(
-        "model: ceil(n / k / w) * (o + c * k), c and o fitted on 1 worker; the "
+        "model: ceil(n / k / w) * (o + c * k), c and o measured on 1 worker; the "
         "2-worker rows test it. Round trips: calls to the cluster per build."
     )
     reports.write_json(

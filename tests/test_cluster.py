@@ -292,3 +292,20 @@ def test_importing_augframe_never_imports_dask():
         "assert 'dask' not in sys.modules, 'dask imported'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_auto_frame_length_plans_from_the_cluster_s_measured_work(client):
+    """epochs_per_frame="auto" on the cluster: the frame length is planned
+    from the seconds the cluster's workers spent, within the bounds."""
+    with sequence(
+        build_executor=client, epochs_per_frame="auto", epochs_per_frame_bounds=(1, 4)
+    ) as seq:
+        engine = seq.core.engine
+        for _ in range(4):
+            seq.on_epoch_begin()
+            seq[0]
+            time.sleep(0.2)
+            seq.on_epoch_end()
+            assert 1 <= engine.frame_epochs <= 4
+        assert engine.schedule.length.work_seconds > 0
+        assert seq.generation >= 2

@@ -166,6 +166,13 @@ def _worker_pipelines(
     """This worker thread's pipelines for the run's pipeline (`token`) and
     probabilities, kept between tasks (a Compose is not thread-safe)."""
     key = (token, aug_p, pipe_p)
+    if not _LOCAL.__dict__:
+        import cv2
+
+        # As in local build processes: the cluster's threads are the
+        # parallelism, and OpenCV's own pool on top of them oversubscribes
+        # the worker's cores (measured in benchmarks/bench_cluster.py).
+        cv2.setNumThreads(1)
     if getattr(_LOCAL, "key", None) != key:
         _LOCAL.pipelines = WorkerPipelines(spec, aug_p=aug_p, pipe_p=pipe_p)
         _LOCAL.key = key
