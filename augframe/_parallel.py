@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Sequence, Sized
 from concurrent.futures import Executor, Future, wait
 from typing import Protocol, TypeVar
@@ -11,6 +12,9 @@ import numpy as np
 from tqdm.auto import tqdm
 
 __all__ = ["BuildCancelled", "Gate", "collect", "run_chunks", "submit_paced"]
+
+WAIT_SLICE = 0.2
+"""Seconds between checks for a cancel while a bounded wait runs."""
 
 T = TypeVar("T", bound=Sized)
 B = TypeVar("B", bound=Sized)
@@ -90,10 +94,20 @@ def submit_paced(
     results: list[T] = []
 
     def collect_next() -> None:
+        future = futures[len(results)]
+        if timeout is not None:
+            # In slices, so that a cancel is seen while a slow worker works.
+            deadline = time.monotonic() + timeout()
+            while not future.done():
+                if cancel is not None and cancel.is_set():
+                    raise BuildCancelled
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"no result within {timeout():.0f} s")
+                wait([future], timeout=min(WAIT_SLICE, left))
         if cancel is not None and cancel.is_set():
             raise BuildCancelled
-        seconds = None if timeout is None else timeout()
-        result = futures[len(results)].result(timeout=seconds)
+        result = future.result()
         bar.update(len(result))
         results.append(result)
 

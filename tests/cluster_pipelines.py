@@ -7,6 +7,8 @@ in every worker).
 
 from __future__ import annotations
 
+import functools
+import os
 import time
 
 import numpy as np
@@ -23,3 +25,22 @@ def slow(image: np.ndarray, **_: object) -> np.ndarray:
 def slow_pipeline(aug_p: float = 0.5, pipe_p: float = 1.0) -> A.Compose:
     """flip_rotate, 50 ms a sample slower."""
     return A.Compose([A.Lambda(image=slow, p=1.0), *flip_rotate(aug_p, pipe_p)])
+
+
+def _stall(flag: str, driver: int, image: np.ndarray, **_: object) -> np.ndarray:
+    """Waits while the file `flag` exists, except in the process `driver`."""
+    while os.getpid() != driver and os.path.exists(flag):
+        time.sleep(0.05)
+    return np.ascontiguousarray(image[:, ::-1])
+
+
+class StallWhile:
+    """A pipeline factory whose samples stall on cluster workers while a
+    flag file exists (the training process itself never stalls)."""
+
+    def __init__(self, flag: str) -> None:
+        self.flag, self.driver = flag, os.getpid()
+
+    def __call__(self, aug_p: float = 0.5, pipe_p: float = 1.0) -> A.Compose:
+        stall = functools.partial(_stall, self.flag, self.driver)
+        return A.Compose([A.Lambda(image=stall, p=1.0), *flip_rotate(aug_p, pipe_p)])

@@ -11,6 +11,7 @@ refused before any image is decoded.
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import signal
 import subprocess
@@ -21,7 +22,7 @@ from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 
 import numpy as np
 import pytest
-from cluster_pipelines import slow_pipeline
+from cluster_pipelines import StallWhile, slow_pipeline
 from conftest import flip_rotate, random_images, tiny_model, write_jpegs
 
 from augframe import BuildError, ConfigError, FrameSequence, ImageWarning
@@ -134,8 +135,10 @@ def test_a_plain_process_pool_builds_files_it_reaches_by_path(tmp_path):
         root, cache_dir=None, num_build_workers=1, build_processes=False, **opts
     ) as local:
         expected = frames(local, 2)
+    # spawn: a forked child of this process (Keras', Dask's threads) can
+    # deadlock, and the executor's shutdown would then wait for it forever.
     with (
-        ProcessPoolExecutor(2) as pool,
+        ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool,
         FrameSequence.from_directory(
             root, cache_dir=None, build_executor=pool, **opts
         ) as remote,
@@ -145,22 +148,66 @@ def test_a_plain_process_pool_builds_files_it_reaches_by_path(tmp_path):
         np.testing.assert_array_equal(want, have)
 
 
-def test_a_worker_killed_mid_build_leaves_a_complete_identical_frame(client):
-    with sequence(
-        augment=slow_pipeline, num_build_workers=1, build_processes=False
-    ) as local:
+def building(dask_client) -> None:
+    """Returns once a task of the background build runs on the cluster."""
+    deadline = time.monotonic() + 30
+    while not any(dask_client.processing().values()):
+        assert time.monotonic() < deadline, "no task reached the cluster"
+        time.sleep(0.01)
+
+
+@pytest.mark.parametrize("which", ["one worker", "every holder of the natives"])
+def test_a_worker_killed_mid_build_leaves_a_complete_identical_frame(client, which):
+    """Killing a worker: Dask reruns its tasks elsewhere. Killing every worker
+    that holds the scattered natives: the tasks that need them are cancelled,
+    and the build sends them again and reruns its batches."""
+    opts = dict(augment=slow_pipeline, samples_per_class=30)
+    with sequence(**opts, num_build_workers=1, build_processes=False) as local:
         expected = frames(local, 1)[-1]
-    with sequence(augment=slow_pipeline, build_executor=client) as seq:
+    with sequence(**opts, build_executor=client) as seq:
+        maker = seq.core.engine.maker
         seq.on_epoch_begin()
-        # The next frame is building in the background (24 samples x 50 ms).
-        deadline = time.monotonic() + 30
-        while not client.processing() or not any(client.processing().values()):
-            assert time.monotonic() < deadline, "no task reached the cluster"
-            time.sleep(0.01)
-        os.kill(worker_pids(client)[0], signal.SIGKILL)
+        building(client)  # the next frame (60 samples x 50 ms) is building
+        pids = client.run(os.getpid)
+        if which == "one worker":
+            victims = [next(iter(pids.values()))]
+        else:
+            holders = client.who_has([maker._sent[0]])[maker._sent[0].key]
+            victims = [pids[address] for address in holders]
+        trips = maker.round_trips
+        for pid in victims:
+            os.kill(pid, signal.SIGKILL)
         seq.on_epoch_end()
         np.testing.assert_array_equal(seq.frame.images, expected)
-    client.wait_for_workers(2, timeout=60)  # the nanny restarts it
+        if which != "one worker":
+            assert maker.round_trips > trips  # rerun after the natives were lost
+    client.wait_for_workers(2, timeout=60)  # the nannies restart them
+
+
+def test_a_stalled_cluster_is_a_build_error_within_the_bound(tmp_path, monkeypatch):
+    """No result within the bound: a BuildError, the served frame restored
+    (on this machine: one buffer), and close() does not wait for the stall."""
+    flag = tmp_path / "stall"
+    with local_cluster(1) as local, distributed.Client(local) as dask_client:
+        seq = sequence(
+            augment=StallWhile(str(flag)), build_executor=dask_client, background=False
+        )
+        try:
+            before = seq.frame.images.copy()
+            monkeypatch.setattr(cluster, "WAIT_FLOOR_SECONDS", 2.0)
+            flag.touch()
+            seq.on_epoch_begin()
+            began = time.monotonic()
+            with pytest.raises(BuildError, match=r"within 2 s .*last good frame"):
+                seq.on_epoch_end()
+            assert time.monotonic() - began < 15
+            assert seq.generation == 1
+            np.testing.assert_array_equal(seq.frame.images, before)
+        finally:
+            began = time.monotonic()
+            seq.close()
+            assert time.monotonic() - began < 5
+            flag.unlink(missing_ok=True)  # the worker's task ends
 
 
 def test_a_cluster_without_workers_is_a_build_error_within_the_bound(monkeypatch):
@@ -241,6 +288,17 @@ def test_fit_trains_on_frames_built_on_the_cluster(client):
         history = model.fit(seq, epochs=3, verbose=0)
         assert len(history.history["loss"]) == 3
         assert seq.generation == 4
+
+
+def test_a_process_pool_that_forks_is_refused(tmp_path):
+    root = write_jpegs(tmp_path / "data", {"a": 3, "b": 3}, size=14)
+    with (
+        ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork")) as pool,
+        pytest.raises(ConfigError, match="get_context\\('spawn'\\)"),
+    ):
+        FrameSequence.from_directory(
+            root, image_size=(10, 10), cache_dir=None, build_executor=pool, verbose=0
+        )
 
 
 def test_a_plain_executor_with_natives_in_ram_is_refused_before_decoding():

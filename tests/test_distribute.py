@@ -207,7 +207,7 @@ jax_only = pytest.mark.skipif(
 
 
 def test_released_keras_does_not_shard_py_datasets_itself():
-    """Keras 3.8 to 3.15 (the CI matrix) leave sharding to the dataset. When
+    """Keras 3.8 to 3.15 (the matrix in .ci/run) leave sharding to the dataset. When
     this fails, a release shards PyDatasets (keras-team/keras#23044): check
     that `check_keras_sharding` still reads it right."""
     from augframe.keras.distribution import keras_shards_py_datasets

@@ -42,12 +42,14 @@ augframe.errors.ConfigError: Invalid value for argument `build_executor`...
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import contextlib
 import dataclasses
-import hashlib
 import os
 import statistics
 import threading
+import uuid
 from collections.abc import Sequence
 from concurrent.futures import CancelledError, Executor, Future
 from typing import Any
@@ -85,6 +87,9 @@ arrives, the first pipeline is built)."""
 
 WAIT_FACTOR = 10.0
 """A wait is bounded by this many times the median task time (or the floor)."""
+
+TIMEOUTS = (TimeoutError, concurrent.futures.TimeoutError, asyncio.TimeoutError)
+"""What a bounded wait raises (one class from Python 3.11 on, three before)."""
 
 LOST_DATA_RETRIES = 3
 """Reruns of a build whose tasks lost the natives sent to the cluster."""
@@ -146,6 +151,15 @@ def check_executor(executor: Any, *, in_ram: bool) -> None:
             f"{type(executor).__name__}. Expected a distributed.Client, its "
             "get_executor(), or a concurrent.futures.Executor."
         )
+    context = getattr(executor, "_mp_context", None)  # a ProcessPoolExecutor's
+    if context is not None and context.get_start_method() == "fork":
+        raise ConfigError(
+            "Invalid value for argument `build_executor`. Received: a "
+            "ProcessPoolExecutor that forks. A forked child of a training "
+            "process (Keras' and TensorFlow's threads) can deadlock, and the "
+            "build would wait for it. Pass ProcessPoolExecutor(..., "
+            "mp_context=multiprocessing.get_context('spawn'))."
+        )
     if in_ram and dask_client(executor) is None:
         raise ConfigError(
             "Invalid value for argument `build_executor`. Received: "
@@ -166,12 +180,14 @@ def _worker_pipelines(
     """This worker thread's pipelines for the run's pipeline (`token`) and
     probabilities, kept between tasks (a Compose is not thread-safe)."""
     key = (token, aug_p, pipe_p)
-    if not _LOCAL.__dict__:
+    driver = int(token.rsplit("-", 1)[-1])
+    if not _LOCAL.__dict__ and os.getpid() != driver:
         import cv2
 
         # As in local build processes: the cluster's threads are the
         # parallelism, and OpenCV's own pool on top of them oversubscribes
-        # the worker's cores (measured in benchmarks/bench_cluster.py).
+        # the worker's cores. Never in the training process itself (a
+        # thread pool executor), whose OpenCV is the user's.
         cv2.setNumThreads(1)
     if getattr(_LOCAL, "key", None) != key:
         _LOCAL.pipelines = WorkerPipelines(spec, aug_p=aug_p, pipe_p=pipe_p)
@@ -227,7 +243,10 @@ class ClusterMaker:
             if self.client is not None
             else executor
         )
-        self.token = _token(spec)
+        # Names this run's pipeline on the workers, whose threads keep theirs
+        # by it: new per maker (a factory redefined in a notebook pickles to
+        # the same bytes under the same name).
+        self.token = f"{uuid.uuid4().hex}-{os.getpid()}"  # and the driver's pid
         self.task_seconds: list[float] = []
         self.task_samples: int | None = None  # None: the builder's default
         self.round_trips = 0  # calls of `run` (a build and its redraw rounds)
@@ -238,7 +257,10 @@ class ClusterMaker:
         """Threads of the cluster's workers now (`known` when it cannot say)."""
         try:
             if self.client is not None:
-                return max(1, sum(self.client.nthreads().values()))
+                threads = self.client.nthreads(
+                    callback_timeout=wait_bound(self.task_seconds)
+                )
+                return max(1, sum(threads.values()))
             return max(1, int(getattr(self.executor, "_max_workers", known)))
         except Exception:
             return known
@@ -248,12 +270,17 @@ class ClusterMaker:
         if self.client is None:
             return [self.store, self.spec]
         if self._sent is None:
-            # Bounded like every wait: scatter waits for a worker to exist.
-            self._sent = self.client.scatter(
+            # Bounded like every wait: for a worker to exist, then for the
+            # copy, at 10 MB/s at least.
+            bound = wait_bound(self.task_seconds)
+            nbytes = float(getattr(self.store, "nbytes", 0))
+            self._sent = self.client.sync(
+                self.client._scatter,
                 [self.store, self.spec],
                 broadcast=True,
                 hash=False,
-                timeout=wait_bound(self.task_seconds),
+                timeout=bound,
+                callback_timeout=bound + nbytes / 1e7,
             )
         return self._sent
 
@@ -324,7 +351,7 @@ class ClusterMaker:
                     gate=gate if attempt == 0 else None,
                 )
                 break
-            except TimeoutError as exc:
+            except TIMEOUTS as exc:
                 self._sent = None  # the cluster may have lost them: send again
                 raise TimeoutError(
                     f"No result from the build cluster within "
@@ -343,9 +370,6 @@ class ClusterMaker:
                         "the tasks need kept dying. The next build sends the "
                         "data again."
                     ) from exc
-            except Exception:
-                self._sent = None
-                raise
         self.task_seconds.extend(result.seconds for result in results)
         del self.task_seconds[:-1000]
         return results
@@ -370,31 +394,30 @@ class ClusterMaker:
                 self.client.cancel(sent)
 
 
-def _token(spec: PipelineSpec) -> str:
-    """Names the run's pipeline on workers (their pipelines are kept by it)."""
-    import pickle
-
-    try:
-        data = pickle.dumps(spec)
-    except Exception:
-        data = repr(id(spec)).encode()
-    return hashlib.blake2b(data, digest_size=8).hexdigest()
-
-
 def _landing(
     inner: Future[tuple[BatchResult, np.ndarray]], buffer: FrameBuffer
 ) -> Future[BatchResult]:
     """A future that is done once `inner`'s samples are written into `buffer`.
 
-    Cancelling it before they are written cancels `inner` and writes
-    nothing; once writing has begun it cannot be cancelled, so a caller that
-    waits for it never sees the buffer written after it returned.
+    Cancelling it before they are written cancels `inner` (if it has not
+    started) and marks it done at once, so that nobody waits for a task that
+    may never end; its samples are then never written. Once writing has
+    begun it cannot be cancelled, so a caller that waits for it never sees
+    the buffer written after it returned. The samples are dropped once
+    written (a build holds no second frame).
     """
     landed: Future[BatchResult] = Future()
+    lock = threading.Lock()
+    claimed = [False]  # landed's state is settled: written, or cancelled
+    task = [inner]
 
     def land(done: Future[tuple[BatchResult, np.ndarray]]) -> None:
-        if not landed.set_running_or_notify_cancel():
-            return  # cancelled: nothing may write into the buffer now
+        with lock:
+            if claimed[0]:
+                return
+            claimed[0] = True
+            if not landed.set_running_or_notify_cancel():
+                return  # cancelled: nothing may write into the buffer now
         try:
             result, samples = done.result()
             buffer.array[result.slots] = samples
@@ -402,10 +425,19 @@ def _landing(
             landed.set_exception(exc)
         else:
             landed.set_result(result)
+        finally:
+            task.clear()
 
     def forward(outer: Future[BatchResult]) -> None:
-        if outer.cancelled():
-            inner.cancel()
+        if not outer.cancelled():
+            return
+        for pending in task:
+            pending.cancel()
+        task.clear()
+        with lock:
+            if not claimed[0]:
+                claimed[0] = True
+                landed.set_running_or_notify_cancel()  # done for `wait`
 
     landed.add_done_callback(forward)
     inner.add_done_callback(land)

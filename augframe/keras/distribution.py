@@ -95,8 +95,11 @@ def keras_shards_py_datasets(adapter: type | None = None) -> bool:
 def _reads_shards(adapter: type) -> bool:
     try:
         return "_num_data_shards" in inspect.getsource(adapter)
-    except (OSError, TypeError):  # no source shipped: assume the newer Keras
-        return hasattr(adapter, "_num_data_shards")
+    except (OSError, TypeError):  # no source shipped: tell by the version
+        import keras
+
+        major, minor = (int(part) for part in keras.__version__.split(".")[:2])
+        return (major, minor) > (3, 15)
 
 
 def check_keras_sharding(shard: Any, *, adapter: type | None = None) -> None:
