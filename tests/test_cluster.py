@@ -211,13 +211,14 @@ def test_a_stalled_cluster_is_a_build_error_within_the_bound(tmp_path, monkeypat
 
 
 def test_a_cluster_without_workers_is_a_build_error_within_the_bound(monkeypatch):
-    monkeypatch.setattr(cluster, "WAIT_FLOOR_SECONDS", 3.0)
     with (
         local_cluster(1) as local,
         distributed.Client(local) as dask_client,
         sequence(build_executor=dask_client, background=False) as seq,
     ):
         before = seq.frame.images.copy()
+        # A short bound from now on (a fresh worker's first task takes longer).
+        monkeypatch.setattr(cluster, "WAIT_FLOOR_SECONDS", 3.0)
         local.scale(0)  # every worker gone; the scheduler stays
         deadline = time.monotonic() + 30
         while dask_client.scheduler_info()["workers"]:
@@ -236,6 +237,7 @@ def test_a_cluster_without_workers_is_a_build_error_within_the_bound(monkeypatch
             seq[0]  # still served
         local.scale(1)  # back: the next epoch end tries again
         dask_client.wait_for_workers(1, timeout=60)
+        monkeypatch.setattr(cluster, "WAIT_FLOOR_SECONDS", 60.0)  # a cold worker
         seq.on_epoch_begin()
         seq.on_epoch_end()
         assert seq.generation == 2
