@@ -7,7 +7,11 @@ shipped in `augframe.augment.pipelines`) in one run, side by side:
   num_build_workers=2)`: 2 build processes on shared memory;
 - *cluster*: the same with `build_executor=` a client of a Dask
   `LocalCluster` of 2 worker processes, `threads_per_worker=1`, on
-  127.0.0.1.
+  127.0.0.1, with Dask's worker profiler off
+  (`distributed.worker.profile.enabled: false`);
+- *profiler*: the same on a second such cluster with Dask's default, the
+  profiler on (it samples every worker thread's stack every 10 ms), to see
+  what it costs a Python-heavy pipeline.
 
 Each `regenerate()` (foreground, `background=False`) is timed, in turns,
 `--rounds` times (median). Target: the cluster at least 0.8x as fast.
@@ -27,7 +31,9 @@ own seconds per task are read from the build, so that:
   redraw round for scarce classes' variants when two came out equal).
 
 The throughput model, from those figures only: a build of `n` samples in
-tasks of `k` on `w` workers takes `ceil(n / k / w) * (o + c * k)` seconds.
+tasks of `k` on `w` workers takes `ceil(n / k / w) * (o + (c + b) * k)`
+seconds, `b` the driver's seconds per sample sent back and written (fitted
+with `o` over the task sizes).
 It is checked against the builds measured at 1 and 2 workers.
 
 Run from the repository root:
@@ -87,17 +93,21 @@ def open_sequence(folder: Path, cache: Path, per_class: int, **options: Any) -> 
     )
 
 
-def local_cluster(workers: int) -> Any:
+def local_cluster(workers: int, *, profiler: bool = False) -> Any:
+    """A LocalCluster of `workers` processes, one thread each, on loopback;
+    with Dask's worker profiler (its default) or without."""
+    import dask
     import distributed
 
-    return distributed.LocalCluster(
-        n_workers=workers,
-        threads_per_worker=1,
-        processes=True,
-        host="127.0.0.1",
-        dashboard_address=":0",
-        silence_logs=logging.CRITICAL,  # teardown races print tracebacks
-    )
+    with dask.config.set({"distributed.worker.profile.enabled": profiler}):
+        return distributed.LocalCluster(
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=":0",
+            silence_logs=logging.CRITICAL,  # teardown races print tracebacks
+        )
 
 
 def task_bytes(seq: Any) -> tuple[float, float]:
@@ -145,22 +155,30 @@ def sweep(
 
 def fit_model(
     one: dict[int, dict[str, float]], num_samples: int
-) -> tuple[float, float]:
-    """`(c, o)` from 1 worker's sweep: the workers' own seconds per sample,
-    and the wall seconds per task beyond them (the mean over task sizes)."""
+) -> tuple[float, float, float]:
+    """`(c, o, b)` from 1 worker's sweep: the workers' own seconds per sample
+    (`c`), and the wall seconds beyond them per task, fitted as `o + b * k`
+    (`o` per round trip, `b` per sample sent back and written) over the task
+    sizes (least squares; `b` is 0 with one size)."""
     c = statistics.fmean(r["work_s"] / num_samples for r in one.values())
-    o = statistics.fmean((r["wall_s"] - r["work_s"]) / r["tasks"] for r in one.values())
-    return c, max(0.0, o)
+    ks = np.array(list(one), float)
+    extra = np.array([(r["wall_s"] - r["work_s"]) / r["tasks"] for r in one.values()])
+    if len(ks) < 2:
+        return c, max(0.0, float(extra[0])), 0.0
+    b, o = np.polyfit(ks, extra, 1)
+    return c, max(0.0, float(o)), max(0.0, float(b))
 
 
-def predict(num_samples: int, k: int, workers: int, c: float, o: float) -> float:
+def predict(
+    num_samples: int, k: int, workers: int, c: float, o: float, b: float = 0.0
+) -> float:
     """Seconds for a build of `num_samples` in tasks of `k` on `workers`.
 
     Example:
     >>> predict(1000, 100, 2, c=0.001, o=0.01)  # 5 rounds of (0.01 + 0.1)
     0.55
     """
-    return round(math.ceil(num_samples / k / workers) * (o + c * k), 6)
+    return round(math.ceil(num_samples / k / workers) * (o + (c + b) * k), 6)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -182,15 +200,24 @@ def main(argv: list[str] | None = None) -> int:
         folder = write_folder(Path(tmp) / "data", args.images)
         cache = Path(tmp) / "cache"
         open_sequence(folder, cache, 2, num_build_workers=1).close()  # decode once
-        with local_cluster(2) as two, distributed.Client(two) as client:
+        with (
+            local_cluster(2) as two,
+            distributed.Client(two) as client,
+            local_cluster(2, profiler=True) as profiled,
+            distributed.Client(profiled) as profiled_client,
+        ):
             local = open_sequence(
                 folder, cache, args.samples, build_processes=True, num_build_workers=2
             )
             remote = open_sequence(folder, cache, args.samples, build_executor=client)
+            dask_default = open_sequence(
+                folder, cache, args.samples, build_executor=profiled_client
+            )
             try:
                 times = interleaved(
                     {"local": lambda: timed(local.regenerate),
-                     "cluster": lambda: timed(remote.regenerate)},
+                     "cluster": lambda: timed(remote.regenerate),
+                     "profiler": lambda: timed(dask_default.regenerate)},
                     args.rounds,
                     on_result=lambda r, name, s: print(
                         f"round {r + 1} {name:<8} {num / s:7.0f} samples/s", flush=True
@@ -202,6 +229,7 @@ def main(argv: list[str] | None = None) -> int:
             finally:
                 local.close()
                 remote.close()
+                dask_default.close()
         with local_cluster(1) as one, distributed.Client(one) as client:
             remote = open_sequence(folder, cache, args.samples, build_executor=client)
             try:
@@ -209,9 +237,11 @@ def main(argv: list[str] | None = None) -> int:
             finally:
                 remote.close()
 
-    local_s, cluster_s = (statistics.median(times[n]) for n in ("local", "cluster"))
+    local_s, cluster_s, profiled_s = (
+        statistics.median(times[n]) for n in ("local", "cluster", "profiler")
+    )
     ratio = local_s / cluster_s
-    c, o = fit_model(one_sweep, num)
+    c, o, b = fit_model(one_sweep, num)
     sample_bytes = SIZE * SIZE * 3
     best = min(two_sweep, key=lambda k: two_sweep[k]["wall_s"])
     print(
@@ -222,11 +252,14 @@ def main(argv: list[str] | None = None) -> int:
         f"local (2 build processes): {num / local_s:7.0f} samples/s\n"
         f"cluster (2 Dask workers):  {num / cluster_s:7.0f} samples/s  ratio "
         f"{ratio:.2f}x ({reports.verdict(ratio, 0.8, higher_is_better=True)} "
-        f"the 0.8x target); frames identical: {same}"
+        f"the 0.8x target); frames identical: {same}\n"
+        f"cluster, Dask's worker profiler on (its default): "
+        f"{num / profiled_s:7.0f} samples/s  ratio {local_s / profiled_s:.2f}x"
     )
     print(
         f"per-sample cost c = {1000 * c:.2f} ms; per-task overhead o = "
-        f"{1000 * o:.1f} ms; bytes per sample: {sample_bytes:,} (the sample) + "
+        f"{1000 * o:.1f} ms; per sample sent back and written b = "
+        f"{1000 * b:.2f} ms; bytes per sample: {sample_bytes:,} (the sample) + "
         f"{sent[0]:.0f} (task) + {sent[1]:.0f} (result record); best task size "
         f"on 2 workers: {best}"
     )
@@ -237,14 +270,15 @@ def main(argv: list[str] | None = None) -> int:
     checks: dict[str, Any] = {}
     for workers, table in ((1, one_sweep), (2, two_sweep)):
         for k, r in table.items():
-            model = predict(num, k, workers, c, o)
+            model = predict(num, k, workers, c, o, b)
             checks[f"{workers}x{k}"] = {**r, "model_s": model}
             print(
                 f"{k:>9} {workers:>7} {r['wall_s']:>10.3f} {model:>8.3f} "
                 f"{r['wall_s'] / model:>14.2f} {r['round_trips']:>11.0f}"
             )
     print(
-        "model: ceil(n / k / w) * (o + c * k), c and o measured on 1 worker; the "
+        "model: ceil(n / k / w) * (o + (c + b) * k), c, o and b measured on 1 "
+        "worker; the "
         "2-worker rows test it. Round trips: calls to the cluster per build."
     )
     reports.write_json(
@@ -252,9 +286,11 @@ def main(argv: list[str] | None = None) -> int:
         {
             "seconds": times,
             "ratio": ratio,
+            "ratio_with_profiler": local_s / profiled_s,
             "identical": same,
             "per_sample_s": c,
             "per_task_s": o,
+            "per_sample_transfer_s": b,
             "bytes_per_sample": {
                 "sample": sample_bytes,
                 "task": sent[0],
