@@ -22,9 +22,10 @@ import time
 import tracemalloc
 from pathlib import Path
 
-import albumentations as A
-import numpy as np
 import psutil
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: conftest
+from conftest import flip_rotate, random_images
 
 from augframe import FrameSequence
 from augframe.options.control_file import write_control
@@ -33,17 +34,6 @@ NUM_FRAMES, WARM_UP = 300, 60
 TRACE_DEPTH = 20
 """Deep enough that every allocation made under a call into augframe (the
 pipeline's, numpy's, the example writer's) has an augframe frame in its stack."""
-
-
-def flip_rotate(aug_p: float = 0.5, pipe_p: float = 1.0) -> A.Compose:
-    return A.Compose(
-        [
-            A.HorizontalFlip(p=aug_p),
-            A.Affine(rotate=(-40, 40), translate_percent=(-0.2, 0.2), p=aug_p),
-            A.RandomBrightnessContrast(p=aug_p),
-        ],
-        p=pipe_p,
-    )
 
 
 def other_threads() -> list[str]:
@@ -79,10 +69,9 @@ def augframe_growth(
 def main(folder: Path) -> dict[str, object]:
     threads_before = len(other_threads())
     example_dir, control = folder / "examples", folder / "control.json"
-    rng = np.random.default_rng(0)
     source = {
-        "a": rng.integers(0, 256, (12, 10, 10, 3), np.uint8),
-        "b": rng.integers(0, 256, (3, 10, 10, 3), np.uint8),
+        "a": random_images(12, seed=0, size=(10, 10)),
+        "b": random_images(3, seed=1, size=(10, 10)),
     }
     seq = FrameSequence(
         source,
