@@ -203,6 +203,7 @@ def main(argv: list[str] | None = None) -> int:
         with (
             local_cluster(2) as two,
             distributed.Client(two) as client,
+            distributed.Client(two, direct_to_workers=False) as relay_client,
             local_cluster(2, profiler=True) as profiled,
             distributed.Client(profiled) as profiled_client,
         ):
@@ -210,6 +211,9 @@ def main(argv: list[str] | None = None) -> int:
                 folder, cache, args.samples, build_processes=True, num_build_workers=2
             )
             remote = open_sequence(folder, cache, args.samples, build_executor=client)
+            relayed = open_sequence(
+                folder, cache, args.samples, build_executor=relay_client
+            )
             dask_default = open_sequence(
                 folder, cache, args.samples, build_executor=profiled_client
             )
@@ -217,6 +221,7 @@ def main(argv: list[str] | None = None) -> int:
                 times = interleaved(
                     {"local": lambda: timed(local.regenerate),
                      "cluster": lambda: timed(remote.regenerate),
+                     "relayed": lambda: timed(relayed.regenerate),
                      "profiler": lambda: timed(dask_default.regenerate)},
                     args.rounds,
                     on_result=lambda r, name, s: print(
@@ -229,6 +234,7 @@ def main(argv: list[str] | None = None) -> int:
             finally:
                 local.close()
                 remote.close()
+                relayed.close()
                 dask_default.close()
         with local_cluster(1) as one, distributed.Client(one) as client:
             remote = open_sequence(folder, cache, args.samples, build_executor=client)
@@ -237,8 +243,8 @@ def main(argv: list[str] | None = None) -> int:
             finally:
                 remote.close()
 
-    local_s, cluster_s, profiled_s = (
-        statistics.median(times[n]) for n in ("local", "cluster", "profiler")
+    local_s, cluster_s, relayed_s, profiled_s = (
+        statistics.median(times[n]) for n in ("local", "cluster", "relayed", "profiler")
     )
     ratio = local_s / cluster_s
     c, o, b = fit_model(one_sweep, num)
@@ -253,6 +259,8 @@ def main(argv: list[str] | None = None) -> int:
         f"cluster (2 Dask workers):  {num / cluster_s:7.0f} samples/s  ratio "
         f"{ratio:.2f}x ({reports.verdict(ratio, 0.8, higher_is_better=True)} "
         f"the 0.8x target); frames identical: {same}\n"
+        f"cluster, results relayed by the scheduler (direct_to_workers=False): "
+        f"{num / relayed_s:7.0f} samples/s  ratio {local_s / relayed_s:.2f}x\n"
         f"cluster, Dask's worker profiler on (its default): "
         f"{num / profiled_s:7.0f} samples/s  ratio {local_s / profiled_s:.2f}x"
     )
@@ -286,6 +294,7 @@ def main(argv: list[str] | None = None) -> int:
         {
             "seconds": times,
             "ratio": ratio,
+            "ratio_relayed": local_s / relayed_s,
             "ratio_with_profiler": local_s / profiled_s,
             "identical": same,
             "per_sample_s": c,

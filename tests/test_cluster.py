@@ -112,6 +112,36 @@ def test_frames_on_the_cluster_are_identical_to_local_ones(client, options):
         np.testing.assert_array_equal(want, have)
 
 
+@pytest.mark.parametrize("direct", [None, False], ids=["default", "relayed"])
+def test_samples_come_straight_from_the_workers_unless_the_client_says(client, direct):
+    """Samples (150 KB each at 224 px) bypass the scheduler: the driver
+    fetches them from the worker that made them. A client made with
+    `direct_to_workers=False` (its workers unreachable from here) has the
+    scheduler relay them, and gets the same frames."""
+    scheduler = client.cluster.scheduler  # in this process: count its relays
+    relay = scheduler.handlers["gather"]
+    relayed: list[int] = []
+
+    async def counting_relay(keys, serializers=None):
+        relayed.append(len(keys))
+        return await relay(keys=keys, serializers=serializers)
+
+    with sequence(num_build_workers=1, build_processes=False) as local:
+        expected = frames(local, 1)
+    scheduler.handlers["gather"] = counting_relay
+    try:
+        with (
+            distributed.Client(client.cluster, direct_to_workers=direct) as chosen,
+            sequence(build_executor=chosen) as remote,
+        ):
+            got = frames(remote, 1)
+    finally:
+        scheduler.handlers["gather"] = relay
+    for want, have in zip(expected, got, strict=True):
+        np.testing.assert_array_equal(want, have)
+    assert bool(relayed) == (direct is False), relayed
+
+
 def test_in_ram_natives_are_sent_once_per_run_not_per_task(client):
     executor = client.get_executor()  # the executor is accepted too
     with sequence(build_executor=executor) as seq:

@@ -14,7 +14,8 @@ workers are another machine's, or many machines', processes:
   workers (`augframe.core.makers.make_samples`), so a frame is bit-identical
   to one built by local threads or processes, on machines with the same
   package versions and CPU features. They send back uint8 samples, which
-  the driver writes into the frame buffer as they arrive.
+  the driver fetches from each worker directly (not relayed by the
+  scheduler) and writes into the frame buffer as they arrive.
 - Every wait on the cluster is bounded (`wait_bound`): past the bound, the
   build raises `TimeoutError`, which the engine turns into a `BuildError`
   (the last good frame stays served; the next epoch end tries again).
@@ -51,7 +52,7 @@ import statistics
 import threading
 import uuid
 from collections.abc import Sequence
-from concurrent.futures import CancelledError, Executor, Future
+from concurrent.futures import CancelledError, Executor, Future, InvalidStateError
 from typing import Any
 
 import numpy as np
@@ -78,6 +79,7 @@ __all__ = [
     "check_executor",
     "dask_client",
     "reachable_by_path",
+    "submit_to_dask",
     "wait_bound",
 ]
 
@@ -238,11 +240,7 @@ class ClusterMaker:
         check_executor(executor, in_ram=not reachable_by_path(store))
         self.client = dask_client(executor)
         self.store, self.spec, self.entropy = store, spec, entropy
-        self.executor: Executor = (
-            self.client.get_executor(pure=False)
-            if self.client is not None
-            else executor
-        )
+        self.executor: Executor | None = None if self.client else executor
         # Names this run's pipeline on the workers, whose threads keep theirs
         # by it: new per maker (a factory redefined in a notebook pickles to
         # the same bytes under the same name).
@@ -298,16 +296,11 @@ class ClusterMaker:
         shape = tuple(buffer.array.shape[1:])
 
         def submit(batch: SlotBatch) -> Future[BatchResult]:
-            inner = self.executor.submit(
-                cluster_task,
-                store,
-                spec,
-                self.token,
-                self.entropy,
-                *probabilities,
-                batch,
-                shape,
-            )
+            args = (store, spec, self.token, self.entropy, *probabilities, batch, shape)
+            if self.executor is not None:
+                inner = self.executor.submit(cluster_task, *args)
+            else:
+                inner = submit_to_dask(self.client, cluster_task, *args)
             return _landing(inner, buffer)
 
         return submit_paced(
@@ -392,6 +385,47 @@ class ClusterMaker:
         if sent is not None and self.client is not None:
             with contextlib.suppress(Exception):  # a closed client holds nothing
                 self.client.cancel(sent)
+
+
+def submit_to_dask(client: Any, fn: Any, *args: Any) -> Future[Any]:
+    """`fn(*args)` on `client`'s cluster, as a `concurrent.futures.Future`.
+
+    Its result is fetched from the worker that holds it, not relayed by the
+    scheduler (`Client.get_executor()` relays it): samples are 150 KB each
+    at 224 px, and a scheduler that relays every sample of every frame
+    becomes the cluster's bottleneck (and on a LocalCluster it spends the
+    training host's CPU). A client made with `direct_to_workers=False`, for
+    workers that this process cannot reach, keeps the relay; Dask itself
+    falls back to it for any result a worker cannot serve. Cancelling the
+    returned future cancels the task.
+    """
+    task = client.submit(fn, *args, pure=False)
+    direct = getattr(client, "direct_to_workers", None)
+    direct = True if direct is None else direct
+    outer: Future[Any] = Future()
+
+    def forward(done: Future[Any]) -> None:
+        if done.cancelled() and task.status != "cancelled":
+            task.cancel()
+
+    async def fetch() -> None:
+        try:
+            [result] = await client.gather([task], direct=direct, asynchronous=True)
+        except CancelledError:
+            if outer.cancel():  # wakes `wait` and `as_completed` (as Dask's own)
+                with contextlib.suppress(RuntimeError):  # already notified
+                    outer.set_running_or_notify_cancel()
+            return
+        except BaseException as exc:
+            with contextlib.suppress(InvalidStateError):  # cancelled meanwhile
+                outer.set_exception(exc)
+        else:
+            with contextlib.suppress(InvalidStateError):
+                outer.set_result(result)
+
+    outer.add_done_callback(forward)
+    client.loop.add_callback(fetch)
+    return outer
 
 
 def _landing(
