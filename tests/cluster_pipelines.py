@@ -44,3 +44,16 @@ class StallWhile:
     def __call__(self, aug_p: float = 0.5, pipe_p: float = 1.0) -> A.Compose:
         stall = functools.partial(_stall, self.flag, self.driver)
         return A.Compose([A.Lambda(image=stall, p=1.0), *flip_rotate(aug_p, pipe_p)])
+
+
+def allocation_faults(count: int = 50, nbytes: int = 1 << 20) -> int:
+    """Minor page faults of this thread while `count` arrays of `nbytes` are
+    made, written and freed: about `count * nbytes / 4096` where each is
+    mapped afresh, a few where malloc's heap keeps them."""
+    import resource
+
+    np.ones(nbytes, np.uint8)  # the heap grows once
+    before = resource.getrusage(resource.RUSAGE_THREAD).ru_minflt
+    for _ in range(count):
+        np.ones(nbytes, np.uint8)
+    return resource.getrusage(resource.RUSAGE_THREAD).ru_minflt - before

@@ -22,7 +22,7 @@ from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 
 import numpy as np
 import pytest
-from cluster_pipelines import StallWhile, slow_pipeline
+from cluster_pipelines import StallWhile, allocation_faults, slow_pipeline
 from conftest import flip_rotate, random_images, tiny_model, write_jpegs
 
 from augframe import BuildError, ConfigError, FrameSequence, ImageWarning
@@ -140,6 +140,20 @@ def test_samples_come_straight_from_the_workers_unless_the_client_says(client, d
     for want, have in zip(expected, got, strict=True):
         np.testing.assert_array_equal(want, have)
     assert bool(relayed) == (direct is False), relayed
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
+def test_workers_keep_image_sized_arrays_on_the_heap(client):
+    """Dask's nanny starts workers with MALLOC_TRIM_THRESHOLD_=65536, which
+    maps every image-sized array afresh; a build sets the heap to keep them
+    (1.7x the CPU per sample of the `heavy` pipeline otherwise)."""
+    assert set(client.run(os.environ.get, "MALLOC_TRIM_THRESHOLD_").values()) == {
+        "65536"
+    }
+    with sequence(build_executor=client, samples_per_class=60) as seq:
+        frames(seq, 1)  # 15 tasks: every worker builds
+    faults = client.run(allocation_faults)
+    assert max(faults.values()) < 50 * (1 << 20) // 4096 // 20, faults
 
 
 def test_in_ram_natives_are_sent_once_per_run_not_per_task(client):

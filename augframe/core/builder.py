@@ -23,7 +23,19 @@ from augframe.errors import ImageWarning, VarietyWarning
 from augframe.io.natives import replaced_note
 from augframe.io.stores import ImageStore
 
-__all__ = ["Filled", "Frame", "FrameBuilder"]
+__all__ = ["Filled", "Frame", "FrameBuilder", "default_task_samples"]
+
+
+def default_task_samples(num_slots: int, num_workers: int) -> int:
+    """Samples per task: about 8 tasks per worker, 8 to 256 samples each
+    (enough tasks to even out the workers' ends, few enough that a task's
+    fixed cost stays small).
+
+    Example:
+    >>> default_task_samples(1200, 2), default_task_samples(100, 64)
+    (75, 8)
+    """
+    return max(8, min(256, num_slots // (num_workers * 8) or 1))
 
 
 @dataclass(frozen=True)
@@ -361,8 +373,8 @@ class FrameBuilder:
     ) -> list[SlotBatch]:
         # About 8 tasks per worker, 8 to 256 samples each, unless the maker
         # asks for its own size (a cluster, whose tasks cost a round trip).
-        chunk = getattr(self.maker, "task_samples", None) or max(
-            8, min(256, len(slots) // (self.maker.num_workers * 8) or 1)
+        chunk = getattr(self.maker, "task_samples", None) or default_task_samples(
+            len(slots), self.maker.num_workers
         )
         return [
             SlotBatch(

@@ -61,6 +61,7 @@ from tqdm.auto import tqdm
 from augframe._parallel import Gate, submit_paced
 from augframe.augment.pipeline import PipelineSpec, WorkerPipelines
 from augframe.core.buffer import FrameBuffer
+from augframe.core.build_process import prepare_build_process
 from augframe.core.makers import (
     BatchResult,
     SampleMaker,
@@ -184,13 +185,10 @@ def _worker_pipelines(
     key = (token, aug_p, pipe_p)
     driver = int(token.rsplit("-", 1)[-1])
     if not _LOCAL.__dict__ and os.getpid() != driver:
-        import cv2
-
-        # As in local build processes: the cluster's threads are the
-        # parallelism, and OpenCV's own pool on top of them oversubscribes
-        # the worker's cores. Never in the training process itself (a
-        # thread pool executor), whose OpenCV is the user's.
-        cv2.setNumThreads(1)
+        # As in local build processes (OpenCV's pool off; image-sized arrays
+        # on the heap, where Dask's nanny set MALLOC_TRIM_THRESHOLD_). Never
+        # in the training process itself (a thread pool executor).
+        prepare_build_process()
     if getattr(_LOCAL, "key", None) != key:
         _LOCAL.pipelines = WorkerPipelines(spec, aug_p=aug_p, pipe_p=pipe_p)
         _LOCAL.key = key

@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 from augframe._parallel import Gate, submit_paced
 from augframe.augment.pipeline import PipelineSpec, WorkerPipelines
 from augframe.core.buffer import FrameBuffer
+from augframe.core.build_process import prepare_build_process
 from augframe.core.seeds import Stream, derive_rng
 from augframe.errors import ConfigError, SourceError
 from augframe.io.decode.files import ImageReadError
@@ -254,9 +255,7 @@ def _init_worker(
     parent_pid: int,
     barrier: Any,
 ) -> None:
-    import cv2
-
-    cv2.setNumThreads(1)  # the pool is the parallelism; no nested thread pools
+    prepare_build_process()  # OpenCV's pool off, image arrays on the heap
     _WORKER.update(
         store=store,
         spec=spec,
