@@ -135,8 +135,9 @@ def local_cluster(
         config["distributed.nanny.pre-spawn-environ"] = {
             "MALLOC_MMAP_THRESHOLD_": 128 * 1024
         }
+    before = os.environ.get("MALLOC_MMAP_THRESHOLD_")
     with dask.config.set(config):
-        return distributed.LocalCluster(
+        cluster = distributed.LocalCluster(
             n_workers=workers,
             threads_per_worker=1,
             processes=True,
@@ -144,6 +145,11 @@ def local_cluster(
             dashboard_address=":0",
             silence_logs=logging.CRITICAL,  # teardown races print tracebacks
         )
+    # Dask's nanny leaves its workers' variables in this process's
+    # environment, for every process started later to inherit: not this one.
+    if before is None:
+        os.environ.pop("MALLOC_MMAP_THRESHOLD_", None)
+    return cluster
 
 
 def task_bytes(seq: Any) -> tuple[float, float]:
