@@ -371,8 +371,7 @@ class FrameBuilder:
     def _batches(
         self, plan: FramePlan, slots: np.ndarray, seeds: np.ndarray, need_digests: bool
     ) -> list[SlotBatch]:
-        # About 8 tasks per worker, 8 to 256 samples each, unless the maker
-        # asks for its own size (a cluster, whose tasks cost a round trip).
+        # The default size, unless the maker asks for its own (a cluster).
         chunk = getattr(self.maker, "task_samples", None) or default_task_samples(
             len(slots), self.maker.num_workers
         )

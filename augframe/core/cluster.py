@@ -238,7 +238,8 @@ class ClusterMaker:
         check_executor(executor, in_ram=not reachable_by_path(store))
         self.client = dask_client(executor)
         self.store, self.spec, self.entropy = store, spec, entropy
-        self.executor: Executor | None = None if self.client else executor
+        # A plain executor submits itself; a Dask client goes by `submit_to_dask`.
+        self.executor: Executor | None = executor if self.client is None else None
         # Names this run's pipeline on the workers, whose threads keep theirs
         # by it: new per maker (a factory redefined in a notebook pickles to
         # the same bytes under the same name).
