@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -328,12 +329,46 @@ def test_an_unreadable_file_on_a_worker_follows_the_local_rules(client, tmp_path
         assert any("0002.jpg" in text for text in texts), texts
 
 
-def test_fit_trains_on_frames_built_on_the_cluster(client):
-    with sequence(build_executor=client) as seq:
+class Served(FrameSequence):
+    """Records the batch indices that Keras asks for, in order."""
+
+    def __getitem__(self, index: int):
+        self.served.append(int(index))
+        return super().__getitem__(index)
+
+
+def fit_seeded(**options: object) -> tuple[list[int], list[np.ndarray]]:
+    """`fit(shuffle=True)` for 3 epochs, a fresh frame built in the
+    background each epoch: the batch indices served and the weights."""
+    import keras
+
+    given: dict = dict(image_size=(10, 10), batch_size=8, samples_per_class=12)
+    given.update(epochs_per_frame=1, augment=flip_rotate, seed=3, verbose=0)
+    with Served(source(), **given, **options) as seq:
+        seq.served = []
+        keras.utils.set_random_seed(0)  # Keras' batch order: Python's random
         model = tiny_model(2, image_size=(10, 10))
         history = model.fit(seq, epochs=3, verbose=0)
         assert len(history.history["loss"]) == 3
         assert seq.generation == 4
+        return seq.served, model.get_weights()
+
+
+def test_fit_on_cluster_frames_trains_as_on_local_ones(client):
+    """Keras orders each epoch's batches with Python's global `random`.
+    Fetching samples from the workers draws nothing from it (Dask's own
+    direct gather picks a worker with `random.choice`, as often as its
+    timing makes it gather), so the same seed trains the same weights with
+    frames built on the cluster in the background as with local ones."""
+    served, weights = fit_seeded(num_build_workers=1, build_processes=False)
+    with sequence(build_executor=client) as seq:
+        state = random.getstate()  # the natives are on the workers by now
+        frames(seq, 3)
+        assert random.getstate() == state  # three frames fetched: no draw
+    remote_served, remote_weights = fit_seeded(build_executor=client)
+    assert remote_served == served
+    for want, have in zip(weights, remote_weights, strict=True):
+        np.testing.assert_allclose(have, want, rtol=1e-6)
 
 
 def test_a_process_pool_that_forks_is_refused(tmp_path):

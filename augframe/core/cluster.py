@@ -394,9 +394,15 @@ def submit_to_dask(client: Any, fn: Any, *args: Any) -> Future[Any]:
     at 224 px, and a scheduler that relays every sample of every frame
     becomes the cluster's bottleneck (and on a LocalCluster it spends the
     training host's CPU). A client made with `direct_to_workers=False`, for
-    workers that this process cannot reach, keeps the relay; Dask itself
-    falls back to it for any result a worker cannot serve. Cancelling the
-    returned future cancels the task.
+    workers that this process cannot reach, keeps the relay, and so does any
+    result that no worker could serve. Cancelling the returned future
+    cancels the task.
+
+    The fetch draws nothing from Python's global `random`, which Keras'
+    `fit(shuffle=True)` orders batches with (`keras.utils.set_random_seed`
+    seeds it). Dask's own direct gather (`Client.gather(direct=True)`) picks
+    a worker with `random.choice`, as often as its timing makes it gather: a
+    build on the cluster would change the order of training batches.
     """
     task = client.submit(fn, *args, pure=False)
     direct = getattr(client, "direct_to_workers", None)
@@ -408,8 +414,10 @@ def submit_to_dask(client: Any, fn: Any, *args: Any) -> Future[Any]:
             task.cancel()
 
     async def fetch() -> None:
+        if outer.done():  # cancelled: the task was cancelled with it
+            return
         try:
-            [result] = await client.gather([task], direct=direct, asynchronous=True)
+            result = await _fetch(client, task, direct=direct)
         except CancelledError:
             if outer.cancel():  # wakes `wait` and `as_completed` (as Dask's own)
                 with contextlib.suppress(RuntimeError):  # already notified
@@ -423,8 +431,46 @@ def submit_to_dask(client: Any, fn: Any, *args: Any) -> Future[Any]:
                 outer.set_result(result)
 
     outer.add_done_callback(forward)
-    client.loop.add_callback(fetch)
+    # Dask calls this once the task has ended (finished, failed, cancelled).
+    task.add_done_callback(lambda _: client.loop.add_callback(fetch))
     return outer
+
+
+BUSY_RETRY_SECONDS = 0.15
+"""The pause before asking a worker that was busy serving others again
+(Dask's own, in its gather)."""
+
+
+async def _fetch(client: Any, task: Any, *, direct: bool) -> Any:
+    """The result of an ended Dask `task`: from a worker that holds it, tried
+    in the scheduler's order, then (or with `direct=False`, or when the task
+    failed, was cancelled or lost its result) through Dask's own relayed
+    gather, which raises the task's error or waits for its rerun."""
+    if direct and task.status == "finished":
+        who_has = await client.scheduler.who_has(keys=[task.key])
+        for address in who_has.get(task.key) or ():
+            data = await _data_from_worker(client, task.key, address)
+            if task.key in data:
+                return data[task.key]
+    [result] = await client.gather([task], direct=False, asynchronous=True)
+    return result
+
+
+async def _data_from_worker(client: Any, key: Any, address: str) -> dict[Any, Any]:
+    """`{key: value}` from the worker at `address`, or `{}` when it is gone or
+    no longer holds `key`; a worker busy serving others is asked again."""
+    from distributed.worker import get_data_from_worker
+
+    while True:
+        try:
+            response = await get_data_from_worker(client.rpc, [key], address)
+        except OSError:
+            return {}
+        status = response.get("status")
+        if status != "busy":
+            data: Any = response.get("data") if status == "OK" else None
+            return dict(data or {})
+        await asyncio.sleep(BUSY_RETRY_SECONDS)
 
 
 def _landing(
