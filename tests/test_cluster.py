@@ -339,16 +339,24 @@ class Served(FrameSequence):
 
 def fit_seeded(**options: object) -> tuple[list[int], list[np.ndarray]]:
     """`fit(shuffle=True)` for 3 epochs, a fresh frame built in the
-    background each epoch: the batch indices served and the weights."""
-    import keras
-
+    background each epoch, from fixed initial weights and Python's `random`
+    seeded (Keras orders batches with it; restored after): the batch indices
+    served and the weights."""
     given: dict = dict(image_size=(10, 10), batch_size=8, samples_per_class=12)
     given.update(epochs_per_frame=1, augment=flip_rotate, seed=3, verbose=0)
     with Served(source(), **given, **options) as seq:
         seq.served = []
-        keras.utils.set_random_seed(0)  # Keras' batch order: Python's random
         model = tiny_model(2, image_size=(10, 10))
-        history = model.fit(seq, epochs=3, verbose=0)
+        rng = np.random.default_rng(0)
+        model.set_weights(
+            [rng.normal(0, 0.1, w.shape).astype(w.dtype) for w in model.get_weights()]
+        )
+        state = random.getstate()
+        random.seed(0)
+        try:
+            history = model.fit(seq, epochs=3, verbose=0)
+        finally:
+            random.setstate(state)
         assert len(history.history["loss"]) == 3
         assert seq.generation == 4
         return seq.served, model.get_weights()

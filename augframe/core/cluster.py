@@ -51,7 +51,7 @@ import os
 import statistics
 import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import CancelledError, Executor, Future, InvalidStateError
 from typing import Any
 
@@ -401,8 +401,9 @@ def submit_to_dask(client: Any, fn: Any, *args: Any) -> Future[Any]:
     The fetch draws nothing from Python's global `random`, which Keras'
     `fit(shuffle=True)` orders batches with (`keras.utils.set_random_seed`
     seeds it). Dask's own direct gather (`Client.gather(direct=True)`) picks
-    a worker with `random.choice`, as often as its timing makes it gather: a
-    build on the cluster would change the order of training batches.
+    a worker with `random.choice` for every key of every gather round, and
+    its timing decides the rounds: a build on the cluster would change the
+    order of training batches.
     """
     task = client.submit(fn, *args, pure=False)
     direct = getattr(client, "direct_to_workers", None)
@@ -417,7 +418,9 @@ def submit_to_dask(client: Any, fn: Any, *args: Any) -> Future[Any]:
         if outer.done():  # cancelled: the task was cancelled with it
             return
         try:
-            result = await _fetch(client, task, direct=direct)
+            result = await _fetch(
+                client, task, direct=direct, wanted=lambda: not outer.done()
+            )
         except CancelledError:
             if outer.cancel():  # wakes `wait` and `as_completed` (as Dask's own)
                 with contextlib.suppress(RuntimeError):  # already notified
@@ -441,36 +444,50 @@ BUSY_RETRY_SECONDS = 0.15
 (Dask's own, in its gather)."""
 
 
-async def _fetch(client: Any, task: Any, *, direct: bool) -> Any:
-    """The result of an ended Dask `task`: from a worker that holds it, tried
-    in the scheduler's order, then (or with `direct=False`, or when the task
-    failed, was cancelled or lost its result) through Dask's own relayed
-    gather, which raises the task's error or waits for its rerun."""
+async def _fetch(
+    client: Any, task: Any, *, direct: bool, wanted: Callable[[], bool]
+) -> Any:
+    """The result of an ended Dask `task`: from a worker that holds it, then
+    (or with `direct=False`, or when the task failed, was cancelled or no
+    worker could send its result) through Dask's own relayed gather, which
+    raises the task's error or waits for its rerun. `wanted()` turning false
+    (the caller gave up) ends the asking."""
     if direct and task.status == "finished":
-        who_has = await client.scheduler.who_has(keys=[task.key])
-        for address in who_has.get(task.key) or ():
-            data = await _data_from_worker(client, task.key, address)
-            if task.key in data:
-                return data[task.key]
+        data = await _from_holders(client, task, wanted)
+        if task.key in data:
+            return data[task.key]
     [result] = await client.gather([task], direct=False, asynchronous=True)
     return result
 
 
-async def _data_from_worker(client: Any, key: Any, address: str) -> dict[Any, Any]:
-    """`{key: value}` from the worker at `address`, or `{}` when it is gone or
-    no longer holds `key`; a worker busy serving others is asked again."""
-    from distributed.worker import get_data_from_worker
+async def _from_holders(
+    client: Any, task: Any, wanted: Callable[[], bool]
+) -> dict[Any, Any]:
+    """`{key: result}` from a worker holding `task`'s result, asked in the
+    scheduler's order, or `{}` when none sends it: gone, no longer holding
+    it, failing to send it (Dask's gather relays those keys too), or the
+    scheduler unreachable. A worker busy serving others is asked again while
+    the result is still wanted."""
+    try:
+        from distributed.worker import get_data_from_worker
 
-    while True:
-        try:
-            response = await get_data_from_worker(client.rpc, [key], address)
-        except OSError:
-            return {}
-        status = response.get("status")
-        if status != "busy":
+        who_has = await client.scheduler.who_has(keys=[task.key])
+    except Exception:  # the relay raises what is wrong, or waits it out
+        return {}
+    for address in who_has.get(task.key) or ():
+        while wanted() and task.status == "finished":
+            try:
+                response = await get_data_from_worker(client.rpc, [task.key], address)
+            except Exception:  # gone, or its answer failed to arrive
+                break
+            status = response.get("status")
             data: Any = response.get("data") if status == "OK" else None
-            return dict(data or {})
-        await asyncio.sleep(BUSY_RETRY_SECONDS)
+            if data and task.key in data:
+                return {task.key: data[task.key]}
+            if status != "busy":
+                break
+            await asyncio.sleep(BUSY_RETRY_SECONDS)
+    return {}
 
 
 def _landing(
