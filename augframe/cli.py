@@ -314,7 +314,9 @@ def _cache_build(args: argparse.Namespace) -> int:
         {name: getattr(args, name) for name in DECODING_OPTIONS}
     )
     paths, labels, class_names = collect_directory(
-        args.directory, follow_links=args.follow_links
+        args.directory,
+        follow_links=args.follow_links,
+        max_image_pixels=args.max_image_pixels,
     )
     image_size = (args.image_size[0], args.image_size[1])
     options: dict[str, Any] = dict(
@@ -647,12 +649,25 @@ def _add_cache(commands: Any) -> None:
             default=option.default,
             help=f"{option.doc} (default {option.default})",
         )
-    for name in ("crop_to_aspect_ratio", "pad_to_aspect_ratio", "follow_links"):
+    for name in (
+        "crop_to_aspect_ratio",
+        "pad_to_aspect_ratio",
+        "exif_orientation",
+        "follow_links",
+    ):
         build.add_argument(
             f"--{name.replace('_', '-')}",
             action="store_true",
             help=OPTIONS[name].doc,
         )
+    build.add_argument(
+        "--max-image-pixels",
+        type=argparse_type("max_image_pixels"),
+        default=OPTIONS["max_image_pixels"].default,
+        metavar="N",
+        help=f"{OPTIONS['max_image_pixels'].doc} "
+        f"(default {OPTIONS['max_image_pixels'].default})",
+    )
     build.set_defaults(handler=_cache_build)
     _add_cache_ls_clear(actions)
 

@@ -227,18 +227,24 @@ def test_each_hostile_file_is_skipped_with_a_report_or_converted_exactly(
 
 
 @pytest.mark.parametrize("cached", CACHE)
-def test_exif_orientation_is_applied(tmp_path, cached):
+def test_exif_orientation_is_applied_only_when_asked(tmp_path, cached):
     root = tmp_path / "data"
     (root / "x").mkdir(parents=True)
     rgb = np.zeros((20, 40, 3), np.uint8)
     rgb[:5] = 255  # a white band along the top of a landscape image
     jpeg = with_exif_orientation(encode(rgb, ".jpg"), orientation=6)
     (root / "x" / "rotated.jpg").write_bytes(jpeg)
-    seq = build(root, tmp_path, cached, image_size=(40, 20))
+    seq = build(root, tmp_path, cached, image_size=(40, 20), exif_orientation=True)
     seq.close()
     # Orientation 6: shown rotated 90 degrees clockwise, the top band on the right.
     image = seq.frame.images[0].astype(float)
     assert image[:, -4:].mean() > 200 and image[:, :12].mean() < 30
+    # The default, as Keras' loaders: the stored pixels (the band on top),
+    # from a cache of its own (the two settings never share rows).
+    seq = build(root, tmp_path, cached, image_size=(20, 40))
+    seq.close()
+    image = seq.frame.images[0].astype(float)
+    assert image[:4].mean() > 200 and image[8:].mean() < 30
 
 
 @pytest.fixture(scope="module")

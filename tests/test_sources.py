@@ -199,7 +199,7 @@ def test_decode_16_bit_png_is_scaled_to_8_bits(tmp_path):
     np.testing.assert_array_equal(image[0, :, 0], values // 256)
 
 
-def test_decode_honours_exif_orientation(tmp_path):
+def test_decode_keeps_stored_pixels_unless_exif_orientation(tmp_path):
     bgr = np.zeros((40, 30, 3), np.uint8)
     bgr[:10] = 255  # a white band at the top
     ok, data = cv2.imencode(".jpg", bgr)
@@ -211,7 +211,11 @@ def test_decode_honours_exif_orientation(tmp_path):
     segment = b"\xff\xe1" + struct.pack(">H", len(app1) + 2) + app1
     path = tmp_path / "rotated.jpg"
     path.write_bytes(data.tobytes()[:2] + segment + data.tobytes()[2:])
-    image = decode_image(path)
+    # The default, as Keras' loaders: the pixels as stored, band on top.
+    stored = decode_image(path)
+    assert stored.shape == (40, 30, 3)
+    assert stored[:10].mean() > 200 and stored[20:].mean() < 30
+    image = decode_image(path, exif_orientation=True)
     assert image.shape == (30, 40, 3)
     assert image[:, -5:].mean() > 200 and image[:, :20].mean() < 30
 
@@ -342,7 +346,7 @@ def test_reduced_decode_of_progressive_and_grayscale_jpegs(tmp_path):
     assert (reduced[..., 0] == reduced[..., 2]).all()
 
 
-def test_reduced_decode_honours_exif_orientation(tmp_path):
+def test_reduced_decode_honours_exif_orientation_when_asked(tmp_path):
     bgr = np.zeros((400, 300, 3), np.uint8)
     bgr[:100] = 255  # a white band at the top
     ok, data = cv2.imencode(".jpg", bgr)
@@ -359,11 +363,20 @@ def test_reduced_decode_honours_exif_orientation(tmp_path):
         ((96, 64), (150, 200)),  # 300 // 4 < 96: 1/2 scale
         ((64, 96), (150, 200)),
     ]:
-        image = decode_image(path, target_size=target)
+        image = decode_image(path, target_size=target, exif_orientation=True)
         assert image.shape == (*shape, 3)
         resized = resize(image, target)
         assert resized[:, -8:].mean() > 200 and resized[:, : target[1] // 2].mean() < 30
-        assert mad(resized, full_then_resized(str(path), target)) <= 4.0
+        full = resize(decode_image(path, exif_orientation=True), target)
+        assert mad(resized, full) <= 4.0
+        # The default: reduced as stored, never rotated (band on top).
+        stored = decode_image(path, target_size=target)
+        assert stored.shape == (shape[1], shape[0], 3)
+        resized = resize(stored, target)
+        assert (
+            resized[: target[0] // 8].mean() > 200
+            and resized[-target[0] // 2 :].mean() < 30
+        )
 
 
 def test_other_formats_and_small_jpegs_decode_exactly_as_before(tmp_path):

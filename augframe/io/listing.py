@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import difflib
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
-from augframe.errors import ConfigError, SourceError
-from augframe.io.natives import check_classes, warn_skipped
+from augframe import _warn
+from augframe.errors import ConfigError, ImageWarning, SourceError
+from augframe.io.decode.files import ImageReadError, check_pixels, read_regular
+from augframe.io.decode.headers import SNIFF_BYTES, header_size, image_format
+from augframe.io.natives import check_classes, shorten, warn_skipped
+from augframe.options.registry import MAX_IMAGE_PIXELS
 from augframe.options.registry import check as opts_check
 
 __all__ = ["IMAGE_EXTENSIONS", "collect_directory", "collect_paths", "split_by_class"]
@@ -27,13 +30,32 @@ def _is_image_file(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_EXTENSIONS and path.is_file()
 
 
-def _readable(path: str) -> bool:
+def unreadable(path: str, max_image_pixels: int = MAX_IMAGE_PIXELS) -> str | None:
+    """Why the image file `path` cannot be used ("path: reason"), or None.
+
+    Reads the file's first `SNIFF_BYTES` (with `read_regular`: a FIFO or a
+    device is refused, never waited on): an image's signature (JPEG, PNG,
+    GIF, BMP, TIFF, WebP, whatever the extension says) and, where the
+    header is in those bytes, the size it claims, checked against
+    `max_image_pixels`. No path is given to OpenCV: a name that is not
+    valid UTF-8 is read like any other.
+
+    Example:
+    >>> unreadable("/no/such/file.jpg")
+    '/no/such/file.jpg: No such file or directory'
+    """
     try:
-        if os.path.getsize(path) == 0:
-            return False
-        return bool(cv2.haveImageReader(path))
-    except (OSError, cv2.error):
-        return False
+        head = read_regular(path, SNIFF_BYTES)
+        if not head:
+            return f"{path}: empty file"
+        if image_format(head) is None:
+            return (
+                f"{path}: not an image (no JPEG, PNG, GIF, BMP, TIFF or WebP signature)"
+            )
+        check_pixels(path, header_size(head), max_image_pixels)
+    except ImageReadError as exc:
+        return str(exc)
+    return None
 
 
 def collect_paths(
@@ -41,11 +63,14 @@ def collect_paths(
     labels: Sequence[Any],
     *,
     class_names: Sequence[str] | None = None,
+    max_image_pixels: int = MAX_IMAGE_PIXELS,
 ) -> tuple[list[str], np.ndarray, list[str]]:
     """Validates a list of image files and their labels.
 
     Labels are class names (strings) or class indices into `class_names`.
-    Files that are missing, empty or not images are skipped with one warning.
+    Files that are missing, empty, not images or, by their header, larger
+    than `max_image_pixels` are skipped with one warning that names each
+    with its reason (see `unreadable`).
 
     Returns:
         `(paths, int32 labels, class_names)` with unreadable files left out.
@@ -89,8 +114,9 @@ def collect_paths(
                 f"Invalid label {lab!r}. Expected a class name or an integer in "
                 f"[0, {len(class_names)})."
             )
-    ok = [_readable(p) for p in files]
-    warn_skipped([p for p, good in zip(files, ok, strict=True) if not good])
+    reasons = [unreadable(p, max_image_pixels) for p in files]
+    ok = [reason is None for reason in reasons]
+    warn_skipped([reason for reason in reasons if reason is not None])
     kept = [p for p, good in zip(files, ok, strict=True) if good]
     kept_labels = np.asarray(
         [lab for lab, good in zip(int_labels, ok, strict=True) if good], dtype=np.int32
@@ -104,6 +130,7 @@ def collect_directory(
     *,
     class_names: Sequence[str] | None = None,
     follow_links: bool = False,
+    max_image_pixels: int = MAX_IMAGE_PIXELS,
 ) -> tuple[list[str], np.ndarray, list[str]]:
     """Lists `directory/<class_name>/<image>` files, like `flow_from_directory`.
 
@@ -120,6 +147,11 @@ def collect_directory(
     `follow_links=True` (`os.walk(followlinks=True)`; a link back to a
     folder already walked is not walked again, so a loop ends).
 
+    A sub-folder that cannot be read (no permission) is named, with the
+    error, in one `ImageWarning` (its images are left out); a class folder
+    that cannot be read is a `SourceError` naming it and the error. Files
+    are checked as `collect_paths` checks them.
+
     Returns:
         `(paths, int32 labels, class_names)`.
     """
@@ -130,9 +162,15 @@ def collect_directory(
             f"Invalid value for argument `directory`. Received: {str(root)!r}, "
             "which is not a folder. Expected a folder with one sub-folder per class."
         )
-    class_dirs = sorted(
-        p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")
-    )
+    try:
+        class_dirs = sorted(
+            p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")
+        )
+    except OSError as exc:
+        raise SourceError(
+            f"Cannot read folder {str(root)!r}: {exc.strerror or exc}. Give the "
+            "user running training read and search permission on it."
+        ) from exc
     if not class_dirs:
         raise SourceError(
             f"Folder {str(root)!r} has no class sub-folders. Expected "
@@ -142,10 +180,15 @@ def collect_directory(
         class_dirs = _pin_classes(root, class_dirs, list(class_names))
     paths: list[str] = []
     labels: list[int] = []
+    skipped: list[str] = []
     for cls, class_dir in enumerate(class_dirs):
+        errors: list[OSError] = []
         files = sorted(
-            p for p in _walk_files(class_dir, follow_links) if _is_image_file(p)
+            p
+            for p in _walk_files(class_dir, follow_links, errors.append)
+            if _is_image_file(p)
         )
+        _check_walk(class_dir, errors, skipped)
         if not files:
             raise SourceError(
                 f"Class folder {str(class_dir)!r} holds no image files "
@@ -153,8 +196,17 @@ def collect_directory(
             )
         paths.extend(str(p) for p in files)
         labels.extend([cls] * len(files))
+    if skipped:
+        _warn.warn(
+            f"Skipped {len(skipped)} sub-folder(s) that cannot be read: "
+            f"{shorten(skipped)}. Their images are left out of every frame; give "
+            "the user running training read and search permission on them.",
+            ImageWarning,
+        )
     class_names = [d.name for d in class_dirs]
-    kept, kept_labels, _ = collect_paths(paths, labels, class_names=class_names)
+    kept, kept_labels, _ = collect_paths(
+        paths, labels, class_names=class_names, max_image_pixels=max_image_pixels
+    )
     return kept, kept_labels, class_names
 
 
@@ -227,11 +279,32 @@ def _pin_classes(root: Path, class_dirs: list[Path], names: list[str]) -> list[P
     return [found[n] for n in names]
 
 
-def _walk_files(folder: Path, follow_links: bool = False) -> Iterable[Path]:
+def _check_walk(class_dir: Path, errors: list[OSError], skipped: list[str]) -> None:
+    """Raises for a class folder that could not be read; adds its sub-folders
+    that could not be read to `skipped` ("folder (error)")."""
+    for error in errors:
+        folder = error.filename if error.filename is not None else class_dir
+        problem = error.strerror or str(error)
+        if os.path.normpath(os.fspath(folder)) == os.path.normpath(class_dir):
+            raise SourceError(
+                f"Cannot read class folder {str(class_dir)!r}: {problem}. Give the "
+                "user running training read and search permission on it, or "
+                "move it out of the data folder."
+            ) from error
+        skipped.append(f"{os.fspath(folder)} ({problem})")
+
+
+def _walk_files(
+    folder: Path,
+    follow_links: bool = False,
+    onerror: Callable[[OSError], None] | None = None,
+) -> Iterable[Path]:
     # Following links, a folder already walked (by its real path) is skipped:
-    # a link to an ancestor cannot make the walk endless.
+    # a link to an ancestor cannot make the walk endless. A folder that
+    # cannot be listed goes to `onerror` (os.walk drops it silently else).
     seen: set[str] = set()
-    for dirpath, dirnames, filenames in os.walk(folder, followlinks=follow_links):
+    walk = os.walk(folder, followlinks=follow_links, onerror=onerror)
+    for dirpath, dirnames, filenames in walk:
         if follow_links:
             real = os.path.realpath(dirpath)
             if real in seen:

@@ -80,7 +80,10 @@ def open_directory(
     follow_links = opts.check("follow_links", follow_links)
     split = check_split(validation_split, subset, options.get("seed"))
     paths, labels, names = collect_directory(
-        directory, class_names=class_names, follow_links=follow_links
+        directory,
+        class_names=class_names,
+        follow_links=follow_links,
+        max_image_pixels=_max_pixels(options),
     )
     files = _Files(paths, labels, names, size, os.fspath(directory))
     return _split_files(files, cache_dir, split, options)
@@ -103,7 +106,9 @@ def open_paths(
             "takes a list of files. Remove it."
         )
     size = check_file_options(image_size, options)
-    kept, int_labels, names = collect_paths(paths, labels, class_names=class_names)
+    kept, int_labels, names = collect_paths(
+        paths, labels, class_names=class_names, max_image_pixels=_max_pixels(options)
+    )
     return _split_files(_Files(kept, int_labels, names, size), cache_dir, None, options)
 
 
@@ -131,10 +136,17 @@ def open_dataframe(
     paths, labels = read_dataframe(
         dataframe, x_col=x_col, y_col=y_col, directory=directory
     )
-    kept, int_labels, names = collect_paths(paths, labels, class_names=class_names)
+    kept, int_labels, names = collect_paths(
+        paths, labels, class_names=class_names, max_image_pixels=_max_pixels(options)
+    )
     return _split_files(
         _Files(kept, int_labels, names, size), cache_dir, split, options
     )
+
+
+def _max_pixels(options: Mapping[str, Any]) -> int:
+    """The `max_image_pixels` of checked options (the default when absent)."""
+    return int(options.get("max_image_pixels", opts.MAX_IMAGE_PIXELS))
 
 
 @dataclass(frozen=True)

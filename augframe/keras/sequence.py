@@ -55,6 +55,16 @@ class FrameSequence(SequenceFacade, keras.utils.PyDataset):
         pad_to_aspect_ratio: fit every native inside `image_size` and pad
             the rest with zeros (black), centered. Not with
             `crop_to_aspect_ratio`.
+        exif_orientation: False (default, as Keras' loaders): image files
+            are decoded with their pixels as stored; True: rotated or
+            flipped as their EXIF Orientation tag says (as OpenCV and image
+            viewers show them). Part of the decoded cache's key.
+        max_image_pixels: the most pixels (height x width, read from the
+            file's header before decoding) an image file may have; a larger
+            one (a decompression bomb) is skipped like an unreadable file,
+            with one `ImageWarning`. Default 178,956,970, the size above
+            which `keras.utils.load_img` (Pillow) refuses an image; at most
+            2**30 (OpenCV's own limit).
         samples_per_class: samples of every class in a frame, None for
             every native once, or "auto": the largest balanced frame whose
             buffers fit `frame_memory`, counting those that `refresh` and

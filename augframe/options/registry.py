@@ -34,6 +34,7 @@ from augframe.errors import ConfigError
 __all__ = [
     "FILES_OPTIONS",
     "HOT_OPTIONS",
+    "MAX_IMAGE_PIXELS",
     "MAX_SIDE",
     "OPTIONS",
     "VALIDATION_OPTIONS",
@@ -70,6 +71,15 @@ MAX_COUNT = 1_000_000
 
 MAX_SIDE = 16384
 """The largest height or width `image_size` takes."""
+
+MAX_IMAGE_PIXELS = 178_956_970
+"""The default `max_image_pixels`: the pixel count above which Pillow, and so
+`keras.utils.load_img`, refuses an image as a decompression bomb (twice
+`PIL.Image.MAX_IMAGE_PIXELS`)."""
+
+OPENCV_MAX_PIXELS = 2**30
+"""The most pixels OpenCV decodes (its `OPENCV_IO_MAX_IMAGE_PIXELS` default):
+the largest `max_image_pixels`."""
 
 _PROBABILITY_TEXT = "a number in [0, 1]"
 _SIZE_TEXT = "a (height, width) tuple of positive integers"
@@ -108,6 +118,7 @@ class Option:
             a test checks it).
         doc: one line, used in error messages and the command line's help.
         minimum: the smallest int allowed ("int" only).
+        maximum: the largest int allowed ("int" only); None: `MAX_COUNT`.
         nullable: None is allowed.
         auto: "auto" is allowed (the library decides, see the option's doc).
         choices: the allowed strings ("choice" only).
@@ -125,6 +136,7 @@ class Option:
     default: Any
     doc: str
     minimum: int = 1
+    maximum: int | None = None
     nullable: bool = False
     auto: bool = False
     choices: tuple[str, ...] = ()
@@ -136,7 +148,7 @@ class Option:
     def expected(self) -> str:
         """What a valid value is, in words."""
         text = {
-            "int": _int_text(self.minimum, MAX_COUNT),
+            "int": _int_text(self.minimum, self.max_int),
             "probability": _PROBABILITY_TEXT,
             "bool": "True or False",
             "choice": _choice_text(self.choices),
@@ -149,6 +161,11 @@ class Option:
             "object": "an object",
         }[self.kind]
         return _or(text, auto=self.auto, none=self.nullable)
+
+    @property
+    def max_int(self) -> int:
+        """The largest int allowed ("int" only): `maximum`, else `MAX_COUNT`."""
+        return MAX_COUNT if self.maximum is None else self.maximum
 
 
 def _options(*options: Option) -> dict[str, Option]:
@@ -201,6 +218,23 @@ OPTIONS: dict[str, Option] = _options(
         "bool",
         False,
         "pad every native with black to the aspect of image_size before resizing",
+        for_validation=True,
+    ),
+    Option(
+        "exif_orientation",
+        "bool",
+        False,
+        "rotate or flip each image file as its EXIF Orientation tag says; False "
+        "(as Keras' loaders): the pixels as stored",
+        for_validation=True,
+    ),
+    Option(
+        "max_image_pixels",
+        "int",
+        MAX_IMAGE_PIXELS,
+        "most pixels (height x width, from the file's header) of an image file "
+        "that is decoded; a larger one is skipped as unreadable",
+        maximum=OPENCV_MAX_PIXELS,
         for_validation=True,
     ),
     Option(
@@ -604,7 +638,7 @@ def check(name: str, value: Any) -> Any:
             name,
             value,
             minimum=option.minimum,
-            maximum=MAX_COUNT,
+            maximum=option.max_int,
             allow_none=none,
             allow_auto=auto,
         )
@@ -693,7 +727,7 @@ def pydantic_type(name: str) -> Any:
     option = OPTIONS[name]
     base: Any
     if option.kind == "int":
-        base = Annotated[StrictInt, Field(ge=option.minimum, le=MAX_COUNT)]
+        base = Annotated[StrictInt, Field(ge=option.minimum, le=option.max_int)]
     elif option.kind == "probability":
         base = Probability
     elif option.kind == "bool":

@@ -31,7 +31,7 @@ from augframe.core.engine import root_entropy
 from augframe.core.makers import asks_processes
 from augframe.core.memory import FrameBudget
 from augframe.errors import ConfigError, SourceError
-from augframe.io.decode.arrays import Decoding
+from augframe.io.decode.arrays import DECODING_OPTIONS, Decoding
 from augframe.io.opening import refuse_files_options
 from augframe.io.stores import (
     ImageStore,
@@ -348,7 +348,7 @@ def _check_store_decoding(store: ImageStore, decoding: Decoding) -> None:
     if isinstance(made_with, Decoding) and made_with != decoding:
         differ = [
             f"{name}={getattr(made_with, name)!r}"
-            for name in ("interpolation", "crop_to_aspect_ratio", "pad_to_aspect_ratio")
+            for name in DECODING_OPTIONS
             if getattr(made_with, name) != getattr(decoding, name)
         ]
         raise ConfigError(

@@ -1,8 +1,9 @@
 """How a native becomes a sample: its channels, the resize filter and the aspect ratio.
 
-`Decoding` holds the four options that decide a sample's pixels before any
+`Decoding` holds the options that decide a sample's pixels before any
 augmentation (`color_mode`, `interpolation`, `crop_to_aspect_ratio`,
-`pad_to_aspect_ratio`, as Keras names them); this module converts in-memory
+`pad_to_aspect_ratio`, as Keras names them, and augframe's
+`exif_orientation` and `max_image_pixels`); this module converts in-memory
 arrays to the color mode, crops or pads them and resizes them. What each
 option does, and which filters are approximations of Keras' (measured):
 docs/design/decoding.md.
@@ -47,6 +48,8 @@ DECODING_OPTIONS = (
     "interpolation",
     "crop_to_aspect_ratio",
     "pad_to_aspect_ratio",
+    "exif_orientation",
+    "max_image_pixels",
 )
 """The options that `Decoding` holds (defined in `augframe.options`)."""
 
@@ -85,6 +88,10 @@ class Decoding:
             docs/design/decoding.md for the OpenCV filter each maps to).
         crop_to_aspect_ratio: center-crop to the target's aspect ratio first.
         pad_to_aspect_ratio: pad with zeros to the target's aspect ratio.
+        exif_orientation: apply a file's EXIF orientation (False, the
+            default, as Keras' loaders: the pixels as stored).
+        max_image_pixels: most pixels an image file's header may claim; a
+            larger image is not decoded (`ImageReadError`).
 
     Example:
     >>> Decoding(interpolation="lanczos7")
@@ -97,6 +104,8 @@ class Decoding:
     interpolation: str = "bilinear"
     crop_to_aspect_ratio: bool = False
     pad_to_aspect_ratio: bool = False
+    exif_orientation: bool = False
+    max_image_pixels: int = opts.MAX_IMAGE_PIXELS
 
     def __post_init__(self) -> None:
         for name in DECODING_OPTIONS:
@@ -141,6 +150,10 @@ class Decoding:
             self.interpolation if self.interpolation != "bilinear" else "",
             "crop" if self.crop_to_aspect_ratio else "",
             "pad" if self.pad_to_aspect_ratio else "",
+            "exif" if self.exif_orientation else "",
+            f"max{self.max_image_pixels}px"
+            if self.max_image_pixels != opts.MAX_IMAGE_PIXELS
+            else "",
         ]
         return "-".join(p for p in parts if p)
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 
 import cv2
 import numpy as np
@@ -14,13 +16,16 @@ from augframe.io.decode.arrays import (
     reduce_factor,
     to_color_mode,
 )
+from augframe.io.decode.headers import header_size
 from augframe.io.decode.jpeg import jpeg_size
+from augframe.options.registry import MAX_IMAGE_PIXELS
 
 __all__ = [
     "REDUCED_JPEG_DECODE",
     "ImageReadError",
     "decode_image",
     "load_image",
+    "read_regular",
     "to_rgb",
 ]
 
@@ -61,8 +66,70 @@ def load_image(
         path,
         target_size=image_size if decoding.reduced_decode else None,
         color_mode=decoding.color_mode,
+        exif_orientation=decoding.exif_orientation,
+        max_image_pixels=decoding.max_image_pixels,
     )
-    return decoding.fit(image, image_size)
+    try:
+        return decoding.fit(image, image_size)
+    except Exception as exc:  # e.g. MemoryError: one unreadable-image path
+        raise _unreadable(path, exc) from exc
+
+
+def read_regular(path: str | os.PathLike[str], limit: int | None = None) -> bytes:
+    """The first `limit` bytes (all with None) of a regular file.
+
+    The one way augframe opens an image file: without blocking, and checked
+    on the open file, so that a FIFO, a socket or a device named `*.jpg`
+    never hangs a listing or a build, and a path OpenCV could not take (a
+    name that is not valid UTF-8) never reaches it: the bytes are decoded
+    from memory.
+
+    Raises:
+        ImageReadError: the file cannot be opened or read, or it is not a
+            regular file (the reason named).
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError as exc:
+        raise ImageReadError(f"{os.fspath(path)}: {exc.strerror or exc}") from exc
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise OSError(errno.EINVAL, "not a regular file")
+        want = info.st_size if limit is None else min(limit, info.st_size)
+        chunks: list[bytes] = []
+        while want > 0:
+            chunk = os.read(fd, min(want, 1 << 24))
+            if not chunk:
+                break  # the file shrank since fstat
+            chunks.append(chunk)
+            want -= len(chunk)
+        return b"".join(chunks)
+    except OSError as exc:
+        raise ImageReadError(f"{os.fspath(path)}: {exc.strerror or exc}") from exc
+    finally:
+        os.close(fd)
+
+
+def _unreadable(path: str | os.PathLike[str], exc: BaseException) -> ImageReadError:
+    """The `ImageReadError` for a decoder's failure, whatever it raised."""
+    detail = str(exc).strip().splitlines()
+    reason = (
+        f"{type(exc).__name__}: {detail[-1][:200]}" if detail else type(exc).__name__
+    )
+    return ImageReadError(f"{os.fspath(path)}: not a decodable image ({reason})")
+
+
+def check_pixels(
+    path: str | os.PathLike[str], size: tuple[int, int] | None, max_image_pixels: int
+) -> None:
+    """Raises `ImageReadError` when `size` has more than `max_image_pixels` pixels."""
+    if size is not None and size[0] * size[1] > max_image_pixels:
+        raise ImageReadError(
+            f"{os.fspath(path)}: {size[1]}x{size[0]} = {size[0] * size[1]:,} pixels, "
+            f"more than max_image_pixels={max_image_pixels:,} (a decompression "
+            "bomb, or raise max_image_pixels to decode it)"
+        )
 
 
 def decode_image(
@@ -70,8 +137,10 @@ def decode_image(
     *,
     target_size: tuple[int, int] | None = None,
     color_mode: str = "rgb",
+    exif_orientation: bool = False,
+    max_image_pixels: int = MAX_IMAGE_PIXELS,
 ) -> np.ndarray:
-    """Decodes an image file to uint8 RGB, grayscale or RGBA, honouring EXIF orientation.
+    """Decodes an image file to uint8 RGB, grayscale or RGBA, its pixels as stored.
 
     "rgb" (the default) gives `(H, W, 3)`: grayscale and palette images
     become RGB, RGBA loses its alpha. "grayscale" gives `(H, W, 1)`, the
@@ -79,17 +148,35 @@ def decode_image(
     `(H, W, 4)`: a JPEG (which has no alpha) or an image without alpha gets
     an opaque alpha of 255; a PNG, WebP or TIFF with alpha keeps it, and is
     then decoded as stored, without applying an EXIF orientation (OpenCV
-    applies none when it keeps alpha; nor does Keras, ever). 16-bit images
-    are scaled to 8 bits.
+    applies none when it keeps alpha). 16-bit images are scaled to 8 bits.
+
+    EXIF orientation is not applied by default: like Keras' loaders
+    (`keras.utils.load_img`, `image_dataset_from_directory`), a photo
+    whose EXIF tag says "rotate 90 degrees" gives its pixels as stored, so
+    that training sees what a Keras prediction pipeline sees.
+    `exif_orientation=True` applies it (rotates or flips, as OpenCV and
+    image viewers do).
+
+    The file is opened with `read_regular` and decoded from memory. Before
+    any decoder runs, the size its header claims (`headers.header_size`:
+    JPEG, PNG, GIF, BMP, TIFF, WebP) is checked against
+    `max_image_pixels`: a larger image (a decompression bomb: a few KB
+    that decode to gigabytes) is an `ImageReadError`, never decoded. A
+    header without a readable size is decoded (OpenCV refuses more than
+    2^30 pixels) and the result checked. Whatever a decoder raises
+    (`cv2.error`, `MemoryError`, ...) is an `ImageReadError` too: the one
+    "unreadable image" path of a truncated file (skipped with one
+    `ImageWarning` at construction, replaced by another image of its
+    class while training).
 
     With `target_size`, the `(height, width)` the caller resizes the image to
     next (with `resize`), a JPEG at least twice that size is decoded at 1/2,
     1/4 or 1/8 scale by libjpeg's DCT scaling: the largest of those that
     keeps every side at least as long as every side of `target_size` (sides
-    compared both ways, as EXIF orientation may swap them; the size comes
-    from the JPEG header). That skips most of the decoding and resizing
-    work: one thread decoded 2.6-2.7x as many 300-500 px photos per second
-    for 64x64 (1/4 scale) and 1.7-2.1x for 128x128 (1/2 scale).
+    compared both ways, as an applied EXIF orientation may swap them; the
+    size comes from the JPEG header). That skips most of the decoding and
+    resizing work: one thread decoded 2.6-2.7x as many 300-500 px photos
+    per second for 64x64 (1/4 scale) and 1.7-2.1x for 128x128 (1/2 scale).
 
     It is not bit-exact. On 400 photo-like JPEGs of 300-500 px (quality
     90), after `resize`, the mean absolute difference from a full decode
@@ -111,9 +198,12 @@ def decode_image(
         target_size: `(height, width)` the image is resized to next, or None
             for the full-size image.
         color_mode: "rgb", "grayscale" or "rgba".
+        exif_orientation: apply the file's EXIF orientation.
+        max_image_pixels: most pixels (height x width) an image may have.
 
     Raises:
-        ImageReadError: the file is missing, empty, or not a decodable image.
+        ImageReadError: the file is missing, empty, not a regular file, not
+            a decodable image, or larger than `max_image_pixels`.
 
     Example:
     >>> import tempfile
@@ -127,6 +217,10 @@ def decode_image(
     (100, 75, 3)
     >>> decode_image(path, color_mode="grayscale").shape
     (400, 300, 1)
+    >>> decode_image(path, max_image_pixels=100_000)
+    Traceback (most recent call last):
+    ...
+    augframe.io.decode.files.ImageReadError: ...a.jpg: 300x400 = 120,000 pixels, more than max_image_pixels=100,000 (a decompression bomb, or raise max_image_pixels to decode it)
     >>> folder.cleanup()
     """
     if color_mode not in CHANNELS:
@@ -134,35 +228,52 @@ def decode_image(
             f"Invalid value for argument `color_mode`. Received: "
             f"color_mode={color_mode!r}. Expected one of {', '.join(map(repr, CHANNELS))}."
         )
-    try:
-        data = np.fromfile(os.fspath(path), dtype=np.uint8)
-    except OSError as exc:
-        raise ImageReadError(f"{path}: {exc.strerror or exc}") from exc
+    data = np.frombuffer(read_regular(path), dtype=np.uint8)
     if data.size == 0:
-        raise ImageReadError(f"{path}: empty file")
+        raise ImageReadError(f"{os.fspath(path)}: empty file")
+    check_pixels(path, header_size(data), max_image_pixels)
+    try:
+        image = _decode(data, target_size, color_mode, exif_orientation)
+    except Exception as exc:  # cv2.error, MemoryError, ...: one unreadable path
+        raise _unreadable(path, exc) from exc
+    if image is None:
+        raise ImageReadError(f"{os.fspath(path)}: not a decodable image")
+    check_pixels(path, image.shape[:2], max_image_pixels)
+    return image
+
+
+def _decode(
+    data: np.ndarray,
+    target_size: tuple[int, int] | None,
+    color_mode: str,
+    exif_orientation: bool,
+) -> np.ndarray | None:
+    """The image in `color_mode`, or None when OpenCV cannot decode it."""
     if color_mode == "rgba" and not _is_jpeg(data):
         rgba = _decode_with_alpha(data)
         if rgba is not None:
             return rgba
     gray = color_mode == "grayscale"
+    ignore = 0 if exif_orientation else cv2.IMREAD_IGNORE_ORIENTATION
     bgr = None
     flag = _reduced_flag(data, target_size, gray=gray) if REDUCED_JPEG_DECODE else None
     if flag is not None and target_size is not None:
-        bgr = cv2.imdecode(data, flag)
+        bgr = cv2.imdecode(data, flag | ignore)
         # A safety net: `_reduced_flag` already rules out a too small result.
         if bgr is not None and (
             bgr.shape[0] < target_size[0] or bgr.shape[1] < target_size[1]
         ):
             bgr = None
     if bgr is None:
-        bgr = cv2.imdecode(data, cv2.IMREAD_GRAYSCALE if gray else cv2.IMREAD_COLOR)
+        full = cv2.IMREAD_GRAYSCALE if gray else cv2.IMREAD_COLOR
+        bgr = cv2.imdecode(data, full | ignore)
     if bgr is None:
-        raise ImageReadError(f"{path}: not a decodable image")
+        return None
     if gray:
         return bgr[:, :, None]
     if color_mode == "rgba":
         return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGBA)
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB, dst=bgr)  # in place: no 2nd copy
 
 
 def _is_jpeg(data: np.ndarray) -> bool:

@@ -6,7 +6,7 @@ import struct
 
 import numpy as np
 
-__all__ = ["jpeg_size"]
+__all__ = ["jpeg_frame_size", "jpeg_size"]
 
 # Start-of-frame markers of the DCT processes libjpeg decodes at 1/2, 1/4 or
 # 1/8 scale: baseline, extended sequential and progressive (Huffman coding).
@@ -41,6 +41,31 @@ def jpeg_size(data: np.ndarray | bytes) -> tuple[int, int] | None:
     >>> jpeg_size(b"\\x89PNG\\r\\n\\x1a\\n") is None
     True
     """
+    frame = _frame_header(data)
+    if frame is None:
+        return None
+    marker, precision, height, width = frame
+    if marker not in _SCALABLE_SOF or precision != 8:
+        return None
+    return height, width
+
+
+def jpeg_frame_size(data: np.ndarray | bytes) -> tuple[int, int] | None:
+    """`(height, width)` of any JPEG's frame header (any coding process), or None.
+
+    What the pixel limit checks: lossless, arithmetic-coded and 12-bit
+    frames included. None as in `jpeg_size` otherwise.
+
+    Example:
+    >>> jpeg_frame_size(b"\\xff\\xd8\\xff\\xc3\\x00\\x0b\\x10\\x80\\x00\\x40\\x00")
+    (32768, 16384)
+    """
+    frame = _frame_header(data)
+    return None if frame is None else frame[2:]
+
+
+def _frame_header(data: np.ndarray | bytes) -> tuple[int, int, int, int] | None:
+    """`(marker, precision, height, width)` of the first start-of-frame segment."""
     view = (
         np.ascontiguousarray(data, dtype=np.uint8).reshape(-1).data
         if isinstance(data, np.ndarray)
@@ -67,11 +92,11 @@ def jpeg_size(data: np.ndarray | bytes) -> tuple[int, int] | None:
         if length < 2:
             return None
         if marker in _ANY_SOF:
-            if marker not in _SCALABLE_SOF or length < 8 or pos + 7 > size:
+            if length < 8 or pos + 7 > size:
                 return None
             precision, height, width = struct.unpack_from(">BHH", view, pos + 2)
-            if precision != 8 or height == 0 or width == 0:
+            if height == 0 or width == 0:
                 return None
-            return int(height), int(width)
+            return int(marker), int(precision), int(height), int(width)
         pos += length
     return None
