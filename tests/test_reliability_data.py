@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import cv2
+import hostile_corpus
 import keras
 import numpy as np
 import psutil
@@ -162,9 +163,42 @@ def extreme_aspect(folder: Path) -> tuple[str, Any]:
     return "b.png", np.full((*SIZE, 3), 33, np.uint8)
 
 
+def _claimed_bomb(corpus_name: str) -> Maker:
+    """A file whose header claims an image over `max_image_pixels`: refused
+    from its header (at listing), never decoded."""
+
+    def maker(folder: Path) -> tuple[str, Any]:
+        name = "b" + Path(corpus_name).suffix
+        hostile_corpus.CLAIMED_BOMBS[corpus_name](folder, name)
+        return name, SKIP
+
+    maker.__name__ = f"bomb_{Path(corpus_name).stem}"
+    return maker
+
+
+def jpeg_bomb_after_exif(folder: Path) -> tuple[str, Any]:
+    # Its frame header is past the bytes listing reads: the decoder refuses it.
+    hostile_corpus.jpeg_claiming_after_exif(folder, "b.jpg")
+    return "b.jpg", SKIP
+
+
+_PNG_BOMB: list[bytes] = []
+
+
+def png_bomb_20000(folder: Path) -> tuple[str, Any]:
+    # A real 20000 x 20000 PNG of 0.4 MB (made once per session).
+    if not _PNG_BOMB:
+        _PNG_BOMB.append(hostile_corpus.png_bomb(folder, "b.png").read_bytes())
+    (folder / "b.png").write_bytes(_PNG_BOMB[0])
+    return "b.png", SKIP
+
+
 FILES: list[Any] = [
     pytest.param(maker, id=maker.__name__.replace("_", "-"))
     for maker in (
+        *(_claimed_bomb(name) for name in hostile_corpus.CLAIMED_BOMBS),
+        jpeg_bomb_after_exif,
+        png_bomb_20000,
         zero_bytes,
         truncated_header,
         truncated_half,
