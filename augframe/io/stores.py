@@ -268,12 +268,15 @@ def mapping_to_store(
             items.append(entry)
             item_labels.append(cls)
 
+    reasons: dict[int, str] = {}
+
     def convert(position: int) -> np.ndarray | None:
         entry = items[position]
         if isinstance(entry, (str, os.PathLike)):
             try:
                 return load_image(entry, image_size=image_size, decoding=decoding)
-            except ImageReadError:
+            except ImageReadError as exc:  # every decode failure, named
+                reasons[position] = str(exc)
                 return None
         what = f"image {position} of class {class_names[item_labels[position]]!r}"
         return decoding.fit(decoding.convert(entry, what=what), image_size)
@@ -281,7 +284,7 @@ def mapping_to_store(
     with ThreadPoolExecutor(max_workers=max(1, num_workers)) as pool:
         converted = list(pool.map(convert, range(len(items))))
     keep = [i for i, img in enumerate(converted) if img is not None]
-    warn_skipped([str(items[i]) for i, img in enumerate(converted) if img is None])
+    warn_skipped([reasons[i] for i, img in enumerate(converted) if img is None])
     labels = np.asarray([item_labels[i] for i in keep], dtype=np.int32)
     check_classes(class_names, labels, where=lambda n: "empty or unreadable")
     images = np.empty((len(keep), *image_size, decoding.channels), dtype=np.uint8)
