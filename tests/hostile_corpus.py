@@ -11,7 +11,7 @@ Example:
 >>> import tempfile
 >>> folder = Path(tempfile.mkdtemp())
 >>> png_claiming(folder, "bomb.png", 70000, 70000).stat().st_size
-69
+65
 """
 
 from __future__ import annotations
@@ -30,7 +30,9 @@ __all__ = [
     "gif_claiming",
     "good_jpeg",
     "jpeg_claiming_after_exif",
+    "jpeg_claiming_after_segments",
     "non_utf8_name",
+    "padded_jpeg",
     "png_bomb",
     "png_claiming",
     "rotated_jpeg",
@@ -181,6 +183,31 @@ def jpeg_claiming_after_exif(
     struct.pack_into(">HH", data, at + 5, height, width)
     path = folder / name
     path.write_bytes(bytes(data))
+    return path
+
+
+def jpeg_claiming_after_segments(
+    folder: Path, name: str, segments: int = 2000, side: int = 30000
+) -> Path:
+    """A JPEG with `segments` empty application segments before a frame
+    header claiming `side` x `side` (under OpenCV's 2^30 pixels: it would
+    allocate the image), then no scan data."""
+    good = cv2.imencode(".jpg", np.zeros((8, 8, 3), np.uint8))[1].tobytes()
+    data = bytearray(good[:2] + b"\xff\xe3\x00\x02" * segments + good[2:])
+    at = data.index(b"\xff\xc0")
+    struct.pack_into(">HH", data, at + 5, side, side)
+    path = folder / name
+    path.write_bytes(bytes(data[: data.index(b"\xff\xda")]) + b"\xff\xd9")
+    return path
+
+
+def padded_jpeg(folder: Path, name: str, *, seed: int = 0) -> Path:
+    """A good JPEG with garbage bytes between two segments (some cameras pad
+    so); libjpeg skips them with a warning."""
+    data = good_jpeg(folder / name, seed=seed).read_bytes()
+    path = folder / name
+    end = 4 + int.from_bytes(data[4:6], "big")  # after the first segment
+    path.write_bytes(data[:end] + b"\x00\x00junk" + data[end:])
     return path
 
 

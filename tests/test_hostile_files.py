@@ -238,6 +238,25 @@ def test_every_claimed_bomb_is_an_image_read_error(tmp_path, name):
             decode_image(path, max_image_pixels=limit)
 
 
+def test_a_jpeg_frame_header_behind_many_segments_is_still_refused(tmp_path):
+    """2,000 empty segments before the frame header: a walk that gave up
+    early let OpenCV allocate 30000 x 30000 x 3 bytes."""
+    path = hostile_corpus.jpeg_claiming_after_segments(tmp_path, "deep.jpg")
+    assert header_size(path.read_bytes()) == (30000, 30000)
+    with pytest.raises(ImageReadError, match="900,000,000 pixels, more than"):
+        decode_image(path)
+
+
+def test_a_padded_jpeg_and_files_of_other_formats(tmp_path):
+    padded = hostile_corpus.padded_jpeg(tmp_path, "padded.jpg")
+    assert header_size(padded.read_bytes()) == (20, 24)
+    assert decode_image(padded).shape == (20, 24, 3)  # libjpeg skips the padding
+    ppm = tmp_path / "a.ppm"
+    ppm.write_bytes(b"P6 30000 30000 255\n" + b"\x00" * 64)
+    with pytest.raises(ImageReadError, match="not an image"):
+        decode_image(ppm)  # only the formats listing takes are decoded
+
+
 def test_a_bomb_that_appears_during_training_is_replaced_never_a_build_error(
     tmp_path,
 ):

@@ -12,7 +12,12 @@ import numpy as np
 
 from augframe import _warn
 from augframe.errors import ConfigError, ImageWarning, SourceError
-from augframe.io.decode.files import ImageReadError, check_pixels, read_regular
+from augframe.io.decode.files import (
+    NOT_AN_IMAGE,
+    ImageReadError,
+    check_pixels,
+    read_regular,
+)
 from augframe.io.decode.headers import SNIFF_BYTES, header_size, image_format
 from augframe.io.natives import check_classes, shorten, warn_skipped
 from augframe.options.registry import MAX_IMAGE_PIXELS
@@ -49,9 +54,7 @@ def unreadable(path: str, max_image_pixels: int = MAX_IMAGE_PIXELS) -> str | Non
         if not head:
             return f"{path}: empty file"
         if image_format(head) is None:
-            return (
-                f"{path}: not an image (no JPEG, PNG, GIF, BMP, TIFF or WebP signature)"
-            )
+            return f"{path}: {NOT_AN_IMAGE}"
         check_pixels(path, header_size(head), max_image_pixels)
     except ImageReadError as exc:
         return str(exc)

@@ -29,7 +29,7 @@ from augframe.io.cache.manifest import Checksums, Manifest, write_manifest
 from augframe.io.cache.merge import Items
 from augframe.io.cache.verify import chunk_checksums, rows_per_chunk
 from augframe.io.decode.arrays import Decoding
-from augframe.io.decode.files import ImageReadError, load_image
+from augframe.io.decode.files import ImageReadError, decode_image
 from augframe.io.natives import shorten
 
 __all__ = ["Build", "cache_error", "stamp"]
@@ -189,15 +189,21 @@ class Build:
             return
         self.num_decoded = len(todo)
 
+        reduced = self.decoding.reduced_decode
+
         def job(rows: np.ndarray) -> np.ndarray:
             for row in rows.tolist():
                 item = int(candidates[row])
                 try:
-                    data[row] = load_image(
+                    # What `augframe.io.decode.files.load_image` does.
+                    image = decode_image(
                         self.keys[item],
-                        image_size=self.image_size,
-                        decoding=self.decoding,
+                        target_size=self.image_size if reduced else None,
+                        color_mode=self.decoding.color_mode,
+                        exif_orientation=self.decoding.exif_orientation,
+                        max_image_pixels=self.decoding.max_image_pixels,
                     )
+                    data[row] = self.decoding.fit(image, self.image_size)
                 except ImageReadError:  # every decode failure (documented)
                     self.failed[item] = True
             return rows

@@ -16,18 +16,24 @@ from augframe.io.decode.arrays import (
     reduce_factor,
     to_color_mode,
 )
-from augframe.io.decode.headers import header_size
+from augframe.io.decode.headers import header_size, image_format
 from augframe.io.decode.jpeg import jpeg_size
 from augframe.options.registry import MAX_IMAGE_PIXELS
 
 __all__ = [
+    "NOT_AN_IMAGE",
     "REDUCED_JPEG_DECODE",
     "ImageReadError",
+    "check_pixels",
     "decode_image",
     "load_image",
     "read_regular",
     "to_rgb",
 ]
+
+
+NOT_AN_IMAGE = "not an image (no JPEG, PNG, GIF, BMP, TIFF or WebP signature)"
+"""Why a file whose first bytes are no image signature is skipped."""
 
 
 class ImageReadError(OSError):
@@ -161,9 +167,9 @@ def decode_image(
     any decoder runs, the size its header claims (`headers.header_size`:
     JPEG, PNG, GIF, BMP, TIFF, WebP) is checked against
     `max_image_pixels`: a larger image (a decompression bomb: a few KB
-    that decode to gigabytes) is an `ImageReadError`, never decoded. A
-    header without a readable size is decoded (OpenCV refuses more than
-    2^30 pixels) and the result checked. Whatever a decoder raises
+    that decode to gigabytes) is an `ImageReadError`, never decoded, and
+    so is a file of another format, or one whose header holds no size
+    (truncated: no decoder would read it). Whatever a decoder raises
     (`cv2.error`, `MemoryError`, ...) is an `ImageReadError` too: the one
     "unreadable image" path of a truncated file (skipped with one
     `ImageWarning` at construction, replaced by another image of its
@@ -231,7 +237,7 @@ def decode_image(
     data = np.frombuffer(read_regular(path), dtype=np.uint8)
     if data.size == 0:
         raise ImageReadError(f"{os.fspath(path)}: empty file")
-    check_pixels(path, header_size(data), max_image_pixels)
+    check_pixels(path, _claimed_size(path, data), max_image_pixels)
     try:
         image = _decode(data, target_size, color_mode, exif_orientation)
     except Exception as exc:  # cv2.error, MemoryError, ...: one unreadable path
@@ -240,6 +246,22 @@ def decode_image(
         raise ImageReadError(f"{os.fspath(path)}: not a decodable image")
     check_pixels(path, image.shape[:2], max_image_pixels)
     return image
+
+
+def _claimed_size(path: str | os.PathLike[str], data: np.ndarray) -> tuple[int, int]:
+    """The size the header claims; `ImageReadError` for a file that is not a
+    JPEG, PNG, GIF, BMP, TIFF or WebP, or whose header holds no size (a
+    decoder would fail on it, or allocate what no header announced)."""
+    kind = image_format(data)
+    if kind is None:
+        raise ImageReadError(f"{os.fspath(path)}: {NOT_AN_IMAGE}")
+    size = header_size(data)
+    if size is None:
+        raise ImageReadError(
+            f"{os.fspath(path)}: a {kind.upper()} file whose header holds no "
+            "readable size (truncated or damaged)"
+        )
+    return size
 
 
 def _decode(

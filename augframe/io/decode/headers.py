@@ -61,7 +61,7 @@ def image_format(data: np.ndarray | bytes) -> str | None:
     ('gif', 'tiff')
     """
     head = bytes(_view(data)[:16])
-    if head.startswith(b"\xff\xd8\xff"):
+    if head.startswith(b"\xff\xd8\xff"):  # what OpenCV takes for a JPEG
         return "jpeg"
     if head.startswith(b"\x89PNG\r\n\x1a\n"):
         return "png"

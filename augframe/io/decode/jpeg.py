@@ -17,7 +17,7 @@ _ANY_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 _STANDALONE = frozenset({0x01, *range(0xD0, 0xD8)})
 # SOI, EOI, SOS: reaching one of these before a frame header means no size.
 _STOP = frozenset({0xD8, 0xD9, 0xDA})
-_MAX_SEGMENTS = 1024  # more segments before the frame header: not a real JPEG
+_MAX_SEGMENTS = 65536  # more segments before the frame header: not a real JPEG
 
 
 def jpeg_size(data: np.ndarray | bytes) -> tuple[int, int] | None:
@@ -65,36 +65,43 @@ def jpeg_frame_size(data: np.ndarray | bytes) -> tuple[int, int] | None:
 
 
 def _frame_header(data: np.ndarray | bytes) -> tuple[int, int, int, int] | None:
-    """`(marker, precision, height, width)` of the first start-of-frame segment."""
-    view = (
-        np.ascontiguousarray(data, dtype=np.uint8).reshape(-1).data
+    """`(marker, precision, height, width)` of the first start-of-frame segment.
+
+    Between segments, bytes that are not a marker are skipped up to the next
+    0xFF, as libjpeg does (with a warning) for files padded by some cameras.
+    At most `_MAX_SEGMENTS` segments are walked: time bounded by that, and
+    by the data's length.
+    """
+    raw = (
+        np.ascontiguousarray(data, dtype=np.uint8).reshape(-1).tobytes()
         if isinstance(data, np.ndarray)
-        else memoryview(data)
+        else bytes(data)
     )
-    size = len(view)
-    if size < 4 or view[0] != 0xFF or view[1] != 0xD8:
-        return None
+    size = len(raw)
+    if size < 4 or not raw.startswith(b"\xff\xd8\xff"):
+        return None  # OpenCV decodes as JPEG only what starts so
     pos = 2
     for _ in range(_MAX_SEGMENTS):
-        if pos >= size or view[pos] != 0xFF:
-            return None  # segments follow each other; anything else is damage
-        while pos < size and view[pos] == 0xFF:
+        pos = raw.find(b"\xff", pos)  # garbage before a marker is skipped
+        if pos < 0:
+            return None
+        while pos < size and raw[pos] == 0xFF:
             pos += 1  # a marker may be preceded by fill bytes
         if pos >= size:
             return None
-        marker = view[pos]
+        marker = raw[pos]
         pos += 1
-        if marker in _STANDALONE:
-            continue
-        if marker in _STOP or marker == 0x00 or pos + 2 > size:
+        if marker in _STANDALONE or marker == 0x00:
+            continue  # 0xFF00 is a stuffed byte, not a marker
+        if marker in _STOP or pos + 2 > size:
             return None
-        (length,) = struct.unpack_from(">H", view, pos)
+        (length,) = struct.unpack_from(">H", raw, pos)
         if length < 2:
             return None
         if marker in _ANY_SOF:
             if length < 8 or pos + 7 > size:
                 return None
-            precision, height, width = struct.unpack_from(">BHH", view, pos + 2)
+            precision, height, width = struct.unpack_from(">BHH", raw, pos + 2)
             if height == 0 or width == 0:
                 return None
             return int(marker), int(precision), int(height), int(width)
