@@ -102,11 +102,15 @@ def make_shapes_dataset(
         folder.mkdir(parents=True, exist_ok=True)
         for i in range(count):
             image = _draw_shape(shape, size, rng)
-            cv2.imwrite(
-                str(folder / f"{i:05d}.jpg"),
+            # Encoded in memory: no path reaches OpenCV (a folder name that
+            # is not valid UTF-8 crashes its path functions).
+            ok, data = cv2.imencode(
+                ".jpg",
                 cv2.cvtColor(image, cv2.COLOR_RGB2BGR),
                 [cv2.IMWRITE_JPEG_QUALITY, 90],
             )
+            assert ok
+            (folder / f"{i:05d}.jpg").write_bytes(data.tobytes())
     return root
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -170,6 +171,23 @@ def test_a_name_that_is_not_utf8_is_used_from_every_constructor(tmp_path):
         """
     )
     assert result == {"True": 4, "False": 4, "paths": 2}
+
+
+def test_no_path_reaches_opencv():
+    """OpenCV's path functions crash on names that are not valid UTF-8:
+    augframe reads and writes files itself and hands OpenCV bytes."""
+    package = Path(__file__).resolve().parent.parent / "augframe"
+    calls = re.compile(
+        r"cv2\.(imread|imreadmulti|imreadanimation|imcount|imwrite|imwritemulti"
+        r"|haveImageReader|haveImageWriter|VideoCapture|VideoWriter)\b"
+    )
+    found = [
+        f"{path.relative_to(package)}:{number}"
+        for path in package.rglob("*.py")
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if calls.search(line) and ">>>" not in line
+    ]
+    assert not found
 
 
 # ------------------------------------------------------------------ bombs
