@@ -317,6 +317,39 @@ def test_a_bomb_in_a_mapping_of_paths_is_skipped(tmp_path):
     assert len(seq.frame.labels) == 2
 
 
+def test_a_bomb_in_a_dataframe_is_skipped_with_one_warning(tmp_path):
+    pd = pytest.importorskip("pandas")
+    good = [hostile_corpus.good_jpeg(tmp_path / f"{i}.jpg", seed=i) for i in range(2)]
+    bomb = hostile_corpus.webp_claiming(tmp_path, "bomb.webp", "VP8X")
+    frame = pd.DataFrame(
+        {"filename": [*map(str, good), str(bomb)], "class": ["x", "y", "x"]}
+    )
+    with pytest.warns(ImageWarning, match=r"bomb\.webp: 16777216x16777216") as record:
+        seq = FrameSequence.from_dataframe(
+            frame, image_size=(8, 8), verbose=0, validation=True, cache_dir=None
+        )
+    seq.close()
+    assert len([w for w in record if w.category is ImageWarning]) == 1
+    assert len(seq.file_paths) == 2
+
+
+def test_cache_build_command_takes_the_decoding_options(tmp_path, capsys):
+    from augframe.cli import main
+
+    root = tmp_path / "data"
+    hostile_corpus.rotated_jpeg(root / "x" / "a.jpg")
+    hostile_corpus.good_jpeg(root / "y" / "a.jpg")
+    hostile_corpus.good_jpeg(root / "y" / "big.jpg", size=(40, 40))
+    argv = ["cache", "build", str(root), "--image-size", "8", "8"]
+    argv += ["--cache-dir", str(tmp_path / "cache"), "--exif-orientation"]
+    with pytest.warns(ImageWarning, match="big.jpg: 40x40 = 1,600 pixels"):
+        assert main([*argv, "--max-image-pixels", "1000"]) == 0
+    assert (tmp_path / "cache" / "8x8-exif-max1000px" / "manifest.json").is_file()
+    with pytest.raises(SystemExit):  # argparse: usage and the message
+        main([*argv, "--max-image-pixels", "0"])
+    assert "expected an integer in [1, 1073741824]" in capsys.readouterr().err
+
+
 def test_a_fifo_named_jpg_in_a_list_of_paths_never_hangs(tmp_path):
     good = hostile_corpus.good_jpeg(tmp_path / "a.jpg")
     fifo = tmp_path / "pipe.jpg"
