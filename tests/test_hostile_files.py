@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -86,6 +87,23 @@ def test_any_bytes_give_a_size_or_none_never_an_error(prefix, tail):
         )
         assert reader(np.frombuffer(data, np.uint8)) == size
     assert image_format(data) in (None, "jpeg", "png", "gif", "bmp", "tiff", "webp")
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"\xff\xd8\xff" + b"\xd0\xff" * 100_000,  # markers without a length
+        b"\xff\xd8" + b"\xff\xe3\x00\x02" * 100_000,  # empty segments
+        b"\xff\xd8\xff\xe0\x00\x02" + b"\x00" * 10_000_000,  # junk to skip
+        b"II*\x00\x08\x00\x00\x00\xff\xff" + b"\x00" * 12 * 70_000,
+        b"II+\x00\x08\x00\x00\x00" + b"\x10" + b"\x00" * 7 + b"\xff" * 8,
+    ],
+    ids=["rst", "segments", "junk", "tiff-entries", "bigtiff-count"],
+)
+def test_header_readers_take_bounded_time_on_worst_cases(data):
+    start = time.perf_counter()
+    assert header_size(data) is None
+    assert time.perf_counter() - start < 0.5
 
 
 @pytest.mark.parametrize(
