@@ -220,3 +220,14 @@ def test_contact_sheet_columns_are_bounded_by_the_samples(tmp_path):
     for bad in (-1, 2.5, True):
         with pytest.raises(ConfigError, match="per_class"):
             contact_sheet(images, labels, names, per_class=bad)
+
+
+def test_hashes_that_collide_are_lengthened():
+    # Two long names whose 8-digit hashes are alike (found by a search over
+    # "x" * 200 + str(i)): both are cut to one prefix, only the hash differs.
+    pair = ["x" * 200 + "12776", "x" * 200 + "32874"]
+    assert example_stem(pair[0]) == example_stem(pair[1])  # "x..x~bdaa7fff"
+    stems = example_stems(pair)
+    assert len(set(stems.values())) == 2
+    assert all(len(s.split("~")[1]) == 16 for s in stems.values())
+    assert all(len(s.encode()) <= MAX_STEM_BYTES for s in stems.values())

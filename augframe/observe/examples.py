@@ -45,6 +45,7 @@ MAX_SHEET_CLASSES = 32  # classes a contact sheet draws; the rest are counted
 MAX_STEM_BYTES = 100  # UTF-8 bytes of a class's part of an example's file name
 _HASH_SEPARATOR = "~"  # never kept by `_sanitise`: no unchanged name holds it
 _HASH_CHARS = 8  # hex digits of the class name's hash
+_LONG_HASH_CHARS = 16  # where two 8-digit hashes of one run's classes collide
 
 
 # Unsafe on Windows or a path separator anywhere; `~` is kept for the hash.
@@ -92,10 +93,10 @@ def _sanitise(name: str) -> str:
     return text
 
 
-def _name_hash(name: str) -> str:
-    """A short hash of the class name's code points (lone surrogates included)."""
+def _name_hash(name: str, digits: int = _HASH_CHARS) -> str:
+    """A hash of the class name's code points (lone surrogates included)."""
     data = name.encode("utf-8", "surrogatepass")
-    return hashlib.blake2b(data, digest_size=8).hexdigest()[:_HASH_CHARS]
+    return hashlib.blake2b(data, digest_size=8).hexdigest()[:digits]
 
 
 def _cut(text: str, max_bytes: int) -> str:
@@ -106,16 +107,18 @@ def _cut(text: str, max_bytes: int) -> str:
     return data[:max_bytes].decode("utf-8", "ignore")
 
 
-def example_stem(class_name: str, *, hashed: bool = False) -> str:
+def example_stem(
+    class_name: str, *, hashed: bool = False, digits: int = _HASH_CHARS
+) -> str:
     """The class's part of its example files' names (`<stem>_g<gen>_s<slot>.jpg`).
 
     A name of characters safe in file names (see `_sanitise`), at most
     `MAX_STEM_BYTES` bytes in UTF-8, is kept as it is. Any other is
-    sanitised, cut to a prefix that, with `~` and
-    an 8-digit hash of the full name, fits `MAX_STEM_BYTES`: the name stays
-    readable and two names never share a stem, since an unchanged name never
-    holds `~`. `hashed=True` adds the hash even to an ordinary name (for
-    names that differ only in case, see `example_stems`).
+    sanitised and cut to a prefix that, with `~` and a hash of the full name
+    (`digits` hex digits), fits `MAX_STEM_BYTES`: the name stays readable,
+    and since a name kept as it is never holds `~`, it never equals the stem
+    of a changed one. `hashed=True` adds the hash even to an ordinary name
+    (for names that differ only in case, see `example_stems`).
 
     Example:
     >>> example_stem("Ölfarbe"), example_stem("猫"), example_stem("chat_noir")
@@ -128,7 +131,7 @@ def example_stem(class_name: str, *, hashed: bool = False) -> str:
     safe = _sanitise(class_name) or "class"
     if not hashed and safe == class_name and len(safe.encode()) <= MAX_STEM_BYTES:
         return safe
-    tag = _HASH_SEPARATOR + _name_hash(class_name)
+    tag = _HASH_SEPARATOR + _name_hash(class_name, digits)
     return _cut(safe, MAX_STEM_BYTES - len(tag)) + tag
 
 
@@ -136,7 +139,9 @@ def example_stems(class_names: Iterable[str]) -> dict[str, str]:
     """`example_stem` of each class, unique even on case-insensitive file systems.
 
     Names whose stems differ only in case or Unicode normalisation ("Cat" and
-    "cat": one file on macOS and Windows) get the hash too.
+    "cat": one file on macOS and Windows) get the hash too; hashed stems
+    that still collide (two 8-digit hashes alike: about one chance in a
+    thousand among 3,000 long names) get a 16-digit hash.
 
     Example:
     >>> example_stems(["cat", "Cat", "dog"])
@@ -147,10 +152,14 @@ def example_stems(class_names: Iterable[str]) -> dict[str, str]:
     groups: dict[str, list[str]] = {}
     for name, stem in stems.items():
         groups.setdefault(_folded(stem), []).append(name)
-    for members in groups.values():
-        if len(members) > 1:
-            for name in members:
-                stems[name] = example_stem(name, hashed=True)
+    for digits in (_HASH_CHARS, _LONG_HASH_CHARS):
+        for members in groups.values():
+            if len(members) > 1:
+                for name in members:
+                    stems[name] = example_stem(name, hashed=True, digits=digits)
+        groups = {}
+        for name, stem in stems.items():
+            groups.setdefault(_folded(stem), []).append(name)
     return stems
 
 
