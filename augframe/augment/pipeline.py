@@ -27,6 +27,14 @@ from augframe import _warn
 from augframe.augment import pipelines as shipped
 from augframe.errors import ConfigError
 from augframe.io.decode.arrays import CHANNELS, to_color_mode
+from augframe.options.data_files import (
+    MAX_DEPTH,
+    FileTooLarge,
+    brackets_too_deep,
+    load_yaml,
+    read_regular,
+    yaml_problem,
+)
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 import albumentations as A
@@ -110,19 +118,40 @@ def load_pipeline(path: str | os.PathLike[str]) -> A.Compose:
             'writes {"__version__": ..., "transform": {"__class_fullname__": '
             '"Compose", "p": ..., "transforms": [...]}}.' + note
         )
+    _check_size(transform, file)
     loaded = _from_dict(transform, where="transform", file=file, note=note)
     return _as_compose(loaded, what=str(file))
 
 
+MAX_PIPELINE_BYTES = 256 * 1024
+"""A pipeline file larger than this is refused (the heavy one is about 3 KB)."""
+
+MAX_TRANSFORMS = 256
+"""The most transforms (compositions included) a pipeline file may hold."""
+
+MAX_NESTING = 8
+"""The deepest nesting of compositions (`OneOf` in `Compose`...) in a file."""
+
+
 def _read_pipeline_file(file: Path) -> dict[str, Any]:
-    """The mapping a pipeline file holds (JSON, or YAML by its suffix)."""
+    """The mapping a pipeline file holds (JSON, or YAML by its suffix).
+
+    Read as data (`augframe.options.data_files`): a regular file of at most
+    `MAX_PIPELINE_BYTES`, YAML without anchors or aliases, JSON and YAML
+    nested at most `MAX_DEPTH` levels.
+    """
     suffix = file.suffix.lower()
     try:
-        text = file.read_text(encoding="utf-8")
+        text = read_regular(file, MAX_PIPELINE_BYTES).decode("utf-8")
     except UnicodeDecodeError:
         raise ConfigError(
             f"The pipeline file {str(file)!r} is not text (not UTF-8): expected "
             "JSON or YAML written by `A.save(transform, path)`."
+        ) from None
+    except FileTooLarge as exc:
+        raise ConfigError(
+            f"The pipeline file {str(file)!r} is {exc.size} bytes, more than "
+            f"{MAX_PIPELINE_BYTES}: a pipeline saved with `A.save` is a few KB."
         ) from None
     except OSError as exc:
         raise ConfigError(
@@ -138,20 +167,17 @@ def _read_pipeline_file(file: Path) -> dict[str, Any]:
     problems = []
     for data_format in formats:
         try:
-            data = json.loads(text) if data_format == "JSON" else yaml.safe_load(text)
+            data = _parse(text, data_format)
         except json.JSONDecodeError as exc:
             problems.append(
                 f"not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
             )
             continue
         except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            at = f" at line {mark.line + 1} column {mark.column + 1}" if mark else ""
-            problem = getattr(exc, "problem", None) or type(exc).__name__
-            problems.append(f"not valid YAML ({problem}{at})")
+            problems.append(f"not valid YAML ({yaml_problem(exc)})")
             continue
         except (RecursionError, ValueError) as exc:
-            problems.append(f"not valid {data_format} ({type(exc).__name__})")
+            problems.append(f"not valid {data_format} ({exc or type(exc).__name__})")
             continue
         if isinstance(data, dict):
             return data
@@ -161,6 +187,15 @@ def _read_pipeline_file(file: Path) -> dict[str, Any]:
         "a pipeline saved with `A.save(transform, path)` (JSON) or "
         '`A.save(transform, path, data_format="yaml")`, named .json or .yaml.'
     )
+
+
+def _parse(text: str, data_format: str) -> Any:
+    """The data of a pipeline file's text, as JSON or YAML."""
+    if data_format == "YAML":
+        return load_yaml(text)
+    if brackets_too_deep(text, MAX_DEPTH):
+        raise ValueError(f"nested more than {MAX_DEPTH} levels deep")
+    return json.loads(text)
 
 
 def _version_note(data: dict[str, Any]) -> str:
@@ -173,6 +208,32 @@ def _version_note(data: dict[str, Any]) -> str:
         f"{A.__version__}, whose transforms and arguments differ: create the "
         "pipeline again with this version and save it with `A.save`."
     )
+
+
+def _check_size(transform: dict[str, Any], file: Path) -> None:
+    """Refuses a pipeline of more than `MAX_TRANSFORMS` transforms or nested
+    more than `MAX_NESTING` compositions deep, before any is made."""
+    count, depth = 0, 0
+    level: list[Any] = [transform]
+    while level:
+        depth += 1
+        count += len(level)
+        if count > MAX_TRANSFORMS or depth > MAX_NESTING:
+            what = (
+                f"more than {MAX_TRANSFORMS} transforms"
+                if count > MAX_TRANSFORMS
+                else f"compositions nested more than {MAX_NESTING} deep"
+            )
+            raise ConfigError(
+                f"The pipeline file {str(file)!r} holds {what}; a pipeline "
+                "augframe can run holds fewer. Write a smaller pipeline."
+            )
+        level = [
+            child
+            for node in level
+            if isinstance(node, dict) and isinstance(node.get("transforms"), list)
+            for child in node["transforms"]
+        ]
 
 
 def _from_dict(node: Any, *, where: str, file: Path, note: str) -> Any:

@@ -11,13 +11,10 @@ Example:
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import json
 import math
 import os
-import re
-import stat
 import threading
 from pathlib import Path
 from typing import Annotated, Any
@@ -34,6 +31,7 @@ from pydantic import (
 from augframe import _warn
 from augframe.errors import ControlFileWarning
 from augframe.io.files import write_atomic
+from augframe.options.data_files import FileTooLarge, brackets_too_deep, read_regular
 from augframe.options.registry import HOT_OPTIONS, OPTIONS, pydantic_type
 
 __all__ = [
@@ -131,29 +129,6 @@ def _depth(value: Any, level: int = 1) -> int:
     return level
 
 
-# A JSON string (escapes honoured; an unterminated one runs to the end) or a bracket.
-_STRING_OR_BRACKET = re.compile(r'"(?:[^"\\]+|\\.)*"?|[\[\]{}]', re.DOTALL)
-
-
-def _brackets_too_deep(text: str) -> bool:
-    """True if `text` opens more than `MAX_DEPTH` brackets at once, outside strings.
-
-    A linear scan, run before `json.loads`: `json` recurses once per level and
-    raises RecursionError near the interpreter's recursion limit (1000 in plain
-    Python), long before `_depth` could say "nested too deeply".
-    """
-    depth = 0
-    for match in _STRING_OR_BRACKET.finditer(text):
-        char = match.group()[0]
-        if char in "[{":
-            depth += 1
-            if depth > MAX_DEPTH:
-                return True
-        elif char in "]}":
-            depth -= 1
-    return False
-
-
 def _allowed() -> str:
     return f"Allowed keys: {', '.join(HOT_KEYS)}."
 
@@ -178,7 +153,7 @@ def parse_control(data: bytes) -> tuple[ControlSettings, list[str]]:
         )
     try:
         text = data.decode("utf-8-sig")  # editors such as Notepad add a BOM
-        if _brackets_too_deep(text):
+        if brackets_too_deep(text, MAX_DEPTH):
             raise ControlProblem(f"values are nested too deeply. {_allowed()}")
         raw = json.loads(text, parse_constant=_no_constant)
     except ControlProblem:
@@ -215,37 +190,20 @@ def parse_control(data: bytes) -> tuple[ControlSettings, list[str]]:
 
 
 def _read_limited(path: Path) -> bytes:
-    """The file's bytes, if it is a regular file of at most `MAX_CONTROL_BYTES`.
-
-    Opened without blocking and checked on the open file, so that a FIFO or a
-    device (/dev/zero) at the path cannot hang the poll or exhaust memory, and
-    never more than `MAX_CONTROL_BYTES + 1` bytes are read.
+    """The file's bytes, if it is a regular file of at most `MAX_CONTROL_BYTES`
+    (`augframe.options.data_files.read_regular`: a FIFO or a device at the path
+    cannot hang the poll or exhaust memory).
 
     Raises:
         OSError: the file cannot be opened, or it is not a regular file.
         ControlProblem: the file is too large.
     """
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise OSError(errno.EINVAL, "it is not a regular file")
-        if info.st_size > MAX_CONTROL_BYTES:
-            raise ControlProblem(
-                f"the file is {info.st_size} bytes, more than {MAX_CONTROL_BYTES}. "
-                f"{_allowed()}"
-            )
-        chunks: list[bytes] = []
-        remaining = MAX_CONTROL_BYTES + 1  # one more: parse_control sees it grew
-        while remaining > 0:
-            chunk = os.read(fd, remaining)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            remaining -= len(chunk)
-        return b"".join(chunks)
-    finally:
-        os.close(fd)
+        return read_regular(path, MAX_CONTROL_BYTES)
+    except FileTooLarge as exc:
+        raise ControlProblem(
+            f"the file is {exc.size} bytes, more than {MAX_CONTROL_BYTES}. {_allowed()}"
+        ) from None
 
 
 def write_control(path: str | os.PathLike[str], values: dict[str, Any]) -> None:
