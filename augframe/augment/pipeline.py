@@ -53,6 +53,7 @@ __all__ = [
     "WorkerPipelines",
     "incompatible_transforms",
     "load_pipeline",
+    "unrunnable_transform",
 ]
 
 logger = logging.getLogger("augframe")
@@ -403,6 +404,7 @@ class PipelineSpec:
                 self._template = _without_incompatible(
                     self._template, color_mode, image_size, what=str(augment)
                 )
+                self._check_runs(color_mode, image_size)
                 return
         elif isinstance(augment, _Transform):
             self._template = _as_compose(copy.deepcopy(augment), what="`augment`")
@@ -435,6 +437,43 @@ class PipelineSpec:
                     f"{listed}. Remove these transforms from the pipeline, or use "
                     "color_mode='rgb'."
                 )
+        self._check_runs(color_mode, image_size)
+
+    def _check_runs(self, color_mode: str, image_size: tuple[int, int]) -> None:
+        """Refuses a pipeline that fails on a sample of `image_size`, before
+        any image is decoded (see `unrunnable_transform`)."""
+        if self.is_identity:
+            return
+        # Its own probabilities (a factory: its defaults); each transform is
+        # then forced on, one at a time, on a copy.
+        probe = self.build(aug_p=None, pipe_p=None)
+        assert probe is not None
+        found = unrunnable_transform(probe, color_mode, image_size)
+        if found is None:
+            return
+        path, name, reason = found
+        height, width = image_size
+        if name in NEEDS_METADATA:
+            fix = (
+                f"{name} needs data passed with every call (reference images, "
+                "metadata), which augframe does not pass: remove it from the "
+                "pipeline"
+            )
+        elif "crop" in name.lower():
+            fix = (
+                f"crop at most {height}x{width} (image_size), or put an "
+                "A.Resize before the crop"
+            )
+        else:
+            fix = (
+                f"change or remove {name} so that it runs on {height}x{width} "
+                f"{color_mode} samples"
+            )
+        raise ConfigError(
+            f"The augmentation pipeline cannot run on samples of "
+            f"image_size={image_size}: {name} (transform {_where(path)}) fails "
+            f"when it runs ({reason}). Fix: {fix}."
+        )
 
     @property
     def is_identity(self) -> bool:
@@ -610,8 +649,31 @@ def _leaves(
     return found
 
 
-def _try(transform: BasicTransform, image: np.ndarray) -> tuple[str, str]:
-    """Runs `transform` once, forced on: ("ok" | "warning" | "error", reason)."""
+NEEDS_METADATA = frozenset(
+    {
+        "HistogramMatching",
+        "FDA",
+        "PixelDistributionAdaptation",
+        "TextImage",
+        "Mosaic",
+        "OverlayElements",
+    }
+)
+"""Transforms that need data passed with every call (reference images,
+metadata): augframe calls a pipeline with the image only."""
+
+
+def _where(path: tuple[int, ...]) -> str:
+    """An index path as the file names it: `transforms[1].transforms[0]`."""
+    return ".".join(f"transforms[{i}]" for i in path)
+
+
+def _run_forced(transform: BasicTransform, image: np.ndarray) -> tuple[Any, str, str]:
+    """Runs a deep copy of `transform` once, forced on (p=1), seeded.
+
+    Returns:
+        `(output image or None, error or "", first warning or "")`.
+    """
     leaf = copy.deepcopy(transform)
     leaf.p = 1.0
     compose = A.Compose([leaf], p=1.0)
@@ -622,11 +684,49 @@ def _try(transform: BasicTransform, image: np.ndarray) -> tuple[str, str]:
             out = compose(image=image.copy())["image"]
         except Exception as exc:  # albumentations raises many types here
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-            return "error", f"{type(exc).__name__}: {first} ..."
+            return None, f"{type(exc).__name__}: {first[:200]} ...", ""
+    return out, "", str(caught[0].message).splitlines()[0] if caught else ""
+
+
+def unrunnable_transform(
+    compose: A.Compose, color_mode: str, image_size: tuple[int, int]
+) -> tuple[tuple[int, ...], str, str] | None:
+    """The first transform of `compose` that fails on samples of `image_size`.
+
+    Every transform runs once, in the pipeline's order, on a deep copy with
+    its probability forced to 1 (so those behind `OneOf` or `p < 1` run too),
+    each on what the one before it gave, starting from a random sample of
+    `image_size` in `color_mode`. The pipeline itself, its seeds included, is
+    left untouched.
+
+    Returns:
+        `(index path, transform name, reason)`, or None when all run.
+
+    Example:
+    >>> unrunnable_transform(A.Compose([A.RandomCrop(32, 32)]), "rgb", (16, 16))[:2]
+    ((0,), 'RandomCrop')
+    >>> unrunnable_transform(A.Compose([A.HorizontalFlip()]), "rgb", (16, 16))
+    """
+    rgb = np.random.default_rng(0).integers(0, 256, (*image_size, 3), np.uint8)
+    image = to_color_mode(rgb, color_mode)
+    for path, leaf in _leaves(compose.transforms):
+        out, error, _ = _run_forced(leaf, image)
+        if error:
+            return path, type(leaf).__name__, error
+        if isinstance(out, np.ndarray) and out.ndim == image.ndim:
+            image = out
+    return None
+
+
+def _try(transform: BasicTransform, image: np.ndarray) -> tuple[str, str]:
+    """Runs `transform` once, forced on: ("ok" | "warning" | "error", reason)."""
+    out, error, warning = _run_forced(transform, image)
+    if error:
+        return "error", error
     if getattr(out, "shape", None) != image.shape:
         return "error", f"it returns shape {getattr(out, 'shape', None)}"
-    if caught:
-        return "warning", str(caught[0].message).splitlines()[0]
+    if warning:
+        return "warning", warning
     return "ok", ""
 
 

@@ -11,10 +11,13 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import json
 import math
 import os
+import tempfile
 import threading
 from pathlib import Path
 from typing import Annotated, Any
@@ -29,7 +32,7 @@ from pydantic import (
 )
 
 from augframe import _warn
-from augframe.errors import ControlFileWarning
+from augframe.errors import ConfigError, ControlFileWarning
 from augframe.io.files import write_atomic
 from augframe.options.data_files import FileTooLarge, brackets_too_deep, read_regular
 from augframe.options.registry import HOT_OPTIONS, OPTIONS, pydantic_type
@@ -40,6 +43,7 @@ __all__ = [
     "ControlFile",
     "ControlProblem",
     "ControlSettings",
+    "check_writable",
     "parse_control",
     "write_control",
 ]
@@ -209,16 +213,67 @@ def _read_limited(path: Path) -> bytes:
 def write_control(path: str | os.PathLike[str], values: dict[str, Any]) -> None:
     """Writes a control file atomically (temporary file + rename).
 
-    A reader never sees half a file. The values are validated first.
+    A reader never sees half a file; a rewrite keeps the file's mode (a
+    0o600 control.json stays 0o600). The values are validated first.
+
+    Raises:
+        OSError: the file cannot be written (its folder is a file or
+            read-only, the disk is full...), naming the file, never the
+            temporary one. `check_writable` says so as a `ConfigError`
+            before a sequence builds anything.
 
     Example:
     >>> write_control("control.json", {"aug_p": 0.2, "stop": False})  # doctest: +SKIP
     """
     ControlSettings.model_validate(values)
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(values, indent=2, allow_nan=False) + "\n"
-    write_atomic(target, text.encode("utf-8"))
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(target, text.encode("utf-8"))
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror or str(exc), str(target)) from None
+
+
+def check_writable(path: str | os.PathLike[str]) -> None:
+    """Refuses a control file that cannot be written, before anything is built.
+
+    Makes its folder, then writes and removes a file of a control file's size
+    beside it (the file itself is left as it is): a folder that is a file, a
+    read-only folder, a full disk or a device at the path are found here, not
+    after the cache was built.
+
+    Raises:
+        ConfigError: naming `control_file`, the path and the reason.
+    """
+    target = Path(path)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.exists() and not target.is_file():
+            raise OSError(errno.EINVAL, "it is not a regular file")
+        fd, probe = tempfile.mkstemp(
+            prefix=f".{target.name}.", suffix=".probe", dir=target.parent
+        )
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(b" " * 1024)  # more than the file it stands for
+                handle.flush()
+                os.fsync(handle.fileno())
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(probe)
+    except OSError as exc:
+        raise _unwritable(target, exc) from None
+
+
+def _unwritable(target: Path, exc: OSError) -> ConfigError:
+    reason = exc.strerror or type(exc).__name__
+    return ConfigError(
+        f"Invalid value for argument `control_file`. Received: "
+        f"control_file={str(target)!r}, which cannot be written ({reason}). "
+        "Expected a path in a folder this process can write to; pass another "
+        "path, or control_file=None."
+    )
 
 
 _REPORTED: dict[str, set[str]] = {}
