@@ -51,8 +51,9 @@ __all__ = [
     "resolve_run",
 ]
 
-MAX_CONFIG_BYTES = 1024 * 1024
-"""A run config larger than this is refused (it is a few hundred bytes)."""
+MAX_CONFIG_BYTES = 64 * 1024
+"""A run config larger than this is refused (it is a few hundred bytes; YAML
+is read at about 1 MB a second, so a larger one would take long to refuse)."""
 
 _UNSET: Any = None
 """Default of an option the file may leave out: never validated, never passed on."""
