@@ -58,7 +58,7 @@ less gets one `MemoryWarning`."""
 BUILD_PROCESS_BYTES = 192 * 2**20
 """The memory one build process costs beyond the shared frame buffers: its
 own interpreter, NumPy, OpenCV, albumentations and pipeline. Measured on
-Linux (Python 3.12, albumentations 2.0.8, the heavy pipeline at 64x64): about
+Linux (Python 3.11, albumentations 2.0.8, the heavy pipeline at 64x64): about
 105 MiB resident (RSS), 73 MiB proportional (PSS) per spawned worker; the
 estimate leaves room for larger images' working copies and other
 platforms. Each worker also holds `WORKER_SAMPLES` samples in flight."""
