@@ -22,7 +22,9 @@ import yaml
 from conftest import IMAGE_SIZE, random_images, write_jpegs
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_reliability_runs import fill, small_disk  # noqa: F401 (a fixture)
 
+import augframe
 from augframe import FrameSequence
 from augframe.augment.pipeline import (
     MAX_NESTING,
@@ -248,6 +250,26 @@ def test_a_control_file_under_a_regular_file_is_a_config_error_before_decoding(
     assert not list(tmp_path.glob(".*.probe"))  # the probe left nothing
 
 
+def test_a_control_file_on_a_full_disk_is_a_config_error_before_decoding(
+    small_disk,  # noqa: F811 (the fixture)
+):
+    fill(small_disk, leave_pages=0)
+    cache = small_disk.parent / "cache"
+    control = small_disk / "control.json"
+    with pytest.raises(ConfigError, match="No space left on device") as info:
+        FrameSequence.from_directory(
+            write_jpegs(small_disk.parent / "data", {"a": 2, "b": 2}),
+            image_size=IMAGE_SIZE,
+            control_file=control,
+            cache_dir=cache,
+            samples_per_class=2,
+            verbose=0,
+        )
+    assert f"`control_file`. Received: control_file={str(control)!r}" in str(info.value)
+    assert not cache.exists()
+    assert sorted(p.name for p in small_disk.iterdir()) == ["filler"]
+
+
 def test_a_rewritten_control_file_keeps_its_mode(tmp_path):
     control = tmp_path / "control.json"
     control.write_text("{}")
@@ -286,6 +308,10 @@ def test_numpy_integers_and_floats_are_accepted_and_numpy_booleans_refused():
         with pytest.raises(ConfigError, match=f"argument `{name}`"):
             check(name, np.bool_(True))
     assert check("frame_memory", np.float32(0.5)) == 0.5
+    serve = augframe.ServeAugment(fill_value=np.int64(3), max_shift=np.float32(0.25))
+    assert (type(serve.fill_value), type(serve.max_shift)) == (int, float)
+    with pytest.raises(ConfigError, match="argument `fill_value`"):
+        augframe.ServeAugment(fill_value=np.bool_(True))
 
 
 def test_a_million_build_workers_is_clamped_to_the_cores_with_one_warning():
