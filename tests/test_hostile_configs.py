@@ -37,6 +37,7 @@ from augframe.augment.pipeline import (
 from augframe.core.limits import Headroom, MemoryLimits
 from augframe.core.memory import BUILD_PROCESS_BYTES, FrameBudget
 from augframe.errors import AugframeWarning, ConfigError
+from augframe.options.control_file import write_control
 from augframe.options.data_files import MAX_DEPTH, MAX_NODES, load_yaml
 from augframe.options.registry import OPTIONS, check, usable_cpus
 from augframe.options.run_config import load_config, read_config
@@ -312,6 +313,20 @@ def test_numpy_integers_and_floats_are_accepted_and_numpy_booleans_refused():
     assert (type(serve.fill_value), type(serve.max_shift)) == (int, float)
     with pytest.raises(ConfigError, match="argument `fill_value`"):
         augframe.ServeAugment(fill_value=np.bool_(True))
+
+
+def test_numpy_overrides_of_run_configs_and_control_files(tmp_path):
+    write_jpegs(tmp_path / "data", {"a": 1, "b": 1})
+    config = tmp_path / "run.yaml"
+    config.write_text("source:\n  directory: data\nimage_size: [16, 16]\n")
+    loaded = load_config(config, batch_size=np.int64(4), aug_p=np.float32(0.25))
+    assert (loaded.batch_size, loaded.aug_p) == (4, 0.25)
+    with pytest.raises(ConfigError, match="field `batch_size`"):
+        load_config(config, batch_size=np.bool_(True))
+    write_control(tmp_path / "control.json", {"epochs_per_frame": np.int64(2)})
+    assert json.loads((tmp_path / "control.json").read_text()) == {
+        "epochs_per_frame": 2
+    }
 
 
 def test_a_million_build_workers_is_clamped_to_the_cores_with_one_warning():

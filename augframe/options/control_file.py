@@ -35,7 +35,12 @@ from augframe import _warn
 from augframe.errors import ConfigError, ControlFileWarning
 from augframe.io.files import write_atomic
 from augframe.options.data_files import FileTooLarge, brackets_too_deep, read_regular
-from augframe.options.registry import HOT_OPTIONS, OPTIONS, pydantic_type
+from augframe.options.registry import (
+    HOT_OPTIONS,
+    OPTIONS,
+    pydantic_type,
+    python_scalars,
+)
 
 __all__ = [
     "FROZEN_KEYS",
@@ -225,6 +230,7 @@ def write_control(path: str | os.PathLike[str], values: dict[str, Any]) -> None:
     Example:
     >>> write_control("control.json", {"aug_p": 0.2, "stop": False})  # doctest: +SKIP
     """
+    values = python_scalars(values)  # NumPy numbers, as the options take them
     ControlSettings.model_validate(values)
     target = Path(path)
     text = json.dumps(values, indent=2, allow_nan=False) + "\n"

@@ -52,6 +52,7 @@ __all__ = [
     "invalid",
     "parse_text",
     "pydantic_type",
+    "python_scalars",
     "usable_cpus",
 ]
 
@@ -672,6 +673,24 @@ def check(name: str, value: Any) -> Any:
         if _is_number(value) and 0 < value <= 1 and math.isfinite(value):
             return float(value)
         raise _invalid(option, value, f"For example {name}=0.5 or {name}=8 * 2**30.")
+    return value
+
+
+def python_scalars(value: Any) -> Any:
+    """`value` with NumPy scalars (in lists, tuples and dicts too) made
+    Python's, for schemas and JSON that know Python's numbers only.
+
+    Example:
+    >>> import numpy as np
+    >>> python_scalars([np.int64(2), (np.float32(0.5),), {"a": np.True_}])
+    [2, (0.5,), {'a': True}]
+    """
+    if type(value).__module__ == "numpy" and hasattr(value, "item"):
+        return value.item() if getattr(value, "ndim", 0) == 0 else value
+    if isinstance(value, (list, tuple)):
+        return type(value)(python_scalars(v) for v in value)
+    if isinstance(value, dict):
+        return {k: python_scalars(v) for k, v in value.items()}
     return value
 
 

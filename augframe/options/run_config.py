@@ -40,7 +40,13 @@ from augframe.options.data_files import (
     read_regular,
     yaml_problem,
 )
-from augframe.options.registry import OPTIONS, PathText, Probability, pydantic_type
+from augframe.options.registry import (
+    OPTIONS,
+    PathText,
+    Probability,
+    pydantic_type,
+    python_scalars,
+)
 
 __all__ = [
     "RunConfig",
@@ -335,8 +341,13 @@ def _in_user_cache(path: Path) -> bool:
 
 
 def _absolute_override(name: str, value: Any) -> Any:
-    """Override paths are the caller's: relative to the current directory."""
-    if name == "cache_dir" and value == "auto":
+    """Override paths are the caller's: relative to the current directory.
+
+    NumPy numbers become Python's (`np.int64(8)` is 8), as the registry
+    takes them, so that the file's schema checks their values.
+    """
+    value = python_scalars(value)
+    if name == "cache_dir" and isinstance(value, str) and value == "auto":
         return value
     if name in _PATH_FIELDS and isinstance(value, (str, os.PathLike)):
         return os.path.abspath(os.fspath(value))
