@@ -127,7 +127,7 @@ def load_pipeline(path: str | os.PathLike[str]) -> A.Compose:
 MAX_PIPELINE_BYTES = 256 * 1024
 """A pipeline file larger than this is refused (the heavy one is about 3 KB)."""
 
-MAX_TRANSFORMS = 256
+MAX_TRANSFORMS = 128
 """The most transforms (compositions included) a pipeline file may hold."""
 
 MAX_NESTING = 8
