@@ -31,6 +31,7 @@ from augframe.core.seeds import Stream, derive_rng
 from augframe.errors import ConfigError, SourceError
 from augframe.io.decode.files import ImageReadError
 from augframe.io.stores import ImageStore
+from augframe.options.registry import usable_cpus
 
 __all__ = [
     "AUTO_PROCESS_PAYLOAD",
@@ -536,7 +537,7 @@ def choose_maker(
     default to one worker when a pipeline runs (it holds the GIL) and to every
     core otherwise (decoding releases the GIL).
     """
-    cpus = os.cpu_count() or 1
+    cpus = usable_cpus()
     if processes is None:
         processes = (
             cpus > 1
@@ -560,7 +561,7 @@ def asks_processes(num_workers: int | None) -> bool:
     >>> asks_processes(1)
     False
     """
-    return (num_workers or os.cpu_count() or 1) > 1
+    return (num_workers or usable_cpus()) > 1
 
 
 def _cheap_to_send(store: ImageStore, spec: PipelineSpec) -> bool:
