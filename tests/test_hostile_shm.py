@@ -28,6 +28,8 @@ from augframe.core.buffer import FrameBuffer
 from augframe.core.shm import (
     SHM_DIR,
     Owner,
+    Segment,
+    attach,
     owner_tag,
     parse_owner,
     remove_dead_runs,
@@ -209,6 +211,23 @@ def test_a_pool_s_segments_never_have_a_name_and_its_semaphores_carry_the_tag():
         maker.close()
     buffer.release_shared()
     assert not buffer.linked and int(buffer.array.sum()) == 7 * buffer.array.size
+
+
+@linux_shm
+def test_where_there_is_no_memfd_a_named_segment_loses_its_name_once_mapped():
+    segment = Segment(64, anonymous=False)
+    try:
+        assert segment.fd is None and (SHM_DIR / segment.name).is_file()
+        holder, buf = attach(segment.ref, None)  # as a build process does
+        buf[:3] = b"abc"
+        assert bytes(segment.buf[:3]) == b"abc"
+        segment.mapped_everywhere()
+        assert not (SHM_DIR / segment.name).exists() and not segment.linked
+        assert bytes(buf[:3]) == b"abc"  # still mapped where it was
+        del buf
+        holder.close()  # type: ignore[attr-defined]
+    finally:
+        segment.unlink()
 
 
 def _tiny_store():

@@ -211,13 +211,15 @@ class Segment:
         buf: the bytes, mapped here.
     """
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, *, anonymous: bool = True) -> None:
+        """Creates `size` bytes: a memfd where the system has one and
+        `anonymous`, a named segment otherwise."""
         self.name = f"{owner_tag()}_{next(_COUNTER)}"
         self.size = size
         self.fd: int | None = None
         self._named: shared_memory.SharedMemory | None = None
         self._linked = True
-        memory = _memfd(self.name, size)
+        memory = _memfd(self.name, size) if anonymous else None
         if memory is None:
             self._named = shared_memory.SharedMemory(self.name, create=True, size=size)
             self.buf: mmap.mmap | memoryview = _bytes_of(self._named)
