@@ -10,6 +10,7 @@ the test removes.
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import random
 import signal
@@ -198,8 +199,11 @@ def test_a_pool_s_segments_never_have_a_name_and_its_semaphores_carry_the_tag():
     maker = ProcessMaker(
         store, PipelineSpec(A.HorizontalFlip(p=1.0)), entropy=0, num_workers=2
     )
+    before = {id(o) for o in _semaphores()}
     try:
         maker.share([buffer])
+        made = [o._semlock.name for o in _semaphores() if id(o) not in before]
+        assert made and all(n.startswith("/" + owner_tag() + "-") for n in made)
         ours = [n for n in os.listdir(SHM_DIR) if n.startswith(owner_tag())]
         assert ours == []  # no segment has a name
         semaphores = [
@@ -228,6 +232,17 @@ def test_where_there_is_no_memfd_a_named_segment_loses_its_name_once_mapped():
         holder.close()  # type: ignore[attr-defined]
     finally:
         segment.unlink()
+
+
+def _semaphores() -> list:
+    import multiprocessing.synchronize
+
+    return [
+        o
+        for o in gc.get_objects()
+        if isinstance(o, multiprocessing.synchronize.SemLock)
+        and o._semlock.name is not None
+    ]
 
 
 def _tiny_store():
