@@ -20,6 +20,8 @@ from pathlib import Path
 import psutil
 import pytest
 
+from augframe.core.shm import parse_owner, remove_dead_runs
+
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "tests" / "scripts" / "killed_training.py"
 SHM = Path("/dev/shm")
@@ -78,9 +80,10 @@ def cleaned_up(
 ):
     """Kills what is left of the processes and removes their segments, whatever happens.
 
-    The named semaphores of the pool's queues (`sem.mp-*`) are removed by
-    the resource tracker, which a killed group loses (docs/design/memory.md,
-    "What is left"): the test removes those its child mapped.
+    The named semaphores of the pool's queues (`sem.augframe_*`) are removed
+    by the resource tracker, which a killed group loses, and then by the next
+    pool start (docs/design/memory.md, "What a killed run leaves behind"):
+    the test removes those its child mapped, whatever happens.
     """
     try:
         yield
@@ -129,3 +132,9 @@ def test_a_training_process_killed_mid_build_leaves_no_worker_and_no_segment(
             assert sems and wait_until(
                 lambda: not any(Path(p).exists() for p in sems), 10
             )
+        else:  # named for the killed process: the next pool start removes them
+            owners = {parse_owner(Path(p).name) for p in sems}
+            assert {o.pid for o in owners if o is not None} == {child.pid}
+            assert None not in owners
+            remove_dead_runs()
+            assert not any(Path(p).exists() for p in sems)

@@ -122,15 +122,16 @@ def test_a_factory_gets_its_own_defaults_or_the_documented_ones():
         return A.Compose([A.HorizontalFlip(p=aug_p)], p=pipe_p)
 
     spec = PipelineSpec(with_defaults)
+    assert calls == [(0.7, 0.9)]  # the check that every transform runs
     spec.build(aug_p=None, pipe_p=None)
     spec.build(aug_p=None, pipe_p=1.0)  # variants: forced on
     spec.build(aug_p=0.3, pipe_p=None)
-    assert calls == [(0.7, 0.9), (0.7, 1.0), (0.3, 0.9)]
+    assert calls == [(0.7, 0.9), (0.7, 0.9), (0.7, 1.0), (0.3, 0.9)]
 
     calls.clear()
     spec = PipelineSpec(lambda a, p: with_defaults(a, p))
     spec.build(aug_p=None, pipe_p=None)
-    assert calls == [FACTORY_DEFAULTS] == [(0.1, 0.5)]
+    assert calls == [FACTORY_DEFAULTS, FACTORY_DEFAULTS] == [(0.1, 0.5)] * 2
     assert spec.override_note("aug_p", 0.3) == ""  # a factory owns them
 
 

@@ -245,6 +245,24 @@ def test_frame_tensorboard_writes_each_frame_once_during_fit(
         assert plugin == "images" and chart.shape == (78 + 3 * 40 + 8, WIDTH, 3)
 
 
+def test_frame_tensorboard_draws_the_first_32_classes_and_says_so(tmp_path, caplog):
+    images = random_images(40, seed=4, size=(8, 8))
+    source = {f"c{i:02d}": images[i : i + 1] for i in range(40)}
+    with FrameSequence(
+        source, image_size=(8, 8), samples_per_class=1, seed=0, verbose=0
+    ) as seq:
+        board = FrameTensorBoard(seq, log_dir=tmp_path / "logs", per_class=8)
+        with caplog.at_level(logging.INFO, logger="augframe"):
+            board.on_epoch_begin(0)
+        board.on_train_end()
+    assert "first 32 of 40 classes drawn" in caplog.text
+    tags = read_events(tmp_path / "logs" / "frames")[0]
+    plugin, sheet = tags["frame/samples"]
+    assert plugin == "images" and sheet.shape == (32 * 96 + 24, 110 + 96, 3)
+    assert (sheet[32 * 96 :] < 128).any()  # the note, on the sheet
+    assert len([t for t in tags if t.startswith("class_count/")]) == 40
+
+
 def test_frame_tensorboard_checks_its_arguments(tmp_path, imbalanced_source):
     with pytest.raises(TypeError, match="Expected a FrameSequence"):
         FrameTensorBoard(object(), log_dir=tmp_path)

@@ -38,7 +38,7 @@ def test_a_validation_sequence_starts_no_pool_and_copies_no_frame():
         StoreSource(store, ["a", "b", "c"]),
         image_size=IMAGE_SIZE,
         batch_size=4,
-        num_build_workers=4,
+        num_build_workers=2,
         verbose=0,
     )
     assert workers_running() == before  # no thread, no process

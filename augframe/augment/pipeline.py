@@ -27,6 +27,14 @@ from augframe import _warn
 from augframe.augment import pipelines as shipped
 from augframe.errors import ConfigError
 from augframe.io.decode.arrays import CHANNELS, to_color_mode
+from augframe.options.data_files import (
+    MAX_DEPTH,
+    FileTooLarge,
+    brackets_too_deep,
+    load_yaml,
+    read_regular,
+    yaml_problem,
+)
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 import albumentations as A
@@ -45,6 +53,7 @@ __all__ = [
     "WorkerPipelines",
     "incompatible_transforms",
     "load_pipeline",
+    "unrunnable_transform",
 ]
 
 logger = logging.getLogger("augframe")
@@ -110,19 +119,40 @@ def load_pipeline(path: str | os.PathLike[str]) -> A.Compose:
             'writes {"__version__": ..., "transform": {"__class_fullname__": '
             '"Compose", "p": ..., "transforms": [...]}}.' + note
         )
+    _check_size(transform, file)
     loaded = _from_dict(transform, where="transform", file=file, note=note)
     return _as_compose(loaded, what=str(file))
 
 
+MAX_PIPELINE_BYTES = 256 * 1024
+"""A pipeline file larger than this is refused (the heavy one is about 3 KB)."""
+
+MAX_TRANSFORMS = 128
+"""The most transforms (compositions included) a pipeline file may hold."""
+
+MAX_NESTING = 8
+"""The deepest nesting of compositions (`OneOf` in `Compose`...) in a file."""
+
+
 def _read_pipeline_file(file: Path) -> dict[str, Any]:
-    """The mapping a pipeline file holds (JSON, or YAML by its suffix)."""
+    """The mapping a pipeline file holds (JSON, or YAML by its suffix).
+
+    Read as data (`augframe.options.data_files`): a regular file of at most
+    `MAX_PIPELINE_BYTES`, YAML without anchors or aliases, JSON and YAML
+    nested at most `MAX_DEPTH` levels.
+    """
     suffix = file.suffix.lower()
     try:
-        text = file.read_text(encoding="utf-8")
+        text = read_regular(file, MAX_PIPELINE_BYTES).decode("utf-8")
     except UnicodeDecodeError:
         raise ConfigError(
             f"The pipeline file {str(file)!r} is not text (not UTF-8): expected "
             "JSON or YAML written by `A.save(transform, path)`."
+        ) from None
+    except FileTooLarge as exc:
+        raise ConfigError(
+            f"The pipeline file {str(file)!r} is {exc.size} bytes, more than "
+            f"{MAX_PIPELINE_BYTES}: a pipeline saved with `A.save` is a few KB."
         ) from None
     except OSError as exc:
         raise ConfigError(
@@ -138,20 +168,17 @@ def _read_pipeline_file(file: Path) -> dict[str, Any]:
     problems = []
     for data_format in formats:
         try:
-            data = json.loads(text) if data_format == "JSON" else yaml.safe_load(text)
+            data = _parse(text, data_format)
         except json.JSONDecodeError as exc:
             problems.append(
                 f"not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
             )
             continue
         except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            at = f" at line {mark.line + 1} column {mark.column + 1}" if mark else ""
-            problem = getattr(exc, "problem", None) or type(exc).__name__
-            problems.append(f"not valid YAML ({problem}{at})")
+            problems.append(f"not valid YAML ({yaml_problem(exc)})")
             continue
         except (RecursionError, ValueError) as exc:
-            problems.append(f"not valid {data_format} ({type(exc).__name__})")
+            problems.append(f"not valid {data_format} ({exc or type(exc).__name__})")
             continue
         if isinstance(data, dict):
             return data
@@ -161,6 +188,15 @@ def _read_pipeline_file(file: Path) -> dict[str, Any]:
         "a pipeline saved with `A.save(transform, path)` (JSON) or "
         '`A.save(transform, path, data_format="yaml")`, named .json or .yaml.'
     )
+
+
+def _parse(text: str, data_format: str) -> Any:
+    """The data of a pipeline file's text, as JSON or YAML."""
+    if data_format == "YAML":
+        return load_yaml(text)
+    if brackets_too_deep(text, MAX_DEPTH):
+        raise ValueError(f"nested more than {MAX_DEPTH} levels deep")
+    return json.loads(text)
 
 
 def _version_note(data: dict[str, Any]) -> str:
@@ -173,6 +209,32 @@ def _version_note(data: dict[str, Any]) -> str:
         f"{A.__version__}, whose transforms and arguments differ: create the "
         "pipeline again with this version and save it with `A.save`."
     )
+
+
+def _check_size(transform: dict[str, Any], file: Path) -> None:
+    """Refuses a pipeline of more than `MAX_TRANSFORMS` transforms or nested
+    more than `MAX_NESTING` compositions deep, before any is made."""
+    count, depth = 0, 0
+    level: list[Any] = [transform]
+    while level:
+        depth += 1
+        count += len(level)
+        if count > MAX_TRANSFORMS or depth > MAX_NESTING:
+            what = (
+                f"more than {MAX_TRANSFORMS} transforms"
+                if count > MAX_TRANSFORMS
+                else f"compositions nested more than {MAX_NESTING} deep"
+            )
+            raise ConfigError(
+                f"The pipeline file {str(file)!r} holds {what}; a pipeline "
+                "augframe can run holds fewer. Write a smaller pipeline."
+            )
+        level = [
+            child
+            for node in level
+            if isinstance(node, dict) and isinstance(node.get("transforms"), list)
+            for child in node["transforms"]
+        ]
 
 
 def _from_dict(node: Any, *, where: str, file: Path, note: str) -> Any:
@@ -342,6 +404,7 @@ class PipelineSpec:
                 self._template = _without_incompatible(
                     self._template, color_mode, image_size, what=str(augment)
                 )
+                self._check_runs(color_mode, image_size)
                 return
         elif isinstance(augment, _Transform):
             self._template = _as_compose(copy.deepcopy(augment), what="`augment`")
@@ -374,6 +437,43 @@ class PipelineSpec:
                     f"{listed}. Remove these transforms from the pipeline, or use "
                     "color_mode='rgb'."
                 )
+        self._check_runs(color_mode, image_size)
+
+    def _check_runs(self, color_mode: str, image_size: tuple[int, int]) -> None:
+        """Refuses a pipeline that fails on a sample of `image_size`, before
+        any image is decoded (see `unrunnable_transform`)."""
+        if self.is_identity:
+            return
+        # Its own probabilities (a factory: its defaults); each transform is
+        # then forced on, one at a time, on a copy.
+        probe = self.build(aug_p=None, pipe_p=None)
+        assert probe is not None
+        found = unrunnable_transform(probe, color_mode, image_size)
+        if found is None:
+            return
+        path, name, reason = found
+        height, width = image_size
+        if name in NEEDS_METADATA:
+            fix = (
+                f"{name} needs data passed with every call (reference images, "
+                "metadata), which augframe does not pass: remove it from the "
+                "pipeline"
+            )
+        elif "crop" in name.lower():
+            fix = (
+                f"crop at most {height}x{width} (image_size), or put an "
+                "A.Resize before the crop"
+            )
+        else:
+            fix = (
+                f"change or remove {name} so that it runs on {height}x{width} "
+                f"{color_mode} samples"
+            )
+        raise ConfigError(
+            f"The augmentation pipeline cannot run on samples of "
+            f"image_size={image_size}: {name} (transform {_where(path)}) fails "
+            f"when it runs ({reason}). Fix: {fix}."
+        )
 
     @property
     def is_identity(self) -> bool:
@@ -549,8 +649,31 @@ def _leaves(
     return found
 
 
-def _try(transform: BasicTransform, image: np.ndarray) -> tuple[str, str]:
-    """Runs `transform` once, forced on: ("ok" | "warning" | "error", reason)."""
+NEEDS_METADATA = frozenset(
+    {
+        "HistogramMatching",
+        "FDA",
+        "PixelDistributionAdaptation",
+        "TextImage",
+        "Mosaic",
+        "OverlayElements",
+    }
+)
+"""Transforms that need data passed with every call (reference images,
+metadata): augframe calls a pipeline with the image only."""
+
+
+def _where(path: tuple[int, ...]) -> str:
+    """An index path as the file names it: `transforms[1].transforms[0]`."""
+    return ".".join(f"transforms[{i}]" for i in path)
+
+
+def _run_forced(transform: BasicTransform, image: np.ndarray) -> tuple[Any, str, str]:
+    """Runs a deep copy of `transform` once, forced on (p=1), seeded.
+
+    Returns:
+        `(output image or None, error or "", first warning or "")`.
+    """
     leaf = copy.deepcopy(transform)
     leaf.p = 1.0
     compose = A.Compose([leaf], p=1.0)
@@ -561,11 +684,49 @@ def _try(transform: BasicTransform, image: np.ndarray) -> tuple[str, str]:
             out = compose(image=image.copy())["image"]
         except Exception as exc:  # albumentations raises many types here
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-            return "error", f"{type(exc).__name__}: {first} ..."
+            return None, f"{type(exc).__name__}: {first[:200]} ...", ""
+    return out, "", str(caught[0].message).splitlines()[0] if caught else ""
+
+
+def unrunnable_transform(
+    compose: A.Compose, color_mode: str, image_size: tuple[int, int]
+) -> tuple[tuple[int, ...], str, str] | None:
+    """The first transform of `compose` that fails on samples of `image_size`.
+
+    Every transform runs once, in the pipeline's order, on a deep copy with
+    its probability forced to 1 (so those behind `OneOf` or `p < 1` run too),
+    each on what the one before it gave, starting from a random sample of
+    `image_size` in `color_mode`. The pipeline itself, its seeds included, is
+    left untouched.
+
+    Returns:
+        `(index path, transform name, reason)`, or None when all run.
+
+    Example:
+    >>> unrunnable_transform(A.Compose([A.RandomCrop(32, 32)]), "rgb", (16, 16))[:2]
+    ((0,), 'RandomCrop')
+    >>> unrunnable_transform(A.Compose([A.HorizontalFlip()]), "rgb", (16, 16))
+    """
+    rgb = np.random.default_rng(0).integers(0, 256, (*image_size, 3), np.uint8)
+    image = to_color_mode(rgb, color_mode)
+    for path, leaf in _leaves(compose.transforms):
+        out, error, _ = _run_forced(leaf, image)
+        if error:
+            return path, type(leaf).__name__, error
+        if isinstance(out, np.ndarray) and out.ndim == image.ndim:
+            image = out
+    return None
+
+
+def _try(transform: BasicTransform, image: np.ndarray) -> tuple[str, str]:
+    """Runs `transform` once, forced on: ("ok" | "warning" | "error", reason)."""
+    out, error, warning = _run_forced(transform, image)
+    if error:
+        return "error", error
     if getattr(out, "shape", None) != image.shape:
         return "error", f"it returns shape {getattr(out, 'shape', None)}"
-    if caught:
-        return "warning", str(caught[0].message).splitlines()[0]
+    if warning:
+        return "warning", warning
     return "ok", ""
 
 

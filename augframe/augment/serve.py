@@ -92,10 +92,14 @@ class ServeAugment:
     cutout: float = 0.0
 
     def __post_init__(self) -> None:
+        # NumPy numbers are taken, and kept as Python's (they are compared,
+        # printed and saved in run configs).
         for name in ("max_shift", "brightness", "contrast", "cutout"):
-            _checks.check_probability(name, getattr(self, name))
+            checked = _checks.check_probability(name, getattr(self, name))
+            object.__setattr__(self, name, checked)
         _checks.check_choice("fill", self.fill, FILL_MODES)
-        _checks.check_int("fill_value", self.fill_value, minimum=0, maximum=255)
+        value = _checks.check_int("fill_value", self.fill_value, minimum=0, maximum=255)
+        object.__setattr__(self, "fill_value", value)
 
     def __call__(
         self,

@@ -6,9 +6,10 @@ import contextlib
 import threading
 import weakref
 from collections.abc import Iterator
-from multiprocessing import shared_memory
 
 import numpy as np
+
+from augframe.core.shm import Segment
 
 __all__ = ["FrameBuffer"]
 
@@ -19,10 +20,12 @@ class FrameBuffer:
     A reader (`__getitem__` copying a batch out) holds the buffer between
     `acquire` and `release`; a builder calls `wait_idle` before writing, so a
     batch is never torn between two frames. `shared=True` puts the array in
-    shared memory (for worker processes); it is unlinked when the buffer is
-    garbage-collected or `release_shared` is called (a `ProcessMaker` calls
-    it as soon as every build process has mapped the segment, so that no
-    name outlives the processes that use it; see docs/design/memory.md).
+    shared memory for worker processes (`augframe.core.shm.Segment`: a memfd
+    that never has a name where the system has one); no process can map it
+    any more once the buffer is garbage-collected or `release_shared` is
+    called. A named segment loses its name as soon as every build process
+    has mapped it (`mapped_everywhere`), so that no name outlives the
+    processes that use it; see docs/design/memory.md.
     """
 
     def __init__(
@@ -34,7 +37,7 @@ class FrameBuffer:
         channels: int = 3,
     ) -> None:
         shape = (num_samples, *image_size, channels)
-        self.shm: shared_memory.SharedMemory | None = None
+        self.shm: Segment | None = None
         if shared:
             self._share(shape)
         else:
@@ -44,21 +47,27 @@ class FrameBuffer:
 
     def _share(self, shape: tuple[int, ...]) -> None:
         nbytes = max(1, int(np.prod(shape)))
-        self.shm = shared_memory.SharedMemory(create=True, size=nbytes)
+        self.shm = Segment(nbytes)
         self.array = np.ndarray(shape, dtype=np.uint8, buffer=self.shm.buf)
-        self._finalizer = weakref.finalize(self, _unlink, self.shm)
+        self._finalizer = weakref.finalize(self, self.shm.unlink)
 
     @property
     def linked(self) -> bool:
-        """The shared-memory segment still has its name (a process can attach)."""
-        return self.shm is not None and self._finalizer.alive
+        """A new process can still map the shared memory (its name or fd remains)."""
+        return self.shm is not None and self.shm.linked
+
+    def mapped_everywhere(self) -> None:
+        """Every build process maps the buffer: a named segment loses its name."""
+        if self.shm is not None:
+            self.shm.mapped_everywhere()
 
     def reshare(self) -> None:
-        """Moves the buffer to a new, named segment; its pixels are not kept.
+        """Moves the buffer to a new segment; its pixels are not kept.
 
         For a new pool of build processes (the last one died) once the old
-        name is gone: call it only before a build writes the whole buffer,
-        with no reader (after `wait_idle`).
+        name is gone (a memfd keeps its fd: it never needs this): call it
+        only before a build writes the whole buffer, with no reader (after
+        `wait_idle`).
         """
         if self.shm is None:
             raise ValueError("reshare() needs a FrameBuffer(shared=True)")
@@ -106,11 +115,6 @@ class FrameBuffer:
             self._cond.wait_for(lambda: self._readers == 0)
 
     def release_shared(self) -> None:
-        """Removes the shared-memory name (the array stays readable here)."""
+        """No new process can map the buffer (the array stays readable here)."""
         if self.shm is not None:
             self._finalizer()
-
-
-def _unlink(shm: shared_memory.SharedMemory) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        shm.unlink()

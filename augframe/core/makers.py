@@ -9,6 +9,7 @@ import multiprocessing.connection
 import os
 import pickle
 import queue
+import socket
 import sys
 import threading
 import time
@@ -17,7 +18,6 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
-from multiprocessing import shared_memory
 from typing import Any, Protocol
 
 import numpy as np
@@ -28,9 +28,17 @@ from augframe.augment.pipeline import PipelineSpec, WorkerPipelines
 from augframe.core.buffer import FrameBuffer
 from augframe.core.build_process import prepare_build_process
 from augframe.core.seeds import Stream, derive_rng
+from augframe.core.shm import (
+    SegmentRef,
+    attach,
+    remove_dead_runs,
+    semaphores_named,
+    send_fd,
+)
 from augframe.errors import ConfigError, SourceError
 from augframe.io.decode.files import ImageReadError
 from augframe.io.stores import ImageStore
+from augframe.options.registry import usable_cpus
 
 __all__ = [
     "AUTO_PROCESS_PAYLOAD",
@@ -254,8 +262,10 @@ def _init_worker(
     entropy: int,
     parent_pid: int,
     barrier: Any,
+    channel: socket.socket,
 ) -> None:
     prepare_build_process()  # OpenCV's pool off, image arrays on the heap
+    channel.settimeout(ATTACH_TIMEOUT)
     _WORKER.update(
         store=store,
         spec=spec,
@@ -263,6 +273,7 @@ def _init_worker(
         pipelines={},
         buffers={},
         barrier=barrier,
+        channel=channel,
     )
     threading.Thread(
         target=_watch_parent,
@@ -293,20 +304,19 @@ def _watch_parent(parent_pid: int) -> None:
     os._exit(ORPHAN_EXIT_CODE)
 
 
-def _attach(name: str, shape: tuple[int, ...]) -> np.ndarray:
-    buffers: dict[str, tuple[shared_memory.SharedMemory, np.ndarray]] = _WORKER[
-        "buffers"
-    ]
-    if name not in buffers:
-        # Spawned workers share the parent's resource tracker, so attaching
-        # here does not make anyone unlink the segment but the parent.
-        shm = shared_memory.SharedMemory(name=name)
-        buffers[name] = (shm, np.ndarray(shape, dtype=np.uint8, buffer=shm.buf))
-    return buffers[name][1]
+def _attach(ref: SegmentRef, shape: tuple[int, ...]) -> np.ndarray:
+    buffers: dict[str, tuple[object, np.ndarray]] = _WORKER["buffers"]
+    if ref.name not in buffers:
+        # A memfd comes over the channel; a named segment is attached through
+        # the parent's resource tracker (spawned workers share it), so no one
+        # but the parent unlinks it.
+        holder, buf = attach(ref, _WORKER["channel"])
+        buffers[ref.name] = (holder, np.ndarray(shape, dtype=np.uint8, buffer=buf))
+    return buffers[ref.name][1]
 
 
 def _process_job(
-    name: str,
+    ref: SegmentRef,
     shape: tuple[int, ...],
     aug_p: float | None,
     pipe_p: float | None,
@@ -322,7 +332,7 @@ def _process_job(
     return make_samples(
         _WORKER["store"],
         cache[key],
-        _attach(name, shape),
+        _attach(ref, shape),
         batch,
         entropy=_WORKER["entropy"],
     )
@@ -334,11 +344,20 @@ def _ping() -> int:
     return os.getpid()
 
 
-def _map(name: str, shape: tuple[int, ...]) -> int:
+def _map(ref: SegmentRef, shape: tuple[int, ...]) -> int:
     """Maps a buffer here, then waits until every worker has (one call each)."""
-    _attach(name, shape)
+    _attach(ref, shape)
     _WORKER["barrier"].wait(ATTACH_TIMEOUT)
     return os.getpid()
+
+
+def _shut_down(pool: ProcessPoolExecutor, channel: list[socket.socket]) -> None:
+    """Stops the pool's processes, then closes the channel's two ends."""
+    try:
+        pool.shutdown(cancel_futures=True)
+    finally:
+        for end in channel:
+            end.close()
 
 
 @contextlib.contextmanager
@@ -393,6 +412,7 @@ class ProcessMaker:
         self._needs_main = payload.names_main
         self._pool: ProcessPoolExecutor | None = None
         self._finalizer: Callable[[], Any] | None = None
+        self._channel: socket.socket | None = None  # memfds go to workers here
         self._mapped: set[str] = set()  # segments every current worker maps
 
     def start(self) -> None:
@@ -400,11 +420,12 @@ class ProcessMaker:
         self._ensure_pool()
 
     def share(self, buffers: Sequence[FrameBuffer]) -> None:
-        """Starts the workers and maps `buffers` in each, then removes their names.
+        """Starts the workers and maps `buffers` in each (a named segment then
+        loses its name).
 
-        From then on no shared-memory name is left to outlive the processes:
-        the segments are freed when the last process that maps them ends,
-        however it ends (docs/design/memory.md).
+        No shared-memory name outlives the processes: the segments are freed
+        when the last process that maps them ends, however it ends
+        (docs/design/memory.md).
         """
         pool = self._ensure_pool()
         for buffer in buffers:
@@ -417,35 +438,48 @@ class ProcessMaker:
             return
         if not buffer.linked:
             buffer.reshare()  # a new pool: the old segment's name is gone
-        assert buffer.shm is not None
-        name, shape = buffer.shm.name, buffer.array.shape
+        segment, shape = buffer.shm, buffer.array.shape
+        assert segment is not None and self._channel is not None
         try:
-            futures = [pool.submit(_map, name, shape) for _ in range(self.num_workers)]
+            ref = segment.ref
+            futures = [pool.submit(_map, ref, shape) for _ in range(self.num_workers)]
+            if segment.fd is not None:  # one message per worker, taken as they map
+                send_fd(self._channel, ref, segment.fd, self.num_workers)
             for future in futures:
                 future.result()
         except BaseException:
             self.close()  # a worker that did not map it breaks the barrier
             raise
-        self._mapped.add(name)
-        buffer.release_shared()
+        self._mapped.add(segment.name)
+        buffer.mapped_everywhere()
 
     def _ensure_pool(self) -> ProcessPoolExecutor:
         if self._pool is None:
+            remove_dead_runs()  # what killed runs left (docs/design/memory.md)
             context = multiprocessing.get_context("spawn")
-            pool = ProcessPoolExecutor(
-                self.num_workers,
-                mp_context=context,
-                initializer=_init_worker,
-                initargs=(
-                    self.store,
-                    self.spec,
-                    self.entropy,
-                    os.getpid(),
-                    context.Barrier(self.num_workers),
-                ),
-            )
+            ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+            ours.settimeout(ATTACH_TIMEOUT)
+            try:
+                with semaphores_named():  # the queues' and the barrier's
+                    pool = ProcessPoolExecutor(
+                        self.num_workers,
+                        mp_context=context,
+                        initializer=_init_worker,
+                        initargs=(
+                            self.store,
+                            self.spec,
+                            self.entropy,
+                            os.getpid(),
+                            context.Barrier(self.num_workers),
+                            theirs,
+                        ),
+                    )
+            except BaseException:
+                ours.close()
+                theirs.close()
+                raise
             # Closed at exit or when the maker is collected, if not before.
-            finalizer = weakref.finalize(self, pool.shutdown, cancel_futures=True)
+            finalizer = weakref.finalize(self, _shut_down, pool, [ours, theirs])
             try:
                 with _main_hidden(not self._needs_main):
                     # One ping per worker starts them all while __main__ is
@@ -456,7 +490,7 @@ class ProcessMaker:
             except BaseException:
                 finalizer()
                 raise
-            self._pool, self._finalizer = pool, finalizer
+            self._pool, self._finalizer, self._channel = pool, finalizer, ours
         return self._pool
 
     def run(
@@ -475,10 +509,10 @@ class ProcessMaker:
             self._share(pool, buffer)
             assert buffer.shm is not None
             shape = buffer.array.shape
-            name = buffer.shm.name
+            ref = buffer.shm.ref
 
             def job(batch: SlotBatch) -> Future[BatchResult]:
-                return pool.submit(_process_job, name, shape, aug_p, pipe_p, batch)
+                return pool.submit(_process_job, ref, shape, aug_p, pipe_p, batch)
 
             return submit_paced(
                 job,
@@ -499,7 +533,7 @@ class ProcessMaker:
         if self._finalizer is not None:
             self._finalizer()
             self._finalizer = None
-        self._pool = None
+        self._pool = self._channel = None
         self._mapped.clear()
 
     @property
@@ -536,7 +570,7 @@ def choose_maker(
     default to one worker when a pipeline runs (it holds the GIL) and to every
     core otherwise (decoding releases the GIL).
     """
-    cpus = os.cpu_count() or 1
+    cpus = usable_cpus()
     if processes is None:
         processes = (
             cpus > 1
@@ -560,7 +594,7 @@ def asks_processes(num_workers: int | None) -> bool:
     >>> asks_processes(1)
     False
     """
-    return (num_workers or os.cpu_count() or 1) > 1
+    return (num_workers or usable_cpus()) > 1
 
 
 def _cheap_to_send(store: ImageStore, spec: PipelineSpec) -> bool:

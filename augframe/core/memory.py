@@ -23,6 +23,7 @@ augframe.errors.ConfigError: The frame does not fit in memory: ...
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,6 +39,7 @@ from augframe.errors import ConfigError, MemoryWarning
 
 __all__ = [
     "AUTO_FRAME_SHARE",
+    "BUILD_PROCESS_BYTES",
     "MEMORY_MARGIN",
     "FrameBudget",
     "auto_samples_per_class",
@@ -51,6 +53,18 @@ MEMORY_MARGIN = 0.2
 """The share of the available memory a frame's buffers must leave free
 (for the model, batches and the rest of the process): a frame that leaves
 less gets one `MemoryWarning`."""
+
+
+BUILD_PROCESS_BYTES = 192 * 2**20
+"""The memory one build process costs beyond the shared frame buffers: its
+own interpreter, NumPy, OpenCV, albumentations and pipeline. Measured on
+Linux (Python 3.11, albumentations 2.0.8, the heavy pipeline at 64x64): about
+105 MiB resident (RSS), 73 MiB proportional (PSS) per spawned worker; the
+estimate leaves room for larger images' working copies and other
+platforms. Each worker also holds `WORKER_SAMPLES` samples in flight."""
+
+WORKER_SAMPLES = 8
+"""Samples a build process holds at once (native, augmented, copies)."""
 
 
 def format_bytes(count: int) -> str:
@@ -83,6 +97,9 @@ class FrameBudget:
         num_classes: classes in the frame (for the advice).
         samples_per_class: the option as given (None: every native once).
         for_validation: the natives of a validation sequence, decoded once.
+        build_processes: the build processes that will run (0: threads);
+            each costs `BUILD_PROCESS_BYTES` and `WORKER_SAMPLES` samples of
+            RAM (not of /dev/shm).
     """
 
     num_samples: int
@@ -93,6 +110,7 @@ class FrameBudget:
     samples_per_class: int | None
     for_validation: bool = False
     slice_samples: int = 0
+    build_processes: int = 0
 
     @property
     def sample_bytes(self) -> int:
@@ -107,6 +125,18 @@ class FrameBudget:
         return (
             self.frame_bytes * self.num_buffers + self.slice_samples * self.sample_bytes
         )
+
+    @property
+    def process_bytes(self) -> int:
+        """The RAM the build processes take beside the buffers."""
+        return self.build_processes * (
+            BUILD_PROCESS_BYTES + WORKER_SAMPLES * self.sample_bytes
+        )
+
+    @property
+    def ram_bytes(self) -> int:
+        """The buffers and the build processes: what the RAM must hold."""
+        return self.needed_bytes + self.process_bytes
 
     @property
     def frames(self) -> float:
@@ -125,6 +155,15 @@ class FrameBudget:
         return (
             f"{self.num_samples:,} samples of {height}x{width}x{self.channels} "
             f"uint8 in {buffers} need {format_bytes(self.needed_bytes)}"
+        )
+
+    def _what_ram(self) -> str:
+        """`_what`, with the build processes when there are any."""
+        if not self.build_processes:
+            return self._what()
+        return (
+            f"{self._what()}, and {self.build_processes} build processes "
+            f"(num_build_workers) about {format_bytes(self.process_bytes)} more"
         )
 
     def _advice(self, headroom: Headroom) -> str:
@@ -146,6 +185,11 @@ class FrameBudget:
             tips.append(
                 f"background=False (one buffer: {format_bytes(self.frame_bytes)})"
             )
+        if self.build_processes > 1:
+            tips.append(
+                "fewer `num_build_workers`, or build_processes=False (threads "
+                "share this process's memory)"
+            )
         return "Lower it: pass " + ", or ".join(tips) + "."
 
     def check_ram(self, limits: MemoryLimits, *, warn: bool = True) -> None:
@@ -161,16 +205,16 @@ class FrameBudget:
         ram = limits.ram
         if ram is None:
             return
-        if self.needed_bytes > ram.bytes:
+        if self.ram_bytes > ram.bytes:
             raise ConfigError(
-                f"The frame does not fit in memory: {self._what()}, but this "
+                f"The frame does not fit in memory: {self._what_ram()}, but this "
                 f"process can use {format_bytes(ram.bytes)}, according to {ram.source}. "
                 + self._advice(ram)
             )
-        if warn and self.needed_bytes > ram.bytes * (1 - MEMORY_MARGIN):
+        if warn and self.ram_bytes > ram.bytes * (1 - MEMORY_MARGIN):
             _warn.warn(
                 f"The frame fits in memory with less than {MEMORY_MARGIN:.0%} "
-                f"to spare: {self._what()} of the {format_bytes(ram.bytes)} "
+                f"to spare: {self._what_ram()} of the {format_bytes(ram.bytes)} "
                 f"this process can use, according to {ram.source}. The model and its "
                 "batches need memory too. " + self._advice(ram),
                 MemoryWarning,
@@ -229,11 +273,13 @@ def maker_within(
 ) -> SampleMaker:
     """The build workers for a frame, once its buffers are known to fit.
 
-    Runs before any buffer is allocated: refuses (or warns about) buffers
-    the RAM cannot hold, then takes `choose(processes)`. Build processes
-    that /dev/shm cannot serve are refused when asked for
-    (`processes=True`) and replaced by threads, with one line said, when
-    the choice was automatic (`processes=None`).
+    Runs before any buffer is allocated and any process is started: refuses
+    (or warns about) buffers the RAM cannot hold, then takes
+    `choose(processes)`. Build processes count their own memory too
+    (`BUILD_PROCESS_BYTES` each): those that the RAM or /dev/shm cannot
+    serve are refused when asked for (`processes=True`) and replaced by
+    threads, with one line said, when the choice was automatic
+    (`processes=None`).
 
     Args:
         budget: the frame's buffers.
@@ -245,8 +291,26 @@ def maker_within(
         ConfigError: the buffers do not fit (see `FrameBudget`).
     """
     limits = probe()
-    budget.check_ram(limits)
+    budget.check_ram(limits, warn=False)  # refused before anything is made
     maker = choose(processes)
+    if isinstance(maker, ProcessMaker):
+        with_processes = dataclasses.replace(budget, build_processes=maker.num_workers)
+        if not processes and _short_of_ram(with_processes, limits):
+            maker.close()  # nothing started yet
+            say(
+                f"Building with threads, not {maker.num_workers} processes: "
+                f"{with_processes._what_ram()}, which leaves less than "
+                f"{MEMORY_MARGIN:.0%} of the RAM free. Pass build_processes=False "
+                "to say so, or fewer `num_build_workers`."
+            )
+            maker = choose(False)
+        else:
+            budget = with_processes
+    try:
+        budget.check_ram(limits)  # with the processes asked for: raises if short
+    except ConfigError:
+        maker.close()
+        raise
     if not isinstance(maker, ProcessMaker) or not budget.shm_short(limits):
         return maker
     if processes:
@@ -255,6 +319,12 @@ def maker_within(
     maker.close()  # nothing started yet
     say(budget.shm_note(limits))
     return choose(False)
+
+
+def _short_of_ram(budget: FrameBudget, limits: MemoryLimits) -> bool:
+    """True when the RAM cannot hold `budget` with the margin to spare."""
+    ram = limits.ram
+    return ram is not None and budget.ram_bytes > ram.bytes * (1 - MEMORY_MARGIN)
 
 
 def slice_rows(

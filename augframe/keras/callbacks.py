@@ -21,7 +21,7 @@ from augframe.keras.scheduling import ControlCore, FrameSchedulerCore, StopCore
 from augframe.keras.sequence import FrameSequence
 from augframe.observe.examples import contact_sheet
 from augframe.observe.report import draw_report
-from augframe.observe.summaries import MAX_SHEET_CLASSES, FrameSummaryWriter
+from augframe.observe.summaries import FrameSummaryWriter
 from augframe.options import registry as _checks
 
 __all__ = ["ControlCallback", "FrameScheduler", "FrameTensorBoard", "StopOnControlFile"]
@@ -180,7 +180,7 @@ class FrameTensorBoard(keras.callbacks.Callback):
                 images["frame/samples"] = contact_sheet(
                     frame.images,
                     frame.labels,
-                    self.seq.class_names[:MAX_SHEET_CLASSES],
+                    self.seq.class_names,  # the first MAX_SHEET_CLASSES drawn
                     per_class=self.per_class,
                 )
         self.writer.write(report, step=epoch, images=images)

@@ -49,7 +49,9 @@ class FrameArtifacts:
         class_names: list[str],
         entropy: int,
     ) -> None:
-        self.ring = ExampleRing(example_dir, max_examples=max_examples)
+        self.ring = ExampleRing(
+            example_dir, max_examples=max_examples, class_names=class_names
+        )
         self.hot = hot
         self.max_examples = max_examples
         self.class_names = class_names

@@ -9,10 +9,13 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import logging
 import os
 import re
+import unicodedata
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import cv2
@@ -22,11 +25,147 @@ from augframe import _warn
 from augframe.errors import AugframeWarning
 from augframe.io.files import write_atomic
 
-__all__ = ["ExampleRing", "contact_sheet", "save_png", "viewable"]
+__all__ = [
+    "MAX_SHEET_CLASSES",
+    "ExampleRing",
+    "contact_sheet",
+    "example_stem",
+    "example_stems",
+    "printable",
+    "save_png",
+    "viewable",
+]
+
+logger = logging.getLogger("augframe")
 
 _PATTERN = re.compile(r"^.+_g\d+_s\d+\.jpg$")
 _REPORT_PATTERN = re.compile(r"^frame_\d+_report\.png$")
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+MAX_SHEET_CLASSES = 32  # classes a contact sheet draws; the rest are counted
+MAX_STEM_BYTES = 100  # UTF-8 bytes of a class's part of an example's file name
+_HASH_SEPARATOR = "~"  # never kept by `_sanitise`: no unchanged name holds it
+_HASH_CHARS = 8  # hex digits of the class name's hash
+_LONG_HASH_CHARS = 16  # where two 8-digit hashes of one run's classes collide
+
+
+# Unsafe on Windows or a path separator anywhere; `~` is kept for the hash.
+_UNSAFE_CHARS = frozenset('/\\:*?"<>|' + _HASH_SEPARATOR)
+# Control, format (bidirectional overrides), surrogate, private, unassigned,
+# and line or paragraph separators; spaces other than " ".
+_UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp", "Zs"})
+# Windows device names: `CON.x_g0001_s000001.jpg` cannot be created there.
+_DEVICES = frozenset(
+    {"con", "prn", "aux", "nul"}
+    | {f"{port}{n}" for port in ("com", "lpt") for n in "123456789"}
+)
+
+
+def _keep(char: str) -> bool:
+    """A character safe in file names on Linux, macOS and Windows (`~` aside)."""
+    if char == " ":
+        return True
+    return char not in _UNSAFE_CHARS and unicodedata.category(char) not in (
+        _UNSAFE_CATEGORIES
+    )
+
+
+def _sanitise(name: str) -> str:
+    """`name` with each run of unsafe characters replaced by one `_`.
+
+    Path separators, characters Windows refuses, control and format characters
+    (bidirectional overrides included), unusual spaces, and lone surrogates
+    (the bytes of a name that is not UTF-8) are replaced; so is a leading dot,
+    so that no example is a hidden file (or a macOS `._` file), and a Windows
+    device name gets a leading `_`. Letters, digits and marks of any script,
+    spaces and other punctuation are kept.
+    """
+    out: list[str] = []
+    for char in name:
+        if _keep(char):
+            out.append(char)
+        elif not out or out[-1] != "_":
+            out.append("_")
+    text = "".join(out)
+    if text.startswith("."):
+        text = "_" + text[1:]
+    if text.split(".")[0].rstrip(" ").casefold() in _DEVICES:
+        text = "_" + text
+    return text
+
+
+def _name_hash(name: str, digits: int = _HASH_CHARS) -> str:
+    """A hash of the class name's code points (lone surrogates included)."""
+    data = name.encode("utf-8", "surrogatepass")
+    return hashlib.blake2b(data, digest_size=8).hexdigest()[:digits]
+
+
+def _cut(text: str, max_bytes: int) -> str:
+    """`text`'s longest prefix of at most `max_bytes` UTF-8 bytes (whole characters)."""
+    data = text.encode("utf-8")
+    if len(data) <= max_bytes:
+        return text
+    return data[:max_bytes].decode("utf-8", "ignore")
+
+
+def example_stem(
+    class_name: str, *, hashed: bool = False, digits: int = _HASH_CHARS
+) -> str:
+    """The class's part of its example files' names (`<stem>_g<gen>_s<slot>.jpg`).
+
+    A name of characters safe in file names (see `_sanitise`), at most
+    `MAX_STEM_BYTES` bytes in UTF-8, is kept as it is. Any other is
+    sanitised and cut to a prefix that, with `~` and a hash of the full name
+    (`digits` hex digits), fits `MAX_STEM_BYTES`: the name stays readable,
+    and since a name kept as it is never holds `~`, it never equals the stem
+    of a changed one. `hashed=True` adds the hash even to an ordinary name
+    (for names that differ only in case, see `example_stems`).
+
+    Example:
+    >>> example_stem("Ölfarbe"), example_stem("猫"), example_stem("chat_noir")
+    ('Ölfarbe', '猫', 'chat_noir')
+    >>> example_stem("a/b")
+    'a_b~0debd255'
+    >>> len(example_stem("x" * 1000).encode())
+    100
+    """
+    safe = _sanitise(class_name) or "class"
+    if not hashed and safe == class_name and len(safe.encode()) <= MAX_STEM_BYTES:
+        return safe
+    tag = _HASH_SEPARATOR + _name_hash(class_name, digits)
+    return _cut(safe, MAX_STEM_BYTES - len(tag)) + tag
+
+
+def example_stems(class_names: Iterable[str]) -> dict[str, str]:
+    """`example_stem` of each class, unique even on case-insensitive file systems.
+
+    Names whose stems differ only in case or Unicode normalisation ("Cat" and
+    "cat": one file on macOS and Windows) get the hash too; hashed stems
+    that still collide (two 8-digit hashes alike: about one chance in a
+    thousand among 3,000 long names) get a 16-digit hash.
+
+    Example:
+    >>> example_stems(["cat", "Cat", "dog"])
+    {'cat': 'cat~3327dd2c', 'Cat': 'Cat~85a57c95', 'dog': 'dog'}
+    """
+    names = list(dict.fromkeys(class_names))
+    stems = {name: example_stem(name) for name in names}
+    groups: dict[str, list[str]] = {}
+    for name, stem in stems.items():
+        groups.setdefault(_folded(stem), []).append(name)
+    for digits in (_HASH_CHARS, _LONG_HASH_CHARS):
+        for members in groups.values():
+            if len(members) > 1:
+                for name in members:
+                    stems[name] = example_stem(name, hashed=True, digits=digits)
+        groups = {}
+        for name, stem in stems.items():
+            groups.setdefault(_folded(stem), []).append(name)
+    return stems
+
+
+def _folded(stem: str) -> str:
+    """What a case- and normalisation-insensitive file system compares."""
+    return unicodedata.normalize("NFC", stem).casefold()
 
 
 def viewable(image: np.ndarray) -> np.ndarray:
@@ -56,7 +195,7 @@ def viewable(image: np.ndarray) -> np.ndarray:
 class ExampleRing:
     """Writes example JPEGs and frame reports, each kind bounded by `max_examples`.
 
-    Examples are named `<class>_g<generation>_s<slot>.jpg`, reports
+    Examples are named `<stem>_g<generation>_s<slot>.jpg` (`example_stem`), reports
     `frame_<generation>_report.png` (see `augframe.observe.report`). Each kind is a
     ring of its own: beyond `max_examples` files of a kind, the oldest of that
     kind is deleted, so the examples of a frame never push out the reports and
@@ -69,11 +208,20 @@ class ExampleRing:
     Args:
         directory: the folder, created if needed.
         max_examples: the most files of each kind kept.
+        class_names: all class names, when known: stems are then unique on
+            case-insensitive file systems too (see `example_stems`).
     """
 
-    def __init__(self, directory: str | os.PathLike[str], *, max_examples: int) -> None:
+    def __init__(
+        self,
+        directory: str | os.PathLike[str],
+        *,
+        max_examples: int,
+        class_names: Iterable[str] = (),
+    ) -> None:
         self.directory = Path(directory)
         self.max_examples = max_examples
+        self._stems = example_stems(class_names)
         self._files: deque[Path] = deque()
         self._reports: deque[Path] = deque()
         self._warned = False
@@ -110,10 +258,11 @@ class ExampleRing:
         The JPEG is written under a temporary name and renamed into place: a
         viewer never sees half a file, a failed write (full disk) is reported
         and leaves nothing behind, and a symlink planted at the file's name is
-        replaced, never written through.
+        replaced, never written through. The class is named by its stem
+        (`example_stem`): bounded, safe, unique, readable.
         """
-        safe = _UNSAFE.sub("_", class_name) or "class"
-        path = self.directory / f"{safe}_g{generation:04d}_s{slot:06d}.jpg"
+        stem = self._stems.get(class_name) or example_stem(class_name)
+        path = self.directory / f"{stem}_g{generation:04d}_s{slot:06d}.jpg"
         self._put(path, image, ".jpg", self._files, "example image")
 
     def write_report(self, image: np.ndarray, *, generation: int) -> Path | None:
@@ -168,42 +317,76 @@ def contact_sheet(
     *,
     per_class: int = 8,
     cell: int = 96,
+    max_classes: int = MAX_SHEET_CLASSES,
 ) -> np.ndarray:
     """One RGB grid: a row per class, its first `per_class` samples, labelled.
 
-    Samples of any color mode are drawn with `viewable`.
+    Only the first `max_classes` classes are drawn; with more, a last line
+    says "first N of M classes drawn" (and the `augframe` logger says it
+    too), so that the grid's memory is bounded by `max_classes`, not by the
+    classes of the data set. There are as many columns as the largest class
+    drawn has samples, at most `per_class`. Samples of any color mode are drawn
+    with `viewable`.
+
+    Raises:
+        ConfigError: `per_class` or `max_classes` is not an int >= 0.
 
     Example:
     >>> grid = contact_sheet(np.zeros((4, 8, 8, 3), np.uint8),
     ...                      np.array([0, 0, 1, 1]), ["a", "b"], per_class=2)
-    >>> grid.shape[2]
-    3
+    >>> grid.shape
+    (192, 302, 3)
+    >>> contact_sheet(np.zeros((3, 8, 8, 3), np.uint8), np.arange(3),
+    ...               ["a", "b", "c"], max_classes=2).shape
+    (216, 206, 3)
     """
-    label_width = 110
-    rows = []
-    for cls, name in enumerate(class_names):
-        picks = np.flatnonzero(labels == cls)[:per_class]
-        row = np.full((cell, label_width + per_class * cell, 3), 255, np.uint8)
-        cv2.putText(
-            row,
-            str(name)[:12],
-            (4, cell // 2),
-            cv2.FONT_HERSHEY_SIMPLEX,
-            0.5,
-            (0, 0, 0),
-            1,
-            cv2.LINE_AA,
-        )
-        for col, index in enumerate(picks.tolist()):
-            tile = cv2.resize(
+    from augframe.options.registry import check_int
+
+    per_class = check_int("per_class", per_class, minimum=0)
+    max_classes = check_int("max_classes", max_classes, minimum=0)
+    shown = list(class_names[:max_classes])
+    more = len(class_names) - len(shown)
+    picks = [np.flatnonzero(labels == cls)[:per_class] for cls in range(len(shown))]
+    columns = max((len(p) for p in picks), default=0)
+    footer = _SHEET_FOOTER if more else 0
+    grid = np.full(
+        (len(shown) * cell + footer, _SHEET_LABEL + columns * cell, 3), 255, np.uint8
+    )
+    for row, (name, chosen) in enumerate(zip(shown, picks, strict=True)):
+        top = row * cell
+        _sheet_text(grid, printable(str(name))[:12], (4, top + cell // 2))
+        for col, index in enumerate(chosen.tolist()):
+            x = _SHEET_LABEL + col * cell + 2
+            grid[top + 2 : top + cell - 2, x : x + cell - 4] = cv2.resize(
                 viewable(images[index]),
                 (cell - 4, cell - 4),
                 interpolation=cv2.INTER_NEAREST,
             )
-            x = label_width + col * cell + 2
-            row[2 : cell - 2, x : x + cell - 4] = tile
-        rows.append(row)
-    return np.concatenate(rows, axis=0)
+    if more:
+        note = f"first {len(shown)} of {len(class_names)} classes drawn"
+        _sheet_text(grid, note, (4, len(shown) * cell + _SHEET_FOOTER - 8))
+        logger.info("contact sheet: %s", note)
+    return grid
+
+
+_SHEET_LABEL = 110  # pixels of the class-name column
+_SHEET_FOOTER = 24  # pixels of the "first N of M classes" line
+
+
+def _sheet_text(grid: np.ndarray, text: str, origin: tuple[int, int]) -> None:
+    cv2.putText(
+        grid, text, origin, cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA
+    )
+
+
+def printable(text: str) -> str:
+    """`text` as OpenCV's fonts can draw it: printable ASCII, anything else "?".
+
+    Example:
+    >>> printable("Ölfarbe")
+    '?lfarbe'
+    """
+    return "".join(c if " " <= c <= "~" else "?" for c in text) or "?"
 
 
 def save_png(image: np.ndarray, path: str | os.PathLike[str]) -> Path:

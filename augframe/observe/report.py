@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import cv2
 import numpy as np
 
-from augframe.observe.examples import viewable
+from augframe.observe.examples import MAX_SHEET_CLASSES, printable, viewable
 
 if TYPE_CHECKING:
     from augframe.core.builder import Frame
@@ -197,8 +197,21 @@ class FrameReport:
         }
 
     def summary(self) -> str:
-        """One line: samples per class, variants, repeats, build time and speed."""
-        counts = dict(zip(self.class_names, self.class_counts, strict=True))
+        """One line: samples per class, variants, repeats, build time and speed.
+
+        The samples of the first `MAX_SHEET_CLASSES` classes are listed, the
+        rest counted, so that the line stays short however many classes.
+        """
+        counts: Any = dict(
+            zip(
+                self.class_names[:MAX_SHEET_CLASSES],
+                self.class_counts[:MAX_SHEET_CLASSES],
+                strict=True,
+            )
+        )
+        more = self.num_classes - len(counts)
+        if more:
+            counts = f"{counts} (and {more} more classes)"
         paced = f"{self.paced_seconds:.2f}s paced, " if self.paced_seconds else ""
         if self.refreshed is not None and self.slot_ages is not None:
             oldest = max(age[2] for age in self.slot_ages)
@@ -351,7 +364,7 @@ def _class_row(
     scale: int,
 ) -> None:
     middle = top + height // 2
-    name = _fit(_ascii(report.class_names[cls]), BAR_X - NAME_X - 10)
+    name = _fit(printable(report.class_names[cls]), BAR_X - NAME_X - 10)
     _text(canvas, name, (NAME_X, middle + 5), INK)
     bar = 16 if height >= 36 else 12
     y0, y1 = middle - bar // 2, middle + bar // 2
@@ -458,11 +471,6 @@ def _fit(text: str, width: int, *, scale: float = 0.45) -> str:
     while text and _width(text + "...", scale) > width:
         text = text[:-1]
     return text + "..."
-
-
-def _ascii(text: str) -> str:
-    """OpenCV's fonts draw printable ASCII only: anything else becomes "?"."""
-    return "".join(c if " " <= c <= "~" else "?" for c in text) or "?"
 
 
 def _size(num_bytes: int) -> str:

@@ -20,11 +20,10 @@ from typing import Any
 import cv2
 import numpy as np
 
+from augframe.observe.examples import MAX_SHEET_CLASSES
 from augframe.observe.report import FrameReport
 
-__all__ = ["FrameSummaryWriter"]
-
-MAX_SHEET_CLASSES = 32
+__all__ = ["MAX_SHEET_CLASSES", "FrameSummaryWriter"]
 
 
 class FrameSummaryWriter:

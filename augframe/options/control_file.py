@@ -11,13 +11,13 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import json
 import math
 import os
-import re
-import stat
+import tempfile
 import threading
 from pathlib import Path
 from typing import Annotated, Any
@@ -32,9 +32,15 @@ from pydantic import (
 )
 
 from augframe import _warn
-from augframe.errors import ControlFileWarning
+from augframe.errors import ConfigError, ControlFileWarning
 from augframe.io.files import write_atomic
-from augframe.options.registry import HOT_OPTIONS, OPTIONS, pydantic_type
+from augframe.options.data_files import FileTooLarge, brackets_too_deep, read_regular
+from augframe.options.registry import (
+    HOT_OPTIONS,
+    OPTIONS,
+    pydantic_type,
+    python_scalars,
+)
 
 __all__ = [
     "FROZEN_KEYS",
@@ -42,6 +48,7 @@ __all__ = [
     "ControlFile",
     "ControlProblem",
     "ControlSettings",
+    "check_writable",
     "parse_control",
     "write_control",
 ]
@@ -131,29 +138,6 @@ def _depth(value: Any, level: int = 1) -> int:
     return level
 
 
-# A JSON string (escapes honoured; an unterminated one runs to the end) or a bracket.
-_STRING_OR_BRACKET = re.compile(r'"(?:[^"\\]+|\\.)*"?|[\[\]{}]', re.DOTALL)
-
-
-def _brackets_too_deep(text: str) -> bool:
-    """True if `text` opens more than `MAX_DEPTH` brackets at once, outside strings.
-
-    A linear scan, run before `json.loads`: `json` recurses once per level and
-    raises RecursionError near the interpreter's recursion limit (1000 in plain
-    Python), long before `_depth` could say "nested too deeply".
-    """
-    depth = 0
-    for match in _STRING_OR_BRACKET.finditer(text):
-        char = match.group()[0]
-        if char in "[{":
-            depth += 1
-            if depth > MAX_DEPTH:
-                return True
-        elif char in "]}":
-            depth -= 1
-    return False
-
-
 def _allowed() -> str:
     return f"Allowed keys: {', '.join(HOT_KEYS)}."
 
@@ -178,7 +162,7 @@ def parse_control(data: bytes) -> tuple[ControlSettings, list[str]]:
         )
     try:
         text = data.decode("utf-8-sig")  # editors such as Notepad add a BOM
-        if _brackets_too_deep(text):
+        if brackets_too_deep(text, MAX_DEPTH):
             raise ControlProblem(f"values are nested too deeply. {_allowed()}")
         raw = json.loads(text, parse_constant=_no_constant)
     except ControlProblem:
@@ -215,52 +199,87 @@ def parse_control(data: bytes) -> tuple[ControlSettings, list[str]]:
 
 
 def _read_limited(path: Path) -> bytes:
-    """The file's bytes, if it is a regular file of at most `MAX_CONTROL_BYTES`.
-
-    Opened without blocking and checked on the open file, so that a FIFO or a
-    device (/dev/zero) at the path cannot hang the poll or exhaust memory, and
-    never more than `MAX_CONTROL_BYTES + 1` bytes are read.
+    """The file's bytes, if it is a regular file of at most `MAX_CONTROL_BYTES`
+    (`augframe.options.data_files.read_regular`: a FIFO or a device at the path
+    cannot hang the poll or exhaust memory).
 
     Raises:
         OSError: the file cannot be opened, or it is not a regular file.
         ControlProblem: the file is too large.
     """
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise OSError(errno.EINVAL, "it is not a regular file")
-        if info.st_size > MAX_CONTROL_BYTES:
-            raise ControlProblem(
-                f"the file is {info.st_size} bytes, more than {MAX_CONTROL_BYTES}. "
-                f"{_allowed()}"
-            )
-        chunks: list[bytes] = []
-        remaining = MAX_CONTROL_BYTES + 1  # one more: parse_control sees it grew
-        while remaining > 0:
-            chunk = os.read(fd, remaining)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            remaining -= len(chunk)
-        return b"".join(chunks)
-    finally:
-        os.close(fd)
+        return read_regular(path, MAX_CONTROL_BYTES)
+    except FileTooLarge as exc:
+        raise ControlProblem(
+            f"the file is {exc.size} bytes, more than {MAX_CONTROL_BYTES}. {_allowed()}"
+        ) from None
 
 
 def write_control(path: str | os.PathLike[str], values: dict[str, Any]) -> None:
     """Writes a control file atomically (temporary file + rename).
 
-    A reader never sees half a file. The values are validated first.
+    A reader never sees half a file; a rewrite keeps the file's mode (a
+    0o600 control.json stays 0o600). The values are validated first.
+
+    Raises:
+        OSError: the file cannot be written (its folder is a file or
+            read-only, the disk is full...), naming the file, never the
+            temporary one. `check_writable` says so as a `ConfigError`
+            before a sequence builds anything.
 
     Example:
     >>> write_control("control.json", {"aug_p": 0.2, "stop": False})  # doctest: +SKIP
     """
+    values = python_scalars(values)  # NumPy numbers, as the options take them
     ControlSettings.model_validate(values)
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(values, indent=2, allow_nan=False) + "\n"
-    write_atomic(target, text.encode("utf-8"))
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(target, text.encode("utf-8"))
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror or str(exc), str(target)) from None
+
+
+def check_writable(path: str | os.PathLike[str]) -> None:
+    """Refuses a control file that cannot be written, before anything is built.
+
+    Makes its folder, then writes and removes a file of a control file's size
+    beside it (the file itself is left as it is): a folder that is a file, a
+    read-only folder, a full disk or a device at the path are found here, not
+    after the cache was built.
+
+    Raises:
+        ConfigError: naming `control_file`, the path and the reason.
+    """
+    target = Path(path)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.exists() and not target.is_file():
+            raise OSError(errno.EINVAL, "it is not a regular file")
+        fd, probe = tempfile.mkstemp(
+            prefix=f".{target.name}.", suffix=".probe", dir=target.parent
+        )
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(b" " * 1024)  # more than the file it stands for
+                handle.flush()
+                os.fsync(handle.fileno())
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(probe)
+    except OSError as exc:
+        raise _unwritable(target, exc) from None
+
+
+def _unwritable(target: Path, exc: OSError) -> ConfigError:
+    reason = exc.strerror or type(exc).__name__
+    return ConfigError(
+        f"Invalid value for argument `control_file`. Received: "
+        f"control_file={str(target)!r}, which cannot be written ({reason}). "
+        "Expected a path in a folder this process can write to; pass another "
+        "path, or control_file=None."
+    )
 
 
 _REPORTED: dict[str, set[str]] = {}

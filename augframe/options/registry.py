@@ -22,6 +22,7 @@ import argparse
 import difflib
 import json
 import math
+import numbers
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -29,7 +30,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, StrictBool, StrictInt, StrictStr
 
-from augframe.errors import ConfigError
+from augframe import _warn
+from augframe.errors import AugframeWarning, ConfigError
 
 __all__ = [
     "FILES_OPTIONS",
@@ -51,6 +53,8 @@ __all__ = [
     "invalid",
     "parse_text",
     "pydantic_type",
+    "python_scalars",
+    "usable_cpus",
 ]
 
 Kind = Literal[
@@ -471,17 +475,41 @@ def invalid(name: str, value: Any, expected: str, fix: str = "") -> ConfigError:
     Invalid value for argument `fill`. Received: fill='wrap'. Expected one of 'reflect', 'constant'.
     """
     return ConfigError(
-        f"Invalid value for argument `{name}`. Received: {name}={value!r}. "
+        f"Invalid value for argument `{name}`. Received: {name}={_shown(value)}. "
         f"Expected {expected}." + (f" {fix}" if fix else "")
     )
+
+
+def _shown(value: Any, limit: int = 200) -> str:
+    """`repr(value)` for a message, shortened; never raises."""
+    try:
+        text = repr(value)
+    except Exception:  # a hostile __repr__
+        text = f"<{type(value).__name__} object>"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _invalid(option: Option, value: Any, fix: str = "") -> ConfigError:
     return invalid(option.name, value, option.expected(), fix)
 
 
+def _is_bool(value: Any) -> bool:
+    """True for Python's and NumPy's booleans (never taken as numbers)."""
+    return isinstance(value, bool) or type(value).__name__ in ("bool", "bool_")
+
+
 def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+    """An integer: Python's or NumPy's (`numbers.Integral`), not a boolean."""
+    return isinstance(value, numbers.Integral) and not _is_bool(value)
+
+
+def _is_number(value: Any) -> bool:
+    """A real number (NumPy's too), not a boolean."""
+    return isinstance(value, numbers.Real) and not _is_bool(value)
+
+
+def _is_auto(value: Any) -> bool:
+    return isinstance(value, str) and value == "auto"
 
 
 def _int_within(value: Any, minimum: int, maximum: int | None) -> bool:
@@ -517,7 +545,7 @@ def check_int(
     """
     if value is None and allow_none:
         return None
-    if allow_auto and value == "auto":
+    if allow_auto and _is_auto(value):
         return "auto"
     if not _int_within(value, minimum, maximum):
         expected = _or(_int_text(minimum, maximum), auto=allow_auto, none=allow_none)
@@ -542,12 +570,8 @@ def check_probability(name: str, value: Any, *, allow_none: bool = False) -> Any
     """
     if value is None and allow_none:
         return None
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or not math.isfinite(value)
-        or not 0.0 <= value <= 1.0
-    ):
+    # The range first: math.isfinite of a huge int raises OverflowError.
+    if not _is_number(value) or not 0.0 <= value <= 1.0 or not math.isfinite(value):
         raise invalid(name, value, _or(_PROBABILITY_TEXT, none=allow_none))
     return float(value)
 
@@ -572,7 +596,7 @@ def check_choice(
     """
     if value is None and allow_none:
         return None
-    if value not in choices:
+    if not isinstance(value, str) or value not in choices:
         raise invalid(name, value, _or(_choice_text(choices), none=allow_none))
     return str(value)
 
@@ -629,12 +653,12 @@ def check(name: str, value: Any) -> Any:
     option = OPTIONS[name]
     if value is None and option.nullable:
         return None
-    if value == "auto" and option.auto:
+    if _is_auto(value) and option.auto:
         return "auto"
     kind = option.kind
     none, auto = option.nullable, option.auto
     if kind == "int":
-        return check_int(
+        checked = check_int(
             name,
             value,
             minimum=option.minimum,
@@ -642,6 +666,7 @@ def check(name: str, value: Any) -> Any:
             allow_none=none,
             allow_auto=auto,
         )
+        return _within_cpus(name, checked) if name in _PER_CPU else checked
     if kind == "probability":
         return check_probability(name, value, allow_none=none)
     if kind == "choice":
@@ -662,7 +687,7 @@ def check(name: str, value: Any) -> Any:
             raise _invalid(option, value, f"For example {name}=(1, 10).")
         return int(value[0]), int(value[1])
     if kind == "shard":
-        if value == "auto":
+        if _is_auto(value):
             return value
         if (
             not isinstance(value, (tuple, list))
@@ -673,16 +698,82 @@ def check(name: str, value: Any) -> Any:
             raise _invalid(option, value, "For example shard=(0, 2).")
         return int(value[0]), int(value[1])
     if kind == "path":
-        if not isinstance(value, (str, os.PathLike)) or not os.fspath(value):
+        if not isinstance(value, (str, os.PathLike)) or not _fspath(value):
             raise _invalid(option, value)
         return value
     if kind == "memory":
         if _is_int(value) and value >= 1:
             return int(value)
-        if isinstance(value, float) and math.isfinite(value) and 0 < value <= 1:
-            return value
+        if _is_number(value) and 0 < value <= 1 and math.isfinite(value):
+            return float(value)
         raise _invalid(option, value, f"For example {name}=0.5 or {name}=8 * 2**30.")
     return value
+
+
+def python_scalars(value: Any) -> Any:
+    """`value` with NumPy scalars (in lists, tuples and dicts too) made
+    Python's, for schemas and JSON that know Python's numbers only.
+
+    Example:
+    >>> import numpy as np
+    >>> python_scalars([np.int64(2), (np.float32(0.5),), {"a": np.True_}])
+    [2, (0.5,), {'a': True}]
+    """
+    if type(value).__module__ == "numpy" and hasattr(value, "item"):
+        return value.item() if getattr(value, "ndim", 0) == 0 else value
+    if isinstance(value, (list, tuple)):
+        return type(value)(python_scalars(v) for v in value)
+    if isinstance(value, dict):
+        return {k: python_scalars(v) for k, v in value.items()}
+    return value
+
+
+def _fspath(value: Any) -> str | bytes:
+    """`os.fspath(value)`, or "" for a path-like object that gives no path."""
+    try:
+        return os.fspath(value)
+    except TypeError:
+        return ""
+
+
+_PER_CPU = frozenset({"num_build_workers"})
+"""Options bounded by the cores this process may use (`usable_cpus`)."""
+
+
+def usable_cpus() -> int:
+    """The cores this process may run on: its CPU affinity where the system
+    has one (Linux: taskset, cgroup cpusets, Slurm), else `os.cpu_count()`.
+
+    Example:
+    >>> 1 <= usable_cpus() <= (os.cpu_count() or 1)
+    True
+    """
+    if hasattr(os, "sched_getaffinity"):
+        try:
+            return max(1, len(os.sched_getaffinity(0)))
+        except OSError:
+            pass
+    return os.cpu_count() or 1
+
+
+def _within_cpus(name: str, value: Any) -> Any:
+    """`value` (a worker count), clamped to `usable_cpus()` with one warning.
+
+    More build workers than cores build no faster; each build process costs
+    its own interpreter and libraries (docs/design/memory.md), so a count
+    beyond the cores is lowered to them rather than started.
+    """
+    cpus = usable_cpus()
+    if not _is_int(value) or value <= cpus:
+        return value
+    _warn.warn(
+        f"{name}={value} is more than the {cpus} core(s) this process may use; "
+        f"using {name}={cpus}. More workers than cores build no faster and "
+        f"each build process takes its own memory. Pass {name}={cpus} or less "
+        "(or None: one per core).",
+        AugframeWarning,
+    )
+    return cpus
 
 
 def check_known(names: Iterable[str], *, allowed: Iterable[str], where: str) -> None:

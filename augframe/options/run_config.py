@@ -1,7 +1,7 @@
 """Run configs: one YAML file that names the image source and the FrameSequence options.
 
-`RunConfig`, derived from the option registry, validates a file read with
-`yaml.safe_load` before any image is decoded; the rules and an example file
+`RunConfig`, derived from the option registry, validates a file read as data
+(`augframe.options.data_files.load_yaml`) before any image is decoded; the rules and an example file
 are in docs/design/options.md.
 
 Example:
@@ -34,7 +34,19 @@ from pydantic import (
 
 from augframe.augment import pipelines as shipped
 from augframe.errors import ConfigError
-from augframe.options.registry import OPTIONS, PathText, Probability, pydantic_type
+from augframe.options.data_files import (
+    FileTooLarge,
+    load_yaml,
+    read_regular,
+    yaml_problem,
+)
+from augframe.options.registry import (
+    OPTIONS,
+    PathText,
+    Probability,
+    pydantic_type,
+    python_scalars,
+)
 
 __all__ = [
     "RunConfig",
@@ -45,8 +57,9 @@ __all__ = [
     "resolve_run",
 ]
 
-MAX_CONFIG_BYTES = 1024 * 1024
-"""A run config larger than this is refused (it is a few hundred bytes)."""
+MAX_CONFIG_BYTES = 64 * 1024
+"""A run config larger than this is refused (it is a few hundred bytes; YAML
+is read at about 1 MB a second, so a larger one would take long to refuse)."""
 
 _UNSET: Any = None
 """Default of an option the file may leave out: never validated, never passed on."""
@@ -279,10 +292,14 @@ RunConfig: Any = create_model(
 
 
 def read_config(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Reads a run config file into a dict, with `yaml.safe_load`; not validated.
+    """Reads a run config file into a dict, as data only; not validated.
+
+    Read with `augframe.options.data_files.load_yaml` (no anchors or aliases,
+    bounded nesting) from a regular file of at most `MAX_CONFIG_BYTES`.
 
     Raises:
-        ConfigError: the file is missing, too large, not YAML, holds a key
+        ConfigError: the file is missing, not a regular file, too large, not
+            YAML, holds an anchor or alias, is nested too deeply, holds a key
             twice, or is not a mapping.
 
     Example:
@@ -291,54 +308,29 @@ def read_config(path: str | os.PathLike[str]) -> dict[str, Any]:
     """
     file = Path(path)
     try:
-        data = file.read_bytes()
+        data = read_regular(file, MAX_CONFIG_BYTES)
     except FileNotFoundError:
         raise ConfigError(f"{file}: no such run config file.") from None
+    except FileTooLarge as exc:
+        raise ConfigError(
+            f"{file}: the run config is {exc.size} bytes, more than {MAX_CONFIG_BYTES}."
+        ) from None
     except OSError as exc:
         raise ConfigError(
             f"{file}: cannot read the run config ({exc.strerror or exc})."
         ) from None
-    if len(data) > MAX_CONFIG_BYTES:
-        raise ConfigError(
-            f"{file}: the run config is {len(data)} bytes, more than "
-            f"{MAX_CONFIG_BYTES}."
-        )
     try:
-        text = data.decode("utf-8")
-        _check_unique_keys(yaml.compose(text, Loader=yaml.SafeLoader), file)
-        raw = yaml.safe_load(text)
+        raw = load_yaml(data.decode("utf-8"))
     except UnicodeDecodeError:
         raise ConfigError(f"{file}: the run config is not UTF-8 text.") from None
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1} column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or type(exc).__name__
-        raise ConfigError(f"{file}: not valid YAML ({problem}{where}).") from None
+        raise ConfigError(f"{file}: not valid YAML ({yaml_problem(exc)}).") from None
     if not isinstance(raw, dict):
         raise ConfigError(
             f"{file}: expected a YAML mapping of options (`source:`, `image_size:`, "
             f"...), got {'an empty file' if raw is None else type(raw).__name__}."
         )
     return raw
-
-
-def _check_unique_keys(node: yaml.Node | None, file: Path, depth: int = 0) -> None:
-    if depth > 20:
-        raise ConfigError(f"{file}: the run config is nested too deeply.")
-    if isinstance(node, yaml.MappingNode):
-        seen: set[Any] = set()
-        for key, value in node.value:
-            if isinstance(key, yaml.ScalarNode):
-                if key.value in seen:
-                    raise ConfigError(
-                        f"{file}: field `{key.value}` is given twice (line "
-                        f"{key.start_mark.line + 1}); keep one."
-                    )
-                seen.add(key.value)
-            _check_unique_keys(value, file, depth + 1)
-    elif isinstance(node, yaml.SequenceNode):
-        for item in node.value:
-            _check_unique_keys(item, file, depth + 1)
 
 
 def _in_user_cache(path: Path) -> bool:
@@ -349,8 +341,13 @@ def _in_user_cache(path: Path) -> bool:
 
 
 def _absolute_override(name: str, value: Any) -> Any:
-    """Override paths are the caller's: relative to the current directory."""
-    if name == "cache_dir" and value == "auto":
+    """Override paths are the caller's: relative to the current directory.
+
+    NumPy numbers become Python's (`np.int64(8)` is 8), as the registry
+    takes them, so that the file's schema checks their values.
+    """
+    value = python_scalars(value)
+    if name == "cache_dir" and isinstance(value, str) and value == "auto":
         return value
     if name in _PATH_FIELDS and isinstance(value, (str, os.PathLike)):
         return os.path.abspath(os.fspath(value))

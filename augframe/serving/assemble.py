@@ -41,6 +41,7 @@ from augframe.io.stores import (
     store_color_mode,
 )
 from augframe.options import registry as opts
+from augframe.options.control_file import check_writable
 from augframe.options.groups import (
     ArtifactOptions,
     BuildOptions,
@@ -111,6 +112,8 @@ def open_frames(
             background=values["background"],
             writes_examples=values["example_dir"] is not None,
         )
+        if values["control_file"] is not None:
+            check_writable(values["control_file"])
     _check_objects(source, values)
     shard = _shard(values, validation)
     spec = PipelineSpec(
@@ -259,11 +262,20 @@ def _check_memory_early(
         )
         if rolling
         else 0,
+        build_processes=_processes_asked(values),
     )
     limits = memory.probe()
     budget.check_ram(limits, warn=False)
     if values["build_processes"] and asks_processes(values["num_build_workers"]):
         budget.check_shm(limits, warn=False)
+
+
+def _processes_asked(values: Mapping[str, Any]) -> int:
+    """The build processes `build_processes=True` asks for (0: none asked)."""
+    workers = values["num_build_workers"]
+    if not values["build_processes"] or not asks_processes(workers):
+        return 0
+    return int(workers or opts.usable_cpus())
 
 
 def _shard(values: Mapping[str, Any], validation: bool) -> tuple[int, int] | None:

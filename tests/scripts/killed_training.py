@@ -43,8 +43,8 @@ if __name__ == "__main__":
         verbose=0,
     )
     names = [getattr(b.shm, "name", None) for b in seq.engine._buffers]
-    # The named semaphores of the pool's queues and barrier (sem.mp-* in
-    # /dev/shm), for the test to check and clean up.
+    # The named semaphores of the pool's queues and barrier
+    # (sem.augframe_<tag>-* in /dev/shm), for the test to check and clean up.
     sems = [
         o._semlock.name
         for o in gc.get_objects()

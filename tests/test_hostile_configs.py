@@ -1,0 +1,482 @@
+"""Hostile configuration: run configs, pipeline files, control files and options.
+
+Every file here is written by the test; nothing is downloaded. A hostile
+config is one `ConfigError` in milliseconds, naming the file and the
+problem, raised before any image is decoded (shown by a cache folder that
+is never created); the property tests feed the readers random input.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import stat
+import time
+import warnings
+from typing import Any
+
+import numpy as np
+import pytest
+import yaml
+from conftest import IMAGE_SIZE, random_images, write_jpegs
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from test_reliability_runs import fill, small_disk  # noqa: F401 (a fixture)
+
+import augframe
+from augframe import FrameSequence
+from augframe.augment.pipeline import (
+    MAX_NESTING,
+    MAX_PIPELINE_BYTES,
+    MAX_TRANSFORMS,
+    A,
+    PipelineSpec,
+    load_pipeline,
+)
+from augframe.core.limits import Headroom, MemoryLimits
+from augframe.core.memory import BUILD_PROCESS_BYTES, FrameBudget
+from augframe.errors import AugframeWarning, ConfigError
+from augframe.options.control_file import write_control
+from augframe.options.data_files import MAX_DEPTH, MAX_NODES, load_yaml
+from augframe.options.registry import OPTIONS, check, usable_cpus
+from augframe.options.run_config import load_config, read_config
+
+FAST = 1.0
+"""Seconds a hostile file may take to be refused (it takes milliseconds)."""
+
+
+def laughs_yaml(levels: int, *, key: str = "unknown_key") -> str:
+    """The "billion laughs": `levels` lists of 9 aliases of the level below."""
+    lines = ['a0: &a0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    for i in range(1, levels + 1):
+        lines.append(f"a{i}: &a{i} [" + ",".join([f"*a{i - 1}"] * 9) + "]")
+    lines.append(f"{key}: *a{levels}")
+    return "\n".join(lines) + "\n"
+
+
+def pipeline_dict(*transforms: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "__version__": A.__version__,
+        "transform": {
+            "__class_fullname__": "Compose",
+            "p": 1.0,
+            "transforms": list(transforms),
+        },
+    }
+
+
+FLIP = {"__class_fullname__": "HorizontalFlip", "p": 0.5}
+
+
+def refused_fast(call: Any, *args: Any, match: str) -> ConfigError:
+    start = time.perf_counter()
+    with pytest.raises(ConfigError, match=match) as info:
+        call(*args)
+    assert time.perf_counter() - start < FAST
+    return info.value
+
+
+# ------------------------------------------------------------- YAML bombs
+
+
+def test_a_billion_laughs_run_config_is_refused_in_milliseconds(tmp_path):
+    config = tmp_path / "run.yaml"
+    config.write_text(laughs_yaml(9))
+    assert len(config.read_bytes()) < 600
+    error = refused_fast(read_config, config, match="anchors and aliases")
+    assert str(error).startswith(f"{config}: not valid YAML")
+
+
+def test_a_pipeline_yaml_of_aliases_is_refused_in_milliseconds(tmp_path):
+    lines = [
+        f"__version__: {A.__version__}",
+        "transform:",
+        "  __class_fullname__: Compose",
+        "  p: 1.0",
+        "  transforms:",
+        "  - &t0 {__class_fullname__: HorizontalFlip, p: 0.5}",
+    ]
+    for i in range(1, 8):
+        parts = ", ".join([f"*t{i - 1}"] * 9)
+        lines.append(
+            f"  - &t{i} {{__class_fullname__: Sequential, p: 1.0, transforms: [{parts}]}}"
+        )
+    path = tmp_path / "bomb.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    error = refused_fast(load_pipeline, path, match="anchors and aliases")
+    assert str(path) in str(error)
+
+
+@pytest.mark.parametrize("suffix", [".json", ".yaml"])
+def test_deep_nesting_is_a_config_error_not_a_recursion_error(tmp_path, suffix):
+    path = tmp_path / f"deep{suffix}"
+    path.write_text("[" * 100_000 + "]" * 100_000)
+    refused_fast(load_pipeline, path, match=f"nested more than {MAX_DEPTH} levels")
+    config = tmp_path / "run.yaml"
+    config.write_text("a: " + "[" * 10_000 + "]" * 10_000 + "\n")
+    refused_fast(read_config, config, match=f"nested more than {MAX_DEPTH} levels")
+
+
+def test_a_flood_of_values_is_refused(tmp_path):
+    config = tmp_path / "run.yaml"
+    config.write_text("a: [" + ",".join(["1"] * (MAX_NODES + 1)) + "]\n")
+    refused_fast(read_config, config, match=f"more than {MAX_NODES} values")
+
+
+def test_pipelines_with_too_many_or_too_deep_transforms_are_refused(tmp_path):
+    many = tmp_path / "many.json"
+    many.write_text(json.dumps(pipeline_dict(*[FLIP] * (MAX_TRANSFORMS + 1))))
+    refused_fast(load_pipeline, many, match=f"more than {MAX_TRANSFORMS} transforms")
+    node: dict[str, Any] = FLIP
+    for _ in range(MAX_NESTING + 1):
+        node = {"__class_fullname__": "Sequential", "p": 1.0, "transforms": [node]}
+    deep = tmp_path / "deep.json"
+    deep.write_text(json.dumps(pipeline_dict(node)))
+    refused_fast(load_pipeline, deep, match=f"nested more than {MAX_NESTING} deep")
+
+
+def test_oversized_and_non_regular_config_files_are_refused_without_hanging(
+    tmp_path,
+):
+    big = tmp_path / "big.json"
+    big.write_text(json.dumps(pipeline_dict(FLIP)) + " " * MAX_PIPELINE_BYTES)
+    refused_fast(load_pipeline, big, match=f"more than {MAX_PIPELINE_BYTES}")
+    fifo = tmp_path / "run.yaml"
+    os.mkfifo(fifo)  # a reader that opened it blocking would wait forever
+    refused_fast(read_config, fifo, match="not a regular file")
+
+
+def test_the_shipped_and_saved_pipelines_still_load(tmp_path):
+    for name in ("light", "medium", "heavy"):
+        compose = load_pipeline(name)
+        A.save(compose, str(tmp_path / f"{name}.yaml"), data_format="yaml")
+        again = load_pipeline(tmp_path / f"{name}.yaml")
+        assert A.to_dict(again) == A.to_dict(compose)
+
+
+# -------------------------------------------------- pipelines that never run
+
+NEVER_RUN = {
+    "HistogramMatching": A.HistogramMatching(p=0.1),
+    "FDA": A.FDA(p=0.1),
+    "PixelDistributionAdaptation": A.PixelDistributionAdaptation(p=0.1),
+    "TextImage": A.TextImage(font_path="font.ttf", p=0.1),
+    "Mosaic": A.Mosaic(p=0.1),
+    "OverlayElements": A.OverlayElements(p=0.1),
+    # Behind OneOf and p < 1: a check that used the pipeline's own p would miss it.
+    "RandomCrop": A.OneOf([A.HorizontalFlip(), A.RandomCrop(64, 64)], p=0.01),
+}
+
+
+@pytest.mark.parametrize("name", list(NEVER_RUN))
+def test_a_pipeline_that_can_never_run_is_refused_before_any_image_is_decoded(
+    tmp_path, name
+):
+    data = write_jpegs(tmp_path / "data", {"a": 2, "b": 2})
+    cache = tmp_path / "cache"
+    pipeline = A.Compose([A.HorizontalFlip(p=0.5), NEVER_RUN[name]], p=0.5)
+    with pytest.raises(ConfigError, match=f"{name} .*fails when it runs") as info:
+        FrameSequence.from_directory(
+            data,
+            image_size=(32, 32),
+            augment=pipeline,
+            cache_dir=cache,
+            samples_per_class=2,
+            verbose=0,
+        )
+    assert "Fix: " in str(info.value) and "image_size=(32, 32)" in str(info.value)
+    assert not cache.exists()  # refused before the cache was built
+
+
+def test_a_crop_from_a_file_larger_than_image_size_is_named(tmp_path):
+    path = tmp_path / "crop.json"
+    A.save(A.Compose([A.CenterCrop(40, 40, p=0.5)]), str(path))
+    with pytest.raises(ConfigError, match="crop at most 32x32"):
+        PipelineSpec(str(path), image_size=(32, 32))
+    PipelineSpec(str(path), image_size=(40, 40))  # fits: accepted
+
+
+def test_the_check_leaves_the_served_pipeline_and_its_seeds_untouched():
+    pipeline = A.Compose([A.OneOf([A.Rotate(p=1), A.Blur(p=1)], p=0.3)], p=0.7)
+    pipeline.set_random_state(np.random.default_rng(5), __import__("random").Random(5))
+    before = (
+        A.to_dict(pipeline),
+        pipeline.random_generator.bit_generator.state,
+        pipeline.py_random.getstate(),
+    )
+    PipelineSpec(pipeline, image_size=(24, 24))
+    after = (
+        A.to_dict(pipeline),
+        pipeline.random_generator.bit_generator.state,
+        pipeline.py_random.getstate(),
+    )
+    assert after == before
+
+
+@pytest.mark.parametrize("color_mode", ["rgb", "grayscale", "rgba"])
+def test_the_shipped_pipelines_pass_the_check_quickly(color_mode):
+    for name in ("light", "medium", "heavy"):
+        for size in ((8, 8), (16, 40), (224, 224)):
+            start = time.perf_counter()
+            PipelineSpec(name, image_size=size, color_mode=color_mode)
+            assert time.perf_counter() - start < 2.0, (name, size)
+
+
+# ------------------------------------------------------------ control_file
+
+
+def test_a_control_file_under_a_regular_file_is_a_config_error_before_decoding(
+    tmp_path,
+):
+    data = write_jpegs(tmp_path / "data", {"a": 2, "b": 2})
+    (tmp_path / "file").write_text("a file, not a folder")
+    for control in (tmp_path / "file" / "control.json", tmp_path / "fifo.json"):
+        if control.name == "fifo.json":
+            os.mkfifo(control)
+        cache = tmp_path / f"cache-{control.name}"
+        with pytest.raises(ConfigError, match="`control_file`") as info:
+            FrameSequence.from_directory(
+                data,
+                image_size=IMAGE_SIZE,
+                control_file=control,
+                cache_dir=cache,
+                samples_per_class=2,
+                verbose=0,
+            )
+        message = str(info.value)
+        assert f"control_file={str(control)!r}" in message
+        assert ".tmp" not in message and ".probe" not in message
+        assert not cache.exists()
+    assert not list(tmp_path.glob(".*.probe"))  # the probe left nothing
+
+
+def test_a_control_file_on_a_full_disk_is_a_config_error_before_decoding(
+    small_disk,  # noqa: F811 (the fixture)
+):
+    fill(small_disk, leave_pages=0)
+    cache = small_disk.parent / "cache"
+    control = small_disk / "control.json"
+    with pytest.raises(ConfigError, match="No space left on device") as info:
+        FrameSequence.from_directory(
+            write_jpegs(small_disk.parent / "data", {"a": 2, "b": 2}),
+            image_size=IMAGE_SIZE,
+            control_file=control,
+            cache_dir=cache,
+            samples_per_class=2,
+            verbose=0,
+        )
+    assert f"`control_file`. Received: control_file={str(control)!r}" in str(info.value)
+    assert not cache.exists()
+    assert sorted(p.name for p in small_disk.iterdir()) == ["filler"]
+
+
+def test_a_rewritten_control_file_keeps_its_mode(tmp_path):
+    control = tmp_path / "control.json"
+    control.write_text("{}")
+    control.chmod(0o600)
+    with FrameSequence(
+        {"a": random_images(2, seed=0), "b": random_images(2, seed=1)},
+        image_size=IMAGE_SIZE,
+        control_file=control,
+        samples_per_class=2,
+        background=False,
+        verbose=0,
+    ):
+        pass
+    assert stat.S_IMODE(control.stat().st_mode) == 0o600
+    assert json.loads(control.read_text())["stop"] is False  # it was rewritten
+
+
+# ---------------------------------------------------------------- options
+
+
+def test_numpy_integers_and_floats_are_accepted_and_numpy_booleans_refused():
+    with FrameSequence(
+        {"a": random_images(3, seed=0), "b": random_images(3, seed=1)},
+        image_size=(np.int64(16), np.int32(16)),
+        batch_size=np.int64(2),
+        samples_per_class=np.int64(3),
+        aug_p=np.float32(0.5),
+        epochs_per_frame=np.uint8(2),
+        augment="light",
+        background=False,
+        verbose=0,
+    ) as seq:
+        assert seq.batch_size == 2 and type(seq.batch_size) is int
+        assert len(seq) == 3
+    for name in ("batch_size", "samples_per_class", "seed"):
+        with pytest.raises(ConfigError, match=f"argument `{name}`"):
+            check(name, np.bool_(True))
+    assert check("frame_memory", np.float32(0.5)) == 0.5
+    serve = augframe.ServeAugment(fill_value=np.int64(3), max_shift=np.float32(0.25))
+    assert (type(serve.fill_value), type(serve.max_shift)) == (int, float)
+    with pytest.raises(ConfigError, match="argument `fill_value`"):
+        augframe.ServeAugment(fill_value=np.bool_(True))
+
+
+def test_numpy_overrides_of_run_configs_and_control_files(tmp_path):
+    write_jpegs(tmp_path / "data", {"a": 1, "b": 1})
+    config = tmp_path / "run.yaml"
+    config.write_text("source:\n  directory: data\nimage_size: [16, 16]\n")
+    loaded = load_config(config, batch_size=np.int64(4), aug_p=np.float32(0.25))
+    assert (loaded.batch_size, loaded.aug_p) == (4, 0.25)
+    with pytest.raises(ConfigError, match="field `batch_size`"):
+        load_config(config, batch_size=np.bool_(True))
+    write_control(tmp_path / "control.json", {"epochs_per_frame": np.int64(2)})
+    assert json.loads((tmp_path / "control.json").read_text()) == {
+        "epochs_per_frame": 2
+    }
+
+
+def test_a_million_build_workers_is_clamped_to_the_cores_with_one_warning():
+    cpus = usable_cpus()
+    with pytest.warns(AugframeWarning, match=f"the {cpus} core") as caught:
+        seq = FrameSequence(
+            {"a": random_images(4, seed=0), "b": random_images(4, seed=1)},
+            image_size=IMAGE_SIZE,
+            augment="light",
+            samples_per_class=4,
+            num_build_workers=1_000_000,
+            build_processes=True,
+            background=False,
+            verbose=0,
+        )
+    try:
+        assert len([w for w in caught if "num_build_workers" in str(w.message)]) == 1
+        seq[0]
+        assert len(multiprocessing.active_children()) <= cpus
+    finally:
+        seq.close()
+
+
+def test_build_processes_count_in_the_memory_budget():
+    frame = dict(
+        num_samples=100,
+        image_size=(64, 64),
+        channels=3,
+        num_buffers=1,
+        num_classes=2,
+        samples_per_class=50,
+    )
+    threads = FrameBudget(**frame)
+    processes = FrameBudget(**frame, build_processes=4)
+    assert processes.ram_bytes - threads.ram_bytes >= 4 * BUILD_PROCESS_BYTES
+    limits = MemoryLimits(ram=Headroom(threads.needed_bytes * 2, "test"), shm=None)
+    threads.check_ram(limits)  # the buffers alone fit
+    with pytest.raises(ConfigError, match="4 build processes") as info:
+        processes.check_ram(limits)
+    assert "num_build_workers" in str(info.value)
+
+
+# ------------------------------------------------------------ properties
+
+VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(10**30), max_value=10**30)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=20)
+    | st.sampled_from(["auto", "rgb", "frame", 0.5, 1, np.int64(3), np.bool_(True)])
+    | st.builds(np.float32, st.floats(width=32)),
+    lambda inner: st.lists(inner, max_size=3) | st.tuples(inner, inner),
+    max_leaves=6,
+)
+
+
+@settings(max_examples=100, deadline=None)
+@given(name=st.sampled_from(sorted(OPTIONS)), value=VALUES)
+def test_every_option_check_gives_the_value_or_one_config_error(name, value):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", AugframeWarning)  # workers clamped
+        try:
+            check(name, value)
+        except ConfigError as exc:
+            assert f"`{name}`" in str(exc)
+
+
+YAML_DATA = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=10),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(st.text(max_size=12), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+OPTION_MAPPINGS = st.dictionaries(
+    st.sampled_from([*OPTIONS, "source", "unknown"]), YAML_DATA, max_size=5
+)
+CONFIG_TEXT = (
+    st.text(max_size=200)
+    | YAML_DATA.map(yaml.safe_dump)
+    | OPTION_MAPPINGS.map(yaml.safe_dump)
+    | st.integers(1, 6).map(laughs_yaml)
+)
+
+
+@settings(
+    max_examples=80,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(text=CONFIG_TEXT)
+def test_any_run_config_text_is_a_config_or_one_config_error(tmp_path, text):
+    config = tmp_path / "run.yaml"
+    config.write_text(text, encoding="utf-8", errors="surrogatepass")
+    start = time.perf_counter()
+    try:
+        load_config(config)
+    except ConfigError as exc:
+        assert str(exc).startswith(f"{config}: ")
+    assert time.perf_counter() - start < FAST
+
+
+TRANSFORM_NAMES = st.sampled_from(
+    ["HorizontalFlip", "Rotate", "Blur", "RandomCrop", "OneOf", "Nope", "Lambda"]
+)
+TRANSFORM = st.fixed_dictionaries(
+    {"__class_fullname__": TRANSFORM_NAMES},
+    optional={
+        "p": YAML_DATA,
+        "limit": YAML_DATA,
+        "height": YAML_DATA,
+        "transforms": st.lists(
+            st.fixed_dictionaries({"__class_fullname__": TRANSFORM_NAMES}),
+            max_size=3,
+        ),
+        "unknown": YAML_DATA,
+    },
+)
+PIPELINE_DATA = st.lists(TRANSFORM, max_size=4).map(lambda ts: pipeline_dict(*ts))
+
+
+@settings(
+    max_examples=80,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    data=st.text(max_size=200)
+    | PIPELINE_DATA.map(json.dumps)
+    | PIPELINE_DATA.map(yaml.safe_dump)
+    | YAML_DATA.map(yaml.safe_dump),
+    suffix=st.sampled_from([".json", ".yaml", ".txt"]),
+)
+def test_any_pipeline_file_is_a_pipeline_or_one_config_error(tmp_path, data, suffix):
+    path = tmp_path / f"pipeline{suffix}"
+    path.write_text(data, encoding="utf-8", errors="surrogatepass")
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a transform without p, deprecations
+        try:
+            assert isinstance(load_pipeline(path), A.Compose)
+        except ConfigError as exc:
+            assert str(path) in str(exc)
+    assert time.perf_counter() - start < FAST
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=YAML_DATA)
+def test_the_yaml_loader_reads_what_safe_dump_writes(data):
+    text = yaml.safe_dump(data)
+    assert repr(load_yaml(text)) == repr(yaml.safe_load(text))  # NaN is NaN
