@@ -150,6 +150,23 @@ def test_max_image_pixels_has_its_own_maximum():
         check("max_image_pixels", 2**31)
 
 
+def test_a_numpy_limit_is_recorded_as_a_python_int(tmp_path):
+    root = tmp_path / "data"
+    for cls in ("x", "y"):
+        hostile_corpus.good_jpeg(root / cls / "a.jpg")
+    seq = FrameSequence.from_directory(
+        root,
+        image_size=(8, 8),
+        max_image_pixels=np.int64(10_000),
+        validation=True,
+        verbose=0,
+        cache_dir=tmp_path / "cache",
+    )
+    seq.close()
+    manifest = tmp_path / "cache" / "8x8-max10000px" / "manifest.json"
+    assert json.loads(manifest.read_text())["decoding"]["max_image_pixels"] == 10_000
+
+
 def test_a_bad_limit_is_refused_before_any_file_is_read(tmp_path):
     with pytest.raises(ConfigError, match="max_image_pixels"):
         FrameSequence.from_directory(

@@ -109,7 +109,9 @@ class Decoding:
 
     def __post_init__(self) -> None:
         for name in DECODING_OPTIONS:
-            opts.check(name, getattr(self, name))
+            # Normalised (a NumPy integer becomes Python's): the options
+            # are written to the cache manifest as JSON.
+            object.__setattr__(self, name, opts.check(name, getattr(self, name)))
         if self.crop_to_aspect_ratio and self.pad_to_aspect_ratio:
             raise ConfigError(
                 "Invalid arguments: crop_to_aspect_ratio=True and "
