@@ -1,8 +1,9 @@
 """All decoding: image files and in-memory arrays to uint8 samples of one size.
 
 `arrays` holds the decoding options (`Decoding`) and converts, crops, pads
-and resizes arrays; `files` decodes image files and bytes; `jpeg` reads a
-JPEG's size from its header for the reduced decode.
+and resizes arrays; `files` opens and decodes image files; `headers`
+recognises a file's format and reads the size its header claims (for the
+pixel limit); `jpeg` reads a JPEG's frame header (for the reduced decode).
 """
 
 from augframe.io.decode.arrays import (
