@@ -39,7 +39,6 @@ __all__ = [
     "folder_for",
     "is_source_temp",
     "owned_root",
-    "read_source",
     "user_cache_dir",
     "write_source",
 ]
@@ -126,13 +125,6 @@ def _read_document(cache: Path) -> Any:
         )
     except (OSError, ValueError):
         return None
-
-
-def read_source(cache: Path) -> str | None:
-    """The folder a data set's cache folder caches; None when it does not say."""
-    doc = _read_document(cache)
-    root = doc.get("root") if isinstance(doc, dict) else None
-    return root if isinstance(root, str) else None
 
 
 def owned_root(folder: Path, home: Path) -> str | None:
