@@ -82,14 +82,14 @@ def is_cache_file(name: str) -> bool:
 
 
 def unlink_own(path: Path) -> bool:
-    """Removes `path` if it is a regular file or a symlink (never its target).
+    """Removes the file at `path`, of a name augframe gives, never a folder.
 
-    A folder, FIFO, device or socket was not written by augframe: left.
-    Returns whether it was removed.
+    A symlink is removed, never its target; a FIFO planted under one of
+    augframe's names is removed without being opened. Returns whether it
+    was removed.
     """
     try:
-        mode = os.lstat(path).st_mode
-        if not (stat.S_ISREG(mode) or stat.S_ISLNK(mode)):
+        if stat.S_ISDIR(os.lstat(path).st_mode):
             return False
         path.unlink()
     except OSError:
