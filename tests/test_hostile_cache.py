@@ -39,6 +39,7 @@ from augframe.io.cache.manifest import read_manifest
 from augframe.io.decode.arrays import Decoding, resize
 from augframe.io.decode.files import decode_image
 from augframe.io.listing import collect_directory
+from augframe.io.untrusted import json_too_deep
 
 SIZE = (12, 10)
 FOLDER = f"{SIZE[0]}x{SIZE[1]}"
@@ -372,6 +373,34 @@ def test_any_manifest_is_refused_with_at_most_one_warning(tmp_path, fields, junk
     assert manifest is None and time.perf_counter() - start < 2
     assert len(caught) <= 1
     assert all(issubclass(w.category, CacheWarning) for w in caught)
+
+
+def depth_of(value) -> int:
+    if isinstance(value, dict):
+        return 1 + max((depth_of(v) for v in value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max((depth_of(v) for v in value), default=0)
+    return 0
+
+
+STRINGY = st.text(alphabet=st.sampled_from('ab[]{}"\\é'), max_size=6)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    value=st.recursive(
+        st.integers() | STRINGY,
+        lambda inner: (
+            st.lists(inner, max_size=3) | st.dictionaries(STRINGY, inner, max_size=3)
+        ),
+        max_leaves=12,
+    ),
+    limit=st.integers(0, 6),
+)
+def test_the_nesting_scan_agrees_with_the_parsed_depth(value, limit):
+    text = json.dumps(value, ensure_ascii=False)
+    assert json_too_deep(text, limit) == (depth_of(value) > limit)
+    assert json_too_deep(text.encode(), limit) == (depth_of(value) > limit)
 
 
 # ---------------------------------------------------------------------- stale
