@@ -26,6 +26,7 @@ __all__ = [
     "UntrustedFileError",
     "json_too_deep",
     "open_regular",
+    "read_head",
     "read_json_file",
     "read_regular",
 ]
@@ -64,6 +65,21 @@ def open_regular(
         os.close(fd)
         raise
     return fd
+
+
+def read_head(
+    path: str | os.PathLike[str], num_bytes: int, *, follow: bool = False
+) -> bytes:
+    """The first `num_bytes` bytes (or fewer) of a regular file.
+
+    Raises:
+        OSError: it cannot be opened or read, or it is not a regular file.
+    """
+    fd = open_regular(path, follow=follow)
+    try:
+        return os.read(fd, num_bytes)
+    finally:
+        os.close(fd)
 
 
 def read_regular(

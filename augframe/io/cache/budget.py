@@ -34,7 +34,6 @@ import stat
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from augframe import _warn
 from augframe.errors import CacheWarning
@@ -49,7 +48,7 @@ from augframe.io.cache.layout import (
     locked,
     unlink_own,
 )
-from augframe.io.cache.manifest import load_document
+from augframe.io.cache.manifest import read_header
 from augframe.io.untrusted import open_regular
 
 __all__ = [
@@ -118,9 +117,8 @@ def _entry(folder: Path, root: str) -> CacheEntry | None:
     """The cache in `folder`, None if it is not one augframe wrote."""
     if not _CACHE_NAME.fullmatch(folder.name) or not _is_dir(folder):
         return None
-    try:
-        doc = load_document(folder / MANIFEST)
-    except (OSError, ValueError, RecursionError, OverflowError):
+    header = read_header(folder / MANIFEST)
+    if header is None:
         return None
     num_bytes = 0
     for path in _children(folder):
@@ -133,14 +131,7 @@ def _entry(folder: Path, root: str) -> CacheEntry | None:
         with contextlib.suppress(OSError):
             last_used = os.lstat(folder / name).st_mtime
             break
-    return CacheEntry(folder, root, num_bytes, _num_images(doc), last_used)
-
-
-def _num_images(doc: dict[str, Any]) -> int:
-    shape = doc.get("shape")
-    if isinstance(shape, list) and shape and type(shape[0]) is int:
-        return max(0, shape[0])
-    return 0
+    return CacheEntry(folder, root, num_bytes, header[1], last_used)
 
 
 def list_caches(home: Path) -> list[CacheEntry]:

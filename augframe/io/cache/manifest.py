@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ from augframe.io.cache.layout import (
     open_data,
 )
 from augframe.io.decode.arrays import Decoding
-from augframe.io.untrusted import read_json_file
+from augframe.io.untrusted import read_head, read_json_file
 
 __all__ = [
     "MAX_DEPTH",
@@ -38,6 +39,7 @@ __all__ = [
     "Manifest",
     "Stamp",
     "load_document",
+    "read_header",
     "read_manifest",
     "warn_rebuild",
     "write_manifest",
@@ -132,6 +134,33 @@ def load_document(path: Path) -> dict[str, Any]:
     if isinstance(version, bool) or version not in KNOWN_VERSIONS:
         raise ValueError(f"unknown format version {version!r}")
     return doc
+
+
+# How every manifest augframe writes begins (`json.dump` keeps the key order).
+_HEADER = re.compile(
+    rb'\{\s*"format"\s*:\s*"augframe-cache"\s*,\s*"version"\s*:\s*(\d{1,3})\s*[,}]'
+)
+_SHAPE = re.compile(rb'"shape"\s*:\s*\[\s*(\d{1,12})\s*,')
+_HEADER_BYTES = 2**16
+
+
+def read_header(path: Path) -> tuple[int, int] | None:
+    """`(version, number of images)` if `path` begins as augframe's manifests do.
+
+    Reads the first 64 KiB only (a manifest may take hundreds of MiB), with
+    the checks of `augframe.io.untrusted`: how `augframe cache ls`,
+    `clear` and eviction tell augframe's caches (a known version) from other
+    folders. The number of images is 0 where the head does not say.
+    """
+    try:
+        head = read_head(path, _HEADER_BYTES)
+    except OSError:
+        return None
+    match = _HEADER.match(head)
+    if match is None or int(match.group(1)) not in KNOWN_VERSIONS:
+        return None
+    shape = _SHAPE.search(head)
+    return int(match.group(1)), int(shape.group(1)) if shape else 0
 
 
 def read_manifest(
