@@ -38,7 +38,6 @@ __all__ = [
     "Checksums",
     "Manifest",
     "Stamp",
-    "load_document",
     "read_header",
     "read_manifest",
     "warn_rebuild",
@@ -119,20 +118,16 @@ def _parse_checksums(value: Any, num_rows: int) -> Checksums | None:
     return Checksums(per_chunk, tuple(values))
 
 
-def load_document(path: Path) -> dict[str, Any]:
-    """The manifest's JSON object if it is an augframe cache's (known version).
+def _load(path: Path) -> dict[str, Any]:
+    """The manifest's JSON object, if it is an augframe cache manifest.
 
     Raises:
         OSError: it cannot be read, or it is not a regular file.
-        ValueError: it is not a manifest augframe wrote (too large, too
-            deep, not JSON, another format, an unknown version).
+        ValueError: too large, too deep, not JSON, or of another format.
     """
     doc = read_json_file(path, max_bytes=MAX_MANIFEST_BYTES, max_depth=MAX_DEPTH)
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise ValueError("not an augframe cache manifest")
-    version = doc.get("version")
-    if isinstance(version, bool) or version not in KNOWN_VERSIONS:
-        raise ValueError(f"unknown format version {version!r}")
     return doc
 
 
@@ -171,12 +166,12 @@ def read_manifest(
     if not os.path.lexists(path):
         return None
     try:
-        doc = load_document(path)
-        if doc["version"] != CACHE_VERSION:
+        doc = _load(path)
+        if doc.get("version") != CACHE_VERSION:
             logger.info(
                 "cache %s: format version %r, this augframe writes %d; rebuilding",
                 folder,
-                doc["version"],
+                doc.get("version"),
                 CACHE_VERSION,
             )
             return None
