@@ -328,7 +328,7 @@ def _cache_build(args: argparse.Namespace) -> int:
     )
     if args.cache_dir:
         cache_dir = Path(args.cache_dir)
-        store = build_cache(paths, labels, cache_dir=cache_dir, **options)
+        store = build_cache(paths, labels, cache_dir=cache_dir, shared=True, **options)
     else:
         store = build_default_cache(paths, labels, root=args.directory, **options)
         cache_dir = store.data_path.parent.parent

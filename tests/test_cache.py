@@ -742,22 +742,25 @@ def test_damaged_rows_of_removed_or_changed_files(tmp_path, decoded, small_chunk
     )
 
 
-def test_data_files_are_loaded_without_pickle(tmp_path, monkeypatch):
-    calls: list[dict] = []
-    real_load = np.load
+class _Marker:
+    """Unpickling it writes a file: proof that a pickle ran."""
 
-    def spy(*args, **kwargs):
-        calls.append(kwargs)
-        return real_load(*args, **kwargs)
+    def __init__(self, path: str) -> None:
+        self.path = path
 
-    monkeypatch.setattr(np, "load", spy)
-    paths, labels = dataset(tmp_path / "data")
-    build(paths, labels, tmp_path / "cache")
-    build(paths, labels, tmp_path / "cache")
-    assert calls
-    assert all(
-        c.get("allow_pickle") is False and c.get("mmap_mode") == "r" for c in calls
-    )
+    def __reduce__(self):
+        return (Path.touch, (Path(self.path),))
+
+
+def test_data_files_are_loaded_without_pickle(tmp_path):
+    from augframe.io.cache.layout import open_data
+
+    marker = tmp_path / "unpickled"
+    data = tmp_path / "images-0.npy"
+    np.save(data, np.array([_Marker(str(marker))], dtype=object), allow_pickle=True)
+    with pytest.raises(ValueError, match=r"not a .* uint8 array"):
+        open_data(data)
+    assert not marker.exists()
     for info in pkgutil.iter_modules(augframe.io.cache.__path__, "augframe.io.cache."):
         source = inspect.getsource(importlib.import_module(info.name))
         assert "allow_pickle=True" not in source and "import pickle" not in source

@@ -276,6 +276,8 @@ def _planned(files: _Files, cache_dir: CacheDir, options: dict[str, Any]) -> Pla
             progress=options.get("verbose", 1) > 0,
             class_names=files.class_names,
             decoding=decoding,
+            # Several sequences on one folder (training, validation) share rows.
+            shared=True,
         )
 
     # Built by the sequence's constructor, after every other argument was checked.

@@ -9,6 +9,13 @@ until the new one fits, each with one log line; a cache that a build or a
 store holds (its locks) is never evicted. `augframe cache ls` and
 `augframe cache clear` use `list_caches` and `clear`.
 
+Only what augframe wrote counts: a cache is a folder, in a data set's folder
+augframe made (`augframe.io.cache.home.owned_root`), whose `manifest.json`
+is an augframe cache's of a known version. Removing one deletes, by name,
+the files augframe gives a cache (`augframe.io.cache.layout.is_cache_file`),
+never following a symlink, and then the folder if it is empty (`os.rmdir`):
+a user's file that found its way there stays, and so does its folder.
+
 Example:
 >>> parse_max_bytes("20G", free=0)
 21474836480
@@ -21,15 +28,28 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import shutil
+import stat
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from augframe import _warn
 from augframe.errors import CacheWarning
-from augframe.io.cache.home import SOURCE_FILE, read_source
-from augframe.io.cache.layout import DATA_PREFIX, MANIFEST, in_use, locked, open_data
+from augframe.io.cache.home import SOURCE_FILE, is_source_temp, owned_root
+from augframe.io.cache.layout import (
+    DATA_PREFIX,
+    LOCK_FILE,
+    MANIFEST,
+    USED_FILE,
+    in_use,
+    is_cache_file,
+    locked,
+    unlink_own,
+)
+from augframe.io.cache.manifest import read_header
+from augframe.io.untrusted import open_regular
 
 __all__ = [
     "DEFAULT_SHARE",
@@ -49,9 +69,8 @@ ENV_MAX_BYTES = "AUGFRAME_CACHE_MAX_BYTES"
 """The environment variable that sets the cap of the user's cache folder."""
 DEFAULT_SHARE = 0.25
 """The default cap: this share of the disk that is free or taken by the caches."""
-USED_FILE = ".used"
-"""The file of a cache touched each time a sequence opens it (least recently used)."""
-
+# The name `augframe.io.cache.build.cache_folder` gives a cache: size, decoding key.
+_CACHE_NAME = re.compile(r"\d{1,6}x\d{1,6}(?:-[A-Za-z0-9._-]{1,200})?")
 _UNITS = {"K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
 
 
@@ -79,36 +98,57 @@ class CacheEntry:
         return self.root is None or not os.path.isdir(self.root)
 
 
-def _entry(folder: Path, root: str | None) -> CacheEntry:
-    num_bytes, num_images, newest = 0, 0, -1.0
-    for path in folder.iterdir():
-        with contextlib.suppress(OSError):
-            st = path.stat()
-            num_bytes += st.st_size
-            if path.name.startswith(DATA_PREFIX) and st.st_mtime > newest:
-                with contextlib.suppress(ValueError):
-                    num_images, newest = len(open_data(path)), st.st_mtime
-    used = folder / USED_FILE
-    last = used if used.exists() else folder / MANIFEST
+def _children(folder: Path) -> list[Path]:
     try:
-        last_used = last.stat().st_mtime
+        return sorted(folder.iterdir())
     except OSError:
-        last_used = 0.0
-    return CacheEntry(folder, root, num_bytes, num_images, last_used)
+        return []
+
+
+def _is_dir(path: Path) -> bool:
+    """A folder, not a symlink to one."""
+    try:
+        return stat.S_ISDIR(os.lstat(path).st_mode)
+    except OSError:
+        return False
+
+
+def _entry(folder: Path, root: str) -> CacheEntry | None:
+    """The cache in `folder`, None if it is not one augframe wrote."""
+    if not _CACHE_NAME.fullmatch(folder.name) or not _is_dir(folder):
+        return None
+    header = read_header(folder / MANIFEST)
+    if header is None:
+        return None
+    num_bytes = 0
+    for path in _children(folder):
+        with contextlib.suppress(OSError):
+            st = os.lstat(path)
+            if is_cache_file(path.name) and stat.S_ISREG(st.st_mode):
+                num_bytes += st.st_size
+    last_used = 0.0
+    for name in (USED_FILE, MANIFEST):
+        with contextlib.suppress(OSError):
+            last_used = os.lstat(folder / name).st_mtime
+            break
+    return CacheEntry(folder, root, num_bytes, header[1], last_used)
 
 
 def list_caches(home: Path) -> list[CacheEntry]:
-    """Every cache in `home`, least recently used first."""
+    """Every cache augframe wrote in `home`, least recently used first.
+
+    Any other folder or file of `home` (a user's project, a folder with a
+    `source.json` of its own, a symlink) is not listed, so never removed.
+    """
     entries = []
-    with contextlib.suppress(OSError):
-        for data_set in sorted(home.iterdir()):
-            if not (data_set / SOURCE_FILE).is_file():
-                continue  # not a data set's folder of augframe: left alone
-            root = read_source(data_set)
-            for folder in sorted(data_set.iterdir()):
-                if folder.is_dir() and not folder.name.startswith("."):
-                    with contextlib.suppress(OSError):
-                        entries.append(_entry(folder, root))
+    for data_set in _children(home):
+        root = owned_root(data_set, home)
+        if root is None:
+            continue  # not a data set's folder of augframe: left alone
+        for folder in _children(data_set):
+            entry = _entry(folder, root)
+            if entry is not None:
+                entries.append(entry)
     return sorted(entries, key=lambda e: e.last_used)
 
 
@@ -183,7 +223,11 @@ def make_room(home: Path, *, keep: Path, need: int) -> tuple[bool, int]:
 def touch(folder: Path) -> None:
     """Marks a cache as used now (for least-recently-used eviction)."""
     with contextlib.suppress(OSError):
-        (folder / USED_FILE).touch()
+        fd = open_regular(folder / USED_FILE, flags=os.O_WRONLY | os.O_CREAT)
+        try:
+            os.utime(fd)
+        finally:
+            os.close(fd)
 
 
 def clear(
@@ -209,13 +253,35 @@ def clear(
 
 def _remove(entry: CacheEntry) -> bool:
     """Removes a cache unless a build or a store holds it; its data set's
-    folder too once it holds no cache."""
-    with locked(entry.folder, wait=False) as held:
-        if not held or any(in_use(p) for p in entry.folder.glob(f"{DATA_PREFIX}*")):
+    folder too once it holds nothing else.
+
+    Deletes only the files augframe names (`is_cache_file`), never through a
+    symlink, then each folder only if empty. Returns whether the cache is
+    gone (its manifest removed).
+    """
+    folder = entry.folder
+    with locked(folder, wait=False) as held:
+        if not held or any(in_use(p) for p in folder.glob(f"{DATA_PREFIX}*")):
             return False
-        shutil.rmtree(entry.folder, ignore_errors=True)
-    data_set = entry.folder.parent
+        # The manifest first: from then on, no build trusts what is left.
+        unlink_own(folder / MANIFEST)
+        for path in _children(folder):
+            if is_cache_file(path.name) and path.name != LOCK_FILE:
+                unlink_own(path)
+        unlink_own(folder / LOCK_FILE)
     with contextlib.suppress(OSError):
-        if not any(p.is_dir() for p in data_set.iterdir()):
-            shutil.rmtree(data_set, ignore_errors=True)
-    return not entry.folder.exists()
+        os.rmdir(folder)  # only when empty: a user's file keeps it
+    _remove_data_set(folder.parent)
+    return not os.path.lexists(folder / MANIFEST)
+
+
+def _remove_data_set(data_set: Path) -> None:
+    """Removes a data set's folder that holds only its `source.json` (and
+    temporary files of it)."""
+    names = [p.name for p in _children(data_set)]
+    if not all(n == SOURCE_FILE or is_source_temp(n) for n in names):
+        return
+    for name in names:
+        unlink_own(data_set / name)
+    with contextlib.suppress(OSError):
+        os.rmdir(data_set)

@@ -44,9 +44,9 @@ def build_cache(
 
     The cache lives in `cache_dir/<height>x<width>/` (with the default
     `decoding`; else `<height>x<width>-<decoding.key>/`). A later call with
-    the same `cache_dir`, `image_size` and decoding reuses it: a file whose path, byte size
-    and `mtime_ns` are unchanged is not decoded again; changed and new files
-    are decoded, removed ones dropped. Items keep the order of `paths`
+    the same `cache_dir`, `image_size` and decoding reuses it: a file whose path, byte size,
+    `mtime_ns`, inode and `ctime_ns` are unchanged is not decoded again;
+    changed and new files are decoded, removed ones dropped. Items keep the order of `paths`
     (without the files that cannot be decoded), whatever `num_workers`.
 
     Before reusing a cache, its rows are checked against the checksums
@@ -70,8 +70,9 @@ def build_cache(
         shared: keep the rows of the files that earlier calls asked for and
             this one does not (while they are unchanged), so that subsets of
             one data set share a cache and never evict each other's rows
-            (the default cache is shared; see docs/design/cache.md). The
-            store serves the files of `paths` only.
+            (the default cache and a sequence's explicit `cache_dir` are
+            shared; see docs/design/cache.md). The store serves the files
+            of `paths` only.
 
     Returns:
         A `CacheStore` over the files that could be decoded.

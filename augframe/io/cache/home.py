@@ -7,7 +7,10 @@ caches in the user's cache folder: `$AUGFRAME_CACHE_DIR` when set, else
 has one folder, named after the folder its files lie in (a directory, or the
 common folder of a list of files) and a hash of that folder's absolute path;
 it holds one cache per image size and decoding, as an explicit `cache_dir`
-does (see docs/design/cache.md).
+does (see docs/design/cache.md), and a `source.json` naming the data set's
+folder and augframe's format. `owned_root` says whether a folder is a data
+set's folder augframe made: eviction and `augframe cache clear` touch no
+other.
 
 Example:
 >>> dataset_folder("/data/flowers", Path("/home/me/.cache/augframe")).as_posix()
@@ -20,8 +23,13 @@ import hashlib
 import json
 import os
 import re
+import stat
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
+
+from augframe.io.files import write_atomic
+from augframe.io.untrusted import read_json_file, read_regular
 
 __all__ = [
     "ENV_DIR",
@@ -29,7 +37,8 @@ __all__ = [
     "common_root",
     "dataset_folder",
     "folder_for",
-    "read_source",
+    "is_source_temp",
+    "owned_root",
     "user_cache_dir",
     "write_source",
 ]
@@ -38,6 +47,9 @@ ENV_DIR = "AUGFRAME_CACHE_DIR"
 """The environment variable that names the user's cache folder."""
 SOURCE_FILE = "source.json"
 """The file of a data set's folder that names the data set's folder."""
+SOURCE_FORMAT = "augframe-cache-source"
+"""The `format` field of the `source.json` augframe writes."""
+_MAX_SOURCE_BYTES = 2**16
 
 
 def user_cache_dir() -> Path:
@@ -86,20 +98,67 @@ def folder_for(
     return start, dataset_folder(start, home)
 
 
+def _source_text(root: Path) -> str:
+    return json.dumps({"format": SOURCE_FORMAT, "version": 1, "root": str(root)})
+
+
 def write_source(cache: Path, root: Path) -> None:
-    """Records, in a data set's cache folder, which folder it caches."""
+    """Records, in a data set's cache folder, which folder it caches.
+
+    Written atomically (never through a symlink planted at its name), and
+    only when it says something else.
+    """
     path = cache / SOURCE_FILE
-    text = json.dumps({"root": str(root)})
-    if not path.is_file() or path.read_text(encoding="utf-8") != text:
-        tmp = cache / f".tmp-{os.getpid()}-{SOURCE_FILE}"
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-
-
-def read_source(cache: Path) -> str | None:
-    """The folder a data set's cache folder caches; None when it does not say."""
+    text = _source_text(root)
     try:
-        root = json.loads((cache / SOURCE_FILE).read_text(encoding="utf-8"))["root"]
-    except (OSError, ValueError, KeyError, TypeError):
+        same = read_regular(path, max_bytes=_MAX_SOURCE_BYTES) == text.encode()
+    except (OSError, ValueError):
+        same = False
+    if not same:
+        write_atomic(path, text.encode("utf-8"))
+
+
+def _read_document(cache: Path) -> Any:
+    try:
+        return read_json_file(
+            cache / SOURCE_FILE, max_bytes=_MAX_SOURCE_BYTES, max_depth=2
+        )
+    except (OSError, ValueError):
         return None
-    return root if isinstance(root, str) else None
+
+
+def owned_root(folder: Path, home: Path) -> str | None:
+    """The data set's folder, if `folder` is a data set's folder augframe made.
+
+    That is: a real folder (not a symlink) of `home` whose name is the one
+    `dataset_folder` gives the root its `source.json` names, the file being
+    augframe's: `{"format": "augframe-cache-source", "version": 1, "root":
+    ...}`, or, as written before augframe marked it, exactly `{"root": ...}`
+    (the name, a hash of the root's path, is what tells it from a user's
+    file). None for any other folder: it is left alone.
+    """
+    try:
+        if not stat.S_ISDIR(os.lstat(folder).st_mode):
+            return None
+    except OSError:
+        return None
+    doc = _read_document(folder)
+    if not isinstance(doc, dict) or not isinstance(doc.get("root"), str):
+        return None
+    marked = doc.get("format") == SOURCE_FORMAT and doc.get("version") == 1
+    if not (marked and len(doc) == 3) and set(doc) != {"root"}:
+        return None
+    root: str = doc["root"]
+    if not os.path.isabs(root) or dataset_folder(root, home).name != folder.name:
+        return None
+    return root
+
+
+_SOURCE_TEMP = re.compile(
+    r"\.source\.json\.[A-Za-z0-9_]{1,32}\.tmp|\.tmp-\d{1,10}-source\.json"
+)
+
+
+def is_source_temp(name: str) -> bool:
+    """Whether `name` is a temporary file of `write_source` (this or an older one)."""
+    return _SOURCE_TEMP.fullmatch(name) is not None

@@ -1,60 +1,135 @@
 """The files of one cache folder: their names, the data file, leftovers (internal).
 
 A folder holds `manifest.json`, the data file `images-<build_id>.npy` it
-names, a `.lock` and, while a build runs, `.tmp-<build_id>-*` files; see
-docs/design/cache.md. The locks: `locked` (the folder's, held by a build),
-`hold_shared` (a data file's, held by a store that serves it).
+names, a `.lock`, a `.used` (default caches) and, while a build runs,
+`.tmp-<build_id>-*` files; see docs/design/cache.md. These names are the
+only files a cache may delete (`is_cache_file`); every file is opened
+through `augframe.io.untrusted`, so a FIFO, a device or a symlink planted
+in their place is refused, never blocks a build that holds the lock. The
+locks: `locked` (the folder's, held by a build), `hold_shared` (a data
+file's, held by a store that serves it).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
+import os
+import re
+import stat
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
 import numpy as np
+from numpy.lib import format as npy_format
+
+from augframe.io.untrusted import open_regular
 
 __all__ = [
     "CACHE_VERSION",
     "DATA_PREFIX",
     "FORMAT",
+    "KNOWN_VERSIONS",
+    "LOCK_FILE",
     "MANIFEST",
     "TMP_PREFIX",
+    "USED_FILE",
     "hold_shared",
     "in_use",
+    "is_cache_file",
     "locked",
     "open_data",
     "remove_orphans",
     "remove_temp_files",
+    "unlink_own",
 ]
 
 logger = logging.getLogger("augframe")
 
-CACHE_VERSION = 1
-"""Format version of `manifest.json`; a cache of another version is rebuilt."""
+CACHE_VERSION = 2
+"""Format version of `manifest.json`; a cache of another version is rebuilt.
+
+Version 2 keys each row by inode and `ctime_ns` too (version 1: path, size
+and `mtime_ns` only)."""
+KNOWN_VERSIONS = (1, 2)
+"""Versions written by some augframe: a cache of one of them is augframe's."""
 FORMAT = "augframe-cache"
 MANIFEST = "manifest.json"
 TMP_PREFIX = ".tmp-"
 DATA_PREFIX = "images-"
+LOCK_FILE = ".lock"
+USED_FILE = ".used"
+"""The file of a cache touched each time a sequence opens it (least recently used)."""
+
+# The names augframe gives the files of a cache folder, and nothing else.
+_OWN_NAMES = re.compile(
+    r"manifest\.json|\.lock|\.used|images-[0-9a-f]{1,64}\.npy"
+    r"|\.tmp-[0-9a-f]{1,64}-(?:\d{1,9}\.npy|manifest\.json)"
+)
+
+
+def is_cache_file(name: str) -> bool:
+    """Whether `name` is one augframe gives a file of a cache folder.
+
+    Example:
+    >>> is_cache_file("manifest.json"), is_cache_file("notes.txt")
+    (True, False)
+    """
+    return _OWN_NAMES.fullmatch(name) is not None
+
+
+def unlink_own(path: Path) -> bool:
+    """Removes the file at `path`, of a name augframe gives, never a folder.
+
+    A symlink is removed, never its target; a FIFO planted under one of
+    augframe's names is removed without being opened. Returns whether it
+    was removed.
+    """
+    try:
+        if stat.S_ISDIR(os.lstat(path).st_mode):
+            return False
+        path.unlink()
+    except OSError:
+        return False
+    return True
 
 
 def open_data(path: Path) -> np.memmap:
-    """Opens a cache data file read-only, never unpickling anything."""
-    array = np.load(path, mmap_mode="r", allow_pickle=False)
-    if not isinstance(array, np.memmap) or array.dtype != np.uint8 or array.ndim != 4:
-        raise ValueError(f"{str(path)!r} is not a (n, H, W, C) uint8 array")
-    return array
+    """Opens a cache data file read-only, never unpickling anything.
+
+    Opened through `open_regular`: a FIFO or device in its place is an
+    `OSError`, not a read that blocks.
+
+    Raises:
+        OSError: it cannot be opened, or it is not a regular file.
+        ValueError: it is not a `(n, H, W, C)` uint8 `.npy` array.
+    """
+    fd = open_regular(path)
+    with open(fd, "rb") as handle:
+        version = npy_format.read_magic(handle)
+        if version == (1, 0):
+            shape, fortran, dtype = npy_format.read_array_header_1_0(handle)
+        elif version == (2, 0):
+            shape, fortran, dtype = npy_format.read_array_header_2_0(handle)
+        else:
+            raise ValueError(f"{str(path)!r} is a .npy file of version {version}")
+        if dtype != np.uint8 or fortran or len(shape) != 4:
+            raise ValueError(f"{str(path)!r} is not a (n, H, W, C) uint8 array")
+        offset = handle.tell()
+        expected = offset + int(np.prod(shape, dtype=np.int64))
+        if os.fstat(fd).st_size < expected:
+            raise ValueError(f"{str(path)!r} is shorter than its header says")
+        return np.memmap(handle, dtype=np.uint8, mode="r", shape=shape, offset=offset)
 
 
 def remove_temp_files(folder: Path) -> None:
-    """Removes every `.tmp-*` file: under the lock, they are an interrupted build's."""
+    """Removes this folder's `.tmp-*` files: under the lock, an interrupted build's."""
     for path in folder.glob(f"{TMP_PREFIX}*"):
-        logger.info("cache %s: removing %s (interrupted build)", folder, path.name)
-        with contextlib.suppress(OSError):
-            path.unlink()
+        if is_cache_file(path.name) and unlink_own(path):
+            logger.info("cache %s: removed %s (interrupted build)", folder, path.name)
 
 
 def remove_orphans(folder: Path, *, keep: str | None) -> None:
@@ -65,11 +140,10 @@ def remove_orphans(folder: Path, *, keep: str | None) -> None:
     worker process opens it again by its path.
     """
     for path in folder.glob(f"{DATA_PREFIX}*.npy"):
-        if path.name != keep and not in_use(path):
+        if path.name != keep and is_cache_file(path.name) and not in_use(path):
             # On Windows a file still mapped by another store cannot be removed;
             # a later build removes it.
-            with contextlib.suppress(OSError):
-                path.unlink()
+            unlink_own(path)
 
 
 if sys.platform == "win32":
@@ -93,14 +167,16 @@ else:
 
         Yields whether the lock is held: False only with `wait=False` when
         another process holds it. A folder where `.lock` cannot be opened
-        (read-only) yields True: no build can write there anyway.
+        (read-only) yields True: no build can write there anyway. Anything
+        but a regular file at `.lock` (a FIFO, a symlink) is removed and a
+        lock file made in its place.
         """
         try:
-            handle = open(folder / ".lock", "a+b")  # noqa: SIM115
+            fd = _open_lock(folder / LOCK_FILE)
         except OSError:
             yield True
             return
-        with handle:
+        with open(fd, "a+b") as handle:
             try:
                 fcntl.flock(
                     handle.fileno(), fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB)
@@ -113,23 +189,37 @@ else:
             finally:
                 fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
+    def _open_lock(path: Path) -> int:
+        flags = os.O_RDWR | os.O_CREAT | os.O_APPEND
+        try:
+            return open_regular(path, flags=flags)
+        except OSError as exc:
+            if exc.errno not in (errno.EINVAL, errno.ELOOP):
+                raise
+        # Not a regular file: a planted FIFO or link, removed (never followed).
+        os.unlink(path)
+        return open_regular(path, flags=flags)
+
     def hold_shared(path: Path) -> IO[bytes] | None:
         """A handle holding a shared lock on `path` while a store serves it.
 
         Closing the handle (or the process ending) releases it. None when the
-        file cannot be opened.
+        file cannot be opened or is not a regular file.
         """
         try:
-            handle = open(path, "rb")  # noqa: SIM115
+            handle = open(open_regular(path), "rb")  # noqa: SIM115
         except OSError:
             return None
         fcntl.flock(handle.fileno(), fcntl.LOCK_SH)
         return handle
 
     def in_use(path: Path) -> bool:
-        """Whether a store (of any process) holds a shared lock on `path`."""
+        """Whether a store (of any process) holds a shared lock on `path`.
+
+        Never blocks: anything but a regular file is not in use.
+        """
         try:
-            with open(path, "rb") as handle:
+            with open(open_regular(path), "rb") as handle:
                 try:
                     fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
                 except BlockingIOError:

@@ -2,6 +2,9 @@
 
 The manifest is written last and is the only file trusted as it is; one that
 disagrees with its data file or with the decoding asked for is not reused.
+It is read as untrusted data (`augframe.io.untrusted`: a regular file of at
+most `MAX_MANIFEST_BYTES`, nested at most `MAX_DEPTH` deep), every field
+checked for its type: any damage is one `CacheWarning` and a rebuild.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,13 +23,36 @@ from augframe.io.cache.layout import (
     CACHE_VERSION,
     DATA_PREFIX,
     FORMAT,
+    KNOWN_VERSIONS,
     MANIFEST,
     TMP_PREFIX,
     open_data,
 )
 from augframe.io.decode.arrays import Decoding
+from augframe.io.untrusted import read_head, read_json_file
 
-__all__ = ["Checksums", "Manifest", "read_manifest", "warn_rebuild", "write_manifest"]
+__all__ = [
+    "MAX_DEPTH",
+    "MAX_MANIFEST_BYTES",
+    "STAMP_FIELDS",
+    "Checksums",
+    "Manifest",
+    "Stamp",
+    "read_header",
+    "read_manifest",
+    "warn_rebuild",
+    "write_manifest",
+]
+
+MAX_MANIFEST_BYTES = 2**30
+"""A larger manifest (about 5 million files) is refused as damaged."""
+MAX_DEPTH = 8
+"""Nesting of a manifest's JSON (augframe writes 3 levels)."""
+
+Stamp = tuple[int, int, int, int]
+"""`(size, mtime_ns, inode, ctime_ns)` of a file: a row is reused while it holds."""
+STAMP_FIELDS = ("size", "mtime_ns", "inode", "ctime_ns")
+"""The manifest's columns of a `Stamp`, in order."""
 
 logger = logging.getLogger("augframe")
 
@@ -39,12 +66,12 @@ class Manifest:
     build_id: str
     data_file: str
     shape: tuple[int, ...]
-    rows: dict[str, tuple[int, int, int]]  # key -> (row, size, mtime_ns)
-    skipped: dict[str, tuple[int, int]]  # key -> (size, mtime_ns)
+    rows: dict[str, tuple[int, Stamp]]  # key -> (row, stamp)
+    skipped: dict[str, Stamp]  # key -> stamp
     document: dict[str, Any]
     checksums: Checksums | None  # None: none recorded (an older manifest)
     # The entries of `rows` taken out because their rows failed the check.
-    damaged: dict[str, tuple[int, int, int]] = field(default_factory=dict)
+    damaged: dict[str, tuple[int, Stamp]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -91,18 +118,55 @@ def _parse_checksums(value: Any, num_rows: int) -> Checksums | None:
     return Checksums(per_chunk, tuple(values))
 
 
+def _load(path: Path) -> dict[str, Any]:
+    """The manifest's JSON object, if it is an augframe cache manifest.
+
+    Raises:
+        OSError: it cannot be read, or it is not a regular file.
+        ValueError: too large, too deep, not JSON, or of another format.
+    """
+    doc = read_json_file(path, max_bytes=MAX_MANIFEST_BYTES, max_depth=MAX_DEPTH)
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise ValueError("not an augframe cache manifest")
+    return doc
+
+
+# How every manifest augframe writes begins (`json.dump` keeps the key order).
+_HEADER = re.compile(
+    rb'\{\s*"format"\s*:\s*"augframe-cache"\s*,\s*"version"\s*:\s*(\d{1,3})\s*[,}]'
+)
+_SHAPE = re.compile(rb'"shape"\s*:\s*\[\s*(\d{1,12})\s*,')
+_HEADER_BYTES = 2**16
+
+
+def read_header(path: Path) -> tuple[int, int] | None:
+    """`(version, number of images)` if `path` begins as augframe's manifests do.
+
+    Reads the first 64 KiB only (a manifest may take hundreds of MiB), with
+    the checks of `augframe.io.untrusted`: how `augframe cache ls`,
+    `clear` and eviction tell augframe's caches (a known version) from other
+    folders. The number of images is 0 where the head does not say.
+    """
+    try:
+        head = read_head(path, _HEADER_BYTES)
+    except OSError:
+        return None
+    match = _HEADER.match(head)
+    if match is None or int(match.group(1)) not in KNOWN_VERSIONS:
+        return None
+    shape = _SHAPE.search(head)
+    return int(match.group(1)), int(shape.group(1)) if shape else 0
+
+
 def read_manifest(
     folder: Path, image_size: tuple[int, int], decoding: Decoding
 ) -> Manifest | None:
     """The folder's manifest if it, its data file and `decoding` agree, else None."""
     path = folder / MANIFEST
-    if not path.exists():
+    if not os.path.lexists(path):
         return None
     try:
-        with open(path, encoding="utf-8") as f:
-            doc = json.load(f)
-        if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-            raise ValueError("not an augframe cache manifest")
+        doc = _load(path)
         if doc.get("version") != CACHE_VERSION:
             logger.info(
                 "cache %s: format version %r, this augframe writes %d; rebuilding",
@@ -111,67 +175,112 @@ def read_manifest(
                 CACHE_VERSION,
             )
             return None
-        build_id = str(doc["build_id"])
-        data_file = str(doc["data_file"])
-        if not build_id.isalnum() or data_file != f"{DATA_PREFIX}{build_id}.npy":
-            raise ValueError(f"data file {data_file!r} is not that of build {build_id}")
-        if tuple(doc["image_size"]) != image_size:
-            raise ValueError(f"image_size {doc['image_size']} in a {image_size} folder")
-        # Written before the decoding options existed: the defaults.
-        recorded = doc.get("decoding", Decoding().to_json())
-        if recorded != decoding.to_json():
-            raise _OtherDecoding(
-                f"its manifest {str(path)!r} says it was built with "
-                f"{_describe_decoding(recorded)}, not "
-                f"{_describe_decoding(decoding.to_json())}"
-            )
-        entries, skipped = doc["entries"], doc["skipped"]
-        columns = [entries[k] for k in ("path", "size", "mtime_ns", "label")]
-        shape = (len(columns[0]), *image_size, decoding.channels)
-        if list(doc["shape"]) != list(shape) or len({len(c) for c in columns}) != 1:
-            raise ValueError("entries and shape disagree")
-        rows = {
-            p: (row, int(s), int(m))
-            for row, (p, s, m) in enumerate(zip(*columns[:3], strict=True))
-        }
-        bad = {
-            p: (int(s), int(m))
-            for p, s, m in zip(
-                skipped["path"], skipped["size"], skipped["mtime_ns"], strict=True
-            )
-        }
-        checksums = _parse_checksums(doc.get("checksums"), shape[0])
+        manifest = _parse(doc, path, image_size, decoding)
     except _OtherDecoding as exc:
         warn_rebuild(str(exc))
         return None
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    except (
+        OSError,
+        ValueError,  # UntrustedFileError among them
+        KeyError,
+        TypeError,
+        RecursionError,
+        OverflowError,
+    ) as exc:
         warn_rebuild(f"its manifest {str(path)!r} is unreadable ({exc})")
         return None
-    data = folder / data_file
-    header_shape: tuple[int, ...] | None = None
-    try:
-        actual = data.stat().st_size
-        if actual == doc.get("data_bytes"):
-            header_shape = open_data(data).shape
-    except (OSError, ValueError) as exc:
-        warn_rebuild(f"its data file {str(data)!r} cannot be read ({exc})")
-        return None
-    if actual != doc.get("data_bytes") or header_shape != shape:
-        warn_rebuild(
-            f"its data file {str(data)!r} does not match the manifest (it holds "
-            f"{actual} bytes, the manifest says {doc.get('data_bytes')} bytes of "
-            f"shape {shape})"
+    return manifest if _data_agrees(folder, manifest) else None
+
+
+def _parse(
+    doc: dict[str, Any], path: Path, image_size: tuple[int, int], decoding: Decoding
+) -> Manifest:
+    """The manifest of `doc`, every field checked (before the data file).
+
+    Raises:
+        ValueError, KeyError, TypeError: a field is missing or malformed.
+        _OtherDecoding: it was built with another decoding.
+    """
+    build_id, data_file = doc["build_id"], doc["data_file"]
+    if not isinstance(build_id, str) or not isinstance(data_file, str):
+        raise ValueError("build_id and data_file are not strings")
+    if not build_id.isalnum() or data_file != f"{DATA_PREFIX}{build_id}.npy":
+        raise ValueError(f"data file {data_file!r} is not that of build {build_id}")
+    if _ints(doc["image_size"], "image_size") != list(image_size):
+        raise ValueError(f"image_size {doc['image_size']} in a {image_size} folder")
+    # Written before the decoding options existed: the defaults.
+    recorded = doc.get("decoding", Decoding().to_json())
+    if recorded != decoding.to_json():
+        raise _OtherDecoding(
+            f"its manifest {str(path)!r} says it was built with "
+            f"{_describe_decoding(recorded)}, not "
+            f"{_describe_decoding(decoding.to_json())}"
         )
-        return None
+    entries, skipped = doc["entries"], doc["skipped"]
+    if not isinstance(entries, dict) or not isinstance(skipped, dict):
+        raise ValueError("entries or skipped is not an object")
+    paths = _strs(entries["path"], "entries.path")
+    labels = _ints(entries["label"], "entries.label")
+    stamps = _stamps(entries, len(paths), "entries")
+    shape = (len(paths), *image_size, decoding.channels)
+    if _ints(doc["shape"], "shape") != list(shape) or len(labels) != len(paths):
+        raise ValueError("entries and shape disagree")
+    skipped_paths = _strs(skipped["path"], "skipped.path")
+    skipped_stamps = _stamps(skipped, len(skipped_paths), "skipped")
     return Manifest(
         build_id=build_id,
         data_file=data_file,
         shape=shape,
-        rows=rows,
-        skipped=bad,
+        rows={
+            p: (row, st) for row, (p, st) in enumerate(zip(paths, stamps, strict=True))
+        },
+        skipped=dict(zip(skipped_paths, skipped_stamps, strict=True)),
         document=doc,
-        checksums=checksums,
+        checksums=_parse_checksums(doc.get("checksums"), shape[0]),
     )
+
+
+def _ints(value: Any, what: str) -> list[int]:
+    """`value` if it is a list of integers >= 0 (not floats, not booleans)."""
+    if not isinstance(value, list) or not all(type(v) is int and v >= 0 for v in value):
+        raise ValueError(f"{what} is not a list of integers >= 0")
+    return value
+
+
+def _strs(value: Any, what: str) -> list[str]:
+    if not isinstance(value, list) or not all(type(v) is str for v in value):
+        raise ValueError(f"{what} is not a list of strings")
+    return value
+
+
+def _stamps(columns: dict[str, Any], length: int, what: str) -> list[Stamp]:
+    """The `Stamp` of each of `length` entries, from the columns of `STAMP_FIELDS`."""
+    values = [_ints(columns[name], f"{what}.{name}") for name in STAMP_FIELDS]
+    if any(len(v) != length for v in values):
+        raise ValueError(f"the columns of {what} differ in length")
+    return [(a, b, c, d) for a, b, c, d in zip(*values, strict=True)]
+
+
+def _data_agrees(folder: Path, manifest: Manifest) -> bool:
+    """Whether the data file has the size and shape the manifest says (else a warning)."""
+    doc = manifest.document
+    data = folder / manifest.data_file
+    header_shape: tuple[int, ...] | None = None
+    try:
+        actual = os.lstat(data).st_size
+        if actual == doc.get("data_bytes"):
+            header_shape = open_data(data).shape
+    except (OSError, ValueError) as exc:
+        warn_rebuild(f"its data file {str(data)!r} cannot be read ({exc})")
+        return False
+    if actual != doc.get("data_bytes") or header_shape != manifest.shape:
+        warn_rebuild(
+            f"its data file {str(data)!r} does not match the manifest (it holds "
+            f"{actual} bytes, the manifest says {doc.get('data_bytes')} bytes of "
+            f"shape {manifest.shape})"
+        )
+        return False
+    return True
 
 
 class _OtherDecoding(Exception):

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from augframe.io.cache.manifest import Manifest
+from augframe.io.cache.manifest import Manifest, Stamp
 
 __all__ = ["Items", "asked_only", "merge_shared"]
 
@@ -31,14 +31,15 @@ class Items:
         names: the name of each item (as the caller gave it; a path of
             another subset is its absolute path).
         keys: the absolute path of each item.
-        stamps: `(size, mtime_ns)` of each item, None when it cannot be read.
+        stamps: the `Stamp` (size, `mtime_ns`, inode, `ctime_ns`) of each
+            item, None when it cannot be read.
         labels: the label recorded for each item.
         wanted: for each file asked for, the index of its item.
     """
 
     names: list[str]
     keys: list[str]
-    stamps: list[tuple[int, int] | None]
+    stamps: list[Stamp | None]
     labels: np.ndarray
     wanted: np.ndarray
 
@@ -46,7 +47,7 @@ class Items:
 def asked_only(
     names: list[str],
     keys: list[str],
-    stamps: list[tuple[int, int] | None],
+    stamps: list[Stamp | None],
     labels: np.ndarray,
 ) -> Items:
     """The items of a cache of exactly the files asked for, in their order."""
@@ -56,29 +57,31 @@ def asked_only(
 def merge_shared(
     names: list[str],
     keys: list[str],
-    stamps: list[tuple[int, int] | None],
+    stamps: list[Stamp | None],
     labels: np.ndarray,
     *,
     old: Manifest | None,
     pool: ThreadPoolExecutor,
-    stamp: Callable[[str], tuple[int, int] | None],
+    stamp: Callable[[str], Stamp | None],
 ) -> Items:
     """The items of a shared cache: the old rows still valid, then new files.
 
     A file asked for twice is one item. A file of another subset is kept
-    while its size and `mtime_ns` are those recorded; a removed or changed
-    one is dropped (the subset that asks for it again decodes it again).
+    while its stamp (size, `mtime_ns`, inode, `ctime_ns`) is the one
+    recorded; a removed or changed one is dropped (the subset that asks for
+    it again decodes it again), so that a cache never holds rows of files
+    that are gone.
     """
     asked: dict[str, int] = {}
     for i, key in enumerate(keys):
         asked.setdefault(key, i)
     out_names: list[str] = []
     out_keys: list[str] = []
-    out_stamps: list[tuple[int, int] | None] = []
+    out_stamps: list[Stamp | None] = []
     out_labels: list[int] = []
     index: dict[str, int] = {}
 
-    def add(name: str, key: str, st: tuple[int, int] | None, label: int) -> None:
+    def add(name: str, key: str, st: Stamp | None, label: int) -> None:
         index[key] = len(out_keys)
         out_names.append(name)
         out_keys.append(key)
@@ -91,11 +94,11 @@ def merge_shared(
         other_stamps = dict(zip(others, pool.map(stamp, others), strict=True))
         recorded = old.document["entries"]["label"]
         for key in in_order:
-            row, size, mtime = old.rows[key]
+            row, recorded_stamp = old.rows[key]
             if key in asked:
                 i = asked[key]
                 add(names[i], key, stamps[i], int(labels[i]))
-            elif other_stamps[key] == (size, mtime):
+            elif other_stamps[key] == recorded_stamp:
                 add(key, key, other_stamps[key], int(recorded[row]))
     for key, i in asked.items():
         if key not in index:

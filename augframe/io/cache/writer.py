@@ -25,7 +25,13 @@ from augframe.io.cache.layout import (
     open_data,
     remove_orphans,
 )
-from augframe.io.cache.manifest import Checksums, Manifest, write_manifest
+from augframe.io.cache.manifest import (
+    STAMP_FIELDS,
+    Checksums,
+    Manifest,
+    Stamp,
+    write_manifest,
+)
 from augframe.io.cache.merge import Items
 from augframe.io.cache.verify import chunk_checksums, rows_per_chunk
 from augframe.io.decode.arrays import Decoding
@@ -38,13 +44,18 @@ _CHUNK = 64  # images per decode job
 _COPY_BYTES = 64 * 2**20  # bytes per chunk when copying rows between files
 
 
-def stamp(key: str) -> tuple[int, int] | None:
-    """`(size, mtime_ns)` of a file, or None when it cannot be read."""
+def stamp(key: str) -> Stamp | None:
+    """`(size, mtime_ns, inode, ctime_ns)` of a file, None when it cannot be read.
+
+    As git's index does: a file replaced by another of the same size with its
+    mtime restored (`rsync -a`, `tar`, `cp -p`, unzipping) has another inode
+    or `ctime`, which users cannot set (see docs/design/cache.md).
+    """
     try:
         st = os.stat(key)
     except OSError:
         return None
-    return st.st_size, st.st_mtime_ns
+    return st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns
 
 
 class Build:
@@ -78,7 +89,7 @@ class Build:
         for i, (key, stamp) in enumerate(zip(keys, stamps, strict=True)):
             if stamp is None:
                 source[i] = -2
-            elif old is not None and old.rows.get(key, (-1, -1, -1))[1:] == stamp:
+            elif old is not None and key in old.rows and old.rows[key][1] == stamp:
                 source[i] = old.rows[key][0]
             elif old is not None and old.skipped.get(key) == stamp:
                 source[i] = -2  # failed before and unchanged since: not retried
@@ -89,7 +100,7 @@ class Build:
         # Decoded again only because of damage: unchanged since they were cached.
         damaged = old.damaged if old is not None else {}
         self.num_damaged = sum(
-            damaged.get(keys[i], (-1, -1, -1))[1:] == stamps[i]
+            keys[i] in damaged and damaged[keys[i]][1] == stamps[i]
             for i in np.flatnonzero(source == -1).tolist()
         )
         self.checksums: Checksums | None = None
@@ -290,14 +301,12 @@ class Build:
             "dtype": "uint8",
             "entries": {
                 "path": [self.keys[i] for i in kept],
-                "size": [s[0] for i in kept if (s := stamps[i]) is not None],
-                "mtime_ns": [s[1] for i in kept if (s := stamps[i]) is not None],
+                **_columns([stamps[i] for i in kept]),
                 "label": self.labels[kept].tolist(),
             },
             "skipped": {
                 "path": [self.keys[i] for i in skipped if stamps[i] is not None],
-                "size": [s[0] for i in skipped if (s := stamps[i]) is not None],
-                "mtime_ns": [s[1] for i in skipped if (s := stamps[i]) is not None],
+                **_columns([stamps[i] for i in skipped]),
             },
             **checksums,
         }
@@ -313,6 +322,12 @@ class Build:
             "silence this warning (a changed file is decoded again).",
             ImageWarning,
         )
+
+
+def _columns(stamps: list[Stamp | None]) -> dict[str, list[int]]:
+    """The manifest's columns (`STAMP_FIELDS`) of the stamps that are known."""
+    known = [s for s in stamps if s is not None]
+    return {name: [s[k] for s in known] for k, name in enumerate(STAMP_FIELDS)}
 
 
 def _preallocate(path: Path, num_bytes: int) -> None:
