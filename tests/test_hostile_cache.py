@@ -38,8 +38,8 @@ from augframe.io.cache.home import dataset_folder
 from augframe.io.cache.manifest import read_manifest
 from augframe.io.decode.arrays import Decoding, resize
 from augframe.io.decode.files import decode_image
+from augframe.io.files import json_too_deep
 from augframe.io.listing import collect_directory
-from augframe.io.untrusted import json_too_deep
 
 SIZE = (12, 10)
 FOLDER = f"{SIZE[0]}x{SIZE[1]}"

@@ -27,14 +27,8 @@ from augframe import _warn
 from augframe.augment import pipelines as shipped
 from augframe.errors import ConfigError
 from augframe.io.decode.arrays import CHANNELS, to_color_mode
-from augframe.options.data_files import (
-    MAX_DEPTH,
-    FileTooLarge,
-    brackets_too_deep,
-    load_yaml,
-    read_regular,
-    yaml_problem,
-)
+from augframe.io.files import FileTooLarge, json_too_deep, read_regular
+from augframe.options.data_files import MAX_DEPTH, load_yaml, yaml_problem
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 import albumentations as A
@@ -137,13 +131,15 @@ MAX_NESTING = 8
 def _read_pipeline_file(file: Path) -> dict[str, Any]:
     """The mapping a pipeline file holds (JSON, or YAML by its suffix).
 
-    Read as data (`augframe.options.data_files`): a regular file of at most
+    Read as data (`augframe.io.files`, `augframe.options.data_files`): a regular file of at most
     `MAX_PIPELINE_BYTES`, YAML without anchors or aliases, JSON and YAML
     nested at most `MAX_DEPTH` levels.
     """
     suffix = file.suffix.lower()
     try:
-        text = read_regular(file, MAX_PIPELINE_BYTES).decode("utf-8")
+        text = read_regular(file, max_bytes=MAX_PIPELINE_BYTES, follow=True).decode(
+            "utf-8"
+        )
     except UnicodeDecodeError:
         raise ConfigError(
             f"The pipeline file {str(file)!r} is not text (not UTF-8): expected "
@@ -194,7 +190,7 @@ def _parse(text: str, data_format: str) -> Any:
     """The data of a pipeline file's text, as JSON or YAML."""
     if data_format == "YAML":
         return load_yaml(text)
-    if brackets_too_deep(text, MAX_DEPTH):
+    if json_too_deep(text, MAX_DEPTH):
         raise ValueError(f"nested more than {MAX_DEPTH} levels deep")
     return json.loads(text)
 

@@ -16,7 +16,7 @@ from augframe.io.decode.files import (
     NOT_AN_IMAGE,
     ImageReadError,
     check_pixels,
-    read_regular,
+    read_image_bytes,
 )
 from augframe.io.decode.headers import SNIFF_BYTES, header_size, image_format
 from augframe.io.natives import check_classes, shorten, warn_skipped
@@ -38,7 +38,7 @@ def _is_image_file(path: Path) -> bool:
 def unreadable(path: str, max_image_pixels: int = MAX_IMAGE_PIXELS) -> str | None:
     """Why the image file `path` cannot be used ("path: reason"), or None.
 
-    Reads the file's first `SNIFF_BYTES` (with `read_regular`: a FIFO or a
+    Reads the file's first `SNIFF_BYTES` (with `read_image_bytes`: a FIFO or a
     device is refused, never waited on): an image's signature (JPEG, PNG,
     GIF, BMP, TIFF, WebP, whatever the extension says) and, where the
     header is in those bytes, the size it claims, checked against
@@ -50,7 +50,7 @@ def unreadable(path: str, max_image_pixels: int = MAX_IMAGE_PIXELS) -> str | Non
     '/no/such/file.jpg: No such file or directory'
     """
     try:
-        head = read_regular(path, SNIFF_BYTES)
+        head = read_image_bytes(path, SNIFF_BYTES)
         if not head:
             return f"{path}: empty file"
         if image_format(head) is None:

@@ -33,8 +33,7 @@ from pydantic import (
 
 from augframe import _warn
 from augframe.errors import ConfigError, ControlFileWarning
-from augframe.io.files import write_atomic
-from augframe.options.data_files import FileTooLarge, brackets_too_deep, read_regular
+from augframe.io.files import FileTooLarge, json_too_deep, read_regular, write_atomic
 from augframe.options.registry import (
     HOT_OPTIONS,
     OPTIONS,
@@ -162,7 +161,7 @@ def parse_control(data: bytes) -> tuple[ControlSettings, list[str]]:
         )
     try:
         text = data.decode("utf-8-sig")  # editors such as Notepad add a BOM
-        if brackets_too_deep(text, MAX_DEPTH):
+        if json_too_deep(text, MAX_DEPTH):
             raise ControlProblem(f"values are nested too deeply. {_allowed()}")
         raw = json.loads(text, parse_constant=_no_constant)
     except ControlProblem:
@@ -200,7 +199,7 @@ def parse_control(data: bytes) -> tuple[ControlSettings, list[str]]:
 
 def _read_limited(path: Path) -> bytes:
     """The file's bytes, if it is a regular file of at most `MAX_CONTROL_BYTES`
-    (`augframe.options.data_files.read_regular`: a FIFO or a device at the path
+    (`augframe.io.files.read_regular`: a FIFO or a device at the path
     cannot hang the poll or exhaust memory).
 
     Raises:
@@ -208,7 +207,7 @@ def _read_limited(path: Path) -> bytes:
         ControlProblem: the file is too large.
     """
     try:
-        return read_regular(path, MAX_CONTROL_BYTES)
+        return read_regular(path, max_bytes=MAX_CONTROL_BYTES, follow=True)
     except FileTooLarge as exc:
         raise ControlProblem(
             f"the file is {exc.size} bytes, more than {MAX_CONTROL_BYTES}. {_allowed()}"

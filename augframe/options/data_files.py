@@ -1,12 +1,13 @@
-"""Reading configuration files as data: regular files of bounded size, YAML without aliases, bounded nesting.
+"""Reading configuration files as data: YAML without aliases, bounded nesting and size.
 
 Run configs and pipeline files are written by users and shared between
 them, so they are read as data, never as programs: `load_yaml` is the one
 YAML loader of the project (a `yaml.SafeLoader` that refuses anchors and
 aliases, which expand a few hundred bytes into billions of nodes, caps the
-nesting and the number of nodes, and refuses a key given twice), and
-`read_regular` opens a file without blocking and reads it only if it is a
-regular file no larger than a limit. Design notes: docs/design/options.md.
+nesting and the number of nodes, and refuses a key given twice). Files are
+opened with `augframe.io.files.read_regular` (regular files only, without
+blocking, bounded) and JSON's nesting is checked with
+`augframe.io.files.json_too_deep` before parsing. Design notes: docs/design/options.md.
 
 Example:
 >>> load_yaml("image_size: [8, 8]\\n")
@@ -22,10 +23,6 @@ yaml.composer.ComposerError: YAML anchors and aliases (&name, *name) are not all
 
 from __future__ import annotations
 
-import errno
-import os
-import re
-import stat
 from typing import Any
 
 import yaml
@@ -35,10 +32,7 @@ from yaml.constructor import ConstructorError
 __all__ = [
     "MAX_DEPTH",
     "MAX_NODES",
-    "FileTooLarge",
-    "brackets_too_deep",
     "load_yaml",
-    "read_regular",
     "yaml_problem",
 ]
 
@@ -134,75 +128,3 @@ def yaml_problem(exc: yaml.YAMLError) -> str:
     mark = getattr(exc, "problem_mark", None)
     where = f" at line {mark.line + 1} column {mark.column + 1}" if mark else ""
     return f"{getattr(exc, 'problem', None) or type(exc).__name__}{where}"
-
-
-# A JSON string (escapes honoured; an unterminated one runs to the end) or a bracket.
-_STRING_OR_BRACKET = re.compile(r'"(?:[^"\\]+|\\.)*"?|[\[\]{}]', re.DOTALL)
-
-
-def brackets_too_deep(text: str, limit: int = MAX_DEPTH) -> bool:
-    """True if JSON `text` opens more than `limit` brackets at once, outside strings.
-
-    A linear scan, run before `json.loads`: `json` recurses once per level and
-    raises RecursionError near the interpreter's recursion limit (1000 in plain
-    Python), long before a check of the loaded value could say "nested too
-    deeply".
-
-    Example:
-    >>> brackets_too_deep("[[1]]", 1), brackets_too_deep('["[[["]', 1)
-    (True, False)
-    """
-    depth = 0
-    for match in _STRING_OR_BRACKET.finditer(text):
-        char = match.group()[0]
-        if char in "[{":
-            depth += 1
-            if depth > limit:
-                return True
-        elif char in "]}":
-            depth -= 1
-    return False
-
-
-class FileTooLarge(ValueError):
-    """A file is larger than its reader's limit (`size` bytes at least)."""
-
-    def __init__(self, size: int, limit: int) -> None:
-        super().__init__(f"the file is {size} bytes, more than {limit}")
-        self.size = size
-        self.limit = limit
-
-
-def read_regular(path: str | os.PathLike[str], limit: int) -> bytes:
-    """The bytes of `path`, if it is a regular file of at most `limit` bytes.
-
-    Opened without blocking and checked on the open file, so that a FIFO or a
-    device (/dev/zero) at the path cannot hang the reader or exhaust memory,
-    and never more than `limit + 1` bytes are read (a file that grows while it
-    is read is refused too).
-
-    Raises:
-        OSError: the file cannot be opened, or it is not a regular file.
-        FileTooLarge: the file is larger than `limit`.
-    """
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise OSError(errno.EINVAL, "it is not a regular file", os.fspath(path))
-        if info.st_size > limit:
-            raise FileTooLarge(info.st_size, limit)
-        chunks: list[bytes] = []
-        remaining = limit + 1
-        while remaining > 0:
-            chunk = os.read(fd, remaining)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            remaining -= len(chunk)
-        data = b"".join(chunks)
-        if len(data) > limit:
-            raise FileTooLarge(len(data), limit)
-        return data
-    finally:
-        os.close(fd)

@@ -34,12 +34,8 @@ from pydantic import (
 
 from augframe.augment import pipelines as shipped
 from augframe.errors import ConfigError
-from augframe.options.data_files import (
-    FileTooLarge,
-    load_yaml,
-    read_regular,
-    yaml_problem,
-)
+from augframe.io.files import FileTooLarge, read_regular
+from augframe.options.data_files import load_yaml, yaml_problem
 from augframe.options.registry import (
     OPTIONS,
     PathText,
@@ -308,7 +304,7 @@ def read_config(path: str | os.PathLike[str]) -> dict[str, Any]:
     """
     file = Path(path)
     try:
-        data = read_regular(file, MAX_CONFIG_BYTES)
+        data = read_regular(file, max_bytes=MAX_CONFIG_BYTES, follow=True)
     except FileNotFoundError:
         raise ConfigError(f"{file}: no such run config file.") from None
     except FileTooLarge as exc:

@@ -49,7 +49,7 @@ from augframe.io.cache.layout import (
     unlink_own,
 )
 from augframe.io.cache.manifest import read_header
-from augframe.io.untrusted import open_regular
+from augframe.io.files import open_regular
 
 __all__ = [
     "DEFAULT_SHARE",

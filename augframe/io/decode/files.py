@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import errno
 import os
-import stat
 
 import cv2
 import numpy as np
@@ -18,6 +16,7 @@ from augframe.io.decode.arrays import (
 )
 from augframe.io.decode.headers import header_size, image_format
 from augframe.io.decode.jpeg import jpeg_size
+from augframe.io.files import read_head, read_regular
 from augframe.options.registry import MAX_IMAGE_PIXELS
 
 __all__ = [
@@ -27,7 +26,7 @@ __all__ = [
     "check_pixels",
     "decode_image",
     "load_image",
-    "read_regular",
+    "read_image_bytes",
     "to_rgb",
 ]
 
@@ -81,40 +80,25 @@ def load_image(
         raise _unreadable(path, exc) from exc
 
 
-def read_regular(path: str | os.PathLike[str], limit: int | None = None) -> bytes:
-    """The first `limit` bytes (all with None) of a regular file.
+def read_image_bytes(path: str | os.PathLike[str], limit: int | None = None) -> bytes:
+    """The first `limit` bytes (all with None) of an image file.
 
-    The one way augframe opens an image file: without blocking, and checked
-    on the open file, so that a FIFO, a socket or a device named `*.jpg`
-    never hangs a listing or a build, and a path OpenCV could not take (a
-    name that is not valid UTF-8) never reaches it: the bytes are decoded
-    from memory.
+    The one way augframe opens an image file (`augframe.io.files`: without
+    blocking, and checked on the open file), so that a FIFO, a socket or a
+    device named `*.jpg` never hangs a listing or a build, and a path OpenCV
+    could not take (a name that is not valid UTF-8) never reaches it: the
+    bytes are decoded from memory. A symlink is followed, as listing does.
 
     Raises:
         ImageReadError: the file cannot be opened or read, or it is not a
             regular file (the reason named).
     """
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        if limit is None:
+            return read_regular(path, max_bytes=None, follow=True)
+        return read_head(path, limit, follow=True)
     except OSError as exc:
         raise ImageReadError(f"{os.fspath(path)}: {exc.strerror or exc}") from exc
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise OSError(errno.EINVAL, "not a regular file")
-        want = info.st_size if limit is None else min(limit, info.st_size)
-        chunks: list[bytes] = []
-        while want > 0:
-            chunk = os.read(fd, min(want, 1 << 24))
-            if not chunk:
-                break  # the file shrank since fstat
-            chunks.append(chunk)
-            want -= len(chunk)
-        return b"".join(chunks)
-    except OSError as exc:
-        raise ImageReadError(f"{os.fspath(path)}: {exc.strerror or exc}") from exc
-    finally:
-        os.close(fd)
 
 
 def _unreadable(path: str | os.PathLike[str], exc: BaseException) -> ImageReadError:
@@ -163,7 +147,7 @@ def decode_image(
     `exif_orientation=True` applies it (rotates or flips, as OpenCV and
     image viewers do).
 
-    The file is opened with `read_regular` and decoded from memory. Before
+    The file is opened with `read_image_bytes` and decoded from memory. Before
     any decoder runs, the size its header claims (`headers.header_size`:
     JPEG, PNG, GIF, BMP, TIFF, WebP) is checked against
     `max_image_pixels`: a larger image (a decompression bomb: a few KB
@@ -234,7 +218,7 @@ def decode_image(
             f"Invalid value for argument `color_mode`. Received: "
             f"color_mode={color_mode!r}. Expected one of {', '.join(map(repr, CHANNELS))}."
         )
-    data = np.frombuffer(read_regular(path), dtype=np.uint8)
+    data = np.frombuffer(read_image_bytes(path), dtype=np.uint8)
     if data.size == 0:
         raise ImageReadError(f"{os.fspath(path)}: empty file")
     check_pixels(path, _claimed_size(path, data), max_image_pixels)
