@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from augframe.errors import AugframeError, ConfigError
-from augframe.options.registry import OPTIONS, argparse_type, parse_text
+from augframe.options.registry import OPTIONS, argparse_type, parse_text, usable_cpus
 
 __all__ = ["build_parser", "default_cache_dir", "main"]
 
@@ -321,7 +321,7 @@ def _cache_build(args: argparse.Namespace) -> int:
     image_size = (args.image_size[0], args.image_size[1])
     options: dict[str, Any] = dict(
         image_size=image_size,
-        num_workers=args.workers or os.cpu_count() or 1,
+        num_workers=args.workers or usable_cpus(),
         progress=True,
         class_names=class_names,
         decoding=decoding,

@@ -244,7 +244,7 @@ def _open_default(files: _Files, options: dict[str, Any]) -> ImageStore:
 
 def _build_workers(options: dict[str, Any]) -> int:
     # Decoding releases the GIL: threads on every core.
-    return int(options.get("num_build_workers") or os.cpu_count() or 1)
+    return int(options.get("num_build_workers") or opts.usable_cpus())
 
 
 def _planned(files: _Files, cache_dir: CacheDir, options: dict[str, Any]) -> Planned:

@@ -15,7 +15,6 @@ Example:
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -140,7 +139,7 @@ def open_frames(
             class_names=class_names,
             serving=serving,
             entropy=root_entropy(values["seed"], shard),
-            num_workers=values["num_build_workers"] or os.cpu_count(),
+            num_workers=values["num_build_workers"] or opts.usable_cpus(),
             progress=values["verbose"] > 0,
             say=Say(values["verbose"]),
         )
@@ -313,7 +312,7 @@ def _open_store(
         store, class_names = mapping_to_store(
             source,
             image_size=image_size,
-            num_workers=values["num_build_workers"] or os.cpu_count() or 1,
+            num_workers=values["num_build_workers"] or opts.usable_cpus(),
             decoding=decoding,
         )
     if tuple(store.image_size) != image_size:

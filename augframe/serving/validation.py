@@ -11,6 +11,7 @@ returns.
 Example:
 >>> from augframe.io.stores import ArrayStore
 >>> from augframe.options.groups import ServingOptions
+from augframe.options.registry import usable_cpus
 >>> store = ArrayStore(np.zeros((3, 8, 8, 3), np.uint8), np.array([0, 0, 1]))
 >>> val = ValidationFrames(store, class_names=["a", "b"],
 ...                        serving=ServingOptions.of(batch_size=2), entropy=0)
@@ -22,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -52,6 +52,7 @@ from augframe.io.stores import (
 )
 from augframe.observe.report import FrameReport
 from augframe.options.groups import ServingOptions
+from augframe.options.registry import usable_cpus
 from augframe.serving.batches import Batcher
 
 __all__ = ["GatheredBuffer", "ValidationFrames", "gatherer", "natives_at_size"]
@@ -249,7 +250,7 @@ class ValidationFrames:
             bar = tqdm(
                 total=len(order), desc="augframe validation", unit="img", leave=False
             )
-        with ThreadPoolExecutor(max_workers=num_workers or os.cpu_count() or 1) as pool:
+        with ThreadPoolExecutor(max_workers=num_workers or usable_cpus()) as pool:
             for _ in pool.map(decode, range(len(order))):
                 if bar is not None:
                     bar.update()

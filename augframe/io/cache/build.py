@@ -59,7 +59,7 @@ def build_cache(
         cache_dir: folder of the cache; created if missing.
         image_size: `(height, width)` of the cached images.
         num_workers: threads that decode and check in parallel; None (the
-            default) for one per core (`os.cpu_count()`).
+            default) for one per core this process may use.
         progress: show progress bars while checking and decoding.
         class_names: names of the classes, used in error messages.
         verify: check the rows of an existing cache against their checksums
@@ -95,7 +95,7 @@ def build_cache(
     image_size = _checks.check_image_size(image_size)
     num_workers = (
         _checks.check_int("num_workers", num_workers, allow_none=True)
-        or os.cpu_count()
+        or _checks.usable_cpus()
         or 1
     )
     decoding = _check_flags(decoding, verify=verify, shared=shared)
