@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from concurrent import futures
+from concurrent.futures import Future
 from typing import Generic, TypeVar
 
 from augframe._parallel import Gate
@@ -20,7 +22,12 @@ Work = Callable[[threading.Event, Gate | None], T]
 
 
 class BackgroundJob(Generic[T]):
-    """Runs `work(cancel, pacer)` on a daemon thread.
+    """Runs `work(cancel, pacer)` on a daemon thread; its outcome is a standard `Future`.
+
+    The result, the error and "done" are a `concurrent.futures.Future`'s. The
+    thread is a daemon of its own, not a `ThreadPoolExecutor` worker: an
+    executor's workers are joined at interpreter exit, and a paced build
+    would keep a finished script waiting for training that never comes.
 
     Args:
         work: the build.
@@ -32,8 +39,8 @@ class BackgroundJob(Generic[T]):
     Example:
     >>> job = BackgroundJob(lambda cancel, gate: 42, name="augframe-demo",
     ...                     aug_p=None, pipe_p=None)
-    >>> job.result()
-    42
+    >>> job.result(), job.done()
+    (42, True)
     """
 
     def __init__(
@@ -49,20 +56,19 @@ class BackgroundJob(Generic[T]):
         self.pipe_p = pipe_p
         self.pacer = pacer
         self._cancel = threading.Event()
-        self._result: T | None = None
-        self._error: BaseException | None = None
+        self.future: Future[T] = Future()
+        self.future.set_running_or_notify_cancel()
 
         def target() -> None:
             try:
-                self._result = work(self._cancel, pacer)
+                self.future.set_result(work(self._cancel, pacer))
             except BaseException as exc:
-                self._error = exc
+                self.future.set_exception(exc)
 
-        self._thread = threading.Thread(target=target, name=name, daemon=True)
-        self._thread.start()
+        threading.Thread(target=target, name=name, daemon=True).start()
 
     def done(self) -> bool:
-        return not self._thread.is_alive()
+        return self.future.done()
 
     def result(self) -> T:
         """Waits for the build and returns its result, or re-raises its error.
@@ -71,18 +77,18 @@ class BackgroundJob(Generic[T]):
         """
         if self.pacer is not None:
             self.pacer.hurry()
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        assert self._result is not None
-        return self._result
+        return self.future.result()
 
-    def cancel(self) -> None:
-        """Stops the build as soon as the running chunks finish, and waits."""
+    def stop(self) -> None:
+        """Tells the build to stop as soon as the running chunks finish; does not wait."""
         self._cancel.set()
         if self.pacer is not None:
             self.pacer.hurry()
-        self._thread.join()
+
+    def cancel(self) -> None:
+        """Stops the build as soon as the running chunks finish, and waits."""
+        self.stop()
+        futures.wait([self.future])
 
 
 class BackgroundBuild(BackgroundJob[Frame]):

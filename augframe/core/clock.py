@@ -31,7 +31,10 @@ _Kind = Literal["train", "other"]
 class EpochClock:
     """Places a dataset's lifecycle events; see docs/design/epoch-clock.md.
 
-    Not thread-safe: Keras sends lifecycle events from one thread.
+    Not thread-safe by itself: the adapters call it inside the frame
+    engine's command lock (`FrameEngine.serialised`), so that events from
+    Keras' thread and from tf.data's generator thread (`as_tf_dataset`) run
+    one at a time, each with the epoch end it causes.
     """
 
     def __init__(self) -> None:

@@ -1,8 +1,12 @@
 """The frame engine: which frame is served, when the next one is built, and how.
 
 A state machine driven by `end_epoch()` and `regenerate()`; it tells its
-listeners when a frame is installed. Its states, its failure contract and the
-measurements behind paced background builds are in docs/design/engine.md.
+listeners when a frame is installed (the layer above builds the frame's report
+from that event). It is the one owner of the state that changes while
+training (epoch, frame, pending build, hot settings in force): every command
+runs under its command lock. Its states, its threading model, its failure
+contract and the measurements behind paced background builds are in
+docs/design/engine.md.
 
 Example:
 >>> import numpy as np
@@ -45,7 +49,6 @@ from augframe.core.slices import RollingFrames
 from augframe.core.workspace import open_workspace
 from augframe.errors import AugframeError, BuildError
 from augframe.io.stores import ImageStore
-from augframe.observe.report import FrameReport
 from augframe.options.groups import BuildOptions, ScheduleOptions
 from augframe.options.hot import PROBABILITIES, HotSettings
 
@@ -80,10 +83,19 @@ class View:
 
 @dataclass(frozen=True)
 class FrameInstalled:
-    """The event: a new frame is served (its buffer is not written while listeners run)."""
+    """The event: a new frame is served (its buffer is not written while listeners run).
+
+    Attributes:
+        frame: the frame now served.
+        available: natives per class in the store.
+        paced_seconds: how long its paced build waited for training.
+        note: the schedule's words on it (how many epochs the last one served).
+    """
 
     frame: Frame
-    report: FrameReport
+    available: list[int]
+    paced_seconds: float
+    note: str
 
 
 Listener = Callable[[FrameInstalled], None]
@@ -156,6 +168,10 @@ class FrameEngine:
         say: Callable[[str], None] = _log_only,
         listeners: Iterable[Listener] = (),
     ) -> None:
+        # The command lock: every state transition (epoch end, regenerate,
+        # close, a hot change) holds it from start to end. Re-entrant: a
+        # listener may set a hot value. Readers never take it.
+        self._command = threading.RLock()
         self._spec = spec if spec is not None else PipelineSpec(None)
         self._say_overrides = OverrideNotes(self._spec, hot, say)
         self.class_names = class_names
@@ -202,7 +218,6 @@ class FrameEngine:
         self.epoch = 0
         self.epochs_in_frame = 0
         self.last_error: BaseException | None = None
-        self.report: FrameReport | None = None  # of the frame being served
         self._say_overrides()
         try:
             frame = self._builder.build(
@@ -233,6 +248,7 @@ class FrameEngine:
         except BaseException:
             self.close()
             raise
+        hot.serialise_with(self._command)
         hot.subscribe(self._settings_changed)
 
     # ----------------------------------------------------------------- reading
@@ -289,6 +305,17 @@ class FrameEngine:
         with self.reading() as view:
             return view.frame.generation
 
+    @contextlib.contextmanager
+    def serialised(self) -> Iterator[None]:
+        """Runs the block as one command: no other command interleaves with it.
+
+        The adapters place their epoch clock's events and the control file's
+        changes inside it, from whichever thread Keras or tf.data calls them.
+        Re-entrant; never hold it while waiting on another thread that needs it.
+        """
+        with self._command:
+            yield
+
     # ---------------------------------------------------------------- schedule
 
     def end_epoch(self, *, regenerate: bool = False) -> bool:
@@ -305,6 +332,10 @@ class FrameEngine:
             BuildError: the next frame could not be built; the last good frame
                 stays served and the next epoch end tries again.
         """
+        with self._command:
+            return self._end_epoch(regenerate)
+
+    def _end_epoch(self, regenerate: bool) -> bool:
         self.schedule.time_epoch()
         self.epoch += 1
         self.epochs_in_frame += 1
@@ -339,31 +370,46 @@ class FrameEngine:
             AugframeError: the engine is closed.
             BuildError: the build failed; the last good frame stays served.
         """
-        if self._closed:
-            raise AugframeError(
-                "This FrameSequence is closed: it serves its last frame and builds "
-                "no new one. Create a new FrameSequence to train further."
-            )
-        self._next_frame(everything=True)
+        with self._command:
+            if self._closed:
+                raise AugframeError(
+                    "This FrameSequence is closed: it serves its last frame and "
+                    "builds no new one. Create a new FrameSequence to train further."
+                )
+            self._next_frame(everything=True)
 
     def close(self) -> None:
-        """Cancels a background build and stops build workers. Idempotent."""
+        """Cancels a background build and stops build workers. Idempotent.
+
+        A command in progress (a swap waiting on its build) is told to stop
+        first, then `close` runs as a command of its own.
+        """
         self._closed = True
-        if self._pending is not None:
-            self._pending.cancel()
-            self._pending = None
-        self._builder.close()
-        for buffer in self._buffers:
-            buffer.release_shared()
-        if self._rolling is not None:
-            self._rolling.release_shared()
+        pending = self._pending
+        if pending is not None:
+            pending.stop()  # a command waiting on it returns soon
+        with self._command:
+            if self._pending is not None:
+                self._pending.cancel()
+                self._pending = None
+            self._builder.close()
+            for buffer in self._buffers:
+                buffer.release_shared()
+            if self._rolling is not None:
+                self._rolling.release_shared()
 
     def _settings_changed(self, names: frozenset[str]) -> None:
         """New probabilities apply from the next frame: restart a pending build.
 
         A rolling frame's pending slice also restarts when `epochs_per_frame`
-        changes, so that it is planned with the new slice size.
+        changes, so that it is planned with the new slice size. Runs under the
+        command lock (`HotSettings.set` takes it), never inside a swap.
         """
+        with self._command:
+            if not self._closed:
+                self._restart_if_stale(names)
+
+    def _restart_if_stale(self, names: frozenset[str]) -> None:
         replan = self._rolling is not None and "epochs_per_frame" in names
         if names & set(PROBABILITIES):
             self._say_overrides()
@@ -500,18 +546,15 @@ class FrameEngine:
         served = self.epochs_in_frame
         self.epochs_in_frame = 0
         self.schedule.plan()
-        report = FrameReport.from_frame(
-            frame,
-            class_names=self.class_names,
-            available=self.available.tolist(),
-            paced_seconds=paced_seconds,
-        )
-        self.report = report
         self._set_order(frame)
-        self.say(report.summary() + self.schedule.note(frame.generation, served))
         # The frame's buffer is not written until the next swap: listeners
         # read it in place.
-        event = FrameInstalled(frame=frame, report=report)
+        event = FrameInstalled(
+            frame=frame,
+            available=self.available.tolist(),
+            paced_seconds=paced_seconds,
+            note=self.schedule.note(frame.generation, served),
+        )
         for listener in self.listeners:
             listener(event)
 

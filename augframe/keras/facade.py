@@ -11,6 +11,7 @@ adapter adds only its Keras' base class and lifecycle: it implements
 
 from __future__ import annotations
 
+import contextlib
 import os
 import weakref
 from collections.abc import Callable, Mapping
@@ -250,6 +251,14 @@ class SequenceFacade:
 
     # -------------------------------------------------------------- lifecycle
 
+    def _serialised(self) -> contextlib.AbstractContextManager[None]:
+        """The engine's command lock (a training sequence): the clock's events
+        and the epoch ends they cause run as one command, from any thread."""
+        training = self._training()
+        if training is None:
+            return contextlib.nullcontext()
+        return training.engine.serialised()
+
     def _end_epoch(self) -> None:
         """A training epoch ended (the clock said so): the frames' schedule runs."""
         self.core.end_epoch()
@@ -260,18 +269,21 @@ class SequenceFacade:
         `verbose` is the fit's (from the callback's `params`): only with 1
         (or "auto") does Keras' progress bar keep its line open at epoch ends.
         """
-        self.clock.fit_begin()
+        with self._serialised():
+            self.clock.fit_begin()
         self.keras_verbose = verbose
 
     def on_fit_epoch_begin(self) -> None:
         """Called by `augframe.FrameScheduler` at Keras' `on_epoch_begin`."""
-        self.clock.fit_epoch_begin()
+        with self._serialised():
+            self.clock.fit_epoch_begin()
 
     def on_fit_end(self) -> None:
         """Called by `augframe.FrameScheduler`; counts an epoch cut short."""
         self.keras_verbose = None
-        if self.clock.fit_end():
-            self._end_epoch()
+        with self._serialised():
+            if self.clock.fit_end():
+                self._end_epoch()
 
     def _progress_line_may_be_open(self) -> bool:
         """Whether Keras' progress bar may have its line open at an epoch end.

@@ -184,7 +184,8 @@ class FrameSequence(SequenceFacade, keras.utils.PyDataset):
     @property
     def use_multiprocessing(self) -> bool:
         """False. Keras reads it once per adapter: the clock's "a call starts"."""
-        self.clock.adapted()
+        with self._serialised():
+            self.clock.adapted()
         return False
 
     @use_multiprocessing.setter
@@ -213,11 +214,15 @@ class FrameSequence(SequenceFacade, keras.utils.PyDataset):
 
     def on_epoch_begin(self) -> None:
         if not self.validation:  # validation data never changes: no clock
-            self.clock.begin()
+            with self._serialised():
+                self.clock.begin()
 
     def on_epoch_end(self) -> None:
-        if not self.validation and self.clock.end():
-            # Keras' progress bar may still have its line open: augframe's
-            # lines (a new frame, a control change) start on a new one.
-            with _console.after_open_line(self._progress_line_may_be_open()):
-                self._end_epoch()
+        if self.validation:
+            return
+        with self._serialised():
+            if self.clock.end():
+                # Keras' progress bar may still have its line open: augframe's
+                # lines (a new frame, a control change) start on a new one.
+                with _console.after_open_line(self._progress_line_may_be_open()):
+                    self._end_epoch()

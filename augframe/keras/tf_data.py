@@ -96,7 +96,7 @@ class _Passes:
         Returns:
             The sample order of the new pass.
         """
-        with self._lock:
+        with self._lock, self.seq._serialised():
             if self._open and self.seq.clock.pass_open:
                 self.seq.on_epoch_end()
             self.seq.on_epoch_begin()

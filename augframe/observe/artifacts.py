@@ -1,12 +1,13 @@
 """What a new frame leaves in `example_dir`: example JPEGs and its report PNG.
 
-`FrameArtifacts` listens to the frame engine's "frame installed" event
-(`augframe.core.engine.FrameInstalled`); the engine knows nothing of files.
+`FrameArtifacts` hears every new frame with its report
+(`augframe.serving.training.FrameReported`, made from the frame engine's
+"frame installed" event); the engine knows nothing of files or reports.
 
 Example:
 >>> artifacts = FrameArtifacts("example_images", hot=hot, max_examples=50,
 ...                            class_names=["a", "b"], entropy=0)  # doctest: +SKIP
->>> engine = FrameEngine(..., listeners=[artifacts])  # doctest: +SKIP
+>>> artifacts(FrameReported(frame, report))  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ class FrameArtifacts:
         self.entropy = entropy
 
     def __call__(self, event: Any) -> None:
-        """Handles a `FrameInstalled` event (its `frame` and `report`)."""
+        """Handles a `FrameReported` event (its `frame` and `report`)."""
         if self.max_examples == 0:
             return
         frame = event.frame

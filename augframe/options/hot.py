@@ -5,11 +5,13 @@
 `augframe control set`), it is checked by the same rules: the registry's
 (`augframe.options.registry.check`) and the two that depend on the run
 (`"auto"` needs background builds, `example_prob > 0` needs an
-`example_dir`). Listeners (the frame engine) hear every change at once, so a
-change takes effect at the same boundary whichever path made it: new
-probabilities from the next frame (a pending background build is restarted),
-a new frame length at the next epoch end, a new `example_prob` from the next
-frame. A refused value raises `ConfigError` when set by property and is one
+`example_dir`). A change is checked, recorded and told to the listeners (the
+frame engine) under the owner's lock (`serialise_with`), so a change never
+interleaves with an epoch end, `regenerate()` or `close()`, and takes effect
+at the same boundary whichever path or thread made it: new probabilities
+from the next build that starts (a pending background build is restarted), a
+new frame length at the next epoch end, a new `example_prob` from the next
+frame (docs/design/engine.md, "Threading model"). A refused value raises `ConfigError` when set by property and is one
 `ControlFileWarning` from a control file, which keeps the last good value.
 
 Example:
@@ -26,7 +28,9 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from typing import Any
 
 from augframe.errors import ConfigError
@@ -63,6 +67,7 @@ class HotSettings:
         self.writes_examples = writes_examples
         self._values = {name: self.check(name, values[name]) for name in HOT_OPTIONS}
         self._listeners: list[Listener] = []
+        self._lock: AbstractContextManager[Any] = threading.RLock()
 
     @classmethod
     def of(
@@ -122,19 +127,31 @@ class HotSettings:
         """Calls `listener(names)` after every change, with the names changed."""
         self._listeners.append(listener)
 
+    def serialise_with(self, lock: AbstractContextManager[Any]) -> None:
+        """Makes every change run under `lock` (re-entrant), the owner's command lock.
+
+        The frame engine passes its own, so that a change and the engine's
+        commands (epoch end, `regenerate()`, `close()`) run one at a time.
+        """
+        self._lock = lock
+
     def set(self, name: str, value: Any) -> str | None:
         """Sets one hot option; returns "name old -> new", or None if unchanged.
+
+        The value is checked, recorded and told to the listeners under the
+        owner's lock (see `serialise_with`), from whichever thread sets it.
 
         Raises:
             ConfigError: the value is refused; nothing changes.
         """
         value = self.check(name, value)
-        old = self._values[name]
-        if value == old:
-            return None
-        self._values[name] = value
-        for listener in list(self._listeners):
-            listener(frozenset((name,)))
+        with self._lock:
+            old = self._values[name]
+            if value == old:
+                return None
+            self._values[name] = value
+            for listener in list(self._listeners):
+                listener(frozenset((name,)))
         return f"{name} {_shown(name, old)} -> {_shown(name, value)}"
 
 

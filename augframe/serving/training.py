@@ -3,7 +3,9 @@
 `TrainingFrames` composes the parts a training sequence is made of: the
 frame engine (`augframe.core.engine`), the hot settings and the control file
 (`augframe.options.hot`), the example writer (`augframe.observe.artifacts`)
-and the batcher. A Keras adapter holds one and forwards Keras' calls to it.
+and the batcher. It subscribes to the engine's "frame installed" event and
+builds each frame's report from it (the engine knows nothing of reports).
+A Keras adapter holds one and forwards Keras' calls to it.
 
 Example:
 >>> frames = TrainingFrames(store, class_names=names, spec=None, build=build,
@@ -15,6 +17,8 @@ from __future__ import annotations
 
 import contextlib
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -22,7 +26,7 @@ import numpy as np
 from augframe._console import Say
 from augframe.augment.pipeline import PipelineSpec
 from augframe.core.builder import Frame
-from augframe.core.engine import FrameEngine, View, root_entropy
+from augframe.core.engine import FrameEngine, FrameInstalled, View, root_entropy
 from augframe.io.stores import ImageStore
 from augframe.observe.artifacts import FrameArtifacts
 from augframe.observe.report import FrameReport
@@ -35,7 +39,41 @@ from augframe.options.groups import (
 from augframe.options.hot import ControlLink, HotSettings
 from augframe.serving.batches import Batcher, gather
 
-__all__ = ["TrainingFrames"]
+__all__ = ["FrameReported", "TrainingFrames"]
+
+
+@dataclass(frozen=True)
+class FrameReported:
+    """A new frame and its report: what the example writer hears."""
+
+    frame: Frame
+    report: FrameReport
+
+
+class Reporter:
+    """Builds every installed frame's report, says its line, then tells `writers`."""
+
+    def __init__(
+        self,
+        class_names: list[str],
+        say: Callable[[str], None],
+        writers: list[Callable[[FrameReported], None]],
+    ) -> None:
+        self.class_names, self.say, self.writers = class_names, say, writers
+        self.report: FrameReport | None = None  # of the frame being served
+
+    def __call__(self, event: FrameInstalled) -> None:
+        report = FrameReport.from_frame(
+            event.frame,
+            class_names=self.class_names,
+            available=event.available,
+            paced_seconds=event.paced_seconds,
+        )
+        self.report = report
+        self.say(report.summary() + event.note)
+        reported = FrameReported(event.frame, report)
+        for writer in self.writers:
+            writer(reported)
 
 
 class TrainingFrames:
@@ -76,9 +114,9 @@ class TrainingFrames:
             if artifacts.control_file is not None
             else None
         )
-        listeners = []
+        writers: list[Callable[[FrameReported], None]] = []
         if artifacts.example_dir is not None:
-            listeners.append(
+            writers.append(
                 FrameArtifacts(
                     artifacts.example_dir,
                     hot=hot,
@@ -87,6 +125,7 @@ class TrainingFrames:
                     entropy=root_entropy(build.seed, build.shard),
                 )
             )
+        self._reporter = Reporter(class_names, say, writers)
         self.engine = FrameEngine(
             store,
             class_names=class_names,
@@ -96,7 +135,7 @@ class TrainingFrames:
             hot=hot,
             progress=artifacts.verbose > 0,
             say=say,
-            listeners=listeners,
+            listeners=[self._reporter],
         )
         self.batcher = Batcher(
             serving, num_classes=len(class_names), entropy=self.engine.entropy
@@ -153,7 +192,7 @@ class TrainingFrames:
 
     @property
     def report(self) -> FrameReport:
-        report = self.engine.report
+        report = self._reporter.report
         assert report is not None  # the constructor built the first frame
         return report
 
@@ -161,8 +200,9 @@ class TrainingFrames:
 
     def end_epoch(self) -> bool:
         """A training epoch ended: apply the control file, then the schedule."""
-        regenerate = self.control.apply() if self.control is not None else False
-        return self.engine.end_epoch(regenerate=regenerate)
+        with self.engine.serialised():  # the file's changes and the swap: one command
+            regenerate = self.control.apply() if self.control is not None else False
+            return self.engine.end_epoch(regenerate=regenerate)
 
     def regenerate(self) -> None:
         self.engine.regenerate()
