@@ -57,6 +57,7 @@ __all__ = [
     "FrameEngine",
     "FrameInstalled",
     "OverrideNotes",
+    "Served",
     "View",
     "root_entropy",
 ]
@@ -136,6 +137,68 @@ class OverrideNotes:
                 self.say(note)
 
 
+class Served:
+    """What readers read: the view served, and a gate closed while a foreground
+    build (one buffer) rewrites its pixels.
+
+    Readers take only its condition, never the engine's command lock; the
+    engine publishes each new view inside a command.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self.view: View | None = None
+        self.broken: BaseException | None = None  # why no view can be served
+        self.building = False  # a foreground build writes the served buffer
+
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[View]:
+        """The frame and order being served, its buffer held while the block runs.
+
+        Copy what you need inside the block: after it, a build may write the
+        buffer. Waits only while a foreground build (one buffer) rewrites the
+        frame; that build always ends, by success or by error.
+
+        Raises:
+            BuildError: the engine is broken (no frame could be restored).
+
+        Example:
+        >>> with engine.reading() as view:  # doctest: +SKIP
+        ...     batch = view.frame.images[view.order[:32]]
+        """
+        with self._cond:
+            self._cond.wait_for(lambda: not self.building)
+            if self.view is None:
+                raise BuildError(
+                    "No frame can be served: the last build failed and the last "
+                    "good frame could not be restored. Call `regenerate()` to try "
+                    "again."
+                ) from self.broken
+            view = self.view
+            view.frame.buffer.acquire()
+        try:
+            yield view
+        finally:
+            view.frame.buffer.release()
+
+    @contextlib.contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """No new reader while the block runs (readers wait in `reading()`)."""
+        with self._cond:
+            self.building = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self.building = False
+                self._cond.notify_all()
+
+    def publish(self, view: View | None, broken: BaseException | None = None) -> None:
+        """Serves `view` from now on (None: nothing, broken by `broken`)."""
+        with self._cond:
+            self.view, self.broken = view, broken
+
+
 def _log_only(message: str) -> None:
     logger.info(message)
 
@@ -208,10 +271,7 @@ class FrameEngine:
         )
         self._buffers = space.frames
         self._rolling: RollingFrames | None = None
-        self._lock = threading.Condition()
-        self._view: View | None = None
-        self._building = False  # a foreground build writes the served buffer
-        self._broken: BaseException | None = None
+        self._served = Served()
         # A BackgroundBuild (whole frames) or a job making a BuiltSlice.
         self._pending: BackgroundJob[Any] | None = None
         self._closed = False
@@ -238,7 +298,7 @@ class FrameEngine:
                     slice_buffer=space.spare,
                     share=space.share(),
                     schedule=self.schedule,
-                    exclusive=self._exclusive,
+                    exclusive=self._served.exclusive,
                     publish=self._publish,
                     say=say,
                     progress=progress,
@@ -255,39 +315,14 @@ class FrameEngine:
 
     @property
     def state(self) -> EngineState:
-        if self._broken is not None:
+        if self._served.broken is not None:
             return EngineState.BROKEN
         return EngineState.CLOSED if self._closed else EngineState.SERVING
 
-    @contextlib.contextmanager
-    def reading(self) -> Iterator[View]:
-        """The frame and order being served, its buffer held while the block runs.
-
-        Copy what you need inside the block: after it, a build may write the
-        buffer. Waits only while a foreground build (one buffer) rewrites the
-        frame; that build always ends, by success or by error.
-
-        Raises:
-            BuildError: the engine is broken (no frame could be restored).
-
-        Example:
-        >>> with engine.reading() as view:  # doctest: +SKIP
-        ...     batch = view.frame.images[view.order[:32]]
-        """
-        with self._lock:
-            self._lock.wait_for(lambda: not self._building)
-            if self._view is None:
-                raise BuildError(
-                    "No frame can be served: the last build failed and the last "
-                    "good frame could not be restored. Call `regenerate()` to try "
-                    "again."
-                ) from self._broken
-            view = self._view
-            view.frame.buffer.acquire()
-        try:
-            yield view
-        finally:
-            view.frame.buffer.release()
+    def reading(self) -> contextlib.AbstractContextManager[View]:
+        """The frame and order being served, its buffer held while the block runs
+        (see `Served.reading`); readers never take the command lock."""
+        return self._served.reading()
 
     @property
     def frame(self) -> Frame:
@@ -347,8 +382,8 @@ class FrameEngine:
         if (regenerate or due) and not self._closed:
             self._next_frame(everything=regenerate)
             return True
-        assert self._view is not None
-        self._set_order(self._view.frame)
+        assert self._served.view is not None
+        self._set_order(self._served.view.frame)
         if pending is not None and pending.pacer is not None:
             self.schedule.pace(pending.pacer, epochs_in_frame=self.epochs_in_frame)
         return False
@@ -425,22 +460,23 @@ class FrameEngine:
     # ------------------------------------------------------------------ builds
 
     def _start_pending(self) -> None:
-        if not self.background or self._closed or self._view is None:
+        view = self._served.view
+        if not self.background or self._closed or view is None:
             return
         self._say_overrides()
         if self._rolling is not None:
             self._pending = self._rolling.start(
-                generation=self._view.frame.generation + 1,
+                generation=view.frame.generation + 1,
                 epoch=self.epoch + 1,
                 aug_p=self.hot.aug_p,
                 pipe_p=self.hot.pipe_p,
             )
             return
-        current = self._view.frame.buffer
+        current = view.frame.buffer
         spare = next(b for b in self._buffers if b is not current)
         self._pending = BackgroundBuild(
             self._builder,
-            generation=self._view.frame.generation + 1,
+            generation=view.frame.generation + 1,
             buffer=spare,
             aug_p=self.hot.aug_p,
             pipe_p=self.hot.pipe_p,
@@ -449,20 +485,9 @@ class FrameEngine:
             ),
         )
 
-    @contextlib.contextmanager
-    def _exclusive(self) -> Iterator[None]:
-        """No new reader while the block runs (readers wait in `reading()`)."""
-        with self._lock:
-            self._building = True
-        try:
-            yield
-        finally:
-            with self._lock:
-                self._building = False
-                self._lock.notify_all()
-
     def _next_frame(self, *, everything: bool = False) -> None:
-        last = self._view.frame if self._view is not None else None
+        view = self._served.view
+        last = view.frame if view is not None else None
         generation = (last.generation if last is not None else 0) + 1
         try:
             paced = 0.0
@@ -491,7 +516,6 @@ class FrameEngine:
                 "or `regenerate()` tries again."
             ) from exc
         self.last_error = None
-        self._broken = None
         self._install(frame, paced_seconds=paced)
         self._start_pending()
 
@@ -509,7 +533,7 @@ class FrameEngine:
         aug_p, pipe_p = probabilities or (self.hot.aug_p, self.hot.pipe_p)
         if probabilities is None:
             self._say_overrides()
-        with self._exclusive():
+        with self._served.exclusive():
             return self._builder.build(
                 generation=generation,
                 buffer=self._buffers[0],
@@ -532,14 +556,10 @@ class FrameEngine:
                     last.generation, probabilities=(last.aug_p, last.pipe_p)
                 )
         except Exception as again:
-            with self._lock:
-                self._view = None
-                self._broken = again
+            self._served.publish(None, again)
             return
-        with self._lock:
-            self._view = (
-                View(restored, self._view.order, self.epoch) if self._view else None
-            )
+        view = self._served.view
+        self._served.publish(View(restored, view.order, self.epoch) if view else None)
 
     def _install(self, frame: Frame, *, paced_seconds: float = 0.0) -> None:
         frame.emit_warnings()
@@ -568,5 +588,4 @@ class FrameEngine:
             self.entropy, Stream.ORDER, frame.generation, self.epochs_in_frame
         )
         order = rng.permutation(self.num_samples)
-        with self._lock:
-            self._view = View(frame=frame, order=order, epoch=self.epoch)
+        self._served.publish(View(frame=frame, order=order, epoch=self.epoch))
