@@ -32,6 +32,7 @@ __all__ = [
     "ImageWarning",
     "LifecycleWarning",
     "MemoryWarning",
+    "ReadOnlyError",
     "SourceError",
     "VarietyWarning",
 ]
@@ -43,6 +44,10 @@ class AugframeError(Exception):
 
 class ConfigError(AugframeError, ValueError):
     """An argument or a configuration file holds an invalid value."""
+
+
+class ReadOnlyError(ConfigError, AttributeError):
+    """A setting of a FrameSequence that cannot change after construction was set."""
 
 
 class SourceError(AugframeError, ValueError):

@@ -121,13 +121,15 @@ def test_next_frame_is_built_in_the_background_into_the_spare_buffer():
         seed=0,
         verbose=0,
     )
-    served = seq.engine._view  # the buffer itself (seq.frame is a snapshot)
+    served = seq.engine._served.view  # the buffer itself (seq.frame is a snapshot)
     pending = seq.engine._pending
     assert pending is not None and pending.generation == 2
     assert pending.buffer is not served.frame.buffer
     first_buffer = served.frame.buffer
     seq.regenerate()
-    assert seq.generation == 2 and seq.engine._view.frame.buffer is pending.buffer
+    assert (
+        seq.generation == 2 and seq.engine._served.view.frame.buffer is pending.buffer
+    )
     assert (
         seq.engine._pending is not None and seq.engine._pending.buffer is first_buffer
     )

@@ -182,3 +182,79 @@ def test_a_value_set_by_property_survives_an_unrelated_edit_of_the_file(
     assert main(["control", "set", "aug_p=0.4", "--file", str(path)]) == 0
     end_epochs(seq, 1)
     assert seq.aug_p == 0.4  # and the file wins when it changes that key
+
+
+# ------------------------------------------------ settings that cannot change
+
+
+def _small(**options) -> FrameSequence:
+    source = {
+        "a": np.zeros((4, 8, 8, 3), np.uint8),
+        "b": np.full((4, 8, 8, 3), 200, np.uint8),
+    }
+    return FrameSequence(source, image_size=(8, 8), batch_size=4, verbose=0, **options)
+
+
+def test_batch_size_cannot_change_after_construction():
+    with _small() as seq:
+        with pytest.raises(AttributeError) as caught:
+            seq.batch_size = 16
+        assert isinstance(caught.value, ConfigError)
+        assert "`batch_size` cannot change after construction" in str(caught.value)
+        assert "FrameSequence(batch_size=16)" in str(caught.value)
+        # nothing diverged: one value, read by len(), seq[i] and tf.data alike
+        assert seq.batch_size == 4 and len(seq) == 2 and len(seq[0][1]) == 4
+        assert seq.batch_size is seq.core.serving.batch_size
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("preprocess", None),
+        ("dtype", "uint8"),
+        ("label_mode", "categorical"),
+        ("serve_augment", None),
+        ("seed", 3),
+        ("image_size", (4, 4)),
+        ("color_mode", "grayscale"),  # an option with no attribute: refused too
+        ("class_names", ["x", "y"]),
+        ("epoch", 5),  # derived, read-only
+    ],
+)
+def test_settings_are_read_only(name, value):
+    with _small(preprocess=lambda x: x / 255) as seq:
+        before = getattr(seq, name, None)
+        with pytest.raises(AttributeError, match=f"`{name}`"):
+            setattr(seq, name, value)
+        assert repr(getattr(seq, name, None)) == repr(before)
+
+
+def test_hot_keras_and_private_attributes_stay_settable():
+    with _small(samples_per_class=4) as seq:
+        seq.aug_p = 0.4
+        seq.epochs_per_frame = 2
+        assert (seq.aug_p, seq.epochs_per_frame) == (0.4, 2)
+        seq.workers = 2  # Keras' PyDataset keeps these on the dataset
+        seq.max_queue_size = 4
+        seq._workers = 1
+        seq._mine = "private"
+        assert seq._mine == "private" and seq.workers == 1
+        with pytest.raises(ConfigError, match="use_multiprocessing"):
+            seq.use_multiprocessing = True
+
+
+def test_fit_with_workers_2_after_refused_setting():
+    import keras
+
+    with _small(workers=2, samples_per_class=4) as seq:
+        with pytest.raises(AttributeError):
+            seq.batch_size = 16
+        model = keras.Sequential(
+            [keras.Input((8, 8, 3)), keras.layers.Flatten(), keras.layers.Dense(2)]
+        )
+        model.compile(
+            optimizer="sgd",
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        )
+        history = model.fit(seq, epochs=2, verbose=0)
+        assert len(history.history["loss"]) == 2 and seq.epoch == 2

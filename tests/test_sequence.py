@@ -118,10 +118,10 @@ def test_buffers_are_reused_across_frames(imbalanced_source):
     with make(
         imbalanced_source, samples_per_class=12, augment=flip_rotate, background=False
     ) as seq:
-        buffer = seq.engine._view.frame.images  # seq.frame is a snapshot
+        buffer = seq.engine._served.view.frame.images  # seq.frame is a snapshot
         seq.regenerate()
         assert seq.generation == 2
-        assert seq.engine._view.frame.images is buffer
+        assert seq.engine._served.view.frame.images is buffer
 
 
 def test_memory_uint8_frame_is_8x_smaller_than_float64():
@@ -302,7 +302,7 @@ def test_len_is_constant_and_order_is_reshuffled_every_epoch(imbalanced_source):
 
     class Grab(__import__("keras").callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):
-            orders.append(seq.engine._view.order.copy())
+            orders.append(seq.engine._served.view.order.copy())
 
     tiny_model(3).fit(seq, epochs=3, verbose=0, callbacks=[Grab()])
     assert len(seq) == length
@@ -321,13 +321,13 @@ def test_serve_augment_varies_batches_between_epochs_of_one_frame():
         epochs_per_frame=10,
         background=False,
     ) as seq:
-        first_order = seq.engine._view.order.copy()
+        first_order = seq.engine._served.view.order.copy()
         first = seq[0][0]
         seq.on_epoch_begin()
         seq.on_epoch_end()
         # Same order, new epoch: only serve-time augmentation differs.
-        view = seq.engine._view
-        seq.engine._view = type(view)(view.frame, first_order, view.epoch)
+        view = seq.engine._served.view
+        seq.engine._served.view = type(view)(view.frame, first_order, view.epoch)
         assert seq.generation == 1
         assert not np.array_equal(first, seq[0][0])
         assert seq.frame.images.dtype == np.uint8

@@ -16,6 +16,7 @@ import os
 import weakref
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, TypeVar
 
 import numpy as np
@@ -25,7 +26,7 @@ from augframe.augment.serve import ServeAugment
 from augframe.core.builder import Frame
 from augframe.core.clock import EpochClock
 from augframe.core.engine import FrameEngine
-from augframe.errors import ConfigError
+from augframe.errors import ConfigError, ReadOnlyError
 from augframe.io.decode.arrays import Decoding
 from augframe.io.stores import StoreSource
 from augframe.keras import sources
@@ -63,6 +64,38 @@ def _hot(name: str) -> Any:
     return property(get, set_, doc=opts.OPTIONS[name].doc + " (hot)")
 
 
+def _setting(name: str, doc: str) -> Any:
+    """A read-only property: option `name` as checked at construction."""
+    return property(lambda self: self._options[name], doc=doc)
+
+
+def _serving(name: str, doc: str) -> Any:
+    """A read-only property: option `name` as the batches are made with it."""
+    return property(lambda self: getattr(self.core.serving, name), doc=doc)
+
+
+KERAS_OWN = frozenset({"workers", "use_multiprocessing", "max_queue_size"})
+"""Options Keras' `PyDataset` keeps (and may set) on the dataset itself."""
+
+FROZEN = frozenset(opts.OPTIONS) - frozenset(opts.HOT_OPTIONS) - KERAS_OWN
+"""Options that cannot change after construction (setting one is refused)."""
+
+
+def refuse_setting(seq: object, name: str, value: Any) -> ReadOnlyError:
+    """The error for setting `name` to `value`: it cannot change after construction."""
+    kind = type(seq).__name__
+    if name in FROZEN:
+        return ReadOnlyError(
+            f"`{name}` cannot change after construction: build a new "
+            f"{kind}({name}={value!r}) instead. Options that can change while "
+            f"`fit` runs: {', '.join(opts.HOT_OPTIONS)}."
+        )
+    return ReadOnlyError(
+        f"`{name}` of a {kind} is read-only: the sequence keeps it. Build a "
+        f"new {kind} to change what it is derived from."
+    )
+
+
 class SequenceFacade:
     """A class-balanced, augmented frame in RAM, served by index: no Keras.
 
@@ -73,20 +106,8 @@ class SequenceFacade:
 
     core: Frames
     """The Keras-free core this adapter holds: its frames and how they are served."""
-    decoding: Decoding
-    requested_workers: int
-    image_size: tuple[int, int]
-    batch_size: int
-    label_mode: str
-    dtype: str
-    verbose: int
-    seed: int | None
-    max_examples: int
-    validation: bool
-    preprocess: Callable[[np.ndarray], Any] | None
-    serve_augment: ServeAugment | None
-    shard: tuple[int, int] | None
-    class_names: list[str]
+    _options: Mapping[str, Any]  # the options as checked at construction
+    _decoding: Decoding
     clock: EpochClock
     keras_verbose: int | str | None  # the fit's, from a callback
     _finalizer: weakref.finalize
@@ -100,6 +121,47 @@ class SequenceFacade:
     from_paths = classmethod(sources.from_paths)
     from_dataframe = classmethod(sources.from_dataframe)
     from_config = classmethod(sources.from_config)
+
+    # --------------------------------------------------------------- settings
+    # Read-only views of the one copy: the checked options and the serving
+    # options the batches (`seq[i]`, `as_tf_dataset`) are made with.
+
+    image_size = _setting("image_size", "`(height, width)` of every sample.")
+    verbose = _setting("verbose", "0: silent; 1: one line per frame.")
+    seed = _setting("seed", "The root seed (None: fresh).")
+    max_examples = _setting("max_examples", "The most example files kept.")
+    validation = _setting("validation", "True for a validation sequence.")
+    shard = _setting("shard", "`(index, count)` of this shard, or None.")
+    requested_workers = _setting("workers", "Keras' `workers` as passed.")
+    batch_size = _serving("batch_size", "Samples per batch.")
+    label_mode = _serving("label_mode", '"int", "categorical" or "binary".')
+    dtype = _serving("dtype", '"float32" or "uint8".')
+    preprocess = _serving("preprocess", "A function of every batch, or None.")
+    serve_augment = _serving("serve_augment", "Serve-time augmentation, or None.")
+
+    @property
+    def decoding(self) -> Decoding:
+        """How natives are decoded (size, colour mode, filter, cache)."""
+        return self._decoding
+
+    @property
+    def class_names(self) -> list[str]:
+        """Class names, in label order (a copy)."""
+        return list(self.core.class_names)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        """Private attributes, Keras' own and hot options set; settings refused.
+
+        Raises:
+            ReadOnlyError: `name` is a setting that cannot change after
+                construction (an `AttributeError` and a `ConfigError`).
+        """
+        if not name.startswith("_") and name not in KERAS_OWN:
+            attribute = getattr(type(self), name, None)
+            read_only = isinstance(attribute, property) and attribute.fset is None
+            if name in FROZEN or name == "class_names" or read_only:
+                raise refuse_setting(self, name, value)
+        super().__setattr__(name, value)
 
     # ---------------------------------------------------------------- serving
 
@@ -451,20 +513,8 @@ def construct(
     try:
         self._init_base(max_queue_size=values["max_queue_size"])
         self.core = opened.frames
-        self.decoding = opened.decoding
-        self.requested_workers = values["workers"]
-        self.image_size = values["image_size"]
-        self.batch_size = values["batch_size"]
-        self.label_mode = values["label_mode"]
-        self.dtype = values["dtype"]
-        self.verbose = values["verbose"]
-        self.seed = values["seed"]
-        self.max_examples = values["max_examples"]
-        self.validation = values["validation"]
-        self.preprocess = values["preprocess"]
-        self.serve_augment = values["serve_augment"]
-        self.shard = values["shard"]
-        self.class_names = self.core.class_names
+        self._decoding = opened.decoding
+        self._options = MappingProxyType(dict(values))
         self.clock = EpochClock()
         self.keras_verbose = None
         # A sequence dropped without close() still stops its build workers.
