@@ -255,3 +255,65 @@ def test_paced_builds_give_the_same_frames_and_the_engine_sets_deadlines(
     assert paced.epoch_seconds == 1000.0
     paced.close()  # a build held back by its pacer is cancelled at once
     plain.close()
+
+
+# ------------------------------------------------------------ BackgroundJob
+
+
+def test_background_job_reports_through_a_standard_future():
+    import concurrent.futures
+
+    from augframe.core.background import BackgroundJob
+
+    job = BackgroundJob(
+        lambda cancel, gate: "built", name="augframe-test", aug_p=0.1, pipe_p=None
+    )
+    assert isinstance(job.future, concurrent.futures.Future)
+    assert job.result() == "built" and job.done()
+
+    def fails(cancel, gate):
+        raise ValueError("bad native")
+
+    failing = BackgroundJob(fails, name="augframe-test", aug_p=None, pipe_p=None)
+    with pytest.raises(ValueError, match="bad native"):
+        failing.result()
+    assert failing.done()
+
+
+def test_background_job_stop_does_not_wait_and_cancel_does():
+    from augframe.core.background import BackgroundJob
+
+    release = threading.Event()
+
+    def work(cancel, gate):
+        cancel.wait(10)
+        release.wait(10)
+        return cancel.is_set()
+
+    job = BackgroundJob(work, name="augframe-test", aug_p=None, pipe_p=None)
+    job.stop()  # returns at once: the build still waits for `release`
+    assert not job.done()
+    release.set()
+    job.cancel()  # waits for the build to end
+    assert job.done() and job.result() is True
+
+
+def test_core_does_not_import_observe():
+    """The engine emits `FrameInstalled`; the report is built above it."""
+    import ast
+    from pathlib import Path
+
+    import augframe.core
+
+    offenders = []
+    for path in Path(augframe.core.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = (
+                [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else []
+            )
+            offenders += [f"{path.name}: {n}" for n in names if "observe" in n]
+    assert offenders == []
