@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from conftest import random_images, write_jpegs
 
-from augframe import FrameSequence, pipelines
+from augframe import FrameSequence
+from augframe.augment import pipelines
 from augframe.augment.pipeline import A, PipelineSpec, load_pipeline
 from augframe.demo import demo_pipeline
 from augframe.options.control_file import HOT_KEYS, parse_control

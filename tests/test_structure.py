@@ -92,6 +92,40 @@ def test_the_cycle_finder_finds_a_cycle():
     assert _cycle({"a": {"b"}, "b": set()}) is None
 
 
+def _is_redirect(path: Path) -> bool:
+    """A top-level module that only stands in for a moved one: 30 lines or
+    fewer that swap themselves in `sys.modules` or say they "moved" (as
+    `python ../shared/tools/structure.py` defines it)."""
+    text = path.read_text()
+    return len(text.splitlines()) <= 30 and (
+        "sys.modules" in text or "moved" in text.lower()
+    )
+
+
+def test_no_redirect_module_at_the_top_level():
+    """Every top-level module of augframe holds real code; public names are
+    imported from `augframe` itself, the rest from their sub-package."""
+    top = [p for p in ROOT.glob("*.py") if p.name != "__init__.py"]
+    assert top, "no top-level module found"
+    redirects = sorted(p.name for p in top if _is_redirect(p))
+    assert redirects == [], f"redirect modules: {redirects}"
+
+
+def test_the_redirect_finder_finds_a_redirect(tmp_path):
+    swap = tmp_path / "swap.py"
+    swap.write_text(
+        "import sys\nfrom augframe.core import plan\nsys.modules[__name__] = plan\n"
+    )
+    said = tmp_path / "said.py"
+    said.write_text(
+        '"""`augframe.x` moved to `augframe.core.x`."""\nfrom augframe.core.plan import *\n'
+    )
+    assert _is_redirect(swap) and _is_redirect(said)
+    assert not _is_redirect(ROOT / "errors.py") and not _is_redirect(
+        ROOT / "__main__.py"
+    )
+
+
 def test_the_data_path_has_its_rooms():
     for room in ("io", "core", "options", "augment", "observe", "serving", "keras"):
         assert (ROOT / room / "__init__.py").is_file(), room

@@ -5,7 +5,7 @@
 are in docs/design/options.md.
 
 Example:
->>> seq = sequence_from_config("configs/run.yaml", seed=1)  # doctest: +SKIP
+>>> seq = FrameSequence.from_config("configs/run.yaml", seed=1)  # doctest: +SKIP
 >>> model.fit(seq, epochs=30)  # doctest: +SKIP
 """
 
