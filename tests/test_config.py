@@ -17,7 +17,7 @@ from conftest import tiny_model, write_jpegs
 from augframe import ConfigError, FrameSequence, ServeAugment
 from augframe.augment.pipeline import A
 from augframe.keras.facade import LABEL_MODES
-from augframe.options.run_config import RunConfig, load_config, read_config
+from augframe.keras.run_config import RunConfig, load_config, read_config
 
 REPO = Path(__file__).resolve().parents[1]
 LIGHT = REPO / "augframe" / "augment" / "pipelines" / "light.yaml"
