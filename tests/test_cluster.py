@@ -420,7 +420,7 @@ def test_validation_data_refuses_a_build_executor_by_name(client):
 
 
 def test_a_run_config_never_connects_anywhere(tmp_path):
-    from augframe.options.run_config import load_config
+    from augframe.keras.run_config import load_config
 
     config = tmp_path / "run.yaml"
     config.write_text(
