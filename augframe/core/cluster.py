@@ -485,7 +485,7 @@ async def _from_holders(
     executor) leaves the training process's `random` untouched.
     `tests/test_cluster.py::test_the_one_private_dask_fetch_still_works_and_is_still_needed`
     fails when Dask changes either (these calls, or its public fetch's draw).
-    Should the calls go, the relayed gather still fetches every result.
+    Any error in these calls falls back to the relayed gather (`_fetch`).
     """
     try:
         from distributed.worker import get_data_from_worker
