@@ -343,7 +343,7 @@ def test_progress_bar_total_is_fixed_from_the_start(tmp_path, monkeypatch):
         assert bar.total == total and bar.n == total
 
 
-def test_num_workers_defaults_to_every_core(tmp_path, monkeypatch):
+def test_num_workers_defaults_to_every_usable_core(tmp_path, monkeypatch):
     sizes: list[int] = []
     real = augframe.io.cache.build.ThreadPoolExecutor
 
@@ -352,7 +352,8 @@ def test_num_workers_defaults_to_every_core(tmp_path, monkeypatch):
         return real(max_workers=max_workers)
 
     monkeypatch.setattr(augframe.io.cache.build, "ThreadPoolExecutor", spy)
-    monkeypatch.setattr(augframe.io.cache.build.os, "cpu_count", lambda: 3)
+    # One per core this process may use (its affinity), not every core.
+    monkeypatch.setattr(augframe.options.registry, "usable_cpus", lambda: 3)
     paths, labels = dataset(tmp_path / "data")
     build_cache(paths, labels, cache_dir=tmp_path / "cache", image_size=SIZE)
     assert sizes == [3]

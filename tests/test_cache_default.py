@@ -28,7 +28,7 @@ from augframe.io.decode.arrays import Decoding
 from augframe.io.decode.files import load_image
 from augframe.io.listing import collect_directory
 from augframe.io.stores import FileStore
-from augframe.options.run_config import load_config
+from augframe.keras.run_config import load_config
 
 SIZE = (12, 10)
 

@@ -379,6 +379,53 @@ def test_fit_on_cluster_frames_trains_as_on_local_ones(client):
         np.testing.assert_allclose(have, want, rtol=1e-6)
 
 
+def held_array(size: int) -> np.ndarray:
+    """Runs on a worker: a result it then holds (a Dask key)."""
+    return np.arange(size)
+
+
+def test_the_one_private_dask_fetch_still_works_and_is_still_needed(client):
+    """`cluster._from_holders` is augframe's only use of Dask's internals
+    (the scheduler's `who_has`, `get_data_from_worker`). This fails when Dask
+    changes them, and when each public fetch stops drawing from Python's
+    global `random` in this process (a LocalCluster: its scheduler is here):
+    then the public one replaces the private one."""
+    import asyncio
+    import inspect
+
+    from distributed.worker import get_data_from_worker
+
+    names = list(inspect.signature(get_data_from_worker).parameters)
+    assert names[:3] == ["rpc", "keys", "worker"], names
+    assert inspect.iscoroutinefunction(get_data_from_worker)
+    future = client.submit(held_array, 5, pure=False)
+    distributed.wait(future)
+    fetched = asyncio.run_coroutine_threadsafe(
+        cluster._from_holders(client, future, lambda: True), client.loop.asyncio_loop
+    ).result(timeout=30)
+    np.testing.assert_array_equal(fetched[future.key], np.arange(5))
+
+    fetches = {
+        f"Client.gather(direct={direct})": lambda direct=direct: client.gather(
+            future, direct=direct
+        )
+        for direct in (True, False)
+    }
+    fetches["Future.result()"] = future.result
+    state = random.getstate()
+    try:
+        for name, fetch in fetches.items():
+            random.seed(0)
+            expected = random.getstate()
+            np.testing.assert_array_equal(fetch(), np.arange(5))
+            assert random.getstate() != expected, (
+                f"Dask's {name} no longer draws from Python's global random: "
+                "fetch with it, and drop cluster._from_holders"
+            )
+    finally:
+        random.setstate(state)
+
+
 def test_a_process_pool_that_forks_is_refused(tmp_path):
     root = write_jpegs(tmp_path / "data", {"a": 3, "b": 3}, size=14)
     with (
@@ -420,7 +467,7 @@ def test_validation_data_refuses_a_build_executor_by_name(client):
 
 
 def test_a_run_config_never_connects_anywhere(tmp_path):
-    from augframe.options.run_config import load_config
+    from augframe.keras.run_config import load_config
 
     config = tmp_path / "run.yaml"
     config.write_text(

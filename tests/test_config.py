@@ -16,8 +16,8 @@ from conftest import tiny_model, write_jpegs
 
 from augframe import ConfigError, FrameSequence, ServeAugment
 from augframe.augment.pipeline import A
-from augframe.options.run_config import RunConfig, load_config, read_config
-from augframe.sequence_core import LABEL_MODES
+from augframe.keras.facade import LABEL_MODES
+from augframe.keras.run_config import RunConfig, load_config, read_config
 
 REPO = Path(__file__).resolve().parents[1]
 LIGHT = REPO / "augframe" / "augment" / "pipelines" / "light.yaml"
@@ -399,12 +399,3 @@ def test_keras_sees_a_plain_py_dataset(project):
     config = write_config(project, {**MINIMAL, "verbose": 0, "samples_per_class": 2})
     with FrameSequence.from_config(config, background=False) as seq:
         assert isinstance(seq, keras.utils.PyDataset)
-
-
-def test_old_config_path_keeps_working_and_its_alias_warns():
-    import augframe.config
-
-    assert augframe.config.load_config is augframe.options.run_config.load_config
-    with pytest.warns(DeprecationWarning, match="FrameSequence.from_config"):
-        alias = augframe.config.sequence_from_config
-    assert alias == FrameSequence.from_config

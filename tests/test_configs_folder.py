@@ -11,11 +11,12 @@ import numpy as np
 import pytest
 from conftest import random_images, write_jpegs
 
-from augframe import FrameSequence, pipelines
+from augframe import FrameSequence
+from augframe.augment import pipelines
 from augframe.augment.pipeline import A, PipelineSpec, load_pipeline
 from augframe.demo import demo_pipeline
+from augframe.keras.run_config import load_config
 from augframe.options.control_file import HOT_KEYS, parse_control
-from augframe.options.run_config import load_config
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 PIPELINES = ["light", "medium", "heavy"]

@@ -177,7 +177,7 @@ def two_jax_processes(refresh: str, *, scheduler: str | None = None) -> list[dic
 
 
 def test_shard_auto_is_one_process_without_a_distribution(imbalanced_source):
-    from augframe.distribute import shard_from_keras
+    from augframe.keras.distribution import shard_from_keras
 
     assert shard_from_keras() == (0, 1)
     with FrameSequence(

@@ -28,6 +28,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from augframe import FrameSequence
+from augframe._files import json_too_deep
 from augframe.cli import main
 from augframe.errors import CacheWarning
 from augframe.io.cache import CACHE_VERSION, build_cache
@@ -38,7 +39,6 @@ from augframe.io.cache.home import dataset_folder
 from augframe.io.cache.manifest import read_manifest
 from augframe.io.decode.arrays import Decoding, resize
 from augframe.io.decode.files import decode_image
-from augframe.io.files import json_too_deep
 from augframe.io.listing import collect_directory
 
 SIZE = (12, 10)

@@ -37,10 +37,10 @@ from augframe.augment.pipeline import (
 from augframe.core.limits import Headroom, MemoryLimits
 from augframe.core.memory import BUILD_PROCESS_BYTES, FrameBudget
 from augframe.errors import AugframeWarning, ConfigError
+from augframe.keras.run_config import load_config, read_config
 from augframe.options.control_file import write_control
 from augframe.options.data_files import MAX_DEPTH, MAX_NODES, load_yaml
 from augframe.options.registry import OPTIONS, check, usable_cpus
-from augframe.options.run_config import load_config, read_config
 
 FAST = 1.0
 """Seconds a hostile file may take to be refused (it takes milliseconds)."""

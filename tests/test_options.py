@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from augframe import ConfigError, FrameSequence
 from augframe.cli import build_parser
+from augframe.keras.run_config import RunConfig
 from augframe.options import (
     FILES_OPTIONS,
     HOT_OPTIONS,
@@ -29,7 +30,6 @@ from augframe.options.control_file import (
     ControlSettings,
     parse_control,
 )
-from augframe.options.run_config import RunConfig
 
 
 def test_constructor_config_control_and_cli_are_derived_from_one_definition():

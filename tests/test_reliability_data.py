@@ -5,7 +5,6 @@ decoded cache; a file that breaks during a real `fit` never half-builds a frame.
 
 from __future__ import annotations
 
-import struct
 import threading
 import time
 import warnings
@@ -46,15 +45,6 @@ def encode(image: np.ndarray, ext: str) -> bytes:
     ok, data = cv2.imencode(ext, image)
     assert ok
     return data.tobytes()
-
-
-def with_exif_orientation(jpeg: bytes, orientation: int) -> bytes:
-    """The JPEG with an APP1 EXIF block holding only an Orientation tag."""
-    tiff = b"II*\x00" + struct.pack("<IH", 8, 1)
-    tiff += struct.pack("<HHIHH", 0x0112, 3, 1, orientation, 0) + struct.pack("<I", 0)
-    app1 = b"Exif\x00\x00" + tiff
-    segment = b"\xff\xe1" + struct.pack(">H", len(app1) + 2) + app1
-    return jpeg[:2] + segment + jpeg[2:]
 
 
 def build(root: Path, tmp_path: Path, cached: bool, **kwargs: Any) -> FrameSequence:
@@ -266,7 +256,7 @@ def test_exif_orientation_is_applied_only_when_asked(tmp_path, cached):
     (root / "x").mkdir(parents=True)
     rgb = np.zeros((20, 40, 3), np.uint8)
     rgb[:5] = 255  # a white band along the top of a landscape image
-    jpeg = with_exif_orientation(encode(rgb, ".jpg"), orientation=6)
+    jpeg = hostile_corpus.with_exif_orientation(encode(rgb, ".jpg"), orientation=6)
     (root / "x" / "rotated.jpg").write_bytes(jpeg)
     seq = build(root, tmp_path, cached, image_size=(40, 20), exif_orientation=True)
     seq.close()

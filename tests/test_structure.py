@@ -92,6 +92,112 @@ def test_the_cycle_finder_finds_a_cycle():
     assert _cycle({"a": {"b"}, "b": set()}) is None
 
 
+# Two-way sub-package pairs still allowed (to be emptied, not grown).
+TWO_WAY_ALLOWED = {("augframe.core", "augframe.observe")}
+
+
+def _room(module: str, known: dict[str, Path]) -> str | None:
+    """The first-level sub-package that holds `module`, or None for a
+    top-level module (`augframe.errors`, the private leaves `augframe._files`...)."""
+    parts = module.split(".")
+    room = ".".join(parts[:2])
+    if len(parts) > 2 or known[module].name == "__init__.py":
+        return room
+    return None
+
+
+def _room_edges(
+    edges: dict[str, set[str]], known: dict[str, Path]
+) -> set[tuple[str, str]]:
+    """(a, b) for each sub-package a with a module that imports one of b."""
+    out = set()
+    for module, targets in edges.items():
+        for target in targets:
+            a, b = _room(module, known), _room(target, known)
+            if a and b and a != b:
+                out.add((a, b))
+    return out
+
+
+def _two_way(pairs: set[tuple[str, str]]) -> set[tuple[str, str]]:
+    return {(a, b) for a, b in pairs if a < b and (b, a) in pairs}
+
+
+def test_no_two_sub_packages_import_each_other():
+    """The rooms point one way: io and augment import options, never the
+    reverse; function-level imports count."""
+    known = _modules()
+    edges = {m: _imports(m, p, known) for m, p in known.items()}
+    rooms = _room_edges(edges, known)
+    assert ("augframe.io", "augframe.options") in rooms  # the finder sees edges
+    assert _two_way(rooms) <= TWO_WAY_ALLOWED, sorted(_two_way(rooms) - TWO_WAY_ALLOWED)
+
+
+def test_options_imports_neither_io_nor_augment():
+    known = _modules()
+    edges = {m: _imports(m, p, known) for m, p in known.items()}
+    rooms = _room_edges(edges, known)
+    assert ("augframe.options", "augframe.io") not in rooms
+    assert ("augframe.options", "augframe.augment") not in rooms
+
+
+def test_the_room_finder_finds_a_two_way_pair(tmp_path):
+    package = tmp_path / "augframe"
+    for room in ("a", "b"):
+        (package / room).mkdir(parents=True)
+        (package / room / "__init__.py").write_text("")
+    (package / "leaf.py").write_text("")
+    (package / "a" / "x.py").write_text(
+        "from augframe.b import y\nimport augframe.leaf\n"
+    )
+    (package / "b" / "y.py").write_text("def f():\n    from augframe.a.x import g\n")
+    known = {
+        "augframe.a": package / "a" / "__init__.py",
+        "augframe.a.x": package / "a" / "x.py",
+        "augframe.b": package / "b" / "__init__.py",
+        "augframe.b.y": package / "b" / "y.py",
+        "augframe.leaf": package / "leaf.py",
+    }
+    edges = {m: _imports(m, p, known) for m, p in known.items()}
+    rooms = _room_edges(edges, known)
+    assert _two_way(rooms) == {("augframe.a", "augframe.b")}
+    assert not any("augframe.leaf" in pair for pair in rooms)
+
+
+def _is_redirect(path: Path) -> bool:
+    """A top-level module that only stands in for a moved one: 30 lines or
+    fewer that swap themselves in `sys.modules` or say they "moved" (as
+    `python ../shared/tools/structure.py` defines it)."""
+    text = path.read_text()
+    return len(text.splitlines()) <= 30 and (
+        "sys.modules" in text or "moved" in text.lower()
+    )
+
+
+def test_no_redirect_module_at_the_top_level():
+    """Every top-level module of augframe holds real code; public names are
+    imported from `augframe` itself, the rest from their sub-package."""
+    top = [p for p in ROOT.glob("*.py") if p.name != "__init__.py"]
+    assert top, "no top-level module found"
+    redirects = sorted(p.name for p in top if _is_redirect(p))
+    assert redirects == [], f"redirect modules: {redirects}"
+
+
+def test_the_redirect_finder_finds_a_redirect(tmp_path):
+    swap = tmp_path / "swap.py"
+    swap.write_text(
+        "import sys\nfrom augframe.core import plan\nsys.modules[__name__] = plan\n"
+    )
+    said = tmp_path / "said.py"
+    said.write_text(
+        '"""`augframe.x` moved to `augframe.core.x`."""\nfrom augframe.core.plan import *\n'
+    )
+    assert _is_redirect(swap) and _is_redirect(said)
+    assert not _is_redirect(ROOT / "errors.py") and not _is_redirect(
+        ROOT / "__main__.py"
+    )
+
+
 def test_the_data_path_has_its_rooms():
     for room in ("io", "core", "options", "augment", "observe", "serving", "keras"):
         assert (ROOT / room / "__init__.py").is_file(), room

@@ -24,10 +24,10 @@ import yaml
 from pydantic import ValidationError
 
 from augframe import _warn
+from augframe._files import FileTooLarge, json_too_deep, read_regular
 from augframe.augment import pipelines as shipped
 from augframe.errors import ConfigError
 from augframe.io.decode.arrays import CHANNELS, to_color_mode
-from augframe.io.files import FileTooLarge, json_too_deep, read_regular
 from augframe.options.data_files import MAX_DEPTH, load_yaml, yaml_problem
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
@@ -131,7 +131,7 @@ MAX_NESTING = 8
 def _read_pipeline_file(file: Path) -> dict[str, Any]:
     """The mapping a pipeline file holds (JSON, or YAML by its suffix).
 
-    Read as data (`augframe.io.files`, `augframe.options.data_files`): a regular file of at most
+    Read as data (`augframe._files`, `augframe.options.data_files`): a regular file of at most
     `MAX_PIPELINE_BYTES`, YAML without anchors or aliases, JSON and YAML
     nested at most `MAX_DEPTH` levels.
     """

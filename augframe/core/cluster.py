@@ -26,7 +26,11 @@ whose natives are reachable by path; the store and pipeline are then sent
 with every task (paths, not pixels).
 
 `distributed` is never imported here: a client is recognised by its type's
-module.
+module. Every Dask call is public but one: `_from_holders`, the direct fetch
+of a result, uses Dask's internals (the scheduler's `who_has` handler and
+`distributed.worker.get_data_from_worker`), because each public way to fetch
+a result draws from Python's global `random` in the training process
+(docs/design/cluster.md, "Dask's public API").
 
 Example:
 >>> from concurrent.futures import ThreadPoolExecutor
@@ -47,6 +51,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import dataclasses
+import functools
 import os
 import statistics
 import threading
@@ -271,8 +276,12 @@ class ClusterMaker:
             # copy, at 10 MB/s at least.
             bound = wait_bound(self.task_seconds)
             nbytes = float(getattr(self.store, "nbytes", 0))
+            # Dask's public scatter, awaited on the client's loop so that the
+            # whole copy is bounded (its own `timeout` bounds the wait for a
+            # worker only).
+            scatter = functools.partial(self.client.scatter, asynchronous=True)
             self._sent = self.client.sync(
-                self.client._scatter,
+                scatter,
                 [self.store, self.spec],
                 broadcast=True,
                 hash=False,
@@ -467,7 +476,17 @@ async def _from_holders(
     scheduler's order, or `{}` when none sends it: gone, no longer holding
     it, failing to send it (Dask's gather relays those keys too), or the
     scheduler unreachable. A worker busy serving others is asked again while
-    the result is still wanted."""
+    the result is still wanted.
+
+    augframe's only use of Dask's internals: the scheduler's `who_has`
+    handler and `distributed.worker.get_data_from_worker`, which Dask's own
+    direct gather calls after drawing a worker with `random.choice`. No
+    public fetch (`Client.gather`, direct or relayed, `Future.result`, the
+    executor) leaves the training process's `random` untouched.
+    `tests/test_cluster.py::test_the_one_private_dask_fetch_still_works_and_is_still_needed`
+    fails when Dask changes either (these calls, or its public fetch's draw).
+    Any error in these calls falls back to the relayed gather (`_fetch`).
+    """
     try:
         from distributed.worker import get_data_from_worker
 

@@ -225,7 +225,7 @@ def from_config(
     allowed_root: str | os.PathLike[str] | None = None,
     **overrides: Any,
 ) -> Any:
-    """A FrameSequence from a YAML run config (see `augframe.options.run_config`).
+    """A FrameSequence from a YAML run config (see `augframe.keras.run_config`).
 
     Keyword arguments replace the file's options and are validated the
     same way; a bad field is a `ConfigError` naming the field and the file.
@@ -233,7 +233,7 @@ def from_config(
     Example:
     >>> seq = FrameSequence.from_config("configs/run.yaml", seed=1)  # doctest: +SKIP
     """
-    from augframe.options.run_config import resolve_run
+    from augframe.keras.run_config import resolve_run
 
     source, kwargs = resolve_run(path, allowed_root=allowed_root, **overrides)
     if isinstance(source, tuple):

@@ -22,8 +22,8 @@ import cv2
 import numpy as np
 
 from augframe import _warn
+from augframe._files import write_atomic
 from augframe.errors import AugframeWarning
-from augframe.io.files import write_atomic
 
 __all__ = [
     "MAX_SHEET_CLASSES",

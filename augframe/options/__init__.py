@@ -1,8 +1,10 @@
 """Every option, defined once (`registry`), and the places options come from.
 
-`registry` defines and checks every option; `run_config` reads YAML run
-configs and `control_file` reads control.json, both with schemas derived
-from the registry. This package's names are the registry's.
+`registry` defines and checks every option; `control_file` reads
+control.json and `augframe.keras.run_config` YAML run configs, both with
+schemas derived from the registry. This package imports neither
+`augframe.io` nor `augframe.augment` (they import it). This package's names
+are the registry's.
 
 Example:
 >>> from augframe.options import OPTIONS, check

@@ -32,8 +32,8 @@ from pydantic import (
 )
 
 from augframe import _warn
+from augframe._files import FileTooLarge, json_too_deep, read_regular, write_atomic
 from augframe.errors import ConfigError, ControlFileWarning
-from augframe.io.files import FileTooLarge, json_too_deep, read_regular, write_atomic
 from augframe.options.registry import (
     HOT_OPTIONS,
     OPTIONS,
@@ -199,7 +199,7 @@ def parse_control(data: bytes) -> tuple[ControlSettings, list[str]]:
 
 def _read_limited(path: Path) -> bytes:
     """The file's bytes, if it is a regular file of at most `MAX_CONTROL_BYTES`
-    (`augframe.io.files.read_regular`: a FIFO or a device at the path
+    (`augframe._files.read_regular`: a FIFO or a device at the path
     cannot hang the poll or exhaust memory).
 
     Raises:

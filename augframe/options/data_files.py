@@ -5,9 +5,9 @@ them, so they are read as data, never as programs: `load_yaml` is the one
 YAML loader of the project (a `yaml.SafeLoader` that refuses anchors and
 aliases, which expand a few hundred bytes into billions of nodes, caps the
 nesting and the number of nodes, and refuses a key given twice). Files are
-opened with `augframe.io.files.read_regular` (regular files only, without
+opened with `augframe._files.read_regular` (regular files only, without
 blocking, bounded) and JSON's nesting is checked with
-`augframe.io.files.json_too_deep` before parsing. Design notes: docs/design/options.md.
+`augframe._files.json_too_deep` before parsing. Design notes: docs/design/options.md.
 
 Example:
 >>> load_yaml("image_size: [8, 8]\\n")

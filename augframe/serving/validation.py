@@ -11,7 +11,6 @@ returns.
 Example:
 >>> from augframe.io.stores import ArrayStore
 >>> from augframe.options.groups import ServingOptions
-from augframe.options.registry import usable_cpus
 >>> store = ArrayStore(np.zeros((3, 8, 8, 3), np.uint8), np.array([0, 0, 1]))
 >>> val = ValidationFrames(store, class_names=["a", "b"],
 ...                        serving=ServingOptions.of(batch_size=2), entropy=0)

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from augframe import _warn
+from augframe._files import open_regular
 from augframe.errors import CacheWarning
 from augframe.io.cache.home import SOURCE_FILE, is_source_temp, owned_root
 from augframe.io.cache.layout import (
@@ -49,7 +50,6 @@ from augframe.io.cache.layout import (
     unlink_own,
 )
 from augframe.io.cache.manifest import read_header
-from augframe.io.files import open_regular
 
 __all__ = [
     "DEFAULT_SHARE",

@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from augframe.io.files import read_json_file, read_regular, write_atomic
+from augframe._files import read_json_file, read_regular, write_atomic
 
 __all__ = [
     "ENV_DIR",

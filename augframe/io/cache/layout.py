@@ -4,7 +4,7 @@ A folder holds `manifest.json`, the data file `images-<build_id>.npy` it
 names, a `.lock`, a `.used` (default caches) and, while a build runs,
 `.tmp-<build_id>-*` files; see docs/design/cache.md. These names are the
 only files a cache may delete (`is_cache_file`); every file is opened
-through `augframe.io.files`, so a FIFO, a device or a symlink planted
+through `augframe._files`, so a FIFO, a device or a symlink planted
 in their place is refused, never blocks a build that holds the lock. The
 locks: `locked` (the folder's, held by a build), `hold_shared` (a data
 file's, held by a store that serves it).
@@ -26,7 +26,7 @@ from typing import IO
 import numpy as np
 from numpy.lib import format as npy_format
 
-from augframe.io.files import open_regular
+from augframe._files import open_regular
 
 __all__ = [
     "CACHE_VERSION",

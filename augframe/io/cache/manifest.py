@@ -2,7 +2,7 @@
 
 The manifest is written last and is the only file trusted as it is; one that
 disagrees with its data file or with the decoding asked for is not reused.
-It is read as untrusted data (`augframe.io.files`: a regular file of at
+It is read as untrusted data (`augframe._files`: a regular file of at
 most `MAX_MANIFEST_BYTES`, nested at most `MAX_DEPTH` deep), every field
 checked for its type: any damage is one `CacheWarning` and a rebuild.
 """
@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from augframe import _warn
+from augframe._files import read_head, read_json_file
 from augframe.errors import CacheWarning
 from augframe.io.cache.layout import (
     CACHE_VERSION,
@@ -29,7 +30,6 @@ from augframe.io.cache.layout import (
     open_data,
 )
 from augframe.io.decode.arrays import Decoding
-from augframe.io.files import read_head, read_json_file
 
 __all__ = [
     "MAX_DEPTH",
@@ -143,7 +143,7 @@ def read_header(path: Path) -> tuple[int, int] | None:
     """`(version, number of images)` if `path` begins as augframe's manifests do.
 
     Reads the first 64 KiB only (a manifest may take hundreds of MiB), with
-    the checks of `augframe.io.files`: how `augframe cache ls`,
+    the checks of `augframe._files`: how `augframe cache ls`,
     `clear` and eviction tell augframe's caches (a known version) from other
     folders. The number of images is 0 where the head does not say.
     """

@@ -7,6 +7,7 @@ import os
 import cv2
 import numpy as np
 
+from augframe._files import read_head, read_regular
 from augframe.errors import ConfigError
 from augframe.io.decode.arrays import (
     CHANNELS,
@@ -16,7 +17,6 @@ from augframe.io.decode.arrays import (
 )
 from augframe.io.decode.headers import header_size, image_format
 from augframe.io.decode.jpeg import jpeg_size
-from augframe.io.files import read_head, read_regular
 from augframe.options.registry import MAX_IMAGE_PIXELS
 
 __all__ = [
@@ -83,7 +83,7 @@ def load_image(
 def read_image_bytes(path: str | os.PathLike[str], limit: int | None = None) -> bytes:
     """The first `limit` bytes (all with None) of an image file.
 
-    The one way augframe opens an image file (`augframe.io.files`: without
+    The one way augframe opens an image file (`augframe._files`: without
     blocking, and checked on the open file), so that a FIFO, a socket or a
     device named `*.jpg` never hangs a listing or a build, and a path OpenCV
     could not take (a name that is not valid UTF-8) never reaches it: the

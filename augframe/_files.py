@@ -9,7 +9,8 @@ anywhere, and a JSON document nested 100,000 deep makes `json` raise
 asked, without following a final symlink (`O_NOFOLLOW`), check the open
 file with `fstat`, read at most a bound, and scan JSON's nesting in linear
 time before parsing. Image files, the decoded cache, run configs, pipeline
-files and control files are all read through them.
+files and control files are all read through them. A leaf below every
+sub-package: it imports the standard library only.
 
 Example:
 >>> json_too_deep("[[1]]", 1), json_too_deep('["[[["]', 1)

@@ -5,7 +5,7 @@
 are in docs/design/options.md.
 
 Example:
->>> seq = sequence_from_config("configs/run.yaml", seed=1)  # doctest: +SKIP
+>>> seq = FrameSequence.from_config("configs/run.yaml", seed=1)  # doctest: +SKIP
 >>> model.fit(seq, epochs=30)  # doctest: +SKIP
 """
 
@@ -32,9 +32,9 @@ from pydantic import (
     model_validator,
 )
 
+from augframe._files import FileTooLarge, read_regular
 from augframe.augment import pipelines as shipped
 from augframe.errors import ConfigError
-from augframe.io.files import FileTooLarge, read_regular
 from augframe.options.data_files import load_yaml, yaml_problem
 from augframe.options.registry import (
     OPTIONS,
