@@ -36,6 +36,7 @@ if TYPE_CHECKING:
         ImageWarning,
         LifecycleWarning,
         MemoryWarning,
+        ReadOnlyError,
         SourceError,
         VarietyWarning,
     )
@@ -70,6 +71,7 @@ _WHERE = {
     "ImageWarning": "augframe.errors",
     "LifecycleWarning": "augframe.errors",
     "MemoryWarning": "augframe.errors",
+    "ReadOnlyError": "augframe.errors",
     "ServeAugment": "augframe.augment.serve",
     "SourceError": "augframe.errors",
     "StopOnControlFile": "augframe.keras.callbacks",
@@ -96,6 +98,7 @@ __all__ = [
     "ImageWarning",
     "LifecycleWarning",
     "MemoryWarning",
+    "ReadOnlyError",
     "ServeAugment",
     "SourceError",
     "StopOnControlFile",

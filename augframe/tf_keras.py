@@ -81,7 +81,8 @@ class FrameSequence(SequenceFacade, tf_keras.utils.Sequence):
     def shape(self) -> NoReturn:
         """No shape. tf_keras probes it once per data adapter: "a call starts"."""
         self._fit_thread = threading.get_ident()
-        self.clock.adapted()
+        with self._serialised():
+            self.clock.adapted()
         raise AttributeError("a FrameSequence has no `shape`; see `image_size`")
 
     def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
@@ -99,13 +100,15 @@ class FrameSequence(SequenceFacade, tf_keras.utils.Sequence):
             return
         if self._fit_thread not in (None, threading.get_ident()):
             return  # the enqueuer of fit(workers > 1), a pass ahead
-        if self.clock.end_unannounced():
-            self._end_epoch()
+        with self._serialised():
+            if self.clock.end_unannounced():
+                self._end_epoch()
 
     def on_fit_epoch_begin(self) -> None:
         """Keras' epoch begins: it opens the training pass (no dataset hook does)."""
         super().on_fit_epoch_begin()
-        self.clock.begin()
+        with self._serialised():
+            self.clock.begin()
 
 
 class FrameScheduler(FrameSchedulerCore, tf_keras.callbacks.Callback):
