@@ -16,6 +16,7 @@ import pytest
 from augframe.core.engine import FrameEngine
 from augframe.core.schedule import FrameSchedule
 from augframe.errors import ConfigError, ControlFileWarning
+from augframe.options.config import frame_config
 from augframe.options.groups import (
     ArtifactOptions,
     BuildOptions,
@@ -69,12 +70,15 @@ def test_groups_are_made_from_checked_options():
 
 def test_open_frames_refuses_before_decoding_and_chooses_the_frames():
     with pytest.raises(ConfigError, match="example_dir"):
-        open_frames({"a": ["missing.jpg"]}, {"image_size": (8, 8), "example_prob": 0.5})
+        open_frames(
+            {"a": ["missing.jpg"]},
+            frame_config({"image_size": (8, 8), "example_prob": 0.5}),
+        )
     import numpy as np
 
     opened = open_frames(
         {"a": np.zeros((2, 8, 8, 3), np.uint8)},
-        {"image_size": (8, 8), "validation": True, "verbose": 0},
+        frame_config({"image_size": (8, 8), "validation": True, "verbose": 0}),
     )
     assert isinstance(opened.frames, ValidationFrames)
     assert opened.decoding.color_mode == "rgb"

@@ -39,6 +39,7 @@ from augframe.io.listing import (
 )
 from augframe.io.stores import FileStore, ImageStore, StoreSource, SubsetStore
 from augframe.options import registry as opts
+from augframe.options.config import refuse_files_options
 
 __all__ = [
     "Planned",
@@ -325,14 +326,3 @@ def check_file_options(image_size: Any, kwargs: Mapping[str, Any]) -> tuple[int,
             opts.check(name, value)
     Decoding.from_options(kwargs)
     return image_size
-
-
-def refuse_files_options(kwargs: Mapping[str, Any]) -> None:
-    """Refuses, by name, options of the constructors that list image files."""
-    for name in kwargs:
-        if name in opts.FILES_OPTIONS:
-            raise ConfigError(
-                f"FrameSequence() got `{name}`, which applies to image files: "
-                "pass it to FrameSequence.from_directory, from_paths or "
-                "from_dataframe (from_directory only, for `follow_links`)."
-            )

@@ -16,7 +16,6 @@ import os
 import weakref
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any, TypeVar
 
 import numpy as np
@@ -32,6 +31,7 @@ from augframe.io.stores import StoreSource
 from augframe.keras import sources
 from augframe.observe.report import FrameReport
 from augframe.options import registry as opts
+from augframe.options.config import FrameConfig, frame_config
 from augframe.serving import scheduled
 from augframe.serving.assemble import Frames, open_frames
 from augframe.serving.training import TrainingFrames
@@ -106,7 +106,7 @@ class SequenceFacade:
 
     core: Frames
     """The Keras-free core this adapter holds: its frames and how they are served."""
-    _options: Mapping[str, Any]  # the options as checked at construction
+    _options: FrameConfig  # the options as checked at construction
     _decoding: Decoding
     clock: EpochClock
     keras_verbose: int | str | None  # the fit's, from a callback
@@ -460,61 +460,24 @@ def construct(
     """The constructor of both public `FrameSequence` façades (Keras 3 and Keras 2).
 
     Its flat keyword options mirror `keras.utils.image_dataset_from_directory`
-    on purpose; `open_frames` checks them and converts them, once, into the
-    option groups the parts take. See `augframe.FrameSequence` for each.
+    on purpose; `frame_config` checks them, once, into the frozen config
+    whose groups the parts take, and `open_frames` builds the frames from
+    it. See `augframe.FrameSequence` for each.
     """
+    arguments = dict(locals())  # the options as passed: the signature's names
     from augframe.keras.distribution import check_keras_sharding, shard_from_keras
 
     if isinstance(shard, str) and shard == "auto":
-        shard = shard_from_keras()
+        arguments["shard"] = shard = shard_from_keras()
     check_keras_sharding(shard)
-    opened = open_frames(
-        source,
-        {
-            "image_size": image_size,
-            "batch_size": batch_size,
-            "color_mode": color_mode,
-            "interpolation": interpolation,
-            "crop_to_aspect_ratio": crop_to_aspect_ratio,
-            "pad_to_aspect_ratio": pad_to_aspect_ratio,
-            "exif_orientation": exif_orientation,
-            "max_image_pixels": max_image_pixels,
-            "samples_per_class": samples_per_class,
-            "frame_memory": frame_memory,
-            "epochs_per_frame": epochs_per_frame,
-            "epochs_per_frame_bounds": epochs_per_frame_bounds,
-            "augment": augment,
-            "aug_p": aug_p,
-            "pipe_p": pipe_p,
-            "preprocess": preprocess,
-            "label_mode": label_mode,
-            "dtype": dtype,
-            "validation": validation,
-            "control_file": control_file,
-            "example_dir": example_dir,
-            "example_prob": example_prob,
-            "max_examples": max_examples,
-            "seed": seed,
-            "verbose": verbose,
-            "num_build_workers": num_build_workers,
-            "background": background,
-            "refresh": refresh,
-            "serve_augment": serve_augment,
-            "shard": shard,
-            "build_processes": build_processes,
-            "build_executor": build_executor,
-            "workers": workers,
-            "use_multiprocessing": use_multiprocessing,
-            "max_queue_size": max_queue_size,
-            **kwargs,
-        },
-    )
-    values = opened.values
+    options = {k: v for k, v in arguments.items() if k in opts.OPTIONS}
+    opened = open_frames(source, frame_config({**options, **kwargs}))
+    config = opened.config
     try:
-        self._init_base(max_queue_size=values["max_queue_size"])
+        self._init_base(max_queue_size=config.max_queue_size)
         self.core = opened.frames
         self._decoding = opened.decoding
-        self._options = MappingProxyType(dict(values))
+        self._options = config
         self.clock = EpochClock()
         self.keras_verbose = None
         # A sequence dropped without close() still stops its build workers.

@@ -15,7 +15,7 @@ from typing import Any
 from augframe.io.opening import Planned, open_dataframe, open_directory, open_paths
 from augframe.io.stores import StoreSource
 from augframe.options import registry as opts
-from augframe.serving.assemble import refuse_for_validation
+from augframe.options.config import refuse_for_validation
 
 __all__ = [
     "for_validation",

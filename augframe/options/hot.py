@@ -37,7 +37,7 @@ from augframe.errors import ConfigError
 from augframe.options.control_file import ControlFile, write_control
 from augframe.options.registry import HOT_OPTIONS, OPTIONS, check
 
-__all__ = ["PROBABILITIES", "ControlLink", "HotSettings"]
+__all__ = ["PROBABILITIES", "ControlLink", "HotSettings", "check_hot_rules"]
 
 logger = logging.getLogger("augframe")
 
@@ -47,11 +47,37 @@ PROBABILITIES = ("aug_p", "pipe_p")
 Listener = Callable[[frozenset[str]], None]
 
 
+def check_hot_rules(
+    name: str, value: Any, *, background: bool, writes_examples: bool
+) -> None:
+    """The rules of a checked hot value with the options it depends on.
+
+    Raises:
+        ConfigError: "auto" without background builds, or examples without
+            `example_dir`.
+    """
+    if name == "epochs_per_frame" and value == "auto" and not background:
+        raise ConfigError(
+            "Invalid value for argument `epochs_per_frame`. Received: 'auto' "
+            "with background=False. 'auto' chooses the frame length from "
+            "builds that run beside training: pass background=True, or an "
+            "integer epochs_per_frame."
+        )
+    if name == "example_prob" and value > 0 and not writes_examples:
+        raise ConfigError(
+            f"Invalid value for argument `example_prob`. Received: "
+            f"example_prob={value} without `example_dir`. Pass "
+            "example_dir='example_images' to say where examples go."
+        )
+
+
 class HotSettings:
     """The hot options in force, checked by one set of rules.
 
     Args:
-        values: a value for every hot option (`HOT_OPTIONS`).
+        values: a checked value for every hot option (`HOT_OPTIONS`), as
+            `augframe.options.config.FrameConfig.hot` holds them (`of`
+            checks given values).
         background: frames are built in the background (`"auto"` needs it).
         writes_examples: an `example_dir` was given (`example_prob > 0`
             needs it).
@@ -65,7 +91,7 @@ class HotSettings:
     ) -> None:
         self.background = background
         self.writes_examples = writes_examples
-        self._values = {name: self.check(name, values[name]) for name in HOT_OPTIONS}
+        self._values = {name: values[name] for name in HOT_OPTIONS}
         self._listeners: list[Listener] = []
         self._lock: AbstractContextManager[Any] = threading.RLock()
 
@@ -74,7 +100,15 @@ class HotSettings:
         cls, *, background: bool, writes_examples: bool, **given: Any
     ) -> HotSettings:
         """Hot settings from the given values and the registry's defaults."""
-        values = {name: given.get(name, OPTIONS[name].default) for name in HOT_OPTIONS}
+        values = {}
+        for name in HOT_OPTIONS:
+            values[name] = check(name, given.get(name, OPTIONS[name].default))
+            check_hot_rules(
+                name,
+                values[name],
+                background=background,
+                writes_examples=writes_examples,
+            )
         return cls(values, background=background, writes_examples=writes_examples)
 
     def check(self, name: str, value: Any) -> Any:
@@ -85,19 +119,12 @@ class HotSettings:
                 f"{', '.join(HOT_OPTIONS)}. Build a new FrameSequence to change it."
             )
         value = check(name, value)
-        if name == "epochs_per_frame" and value == "auto" and not self.background:
-            raise ConfigError(
-                "Invalid value for argument `epochs_per_frame`. Received: 'auto' "
-                "with background=False. 'auto' chooses the frame length from "
-                "builds that run beside training: pass background=True, or an "
-                "integer epochs_per_frame."
-            )
-        if name == "example_prob" and value > 0 and not self.writes_examples:
-            raise ConfigError(
-                f"Invalid value for argument `example_prob`. Received: "
-                f"example_prob={value} without `example_dir`. Pass "
-                "example_dir='example_images' to say where examples go."
-            )
+        check_hot_rules(
+            name,
+            value,
+            background=self.background,
+            writes_examples=self.writes_examples,
+        )
         return value
 
     def __getitem__(self, name: str) -> Any:

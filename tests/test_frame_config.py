@@ -1,0 +1,86 @@
+"""The one frozen config (`augframe.options.config`): built once at the edge, then handed down."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from augframe import FrameSequence
+from augframe.errors import ConfigError
+from augframe.options.config import FrameConfig, frame_config
+from augframe.options.registry import FILES_OPTIONS, HOT_OPTIONS, OPTIONS
+
+
+def test_config_takes_every_default_from_the_registry_and_is_frozen():
+    config = frame_config({"image_size": (8, 8), "batch_size": 4})
+    assert config["batch_size"] == config.serving.batch_size == 4
+    assert config.image_size == (8, 8)
+    for name, option in OPTIONS.items():
+        if name in FILES_OPTIONS:  # the file constructors' own
+            assert name not in config
+        elif name not in ("image_size", "batch_size"):
+            assert config[name] == option.default, name
+    assert set(config.hot) == set(HOT_OPTIONS)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.batch_size = 8  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        config.hot["aug_p"] = 0.5  # type: ignore[index]
+    with pytest.raises(KeyError):
+        config["no_such_option"]
+
+
+def test_config_normalises_values_once():
+    config = frame_config(
+        {"image_size": [8, 6], "aug_p": 1, "epochs_per_frame_bounds": [2, 4]}
+    )
+    assert config.image_size == (8, 6)
+    assert config.hot["aug_p"] == 1.0 and isinstance(config.hot["aug_p"], float)
+    assert config.schedule.epochs_per_frame_bounds == (2, 4)
+
+
+@pytest.mark.parametrize(
+    ("given", "match"),
+    [
+        ({"batch_sise": 4}, "Did you mean `batch_size`"),
+        ({"aug_p": 1.5}, r"Received: aug_p=1.5\. Expected a number in \[0, 1\]"),
+        ({"use_multiprocessing": True}, r"use_multiprocessing=True\. Expected False"),
+        ({"frame_memory": 0.5}, "frame_memory"),
+        ({"example_prob": 0.5}, "example_dir"),
+        ({"epochs_per_frame": "auto", "background": False}, "background=False"),
+        ({"validation": True, "aug_p": 0.5}, "does not apply to a validation"),
+        ({"cache_dir": None}, "from_directory"),
+    ],
+)
+def test_config_refuses_bad_options_by_name(given, match):
+    with pytest.raises(ConfigError, match=match):
+        frame_config({"image_size": (8, 8), **given})
+
+
+def test_a_sequence_holds_the_config_it_was_built_from():
+    source = {
+        "a": np.zeros((2, 8, 8, 3), np.uint8),
+        "b": np.ones((2, 8, 8, 3), np.uint8),
+    }
+    with FrameSequence(
+        source, image_size=(8, 8), samples_per_class=2, batch_size=2, verbose=0
+    ) as seq:
+        config = seq._options
+        assert isinstance(config, FrameConfig)
+        assert config.build.samples_per_class == seq.samples_per_class == 2
+        assert config.serving is seq.core.serving
+        assert seq.batch_size == config["batch_size"] == 2
+        assert seq.shard is None and seq.seed is None
+
+
+def test_objects_are_refused_with_the_registry_message():
+    source = {"a": np.zeros((2, 8, 8, 3), np.uint8)}
+    with pytest.raises(
+        ConfigError, match=r"Received: preprocess=3\. Expected a function"
+    ):
+        FrameSequence(source, image_size=(8, 8), preprocess=3, verbose=0)
+    with pytest.raises(
+        ConfigError, match=r"Received: serve_augment='x'\. Expected an augframe"
+    ):
+        FrameSequence(source, image_size=(8, 8), serve_augment="x", verbose=0)
