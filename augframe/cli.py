@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from augframe.errors import AugframeError, ConfigError
-from augframe.options.registry import OPTIONS, argparse_type, parse_text, usable_cpus
+from augframe.options import registry as opts
 
 __all__ = ["build_parser", "default_cache_dir", "main"]
 
@@ -58,9 +58,9 @@ def _user_errors(command: str) -> Callable[[_Handler], _Handler]:
 
 # Value parsers derived from augframe.options: the same checks as the
 # constructor, the run config and control.json.
-_positive_int = argparse_type("batch_size")
-_probability = argparse_type("aug_p")
-_seed = argparse_type("seed")
+_positive_int = opts.argparse_type("batch_size")
+_probability = opts.argparse_type("aug_p")
+_seed = opts.argparse_type("seed")
 
 
 # --------------------------------------------------------------------- demo
@@ -146,7 +146,7 @@ def _parse_assignments(assignments: Sequence[str]) -> dict[str, Any]:
                 f"expected KEY=VALUE, got {assignment!r} (e.g. aug_p=0.2). "
                 f"{_allowed_keys()}"
             )
-        value = parse_text(text)
+        value = opts.parse_text(text)
         if key in FROZEN_KEYS:
             raise _ControlRefused(
                 f"key {key!r} (value {_show(value)}) cannot change while `fit` "
@@ -321,7 +321,7 @@ def _cache_build(args: argparse.Namespace) -> int:
     image_size = (args.image_size[0], args.image_size[1])
     options: dict[str, Any] = dict(
         image_size=image_size,
-        num_workers=args.workers or usable_cpus(),
+        num_workers=args.workers or opts.usable_cpus(),
         progress=True,
         class_names=class_names,
         decoding=decoding,
@@ -642,7 +642,7 @@ def _add_cache(commands: Any) -> None:
         help="decoding threads (default: CPU count)",
     )
     for name in ("color_mode", "interpolation"):
-        option = OPTIONS[name]
+        option = opts.OPTIONS[name]
         build.add_argument(
             f"--{name.replace('_', '-')}",
             choices=option.choices,
@@ -658,15 +658,15 @@ def _add_cache(commands: Any) -> None:
         build.add_argument(
             f"--{name.replace('_', '-')}",
             action="store_true",
-            help=OPTIONS[name].doc,
+            help=opts.OPTIONS[name].doc,
         )
     build.add_argument(
         "--max-image-pixels",
-        type=argparse_type("max_image_pixels"),
-        default=OPTIONS["max_image_pixels"].default,
+        type=opts.argparse_type("max_image_pixels"),
+        default=opts.OPTIONS["max_image_pixels"].default,
         metavar="N",
-        help=f"{OPTIONS['max_image_pixels'].doc} "
-        f"(default {OPTIONS['max_image_pixels'].default})",
+        help=f"{opts.OPTIONS['max_image_pixels'].doc} "
+        f"(default {opts.OPTIONS['max_image_pixels'].default})",
     )
     build.set_defaults(handler=_cache_build)
     _add_cache_ls_clear(actions)

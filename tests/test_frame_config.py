@@ -10,7 +10,13 @@ import pytest
 from augframe import FrameSequence
 from augframe.errors import ConfigError
 from augframe.options.config import FrameConfig, frame_config
-from augframe.options.registry import FILES_OPTIONS, HOT_OPTIONS, OPTIONS
+from augframe.options.registry import (
+    FILES_OPTIONS,
+    HOT_OPTIONS,
+    OPTIONS,
+    check,
+    pydantic_type,
+)
 
 
 def test_config_takes_every_default_from_the_registry_and_is_frozen():
@@ -84,3 +90,47 @@ def test_objects_are_refused_with_the_registry_message():
         ConfigError, match=r"Received: serve_augment='x'\. Expected an augframe"
     ):
         FrameSequence(source, image_size=(8, 8), serve_augment="x", verbose=0)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("epochs_per_frame_bounds", [3, 1]),
+        ("epochs_per_frame_bounds", [1, 3]),
+        ("shard", [2, 2]),
+        ("shard", [0, 2]),
+        ("batch_size", 0),
+        ("aug_p", 0.5),
+        ("frame_memory", 0.0),
+        ("image_size", [8, 0]),
+    ],
+)
+def test_a_file_and_a_keyword_take_the_same_values(name, value):
+    """One rule: the pydantic type of run configs refuses what `check` refuses."""
+    from pydantic import TypeAdapter, ValidationError
+
+    try:
+        check(name, value)
+        keyword_ok = True
+    except ConfigError:
+        keyword_ok = False
+    try:
+        TypeAdapter(pydantic_type(name)).validate_python(value)
+        file_ok = True
+    except ValidationError:
+        file_ok = False
+    assert file_ok == keyword_ok
+
+
+def test_a_run_config_refuses_a_range_whose_low_is_above_its_high(tmp_path):
+    from augframe.keras.run_config import resolve_run
+
+    (tmp_path / "data" / "a").mkdir(parents=True)
+    run = tmp_path / "run.yaml"
+    run.write_text(
+        "source:\n  directory: data\nimage_size: [8, 8]\n"
+        "epochs_per_frame_bounds: [3, 1]\n"
+    )
+    with pytest.raises(ConfigError, match=r"run\.yaml.*epochs_per_frame_bounds") as e:
+        resolve_run(run)
+    assert "1 <= low <= high" in str(e.value)

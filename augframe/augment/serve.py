@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from augframe.options import registry as _checks
+from augframe.options import registry as opts
 
 __all__ = ["ServeAugment"]
 
@@ -95,10 +95,10 @@ class ServeAugment:
         # NumPy numbers are taken, and kept as Python's (they are compared,
         # printed and saved in run configs).
         for name in ("max_shift", "brightness", "contrast", "cutout"):
-            checked = _checks.check_probability(name, getattr(self, name))
+            checked = opts.check_probability(name, getattr(self, name))
             object.__setattr__(self, name, checked)
-        _checks.check_choice("fill", self.fill, FILL_MODES)
-        value = _checks.check_int("fill_value", self.fill_value, minimum=0, maximum=255)
+        opts.check_choice("fill", self.fill, FILL_MODES)
+        value = opts.check_int("fill_value", self.fill_value, minimum=0, maximum=255)
         object.__setattr__(self, "fill_value", value)
 
     def __call__(

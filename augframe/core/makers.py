@@ -38,7 +38,7 @@ from augframe.core.shm import (
 from augframe.errors import ConfigError, SourceError
 from augframe.io.decode.files import ImageReadError
 from augframe.io.stores import ImageStore
-from augframe.options.registry import usable_cpus
+from augframe.options import registry as opts
 
 __all__ = [
     "AUTO_PROCESS_PAYLOAD",
@@ -570,7 +570,7 @@ def choose_maker(
     default to one worker when a pipeline runs (it holds the GIL) and to every
     core otherwise (decoding releases the GIL).
     """
-    cpus = usable_cpus()
+    cpus = opts.usable_cpus()
     if processes is None:
         processes = (
             cpus > 1
@@ -594,7 +594,7 @@ def asks_processes(num_workers: int | None) -> bool:
     >>> asks_processes(1)
     False
     """
-    return (num_workers or usable_cpus()) > 1
+    return (num_workers or opts.usable_cpus()) > 1
 
 
 def _cheap_to_send(store: ImageStore, spec: PipelineSpec) -> bool:

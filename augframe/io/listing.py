@@ -20,8 +20,7 @@ from augframe.io.decode.files import (
 )
 from augframe.io.decode.headers import SNIFF_BYTES, header_size, image_format
 from augframe.io.natives import check_classes, shorten, warn_skipped
-from augframe.options.registry import MAX_IMAGE_PIXELS
-from augframe.options.registry import check as opts_check
+from augframe.options import registry as opts
 
 __all__ = ["IMAGE_EXTENSIONS", "collect_directory", "collect_paths", "split_by_class"]
 
@@ -35,7 +34,7 @@ def _is_image_file(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_EXTENSIONS and path.is_file()
 
 
-def unreadable(path: str, max_image_pixels: int = MAX_IMAGE_PIXELS) -> str | None:
+def unreadable(path: str, max_image_pixels: int = opts.MAX_IMAGE_PIXELS) -> str | None:
     """Why the image file `path` cannot be used ("path: reason"), or None.
 
     Reads the file's first `SNIFF_BYTES` (with `read_image_bytes`: a FIFO or a
@@ -66,7 +65,7 @@ def collect_paths(
     labels: Sequence[Any],
     *,
     class_names: Sequence[str] | None = None,
-    max_image_pixels: int = MAX_IMAGE_PIXELS,
+    max_image_pixels: int = opts.MAX_IMAGE_PIXELS,
 ) -> tuple[list[str], np.ndarray, list[str]]:
     """Validates a list of image files and their labels.
 
@@ -133,7 +132,7 @@ def collect_directory(
     *,
     class_names: Sequence[str] | None = None,
     follow_links: bool = False,
-    max_image_pixels: int = MAX_IMAGE_PIXELS,
+    max_image_pixels: int = opts.MAX_IMAGE_PIXELS,
 ) -> tuple[list[str], np.ndarray, list[str]]:
     """Lists `directory/<class_name>/<image>` files, like `flow_from_directory`.
 
@@ -158,7 +157,7 @@ def collect_directory(
     Returns:
         `(paths, int32 labels, class_names)`.
     """
-    follow_links = opts_check("follow_links", follow_links)
+    follow_links = opts.check("follow_links", follow_links)
     root = Path(directory)
     if not root.is_dir():
         raise ConfigError(

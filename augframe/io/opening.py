@@ -13,7 +13,7 @@ sequences to make, as `Planned` entries; the adapter makes them.
 
 Example:
 >>> planned = open_directory("data", image_size=(64, 64), options={})  # doctest: +SKIP
->>> [(p.subset, p.options["image_size"]) for p in planned]  # doctest: +SKIP
+>>> [(p.subset, p.config.image_size) for p in planned]  # doctest: +SKIP
 [(None, (64, 64))]
 """
 
@@ -39,7 +39,7 @@ from augframe.io.listing import (
 )
 from augframe.io.stores import FileStore, ImageStore, StoreSource, SubsetStore
 from augframe.options import registry as opts
-from augframe.options.config import refuse_files_options
+from augframe.options.config import FrameConfig, frame_config
 
 __all__ = [
     "Planned",
@@ -58,10 +58,10 @@ CacheDir = str | os.PathLike[str] | None
 
 @dataclass(frozen=True)
 class Planned:
-    """One sequence to make: its source, its options, and which subset it is."""
+    """One sequence to make: its source, its checked config, and which subset it is."""
 
     source: StoreSource
-    options: dict[str, Any]
+    config: FrameConfig
     subset: str | None = None
 
 
@@ -77,17 +77,17 @@ def open_directory(
     follow_links: bool = False,
 ) -> list[Planned]:
     """The sequences over `directory/<class_name>/<images>` (see `from_directory`)."""
-    size = check_file_options(image_size, options)
+    config = check_file_options(image_size, options)
     follow_links = opts.check("follow_links", follow_links)
-    split = check_split(validation_split, subset, options.get("seed"))
+    split = check_split(validation_split, subset, config.build.seed)
     paths, labels, names = collect_directory(
         directory,
         class_names=class_names,
         follow_links=follow_links,
-        max_image_pixels=_max_pixels(options),
+        max_image_pixels=config.max_image_pixels,
     )
-    files = _Files(paths, labels, names, size, os.fspath(directory))
-    return _split_files(files, cache_dir, split, options)
+    files = _Files(paths, labels, names, config.image_size, os.fspath(directory))
+    return _split_files(files, cache_dir, split, config, options)
 
 
 def open_paths(
@@ -106,11 +106,12 @@ def open_paths(
             "FrameSequence.from_directory (it walks folders); from_paths "
             "takes a list of files. Remove it."
         )
-    size = check_file_options(image_size, options)
+    config = check_file_options(image_size, options)
     kept, int_labels, names = collect_paths(
-        paths, labels, class_names=class_names, max_image_pixels=_max_pixels(options)
+        paths, labels, class_names=class_names, max_image_pixels=config.max_image_pixels
     )
-    return _split_files(_Files(kept, int_labels, names, size), cache_dir, None, options)
+    files = _Files(kept, int_labels, names, config.image_size)
+    return _split_files(files, cache_dir, None, config, options)
 
 
 def open_dataframe(
@@ -127,27 +128,21 @@ def open_dataframe(
     subset: str | None = None,
 ) -> list[Planned]:
     """The sequences over a DataFrame's rows (see `from_dataframe`)."""
-    size = check_file_options(image_size, options)
     if "follow_links" in options:
         raise ConfigError(
             "FrameSequence.from_dataframe() got `follow_links`, which applies "
             "to FrameSequence.from_directory (it walks folders). Remove it."
         )
-    split = check_split(validation_split, subset, options.get("seed"))
+    config = check_file_options(image_size, options)
+    split = check_split(validation_split, subset, config.build.seed)
     paths, labels = read_dataframe(
         dataframe, x_col=x_col, y_col=y_col, directory=directory
     )
     kept, int_labels, names = collect_paths(
-        paths, labels, class_names=class_names, max_image_pixels=_max_pixels(options)
+        paths, labels, class_names=class_names, max_image_pixels=config.max_image_pixels
     )
-    return _split_files(
-        _Files(kept, int_labels, names, size), cache_dir, split, options
-    )
-
-
-def _max_pixels(options: Mapping[str, Any]) -> int:
-    """The `max_image_pixels` of checked options (the default when absent)."""
-    return int(options.get("max_image_pixels", opts.MAX_IMAGE_PIXELS))
+    files = _Files(kept, int_labels, names, config.image_size)
+    return _split_files(files, cache_dir, split, config, options)
 
 
 @dataclass(frozen=True)
@@ -175,51 +170,60 @@ def _split_files(
     files: _Files,
     cache_dir: CacheDir,
     split: tuple[float, str] | None,
-    options: dict[str, Any],
+    config: FrameConfig,
+    options: Mapping[str, Any],
 ) -> list[Planned]:
-    """One sequence over the files, or the `subset` of a split of them."""
+    """One sequence over the files, or the `subset` of a split of them.
+
+    A split's validation side takes the options that apply to validation
+    data (`options` as given, checked again by the same `frame_config` as
+    the config of that other sequence).
+    """
     cache_dir = opts.check("cache_dir", cache_dir)
     if split is None:
-        return [_planned(files, cache_dir, options)]
+        return [_planned(files, cache_dir, config)]
+    seed = config.build.seed
+    assert seed is not None  # check_split refuses a split without a seed
     train_rows, val_rows = split_by_class(
         files.labels,
         fraction=split[0],
-        seed=options["seed"],
+        seed=seed,
         class_names=files.class_names,
     )
-    shared = _SharedCache(files, options) if cache_dir == "auto" else None
+    shared = _SharedCache(files, config) if cache_dir == "auto" else None
     planned = []
     for name, rows in (("training", train_rows), ("validation", val_rows)):
         if split[1] not in (name, "both"):
             continue
-        kept = dict(options)
+        side = config
         if name == "validation":
-            kept = {k: v for k, v in kept.items() if k in opts.VALIDATION_OPTIONS}
-            kept["validation"] = True
+            kept = {k: v for k, v in options.items() if k in opts.VALIDATION_OPTIONS}
+            side = frame_config(
+                {**kept, "image_size": config.image_size, "validation": True}
+            )
         if shared is not None:
             source = StoreSource(
                 functools.partial(shared.subset, rows), files.class_names
             )
-            made = Planned(source, {**kept, "image_size": files.image_size})
         else:
             folder = None if cache_dir is None else Path(cache_dir) / name
-            made = _planned(files.subset(rows), folder, kept)
-        planned.append(Planned(made.source, made.options, subset=name))
+            source = _planned(files.subset(rows), folder, side).source
+        planned.append(Planned(source, side, subset=name))
     return planned
 
 
 class _SharedCache:
     """The default cache of every listed file, opened once for a split's sides."""
 
-    def __init__(self, files: _Files, options: dict[str, Any]) -> None:
+    def __init__(self, files: _Files, config: FrameConfig) -> None:
         self.files = files
-        self.options = options
+        self.config = config
         self._store: ImageStore | None = None
 
     def subset(self, rows: np.ndarray) -> ImageStore:
         """The store of the files at `rows` (those that could be decoded)."""
         if self._store is None:
-            self._store = _open_default(self.files, self.options)
+            self._store = _open_default(self.files, self.config)
         served = getattr(self._store, "paths", None) or []
         position = {path: i for i, path in enumerate(served)}
         picks = [
@@ -228,7 +232,7 @@ class _SharedCache:
         return SubsetStore(self._store, np.asarray(picks, dtype=np.int64))
 
 
-def _open_default(files: _Files, options: dict[str, Any]) -> ImageStore:
+def _open_default(files: _Files, config: FrameConfig) -> ImageStore:
     from augframe.io.cache.auto import open_default_cache
 
     return open_default_cache(
@@ -236,21 +240,20 @@ def _open_default(files: _Files, options: dict[str, Any]) -> ImageStore:
         files.labels,
         root=files.root,
         image_size=files.image_size,
-        decoding=Decoding.from_options(options),
-        num_workers=_build_workers(options),
-        progress=options.get("verbose", 1) > 0,
+        decoding=Decoding.from_options(config),
+        num_workers=_build_workers(config),
+        progress=config.artifacts.verbose > 0,
         class_names=files.class_names,
     )
 
 
-def _build_workers(options: dict[str, Any]) -> int:
+def _build_workers(config: FrameConfig) -> int:
     # Decoding releases the GIL: threads on every core.
-    return int(options.get("num_build_workers") or opts.usable_cpus())
+    return int(config.build.num_build_workers or opts.usable_cpus())
 
 
-def _planned(files: _Files, cache_dir: CacheDir, options: dict[str, Any]) -> Planned:
-    decoding = Decoding.from_options(options)
-    kwargs = {**options, "image_size": files.image_size}
+def _planned(files: _Files, cache_dir: CacheDir, config: FrameConfig) -> Planned:
+    decoding = Decoding.from_options(config)
     if cache_dir is None:
         logger.info(
             "augframe: no decoded cache (cache_dir=None): %d images are decoded "
@@ -260,10 +263,10 @@ def _planned(files: _Files, cache_dir: CacheDir, options: dict[str, Any]) -> Pla
         store = FileStore(
             files.paths, files.labels, image_size=files.image_size, decoding=decoding
         )
-        return Planned(StoreSource(store, files.class_names), kwargs)
+        return Planned(StoreSource(store, files.class_names), config)
     if cache_dir == "auto":
-        opener = functools.partial(_open_default, files, options)
-        return Planned(StoreSource(opener, files.class_names), kwargs)
+        opener = functools.partial(_open_default, files, config)
+        return Planned(StoreSource(opener, files.class_names), config)
 
     def open_cache() -> ImageStore:
         from augframe.io.cache import build_cache
@@ -273,8 +276,8 @@ def _planned(files: _Files, cache_dir: CacheDir, options: dict[str, Any]) -> Pla
             files.labels,
             cache_dir=cache_dir,
             image_size=files.image_size,
-            num_workers=_build_workers(options),
-            progress=options.get("verbose", 1) > 0,
+            num_workers=_build_workers(config),
+            progress=config.artifacts.verbose > 0,
             class_names=files.class_names,
             decoding=decoding,
             # Several sequences on one folder (training, validation) share rows.
@@ -282,7 +285,7 @@ def _planned(files: _Files, cache_dir: CacheDir, options: dict[str, Any]) -> Pla
         )
 
     # Built by the sequence's constructor, after every other argument was checked.
-    return Planned(StoreSource(open_cache, files.class_names), kwargs)
+    return Planned(StoreSource(open_cache, files.class_names), config)
 
 
 def check_split(fraction: Any, subset: Any, seed: Any) -> tuple[float, str] | None:
@@ -312,17 +315,10 @@ def check_split(fraction: Any, subset: Any, seed: Any) -> tuple[float, str] | No
     return float(fraction), str(subset)
 
 
-def check_file_options(image_size: Any, kwargs: Mapping[str, Any]) -> tuple[int, int]:
-    """Checks the options of a file-based constructor before any file is read.
+def check_file_options(image_size: Any, kwargs: Mapping[str, Any]) -> FrameConfig:
+    """The checked config of a file-based constructor, before any file is read.
 
     Returns:
-        `image_size`, checked.
+        The config (`frame_config`) of the options and `image_size`.
     """
-    image_size = opts.check("image_size", image_size)
-    opts.check_known(kwargs, allowed=opts.OPTIONS, where="FrameSequence")
-    refuse_files_options({k: v for k, v in kwargs.items() if k != "follow_links"})
-    for name, value in kwargs.items():
-        if opts.OPTIONS[name].kind != "object" and name != "augment":
-            opts.check(name, value)
-    Decoding.from_options(kwargs)
-    return image_size
+    return frame_config({"image_size": image_size, **kwargs})

@@ -22,7 +22,7 @@ from augframe.keras.sequence import FrameSequence
 from augframe.observe.examples import contact_sheet
 from augframe.observe.report import draw_report
 from augframe.observe.summaries import FrameSummaryWriter
-from augframe.options import registry as _checks
+from augframe.options import registry as opts
 
 __all__ = ["ControlCallback", "FrameScheduler", "FrameTensorBoard", "StopOnControlFile"]
 
@@ -165,7 +165,7 @@ class FrameTensorBoard(keras.callbacks.Callback):
                     "Pass a folder path (it is created if needed)."
                 )
         self.seq = seq
-        self.per_class = _checks.check_int("per_class", per_class, minimum=0)
+        self.per_class = opts.check_int("per_class", per_class, minimum=0)
         self.writer = FrameSummaryWriter(run_dir)
         self.written: list[int] = []  # generations written, in order
 

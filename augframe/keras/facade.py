@@ -33,7 +33,7 @@ from augframe.observe.report import FrameReport
 from augframe.options import registry as opts
 from augframe.options.config import FrameConfig, frame_config
 from augframe.serving import scheduled
-from augframe.serving.assemble import Frames, open_frames
+from augframe.serving.assemble import Frames
 from augframe.serving.training import TrainingFrames
 
 __all__ = ["LABEL_MODES", "SequenceFacade", "construct"]
@@ -465,25 +465,5 @@ def construct(
     it. See `augframe.FrameSequence` for each.
     """
     arguments = dict(locals())  # the options as passed: the signature's names
-    from augframe.keras.distribution import check_keras_sharding, shard_from_keras
-
-    if isinstance(shard, str) and shard == "auto":
-        arguments["shard"] = shard = shard_from_keras()
-    check_keras_sharding(shard)
     options = {k: v for k, v in arguments.items() if k in opts.OPTIONS}
-    opened = open_frames(source, frame_config({**options, **kwargs}))
-    config = opened.config
-    try:
-        self._init_base(max_queue_size=config.max_queue_size)
-        self.core = opened.frames
-        self._decoding = opened.decoding
-        self._options = config
-        self.clock = EpochClock()
-        self.keras_verbose = None
-        # A sequence dropped without close() still stops its build workers.
-        self._finalizer = weakref.finalize(self, self.core.close)
-    except BaseException:
-        opened.frames.close()  # the first frame's workers stop with the error
-        raise
-    if control_file is not None and not self.validation:
-        scheduled.register(control_file, self)
+    sources.construct_from_config(self, source, frame_config({**options, **kwargs}))

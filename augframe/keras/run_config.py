@@ -35,14 +35,8 @@ from pydantic import (
 from augframe._files import FileTooLarge, read_regular
 from augframe.augment import pipelines as shipped
 from augframe.errors import ConfigError
+from augframe.options import registry as opts
 from augframe.options.data_files import load_yaml, yaml_problem
-from augframe.options.registry import (
-    OPTIONS,
-    PathText,
-    Probability,
-    pydantic_type,
-    python_scalars,
-)
 
 __all__ = [
     "RunConfig",
@@ -98,8 +92,8 @@ class SourceConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    directory: PathText | None = None
-    paths_csv: PathText | None = None
+    directory: opts.PathText | None = None
+    paths_csv: opts.PathText | None = None
 
     @field_validator("directory")
     @classmethod
@@ -145,7 +139,7 @@ def _serve_augment_model() -> type[BaseModel]:
 
     types: dict[str, Any] = {
         "bool": StrictBool,
-        "float": Probability,
+        "float": opts.Probability,
         "str": Literal[FILL_MODES],
         "int": Annotated[StrictInt, Field(ge=0, le=255)],
     }
@@ -267,15 +261,15 @@ class _RunConfigBase(BaseModel):
 
 def _option_fields() -> dict[str, Any]:
     fields: dict[str, Any] = {}
-    for name, option in OPTIONS.items():
+    for name, option in opts.OPTIONS.items():
         if not option.in_file and name != "serve_augment":
             continue
         if name == "serve_augment":
             fields[name] = (ServeAugmentConfig | None, _UNSET)
         elif name == "image_size":
-            fields[name] = (pydantic_type(name), ...)  # required
+            fields[name] = (opts.pydantic_type(name), ...)  # required
         else:
-            fields[name] = (pydantic_type(name), _UNSET)
+            fields[name] = (opts.pydantic_type(name), _UNSET)
     return fields
 
 
@@ -342,7 +336,7 @@ def _absolute_override(name: str, value: Any) -> Any:
     NumPy numbers become Python's (`np.int64(8)` is 8), as the registry
     takes them, so that the file's schema checks their values.
     """
-    value = python_scalars(value)
+    value = opts.python_scalars(value)
     if name == "cache_dir" and isinstance(value, str) and value == "auto":
         return value
     if name in _PATH_FIELDS and isinstance(value, (str, os.PathLike)):
@@ -392,7 +386,7 @@ def _describe(exc: ValidationError, file: Path, overridden: frozenset[str]) -> s
     for error in exc.errors()[:5]:
         loc = _field(error["loc"])
         message = error["msg"].removeprefix("Value error, ")
-        option = OPTIONS.get(loc)
+        option = opts.OPTIONS.get(loc)
         if error["type"] == "extra_forbidden" and option and not option.in_file:
             message = (
                 f"`{loc}` takes a Python object and is set from Python only, "

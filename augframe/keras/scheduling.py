@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 from augframe import _console, _warn
 from augframe.errors import ControlFileWarning
 from augframe.keras.facade import SequenceFacade
-from augframe.options import registry as _checks
+from augframe.options import registry as opts
 from augframe.options.control_file import ControlFile
 from augframe.serving.scheduled import scheduled_sequences
 
@@ -78,7 +78,7 @@ class StopCore(SchedulingCore):
     ) -> None:
         super().__init__()
         self.control = ControlFile(control_file)
-        self.check_every_n_batches = _checks.check_int(
+        self.check_every_n_batches = opts.check_int(
             "check_every_n_batches", check_every_n_batches, allow_none=True
         )
         self.stopped_epoch: int | None = None

@@ -1,23 +1,30 @@
-"""The file-based constructors of both `FrameSequence` adapters (Keras 3 and Keras 2).
+"""The constructors of both `FrameSequence` adapters (Keras 3 and Keras 2) from a checked config.
 
-Each is a function of the adapter class, attached to it as a classmethod:
-it checks the options, lists the files (`augframe.io.opening`) and makes the
-sequence (or the `(train, val)` pair of a split) with the adapter's own
-constructor.
+`construct_from_config` initialises a sequence from a `FrameConfig` (the
+adapters' `__init__` builds one from the flat options first). The
+file-based constructors are functions of the adapter class, attached to it
+as classmethods: each checks the options once into a config, lists the
+files (`augframe.io.opening`) and makes the sequence (or the `(train, val)`
+pair of a split) from that config, which is not checked again.
 """
 
 from __future__ import annotations
 
 import os
+import weakref
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from augframe.core.clock import EpochClock
 from augframe.io.opening import Planned, open_dataframe, open_directory, open_paths
 from augframe.io.stores import StoreSource
 from augframe.options import registry as opts
-from augframe.options.config import refuse_for_validation
+from augframe.options.config import FrameConfig, refuse_for_validation
+from augframe.serving import scheduled
+from augframe.serving.assemble import open_frames
 
 __all__ = [
+    "construct_from_config",
     "for_validation",
     "from_config",
     "from_dataframe",
@@ -28,8 +35,15 @@ __all__ = [
 
 def _made(cls: Any, planned: list[Planned]) -> Any:
     """The sequence, or `(train, val)` when both subsets were asked for."""
-    made = [cls(p.source, **p.options) for p in planned]
+    made = [_make(cls, p.source, p.config) for p in planned]
     return made[0] if len(made) == 1 else tuple(made)
+
+
+def _make(cls: Any, source: StoreSource, config: FrameConfig) -> Any:
+    """A `cls` from a config checked already (not checked again)."""
+    seq = cls.__new__(cls)
+    construct_from_config(seq, source, config)
+    return seq
 
 
 def for_validation(
@@ -242,3 +256,32 @@ def from_config(
             kwargs.pop("follow_links", None)  # the default: nothing to refuse
         return from_paths(cls, paths, labels, **kwargs)
     return from_directory(cls, source, **kwargs)
+
+
+def construct_from_config(
+    self: Any, source: Mapping[str, Any] | StoreSource, config: FrameConfig
+) -> None:
+    """Initialises a façade from a checked config (`frame_config`): no option
+    is checked again; `shard="auto"` is resolved from `keras.distribution`."""
+    from augframe.keras.distribution import check_keras_sharding, shard_from_keras
+
+    if config.build.shard == "auto":
+        config = config.with_build(shard=shard_from_keras())
+    check_keras_sharding(config.build.shard)
+    opened = open_frames(source, config)
+    config = opened.config
+    try:
+        self._init_base(max_queue_size=config.max_queue_size)
+        self.core = opened.frames
+        self._decoding = opened.decoding
+        self._options = config
+        self.clock = EpochClock()
+        self.keras_verbose = None
+        # A sequence dropped without close() still stops its build workers.
+        self._finalizer = weakref.finalize(self, self.core.close)
+    except BaseException:
+        opened.frames.close()  # the first frame's workers stop with the error
+        raise
+    control_file = config.artifacts.control_file
+    if control_file is not None and not config.validation:
+        scheduled.register(control_file, self)

@@ -340,10 +340,10 @@ def contact_sheet(
     ...               ["a", "b", "c"], max_classes=2).shape
     (216, 206, 3)
     """
-    from augframe.options.registry import check_int
+    from augframe.options import registry as opts
 
-    per_class = check_int("per_class", per_class, minimum=0)
-    max_classes = check_int("max_classes", max_classes, minimum=0)
+    per_class = opts.check_int("per_class", per_class, minimum=0)
+    max_classes = opts.check_int("max_classes", max_classes, minimum=0)
     shown = list(class_names[:max_classes])
     more = len(class_names) - len(shown)
     picks = [np.flatnonzero(labels == cls)[:per_class] for cls in range(len(shown))]

@@ -34,12 +34,7 @@ from pydantic import (
 from augframe import _warn
 from augframe._files import FileTooLarge, json_too_deep, read_regular, write_atomic
 from augframe.errors import ConfigError, ControlFileWarning
-from augframe.options.registry import (
-    HOT_OPTIONS,
-    OPTIONS,
-    pydantic_type,
-    python_scalars,
-)
+from augframe.options import registry as opts
 
 __all__ = [
     "FROZEN_KEYS",
@@ -59,7 +54,7 @@ MAX_DEPTH = 4
 def _control_model() -> type[BaseModel]:
     """The control.json model, derived from the hot options of `augframe.options`."""
     fields: dict[str, Any] = {
-        name: (pydantic_type(name) | None, None) for name in HOT_OPTIONS
+        name: (opts.pydantic_type(name) | None, None) for name in opts.HOT_OPTIONS
     }
     fields["regenerate"] = (StrictBool | None, None)
     fields["stop"] = (StrictBool | None, None)
@@ -113,7 +108,7 @@ HOT_KEYS = tuple(ControlSettings.model_fields)
 
 FROZEN_KEYS = tuple(
     name
-    for name, option in OPTIONS.items()
+    for name, option in opts.OPTIONS.items()
     if not option.hot and option.in_file and option.kind != "object"
 )
 """Options users try that cannot change mid-fit: they are reported and ignored."""
@@ -229,7 +224,7 @@ def write_control(path: str | os.PathLike[str], values: dict[str, Any]) -> None:
     Example:
     >>> write_control("control.json", {"aug_p": 0.2, "stop": False})  # doctest: +SKIP
     """
-    values = python_scalars(values)  # NumPy numbers, as the options take them
+    values = opts.python_scalars(values)  # NumPy numbers, as the options take them
     ControlSettings.model_validate(values)
     target = Path(path)
     text = json.dumps(values, indent=2, allow_nan=False) + "\n"

@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from augframe.options.registry import OPTIONS, check
+from augframe.options import registry as opts
 
 __all__ = [
     "ArtifactOptions",
@@ -41,9 +41,9 @@ def checked_options(given: Mapping[str, Any]) -> dict[str, Any]:
     >>> checked_options({"batch_size": 8})["batch_size"], checked_options({})["verbose"]
     (8, 1)
     """
-    values = {name: option.default for name, option in OPTIONS.items()}
+    values = {name: option.default for name, option in opts.OPTIONS.items()}
     for name, value in given.items():
-        values[name] = check(name, value)
+        values[name] = opts.check(name, value)
     return values
 
 
@@ -68,7 +68,7 @@ class _Group:
         internal = {
             f.name: given.pop(f.name)
             for f in dataclasses.fields(cls)
-            if f.name not in OPTIONS and f.name in given
+            if f.name not in opts.OPTIONS and f.name in given
         }
         return dataclasses.replace(cls.from_values(checked_options(given)), **internal)
 

@@ -34,8 +34,8 @@ from contextlib import AbstractContextManager
 from typing import Any
 
 from augframe.errors import ConfigError
+from augframe.options import registry as opts
 from augframe.options.control_file import ControlFile, write_control
-from augframe.options.registry import HOT_OPTIONS, OPTIONS, check
 
 __all__ = ["PROBABILITIES", "ControlLink", "HotSettings", "check_hot_rules"]
 
@@ -91,7 +91,7 @@ class HotSettings:
     ) -> None:
         self.background = background
         self.writes_examples = writes_examples
-        self._values = {name: values[name] for name in HOT_OPTIONS}
+        self._values = {name: values[name] for name in opts.HOT_OPTIONS}
         self._listeners: list[Listener] = []
         self._lock: AbstractContextManager[Any] = threading.RLock()
 
@@ -101,8 +101,8 @@ class HotSettings:
     ) -> HotSettings:
         """Hot settings from the given values and the registry's defaults."""
         values = {}
-        for name in HOT_OPTIONS:
-            values[name] = check(name, given.get(name, OPTIONS[name].default))
+        for name in opts.HOT_OPTIONS:
+            values[name] = opts.check(name, given.get(name, opts.OPTIONS[name].default))
             check_hot_rules(
                 name,
                 values[name],
@@ -113,12 +113,12 @@ class HotSettings:
 
     def check(self, name: str, value: Any) -> Any:
         """`value` for hot option `name`, checked; raises `ConfigError` if refused."""
-        if name not in HOT_OPTIONS:
+        if name not in opts.HOT_OPTIONS:
             raise ConfigError(
                 f"`{name}` cannot change while `fit` runs. Options that can: "
-                f"{', '.join(HOT_OPTIONS)}. Build a new FrameSequence to change it."
+                f"{', '.join(opts.HOT_OPTIONS)}. Build a new FrameSequence to change it."
             )
-        value = check(name, value)
+        value = opts.check(name, value)
         check_hot_rules(
             name,
             value,
@@ -221,7 +221,7 @@ class ControlLink:
             return False
         settings = self.file.current
         changed = []
-        for name in HOT_OPTIONS:
+        for name in opts.HOT_OPTIONS:
             if _written(settings, name) == _written(previous, name):
                 continue  # not what this edit changed
             value = getattr(settings, name)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import functools
 import json
 import math
 import numbers
@@ -28,7 +29,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, StrictBool, StrictInt, StrictStr
+from pydantic import AfterValidator, Field, StrictBool, StrictInt, StrictStr
 
 from augframe import _warn
 from augframe.errors import AugframeWarning, ConfigError
@@ -650,7 +651,14 @@ def check(name: str, value: Any) -> Any:
     >>> check("image_size", [64, 48])
     (64, 48)
     """
-    option = OPTIONS[name]
+    checked = _rule(OPTIONS[name], value)
+    return _within_cpus(name, checked) if name in _PER_CPU else checked
+
+
+def _rule(option: Option, value: Any) -> Any:
+    """`value` checked against `option`'s one rule (`check` and
+    `pydantic_type` both apply it), normalised; never warns."""
+    name = option.name
     if value is None and option.nullable:
         return None
     if _is_auto(value) and option.auto:
@@ -658,7 +666,7 @@ def check(name: str, value: Any) -> Any:
     kind = option.kind
     none, auto = option.nullable, option.auto
     if kind == "int":
-        checked = check_int(
+        return check_int(
             name,
             value,
             minimum=option.minimum,
@@ -666,7 +674,6 @@ def check(name: str, value: Any) -> Any:
             allow_none=none,
             allow_auto=auto,
         )
-        return _within_cpus(name, checked) if name in _PER_CPU else checked
     if kind == "probability":
         return check_probability(name, value, allow_none=none)
     if kind == "choice":
@@ -810,6 +817,10 @@ PathText = Annotated[StrictStr, Field(min_length=1, max_length=4096)]
 def pydantic_type(name: str) -> Any:
     """The pydantic type of option `name` in run configs and control.json.
 
+    The same rule as `check` (bounds from the same `Option`, then the
+    registry's rule itself), so a file and a keyword argument take the same
+    values.
+
     Example:
     >>> from pydantic import TypeAdapter
     >>> TypeAdapter(pydantic_type("batch_size")).validate_python(8)
@@ -850,7 +861,18 @@ def pydantic_type(name: str) -> Any:
         raise ValueError(f"option {name!r} cannot be set from a file")
     if option.auto:
         base = base | Literal["auto"]
-    return base | None if option.nullable else base
+    if option.nullable:
+        base = base | None
+    # The schema gives the file's structure and pydantic's messages; the
+    # registry's rule (the one `check` applies) then holds as well, e.g.
+    # low <= high of a range, index < count of a shard.
+    return Annotated[base, AfterValidator(functools.partial(_holds, option))]
+
+
+def _holds(option: Option, value: Any) -> Any:
+    """`value` (as pydantic gives it) if it keeps `option`'s rule; else the rule's error."""
+    _rule(option, value)
+    return value
 
 
 def parse_text(text: str) -> Any:

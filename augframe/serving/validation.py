@@ -50,8 +50,8 @@ from augframe.io.stores import (
     store_color_mode,
 )
 from augframe.observe.report import FrameReport
+from augframe.options import registry as opts
 from augframe.options.groups import ServingOptions
-from augframe.options.registry import usable_cpus
 from augframe.serving.batches import Batcher
 
 __all__ = ["GatheredBuffer", "ValidationFrames", "gatherer", "natives_at_size"]
@@ -249,7 +249,7 @@ class ValidationFrames:
             bar = tqdm(
                 total=len(order), desc="augframe validation", unit="img", leave=False
             )
-        with ThreadPoolExecutor(max_workers=num_workers or usable_cpus()) as pool:
+        with ThreadPoolExecutor(max_workers=num_workers or opts.usable_cpus()) as pool:
             for _ in pool.map(decode, range(len(order))):
                 if bar is not None:
                     bar.update()

@@ -20,7 +20,7 @@ from augframe.io.cache.verify import check_data
 from augframe.io.cache.writer import Build, cache_error, stamp
 from augframe.io.decode.arrays import Decoding
 from augframe.io.natives import shorten
-from augframe.options import registry as _checks
+from augframe.options import registry as opts
 
 __all__ = ["build_cache", "cache_folder"]
 
@@ -92,10 +92,10 @@ def build_cache(
     start = time.perf_counter()
     names = [os.fspath(p) for p in paths]
     label_array = _check_labels(labels, len(names))
-    image_size = _checks.check_image_size(image_size)
+    image_size = opts.check_image_size(image_size)
     num_workers = (
-        _checks.check_int("num_workers", num_workers, allow_none=True)
-        or _checks.usable_cpus()
+        opts.check_int("num_workers", num_workers, allow_none=True)
+        or opts.usable_cpus()
         or 1
     )
     decoding = _check_flags(decoding, verify=verify, shared=shared)

@@ -17,7 +17,7 @@ from augframe.io.decode.arrays import (
 )
 from augframe.io.decode.headers import header_size, image_format
 from augframe.io.decode.jpeg import jpeg_size
-from augframe.options.registry import MAX_IMAGE_PIXELS
+from augframe.options import registry as opts
 
 __all__ = [
     "NOT_AN_IMAGE",
@@ -128,7 +128,7 @@ def decode_image(
     target_size: tuple[int, int] | None = None,
     color_mode: str = "rgb",
     exif_orientation: bool = False,
-    max_image_pixels: int = MAX_IMAGE_PIXELS,
+    max_image_pixels: int = opts.MAX_IMAGE_PIXELS,
 ) -> np.ndarray:
     """Decodes an image file to uint8 RGB, grayscale or RGBA, its pixels as stored.
 
