@@ -297,14 +297,12 @@ def check_split(fraction: Any, subset: Any, seed: Any) -> tuple[float, str] | No
         or not isinstance(fraction, (int, float))
         or not 0 < fraction < 1
     ):
-        raise ConfigError(
-            "Invalid value for argument `validation_split`. Received: "
-            f"validation_split={fraction!r}. Expected a number in (0, 1), e.g. 0.2."
-        )
+        raise opts.invalid("validation_split", fraction, "a number in (0, 1), e.g. 0.2")
     if subset not in ("training", "validation", "both"):
-        raise ConfigError(
-            f"Invalid value for argument `subset`. Received: subset={subset!r}. "
-            "Expected 'training', 'validation' or 'both' with `validation_split`."
+        raise opts.invalid(
+            "subset",
+            subset,
+            "'training', 'validation' or 'both' with `validation_split`",
         )
     if seed is None:
         raise ConfigError(

@@ -21,7 +21,7 @@ aug_p null (the pipeline's own) -> 0.5
 >>> hot.set("example_prob", 0.2)
 Traceback (most recent call last):
 ...
-augframe.errors.ConfigError: Invalid value for argument `example_prob`. Received: example_prob=0.2 without `example_dir`. Pass example_dir='example_images' to say where examples go.
+augframe.errors.ConfigError: Invalid value for argument `example_prob`. Received: example_prob=0.2. Expected 0.0 without `example_dir`. Pass example_dir='example_images' to say where examples go.
 """
 
 from __future__ import annotations
@@ -57,17 +57,19 @@ def check_hot_rules(
             `example_dir`.
     """
     if name == "epochs_per_frame" and value == "auto" and not background:
-        raise ConfigError(
-            "Invalid value for argument `epochs_per_frame`. Received: 'auto' "
-            "with background=False. 'auto' chooses the frame length from "
-            "builds that run beside training: pass background=True, or an "
-            "integer epochs_per_frame."
+        raise opts.invalid(
+            "epochs_per_frame",
+            value,
+            "an integer with background=False",
+            "'auto' chooses the frame length from builds that run beside "
+            "training: pass background=True, or an integer epochs_per_frame.",
         )
     if name == "example_prob" and value > 0 and not writes_examples:
-        raise ConfigError(
-            f"Invalid value for argument `example_prob`. Received: "
-            f"example_prob={value} without `example_dir`. Pass "
-            "example_dir='example_images' to say where examples go."
+        raise opts.invalid(
+            "example_prob",
+            value,
+            "0.0 without `example_dir`",
+            "Pass example_dir='example_images' to say where examples go.",
         )
 
 

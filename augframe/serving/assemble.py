@@ -282,10 +282,12 @@ def _open_store(
         )
     _check_store_decoding(store, decoding)
     if config["label_mode"] == "binary" and len(class_names) != 2:
-        raise ConfigError(
-            "Invalid value for argument `label_mode`. Received: 'binary' with "
-            f"{len(class_names)} classes {class_names}. Expected exactly 2 "
-            "classes; use label_mode='int' or 'categorical'."
+        raise opts.invalid(
+            "label_mode",
+            "binary",
+            f"exactly 2 classes with 'binary' (the source has "
+            f"{len(class_names)}: {class_names})",
+            "Use label_mode='int' or 'categorical'.",
         )
     return store, class_names
 
@@ -309,11 +311,12 @@ def _check_store_decoding(store: ImageStore, decoding: Decoding) -> None:
     """Refuses a store whose color mode (or decoding) differs from the options."""
     color_mode = store_color_mode(store)
     if color_mode != decoding.color_mode:
-        raise ConfigError(
-            f"Invalid value for argument `color_mode`. Received: "
-            f"color_mode={decoding.color_mode!r}, but the store serves "
-            f"{color_mode!r} images. Pass color_mode={color_mode!r}, or build "
-            "the store for the color mode you want."
+        raise opts.invalid(
+            "color_mode",
+            decoding.color_mode,
+            f"{color_mode!r}: the store serves {color_mode!r} images",
+            f"Pass color_mode={color_mode!r}, or build the store for the color "
+            "mode you want.",
         )
     made_with = getattr(store, "decoding", None)
     if isinstance(made_with, Decoding) and made_with != decoding:
