@@ -16,6 +16,7 @@ import os
 import weakref
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, TypeVar
 
 import numpy as np
@@ -416,45 +417,51 @@ class SequenceFacade:
         )
 
 
+_DEFAULT: Mapping[str, Any] = MappingProxyType(
+    {name: option.default for name, option in opts.OPTIONS.items()}
+)
+"""Every option's default, read from the registry (the one place it is written)."""
+
+
 def construct(
     self: SequenceFacade,
     source: Mapping[str, Any] | StoreSource,
     *,
     image_size: tuple[int, int],
-    batch_size: int = 32,
-    color_mode: str = "rgb",
-    interpolation: str = "bilinear",
-    crop_to_aspect_ratio: bool = False,
-    pad_to_aspect_ratio: bool = False,
-    exif_orientation: bool = False,
-    max_image_pixels: int = opts.MAX_IMAGE_PIXELS,
-    samples_per_class: int | str | None = None,
-    frame_memory: int | float | None = None,
-    epochs_per_frame: int | str = 3,
-    epochs_per_frame_bounds: tuple[int, int] = (1, 3),
-    augment: Augment = None,
-    aug_p: float | None = None,
-    pipe_p: float | None = None,
-    preprocess: Callable[[np.ndarray], Any] | None = None,
-    label_mode: str = "int",
-    dtype: str = "float32",
-    validation: bool = False,
-    control_file: str | os.PathLike[str] | None = None,
-    example_dir: str | os.PathLike[str] | None = None,
-    example_prob: float = 0.0,
-    max_examples: int = 50,
-    seed: int | None = None,
-    verbose: int = 1,
-    num_build_workers: int | None = None,
-    background: bool = True,
-    refresh: str = "frame",
-    serve_augment: ServeAugment | None = None,
-    shard: tuple[int, int] | None = None,
-    build_processes: bool | None = None,
-    build_executor: Any = None,
-    workers: int = 1,
-    use_multiprocessing: bool = False,
-    max_queue_size: int = 10,
+    batch_size: int = _DEFAULT["batch_size"],
+    color_mode: str = _DEFAULT["color_mode"],
+    interpolation: str = _DEFAULT["interpolation"],
+    crop_to_aspect_ratio: bool = _DEFAULT["crop_to_aspect_ratio"],
+    pad_to_aspect_ratio: bool = _DEFAULT["pad_to_aspect_ratio"],
+    exif_orientation: bool = _DEFAULT["exif_orientation"],
+    max_image_pixels: int = _DEFAULT["max_image_pixels"],
+    samples_per_class: int | str | None = _DEFAULT["samples_per_class"],
+    frame_memory: int | float | None = _DEFAULT["frame_memory"],
+    epochs_per_frame: int | str = _DEFAULT["epochs_per_frame"],
+    epochs_per_frame_bounds: tuple[int, int] = _DEFAULT["epochs_per_frame_bounds"],
+    augment: Augment = _DEFAULT["augment"],
+    aug_p: float | None = _DEFAULT["aug_p"],
+    pipe_p: float | None = _DEFAULT["pipe_p"],
+    preprocess: Callable[[np.ndarray], Any] | None = _DEFAULT["preprocess"],
+    label_mode: str = _DEFAULT["label_mode"],
+    dtype: str = _DEFAULT["dtype"],
+    validation: bool = _DEFAULT["validation"],
+    control_file: str | os.PathLike[str] | None = _DEFAULT["control_file"],
+    example_dir: str | os.PathLike[str] | None = _DEFAULT["example_dir"],
+    example_prob: float = _DEFAULT["example_prob"],
+    max_examples: int = _DEFAULT["max_examples"],
+    seed: int | None = _DEFAULT["seed"],
+    verbose: int = _DEFAULT["verbose"],
+    num_build_workers: int | None = _DEFAULT["num_build_workers"],
+    background: bool = _DEFAULT["background"],
+    refresh: str = _DEFAULT["refresh"],
+    serve_augment: ServeAugment | None = _DEFAULT["serve_augment"],
+    shard: tuple[int, int] | None = _DEFAULT["shard"],
+    build_processes: bool | None = _DEFAULT["build_processes"],
+    build_executor: Any = _DEFAULT["build_executor"],
+    workers: int = _DEFAULT["workers"],
+    use_multiprocessing: bool = _DEFAULT["use_multiprocessing"],
+    max_queue_size: int = _DEFAULT["max_queue_size"],
     **kwargs: Any,
 ) -> None:
     """The constructor of both public `FrameSequence` façades (Keras 3 and Keras 2).
