@@ -351,7 +351,7 @@ def _cache_build(args: argparse.Namespace) -> int:
         f"  use it with: FrameSequence.from_directory({str(args.directory)!r}, "
         f"image_size={image_size}{same}{where}, ...)"
     )
-    print(cache_dir)
+    print(_shown(cache_dir))
     return EXIT_OK
 
 
@@ -734,7 +734,10 @@ def _add_cache_ls_clear(actions: Any) -> None:
             "Lists the caches of the user's cache folder (the default cache of "
             "FrameSequence.from_directory, from_paths and from_dataframe), most "
             "recently used first: size, images, last use, the data set's folder, "
-            "and (data set gone) where that folder no longer exists."
+            "(data set gone) where that folder no longer exists, and (incomplete) "
+            "for what a killed or running first build left. With --cache-dir, "
+            "that folder's caches: the user's cache folder's kind, or an explicit "
+            "cache_dir's (its <size> folders and those one level down)."
         ),
         examples=["augframe cache ls", "augframe cache ls --cache-dir /ssd/cache"],
     )
@@ -744,19 +747,30 @@ def _add_cache_ls_clear(actions: Any) -> None:
         help="remove the caches of the user's cache folder (all, or DIR's)",
         description=(
             "Removes every cache of the user's cache folder, or with DIR those "
-            "of DIR and of the folders below it. A cache that a build or a "
-            "running sequence is using is kept (exit 1, named on stderr)."
+            "of DIR and of the folders below it, and DIR's own caches when DIR "
+            "is a cache_dir. Only the files augframe wrote are deleted. A cache "
+            "that a build or a running sequence is using is kept (exit 1, named "
+            "on stderr). A --cache-dir that is not a folder is an error (exit 2)."
         ),
-        examples=["augframe cache clear", "augframe cache clear data/train"],
+        examples=[
+            "augframe cache clear",
+            "augframe cache clear data/train",
+            "augframe cache clear --cache-dir /ssd/cache",
+        ],
     )
     clear.add_argument(
-        "directory", metavar="DIR", nargs="?", help="the data set's folder"
+        "directory",
+        metavar="DIR",
+        nargs="?",
+        help="the data set's folder, or a cache_dir",
     )
     for parser, handler in ((ls, _cache_ls), (clear, _cache_clear)):
         parser.add_argument(
             "--cache-dir",
             metavar="DIR",
-            help="the cache folder (default: the user's cache folder)",
+            help=(
+                "the cache folder: the user's cache folder (the default) or a cache_dir"
+            ),
         )
         parser.set_defaults(handler=handler)
 
