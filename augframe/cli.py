@@ -407,7 +407,8 @@ def _cache_ls(args: argparse.Namespace) -> int:
     home = _cache_home(args, "cache ls")
     if isinstance(home, int):
         return home
-    entries = list_caches(home, explicit=True)
+    # An explicit cache_dir's caches: only where the folder is named.
+    entries = list_caches(home, explicit=bool(args.cache_dir))
     print(
         f"{_shown(home)}: {len(entries)} cache(s), "
         f"{sum(e.num_bytes for e in entries) / 2**20:.1f} MiB of a cap of "
@@ -433,7 +434,9 @@ def _cache_clear(args: argparse.Namespace) -> int:
     home = _cache_home(args, "cache clear")
     if isinstance(home, int):
         return home
-    removed, busy = clear(home, args.directory, explicit=args.directory is None)
+    removed, busy = clear(
+        home, args.directory, explicit=bool(args.cache_dir) and not args.directory
+    )
     if args.directory is not None and os.path.isdir(args.directory):
         # DIR may be a cache_dir itself: its caches too.
         more, more_busy = clear(Path(args.directory), explicit_only=True)

@@ -736,3 +736,16 @@ def test_cache_ls_prints_a_path_that_is_not_utf8(tmp_path, home):
         assert done.returncode == 0, done.stderr[-2000:]
         assert b"caf\\xe9" in done.stdout
     assert list_caches(home) == []
+
+
+def test_cache_clear_without_cache_dir_keeps_an_explicit_cache_in_the_home(
+    tmp_path, home, capsys
+):
+    root = write_jpegs(tmp_path / "data", {"a": 2, "b": 2})
+    paths, labels, _ = collect_directory(root)
+    store = build_cache(paths, labels, cache_dir=home / "my-project", image_size=SIZE)
+    folder = store.data_path.parent
+    del store
+    assert main(["cache", "clear"]) == 0
+    assert "removed 0 cache(s)" in capsys.readouterr().out
+    assert (folder / "manifest.json").is_file()
