@@ -253,6 +253,10 @@ def test_constructors_and_callbacks_are_the_keras2_ones(tmp_path):
             seq, FrameSequence
         )
         assert val.validation and val.num_samples == 48
+        assert type(val) is ValidationSequence and not isinstance(val, FrameSequence)
+        assert isinstance(val, tf_keras.utils.Sequence)
+        with pytest.raises(ConfigError, match=r"FrameScheduler.*validation_data"):
+            FrameScheduler(seq, val)
         assert repr(seq).startswith("FrameSequence(classes=['a', 'b']")
         assert isinstance(
             StopOnControlFile(tmp_path / "c.json"), tf_keras.callbacks.Callback
