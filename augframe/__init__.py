@@ -48,7 +48,7 @@ if TYPE_CHECKING:
         StopOnControlFile,
     )
     from augframe.keras.distribution import shard_from_strategy
-    from augframe.keras.sequence import FrameSequence
+    from augframe.keras.sequence import FrameSequence, ValidationSequence
     from augframe.observe.report import FrameReport
     from augframe.options.control_file import ControlSettings, write_control
 
@@ -76,6 +76,7 @@ _WHERE = {
     "SourceError": "augframe.errors",
     "StopOnControlFile": "augframe.keras.callbacks",
     "StoreSource": "augframe.io.stores",
+    "ValidationSequence": "augframe.keras.sequence",
     "VarietyWarning": "augframe.errors",
     "shard_from_strategy": "augframe.keras.distribution",
     "write_control": "augframe.options.control_file",
@@ -103,6 +104,7 @@ __all__ = [
     "SourceError",
     "StopOnControlFile",
     "StoreSource",
+    "ValidationSequence",
     "VarietyWarning",
     "__version__",
     "shard_from_strategy",

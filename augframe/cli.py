@@ -16,6 +16,7 @@ import argparse
 import functools
 import json
 import os
+import stat
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -350,14 +351,52 @@ def _cache_build(args: argparse.Namespace) -> int:
         f"  use it with: FrameSequence.from_directory({str(args.directory)!r}, "
         f"image_size={image_size}{same}{where}, ...)"
     )
-    print(cache_dir)
+    print(_shown(cache_dir))
     return EXIT_OK
 
 
-def _cache_home(args: argparse.Namespace) -> Path:
+def _shown(path: str | os.PathLike[str] | None) -> str:
+    r"""A path as the cache commands print it: bytes that are not UTF-8 (a
+    name Python holds with surrogate escapes) as backslash escapes, so that
+    printing never raises `UnicodeEncodeError`, whatever stdout's encoding.
+
+    Example:
+    >>> _shown("/data/caf\udce9")
+    '/data/caf\\xe9'
+    """
+    if path is None:
+        return "-"
+    raw = os.fsencode(path)
+    encoding = getattr(sys.stdout, "encoding", None) or "utf-8"
+    text = raw.decode("utf-8", "backslashreplace")
+    return text.encode(encoding, "backslashreplace").decode(encoding)
+
+
+def _cache_home(args: argparse.Namespace, command: str) -> Path | int:
+    """The folder that `cache ls` / `cache clear` read, or the exit code of
+    an error when `--cache-dir` is not a folder."""
     from augframe.io.cache.home import user_cache_dir
 
-    return Path(args.cache_dir) if args.cache_dir else user_cache_dir()
+    if not args.cache_dir:
+        return user_cache_dir()
+    home = Path(args.cache_dir)
+    try:
+        is_dir = stat.S_ISDIR(os.stat(home).st_mode)  # never opens a FIFO
+    except OSError as exc:
+        return _fail(
+            command,
+            f"Invalid value for --cache-dir. Received: {_shown(home)!r} "
+            f"({exc.strerror}). Expected an existing folder: the user's cache "
+            "folder or a cache_dir given to FrameSequence or `augframe cache build`.",
+        )
+    if not is_dir:
+        return _fail(
+            command,
+            f"Invalid value for --cache-dir. Received: {_shown(home)!r}, which is "
+            "not a folder. Expected an existing folder: the user's cache folder "
+            "or a cache_dir given to FrameSequence or `augframe cache build`.",
+        )
+    return home
 
 
 def _cache_ls(args: argparse.Namespace) -> int:
@@ -365,19 +404,26 @@ def _cache_ls(args: argparse.Namespace) -> int:
 
     from augframe.io.cache.budget import list_caches, max_bytes
 
-    home = _cache_home(args)
-    entries = list_caches(home)
+    home = _cache_home(args, "cache ls")
+    if isinstance(home, int):
+        return home
+    # An explicit cache_dir's caches: only where the folder is named.
+    entries = list_caches(home, explicit=bool(args.cache_dir))
     print(
-        f"{home}: {len(entries)} cache(s), "
+        f"{_shown(home)}: {len(entries)} cache(s), "
         f"{sum(e.num_bytes for e in entries) / 2**20:.1f} MiB of a cap of "
         f"{max_bytes(home, entries) / 2**20:.1f} MiB"
     )
     for e in sorted(entries, key=lambda e: -e.last_used):
         used = time.strftime("%Y-%m-%d %H:%M", time.localtime(e.last_used))
-        gone = "  (data set gone)" if e.gone else ""
+        note = "  (data set gone)" if e.gone else ""
+        if not e.complete:
+            note += "  (incomplete: a build that runs or was killed)"
+        name = _shown(e.folder.relative_to(home)) if e.explicit else e.folder.name
+        root = "(explicit cache_dir)" if e.explicit else _shown(e.root)
         print(
             f"  {e.num_bytes / 2**20:9.1f} MiB  {e.num_images:7d} images  "
-            f"used {used}  {e.folder.name:<24} {e.root}{gone}"
+            f"used {used}  {name:<24} {root}{note}"
         )
     return EXIT_OK
 
@@ -385,14 +431,24 @@ def _cache_ls(args: argparse.Namespace) -> int:
 def _cache_clear(args: argparse.Namespace) -> int:
     from augframe.io.cache.budget import clear
 
-    home = _cache_home(args)
-    removed, busy = clear(home, args.directory)
+    home = _cache_home(args, "cache clear")
+    if isinstance(home, int):
+        return home
+    removed, busy = clear(
+        home, args.directory, explicit=bool(args.cache_dir) and not args.directory
+    )
+    if args.directory is not None and os.path.isdir(args.directory):
+        # DIR may be a cache_dir itself: its caches too.
+        more, more_busy = clear(Path(args.directory), explicit_only=True)
+        removed += more
+        busy += more_busy
     freed = sum(e.num_bytes for e in removed) / 2**20
-    what = f" of {args.directory}" if args.directory else ""
+    what = f" of {_shown(args.directory)}" if args.directory else ""
     print(f"augframe cache: removed {len(removed)} cache(s){what}, {freed:.1f} MiB")
     for e in busy:
         print(
-            f"  kept {e.folder} ({e.root}): a build or a sequence is using it",
+            f"  kept {_shown(e.folder)} ({_shown(e.root)}): a build or a sequence "
+            "is using it",
             file=sys.stderr,
         )
     return EXIT_FAILED if busy else EXIT_OK
@@ -681,7 +737,10 @@ def _add_cache_ls_clear(actions: Any) -> None:
             "Lists the caches of the user's cache folder (the default cache of "
             "FrameSequence.from_directory, from_paths and from_dataframe), most "
             "recently used first: size, images, last use, the data set's folder, "
-            "and (data set gone) where that folder no longer exists."
+            "(data set gone) where that folder no longer exists, and (incomplete) "
+            "for what a killed or running first build left. With --cache-dir, "
+            "that folder's caches: the user's cache folder's kind, or an explicit "
+            "cache_dir's (its <size> folders and those one level down)."
         ),
         examples=["augframe cache ls", "augframe cache ls --cache-dir /ssd/cache"],
     )
@@ -691,19 +750,30 @@ def _add_cache_ls_clear(actions: Any) -> None:
         help="remove the caches of the user's cache folder (all, or DIR's)",
         description=(
             "Removes every cache of the user's cache folder, or with DIR those "
-            "of DIR and of the folders below it. A cache that a build or a "
-            "running sequence is using is kept (exit 1, named on stderr)."
+            "of DIR and of the folders below it, and DIR's own caches when DIR "
+            "is a cache_dir. Only the files augframe wrote are deleted. A cache "
+            "that a build or a running sequence is using is kept (exit 1, named "
+            "on stderr). A --cache-dir that is not a folder is an error (exit 2)."
         ),
-        examples=["augframe cache clear", "augframe cache clear data/train"],
+        examples=[
+            "augframe cache clear",
+            "augframe cache clear data/train",
+            "augframe cache clear --cache-dir /ssd/cache",
+        ],
     )
     clear.add_argument(
-        "directory", metavar="DIR", nargs="?", help="the data set's folder"
+        "directory",
+        metavar="DIR",
+        nargs="?",
+        help="the data set's folder, or a cache_dir",
     )
     for parser, handler in ((ls, _cache_ls), (clear, _cache_clear)):
         parser.add_argument(
             "--cache-dir",
             metavar="DIR",
-            help="the cache folder (default: the user's cache folder)",
+            help=(
+                "the cache folder: the user's cache folder (the default) or a cache_dir"
+            ),
         )
         parser.set_defaults(handler=handler)
 

@@ -37,10 +37,22 @@ except ModuleNotFoundError as error:
     ) from error
 
 from augframe.errors import ConfigError
-from augframe.keras.facade import SequenceFacade, construct
+from augframe.keras.facade import (
+    SequenceFacade,
+    TrainingFacade,
+    ValidationFacade,
+    construct,
+    construct_validation,
+)
 from augframe.keras.scheduling import ControlCore, FrameSchedulerCore, StopCore
 
-__all__ = ["ControlCallback", "FrameScheduler", "FrameSequence", "StopOnControlFile"]
+__all__ = [
+    "ControlCallback",
+    "FrameScheduler",
+    "FrameSequence",
+    "StopOnControlFile",
+    "ValidationSequence",
+]
 
 _OTHER_PROCESS = (
     "A FrameSequence serves batches from a frame in the RAM of the process "
@@ -50,12 +62,60 @@ _OTHER_PROCESS = (
 )
 
 
-class FrameSequence(SequenceFacade, tf_keras.utils.Sequence):
+class _Sequence(SequenceFacade, tf_keras.utils.Sequence):
+    """What both Keras 2 sequences share: the `Sequence` base, this process only."""
+
+    def _init_base(self, *, max_queue_size: int) -> None:
+        tf_keras.utils.Sequence.__init__(self)
+        self._pid = os.getpid()
+        self._fit_thread: int | None = None  # where tf_keras last adapted us
+
+    @property
+    def shape(self) -> NoReturn:
+        """No shape. tf_keras probes it once per data adapter: "a call starts"."""
+        self._fit_thread = threading.get_ident()
+        self._adapted()
+        raise AttributeError(
+            f"a {type(self).__name__} has no `shape`; see `image_size`"
+        )
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        if os.getpid() != self._pid:
+            raise ConfigError(_OTHER_PROCESS)
+        return super().__getitem__(index)
+
+    def __reduce__(self) -> NoReturn:
+        raise ConfigError(_OTHER_PROCESS)
+
+
+class ValidationSequence(ValidationFacade, _Sequence):
+    """`augframe.ValidationSequence` for Keras 2: a `tf_keras.utils.Sequence`.
+
+    Every native once, unaugmented, in a fixed order; no epoch clock, hot
+    options or control file. `FrameSequence.for_validation`,
+    `FrameSequence(..., validation=True)` and `from_*(..., subset="both")`
+    make one; see `augframe.ValidationSequence`.
+
+    Example:
+    >>> val = ValidationSequence({"a": np.zeros((4, 8, 8, 3), np.uint8)},
+    ...                          image_size=(8, 8), verbose=0)  # doctest: +SKIP
+    >>> model.fit(seq, validation_data=val, epochs=10)  # doctest: +SKIP
+    """
+
+    __init__ = construct_validation
+
+
+ValidationSequence.validation_type = ValidationSequence
+
+
+class FrameSequence(TrainingFacade, _Sequence):
     """`augframe.FrameSequence` for Keras 2: a `tf_keras.utils.Sequence`.
 
     Takes the same arguments and has the same constructors
     (`from_directory`, `from_paths`, `from_config`, `for_validation`),
-    properties and methods; see `augframe.FrameSequence`. `workers`,
+    properties and methods; see `augframe.FrameSequence`. Validation data
+    is a `ValidationSequence` (what `for_validation`, `validation=True`
+    and `subset="both"` give). `workers`,
     `use_multiprocessing` and `max_queue_size` are tf_keras `fit` arguments:
     a `fit(workers=...)` pool is harmless but unneeded, and
     `fit(use_multiprocessing=True)` is refused. Without a `FrameScheduler`
@@ -70,34 +130,13 @@ class FrameSequence(SequenceFacade, tf_keras.utils.Sequence):
     >>> model.fit(seq, epochs=10, callbacks=[FrameScheduler(seq)])  # doctest: +SKIP
     """
 
+    validation_type = ValidationSequence
+
     __init__ = construct
-
-    def _init_base(self, *, max_queue_size: int) -> None:
-        tf_keras.utils.Sequence.__init__(self)
-        self._pid = os.getpid()
-        self._fit_thread: int | None = None  # where tf_keras last adapted us
-
-    @property
-    def shape(self) -> NoReturn:
-        """No shape. tf_keras probes it once per data adapter: "a call starts"."""
-        self._fit_thread = threading.get_ident()
-        with self._serialised():
-            self.clock.adapted()
-        raise AttributeError("a FrameSequence has no `shape`; see `image_size`")
-
-    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        if os.getpid() != self._pid:
-            raise ConfigError(_OTHER_PROCESS)
-        return super().__getitem__(index)
-
-    def __reduce__(self) -> NoReturn:
-        raise ConfigError(_OTHER_PROCESS)
 
     # -------------------------------------------------------------- lifecycle
 
     def on_epoch_end(self) -> None:
-        if self.validation:  # validation data never changes: no clock
-            return
         if self._fit_thread not in (None, threading.get_ident()):
             return  # the enqueuer of fit(workers > 1), a pass ahead
         with self._serialised():

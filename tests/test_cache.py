@@ -465,8 +465,8 @@ def test_interrupted_build_is_rebuilt_never_served(tmp_path, decoded):
     (folder / "manifest.json").unlink()
     (orphan,) = folder.glob("images-*.npy")
     scribble(orphan)
-    (folder / ".tmp-deadbeef-0.npy").write_bytes(b"\x93NUMPY half written")
-    (folder / ".tmp-deadbeef-manifest.json").write_text('{"format": "augfr')
+    (folder / f".tmp-{'de' * 16}-0.npy").write_bytes(b"\x93NUMPY half written")
+    (folder / f".tmp-{'de' * 16}-manifest.json").write_text('{"format": "augfr')
     decoded.clear()
 
     store = build(paths, labels, cache)

@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import re
+import signal
 import subprocess
 import sys
 import textwrap
@@ -30,16 +31,18 @@ from hypothesis import strategies as st
 from augframe import FrameSequence
 from augframe._files import json_too_deep
 from augframe.cli import main
-from augframe.errors import CacheWarning
+from augframe.errors import CacheError, CacheWarning
 from augframe.io.cache import CACHE_VERSION, build_cache
 from augframe.io.cache import auto as auto_module
 from augframe.io.cache.auto import build_default_cache
-from augframe.io.cache.budget import clear, list_caches
+from augframe.io.cache.budget import clear, list_caches, make_room
 from augframe.io.cache.home import dataset_folder
+from augframe.io.cache.layout import locked
 from augframe.io.cache.manifest import read_manifest
 from augframe.io.decode.arrays import Decoding, resize
 from augframe.io.decode.files import decode_image
 from augframe.io.listing import collect_directory
+from augframe.io.stores import FileStore
 
 SIZE = (12, 10)
 FOLDER = f"{SIZE[0]}x{SIZE[1]}"
@@ -154,7 +157,7 @@ def test_a_cache_folder_keeps_user_files_and_never_follows_a_symlink(tmp_path, h
     target = tmp_path / "outside" / "big.npy"
     target.parent.mkdir()
     target.write_bytes(b"user data")
-    (folder / "images-00ff.npy").symlink_to(target)  # an augframe name, a link
+    (folder / f"images-{'ff' * 16}.npy").symlink_to(target)  # an augframe name, a link
     (folder / "mine.txt").write_text("mine")
     (folder.parent / "README").write_text("mine too")
 
@@ -503,3 +506,246 @@ def test_one_explicit_cache_dir_is_shared_by_training_and_validation(
     recorded = json.loads((cache / FOLDER / "manifest.json").read_text())
     assert len(recorded["entries"]["path"]) == 9
     assert str(gone) not in recorded["entries"]["path"]
+
+
+# ---------------------------------------------- a user's folder as cache_dir
+
+
+def icon_set(folder: Path) -> dict[Path, bytes]:
+    """A user's folder of the name of a cache (`12x10/`, as an icon set's
+    `16x16/`): a manifest.json of its own, an `images-1.npy`, a `.used`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    files = {
+        folder / "manifest.json": b'{"name": "my icons", "icons": ["a.png"]}',
+        folder / "images-1.npy": b"user's own numpy array",
+        folder / ".used": b"user data",
+        folder / "notes.txt": b"keep me",
+    }
+    for path, data in files.items():
+        path.write_bytes(data)
+    return files
+
+
+def unchanged(files: dict[Path, bytes]) -> bool:
+    return all(path.read_bytes() == data for path, data in files.items())
+
+
+def test_an_explicit_cache_dir_never_writes_into_a_folder_with_a_foreign_manifest(
+    tmp_path,
+):
+    root = write_jpegs(tmp_path / "data", {"a": 2, "b": 2})
+    paths, labels, _ = collect_directory(root)
+    files = icon_set(tmp_path / "icons" / FOLDER)
+    with pytest.raises(CacheError) as info:
+        build_cache(paths, labels, cache_dir=tmp_path / "icons", image_size=SIZE)
+    message = str(info.value)
+    assert str(tmp_path / "icons" / FOLDER) in message
+    assert "not an augframe cache manifest" in message
+    assert "another `cache_dir`" in message
+    assert unchanged(files)
+    assert sorted(p.name for p in (tmp_path / "icons" / FOLDER).iterdir()) == sorted(
+        p.name for p in files
+    )  # not even a .lock
+
+
+def test_the_default_cache_over_a_foreign_manifest_decodes_per_frame(tmp_path, home):
+    root = write_jpegs(tmp_path / "data", {"a": 2, "b": 2})
+    paths, labels, _ = collect_directory(root)
+    files = icon_set(dataset_folder(root, home) / FOLDER)
+    with pytest.warns(CacheWarning, match="not an augframe cache manifest"):
+        store = auto_module.open_default_cache(
+            paths, labels, root=root, image_size=SIZE, decoding=Decoding()
+        )
+    assert isinstance(store, FileStore) and len(store) == 4
+    assert unchanged(files)
+
+
+def test_a_build_removes_only_data_files_of_its_exact_names(tmp_path):
+    root = write_jpegs(tmp_path / "data", {"a": 2, "b": 2})
+    paths, labels, _ = collect_directory(root)
+    cache = tmp_path / "cache"
+    build_cache(paths, labels, cache_dir=cache, image_size=SIZE)
+    folder = cache / FOLDER
+    mine = {
+        folder / name: b"mine"
+        for name in ("images-1.npy", "images-abc.npy", f"images-{'A' * 32}.npy")
+    }
+    for path, data in mine.items():
+        path.write_bytes(data)
+    orphan = folder / f"images-{'ab' * 16}.npy"
+    orphan.write_bytes(b"an older build's")
+    (folder / "manifest.json").unlink()  # a build killed before its manifest
+
+    build_cache(paths, labels, cache_dir=cache, image_size=SIZE)
+    assert not orphan.exists()  # once its manifest is augframe's again
+    assert unchanged(mine)
+
+
+# ----------------------------------------------- a first build killed mid-way
+
+KILLED = textwrap.dedent(
+    """
+    import os, signal, sys
+    from augframe.io.cache import writer
+    from augframe.io.cache.auto import build_default_cache
+    from augframe.io.decode.arrays import Decoding
+    from augframe.io.listing import collect_directory
+
+    def killed(self, *args, **kwargs):
+        os.kill(os.getpid(), signal.SIGKILL)  # its temporary data file written
+
+    writer.Build._decode_rows = killed
+    paths, labels, _ = collect_directory(sys.argv[1])
+    build_default_cache(paths, labels, root=sys.argv[1], image_size=(64, 64),
+                        decoding=Decoding(), num_workers=1)
+    """
+)
+
+
+def killed_first_build(root: Path) -> Path:
+    """The cache folder a first build left when SIGKILLed while decoding."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run(
+        [sys.executable, "-c", KILLED, str(root)],
+        capture_output=True,
+        timeout=60,
+        env=env,
+    )
+    assert done.returncode == -signal.SIGKILL, done.stderr[-2000:]
+    return dataset_folder(root, Path(os.environ["AUGFRAME_CACHE_DIR"])) / "64x64"
+
+
+def test_a_killed_first_build_is_listed_counted_and_cleared(tmp_path, home, capsys):
+    root = write_jpegs(tmp_path / "data", {"a": 20, "b": 20})
+    folder = killed_first_build(root)
+    (temp,) = folder.glob(".tmp-*.npy")
+    assert temp.stat().st_size >= 40 * 64 * 64 * 3
+
+    (entry,) = list_caches(home)
+    assert entry.folder == folder and not entry.complete
+    assert entry.num_bytes >= temp.stat().st_size and entry.root == str(root)
+    assert main(["cache", "ls"]) == 0
+    out = capsys.readouterr().out
+    assert "1 cache(s)" in out and "incomplete" in out
+
+    # A build that holds the lock keeps it; once released, clear removes it.
+    with locked(folder):
+        assert clear(home) == ([], [entry])
+    assert main(["cache", "clear"]) == 0
+    assert "removed 1 cache(s)" in capsys.readouterr().out
+    assert not dataset_folder(root, home).exists()
+
+
+def test_eviction_counts_and_removes_a_killed_builds_files(
+    tmp_path, home, monkeypatch, caplog
+):
+    killed_root = write_jpegs(tmp_path / "killed", {"a": 20, "b": 20})
+    folder = killed_first_build(killed_root)
+    (folder / "mine.txt").write_text("a user's file")  # then not augframe's alone
+    assert list_caches(home) == []
+    (folder / "mine.txt").unlink()
+    assert len(list_caches(home)) == 1
+
+    monkeypatch.setenv("AUGFRAME_CACHE_MAX_BYTES", str(64 * 64 * 3 * 20))
+    with caplog.at_level(logging.WARNING, logger="augframe"):
+        default_cache(write_jpegs(tmp_path / "data", {"a": 2, "b": 2}))
+    assert any("evicted" in r.getMessage() for r in caplog.records)
+    assert not folder.exists()
+
+
+# ------------------------------------------------ explicit caches on the CLI
+
+
+def explicit_caches(tmp_path: Path) -> tuple[Path, list[Path]]:
+    root = write_jpegs(tmp_path / "data", {"a": 2, "b": 2})
+    paths, labels, _ = collect_directory(root)
+    cache = tmp_path / "my-cache"
+    folders = []
+    for where in (cache, cache / "training"):
+        store = build_cache(paths, labels, cache_dir=where, image_size=SIZE)
+        folders.append(store.data_path.parent)
+    (cache / "notes.txt").write_text("mine")
+    return cache, folders
+
+
+@pytest.mark.parametrize("how", ["--cache-dir", "positional"])
+def test_the_caches_of_an_explicit_cache_dir_are_listed_and_cleared(
+    tmp_path, home, capsys, how
+):
+    cache, folders = explicit_caches(tmp_path)
+    assert main(["cache", "ls", "--cache-dir", str(cache)]) == 0
+    out = capsys.readouterr().out
+    assert "2 cache(s)" in out and "explicit cache_dir" in out
+    assert f"training/{FOLDER}" in out
+
+    args = ["--cache-dir", str(cache)] if how == "--cache-dir" else [str(cache)]
+    assert main(["cache", "clear", *args]) == 0
+    assert "removed 2 cache(s)" in capsys.readouterr().out
+    assert not any(folder.exists() for folder in folders)
+    assert (cache / "notes.txt").read_text() == "mine"
+    assert list_caches(cache, explicit=True) == []
+
+
+def test_eviction_never_sees_an_explicit_cache_dir(tmp_path, monkeypatch):
+    cache, folders = explicit_caches(tmp_path)
+    monkeypatch.setenv("AUGFRAME_CACHE_MAX_BYTES", "1K")
+    assert list_caches(cache) == []
+    assert len(list_caches(cache, explicit=True)) == 2
+    assert make_room(cache, keep=cache / "other", need=10) == (True, 1024)
+    assert all((folder / "manifest.json").is_file() for folder in folders)
+
+
+@pytest.mark.parametrize("kind", ["file", "fifo", "missing"])
+@pytest.mark.parametrize("action", ["ls", "clear"])
+def test_cache_dir_that_is_not_a_folder_is_an_error(tmp_path, kind, action):
+    target = tmp_path / "target"
+    if kind == "file":
+        target.write_text("a file")
+    elif kind == "fifo":
+        os.mkfifo(target)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run(
+        [sys.executable, "-m", "augframe", "cache", action, "--cache-dir", str(target)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "Invalid value for --cache-dir" in done.stderr
+    assert str(target) in done.stderr and "Expected an existing folder" in done.stderr
+
+
+def test_cache_ls_prints_a_path_that_is_not_utf8(tmp_path, home):
+    root = os.fsdecode(os.fsencode(tmp_path) + b"/caf\xe9")
+    # Written under an ASCII name (OpenCV takes no undecodable path), renamed.
+    os.rename(write_jpegs(tmp_path / "ascii", {"a": 2, "b": 2}), root)
+    paths = sorted(str(p) for p in Path(root).rglob("*.jpg"))
+    labels = [0, 0, 1, 1]
+    build_default_cache(
+        paths, labels, root=root, image_size=SIZE, decoding=Decoding(), num_workers=1
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONIOENCODING": "utf-8"}
+    for args in (["ls"], ["clear", root]):
+        done = subprocess.run(
+            [sys.executable, "-m", "augframe", "cache", *args],
+            capture_output=True,
+            timeout=60,
+            env=env,
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert b"caf\\xe9" in done.stdout
+    assert list_caches(home) == []
+
+
+def test_cache_clear_without_cache_dir_keeps_an_explicit_cache_in_the_home(
+    tmp_path, home, capsys
+):
+    root = write_jpegs(tmp_path / "data", {"a": 2, "b": 2})
+    paths, labels, _ = collect_directory(root)
+    store = build_cache(paths, labels, cache_dir=home / "my-project", image_size=SIZE)
+    folder = store.data_path.parent
+    del store
+    assert main(["cache", "clear"]) == 0
+    assert "removed 0 cache(s)" in capsys.readouterr().out
+    assert (folder / "manifest.json").is_file()

@@ -30,6 +30,7 @@ from augframe.tf_keras import (  # noqa: E402
     FrameScheduler,
     FrameSequence,
     StopOnControlFile,
+    ValidationSequence,
 )
 
 pytestmark = pytest.mark.keras_contract
@@ -105,7 +106,8 @@ def test_fit_on_jpegs_follows_the_schedule_with_a_validation_sequence(tmp_path):
         verbose=0,
     )
     with train, val:
-        assert isinstance(val, FrameSequence) and val.validation
+        assert isinstance(val, ValidationSequence) and val.validation
+        assert isinstance(train, FrameSequence) and not train.validation
         recorder = Generations(train)
         history = _model((16, 16)).fit(
             train, validation_data=val, epochs=5, verbose=0, callbacks=[recorder]
@@ -251,6 +253,10 @@ def test_constructors_and_callbacks_are_the_keras2_ones(tmp_path):
             seq, FrameSequence
         )
         assert val.validation and val.num_samples == 48
+        assert type(val) is ValidationSequence and not isinstance(val, FrameSequence)
+        assert isinstance(val, tf_keras.utils.Sequence)
+        with pytest.raises(ConfigError, match=r"FrameScheduler.*validation_data"):
+            FrameScheduler(seq, val)
         assert repr(seq).startswith("FrameSequence(classes=['a', 'b']")
         assert isinstance(
             StopOnControlFile(tmp_path / "c.json"), tf_keras.callbacks.Callback

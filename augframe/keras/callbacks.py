@@ -18,7 +18,7 @@ import keras
 
 from augframe.errors import ConfigError
 from augframe.keras.scheduling import ControlCore, FrameSchedulerCore, StopCore
-from augframe.keras.sequence import FrameSequence
+from augframe.keras.sequence import FrameSequence, ValidationSequence
 from augframe.observe.examples import contact_sheet
 from augframe.observe.report import draw_report
 from augframe.observe.summaries import FrameSummaryWriter
@@ -39,7 +39,8 @@ class FrameScheduler(FrameSchedulerCore, keras.callbacks.Callback):
     control file.
 
     Args:
-        *sequences: the training sequences of this `fit`.
+        *sequences: the training sequences of this `fit` (a
+            `ValidationSequence` is a `ConfigError`: it has no schedule).
 
     Example:
     >>> model.fit(seq, epochs=10,
@@ -129,14 +130,14 @@ class FrameTensorBoard(keras.callbacks.Callback):
 
     def __init__(
         self,
-        seq: FrameSequence,
+        seq: FrameSequence | ValidationSequence,
         log_dir: str | os.PathLike[str] = "logs",
         *,
         per_class: int = 8,
         run: str = "frames",
     ) -> None:
         super().__init__()
-        if not isinstance(seq, FrameSequence):
+        if not isinstance(seq, (FrameSequence, ValidationSequence)):
             raise TypeError(
                 "Invalid argument for `FrameTensorBoard`. Received: "
                 f"{seq!r}. Expected a FrameSequence."

@@ -1,12 +1,16 @@
-"""The public surface both `FrameSequence` adapters share: Keras-free, over the frames it holds.
+"""The public surface both Keras adapters share, Keras-free: one base, a training and a validation role.
 
 `SequenceFacade` holds a sequence's frames (`augframe.serving.training` or
 `augframe.serving.validation`) by composition and gives both Keras adapters
 (`augframe.keras.sequence` for Keras 3, `augframe.tf_keras` for Keras 2) the
-same constructor, constructors from files, properties and methods. An
-adapter adds only its Keras' base class and lifecycle: it implements
-`_init_base` and forwards Keras' calls to `self.clock`, calling
-`self._end_epoch()` when the clock says a training epoch ended.
+same constructor, constructors from files, properties and methods. Two roles
+sit on it as siblings: `TrainingFacade` (a frame engine, an epoch clock, hot
+options, a control file) and `ValidationFacade` (every native once, no clock,
+nothing to tune); each implements its own hooks, so no shared code asks which
+role it plays. An adapter adds only its Keras' base class and lifecycle: it
+implements `_init_base` and, for a training sequence, forwards Keras' calls
+to `self.clock`, calling `self._end_epoch()` when the clock says a training
+epoch ended.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import weakref
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 
@@ -36,8 +40,16 @@ from augframe.options.config import FrameConfig, frame_config
 from augframe.serving import scheduled
 from augframe.serving.assemble import Frames
 from augframe.serving.training import TrainingFrames
+from augframe.serving.validation import ValidationFrames
 
-__all__ = ["LABEL_MODES", "SequenceFacade", "construct"]
+__all__ = [
+    "LABEL_MODES",
+    "SequenceFacade",
+    "TrainingFacade",
+    "ValidationFacade",
+    "construct",
+    "construct_validation",
+]
 
 LABEL_MODES = opts.OPTIONS["label_mode"].choices
 
@@ -47,22 +59,29 @@ _S = TypeVar("_S", bound="SequenceFacade")
 def _hot(name: str) -> Any:
     """A property for hot option `name`: set by the one path control.json takes."""
 
-    def get(self: SequenceFacade) -> Any:
-        frames = self.core
-        if isinstance(frames, TrainingFrames):
-            return frames.hot[name]
-        return opts.OPTIONS[name].default
+    def get(self: TrainingFacade) -> Any:
+        return self.core.hot[name]
 
-    def set_(self: SequenceFacade, value: Any) -> None:
-        frames = self.core
-        if not isinstance(frames, TrainingFrames):
-            raise ConfigError(
-                f"`{name}` does not apply to a validation sequence (it serves "
-                "every native once, unaugmented, and never regenerates)."
-            )
-        frames.hot.set(name, value)
+    def set_(self: TrainingFacade, value: Any) -> None:
+        self.core.hot.set(name, value)
 
     return property(get, set_, doc=opts.OPTIONS[name].doc + " (hot)")
+
+
+def _not_hot(name: str) -> Any:
+    """Hot option `name` of a validation sequence: its default, never set."""
+
+    def set_(self: ValidationFacade, value: Any) -> None:
+        raise ConfigError(
+            f"`{name}` does not apply to a validation sequence (it serves "
+            "every native once, unaugmented, and never regenerates)."
+        )
+
+    return property(
+        lambda self: opts.OPTIONS[name].default,
+        set_,
+        doc=f"{opts.OPTIONS[name].default!r}: a validation sequence is not tuned.",
+    )
 
 
 def _setting(name: str, doc: str) -> Any:
@@ -73,6 +92,11 @@ def _setting(name: str, doc: str) -> Any:
 def _serving(name: str, doc: str) -> Any:
     """A read-only property: option `name` as the batches are made with it."""
     return property(lambda self: getattr(self.core.serving, name), doc=doc)
+
+
+def _constant(value: Any, doc: str) -> Any:
+    """A read-only property that is `value` for every sequence of a role."""
+    return property(lambda self: value, doc=doc)
 
 
 KERAS_OWN = frozenset({"workers", "use_multiprocessing", "max_queue_size"})
@@ -100,8 +124,10 @@ def refuse_setting(seq: object, name: str, value: Any) -> ReadOnlyError:
 class SequenceFacade:
     """A class-balanced, augmented frame in RAM, served by index: no Keras.
 
-    The arguments, behaviour and examples are `augframe.FrameSequence`'s;
-    its constructor is `construct`, which each public façade takes as its
+    What a training and a validation sequence share. The arguments,
+    behaviour and examples are `augframe.FrameSequence`'s (training) and
+    `augframe.ValidationSequence`'s; the constructors are `construct` and
+    `construct_validation`, which each public façade takes as its
     `__init__`.
     """
 
@@ -109,9 +135,9 @@ class SequenceFacade:
     """The Keras-free core this adapter holds: its frames and how they are served."""
     _options: FrameConfig  # the options as checked at construction
     _decoding: Decoding
-    clock: EpochClock
-    keras_verbose: int | str | None  # the fit's, from a callback
     _finalizer: weakref.finalize
+    validation_type: ClassVar[type[SequenceFacade]]
+    """The validation class of this adapter (`for_validation` makes one)."""
 
     def _init_base(self, *, max_queue_size: int) -> None:
         """Initialises the adapter's Keras base class (every argument is checked)."""
@@ -131,7 +157,6 @@ class SequenceFacade:
     verbose = _setting("verbose", "0: silent; 1: one line per frame.")
     seed = _setting("seed", "The root seed (None: fresh).")
     max_examples = _setting("max_examples", "The most example files kept.")
-    validation = _setting("validation", "True for a validation sequence.")
     shard = _setting("shard", "`(index, count)` of this shard, or None.")
     requested_workers = _setting("workers", "Keras' `workers` as passed.")
     batch_size = _serving("batch_size", "Samples per batch.")
@@ -139,6 +164,8 @@ class SequenceFacade:
     dtype = _serving("dtype", '"float32" or "uint8".')
     preprocess = _serving("preprocess", "A function of every batch, or None.")
     serve_augment = _serving("serve_augment", "Serve-time augmentation, or None.")
+    validation: bool
+    """True for a validation sequence (a read-only property of each role)."""
 
     @property
     def decoding(self) -> Decoding:
@@ -165,16 +192,6 @@ class SequenceFacade:
         super().__setattr__(name, value)
 
     # ---------------------------------------------------------------- serving
-
-    @property
-    def engine(self) -> FrameEngine:
-        """The frame engine of a training sequence (a validation one has none)."""
-        if not isinstance(self.core, TrainingFrames):
-            raise AttributeError(
-                "engine: a validation sequence has no frame engine; it serves "
-                "its natives as they are (see `core`)."
-            )
-        return self.core.engine
 
     @property
     def file_paths(self) -> list[str]:
@@ -216,10 +233,11 @@ class SequenceFacade:
                 "have no files. Use FrameSequence.from_directory, from_paths or "
                 "from_dataframe for a sequence whose files are known."
             )
-        paths = list(paths)
-        if isinstance(self.core, TrainingFrames):
-            return paths
-        return [paths[i] for i in self.core.native_index.tolist()]
+        return self._listed(list(paths))
+
+    def _listed(self, paths: list[str]) -> list[str]:
+        """`file_paths` from the store's paths (each role lists its own way)."""
+        raise NotImplementedError
 
     @property
     def num_classes(self) -> int:
@@ -255,46 +273,8 @@ class SequenceFacade:
         """
         return self.core.report
 
-    def _training(self) -> TrainingFrames | None:
-        return self.core if isinstance(self.core, TrainingFrames) else None
-
-    @property
-    def epoch(self) -> int:
-        """Training epochs counted so far."""
-        training = self._training()
-        return training.engine.epoch if training is not None else 0
-
-    @property
-    def epochs_in_frame(self) -> int:
-        """Training epochs served from the current frame so far."""
-        training = self._training()
-        return training.engine.epochs_in_frame if training is not None else 0
-
-    @property
-    def samples_per_class(self) -> int | None:
-        """Samples of every class in a frame; None: every native once."""
-        training = self._training()
-        return training.engine.samples_per_class if training is not None else None
-
-    @property
-    def background(self) -> bool:
-        training = self._training()
-        return training.engine.background if training is not None else False
-
-    @property
-    def build_processes(self) -> bool:
-        training = self._training()
-        return training.engine.build_processes if training is not None else False
-
-    @property
-    def num_build_workers(self) -> int:
-        training = self._training()
-        return training.engine.num_build_workers if training is not None else 0
-
-    aug_p = _hot("aug_p")
-    pipe_p = _hot("pipe_p")
-    epochs_per_frame = _hot("epochs_per_frame")
-    example_prob = _hot("example_prob")
+    epoch: int
+    """Training epochs counted so far (a read-only property of each role)."""
 
     def __len__(self) -> int:
         return len(self.core)
@@ -307,20 +287,141 @@ class SequenceFacade:
     def as_arrays(self) -> tuple[Any, np.ndarray]:
         """The whole current frame as `(x, y)`, preprocessed like the batches.
 
-        Meant for `validation=True` sequences: `model.fit(...,
+        Meant for validation sequences: `model.fit(...,
         validation_data=val.as_arrays())`.
         """
         return self.core.as_arrays()
 
     # -------------------------------------------------------------- lifecycle
 
+    def _adapted(self) -> None:
+        """Keras adapted the sequence for a call (the clock's "a call starts")."""
+
+    def regenerate(self) -> None:
+        """Swaps in a new frame now (waiting for the background build if any).
+
+        Raises:
+            BuildError: the build failed; the last good frame stays served.
+        """
+        self.core.regenerate()
+
+    def close(self) -> None:
+        """Cancels a background build and stops build workers. Idempotent.
+
+        The current frame stays readable; no new frame is built after this.
+        """
+        self.core.close()
+        scheduled.unregister(self)
+
+    def __enter__(self: _S) -> _S:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def save_contact_sheet(
+        self, path: str | os.PathLike[str], *, per_class: int = 8
+    ) -> Path:
+        """Saves a PNG grid of the current frame: a row of samples per class.
+
+        Example:
+        >>> seq.save_contact_sheet("example_images/grid.png")  # doctest: +SKIP
+        """
+        from augframe.observe.examples import contact_sheet, save_png
+
+        with self.core.reading() as view:
+            grid = contact_sheet(
+                view.frame.images,
+                view.frame.labels,
+                self.class_names,
+                per_class=per_class,
+            )
+        return save_png(grid, path)
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(classes={self.class_names}, samples={self.num_samples}, "
+            f"batch_size={self.batch_size}, generation={self.generation}, "
+            f"epoch={self.epoch}, validation={self.validation})"
+        )
+
+
+class TrainingFacade(SequenceFacade):
+    """The training role: a frame engine, an epoch clock, hot options, a control file."""
+
+    core: TrainingFrames
+    clock: EpochClock
+    keras_verbose: int | str | None  # the fit's, from a callback
+
+    validation = _constant(False, "False: a training sequence.")
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        """A training sequence, or with `validation=True` its adapter's
+        `ValidationSequence` (built here: Python then skips `__init__`)."""
+        if "validation" in kwargs and opts.check("validation", kwargs["validation"]):
+            return cls.validation_type(*args, **kwargs)
+        return super().__new__(cls)
+
+    def _init_base(self, *, max_queue_size: int) -> None:
+        """The adapter's Keras base class, then the epoch clock Keras' calls drive."""
+        super()._init_base(max_queue_size=max_queue_size)
+        self.clock = EpochClock()
+        self.keras_verbose = None
+
+    def _listed(self, paths: list[str]) -> list[str]:
+        return paths  # the natives, in store order
+
+    @property
+    def engine(self) -> FrameEngine:
+        """The frame engine that builds and swaps this sequence's frames."""
+        return self.core.engine
+
+    @property
+    def epoch(self) -> int:  # type: ignore[override]
+        """Training epochs counted so far."""
+        return self.core.engine.epoch
+
+    @property
+    def epochs_in_frame(self) -> int:
+        """Training epochs served from the current frame so far."""
+        return self.core.engine.epochs_in_frame
+
+    @property
+    def samples_per_class(self) -> int | None:
+        """Samples of every class in a frame; None: every native once."""
+        return self.core.engine.samples_per_class
+
+    @property
+    def background(self) -> bool:
+        return self.core.engine.background
+
+    @property
+    def build_processes(self) -> bool:
+        return self.core.engine.build_processes
+
+    @property
+    def num_build_workers(self) -> int:
+        return self.core.engine.num_build_workers
+
+    aug_p = _hot("aug_p")
+    pipe_p = _hot("pipe_p")
+    epochs_per_frame = _hot("epochs_per_frame")
+    example_prob = _hot("example_prob")
+
+    def control_values(self) -> dict[str, Any]:
+        """The current hot-tunable values, as written to a new control file."""
+        return self.core.control_values()
+
+    # -------------------------------------------------------------- lifecycle
+
     def _serialised(self) -> contextlib.AbstractContextManager[None]:
-        """The engine's command lock (a training sequence): the clock's events
-        and the epoch ends they cause run as one command, from any thread."""
-        training = self._training()
-        if training is None:
-            return contextlib.nullcontext()
-        return training.engine.serialised()
+        """The engine's command lock: the clock's events and the epoch ends
+        they cause run as one command, from any thread."""
+        return self.core.engine.serialised()
+
+    def _adapted(self) -> None:
+        with self._serialised():
+            self.clock.adapted()
 
     def _end_epoch(self) -> None:
         """A training epoch ended (the clock said so): the frames' schedule runs."""
@@ -357,63 +458,39 @@ class SequenceFacade:
         """
         return self.keras_verbose in (None, 1, "auto")
 
-    def regenerate(self) -> None:
-        """Swaps in a new frame now (waiting for the background build if any).
 
-        Raises:
-            BuildError: the build failed; the last good frame stays served.
-        """
-        self.core.regenerate()
+class ValidationFacade(SequenceFacade):
+    """The validation role: every native once, unaugmented, in a fixed order.
 
-    def close(self) -> None:
-        """Cancels a background build and stops build workers. Idempotent.
+    No frame engine, no epoch clock (Keras' calls change nothing), no hot
+    options (they read as their defaults; setting one is a `ConfigError`),
+    no control file. `regenerate()` reads the natives again.
+    """
 
-        The current frame stays readable; no new frame is built after this.
-        """
-        self.core.close()
-        scheduled.unregister(self)
+    core: ValidationFrames
 
-    def __enter__(self: _S) -> _S:
-        return self
+    validation = _constant(True, "True: a validation sequence.")
+    epoch = _constant(0, "0: a validation sequence counts no training epoch.")
+    epochs_in_frame = _constant(0, "0: a validation sequence has no frame schedule.")
+    samples_per_class = _constant(None, "None: every native once.")
+    background = _constant(False, "False: nothing is built in the background.")
+    build_processes = _constant(False, "False: no build workers.")
+    num_build_workers = _constant(0, "0: no build workers.")
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    aug_p = _not_hot("aug_p")
+    pipe_p = _not_hot("pipe_p")
+    epochs_per_frame = _not_hot("epochs_per_frame")
+    example_prob = _not_hot("example_prob")
 
-    def control_values(self) -> dict[str, Any]:
-        """The current hot-tunable values, as written to a new control file."""
-        training = self._training()
-        if training is None:
-            return {
-                **{name: opts.OPTIONS[name].default for name in opts.HOT_OPTIONS},
-                "regenerate": False,
-                "stop": False,
-            }
-        return training.control_values()
+    def _listed(self, paths: list[str]) -> list[str]:
+        return [paths[i] for i in self.core.native_index.tolist()]
 
-    def save_contact_sheet(
-        self, path: str | os.PathLike[str], *, per_class: int = 8
-    ) -> Path:
-        """Saves a PNG grid of the current frame: a row of samples per class.
-
-        Example:
-        >>> seq.save_contact_sheet("example_images/grid.png")  # doctest: +SKIP
-        """
-        from augframe.observe.examples import contact_sheet, save_png
-
-        with self.core.reading() as view:
-            grid = contact_sheet(
-                view.frame.images,
-                view.frame.labels,
-                self.class_names,
-                per_class=per_class,
-            )
-        return save_png(grid, path)
-
-    def __repr__(self) -> str:
-        return (
-            f"{type(self).__name__}(classes={self.class_names}, samples={self.num_samples}, "
-            f"batch_size={self.batch_size}, generation={self.generation}, "
-            f"epoch={self.epoch}, validation={self.validation})"
+    @property
+    def engine(self) -> FrameEngine:
+        """None: a validation sequence has no frame engine."""
+        raise AttributeError(
+            "engine: a validation sequence has no frame engine; it serves "
+            "its natives as they are (see `core`)."
         )
 
 
@@ -474,3 +551,30 @@ def construct(
     arguments = dict(locals())  # the options as passed: the signature's names
     options = {k: v for k, v in arguments.items() if k in opts.OPTIONS}
     sources.construct_from_config(self, source, frame_config({**options, **kwargs}))
+
+
+def construct_validation(
+    self: SequenceFacade,
+    source: Mapping[str, Any] | StoreSource,
+    *,
+    validation: bool = True,
+    **kwargs: Any,
+) -> None:
+    """The constructor of both public `ValidationSequence` façades.
+
+    Takes `construct`'s options that apply to validation data (see
+    `augframe.options.VALIDATION_OPTIONS`); another one with a value other
+    than its default is refused by name.
+
+    Raises:
+        ConfigError: `validation=False` (a training sequence is a
+            `FrameSequence`), or an option that does not apply.
+    """
+    if not opts.check("validation", validation):
+        raise ConfigError(
+            f"Invalid value for argument `validation`. Received: "
+            f"validation={validation!r}. Expected True (the default): a "
+            f"{type(self).__name__} serves validation data. For training data "
+            "build a FrameSequence."
+        )
+    construct(self, source, validation=True, **kwargs)

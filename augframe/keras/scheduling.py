@@ -14,23 +14,46 @@ import os
 from typing import Any, ClassVar
 
 from augframe import _console, _warn
-from augframe.errors import ControlFileWarning
-from augframe.keras.facade import SequenceFacade
+from augframe.errors import ConfigError, ControlFileWarning
+from augframe.keras.facade import TrainingFacade, ValidationFacade
 from augframe.options import registry as opts
 from augframe.options.control_file import ControlFile
 from augframe.serving.scheduled import scheduled_sequences
 
-__all__ = ["ControlCore", "FrameSchedulerCore", "SchedulingCore", "StopCore"]
+__all__ = [
+    "ControlCore",
+    "FrameSchedulerCore",
+    "SchedulingCore",
+    "StopCore",
+    "refuse_validation",
+]
 
 logger = logging.getLogger("augframe")
+
+
+def refuse_validation(seq: object, callback: str) -> None:
+    """Refuses a validation sequence where a frame schedule is driven.
+
+    Raises:
+        ConfigError: `seq` is a `ValidationSequence`, naming the fix.
+    """
+    if isinstance(seq, ValidationFacade):
+        raise ConfigError(
+            f"Invalid argument for `{callback}`. Received: {seq!r}. "
+            "Expected training sequences "
+            "(FrameSequence): a validation sequence has no frame schedule "
+            "(it never regenerates, and Keras' validation passes are not "
+            "training epochs). Pass only the training sequence, and give the "
+            "validation one to model.fit(..., validation_data=val)."
+        )
 
 
 class SchedulingCore:
     """Forwards Keras' training epochs to the sequences `_sequences()` names."""
 
-    sequence_type: ClassVar[type[SequenceFacade]] = SequenceFacade
+    sequence_type: ClassVar[type[TrainingFacade]] = TrainingFacade
 
-    def _sequences(self) -> list[SequenceFacade]:
+    def _sequences(self) -> list[TrainingFacade]:
         raise NotImplementedError
 
     def on_train_begin(self, logs: dict | None = None) -> None:
@@ -50,9 +73,10 @@ class SchedulingCore:
 class FrameSchedulerCore(SchedulingCore):
     """Drives the frame schedule of the sequences it is given from fit's epochs."""
 
-    def __init__(self, *sequences: SequenceFacade) -> None:
+    def __init__(self, *sequences: TrainingFacade) -> None:
         super().__init__()
         for seq in sequences:
+            refuse_validation(seq, "FrameScheduler")
             if not isinstance(seq, self.sequence_type):
                 raise TypeError(
                     "Invalid argument for `FrameScheduler`. Received: "
@@ -61,7 +85,7 @@ class FrameSchedulerCore(SchedulingCore):
                 )
         self.sequences = list(sequences)
 
-    def _sequences(self) -> list[SequenceFacade]:
+    def _sequences(self) -> list[TrainingFacade]:
         return self.sequences
 
 
@@ -83,7 +107,7 @@ class StopCore(SchedulingCore):
         )
         self.stopped_epoch: int | None = None
 
-    def _sequences(self) -> list[SequenceFacade]:
+    def _sequences(self) -> list[TrainingFacade]:
         return [
             seq
             for seq in scheduled_sequences(self.control.path)

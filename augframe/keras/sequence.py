@@ -1,9 +1,11 @@
-"""The Keras 3 adapter: a `PyDataset` that serves batches from a sequence's frames.
+"""The Keras 3 adapter: `PyDataset`s that serve batches from a sequence's frames.
 
-`FrameSequence` holds its frames (`augframe.serving`) through the shared
-Keras-free surface (`augframe.keras.facade.SequenceFacade`) and adds only
-what Keras 3 needs: it forwards Keras' lifecycle calls to the epoch clock
-(`augframe.core.clock`), which says when a training epoch ended.
+`FrameSequence` (training) and `ValidationSequence` hold their frames
+(`augframe.serving`) through the shared Keras-free surface
+(`augframe.keras.facade`: one base, a training and a validation role) and
+add only what Keras 3 needs: a training sequence forwards Keras' lifecycle
+calls to the epoch clock (`augframe.core.clock`), which says when a training
+epoch ended; a validation sequence has no clock.
 What Keras sends and what this relies on (the first frame built in the
 constructor, `use_multiprocessing` read once per call, Keras told `workers=1`,
 a `len()` that never changes) is in docs/keras-lifecycle.md.
@@ -14,15 +16,100 @@ from __future__ import annotations
 from typing import Any
 
 import keras
+import numpy as np
 
 from augframe import _console
 from augframe.errors import ConfigError
-from augframe.keras.facade import SequenceFacade, construct
+from augframe.keras.facade import (
+    SequenceFacade,
+    TrainingFacade,
+    ValidationFacade,
+    construct,
+    construct_validation,
+)
 
-__all__ = ["FrameSequence"]
+__all__ = ["FrameSequence", "ValidationSequence"]
 
 
-class FrameSequence(SequenceFacade, keras.utils.PyDataset):
+class _PyDataset(SequenceFacade, keras.utils.PyDataset):
+    """What both Keras 3 sequences share: the `PyDataset` base, one worker, `as_tf_dataset`."""
+
+    def _init_base(self, *, max_queue_size: int) -> None:
+        # Keras sees one worker: its pool would serve stale prefetched batches.
+        keras.utils.PyDataset.__init__(self, workers=1, max_queue_size=max_queue_size)
+
+    @property
+    def use_multiprocessing(self) -> bool:
+        """False. Keras reads it once per adapter: the clock's "a call starts"."""
+        self._adapted()
+        return False
+
+    @use_multiprocessing.setter
+    def use_multiprocessing(self, value: bool) -> None:
+        if value:
+            raise ConfigError(
+                f"{type(self).__name__} serves batches from this process's RAM; "
+                "`use_multiprocessing` must stay False."
+            )
+
+    def as_tf_dataset(self, *, prefetch: int | None = None) -> Any:
+        """The same batches as a `tf.data.Dataset` (TensorFlow's native path).
+
+        Faster than Keras' `PyDataset` adapter on the TensorFlow backend when
+        the model is fast; follows frame swaps. For `fit` only (see
+        `augframe.keras.tf_data`).
+
+        Example:
+        >>> model.fit(seq.as_tf_dataset(), epochs=10)  # doctest: +SKIP
+        """
+        from augframe.keras.tf_data import as_tf_dataset
+
+        return as_tf_dataset(self, prefetch=prefetch)
+
+    def _pass_begins(self, previous_open: bool) -> tuple[np.ndarray, int]:
+        """A pass of `as_tf_dataset` begins: its sample order and frame generation.
+
+        Args:
+            previous_open: the dataset's previous pass was begun and not ended.
+        """
+        return self.core.epoch_order()
+
+
+class ValidationSequence(ValidationFacade, _PyDataset):
+    """Validation data as a Keras `PyDataset`: every native once, unaugmented.
+
+    Serves every native of every class once, in a fixed order (by class in
+    `class_names` order, then as listed), never regenerates on its own and
+    has no epoch clock, hot options or control file: give it to
+    `model.fit(..., validation_data=val)`, `evaluate` or `predict`. The
+    training sequence is a `FrameSequence`; `FrameSequence.for_validation`,
+    `FrameSequence(..., validation=True)` and `from_*(..., subset="both")`
+    make a `ValidationSequence`.
+
+    Args:
+        source: as for `FrameSequence`.
+        **kwargs: the options of `FrameSequence` that apply to validation
+            data (`augframe.options.VALIDATION_OPTIONS`: `image_size`,
+            `batch_size`, `color_mode`, `preprocess`, `label_mode`,
+            `dtype`...); another one with a value other than its default is
+            a `ConfigError` naming it. `validation` may only be True.
+
+    Example:
+    >>> import numpy as np
+    >>> val = ValidationSequence({"a": np.zeros((3, 8, 8, 3), np.uint8)},
+    ...                          image_size=(8, 8), verbose=0)
+    >>> len(val.frame.labels), val.validation, val.samples_per_class
+    (3, True, None)
+    >>> val.close()
+    """
+
+    __init__ = construct_validation
+
+
+ValidationSequence.validation_type = ValidationSequence
+
+
+class FrameSequence(TrainingFacade, _PyDataset):
     """A class-balanced, augmented frame in RAM, served as a Keras `PyDataset`.
 
     Builds `samples_per_class` samples per class into one uint8 array (scarce
@@ -104,10 +191,11 @@ class FrameSequence(SequenceFacade, keras.utils.PyDataset):
             conversion, a quarter of the bytes per batch; normalise in the
             model (`keras.Input(shape, dtype="uint8")`, then `Rescaling`).
             `preprocess` must then keep uint8.
-        validation: serve every native once, unaugmented, in a fixed order,
-            and never regenerate (for `validation_data`). Arguments that do
-            not apply to validation data are refused by name; see
-            `for_validation`.
+        validation: True makes a `ValidationSequence` instead (it is what
+            `FrameSequence(..., validation=True)` returns): every native
+            once, unaugmented, in a fixed order, never regenerated (for
+            `validation_data`). Arguments that do not apply to validation
+            data are refused by name; see `for_validation`.
         control_file: path of a control.json re-read at every epoch end; it
             is (re)written with the constructor's values at construction.
         example_dir: folder for example JPEGs of the frames, and a report
@@ -175,54 +263,27 @@ class FrameSequence(SequenceFacade, keras.utils.PyDataset):
     >>> seq.close()
     """
 
+    validation_type = ValidationSequence
+
     __init__ = construct
-
-    def _init_base(self, *, max_queue_size: int) -> None:
-        # Keras sees one worker: its pool would serve stale prefetched batches.
-        keras.utils.PyDataset.__init__(self, workers=1, max_queue_size=max_queue_size)
-
-    @property
-    def use_multiprocessing(self) -> bool:
-        """False. Keras reads it once per adapter: the clock's "a call starts"."""
-        with self._serialised():
-            self.clock.adapted()
-        return False
-
-    @use_multiprocessing.setter
-    def use_multiprocessing(self, value: bool) -> None:
-        if value:
-            raise ConfigError(
-                "FrameSequence serves batches from this process's RAM; "
-                "`use_multiprocessing` must stay False."
-            )
-
-    def as_tf_dataset(self, *, prefetch: int | None = None) -> Any:
-        """The same batches as a `tf.data.Dataset` (TensorFlow's native path).
-
-        Faster than Keras' `PyDataset` adapter on the TensorFlow backend when
-        the model is fast; follows frame swaps. For `fit` only (see
-        `augframe.keras.tf_data`).
-
-        Example:
-        >>> model.fit(seq.as_tf_dataset(), epochs=10)  # doctest: +SKIP
-        """
-        from augframe.keras.tf_data import as_tf_dataset
-
-        return as_tf_dataset(self, prefetch=prefetch)
 
     # -------------------------------------------------------------- lifecycle
 
     def on_epoch_begin(self) -> None:
-        if not self.validation:  # validation data never changes: no clock
-            with self._serialised():
-                self.clock.begin()
+        with self._serialised():
+            self.clock.begin()
 
     def on_epoch_end(self) -> None:
-        if self.validation:
-            return
         with self._serialised():
             if self.clock.end():
                 # Keras' progress bar may still have its line open: augframe's
                 # lines (a new frame, a control change) start on a new one.
                 with _console.after_open_line(self._progress_line_may_be_open()):
                     self._end_epoch()
+
+    def _pass_begins(self, previous_open: bool) -> tuple[np.ndarray, int]:
+        with self._serialised():
+            if previous_open and self.clock.pass_open:
+                self.on_epoch_end()
+            self.on_epoch_begin()
+            return self.core.epoch_order()

@@ -15,7 +15,6 @@ import weakref
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from augframe.core.clock import EpochClock
 from augframe.io.opening import Planned, open_dataframe, open_directory, open_paths
 from augframe.io.stores import StoreSource
 from augframe.options import registry as opts
@@ -34,8 +33,16 @@ __all__ = [
 
 
 def _made(cls: Any, planned: list[Planned]) -> Any:
-    """The sequence, or `(train, val)` when both subsets were asked for."""
-    made = [_make(cls, p.source, p.config) for p in planned]
+    """The sequence, or `(train, val)` when both subsets were asked for.
+
+    The validation subset of a split is the adapter's `ValidationSequence`.
+    """
+    made = [
+        _make(
+            cls.validation_type if p.subset == "validation" else cls, p.source, p.config
+        )
+        for p in planned
+    ]
     return made[0] if len(made) == 1 else tuple(made)
 
 
@@ -49,10 +56,11 @@ def _make(cls: Any, source: StoreSource, config: FrameConfig) -> Any:
 def for_validation(
     cls: Any, source: Mapping[str, Any] | StoreSource, **kwargs: Any
 ) -> Any:
-    """A validation sequence: every native once, unaugmented, fixed order.
+    """A `ValidationSequence`: every native once, unaugmented, fixed order.
 
     Takes only the options that apply to validation data
-    (`augframe.options.VALIDATION_OPTIONS`); any other is refused by name.
+    (`augframe.options.VALIDATION_OPTIONS`); any other is refused by name,
+    even at its default value.
 
     Example:
     >>> import numpy as np
@@ -60,14 +68,13 @@ def for_validation(
     >>> val = FrameSequence.for_validation(
     ...     {"a": np.zeros((3, 8, 8, 3), np.uint8)}, image_size=(8, 8),
     ...     verbose=0)
-    >>> len(val.frame.labels), val.samples_per_class
-    (3, None)
+    >>> type(val).__name__, len(val.frame.labels), val.samples_per_class
+    ('ValidationSequence', 3, None)
     """
     opts.check_known(kwargs, allowed=opts.OPTIONS, where="FrameSequence")
-    refuse_for_validation(
-        {k: v for k, v in kwargs.items() if k != "validation"}, names=kwargs
-    )
-    return cls(source, **{**kwargs, "validation": True})
+    kwargs = {k: v for k, v in kwargs.items() if k != "validation"}
+    refuse_for_validation(kwargs, names=kwargs)
+    return cls.validation_type(source, **kwargs)
 
 
 def from_directory(
@@ -111,7 +118,7 @@ def from_directory(
     with `subset` ("training", "validation" or "both") and `seed` splits
     the files: per class (a scarce class keeps natives on both sides), by
     file (no image on both sides), the same for the same seed in any
-    process. "both" returns `(train, val)`, `val` a validation sequence
+    process. "both" returns `(train, val)`, `val` a `ValidationSequence`
     that takes the options that apply to it. `color_mode`,
     `interpolation`, `crop_to_aspect_ratio` and `pad_to_aspect_ratio`
     are Keras' too (see `FrameSequence`), and so is `follow_links`: a
@@ -275,8 +282,6 @@ def construct_from_config(
         self.core = opened.frames
         self._decoding = opened.decoding
         self._options = config
-        self.clock = EpochClock()
-        self.keras_verbose = None
         # A sequence dropped without close() still stops its build workers.
         self._finalizer = weakref.finalize(self, self.core.close)
     except BaseException:

@@ -31,16 +31,19 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
-    from augframe.keras.sequence import FrameSequence
+    from augframe.keras.sequence import FrameSequence, ValidationSequence
 
 __all__ = ["as_tf_dataset"]
 
 
-def as_tf_dataset(seq: FrameSequence, *, prefetch: int | None = None) -> Any:
+def as_tf_dataset(
+    seq: FrameSequence | ValidationSequence, *, prefetch: int | None = None
+) -> Any:
     """The batches of `seq` as a `tf.data.Dataset`, one pass per iteration.
 
     Args:
-        seq: a FrameSequence.
+        seq: a FrameSequence (or a ValidationSequence: its passes change
+            nothing).
         prefetch: batches prepared ahead (default: `tf.data.AUTOTUNE`).
 
     Returns:
@@ -84,7 +87,7 @@ def as_tf_dataset(seq: FrameSequence, *, prefetch: int | None = None) -> Any:
 class _Passes:
     """Begins a pass on the sequence's clock, ending the previous one first."""
 
-    def __init__(self, seq: FrameSequence) -> None:
+    def __init__(self, seq: FrameSequence | ValidationSequence) -> None:
         self.seq = seq
         self.generation = 0
         self._open = False
@@ -96,19 +99,16 @@ class _Passes:
         Returns:
             The sample order of the new pass.
         """
-        with self._lock, self.seq._serialised():
-            if self._open and self.seq.clock.pass_open:
-                self.seq.on_epoch_end()
-            self.seq.on_epoch_begin()
+        with self._lock:
+            order, self.generation = self.seq._pass_begins(self._open)
             self._open = True
-            order, self.generation = self.seq.core.epoch_order()
             return order
 
 
 class _FrameTensors:
     """The frame's images and encoded labels as TensorFlow variables."""
 
-    def __init__(self, seq: FrameSequence) -> None:
+    def __init__(self, seq: FrameSequence | ValidationSequence) -> None:
         import tensorflow as tf
 
         self.seq = seq

@@ -11,7 +11,14 @@ store holds (its locks) is never evicted. `augframe cache ls` and
 
 Only what augframe wrote counts: a cache is a folder, in a data set's folder
 augframe made (`augframe.io.cache.home.owned_root`), whose `manifest.json`
-is an augframe cache's of a known version. Removing one deletes, by name,
+is an augframe cache's of a known version. A folder there of a cache's name
+with no manifest, whose files all bear the names augframe gives and include
+a data file or temporary file of a build (what a killed first build
+leaves), is an incomplete cache: listed, counted in the cap and removed
+like the others, never while a build holds its lock. With `explicit=True`
+(`augframe cache ls` and `clear`), the caches an explicit `cache_dir` holds
+are listed too: the cache folders of `home` itself and of its sub-folders
+(`training/`, `validation/`); eviction never sees them. Removing one deletes, by name,
 the files augframe gives a cache (`augframe.io.cache.layout.is_cache_file`),
 never following a symlink, and then the folder if it is empty (`os.rmdir`):
 a user's file that found its way there stays, and so does its folder.
@@ -45,6 +52,7 @@ from augframe.io.cache.layout import (
     MANIFEST,
     USED_FILE,
     in_use,
+    is_built_file,
     is_cache_file,
     locked,
     unlink_own,
@@ -84,6 +92,10 @@ class CacheEntry:
         num_bytes: the size of its files.
         num_images: the images of its data file.
         last_used: when a sequence last opened it (seconds since the epoch).
+        complete: False for an incomplete cache (a build's files, no
+            manifest: a build that runs or was killed).
+        explicit: a cache of an explicit `cache_dir` (no data set's folder
+            names its root).
     """
 
     folder: Path
@@ -91,11 +103,14 @@ class CacheEntry:
     num_bytes: int
     num_images: int
     last_used: float
+    complete: bool = True
+    explicit: bool = False
 
     @property
     def gone(self) -> bool:
-        """Whether the data set's folder no longer exists."""
-        return self.root is None or not os.path.isdir(self.root)
+        """Whether the data set's folder no longer exists (never, for an
+        explicit cache: its data set is unknown)."""
+        return self.root is not None and not os.path.isdir(self.root)
 
 
 def _children(folder: Path) -> list[Path]:
@@ -113,37 +128,74 @@ def _is_dir(path: Path) -> bool:
         return False
 
 
-def _entry(folder: Path, root: str) -> CacheEntry | None:
-    """The cache in `folder`, None if it is not one augframe wrote."""
+def _entry(
+    folder: Path, root: str | None, *, incomplete: bool = True
+) -> CacheEntry | None:
+    """The cache in `folder`, None if it is not one augframe wrote.
+
+    With `incomplete`, a folder with no manifest whose files all bear
+    augframe's names, a build's data or temporary file among them, is an
+    incomplete cache.
+    """
     if not _CACHE_NAME.fullmatch(folder.name) or not _is_dir(folder):
         return None
+    children = _children(folder)
     header = read_header(folder / MANIFEST)
     if header is None:
-        return None
+        names = [p.name for p in children]
+        if (
+            not incomplete
+            or os.path.lexists(folder / MANIFEST)
+            or not all(is_cache_file(n) for n in names)
+            or not any(is_built_file(n) for n in names)
+        ):
+            return None
     num_bytes = 0
-    for path in _children(folder):
+    newest = 0.0
+    for path in children:
         with contextlib.suppress(OSError):
             st = os.lstat(path)
             if is_cache_file(path.name) and stat.S_ISREG(st.st_mode):
                 num_bytes += st.st_size
+                newest = max(newest, st.st_mtime)
+    if header is None:
+        return CacheEntry(folder, root, num_bytes, 0, newest, complete=False)
     last_used = 0.0
     for name in (USED_FILE, MANIFEST):
         with contextlib.suppress(OSError):
             last_used = os.lstat(folder / name).st_mtime
             break
-    return CacheEntry(folder, root, num_bytes, header[1], last_used)
+    return CacheEntry(
+        folder, root, num_bytes, header[1], last_used, explicit=root is None
+    )
 
 
-def list_caches(home: Path) -> list[CacheEntry]:
+def list_caches(home: Path, *, explicit: bool = False) -> list[CacheEntry]:
     """Every cache augframe wrote in `home`, least recently used first.
 
     Any other folder or file of `home` (a user's project, a folder with a
     `source.json` of its own, a symlink) is not listed, so never removed.
+
+    Args:
+        home: the user's cache folder, or a folder given as `--cache-dir`.
+        explicit: list also the caches of `home` as an explicit
+            `cache_dir` (`home/<height>x<width>...`, and one level down, as
+            in `home/training/`), complete ones only; for `augframe cache
+            ls` and `clear`, never for eviction.
     """
     entries = []
     for data_set in _children(home):
         root = owned_root(data_set, home)
         if root is None:
+            if explicit and _is_dir(data_set):
+                entry = _entry(data_set, None, incomplete=False)
+                if entry is not None:
+                    entries.append(entry)
+                    continue
+                for folder in _children(data_set):
+                    entry = _entry(folder, None, incomplete=False)
+                    if entry is not None:
+                        entries.append(entry)
             continue  # not a data set's folder of augframe: left alone
         for folder in _children(data_set):
             entry = _entry(folder, root)
@@ -231,9 +283,22 @@ def touch(folder: Path) -> None:
 
 
 def clear(
-    home: Path, root: str | None = None
+    home: Path,
+    root: str | None = None,
+    *,
+    explicit: bool = False,
+    explicit_only: bool = False,
 ) -> tuple[list[CacheEntry], list[CacheEntry]]:
     """Removes the caches of `home` (those of `root` and below it, if given).
+
+    Args:
+        home: the user's cache folder, or a folder given as `--cache-dir`.
+        root: only the caches of this data set's folder and those below it
+            (explicit caches, whose data set is unknown, are then kept).
+        explicit: also the caches of `home` as an explicit `cache_dir`
+            (see `list_caches`).
+        explicit_only: only those (`augframe cache clear DIR`, DIR being
+            a `cache_dir`).
 
     Returns:
         `(removed, busy)`: busy caches are being built or served and stay.
@@ -241,7 +306,9 @@ def clear(
     removed: list[CacheEntry] = []
     busy: list[CacheEntry] = []
     prefix = None if root is None else os.path.abspath(root)
-    for entry in list_caches(home):
+    for entry in list_caches(home, explicit=explicit or explicit_only):
+        if explicit_only and not entry.explicit:
+            continue
         if prefix is not None and (
             entry.root is None
             or os.path.commonpath([prefix, os.path.abspath(entry.root)]) != prefix
@@ -257,7 +324,7 @@ def _remove(entry: CacheEntry) -> bool:
 
     Deletes only the files augframe names (`is_cache_file`), never through a
     symlink, then each folder only if empty. Returns whether the cache is
-    gone (its manifest removed).
+    gone (its manifest removed; for an incomplete cache, its files).
     """
     folder = entry.folder
     with locked(folder, wait=False) as held:
@@ -271,7 +338,8 @@ def _remove(entry: CacheEntry) -> bool:
         unlink_own(folder / LOCK_FILE)
     with contextlib.suppress(OSError):
         os.rmdir(folder)  # only when empty: a user's file keeps it
-    _remove_data_set(folder.parent)
+    if not entry.explicit:
+        _remove_data_set(folder.parent)
     return not os.path.lexists(folder / MANIFEST)
 
 

@@ -11,9 +11,13 @@ from pathlib import Path
 
 import numpy as np
 
-from augframe.errors import ConfigError, SourceError
+from augframe.errors import CacheError, ConfigError, SourceError
 from augframe.io.cache.layout import locked, remove_orphans, remove_temp_files
-from augframe.io.cache.manifest import read_manifest
+from augframe.io.cache.manifest import (
+    folder_is_ours,
+    foreign_manifest,
+    read_manifest,
+)
 from augframe.io.cache.merge import asked_only, merge_shared
 from augframe.io.cache.store import CacheStats, CacheStore
 from augframe.io.cache.verify import check_data
@@ -81,6 +85,9 @@ def build_cache(
         SourceError: a class has no decodable image (nothing is committed).
         CacheError: the cache cannot be written (full disk, no permission);
             temporary files are removed and a previous cache is left intact.
+            Or its folder holds a `manifest.json` that augframe did not write
+            (`augframe.io.cache.manifest.foreign_manifest`): nothing is
+            written there.
 
     Example:
     >>> store = build_cache(["data/cat/1.jpg", "data/dog/1.jpg"], np.array([0, 1]),
@@ -102,6 +109,14 @@ def build_cache(
     if not names:
         raise SourceError("Received no image paths. Pass at least one image per class.")
     folder = cache_folder(cache_dir, image_size, decoding)
+    if foreign_manifest(folder):
+        raise CacheError(
+            f"The cache folder {str(folder)!r} (of cache_dir={str(cache_dir)!r}) "
+            "holds a manifest.json that augframe did not write (not an augframe "
+            "cache manifest). augframe writes nothing into it, so that no file of "
+            "yours is replaced or deleted. Pass another `cache_dir`: a new or "
+            "empty folder, or one that holds augframe's caches only."
+        )
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -110,7 +125,8 @@ def build_cache(
     with locked(folder):
         remove_temp_files(folder)
         manifest = read_manifest(folder, image_size, decoding)
-        remove_orphans(folder, keep=manifest.data_file if manifest else None)
+        if folder_is_ours(folder):
+            remove_orphans(folder, keep=manifest.data_file if manifest else None)
         with ThreadPoolExecutor(max_workers=num_workers) as pool:
             if manifest is not None:
                 manifest = check_data(

@@ -39,6 +39,7 @@ __all__ = [
     "USED_FILE",
     "hold_shared",
     "in_use",
+    "is_built_file",
     "is_cache_file",
     "locked",
     "open_data",
@@ -64,11 +65,16 @@ LOCK_FILE = ".lock"
 USED_FILE = ".used"
 """The file of a cache touched each time a sequence opens it (least recently used)."""
 
-# The names augframe gives the files of a cache folder, and nothing else.
+# The names augframe gives the files of a cache folder, and nothing else. A
+# build id is `uuid.uuid4().hex` (`augframe.io.cache.writer.Build`): exactly
+# 32 lowercase hex digits, so a user's `images-1.npy` is never taken for one.
+_BUILD_ID = r"[0-9a-f]{32}"
 _OWN_NAMES = re.compile(
-    r"manifest\.json|\.lock|\.used|images-[0-9a-f]{1,64}\.npy"
-    r"|\.tmp-[0-9a-f]{1,64}-(?:\d{1,9}\.npy|manifest\.json)"
+    rf"manifest\.json|\.lock|\.used|images-{_BUILD_ID}\.npy"
+    rf"|\.tmp-{_BUILD_ID}-(?:\d{{1,9}}\.npy|manifest\.json)"
 )
+# The files only a build writes: a data file or a temporary file of one.
+_BUILT_NAMES = re.compile(rf"images-{_BUILD_ID}\.npy|\.tmp-{_BUILD_ID}-.+")
 
 
 def is_cache_file(name: str) -> bool:
@@ -79,6 +85,16 @@ def is_cache_file(name: str) -> bool:
     (True, False)
     """
     return _OWN_NAMES.fullmatch(name) is not None
+
+
+def is_built_file(name: str) -> bool:
+    """Whether `name` is that of a data file or temporary file a build writes.
+
+    Example:
+    >>> is_built_file("images-" + "0" * 32 + ".npy"), is_built_file("images-1.npy")
+    (True, False)
+    """
+    return _BUILT_NAMES.fullmatch(name) is not None
 
 
 def unlink_own(path: Path) -> bool:
@@ -135,7 +151,9 @@ def remove_temp_files(folder: Path) -> None:
 def remove_orphans(folder: Path, *, keep: str | None) -> None:
     """Removes data files that no manifest names (an interrupted or older build).
 
-    A data file that a `CacheStore` still serves (it holds a shared lock on
+    Only files of the exact names a build gives (`is_cache_file`); the
+    caller (`build_cache`) calls it only in a folder that is augframe's
+    (`augframe.io.cache.manifest.folder_is_ours`). A data file that a `CacheStore` still serves (it holds a shared lock on
     it, see `hold_shared`) is left for a later build: a store pickled to a
     worker process opens it again by its path.
     """

@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from augframe.io.cache.layout import (
     KNOWN_VERSIONS,
     MANIFEST,
     TMP_PREFIX,
+    is_cache_file,
     open_data,
 )
 from augframe.io.decode.arrays import Decoding
@@ -38,6 +40,8 @@ __all__ = [
     "Checksums",
     "Manifest",
     "Stamp",
+    "folder_is_ours",
+    "foreign_manifest",
     "read_header",
     "read_manifest",
     "warn_rebuild",
@@ -156,6 +160,56 @@ def read_header(path: Path) -> tuple[int, int] | None:
         return None
     shape = _SHAPE.search(head)
     return int(match.group(1)), int(shape.group(1)) if shape else 0
+
+
+def _names(folder: Path) -> list[str]:
+    try:
+        return os.listdir(folder)
+    except OSError:
+        return []
+
+
+# How every manifest augframe writes begins, whatever follows (damaged or not).
+_MARK = re.compile(rb'\s*\{\s*"format"\s*:\s*"augframe-cache"')
+
+
+def foreign_manifest(folder: Path) -> bool:
+    """Whether `folder` holds a `manifest.json` that augframe did not write.
+
+    That is a regular file that does not begin with `{"format":
+    "augframe-cache"` as every manifest augframe writes does: a user's own
+    manifest (a web app's, an icon set's `16x16/manifest.json`). A build
+    writes nothing into such a folder. A damaged manifest that begins so,
+    and anything but a regular file (a FIFO, a symlink: never opened, never
+    followed), are not foreign: one `CacheWarning` and a rebuild. A
+    regular file it cannot read is foreign.
+
+    Example:
+    >>> foreign_manifest(Path("no-such-folder"))
+    False
+    """
+    path = folder / MANIFEST
+    try:
+        if not stat.S_ISREG(os.lstat(path).st_mode):
+            return False
+    except OSError:
+        return False
+    try:
+        head = read_head(path, 256)
+    except OSError:
+        return True  # a regular file it cannot read: not known to be augframe's
+    return _MARK.match(head) is None
+
+
+def folder_is_ours(folder: Path) -> bool:
+    """Whether a build may remove leftovers (orphan data files) in `folder`.
+
+    True when its manifest is augframe's (`read_header`), or when every file
+    in it has a name augframe gives (`augframe.io.cache.layout.is_cache_file`).
+    """
+    if read_header(folder / MANIFEST) is not None:
+        return True
+    return all(is_cache_file(name) for name in _names(folder))
 
 
 def read_manifest(
