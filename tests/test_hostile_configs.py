@@ -8,6 +8,7 @@ is never created); the property tests feed the readers random input.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import multiprocessing
 import os
@@ -480,3 +481,106 @@ def test_any_pipeline_file_is_a_pipeline_or_one_config_error(tmp_path, data, suf
 def test_the_yaml_loader_reads_what_safe_dump_writes(data):
     text = yaml.safe_dump(data)
     assert repr(load_yaml(text)) == repr(yaml.safe_load(text))  # NaN is NaN
+
+
+# ------------------------------------------- values a constructor cannot make
+
+HEAD = "source:\n  directory: data\nimage_size: [16, 16]\n"
+
+
+@pytest.mark.parametrize(
+    ("value", "match"),
+    [
+        ("2024-13-45", "field `seed`"),  # a date in YAML 1.1: read as text
+        ("!!timestamp 2024-13-45", r"month must be in 1..12\) at line 4"),
+        ("9" * 5000, "more than 4300|Exceeds the limit"),
+        ("9" * 200, "more than 100 digits"),
+        ("1" + ":59" * 3000, "more than 100 digits"),
+        ("!!int 12abc", "cannot read the value '12abc'"),
+    ],
+)
+def test_a_value_no_constructor_can_make_is_one_config_error(tmp_path, value, match):
+    (tmp_path / "data").mkdir()
+    config = tmp_path / "run.yaml"
+    config.write_text(HEAD + f"seed: {value}\n", encoding="utf-8")
+    error = refused_fast(load_config, config, match=match)
+    assert str(error).startswith(f"{config}: ")
+
+
+def test_dates_are_text_and_merge_keys_are_refused():
+    assert load_yaml("a: 2024-01-02\n") == {"a": "2024-01-02"}
+    with pytest.raises(yaml.YAMLError, match=r"merge keys \(`<<:`\)") as info:
+        load_yaml("seed: 1\n<<: {seed: 3}\n")
+    assert info.value.problem_mark.line == 1
+
+
+@settings(max_examples=60, deadline=None)
+@given(value=st.text(max_size=40) | st.integers().map(str))
+def test_any_scalar_is_data_or_a_yaml_error(value):
+    with contextlib.suppress(yaml.YAMLError):  # else data: never another error
+        load_yaml(f"a: {value}\n")
+
+
+# ------------------------------------------------------- keys given twice
+
+
+def test_a_key_given_twice_in_a_pipeline_json_is_refused(tmp_path):
+    path = tmp_path / "pipeline.json"
+    path.write_text(
+        json.dumps(pipeline_dict(FLIP)).replace('"p": 0.5', '"p": 0.5, "p": 0.9')
+    )
+    refused_fast(load_pipeline, path, match=r'key "p" is given twice')
+
+
+def test_a_key_given_twice_in_a_control_file_is_one_warning(tmp_path):
+    from augframe.errors import ControlFileWarning
+    from augframe.options.control_file import ControlFile
+
+    path = tmp_path / "control.json"
+    path.write_text('{"aug_p": 0.1, "aug_p": 0.9}')
+    control = ControlFile(path)
+    with pytest.warns(ControlFileWarning, match=r'key "aug_p" is given twice'):
+        control.poll()
+    assert control.current.aug_p is None  # the last good values: none yet
+
+
+# ------------------------------------------ what stands at a pipeline path
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device"])
+def test_a_fifo_or_device_at_a_pipeline_path_is_named(tmp_path, kind):
+    path = tmp_path / "pipeline.json"
+    if kind == "fifo":
+        os.mkfifo(path)
+    else:
+        path.symlink_to("/dev/zero")
+    expected = r"a FIFO \(named pipe\)" if kind == "fifo" else "a character device"
+    error = refused_fast(
+        load_pipeline, path, match=f"which is {expected}, not a regular file"
+    )
+    assert "does not exist" not in str(error)
+
+
+# ------------------------------------------------- control file's folder
+
+
+def test_a_control_file_under_a_file_says_that_its_folder_is_a_file(tmp_path):
+    from augframe.options.control_file import check_writable
+
+    (tmp_path / "notes.txt").write_text("user's")
+    error = refused_fast(
+        check_writable,
+        tmp_path / "notes.txt" / "sub" / "control.json",
+        match="control_file",
+    )
+    assert f"{str(tmp_path / 'notes.txt')!r} is a file, not a folder" in str(error)
+
+
+def test_a_legal_long_control_file_name_is_accepted_and_written(tmp_path):
+    from augframe.options.control_file import check_writable
+
+    path = tmp_path / ("c" * 245 + ".json")  # 250 bytes: legal
+    check_writable(path)
+    write_control(path, {"aug_p": 0.2})
+    assert json.loads(path.read_text()) == {"aug_p": 0.2}
+    assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]

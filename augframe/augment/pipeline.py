@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import random
+import stat
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -28,7 +29,13 @@ from augframe._files import FileTooLarge, json_too_deep, read_regular
 from augframe.augment import pipelines as shipped
 from augframe.errors import ConfigError
 from augframe.io.decode.arrays import CHANNELS, to_color_mode
-from augframe.options.data_files import MAX_DEPTH, load_yaml, yaml_problem
+from augframe.options.data_files import (
+    MAX_DEPTH,
+    DuplicateKeyError,
+    load_yaml,
+    unique_keys,
+    yaml_problem,
+)
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 import albumentations as A
@@ -89,6 +96,8 @@ def load_pipeline(path: str | os.PathLike[str]) -> A.Compose:
         what = (
             "which is a folder, not a file."
             if file.is_dir()
+            else f"which is {_kind_of(file)}, not a regular file."
+            if file.exists()
             else "which does not exist and is not a shipped pipeline's name."
             + (f" Did you mean {close[0]!r}?" if close else "")
         )
@@ -116,6 +125,19 @@ def load_pipeline(path: str | os.PathLike[str]) -> A.Compose:
     _check_size(transform, file)
     loaded = _from_dict(transform, where="transform", file=file, note=note)
     return _as_compose(loaded, what=str(file))
+
+
+def _kind_of(file: Path) -> str:
+    """What a path that exists but is neither a file nor a folder is (the
+    final symlink followed): "a FIFO (named pipe)", "a character device"..."""
+    mode = file.stat().st_mode
+    kinds = (
+        (stat.S_ISFIFO, "a FIFO (named pipe)"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    )
+    return next((name for test, name in kinds if test(mode)), "a special file")
 
 
 MAX_PIPELINE_BYTES = 256 * 1024
@@ -173,6 +195,9 @@ def _read_pipeline_file(file: Path) -> dict[str, Any]:
         except yaml.YAMLError as exc:
             problems.append(f"not valid YAML ({yaml_problem(exc)})")
             continue
+        except DuplicateKeyError as exc:
+            problems.append(f"not valid JSON ({exc})")
+            continue
         except (RecursionError, ValueError) as exc:
             problems.append(f"not valid {data_format} ({exc or type(exc).__name__})")
             continue
@@ -192,7 +217,7 @@ def _parse(text: str, data_format: str) -> Any:
         return load_yaml(text)
     if json_too_deep(text, MAX_DEPTH):
         raise ValueError(f"nested more than {MAX_DEPTH} levels deep")
-    return json.loads(text)
+    return json.loads(text, object_pairs_hook=unique_keys)
 
 
 def _version_note(data: dict[str, Any]) -> str:
