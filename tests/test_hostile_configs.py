@@ -584,3 +584,79 @@ def test_a_legal_long_control_file_name_is_accepted_and_written(tmp_path):
     write_control(path, {"aug_p": 0.2})
     assert json.loads(path.read_text()) == {"aug_p": 0.2}
     assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]
+
+
+# ------------------------------------- pipelines that change or blow up a sample
+
+
+@pytest.mark.parametrize(
+    ("transform", "made"),
+    [
+        (A.Normalize(p=1.0), r"to \(16, 16, 3\) float32"),
+        (A.Resize(100, 100, p=0.01), r"to \(100, 100, 3\) uint8"),
+    ],
+)
+def test_a_pipeline_that_changes_shape_or_dtype_is_refused_before_decoding(
+    tmp_path, transform, made
+):
+    data = write_jpegs(tmp_path / "data", {"a": 2, "b": 2})
+    path, cache = tmp_path / "pipeline.json", tmp_path / "cache"
+    A.save(A.Compose([A.HorizontalFlip(p=0.5), transform]), str(path))
+    # The message serving gives at the first frame (`check_sample`), before.
+    expected = r"changed the sample from \(16, 16, 3\) uint8 " + made
+    refused_fast(lambda: PipelineSpec(str(path), image_size=(16, 16)), match=expected)
+    with pytest.raises(ConfigError, match=expected):
+        FrameSequence.from_directory(
+            data,
+            image_size=(16, 16),
+            augment=str(path),
+            cache_dir=cache,
+            samples_per_class=6,
+            verbose=0,
+        )
+    assert not cache.exists()  # refused before any image was decoded
+
+
+@pytest.mark.parametrize(
+    ("transform", "parameter"),
+    [
+        (A.Resize(12000, 12000, p=0.01), "`height`=12000"),
+        (A.RandomResizedCrop(size=(64, 9000), p=0.01), "`size`=9000"),
+        (A.PadIfNeeded(min_height=20000, min_width=8, p=0.01), "`min_height`=20000"),
+        (A.LongestMaxSize(max_size=100000, p=0.01), "`max_size`=100000"),
+    ],
+)
+def test_a_size_parameter_far_above_image_size_is_refused_before_running(
+    tmp_path, monkeypatch, transform, parameter
+):
+    import augframe.augment.pipeline as pipeline_module
+
+    ran: list[Any] = []
+    monkeypatch.setattr(pipeline_module, "_run_forced", lambda *a: ran.append(a))
+    pipeline = A.Compose([A.HorizontalFlip(p=0.5), transform])
+    if not isinstance(transform, A.PadIfNeeded):  # A.save cannot save that one
+        A.save(pipeline, str(tmp_path / "pipeline.json"))
+        pipeline = str(tmp_path / "pipeline.json")
+    error = refused_fast(PipelineSpec, pipeline, match=parameter)
+    assert type(transform).__name__ in str(error) and "transforms[1]" in str(error)
+    assert ran == []  # nothing ran
+
+
+def test_sizes_up_to_the_bound_are_accepted():
+    # 4096 at least, or 4x the larger side of image_size
+    pad = A.PadIfNeeded(min_height=4096, min_width=64)
+    PipelineSpec(A.Compose([pad, A.Resize(16, 16)]), image_size=(16, 16))
+    pad = A.PadIfNeeded(min_height=8000, min_width=2000)
+    PipelineSpec(A.Compose([pad, A.Resize(16, 2000)]), image_size=(16, 2000))
+
+
+def test_a_transform_slower_than_the_bound_is_named(monkeypatch):
+    import augframe.augment.pipeline as pipeline_module
+
+    monkeypatch.setattr(pipeline_module, "MAX_CHECK_SECONDS", 0.0)  # any is slower
+    with pytest.raises(
+        ConfigError, match=r"too slow .*GlassBlur \(transform transforms\[0\]\) took"
+    ):
+        PipelineSpec(
+            A.Compose([A.GlassBlur(iterations=1, p=0.01)]), image_size=(16, 16)
+        )
