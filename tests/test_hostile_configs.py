@@ -660,3 +660,38 @@ def test_a_transform_slower_than_the_bound_is_named(monkeypatch):
         PipelineSpec(
             A.Compose([A.GlassBlur(iterations=1, p=0.01)]), image_size=(16, 16)
         )
+
+
+def test_a_transform_that_cannot_allocate_is_a_config_error_in_a_child(tmp_path):
+    """GlassBlur(iterations=200000) asks for 11.5 GiB at 64x64: under a 3 GiB
+    address-space limit the check's MemoryError is one ConfigError."""
+    import resource
+    import subprocess
+    import sys
+
+    path = tmp_path / "glass.json"
+    A.save(A.Compose([A.GlassBlur(iterations=200_000, p=0.01)]), str(path))
+    code = (
+        "from augframe.augment.pipeline import PipelineSpec\n"
+        "from augframe.errors import ConfigError\n"
+        "try:\n"
+        f"    PipelineSpec({str(path)!r}, image_size=(64, 64))\n"
+        "except ConfigError as exc:\n"
+        "    print('ConfigError:', exc)\n"
+    )
+    limit = 3 * 2**30
+
+    def cap() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        preexec_fn=cap,
+        env={**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1"},
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "ConfigError:" in done.stdout and "GlassBlur" in done.stdout
+    assert "MemoryError" in done.stdout
