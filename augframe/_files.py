@@ -56,8 +56,13 @@ def write_atomic(path: str | os.PathLike[str], data: bytes) -> None:
                 errno.EINVAL, "not a regular file; refusing to replace it", str(target)
             )
         keep = stat.S_IMODE(mode) if stat.S_ISREG(mode) else None
+    # The temporary name is `.NAME.XXXXXXXX.tmp`, or `.augframe-XXXXXXXX.tmp`
+    # for a name so long (over 240 bytes) that the longer one would not fit.
+    long_name = len(os.fsencode(target.name)) > 240
     fd, tmp = tempfile.mkstemp(
-        prefix=f".{target.name}.", suffix=".tmp", dir=target.parent
+        prefix=".augframe-" if long_name else f".{target.name}.",
+        suffix=".tmp",
+        dir=target.parent,
     )
     try:
         # mkstemp makes the file 0600; give it what a plain write would.

@@ -8,6 +8,7 @@ is never created); the property tests feed the readers random input.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import multiprocessing
 import os
@@ -480,3 +481,217 @@ def test_any_pipeline_file_is_a_pipeline_or_one_config_error(tmp_path, data, suf
 def test_the_yaml_loader_reads_what_safe_dump_writes(data):
     text = yaml.safe_dump(data)
     assert repr(load_yaml(text)) == repr(yaml.safe_load(text))  # NaN is NaN
+
+
+# ------------------------------------------- values a constructor cannot make
+
+HEAD = "source:\n  directory: data\nimage_size: [16, 16]\n"
+
+
+@pytest.mark.parametrize(
+    ("value", "match"),
+    [
+        ("2024-13-45", "field `seed`"),  # a date in YAML 1.1: read as text
+        ("!!timestamp 2024-13-45", r"month must be in 1..12\) at line 4"),
+        ("9" * 5000, "more than 4300|Exceeds the limit"),
+        ("9" * 200, "more than 100 digits"),
+        ("1" + ":59" * 3000, "more than 100 digits"),
+        ("!!int 12abc", "cannot read the value '12abc'"),
+    ],
+)
+def test_a_value_no_constructor_can_make_is_one_config_error(tmp_path, value, match):
+    (tmp_path / "data").mkdir()
+    config = tmp_path / "run.yaml"
+    config.write_text(HEAD + f"seed: {value}\n", encoding="utf-8")
+    error = refused_fast(load_config, config, match=match)
+    assert str(error).startswith(f"{config}: ")
+
+
+def test_dates_are_text_and_merge_keys_are_refused():
+    assert load_yaml("a: 2024-01-02\n") == {"a": "2024-01-02"}
+    with pytest.raises(yaml.YAMLError, match=r"merge keys \(`<<:`\)") as info:
+        load_yaml("seed: 1\n<<: {seed: 3}\n")
+    assert info.value.problem_mark.line == 1
+
+
+@settings(max_examples=60, deadline=None)
+@given(value=st.text(max_size=40) | st.integers().map(str))
+def test_any_scalar_is_data_or_a_yaml_error(value):
+    with contextlib.suppress(yaml.YAMLError):  # else data: never another error
+        load_yaml(f"a: {value}\n")
+
+
+# ------------------------------------------------------- keys given twice
+
+
+def test_a_key_given_twice_in_a_pipeline_json_is_refused(tmp_path):
+    path = tmp_path / "pipeline.json"
+    path.write_text(
+        json.dumps(pipeline_dict(FLIP)).replace('"p": 0.5', '"p": 0.5, "p": 0.9')
+    )
+    refused_fast(load_pipeline, path, match=r'key "p" is given twice')
+
+
+def test_a_key_given_twice_in_a_control_file_is_one_warning(tmp_path):
+    from augframe.errors import ControlFileWarning
+    from augframe.options.control_file import ControlFile
+
+    path = tmp_path / "control.json"
+    path.write_text('{"aug_p": 0.1, "aug_p": 0.9}')
+    control = ControlFile(path)
+    with pytest.warns(ControlFileWarning, match=r'key "aug_p" is given twice'):
+        control.poll()
+    assert control.current.aug_p is None  # the last good values: none yet
+
+
+# ------------------------------------------ what stands at a pipeline path
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device"])
+def test_a_fifo_or_device_at_a_pipeline_path_is_named(tmp_path, kind):
+    path = tmp_path / "pipeline.json"
+    if kind == "fifo":
+        os.mkfifo(path)
+    else:
+        path.symlink_to("/dev/zero")
+    expected = r"a FIFO \(named pipe\)" if kind == "fifo" else "a character device"
+    error = refused_fast(
+        load_pipeline, path, match=f"which is {expected}, not a regular file"
+    )
+    assert "does not exist" not in str(error)
+
+
+# ------------------------------------------------- control file's folder
+
+
+def test_a_control_file_under_a_file_says_that_its_folder_is_a_file(tmp_path):
+    from augframe.options.control_file import check_writable
+
+    (tmp_path / "notes.txt").write_text("user's")
+    error = refused_fast(
+        check_writable,
+        tmp_path / "notes.txt" / "sub" / "control.json",
+        match="control_file",
+    )
+    assert f"{str(tmp_path / 'notes.txt')!r} is a file, not a folder" in str(error)
+
+
+def test_a_legal_long_control_file_name_is_accepted_and_written(tmp_path):
+    from augframe.options.control_file import check_writable
+
+    path = tmp_path / ("c" * 245 + ".json")  # 250 bytes: legal
+    check_writable(path)
+    write_control(path, {"aug_p": 0.2})
+    assert json.loads(path.read_text()) == {"aug_p": 0.2}
+    assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]
+
+
+# ------------------------------------- pipelines that change or blow up a sample
+
+
+@pytest.mark.parametrize(
+    ("transform", "made"),
+    [
+        (A.Normalize(p=1.0), r"to \(16, 16, 3\) float32"),
+        (A.Resize(100, 100, p=0.01), r"to \(100, 100, 3\) uint8"),
+    ],
+)
+def test_a_pipeline_that_changes_shape_or_dtype_is_refused_before_decoding(
+    tmp_path, transform, made
+):
+    data = write_jpegs(tmp_path / "data", {"a": 2, "b": 2})
+    path, cache = tmp_path / "pipeline.json", tmp_path / "cache"
+    A.save(A.Compose([A.HorizontalFlip(p=0.5), transform]), str(path))
+    # The message serving gives at the first frame (`check_sample`), before.
+    expected = r"changed the sample from \(16, 16, 3\) uint8 " + made
+    refused_fast(lambda: PipelineSpec(str(path), image_size=(16, 16)), match=expected)
+    with pytest.raises(ConfigError, match=expected):
+        FrameSequence.from_directory(
+            data,
+            image_size=(16, 16),
+            augment=str(path),
+            cache_dir=cache,
+            samples_per_class=6,
+            verbose=0,
+        )
+    assert not cache.exists()  # refused before any image was decoded
+
+
+@pytest.mark.parametrize(
+    ("transform", "parameter"),
+    [
+        (A.Resize(12000, 12000, p=0.01), "`height`=12000"),
+        (A.RandomResizedCrop(size=(64, 9000), p=0.01), "`size`=9000"),
+        (A.PadIfNeeded(min_height=20000, min_width=8, p=0.01), "`min_height`=20000"),
+        (A.LongestMaxSize(max_size=100000, p=0.01), "`max_size`=100000"),
+    ],
+)
+def test_a_size_parameter_far_above_image_size_is_refused_before_running(
+    tmp_path, monkeypatch, transform, parameter
+):
+    import augframe.augment.pipeline as pipeline_module
+
+    ran: list[Any] = []
+    monkeypatch.setattr(pipeline_module, "_run_forced", lambda *a: ran.append(a))
+    pipeline = A.Compose([A.HorizontalFlip(p=0.5), transform])
+    if not isinstance(transform, A.PadIfNeeded):  # A.save cannot save that one
+        A.save(pipeline, str(tmp_path / "pipeline.json"))
+        pipeline = str(tmp_path / "pipeline.json")
+    error = refused_fast(PipelineSpec, pipeline, match=parameter)
+    assert type(transform).__name__ in str(error) and "transforms[1]" in str(error)
+    assert ran == []  # nothing ran
+
+
+def test_sizes_up_to_the_bound_are_accepted():
+    # 4096 at least, or 4x the larger side of image_size
+    pad = A.PadIfNeeded(min_height=4096, min_width=64)
+    PipelineSpec(A.Compose([pad, A.Resize(16, 16)]), image_size=(16, 16))
+    pad = A.PadIfNeeded(min_height=8000, min_width=2000)
+    PipelineSpec(A.Compose([pad, A.Resize(16, 2000)]), image_size=(16, 2000))
+
+
+def test_a_transform_slower_than_the_bound_is_named(monkeypatch):
+    import augframe.augment.pipeline as pipeline_module
+
+    monkeypatch.setattr(pipeline_module, "MAX_CHECK_SECONDS", 0.0)  # any is slower
+    with pytest.raises(
+        ConfigError, match=r"too slow .*GlassBlur \(transform transforms\[0\]\) took"
+    ):
+        PipelineSpec(
+            A.Compose([A.GlassBlur(iterations=1, p=0.01)]), image_size=(16, 16)
+        )
+
+
+def test_a_transform_that_cannot_allocate_is_a_config_error_in_a_child(tmp_path):
+    """GlassBlur(iterations=200000) asks for 11.5 GiB at 64x64: under a 3 GiB
+    address-space limit the check's MemoryError is one ConfigError."""
+    import resource
+    import subprocess
+    import sys
+
+    path = tmp_path / "glass.json"
+    A.save(A.Compose([A.GlassBlur(iterations=200_000, p=0.01)]), str(path))
+    code = (
+        "from augframe.augment.pipeline import PipelineSpec\n"
+        "from augframe.errors import ConfigError\n"
+        "try:\n"
+        f"    PipelineSpec({str(path)!r}, image_size=(64, 64))\n"
+        "except ConfigError as exc:\n"
+        "    print('ConfigError:', exc)\n"
+    )
+    limit = 3 * 2**30
+
+    def cap() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        preexec_fn=cap,
+        env={**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1"},
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "ConfigError:" in done.stdout and "GlassBlur" in done.stdout
+    assert "MemoryError" in done.stdout

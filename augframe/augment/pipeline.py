@@ -14,6 +14,8 @@ import json
 import logging
 import os
 import random
+import stat
+import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -28,7 +30,13 @@ from augframe._files import FileTooLarge, json_too_deep, read_regular
 from augframe.augment import pipelines as shipped
 from augframe.errors import ConfigError
 from augframe.io.decode.arrays import CHANNELS, to_color_mode
-from augframe.options.data_files import MAX_DEPTH, load_yaml, yaml_problem
+from augframe.options.data_files import (
+    MAX_DEPTH,
+    DuplicateKeyError,
+    load_yaml,
+    unique_keys,
+    yaml_problem,
+)
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 import albumentations as A
@@ -42,9 +50,14 @@ from albumentations.core.transforms_interface import BasicTransform
 
 __all__ = [
     "FACTORY_DEFAULTS",
+    "MAX_CHECK_SECONDS",
+    "MAX_SIZE_FACTOR",
+    "MAX_SIZE_FLOOR",
     "Augment",
     "PipelineSpec",
     "WorkerPipelines",
+    "check_sample",
+    "huge_size_parameter",
     "incompatible_transforms",
     "load_pipeline",
     "unrunnable_transform",
@@ -89,6 +102,8 @@ def load_pipeline(path: str | os.PathLike[str]) -> A.Compose:
         what = (
             "which is a folder, not a file."
             if file.is_dir()
+            else f"which is {_kind_of(file)}, not a regular file."
+            if file.exists()
             else "which does not exist and is not a shipped pipeline's name."
             + (f" Did you mean {close[0]!r}?" if close else "")
         )
@@ -116,6 +131,19 @@ def load_pipeline(path: str | os.PathLike[str]) -> A.Compose:
     _check_size(transform, file)
     loaded = _from_dict(transform, where="transform", file=file, note=note)
     return _as_compose(loaded, what=str(file))
+
+
+def _kind_of(file: Path) -> str:
+    """What a path that exists but is neither a file nor a folder is (the
+    final symlink followed): "a FIFO (named pipe)", "a character device"..."""
+    mode = file.stat().st_mode
+    kinds = (
+        (stat.S_ISFIFO, "a FIFO (named pipe)"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    )
+    return next((name for test, name in kinds if test(mode)), "a special file")
 
 
 MAX_PIPELINE_BYTES = 256 * 1024
@@ -173,6 +201,9 @@ def _read_pipeline_file(file: Path) -> dict[str, Any]:
         except yaml.YAMLError as exc:
             problems.append(f"not valid YAML ({yaml_problem(exc)})")
             continue
+        except DuplicateKeyError as exc:
+            problems.append(f"not valid JSON ({exc})")
+            continue
         except (RecursionError, ValueError) as exc:
             problems.append(f"not valid {data_format} ({exc or type(exc).__name__})")
             continue
@@ -192,7 +223,7 @@ def _parse(text: str, data_format: str) -> Any:
         return load_yaml(text)
     if json_too_deep(text, MAX_DEPTH):
         raise ValueError(f"nested more than {MAX_DEPTH} levels deep")
-    return json.loads(text)
+    return json.loads(text, object_pairs_hook=unique_keys)
 
 
 def _version_note(data: dict[str, Any]) -> str:
@@ -417,6 +448,7 @@ class PipelineSpec:
         if color_mode != "rgb" and not self.is_identity:
             probe = self.build(aug_p=1.0, pipe_p=1.0)
             assert probe is not None
+            _refuse_huge_sizes(probe, image_size)
             bad = [
                 (name, reason)
                 for _, name, status, reason in incompatible_transforms(
@@ -444,11 +476,22 @@ class PipelineSpec:
         # then forced on, one at a time, on a copy.
         probe = self.build(aug_p=None, pipe_p=None)
         assert probe is not None
-        found = unrunnable_transform(probe, color_mode, image_size)
+        _refuse_huge_sizes(probe, image_size)
+        image = _probe_image(color_mode, image_size)
+        found, sample, _ = _run_chain(probe, image)
         if found is None:
+            # Serving's rule (`check_sample`), before any image is decoded.
+            check_sample(sample, given=image.shape, expected=image.shape)
             return
         path, name, reason = found
         height, width = image_size
+        if reason.startswith("it took "):
+            raise ConfigError(
+                f"The augmentation pipeline is too slow for samples of "
+                f"image_size={image_size}: {name} (transform {_where(path)}) "
+                f"{reason.removeprefix('it ')}. Fix: give {name} smaller "
+                "parameters (iterations, kernel or image sizes), or remove it."
+            )
         if name in NEEDS_METADATA:
             fix = (
                 f"{name} needs data passed with every call (reference images, "
@@ -531,6 +574,23 @@ class PipelineSpec:
             f", and {len(children) - 8} more" if len(children) > 8 else ""
         )
         return f"{name}={value:g} replaces the pipeline's own probabilities ({shown})"
+
+
+def _refuse_huge_sizes(compose: A.Compose, image_size: tuple[int, int]) -> None:
+    """Refuses a size parameter far above `image_size` (`huge_size_parameter`),
+    before any transform runs."""
+    found = huge_size_parameter(compose, image_size)
+    if found is None:
+        return
+    path, name, parameter, value = found
+    bound = max(MAX_SIZE_FACTOR * max(image_size), MAX_SIZE_FLOOR)
+    raise ConfigError(
+        f"The augmentation pipeline's {name} (transform {_where(path)}) has "
+        f"`{parameter}`={value:g}, more than {bound} pixels for samples of "
+        f"image_size={image_size}: every sample would be made at that size. "
+        f"Expected sizes up to {MAX_SIZE_FACTOR}x the larger side of "
+        f"image_size or {MAX_SIZE_FLOOR}; use sizes near image_size."
+    )
 
 
 def _factory_defaults(factory: Callable[..., Any]) -> tuple[float, float]:
@@ -659,6 +719,105 @@ NEEDS_METADATA = frozenset(
 metadata): augframe calls a pipeline with the image only."""
 
 
+def check_sample(
+    sample: np.ndarray, *, given: tuple[int, ...], expected: tuple[int, ...]
+) -> None:
+    """Refuses a pipeline's output that serving cannot store.
+
+    The one rule for the samples a pipeline makes: the shape of `image_size`
+    and the sample's channels (`expected`), uint8. Applied to every sample
+    served, and to the pipeline's output when `PipelineSpec` checks it,
+    before any image is decoded.
+
+    Args:
+        sample: what the pipeline returned.
+        given: the shape of the sample it was given.
+        expected: the shape a sample must keep.
+
+    Raises:
+        ConfigError: saying what changed and how to fix the pipeline.
+
+    Example:
+    >>> check_sample(np.zeros((8, 8, 3), np.float32), given=(8, 8, 3),
+    ...              expected=(8, 8, 3))
+    Traceback (most recent call last):
+    ...
+    augframe.errors.ConfigError: The augmentation pipeline changed the sample from (8, 8, 3) uint8 to (8, 8, 3) float32. Samples must keep `image_size` and uint8: end the pipeline with A.Resize(8, 8) or drop the crop/normalize step (use `preprocess` for normalisation).
+    """
+    shape = getattr(sample, "shape", None)
+    dtype = getattr(sample, "dtype", type(sample).__name__)
+    if shape == expected and dtype == np.uint8:
+        return
+    raise ConfigError(
+        f"The augmentation pipeline changed the sample from {given} uint8 to "
+        f"{shape} {dtype}. Samples must keep `image_size` and uint8: end the "
+        f"pipeline with A.Resize({expected[0]}, {expected[1]}) or drop the "
+        "crop/normalize step (use `preprocess` for normalisation)."
+    )
+
+
+MAX_SIZE_FACTOR = 4
+"""A size parameter of a transform (`height`, `size`, `min_height`...) may be
+at most this many times the larger side of `image_size`, or `MAX_SIZE_FLOOR`,
+whichever is larger."""
+
+MAX_SIZE_FLOOR = 4096
+"""Sizes up to this many pixels are always allowed (see `MAX_SIZE_FACTOR`)."""
+
+MAX_CHECK_SECONDS = 2.0
+"""The longest one transform may take on one sample of `image_size` when the
+pipeline is checked; a frame holds thousands of samples."""
+
+_SIZE_NAMES = frozenset({"height", "width", "size", "px"})
+_SIZE_SUFFIXES = ("_height", "_width", "_size", "_size_hw", "_divisor")
+
+
+def _numbers(value: Any) -> list[float]:
+    """The numbers in a parameter's value (a number, or lists of them)."""
+    if isinstance(value, bool):
+        return []
+    if isinstance(value, (int, float)):
+        return [value]
+    if isinstance(value, (list, tuple)):
+        return [n for item in value[:16] for n in _numbers(item)]
+    return []
+
+
+def huge_size_parameter(
+    compose: A.Compose, image_size: tuple[int, int]
+) -> tuple[tuple[int, ...], str, str, float] | None:
+    """The first size parameter of `compose` far above `image_size`.
+
+    Each transform's `__init__` parameters are inspected by name (`height`,
+    `width`, `size`, `px`, and any ending in `_height`, `_width`, `_size`,
+    `_size_hw` or `_divisor`: crop, resize and pad sizes); a number above
+    `max(MAX_SIZE_FACTOR * max(image_size), MAX_SIZE_FLOOR)` is found
+    without running anything: an `A.Resize(12000, 12000)` makes every
+    sample 432 MB.
+
+    Returns:
+        `(index path, transform name, parameter, value)`, or None.
+
+    Example:
+    >>> huge_size_parameter(A.Compose([A.Resize(12000, 12000)]), (64, 64))
+    ((0,), 'Resize', 'height', 12000)
+    >>> huge_size_parameter(A.Compose([A.Resize(128, 128)]), (64, 64))
+    """
+    bound = max(MAX_SIZE_FACTOR * max(image_size), MAX_SIZE_FLOOR)
+    for path, leaf in _leaves(compose.transforms):
+        try:
+            names = list(inspect.signature(type(leaf).__init__).parameters)
+        except (TypeError, ValueError):
+            continue
+        for name in names:
+            if name not in _SIZE_NAMES and not name.endswith(_SIZE_SUFFIXES):
+                continue
+            for number in _numbers(getattr(leaf, name, None)):
+                if abs(number) > bound:
+                    return path, type(leaf).__name__, name, number
+    return None
+
+
 def _where(path: tuple[int, ...]) -> str:
     """An index path as the file names it: `transforms[1].transforms[0]`."""
     return ".".join(f"transforms[{i}]" for i in path)
@@ -703,15 +862,48 @@ def unrunnable_transform(
     ((0,), 'RandomCrop')
     >>> unrunnable_transform(A.Compose([A.HorizontalFlip()]), "rgb", (16, 16))
     """
+    return _run_chain(compose, _probe_image(color_mode, image_size))[0]
+
+
+def _probe_image(color_mode: str, image_size: tuple[int, int]) -> np.ndarray:
+    """A random uint8 sample of `image_size` in `color_mode`."""
     rgb = np.random.default_rng(0).integers(0, 256, (*image_size, 3), np.uint8)
-    image = to_color_mode(rgb, color_mode)
+    return to_color_mode(rgb, color_mode)
+
+
+def _run_chain(
+    compose: A.Compose, image: np.ndarray
+) -> tuple[tuple[tuple[int, ...], str, str] | None, Any, list[float]]:
+    """Runs every transform of `compose` forced on, each on what the one
+    before it gave (see `unrunnable_transform`).
+
+    Returns:
+        `(the first failure or None, the last output, seconds per transform)`.
+    """
+    sample: Any = image
+    seconds: list[float] = []
     for path, leaf in _leaves(compose.transforms):
+        began = time.perf_counter()
         out, error, _ = _run_forced(leaf, image)
+        seconds.append(time.perf_counter() - began)
         if error:
-            return path, type(leaf).__name__, error
+            return (path, type(leaf).__name__, error), None, seconds
+        if seconds[-1] > MAX_CHECK_SECONDS:
+            return (path, type(leaf).__name__, _slow(seconds[-1], image)), None, seconds
+        sample = out
         if isinstance(out, np.ndarray) and out.ndim == image.ndim:
             image = out
-    return None
+    return None, sample, seconds
+
+
+def _slow(seconds: float, image: np.ndarray) -> str:
+    """Why a transform that took `seconds` on `image` is refused."""
+    hours = seconds * 10_000 / 3600
+    return (
+        f"it took {seconds:.1f} s on one {image.shape[0]}x{image.shape[1]} "
+        f"sample, more than {MAX_CHECK_SECONDS:g} s: a frame of 10,000 samples "
+        f"would take about {hours:.0f} hours"
+    )
 
 
 def _try(transform: BasicTransform, image: np.ndarray) -> tuple[str, str]:

@@ -24,7 +24,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from augframe._parallel import Gate, submit_paced
-from augframe.augment.pipeline import PipelineSpec, WorkerPipelines
+from augframe.augment.pipeline import PipelineSpec, WorkerPipelines, check_sample
 from augframe.core.buffer import FrameBuffer
 from augframe.core.build_process import prepare_build_process
 from augframe.core.seeds import Stream, derive_rng
@@ -135,14 +135,7 @@ def make_samples(
             store, int(batch.natives[i]), int(batch.labels[i]), seed, entropy, bad
         )
         sample = pipelines.apply(image, seed=seed, forced=bool(batch.forced[i]))
-        if sample.shape != out.shape[1:] or sample.dtype != np.uint8:
-            raise ConfigError(
-                "The augmentation pipeline changed the sample from "
-                f"{image.shape} uint8 to {sample.shape} {sample.dtype}. Samples "
-                f"must keep `image_size` and uint8: end the pipeline with "
-                f"A.Resize({out.shape[1]}, {out.shape[2]}) or drop the "
-                "crop/normalize step (use `preprocess` for normalisation)."
-            )
+        check_sample(sample, given=image.shape, expected=out.shape[1:])
         out[slot] = sample
         if batch.need_digests:
             digests.append(_digest(sample))

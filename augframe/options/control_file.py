@@ -17,6 +17,7 @@ import hashlib
 import json
 import math
 import os
+import stat
 import tempfile
 import threading
 from pathlib import Path
@@ -35,6 +36,7 @@ from augframe import _warn
 from augframe._files import FileTooLarge, json_too_deep, read_regular, write_atomic
 from augframe.errors import ConfigError, ControlFileWarning
 from augframe.options import registry as opts
+from augframe.options.data_files import DuplicateKeyError, unique_keys
 
 __all__ = [
     "FROZEN_KEYS",
@@ -158,9 +160,13 @@ def parse_control(data: bytes) -> tuple[ControlSettings, list[str]]:
         text = data.decode("utf-8-sig")  # editors such as Notepad add a BOM
         if json_too_deep(text, MAX_DEPTH):
             raise ControlProblem(f"values are nested too deeply. {_allowed()}")
-        raw = json.loads(text, parse_constant=_no_constant)
+        raw = json.loads(
+            text, parse_constant=_no_constant, object_pairs_hook=unique_keys
+        )
     except ControlProblem:
         raise
+    except DuplicateKeyError as exc:
+        raise ControlProblem(f"{exc}. {_allowed()}") from None
     except UnicodeDecodeError:
         raise ControlProblem("the file is not UTF-8 text") from None
     except json.JSONDecodeError as exc:
@@ -248,11 +254,21 @@ def check_writable(path: str | os.PathLike[str]) -> None:
     """
     target = Path(path)
     try:
+        blocker = _not_a_folder(target.parent)
+        if blocker is not None:
+            raise OSError(
+                errno.ENOTDIR,
+                f"{str(blocker)!r} is a file, not a folder, so the control file's "
+                "folder cannot be made there",
+            )
         target.parent.mkdir(parents=True, exist_ok=True)
         if target.exists() and not target.is_file():
             raise OSError(errno.EINVAL, "it is not a regular file")
+        # A short name of fixed length (`.augframe-XXXXXXXX.probe`, 24
+        # bytes), whatever the control file's name: a legal 255-byte name
+        # must not make the probe's name too long.
         fd, probe = tempfile.mkstemp(
-            prefix=f".{target.name}.", suffix=".probe", dir=target.parent
+            prefix=".augframe-", suffix=".probe", dir=target.parent
         )
         try:
             with os.fdopen(fd, "wb") as handle:
@@ -264,6 +280,20 @@ def check_writable(path: str | os.PathLike[str]) -> None:
                 os.unlink(probe)
     except OSError as exc:
         raise _unwritable(target, exc) from None
+
+
+def _not_a_folder(folder: Path) -> Path | None:
+    """The first of `folder` and its parents that exists and is not a folder
+    (a regular file, say), or None."""
+    for candidate in (folder, *folder.parents):
+        try:
+            mode = candidate.stat().st_mode
+        except (FileNotFoundError, NotADirectoryError):
+            continue  # not there, or below a file: look further up
+        except OSError:
+            return None  # unreadable: `mkdir` says why
+        return None if stat.S_ISDIR(mode) else candidate
+    return None
 
 
 def _unwritable(target: Path, exc: OSError) -> ConfigError:
