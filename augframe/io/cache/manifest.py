@@ -28,6 +28,7 @@ from augframe.io.cache.layout import (
     KNOWN_VERSIONS,
     MANIFEST,
     TMP_PREFIX,
+    is_built_file,
     is_cache_file,
     open_data,
 )
@@ -181,8 +182,11 @@ def foreign_manifest(folder: Path) -> bool:
     manifest (a web app's, an icon set's `16x16/manifest.json`). A build
     writes nothing into such a folder. A damaged manifest that begins so,
     and anything but a regular file (a FIFO, a symlink: never opened, never
-    followed), are not foreign: one `CacheWarning` and a rebuild. A
-    regular file it cannot read is foreign.
+    followed), are not foreign: one `CacheWarning` and a rebuild. So is a
+    damaged manifest beside a data file of augframe's exact naming
+    (`images-<32 hex digits>.npy`, which only a build writes): the folder
+    is a cache augframe built, whose manifest was damaged. A regular file it
+    cannot read, with no such data file, is foreign.
 
     Example:
     >>> foreign_manifest(Path("no-such-folder"))
@@ -195,10 +199,13 @@ def foreign_manifest(folder: Path) -> bool:
     except OSError:
         return False
     try:
-        head = read_head(path, 256)
+        if _MARK.match(read_head(path, 256)) is not None:
+            return False
     except OSError:
-        return True  # a regular file it cannot read: not known to be augframe's
-    return _MARK.match(head) is None
+        pass  # a regular file it cannot read: augframe's only beside its data
+    return not any(
+        name.startswith(DATA_PREFIX) and is_built_file(name) for name in _names(folder)
+    )
 
 
 def folder_is_ours(folder: Path) -> bool:
