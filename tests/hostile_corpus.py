@@ -27,6 +27,7 @@ import numpy as np
 __all__ = [
     "CLAIMED_BOMBS",
     "bmp_claiming",
+    "deep_folders",
     "gif_claiming",
     "good_jpeg",
     "jpeg_claiming_after_exif",
@@ -35,6 +36,7 @@ __all__ = [
     "padded_jpeg",
     "png_bomb",
     "png_claiming",
+    "remove_deep_folders",
     "rotated_jpeg",
     "tiff_claiming",
     "truncated_jpeg",
@@ -51,6 +53,59 @@ def good_jpeg(path: Path, *, seed: int = 0, size: tuple[int, int] = (20, 24)) ->
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(cv2.imencode(".jpg", image)[1].tobytes())
     return path
+
+
+def deep_folders(folder: Path, levels: int, *, image_at: int) -> Path:
+    """`levels` folders "d" nested in `folder`, a good JPEG "deep.jpg" in the
+    one at depth `image_at`; returns `folder`.
+
+    Made one level at a time relative to the last (`dir_fd`), so the deepest
+    paths may pass the system's path limit (PATH_MAX, 4,096 bytes on Linux:
+    about 2,040 levels of "/d"), as a tree unpacked from an archive may.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    encoded = cv2.imencode(".jpg", np.zeros((8, 8, 3), np.uint8))[1].tobytes()
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for level in range(1, levels + 1):
+            os.mkdir("d", dir_fd=fd)
+            child = os.open("d", os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+            os.close(fd)
+            fd = child
+            if level == image_at:
+                out = os.open("deep.jpg", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd)
+                try:
+                    os.write(out, encoded)
+                finally:
+                    os.close(out)
+    finally:
+        os.close(fd)
+    return folder
+
+
+def remove_deep_folders(folder: Path) -> None:
+    """Removes what `deep_folders` made in `folder`, one level at a time.
+
+    `shutil.rmtree` recurses once per level (and so does pytest's clean-up
+    of its temporary folders): 3,000 levels make it fail.
+    """
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
+    fd = os.open(folder, flags)
+    depth = 0
+    try:
+        while os.path.isdir(f"/proc/self/fd/{fd}/d"):
+            child = os.open("d", flags, dir_fd=fd)
+            os.close(fd)
+            fd, depth = child, depth + 1
+        for _ in range(depth):
+            for name in os.listdir(fd):
+                os.unlink(name, dir_fd=fd)
+            parent = os.open("..", flags, dir_fd=fd)
+            os.close(fd)
+            fd = parent
+            os.rmdir("d", dir_fd=fd)
+    finally:
+        os.close(fd)
 
 
 def non_utf8_name(folder: Path, *, seed: int = 0) -> Path:

@@ -573,3 +573,53 @@ def test_warnings_name_every_skipped_file_once(tmp_path):
     assert len(listed) == 1
     for name in hostile_corpus.CLAIMED_BOMBS:
         assert listed[0].count(name) == 1, name
+
+
+# ------------------------------------------------------------------ listing
+
+
+@pytest.mark.parametrize("follow_links", [False, True])
+def test_a_class_folder_nested_3000_deep_is_listed_never_a_recursion_error(
+    tmp_path, follow_links
+):
+    """os.walk recursed once per level: 1,000 nested folders made
+    `RecursionError` escape `from_directory`. The walk keeps an explicit
+    stack: the image 1,500 levels down is used, and the folders past the
+    system's path limit (about 2,040 levels of "/d") are named in one
+    warning, with the error, like any folder that cannot be read."""
+    root = tmp_path / "data"
+    hostile_corpus.good_jpeg(root / "b" / "0.jpg")
+    hostile_corpus.deep_folders(root / "a", 3000, image_at=1500)
+    try:
+        result = _list_in_child(root, follow_links)
+    finally:
+        hostile_corpus.remove_deep_folders(root / "a")
+    assert result["files"] == ["deep.jpg", "0.jpg"]
+    assert result["depth"][0] == 1500
+    assert result["labels"] == [0, 1]
+    assert len(result["warnings"]) == 1, result["warnings"]
+    category, message = result["warnings"][0]
+    assert category == "ImageWarning"
+    assert "File name too long" in message
+
+
+def _list_in_child(root: Path, follow_links: bool) -> dict[str, Any]:
+    """`collect_directory(root)` in a child: its files, their depths, warnings."""
+    return run_python(
+        f"""
+        import json, warnings
+        from augframe.io.listing import collect_directory
+        with warnings.catch_warnings(record=True) as record:
+            warnings.simplefilter("always")
+            paths, labels, names = collect_directory(
+                {str(root)!r}, follow_links={follow_links})
+        print(json.dumps({{
+            "files": [p.rsplit("/", 1)[-1] for p in paths],
+            "depth": [p.split("/").count("d") for p in paths],
+            "labels": labels.tolist(),
+            "warnings": [[w.category.__name__, str(w.message)]
+                         for w in record],
+        }}))
+        """,
+        timeout=120,
+    )
