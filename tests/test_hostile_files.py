@@ -623,3 +623,50 @@ def _list_in_child(root: Path, follow_links: bool) -> dict[str, Any]:
         """,
         timeout=120,
     )
+
+
+def test_a_tiny_image_before_gigabytes_is_refused_unread(tmp_path):
+    """An 8x8 PNG and a 1.5 GB sparse tail: the whole file was read (twice
+    over, +3.0 GB peak) and the image used; under a memory cap, a bare
+    `MemoryError` escaped. Now the size is checked against what the header
+    allows (`BYTES_PER_PIXEL` a pixel and `METADATA_BYTES`), before reading."""
+    import tracemalloc
+
+    path = tmp_path / "tail.png"
+    path.write_bytes(cv2.imencode(".png", np.zeros((8, 8, 3), np.uint8))[1].tobytes())
+    os.truncate(path, 1_500 * 2**20)
+    tracemalloc.start()
+    try:
+        with pytest.raises(
+            ImageReadError,
+            match=r"1,572,864,000 bytes, more than an "
+            r"image of 8x8 needs",
+        ):
+            decode_image(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 40 * 2**20, peak
+
+
+def test_an_image_with_metadata_under_the_bound_is_read_whole(tmp_path):
+    """An 18 MB BMP (more than `METADATA_BYTES`) whose header allows it is decoded."""
+    from augframe.io.decode.files import BYTES_PER_PIXEL, METADATA_BYTES
+
+    image = (np.arange(2400 * 2500 * 3) % 251).astype(np.uint8).reshape(2400, 2500, 3)
+    path = tmp_path / "big.bmp"
+    path.write_bytes(cv2.imencode(".bmp", image)[1].tobytes())
+    assert METADATA_BYTES < path.stat().st_size < BYTES_PER_PIXEL * image.size
+    np.testing.assert_array_equal(decode_image(path), image[:, :, ::-1])
+
+
+def test_a_memory_error_while_reading_is_an_image_read_error(tmp_path, monkeypatch):
+    from augframe.io.decode import files
+
+    def no_memory(*args: Any) -> int:
+        raise MemoryError
+
+    path = hostile_corpus.good_jpeg(tmp_path / "a.jpg")
+    monkeypatch.setattr(files, "_read_into", no_memory)
+    with pytest.raises(ImageReadError, match="MemoryError"):
+        decode_image(path)
