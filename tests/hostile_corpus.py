@@ -32,6 +32,7 @@ __all__ = [
     "good_jpeg",
     "jpeg_claiming_after_exif",
     "jpeg_claiming_after_segments",
+    "jpeg_with_scans",
     "non_utf8_name",
     "padded_jpeg",
     "png_bomb",
@@ -106,6 +107,27 @@ def remove_deep_folders(folder: Path) -> None:
             os.rmdir("d", dir_fd=fd)
     finally:
         os.close(fd)
+
+
+def jpeg_with_scans(
+    path: Path, repeats: int, *, thumbnail: bool = False
+) -> tuple[Path, int]:
+    """A 64x64 progressive JPEG whose last scan is repeated `repeats` times
+    more; with `thumbnail`, an APP1 segment holding a whole JPEG (its scan
+    is no scan of the image). Returns the path and the image's scan count."""
+    image = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_PROGRESSIVE, 1])[1].tobytes()
+    scans = data.count(b"\xff\xda")
+    last = data.rfind(b"\xff\xda")
+    data = data[:-2] + data[last:-2] * repeats + b"\xff\xd9"
+    if thumbnail:
+        small = cv2.imencode(".jpg", image[:8, :8])[1].tobytes()
+        app1 = b"Exif\x00\x00" + small * 4
+        data = (
+            data[:2] + b"\xff\xe1" + struct.pack(">H", len(app1) + 2) + app1 + data[2:]
+        )
+    path.write_bytes(data)
+    return path, scans + repeats
 
 
 def non_utf8_name(folder: Path, *, seed: int = 0) -> Path:

@@ -30,7 +30,12 @@ from hypothesis import strategies as st
 from augframe import ConfigError, FrameSequence, ImageWarning
 from augframe.io.decode.files import ImageReadError, decode_image
 from augframe.io.decode.headers import header_size, image_format
-from augframe.io.decode.jpeg import jpeg_frame_size, jpeg_size
+from augframe.io.decode.jpeg import (
+    MAX_JPEG_SCANS,
+    jpeg_frame_size,
+    jpeg_scan_count,
+    jpeg_size,
+)
 from augframe.options.registry import MAX_IMAGE_PIXELS, OPTIONS, check
 
 SIGNATURES = [
@@ -670,3 +675,37 @@ def test_a_memory_error_while_reading_is_an_image_read_error(tmp_path, monkeypat
     monkeypatch.setattr(files, "_read_into", no_memory)
     with pytest.raises(ImageReadError, match="MemoryError"):
         decode_image(path)
+
+
+def test_a_jpeg_of_too_many_scans_is_refused_before_decoding(tmp_path):
+    """Each scan decodes the whole image again: a 2000x2000 JPEG with 20,000
+    copies of its last scan (300 KB) took 83 s per decode. Up to
+    `MAX_JPEG_SCANS` decode; one more is an `ImageReadError`, at once."""
+    base = hostile_corpus.jpeg_with_scans(tmp_path / "base.jpg", 0)[1]
+    path, scans = hostile_corpus.jpeg_with_scans(
+        tmp_path / "most.jpg", MAX_JPEG_SCANS - base
+    )
+    assert jpeg_scan_count(path.read_bytes()) == scans == MAX_JPEG_SCANS
+    assert decode_image(path).shape == (64, 64, 3)
+    path, scans = hostile_corpus.jpeg_with_scans(tmp_path / "bomb.jpg", 20_000)
+    assert jpeg_scan_count(path.read_bytes(), 10**9) == scans
+    started = time.perf_counter()
+    with pytest.raises(ImageReadError, match=f"more than {MAX_JPEG_SCANS} scans"):
+        decode_image(path)
+    assert time.perf_counter() - started < 1.0
+
+
+def test_scans_inside_an_exif_thumbnail_are_not_counted(tmp_path):
+    path, scans = hostile_corpus.jpeg_with_scans(
+        tmp_path / "thumb.jpg", MAX_JPEG_SCANS - 10, thumbnail=True
+    )
+    assert path.read_bytes().count(b"\xff\xda") > MAX_JPEG_SCANS
+    assert jpeg_scan_count(path.read_bytes()) == scans <= MAX_JPEG_SCANS
+    assert decode_image(path).shape == (64, 64, 3)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=400))
+def test_scan_counting_takes_any_bytes(tail):
+    assert jpeg_scan_count(b"\xff\xd8\xff" + tail) >= 0
+    assert jpeg_scan_count(tail) >= 0

@@ -17,7 +17,7 @@ from augframe.io.decode.arrays import (
     to_color_mode,
 )
 from augframe.io.decode.headers import header_size, image_format
-from augframe.io.decode.jpeg import jpeg_size
+from augframe.io.decode.jpeg import MAX_JPEG_SCANS, jpeg_scan_count, jpeg_size
 from augframe.options.registry import MAX_IMAGE_PIXELS
 
 __all__ = [
@@ -232,6 +232,7 @@ def decode_image(
             f"color_mode={color_mode!r}. Expected one of {', '.join(map(repr, CHANNELS))}."
         )
     data = _read_image(path, max_image_pixels)
+    _check_scans(path, data)
     try:
         image = _decode(data, target_size, color_mode, exif_orientation)
     except Exception as exc:  # cv2.error, MemoryError, ...: one unreadable path
@@ -286,6 +287,17 @@ def _read_image(path: str | os.PathLike[str], max_image_pixels: int) -> np.ndarr
         raise
     except OSError as exc:
         raise ImageReadError(f"{where}: {exc.strerror or exc}") from exc
+
+
+def _check_scans(path: str | os.PathLike[str], data: np.ndarray) -> None:
+    """`ImageReadError` for a JPEG of more than `MAX_JPEG_SCANS` scans (each
+    one decodes the whole image again: 20,000 took 83 s)."""
+    if _is_jpeg(data) and jpeg_scan_count(data) > MAX_JPEG_SCANS:
+        raise ImageReadError(
+            f"{os.fspath(path)}: a JPEG of more than {MAX_JPEG_SCANS} scans "
+            "(encoders write at most a few dozen; each scan decodes the whole "
+            "image again): a decoding-time bomb, or a damaged file"
+        )
 
 
 def _read_into(handle: io.RawIOBase, buffer: np.ndarray, start: int) -> int:
