@@ -224,19 +224,38 @@ def gif_claiming(folder: Path, name: str, width: int, height: int) -> Path:
     return path
 
 
-def tiff_claiming(folder: Path, name: str, width: int, height: int) -> Path:
+def tiff_claiming(
+    folder: Path,
+    name: str,
+    width: int,
+    height: int,
+    *,
+    tile: tuple[int, int] | None = None,
+) -> Path:
     """A little-endian TIFF whose first directory claims `width` x `height`
-    (8-bit gray, one strip of a few bytes)."""
+    (8-bit gray, one strip of a few bytes); with `tile` (`(length, width)`),
+    one tile of that size instead of the strip."""
     entries = [
         (256, 4, 1, width),  # ImageWidth, LONG
         (257, 4, 1, height),  # ImageLength, LONG
         (258, 3, 1, 8),  # BitsPerSample
         (259, 3, 1, 1),  # Compression: none
         (262, 3, 1, 1),  # Photometric: black is zero
-        (273, 4, 1, 8 + 2 + 12 * 8 + 4),  # StripOffsets: after the directory
-        (278, 4, 1, height),  # RowsPerStrip
-        (279, 4, 1, 16),  # StripByteCounts
     ]
+    at = 8 + 2 + 12 * (len(entries) + (4 if tile else 3)) + 4  # after the directory
+    if tile is None:
+        entries += [
+            (273, 4, 1, at),  # StripOffsets
+            (278, 4, 1, height),  # RowsPerStrip
+            (279, 4, 1, 16),  # StripByteCounts
+        ]
+    else:
+        entries += [
+            (322, 4, 1, tile[1]),  # TileWidth
+            (323, 4, 1, tile[0]),  # TileLength
+            (324, 4, 1, at),  # TileOffsets
+            (325, 4, 1, 16),  # TileByteCounts
+        ]
     directory = struct.pack("<H", len(entries))
     for tag, kind, count, value in entries:
         directory += struct.pack("<HHII", tag, kind, count, value)

@@ -709,3 +709,23 @@ def test_scans_inside_an_exif_thumbnail_are_not_counted(tmp_path):
 def test_scan_counting_takes_any_bytes(tail):
     assert jpeg_scan_count(b"\xff\xd8\xff" + tail) >= 0
     assert jpeg_scan_count(tail) >= 0
+
+
+def test_a_tiff_of_huge_tiles_is_refused_by_its_tile_size(tmp_path):
+    """1x1 pixel in tiles of 16000x16000: the decoder allocated a whole tile
+    (980 MB, 5 s) even with max_image_pixels=64. The limit is checked against
+    the tile too, at listing and before decoding."""
+    from augframe.io.decode.headers import tiff_tile_size
+    from augframe.io.listing import unreadable
+
+    path = hostile_corpus.tiff_claiming(tmp_path, "t.tif", 1, 1, tile=(16000, 16000))
+    assert header_size(path.read_bytes()) == (1, 1)
+    assert tiff_tile_size(path.read_bytes()) == (16000, 16000)
+    message = "a TIFF tile of 16000x16000 = 256,000,000 pixels, more than"
+    assert message in (unreadable(str(path), 64) or "")
+    started = time.perf_counter()
+    with pytest.raises(ImageReadError, match=message):
+        decode_image(path, max_image_pixels=64)
+    assert time.perf_counter() - started < 0.5
+    small = hostile_corpus.tiff_claiming(tmp_path, "s.tif", 16, 16, tile=(16, 16))
+    assert unreadable(str(small), 256) is None

@@ -15,6 +15,7 @@ from augframe.errors import ConfigError, ImageWarning, SourceError
 from augframe.io.decode.files import (
     NOT_AN_IMAGE,
     ImageReadError,
+    check_buffers,
     check_pixels,
     read_image_bytes,
 )
@@ -41,9 +42,9 @@ def unreadable(path: str, max_image_pixels: int = MAX_IMAGE_PIXELS) -> str | Non
     Reads the file's first `SNIFF_BYTES` (with `read_image_bytes`: a FIFO or a
     device is refused, never waited on): an image's signature (JPEG, PNG,
     GIF, BMP, TIFF, WebP, whatever the extension says) and, where the
-    header is in those bytes, the size it claims, checked against
-    `max_image_pixels`. No path is given to OpenCV: a name that is not
-    valid UTF-8 is read like any other.
+    header is in those bytes, the size it claims (and a TIFF's tile size),
+    checked against `max_image_pixels`. No path is given to OpenCV: a name
+    that is not valid UTF-8 is read like any other.
 
     Example:
     >>> unreadable("/no/such/file.jpg")
@@ -56,6 +57,7 @@ def unreadable(path: str, max_image_pixels: int = MAX_IMAGE_PIXELS) -> str | Non
         if image_format(head) is None:
             return f"{path}: {NOT_AN_IMAGE}"
         check_pixels(path, header_size(head), max_image_pixels)
+        check_buffers(path, head, max_image_pixels)
     except ImageReadError as exc:
         return str(exc)
     return None

@@ -16,7 +16,7 @@ from augframe.io.decode.arrays import (
     reduce_factor,
     to_color_mode,
 )
-from augframe.io.decode.headers import header_size, image_format
+from augframe.io.decode.headers import header_size, image_format, tiff_tile_size
 from augframe.io.decode.jpeg import MAX_JPEG_SCANS, jpeg_scan_count, jpeg_size
 from augframe.options.registry import MAX_IMAGE_PIXELS
 
@@ -26,6 +26,7 @@ __all__ = [
     "NOT_AN_IMAGE",
     "REDUCED_JPEG_DECODE",
     "ImageReadError",
+    "check_buffers",
     "check_pixels",
     "decode_image",
     "load_image",
@@ -123,13 +124,33 @@ def _unreadable(path: str | os.PathLike[str], exc: BaseException) -> ImageReadEr
     return ImageReadError(f"{os.fspath(path)}: not a decodable image ({reason})")
 
 
-def check_pixels(
-    path: str | os.PathLike[str], size: tuple[int, int] | None, max_image_pixels: int
+def check_buffers(
+    path: str | os.PathLike[str], head: np.ndarray | bytes, max_image_pixels: int
 ) -> None:
-    """Raises `ImageReadError` when `size` has more than `max_image_pixels` pixels."""
+    """Raises `ImageReadError` when a part of an image that its decoder
+    allocates whole, beyond the image (a TIFF's tile), has more than
+    `max_image_pixels` pixels by the header `head` starts with."""
+    if image_format(head) == "tiff":
+        tile = tiff_tile_size(bytes(np.frombuffer(head, dtype=np.uint8)))
+        check_pixels(path, tile, max_image_pixels, part="a TIFF tile of ")
+
+
+def check_pixels(
+    path: str | os.PathLike[str],
+    size: tuple[int, int] | None,
+    max_image_pixels: int,
+    *,
+    part: str = "",
+) -> None:
+    """Raises `ImageReadError` when `size` has more than `max_image_pixels` pixels.
+
+    `part` names what has that size, when it is not the image ("a TIFF
+    tile of ").
+    """
     if size is not None and size[0] * size[1] > max_image_pixels:
         raise ImageReadError(
-            f"{os.fspath(path)}: {size[1]}x{size[0]} = {size[0] * size[1]:,} pixels, "
+            f"{os.fspath(path)}: {part}{size[1]}x{size[0]} = "
+            f"{size[0] * size[1]:,} pixels, "
             f"more than max_image_pixels={max_image_pixels:,} (a decompression "
             "bomb, or raise max_image_pixels to decode it)"
         )
@@ -267,6 +288,7 @@ def _read_image(path: str | os.PathLike[str], max_image_pixels: int) -> np.ndarr
                 raise ImageReadError(f"{where}: empty file")
             height, width = _claimed_size(path, data[:got])
             check_pixels(path, (height, width), max_image_pixels)
+            check_buffers(path, data[:got], max_image_pixels)
             most = BYTES_PER_PIXEL * height * width + METADATA_BYTES
             if size > most:
                 raise ImageReadError(
