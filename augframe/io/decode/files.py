@@ -187,7 +187,12 @@ def decode_image(
     `max_image_pixels`: a larger image (a decompression bomb: a few KB
     that decode to gigabytes) is an `ImageReadError`, never decoded, and
     so is a file of another format, or one whose header holds no size
-    (truncated: no decoder would read it). Whatever a decoder raises
+    (truncated: no decoder would read it), and so is a tiled TIFF whose
+    tile has more pixels than the limit, a file larger than its header
+    allows (`BYTES_PER_PIXEL` a claimed pixel plus `METADATA_BYTES`,
+    checked before it is read in full) and a JPEG of more than
+    `jpeg.MAX_JPEG_SCANS` scans (each decodes the whole image again).
+    Whatever a decoder raises
     (`cv2.error`, `MemoryError`, ...) is an `ImageReadError` too: the one
     "unreadable image" path of a truncated file (skipped with one
     `ImageWarning` at construction, replaced by another image of its
