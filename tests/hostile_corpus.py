@@ -27,14 +27,17 @@ import numpy as np
 __all__ = [
     "CLAIMED_BOMBS",
     "bmp_claiming",
+    "deep_folders",
     "gif_claiming",
     "good_jpeg",
     "jpeg_claiming_after_exif",
     "jpeg_claiming_after_segments",
+    "jpeg_with_scans",
     "non_utf8_name",
     "padded_jpeg",
     "png_bomb",
     "png_claiming",
+    "remove_deep_folders",
     "rotated_jpeg",
     "tiff_claiming",
     "truncated_jpeg",
@@ -51,6 +54,80 @@ def good_jpeg(path: Path, *, seed: int = 0, size: tuple[int, int] = (20, 24)) ->
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(cv2.imencode(".jpg", image)[1].tobytes())
     return path
+
+
+def deep_folders(folder: Path, levels: int, *, image_at: int) -> Path:
+    """`levels` folders "d" nested in `folder`, a good JPEG "deep.jpg" in the
+    one at depth `image_at`; returns `folder`.
+
+    Made one level at a time relative to the last (`dir_fd`), so the deepest
+    paths may pass the system's path limit (PATH_MAX, 4,096 bytes on Linux:
+    about 2,040 levels of "/d"), as a tree unpacked from an archive may.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    encoded = cv2.imencode(".jpg", np.zeros((8, 8, 3), np.uint8))[1].tobytes()
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for level in range(1, levels + 1):
+            os.mkdir("d", dir_fd=fd)
+            child = os.open("d", os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+            os.close(fd)
+            fd = child
+            if level == image_at:
+                out = os.open("deep.jpg", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd)
+                try:
+                    os.write(out, encoded)
+                finally:
+                    os.close(out)
+    finally:
+        os.close(fd)
+    return folder
+
+
+def remove_deep_folders(folder: Path) -> None:
+    """Removes what `deep_folders` made in `folder`, one level at a time.
+
+    `shutil.rmtree` recurses once per level (and so does pytest's clean-up
+    of its temporary folders): 3,000 levels make it fail.
+    """
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
+    fd = os.open(folder, flags)
+    depth = 0
+    try:
+        while os.path.isdir(f"/proc/self/fd/{fd}/d"):
+            child = os.open("d", flags, dir_fd=fd)
+            os.close(fd)
+            fd, depth = child, depth + 1
+        for _ in range(depth):
+            for name in os.listdir(fd):
+                os.unlink(name, dir_fd=fd)
+            parent = os.open("..", flags, dir_fd=fd)
+            os.close(fd)
+            fd = parent
+            os.rmdir("d", dir_fd=fd)
+    finally:
+        os.close(fd)
+
+
+def jpeg_with_scans(
+    path: Path, repeats: int, *, thumbnail: bool = False
+) -> tuple[Path, int]:
+    """A 64x64 progressive JPEG whose last scan is repeated `repeats` times
+    more; with `thumbnail`, an APP1 segment holding a whole JPEG (its scan
+    is no scan of the image). Returns the path and the image's scan count."""
+    image = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_PROGRESSIVE, 1])[1].tobytes()
+    scans = data.count(b"\xff\xda")
+    last = data.rfind(b"\xff\xda")
+    data = data[:-2] + data[last:-2] * repeats + b"\xff\xd9"
+    if thumbnail:
+        small = cv2.imencode(".jpg", image[:8, :8])[1].tobytes()
+        app1 = b"Exif\x00\x00" + small * 4
+        data = (
+            data[:2] + b"\xff\xe1" + struct.pack(">H", len(app1) + 2) + app1 + data[2:]
+        )
+    path.write_bytes(data)
+    return path, scans + repeats
 
 
 def non_utf8_name(folder: Path, *, seed: int = 0) -> Path:
@@ -147,19 +224,38 @@ def gif_claiming(folder: Path, name: str, width: int, height: int) -> Path:
     return path
 
 
-def tiff_claiming(folder: Path, name: str, width: int, height: int) -> Path:
+def tiff_claiming(
+    folder: Path,
+    name: str,
+    width: int,
+    height: int,
+    *,
+    tile: tuple[int, int] | None = None,
+) -> Path:
     """A little-endian TIFF whose first directory claims `width` x `height`
-    (8-bit gray, one strip of a few bytes)."""
+    (8-bit gray, one strip of a few bytes); with `tile` (`(length, width)`),
+    one tile of that size instead of the strip."""
     entries = [
         (256, 4, 1, width),  # ImageWidth, LONG
         (257, 4, 1, height),  # ImageLength, LONG
         (258, 3, 1, 8),  # BitsPerSample
         (259, 3, 1, 1),  # Compression: none
         (262, 3, 1, 1),  # Photometric: black is zero
-        (273, 4, 1, 8 + 2 + 12 * 8 + 4),  # StripOffsets: after the directory
-        (278, 4, 1, height),  # RowsPerStrip
-        (279, 4, 1, 16),  # StripByteCounts
     ]
+    at = 8 + 2 + 12 * (len(entries) + (4 if tile else 3)) + 4  # after the directory
+    if tile is None:
+        entries += [
+            (273, 4, 1, at),  # StripOffsets
+            (278, 4, 1, height),  # RowsPerStrip
+            (279, 4, 1, 16),  # StripByteCounts
+        ]
+    else:
+        entries += [
+            (322, 4, 1, tile[1]),  # TileWidth
+            (323, 4, 1, tile[0]),  # TileLength
+            (324, 4, 1, at),  # TileOffsets
+            (325, 4, 1, 16),  # TileByteCounts
+        ]
     directory = struct.pack("<H", len(entries))
     for tag, kind, count, value in entries:
         directory += struct.pack("<HHII", tag, kind, count, value)

@@ -30,7 +30,12 @@ from hypothesis import strategies as st
 from augframe import ConfigError, FrameSequence, ImageWarning
 from augframe.io.decode.files import ImageReadError, decode_image
 from augframe.io.decode.headers import header_size, image_format
-from augframe.io.decode.jpeg import jpeg_frame_size, jpeg_size
+from augframe.io.decode.jpeg import (
+    MAX_JPEG_SCANS,
+    jpeg_frame_size,
+    jpeg_scan_count,
+    jpeg_size,
+)
 from augframe.options.registry import MAX_IMAGE_PIXELS, OPTIONS, check
 
 SIGNATURES = [
@@ -573,3 +578,154 @@ def test_warnings_name_every_skipped_file_once(tmp_path):
     assert len(listed) == 1
     for name in hostile_corpus.CLAIMED_BOMBS:
         assert listed[0].count(name) == 1, name
+
+
+# ------------------------------------------------------------------ listing
+
+
+@pytest.mark.parametrize("follow_links", [False, True])
+def test_a_class_folder_nested_3000_deep_is_listed_never_a_recursion_error(
+    tmp_path, follow_links
+):
+    """os.walk recursed once per level: 1,000 nested folders made
+    `RecursionError` escape `from_directory`. The walk keeps an explicit
+    stack: the image 1,500 levels down is used, and the folders past the
+    system's path limit (about 2,040 levels of "/d") are named in one
+    warning, with the error, like any folder that cannot be read."""
+    root = tmp_path / "data"
+    hostile_corpus.good_jpeg(root / "b" / "0.jpg")
+    hostile_corpus.deep_folders(root / "a", 3000, image_at=1500)
+    try:
+        result = _list_in_child(root, follow_links)
+    finally:
+        hostile_corpus.remove_deep_folders(root / "a")
+    assert result["files"] == ["deep.jpg", "0.jpg"]
+    assert result["depth"][0] == 1500
+    assert result["labels"] == [0, 1]
+    assert len(result["warnings"]) == 1, result["warnings"]
+    category, message = result["warnings"][0]
+    assert category == "ImageWarning"
+    assert "File name too long" in message
+
+
+def _list_in_child(root: Path, follow_links: bool) -> dict[str, Any]:
+    """`collect_directory(root)` in a child: its files, their depths, warnings."""
+    return run_python(
+        f"""
+        import json, warnings
+        from augframe.io.listing import collect_directory
+        with warnings.catch_warnings(record=True) as record:
+            warnings.simplefilter("always")
+            paths, labels, names = collect_directory(
+                {str(root)!r}, follow_links={follow_links})
+        print(json.dumps({{
+            "files": [p.rsplit("/", 1)[-1] for p in paths],
+            "depth": [p.split("/").count("d") for p in paths],
+            "labels": labels.tolist(),
+            "warnings": [[w.category.__name__, str(w.message)]
+                         for w in record],
+        }}))
+        """,
+        timeout=120,
+    )
+
+
+def test_a_tiny_image_before_gigabytes_is_refused_unread(tmp_path):
+    """An 8x8 PNG and a 1.5 GB sparse tail: the whole file was read (twice
+    over, +3.0 GB peak) and the image used; under a memory cap, a bare
+    `MemoryError` escaped. Now the size is checked against what the header
+    allows (`BYTES_PER_PIXEL` a pixel and `METADATA_BYTES`), before reading."""
+    import tracemalloc
+
+    path = tmp_path / "tail.png"
+    path.write_bytes(cv2.imencode(".png", np.zeros((8, 8, 3), np.uint8))[1].tobytes())
+    os.truncate(path, 1_500 * 2**20)
+    tracemalloc.start()
+    try:
+        with pytest.raises(
+            ImageReadError,
+            match=r"1,572,864,000 bytes, more than an "
+            r"image of 8x8 needs",
+        ):
+            decode_image(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 40 * 2**20, peak
+
+
+def test_an_image_with_metadata_under_the_bound_is_read_whole(tmp_path):
+    """An 18 MB BMP (more than `METADATA_BYTES`) whose header allows it is decoded."""
+    from augframe.io.decode.files import BYTES_PER_PIXEL, METADATA_BYTES
+
+    image = (np.arange(2400 * 2500 * 3) % 251).astype(np.uint8).reshape(2400, 2500, 3)
+    path = tmp_path / "big.bmp"
+    path.write_bytes(cv2.imencode(".bmp", image)[1].tobytes())
+    assert METADATA_BYTES < path.stat().st_size < BYTES_PER_PIXEL * image.size
+    np.testing.assert_array_equal(decode_image(path), image[:, :, ::-1])
+
+
+def test_a_memory_error_while_reading_is_an_image_read_error(tmp_path, monkeypatch):
+    from augframe.io.decode import files
+
+    def no_memory(*args: Any) -> int:
+        raise MemoryError
+
+    path = hostile_corpus.good_jpeg(tmp_path / "a.jpg")
+    monkeypatch.setattr(files, "_read_into", no_memory)
+    with pytest.raises(ImageReadError, match="MemoryError"):
+        decode_image(path)
+
+
+def test_a_jpeg_of_too_many_scans_is_refused_before_decoding(tmp_path):
+    """Each scan decodes the whole image again: a 2000x2000 JPEG with 20,000
+    copies of its last scan (300 KB) took 83 s per decode. Up to
+    `MAX_JPEG_SCANS` decode; one more is an `ImageReadError`, at once."""
+    base = hostile_corpus.jpeg_with_scans(tmp_path / "base.jpg", 0)[1]
+    path, scans = hostile_corpus.jpeg_with_scans(
+        tmp_path / "most.jpg", MAX_JPEG_SCANS - base
+    )
+    assert jpeg_scan_count(path.read_bytes()) == scans == MAX_JPEG_SCANS
+    assert decode_image(path).shape == (64, 64, 3)
+    path, scans = hostile_corpus.jpeg_with_scans(tmp_path / "bomb.jpg", 20_000)
+    assert jpeg_scan_count(path.read_bytes(), 10**9) == scans
+    started = time.perf_counter()
+    with pytest.raises(ImageReadError, match=f"more than {MAX_JPEG_SCANS} scans"):
+        decode_image(path)
+    assert time.perf_counter() - started < 1.0
+
+
+def test_scans_inside_an_exif_thumbnail_are_not_counted(tmp_path):
+    path, scans = hostile_corpus.jpeg_with_scans(
+        tmp_path / "thumb.jpg", MAX_JPEG_SCANS - 10, thumbnail=True
+    )
+    assert path.read_bytes().count(b"\xff\xda") > MAX_JPEG_SCANS
+    assert jpeg_scan_count(path.read_bytes()) == scans <= MAX_JPEG_SCANS
+    assert decode_image(path).shape == (64, 64, 3)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=400))
+def test_scan_counting_takes_any_bytes(tail):
+    assert jpeg_scan_count(b"\xff\xd8\xff" + tail) >= 0
+    assert jpeg_scan_count(tail) >= 0
+
+
+def test_a_tiff_of_huge_tiles_is_refused_by_its_tile_size(tmp_path):
+    """1x1 pixel in tiles of 16000x16000: the decoder allocated a whole tile
+    (980 MB, 5 s) even with max_image_pixels=64. The limit is checked against
+    the tile too, at listing and before decoding."""
+    from augframe.io.decode.headers import tiff_tile_size
+    from augframe.io.listing import unreadable
+
+    path = hostile_corpus.tiff_claiming(tmp_path, "t.tif", 1, 1, tile=(16000, 16000))
+    assert header_size(path.read_bytes()) == (1, 1)
+    assert tiff_tile_size(path.read_bytes()) == (16000, 16000)
+    message = "a TIFF tile of 16000x16000 = 256,000,000 pixels, more than"
+    assert message in (unreadable(str(path), 64) or "")
+    started = time.perf_counter()
+    with pytest.raises(ImageReadError, match=message):
+        decode_image(path, max_image_pixels=64)
+    assert time.perf_counter() - started < 0.5
+    small = hostile_corpus.tiff_claiming(tmp_path, "s.tif", 16, 16, tile=(16, 16))
+    assert unreadable(str(small), 256) is None

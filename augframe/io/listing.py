@@ -15,6 +15,7 @@ from augframe.errors import ConfigError, ImageWarning, SourceError
 from augframe.io.decode.files import (
     NOT_AN_IMAGE,
     ImageReadError,
+    check_buffers,
     check_pixels,
     read_image_bytes,
 )
@@ -40,9 +41,9 @@ def unreadable(path: str, max_image_pixels: int = opts.MAX_IMAGE_PIXELS) -> str 
     Reads the file's first `SNIFF_BYTES` (with `read_image_bytes`: a FIFO or a
     device is refused, never waited on): an image's signature (JPEG, PNG,
     GIF, BMP, TIFF, WebP, whatever the extension says) and, where the
-    header is in those bytes, the size it claims, checked against
-    `max_image_pixels`. No path is given to OpenCV: a name that is not
-    valid UTF-8 is read like any other.
+    header is in those bytes, the size it claims (and a TIFF's tile size),
+    checked against `max_image_pixels`. No path is given to OpenCV: a name
+    that is not valid UTF-8 is read like any other.
 
     Example:
     >>> unreadable("/no/such/file.jpg")
@@ -55,6 +56,7 @@ def unreadable(path: str, max_image_pixels: int = opts.MAX_IMAGE_PIXELS) -> str 
         if image_format(head) is None:
             return f"{path}: {NOT_AN_IMAGE}"
         check_pixels(path, header_size(head), max_image_pixels)
+        check_buffers(path, head, max_image_pixels)
     except ImageReadError as exc:
         return str(exc)
     return None
@@ -146,8 +148,9 @@ def collect_directory(
     As in `keras.utils.image_dataset_from_directory`, a class folder that is
     a symbolic link is a class, and linked image files are used; sub-folders
     of a class folder that are links are walked only with
-    `follow_links=True` (`os.walk(followlinks=True)`; a link back to a
-    folder already walked is not walked again, so a loop ends).
+    `follow_links=True` (as `os.walk(followlinks=True)`; a link back to a
+    folder already walked is not walked again, so a loop ends). Any depth
+    of nesting is walked (an explicit stack: no `RecursionError`).
 
     A sub-folder that cannot be read (no permission) is named, with the
     error, in one `ImageWarning` (its images are left out); a class folder
@@ -301,22 +304,58 @@ def _walk_files(
     follow_links: bool = False,
     onerror: Callable[[OSError], None] | None = None,
 ) -> Iterable[Path]:
-    # Following links, a folder already walked (by its real path) is skipped:
-    # a link to an ancestor cannot make the walk endless. A folder that
-    # cannot be listed goes to `onerror` (os.walk drops it silently else).
+    """The files under `folder`, walked top-down like `os.walk`, without recursion.
+
+    An explicit stack of folders (`os.scandir`), not `os.walk`, which
+    recurses once per level in Python 3.11: a class folder nested 1,000
+    levels deep made it raise `RecursionError`. Any depth takes constant
+    stack; the order, the rules and the errors are those of `os.walk`:
+    folders are walked in sorted order, depth first, each before its
+    sub-folders; names starting with "." are skipped; a symlink to a
+    folder is walked only with `follow_links` (and then a folder already
+    walked, by its real path, is skipped: a link to an ancestor cannot
+    make the walk endless); a folder that cannot be listed goes to
+    `onerror` (the `OSError` names it), and its files are left out.
+    """
     seen: set[str] = set()
-    walk = os.walk(folder, followlinks=follow_links, onerror=onerror)
-    for dirpath, dirnames, filenames in walk:
+    # (path, its real path when known): a sub-folder that is no symlink has
+    # its parent's real path and its name; `realpath` is asked for a link
+    # only, so a deep tree costs one `lstat` per folder, not one per level.
+    stack: list[tuple[str, str | None]] = [(os.fspath(folder), None)]
+    while stack:
+        dirpath, real = stack.pop()
         if follow_links:
-            real = os.path.realpath(dirpath)
+            real = real or os.path.realpath(dirpath)
             if real in seen:
-                dirnames[:] = []
                 continue
             seen.add(real)
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for filename in filenames:
-            if not filename.startswith("."):
-                yield Path(dirpath) / filename
+        try:
+            with os.scandir(dirpath) as listing:
+                entries = list(listing)
+        except OSError as exc:
+            if onerror is not None:
+                onerror(exc)
+            continue
+        subfolders: list[tuple[str, str | None]] = []
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            try:
+                is_dir = entry.is_dir()
+            except OSError:
+                is_dir = False  # as os.walk: a file
+            if not is_dir:
+                yield Path(dirpath) / entry.name
+                continue
+            try:
+                link = entry.is_symlink()
+            except OSError:
+                continue
+            if not link:
+                subfolders.append((entry.path, real and os.path.join(real, entry.name)))
+            elif follow_links:
+                subfolders.append((entry.path, None))
+        stack.extend(sorted(subfolders, reverse=True))  # popped in sorted order
 
 
 def read_dataframe(

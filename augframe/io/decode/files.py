@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import os
 
 import cv2
 import numpy as np
 
-from augframe._files import read_head, read_regular
+from augframe._files import open_regular, read_head, read_regular
 from augframe.errors import ConfigError
 from augframe.io.decode.arrays import (
     CHANNELS,
@@ -15,14 +16,17 @@ from augframe.io.decode.arrays import (
     reduce_factor,
     to_color_mode,
 )
-from augframe.io.decode.headers import header_size, image_format
-from augframe.io.decode.jpeg import jpeg_size
+from augframe.io.decode.headers import header_size, image_format, tiff_tile_size
+from augframe.io.decode.jpeg import MAX_JPEG_SCANS, jpeg_scan_count, jpeg_size
 from augframe.options import registry as opts
 
 __all__ = [
+    "BYTES_PER_PIXEL",
+    "METADATA_BYTES",
     "NOT_AN_IMAGE",
     "REDUCED_JPEG_DECODE",
     "ImageReadError",
+    "check_buffers",
     "check_pixels",
     "decode_image",
     "load_image",
@@ -33,6 +37,16 @@ __all__ = [
 
 NOT_AN_IMAGE = "not an image (no JPEG, PNG, GIF, BMP, TIFF or WebP signature)"
 """Why a file whose first bytes are no image signature is skipped."""
+
+
+BYTES_PER_PIXEL = 8
+"""Most bytes of file an image may hold per pixel its header claims: 16-bit
+RGBA stored raw (uncompressed TIFF, BMP) is 8; compressed formats hold less."""
+
+METADATA_BYTES = 16 * 2**20
+"""Bytes of file an image may hold beyond `BYTES_PER_PIXEL` per pixel: EXIF,
+ICC profiles, thumbnails, XMP. A file over both is refused before it is read
+in full (a tiny valid image followed by gigabytes)."""
 
 
 class ImageReadError(OSError):
@@ -110,13 +124,33 @@ def _unreadable(path: str | os.PathLike[str], exc: BaseException) -> ImageReadEr
     return ImageReadError(f"{os.fspath(path)}: not a decodable image ({reason})")
 
 
-def check_pixels(
-    path: str | os.PathLike[str], size: tuple[int, int] | None, max_image_pixels: int
+def check_buffers(
+    path: str | os.PathLike[str], head: np.ndarray | bytes, max_image_pixels: int
 ) -> None:
-    """Raises `ImageReadError` when `size` has more than `max_image_pixels` pixels."""
+    """Raises `ImageReadError` when a part of an image that its decoder
+    allocates whole, beyond the image (a TIFF's tile), has more than
+    `max_image_pixels` pixels by the header `head` starts with."""
+    if image_format(head) == "tiff":
+        tile = tiff_tile_size(bytes(np.frombuffer(head, dtype=np.uint8)))
+        check_pixels(path, tile, max_image_pixels, part="a TIFF tile of ")
+
+
+def check_pixels(
+    path: str | os.PathLike[str],
+    size: tuple[int, int] | None,
+    max_image_pixels: int,
+    *,
+    part: str = "",
+) -> None:
+    """Raises `ImageReadError` when `size` has more than `max_image_pixels` pixels.
+
+    `part` names what has that size, when it is not the image ("a TIFF
+    tile of ").
+    """
     if size is not None and size[0] * size[1] > max_image_pixels:
         raise ImageReadError(
-            f"{os.fspath(path)}: {size[1]}x{size[0]} = {size[0] * size[1]:,} pixels, "
+            f"{os.fspath(path)}: {part}{size[1]}x{size[0]} = "
+            f"{size[0] * size[1]:,} pixels, "
             f"more than max_image_pixels={max_image_pixels:,} (a decompression "
             "bomb, or raise max_image_pixels to decode it)"
         )
@@ -153,7 +187,12 @@ def decode_image(
     `max_image_pixels`: a larger image (a decompression bomb: a few KB
     that decode to gigabytes) is an `ImageReadError`, never decoded, and
     so is a file of another format, or one whose header holds no size
-    (truncated: no decoder would read it). Whatever a decoder raises
+    (truncated: no decoder would read it), and so is a tiled TIFF whose
+    tile has more pixels than the limit, a file larger than its header
+    allows (`BYTES_PER_PIXEL` a claimed pixel plus `METADATA_BYTES`,
+    checked before it is read in full) and a JPEG of more than
+    `jpeg.MAX_JPEG_SCANS` scans (each decodes the whole image again).
+    Whatever a decoder raises
     (`cv2.error`, `MemoryError`, ...) is an `ImageReadError` too: the one
     "unreadable image" path of a truncated file (skipped with one
     `ImageWarning` at construction, replaced by another image of its
@@ -218,10 +257,8 @@ def decode_image(
             f"Invalid value for argument `color_mode`. Received: "
             f"color_mode={color_mode!r}. Expected one of {', '.join(map(repr, CHANNELS))}."
         )
-    data = np.frombuffer(read_image_bytes(path), dtype=np.uint8)
-    if data.size == 0:
-        raise ImageReadError(f"{os.fspath(path)}: empty file")
-    check_pixels(path, _claimed_size(path, data), max_image_pixels)
+    data = _read_image(path, max_image_pixels)
+    _check_scans(path, data)
     try:
         image = _decode(data, target_size, color_mode, exif_orientation)
     except Exception as exc:  # cv2.error, MemoryError, ...: one unreadable path
@@ -230,6 +267,76 @@ def decode_image(
         raise ImageReadError(f"{os.fspath(path)}: not a decodable image")
     check_pixels(path, image.shape[:2], max_image_pixels)
     return image
+
+
+def _read_image(path: str | os.PathLike[str], max_image_pixels: int) -> np.ndarray:
+    """The bytes of an image file whose header passed `check_pixels`, bounded.
+
+    The first `METADATA_BYTES` (or the whole file, if smaller) are read, the
+    header's size checked against `max_image_pixels`; a file larger than
+    `BYTES_PER_PIXEL` per claimed pixel plus `METADATA_BYTES` is refused
+    before the rest is read. The bytes go into one preallocated array
+    (`readinto`): the file's size in memory once, never twice. Opened as
+    `read_image_bytes` opens files; a `MemoryError` is an `ImageReadError`.
+    """
+    where = os.fspath(path)
+    try:
+        fd = open_regular(path, follow=True)
+    except OSError as exc:
+        raise ImageReadError(f"{where}: {exc.strerror or exc}") from exc
+    try:
+        with os.fdopen(fd, "rb", buffering=0) as handle:
+            size = os.fstat(handle.fileno()).st_size
+            data = np.empty(min(size, METADATA_BYTES), dtype=np.uint8)
+            got = _read_into(handle, data, 0)
+            if got == 0:
+                raise ImageReadError(f"{where}: empty file")
+            height, width = _claimed_size(path, data[:got])
+            check_pixels(path, (height, width), max_image_pixels)
+            check_buffers(path, data[:got], max_image_pixels)
+            most = BYTES_PER_PIXEL * height * width + METADATA_BYTES
+            if size > most:
+                raise ImageReadError(
+                    f"{where}: the file is {size:,} bytes, more than an image of "
+                    f"{width}x{height} needs (at most {most:,}: {BYTES_PER_PIXEL} "
+                    f"bytes a pixel and {METADATA_BYTES // 2**20} MiB of metadata); "
+                    "data appended to an image, or a damaged file"
+                )
+            if got < data.size or size <= data.size:
+                return data[:got]  # the whole file (it may have shrunk)
+            whole = np.empty(size, dtype=np.uint8)
+            whole[:got] = data
+            del data
+            return whole[: _read_into(handle, whole, got)]
+    except MemoryError as exc:
+        raise _unreadable(path, exc) from exc
+    except ImageReadError:
+        raise
+    except OSError as exc:
+        raise ImageReadError(f"{where}: {exc.strerror or exc}") from exc
+
+
+def _check_scans(path: str | os.PathLike[str], data: np.ndarray) -> None:
+    """`ImageReadError` for a JPEG of more than `MAX_JPEG_SCANS` scans (each
+    one decodes the whole image again: 20,000 took 83 s)."""
+    if _is_jpeg(data) and jpeg_scan_count(data) > MAX_JPEG_SCANS:
+        raise ImageReadError(
+            f"{os.fspath(path)}: a JPEG of more than {MAX_JPEG_SCANS} scans "
+            "(encoders write at most a few dozen; each scan decodes the whole "
+            "image again): a decoding-time bomb, or a damaged file"
+        )
+
+
+def _read_into(handle: io.RawIOBase, buffer: np.ndarray, start: int) -> int:
+    """Fills `buffer[start:]` from `handle`; the bytes in `buffer` at the end."""
+    view = buffer.data  # the array's own buffer: nothing copied
+    pos = start
+    while pos < len(view):
+        count = handle.readinto(view[pos:])
+        if not count:
+            break  # the file ended (or shrank since fstat)
+        pos += count
+    return pos
 
 
 def _claimed_size(path: str | os.PathLike[str], data: np.ndarray) -> tuple[int, int]:

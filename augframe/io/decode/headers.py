@@ -33,6 +33,7 @@ __all__ = [
     "image_format",
     "png_size",
     "tiff_size",
+    "tiff_tile_size",
     "webp_size",
 ]
 
@@ -174,6 +175,38 @@ def tiff_size(data: bytes | memoryview) -> tuple[int, int] | None:
     Reads classic TIFF and BigTIFF, in either byte order; the first image
     file directory only (OpenCV decodes the first page).
     """
+    found = _tiff_tags(data, (256, 257))
+    return None if found is None else _positive(found[257], found[256])
+
+
+def tiff_tile_size(data: bytes | memoryview) -> tuple[int, int] | None:
+    """`(TileLength, TileWidth)` of a tiled TIFF's first image, or None.
+
+    The decoder allocates a whole tile whatever the image's size: a TIFF
+    of 1x1 pixel with tiles of 16000x16000 made it allocate 980 MB. So the
+    pixel limit is checked against the tile too. None for a TIFF in strips
+    (a strip is at most the image's width by its height: the image's size
+    bounds it) and for anything else.
+
+    Example:
+    >>> entries = [(256, 1), (257, 1), (322, 16000), (323, 16000)]
+    >>> ifd = struct.pack("<H", 4) + b"".join(
+    ...     struct.pack("<HHII", tag, 4, 1, value) for tag, value in entries)
+    >>> tiff_tile_size(b"II*\\x00" + struct.pack("<I", 8) + ifd + bytes(4))
+    (16000, 16000)
+    """
+    found = _tiff_tags(data, (322, 323))
+    return None if found is None else _positive(found[323], found[322])
+
+
+def _tiff_tags(
+    data: bytes | memoryview, tags: tuple[int, int]
+) -> dict[int, int] | None:
+    """The values of two integer `tags` of a TIFF's first directory, or None.
+
+    None when the data is not a TIFF, either tag is missing, or a directory
+    entry is truncated or not an integer stored in the entry itself.
+    """
     if len(data) < 8:
         return None
     order = {b"II": "<", b"MM": ">"}.get(bytes(data[:2]))
@@ -198,14 +231,14 @@ def tiff_size(data: bytes | memoryview) -> tuple[int, int] | None:
         if at + entry_size > len(data):
             return None
         tag, kind = struct.unpack_from(order + "HH", data, at)
-        if tag not in (256, 257):
+        if tag not in tags:
             continue
         value = _tiff_value(data, order, kind, at + value_at)
         if value is None:
             return None
         found[tag] = value
         if len(found) == 2:
-            return _positive(found[257], found[256])
+            return found
     return None
 
 

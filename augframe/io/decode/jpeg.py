@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 import struct
 
 import numpy as np
 
-__all__ = ["jpeg_frame_size", "jpeg_size"]
+__all__ = ["MAX_JPEG_SCANS", "jpeg_frame_size", "jpeg_scan_count", "jpeg_size"]
 
 # Start-of-frame markers of the DCT processes libjpeg decodes at 1/2, 1/4 or
 # 1/8 scale: baseline, extended sequential and progressive (Huffman coding).
@@ -18,6 +19,21 @@ _STANDALONE = frozenset({0x01, *range(0xD0, 0xD8)})
 # SOI, EOI, SOS: reaching one of these before a frame header means no size.
 _STOP = frozenset({0xD8, 0xD9, 0xDA})
 _MAX_SEGMENTS = 65536  # more segments before the frame header: not a real JPEG
+
+MAX_JPEG_SCANS = 100
+"""Most scans (start-of-scan segments) a JPEG may have to be decoded.
+
+libjpeg decodes every scan over the whole image, so the decoding time grows
+with their number, not with the pixels: a 2000x2000 progressive JPEG with
+its last scan repeated 20,000 times (300 KB) took 83 s of CPU per decode.
+Encoders write 1 (baseline) to about 10 scans (progressive; libjpeg's
+default script has 10, `jpegtran -scans` scripts a few dozen at most);
+libjpeg-turbo's tools offer the same kind of limit (`-maxscans`)."""
+
+# A marker: 0xFF (fill bytes 0xFF allowed) then a byte that is neither 0x00
+# (a stuffed 0xFF inside entropy-coded data) nor RST0-RST7 (restart markers
+# inside a scan) nor 0xFF.
+_MARKER = re.compile(rb"\xff+([^\x00\xd0-\xd7\xff])")
 
 
 def jpeg_size(data: np.ndarray | bytes) -> tuple[int, int] | None:
@@ -107,3 +123,49 @@ def _frame_header(data: np.ndarray | bytes) -> tuple[int, int, int, int] | None:
             return int(marker), int(precision), int(height), int(width)
         pos += length
     return None
+
+
+def jpeg_scan_count(data: np.ndarray | bytes, stop_after: int = MAX_JPEG_SCANS) -> int:
+    """The start-of-scan (SOS, 0xFFDA) segments of a JPEG, up to `stop_after + 1`.
+
+    Walks the markers from the start of the file to its end-of-image marker:
+    a segment with a length (APP segments, and so EXIF thumbnails, included)
+    is jumped over, the entropy-coded data after each SOS segment is searched
+    for the next marker (a 0xFF byte there is stuffed as 0xFF00, so 0xFFDA is
+    always a real marker). Linear in the data's length, in C (`re`); counting
+    stops after `stop_after + 1` scans. 0 for data that is not a JPEG.
+
+    Example:
+    >>> import cv2
+    >>> image = np.zeros((16, 16, 3), np.uint8)
+    >>> jpeg_scan_count(cv2.imencode(".jpg", image)[1])
+    1
+    >>> progressive = [cv2.IMWRITE_JPEG_PROGRESSIVE, 1]
+    >>> jpeg_scan_count(cv2.imencode(".jpg", image, progressive)[1]) > 1
+    True
+    """
+    view = (
+        np.ascontiguousarray(data, dtype=np.uint8).reshape(-1).data
+        if isinstance(data, np.ndarray)
+        else memoryview(data)
+    )
+    size = len(view)
+    if size < 4 or bytes(view[:3]) != b"\xff\xd8\xff":
+        return 0
+    scans = 0
+    pos = 2
+    while scans <= stop_after:
+        found = _MARKER.search(view, pos)
+        if found is None:
+            break
+        marker = found.group(1)[0]
+        pos = found.end()
+        if marker == 0xD9:  # end of image: what follows is not decoded
+            break
+        if marker in _STANDALONE or marker == 0xD8 or pos + 2 > size:
+            continue
+        (length,) = struct.unpack_from(">H", view, pos)
+        if marker == 0xDA:
+            scans += 1
+        pos += max(length, 2)  # the segment, then (after SOS) entropy data
+    return scans
