@@ -105,6 +105,13 @@ def test_a_split_gives_a_frame_sequence_and_a_validation_sequence(tmp_path):
         )
     with ValidationSequence.from_directory(root, cache_dir=None, **QUIET) as whole:
         assert type(whole) is ValidationSequence and whole.num_samples == 8
+    # validation=True through a file constructor (as the README and the demo do)
+    with FrameSequence.from_directory(
+        root, validation=True, cache_dir=None, **QUIET
+    ) as flagged:
+        assert type(flagged) is ValidationSequence and flagged.num_samples == 8
+        flagged.on_epoch_begin()  # Keras' hooks: no engine, no clock, no error
+        flagged.on_epoch_end()
 
 
 def test_shared_code_never_asks_which_role_it_plays():

@@ -35,19 +35,18 @@ __all__ = [
 def _made(cls: Any, planned: list[Planned]) -> Any:
     """The sequence, or `(train, val)` when both subsets were asked for.
 
-    The validation subset of a split is the adapter's `ValidationSequence`.
+    Validation data (the validation subset of a split, or `validation=True`)
+    is the adapter's `ValidationSequence`.
     """
-    made = [
-        _make(
-            cls.validation_type if p.subset == "validation" else cls, p.source, p.config
-        )
-        for p in planned
-    ]
+    made = [_make(cls, p.source, p.config) for p in planned]
     return made[0] if len(made) == 1 else tuple(made)
 
 
 def _make(cls: Any, source: StoreSource, config: FrameConfig) -> Any:
-    """A `cls` from a config checked already (not checked again)."""
+    """A `cls` (its `ValidationSequence` for validation data) from a config
+    checked already (not checked again)."""
+    if config.validation:
+        cls = cls.validation_type
     seq = cls.__new__(cls)
     construct_from_config(seq, source, config)
     return seq
