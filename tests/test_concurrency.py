@@ -226,3 +226,55 @@ def test_hot_changes_and_regenerate_from_many_threads() -> None:
         _check_frame(seq)
     finally:
         seq.close()
+
+
+@pytest.mark.parametrize("background", [False, True], ids=["one-buffer", "two-buffers"])
+def test_readers_never_pair_a_view_with_another_frames_pixels(background):
+    """One buffer: a foreground build keeps the gate closed from its first
+    write until the new view is published (found by review: 186,138 of
+    188,738 reads mismatched when the gate opened before the publish)."""
+    from augframe.core.engine import FrameEngine
+    from augframe.io.stores import mapping_to_store
+    from augframe.options.groups import BuildOptions, ScheduleOptions
+    from augframe.options.hot import HotSettings
+
+    store, names = mapping_to_store(
+        {
+            "a": np.zeros((32, 4, 4, 3), np.uint8),
+            "b": np.full((32, 4, 4, 3), 255, np.uint8),
+        },
+        image_size=(4, 4),
+        num_workers=1,
+    )
+    engine = FrameEngine(
+        store,
+        class_names=names,
+        build=BuildOptions.of(samples_per_class=32, seed=0),
+        schedule=ScheduleOptions.of(background=background),
+        hot=HotSettings.of(
+            epochs_per_frame=1, background=background, writes_examples=False
+        ),
+    )
+    counts = {"reads": 0, "mismatched": 0}
+    stop = threading.Event()
+
+    def read() -> None:
+        while not stop.is_set():
+            with engine.reading() as view:
+                pixels = (view.frame.images[:, 0, 0, 0] > 127).astype(int)
+                counts["reads"] += 1
+                counts["mismatched"] += int((pixels != view.frame.labels).any())
+
+    readers = [threading.Thread(target=read) for _ in range(2)]
+    try:
+        for thread in readers:
+            thread.start()
+        for _ in range(60):
+            engine.regenerate()
+    finally:
+        stop.set()
+        for thread in readers:
+            thread.join(timeout=30)
+        engine.close()
+    assert counts["reads"] > 0
+    assert counts["mismatched"] == 0, counts

@@ -150,6 +150,7 @@ class Served:
         self.view: View | None = None
         self.broken: BaseException | None = None  # why no view can be served
         self.building = False  # a foreground build writes the served buffer
+        self._closed = 0  # nested `exclusive()` blocks open now
 
     @contextlib.contextmanager
     def reading(self) -> Iterator[View]:
@@ -183,15 +184,24 @@ class Served:
 
     @contextlib.contextmanager
     def exclusive(self) -> Iterator[None]:
-        """No new reader while the block runs (readers wait in `reading()`)."""
+        """No new reader while the block runs (readers wait in `reading()`).
+
+        Nests: the gate opens when the outermost block ends. A foreground
+        build keeps it closed from its first write until the new frame's view
+        (or the restored one) is published, so no reader ever pairs the old
+        view's labels and order with the new pixels.
+        """
         with self._cond:
+            self._closed += 1
             self.building = True
         try:
             yield
         finally:
             with self._cond:
-                self.building = False
-                self._cond.notify_all()
+                self._closed -= 1
+                if self._closed == 0:
+                    self.building = False
+                    self._cond.notify_all()
 
     def publish(self, view: View | None, broken: BaseException | None = None) -> None:
         """Serves `view` from now on (None: nothing, broken by `broken`)."""
@@ -303,7 +313,9 @@ class FrameEngine:
                     say=say,
                     progress=progress,
                 )
-            self._install(frame)  # listeners may fail (e.g. an example folder)
+            self._announce(
+                self._install(frame)
+            )  # listeners may fail (e.g. an example folder)
             self._start_pending()
         except BaseException:
             self.close()
@@ -489,6 +501,18 @@ class FrameEngine:
         view = self._served.view
         last = view.frame if view is not None else None
         generation = (last.generation if last is not None else 0) + 1
+        in_place = (self._rolling is None or last is None) and self._pending is None
+        with self._served.exclusive() if in_place else contextlib.nullcontext():
+            frame, paced = self._build_next(last, generation, everything=everything)
+            event = self._install(frame, paced_seconds=paced)
+        self._announce(event)
+        self._start_pending()
+
+    def _build_next(
+        self, last: Frame | None, generation: int, *, everything: bool
+    ) -> tuple[Frame, float]:
+        """The next frame and the seconds its build was paced; a failed build
+        keeps (or restores) the last good frame and raises `BuildError`."""
         try:
             paced = 0.0
             if self._rolling is not None and last is not None:
@@ -516,8 +540,7 @@ class FrameEngine:
                 "or `regenerate()` tries again."
             ) from exc
         self.last_error = None
-        self._install(frame, paced_seconds=paced)
-        self._start_pending()
+        return frame, paced
 
     def _build_in_place(
         self,
@@ -561,7 +584,8 @@ class FrameEngine:
         view = self._served.view
         self._served.publish(View(restored, view.order, self.epoch) if view else None)
 
-    def _install(self, frame: Frame, *, paced_seconds: float = 0.0) -> None:
+    def _install(self, frame: Frame, *, paced_seconds: float = 0.0) -> FrameInstalled:
+        """Serves `frame` from now on; its event, for `_announce`."""
         frame.emit_warnings()
         served = self.epochs_in_frame
         self.epochs_in_frame = 0
@@ -569,12 +593,15 @@ class FrameEngine:
         self._set_order(frame)
         # The frame's buffer is not written until the next swap: listeners
         # read it in place.
-        event = FrameInstalled(
+        return FrameInstalled(
             frame=frame,
             available=self.available.tolist(),
             paced_seconds=paced_seconds,
             note=self.schedule.note(frame.generation, served),
         )
+
+    def _announce(self, event: FrameInstalled) -> None:
+        """Tells the listeners (reports, examples) about a frame just served."""
         for listener in self.listeners:
             listener(event)
 
