@@ -749,3 +749,39 @@ def test_cache_clear_without_cache_dir_keeps_an_explicit_cache_in_the_home(
     assert main(["cache", "clear"]) == 0
     assert "removed 0 cache(s)" in capsys.readouterr().out
     assert (folder / "manifest.json").is_file()
+
+
+def test_a_lock_whose_file_was_removed_while_waiting_is_taken_again(tmp_path):
+    """Eviction removes `.lock` while it holds it: a builder that waited on
+    the old file takes the lock again on the file now at that name, so two
+    builders never own one folder (found by review)."""
+    import threading
+
+    from augframe.io.cache.layout import LOCK_FILE, locked
+
+    folder = tmp_path / "16x16"
+    folder.mkdir()
+    got = threading.Event()
+    held_inode: list[int] = []
+    others: list[bool] = []
+
+    def waiter() -> None:
+        with locked(folder) as held:
+            assert held
+            held_inode.append((folder / LOCK_FILE).stat().st_ino)
+            with locked(folder, wait=False) as other:  # a second builder now
+                others.append(other)
+            got.set()
+
+    with locked(folder) as held:
+        assert held
+        thread = threading.Thread(target=waiter)
+        thread.start()
+        assert not got.wait(0.3)  # it waits on the lock
+        old = (folder / LOCK_FILE).stat().st_ino
+        (folder / LOCK_FILE).unlink()  # what eviction does, holding the lock
+        (folder / LOCK_FILE).write_bytes(b"")  # another builder's new lock file
+        new = (folder / LOCK_FILE).stat().st_ino
+    thread.join(timeout=10)
+    assert got.is_set() and held_inode == [new] and new != old
+    assert others == [False]  # the waiter holds the file at the name

@@ -179,6 +179,10 @@ if sys.platform == "win32":
 else:
     import fcntl
 
+    _LOCK_TRIES = 20
+    """How often `locked` takes the lock again when its file was removed or
+    replaced while it waited."""
+
     @contextlib.contextmanager
     def locked(folder: Path, *, wait: bool = True) -> Iterator[bool]:
         """Holds the folder's exclusive lock (one builder at a time).
@@ -189,23 +193,43 @@ else:
         but a regular file at `.lock` (a FIFO, a symlink) is removed and a
         lock file made in its place.
         """
-        try:
-            fd = _open_lock(folder / LOCK_FILE)
-        except OSError:
-            yield True
-            return
-        with open(fd, "a+b") as handle:
+        path = folder / LOCK_FILE
+        for _ in range(_LOCK_TRIES):
             try:
-                fcntl.flock(
-                    handle.fileno(), fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB)
-                )
-            except BlockingIOError:
-                yield False
-                return
-            try:
+                fd = _open_lock(path)
+            except FileNotFoundError:  # the folder went (evicted): make it again
+                with contextlib.suppress(OSError):
+                    folder.mkdir(parents=True, exist_ok=True)
+                continue
+            except OSError:
                 yield True
-            finally:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+                return
+            with open(fd, "a+b") as handle:
+                try:
+                    fcntl.flock(
+                        handle.fileno(), fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB)
+                    )
+                except BlockingIOError:
+                    yield False
+                    return
+                try:
+                    # Eviction removes `.lock` while it holds it: a lock taken
+                    # on a file that no longer has the name locks nothing.
+                    if not _still_named(handle.fileno(), path):
+                        continue
+                    yield True
+                    return
+                finally:
+                    fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+        yield True  # the name kept changing under us: as a read-only folder
+
+    def _still_named(fd: int, path: Path) -> bool:
+        """Whether the open lock file is still the file at `path`."""
+        try:
+            named, held = os.lstat(path), os.fstat(fd)
+        except OSError:
+            return False
+        return (named.st_ino, named.st_dev) == (held.st_ino, held.st_dev)
 
     def _open_lock(path: Path) -> int:
         flags = os.O_RDWR | os.O_CREAT | os.O_APPEND
