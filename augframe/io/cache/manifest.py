@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from augframe import _warn
-from augframe._files import read_head, read_json_file
+from augframe._files import open_regular, read_head, read_json_file
 from augframe.errors import CacheWarning
 from augframe.io.cache.layout import (
     CACHE_VERSION,
@@ -367,7 +367,10 @@ def write_manifest(folder: Path, doc: dict[str, Any]) -> None:
     The caller fsyncs the folder, which makes the rename durable.
     """
     tmp = folder / f"{TMP_PREFIX}{doc['build_id']}-{MANIFEST}"
-    with open(tmp, "w", encoding="utf-8") as f:
+    # A new regular file only: never through a symlink or into a FIFO planted
+    # at the name (`O_EXCL` with `O_CREAT` refuses any existing entry).
+    fd = open_regular(tmp, flags=os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
         json.dump(doc, f, separators=(",", ":"))
         f.flush()
         os.fsync(f.fileno())
