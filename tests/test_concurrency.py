@@ -161,7 +161,9 @@ def test_tf_dataset_fit_under_concurrent_commands(repeat: int) -> None:
             )
         assert not regenerating.errors, regenerating.errors
         assert regenerating.calls > 0
-        assert len(bad) == 4 * len(seq)
+        # Every batch of 4 epochs checked (JAX and torch pull a batch or two
+        # more while building the model).
+        assert len(bad) >= 4 * len(seq)
         assert sum(bad) == 0, f"{sum(bad)} of {len(bad) * 8} served samples mislabeled"
         _check_frame(seq)
     finally:
