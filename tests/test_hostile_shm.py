@@ -245,7 +245,9 @@ def _semaphores() -> list:
     return [
         o
         for o in gc.get_objects()
-        if isinstance(o, multiprocessing.synchronize.SemLock)
+        # type(), not isinstance(): isinstance reads `__class__`, which some
+        # modules' deprecated objects answer with a warning (torch's).
+        if issubclass(type(o), multiprocessing.synchronize.SemLock)
         and o._semlock.name is not None
     ]
 
