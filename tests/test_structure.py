@@ -163,8 +163,7 @@ def test_the_room_finder_finds_a_two_way_pair(tmp_path):
 
 def _is_redirect(path: Path) -> bool:
     """A top-level module that only stands in for a moved one: 30 lines or
-    fewer that swap themselves in `sys.modules` or say they "moved" (as
-    `python ../shared/tools/structure.py` defines it)."""
+    fewer that swap themselves in `sys.modules` or say they "moved"."""
     text = path.read_text()
     return len(text.splitlines()) <= 30 and (
         "sys.modules" in text or "moved" in text.lower()

@@ -511,8 +511,7 @@ class FrameEngine:
     def _build_next(
         self, last: Frame | None, generation: int, *, everything: bool
     ) -> tuple[Frame, float]:
-        """The next frame and the seconds its build was paced; a failed build
-        keeps (or restores) the last good frame and raises `BuildError`."""
+        """The next frame and its paced seconds; on failure, `_failed`, then `BuildError`."""
         try:
             paced = 0.0
             if self._rolling is not None and last is not None:
@@ -585,8 +584,7 @@ class FrameEngine:
         self._served.publish(View(restored, view.order, self.epoch) if view else None)
 
     def _install(self, frame: Frame, *, paced_seconds: float = 0.0) -> FrameInstalled:
-        """Serves `frame` from now on; its event, for `_announce`."""
-        frame.emit_warnings()
+        frame.emit_warnings()  # serves `frame` from now on; its event for `_announce`
         served = self.epochs_in_frame
         self.epochs_in_frame = 0
         self.schedule.plan()
@@ -600,8 +598,7 @@ class FrameEngine:
             note=self.schedule.note(frame.generation, served),
         )
 
-    def _announce(self, event: FrameInstalled) -> None:
-        """Tells the listeners (reports, examples) about a frame just served."""
+    def _announce(self, event: FrameInstalled) -> None:  # reports, examples
         for listener in self.listeners:
             listener(event)
 
