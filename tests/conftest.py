@@ -39,6 +39,19 @@ def user_cache_folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path
         os.environ["AUGFRAME_CACHE_DIR"] = saved
 
 
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A user's cache folder of this test alone (no cap set, no warning
+    remembered from another test)."""
+    from augframe.io.cache import auto as auto_module
+
+    folder = tmp_path / "user-cache"
+    monkeypatch.setenv("AUGFRAME_CACHE_DIR", str(folder))
+    monkeypatch.delenv("AUGFRAME_CACHE_MAX_BYTES", raising=False)
+    monkeypatch.setattr(auto_module, "_warned", set())
+    return folder
+
+
 def random_images(
     count: int, *, seed: int, size: tuple[int, int] = (20, 24)
 ) -> np.ndarray:

@@ -33,16 +33,6 @@ from augframe.keras.run_config import load_config
 SIZE = (12, 10)
 
 
-@pytest.fixture
-def home(tmp_path, monkeypatch) -> Path:
-    """A user's cache folder of this test alone."""
-    folder = tmp_path / "user-cache"
-    monkeypatch.setenv("AUGFRAME_CACHE_DIR", str(folder))
-    monkeypatch.delenv("AUGFRAME_CACHE_MAX_BYTES", raising=False)
-    monkeypatch.setattr(auto_module, "_warned", set())
-    return folder
-
-
 def listed(root: Path) -> tuple[list[str], np.ndarray]:
     paths, labels, _ = collect_directory(root)
     return paths, labels

@@ -49,16 +49,6 @@ FOLDER = f"{SIZE[0]}x{SIZE[1]}"
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture
-def home(tmp_path, monkeypatch) -> Path:
-    """A user's cache folder of this test alone."""
-    folder = tmp_path / "user-cache"
-    monkeypatch.setenv("AUGFRAME_CACHE_DIR", str(folder))
-    monkeypatch.delenv("AUGFRAME_CACHE_MAX_BYTES", raising=False)
-    monkeypatch.setattr(auto_module, "_warned", set())
-    return folder
-
-
 def default_cache(root: Path):
     paths, labels, _ = collect_directory(root)
     return build_default_cache(
