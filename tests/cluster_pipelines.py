@@ -1,4 +1,4 @@
-"""Pipelines that cluster workers import by name (tests/test_cluster.py).
+"""Pipelines that cluster workers import by name (tests/core/test_cluster.py).
 
 Kept out of the test module: a worker that unpickles a factory imports its
 module, and the test module imports Keras (seconds, and TensorFlow's memory,
@@ -12,7 +12,7 @@ import os
 import time
 
 import numpy as np
-from conftest import flip_rotate
+from tests.conftest import flip_rotate
 
 from augframe.augment.pipeline import A
 

@@ -28,7 +28,7 @@ IMAGE_SIZE = (16, 16)
 @pytest.fixture(scope="session", autouse=True)
 def user_cache_folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """The default cache (`cache_dir="auto"`) of every test: a temporary
-    folder, never the real home (`test_cache_home.py` checks it)."""
+    folder, never the real home (`tests/io/cache/test_home.py` checks it)."""
     folder = tmp_path_factory.mktemp("augframe-user-cache")
     saved = os.environ.get("AUGFRAME_CACHE_DIR")
     os.environ["AUGFRAME_CACHE_DIR"] = str(folder)

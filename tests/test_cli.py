@@ -11,7 +11,7 @@ from pathlib import Path
 
 import cv2
 import pytest
-from conftest import write_jpegs
+from tests.conftest import write_jpegs
 
 import augframe.cli
 from augframe.cli import build_parser, default_cache_dir, main

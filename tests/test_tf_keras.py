@@ -14,7 +14,7 @@ import threading
 import time
 
 import pytest
-from conftest import flip_rotate, stamped_sequence, stamped_source, write_jpegs
+from tests.conftest import flip_rotate, stamped_sequence, stamped_source, write_jpegs
 
 tf_keras = pytest.importorskip("tf_keras")
 if os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow":

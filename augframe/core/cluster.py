@@ -483,7 +483,7 @@ async def _from_holders(
     direct gather calls after drawing a worker with `random.choice`. No
     public fetch (`Client.gather`, direct or relayed, `Future.result`, the
     executor) leaves the training process's `random` untouched.
-    `tests/test_cluster.py::test_the_one_private_dask_fetch_still_works_and_is_still_needed`
+    `tests/core/test_cluster.py::test_the_one_private_dask_fetch_still_works_and_is_still_needed`
     fails when Dask changes either (these calls, or its public fetch's draw).
     Any error in these calls falls back to the relayed gather (`_fetch`).
     """

@@ -1,4 +1,4 @@
-"""One process of a two-process JAX fit over 127.0.0.1 (tests/test_distribute.py).
+"""One process of a two-process JAX fit over 127.0.0.1 (tests/keras/test_distribution.py).
 
 Usage: python jax_two_process_fit.py PORT PROCESS_ID NUM_PROCESSES [REFRESH [SCHEDULER]]
 With SCHEDULER (a Dask scheduler's address), the process builds its shard's

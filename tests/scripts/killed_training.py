@@ -2,7 +2,7 @@
 
 Prints one JSON line once the first frame is served (its pid, its build
 workers' pids and the shared-memory names of its frame buffers), then
-rebuilds frames until it is killed. Run by tests/test_leaks.py.
+rebuilds frames until it is killed. Run by tests/integration/test_leaks.py.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ Reads commands from stdin, one a line:
 Prints `started <pid>` once a child is forked and `ended <pid> <status>`
 (`os.waitstatus_to_exitcode`) once it is reaped. Forking saves each child
 the seconds of importing Keras, so that a test can kill many. Run by
-tests/test_hostile_shm.py.
+tests/core/test_shm.py.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ a hot-tune through the control file every 25 epochs) and prints one JSON
 line: the RSS growth and the growth of Python objects allocated under
 augframe's code between frame 60 and the end (tracemalloc), the five biggest
 sites of that growth, and the threads seen. Run by
-tests/test_reliability_runs.py in a fresh interpreter, so that no earlier
+tests/integration/test_reliability_runs.py in a fresh interpreter, so that no earlier
 test's threads or one-time imports are counted.
 
 Usage: python soak_frames.py FOLDER
@@ -24,8 +24,8 @@ from pathlib import Path
 
 import psutil
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: conftest
-from conftest import flip_rotate, random_images
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the checkout: tests.conftest
+from tests.conftest import flip_rotate, random_images
 
 from augframe import FrameSequence
 from augframe.options.control_file import write_control

@@ -1,0 +1,353 @@
+"""Memory you can trust: the budget checked before allocation, no copies of in-place arrays.
+
+The limits are read from fake /proc and /sys trees (cgroup v1 and v2);
+the checks are driven with stated limits, so that they do not depend on
+this machine's memory.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+from tests.conftest import IMAGE_SIZE, flip_rotate, random_images
+
+from augframe import ConfigError, FrameSequence, MemoryWarning
+from augframe.core import limits as limits_mod
+from augframe.core import memory
+from augframe.core.limits import Headroom, MemoryLimits, probe_memory
+from augframe.core.memory import MEMORY_MARGIN, FrameBudget
+from augframe.io.class_arrays import ClassArrayStore
+from augframe.io.stores import ArrayStore, FileStore, StoreSource, mapping_to_store
+
+GiB = 2**30
+
+
+def write(root: Path, files: dict[str, str]) -> Path:
+    for name, text in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return root
+
+
+MEMINFO = "MemTotal: 16000000 kB\nMemAvailable: 8388608 kB\n"  # 8 GiB
+
+
+@pytest.mark.parametrize(
+    ("files", "expected", "source"),
+    [
+        ({"proc/meminfo": MEMINFO}, 8 * GiB, "MemAvailable"),
+        (  # cgroup v2: 2 GiB limit, 1.5 GiB used of which 0.5 GiB page cache
+            {
+                "proc/meminfo": MEMINFO,
+                "proc/self/cgroup": "0::/job\n",
+                "sys/fs/cgroup/job/memory.max": f"{2 * GiB}\n",
+                "sys/fs/cgroup/job/memory.current": f"{3 * GiB // 2}\n",
+                "sys/fs/cgroup/job/memory.stat": f"anon 1\ninactive_file {GiB // 2}\n",
+            },
+            GiB,
+            "cgroup v2 memory.max",
+        ),
+        (  # cgroup v2 without a limit ("max"): MemAvailable rules
+            {
+                "proc/meminfo": MEMINFO,
+                "proc/self/cgroup": "0::/\n",
+                "sys/fs/cgroup/memory.max": "max\n",
+                "sys/fs/cgroup/memory.current": "100\n",
+            },
+            8 * GiB,
+            "MemAvailable",
+        ),
+        (  # cgroup v1, the limit on the parent, the path namespaced away
+            {
+                "proc/meminfo": MEMINFO,
+                "proc/self/cgroup": "4:memory:/host/path/not/here\n1:cpu:/\n",
+                "sys/fs/cgroup/memory/memory.limit_in_bytes": f"{3 * GiB}\n",
+                "sys/fs/cgroup/memory/memory.usage_in_bytes": f"{GiB}\n",
+                "sys/fs/cgroup/memory/memory.stat": "total_inactive_file 0\n",
+            },
+            2 * GiB,
+            "cgroup v1 memory.limit_in_bytes",
+        ),
+        (  # cgroup v1 "no limit" (about 2**63)
+            {
+                "proc/meminfo": MEMINFO,
+                "proc/self/cgroup": "4:memory:/\n",
+                "sys/fs/cgroup/memory/memory.limit_in_bytes": "9223372036854771712\n",
+                "sys/fs/cgroup/memory/memory.usage_in_bytes": "5\n",
+            },
+            8 * GiB,
+            "MemAvailable",
+        ),
+    ],
+)
+def test_ram_is_the_least_of_memavailable_and_every_cgroup_limit(
+    tmp_path, files, expected, source
+):
+    root = write(tmp_path, files)
+    limits = probe_memory(root=str(root), shm_dir=str(tmp_path))
+    assert limits.ram is not None and limits.ram.bytes == expected
+    assert source in limits.ram.source
+    assert limits.shm is not None and limits.shm.bytes > 0
+
+
+def test_nested_cgroup_v2_limits_take_the_tightest(tmp_path):
+    root = write(
+        tmp_path,
+        {
+            "proc/self/cgroup": "0::/a/b\n",
+            "sys/fs/cgroup/a/memory.max": f"{GiB}\n",
+            "sys/fs/cgroup/a/memory.current": "0\n",
+            "sys/fs/cgroup/a/b/memory.max": "max\n",
+            "sys/fs/cgroup/a/b/memory.current": "0\n",
+        },
+    )
+    ram = probe_memory(root=str(root), shm_dir="/nonexistent").ram
+    assert ram is not None and ram.bytes == GiB and "/a)" in ram.source
+
+
+def test_unknown_limits_check_nothing(tmp_path):
+    limits = probe_memory(root=str(tmp_path), shm_dir=str(tmp_path / "none"))
+    assert limits == MemoryLimits(ram=None, shm=None)
+    budget = FrameBudget(
+        num_samples=10**9,
+        image_size=(224, 224),
+        channels=3,
+        num_buffers=2,
+        num_classes=2,
+        samples_per_class=None,
+    )
+    budget.check_ram(limits)  # nothing known: nothing refused
+    assert not budget.shm_short(limits)
+
+
+def budget_of(num_buffers: int = 1) -> FrameBudget:
+    # 100 samples of 32x32x3: 307,200 bytes per buffer.
+    return FrameBudget(
+        num_samples=100,
+        image_size=(32, 32),
+        channels=3,
+        num_buffers=num_buffers,
+        num_classes=2,
+        samples_per_class=50,
+    )
+
+
+def test_a_frame_that_does_not_fit_names_both_sizes_and_what_to_lower():
+    limits = MemoryLimits(ram=Headroom(400_000, "a test limit"), shm=None)
+    with pytest.raises(ConfigError) as info:
+        budget_of(2).check_ram(limits)
+    text = str(info.value)
+    assert "614,400 bytes" in text and "400,000 bytes" in text
+    assert "a test limit" in text
+    # 400,000 * 0.8 / (2 buffers * 3,072 bytes * 2 classes) = 26.
+    assert "samples_per_class=26 or less" in text
+    assert "background=False (one buffer: 307,200 bytes" in text
+
+
+def test_a_frame_within_the_margin_gets_one_warning_and_a_roomy_one_none():
+    needed = budget_of().needed_bytes
+    tight = MemoryLimits(
+        ram=Headroom(int(needed / (1 - MEMORY_MARGIN / 2)), "x"), shm=None
+    )
+    with pytest.warns(MemoryWarning, match="less than 20% to spare") as record:
+        budget_of().check_ram(tight)
+    assert len(record) == 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        budget_of().check_ram(tight, warn=False)
+        budget_of().check_ram(MemoryLimits(ram=Headroom(10 * needed, "x"), shm=None))
+
+
+def limited(monkeypatch, *, ram: int | None = None, shm: int | None = None) -> None:
+    """Makes every check see these limits (None: this machine's own)."""
+    real = limits_mod.probe_memory()
+    fake = MemoryLimits(
+        ram=Headroom(ram, "a test limit") if ram is not None else real.ram,
+        shm=Headroom(shm, "/dev/shm") if shm is not None else real.shm,
+    )
+    monkeypatch.setattr(memory, "probe", lambda: fake)
+
+
+SOURCE = {
+    "a": random_images(6, seed=0, size=IMAGE_SIZE),
+    "b": random_images(3, seed=1, size=IMAGE_SIZE),
+}
+
+
+def test_the_300_gb_example_is_refused_in_under_a_second_before_decoding(
+    monkeypatch,
+):
+    limited(monkeypatch, ram=64 * GiB)
+    # A source that decoding would choke on: the check must come first.
+    source = {"a": ["missing.jpg"], "b": ["missing.jpg"]}
+    began = time.perf_counter()
+    with pytest.raises(
+        ConfigError, match=r"301,056,000,000 bytes .*samples_per_class=182609 or less"
+    ):
+        FrameSequence(
+            source,
+            image_size=(224, 224),
+            samples_per_class=1_000_000,
+            background=False,
+            verbose=0,
+        )
+    with pytest.raises(ConfigError, match=r"602,112,000,000 bytes.*background=False"):
+        FrameSequence(
+            source, image_size=(224, 224), samples_per_class=1_000_000, verbose=0
+        )
+    assert time.perf_counter() - began < 1.0
+
+
+def test_a_frame_larger_than_this_machine_is_refused_without_a_fake_limit():
+    # 2 x 1,000,000 samples of 16384x16384x3: petabytes, more than any machine.
+    with pytest.raises(ConfigError, match="does not fit in memory"):
+        FrameSequence(
+            SOURCE, image_size=(16384, 16384), samples_per_class=1_000_000, verbose=0
+        )
+
+
+def test_without_samples_per_class_the_engine_checks_before_it_allocates(
+    monkeypatch,
+):
+    limited(monkeypatch, ram=1000)  # 9 natives of 16x16x3 need 6,912 bytes
+    with pytest.raises(ConfigError, match="6,912 bytes"):
+        FrameSequence(SOURCE, image_size=IMAGE_SIZE, background=False, verbose=0)
+
+
+def test_validation_data_decoded_into_ram_is_checked_too(monkeypatch, tmp_path):
+    import cv2
+
+    paths = []
+    for i in range(3):
+        path = tmp_path / f"{i}.png"
+        cv2.imwrite(str(path), random_images(1, seed=i)[0])
+        paths.append(str(path))
+    limited(monkeypatch, ram=1000)
+    files = FileStore(paths, np.array([0, 0, 1]), image_size=IMAGE_SIZE)
+    with pytest.raises(ConfigError, match="decoded cache"):
+        FrameSequence.for_validation(
+            StoreSource(files, ["a", "b"]), image_size=IMAGE_SIZE, verbose=0
+        )
+
+
+def build(**kwargs):
+    options = dict(
+        image_size=IMAGE_SIZE,
+        samples_per_class=6,
+        augment=flip_rotate,
+        seed=3,
+        verbose=1,
+        background=False,
+    )
+    options.update(kwargs)
+    return FrameSequence(SOURCE, **options)
+
+
+def test_short_shm_falls_back_to_threads_in_auto_mode_and_says_so(monkeypatch, caplog):
+    import augframe.core.makers as makers
+
+    monkeypatch.setattr(makers, "AUTO_PROCESS_PIXELS", 1)  # auto would pick processes
+    limited(monkeypatch)
+    with caplog.at_level("INFO", logger="augframe"), build(num_build_workers=2) as seq:
+        assert seq.build_processes  # enough shared memory: processes
+    limited(monkeypatch, shm=1000)
+    caplog.clear()
+    with caplog.at_level("INFO", logger="augframe"), build(num_build_workers=2) as seq:
+        assert not seq.build_processes
+    lines = [r.getMessage() for r in caplog.records if "/dev/shm" in r.getMessage()]
+    assert len(lines) == 1 and lines[0].startswith("Building with threads")
+    assert "--shm-size" in lines[0]
+
+
+def test_short_shm_is_an_error_when_processes_were_asked_for(monkeypatch):
+    limited(monkeypatch, shm=1000)
+    with pytest.raises(ConfigError, match=r"build_processes.*/dev/shm has 1,000"):
+        build(num_build_workers=2, build_processes=True, verbose=0)
+    # Known as early as the frame size: samples_per_class=None is caught by
+    # the engine, before any buffer or process exists.
+    with pytest.raises(ConfigError, match="--shm-size"):
+        build(
+            num_build_workers=2,
+            build_processes=True,
+            samples_per_class=None,
+            verbose=0,
+        )
+
+
+# --------------------------------------------------------------- no copies
+
+
+def test_uint8_arrays_at_size_are_served_in_place_and_read_only():
+    a, b = (
+        random_images(4, seed=0, size=IMAGE_SIZE),
+        random_images(2, seed=1, size=IMAGE_SIZE),
+    )
+    store, names = mapping_to_store(
+        {"b": b, "a": a}, image_size=IMAGE_SIZE, num_workers=1
+    )
+    assert isinstance(store, ClassArrayStore) and names == ["a", "b"]
+    assert np.shares_memory(store.load(0), a) and np.shares_memory(store.load(5), b)
+    assert store.labels.tolist() == [0, 0, 0, 0, 1, 1]
+    with pytest.raises(ValueError, match="read-only"):
+        store.load(0)[0, 0, 0] = 1
+    assert a.flags.writeable  # the caller's arrays keep their flags
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        {"a": random_images(2, seed=0, size=(8, 8))},  # another size
+        {
+            "a": random_images(2, seed=0, size=IMAGE_SIZE).astype(np.float32)
+        },  # not uint8
+        {"a": random_images(2, seed=0, size=IMAGE_SIZE)[..., :1]},  # grayscale for rgb
+        {"a": list(random_images(2, seed=0, size=IMAGE_SIZE))},  # a list of images
+    ],
+)
+def test_other_sources_are_converted_once(source):
+    if next(iter(source.values()))[0].dtype != np.uint8:
+        with pytest.raises(ConfigError, match="uint8"):
+            mapping_to_store(source, image_size=IMAGE_SIZE, num_workers=1)
+        return
+    store, _ = mapping_to_store(source, image_size=IMAGE_SIZE, num_workers=1)
+    assert isinstance(store, ArrayStore) and store.images.shape[1:3] == IMAGE_SIZE
+
+
+def test_frames_from_arrays_in_place_equal_frames_from_a_converted_copy():
+    def frames(source):
+        with FrameSequence(
+            source,
+            image_size=IMAGE_SIZE,
+            samples_per_class=5,
+            augment=flip_rotate,
+            seed=7,
+            verbose=0,
+            background=False,
+        ) as seq:
+            return seq.frame.images.copy()
+
+    in_place = {k: v for k, v in SOURCE.items()}
+    as_lists = {k: list(v) for k, v in SOURCE.items()}  # converted into a copy
+    np.testing.assert_array_equal(frames(in_place), frames(as_lists))
+
+
+def test_validation_over_arrays_in_place_copies_nothing_but_batches():
+    source = {
+        "a": random_images(5, seed=0, size=IMAGE_SIZE),
+        "b": random_images(3, seed=1, size=IMAGE_SIZE),
+    }
+    val = FrameSequence.for_validation(
+        source, image_size=IMAGE_SIZE, batch_size=3, dtype="uint8", verbose=0
+    )
+    expected = np.concatenate([source["a"], source["b"]])
+    batches = [val[i][0] for i in range(len(val))]
+    np.testing.assert_array_equal(np.concatenate(batches), expected)
+    buffer = val.core._frame.buffer
+    assert buffer._array is None  # no array of the whole frame was made
+    np.testing.assert_array_equal(val.frame.images, expected)  # made when asked
+    assert not val.frame.images.flags.writeable

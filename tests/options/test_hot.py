@@ -1,0 +1,260 @@
+"""Hot options mean one thing: property, control.json and the CLI agree.
+
+The same values are accepted by each path, a change takes effect at the same
+boundary whichever path made it, and a refused value raises (property), warns
+and keeps the last good value (control.json), or exits 2 (CLI).
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import numpy as np
+import pytest
+from tests.conftest import IMAGE_SIZE, flip_rotate
+
+from augframe import ConfigError, ControlFileWarning, FrameSequence
+from augframe.cli import main
+
+
+def make(source, tmp_path, **options):
+    defaults = dict(
+        image_size=IMAGE_SIZE,
+        batch_size=8,
+        samples_per_class=6,
+        augment=flip_rotate,
+        aug_p=0.2,
+        epochs_per_frame=2,
+        seed=3,
+        verbose=0,
+    )
+    return FrameSequence(source, **{**defaults, **options})
+
+
+def end_epochs(seq, count: int) -> None:
+    """Training epochs ending, as the epoch clock reports them to the core."""
+    for _ in range(count):
+        seq.core.end_epoch()
+
+
+def control(tmp_path, name: str = "control.json"):
+    return tmp_path / name
+
+
+@pytest.fixture
+def opened():
+    """Sequences to close at the end of a test."""
+    made: list[FrameSequence] = []
+    yield made
+    for seq in made:
+        seq.close()
+
+
+def test_aug_p_by_property_and_by_control_file_change_the_same_frame(
+    imbalanced_source, tmp_path, opened
+):
+    by_property = make(imbalanced_source, tmp_path)
+    path = control(tmp_path)
+    by_file = make(imbalanced_source, tmp_path, control_file=path)
+    opened += [by_property, by_file]
+    seq_first = [s.frame.images.copy() for s in opened]
+    np.testing.assert_array_equal(*seq_first)  # same seed, same first frame
+
+    end_epochs(by_property, 1)
+    end_epochs(by_file, 1)
+    # The same change, made during epoch 2 of frame 1 on both paths.
+    by_property.aug_p = 0.9
+    assert by_property.engine._pending.aug_p == 0.9  # the pending build restarted
+    assert main(["control", "set", "aug_p=0.9", "--file", str(path)]) == 0
+    end_epochs(by_property, 1)
+    end_epochs(by_file, 1)
+    assert by_property.generation == by_file.generation == 2
+    assert by_property.frame.aug_p == by_file.frame.aug_p == 0.9
+    np.testing.assert_array_equal(by_property.frame.images, by_file.frame.images)
+
+
+def test_epochs_per_frame_auto_needs_background_on_every_path(
+    imbalanced_source, tmp_path, opened
+):
+    path = control(tmp_path)
+    seq = make(imbalanced_source, tmp_path, background=False, control_file=path)
+    opened.append(seq)
+    with pytest.raises(ConfigError, match="background=True"):
+        seq.epochs_per_frame = "auto"
+    assert seq.epochs_per_frame == 2
+    assert main(["control", "set", "epochs_per_frame=auto", "--file", str(path)]) == 0
+    with pytest.warns(
+        ControlFileWarning, match="background=True.*Keeping epochs_per_frame=2"
+    ):
+        end_epochs(seq, 1)
+    assert seq.epochs_per_frame == 2
+    with pytest.raises(ConfigError, match="background=True"):
+        make(imbalanced_source, tmp_path, background=False, epochs_per_frame="auto")
+
+
+def test_example_prob_needs_an_example_dir_on_every_path(
+    imbalanced_source, tmp_path, opened
+):
+    path = control(tmp_path)
+    seq = make(imbalanced_source, tmp_path, control_file=path)
+    opened.append(seq)
+    with pytest.raises(ConfigError, match="example_dir"):
+        seq.example_prob = 0.5
+    assert seq.example_prob == 0.0
+    assert main(["control", "set", "example_prob=0.5", "--file", str(path)]) == 0
+    with pytest.warns(
+        ControlFileWarning, match="example_dir.*Keeping example_prob=0.0"
+    ):
+        end_epochs(seq, 1)
+    assert seq.example_prob == 0.0
+
+    with_dir = make(
+        imbalanced_source,
+        tmp_path,
+        example_dir=tmp_path / "examples",
+        epochs_per_frame=1,
+    )
+    opened.append(with_dir)
+    with_dir.example_prob = 0.5  # applies from the next frame
+    end_epochs(with_dir, 1)
+    assert list((tmp_path / "examples").glob("*.jpg"))
+
+
+@pytest.mark.parametrize(
+    "name, bad", [("aug_p", 1.5), ("pipe_p", -0.1), ("epochs_per_frame", 0)]
+)
+def test_a_value_the_registry_refuses_is_refused_by_every_path(
+    imbalanced_source, tmp_path, opened, name, bad
+):
+    path = control(tmp_path)
+    seq = make(imbalanced_source, tmp_path, control_file=path)
+    opened.append(seq)
+    before = getattr(seq, name)
+    with pytest.raises(ConfigError, match=f"`{name}`"):
+        setattr(seq, name, bad)
+    assert main(["control", "set", f"{name}={bad}", "--file", str(path)]) == 2
+    assert json.loads(path.read_text())[name] == before  # the file is untouched
+    path.write_text(json.dumps({name: bad}))  # written by hand
+    with pytest.warns(ControlFileWarning, match="Keeping the last good values"):
+        end_epochs(seq, 1)
+    assert getattr(seq, name) == before
+
+
+def test_every_value_one_path_accepts_the_others_accept(
+    imbalanced_source, tmp_path, opened
+):
+    good = {"aug_p": None, "pipe_p": 0.7, "epochs_per_frame": "auto"}
+    path = control(tmp_path)
+    seq = make(imbalanced_source, tmp_path, control_file=path)
+    other = make(imbalanced_source, tmp_path)
+    opened += [seq, other]
+    for name, value in good.items():
+        setattr(other, name, value)
+        text = "null" if value is None else str(value)
+        assert main(["control", "set", f"{name}={text}", "--file", str(path)]) == 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ControlFileWarning)
+        end_epochs(seq, 1)
+    for name, value in good.items():
+        assert getattr(seq, name) == getattr(other, name) == value
+
+
+def test_validation_sequences_refuse_hot_options_by_name(imbalanced_source):
+    val = FrameSequence.for_validation(
+        imbalanced_source, image_size=IMAGE_SIZE, verbose=0
+    )
+    assert val.aug_p is None and val.epochs_per_frame == 3
+    with pytest.raises(ConfigError, match="validation"):
+        val.aug_p = 0.5
+
+
+def test_a_value_set_by_property_survives_an_unrelated_edit_of_the_file(
+    imbalanced_source, tmp_path, opened
+):
+    path = control(tmp_path)
+    seq = make(imbalanced_source, tmp_path, control_file=path)
+    opened.append(seq)
+    seq.aug_p = 0.9
+    assert main(["control", "set", "epochs_per_frame=4", "--file", str(path)]) == 0
+    end_epochs(seq, 1)
+    assert (seq.aug_p, seq.epochs_per_frame) == (0.9, 4)  # the file changed one key
+    assert main(["control", "set", "aug_p=0.4", "--file", str(path)]) == 0
+    end_epochs(seq, 1)
+    assert seq.aug_p == 0.4  # and the file wins when it changes that key
+
+
+# ------------------------------------------------ settings that cannot change
+
+
+def _small(**options) -> FrameSequence:
+    source = {
+        "a": np.zeros((4, 8, 8, 3), np.uint8),
+        "b": np.full((4, 8, 8, 3), 200, np.uint8),
+    }
+    return FrameSequence(source, image_size=(8, 8), batch_size=4, verbose=0, **options)
+
+
+def test_batch_size_cannot_change_after_construction():
+    with _small() as seq:
+        with pytest.raises(AttributeError) as caught:
+            seq.batch_size = 16
+        assert isinstance(caught.value, ConfigError)
+        assert "`batch_size` cannot change after construction" in str(caught.value)
+        assert "FrameSequence(batch_size=16)" in str(caught.value)
+        # nothing diverged: one value, read by len(), seq[i] and tf.data alike
+        assert seq.batch_size == 4 and len(seq) == 2 and len(seq[0][1]) == 4
+        assert seq.batch_size is seq.core.serving.batch_size
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("preprocess", None),
+        ("dtype", "uint8"),
+        ("label_mode", "categorical"),
+        ("serve_augment", None),
+        ("seed", 3),
+        ("image_size", (4, 4)),
+        ("color_mode", "grayscale"),  # an option with no attribute: refused too
+        ("class_names", ["x", "y"]),
+        ("epoch", 5),  # derived, read-only
+    ],
+)
+def test_settings_are_read_only(name, value):
+    with _small(preprocess=lambda x: x / 255) as seq:
+        before = getattr(seq, name, None)
+        with pytest.raises(AttributeError, match=f"`{name}`"):
+            setattr(seq, name, value)
+        assert repr(getattr(seq, name, None)) == repr(before)
+
+
+def test_hot_keras_and_private_attributes_stay_settable():
+    with _small(samples_per_class=4) as seq:
+        seq.aug_p = 0.4
+        seq.epochs_per_frame = 2
+        assert (seq.aug_p, seq.epochs_per_frame) == (0.4, 2)
+        seq.workers = 2  # Keras' PyDataset keeps these on the dataset
+        seq.max_queue_size = 4
+        seq._workers = 1
+        seq._mine = "private"
+        assert seq._mine == "private" and seq.workers == 1
+        with pytest.raises(ConfigError, match="use_multiprocessing"):
+            seq.use_multiprocessing = True
+
+
+def test_fit_with_workers_2_after_refused_setting():
+    import keras
+
+    with _small(workers=2, samples_per_class=4) as seq:
+        with pytest.raises(AttributeError):
+            seq.batch_size = 16
+        model = keras.Sequential(
+            [keras.Input((8, 8, 3)), keras.layers.Flatten(), keras.layers.Dense(2)]
+        )
+        model.compile(
+            optimizer="sgd",
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        )
+        history = model.fit(seq, epochs=2, verbose=0)
+        assert len(history.history["loss"]) == 2 and seq.epoch == 2
