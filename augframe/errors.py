@@ -21,6 +21,8 @@ Hierarchy::
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
     "AugframeError",
     "AugframeWarning",
@@ -35,6 +37,7 @@ __all__ = [
     "ReadOnlyError",
     "SourceError",
     "VarietyWarning",
+    "invalid",
 ]
 
 
@@ -94,3 +97,54 @@ class VarietyWarning(AugframeWarning):
 
 class LifecycleWarning(AugframeWarning):
     """Keras called the dataset in an order the epoch clock cannot place."""
+
+
+def invalid(
+    name: str,
+    value: Any,
+    expected: str,
+    fix: str = "",
+    *,
+    received: str | None = None,
+    error: type[AugframeError] = ConfigError,
+) -> AugframeError:
+    """The one Keras-style message for a bad argument: what came, what is expected.
+
+    Every "Invalid value for argument" message of augframe is built here.
+
+    Args:
+        name: the argument's name.
+        value: the value received (shown as `name=repr(value)`, shortened).
+        expected: what the argument takes, as a phrase ("a number in [0, 1]").
+        fix: a further sentence: how to fix it.
+        received: words for what came instead of `name=repr(value)` (e.g.
+            "a ProcessPoolExecutor that forks").
+        error: the error class (`ConfigError` unless the data is at fault).
+
+    Example:
+    >>> print(invalid("fill", "wrap", "one of 'reflect', 'constant'"))
+    Invalid value for argument `fill`. Received: fill='wrap'. Expected one of 'reflect', 'constant'.
+    >>> print(invalid("images", None, "(n, height, width, 3) uint8",
+    ...               received="shape (2, 8)", error=SourceError))
+    Invalid value for argument `images`. Received: shape (2, 8). Expected (n, height, width, 3) uint8.
+    """
+    shown = received if received is not None else f"{name}={shown_value(value)}"
+    stop = "" if shown.endswith((".", "?", "!")) else "."
+    return error(
+        f"Invalid value for argument `{name}`. Received: {shown}{stop} "
+        f"Expected {expected}." + (f" {fix}" if fix else "")
+    )
+
+
+def shown_value(value: Any, limit: int = 200) -> str:
+    """`repr(value)` for a message, shortened; never raises.
+
+    Example:
+    >>> shown_value("x" * 300)[-5:]
+    'xx...'
+    """
+    try:
+        text = repr(value)
+    except Exception:  # a hostile __repr__
+        text = f"<{type(value).__name__} object>"
+    return text if len(text) <= limit else text[: limit - 3] + "..."

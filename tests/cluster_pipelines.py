@@ -12,9 +12,9 @@ import os
 import time
 
 import numpy as np
-from tests.conftest import flip_rotate
 
 from augframe.augment.pipeline import A
+from tests.conftest import flip_rotate
 
 
 def slow(image: np.ndarray, **_: object) -> np.ndarray:

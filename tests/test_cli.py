@@ -11,11 +11,11 @@ from pathlib import Path
 
 import cv2
 import pytest
-from tests.conftest import write_jpegs
 
 import augframe.cli
 from augframe.cli import build_parser, default_cache_dir, main
 from augframe.options.control_file import HOT_KEYS, write_control
+from tests.conftest import write_jpegs
 
 REPO = Path(__file__).resolve().parents[1]
 LIGHT = REPO / "augframe" / "augment" / "pipelines" / "light.yaml"

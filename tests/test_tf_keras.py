@@ -14,6 +14,7 @@ import threading
 import time
 
 import pytest
+
 from tests.conftest import flip_rotate, stamped_sequence, stamped_source, write_jpegs
 
 tf_keras = pytest.importorskip("tf_keras")

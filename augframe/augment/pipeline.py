@@ -28,7 +28,7 @@ from pydantic import ValidationError
 from augframe import _warn
 from augframe._files import FileTooLarge, json_too_deep, read_regular
 from augframe.augment import pipelines as shipped
-from augframe.errors import ConfigError
+from augframe.errors import ConfigError, invalid
 from augframe.io.decode.arrays import CHANNELS, to_color_mode
 from augframe.options.data_files import (
     MAX_DEPTH,
@@ -107,11 +107,12 @@ def load_pipeline(path: str | os.PathLike[str]) -> A.Compose:
             else "which does not exist and is not a shipped pipeline's name."
             + (f" Did you mean {close[0]!r}?" if close else "")
         )
-        raise ConfigError(
-            f"Invalid value for argument `augment`. Received: {str(path)!r}, "
-            f"{what} Expected a path to a pipeline saved with `A.save(transform, "
-            "path)` (.json or .yaml), or a shipped pipeline: "
-            f"{', '.join(repr(n) for n in shipped.NAMES)}."
+        raise invalid(
+            "augment",
+            path,
+            "a path to a pipeline saved with `A.save(transform, path)` (.json or "
+            f".yaml), or a shipped pipeline: {', '.join(map(repr, shipped.NAMES))}",
+            received=f"{str(path)!r}, {what}",
         )
     data = _read_pipeline_file(file)
     transform = data.get("transform")
@@ -439,11 +440,12 @@ class PipelineSpec:
             self._factory = augment
             self._factory_defaults = _factory_defaults(augment)
         else:
-            raise ConfigError(
-                "Invalid value for argument `augment`. Received: "
-                f"{type(augment).__name__}. Expected an albumentations transform, "
-                "a factory `f(aug_p, pipe_p) -> transform`, a path to a pipeline "
-                "saved with `A.save`, or None."
+            raise invalid(
+                "augment",
+                augment,
+                "an albumentations transform, a factory `f(aug_p, pipe_p) -> "
+                "transform`, a path to a pipeline saved with `A.save`, or None",
+                received=type(augment).__name__,
             )
         if color_mode != "rgb" and not self.is_identity:
             probe = self.build(aug_p=1.0, pipe_p=1.0)

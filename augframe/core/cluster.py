@@ -74,7 +74,7 @@ from augframe.core.makers import (
     ThreadMaker,
     make_samples,
 )
-from augframe.errors import ConfigError
+from augframe.errors import invalid
 from augframe.io.stores import FileStore, ImageStore, SubsetStore
 
 __all__ = [
@@ -154,28 +154,36 @@ def check_executor(executor: Any, *, in_ram: bool) -> None:
         ConfigError: naming the argument and what to pass instead.
     """
     if dask_client(executor) is None and not isinstance(executor, Executor):
-        raise ConfigError(
-            "Invalid value for argument `build_executor`. Received: "
-            f"{type(executor).__name__}. Expected a distributed.Client, its "
-            "get_executor(), or a concurrent.futures.Executor."
+        raise invalid(
+            "build_executor",
+            executor,
+            "a distributed.Client, its get_executor(), or a "
+            "concurrent.futures.Executor",
+            received=type(executor).__name__,
         )
     context = getattr(executor, "_mp_context", None)  # a ProcessPoolExecutor's
     if context is not None and context.get_start_method() == "fork":
-        raise ConfigError(
-            "Invalid value for argument `build_executor`. Received: a "
-            "ProcessPoolExecutor that forks. A forked child of a training "
+        raise invalid(
+            "build_executor",
+            executor,
+            "an executor whose workers do not fork: a forked child of a training "
             "process (Keras' and TensorFlow's threads) can deadlock, and the "
-            "build would wait for it. Pass ProcessPoolExecutor(..., "
-            "mp_context=multiprocessing.get_context('spawn'))."
+            "build would wait for it",
+            "Pass ProcessPoolExecutor(..., "
+            "mp_context=multiprocessing.get_context('spawn')).",
+            received="a ProcessPoolExecutor that forks",
         )
     if in_ram and dask_client(executor) is None:
-        raise ConfigError(
-            "Invalid value for argument `build_executor`. Received: "
-            f"{type(executor).__name__} with natives held in RAM. A plain "
-            "executor cannot send them to its workers once; pass a Dask "
-            "distributed.Client (it scatters them to every worker once), or "
-            "natives its workers reach by path (FrameSequence.from_directory "
-            "with a cache_dir they share, or image files)."
+        raise invalid(
+            "build_executor",
+            executor,
+            "a Dask distributed.Client for natives held in RAM (it scatters them "
+            "to every worker once): a plain executor cannot send them to its "
+            "workers once",
+            "Or give natives its workers reach by path "
+            "(FrameSequence.from_directory with a cache_dir they share, or image "
+            "files).",
+            received=f"{type(executor).__name__} with natives held in RAM",
         )
 
 

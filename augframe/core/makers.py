@@ -35,7 +35,7 @@ from augframe.core.shm import (
     semaphores_named,
     send_fd,
 )
-from augframe.errors import ConfigError, SourceError
+from augframe.errors import SourceError, invalid
 from augframe.io.decode.files import ImageReadError
 from augframe.io.stores import ImageStore
 from augframe.options import registry as opts
@@ -391,11 +391,13 @@ class ProcessMaker:
         try:
             payload = scan_pickle((store, spec))
         except Exception as exc:
-            raise ConfigError(
-                "Invalid value for argument `augment` with build_processes=True: "
-                f"it cannot be sent to worker processes ({exc!r}). Use an "
-                "albumentations transform, a pipeline file, or a factory defined "
-                "at module level (not a lambda or a local function)."
+            raise invalid(
+                "augment",
+                spec,
+                "an albumentations transform, a pipeline file, or a factory "
+                "defined at module level (not a lambda or a local function)",
+                received=f"with build_processes=True, a pipeline that cannot be "
+                f"sent to worker processes ({exc!r})",
             ) from exc
         self.store, self.spec, self.entropy = store, spec, entropy
         self.num_workers = num_workers

@@ -35,7 +35,7 @@ from augframe.core import limits as _limits
 from augframe.core.limits import Headroom, MemoryLimits
 from augframe.core.makers import ProcessMaker, SampleMaker
 from augframe.core.rolling import slice_capacity
-from augframe.errors import ConfigError, MemoryWarning
+from augframe.errors import ConfigError, MemoryWarning, invalid
 
 __all__ = [
     "AUTO_FRAME_SHARE",
@@ -246,14 +246,16 @@ class FrameBudget:
         if shm is None:
             return
         if self.needed_bytes > shm.bytes:
-            raise ConfigError(
-                "Invalid value for argument `build_processes`. Received: "
-                f"build_processes=True, but the frame buffers that build "
+            raise invalid(
+                "build_processes",
+                True,
+                "None (threads where shared memory is short) or False, or more "
+                "shared memory (Docker: docker run --shm-size=...), or a smaller "
+                "frame",
+                self._advice(shm),
+                received=f"build_processes=True, but the frame buffers that build "
                 f"processes share do not fit in shared memory: {self._what()}, "
-                f"and {shm.source} has {format_bytes(shm.bytes)} free. Pass "
-                "build_processes=None (threads where shared memory is short) or "
-                "False, enlarge it (Docker: docker run --shm-size=...), or "
-                "lower the frame. " + self._advice(shm)
+                f"and {shm.source} has {format_bytes(shm.bytes)} free",
             )
         if warn and self.shm_short(limits):
             _warn.warn(
@@ -410,13 +412,16 @@ def auto_samples_per_class(
         else "1 frame (background=False)"
     )
     if per_class < 1:
-        raise ConfigError(
-            "Invalid value for argument `frame_memory`: "
-            f"{format_bytes(budget)} ({where}) cannot hold one sample per class: "
-            f"{num_classes} classes of {image_size[0]}x{image_size[1]}x{channels} "
-            f"uint8 in {what} need {format_bytes(needed(1))}. Pass a larger "
-            "`frame_memory`, a smaller `image_size`, or a number for "
-            "`samples_per_class`."
+        raise invalid(
+            "frame_memory",
+            budget,
+            f"room for one sample per class: {num_classes} classes of "
+            f"{image_size[0]}x{image_size[1]}x{channels} uint8 in {what} need "
+            f"{format_bytes(needed(1))}",
+            "Pass a larger `frame_memory`, a smaller `image_size`, or a number for "
+            "`samples_per_class`.",
+            received=f"{format_bytes(budget)} ({where}), which cannot hold one "
+            "sample per class",
         )
     line = (
         f"samples_per_class auto: {per_class:,} per class, the largest balanced "
@@ -439,10 +444,12 @@ def _frame_memory(
     share = AUTO_FRAME_SHARE if frame_memory is None else float(frame_memory)
     ram = (limits or probe()).ram
     if ram is None:
-        raise ConfigError(
-            "Invalid value for argument `frame_memory`: the memory this process "
-            f"can use is unknown here, so a share ({share}) cannot be turned into "
-            "bytes. Pass frame_memory as bytes, e.g. frame_memory=8 * 2**30."
+        raise invalid(
+            "frame_memory",
+            frame_memory,
+            "bytes, e.g. frame_memory=8 * 2**30: the memory this process can use "
+            "is unknown here",
+            received=f"a share ({share}), which cannot be turned into bytes here",
         )
     default = " (the default)" if frame_memory is None else ""
     return int(ram.bytes * share), (

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from augframe import _warn
-from augframe.errors import ConfigError, ImageWarning, SourceError
+from augframe.errors import ConfigError, ImageWarning, SourceError, invalid, shown_value
 from augframe.io.decode.files import (
     NOT_AN_IMAGE,
     ImageReadError,
@@ -92,10 +92,12 @@ def collect_paths(
         if all(isinstance(lab, str) for lab in labels):
             class_names = sorted(set(labels))
         else:
-            raise ConfigError(
-                "Invalid value for argument `labels`. Received integer labels "
-                "without `class_names`. Pass class names as labels or give "
-                "`class_names=[...]`."
+            raise invalid(
+                "labels",
+                labels,
+                "class names, or integer labels with `class_names=[...]`",
+                "Pass class names as labels or give `class_names=[...]`.",
+                received="integer labels without `class_names`",
             )
     class_names = [str(c) for c in class_names]
     index = {name: i for i, name in enumerate(class_names)}
@@ -163,9 +165,11 @@ def collect_directory(
     follow_links = opts.check("follow_links", follow_links)
     root = Path(directory)
     if not root.is_dir():
-        raise ConfigError(
-            f"Invalid value for argument `directory`. Received: {str(root)!r}, "
-            "which is not a folder. Expected a folder with one sub-folder per class."
+        raise invalid(
+            "directory",
+            directory,
+            "a folder with one sub-folder per class",
+            received=f"{str(root)!r}, which is not a folder",
         )
     try:
         class_dirs = sorted(
@@ -263,9 +267,11 @@ def _pin_classes(root: Path, class_dirs: list[Path], names: list[str]) -> list[P
         or len(set(names)) != len(names)
         or not all(isinstance(n, str) and n for n in names)
     ):
-        raise ConfigError(
-            f"Invalid value for argument `class_names`. Received: {names!r}. "
-            "Expected a list of distinct, non-empty folder names."
+        raise invalid(
+            "class_names",
+            names,
+            "a list of distinct, non-empty folder names",
+            received=shown_value(names),
         )
     found = {d.name: d for d in class_dirs}
     missing = [n for n in names if n not in found]
@@ -381,19 +387,23 @@ def read_dataframe(
             "to FrameSequence.from_paths."
         ) from None
     if not isinstance(dataframe, pd.DataFrame):
-        raise ConfigError(
-            "Invalid value for argument `dataframe`. Received: "
-            f"{type(dataframe).__name__}. Expected a pandas.DataFrame."
+        raise invalid(
+            "dataframe",
+            dataframe,
+            "a pandas.DataFrame",
+            received=type(dataframe).__name__,
         )
     columns = [str(c) for c in dataframe.columns]
     for argument, column in (("x_col", x_col), ("y_col", y_col)):
         if column not in columns:
             close = difflib.get_close_matches(str(column), columns, n=1)
             hint = f" Did you mean {close[0]!r}?" if close else ""
-            raise ConfigError(
-                f"Invalid value for argument `{argument}`. Received: "
-                f"{argument}={column!r}, which is not a column of the DataFrame "
-                f"(its columns: {columns}).{hint}"
+            raise invalid(
+                argument,
+                column,
+                f"a column of the DataFrame (its columns: {columns})",
+                hint.strip(),
+                received=f"{argument}={column!r}, which is not a column",
             )
     if len(dataframe) == 0:
         raise SourceError(

@@ -87,7 +87,7 @@ def open_directory(
         max_image_pixels=config.max_image_pixels,
     )
     files = _Files(paths, labels, names, config.image_size, os.fspath(directory))
-    return _split_files(files, cache_dir, split, config, options)
+    return _split_files(files, cache_dir, split, config)
 
 
 def open_paths(
@@ -111,7 +111,7 @@ def open_paths(
         paths, labels, class_names=class_names, max_image_pixels=config.max_image_pixels
     )
     files = _Files(kept, int_labels, names, config.image_size)
-    return _split_files(files, cache_dir, None, config, options)
+    return _split_files(files, cache_dir, None, config)
 
 
 def open_dataframe(
@@ -142,7 +142,7 @@ def open_dataframe(
         paths, labels, class_names=class_names, max_image_pixels=config.max_image_pixels
     )
     files = _Files(kept, int_labels, names, config.image_size)
-    return _split_files(files, cache_dir, split, config, options)
+    return _split_files(files, cache_dir, split, config)
 
 
 @dataclass(frozen=True)
@@ -171,13 +171,11 @@ def _split_files(
     cache_dir: CacheDir,
     split: tuple[float, str] | None,
     config: FrameConfig,
-    options: Mapping[str, Any],
 ) -> list[Planned]:
     """One sequence over the files, or the `subset` of a split of them.
 
-    A split's validation side takes the options that apply to validation
-    data (`options` as given, checked again by the same `frame_config` as
-    the config of that other sequence).
+    A split's validation side takes the options of `config` that apply to
+    validation data (`FrameConfig.for_validation`: nothing checked again).
     """
     cache_dir = opts.check("cache_dir", cache_dir)
     if split is None:
@@ -195,12 +193,7 @@ def _split_files(
     for name, rows in (("training", train_rows), ("validation", val_rows)):
         if split[1] not in (name, "both"):
             continue
-        side = config
-        if name == "validation":
-            kept = {k: v for k, v in options.items() if k in opts.VALIDATION_OPTIONS}
-            side = frame_config(
-                {**kept, "image_size": config.image_size, "validation": True}
-            )
+        side = config.for_validation() if name == "validation" else config
         if shared is not None:
             source = StoreSource(
                 functools.partial(shared.subset, rows), files.class_names

@@ -10,7 +10,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from augframe.errors import ConfigError
+from augframe.errors import ConfigError, invalid
 from augframe.io.class_arrays import ClassArrayStore, served_in_place
 from augframe.io.decode.arrays import (
     CHANNELS,
@@ -113,10 +113,12 @@ class ArrayStore:
         by_channels = {c: mode for mode, c in CHANNELS.items()}
         channels = int(images.shape[3]) if images.ndim == 4 else -1
         if channels not in by_channels:
-            raise ConfigError(
-                f"Invalid value for argument `images`. Received: shape "
-                f"{images.shape}. Expected (n, height, width, C) uint8 with C = "
-                "3 (RGB), 1 (grayscale) or 4 (RGBA)."
+            raise invalid(
+                "images",
+                images,
+                "(n, height, width, C) uint8 with C = 3 (RGB), 1 (grayscale) or "
+                "4 (RGBA)",
+                received=f"shape {images.shape}",
             )
         self.color_mode = by_channels[channels]
         self._names = names
@@ -238,11 +240,12 @@ def mapping_to_store(
         The store and the sorted class names.
     """
     if not isinstance(source, Mapping) or not source:
-        raise ConfigError(
-            "Invalid value for argument `source`. Received: "
-            f"{type(source).__name__}. Expected a non-empty mapping "
-            "{class_name: sequence of images}, or use "
-            "`FrameSequence.from_directory` / `FrameSequence.from_paths`."
+        raise invalid(
+            "source",
+            source,
+            "a non-empty mapping {class_name: sequence of images}",
+            "Or use `FrameSequence.from_directory` / `FrameSequence.from_paths`.",
+            received=type(source).__name__,
         )
     class_names = sorted(str(name) for name in source)
     by_name = {str(name): items for name, items in source.items()}

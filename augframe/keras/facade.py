@@ -563,18 +563,19 @@ def construct_validation(
     """The constructor of both public `ValidationSequence` façades.
 
     Takes `construct`'s options that apply to validation data (see
-    `augframe.options.VALIDATION_OPTIONS`); another one with a value other
-    than its default is refused by name.
+    `augframe.options.VALIDATION_OPTIONS`); another one is refused by name,
+    even at its default value.
 
     Raises:
         ConfigError: `validation=False` (a training sequence is a
             `FrameSequence`), or an option that does not apply.
     """
     if not opts.check("validation", validation):
-        raise ConfigError(
-            f"Invalid value for argument `validation`. Received: "
-            f"validation={validation!r}. Expected True (the default): a "
-            f"{type(self).__name__} serves validation data. For training data "
-            "build a FrameSequence."
+        raise opts.invalid(
+            "validation",
+            validation,
+            f"True (the default): a {type(self).__name__} serves validation data",
+            "For training data build a FrameSequence.",
         )
-    construct(self, source, validation=True, **kwargs)
+    config = frame_config({**kwargs, "validation": True}, explicit=kwargs)
+    sources.construct_from_config(self, source, config)

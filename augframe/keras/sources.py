@@ -17,8 +17,7 @@ from typing import Any
 
 from augframe.io.opening import Planned, open_dataframe, open_directory, open_paths
 from augframe.io.stores import StoreSource
-from augframe.options import registry as opts
-from augframe.options.config import FrameConfig, refuse_for_validation
+from augframe.options.config import FrameConfig
 from augframe.serving import scheduled
 from augframe.serving.assemble import open_frames
 
@@ -70,9 +69,6 @@ def for_validation(
     >>> type(val).__name__, len(val.frame.labels), val.samples_per_class
     ('ValidationSequence', 3, None)
     """
-    opts.check_known(kwargs, allowed=opts.OPTIONS, where="FrameSequence")
-    kwargs = {k: v for k, v in kwargs.items() if k != "validation"}
-    refuse_for_validation(kwargs, names=kwargs)
     return cls.validation_type(source, **kwargs)
 
 

@@ -31,6 +31,7 @@ from augframe.options.groups import (
     BuildOptions,
     ScheduleOptions,
     ServingOptions,
+    checked_options,
 )
 from augframe.options.hot import check_hot_rules
 
@@ -38,7 +39,6 @@ __all__ = [
     "FrameConfig",
     "frame_config",
     "refuse_files_options",
-    "refuse_for_validation",
 ]
 
 _GROUPS = ("build", "schedule", "artifacts", "serving")
@@ -107,6 +107,26 @@ class FrameConfig(Mapping[str, Any]):
     def __len__(self) -> int:
         return len(_NAMES)
 
+    def for_validation(self) -> FrameConfig:
+        """The config of a split's validation side: this config's options that
+        apply to validation data, the registry's defaults for the others.
+
+        Nothing is checked again: every value is this config's or a default.
+
+        Example:
+        >>> config = frame_config({"image_size": (8, 8), "batch_size": 4, "aug_p": 0.2})
+        >>> side = config.for_validation()
+        >>> side.validation, side.serving.batch_size, side["aug_p"]
+        (True, 4, None)
+        """
+        values = {
+            name: self[name]
+            if option.for_validation and name in self
+            else option.default
+            for name, option in opts.OPTIONS.items()
+        }
+        return _assemble({**values, "validation": True})
+
     def with_build(self, **changes: Any) -> FrameConfig:
         """This config with build options resolved (e.g. "auto" made a number)."""
         return dataclasses.replace(
@@ -157,10 +177,13 @@ def frame_config(
     """
     opts.check_known(given, allowed=opts.OPTIONS, where="FrameSequence")
     refuse_files_options(given)
-    values = {name: option.default for name, option in opts.OPTIONS.items()}
-    for name, value in given.items():
-        values[name] = value if name == "augment" else opts.check(name, value)
+    values = checked_options(given)
     _check_rules(values, frozenset(explicit))
+    return _assemble(values)
+
+
+def _assemble(values: Mapping[str, Any]) -> FrameConfig:
+    """The config of checked values (every registry option, by name)."""
     made = {g: kind.from_values(values) for g, kind in _GROUP_TYPES.items()}
     return FrameConfig(
         **made,

@@ -32,6 +32,7 @@ from typing import Any
 import yaml
 from yaml.composer import ComposerError
 from yaml.constructor import ConstructorError
+from yaml.scanner import ScannerError
 
 __all__ = [
     "MAX_DEPTH",
@@ -77,6 +78,23 @@ class _DataLoader(yaml.SafeLoader):
         super().__init__(stream)
         self._depth = 0
         self._nodes = 0
+
+    def fetch_flow_collection_start(self, TokenClass: Any) -> None:
+        """Refuses `[` or `{` nested deeper than `MAX_DEPTH` as it is scanned.
+
+        The composer's own depth check comes later: PyYAML's scanner reads up
+        to 1,024 characters ahead to place a possible key, at a cost that
+        grows with the square of the flow levels it holds (seconds for a
+        line of `[`).
+        """
+        if self.flow_level >= MAX_DEPTH:
+            raise ScannerError(
+                None,
+                None,
+                f"nested more than {MAX_DEPTH} levels deep",
+                self.get_mark(),
+            )
+        super().fetch_flow_collection_start(TokenClass)
 
     def compose_node(self, parent: Any, index: Any) -> Any:
         event = self.peek_event()

@@ -37,13 +37,17 @@ _G = TypeVar("_G", bound="_Group")
 def checked_options(given: Mapping[str, Any]) -> dict[str, Any]:
     """Every registry option: the given value checked, or its default.
 
+    The one loop that checks options against the registry (`frame_config`
+    builds on it); `augment` is taken as given: `augframe.augment.pipeline`
+    checks it.
+
     Example:
     >>> checked_options({"batch_size": 8})["batch_size"], checked_options({})["verbose"]
     (8, 1)
     """
     values = {name: option.default for name, option in opts.OPTIONS.items()}
     for name, value in given.items():
-        values[name] = opts.check(name, value)
+        values[name] = value if name == "augment" else opts.check(name, value)
     return values
 
 

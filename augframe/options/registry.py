@@ -32,7 +32,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, Field, StrictBool, StrictInt, StrictStr
 
 from augframe import _warn
-from augframe.errors import AugframeWarning, ConfigError
+from augframe.errors import AugframeError, AugframeWarning, ConfigError, invalid
 
 __all__ = [
     "FILES_OPTIONS",
@@ -468,29 +468,7 @@ FILES_OPTIONS: tuple[str, ...] = tuple(n for n, o in OPTIONS.items() if o.files_
 """Options of the constructors that list image files, not of `FrameSequence`."""
 
 
-def invalid(name: str, value: Any, expected: str, fix: str = "") -> ConfigError:
-    """The Keras-style error for argument `name`: what was received, what is expected.
-
-    Example:
-    >>> print(invalid("fill", "wrap", "one of 'reflect', 'constant'"))
-    Invalid value for argument `fill`. Received: fill='wrap'. Expected one of 'reflect', 'constant'.
-    """
-    return ConfigError(
-        f"Invalid value for argument `{name}`. Received: {name}={_shown(value)}. "
-        f"Expected {expected}." + (f" {fix}" if fix else "")
-    )
-
-
-def _shown(value: Any, limit: int = 200) -> str:
-    """`repr(value)` for a message, shortened; never raises."""
-    try:
-        text = repr(value)
-    except Exception:  # a hostile __repr__
-        text = f"<{type(value).__name__} object>"
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _invalid(option: Option, value: Any, fix: str = "") -> ConfigError:
+def _invalid(option: Option, value: Any, fix: str = "") -> AugframeError:
     return invalid(option.name, value, option.expected(), fix)
 
 

@@ -8,11 +8,11 @@ import logging
 import cv2
 import numpy as np
 import pytest
-from tests.conftest import random_images
 
 from augframe import FrameSequence, VarietyWarning
 from augframe.augment.pipeline import FACTORY_DEFAULTS, A, PipelineSpec, load_pipeline
 from augframe.cli import main
+from tests.conftest import random_images
 
 SIZE = (8, 8)
 

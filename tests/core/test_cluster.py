@@ -23,11 +23,11 @@ from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 
 import numpy as np
 import pytest
-from tests.cluster_pipelines import StallWhile, allocation_faults, slow_pipeline
-from tests.conftest import flip_rotate, random_images, tiny_model, write_jpegs
 
 from augframe import BuildError, ConfigError, FrameSequence, ImageWarning
 from augframe.core import cluster
+from tests.cluster_pipelines import StallWhile, allocation_faults, slow_pipeline
+from tests.conftest import flip_rotate, random_images, tiny_model, write_jpegs
 
 distributed = pytest.importorskip("distributed")
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import psutil
 import pytest
-from tests.conftest import IMAGE_SIZE, flip_rotate, random_images, tiny_model
 
 from augframe import AugframeError, ConfigError, FrameSequence
+from tests.conftest import IMAGE_SIZE, flip_rotate, random_images, tiny_model
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tests.conftest import IMAGE_SIZE, flip_rotate, random_images
 
 from augframe import ConfigError, FrameSequence, MemoryWarning
 from augframe.core import limits as limits_mod
@@ -22,6 +21,7 @@ from augframe.core.limits import Headroom, MemoryLimits, probe_memory
 from augframe.core.memory import MEMORY_MARGIN, FrameBudget
 from augframe.io.class_arrays import ClassArrayStore
 from augframe.io.stores import ArrayStore, FileStore, StoreSource, mapping_to_store
+from tests.conftest import IMAGE_SIZE, flip_rotate, random_images
 
 GiB = 2**30
 

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tests.conftest import random_images, write_jpegs
 
 from augframe import FrameSequence
 from augframe.augment import pipelines
@@ -17,6 +16,7 @@ from augframe.augment.pipeline import A, PipelineSpec, load_pipeline
 from augframe.demo import demo_pipeline
 from augframe.keras.run_config import load_config
 from augframe.options.control_file import HOT_KEYS, parse_control
+from tests.conftest import random_images, write_jpegs
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 PIPELINES = ["light", "medium", "heavy"]

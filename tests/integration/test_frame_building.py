@@ -9,10 +9,10 @@ import time
 import keras
 import numpy as np
 import pytest
-from tests.conftest import IMAGE_SIZE, random_images, tiny_model
 
 from augframe import FrameSequence
 from augframe.augment.pipeline import A
+from tests.conftest import IMAGE_SIZE, random_images, tiny_model
 
 
 def strong(aug_p: float = 1.0, pipe_p: float = 1.0) -> A.Compose:

@@ -11,11 +11,11 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
-from tests.conftest import stamped_sequence, stamped_source
 
 import augframe
 from augframe import FrameScheduler, FrameSequence, StopOnControlFile
 from augframe.options.control_file import write_control
+from tests.conftest import stamped_sequence, stamped_source
 
 pytestmark = pytest.mark.keras_contract
 

@@ -14,7 +14,6 @@ from typing import ClassVar
 import keras
 import numpy as np
 import pytest
-from tests.conftest import random_images, tiny_model, write_jpegs
 
 import augframe.core.builder
 from augframe import (
@@ -27,6 +26,7 @@ from augframe import (
 )
 from augframe.augment.pipeline import A, load_pipeline
 from augframe.observe.examples import ExampleRing
+from tests.conftest import random_images, tiny_model, write_jpegs
 
 # ------------------------------------------------------------ pipeline files
 

@@ -28,9 +28,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.conftest import write_jpegs
 
 import augframe
+from tests.conftest import write_jpegs
 
 UNPRIVILEGED = "nobody"
 AS_ROOT = os.geteuid() == 0

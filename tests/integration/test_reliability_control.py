@@ -24,7 +24,6 @@ from typing import Any
 
 import keras
 import pytest
-from tests.conftest import IMAGE_SIZE, flip_rotate, random_images, tiny_model
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -44,6 +43,7 @@ from augframe.options.control_file import (
     ControlSettings,
     parse_control,
 )
+from tests.conftest import IMAGE_SIZE, flip_rotate, random_images, tiny_model
 
 PROBABILITIES = ("aug_p", "pipe_p", "example_prob")
 # Huge keys and deep values are slow to draw on purpose; that is not a problem.

@@ -13,12 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import cv2
-from tests import hostile_corpus
 import keras
 import numpy as np
 import psutil
 import pytest
-from tests.conftest import IMAGE_SIZE, flip_rotate, tiny_model, write_jpegs
 
 from augframe import (
     AugframeWarning,
@@ -27,6 +25,8 @@ from augframe import (
     SourceError,
     VarietyWarning,
 )
+from tests import hostile_corpus
+from tests.conftest import IMAGE_SIZE, flip_rotate, tiny_model, write_jpegs
 
 SIZE = (20, 24)  # (height, width) of the test images, served unresized
 CACHE = [pytest.param(False, id="files"), pytest.param(True, id="cache")]

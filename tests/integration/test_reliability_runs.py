@@ -22,7 +22,6 @@ import cv2
 import keras
 import numpy as np
 import pytest
-from tests.conftest import IMAGE_SIZE, flip_rotate, random_images, tiny_model, write_jpegs
 
 from augframe import (
     AugframeWarning,
@@ -34,6 +33,13 @@ from augframe.io.cache import build_cache
 from augframe.io.decode.arrays import resize
 from augframe.io.decode.files import decode_image
 from augframe.io.listing import collect_directory
+from tests.conftest import (
+    IMAGE_SIZE,
+    flip_rotate,
+    random_images,
+    tiny_model,
+    write_jpegs,
+)
 
 EXAMPLE_NAME = r"^.+_g\d+_s\d+\.jpg$"
 REPORT_NAME = re.compile(r"^frame_\d+_report\.png$")

@@ -17,7 +17,6 @@ import keras
 import numpy as np
 import pytest
 import yaml
-from tests.conftest import IMAGE_SIZE, flip_rotate, random_images, tiny_model, write_jpegs
 
 from augframe import (
     AugframeWarning,
@@ -28,6 +27,13 @@ from augframe import (
     StopOnControlFile,
 )
 from augframe.options.control_file import ControlProblem, parse_control
+from tests.conftest import (
+    IMAGE_SIZE,
+    flip_rotate,
+    random_images,
+    tiny_model,
+    write_jpegs,
+)
 
 
 @pytest.fixture

@@ -245,3 +245,98 @@ def test_the_core_and_serving_rooms_never_import_keras():
                     assert not name.startswith("augframe.keras"), (
                         f"{path} imports {name}"
                     )
+
+
+TESTS = Path(__file__).resolve().parents[1]
+
+
+def _has_code(init: Path) -> bool:
+    """A package `__init__.py` with more than a docstring, imports and `__all__`."""
+    for node in ast.parse(init.read_text()).body:
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            continue
+        if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
+            continue  # the docstring
+        if isinstance(node, (ast.Assign, ast.AnnAssign)) and all(
+            isinstance(t, ast.Name) and t.id == "__all__"
+            for t in (node.targets if isinstance(node, ast.Assign) else [node.target])
+        ):
+            continue
+        return True
+    return False
+
+
+def mirror(module: Path) -> Path | None:
+    """The test module of `module` (None for a package that only re-exports).
+
+    `augframe/<path>/<name>.py` -> `tests/<path>/test_<name>.py`, a leading
+    underscore dropped; `__main__.py` -> `test_main.py`; a package's
+    `__init__.py` with code -> `tests/<parent>/test_<package>.py`, the
+    package `augframe` itself -> `tests/test_init.py`.
+    """
+    relative = module.relative_to(ROOT)
+    folder, name = relative.parent, relative.stem
+    if name == "__init__":
+        if not _has_code(module):
+            return None
+        if folder == Path("."):
+            return TESTS / "test_init.py"
+        folder, name = folder.parent, folder.name
+    name = "main" if name == "__main__" else name.lstrip("_")
+    return TESTS / folder / f"test_{name}.py"
+
+
+def test_mirror_names_the_test_module_of_each_kind_of_module():
+    assert mirror(ROOT / "core" / "makers.py") == TESTS / "core" / "test_makers.py"
+    assert mirror(ROOT / "_files.py") == TESTS / "test_files.py"
+    assert mirror(ROOT / "__main__.py") == TESTS / "test_main.py"
+    assert mirror(ROOT / "__init__.py") == TESTS / "test_init.py"
+    assert mirror(ROOT / "augment" / "pipelines" / "__init__.py") == (
+        TESTS / "augment" / "test_pipelines.py"
+    )
+    assert mirror(ROOT / "io" / "cache" / "__init__.py") is None  # re-exports only
+
+
+def _imported(test: Path) -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(test.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return names
+
+
+def test_every_module_has_a_test_module_that_imports_it():
+    """Tests mirror the package: each module's own test module imports it
+    (end-to-end fits live in tests/integration/)."""
+    missing, unimported = [], []
+    for module in sorted(ROOT.rglob("*.py")):
+        test = mirror(module)
+        if test is None:
+            continue
+        if not test.is_file():
+            missing.append(str(test.relative_to(TESTS.parent)))
+            continue
+        parts = list(module.relative_to(ROOT.parent).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts.pop()
+        dotted = ".".join(parts)
+        if dotted != "augframe" and dotted not in _imported(test):
+            unimported.append(f"{test.relative_to(TESTS.parent)} imports no {dotted}")
+    assert missing == [], f"modules without a test module: {missing}"
+    assert unimported == [], unimported
+
+
+def test_every_test_module_mirrors_a_module_or_is_an_integration_test():
+    """No flat test file named after a module that has moved."""
+    mirrors = {mirror(m) for m in ROOT.rglob("*.py")}
+    strays = sorted(
+        str(test.relative_to(TESTS.parent))
+        for test in TESTS.rglob("test_*.py")
+        if test not in mirrors
+        and "integration" not in test.parts
+        and "scripts" not in test.parts
+    )
+    assert strays == [], f"test modules that mirror no module: {strays}"

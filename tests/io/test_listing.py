@@ -572,9 +572,8 @@ def test_file_and_array_stores_follow_the_protocol(tmp_path):
 
 
 def test_class_names_pin_the_label_order_and_name_what_does_not_match(tmp_path):
-    from tests.conftest import write_jpegs
-
     from augframe import FrameSequence, SourceError
+    from tests.conftest import write_jpegs
 
     write_jpegs(tmp_path / "train", {"cat": 3, "dog": 2, "fox": 2})
     write_jpegs(tmp_path / "val", {"cat": 1, "fox": 1})  # no dog
@@ -602,9 +601,8 @@ def test_class_names_pin_the_label_order_and_name_what_does_not_match(tmp_path):
 
 
 def test_validation_split_is_stratified_leak_free_and_the_same_for_a_seed(tmp_path):
-    from tests.conftest import write_jpegs
-
     from augframe import FrameSequence
+    from tests.conftest import write_jpegs
 
     write_jpegs(tmp_path, {"rich": 20, "scarce": 3})
     options = dict(image_size=(8, 8), validation_split=0.25, seed=7, verbose=0)

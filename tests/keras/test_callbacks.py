@@ -6,9 +6,9 @@ import json
 
 import keras
 import pytest
-from tests.conftest import IMAGE_SIZE, flip_rotate, tiny_model
 
 from augframe import ConfigError, ControlFileWarning, FrameSequence, StopOnControlFile
+from tests.conftest import IMAGE_SIZE, flip_rotate, tiny_model
 
 
 class RequestStopAt(keras.callbacks.Callback):

@@ -8,11 +8,11 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
-from tests.conftest import IMAGE_SIZE, flip_rotate, stamped_source, write_jpegs
 
 import augframe
 from augframe import ConfigError, FrameSequence, ValidationSequence
 from augframe.keras.facade import SequenceFacade
+from tests.conftest import IMAGE_SIZE, flip_rotate, stamped_source, write_jpegs
 
 QUIET = {"image_size": IMAGE_SIZE, "verbose": 0}
 

@@ -13,7 +13,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from tests.conftest import flip_rotate
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -28,6 +27,7 @@ from augframe.observe.examples import (
     example_stems,
 )
 from augframe.observe.report import MAX_ROWS, draw_report
+from tests.conftest import flip_rotate
 
 QUIET = {"seed": 0, "verbose": 0, "background": False}
 UNSAFE = set('/\\:*?"<>|~\x00')

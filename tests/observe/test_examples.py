@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
-from tests.conftest import IMAGE_SIZE, flip_rotate, tiny_model
 
 from augframe import FrameSequence
 from augframe.observe.examples import ExampleRing
+from tests.conftest import IMAGE_SIZE, flip_rotate, tiny_model
 
 
 def test_ring_never_exceeds_its_bound_and_deletes_oldest(tmp_path):

@@ -12,12 +12,12 @@ import cv2
 import keras
 import numpy as np
 import pytest
-from tests.conftest import IMAGE_SIZE, flip_rotate, random_images, tiny_model
 
 import augframe
 from augframe import ConfigError, FrameSequence, FrameTensorBoard, VarietyWarning
 from augframe.observe.examples import ExampleRing
 from augframe.observe.report import NATIVE, REPEAT, VARIANT, WIDTH, draw_report
+from tests.conftest import IMAGE_SIZE, flip_rotate, random_images, tiny_model
 
 # imbalanced_source: rich 40, medium 10, scarce 2 natives; classes sorted.
 NAMES = ("medium", "rich", "scarce")

@@ -7,7 +7,6 @@ import warnings
 
 import keras
 import pytest
-from tests.conftest import IMAGE_SIZE, EpochRecorder, flip_rotate, tiny_model
 
 from augframe import ControlFileWarning, FrameSequence, StopOnControlFile
 from augframe.options.control_file import (
@@ -17,6 +16,7 @@ from augframe.options.control_file import (
     parse_control,
     write_control,
 )
+from tests.conftest import IMAGE_SIZE, EpochRecorder, flip_rotate, tiny_model
 
 GOOD = {
     "aug_p": 0.3,

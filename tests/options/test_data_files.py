@@ -20,10 +20,8 @@ from typing import Any
 import numpy as np
 import pytest
 import yaml
-from tests.conftest import IMAGE_SIZE, random_images, write_jpegs
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tests.integration.test_reliability_runs import fill, small_disk  # noqa: F401 (a fixture)
 
 import augframe
 from augframe import FrameSequence
@@ -42,6 +40,8 @@ from augframe.keras.run_config import load_config, read_config
 from augframe.options.control_file import write_control
 from augframe.options.data_files import MAX_DEPTH, MAX_NODES, load_yaml
 from augframe.options.registry import OPTIONS, check, usable_cpus
+from tests.conftest import IMAGE_SIZE, random_images, write_jpegs
+from tests.integration.test_reliability_runs import fill, small_disk  # noqa: F401 (a fixture)
 
 FAST = 1.0
 """Seconds a hostile file may take to be refused (it takes milliseconds)."""

@@ -12,10 +12,10 @@ import warnings
 
 import numpy as np
 import pytest
-from tests.conftest import IMAGE_SIZE, flip_rotate
 
 from augframe import ConfigError, ControlFileWarning, FrameSequence
 from augframe.cli import main
+from tests.conftest import IMAGE_SIZE, flip_rotate
 
 
 def make(source, tmp_path, **options):

@@ -24,11 +24,12 @@ from pathlib import Path
 
 import psutil
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the checkout: tests.conftest
-from tests.conftest import flip_rotate, random_images
-
+sys.path.insert(
+    0, str(Path(__file__).resolve().parents[2])
+)  # the checkout: tests.conftest
 from augframe import FrameSequence
 from augframe.options.control_file import write_control
+from tests.conftest import flip_rotate, random_images
 
 NUM_FRAMES, WARM_UP = 300, 60
 TRACE_DEPTH = 20

@@ -10,7 +10,6 @@ import threading
 
 import numpy as np
 import pytest
-from tests.conftest import IMAGE_SIZE, flip_rotate, random_images, write_jpegs
 
 from augframe import FrameSequence, StopOnControlFile, StoreSource
 from augframe.io.stores import ArrayStore, SubsetStore
@@ -19,6 +18,7 @@ from augframe.serving.batches import ALIGNMENT, Batcher, aligned_empty, gather
 from augframe.serving.labels import LabelEncoder
 from augframe.serving.scheduled import register, scheduled_sequences, unregister
 from augframe.serving.validation import ValidationFrames, natives_at_size
+from tests.conftest import IMAGE_SIZE, flip_rotate, random_images, write_jpegs
 
 
 def workers_running() -> tuple[int, int]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from augframe.errors import ConfigError
+from augframe.errors import invalid
 
 __all__ = ["NAMES", "path"]
 
@@ -32,9 +32,11 @@ def path(name: str) -> Path:
         ConfigError: `name` is not a shipped pipeline.
     """
     if name not in NAMES:
-        raise ConfigError(
-            f"Invalid value for argument `augment`. Received: {name!r}, which is "
-            f"neither a file nor a shipped pipeline. Expected a path to a pipeline "
-            f"saved with `A.save`, or one of {', '.join(repr(n) for n in NAMES)}."
+        raise invalid(
+            "augment",
+            name,
+            "a path to a pipeline saved with `A.save`, or one of "
+            + ", ".join(repr(n) for n in NAMES),
+            received=f"{name!r}, which is neither a file nor a shipped pipeline",
         )
     return _HERE / f"{name}.yaml"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from augframe.errors import CacheError, ConfigError, SourceError
+from augframe.errors import CacheError, SourceError, invalid
 from augframe.io.cache.layout import locked, remove_orphans, remove_temp_files
 from augframe.io.cache.manifest import (
     folder_is_ours,
@@ -241,15 +241,11 @@ def _check_flags(decoding: Decoding | None, **flags: bool) -> Decoding:
     """`decoding` (or the default) once it and the boolean `flags` are checked."""
     for flag, value in flags.items():
         if not isinstance(value, bool):
-            raise ConfigError(
-                f"Invalid value for argument `{flag}`. Received: {flag}={value!r}. "
-                "Expected True or False."
-            )
+            raise invalid(flag, value, "True or False")
     decoding = decoding or Decoding()
     if not isinstance(decoding, Decoding):
-        raise ConfigError(
-            f"Invalid value for argument `decoding`. Received: {decoding!r}. "
-            "Expected an augframe.io.decode.arrays.Decoding or None."
+        raise invalid(
+            "decoding", decoding, "an augframe.io.decode.arrays.Decoding or None"
         )
     return decoding
 
@@ -259,9 +255,10 @@ def _check_labels(labels: np.ndarray | Sequence[int], num_paths: int) -> np.ndar
     if array.shape != (num_paths,) or (
         num_paths and (not np.issubdtype(array.dtype, np.integer) or array.min() < 0)
     ):
-        raise ConfigError(
-            "Invalid value for argument `labels`. Received: an array of dtype "
-            f"{array.dtype} and shape {array.shape}. Expected one class index >= 0 "
-            f"per path, shape ({num_paths},)."
+        raise invalid(
+            "labels",
+            labels,
+            f"one class index >= 0 per path, shape ({num_paths},)",
+            received=f"an array of dtype {array.dtype} and shape {array.shape}",
         )
     return array.astype(np.int32)

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 
 from augframe._files import open_regular, read_head, read_regular
-from augframe.errors import ConfigError
+from augframe.errors import invalid
 from augframe.io.decode.arrays import (
     CHANNELS,
     Decoding,
@@ -253,9 +253,8 @@ def decode_image(
     >>> folder.cleanup()
     """
     if color_mode not in CHANNELS:
-        raise ConfigError(
-            f"Invalid value for argument `color_mode`. Received: "
-            f"color_mode={color_mode!r}. Expected one of {', '.join(map(repr, CHANNELS))}."
+        raise invalid(
+            "color_mode", color_mode, f"one of {', '.join(map(repr, CHANNELS))}"
         )
     data = _read_image(path, max_image_pixels)
     _check_scans(path, data)

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tests.conftest import write_jpegs
 
 from augframe import FrameSequence
 from augframe.errors import CacheError, CacheWarning
@@ -29,6 +28,7 @@ from augframe.io.decode.files import load_image
 from augframe.io.listing import collect_directory
 from augframe.io.stores import FileStore
 from augframe.keras.run_config import load_config
+from tests.conftest import write_jpegs
 
 SIZE = (12, 10)
 

@@ -16,7 +16,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from tests.conftest import flip_rotate, tiny_model
 
 import augframe
 import augframe.io.cache.build
@@ -34,6 +33,7 @@ from augframe.io.cache import CacheStore, build_cache
 from augframe.io.decode.arrays import resize
 from augframe.io.decode.files import decode_image
 from augframe.io.stores import ImageStore
+from tests.conftest import flip_rotate, tiny_model
 
 SIZE = (16, 12)  # (height, width) of the cached images
 RAW = (30, 40)  # (height, width) of the JPEG files

@@ -24,7 +24,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from tests.conftest import write_jpegs
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -43,6 +42,7 @@ from augframe.io.decode.arrays import Decoding, resize
 from augframe.io.decode.files import decode_image
 from augframe.io.listing import collect_directory
 from augframe.io.stores import FileStore
+from tests.conftest import write_jpegs
 
 SIZE = (12, 10)
 FOLDER = f"{SIZE[0]}x{SIZE[1]}"

@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import cv2
-from tests import hostile_corpus
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -37,6 +36,7 @@ from augframe.io.decode.jpeg import (
     jpeg_size,
 )
 from augframe.options.registry import MAX_IMAGE_PIXELS, OPTIONS, check
+from tests import hostile_corpus
 
 SIGNATURES = [
     b"\xff\xd8\xff",
@@ -61,7 +61,9 @@ def run_python(code: str, timeout: float = 240) -> dict[str, Any]:
         **os.environ,
         "NO_ALBUMENTATIONS_UPDATE": "1",
         "TF_CPP_MIN_LOG_LEVEL": "3",
-        "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[3]), *sys.path]),
+        "PYTHONPATH": os.pathsep.join(
+            [str(Path(__file__).resolve().parents[3]), *sys.path]
+        ),
     }
     result = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code)],
