@@ -50,7 +50,12 @@ def test_a_reader_is_released_when_its_block_raises():
     with pytest.raises(RuntimeError), buffer.reading():
         raise RuntimeError("a batch failed")
     done = threading.Event()
-    waiter = threading.Thread(target=lambda: (buffer.wait_idle(), done.set()))
+
+    def wait() -> None:
+        buffer.wait_idle()
+        done.set()
+
+    waiter = threading.Thread(target=wait)
     waiter.start()
     waiter.join(timeout=10)
     assert done.is_set()
@@ -86,5 +91,5 @@ def test_reshare_moves_the_buffer_to_a_new_segment_of_the_same_shape():
     assert buffer.shm is not old and buffer.linked
     assert buffer.array.shape == (2, 4, 4, 3) and buffer.array.dtype == np.uint8
     buffer.array[:] = 1  # writable, backed by the new segment
-    assert bytes(buffer.shm.buf[:1]) == b"\x01"
+    assert buffer.shm is not None and bytes(buffer.shm.buf[:1]) == b"\x01"
     buffer.release_shared()

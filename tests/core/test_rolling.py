@@ -12,12 +12,12 @@ import warnings
 
 import numpy as np
 import pytest
-from tests.conftest import flip_rotate, random_images, tiny_model, write_jpegs
 
 from augframe import BuildError, ConfigError, FrameSequence
 from augframe.augment.pipeline import A
 from augframe.core.plan import plan_frame
 from augframe.core.rolling import SlotLedger, slice_capacity
+from tests.conftest import flip_rotate, random_images, tiny_model, write_jpegs
 
 SPC = 12
 

@@ -83,7 +83,7 @@ def test_build_processes_get_shared_buffers_and_close_leaves_no_name():
 def test_buffers_that_do_not_fit_are_refused_before_any_worker_starts(monkeypatch):
     tiny = MemoryLimits(ram=Headroom(1000, "a test limit"), shm=None)
     monkeypatch.setattr(memory, "probe", lambda: tiny)
-    chosen: list[object] = []
+    chosen: list[memory.FrameBudget] = []
     real = memory.maker_within
 
     def spy(budget, **kw):
