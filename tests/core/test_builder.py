@@ -1,67 +1,129 @@
-"""The cluster throughput model of `benchmarks.cluster_scaling`: its examples
-run, and its predictions keep the shape the README's table relies on."""
+"""FrameBuilder: a frame's plan, its samples made into a buffer, its variants distinct; the task size."""
 
 from __future__ import annotations
 
-import doctest
-import itertools
-import math
+import threading
 
+import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from augframe.core.builder import default_task_samples
-from benchmarks import cluster_scaling
-from benchmarks.cluster_scaling import (
-    GOODPUT,
-    LINKS_GBIT,
-    WORKERS,
-    Measured,
-    ceilings,
-    predict,
-    table,
-)
+from augframe._parallel import BuildCancelled
+from augframe.augment.pipeline import PipelineSpec
+from augframe.core.buffer import FrameBuffer
+from augframe.core.builder import FrameBuilder, default_task_samples
+from augframe.errors import VarietyWarning
+from augframe.io.stores import mapping_to_store
+from tests.conftest import flip_rotate, random_images
 
-# Figures of the order bench_cluster measures at 224 px with `heavy`.
-MEASURED = Measured(
-    per_sample_s=0.003,
-    per_task_s=0.003,
-    bytes_per_sample=150_579,
-    driver_s_per_sample=0.0001,
-)
+SIZE = (8, 8)
 
 
-def test_the_examples_run():
-    result = doctest.testmod(cluster_scaling, optionflags=doctest.ELLIPSIS)
-    assert result.attempted and not result.failed
+def builder(
+    spec: PipelineSpec | None = None, samples_per_class: int | None = 4, **kw: object
+) -> FrameBuilder:
+    """Class a: 6 natives; class b: 2 (filled up with variants)."""
+    store, names = mapping_to_store(
+        {
+            "a": random_images(6, seed=0, size=SIZE),
+            "b": random_images(2, seed=1, size=SIZE),
+        },
+        image_size=SIZE,
+        num_workers=1,
+    )
+    return FrameBuilder(
+        store,
+        spec=spec or PipelineSpec(flip_rotate),
+        class_names=names,
+        samples_per_class=samples_per_class,
+        entropy=9,
+        **kw,  # type: ignore[arg-type]
+    )
 
 
-@pytest.mark.parametrize("gbit", [None, *LINKS_GBIT])
-def test_more_workers_never_build_slower(gbit):
-    rates = [predict(20_000, w, gbit, MEASURED).samples_per_s for w in WORKERS]
-    assert all(b >= a * 0.99 for a, b in itertools.pairwise(rates)), rates
+def build(made: FrameBuilder, generation: int, rows: int = 8, aug_p: float = 0.5):
+    return made.build(
+        generation=generation, buffer=FrameBuffer(rows, SIZE), aug_p=aug_p, pipe_p=1.0
+    )
 
 
-def test_each_bound_is_the_slowest_resource():
-    # One worker: the workers bound; many on 1 Gbit/s: the link; many on a
-    # fast link with a slow driver: the driver.
-    assert predict(20_000, 1, 25, MEASURED).limit == "workers"
-    assert predict(20_000, 64, 1, MEASURED).limit == "link"
-    slow_driver = Measured(0.003, 0.003, 150_579, 0.001)
-    assert predict(20_000, 64, 25, slow_driver).limit == "driver"
-    link = ceilings(MEASURED)["1 Gbit/s link"]
-    assert link == pytest.approx(1e9 * GOODPUT / 8 / 150_579)
-    assert predict(20_000, 64, 1, MEASURED).samples_per_s < link
+@given(st.integers(0, 10**7), st.integers(1, 1024))
+def test_a_task_holds_8_to_256_samples_about_8_per_worker(slots, workers):
+    k = default_task_samples(slots, workers)
+    assert 8 <= k <= 256
+    if 8 * 8 * workers <= slots <= 256 * 8 * workers:
+        assert k == slots // (workers * 8)
 
 
-def test_tasks_are_sized_as_the_builder_sizes_them():
-    k = default_task_samples(1200, 2)
-    rounds = math.ceil(1200 / k / 2)
-    expected = rounds * (0.003 + 0.003 * k) + k * 0.0001  # + the last delivery
-    assert predict(1200, 2, None, MEASURED).seconds == pytest.approx(expected)
+def test_a_frame_is_balanced_and_its_variants_distinct_from_their_class():
+    made = builder()
+    frame = build(made, 1)
+    assert frame.class_counts.tolist() == [4, 4] and frame.generation == 1
+    assert frame.num_artificial == 2 and frame.num_repeats == 0
+    assert frame.digests is not None and len(frame.digests) == 8
+    natives = made.store.labels[frame.native_index]
+    np.testing.assert_array_equal(natives, frame.labels)  # each slot's own class
+    b = frame.images[frame.labels == 1]
+    assert len({image.tobytes() for image in b}) == 4
+    made.close()
 
 
-def test_the_table_has_a_row_per_worker_count_and_a_column_per_link():
-    rows = table(MEASURED).splitlines()
-    assert len(rows) == 2 + len(WORKERS)
-    assert all(row.count("|") == 2 + len(LINKS_GBIT) for row in rows)
-    assert "(link)" in rows[-1]
+def test_a_generation_is_the_same_frame_every_time_and_the_next_another():
+    a, b = builder(), builder(num_workers=2)
+    first = build(a, 3)
+    again = build(b, 3)  # another builder, two threads
+    np.testing.assert_array_equal(first.images, again.images)
+    np.testing.assert_array_equal(first.native_index, again.native_index)
+    assert not np.array_equal(build(a, 4).images, first.images)
+    a.close()
+    b.close()
+
+
+def test_without_a_pipeline_repeats_are_kept_and_warned_once():
+    made = builder(PipelineSpec(None), samples_per_class=3)
+    frame = build(made, 1, rows=6)
+    assert frame.num_repeats == 1 and len(frame.repeat_slots) == 1
+    assert frame.labels[frame.repeat_slots].tolist() == [1]
+    [(category, message)] = frame.notes
+    assert category is VarietyWarning and "augment=None" in message
+    with pytest.warns(VarietyWarning, match=r"Class\(es\) \['b'\]"):
+        frame.emit_warnings()
+    assert build(made, 2, rows=6).notes == ()  # said once
+    made.close()
+
+
+def test_every_native_once_in_store_order_without_shuffle():
+    made = builder(samples_per_class=None, shuffle=False)
+    frame = build(made, 5)
+    assert frame.native_index.tolist() == list(range(8))
+    assert frame.num_artificial == 0 and frame.digests is None
+    made.close()
+
+
+def test_a_buffer_of_another_size_and_a_set_cancel_are_refused():
+    made = builder()
+    with pytest.raises(ValueError, match="buffer holds 7 samples, plan 8"):
+        build(made, 1, rows=7)
+    cancel = threading.Event()
+    cancel.set()
+    with pytest.raises(BuildCancelled):
+        made.build(
+            generation=1,
+            buffer=FrameBuffer(8, SIZE),
+            aug_p=0.5,
+            pipe_p=1.0,
+            cancel=cancel,
+        )
+    made.close()
+
+
+def test_a_snapshot_owns_read_only_pixels():
+    made = builder()
+    frame = build(made, 1)
+    copy = frame.snapshot()
+    assert copy.images is not frame.images and not copy.images.flags.writeable
+    np.testing.assert_array_equal(copy.images, frame.images)
+    frame.images[:] = 0
+    assert copy.images.any() and copy.nbytes == frame.nbytes == 8 * 8 * 8 * 3
+    made.close()

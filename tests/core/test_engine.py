@@ -15,7 +15,6 @@ import pytest
 
 from augframe.augment.pipeline import A, PipelineSpec
 from augframe.core.engine import EngineState, FrameEngine
-from augframe.core.pacing import BuildPacer
 from augframe.errors import BuildError
 from augframe.io.stores import mapping_to_store
 from tests.conftest import engine_parts, random_images
@@ -170,53 +169,6 @@ class FakeClock:
         return self.now
 
 
-def test_the_pacer_spreads_chunks_evenly_up_to_the_deadline():
-    clock = FakeClock()
-    pacer = BuildPacer(100, margin=0.4, clock=clock)
-    assert pacer.delay() == 0.0  # no epoch timed yet: full speed
-    pacer.schedule(epochs_left=2, epoch_seconds=None)
-    assert pacer.deadline is None
-    pacer.schedule(epochs_left=2, epoch_seconds=10.0)
-    assert pacer.deadline == pytest.approx(116.0)  # 2 epochs of 10 s less 0.4
-    starts = []
-    for _ in range(4):  # chunks of 25 samples: 16 s / 4 apart
-        clock.now += pacer.delay()  # what `wait` would sleep
-        starts.append(clock.now - 100.0)
-        pacer.wait(25, None)
-    assert starts == pytest.approx([0.0, 4.0, 8.0, 12.0])
-    assert pacer.delay() == 0.0  # everything submitted: redrawn variants run now
-
-
-def test_a_late_build_never_waits_and_a_new_deadline_spreads_what_is_left():
-    clock = FakeClock()
-    pacer = BuildPacer(100, margin=0.0, clock=clock)
-    pacer.schedule(epochs_left=1, epoch_seconds=10.0)  # deadline 110
-    pacer.wait(50, None)
-    clock.now = 108.0  # half done at 80 % of the time: behind, no wait
-    assert pacer.delay() == 0.0
-    pacer.schedule(epochs_left=2, epoch_seconds=10.0)  # the epoch took longer
-    assert pacer.delay() == 0.0  # the next chunk starts at once...
-    pacer.wait(25, None)  # ...and the other half is spread over 20 s
-    assert pacer.delay() == pytest.approx(10.0)
-    clock.now = 112.0
-    assert pacer.delay() == pytest.approx(6.0)
-    pacer.hurry()  # the frame is needed now
-    assert pacer.delay() == 0.0
-
-
-def test_a_waiting_pacer_is_released_by_hurry_and_by_cancel():
-    pacer = BuildPacer(10, margin=0.0)  # the real clock
-    pacer.schedule(epochs_left=1, epoch_seconds=1e6)
-    pacer.wait(5, None)
-    cancel = threading.Event()
-    waiter = threading.Thread(target=pacer.wait, args=(5, cancel))
-    waiter.start()
-    cancel.set()
-    pacer.hurry()  # cancel() wakes the pacer too: a set event alone may not
-    waiter.join(timeout=10)
-    assert not waiter.is_alive() and pacer.submitted == 10
-
-
 @pytest.mark.parametrize("workers", [1, 2])
 def test_paced_builds_give_the_same_frames_and_the_engine_sets_deadlines(
     tmp_path, workers
@@ -255,47 +207,6 @@ def test_paced_builds_give_the_same_frames_and_the_engine_sets_deadlines(
     assert paced.epoch_seconds == 1000.0
     paced.close()  # a build held back by its pacer is cancelled at once
     plain.close()
-
-
-# ------------------------------------------------------------ BackgroundJob
-
-
-def test_background_job_reports_through_a_standard_future():
-    import concurrent.futures
-
-    from augframe.core.background import BackgroundJob
-
-    job = BackgroundJob(
-        lambda cancel, gate: "built", name="augframe-test", aug_p=0.1, pipe_p=None
-    )
-    assert isinstance(job.future, concurrent.futures.Future)
-    assert job.result() == "built" and job.done()
-
-    def fails(cancel, gate):
-        raise ValueError("bad native")
-
-    failing = BackgroundJob(fails, name="augframe-test", aug_p=None, pipe_p=None)
-    with pytest.raises(ValueError, match="bad native"):
-        failing.result()
-    assert failing.done()
-
-
-def test_background_job_stop_does_not_wait_and_cancel_does():
-    from augframe.core.background import BackgroundJob
-
-    release = threading.Event()
-
-    def work(cancel, gate):
-        cancel.wait(10)
-        release.wait(10)
-        return cancel.is_set()
-
-    job = BackgroundJob(work, name="augframe-test", aug_p=None, pipe_p=None)
-    job.stop()  # returns at once: the build still waits for `release`
-    assert not job.done()
-    release.set()
-    job.cancel()  # waits for the build to end
-    assert job.done() and job.result() is True
 
 
 def test_core_does_not_import_observe():

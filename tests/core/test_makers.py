@@ -1,4 +1,5 @@
-"""Build workers: processes on shared memory give the same frames as threads."""
+"""Build workers: processes on shared memory give the same frames as threads;
+which workers a frame gets; an unreadable native replaced by one of its class."""
 
 from __future__ import annotations
 
@@ -7,7 +8,19 @@ import psutil
 import pytest
 
 from augframe import AugframeError, ConfigError, FrameSequence
-from tests.conftest import IMAGE_SIZE, flip_rotate, random_images, tiny_model
+from augframe.augment.pipeline import PipelineSpec
+from augframe.core import makers
+from augframe.core.makers import ProcessMaker, ThreadMaker, choose_maker, load_native
+from augframe.errors import SourceError
+from augframe.io.stores import FileStore, mapping_to_store
+from augframe.options import registry as opts
+from tests.conftest import (
+    IMAGE_SIZE,
+    flip_rotate,
+    random_images,
+    tiny_model,
+    write_jpegs,
+)
 
 
 @pytest.fixture(scope="module")
@@ -111,11 +124,8 @@ def test_thread_pipelines_are_kept_between_builds_and_change_nothing(source):
     """Threads keep their pipelines from build to build (copying a Compose
     costs milliseconds per build and per redraw round); frames, variants
     included, are those of a maker that copies them anew."""
-    from augframe.augment.pipeline import PipelineSpec
     from augframe.core.buffer import FrameBuffer
     from augframe.core.builder import FrameBuilder
-    from augframe.core.makers import ThreadMaker
-    from augframe.io.stores import mapping_to_store
 
     store, names = mapping_to_store(source, image_size=IMAGE_SIZE, num_workers=1)
     spec = PipelineSpec(flip_rotate)
@@ -142,3 +152,68 @@ def test_thread_pipelines_are_kept_between_builds_and_change_nothing(source):
     assert list(kept.maker._pipelines) == [(0.5, 1)]  # only the current ones
     kept.close()
     assert kept.maker._pipelines == {}
+
+
+def test_choose_maker_threads_by_default_one_per_pipeline_every_core_without(source):
+    store, _ = mapping_to_store(source, image_size=IMAGE_SIZE, num_workers=1)
+    pick = dict(entropy=0, frame_pixels=10**12)
+    cpus = opts.usable_cpus()
+    # processes=False: threads, one when a pipeline holds the GIL
+    piped = choose_maker(
+        store, PipelineSpec(flip_rotate), num_workers=None, processes=False, **pick
+    )
+    plain = choose_maker(
+        store, PipelineSpec(None), num_workers=None, processes=None, **pick
+    )
+    assert isinstance(piped, ThreadMaker) and piped.num_workers == 1
+    assert isinstance(plain, ThreadMaker) and plain.num_workers == cpus
+    # processes=True with one worker: threads (one process saves nothing)
+    one = choose_maker(
+        store, PipelineSpec(flip_rotate), num_workers=1, processes=True, **pick
+    )
+    assert isinstance(one, ThreadMaker) and not makers.asks_processes(1)
+    # auto mode and a small frame: threads
+    small = choose_maker(
+        store,
+        PipelineSpec(flip_rotate),
+        num_workers=2,
+        processes=None,
+        entropy=0,
+        frame_pixels=makers.AUTO_PROCESS_PIXELS - 1,
+    )
+    assert isinstance(small, ThreadMaker) and small.num_workers == 2
+    # processes=True and two workers: processes (not started until used)
+    two = choose_maker(
+        store, PipelineSpec(flip_rotate), num_workers=2, processes=True, **pick
+    )
+    assert isinstance(two, ProcessMaker) and two.num_workers == 2
+    for maker in (piped, plain, one, small, two):
+        maker.close()
+
+
+def test_an_unreadable_native_is_replaced_by_one_of_its_class_by_seed(tmp_path):
+    root = write_jpegs(tmp_path, {"a": 4, "b": 1}, size=10)
+    paths = sorted(str(p) for p in root.glob("*/*.jpg"))
+    (root / "a" / "0001.jpg").write_bytes(b"not a jpeg")
+    store = FileStore(paths, np.array([0, 0, 0, 0, 1]), image_size=(8, 8))
+    bad: list[int] = []
+    image = load_native(store, 1, 0, seed=7, entropy=0, bad=bad)
+    assert bad == [1] and image.shape == (8, 8, 3)
+    same = [
+        i for i in (0, 2, 3) if np.array_equal(store.load(i), image)
+    ]  # one of its class, not the other class
+    assert len(same) == 1
+    again = load_native(store, 1, 0, seed=7, entropy=0, bad=[])
+    np.testing.assert_array_equal(again, image)  # the seed picks it
+
+
+def test_a_class_with_no_readable_native_names_it(tmp_path):
+    root = write_jpegs(tmp_path, {"a": 2, "b": 1}, size=10)
+    for path in (root / "a").glob("*.jpg"):
+        path.write_bytes(b"broken")
+    paths = sorted(str(p) for p in root.glob("*/*.jpg"))
+    store = FileStore(paths, np.array([0, 0, 1]), image_size=(8, 8))
+    bad: list[int] = []
+    with pytest.raises(SourceError, match="Class index 0 has no readable image left"):
+        load_native(store, 0, 0, seed=1, entropy=0, bad=bad)
+    assert sorted(bad) == [0, 1]

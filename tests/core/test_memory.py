@@ -1,15 +1,13 @@
 """Memory you can trust: the budget checked before allocation, no copies of in-place arrays.
 
-The limits are read from fake /proc and /sys trees (cgroup v1 and v2);
-the checks are driven with stated limits, so that they do not depend on
-this machine's memory.
+The checks are driven with stated limits, so that they do not depend on
+this machine's memory (reading the limits: tests/core/test_limits.py).
 """
 
 from __future__ import annotations
 
 import time
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -24,90 +22,6 @@ from augframe.io.stores import ArrayStore, FileStore, StoreSource, mapping_to_st
 from tests.conftest import IMAGE_SIZE, flip_rotate, random_images
 
 GiB = 2**30
-
-
-def write(root: Path, files: dict[str, str]) -> Path:
-    for name, text in files.items():
-        path = root / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    return root
-
-
-MEMINFO = "MemTotal: 16000000 kB\nMemAvailable: 8388608 kB\n"  # 8 GiB
-
-
-@pytest.mark.parametrize(
-    ("files", "expected", "source"),
-    [
-        ({"proc/meminfo": MEMINFO}, 8 * GiB, "MemAvailable"),
-        (  # cgroup v2: 2 GiB limit, 1.5 GiB used of which 0.5 GiB page cache
-            {
-                "proc/meminfo": MEMINFO,
-                "proc/self/cgroup": "0::/job\n",
-                "sys/fs/cgroup/job/memory.max": f"{2 * GiB}\n",
-                "sys/fs/cgroup/job/memory.current": f"{3 * GiB // 2}\n",
-                "sys/fs/cgroup/job/memory.stat": f"anon 1\ninactive_file {GiB // 2}\n",
-            },
-            GiB,
-            "cgroup v2 memory.max",
-        ),
-        (  # cgroup v2 without a limit ("max"): MemAvailable rules
-            {
-                "proc/meminfo": MEMINFO,
-                "proc/self/cgroup": "0::/\n",
-                "sys/fs/cgroup/memory.max": "max\n",
-                "sys/fs/cgroup/memory.current": "100\n",
-            },
-            8 * GiB,
-            "MemAvailable",
-        ),
-        (  # cgroup v1, the limit on the parent, the path namespaced away
-            {
-                "proc/meminfo": MEMINFO,
-                "proc/self/cgroup": "4:memory:/host/path/not/here\n1:cpu:/\n",
-                "sys/fs/cgroup/memory/memory.limit_in_bytes": f"{3 * GiB}\n",
-                "sys/fs/cgroup/memory/memory.usage_in_bytes": f"{GiB}\n",
-                "sys/fs/cgroup/memory/memory.stat": "total_inactive_file 0\n",
-            },
-            2 * GiB,
-            "cgroup v1 memory.limit_in_bytes",
-        ),
-        (  # cgroup v1 "no limit" (about 2**63)
-            {
-                "proc/meminfo": MEMINFO,
-                "proc/self/cgroup": "4:memory:/\n",
-                "sys/fs/cgroup/memory/memory.limit_in_bytes": "9223372036854771712\n",
-                "sys/fs/cgroup/memory/memory.usage_in_bytes": "5\n",
-            },
-            8 * GiB,
-            "MemAvailable",
-        ),
-    ],
-)
-def test_ram_is_the_least_of_memavailable_and_every_cgroup_limit(
-    tmp_path, files, expected, source
-):
-    root = write(tmp_path, files)
-    limits = probe_memory(root=str(root), shm_dir=str(tmp_path))
-    assert limits.ram is not None and limits.ram.bytes == expected
-    assert source in limits.ram.source
-    assert limits.shm is not None and limits.shm.bytes > 0
-
-
-def test_nested_cgroup_v2_limits_take_the_tightest(tmp_path):
-    root = write(
-        tmp_path,
-        {
-            "proc/self/cgroup": "0::/a/b\n",
-            "sys/fs/cgroup/a/memory.max": f"{GiB}\n",
-            "sys/fs/cgroup/a/memory.current": "0\n",
-            "sys/fs/cgroup/a/b/memory.max": "max\n",
-            "sys/fs/cgroup/a/b/memory.current": "0\n",
-        },
-    )
-    ram = probe_memory(root=str(root), shm_dir="/nonexistent").ram
-    assert ram is not None and ram.bytes == GiB and "/a)" in ram.source
 
 
 def test_unknown_limits_check_nothing(tmp_path):
