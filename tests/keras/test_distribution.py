@@ -12,10 +12,10 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
-from tests.conftest import IMAGE_SIZE, flip_rotate, random_images
 
 from augframe import ConfigError, FrameSequence, SourceError
 from augframe.io.stores import ArrayStore, SubsetStore
+from tests.conftest import IMAGE_SIZE, flip_rotate, random_images
 
 SCRIPTS = Path(__file__).parents[1] / "scripts"
 

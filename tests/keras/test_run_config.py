@@ -12,12 +12,12 @@ import keras
 import numpy as np
 import pytest
 import yaml
-from tests.conftest import tiny_model, write_jpegs
 
 from augframe import ConfigError, FrameSequence, ServeAugment
 from augframe.augment.pipeline import A
 from augframe.keras.facade import LABEL_MODES
 from augframe.keras.run_config import RunConfig, load_config, read_config
+from tests.conftest import tiny_model, write_jpegs
 
 REPO = Path(__file__).resolve().parents[2]
 LIGHT = REPO / "augframe" / "augment" / "pipelines" / "light.yaml"

@@ -8,10 +8,16 @@ import re
 
 import numpy as np
 import pytest
-from tests.conftest import IMAGE_SIZE, EpochRecorder, flip_rotate, random_images, tiny_model
 
 from augframe import ConfigError, FrameSequence, ServeAugment, VarietyWarning
 from augframe.augment.pipeline import A
+from tests.conftest import (
+    IMAGE_SIZE,
+    EpochRecorder,
+    flip_rotate,
+    random_images,
+    tiny_model,
+)
 
 
 def make(source, **kwargs) -> FrameSequence:
