@@ -12,7 +12,7 @@ import pytest
 import augframe
 from augframe import ConfigError, FrameSequence, ValidationSequence
 from augframe.keras.facade import SequenceFacade
-from tests.conftest import IMAGE_SIZE, flip_rotate, stamped_source, write_jpegs
+from tests.conftest import IMAGE_SIZE, flip_rotate, stamped_source
 
 QUIET = {"image_size": IMAGE_SIZE, "verbose": 0}
 
@@ -67,51 +67,6 @@ def test_a_validation_sequence_has_no_clock_hot_options_or_control_file():
                 setattr(val, name, getattr(val, name))
         with pytest.raises(ConfigError, match="cannot change"):
             val.validation = False
-
-
-def test_as_tf_dataset_of_a_validation_sequence_serves_its_batches_every_pass():
-    if keras.backend.backend() != "tensorflow":
-        pytest.skip("as_tf_dataset is TensorFlow's native path")
-    with ValidationSequence(stamped_source(per_class=3), batch_size=4, **QUIET) as val:
-        dataset = val.as_tf_dataset()
-        x, y = val.as_arrays()
-        for _ in range(2):
-            batches = list(dataset.as_numpy_iterator())
-            np.testing.assert_array_equal(np.concatenate([b[0] for b in batches]), x)
-            np.testing.assert_array_equal(np.concatenate([b[1] for b in batches]), y)
-        assert (val.epoch, val.generation) == (0, 1)
-
-
-def test_frame_scheduler_refuses_a_validation_sequence_naming_the_fix():
-    source = stamped_source(per_class=2)
-    with (
-        FrameSequence(source, samples_per_class=2, **QUIET) as train,
-        FrameSequence.for_validation(source, **QUIET) as val,
-    ):
-        with pytest.raises(ConfigError, match=r"FrameScheduler.*validation_data=val"):
-            augframe.FrameScheduler(train, val)
-        assert augframe.FrameScheduler(train).sequences == [train]
-
-
-def test_a_split_gives_a_frame_sequence_and_a_validation_sequence(tmp_path):
-    root = write_jpegs(tmp_path / "data", {"a": 4, "b": 4}, size=12)
-    train, val = FrameSequence.from_directory(
-        root, subset="both", validation_split=0.5, seed=0, cache_dir=None, **QUIET
-    )
-    with train, val:
-        assert type(train) is FrameSequence and type(val) is ValidationSequence
-        assert sorted(train.file_paths + val.file_paths) == sorted(
-            str(p) for p in root.rglob("*.jpg")
-        )
-    with ValidationSequence.from_directory(root, cache_dir=None, **QUIET) as whole:
-        assert type(whole) is ValidationSequence and whole.num_samples == 8
-    # validation=True through a file constructor (as the README and the demo do)
-    with FrameSequence.from_directory(
-        root, validation=True, cache_dir=None, **QUIET
-    ) as flagged:
-        assert type(flagged) is ValidationSequence and flagged.num_samples == 8
-        flagged.on_epoch_begin()  # Keras' hooks: no engine, no clock, no error
-        flagged.on_epoch_end()
 
 
 def test_shared_code_never_asks_which_role_it_plays():

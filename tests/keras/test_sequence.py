@@ -9,8 +9,9 @@ import re
 import numpy as np
 import pytest
 
-from augframe import ConfigError, FrameSequence, ServeAugment, VarietyWarning
+from augframe import ConfigError, ServeAugment, VarietyWarning
 from augframe.augment.pipeline import A
+from augframe.keras.sequence import FrameSequence
 from tests.conftest import (
     IMAGE_SIZE,
     EpochRecorder,

@@ -5,19 +5,17 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 
 import albumentations as A
-import cv2
 import keras
 import numpy as np
 import pytest
 
 import augframe
 from augframe import ConfigError, FrameSequence, FrameTensorBoard, VarietyWarning
-from augframe.observe.examples import ExampleRing
-from augframe.observe.report import NATIVE, REPEAT, VARIANT, WIDTH, draw_report
+from augframe.observe.report import REPEAT, WIDTH, draw_report
 from tests.conftest import IMAGE_SIZE, flip_rotate, random_images, tiny_model
+from tests.observe.test_summaries import read_events
 
 # imbalanced_source: rich 40, medium 10, scarce 2 natives; classes sorted.
 NAMES = ("medium", "rich", "scarce")
@@ -110,93 +108,7 @@ def test_the_same_seed_gives_the_same_reports_and_charts(imbalanced_source):
     np.testing.assert_array_equal(charts[0], charts[1])
 
 
-def test_a_report_png_per_frame_in_example_dir_bounded_on_its_own(
-    tmp_path, imbalanced_source, caplog
-):
-    example_dir = tmp_path / "examples"
-    old_mask = os.umask(0o027)
-    try:
-        seq = balanced(
-            imbalanced_source,
-            epochs_per_frame=1,
-            example_dir=example_dir,
-            example_prob=0.5,
-            max_examples=2,
-        )
-        with caplog.at_level(logging.INFO, logger="augframe"):
-            tiny_model(3).fit(seq, epochs=3, verbose=0)
-    finally:
-        os.umask(old_mask)
-    seq.close()
-    # Frames 1-4 (4 is swapped in after the last epoch): the last 2 reports
-    # stay; the examples' ring (also 2) never pushes them out.
-    reports = sorted(p.name for p in example_dir.glob("*.png"))
-    assert reports == ["frame_0003_report.png", "frame_0004_report.png"]
-    assert len(list(example_dir.glob("*.jpg"))) == 2
-    path = example_dir / "frame_0004_report.png"
-    assert path.stat().st_mode & 0o777 == 0o640  # 0o666 under the umask
-    chart = cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
-    assert chart.shape == (78 + 3 * 40 + 8, WIDTH, 3)  # header + a row per class
-    bars = chart[78:, 150:431]  # below the header (whose legend has every colour)
-    assert has_colour(bars, NATIVE) and has_colour(bars, VARIANT)
-    assert not has_colour(bars, REPEAT)
-    # The row of "scarce" (the third) is mostly variant orange.
-    bar = chart[78 + 2 * 40 + 20, 150:430]
-    assert np.all(bar == VARIANT, axis=-1).mean() > 0.8
-    lines = [r.getMessage() for r in caplog.records if "frame 4:" in r.getMessage()]
-    assert lines and "28 artificial" in lines[0] and "img/s" in lines[0]
-
-
-def test_no_report_without_example_dir_or_with_max_examples_zero(
-    tmp_path, imbalanced_source
-):
-    with balanced(imbalanced_source, example_dir=tmp_path, max_examples=0) as seq:
-        seq.regenerate()
-    assert list(tmp_path.iterdir()) == []
-
-
-def test_report_ring_counts_reports_of_an_earlier_run_and_spares_examples(tmp_path):
-    chart = np.zeros((4, 4, 3), np.uint8)
-    first = ExampleRing(tmp_path, max_examples=2)
-    first.write(chart, class_name="frame", generation=1, slot=0)  # a JPEG
-    for generation in range(1, 4):
-        first.write_report(chart, generation=generation)
-    assert [p.name for p in first.reports] == [
-        "frame_0002_report.png",
-        "frame_0003_report.png",
-    ]
-    second = ExampleRing(tmp_path, max_examples=2)
-    second.write_report(chart, generation=9)
-    assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "frame_0003_report.png",
-        "frame_0009_report.png",
-        "frame_g0001_s000000.jpg",
-    ]
-    assert len(second) == 1
-
-
 # ---------------------------------------------------------------- TensorBoard
-
-
-def read_events(run_dir):
-    """`{step: {tag: value}}` from every event file in `run_dir`."""
-    import tensorflow as tf
-    from tensorflow.core.util import event_pb2
-
-    steps: dict[int, dict] = {}
-    for path in sorted(run_dir.glob("events.out.tfevents.*")):
-        for record in tf.data.TFRecordDataset(str(path)):
-            event = event_pb2.Event.FromString(record.numpy())
-            for value in event.summary.value:
-                plugin = value.metadata.plugin_data.plugin_name
-                tensor = tf.make_ndarray(value.tensor)
-                if plugin == "images":
-                    width, height, png = tensor.tolist()
-                    image = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)
-                    assert image.shape[:2] == (int(height), int(width))
-                    tensor = image
-                steps.setdefault(event.step, {})[value.tag] = (plugin, tensor)
-    return steps
 
 
 class ReportRecorder(keras.callbacks.Callback):
