@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import warnings
 
+import numpy as np
 import pytest
 
-from augframe import FrameSequence, ImageWarning
+from augframe import FrameSequence, ImageWarning, SourceError
+from augframe.io import natives
 from tests import hostile_corpus
 
 
@@ -55,3 +57,39 @@ def test_a_bomb_that_appears_during_training_is_replaced_never_a_build_error(
         with pytest.warns(ImageWarning, match=r"0\.jpg"):
             seq.regenerate()
         assert seq.frame.images.shape == (12, 8, 8, 3)
+
+
+def test_shorten_names_the_first_ten_and_counts_the_rest():
+    names = [f"f{i}.jpg" for i in range(13)]
+    assert natives.shorten(names[:3]) == "f0.jpg, f1.jpg, f2.jpg"
+    text = natives.shorten(names)
+    assert text.endswith("f9.jpg, ... (3 more)") and "f10.jpg" not in text
+    assert natives.shorten(names, limit=2) == "f0.jpg, f1.jpg, ... (11 more)"
+
+
+def test_warn_skipped_warns_once_naming_the_files_and_never_for_none():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        natives.warn_skipped([])  # nothing skipped: no warning
+    with pytest.warns(
+        ImageWarning, match=r"Skipped 2 unreadable image\(s\): a\.jpg, b\.png\."
+    ) as record:
+        natives.warn_skipped(["a.jpg", "b.png"])
+    assert len(record) == 1
+
+
+def test_replaced_note_counts_and_names_at_most_ten():
+    note = natives.replaced_note([f"{i}.jpg" for i in range(12)])
+    assert note.startswith("Skipped 12 unreadable image(s) while building a frame")
+    assert "9.jpg ..." in note and "10.jpg" not in note
+    assert natives.replaced_note(["a.jpg"]).count("a.jpg") == 1
+
+
+def test_check_classes_names_the_first_class_without_a_label():
+    natives.check_classes(["a", "b"], np.array([0, 1, 1]), where=lambda n: "?")
+    with pytest.raises(
+        SourceError, match=r"Class 'b' has no usable images \(b: gone\)"
+    ):
+        natives.check_classes(
+            ["a", "b", "c"], np.array([0, 0]), where=lambda name: f"{name}: gone"
+        )
