@@ -6,14 +6,15 @@ from __future__ import annotations
 import json
 import os
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from augframe import (
-    CacheWarning,
-)
+from augframe import CacheWarning
+from augframe.io.cache import verify
+from augframe.io.cache.manifest import Checksums, Manifest
 from tests.io.cache.conftest import (
     ROW_BYTES,
     SIZE,
@@ -182,3 +183,71 @@ def test_damaged_rows_of_removed_or_changed_files(tmp_path, decoded, small_chunk
     np.testing.assert_array_equal(
         all_images(store), np.stack([expected(p) for p in new_paths])
     )
+
+
+def checked(images: np.ndarray, folder: Path, *, per_chunk: int, recorded=None):
+    """A manifest of `images` (row i is the file `f<i>`), saved in `folder`."""
+    np.save(folder / "images.npy", images)
+    rows = {f"f{i}": (i, (1, 1, 1, 1)) for i in range(len(images))}
+    checksums = None if recorded is None else Checksums(per_chunk, tuple(recorded))
+    return Manifest(
+        build_id="0" * 32,
+        data_file="images.npy",
+        shape=images.shape,
+        rows=rows,
+        skipped={},
+        document={},
+        checksums=checksums,
+    )
+
+
+def test_chunk_checksums_are_the_crc32_of_each_run_of_rows():
+    data = np.arange(5 * 2 * 2 * 3, dtype=np.uint8).reshape(5, 2, 2, 3)
+    with ThreadPoolExecutor(2) as pool:
+        values = verify.chunk_checksums(data, 2, pool)
+    assert values == [zlib.crc32(data[s : s + 2].tobytes()) for s in (0, 2, 4)]
+    assert verify.rows_per_chunk((10, 64, 64, 3)) == 2**20 // (64 * 64 * 3)
+    assert verify.rows_per_chunk((1, 1024, 1024, 3)) == 1  # at least one row
+
+
+def test_check_data_drops_the_rows_of_changed_chunks_only(tmp_path):
+    images = np.zeros((5, 2, 2, 3), np.uint8)
+    with ThreadPoolExecutor(2) as pool:
+        recorded = verify.chunk_checksums(images, 2, pool)
+        manifest = checked(images, tmp_path, per_chunk=2, recorded=recorded)
+        assert (
+            verify.check_data(tmp_path, manifest, pool, verify=True, progress=False)
+            is manifest
+        )
+        changed = images.copy()
+        changed[3, 0, 0, 0] = 1  # in the chunk of rows 2-3
+        np.save(tmp_path / "images.npy", changed)
+        with pytest.warns(CacheWarning, match=r"1 of its 3 chunk\(s\) \(rows 2-3\)"):
+            damaged = verify.check_data(
+                tmp_path, manifest, pool, verify=True, progress=False
+            )
+        assert sorted(damaged.rows) == ["f0", "f1", "f4"]
+        assert sorted(damaged.damaged) == ["f2", "f3"]
+        # verify=False trusts the data file as it is.
+        assert (
+            verify.check_data(tmp_path, manifest, pool, verify=False, progress=False)
+            is manifest
+        )
+
+
+def test_check_data_records_missing_checksums_and_refuses_an_unreadable_file(tmp_path):
+    images = np.ones((3, 2, 2, 3), np.uint8)
+    manifest = checked(images, tmp_path, per_chunk=0)
+    with ThreadPoolExecutor(1) as pool:
+        upgraded = verify.check_data(
+            tmp_path, manifest, pool, verify=True, progress=False
+        )
+        assert upgraded.checksums == Checksums(
+            verify.rows_per_chunk(images.shape), (zlib.crc32(images.tobytes()),)
+        )
+        (tmp_path / "images.npy").write_bytes(b"not a numpy file")
+        with pytest.warns(CacheWarning, match="cannot be read"):
+            assert (
+                verify.check_data(tmp_path, manifest, pool, verify=True, progress=False)
+                is None
+            )
