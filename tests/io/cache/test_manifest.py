@@ -22,6 +22,7 @@ from augframe import (
 from augframe._files import json_too_deep
 from augframe.io.cache import CACHE_VERSION, build_cache
 from augframe.io.cache import auto as auto_module
+from augframe.io.cache import manifest as manifest_module
 from augframe.io.cache.home import dataset_folder
 from augframe.io.cache.manifest import read_manifest
 from augframe.io.decode.arrays import Decoding
@@ -293,3 +294,45 @@ def test_the_default_cache_over_a_foreign_manifest_decodes_per_frame(tmp_path, h
         )
     assert isinstance(store, FileStore) and len(store) == 4
     assert unchanged(files)
+
+
+def test_read_header_tells_augframes_manifests_by_their_first_bytes(tmp_path):
+    path = tmp_path / "manifest.json"
+    for text, want in [
+        ('{"format": "augframe-cache", "version": 2, "shape": [7, 8, 8, 3]}', (2, 7)),
+        ('{"format":"augframe-cache","version":1}', (1, 0)),  # no shape: 0 images
+        ('{"format": "augframe-cache", "version": 99}', None),  # unknown version
+        ('{"version": 2, "format": "augframe-cache"}', None),  # not as written
+        ('{"name": "my icons"}', None),
+    ]:
+        path.write_text(text)
+        assert manifest_module.read_header(path) == want, text
+    assert manifest_module.read_header(tmp_path / "missing.json") is None
+
+
+def test_a_foreign_manifest_is_a_regular_file_not_begun_as_augframes(tmp_path):
+    folder = tmp_path / "16x16"
+    folder.mkdir()
+    assert not manifest_module.foreign_manifest(folder)  # none at all
+    assert manifest_module.folder_is_ours(folder)  # empty: nothing of a user's
+    (folder / "manifest.json").write_text('{"name": "my icons"}')
+    assert manifest_module.foreign_manifest(folder)
+    (folder / "notes.txt").write_text("a user's file")
+    assert not manifest_module.folder_is_ours(folder)  # orphans are left alone
+    (folder / "notes.txt").unlink()
+    (folder / f"images-{'ab' * 16}.npy").write_bytes(b"")  # a build's data file
+    assert not manifest_module.foreign_manifest(folder)  # a damaged cache
+    (folder / "manifest.json").write_text('{"format": "augframe-cache", "vers')
+    assert not manifest_module.foreign_manifest(folder)
+    (folder / "manifest.json").unlink()
+    (folder / "manifest.json").symlink_to(tmp_path / "elsewhere.json")
+    assert not manifest_module.foreign_manifest(folder)  # never followed
+
+
+def test_checksums_are_recorded_with_their_algorithm():
+    checksums = manifest_module.Checksums(rows_per_chunk=4, values=(1, 2))
+    assert checksums.to_json() == {
+        "algorithm": "crc32",
+        "rows_per_chunk": 4,
+        "values": [1, 2],
+    }

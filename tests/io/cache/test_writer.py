@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import time
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from augframe import (
     CacheError,
     ImageWarning,
 )
-from augframe.io.cache import build_cache
+from augframe.io.cache import build_cache, writer
 from augframe.io.decode.arrays import resize
 from augframe.io.decode.files import decode_image
 from tests.io.cache.conftest import (
@@ -165,3 +166,33 @@ def test_a_file_replaced_with_its_size_and_mtime_kept_is_decoded_again(tmp_path,
     new = resize(decode_image(names[1], target_size=DEFAULT_SIZE), DEFAULT_SIZE)
     np.testing.assert_array_equal(store.load(1), new)
     assert not np.array_equal(store.load(1), old)
+
+
+def test_a_stamp_changes_when_a_file_is_replaced_even_with_its_mtime_kept(tmp_path):
+    path = tmp_path / "a.jpg"
+    path.write_bytes(b"1234")
+    first = writer.stamp(str(path))
+    assert first is not None and first[0] == 4
+    assert writer.stamp(str(path)) == first
+    replacement = tmp_path / "b.jpg"
+    replacement.write_bytes(b"5678")
+    os.utime(replacement, ns=(first[1], first[1]))
+    os.replace(replacement, path)  # same size, same mtime: another inode
+    second = writer.stamp(str(path))
+    assert second is not None and second[:2] == first[:2] and second != first
+    assert writer.stamp(str(tmp_path / "missing.jpg")) is None
+
+
+@pytest.mark.parametrize(
+    ("code", "match"),
+    [
+        (errno.ENOSPC, "Not enough disk space for the image cache in '/c'"),
+        (errno.EDQUOT, "Not enough disk space"),
+        (errno.EACCES, r"Cannot write the image cache in '/c' \(.*denied"),
+    ],
+)
+def test_cache_error_says_what_to_do(code, match):
+    error = writer.cache_error(OSError(code, os.strerror(code)), Path("/c"))
+    assert isinstance(error, CacheError)
+    assert re.search(match, str(error))
+    assert "cache_dir=None" in str(error)
