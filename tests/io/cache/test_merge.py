@@ -7,17 +7,21 @@ import json
 import logging
 import os
 import re
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from augframe import (
     FrameSequence,
 )
+from augframe.io.cache import merge
 from augframe.io.cache.auto import (
     default_folder,
 )
 from augframe.io.cache.budget import list_caches
+from augframe.io.cache.manifest import Manifest
 from tests.conftest import write_jpegs
 from tests.io.cache.conftest import DEFAULT_SIZE as SIZE
 from tests.io.cache.conftest import FOLDER, listed, open_default, pixels
@@ -106,3 +110,59 @@ def test_one_explicit_cache_dir_is_shared_by_training_and_validation(
     recorded = json.loads((cache / FOLDER / "manifest.json").read_text())
     assert len(recorded["entries"]["path"]) == 9
     assert str(gone) not in recorded["entries"]["path"]
+
+
+def old_manifest(keys: list[str], stamps: list, labels: list[int]) -> Manifest:
+    """A previous build's manifest: `keys` in rows 0, 1, ... with their stamps."""
+    return Manifest(
+        build_id="0" * 32,
+        data_file="images.npy",
+        shape=(len(keys), 2, 2, 3),
+        rows={k: (row, s) for row, (k, s) in enumerate(zip(keys, stamps, strict=True))},
+        skipped={},
+        document={"entries": {"label": labels}},
+        checksums=None,
+    )
+
+
+def test_a_cache_of_exactly_the_files_asked_keeps_their_order():
+    items = merge.asked_only(["b", "a"], ["/b", "/a"], [None, None], np.array([1, 0]))
+    assert items.names == ["b", "a"] and items.keys == ["/b", "/a"]
+    assert items.wanted.tolist() == [0, 1] and items.labels.tolist() == [1, 0]
+
+
+def test_a_shared_build_keeps_unchanged_rows_of_others_and_adds_new_files_last():
+    old = old_manifest(["/x", "/a", "/gone", "/changed"], [1, 2, 3, 4], [5, 0, 6, 7])
+    now = {"/x": 1, "/a": 2, "/gone": None, "/changed": 40}
+    with ThreadPoolExecutor(2) as pool:
+        items = merge.merge_shared(
+            ["new", "a", "a again"],
+            ["/new", "/a", "/a"],
+            [9, 2, 2],
+            np.array([1, 0, 0]),
+            old=old,
+            pool=pool,
+            stamp=now.get,
+        )
+    # The previous order first (a removed or changed file of another subset
+    # is dropped), then what is new; a file asked twice is one item.
+    assert items.keys == ["/x", "/a", "/new"]
+    assert items.names == ["/x", "a", "new"]
+    assert items.stamps == [1, 2, 9]
+    assert items.labels.tolist() == [5, 0, 1]  # another subset's label is kept
+    assert items.wanted.tolist() == [2, 1, 1]
+
+
+def test_a_shared_build_without_a_previous_cache_is_the_files_asked():
+    with ThreadPoolExecutor(1) as pool:
+        items = merge.merge_shared(
+            ["b", "a"],
+            ["/b", "/a"],
+            [1, 2],
+            np.array([0, 1]),
+            old=None,
+            pool=pool,
+            stamp=lambda key: pytest.fail(f"{key} stamped: nothing to keep"),
+        )
+    assert items.keys == ["/b", "/a"] and items.wanted.tolist() == [0, 1]
+    assert items.labels.dtype == np.int32
