@@ -14,9 +14,17 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from augframe import ConfigError, FrameSequence, ImageWarning, SourceError
-from augframe.io.listing import collect_directory, collect_paths
+from augframe.io.listing import (
+    collect_directory,
+    collect_paths,
+    read_dataframe,
+    split_by_class,
+    unreadable,
+)
 from tests import hostile_corpus
 from tests.io.conftest import run_python, write_image
 
@@ -443,3 +451,69 @@ def _list_in_child(root: Path, follow_links: bool) -> dict[str, Any]:
         """,
         timeout=120,
     )
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    counts=st.lists(st.integers(2, 30), min_size=1, max_size=4),
+    fraction=st.floats(0.05, 0.95),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_split_by_class_keeps_every_class_on_both_sides(counts, fraction, seed):
+    labels = np.repeat(np.arange(len(counts)), counts)
+    rng = np.random.default_rng(seed)
+    labels = labels[rng.permutation(len(labels))]
+    names = [f"c{i}" for i in range(len(counts))]
+    train, val = split_by_class(labels, fraction=fraction, seed=seed, class_names=names)
+    assert not set(train.tolist()) & set(val.tolist())
+    assert sorted([*train.tolist(), *val.tolist()]) == list(range(len(labels)))
+    for cls, count in enumerate(counts):
+        num_val = int((labels[val] == cls).sum())
+        assert num_val == min(max(1, round(fraction * count)), count - 1)
+    again = split_by_class(labels, fraction=fraction, seed=seed, class_names=names)
+    assert again[1].tolist() == val.tolist()
+
+
+def test_split_by_class_refuses_a_class_of_one_file():
+    with pytest.raises(SourceError, match=r"Class 'b' has 1 image\(s\): too few"):
+        split_by_class(
+            np.array([0, 0, 1]), fraction=0.5, seed=0, class_names=["a", "b"]
+        )
+
+
+def test_unreadable_says_why_or_none(tmp_path):
+    good = write_image(tmp_path / "a.png")
+    assert unreadable(good) is None
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    assert (
+        unreadable(str(tmp_path / "empty.jpg"))
+        == f"{tmp_path / 'empty.jpg'}: empty file"
+    )
+    (tmp_path / "text.jpg").write_text("hello")
+    assert "not an image" in unreadable(str(tmp_path / "text.jpg"))
+    assert "more than" in unreadable(good, max_image_pixels=100)  # 12x10 pixels
+
+
+def test_read_dataframe_checks_columns_rows_and_files(tmp_path):
+    pd = pytest.importorskip("pandas")
+    write_image(tmp_path / "a.png")
+    frame = pd.DataFrame({"filename": ["a.png"], "class": ["x"]})
+    assert read_dataframe(
+        frame, x_col="filename", y_col="class", directory=tmp_path
+    ) == (
+        [str(tmp_path / "a.png")],
+        ["x"],
+    )
+    with pytest.raises(ConfigError, match=r"y_col='klass'.*Did you mean 'class'\?"):
+        read_dataframe(frame, x_col="filename", y_col="klass", directory=tmp_path)
+    with pytest.raises(ConfigError, match=r"argument `dataframe`\. Received: dict"):
+        read_dataframe({}, x_col="filename", y_col="class", directory=None)
+    with pytest.raises(ConfigError, match=r"Row 0 of the DataFrame has class=3"):
+        read_dataframe(
+            pd.DataFrame({"filename": ["a.png"], "class": [3]}),
+            x_col="filename",
+            y_col="class",
+            directory=tmp_path,
+        )
+    with pytest.raises(SourceError, match=r"1 file\(s\) named by column 'filename'"):
+        read_dataframe(frame, x_col="filename", y_col="class", directory=None)
