@@ -26,7 +26,7 @@ import augframe
 import augframe.io.cache.build
 import augframe.io.cache.verify
 import augframe.io.cache.writer
-from augframe.io.cache import build_cache
+from augframe.io.cache import build_cache, layout
 from augframe.io.cache.layout import locked
 from augframe.io.listing import collect_directory
 from tests.conftest import write_jpegs
@@ -244,3 +244,61 @@ def test_data_files_are_loaded_without_pickle(tmp_path):
     for info in pkgutil.iter_modules(augframe.io.cache.__path__, "augframe.io.cache."):
         source = inspect.getsource(importlib.import_module(info.name))
         assert "allow_pickle=True" not in source and "import pickle" not in source
+
+
+BUILD_ID = "0123456789abcdef" * 2
+
+
+@pytest.mark.parametrize(
+    ("name", "cache", "built"),
+    [
+        ("manifest.json", True, False),
+        (".lock", True, False),
+        (".used", True, False),
+        (f"images-{BUILD_ID}.npy", True, True),
+        (f".tmp-{BUILD_ID}-12.npy", True, True),
+        (f".tmp-{BUILD_ID}-manifest.json", True, True),
+        ("images-1.npy", False, False),  # a user's: not a build id
+        (f"images-{BUILD_ID.upper()}.npy", False, False),
+        (f"images-{BUILD_ID}.npy.bak", False, False),
+        ("notes.txt", False, False),
+    ],
+)
+def test_only_the_names_augframe_gives_are_its_own(name, cache, built):
+    assert layout.is_cache_file(name) is cache
+    assert layout.is_built_file(name) is built
+
+
+def test_remove_orphans_keeps_the_named_file_and_what_is_not_augframes(tmp_path):
+    keep = f"images-{BUILD_ID}.npy"
+    orphan = f"images-{'f' * 32}.npy"
+    for name in (keep, orphan, "images-1.npy"):
+        (tmp_path / name).write_bytes(b"x")
+    (tmp_path / f".tmp-{BUILD_ID}-3.npy").write_bytes(b"x")
+    layout.remove_orphans(tmp_path, keep=keep)
+    layout.remove_temp_files(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["images-1.npy", keep])
+    (tmp_path / "sub").mkdir()
+    assert not layout.unlink_own(tmp_path / "sub")  # never a folder
+    assert not layout.unlink_own(tmp_path / "missing")
+    assert layout.unlink_own(tmp_path / keep) and not (tmp_path / keep).exists()
+
+
+@pytest.mark.parametrize(
+    ("array", "match"),
+    [
+        (np.zeros((2, 4, 4), np.uint8), r"not a \(n, H, W, C\) uint8 array"),
+        (np.zeros((2, 4, 4, 3), np.float32), r"not a \(n, H, W, C\) uint8 array"),
+        (np.asfortranarray(np.zeros((2, 4, 4, 3), np.uint8)), "not a"),
+    ],
+)
+def test_open_data_refuses_what_a_build_never_writes(tmp_path, array, match):
+    path = tmp_path / "images.npy"
+    np.save(path, array)
+    with pytest.raises(ValueError, match=match):
+        layout.open_data(path)
+    np.save(path, np.ones((2, 4, 4, 3), np.uint8))
+    with path.open("r+b") as handle:
+        handle.truncate(path.stat().st_size - 1)
+    with pytest.raises(ValueError, match="shorter than its header says"):
+        layout.open_data(path)
