@@ -7,16 +7,19 @@ import json
 import logging
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
 
 from augframe.cli import main
-from augframe.io.cache import build_cache
+from augframe.errors import CacheWarning
+from augframe.io.cache import budget, build_cache
 from augframe.io.cache.auto import (
     build_default_cache,
 )
@@ -339,3 +342,42 @@ def test_cache_clear_without_cache_dir_keeps_an_explicit_cache_in_the_home(
     assert main(["cache", "clear"]) == 0
     assert "removed 0 cache(s)" in capsys.readouterr().out
     assert (folder / "manifest.json").is_file()
+
+
+def test_a_bad_cap_in_the_environment_warns_and_the_default_applies(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setenv("AUGFRAME_CACHE_MAX_BYTES", "lots")
+    with pytest.warns(
+        CacheWarning, match=r"AUGFRAME_CACHE_MAX_BYTES\. Received: 'lots'"
+    ):
+        cap = budget.max_bytes(tmp_path, [])
+    assert 0 < cap <= budget.DEFAULT_SHARE * shutil.disk_usage(tmp_path).free + 2**20
+    monkeypatch.setenv("AUGFRAME_CACHE_MAX_BYTES", "5M")
+    assert budget.max_bytes(tmp_path, []) == 5 * 2**20
+
+
+def test_make_room_refuses_a_cache_larger_than_the_cap_and_evicts_nothing(
+    tmp_path, home, monkeypatch
+):
+    default_cache(write_jpegs(tmp_path / "data", {"a": 2, "b": 2}))
+    (entry,) = list_caches(home)
+    monkeypatch.setenv("AUGFRAME_CACHE_MAX_BYTES", "1K")
+    assert budget.make_room(home, keep=home / "new", need=2048) == (False, 1024)
+    assert entry.folder.is_dir()  # a cache that cannot fit evicts nothing
+    monkeypatch.setenv("AUGFRAME_CACHE_MAX_BYTES", str(entry.num_bytes + 100))
+    assert budget.make_room(home, keep=entry.folder, need=10) == (
+        True,
+        entry.num_bytes + 100,
+    )
+    assert entry.folder.is_dir()  # the cache being built is never evicted
+
+
+def test_touch_marks_a_cache_as_used_now(tmp_path, home):
+    default_cache(write_jpegs(tmp_path / "data", {"a": 2, "b": 2}))
+    (entry,) = list_caches(home)
+    os.utime(entry.folder / ".used", (1_000_000, 1_000_000))
+    assert list_caches(home)[0].last_used == 1_000_000
+    budget.touch(entry.folder)
+    assert list_caches(home)[0].last_used > time.time() - 60
+    budget.touch(tmp_path / "missing")  # nothing to mark: no error
