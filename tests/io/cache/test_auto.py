@@ -1,150 +1,31 @@
-"""The default cache (`cache_dir="auto"`): the user's cache folder, shared subsets,
-the size cap and eviction, the fall-back where the folder cannot be written,
-`augframe cache` and run configs."""
+"""`augframe.io.cache.auto`: the default cache (`cache_dir="auto"`), shared by
+a split's sides, the fall-back to the files where it cannot be written or
+is over the cap, and run configs that name it."""
 
 from __future__ import annotations
 
 import logging
-import os
 import pickle
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from augframe import FrameSequence
 from augframe.errors import CacheError, CacheWarning
-from augframe.io.cache import CacheStore, build_cache
 from augframe.io.cache import auto as auto_module
 from augframe.io.cache.auto import (
-    build_default_cache,
-    default_folder,
     open_default_cache,
 )
-from augframe.io.cache.budget import list_caches, parse_max_bytes
-from augframe.io.cache.home import user_cache_dir
+from augframe.io.cache.budget import list_caches
 from augframe.io.decode.arrays import Decoding
-from augframe.io.decode.files import load_image
-from augframe.io.listing import collect_directory
 from augframe.io.stores import FileStore
 from augframe.keras.run_config import load_config
 from tests.conftest import write_jpegs
-
-SIZE = (12, 10)
-
-
-def listed(root: Path) -> tuple[list[str], np.ndarray]:
-    paths, labels, _ = collect_directory(root)
-    return paths, labels
-
-
-def open_default(paths, labels, **kwargs) -> CacheStore:
-    options = {
-        "root": None,
-        "image_size": SIZE,
-        "decoding": Decoding(),
-        "num_workers": 2,
-    }
-    options.update(kwargs)
-    return build_default_cache(paths, labels, **options)
-
-
-def pixels(store) -> np.ndarray:
-    return np.stack([store.load(i) for i in range(len(store))])
-
-
-def decoded(paths) -> np.ndarray:
-    return np.stack(
-        [load_image(p, image_size=SIZE, decoding=Decoding()) for p in paths]
-    )
-
-
-# ------------------------------------------------------------ the folder
-
-
-def test_tests_never_touch_the_real_home(user_cache_folder):
-    assert os.environ["AUGFRAME_CACHE_DIR"] == str(user_cache_folder)
-    assert user_cache_dir() == user_cache_folder
-    assert not user_cache_dir().is_relative_to(Path("~").expanduser() / ".cache")
-
-
-def test_user_cache_dir_follows_the_conventions(tmp_path, monkeypatch):
-    monkeypatch.setenv("AUGFRAME_CACHE_DIR", str(tmp_path / "mine"))
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    assert user_cache_dir() == tmp_path / "mine"
-    monkeypatch.delenv("AUGFRAME_CACHE_DIR")
-    assert user_cache_dir() == tmp_path / "xdg" / "augframe"
-    monkeypatch.setenv("XDG_CACHE_HOME", "relative")  # ignored, as XDG says
-    monkeypatch.setenv("HOME", str(tmp_path / "me"))
-    assert user_cache_dir() == tmp_path / "me" / ".cache" / "augframe"
-
-
-@pytest.mark.parametrize(
-    ("text", "free", "cap"),
-    [
-        ("1000", 0, 1000),
-        ("20G", 0, 20 * 2**30),
-        ("1.5MiB", 0, int(1.5 * 2**20)),
-        ("500k", 0, 500 * 2**10),
-        ("0.1", 1000, 100),
-        ("1.0", 1000, 1000),
-    ],
-)
-def test_the_cap_is_bytes_or_a_share_of_the_disk(text, free, cap):
-    assert parse_max_bytes(text, free=free) == cap
-
-
-@pytest.mark.parametrize("text", ["", "-1", "0", "lots", "nanG"])
-def test_a_bad_cap_is_refused(text):
-    with pytest.raises(ValueError):
-        parse_max_bytes(text, free=10)
-
+from tests.io.cache.conftest import DEFAULT_SIZE as SIZE
+from tests.io.cache.conftest import decode_files as decoded
+from tests.io.cache.conftest import listed, open_default, pixels
 
 # -------------------------------------------------------- shared subsets
-
-
-def test_subsets_share_decoded_files_and_never_evict_each_other(tmp_path, home):
-    root = write_jpegs(tmp_path / "data", {"a": 6, "b": 6})
-    paths, labels = listed(root)
-    first, second = slice(0, 8), slice(4, 12)  # they share 4 files
-    a = open_default(paths[first], labels[first])
-    assert (a.stats.num_decoded, a.stats.num_reused) == (8, 0)
-    b = open_default(paths[second], labels[second])
-    assert (b.stats.num_decoded, b.stats.num_reused) == (4, 8)  # 8 old rows kept
-    again = open_default(paths[first], labels[first])
-    assert again.stats.num_decoded == 0  # still there: not evicted by `b`
-    whole = open_default(paths, labels)
-    assert whole.stats.num_decoded == 0 and whole.rows is None
-    assert len(list_caches(home)) == 1 and whole.images.shape[0] == 12
-    for store, part in ((a, first), (b, second), (again, first), (whole, slice(None))):
-        np.testing.assert_array_equal(pixels(store), decoded(paths[part]))
-        assert store.paths == paths[part]
-        np.testing.assert_array_equal(store.labels, labels[part])
-
-
-def test_a_list_of_some_files_shares_its_folders_cache(tmp_path, home):
-    root = write_jpegs(tmp_path / "data", {"a": 3, "b": 3})
-    paths, labels = listed(root)
-    open_default(paths, labels, root=root)
-    only_a = open_default(paths[:3], labels[:3])  # their common folder: data/a
-    assert only_a.stats.num_decoded == 0
-    assert only_a.data_path.parent.parent == default_folder([], root=root)
-
-
-def test_a_changed_file_of_another_subset_is_dropped_then_decoded_again(tmp_path, home):
-    root = write_jpegs(tmp_path / "data", {"a": 4, "b": 4})
-    paths, labels = listed(root)
-    open_default(paths, labels)
-    changed = Path(paths[7])
-    write_jpegs(tmp_path / "other", {"x": 1}, seed=5)
-    changed.write_bytes((tmp_path / "other" / "x" / "0000.jpg").read_bytes())
-    os.utime(changed, ns=(1, 1))
-    part = open_default(paths[:4], labels[:4])
-    assert part.stats.num_decoded == 0
-    assert np.load(part.data_path, mmap_mode="r").shape[0] == 7  # one dropped
-    whole = open_default(paths, labels)
-    assert whole.stats.num_decoded == 1
-    np.testing.assert_array_equal(pixels(whole), decoded(paths))
 
 
 def test_split_sides_are_served_from_one_cache_built_once(tmp_path, home, caplog):
@@ -189,28 +70,6 @@ def test_a_store_keeps_its_data_file_while_another_subset_rebuilds(tmp_path, hom
 
 
 # ------------------------------------------------------- cap and eviction
-
-
-def test_least_recently_used_caches_are_evicted_with_one_line(
-    tmp_path, home, monkeypatch, caplog
-):
-    one = SIZE[0] * SIZE[1] * 3 * 4 + 128  # the data file of 4 images
-    monkeypatch.setenv("AUGFRAME_CACHE_MAX_BYTES", str(2 * one + 4096))
-    data = [write_jpegs(tmp_path / f"d{i}", {"a": 2, "b": 2}, seed=i) for i in range(4)]
-    held = None
-    for i, root in enumerate(data[:3]):
-        store = open_default(*listed(root), root=root)
-        os.utime(store.data_path.parent / ".used", (1000 + i, 1000 + i))
-        if i == 0:
-            held = store  # d0: the least recently used, but served
-    with caplog.at_level(logging.WARNING, logger="augframe"):
-        open_default(*listed(data[3]), root=data[3])
-    evicted = [r.getMessage() for r in caplog.records if "evicted" in r.getMessage()]
-    assert len(evicted) == 1 and str(data[1]) in evicted[0]  # d0 is in use
-    assert "AUGFRAME_CACHE_MAX_BYTES" in evicted[0]
-    roots = {c.root for c in list_caches(home)}
-    assert roots == {str(data[0]), str(data[2]), str(data[3])}
-    assert held is not None and len(held) == 4
 
 
 def test_a_cache_larger_than_the_cap_falls_back_to_the_files(
@@ -343,15 +202,3 @@ def test_run_configs_may_name_auto_or_the_user_cache_folder(tmp_path, home):
         )
         assert load_config(file).cache_dir == expected
     assert load_config(file, cache_dir="auto").cache_dir == "auto"
-
-
-def test_build_cache_shared_refuses_a_non_bool(tmp_path):
-    root = write_jpegs(tmp_path / "data", {"a": 1})
-    with pytest.raises(Exception, match="Invalid value for argument `shared`"):
-        build_cache(
-            listed(root)[0],
-            [0],
-            cache_dir=tmp_path / "c",
-            image_size=SIZE,
-            shared="yes",
-        )  # type: ignore[arg-type]

@@ -1,19 +1,15 @@
-"""The decoded on-disk cache: reuse, incremental rebuilds, atomicity, bad files, a fit."""
+"""`augframe.io.cache.build`: the decoded on-disk cache is reused, rebuilt
+incrementally and concurrently, checks its arguments and classes; a fit."""
 
 from __future__ import annotations
 
-import errno
-import importlib
-import inspect
-import json
 import os
-import pickle
-import pkgutil
+import subprocess
+import sys
 import threading
-import zlib
+import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 
@@ -22,90 +18,25 @@ import augframe.io.cache.build
 import augframe.io.cache.verify
 import augframe.io.cache.writer
 from augframe import (
-    CacheError,
-    CacheWarning,
+    ConfigError,
     FrameSequence,
     ImageWarning,
     SourceError,
 )
-from augframe.errors import ConfigError
 from augframe.io.cache import CacheStore, build_cache
-from augframe.io.decode.arrays import resize
-from augframe.io.decode.files import decode_image
-from augframe.io.stores import ImageStore
-from tests.conftest import flip_rotate, tiny_model
-
-SIZE = (16, 12)  # (height, width) of the cached images
-RAW = (30, 40)  # (height, width) of the JPEG files
-
-
-def write_jpeg(path: Path, *, seed: int) -> str:
-    image = np.random.default_rng(seed).integers(0, 256, (*RAW, 3), dtype=np.uint8)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    assert cv2.imwrite(str(path), image)
-    return str(path)
-
-
-def dataset(
-    root: Path, counts: tuple[int, ...] = (8, 5, 3)
-) -> tuple[list[str], np.ndarray]:
-    """`root/c<k>/<i>.jpg` files: the paths and their class indices."""
-    paths, labels = [], []
-    for cls, count in enumerate(counts):
-        for i in range(count):
-            paths.append(
-                write_jpeg(root / f"c{cls}" / f"{i:03d}.jpg", seed=100 * cls + i)
-            )
-            labels.append(cls)
-    return paths, np.asarray(labels, dtype=np.int32)
-
-
-def build(paths, labels, cache_dir, **kwargs) -> CacheStore:
-    options = {"cache_dir": cache_dir, "image_size": SIZE, "num_workers": 2}
-    options.update(kwargs)
-    return build_cache(paths, labels, **options)
-
-
-def expected(path: str) -> np.ndarray:
-    return resize(decode_image(path, target_size=SIZE), SIZE)
-
-
-def all_images(store: CacheStore) -> np.ndarray:
-    return np.stack([store.load(i) for i in range(len(store))])
-
-
-def cache_files(cache_dir: Path) -> list[str]:
-    return sorted(p.name for p in (cache_dir / f"{SIZE[0]}x{SIZE[1]}").iterdir())
-
-
-def leftovers(cache_dir: Path) -> list[str]:
-    """Temporary files, and data files that the manifest does not name."""
-    folder = cache_dir / f"{SIZE[0]}x{SIZE[1]}"
-    named = set()
-    if (folder / "manifest.json").exists():
-        named.add(json.loads((folder / "manifest.json").read_text())["data_file"])
-    return [
-        name
-        for name in cache_files(cache_dir)
-        if name.startswith(".tmp-")
-        or (name.startswith("images-") and name not in named)
-    ]
-
-
-@pytest.fixture
-def decoded(monkeypatch) -> list[str]:
-    """The paths the cache decodes, in call order (our own decode, counted)."""
-    calls: list[str] = []
-    lock = threading.Lock()
-
-    def counting(path, **kwargs):
-        with lock:
-            calls.append(os.fspath(path))
-        return decode_image(path, **kwargs)
-
-    monkeypatch.setattr(augframe.io.cache.writer, "decode_image", counting)
-    return calls
-
+from tests import hostile_corpus
+from tests.conftest import flip_rotate, tiny_model, write_jpegs
+from tests.io.cache.conftest import (
+    SIZE,
+    all_images,
+    bad_files,
+    build,
+    dataset,
+    expected,
+    leftovers,
+    listed,
+    write_jpeg,
+)
 
 # ----------------------------------------------------------------- reuse
 
@@ -122,21 +53,6 @@ def test_first_build_decodes_all_and_second_build_none(tmp_path, decoded):
     assert second.stats is not None and second.stats.num_reused == len(paths)
     np.testing.assert_array_equal(all_images(second), all_images(first))
     assert leftovers(tmp_path / "cache") == []
-
-
-def test_store_serves_direct_decode_in_path_order(tmp_path):
-    paths, labels = dataset(tmp_path / "data")
-    store = build(paths, labels, tmp_path / "cache")
-    assert isinstance(store, ImageStore)
-    assert len(store) == len(paths)
-    assert store.image_size == SIZE
-    assert store.labels.dtype == np.int32
-    np.testing.assert_array_equal(store.labels, labels)
-    for i, path in enumerate(paths):
-        assert store.name(i) == path
-        image = store.load(i)
-        assert image.dtype == np.uint8 and image.shape == (*SIZE, 3)
-        np.testing.assert_array_equal(image, expected(path))
 
 
 def test_changed_added_and_removed_files_are_the_only_ones_redone(tmp_path, decoded):
@@ -213,15 +129,6 @@ def test_same_store_whatever_num_workers(tmp_path):
     np.testing.assert_array_equal(all_images(one), all_images(two))
 
 
-def test_store_pickles_its_path_not_its_pixels(tmp_path):
-    paths, labels = dataset(tmp_path / "data")
-    store = build(paths, labels, tmp_path / "cache", image_size=(64, 64))
-    data = pickle.dumps(store)
-    assert len(data) < store.load(0).nbytes * len(store) / 4
-    copy = pickle.loads(data)
-    np.testing.assert_array_equal(all_images(copy), all_images(store))
-
-
 def test_concurrent_builds_of_one_cache_agree(tmp_path):
     paths, labels = dataset(tmp_path / "data")
     results: list[CacheStore] = []
@@ -260,9 +167,6 @@ np.save(out, np.stack([store.load(i) for i in range(len(store))]))
 def test_concurrent_builds_in_real_processes_never_corrupt_the_cache(tmp_path):
     """Two notebooks building the same cache at once, and one building another
     subset of it: every process gets its images, the cache stays whole."""
-    import subprocess
-    import sys
-    import time
 
     paths, _ = dataset(tmp_path / "data", counts=(20, 20))
     paths = sorted(paths)
@@ -362,51 +266,6 @@ def test_num_workers_defaults_to_every_usable_core(tmp_path, monkeypatch):
 # ------------------------------------------------------------ unreadable files
 
 
-def bad_files(folder: Path) -> list[str]:
-    good = Path(write_jpeg(folder / "tmp.jpg", seed=5)).read_bytes()
-    (folder / "tmp.jpg").unlink()
-    files = {
-        "zero.jpg": b"",
-        "corrupt.jpg": b"\xff\xd8\xff garbage",
-        "truncated.jpg": good[:100],
-    }
-    for name, data in files.items():
-        (folder / name).write_bytes(data)
-    return [str(folder / name) for name in files]
-
-
-def test_unreadable_files_are_skipped_with_one_warning(tmp_path, decoded):
-    paths, labels = dataset(tmp_path / "data")
-    bad = bad_files(tmp_path / "data" / "c1")
-    all_paths = paths[:4] + bad + paths[4:]
-    all_labels = np.concatenate([labels[:4], [1, 1, 1], labels[4:]]).astype(np.int32)
-
-    with pytest.warns(ImageWarning) as record:
-        store = build(all_paths, all_labels, tmp_path / "cache")
-    assert len(record) == 1
-    message = str(record[0].message)
-    assert "3 image(s)" in message and all(name in message for name in bad)
-    assert [store.name(i) for i in range(len(store))] == paths
-    np.testing.assert_array_equal(store.labels, labels)
-    np.testing.assert_array_equal(
-        all_images(store), np.stack([expected(p) for p in paths])
-    )
-
-    # Unchanged bad files are not decoded again, but still reported.
-    decoded.clear()
-    with pytest.warns(ImageWarning, match="3 image"):
-        build(all_paths, all_labels, tmp_path / "cache")
-    assert decoded == []
-
-    # A repaired file is decoded and served.
-    write_jpeg(Path(bad[0]), seed=77)
-    with pytest.warns(ImageWarning, match="2 image"):
-        store = build(all_paths, all_labels, tmp_path / "cache")
-    assert decoded == [bad[0]]
-    assert store.name(4) == bad[0]
-    np.testing.assert_array_equal(store.load(4), expected(bad[0]))
-
-
 @pytest.mark.parametrize(
     ("class_names", "match"),
     [(None, "class index 2"), (["cat", "dog", "owl"], "class index 2 \\('owl'\\)")],
@@ -478,358 +337,6 @@ def test_interrupted_build_is_rebuilt_never_served(tmp_path, decoded):
     assert not orphan.exists()
 
 
-def corrupt_data_size(folder: Path) -> None:
-    (data,) = folder.glob("images-*.npy")
-    with open(data, "r+b") as f:
-        f.truncate(data.stat().st_size // 2)
-
-
-def corrupt_data_missing(folder: Path) -> None:
-    (data,) = folder.glob("images-*.npy")
-    data.unlink()
-
-
-def corrupt_data_shape(folder: Path) -> None:
-    (data,) = folder.glob("images-*.npy")
-    np.lib.format.open_memmap(data, mode="w+", dtype=np.uint8, shape=(1, 2, 3, 3))
-
-
-def corrupt_data_pickle(folder: Path) -> None:
-    """A pickled object array, with a manifest that agrees on its byte size."""
-    (data,) = folder.glob("images-*.npy")
-    np.save(data, np.array([{"boom": 1}], dtype=object), allow_pickle=True)
-    doc = json.loads((folder / "manifest.json").read_text())
-    doc["data_bytes"] = data.stat().st_size
-    (folder / "manifest.json").write_text(json.dumps(doc))
-
-
-def corrupt_manifest_json(folder: Path) -> None:
-    (folder / "manifest.json").write_text('{"format": "augframe-cache", "vers')
-
-
-def corrupt_manifest_bytes(folder: Path) -> None:
-    doc = json.loads((folder / "manifest.json").read_text())
-    doc["data_bytes"] += 1
-    (folder / "manifest.json").write_text(json.dumps(doc))
-
-
-def corrupt_manifest_build(folder: Path) -> None:
-    doc = json.loads((folder / "manifest.json").read_text())
-    doc["build_id"] = "0" * 32
-    (folder / "manifest.json").write_text(json.dumps(doc))
-
-
-def corrupt_manifest_checksums(folder: Path) -> None:
-    doc = json.loads((folder / "manifest.json").read_text())
-    doc["checksums"]["values"].append(0)
-    (folder / "manifest.json").write_text(json.dumps(doc))
-
-
-@pytest.mark.parametrize(
-    ("corrupt", "match"),
-    [
-        (corrupt_data_size, "does not match the manifest"),
-        (corrupt_data_missing, "cannot be read"),
-        (corrupt_data_shape, "does not match the manifest"),
-        (corrupt_data_pickle, "cannot be read"),
-        (corrupt_manifest_json, "manifest .* is unreadable"),
-        (corrupt_manifest_bytes, "does not match the manifest"),
-        (corrupt_manifest_build, "manifest .* is unreadable"),
-        (corrupt_manifest_checksums, "manifest .* is unreadable"),
-    ],
-)
-def test_cache_not_matching_its_manifest_is_rebuilt_with_a_warning(
-    tmp_path, decoded, corrupt, match
-):
-    paths, labels = dataset(tmp_path / "data")
-    cache = tmp_path / "cache"
-    build(paths, labels, cache)
-    corrupt(cache / f"{SIZE[0]}x{SIZE[1]}")
-    decoded.clear()
-
-    with pytest.warns(CacheWarning, match=match):
-        store = build(paths, labels, cache)
-    assert sorted(decoded) == sorted(paths)
-    np.testing.assert_array_equal(
-        all_images(store), np.stack([expected(p) for p in paths])
-    )
-    assert leftovers(cache) == []
-
-
-# ------------------------------------------------------------------ checksums
-
-ROW_BYTES = SIZE[0] * SIZE[1] * 3
-
-
-@pytest.fixture
-def small_chunks(monkeypatch) -> int:
-    """Checksummed chunks of 4 rows (instead of about 1 MiB); returns 4."""
-    monkeypatch.setattr(augframe.io.cache.verify, "_CHECK_BYTES", 4 * ROW_BYTES)
-    return 4
-
-
-def flip_bytes(folder: Path, row: int, *, offsets=(7, 100)) -> None:
-    """Inverts some bytes of one row of the data file: same size, same shape."""
-    (data,) = folder.glob("images-*.npy")
-    header = np.load(data, mmap_mode="r").offset
-    size, stamp = data.stat().st_size, data.stat().st_mtime_ns
-    with open(data, "r+b") as f:
-        for offset in offsets:
-            f.seek(header + row * ROW_BYTES + offset)
-            byte = f.read(1)[0]
-            f.seek(-1, os.SEEK_CUR)
-            f.write(bytes([byte ^ 0xFF]))
-    os.utime(data, ns=(stamp, stamp))
-    assert data.stat().st_size == size
-
-
-def manifest(cache: Path) -> dict:
-    return json.loads((cache / f"{SIZE[0]}x{SIZE[1]}" / "manifest.json").read_text())
-
-
-def test_manifest_records_a_crc32_per_chunk(tmp_path, small_chunks):
-    paths, labels = dataset(tmp_path / "data")  # 16 images: chunks of 4 rows
-    store = build(paths, labels, tmp_path / "cache")
-    checksums = manifest(tmp_path / "cache")["checksums"]
-    assert checksums["algorithm"] == "crc32"
-    assert checksums["rows_per_chunk"] == small_chunks
-    images = all_images(store)
-    assert checksums["values"] == [
-        zlib.crc32(images[s : s + small_chunks].tobytes())
-        for s in range(0, len(images), small_chunks)
-    ]
-
-
-def test_bytes_changed_at_same_size_are_found_and_only_their_chunk_redone(
-    tmp_path, decoded, small_chunks
-):
-    paths, labels = dataset(tmp_path / "data")
-    cache = tmp_path / "cache"
-    build(paths, labels, cache)
-    flip_bytes(cache / f"{SIZE[0]}x{SIZE[1]}", row=5)  # in the chunk of rows 4-7
-    decoded.clear()
-
-    with pytest.warns(CacheWarning) as record:
-        store = build(paths, labels, cache)
-    assert len(record) == 1
-    message = str(record[0].message)
-    assert "damaged" in message and "1 of its 4 chunk(s) (rows 4-7)" in message
-    assert "images-" in message and all(
-        os.path.abspath(p) in message for p in paths[4:8]
-    )
-    assert sorted(decoded) == sorted(paths[4:8])
-    assert store.stats is not None
-    assert (store.stats.num_reused, store.stats.num_decoded) == (len(paths) - 4, 4)
-    assert store.stats.num_damaged == 4
-    fresh = build(paths, labels, tmp_path / "fresh")
-    np.testing.assert_array_equal(all_images(store), all_images(fresh))
-    assert manifest(cache)["checksums"] == manifest(tmp_path / "fresh")["checksums"]
-    assert leftovers(cache) == []
-
-    # Repaired: the next build finds nothing to do.
-    decoded.clear()
-    again = build(paths, labels, cache)
-    assert decoded == [] and again.stats is not None
-    assert again.stats.num_damaged == 0
-
-
-def test_damage_in_several_chunks_and_in_the_last_partial_chunk(
-    tmp_path, decoded, small_chunks
-):
-    paths, labels = dataset(tmp_path / "data", counts=(8, 5, 5))  # rows 16-17 last
-    cache = tmp_path / "cache"
-    build(paths, labels, cache)
-    folder = cache / f"{SIZE[0]}x{SIZE[1]}"
-    flip_bytes(folder, row=0, offsets=(0,))
-    flip_bytes(folder, row=17, offsets=(ROW_BYTES - 1,))
-    decoded.clear()
-
-    with pytest.warns(CacheWarning, match=r"2 of its 5 chunk\(s\) \(rows 0-3, 16-17\)"):
-        store = build(paths, labels, cache)
-    assert sorted(decoded) == sorted(paths[:4] + paths[16:])
-    np.testing.assert_array_equal(
-        all_images(store), np.stack([expected(p) for p in paths])
-    )
-
-
-def test_undamaged_cache_is_reused_as_is(tmp_path, decoded):
-    paths, labels = dataset(tmp_path / "data")
-    cache = tmp_path / "cache"
-    first = build(paths, labels, cache)
-    folder = cache / f"{SIZE[0]}x{SIZE[1]}"
-    before = {p.name: p.stat().st_mtime_ns for p in folder.iterdir()}
-    decoded.clear()
-
-    second = build(paths, labels, cache)  # warnings are errors in this suite
-    assert decoded == []
-    assert second.data_path == first.data_path
-    assert {p.name: p.stat().st_mtime_ns for p in folder.iterdir()} == before
-
-
-def test_manifest_without_checksums_is_upgraded_without_decoding(
-    tmp_path, decoded, small_chunks
-):
-    paths, labels = dataset(tmp_path / "data")
-    cache = tmp_path / "cache"
-    first = build(paths, labels, cache)
-    recorded = manifest(cache)["checksums"]
-    folder = cache / f"{SIZE[0]}x{SIZE[1]}"
-    old = manifest(cache)
-    del old["checksums"]  # as written before checksums existed
-    (folder / "manifest.json").write_text(json.dumps(old))
-    decoded.clear()
-
-    store = build(paths, labels, cache)  # no warning, no decode
-    assert decoded == []
-    assert store.data_path == first.data_path
-    assert manifest(cache)["checksums"] == recorded
-    np.testing.assert_array_equal(all_images(store), all_images(first))
-
-    # From now on, damage is found.
-    flip_bytes(folder, row=1)
-    with pytest.warns(CacheWarning, match="damaged"):
-        build(paths, labels, cache)
-    assert sorted(decoded) == sorted(paths[:4])
-
-
-def test_checksums_of_another_algorithm_are_recomputed(tmp_path, decoded):
-    paths, labels = dataset(tmp_path / "data")
-    cache = tmp_path / "cache"
-    build(paths, labels, cache)
-    recorded = manifest(cache)["checksums"]
-    doc = manifest(cache)
-    doc["checksums"] = {"algorithm": "sha3000", "digests": ["..."]}
-    (cache / f"{SIZE[0]}x{SIZE[1]}" / "manifest.json").write_text(json.dumps(doc))
-    decoded.clear()
-
-    build(paths, labels, cache)
-    assert decoded == []
-    assert manifest(cache)["checksums"] == recorded
-
-
-def test_verify_false_trusts_the_data_file(tmp_path, decoded, small_chunks):
-    paths, labels = dataset(tmp_path / "data")
-    cache = tmp_path / "cache"
-    build(paths, labels, cache)
-    flip_bytes(cache / f"{SIZE[0]}x{SIZE[1]}", row=2)
-    decoded.clear()
-
-    store = build(paths, labels, cache, verify=False)
-    assert decoded == []
-    assert not np.array_equal(store.load(2), expected(paths[2]))
-    with pytest.warns(CacheWarning, match="damaged"):
-        store = build(paths, labels, cache)
-    np.testing.assert_array_equal(store.load(2), expected(paths[2]))
-
-
-def test_damaged_rows_of_removed_or_changed_files(tmp_path, decoded, small_chunks):
-    """A damaged row whose file is gone is dropped; a changed file is decoded once."""
-    paths, labels = dataset(tmp_path / "data")
-    cache = tmp_path / "cache"
-    build(paths, labels, cache)
-    flip_bytes(cache / f"{SIZE[0]}x{SIZE[1]}", row=9)  # rows 8-11
-    os.remove(paths[8])
-    write_jpeg(Path(paths[9]), seed=4242)
-    new_paths = [p for p in paths if p != paths[8]]
-    new_labels = np.delete(labels, 8)
-    decoded.clear()
-
-    with pytest.warns(CacheWarning, match="damaged"):
-        store = build(new_paths, new_labels, cache)
-    assert sorted(decoded) == sorted(paths[9:12])
-    assert store.stats is not None and store.stats.num_damaged == 2
-    np.testing.assert_array_equal(
-        all_images(store), np.stack([expected(p) for p in new_paths])
-    )
-
-
-class _Marker:
-    """Unpickling it writes a file: proof that a pickle ran."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-
-    def __reduce__(self):
-        return (Path.touch, (Path(self.path),))
-
-
-def test_data_files_are_loaded_without_pickle(tmp_path):
-    from augframe.io.cache.layout import open_data
-
-    marker = tmp_path / "unpickled"
-    data = tmp_path / "images-0.npy"
-    np.save(data, np.array([_Marker(str(marker))], dtype=object), allow_pickle=True)
-    with pytest.raises(ValueError, match=r"not a .* uint8 array"):
-        open_data(data)
-    assert not marker.exists()
-    for info in pkgutil.iter_modules(augframe.io.cache.__path__, "augframe.io.cache."):
-        source = inspect.getsource(importlib.import_module(info.name))
-        assert "allow_pickle=True" not in source and "import pickle" not in source
-
-
-# ------------------------------------------------------------------ full disk
-
-
-def full_disk(*args, **kwargs):
-    raise OSError(errno.ENOSPC, "No space left on device")
-
-
-def no_permission(*args, **kwargs):
-    raise PermissionError(errno.EACCES, "Permission denied")
-
-
-def half_written_manifest(folder, doc):
-    (folder / f".tmp-{doc['build_id']}-manifest.json").write_text('{"format"')
-    raise OSError(errno.ENOSPC, "No space left on device")
-
-
-class _Usage:
-    total = used = free = 1024
-
-
-@pytest.mark.parametrize(
-    ("target", "replacement", "match"),
-    [
-        ("_preallocate", full_disk, "Not enough disk space .*cache"),
-        ("write_manifest", half_written_manifest, "Not enough disk space .*cache"),
-        ("_flush", full_disk, "Not enough disk space"),
-        ("_preallocate", no_permission, "Cannot write the image cache"),
-    ],
-)
-def test_write_errors_become_cache_error_and_leave_no_temp_files(
-    tmp_path, monkeypatch, decoded, target, replacement, match
-):
-    paths, labels = dataset(tmp_path / "data")
-    cache = tmp_path / "cache"
-    build(paths[:10], labels[:10], cache)  # a previous, smaller cache
-    with monkeypatch.context() as patch:
-        patch.setattr(augframe.io.cache.writer, target, replacement)
-        with pytest.raises(CacheError, match=match) as info:
-            build(paths, labels, cache)
-    assert str(cache) in str(info.value)
-    assert leftovers(cache) == []
-    # The previous cache is intact and reused.
-    decoded.clear()
-    store = build(paths, labels, cache)
-    assert sorted(decoded) == sorted(paths[10:])
-    np.testing.assert_array_equal(
-        all_images(store), np.stack([expected(p) for p in paths])
-    )
-
-
-def test_too_little_free_space_is_refused_before_writing(
-    tmp_path, monkeypatch, decoded
-):
-    paths, labels = dataset(tmp_path / "data")
-    monkeypatch.setattr(
-        augframe.io.cache.writer.shutil, "disk_usage", lambda path: _Usage()
-    )
-    with pytest.raises(CacheError, match=r"needs .* MiB"):
-        build(paths, labels, tmp_path / "cache")
-    assert decoded == []
-    assert leftovers(tmp_path / "cache") == []
-
-
 # ------------------------------------------------------------------ end to end
 
 
@@ -867,3 +374,32 @@ def test_fit_from_directory_with_cache_matches_no_cache(tmp_path, decoded):
     again = FrameSequence.from_directory(root, cache_dir=tmp_path / "cache", **options)
     again.close()
     assert decoded == []
+
+
+def test_cache_build_command_takes_the_decoding_options(tmp_path, capsys):
+    from augframe.cli import main
+
+    root = tmp_path / "data"
+    hostile_corpus.rotated_jpeg(root / "x" / "a.jpg")
+    hostile_corpus.good_jpeg(root / "y" / "a.jpg")
+    hostile_corpus.good_jpeg(root / "y" / "big.jpg", size=(40, 40))
+    argv = ["cache", "build", str(root), "--image-size", "8", "8"]
+    argv += ["--cache-dir", str(tmp_path / "cache"), "--exif-orientation"]
+    with pytest.warns(ImageWarning, match="big.jpg: 40x40 = 1,600 pixels"):
+        assert main([*argv, "--max-image-pixels", "1000"]) == 0
+    assert (tmp_path / "cache" / "8x8-exif-max1000px" / "manifest.json").is_file()
+    with pytest.raises(SystemExit):  # argparse: usage and the message
+        main([*argv, "--max-image-pixels", "0"])
+    assert "expected an integer in [1, 1073741824]" in capsys.readouterr().err
+
+
+def test_build_cache_shared_refuses_a_non_bool(tmp_path):
+    root = write_jpegs(tmp_path / "data", {"a": 1})
+    with pytest.raises(Exception, match="Invalid value for argument `shared`"):
+        build_cache(
+            listed(root)[0],
+            [0],
+            cache_dir=tmp_path / "c",
+            image_size=SIZE,
+            shared="yes",
+        )  # type: ignore[arg-type]

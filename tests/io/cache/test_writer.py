@@ -1,0 +1,198 @@
+"""`augframe.io.cache.writer`: a build decodes what changed into a temporary
+data file and commits it; unreadable files, write errors and full disks."""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+import augframe
+import augframe.io.cache.build
+import augframe.io.cache.verify
+import augframe.io.cache.writer
+from augframe import (
+    CacheError,
+    ImageWarning,
+)
+from augframe.io.cache import build_cache, writer
+from augframe.io.decode.arrays import resize
+from augframe.io.decode.files import decode_image
+from tests.io.cache.conftest import (
+    DEFAULT_SIZE,
+    all_images,
+    bad_files,
+    build,
+    dataset,
+    expected,
+    leftovers,
+    write_jpeg,
+)
+
+
+def test_unreadable_files_are_skipped_with_one_warning(tmp_path, decoded):
+    paths, labels = dataset(tmp_path / "data")
+    bad = bad_files(tmp_path / "data" / "c1")
+    all_paths = paths[:4] + bad + paths[4:]
+    all_labels = np.concatenate([labels[:4], [1, 1, 1], labels[4:]]).astype(np.int32)
+
+    with pytest.warns(ImageWarning) as record:
+        store = build(all_paths, all_labels, tmp_path / "cache")
+    assert len(record) == 1
+    message = str(record[0].message)
+    assert "3 image(s)" in message and all(name in message for name in bad)
+    assert [store.name(i) for i in range(len(store))] == paths
+    np.testing.assert_array_equal(store.labels, labels)
+    np.testing.assert_array_equal(
+        all_images(store), np.stack([expected(p) for p in paths])
+    )
+
+    # Unchanged bad files are not decoded again, but still reported.
+    decoded.clear()
+    with pytest.warns(ImageWarning, match="3 image"):
+        build(all_paths, all_labels, tmp_path / "cache")
+    assert decoded == []
+
+    # A repaired file is decoded and served.
+    write_jpeg(Path(bad[0]), seed=77)
+    with pytest.warns(ImageWarning, match="2 image"):
+        store = build(all_paths, all_labels, tmp_path / "cache")
+    assert decoded == [bad[0]]
+    assert store.name(4) == bad[0]
+    np.testing.assert_array_equal(store.load(4), expected(bad[0]))
+
+
+def full_disk(*args, **kwargs):
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def no_permission(*args, **kwargs):
+    raise PermissionError(errno.EACCES, "Permission denied")
+
+
+def half_written_manifest(folder, doc):
+    (folder / f".tmp-{doc['build_id']}-manifest.json").write_text('{"format"')
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+class _Usage:
+    total = used = free = 1024
+
+
+@pytest.mark.parametrize(
+    ("target", "replacement", "match"),
+    [
+        ("_preallocate", full_disk, "Not enough disk space .*cache"),
+        ("write_manifest", half_written_manifest, "Not enough disk space .*cache"),
+        ("_flush", full_disk, "Not enough disk space"),
+        ("_preallocate", no_permission, "Cannot write the image cache"),
+    ],
+)
+def test_write_errors_become_cache_error_and_leave_no_temp_files(
+    tmp_path, monkeypatch, decoded, target, replacement, match
+):
+    paths, labels = dataset(tmp_path / "data")
+    cache = tmp_path / "cache"
+    build(paths[:10], labels[:10], cache)  # a previous, smaller cache
+    with monkeypatch.context() as patch:
+        patch.setattr(augframe.io.cache.writer, target, replacement)
+        with pytest.raises(CacheError, match=match) as info:
+            build(paths, labels, cache)
+    assert str(cache) in str(info.value)
+    assert leftovers(cache) == []
+    # The previous cache is intact and reused.
+    decoded.clear()
+    store = build(paths, labels, cache)
+    assert sorted(decoded) == sorted(paths[10:])
+    np.testing.assert_array_equal(
+        all_images(store), np.stack([expected(p) for p in paths])
+    )
+
+
+def test_too_little_free_space_is_refused_before_writing(
+    tmp_path, monkeypatch, decoded
+):
+    paths, labels = dataset(tmp_path / "data")
+    monkeypatch.setattr(
+        augframe.io.cache.writer.shutil, "disk_usage", lambda path: _Usage()
+    )
+    with pytest.raises(CacheError, match=r"needs .* MiB"):
+        build(paths, labels, tmp_path / "cache")
+    assert decoded == []
+    assert leftovers(tmp_path / "cache") == []
+
+
+def write_bmp(path: Path, seed: int) -> None:
+    image = np.random.default_rng(seed).integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    assert cv2.imwrite(str(path), image)
+
+
+@pytest.mark.parametrize("how", ["in place", "renamed over"])
+def test_a_file_replaced_with_its_size_and_mtime_kept_is_decoded_again(tmp_path, how):
+    folder = tmp_path / "data"
+    folder.mkdir()
+    paths = [folder / f"{i}.bmp" for i in range(3)]
+    for i, path in enumerate(paths):
+        write_bmp(path, seed=i)
+    names = [str(p) for p in paths]
+    first = build_cache(
+        names, [0, 0, 1], cache_dir=tmp_path / "c", image_size=DEFAULT_SIZE
+    )
+    old = np.array(first.load(1))
+    del first
+    before = os.stat(paths[1])
+    time.sleep(0.05)  # past the file system's timestamp granularity
+    if how == "in place":  # same inode
+        other = tmp_path / "other.bmp"
+        write_bmp(other, seed=99)
+        paths[1].write_bytes(other.read_bytes())
+    else:  # what rsync -a, tar and unzipping do: a new file, renamed over
+        write_bmp(folder / ".new.bmp", seed=99)
+        os.replace(folder / ".new.bmp", paths[1])
+    os.utime(paths[1], ns=(before.st_atime_ns, before.st_mtime_ns))
+    after = os.stat(paths[1])
+    assert (after.st_size, after.st_mtime_ns) == (before.st_size, before.st_mtime_ns)
+
+    store = build_cache(
+        names, [0, 0, 1], cache_dir=tmp_path / "c", image_size=DEFAULT_SIZE
+    )
+    assert store.stats is not None and store.stats.num_decoded == 1
+    new = resize(decode_image(names[1], target_size=DEFAULT_SIZE), DEFAULT_SIZE)
+    np.testing.assert_array_equal(store.load(1), new)
+    assert not np.array_equal(store.load(1), old)
+
+
+def test_a_stamp_changes_when_a_file_is_replaced_even_with_its_mtime_kept(tmp_path):
+    path = tmp_path / "a.jpg"
+    path.write_bytes(b"1234")
+    first = writer.stamp(str(path))
+    assert first is not None and first[0] == 4
+    assert writer.stamp(str(path)) == first
+    replacement = tmp_path / "b.jpg"
+    replacement.write_bytes(b"5678")
+    os.utime(replacement, ns=(first[1], first[1]))
+    os.replace(replacement, path)  # same size, same mtime: another inode
+    second = writer.stamp(str(path))
+    assert second is not None and second[:2] == first[:2] and second != first
+    assert writer.stamp(str(tmp_path / "missing.jpg")) is None
+
+
+@pytest.mark.parametrize(
+    ("code", "match"),
+    [
+        (errno.ENOSPC, "Not enough disk space for the image cache in '/c'"),
+        (errno.EDQUOT, "Not enough disk space"),
+        (errno.EACCES, r"Cannot write the image cache in '/c' \(.*denied"),
+    ],
+)
+def test_cache_error_says_what_to_do(code, match):
+    error = writer.cache_error(OSError(code, os.strerror(code)), Path("/c"))
+    assert isinstance(error, CacheError)
+    assert re.search(match, str(error))
+    assert "cache_dir=None" in str(error)

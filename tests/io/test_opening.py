@@ -1,0 +1,146 @@
+"""`augframe.io.opening`: the options a file source takes, its split and its
+store (a cache, the default cache or the files), checked before any file is read."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+from augframe import ConfigError, FrameSequence
+from augframe.io import opening
+from augframe.io.stores import FileStore
+from tests import hostile_corpus
+from tests.conftest import write_jpegs
+from tests.io.conftest import run_python
+
+
+def test_a_name_that_is_not_utf8_is_used_from_every_constructor(tmp_path):
+    root = tmp_path / "data"
+    odd = hostile_corpus.non_utf8_name(root / "x")
+    hostile_corpus.good_jpeg(root / "x" / "a.jpg", seed=1)
+    hostile_corpus.good_jpeg(root / "y" / "a.jpg", seed=2)
+    deep = hostile_corpus.non_utf8_name(root / "y" / os.fsdecode(b"sub\xff"), seed=3)
+    result = run_python(
+        f"""
+        import json, os, warnings
+        from augframe import AugframeWarning, FrameSequence
+        warnings.simplefilter("error", AugframeWarning)  # the files are used
+        root = os.fsdecode({os.fsencode(root)!r})
+        out = {{}}
+        for cache in (None, os.path.join(root, "..", "cache")):
+            seq = FrameSequence.from_directory(
+                root, image_size=(8, 8), validation=True, verbose=0,
+                cache_dir=cache)
+            out[str(cache is None)] = len(seq.file_paths)
+            seq.close()
+        paths = [os.fsdecode({os.fsencode(odd)!r}), os.fsdecode({os.fsencode(deep)!r})]
+        seq = FrameSequence.from_paths(
+            paths, ["x", "y"], image_size=(8, 8), validation=True, verbose=0,
+            cache_dir=None)
+        out["paths"] = len(seq.file_paths)
+        seq.close()
+        print(json.dumps(out))
+        """
+    )
+    assert result == {"True": 4, "False": 4, "paths": 2}
+
+
+def test_a_bad_limit_is_refused_before_any_file_is_read(tmp_path):
+    with pytest.raises(ConfigError, match="max_image_pixels"):
+        FrameSequence.from_directory(
+            tmp_path / "missing", image_size=(8, 8), max_image_pixels=0
+        )
+
+
+@pytest.mark.parametrize(
+    ("fraction", "subset", "seed", "match"),
+    [
+        (
+            True,
+            "training",
+            0,
+            r"argument `validation_split`\. Received: validation_split=True",
+        ),
+        (0, "training", 0, r"Expected a number in \(0, 1\)"),
+        (1.0, "both", 0, r"Expected a number in \(0, 1\)"),
+        ("0.2", "both", 0, "argument `validation_split`"),
+        (None, "training", 0, "argument `validation_split`"),
+        (0.2, None, 0, r"argument `subset`\. Received: subset=None"),
+        (0.2, "train", 0, "'training', 'validation' or 'both'"),
+        (0.2, "both", None, "`validation_split` needs `seed`"),
+    ],
+)
+def test_check_split_refuses_what_cannot_split(fraction, subset, seed, match):
+    with pytest.raises(ConfigError, match=match):
+        opening.check_split(fraction, subset, seed)
+
+
+def test_check_split_and_file_options_accept_what_they_document():
+    assert opening.check_split(None, None, None) is None
+    assert opening.check_split(0.25, "both", 0) == (0.25, "both")
+    assert opening.check_split(1 / 3, "validation", 7) == (1 / 3, "validation")
+    config = opening.check_file_options((8, 6), {"seed": 3})
+    assert config.image_size == (8, 6) and config.build.seed == 3
+    with pytest.raises(ConfigError, match="image_size"):
+        opening.check_file_options((8,), {})
+
+
+def test_a_split_plans_both_sides_disjoint_and_validation_options_apart(tmp_path):
+    root = write_jpegs(tmp_path / "data", {"a": 6, "b": 4})
+    planned = opening.open_directory(
+        root,
+        image_size=(8, 8),
+        options={"seed": 0, "samples_per_class": 3},
+        cache_dir=None,
+        validation_split=0.5,
+        subset="both",
+    )
+    assert [p.subset for p in planned] == ["training", "validation"]
+    train, val = (p.source.open() for p in planned)
+    assert isinstance(train, FileStore) and isinstance(val, FileStore)
+    assert not set(train.paths) & set(val.paths)
+    assert len(train) + len(val) == 10
+    assert sorted(np.bincount(val.labels).tolist()) == [2, 3]
+    assert planned[1].config.validation and not planned[0].config.validation
+    assert planned[0].source.class_names == ["a", "b"]
+
+
+def test_an_explicit_cache_dir_caches_each_side_in_its_own_folder(tmp_path):
+    root = write_jpegs(tmp_path / "data", {"a": 2, "b": 2})
+    cache = tmp_path / "cache"
+    planned = opening.open_directory(
+        root,
+        image_size=(8, 8),
+        options={"seed": 0, "verbose": 0},
+        cache_dir=cache,
+        validation_split=0.5,
+        subset="validation",
+    )
+    assert [p.subset for p in planned] == ["validation"]
+    assert not cache.exists()  # built when opened, after every check
+    store = planned[0].source.open()
+    assert len(store) == 2
+    assert (cache / "validation" / "8x8" / "manifest.json").is_file()
+    assert not (cache / "training").exists()
+
+
+def test_from_paths_and_from_dataframe_refuse_follow_links(tmp_path):
+    paths = [write_jpegs(tmp_path / "data", {"a": 1}) / "a" / "0000.jpg"]
+    with pytest.raises(ConfigError, match=r"from_paths\(\) got `follow_links`"):
+        opening.open_paths(
+            paths,
+            ["a"],
+            image_size=(8, 8),
+            options={"follow_links": True},
+            cache_dir=None,
+        )
+    with pytest.raises(ConfigError, match=r"from_dataframe\(\) got `follow_links`"):
+        opening.open_dataframe(
+            None, image_size=(8, 8), options={"follow_links": True}, cache_dir=None
+        )
+    (planned,) = opening.open_paths(
+        paths, ["a"], image_size=(8, 8), options={}, cache_dir=None
+    )
+    assert planned.subset is None and planned.source.open().paths == [str(paths[0])]
