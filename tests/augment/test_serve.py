@@ -7,10 +7,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
-from tests.conftest import flip_rotate, random_images
 
 from augframe import ConfigError, FrameSequence, ServeAugment
 from augframe.augment.serve import reflect
+from tests.conftest import flip_rotate, random_images
 
 
 def reference(aug: ServeAugment, images: np.ndarray, rng: np.random.Generator):
