@@ -4,7 +4,6 @@ never a hang on a FIFO, bounded sizes and JSON nesting, atomic writes."""
 from __future__ import annotations
 
 import errno
-import json
 import math
 import os
 import stat
@@ -12,13 +11,10 @@ import threading
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from augframe._files import (
     FileTooLarge,
     UntrustedFileError,
-    json_too_deep,
     open_regular,
     read_head,
     read_json_file,
@@ -168,29 +164,3 @@ def test_good_json_is_read_and_a_huge_number_is_infinity(tmp_path):
     value = read_json_file(path, max_bytes=100, max_depth=2)
     assert value["aug_p"] == 0.5 and value["s"] == "[[[[[["
     assert math.isinf(value["n"][0])
-
-
-JSON = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.text(alphabet='[]{}"\\ab'),
-    lambda inner: (
-        st.lists(inner, max_size=3)
-        | st.dictionaries(st.text(alphabet='[]{}"\\ab', max_size=4), inner, max_size=3)
-    ),
-    max_leaves=10,
-)
-
-
-def depth(value: Any) -> int:
-    if isinstance(value, list):
-        return 1 + max(map(depth, value), default=0)
-    if isinstance(value, dict):
-        return 1 + max(map(depth, value.values()), default=0)
-    return 0
-
-
-@settings(max_examples=200, deadline=None)
-@given(value=JSON, limit=st.integers(0, 6))
-def test_json_too_deep_counts_brackets_outside_strings_only(value, limit):
-    text = json.dumps(value)
-    assert json_too_deep(text, limit) == (depth(value) > limit)
-    assert json_too_deep(text.encode(), limit) == (depth(value) > limit)
