@@ -241,6 +241,8 @@ def read_json_file(
         raise UntrustedFileError("it is not UTF-8 text") from None
     try:
         return json.loads(text, parse_constant=_no_constant)
+    except UntrustedFileError:
+        raise  # NaN or Infinity, named (it is a ValueError too)
     except json.JSONDecodeError as exc:
         raise UntrustedFileError(
             f"invalid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"

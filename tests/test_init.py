@@ -47,10 +47,3 @@ def _python(code: str) -> str:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     return out.stdout.strip()
-
-
-def test_errors_form_one_hierarchy():
-    for name in ("CacheError", "ConfigError", "SourceError"):
-        assert issubclass(getattr(augframe, name), augframe.AugframeError)
-    for name in ("ControlFileWarning", "ImageWarning", "VarietyWarning"):
-        assert issubclass(getattr(augframe, name), augframe.AugframeWarning)

@@ -1,20 +1,21 @@
-"""Hostile configuration: run configs, pipeline files, control files and options.
+"""Configuration files read as data (`augframe.options.data_files`), and the
+hostile run configs and control files read through it.
 
 Every file here is written by the test; nothing is downloaded. A hostile
 config is one `ConfigError` in milliseconds, naming the file and the
 problem, raised before any image is decoded (shown by a cache folder that
-is never created); the property tests feed the readers random input.
+is never created); the property tests feed the readers random input. The
+checks of a pipeline are in tests/augment/test_pipeline.py, those of an
+option's value in tests/options/test_registry.py.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import multiprocessing
 import os
 import stat
 import time
-import warnings
 from typing import Any
 
 import numpy as np
@@ -23,23 +24,15 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import augframe
 from augframe import FrameSequence
-from augframe.augment.pipeline import (
-    MAX_NESTING,
-    MAX_PIPELINE_BYTES,
-    MAX_TRANSFORMS,
-    A,
-    PipelineSpec,
-    load_pipeline,
-)
+from augframe.augment.pipeline import MAX_PIPELINE_BYTES, A, load_pipeline
 from augframe.core.limits import Headroom, MemoryLimits
 from augframe.core.memory import BUILD_PROCESS_BYTES, FrameBudget
-from augframe.errors import AugframeWarning, ConfigError
+from augframe.errors import ConfigError
 from augframe.keras.run_config import load_config, read_config
 from augframe.options.control_file import write_control
 from augframe.options.data_files import MAX_DEPTH, MAX_NODES, load_yaml
-from augframe.options.registry import OPTIONS, check, usable_cpus
+from augframe.options.registry import OPTIONS
 from tests.conftest import IMAGE_SIZE, random_images, write_jpegs
 from tests.integration.test_reliability_runs import fill, small_disk  # noqa: F401 (a fixture)
 
@@ -125,18 +118,6 @@ def test_a_flood_of_values_is_refused(tmp_path):
     refused_fast(read_config, config, match=f"more than {MAX_NODES} values")
 
 
-def test_pipelines_with_too_many_or_too_deep_transforms_are_refused(tmp_path):
-    many = tmp_path / "many.json"
-    many.write_text(json.dumps(pipeline_dict(*[FLIP] * (MAX_TRANSFORMS + 1))))
-    refused_fast(load_pipeline, many, match=f"more than {MAX_TRANSFORMS} transforms")
-    node: dict[str, Any] = FLIP
-    for _ in range(MAX_NESTING + 1):
-        node = {"__class_fullname__": "Sequential", "p": 1.0, "transforms": [node]}
-    deep = tmp_path / "deep.json"
-    deep.write_text(json.dumps(pipeline_dict(node)))
-    refused_fast(load_pipeline, deep, match=f"nested more than {MAX_NESTING} deep")
-
-
 def test_oversized_and_non_regular_config_files_are_refused_without_hanging(
     tmp_path,
 ):
@@ -146,82 +127,6 @@ def test_oversized_and_non_regular_config_files_are_refused_without_hanging(
     fifo = tmp_path / "run.yaml"
     os.mkfifo(fifo)  # a reader that opened it blocking would wait forever
     refused_fast(read_config, fifo, match="not a regular file")
-
-
-def test_the_shipped_and_saved_pipelines_still_load(tmp_path):
-    for name in ("light", "medium", "heavy"):
-        compose = load_pipeline(name)
-        A.save(compose, str(tmp_path / f"{name}.yaml"), data_format="yaml")
-        again = load_pipeline(tmp_path / f"{name}.yaml")
-        assert A.to_dict(again) == A.to_dict(compose)
-
-
-# -------------------------------------------------- pipelines that never run
-
-NEVER_RUN = {
-    "HistogramMatching": A.HistogramMatching(p=0.1),
-    "FDA": A.FDA(p=0.1),
-    "PixelDistributionAdaptation": A.PixelDistributionAdaptation(p=0.1),
-    "TextImage": A.TextImage(font_path="font.ttf", p=0.1),
-    "Mosaic": A.Mosaic(p=0.1),
-    "OverlayElements": A.OverlayElements(p=0.1),
-    # Behind OneOf and p < 1: a check that used the pipeline's own p would miss it.
-    "RandomCrop": A.OneOf([A.HorizontalFlip(), A.RandomCrop(64, 64)], p=0.01),
-}
-
-
-@pytest.mark.parametrize("name", list(NEVER_RUN))
-def test_a_pipeline_that_can_never_run_is_refused_before_any_image_is_decoded(
-    tmp_path, name
-):
-    data = write_jpegs(tmp_path / "data", {"a": 2, "b": 2})
-    cache = tmp_path / "cache"
-    pipeline = A.Compose([A.HorizontalFlip(p=0.5), NEVER_RUN[name]], p=0.5)
-    with pytest.raises(ConfigError, match=f"{name} .*fails when it runs") as info:
-        FrameSequence.from_directory(
-            data,
-            image_size=(32, 32),
-            augment=pipeline,
-            cache_dir=cache,
-            samples_per_class=2,
-            verbose=0,
-        )
-    assert "Fix: " in str(info.value) and "image_size=(32, 32)" in str(info.value)
-    assert not cache.exists()  # refused before the cache was built
-
-
-def test_a_crop_from_a_file_larger_than_image_size_is_named(tmp_path):
-    path = tmp_path / "crop.json"
-    A.save(A.Compose([A.CenterCrop(40, 40, p=0.5)]), str(path))
-    with pytest.raises(ConfigError, match="crop at most 32x32"):
-        PipelineSpec(str(path), image_size=(32, 32))
-    PipelineSpec(str(path), image_size=(40, 40))  # fits: accepted
-
-
-def test_the_check_leaves_the_served_pipeline_and_its_seeds_untouched():
-    pipeline = A.Compose([A.OneOf([A.Rotate(p=1), A.Blur(p=1)], p=0.3)], p=0.7)
-    pipeline.set_random_state(np.random.default_rng(5), __import__("random").Random(5))
-    before = (
-        A.to_dict(pipeline),
-        pipeline.random_generator.bit_generator.state,
-        pipeline.py_random.getstate(),
-    )
-    PipelineSpec(pipeline, image_size=(24, 24))
-    after = (
-        A.to_dict(pipeline),
-        pipeline.random_generator.bit_generator.state,
-        pipeline.py_random.getstate(),
-    )
-    assert after == before
-
-
-@pytest.mark.parametrize("color_mode", ["rgb", "grayscale", "rgba"])
-def test_the_shipped_pipelines_pass_the_check_quickly(color_mode):
-    for name in ("light", "medium", "heavy"):
-        for size in ((8, 8), (16, 40), (224, 224)):
-            start = time.perf_counter()
-            PipelineSpec(name, image_size=size, color_mode=color_mode)
-            assert time.perf_counter() - start < 2.0, (name, size)
 
 
 # ------------------------------------------------------------ control_file
@@ -292,30 +197,6 @@ def test_a_rewritten_control_file_keeps_its_mode(tmp_path):
 # ---------------------------------------------------------------- options
 
 
-def test_numpy_integers_and_floats_are_accepted_and_numpy_booleans_refused():
-    with FrameSequence(
-        {"a": random_images(3, seed=0), "b": random_images(3, seed=1)},
-        image_size=(np.int64(16), np.int32(16)),
-        batch_size=np.int64(2),
-        samples_per_class=np.int64(3),
-        aug_p=np.float32(0.5),
-        epochs_per_frame=np.uint8(2),
-        augment="light",
-        background=False,
-        verbose=0,
-    ) as seq:
-        assert seq.batch_size == 2 and type(seq.batch_size) is int
-        assert len(seq) == 3
-    for name in ("batch_size", "samples_per_class", "seed"):
-        with pytest.raises(ConfigError, match=f"argument `{name}`"):
-            check(name, np.bool_(True))
-    assert check("frame_memory", np.float32(0.5)) == 0.5
-    serve = augframe.ServeAugment(fill_value=np.int64(3), max_shift=np.float32(0.25))
-    assert (type(serve.fill_value), type(serve.max_shift)) == (int, float)
-    with pytest.raises(ConfigError, match="argument `fill_value`"):
-        augframe.ServeAugment(fill_value=np.bool_(True))
-
-
 def test_numpy_overrides_of_run_configs_and_control_files(tmp_path):
     write_jpegs(tmp_path / "data", {"a": 1, "b": 1})
     config = tmp_path / "run.yaml"
@@ -328,27 +209,6 @@ def test_numpy_overrides_of_run_configs_and_control_files(tmp_path):
     assert json.loads((tmp_path / "control.json").read_text()) == {
         "epochs_per_frame": 2
     }
-
-
-def test_a_million_build_workers_is_clamped_to_the_cores_with_one_warning():
-    cpus = usable_cpus()
-    with pytest.warns(AugframeWarning, match=f"the {cpus} core") as caught:
-        seq = FrameSequence(
-            {"a": random_images(4, seed=0), "b": random_images(4, seed=1)},
-            image_size=IMAGE_SIZE,
-            augment="light",
-            samples_per_class=4,
-            num_build_workers=1_000_000,
-            build_processes=True,
-            background=False,
-            verbose=0,
-        )
-    try:
-        assert len([w for w in caught if "num_build_workers" in str(w.message)]) == 1
-        seq[0]
-        assert len(multiprocessing.active_children()) <= cpus
-    finally:
-        seq.close()
 
 
 def test_build_processes_count_in_the_memory_budget():
@@ -371,29 +231,6 @@ def test_build_processes_count_in_the_memory_budget():
 
 
 # ------------------------------------------------------------ properties
-
-VALUES = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers(min_value=-(10**30), max_value=10**30)
-    | st.floats(allow_nan=True, allow_infinity=True)
-    | st.text(max_size=20)
-    | st.sampled_from(["auto", "rgb", "frame", 0.5, 1, np.int64(3), np.bool_(True)])
-    | st.builds(np.float32, st.floats(width=32)),
-    lambda inner: st.lists(inner, max_size=3) | st.tuples(inner, inner),
-    max_leaves=6,
-)
-
-
-@settings(max_examples=100, deadline=None)
-@given(name=st.sampled_from(sorted(OPTIONS)), value=VALUES)
-def test_every_option_check_gives_the_value_or_one_config_error(name, value):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", AugframeWarning)  # workers clamped
-        try:
-            check(name, value)
-        except ConfigError as exc:
-            assert f"`{name}`" in str(exc)
 
 
 YAML_DATA = st.recursive(
@@ -429,50 +266,6 @@ def test_any_run_config_text_is_a_config_or_one_config_error(tmp_path, text):
         load_config(config)
     except ConfigError as exc:
         assert str(exc).startswith(f"{config}: ")
-    assert time.perf_counter() - start < FAST
-
-
-TRANSFORM_NAMES = st.sampled_from(
-    ["HorizontalFlip", "Rotate", "Blur", "RandomCrop", "OneOf", "Nope", "Lambda"]
-)
-TRANSFORM = st.fixed_dictionaries(
-    {"__class_fullname__": TRANSFORM_NAMES},
-    optional={
-        "p": YAML_DATA,
-        "limit": YAML_DATA,
-        "height": YAML_DATA,
-        "transforms": st.lists(
-            st.fixed_dictionaries({"__class_fullname__": TRANSFORM_NAMES}),
-            max_size=3,
-        ),
-        "unknown": YAML_DATA,
-    },
-)
-PIPELINE_DATA = st.lists(TRANSFORM, max_size=4).map(lambda ts: pipeline_dict(*ts))
-
-
-@settings(
-    max_examples=80,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture],
-)
-@given(
-    data=st.text(max_size=200)
-    | PIPELINE_DATA.map(json.dumps)
-    | PIPELINE_DATA.map(yaml.safe_dump)
-    | YAML_DATA.map(yaml.safe_dump),
-    suffix=st.sampled_from([".json", ".yaml", ".txt"]),
-)
-def test_any_pipeline_file_is_a_pipeline_or_one_config_error(tmp_path, data, suffix):
-    path = tmp_path / f"pipeline{suffix}"
-    path.write_text(data, encoding="utf-8", errors="surrogatepass")
-    start = time.perf_counter()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # a transform without p, deprecations
-        try:
-            assert isinstance(load_pipeline(path), A.Compose)
-        except ConfigError as exc:
-            assert str(path) in str(exc)
     assert time.perf_counter() - start < FAST
 
 
@@ -544,23 +337,6 @@ def test_a_key_given_twice_in_a_control_file_is_one_warning(tmp_path):
     assert control.current.aug_p is None  # the last good values: none yet
 
 
-# ------------------------------------------ what stands at a pipeline path
-
-
-@pytest.mark.parametrize("kind", ["fifo", "device"])
-def test_a_fifo_or_device_at_a_pipeline_path_is_named(tmp_path, kind):
-    path = tmp_path / "pipeline.json"
-    if kind == "fifo":
-        os.mkfifo(path)
-    else:
-        path.symlink_to("/dev/zero")
-    expected = r"a FIFO \(named pipe\)" if kind == "fifo" else "a character device"
-    error = refused_fast(
-        load_pipeline, path, match=f"which is {expected}, not a regular file"
-    )
-    assert "does not exist" not in str(error)
-
-
 # ------------------------------------------------- control file's folder
 
 
@@ -584,112 +360,3 @@ def test_a_legal_long_control_file_name_is_accepted_and_written(tmp_path):
     write_control(path, {"aug_p": 0.2})
     assert json.loads(path.read_text()) == {"aug_p": 0.2}
     assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]
-
-
-# ------------------------------------- pipelines that change or blow up a sample
-
-
-@pytest.mark.parametrize(
-    ("transform", "made"),
-    [
-        (A.Normalize(p=1.0), r"to \(16, 16, 3\) float32"),
-        (A.Resize(100, 100, p=0.01), r"to \(100, 100, 3\) uint8"),
-    ],
-)
-def test_a_pipeline_that_changes_shape_or_dtype_is_refused_before_decoding(
-    tmp_path, transform, made
-):
-    data = write_jpegs(tmp_path / "data", {"a": 2, "b": 2})
-    path, cache = tmp_path / "pipeline.json", tmp_path / "cache"
-    A.save(A.Compose([A.HorizontalFlip(p=0.5), transform]), str(path))
-    # The message serving gives at the first frame (`check_sample`), before.
-    expected = r"changed the sample from \(16, 16, 3\) uint8 " + made
-    refused_fast(lambda: PipelineSpec(str(path), image_size=(16, 16)), match=expected)
-    with pytest.raises(ConfigError, match=expected):
-        FrameSequence.from_directory(
-            data,
-            image_size=(16, 16),
-            augment=str(path),
-            cache_dir=cache,
-            samples_per_class=6,
-            verbose=0,
-        )
-    assert not cache.exists()  # refused before any image was decoded
-
-
-@pytest.mark.parametrize(
-    ("transform", "parameter"),
-    [
-        (A.Resize(12000, 12000, p=0.01), "`height`=12000"),
-        (A.RandomResizedCrop(size=(64, 9000), p=0.01), "`size`=9000"),
-        (A.PadIfNeeded(min_height=20000, min_width=8, p=0.01), "`min_height`=20000"),
-        (A.LongestMaxSize(max_size=100000, p=0.01), "`max_size`=100000"),
-    ],
-)
-def test_a_size_parameter_far_above_image_size_is_refused_before_running(
-    tmp_path, monkeypatch, transform, parameter
-):
-    import augframe.augment.pipeline as pipeline_module
-
-    ran: list[Any] = []
-    monkeypatch.setattr(pipeline_module, "_run_forced", lambda *a: ran.append(a))
-    pipeline = A.Compose([A.HorizontalFlip(p=0.5), transform])
-    if not isinstance(transform, A.PadIfNeeded):  # A.save cannot save that one
-        A.save(pipeline, str(tmp_path / "pipeline.json"))
-        pipeline = str(tmp_path / "pipeline.json")
-    error = refused_fast(PipelineSpec, pipeline, match=parameter)
-    assert type(transform).__name__ in str(error) and "transforms[1]" in str(error)
-    assert ran == []  # nothing ran
-
-
-def test_sizes_up_to_the_bound_are_accepted():
-    # 4096 at least, or 4x the larger side of image_size
-    pad = A.PadIfNeeded(min_height=4096, min_width=64)
-    PipelineSpec(A.Compose([pad, A.Resize(16, 16)]), image_size=(16, 16))
-    pad = A.PadIfNeeded(min_height=8000, min_width=2000)
-    PipelineSpec(A.Compose([pad, A.Resize(16, 2000)]), image_size=(16, 2000))
-
-
-def test_a_transform_slower_than_the_bound_is_named(monkeypatch):
-    import augframe.augment.pipeline as pipeline_module
-
-    monkeypatch.setattr(pipeline_module, "MAX_CHECK_SECONDS", 0.0)  # any is slower
-    with pytest.raises(
-        ConfigError, match=r"too slow .*GlassBlur \(transform transforms\[0\]\) took"
-    ):
-        PipelineSpec(
-            A.Compose([A.GlassBlur(iterations=1, p=0.01)]), image_size=(16, 16)
-        )
-
-
-def test_a_transform_that_cannot_allocate_is_a_config_error_in_a_child(tmp_path):
-    """GlassBlur(iterations=200000) asks for 11.5 GiB at 64x64: under a 3 GiB
-    address-space limit the check's MemoryError is one ConfigError."""
-    import subprocess
-    import sys
-
-    path = tmp_path / "glass.json"
-    A.save(A.Compose([A.GlassBlur(iterations=200_000, p=0.01)]), str(path))
-    limit = 3 * 2**30
-    # The limit is set by the child itself: a `preexec_fn` forks this
-    # process, which JAX (imported here on its backend) warns about.
-    code = (
-        "import resource\n"
-        f"resource.setrlimit(resource.RLIMIT_AS, ({limit}, {limit}))\n"
-        "from augframe.augment.pipeline import PipelineSpec\n"
-        "from augframe.errors import ConfigError\n"
-        "try:\n"
-        f"    PipelineSpec({str(path)!r}, image_size=(64, 64))\n"
-        "except ConfigError as exc:\n"
-        "    print('ConfigError:', exc)\n"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1"},
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert "ConfigError:" in done.stdout and "GlassBlur" in done.stdout
-    assert "MemoryError" in done.stdout

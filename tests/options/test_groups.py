@@ -1,4 +1,4 @@
-"""Option groups, hot settings and the schedule, Keras-free (milliseconds each).
+"""Option groups and the schedule, Keras-free (milliseconds each).
 
 Every default is written once: in the registry. The groups and every layer
 behind the flat options (engine, frames, batcher, schedule) take no default
@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-import warnings
 
 import pytest
 
 from augframe.core.engine import FrameEngine
 from augframe.core.schedule import FrameSchedule
-from augframe.errors import ConfigError, ControlFileWarning
+from augframe.errors import ConfigError
 from augframe.options.config import frame_config
 from augframe.options.groups import (
     ArtifactOptions,
@@ -24,8 +23,8 @@ from augframe.options.groups import (
     ServingOptions,
     checked_options,
 )
-from augframe.options.hot import ControlLink, HotSettings
-from augframe.options.registry import HOT_OPTIONS, OPTIONS
+from augframe.options.hot import HotSettings
+from augframe.options.registry import OPTIONS
 from augframe.serving.assemble import open_frames
 from augframe.serving.batches import Batcher
 from augframe.serving.training import TrainingFrames
@@ -53,11 +52,6 @@ def test_layers_behind_the_flat_options_take_no_default_of_a_registry_option(lay
             assert parameter.default is inspect.Parameter.empty, name
 
 
-def test_hot_settings_take_their_defaults_from_the_registry():
-    hot = HotSettings.of(background=True, writes_examples=False)
-    assert hot.values() == {name: OPTIONS[name].default for name in HOT_OPTIONS}
-
-
 def test_groups_are_made_from_checked_options():
     values = checked_options({"batch_size": 8, "seed": 3, "background": False})
     assert ServingOptions.from_values(values).batch_size == 8
@@ -82,48 +76,6 @@ def test_open_frames_refuses_before_decoding_and_chooses_the_frames():
     )
     assert isinstance(opened.frames, ValidationFrames)
     assert opened.decoding.color_mode == "rgb"
-
-
-# ------------------------------------------------------------- hot settings
-
-
-def test_hot_settings_check_tell_listeners_and_say_what_changed():
-    hot = HotSettings.of(background=False, writes_examples=True)
-    heard: list[frozenset[str]] = []
-    hot.subscribe(heard.append)
-    assert hot.set("aug_p", 0.3) == "aug_p null (the pipeline's own) -> 0.3"
-    assert hot.set("aug_p", 0.3) is None  # unchanged: nobody is told
-    assert hot.set("example_prob", 0.5) == "example_prob 0.0 -> 0.5"
-    assert heard == [frozenset({"aug_p"}), frozenset({"example_prob"})]
-    with pytest.raises(ConfigError, match="background=True"):
-        hot.set("epochs_per_frame", "auto")
-    with pytest.raises(ConfigError, match="cannot change while `fit` runs"):
-        hot.set("batch_size", 4)
-    assert hot.epochs_per_frame == OPTIONS["epochs_per_frame"].default
-
-
-def test_control_link_applies_keeps_and_warns(tmp_path):
-    path = tmp_path / "control.json"
-    hot = HotSettings.of(aug_p=0.2, background=False, writes_examples=False)
-    said: list[str] = []
-    link = ControlLink(path, hot, say=said.append)
-    assert link.apply() is False  # the file it wrote: nothing new
-    path.write_text('{"aug_p": null, "pipe_p": 0.5, "regenerate": true}')
-    assert link.apply() is True
-    assert (hot.aug_p, hot.pipe_p) == (None, 0.5)  # null restores the pipeline's own
-    assert said == [
-        "control file: aug_p 0.2 -> null (the pipeline's own), pipe_p null "
-        "(the pipeline's own) -> 0.5"
-    ]
-    path.write_text('{"epochs_per_frame": "auto", "pipe_p": 0.6}')
-    with pytest.warns(ControlFileWarning, match="Keeping epochs_per_frame=3"):
-        link.apply()
-    assert (hot.epochs_per_frame, hot.pipe_p) == (3, 0.6)  # the good key applied
-    path.write_text('{"epochs_per_frame": null}')
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        link.apply()
-    assert hot.epochs_per_frame == 3  # null leaves it as it is
 
 
 # ------------------------------------------------------------------ schedule

@@ -1,4 +1,5 @@
-"""Hot options mean one thing: property, control.json and the CLI agree.
+"""Hot options (`augframe.options.hot`) mean one thing: property, control.json
+and the CLI agree.
 
 The same values are accepted by each path, a change takes effect at the same
 boundary whichever path made it, and a refused value raises (property), warns
@@ -15,6 +16,8 @@ import pytest
 
 from augframe import ConfigError, ControlFileWarning, FrameSequence
 from augframe.cli import main
+from augframe.options.hot import ControlLink, HotSettings
+from augframe.options.registry import HOT_OPTIONS, OPTIONS
 from tests.conftest import IMAGE_SIZE, flip_rotate
 
 
@@ -258,3 +261,50 @@ def test_fit_with_workers_2_after_refused_setting():
         )
         history = model.fit(seq, epochs=2, verbose=0)
         assert len(history.history["loss"]) == 2 and seq.epoch == 2
+
+
+# ------------------------------------------- HotSettings and ControlLink alone
+
+
+def test_hot_settings_take_their_defaults_from_the_registry():
+    hot = HotSettings.of(background=True, writes_examples=False)
+    assert hot.values() == {name: OPTIONS[name].default for name in HOT_OPTIONS}
+
+
+def test_hot_settings_check_tell_listeners_and_say_what_changed():
+    hot = HotSettings.of(background=False, writes_examples=True)
+    heard: list[frozenset[str]] = []
+    hot.subscribe(heard.append)
+    assert hot.set("aug_p", 0.3) == "aug_p null (the pipeline's own) -> 0.3"
+    assert hot.set("aug_p", 0.3) is None  # unchanged: nobody is told
+    assert hot.set("example_prob", 0.5) == "example_prob 0.0 -> 0.5"
+    assert heard == [frozenset({"aug_p"}), frozenset({"example_prob"})]
+    with pytest.raises(ConfigError, match="background=True"):
+        hot.set("epochs_per_frame", "auto")
+    with pytest.raises(ConfigError, match="cannot change while `fit` runs"):
+        hot.set("batch_size", 4)
+    assert hot.epochs_per_frame == OPTIONS["epochs_per_frame"].default
+
+
+def test_control_link_applies_keeps_and_warns(tmp_path):
+    path = tmp_path / "control.json"
+    hot = HotSettings.of(aug_p=0.2, background=False, writes_examples=False)
+    said: list[str] = []
+    link = ControlLink(path, hot, say=said.append)
+    assert link.apply() is False  # the file it wrote: nothing new
+    path.write_text('{"aug_p": null, "pipe_p": 0.5, "regenerate": true}')
+    assert link.apply() is True
+    assert (hot.aug_p, hot.pipe_p) == (None, 0.5)  # null restores the pipeline's own
+    assert said == [
+        "control file: aug_p 0.2 -> null (the pipeline's own), pipe_p null "
+        "(the pipeline's own) -> 0.5"
+    ]
+    path.write_text('{"epochs_per_frame": "auto", "pipe_p": 0.6}')
+    with pytest.warns(ControlFileWarning, match="Keeping epochs_per_frame=3"):
+        link.apply()
+    assert (hot.epochs_per_frame, hot.pipe_p) == (3, 0.6)  # the good key applied
+    path.write_text('{"epochs_per_frame": null}')
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        link.apply()
+    assert hot.epochs_per_frame == 3  # null leaves it as it is

@@ -7,29 +7,36 @@ import argparse
 import importlib
 import inspect
 import math
+import multiprocessing
+import warnings
 from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from augframe import ConfigError, FrameSequence
+import augframe
+from augframe import AugframeWarning, ConfigError, FrameSequence
 from augframe.cli import build_parser
 from augframe.keras.run_config import RunConfig
-from augframe.options import (
-    FILES_OPTIONS,
-    HOT_OPTIONS,
-    MAX_COUNT,
-    OPTIONS,
-    argparse_type,
-    check,
-)
 from augframe.options.control_file import (
     FROZEN_KEYS,
     HOT_KEYS,
     ControlSettings,
     parse_control,
 )
+from augframe.options.registry import (
+    FILES_OPTIONS,
+    HOT_OPTIONS,
+    MAX_COUNT,
+    OPTIONS,
+    argparse_type,
+    check,
+    usable_cpus,
+)
+from tests.conftest import IMAGE_SIZE, random_images
 
 
 def test_constructor_config_control_and_cli_are_derived_from_one_definition():
@@ -203,3 +210,72 @@ def test_validation_refuses_by_name_what_it_would_ignore():
     val = FrameSequence.for_validation(source, image_size=(8, 8), verbose=0)
     assert val.samples_per_class is None and val.num_samples == 3
     assert parse_control(b'{"aug_p": 0.5}')[0].aug_p == 0.5
+
+
+def test_numpy_integers_and_floats_are_accepted_and_numpy_booleans_refused():
+    with FrameSequence(
+        {"a": random_images(3, seed=0), "b": random_images(3, seed=1)},
+        image_size=(np.int64(16), np.int32(16)),
+        batch_size=np.int64(2),
+        samples_per_class=np.int64(3),
+        aug_p=np.float32(0.5),
+        epochs_per_frame=np.uint8(2),
+        augment="light",
+        background=False,
+        verbose=0,
+    ) as seq:
+        assert seq.batch_size == 2 and type(seq.batch_size) is int
+        assert len(seq) == 3
+    for name in ("batch_size", "samples_per_class", "seed"):
+        with pytest.raises(ConfigError, match=f"argument `{name}`"):
+            check(name, np.bool_(True))
+    assert check("frame_memory", np.float32(0.5)) == 0.5
+    serve = augframe.ServeAugment(fill_value=np.int64(3), max_shift=np.float32(0.25))
+    assert (type(serve.fill_value), type(serve.max_shift)) == (int, float)
+    with pytest.raises(ConfigError, match="argument `fill_value`"):
+        augframe.ServeAugment(fill_value=np.bool_(True))
+
+
+def test_a_million_build_workers_is_clamped_to_the_cores_with_one_warning():
+    cpus = usable_cpus()
+    with pytest.warns(AugframeWarning, match=f"the {cpus} core") as caught:
+        seq = FrameSequence(
+            {"a": random_images(4, seed=0), "b": random_images(4, seed=1)},
+            image_size=IMAGE_SIZE,
+            augment="light",
+            samples_per_class=4,
+            num_build_workers=1_000_000,
+            build_processes=True,
+            background=False,
+            verbose=0,
+        )
+    try:
+        assert len([w for w in caught if "num_build_workers" in str(w.message)]) == 1
+        seq[0]
+        assert len(multiprocessing.active_children()) <= cpus
+    finally:
+        seq.close()
+
+
+VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(10**30), max_value=10**30)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=20)
+    | st.sampled_from(["auto", "rgb", "frame", 0.5, 1, np.int64(3), np.bool_(True)])
+    | st.builds(np.float32, st.floats(width=32)),
+    lambda inner: st.lists(inner, max_size=3) | st.tuples(inner, inner),
+    max_leaves=6,
+)
+
+
+@settings(max_examples=100, deadline=None)
+@given(name=st.sampled_from(sorted(OPTIONS)), value=VALUES)
+def test_every_option_check_gives_the_value_or_one_config_error(name, value):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", AugframeWarning)  # workers clamped
+        try:
+            check(name, value)
+        except ConfigError as exc:
+            assert f"`{name}`" in str(exc)
