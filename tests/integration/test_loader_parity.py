@@ -591,7 +591,7 @@ def test_fit_on_grayscale_data_with_validation(tmp_path):
     ],
 )
 def test_the_reduced_jpeg_decode_stays_close_to_a_full_decode(tmp_path, options):
-    """Within the tolerance of the default (see test_sources): a JPEG decoded at
+    """Within the tolerance of the default (see tests/io/decode/test_files.py): a JPEG decoded at
     1/4 scale, and a PNG of the same pixels (box-reduced before the filter)."""
     rng = np.random.default_rng(1)
     small = rng.integers(30, 220, (6, 8, 3), dtype=np.uint8)

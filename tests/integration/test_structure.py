@@ -298,9 +298,13 @@ def test_mirror_names_the_test_module_of_each_kind_of_module():
 
 
 def _imported(test: Path) -> set[str]:
+    """The modules `test` imports, and module names it runs by name
+    (`runpy.run_module("augframe.__main__")`)."""
     names = set()
     for node in ast.walk(ast.parse(test.read_text())):
-        if isinstance(node, ast.Import):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            names.add(node.value)
+        elif isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             names.add(node.module)
