@@ -10,7 +10,13 @@ import numpy as np
 import pytest
 from tests.conftest import IMAGE_SIZE, EpochRecorder, flip_rotate, random_images, tiny_model
 
-from augframe import ConfigError, FrameSequence, ServeAugment, VarietyWarning
+from augframe import (
+    ConfigError,
+    ControlFileWarning,
+    FrameSequence,
+    ServeAugment,
+    VarietyWarning,
+)
 from augframe.augment.pipeline import A
 
 
@@ -431,7 +437,10 @@ def test_augment_from_file_and_factory_are_rebuilt_with_new_probabilities(
 def test_control_file_is_written_with_constructor_values(tmp_path, imbalanced_source):
     control = tmp_path / "control.json"
     control.write_text('{"aug_p": 0.9, "stop": true}')
-    with make(imbalanced_source, control_file=control, aug_p=0.2) as seq:
+    # Not silently: one warning names the value replaced (a stop is not a value).
+    with pytest.warns(ControlFileWarning, match=r"aug_p: 0\.9 -> 0\.2\. Pass"):
+        seq = make(imbalanced_source, control_file=control, aug_p=0.2)
+    with seq:
         assert json.loads(control.read_text()) == seq.control_values()
         assert seq.aug_p == 0.2 and json.loads(control.read_text())["stop"] is False
 
