@@ -12,7 +12,7 @@ Example:
 ...     augment="configs/pipeline.json", control_file="control.json",
 ...     example_dir="example_images", example_prob=0.01)  # doctest: +SKIP
 >>> model.fit(seq, epochs=30,
-...           callbacks=[augframe.StopOnControlFile("control.json")])  # doctest: +SKIP
+...           callbacks=[augframe.ControlCallback("control.json")])  # doctest: +SKIP
 """
 
 from __future__ import annotations

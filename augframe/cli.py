@@ -18,6 +18,7 @@ import json
 import os
 import stat
 import sys
+import textwrap
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -119,7 +120,25 @@ def _preview(args: argparse.Namespace) -> int:
 
 
 class _ControlRefused(Exception):
-    """A control command that must not write; the message says why."""
+    """A control command that must not write; the message says why.
+
+    `code`: `EXIT_USAGE` when the command line is wrong (a key, a value),
+    `EXIT_FAILED` when the file is (unreadable, not a control file).
+    """
+
+    def __init__(self, message: str, code: int = EXIT_FAILED) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+CONTROL_EXIT_CODES = (
+    "Exit codes: 0 done; 1 the file is the problem (missing without --create, "
+    "unreadable, not writable, or not a valid control file: fix it or pass "
+    "--force; `stop` never needs --force); 2 the command line is the problem "
+    "(an unknown key, a bad value, not KEY=VALUE; checked first), and nothing "
+    "is written."
+)
+"""The one rule of `augframe control`'s exit codes (its --help says it)."""
 
 
 def _allowed_keys() -> str:
@@ -134,9 +153,7 @@ def _show(value: Any) -> str:
 
 
 def _parse_assignments(assignments: Sequence[str]) -> dict[str, Any]:
-    from pydantic import ValidationError
-
-    from augframe.options.control_file import FROZEN_KEYS, HOT_KEYS, ControlSettings
+    from augframe.options.control_file import FROZEN_KEYS, ControlProblem, check_value
 
     values: dict[str, Any] = {}
     for assignment in assignments:
@@ -145,33 +162,33 @@ def _parse_assignments(assignments: Sequence[str]) -> dict[str, Any]:
         if not sep or not key:
             raise _ControlRefused(
                 f"expected KEY=VALUE, got {assignment!r} (e.g. aug_p=0.2). "
-                f"{_allowed_keys()}"
+                f"{_allowed_keys()}",
+                EXIT_USAGE,
             )
         value = opts.parse_text(text)
         if key in FROZEN_KEYS:
             raise _ControlRefused(
                 f"key {key!r} (value {_show(value)}) cannot change while `fit` "
-                f"runs; build a new FrameSequence to change it. {_allowed_keys()}"
-            )
-        if key not in HOT_KEYS:
-            raise _ControlRefused(
-                f"unknown key {key!r} (value {_show(value)}). {_allowed_keys()}"
+                f"runs; build a new FrameSequence to change it. {_allowed_keys()}",
+                EXIT_USAGE,
             )
         try:
-            ControlSettings.model_validate({key: value})
-        except ValidationError as exc:
-            reason = exc.errors()[0]["msg"]
-            raise _ControlRefused(
-                f"invalid value for key {key!r}: {_show(value)} ({reason}). "
-                f"{_allowed_keys()}"
-            ) from None
+            check_value(key, value)
+        except ControlProblem as exc:
+            message = str(exc).removesuffix(f" {_allowed_keys()}").rstrip(".")
+            raise _ControlRefused(f"{message}. {_allowed_keys()}", EXIT_USAGE) from None
         values[key] = value
     return values
 
 
-def _existing_values(path: Path, *, force: bool) -> dict[str, Any]:
-    """The keys already in the control file, to be kept ({} when it is missing)."""
+def _existing_values(path: Path, *, force: bool, salvage: bool) -> dict[str, Any]:
+    """The keys already in the control file, to be kept ({} when it is missing).
+
+    An invalid file is refused (exit 1), unless `force` (replaced) or
+    `salvage` (an emergency stop: its valid keys are kept).
+    """
     from augframe.options.control_file import FROZEN_KEYS, ControlProblem, parse_control
+    from augframe.options.control_file import salvage as salvage_values
 
     try:
         data = path.read_bytes()
@@ -184,6 +201,16 @@ def _existing_values(path: Path, *, force: bool) -> dict[str, Any]:
     try:
         _, frozen = parse_control(data)
     except ControlProblem as exc:
+        if salvage:
+            kept, dropped = salvage_values(data)
+            print(
+                f"augframe control stop: {str(path)!r} was not a valid control "
+                f'file ({exc}); wrote it again with "stop": true, keeping '
+                f"{', '.join(kept) or 'no other key'}"
+                + (f" and dropping {', '.join(dropped)}" if dropped else ""),
+                file=sys.stderr,
+            )
+            return kept
         if force:
             print(
                 f"augframe control: replacing the invalid {str(path)!r} ({exc})",
@@ -206,7 +233,13 @@ def _existing_values(path: Path, *, force: bool) -> dict[str, Any]:
 
 
 def _update_control(
-    command: str, path: Path, new: dict[str, Any], *, force: bool, create: bool
+    command: str,
+    path: Path,
+    new: dict[str, Any],
+    *,
+    force: bool,
+    create: bool,
+    salvage: bool = False,
 ) -> int:
     from augframe.options.control_file import write_control
 
@@ -218,7 +251,7 @@ def _update_control(
             "only its own file), or pass --create to create it.",
             EXIT_FAILED,
         )
-    values = _existing_values(path, force=force)
+    values = _existing_values(path, force=force, salvage=salvage)
     values.update(new)
     try:
         write_control(path, values)
@@ -237,7 +270,7 @@ def _control_set(args: argparse.Namespace) -> int:
             "control set", Path(args.file), new, force=args.force, create=args.create
         )
     except _ControlRefused as exc:
-        return _fail("control set", str(exc))
+        return _fail("control set", str(exc), exc.code)
 
 
 def _control_stop(args: argparse.Namespace) -> int:
@@ -248,9 +281,10 @@ def _control_stop(args: argparse.Namespace) -> int:
             {"stop": True},
             force=args.force,
             create=args.create,
+            salvage=not args.force,
         )
     except _ControlRefused as exc:
-        return _fail("control stop", str(exc))
+        return _fail("control stop", str(exc), exc.code)
 
 
 def _control_show(args: argparse.Namespace) -> int:
@@ -474,14 +508,23 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def _command(
-    commands: Any, name: str, *, help: str, description: str, examples: Sequence[str]
+    commands: Any,
+    name: str,
+    *,
+    help: str,
+    description: str,
+    examples: Sequence[str],
+    notes: str = "",
 ) -> argparse.ArgumentParser:
+    epilog = "Example:\n" + "\n".join(f"  {line}" for line in examples)
+    if notes:
+        epilog += "\n\n" + textwrap.fill(notes, width=79)
     parser: argparse.ArgumentParser = commands.add_parser(
         name,
         help=help,
         description=description,
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="Example:\n" + "\n".join(f"  {line}" for line in examples),
+        epilog=epilog,
     )
     return parser
 
@@ -553,6 +596,14 @@ def _add_preview(commands: Any) -> None:
     preview.set_defaults(handler=_preview)
 
 
+def _keys_help() -> str:
+    from augframe.options.control_file import describe_keys
+
+    return "Keys (null: leave the value as it is):\n" + "\n".join(
+        f"  {line}" for line in describe_keys()
+    )
+
+
 def _add_control(commands: Any) -> None:
     control = _command(
         commands,
@@ -560,16 +611,18 @@ def _add_control(commands: Any) -> None:
         help="change a running fit's settings through its control file",
         description=(
             "Reads and writes the control file (control.json) that a FrameSequence "
-            "re-reads at every epoch end. Keys: aug_p, pipe_p (in [0, 1], or null: "
-            "the pipeline's own probabilities), example_prob (in [0, 1]), "
-            "epochs_per_frame (>= 1 or auto), regenerate, stop (true/false). "
-            "Writes are validated first and atomic; other keys in the file are kept."
+            "re-reads at every epoch end;\naugframe.ControlCallback in model.fit "
+            "applies every key (stop, learning_rate) and drives the sequences.\n"
+            "Writes are validated first and atomic; other keys in the file are "
+            "kept.\n\n" + _keys_help()
         ),
         examples=[
             "augframe control set aug_p=0.2 epochs_per_frame=3 --file runs/control.json",
+            "augframe control set learning_rate=1e-4 --file runs/control.json",
             "augframe control stop --file runs/control.json",
             "augframe control show --file runs/control.json",
         ],
+        notes=CONTROL_EXIT_CODES,
     )
     actions = control.add_subparsers(dest="action", required=True, metavar="ACTION")
 
@@ -599,14 +652,16 @@ def _add_control(commands: Any) -> None:
         help="set one or more keys (KEY=VALUE)",
         description=(
             "Sets keys of the control file. Values are read as JSON (true, false, "
-            "0.2, 3), otherwise as text. Unknown keys or invalid values exit with "
-            "code 2 and leave the file untouched."
+            "0.2, 3, null, auto), otherwise as text.\nUnknown keys or invalid "
+            "values exit with code 2 and leave the file untouched.\n\n" + _keys_help()
         ),
         examples=[
             "augframe control set aug_p=0.2 pipe_p=0.9 --file control.json",
             "augframe control set aug_p=null  # the pipeline's own probabilities",
+            "augframe control set epochs_per_frame=auto learning_rate=3e-4",
             "augframe control set regenerate=true",
         ],
+        notes=CONTROL_EXIT_CODES,
     )
     set_.add_argument(
         "assignments", nargs="+", metavar="KEY=VALUE", help="e.g. aug_p=0.2"
@@ -618,12 +673,16 @@ def _add_control(commands: Any) -> None:
     stop = _command(
         actions,
         "stop",
-        help='set "stop": true (StopOnControlFile ends the fit)',
+        help='set "stop": true (ControlCallback ends the fit)',
         description=(
-            'Sets "stop": true in the control file; augframe.StopOnControlFile '
-            "stops training at the end of the current epoch."
+            'Sets "stop": true in the control file; augframe.ControlCallback '
+            "stops training at its next check (the end of the current epoch).\n"
+            "An emergency stop: a broken or half-typed file is written again "
+            'with "stop": true and\nthe keys that can be kept (stderr says '
+            "which); no --force needed."
         ),
         examples=["augframe control stop --file control.json"],
+        notes=CONTROL_EXIT_CODES,
     )
     file_option(stop)
     force_option(stop)
@@ -635,6 +694,7 @@ def _add_control(commands: Any) -> None:
         help="print the control file",
         description="Prints the control file as JSON; exits 1 if missing or invalid.",
         examples=["augframe control show --file control.json"],
+        notes=CONTROL_EXIT_CODES,
     )
     file_option(show)
     show.set_defaults(handler=_control_show)

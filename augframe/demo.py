@@ -273,7 +273,7 @@ def run(
     """
     import keras
 
-    from augframe.keras.callbacks import StopOnControlFile
+    from augframe.keras.callbacks import ControlCallback
     from augframe.keras.sequence import FrameSequence
 
     start = time.perf_counter()
@@ -324,7 +324,7 @@ def run(
         )
     keras.utils.set_random_seed(seed)
     model = small_cnn(image_size, train.num_classes, decay_steps=epochs * len(train))
-    stopper = StopOnControlFile(control_file)
+    stopper = ControlCallback(control_file, verbose=1 if verbose else 0)
     sheets = contact_sheet_per_frame(train, sheet_dir)
     try:
         history = model.fit(

@@ -9,11 +9,11 @@ What tf_keras sends and what this relies on is in docs/keras-lifecycle.md
 ("Keras 2").
 
 Example:
->>> from augframe.tf_keras import FrameSequence, StopOnControlFile  # doctest: +SKIP
+>>> from augframe.tf_keras import ControlCallback, FrameSequence  # doctest: +SKIP
 >>> seq = FrameSequence.from_directory("data/train", image_size=(128, 128),
 ...     samples_per_class=500, control_file="control.json")  # doctest: +SKIP
 >>> model.fit(seq, epochs=30,
-...           callbacks=[StopOnControlFile("control.json")])  # doctest: +SKIP
+...           callbacks=[ControlCallback("control.json")])  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -118,9 +118,8 @@ class FrameSequence(TrainingFacade, _Sequence):
     and `subset="both"` give). `workers`,
     `use_multiprocessing` and `max_queue_size` are tf_keras `fit` arguments:
     a `fit(workers=...)` pool is harmless but unneeded, and
-    `fit(use_multiprocessing=True)` is refused. Without a `FrameScheduler`
-    (or a `StopOnControlFile`/`ControlCallback` on the sequence's control
-    file), `evaluate`/`predict` on the training sequence count as a training
+    `fit(use_multiprocessing=True)` is refused. Without a `ControlCallback`
+    on the sequence's control file (or a `FrameScheduler`), `evaluate`/`predict` on the training sequence count as a training
     epoch and an epoch cut short by `stop_training` does not: tf_keras sends
     the same calls for them as for `fit`.
 
@@ -162,9 +161,11 @@ class FrameScheduler(FrameSchedulerCore, tf_keras.callbacks.Callback):
 
 
 class StopOnControlFile(StopCore, tf_keras.callbacks.Callback):
-    """`augframe.StopOnControlFile` for Keras 2: stops `fit` on `"stop": true`.
+    """`augframe.StopOnControlFile` for Keras 2: the part of `ControlCallback`
+    that stops (use `ControlCallback`).
 
-    Also drives the frame schedule of the sequences that read the file.
+    Also drives the frame schedule of the sequences that read the file; a
+    `learning_rate` in the file is one `ControlFileWarning`.
 
     Example:
     >>> model.fit(seq, epochs=100,
@@ -175,7 +176,12 @@ class StopOnControlFile(StopCore, tf_keras.callbacks.Callback):
 
 
 class ControlCallback(ControlCore, StopOnControlFile):
-    """`augframe.ControlCallback` for Keras 2: stop, and the learning rate.
+    """`augframe.ControlCallback` for Keras 2: everything the control file says.
+
+    Stops on `"stop": true`, sets the learning rate from `learning_rate`,
+    and drives the frame schedule of the sequences that read the file (they
+    apply its hot options and `regenerate`). Same arguments (`control_file`,
+    `check_every_n_batches`, `verbose=1`) as `augframe.ControlCallback`.
 
     Example:
     >>> model.fit(seq, epochs=100,

@@ -95,17 +95,21 @@ def test_control_set_writes_atomically_and_leaves_no_temp_file(
 
 
 BAD_ASSIGNMENTS = [
-    # (argument, words the message must contain)
-    ("colour=red", ["unknown key 'colour'", '"red"']),
+    # (argument, words the message must contain: the key, the value, what is allowed)
+    ("colour=red", ['unknown key "colour"']),
+    ("aug_pp=0.2", ['unknown key "aug_pp"', 'did you mean "aug_p"?']),
     ("batch_size=64", ["'batch_size'", "64", "cannot change while `fit` runs"]),
-    ("aug_p=1.5", ["'aug_p'", "1.5", "less than or equal to 1"]),
-    ("aug_p=true", ["'aug_p'", "true", "valid number"]),
-    ("aug_p=NaN", ["'aug_p'", '"NaN"']),
-    ("aug_p=0.2x", ["'aug_p'", '"0.2x"']),
-    ("epochs_per_frame=0", ["'epochs_per_frame'", "0", "greater than or equal to 1"]),
-    ("epochs_per_frame=2.5", ["'epochs_per_frame'", "2.5", "valid integer"]),
-    ("stop=yes", ["'stop'", '"yes"', "valid boolean"]),
-    ("stop=1", ["'stop'", "1", "valid boolean"]),
+    ("aug_p=1.5", ["key `aug_p`: 1.5", "Expected a number in [0, 1] or null"]),
+    ("aug_p=true", ["key `aug_p`: true", "Expected a number in [0, 1]"]),
+    ("aug_p=NaN", ['key `aug_p`: "NaN"', "Expected a number"]),
+    ("aug_p=0.2x", ['key `aug_p`: "0.2x"']),
+    ("epochs_per_frame=0", ["key `epochs_per_frame`: 0", "integer in [1,", '"auto"']),
+    ("epochs_per_frame=2.5", ["key `epochs_per_frame`: 2.5", '"auto"']),
+    ("epochs_per_frame=three", ['key `epochs_per_frame`: "three"', '"auto"']),
+    ("stop=yes", ['key `stop`: "yes"', "Expected true or false"]),
+    ("stop=1", ["key `stop`: 1", "Expected true or false"]),
+    ("learning_rate=-1", ["key `learning_rate`: -1", "positive, finite number"]),
+    ("learning_rate=auto", ['key `learning_rate`: "auto"', "positive"]),
     ("aug_p", ["expected KEY=VALUE", "'aug_p'"]),
     ("=0.2", ["expected KEY=VALUE"]),
 ]
@@ -155,20 +159,90 @@ def test_written_files_get_the_permissions_of_a_plain_write(tmp_path, capsys):
 @pytest.mark.parametrize(
     "content", [b"{not json", b'{"aug_p": 7}', b"[1, 2]", b'{"x": 1}']
 )
-@pytest.mark.parametrize("command", [["set", "aug_p=0.2"], ["stop"]])
-def test_control_refuses_an_invalid_existing_file_unless_forced(
-    tmp_path, capsys, content, command
+def test_control_set_refuses_an_invalid_existing_file_unless_forced(
+    tmp_path, capsys, content
 ):
+    """Exit 1: the file is the problem (the command line is fine)."""
     file = tmp_path / "control.json"
     file.write_bytes(content)
-    code, _, err = run(capsys, "control", *command, "--file", str(file))
-    assert code == 2
+    code, _, err = run(capsys, "control", "set", "aug_p=0.2", "--file", str(file))
+    assert code == 1
     assert file.read_bytes() == content
     assert "not a valid control file" in err and "--force" in err
-    code, _, _ = run(capsys, "control", *command, "--file", str(file), "--force")
+    code, _, _ = run(
+        capsys, "control", "set", "aug_p=0.2", "--file", str(file), "--force"
+    )
     assert code == 0
-    expected = {"aug_p": 0.2} if command[0] == "set" else {"stop": True}
-    assert json.loads(file.read_text()) == expected
+    assert json.loads(file.read_text()) == {"aug_p": 0.2}
+
+
+@pytest.mark.parametrize(
+    ("content", "kept"),
+    [
+        (b"{not json", {}),
+        (b'{"aug_p": 7}', {}),
+        (b"[1, 2]", {}),
+        (b'{"x": 1, "pipe_p": 0.5}', {"pipe_p": 0.5}),
+        # half-typed: the finished pairs are kept, the one being typed is not
+        (
+            b'{"aug_p": 0.2, "epochs_per_frame": 0, "learning_rate": 1e-4, "pipe_p": 0.',
+            {"aug_p": 0.2, "learning_rate": 1e-4},
+        ),
+    ],
+)
+def test_control_stop_works_on_a_broken_file_without_force(
+    tmp_path, capsys, content, kept
+):
+    """An emergency stop: written, keeping what can be kept, and said on stderr."""
+    file = tmp_path / "control.json"
+    file.write_bytes(content)
+    code, _, err = run(capsys, "control", "stop", "--file", str(file))
+    assert code == 0
+    assert json.loads(file.read_text()) == {**kept, "stop": True}
+    assert "was not a valid control file" in err and '"stop": true' in err
+    assert (", ".join(kept) or "no other key") in err
+
+
+def test_control_exit_codes_are_one_documented_rule(tmp_path, capsys):
+    file = tmp_path / "control.json"
+    # the command line is checked first, then the file
+    assert run(capsys, "control", "set", "aug_p=2", "--file", str(file))[0] == 2
+    assert run(capsys, "control", "set", "aug_p=0.2", "--file", str(file))[0] == 1
+    assert (
+        run(capsys, "control", "set", "aug_p=2", "--file", str(file), "--create")[0]
+        == 2
+    )
+    assert not file.exists()  # a bad value writes nothing, even with --create
+    assert (
+        run(capsys, "control", "set", "aug_p=0.2", "--file", str(file), "--create")[0]
+        == 0
+    )
+    file.write_text("{")
+    assert run(capsys, "control", "show", "--file", str(file))[0] == 1
+    for command in ("set", "stop", "show"):
+        with pytest.raises(SystemExit):
+            main(["control", command, "--help"])
+        out = capsys.readouterr().out
+        assert "Exit codes: 0 done; 1 the file is the problem" in out
+        assert "2 the command line is the problem" in out
+
+
+def test_control_help_lists_every_key_with_its_values(capsys):
+    for command in (["control"], ["control", "set"]):
+        with pytest.raises(SystemExit):
+            main([*command, "--help"])
+        out = capsys.readouterr().out
+        lines = {
+            line.split(":")[0].strip(): line
+            for line in out.splitlines()
+            if line.startswith("  ") and ":" in line
+        }
+        for key in HOT_KEYS:
+            assert key in lines, (command, key)
+        assert '"auto"' in lines["epochs_per_frame"]
+        assert "positive, finite number" in lines["learning_rate"]
+        assert "[0, 1]" in lines["aug_p"] and "null" in lines["aug_p"]
+        assert "true or false" in lines["stop"]
 
 
 def test_control_set_drops_frozen_keys_already_in_the_file(tmp_path, capsys):

@@ -7,6 +7,7 @@ pattern.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -232,6 +233,59 @@ def test_control_callback_leaves_a_schedule_alone_with_one_warning(tmp_path):
         with pytest.warns(ControlFileWarning, match="LearningRateSchedule") as record:
             model.fit(seq, epochs=2, verbose=0, callbacks=[ControlCallback(control)])
         assert len([w for w in record if w.category is ControlFileWarning]) == 1
+
+
+def test_control_callback_does_every_key_with_one_line_each(tmp_path, capsys):
+    """The Keras 2 twin: learning rate and stop printed, regenerate once."""
+    control = tmp_path / "control.json"
+    with _seq(control_file=control, epochs_per_frame=10) as seq:
+        model = _model(optimizer=tf_keras.optimizers.SGD(0.1))
+        generations: list[int] = []
+
+        class Edit(tf_keras.callbacks.Callback):
+            def on_epoch_begin(self, epoch, logs=None):
+                generations.append(seq.generation)
+
+            def on_epoch_end(self, epoch, logs=None):
+                values = json.loads(control.read_text())
+                edit = {
+                    0: {"learning_rate": 0.05, "regenerate": True},
+                    2: {"aug_p": None},  # unrelated: no second rebuild
+                    3: {"stop": True},
+                }.get(epoch, {})
+                write_control(control, {**values, **edit})
+
+        model.fit(
+            seq, epochs=10, verbose=0, callbacks=[Edit(), ControlCallback(control)]
+        )
+        assert float(model.optimizer.learning_rate.numpy()) == pytest.approx(0.05)
+        # tf_keras ends the sequence's epoch after the callbacks: the edit of
+        # epoch 1's end is read then; one rebuild, not one per later edit.
+        assert generations == [1, 2, 2, 2]
+        assert json.loads(control.read_text())["regenerate"] is False
+    printed = [line for line in capsys.readouterr().out.splitlines() if line]
+    assert printed == [
+        "augframe: control file: learning_rate 0.1 -> 0.05",
+        f'augframe: stopping training at epoch 4: {control} says "stop": true.',
+    ]
+
+
+def test_stop_on_control_file_warns_once_for_a_learning_rate(tmp_path):
+    control = tmp_path / "control.json"
+    with _seq(control_file=control) as seq:
+        model = _model(optimizer=tf_keras.optimizers.SGD(0.1))
+
+        class Edit(tf_keras.callbacks.Callback):
+            def on_epoch_end(self, epoch, logs=None):
+                write_control(control, {"learning_rate": 0.05})
+
+        with pytest.warns(ControlFileWarning) as record:
+            model.fit(
+                seq, epochs=3, verbose=0, callbacks=[Edit(), StopOnControlFile(control)]
+            )
+        messages = [str(w.message) for w in record if w.category is ControlFileWarning]
+        assert len(messages) == 1 and "learning_rate=0.05 not applied" in messages[0]
+        assert float(model.optimizer.learning_rate.numpy()) == pytest.approx(0.1)
 
 
 def test_use_multiprocessing_is_refused():

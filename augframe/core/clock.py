@@ -82,7 +82,7 @@ class EpochClock:
             kind = "other"
             if self._unawaited > 1:
                 self._warn(
-                    "A fit without augframe.FrameScheduler (or StopOnControlFile) "
+                    "A fit without augframe.ControlCallback (or FrameScheduler) "
                     "ran after one with it; from now on its epochs are counted "
                     "from the order of Keras' calls. Pass the callback to every "
                     "fit to keep the count exact."

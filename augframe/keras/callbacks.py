@@ -1,11 +1,13 @@
-"""Keras callbacks: drive the frame schedule from fit's epochs; stop on request;
-show frames in TensorBoard.
+"""Keras callbacks: steer a run from its control file; show frames in TensorBoard.
 
-`FrameScheduler` tells sequences when Keras' own training epochs begin and
-end, which makes their epoch clock exact in every pattern, `evaluate` on the
-training sequence included (see `augframe.core.clock`). `StopOnControlFile` does
-the same for every training sequence that reads its control file.
-`FrameTensorBoard` writes every new frame's report to TensorBoard.
+`ControlCallback` is the one callback for everything control.json can do:
+it stops training on `"stop": true`, sets the optimizer's learning rate
+from `learning_rate`, and drives the frame schedule of the training
+sequences that read the same file (whose hot options and `regenerate` they
+apply at every epoch end). `FrameScheduler` drives the schedule of
+sequences without a control file; `StopOnControlFile` is the subset that
+only stops (kept for old code: use `ControlCallback`). `FrameTensorBoard`
+writes every new frame's report to TensorBoard.
 """
 
 from __future__ import annotations
@@ -30,13 +32,13 @@ __all__ = ["ControlCallback", "FrameScheduler", "FrameTensorBoard", "StopOnContr
 class FrameScheduler(FrameSchedulerCore, keras.callbacks.Callback):
     """Drives the frame schedule of `sequences` from `fit`'s own epochs.
 
-    Without it, a sequence places Keras' calls from their order alone, which
-    is exact except for one pattern: `model.evaluate(train_seq)` (between
-    fits, or from a callback during `fit`) looks like a one-epoch `fit` and
-    counts as a training epoch. With it, only Keras' training epochs count,
-    and an epoch cut short by `stop_training` counts when `fit` ends.
-    `StopOnControlFile` does the same for the sequences that read its
-    control file.
+    For sequences without a control file: `ControlCallback` does the same
+    for the sequences that read its file. Without either, a sequence places
+    Keras' calls from their order alone, which is exact except for one
+    pattern: `model.evaluate(train_seq)` (between fits, or from a callback
+    during `fit`) looks like a one-epoch `fit` and counts as a training
+    epoch. With it, only Keras' training epochs count, and an epoch cut
+    short by `stop_training` counts when `fit` ends.
 
     Args:
         *sequences: the training sequences of this `fit` (a
@@ -51,45 +53,66 @@ class FrameScheduler(FrameSchedulerCore, keras.callbacks.Callback):
 
 
 class StopOnControlFile(StopCore, keras.callbacks.Callback):
-    """Stops training when `control_file` holds `"stop": true`.
+    """The part of `ControlCallback` that stops: use `ControlCallback`.
 
-    The file is read at every epoch end and, with `check_every_n_batches`,
-    every N batches too. A missing or broken file is not an error (a broken one
-    is one `ControlFileWarning`). The callback can be reused across `fit`
-    calls; a file that already says stop when a fit begins is reported.
+    Stops training when `control_file` holds `"stop": true`, and drives the
+    frame schedule of the sequences that read the file, as `ControlCallback`
+    does; it does not set the learning rate, so a `learning_rate` in the
+    file is one `ControlFileWarning` (never ignored silently). Kept so that
+    old code runs; see CHANGELOG.md.
 
     Args:
         control_file: the control file, usually the one the FrameSequence uses.
         check_every_n_batches: also check every N training batches (None: only
             at epoch ends).
+        verbose: 1 (default): one line when it stops; 0: logged only.
 
     Example:
     >>> stop = StopOnControlFile("control.json")
     >>> model.fit(seq, epochs=100, callbacks=[stop])  # doctest: +SKIP
-    >>> # elsewhere: augframe control stop --file control.json
     """
 
     sequence_type = FrameSequence
 
 
 class ControlCallback(ControlCore, StopOnControlFile):
-    """One control file for the whole run: stop on request, tune the learning rate.
+    """The control panel of a run: does everything its control file says.
 
-    Does what `StopOnControlFile` does, and sets the optimizer's learning rate
-    to the file's `learning_rate` whenever that value changes (at every epoch
-    end and, with `check_every_n_batches`, every N batches). With a
-    `LearningRateSchedule` the rate is left alone, with one warning. Write the
-    key with `augframe control set learning_rate=3e-4`.
+    Pass it to `fit` with the control file of the training sequence; then
+    edit the file (or run `augframe control set KEY=VALUE`) while `fit`
+    runs. Every key takes effect:
+
+    - `stop: true` stops training at the next check (every epoch end and,
+      with `check_every_n_batches`, every N batches).
+    - `learning_rate` sets the optimizer's learning rate at the next check
+      (and when `fit` begins). With a `LearningRateSchedule` the rate is
+      left alone, with one `ControlFileWarning`.
+    - `aug_p`, `pipe_p`, `epochs_per_frame`, `example_prob` and
+      `regenerate: true` are applied by the training sequences that read
+      the file, at every epoch end (`regenerate` once: the file is then
+      rewritten with `false`). The callback drives their frame schedule from
+      `fit`'s own epochs (as `FrameScheduler` does), so `evaluate` on the
+      training sequence never counts as a training epoch.
+
+    A bad value is one `ControlFileWarning` naming the key, the value and
+    what is allowed; the last good values stay. Every change it applies
+    prints one line with `verbose=1` (the default: a change you asked for
+    is confirmed beside Keras' progress bar); the sequences print theirs
+    with their own `verbose`.
 
     Args:
         control_file: the control file, usually the one the FrameSequence uses.
         check_every_n_batches: also check every N training batches (None: only
             at epoch ends).
+        verbose: 1 (default): one line per change applied (learning rate,
+            stop); 0: logged only (logger "augframe", INFO).
 
     Example:
+    >>> seq = augframe.FrameSequence.from_directory(
+    ...     "data", image_size=(64, 64), control_file="control.json")  # doctest: +SKIP
     >>> model.fit(seq, epochs=100,
-    ...           callbacks=[ControlCallback("control.json")])  # doctest: +SKIP
-    >>> # elsewhere: augframe control set learning_rate=3e-4
+    ...           callbacks=[augframe.ControlCallback("control.json")])  # doctest: +SKIP
+    >>> # elsewhere: augframe control set learning_rate=3e-4 aug_p=0.2
     """
 
     def _rate(self, optimizer: Any) -> float:

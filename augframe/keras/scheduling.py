@@ -10,6 +10,7 @@ way its Keras stores it (`_rate`).
 from __future__ import annotations
 
 import logging
+import math
 import os
 from typing import Any, ClassVar
 
@@ -17,7 +18,7 @@ from augframe import _console, _warn
 from augframe.errors import ConfigError, ControlFileWarning
 from augframe.keras.facade import TrainingFacade, ValidationFacade
 from augframe.options import registry as opts
-from augframe.options.control_file import ControlFile
+from augframe.options.control_file import ControlFile, tuner_ended, tuner_started
 from augframe.serving.scheduled import scheduled_sequences
 
 __all__ = [
@@ -90,7 +91,11 @@ class FrameSchedulerCore(SchedulingCore):
 
 
 class StopCore(SchedulingCore):
-    """Stops training when the control file says `"stop": true`."""
+    """Stops training when the control file says `"stop": true`.
+
+    Its `verbose` (default 1) prints one line for every change it applies;
+    0 logs them only (logger "augframe", INFO).
+    """
 
     model: Any  # set by Keras
 
@@ -99,12 +104,14 @@ class StopCore(SchedulingCore):
         control_file: str | os.PathLike[str] = "control.json",
         *,
         check_every_n_batches: int | None = None,
+        verbose: int = 1,
     ) -> None:
         super().__init__()
         self.control = ControlFile(control_file)
         self.check_every_n_batches = opts.check_int(
             "check_every_n_batches", check_every_n_batches, allow_none=True
         )
+        self.verbose = opts.check_int("verbose", verbose, minimum=0, maximum=2)
         self.stopped_epoch: int | None = None
 
     def _sequences(self) -> list[TrainingFacade]:
@@ -124,6 +131,7 @@ class StopCore(SchedulingCore):
                 "after the first check. Set it to false to train.",
                 self.control.path,
             )
+        self._apply(open_line=False)
 
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
         if self.check_every_n_batches and (batch + 1) % self.check_every_n_batches == 0:
@@ -134,16 +142,29 @@ class StopCore(SchedulingCore):
 
     def _check(self, where: str, *, epoch: int | None = None) -> None:
         self.control.poll()
+        # Keras' progress bar (verbose=1) is drawn after the other
+        # callbacks: its line is still open at a batch or epoch end.
+        open_line = _params(self).get("verbose") in (1, "auto")
         if self.control.current.stop and not self.model.stop_training:
             self.model.stop_training = True
             self.stopped_epoch = epoch
-            message = f'augframe: stopping training at {where}: {self.control.path} says "stop": true.'
-            logger.info(message)
-            # Keras' progress bar (verbose=1) is drawn after the other
-            # callbacks: its line is still open at a batch or epoch end.
-            open_line = _params(self).get("verbose") in (1, "auto")
+            self._say(
+                f'stopping training at {where}: {self.control.path} says "stop": true.',
+                open_line=open_line,
+            )
+        self._apply(open_line=open_line)
+
+    def _apply(self, *, open_line: bool) -> None:
+        """Applies the file's other keys: this callback only stops, so a
+        `learning_rate` is one warning (no `ControlCallback` in the fit)."""
+        self.control.learning_rate_unapplied()
+
+    def _say(self, message: str, *, open_line: bool) -> None:
+        """One line "augframe: ..." with `verbose`; logged at INFO always."""
+        logger.info(message)
+        if self.verbose:
             with _console.after_open_line(open_line):
-                _console.write(message)
+                _console.write(f"augframe: {message}")
 
 
 class ControlCore(StopCore):
@@ -154,25 +175,33 @@ class ControlCore(StopCore):
         control_file: str | os.PathLike[str] = "control.json",
         *,
         check_every_n_batches: int | None = None,
+        verbose: int = 1,
     ) -> None:
-        super().__init__(control_file, check_every_n_batches=check_every_n_batches)
+        super().__init__(
+            control_file, check_every_n_batches=check_every_n_batches, verbose=verbose
+        )
         self._applied: float | None = None
         self._warned_schedule = False
+        self._tuning = False
 
     def _rate(self, optimizer: Any) -> float:
         """The optimizer's current learning rate (each Keras stores it its way)."""
         raise NotImplementedError
 
     def on_train_begin(self, logs: dict | None = None) -> None:
-        super().on_train_begin(logs)
+        if not self._tuning:  # the sequences' reads now know the rate is applied
+            tuner_started(self.control.path)
+            self._tuning = True
         self._applied = None
-        self._tune()
+        super().on_train_begin(logs)
 
-    def _check(self, where: str, *, epoch: int | None = None) -> None:
-        super()._check(where, epoch=epoch)
-        self._tune()
+    def on_train_end(self, logs: dict | None = None) -> None:
+        super().on_train_end(logs)
+        if self._tuning:
+            tuner_ended(self.control.path)
+            self._tuning = False
 
-    def _tune(self) -> None:
+    def _apply(self, *, open_line: bool) -> None:
         rate = self.control.current.learning_rate
         if rate is None or rate == self._applied:
             return
@@ -192,7 +221,10 @@ class ControlCore(StopCore):
                     ControlFileWarning,
                 )
             return
-        logger.info("control file: learning_rate %s -> %s", old, rate)
+        if not math.isclose(old, rate, rel_tol=1e-6):  # float32 holds it
+            self._say(
+                f"control file: learning_rate {old:g} -> {rate:g}", open_line=open_line
+            )
 
 
 def _params(callback: object) -> dict[str, Any]:

@@ -12,11 +12,13 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import difflib
 import errno
 import hashlib
 import json
 import math
 import os
+import re
 import stat
 import tempfile
 import threading
@@ -39,13 +41,20 @@ from augframe.options import registry as opts
 from augframe.options.data_files import DuplicateKeyError, unique_keys
 
 __all__ = [
+    "COMMAND_KEYS",
     "FROZEN_KEYS",
     "HOT_KEYS",
     "ControlFile",
     "ControlProblem",
     "ControlSettings",
+    "check_value",
     "check_writable",
+    "describe_keys",
+    "file_values",
+    "initial_values",
     "parse_control",
+    "replaced_values",
+    "salvage",
     "write_control",
 ]
 
@@ -91,12 +100,14 @@ _CONTROL_DOC = """The keys of `control.json`; a key left out keeps its current v
             Applies at once (counted from the current frame's start).
         example_prob: probability that a sample of a new frame is written to
             `example_dir`, in [0, 1]. Applies from the next frame.
-        regenerate: true builds a new frame at the next epoch end; it fires
-            once each time the file's content changes with it set to true.
-        stop: true asks `StopOnControlFile` (or `ControlCallback`) to stop
-            training.
+        regenerate: true builds a new frame at the next epoch end, once:
+            the sequence then rewrites the file with `"regenerate": false`
+            (keeping the other keys), so a later edit does not rebuild again.
+        stop: true asks `ControlCallback` to stop training.
         learning_rate: a positive, finite number: `ControlCallback` sets the
-            optimizer's learning rate to it (at the next check).
+            optimizer's learning rate to it (at the next check); null: the
+            optimizer's own. Without a `ControlCallback` on the file in the
+            fit, it is one `ControlFileWarning`, never applied silently.
 
     Example:
     >>> ControlSettings(aug_p=0.2, epochs_per_frame=3).aug_p
@@ -116,8 +127,121 @@ FROZEN_KEYS = tuple(
 """Options users try that cannot change mid-fit: they are reported and ignored."""
 
 
+COMMAND_KEYS = ("regenerate", "stop")
+"""Keys that ask for something once (a new frame, a stop) rather than hold a value."""
+
+
 class ControlProblem(ValueError):
     """The control file's content cannot be applied (the message says why)."""
+
+
+_KEY_DOCS = {
+    "regenerate": "true builds a new frame at the next epoch end (once: the "
+    "sequence then writes false)",
+    "stop": "true stops the fit (ControlCallback) at the next check",
+    "learning_rate": "the optimizer's learning rate, set by ControlCallback; "
+    "null: the optimizer's own",
+}
+
+
+def _json_words(text: str) -> str:
+    """An option's expected values in the words of a JSON file."""
+    return (
+        text.replace(" or None", " or null")
+        .replace("'auto'", '"auto"')
+        .replace("True or False", "true or false")
+    )
+
+
+def _expected(key: str) -> str:
+    """What `key` takes in control.json, in words."""
+    if key in COMMAND_KEYS:
+        return "true or false"
+    if key == "learning_rate":
+        return "a positive, finite number (e.g. 3e-4) or null"
+    text = _json_words(opts.OPTIONS[key].expected())
+    return text if text.endswith(" or null") else text + " or null (keep it)"
+
+
+def describe_keys() -> list[str]:
+    """One line per key of control.json: its values and what it does.
+
+    Example:
+    >>> print(describe_keys()[-1])
+    learning_rate: a positive, finite number (e.g. 3e-4) or null. the optimizer's learning rate, set by ControlCallback; null: the optimizer's own
+    """
+    lines = []
+    for key in HOT_KEYS:
+        doc = _KEY_DOCS.get(key) or opts.OPTIONS[key].doc.replace("None", "null")
+        lines.append(f"{key}: {_expected(key)}. {doc}")
+    return lines
+
+
+def _shown(value: Any, limit: int = 60) -> str:
+    """`value` as JSON for a message, shortened."""
+    try:
+        text = json.dumps(value, allow_nan=True)
+    except (TypeError, ValueError, RecursionError):
+        text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _invalid(key: str, value: Any) -> ControlProblem:
+    return ControlProblem(
+        f"invalid value for key `{key}`: {_shown(value)}. Expected {_expected(key)}"
+    )
+
+
+def check_value(key: str, value: Any) -> Any:
+    """`value` for control.json key `key`, checked by the option's own rule.
+
+    Null is every key's "leave it as it is" (for `aug_p` / `pipe_p`: the
+    pipeline's own).
+
+    Returns:
+        The value, normalised as the option takes it (`1` -> `1.0` for a
+        probability).
+
+    Raises:
+        ControlProblem: naming the key, the value and what is allowed; an
+            unknown key names the closest known one.
+
+    Example:
+    >>> check_value("aug_p", 1)
+    1.0
+    >>> check_value("stop", "yes")
+    Traceback (most recent call last):
+    ...
+    augframe.options.control_file.ControlProblem: invalid value for key `stop`: "yes". Expected true or false
+    """
+    if key not in HOT_KEYS:
+        close = difflib.get_close_matches(key, HOT_KEYS, n=1)
+        hint = f" (did you mean {_shown(close[0])}?)" if close else ""
+        raise ControlProblem(f"unknown key {_shown(key)}{hint}. {_allowed()}")
+    if value is None:
+        return None
+    if key in COMMAND_KEYS:
+        if not isinstance(value, bool):
+            raise _invalid(key, value)
+        return value
+    if key == "learning_rate":
+        return _learning_rate(value)
+    try:
+        return opts.check(key, value)
+    except ConfigError:
+        raise _invalid(key, value) from None
+
+
+def _learning_rate(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise _invalid("learning_rate", value)
+    try:
+        rate = float(value)
+    except OverflowError:
+        raise _invalid("learning_rate", value) from None
+    if not (math.isfinite(rate) and rate > 0):
+        raise _invalid("learning_rate", value)
+    return rate
 
 
 def _no_constant(name: str) -> Any:
@@ -184,18 +308,27 @@ def parse_control(data: bytes) -> tuple[ControlSettings, list[str]]:
     if _depth(raw) > MAX_DEPTH:
         raise ControlProblem(f"values are nested too deeply. {_allowed()}")
     frozen = sorted(k for k in raw if k in FROZEN_KEYS)
-    values = {k: v for k, v in raw.items() if k not in FROZEN_KEYS}
-    for key, value in values.items():
+    values = {}
+    problems = []
+    for key, value in raw.items():
+        if key in FROZEN_KEYS:
+            continue
         if isinstance(value, float) and not math.isfinite(value):
-            raise ControlProblem(f"{key!r} is not a finite number")
+            problems.append(f"{_shown(key)} is not a finite number")
+            continue
+        try:
+            values[key] = check_value(key, value)
+        except ControlProblem as exc:
+            problems.append(str(exc).removesuffix(f". {_allowed()}"))
+    if problems:
+        raise ControlProblem(f"{'; '.join(problems[:5])}. {_allowed()}")
     try:
         return ControlSettings.model_validate(values), frozen
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])[:60] or 'file'}: {err['msg']}"
-            for err in exc.errors()[:5]
-        )
-        raise ControlProblem(f"{problems}. {_allowed()}") from None
+    except ValidationError as exc:  # the same rules: not expected
+        keys = sorted({str(err["loc"][0]) for err in exc.errors() if err["loc"]})
+        raise ControlProblem(
+            f"invalid values for {', '.join(keys) or 'the file'}. {_allowed()}"
+        ) from None
 
 
 def _read_limited(path: Path) -> bytes:
@@ -239,6 +372,117 @@ def write_control(path: str | os.PathLike[str], values: dict[str, Any]) -> None:
         write_atomic(target, text.encode("utf-8"))
     except OSError as exc:
         raise OSError(exc.errno, exc.strerror or str(exc), str(target)) from None
+
+
+def initial_values(hot_values: dict[str, Any]) -> dict[str, Any]:
+    """What a sequence writes to a new control file: its hot values and every
+    other key (`learning_rate` null: the optimizer's own; no command pending).
+
+    Example:
+    >>> initial_values({"aug_p": 0.2})
+    {'aug_p': 0.2, 'learning_rate': None, 'regenerate': False, 'stop': False}
+    """
+    return {**hot_values, "learning_rate": None, "regenerate": False, "stop": False}
+
+
+def file_values(path: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The values a valid control file at `path` holds (the keys it writes,
+    commands left out); None when there is no file or it is not valid.
+
+    The resume path (`FrameSequence.set_state`) keeps these values instead
+    of the constructor's (`ControlLink.adopt_file_values`).
+    """
+    try:
+        settings, _ = parse_control(_read_limited(Path(path)))
+    except (OSError, ControlProblem):
+        return None
+    return {
+        key: getattr(settings, key)
+        for key in HOT_KEYS
+        if key not in COMMAND_KEYS and key in settings.model_fields_set
+    }
+
+
+def replaced_values(old: dict[str, Any], new: dict[str, Any]) -> str:
+    """The values of `old` that `new` replaces, as "key: old -> new, ..." ("" if none).
+
+    Example:
+    >>> replaced_values({"aug_p": 0.2, "epochs_per_frame": 3},
+    ...                 {"aug_p": None, "epochs_per_frame": 3})
+    'aug_p: 0.2 -> null'
+    """
+    return ", ".join(
+        f"{key}: {_shown(value)} -> {_shown(new.get(key))}"
+        for key, value in old.items()
+        if key in new and new[key] != value
+    )
+
+
+_PAIR = re.compile(
+    r'"(\w+)"\s*:\s*(true|false|null|"auto"|-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)'
+    r"(?=\s*[,}])"  # a value the user finished typing
+)
+
+
+def salvage(data: bytes) -> tuple[dict[str, Any], list[str]]:
+    """The valid `"key": value` pairs of a broken or half-typed control file.
+
+    For an emergency stop: `augframe control stop` keeps what it can of a
+    file that does not parse, rather than refusing to write `"stop": true`.
+
+    Returns:
+        The valid values found (in file order), and the keys dropped.
+
+    Example:
+    >>> salvage(b'{"aug_p": 0.2, "epochs_per_frame": 0, "pipe_p": 0.')
+    ({'aug_p': 0.2}, ['epochs_per_frame'])
+    """
+    text = data[:MAX_CONTROL_BYTES].decode("utf-8", errors="replace")
+    found: list[tuple[str, Any]] = []
+    try:
+        raw = json.loads(text, parse_constant=_no_constant)
+        if isinstance(raw, dict):
+            found = list(raw.items())
+    except (ValueError, RecursionError, ControlProblem):
+        for match in _PAIR.finditer(text):
+            with contextlib.suppress(ValueError):
+                found.append((match.group(1), json.loads(match.group(2))))
+    kept: dict[str, Any] = {}
+    dropped: list[str] = []
+    for key, value in found:
+        try:
+            kept[key] = check_value(str(key), value)
+        except (ControlProblem, RecursionError):
+            dropped.append(str(key))
+    return kept, dropped
+
+
+_TUNERS: dict[str, int] = {}
+_TUNERS_LOCK = threading.Lock()
+
+
+def tuner_started(path: str | os.PathLike[str]) -> None:
+    """A callback that sets the learning rate from `path` entered a fit."""
+    with _TUNERS_LOCK:
+        key = os.path.abspath(path)
+        _TUNERS[key] = _TUNERS.get(key, 0) + 1
+
+
+def tuner_ended(path: str | os.PathLike[str]) -> None:
+    """That callback's fit ended."""
+    with _TUNERS_LOCK:
+        key = os.path.abspath(path)
+        count = _TUNERS.get(key, 0) - 1
+        if count > 0:
+            _TUNERS[key] = count
+        else:
+            _TUNERS.pop(key, None)
+
+
+def is_tuned(path: str | os.PathLike[str]) -> bool:
+    """True while a fit has a callback that sets the learning rate from `path`."""
+    with _TUNERS_LOCK:
+        return os.path.abspath(path) in _TUNERS
 
 
 def check_writable(path: str | os.PathLike[str]) -> None:
@@ -359,9 +603,60 @@ class ControlFile:
         self.current = settings
         return True
 
-    def refuse(self, problem: str) -> None:
-        """Reports a value of the file that cannot be applied now (once)."""
-        self._report(f"Control file {str(self.path)!r}: {problem}")
+    def refuse(self, problem: str, *, once_as: str | None = None) -> None:
+        """Reports a value of the file that cannot be applied now (once).
+
+        Args:
+            problem: what cannot be applied, and why.
+            once_as: the report's identity, when it is not the message
+                (readers of the same file by other spellings of its path).
+        """
+        self._report(f"Control file {str(self.path)!r}: {problem}", once_as=once_as)
+
+    def learning_rate_unapplied(self) -> None:
+        """Reports (once per value) a `learning_rate` that no callback applies:
+        no `ControlCallback` on this file is in the fit."""
+        rate = self.current.learning_rate
+        if rate is None or is_tuned(self.path):
+            return
+        self.refuse(
+            f"learning_rate={rate} not applied: only augframe.ControlCallback "
+            "sets the learning rate, and no ControlCallback on this file is in "
+            "the fit. Pass callbacks=[augframe.ControlCallback(control_file)] "
+            "to model.fit.",
+            once_as=f"learning_rate={rate!r} unapplied",
+        )
+
+    def consume_regenerate(self) -> bool:
+        """Rewrites the file with `"regenerate": false` after it fired.
+
+        Race-safe: the file is rewritten (atomically, keeping its other keys
+        and its mode) only if its content is still what `poll` read; an edit
+        made in between is never lost (the caller then treats the request as
+        consumed, and calls again after the next poll).
+
+        Returns:
+            True if the file was rewritten.
+        """
+        try:
+            data = _read_limited(self.path)
+        except (OSError, ControlProblem):
+            return False
+        if hashlib.blake2b(data, digest_size=16).digest() != self._digest:
+            return False  # edited since it was read: the user's edit wins
+        try:
+            raw = json.loads(data.decode("utf-8-sig"))
+        except ValueError:
+            return False
+        raw["regenerate"] = False
+        text = json.dumps(raw, indent=2, allow_nan=False) + "\n"
+        try:
+            write_atomic(self.path, text.encode("utf-8"))
+        except OSError:
+            return False
+        self._digest = hashlib.blake2b(text.encode("utf-8"), digest_size=16).digest()
+        self.current = self.current.model_copy(update={"regenerate": False})
+        return True
 
     def _not_applied(self, problem: str) -> str:
         return (
@@ -369,9 +664,10 @@ class ControlFile:
             "Keeping the last good values."
         )
 
-    def _report(self, message: str) -> None:
+    def _report(self, message: str, *, once_as: str | None = None) -> None:
+        identity = message if once_as is None else once_as
         with _REPORTED_LOCK:
-            if message in self._reported:
+            if identity in self._reported:
                 return
-            self._reported.add(message)
+            self._reported.add(identity)
         _warn.warn(message, ControlFileWarning)

@@ -33,9 +33,16 @@ from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from typing import Any
 
-from augframe.errors import ConfigError
+from augframe import _warn
+from augframe.errors import ConfigError, ControlFileWarning
 from augframe.options import registry as opts
-from augframe.options.control_file import ControlFile, write_control
+from augframe.options.control_file import (
+    ControlFile,
+    file_values,
+    initial_values,
+    replaced_values,
+    write_control,
+)
 
 __all__ = ["PROBABILITIES", "ControlLink", "HotSettings", "check_hot_rules"]
 
@@ -188,12 +195,19 @@ class ControlLink:
     """The control file's way into the hot settings, read at every epoch end.
 
     At construction the file is (re)written with the values in force, so
-    that what the user sees is what is in force.
+    that what the user sees is what is in force. An existing valid file whose
+    values differ is not replaced silently: one `ControlFileWarning` names
+    each value replaced ("key: old -> new"). A run that resumes keeps the
+    file's values instead: `adopt=True`, or `adopt_file_values()` after
+    construction.
 
     Args:
         path: the control file.
         hot: the settings it changes.
         say: where the one line per applied change goes.
+        adopt: keep the values of an existing valid file (a resumed run):
+            they are set on `hot` (a refused one is one warning and keeps
+            the constructor's), and the file keeps them.
     """
 
     def __init__(
@@ -202,11 +216,52 @@ class ControlLink:
         hot: HotSettings,
         *,
         say: Callable[[str], None],
+        adopt: bool = False,
     ) -> None:
         self.hot = hot
         self._say = say
-        write_control(path, {**hot.values(), "regenerate": False, "stop": False})
+        self.path = path
         self.file = ControlFile(path)
+        self.replaced: dict[str, Any] = {}
+        """The values of the existing file that the constructor's replaced."""
+        self._regenerate_consumed = False
+        old = file_values(path) or {}
+        new = initial_values(hot.values())
+        self.replaced = {k: v for k, v in old.items() if k in new and new[k] != v}
+        if adopt:
+            self.adopt_file_values()
+            return
+        write_control(path, new)
+        self.file.poll()
+        if self.replaced:
+            _warn.warn(
+                f"Control file {str(path)!r} held other values; this sequence "
+                f"wrote its own: {replaced_values(self.replaced, new)}. Pass "
+                "them to the constructor to keep them.",
+                ControlFileWarning,
+            )
+
+    def adopt_file_values(self) -> None:
+        """Keeps the values the file held before construction (a resumed run).
+
+        Sets them on the hot settings (a refused one is one warning and the
+        constructor's stays) and writes the file again with them and no
+        command pending. Without an earlier file, nothing changes.
+        """
+        adopted = dict(self.replaced)
+        self.replaced = {}
+        for name, value in list(adopted.items()):
+            if name not in opts.HOT_OPTIONS:
+                continue
+            try:
+                self.hot.set(name, value)
+            except ConfigError as exc:
+                adopted.pop(name)
+                self.file.refuse(f"{name}={value!r} not kept: {exc}")
+        values = initial_values(self.hot.values())
+        if adopted.get("learning_rate") is not None:
+            values["learning_rate"] = adopted["learning_rate"]
+        write_control(self.path, values)
         self.file.poll()
 
     def apply(self) -> bool:
@@ -216,7 +271,10 @@ class ControlLink:
         until the file changes that key. A key the file leaves out (or sets to
         null) keeps its value, except `aug_p` and `pipe_p`, where null
         restores the pipeline's own. A value that the hot settings refuse is
-        one `ControlFileWarning`; the last good value stays.
+        one `ControlFileWarning`; the last good value stays. A
+        `learning_rate` that no `ControlCallback` applies is one warning.
+        `"regenerate": true` fires once: the file is then rewritten with
+        false (`ControlFile.consume_regenerate`).
         """
         previous = self.file.current
         if not self.file.poll():
@@ -242,9 +300,27 @@ class ControlLink:
                 continue
             if change is not None:
                 changed.append(change)
+        self.file.learning_rate_unapplied()
+        regenerate = self._regenerate(settings, previous)
+        if regenerate:
+            changed.append("regenerate (a new frame now)")
         if changed:
             self._say("control file: " + ", ".join(changed))
-        return bool(settings.regenerate)
+        return regenerate
+
+    def _regenerate(self, settings: Any, previous: Any) -> bool:
+        """True once per request: when the file turns `regenerate` to true."""
+        if not settings.regenerate:
+            self._regenerate_consumed = False
+            return False
+        if previous.regenerate or self._regenerate_consumed:
+            # Still true from a request already served (the rewrite lost a
+            # race with the user's edit): try the rewrite again.
+            if self.file.consume_regenerate():
+                self._regenerate_consumed = False
+            return False
+        self._regenerate_consumed = not self.file.consume_regenerate()
+        return True
 
 
 def _written(settings: Any, name: str) -> tuple[Any, bool]:

@@ -1,6 +1,6 @@
 """Which training sequences read a control file, without keeping them alive.
 
-The scheduling callbacks (`StopOnControlFile`, `ControlCallback`) drive the
+The scheduling callbacks (`ControlCallback`, `StopOnControlFile`) drive the
 epoch clocks of every live training sequence that reads their control file.
 The registry holds weak references: a sequence that a notebook re-creates
 without `close()` is forgotten once it is garbage-collected, and no callback

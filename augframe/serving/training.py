@@ -30,6 +30,7 @@ from augframe.core.engine import FrameEngine, FrameInstalled, View, root_entropy
 from augframe.io.stores import ImageStore
 from augframe.observe.artifacts import FrameArtifacts
 from augframe.observe.report import FrameReport
+from augframe.options.control_file import initial_values
 from augframe.options.groups import (
     ArtifactOptions,
     BuildOptions,
@@ -212,4 +213,4 @@ class TrainingFrames:
 
     def control_values(self) -> dict[str, Any]:
         """The current hot values, as written to a new control file."""
-        return {**self.hot.values(), "regenerate": False, "stop": False}
+        return initial_values(self.hot.values())

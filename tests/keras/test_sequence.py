@@ -9,7 +9,12 @@ import re
 import numpy as np
 import pytest
 
-from augframe import ConfigError, ServeAugment, VarietyWarning
+from augframe import (
+    ConfigError,
+    ControlFileWarning,
+    ServeAugment,
+    VarietyWarning,
+)
 from augframe.augment.pipeline import A
 from augframe.keras.sequence import FrameSequence
 from tests.conftest import (
@@ -438,7 +443,10 @@ def test_augment_from_file_and_factory_are_rebuilt_with_new_probabilities(
 def test_control_file_is_written_with_constructor_values(tmp_path, imbalanced_source):
     control = tmp_path / "control.json"
     control.write_text('{"aug_p": 0.9, "stop": true}')
-    with make(imbalanced_source, control_file=control, aug_p=0.2) as seq:
+    # Not silently: one warning names the value replaced (a stop is not a value).
+    with pytest.warns(ControlFileWarning, match=r"aug_p: 0\.9 -> 0\.2\. Pass"):
+        seq = make(imbalanced_source, control_file=control, aug_p=0.2)
+    with seq:
         assert json.loads(control.read_text()) == seq.control_values()
         assert seq.aug_p == 0.2 and json.loads(control.read_text())["stop"] is False
 

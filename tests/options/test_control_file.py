@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import warnings
 
 import keras
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from augframe import ControlFileWarning, FrameSequence, StopOnControlFile
 from augframe.options.control_file import (
     HOT_KEYS,
     ControlFile,
     ControlProblem,
+    file_values,
     parse_control,
     write_control,
 )
+from augframe.options.hot import ControlLink, HotSettings
 from tests.conftest import IMAGE_SIZE, EpochRecorder, flip_rotate, tiny_model
 
 GOOD = {
@@ -193,3 +199,222 @@ def test_bad_control_files_never_interrupt_training(tmp_path, imbalanced_source)
 
 def test_a_byte_order_mark_is_accepted():
     assert parse_control(b'\xef\xbb\xbf{"aug_p": 0.4}')[0].aug_p == 0.4
+
+
+# ------------------------------------------- messages in the library's words
+
+BAD_VALUES = [
+    # (file, words the message must hold: the key, the value, what is allowed)
+    ({"epochs_per_frame": "three"}, ['`epochs_per_frame`: "three"', '"auto"']),
+    ({"epochs_per_frame": 0}, ["`epochs_per_frame`: 0", "an integer in [1,"]),
+    ({"epochs_per_frame": 2.5}, ["`epochs_per_frame`: 2.5", "an integer in [1,"]),
+    ({"aug_p": 1.5}, ["`aug_p`: 1.5", "a number in [0, 1] or null"]),
+    ({"pipe_p": "0.3"}, ['`pipe_p`: "0.3"', "a number in [0, 1] or null"]),
+    ({"example_prob": True}, ["`example_prob`: true", "a number in [0, 1]"]),
+    ({"stop": "yes"}, ['`stop`: "yes"', "true or false"]),
+    ({"regenerate": 1}, ["`regenerate`: 1", "true or false"]),
+    ({"learning_rate": 0}, ["`learning_rate`: 0", "a positive, finite number"]),
+    ({"learning_rate": "1e-4"}, ['`learning_rate`: "1e-4"', "positive, finite"]),
+    ({"aug_pp": 0.2}, ['unknown key "aug_pp" (did you mean "aug_p"?)']),
+    ({"learning_rte": 0.1}, ['did you mean "learning_rate"?']),
+]
+
+
+@pytest.mark.parametrize(("content", "words"), BAD_VALUES)
+def test_bad_values_name_the_key_the_value_and_what_is_allowed(content, words):
+    with pytest.raises(ControlProblem) as info:
+        parse_control(json.dumps(content).encode())
+    message = str(info.value)
+    for word in [*words, f"Allowed keys: {', '.join(HOT_KEYS)}."]:
+        assert word in message
+    # none of pydantic's own words (`epochs_per_frame.constrained-int: ...`)
+    for leak in ("constrained", "literal[", "Input should", "type=", "pydantic"):
+        assert leak not in message
+
+
+def test_every_bad_key_of_a_file_is_named_in_one_message():
+    with pytest.raises(ControlProblem) as info:
+        parse_control(b'{"aug_p": 2, "stop": "no", "learning_rate": -1}')
+    message = str(info.value)
+    assert message.count("invalid value for key") == 3
+    assert "`aug_p`: 2" in message and '`stop`: "no"' in message
+
+
+JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=8),
+    lambda children: (
+        st.lists(children, max_size=3)
+        | st.dictionaries(st.text(max_size=6), children, max_size=3)
+    ),
+    max_leaves=6,
+)
+KEYS = st.sampled_from([*HOT_KEYS, "batch_size", "aug_pp", "momentum"]) | st.text(
+    max_size=12
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.dictionaries(KEYS, JSON_VALUES | st.sampled_from([0.5, 2, "auto"])))
+def test_any_json_object_gives_values_or_one_warning_never_an_exception(
+    tmp_path_factory, content
+):
+    data = json.dumps(content).encode()
+    path = tmp_path_factory.mktemp("any") / "control.json"
+    path.write_bytes(data)
+    control = ControlFile(path)
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        applied = control.poll()
+    problems = [w for w in record if issubclass(w.category, ControlFileWarning)]
+    assert len(record) == len(problems) <= 1
+    try:
+        settings_, frozen = parse_control(data)
+    except ControlProblem as exc:
+        message = str(exc)
+        assert not applied and len(problems) == 1
+        assert "Allowed keys" in message and "Keeping the last good values" in str(
+            problems[0].message
+        )
+        for leak in ("constrained", "literal[", "Input should"):
+            assert leak not in message
+        # it names a key, or says the file is nested too deeply
+        assert any(
+            words in message
+            for words in ("unknown key", "invalid value for key `", "nested too")
+        )
+    else:
+        assert applied and control.current == settings_
+        assert len(problems) == (1 if frozen else 0)
+
+
+# ------------------------------------------------------- regenerate fires once
+
+
+def link_on(path, **given):
+    hot = HotSettings.of(background=False, writes_examples=False, **given)
+    said: list[str] = []
+    return ControlLink(path, hot, say=said.append), hot, said
+
+
+def test_regenerate_fires_once_and_the_file_is_rewritten_without_it(tmp_path):
+    path = tmp_path / "control.json"
+    link, hot, said = link_on(path)
+    path.chmod(0o600)
+    path.write_text(json.dumps({"aug_p": 0.4, "regenerate": True, "stop": False}))
+    assert link.apply() is True
+    assert said == [
+        "control file: aug_p null (the pipeline's own) -> 0.4, "
+        "regenerate (a new frame now)"
+    ]
+    # Rewritten at once: the other keys kept, regenerate false, the mode kept.
+    assert json.loads(path.read_text()) == {
+        "aug_p": 0.4,
+        "regenerate": False,
+        "stop": False,
+    }
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert link.apply() is False  # the rewrite is not a new edit
+    # A later, unrelated edit does not build again...
+    main_set(path, "pipe_p=0.5")
+    assert link.apply() is False and hot.pipe_p == 0.5
+    # ...and a new request does.
+    main_set(path, "regenerate=true")
+    assert link.apply() is True
+
+
+def main_set(path, *assignments):
+    from augframe.cli import main
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert main(["control", "set", *assignments, "--file", str(path)]) == 0
+
+
+def test_the_regenerate_rewrite_never_loses_an_edit_made_meanwhile(tmp_path):
+    path = tmp_path / "control.json"
+    control = ControlFile(path)
+    write_control(path, {"aug_p": 0.2, "regenerate": True})
+    assert control.poll() and control.current.regenerate
+    # The user saves between the read and the rewrite:
+    write_control(path, {"aug_p": 0.3, "regenerate": True})
+    assert control.consume_regenerate() is False
+    assert json.loads(path.read_text()) == {"aug_p": 0.3, "regenerate": True}
+    # Unchanged since read: rewritten.
+    assert control.poll() and control.consume_regenerate() is True
+    assert json.loads(path.read_text()) == {"aug_p": 0.3, "regenerate": False}
+
+
+def test_a_request_consumed_during_a_race_does_not_fire_again(tmp_path):
+    """The rewrite lost the race: the user's next edit still says true, but the
+    request was served; the file is rewritten at the next read instead."""
+    path = tmp_path / "control.json"
+    link, hot, _ = link_on(path)
+    write_control(path, {"regenerate": True})
+    link.file.poll()  # what apply reads, then the user saves before the rewrite
+    previous = link.file.current.model_copy(update={"regenerate": False})
+    write_control(path, {"regenerate": True, "aug_p": 0.6})
+    assert link._regenerate(link.file.current, previous) is True
+    assert json.loads(path.read_text())["regenerate"] is True  # the edit kept
+    assert link.apply() is False and hot.aug_p == 0.6  # applied, not rebuilt
+    assert json.loads(path.read_text()) == {"regenerate": False, "aug_p": 0.6}
+
+
+# ------------------------------------- an existing file is not clobbered silently
+
+
+def test_an_existing_file_is_replaced_with_one_line_naming_each_value(tmp_path):
+    path = tmp_path / "control.json"
+    write_control(
+        path,
+        {"aug_p": 0.2, "epochs_per_frame": 1, "learning_rate": 1e-5, "stop": True},
+    )
+    with pytest.warns(ControlFileWarning) as record:
+        link_on(path, epochs_per_frame=3)
+    assert len(record) == 1
+    message = str(record[0].message)
+    assert "\n" not in message
+    assert (
+        "aug_p: 0.2 -> null, epochs_per_frame: 1 -> 3, learning_rate: 1e-05 -> null"
+        in message
+    )
+    assert "stop" not in message  # a command, not a value
+    assert json.loads(path.read_text())["epochs_per_frame"] == 3
+
+
+def test_the_same_values_or_no_file_replace_nothing_silently(tmp_path):
+    path = tmp_path / "control.json"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        link_on(path, aug_p=0.2)  # no file yet
+        link_on(path, aug_p=0.2)  # the same values
+
+
+def test_a_resumed_run_keeps_the_files_values(tmp_path):
+    path = tmp_path / "control.json"
+    write_control(path, {"aug_p": 0.2, "epochs_per_frame": 1, "learning_rate": 1e-5})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        hot = HotSettings.of(background=False, writes_examples=False)
+        ControlLink(path, hot, say=print, adopt=True)
+    assert (hot.aug_p, hot.epochs_per_frame) == (0.2, 1)
+    values = json.loads(path.read_text())
+    assert (values["aug_p"], values["epochs_per_frame"]) == (0.2, 1)
+    assert values["learning_rate"] == 1e-5 and values["regenerate"] is False
+    # Or after construction (what set_state calls):
+    write_control(path, {"aug_p": 0.7})
+    with pytest.warns(ControlFileWarning, match="aug_p: 0.7 -> null"):
+        link, hot, _ = link_on(path)
+    link.adopt_file_values()
+    assert hot.aug_p == 0.7 and json.loads(path.read_text())["aug_p"] == 0.7
+
+
+def test_file_values_of_a_missing_or_broken_file_are_none(tmp_path):
+    path = tmp_path / "control.json"
+    assert file_values(path) is None
+    path.write_text('{"aug_p": ')
+    assert file_values(path) is None
+    path.write_text('{"aug_p": 0.2, "stop": true, "batch_size": 3}')
+    assert file_values(path) == {"aug_p": 0.2}

@@ -297,7 +297,7 @@ def test_control_link_applies_keeps_and_warns(tmp_path):
     assert (hot.aug_p, hot.pipe_p) == (None, 0.5)  # null restores the pipeline's own
     assert said == [
         "control file: aug_p 0.2 -> null (the pipeline's own), pipe_p null "
-        "(the pipeline's own) -> 0.5"
+        "(the pipeline's own) -> 0.5, regenerate (a new frame now)"
     ]
     path.write_text('{"epochs_per_frame": "auto", "pipe_p": 0.6}')
     with pytest.warns(ControlFileWarning, match="Keeping epochs_per_frame=3"):
