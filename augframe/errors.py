@@ -21,7 +21,7 @@ Hierarchy::
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar, overload
 
 __all__ = [
     "AugframeError",
@@ -97,6 +97,32 @@ class VarietyWarning(AugframeWarning):
 
 class LifecycleWarning(AugframeWarning):
     """Keras called the dataset in an order the epoch clock cannot place."""
+
+
+_Error = TypeVar("_Error", bound=AugframeError)
+
+
+@overload
+def invalid(
+    name: str,
+    value: Any,
+    expected: str,
+    fix: str = "",
+    *,
+    received: str | None = None,
+) -> ConfigError: ...
+
+
+@overload
+def invalid(
+    name: str,
+    value: Any,
+    expected: str,
+    fix: str = "",
+    *,
+    received: str | None = None,
+    error: type[_Error],
+) -> _Error: ...
 
 
 def invalid(

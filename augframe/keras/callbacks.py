@@ -18,7 +18,7 @@ from typing import Any
 
 import keras
 
-from augframe.errors import ConfigError
+from augframe.errors import invalid
 from augframe.keras.scheduling import ControlCore, FrameSchedulerCore, StopCore
 from augframe.keras.sequence import FrameSequence, ValidationSequence
 from augframe.observe.examples import contact_sheet
@@ -166,27 +166,25 @@ class FrameTensorBoard(keras.callbacks.Callback):
                 f"{seq!r}. Expected a FrameSequence."
             )
         if not isinstance(log_dir, (str, os.PathLike)) or not str(log_dir):
-            raise ConfigError(
-                f"Invalid value for argument `log_dir`. Received: log_dir={log_dir!r}. "
-                "Expected a folder path, e.g. log_dir='logs'."
-            )
+            raise invalid("log_dir", log_dir, "a folder path, e.g. log_dir='logs'")
         if (
             not isinstance(run, str)
             or run in ("", ".", "..")
             or "/" in run
             or "\\" in run
         ):
-            raise ConfigError(
-                f"Invalid value for argument `run`. Received: run={run!r}. Expected "
-                "a plain folder name (no path separator), e.g. run='frames'."
+            raise invalid(
+                "run", run, "a plain folder name (no path separator), e.g. run='frames'"
             )
         run_dir = Path(log_dir) / run
         for folder in (Path(log_dir), run_dir):
             if folder.exists() and not folder.is_dir():
-                raise ConfigError(
-                    f"Invalid value for argument `log_dir`. Received: "
-                    f"log_dir={str(log_dir)!r}, but {str(folder)!r} is not a folder. "
-                    "Pass a folder path (it is created if needed)."
+                raise invalid(
+                    "log_dir",
+                    log_dir,
+                    "a folder path (it is created if needed)",
+                    received=f"log_dir={str(log_dir)!r}, but {str(folder)!r} is not "
+                    "a folder",
                 )
         self.seq = seq
         self.per_class = opts.check_int("per_class", per_class, minimum=0)

@@ -36,7 +36,7 @@ from pydantic import (
 
 from augframe import _warn
 from augframe._files import FileTooLarge, json_too_deep, read_regular, write_atomic
-from augframe.errors import ConfigError, ControlFileWarning
+from augframe.errors import ConfigError, ControlFileWarning, invalid
 from augframe.options import registry as opts
 from augframe.options.data_files import DuplicateKeyError, unique_keys
 
@@ -542,11 +542,12 @@ def _not_a_folder(folder: Path) -> Path | None:
 
 def _unwritable(target: Path, exc: OSError) -> ConfigError:
     reason = exc.strerror or type(exc).__name__
-    return ConfigError(
-        f"Invalid value for argument `control_file`. Received: "
-        f"control_file={str(target)!r}, which cannot be written ({reason}). "
-        "Expected a path in a folder this process can write to; pass another "
-        "path, or control_file=None."
+    return invalid(
+        "control_file",
+        target,
+        "a path in a folder this process can write to",
+        "Pass another path, or control_file=None.",
+        received=f"control_file={str(target)!r}, which cannot be written ({reason})",
     )
 
 

@@ -32,7 +32,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, Field, StrictBool, StrictInt, StrictStr
 
 from augframe import _warn
-from augframe.errors import AugframeError, AugframeWarning, ConfigError, invalid
+from augframe.errors import AugframeWarning, ConfigError, invalid
 
 __all__ = [
     "FILES_OPTIONS",
@@ -468,7 +468,7 @@ FILES_OPTIONS: tuple[str, ...] = tuple(n for n, o in OPTIONS.items() if o.files_
 """Options of the constructors that list image files, not of `FrameSequence`."""
 
 
-def _invalid(option: Option, value: Any, fix: str = "") -> AugframeError:
+def _invalid(option: Option, value: Any, fix: str = "") -> ConfigError:
     return invalid(option.name, value, option.expected(), fix)
 
 
