@@ -28,7 +28,9 @@ def test_errors_form_one_hierarchy():
 
 
 def test_every_class_is_public_under_the_same_name():
-    for name in errors.__all__:
+    classes = [n for n in errors.__all__ if isinstance(getattr(errors, n), type)]
+    assert len(classes) >= 12
+    for name in classes:
         assert getattr(augframe, name) is getattr(errors, name), name
         assert name in augframe.__all__, name
 
@@ -78,8 +80,32 @@ def test_warnings_are_user_warnings_that_filters_can_silence():
         warnings.filterwarnings("ignore", category=AugframeWarning)
         for name in errors.__all__:
             cls = getattr(errors, name)
-            if issubclass(cls, Warning):
+            if isinstance(cls, type) and issubclass(cls, Warning):
                 assert issubclass(cls, UserWarning), name
                 warnings.warn("silenced", cls, stacklevel=1)
         warnings.warn("kept", UserWarning, stacklevel=1)
     assert [str(w.message) for w in caught] == ["kept"]
+
+
+def test_invalid_is_the_one_keras_style_message():
+    error = errors.invalid("aug_p", 1.5, "a number in [0, 1]", "Pass e.g. 0.5.")
+    assert type(error) is ConfigError
+    assert str(error) == (
+        "Invalid value for argument `aug_p`. Received: aug_p=1.5. "
+        "Expected a number in [0, 1]. Pass e.g. 0.5."
+    )
+    said = errors.invalid(
+        "images", None, "4 dimensions", received="shape (2,)?", error=BuildError
+    )
+    assert type(said) is BuildError
+    assert "Received: shape (2,)? Expected 4 dimensions." in str(said)
+    long = errors.invalid("x", "y" * 1000, "short")
+    assert len(str(long)) < 300 and "..." in str(long)
+
+
+def test_a_hostile_repr_is_shown_by_its_type():
+    class Hostile:
+        def __repr__(self) -> str:
+            raise RuntimeError("no")
+
+    assert "<Hostile object>" in str(errors.invalid("x", Hostile(), "anything"))

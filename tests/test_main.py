@@ -36,7 +36,7 @@ def test_a_refused_value_exits_2_naming_the_key(tmp_path):
     control.write_text("{}")
     done = run_module("control", "set", "aug_p=2", "--file", str(control))
     assert done.returncode == 2
-    assert "invalid value for key 'aug_p'" in done.stderr
+    assert "invalid value for key `aug_p`" in done.stderr
     assert json.loads(control.read_text()) == {}  # nothing written
 
 

@@ -28,6 +28,7 @@ import contextlib
 import itertools
 import mmap
 import multiprocessing
+import multiprocessing.synchronize
 import os
 import re
 import socket
@@ -183,13 +184,24 @@ def semaphores_named() -> Iterator[None]:
     if not isinstance(config, dict):
         yield
         return
+    semlock = multiprocessing.synchronize.SemLock
+    prefix = "/" + owner_tag()
     with _NAMING:
         saved = config.get("semprefix", "/mp")
-        config["semprefix"] = "/" + owner_tag()
+        # Another library may name every semaphore its own way (joblib's loky,
+        # which Keras imports where scikit-learn is installed, replaces
+        # `SemLock._make_name`): the name is this process's tag meanwhile too.
+        saved_maker = semlock.__dict__.get("_make_name")
+        config["semprefix"] = prefix
+        semlock._make_name = staticmethod(  # type: ignore[attr-defined]
+            lambda: f"{prefix}-{next(semlock._rand)}"  # type: ignore[attr-defined]
+        )
         try:
             yield
         finally:
             config["semprefix"] = saved
+            if saved_maker is not None:
+                semlock._make_name = saved_maker  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)

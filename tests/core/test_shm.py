@@ -346,3 +346,23 @@ def test_semaphores_made_meanwhile_carry_the_tag_and_the_prefix_is_restored():
         assert names[0].startswith("/" + owner_tag() + "-")
         assert not names[1].startswith("/" + owner_tag())
     del lock, after
+
+
+def test_semaphores_carry_the_tag_when_another_library_names_them(monkeypatch):
+    """joblib's loky (imported by Keras where scikit-learn is installed)
+    replaces `SemLock._make_name`; a pool's semaphores still carry the tag."""
+    import multiprocessing.synchronize
+
+    from augframe.core.shm import owner_tag, parse_owner, semaphores_named
+
+    semlock = multiprocessing.synchronize.SemLock
+    other = staticmethod(lambda: f"/other-{next(semlock._rand)}")
+    monkeypatch.setattr(semlock, "_make_name", other)
+    context = multiprocessing.get_context("spawn")
+    with semaphores_named():
+        inside = context.Semaphore()
+    outside = context.Semaphore()
+    name = inside._semlock.name
+    assert name.startswith("/" + owner_tag() + "-"), name
+    assert parse_owner("sem." + name.lstrip("/")) is not None
+    assert outside._semlock.name.startswith("/other-")  # restored afterwards

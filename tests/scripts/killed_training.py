@@ -50,6 +50,7 @@ if __name__ == "__main__":
         for o in gc.get_objects()
         if isinstance(o, multiprocessing.synchronize.SemLock)
         and o._semlock.name is not None
+        and "augframe_" in o._semlock.name  # not another library's (loky's)
     ]
     info = {"pid": __import__("os").getpid(), "workers": seq.engine._builder.maker.pids}
     print(json.dumps({**info, "segments": names, "semaphores": sems}), flush=True)
