@@ -175,6 +175,12 @@ class FrameBuilder:
         """`(n,)` bool: the natives not found unreadable so far."""
         return ~self._bad
 
+    def forget_unreadable(self, unreadable: Sequence[int]) -> None:
+        """Takes back a saved run's unreadable natives (each warned about then)."""
+        self._bad[:] = False
+        self._bad[list(unreadable)] = True
+        self._warned_bad = set(int(i) for i in unreadable)
+
     def plan(self, generation: int) -> FramePlan:
         """The plan of frame `generation`; natives found unreadable are left out.
 
