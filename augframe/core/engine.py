@@ -28,6 +28,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import enum
 import logging
 import threading
@@ -382,13 +383,6 @@ class FrameEngine:
         it is already the one served), then the next build starts as the
         saved run's did.
         """
-        if self._rolling is not None:
-            raise AugframeError(
-                'Restoring a state of a refresh="rolling" sequence is not '
-                "supported: its slots were built over many generations. Resume "
-                'with refresh="frame", or start the rolling frame anew '
-                "(docs/resume.md)."
-            )
         if self._closed:
             raise AugframeError("This FrameSequence is closed: nothing to restore.")
         position = state["position"]
@@ -409,7 +403,17 @@ class FrameEngine:
         self._builder.forget_unreadable(state["unreadable"])
         self._reseed(int(state["entropy"]))
         frame = view.frame if same and view is not None else None
-        if frame is None:
+        if self._rolling is not None and view is not None:
+            with self._served.exclusive():
+                frame = self._rolling.restore(
+                    state["rolling"],
+                    dataclasses.replace(view.frame, aug_p=probabilities[0],
+                                        pipe_p=probabilities[1]),
+                    epoch=int(position["epoch"]),
+                    generation=generation,
+                )  # fmt: skip
+            same = False
+        elif frame is None:
             frame = self._build_in_place(generation, probabilities=probabilities)
         self.epoch = int(position["epoch"])
         self.schedule.restore(state["schedule"])

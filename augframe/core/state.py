@@ -16,9 +16,10 @@ a few numbers, and `capture` writes them as a JSON-serialisable dict:
   `example_prob`); `schedule`: the frame length planned for the served
   frame and the measurements `epochs_per_frame="auto"` plans from;
   `unreadable`: the natives found unreadable so far (frames leave them out).
-- `rolling`: for `refresh="rolling"`, the slot ledger (each slot's native,
-  variant flag, birth epoch and age limit). Restoring a rolling frame is
-  refused: its slots were built over many generations (docs/resume.md).
+- `rolling`: for `refresh="rolling"`, the slot ledger: each slot's native,
+  variant flag, birth epoch and age limit, and how its sample was made (the
+  generation, the draw and the probabilities of its time), so that the
+  frame is made again slot by slot.
 
 The engine restores a checked state under its command lock
 (`FrameEngine.restore`): it rebuilds the served frame from its generation and
@@ -106,6 +107,13 @@ def capture(engine: FrameEngine, run: Mapping[str, Any]) -> dict[str, Any]:
             "forced": ledger.forced.astype(int).tolist(),
             "born": ledger.born.tolist(),
             "limit": ledger.limit.tolist(),
+            "generation": ledger.generation.tolist(),
+            "attempt": ledger.attempt.tolist(),
+            "probabilities": [
+                [None if np.isnan(p) else float(p) for p in row]
+                for row in ledger.probabilities.tolist()
+            ],
+            "repeats": np.flatnonzero(engine.rolling.repeats).tolist(),
         }
     return {
         "format": FORMAT,
@@ -175,6 +183,15 @@ def check(state: Any, run: Mapping[str, Any]) -> dict[str, Any]:
                 f"Invalid value for argument `state`. Received: a state without "
                 f"`{key}`. Expected every key FrameSequence.get_state() writes."
             )
+    rolling = state.get("rolling")
+    if run.get("refresh") == "rolling" and not (
+        isinstance(rolling, Mapping) and set(rolling) >= _ROLLING_KEYS
+    ):
+        raise ConfigError(
+            "Invalid value for argument `state`. Received: a state without its "
+            "rolling frame's slots. Expected the `rolling` part that "
+            'get_state() writes for refresh="rolling".'
+        )
     position = state["position"]
     if not (
         _count(position.get("generation"), 1)
@@ -187,6 +204,12 @@ def check(state: Any, run: Mapping[str, Any]) -> dict[str, Any]:
             "epochs_in_frame >= 0 (integers)."
         )
     return dict(state)
+
+
+_ROLLING_KEYS = frozenset(
+    {"native_index", "forced", "born", "limit", "generation", "attempt",
+     "probabilities", "repeats"}
+)  # fmt: skip
 
 
 def _count(value: Any, low: int) -> bool:

@@ -186,11 +186,16 @@ def test_the_control_file_shows_the_restored_values(tmp_path: Path) -> None:
         assert (second.aug_p, second.epochs_per_frame) == (0.7, 3)
 
 
-def test_a_rolling_state_holds_the_ledger_and_is_not_restored() -> None:
-    with make(refresh="rolling", background=False) as seq:
-        seq.engine.end_epoch()
-        state = seq.get_state()
-        assert state["rolling"]["born"].count(1) > 0  # the slice of epoch end 1
-        assert len(state["rolling"]["native_index"]) == seq.num_samples
-        with pytest.raises(AugframeError, match='refresh="rolling" sequence is not'):
-            seq.set_state(state)
+@pytest.mark.parametrize("epoch", [1, 4])
+def test_a_rolling_frame_is_made_again_slot_by_slot(epoch: int) -> None:
+    states: list[dict] = []
+    with make(refresh="rolling", epochs_per_frame=3, background=True) as first:
+        digests = run(first, 7, states)
+    rolling = states[4]["rolling"]
+    assert len(rolling["native_index"]) == 8 and max(rolling["born"]) == 4
+    assert len(set(rolling["generation"])) > 1  # slots of several slices
+    assert {p for p, _ in rolling["probabilities"]} == {None, 0.9}
+    with make(refresh="rolling", epochs_per_frame=3, num_build_workers=2) as second:
+        second.set_state(states[epoch])
+        assert second.generation == states[epoch]["position"]["generation"]
+        assert run(second, 7) == digests[epoch:]
