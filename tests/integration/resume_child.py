@@ -1,6 +1,6 @@
 """A training run for tests/integration/test_resume.py, in a process of its own.
 
-    python -m tests.integration.resume_child WORK [--kill-after K] [--workers N]
+    python -m tests.integration.resume_child WORK [--kill-after K] [--workers N] [--processes]
 
 Trains a tiny model on a `FrameSequence` with `augframe.BackupAndRestore`
 (backup in WORK/backup) and a control file (WORK/control.json), which the run
@@ -9,7 +9,8 @@ appends to WORK/digests-<pid>.jsonl the digest of the batches the epoch serves
 (pixels and labels, read at the callbacks' `on_epoch_begin`, when the epoch's
 frame and order are in place) and the `aug_p` in force. With `--kill-after K`
 it writes WORK/killme after epoch K's backup and waits to be killed. At the
-end it writes the final weights' digest to WORK/weights-<pid>.txt.
+end it writes the final weights' digest to WORK/weights-<pid>.txt (and to
+WORK/workers-<pid>.txt whether it built in processes, and how many workers).
 """
 
 from __future__ import annotations
@@ -72,6 +73,7 @@ def main(argv: list[str]) -> None:
     parser.add_argument("work", type=Path)
     parser.add_argument("--kill-after", type=int, default=None)
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--processes", action="store_true")
     args = parser.parse_args(argv)
     keras.utils.set_random_seed(0)
     import tensorflow as tf
@@ -91,9 +93,12 @@ def main(argv: list[str]) -> None:
         epochs_per_frame=2,
         control_file=args.work / "control.json",
         num_build_workers=args.workers,
+        build_processes=args.processes,
         seed=7,
         verbose=0,
     )
+    makers = f"{seq.build_processes} {seq.num_build_workers}"
+    (args.work / f"workers-{os.getpid()}.txt").write_text(makers)
     model = keras.Sequential(
         [
             keras.Input((16, 16, 3)),

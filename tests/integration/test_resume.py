@@ -58,7 +58,7 @@ def test_a_run_killed_after_a_backup_resumes_its_frames_steering_and_weights(
         os.kill(cut.pid, signal.SIGKILL)  # after epoch 2's backup
         cut.wait(timeout=30)
         assert cut.returncode == -signal.SIGKILL
-        resumed = start(tmp_path / "cut", "--workers", "2")
+        resumed = start(tmp_path / "cut", "--workers", "2", "--processes")
         finish(full)
         finish(resumed)
     finally:
@@ -81,3 +81,8 @@ def test_a_run_killed_after_a_backup_resumes_its_frames_steering_and_weights(
         for name, process in (("full", full), ("cut", resumed))
     ]
     assert weights[0] == weights[1]
+    makers = [
+        (tmp_path / name / f"workers-{process.pid}.txt").read_text()
+        for name, process in (("full", full), ("cut", resumed))
+    ]
+    assert makers == ["False 1", "True 2"]  # one thread, then two processes
