@@ -2,19 +2,48 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
 
 import keras
+import numpy as np
 import pytest
 
 import augframe
 from augframe.errors import ConfigError, LifecycleWarning
 from tests.conftest import random_images, tiny_model
-from tests.core.test_state import make, served
 
 EPOCHS = 6
+
+
+def make(**kwargs: Any) -> augframe.FrameSequence:
+    """A tiny seeded training sequence: two classes, frames of 2 epochs."""
+    data = {
+        "a": random_images(6, seed=1, size=(10, 10)),
+        "b": random_images(2, seed=2, size=(10, 10)),
+    }
+    options: dict[str, Any] = dict(
+        image_size=(8, 8),
+        samples_per_class=4,
+        batch_size=4,
+        seed=3,
+        augment="light",
+        epochs_per_frame=2,
+        verbose=0,
+    )
+    return augframe.FrameSequence(data, **{**options, **kwargs})
+
+
+def served(seq: augframe.FrameSequence) -> str:
+    """The digest of every batch the current epoch serves (pixels and labels)."""
+    h = hashlib.sha256()
+    for i in range(len(seq)):
+        x, y = seq[i]
+        h.update(np.asarray(x).tobytes())
+        h.update(np.asarray(y).tobytes())
+    return h.hexdigest()
 
 
 class Digests(keras.callbacks.Callback):
@@ -110,11 +139,25 @@ def test_initial_epoch_without_a_state_serves_the_uninterrupted_frames(
     assert digests.by_epoch == {e: uninterrupted[e] for e in range(3, EPOCHS)}
 
 
-def test_initial_epoch_says_when_it_cannot_serve_the_uninterrupted_frames() -> None:
-    with make(seed=None) as seq:
-        with pytest.warns(LifecycleWarning, match=r"initial_epoch=2.*seed=None"):
-            fit(seq, [augframe.FrameScheduler(seq)], initial_epoch=2, epochs=3)
+@pytest.mark.parametrize(
+    ("options", "why"),
+    [
+        (dict(seed=None), "seed=None"),
+        (dict(refresh="rolling"), 'refresh="rolling"'),
+        (dict(epochs_per_frame="auto"), 'epochs_per_frame="auto"'),
+    ],
+)
+def test_initial_epoch_says_when_it_cannot_serve_the_uninterrupted_frames(
+    options: dict[str, Any], why: str
+) -> None:
+    with make(**options) as seq:
+        first = served(seq)
+        with pytest.warns(LifecycleWarning, match=rf"initial_epoch=2.*{why}"):
+            digests = fit(
+                seq, [augframe.FrameScheduler(seq)], initial_epoch=2, epochs=3
+            )
         assert seq.epoch == 1  # counted from its own start
+    assert digests.by_epoch == {2: first}  # its own first frame and order
 
 
 def test_backup_and_restore_takes_training_sequences_only(tmp_path: Path) -> None:
