@@ -6,7 +6,8 @@ of `(entropy, generation, epochs in the frame)`. So a run's data position is
 a few numbers, and `capture` writes them as a JSON-serialisable dict:
 
 - `run`: what the state only fits (the seed, a fingerprint of the data set:
-  class names, counts and every native's name; `image_size`, `batch_size`,
+  class names, counts and every native's name, file paths relative to their
+  common folder; `image_size`, `batch_size`,
   `samples_per_class`...). `check` refuses a state whose `run` differs, and
   one written by a newer format.
 - `entropy`: the root of every random stream (drawn fresh when `seed=None`).
@@ -43,7 +44,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -84,9 +85,24 @@ def fingerprint(store: Any, class_names: list[str]) -> str:
     labels = np.asarray(store.labels, np.int64)
     h.update(np.bincount(labels, minlength=len(class_names)).tobytes())
     h.update(labels.tobytes())
-    for index in range(len(store)):
-        h.update(store.name(index).encode("utf-8", "surrogateescape") + b"\0")
+    for name in _relative(store.name(i) for i in range(len(store))):
+        h.update(name.encode("utf-8", "surrogateescape") + b"\0")
     return h.hexdigest()
+
+
+def _relative(names: Iterable[str]) -> list[str]:
+    """File paths relative to their common folder (a data set that moved is
+    the same data set); other names as they are.
+
+    Example:
+    >>> _relative(["/a/data/x/1.jpg", "/a/data/y/2.jpg"]), _relative(["#0", "#1"])
+    (['x/1.jpg', 'y/2.jpg'], ['#0', '#1'])
+    """
+    names = list(names)
+    if not names or not all(os.path.isabs(name) for name in names):
+        return names
+    root = os.path.dirname(names[0]) if len(names) == 1 else os.path.commonpath(names)
+    return [os.path.relpath(name, root) for name in names]
 
 
 def capture(engine: FrameEngine, run: Mapping[str, Any]) -> dict[str, Any]:

@@ -13,7 +13,7 @@ import pytest
 from augframe import FrameSequence
 from augframe.core.state import VERSION
 from augframe.errors import AugframeError, ConfigError
-from tests.conftest import random_images
+from tests.conftest import random_images, write_jpegs
 
 
 def source(extra: int = 0) -> dict[str, np.ndarray]:
@@ -199,3 +199,27 @@ def test_a_rolling_frame_is_made_again_slot_by_slot(epoch: int) -> None:
         second.set_state(states[epoch])
         assert second.generation == states[epoch]["position"]["generation"]
         assert run(second, 7) == digests[epoch:]
+
+
+def test_a_data_folder_that_moved_is_the_same_data_set(tmp_path: Path) -> None:
+    first_root = write_jpegs(tmp_path / "here" / "data", {"a": 5, "b": 2}, size=10)
+    options: dict[str, Any] = dict(
+        image_size=(8, 8), samples_per_class=3, augment="light", seed=0, verbose=0
+    )
+    with FrameSequence.from_directory(first_root, **options) as first:
+        first.engine.end_epoch()
+        state = first.get_state()
+        expected = served(first)
+    moved = tmp_path / "there" / "data"
+    first_root.rename(tmp_path / "moved")
+    (tmp_path / "there").mkdir()
+    (tmp_path / "moved").rename(moved)
+    with FrameSequence.from_directory(moved, **options) as second:
+        second.set_state(state)
+        assert served(second) == expected
+    (moved / "a" / "0000.jpg").rename(moved / "a" / "renamed.jpg")
+    with (
+        FrameSequence.from_directory(moved, **options) as third,
+        pytest.raises(ConfigError, match="data: saved"),
+    ):
+        third.set_state(state)
