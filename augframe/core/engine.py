@@ -402,18 +402,21 @@ class FrameEngine:
         )
         self._builder.forget_unreadable(state["unreadable"])
         self._reseed(int(state["entropy"]))
-        frame = view.frame if same and view is not None else None
         if self._rolling is not None and view is not None:
-            with self._served.exclusive():
+            last = dataclasses.replace(
+                view.frame, aug_p=probabilities[0], pipe_p=probabilities[1]
+            )
+            with self._served.exclusive():  # slot by slot, into the frame
                 frame = self._rolling.restore(
                     state["rolling"],
-                    dataclasses.replace(view.frame, aug_p=probabilities[0],
-                                        pipe_p=probabilities[1]),
-                    epoch=int(position["epoch"]),
+                    last,
+                    epoch=position["epoch"],
                     generation=generation,
-                )  # fmt: skip
+                )
             same = False
-        elif frame is None:
+        elif same and view is not None:
+            frame = view.frame
+        else:
             frame = self._build_in_place(generation, probabilities=probabilities)
         self.epoch = int(position["epoch"])
         self.schedule.restore(state["schedule"])

@@ -447,8 +447,8 @@ class TrainingFacade(SequenceFacade):
             ConfigError: `state` is not a state, is of a newer format, or
                 belongs to another run (seed, data set, `image_size`,
                 `batch_size`... differ: the message names which).
-            AugframeError: a fit is running (its epoch has begun), or the
-                sequence rolls its frame (`refresh="rolling"`).
+            AugframeError: a fit is running (an epoch of it has begun), or
+                the sequence is closed.
         """
         checked = state_check(state, self._run_identity())
         with self._serialised():
@@ -463,9 +463,9 @@ class TrainingFacade(SequenceFacade):
     def save_state(self, path: str | os.PathLike[str]) -> Path:
         """Writes `get_state()` to `path` as JSON, atomically; returns the path.
 
-        Beside a `ModelCheckpoint` file, e.g. `model.keras` ->
-        `model.keras.augframe.json` (`augframe.BackupAndRestore` does this
-        for `BackupAndRestore`'s folder).
+        Keep it beside a `ModelCheckpoint` file, e.g. `model.keras` ->
+        `model.keras.augframe.json` (`augframe.BackupAndRestore` keeps its
+        own in Keras' backup folder).
 
         Example:
         >>> seq.save_state("ckpt/model.keras.augframe.json")  # doctest: +SKIP
