@@ -41,6 +41,7 @@ if TYPE_CHECKING:
         VarietyWarning,
     )
     from augframe.io.stores import StoreSource
+    from augframe.keras.backup import BackupAndRestore
     from augframe.keras.callbacks import (
         ControlCallback,
         FrameScheduler,
@@ -57,6 +58,7 @@ __version__ = "0.1.0"
 _WHERE = {
     "AugframeError": "augframe.errors",
     "AugframeWarning": "augframe.errors",
+    "BackupAndRestore": "augframe.keras.backup",
     "BuildError": "augframe.errors",
     "CacheError": "augframe.errors",
     "CacheWarning": "augframe.errors",
@@ -85,6 +87,7 @@ _WHERE = {
 __all__ = [
     "AugframeError",
     "AugframeWarning",
+    "BackupAndRestore",
     "BuildError",
     "CacheError",
     "CacheWarning",

@@ -75,6 +75,9 @@ class Frame:
     ages: np.ndarray | None = None
     """A rolling frame's epochs served by each slot when it was installed
     (None for a whole frame: every slot is new)."""
+    attempts: np.ndarray | None = None
+    """The draw each slot's sample is (0: the first; more for a variant
+    redrawn to differ from its class): with the generation, its seed."""
 
     @property
     def images(self) -> np.ndarray:
@@ -121,6 +124,7 @@ class Filled:
     repeat_slots: np.ndarray
     notes: tuple[tuple[type[Warning], str], ...]
     work_seconds: float
+    attempts: np.ndarray | None = None  # the draw each row's sample is
 
 
 class FrameBuilder:
@@ -174,6 +178,12 @@ class FrameBuilder:
     def usable(self) -> np.ndarray:
         """`(n,)` bool: the natives not found unreadable so far."""
         return ~self._bad
+
+    def forget_unreadable(self, unreadable: Sequence[int]) -> None:
+        """Takes back a saved run's unreadable natives (each warned about then)."""
+        self._bad[:] = False
+        self._bad[list(unreadable)] = True
+        self._warned_bad = set(int(i) for i in unreadable)
 
     def plan(self, generation: int) -> FramePlan:
         """The plan of frame `generation`; natives found unreadable are left out.
@@ -282,6 +292,7 @@ class FrameBuilder:
             work_seconds=made.work_seconds,
             native_index=plan.native_index,
             digests=made.digests if made.need_digests else None,
+            attempts=made.attempts,
         )
 
     def fill(
@@ -318,6 +329,7 @@ class FrameBuilder:
         if need_digests is None:
             need_digests = bool(plan.forced.any())
         digests: list[bytes] = [b""] * num
+        attempts = np.zeros(num, np.int64)
         bad: list[int] = []
         worked = [0.0]  # the workers' seconds making samples
         buffer.wait_idle()
@@ -348,6 +360,7 @@ class FrameBuilder:
                 gate=gate,
             )
             self._gather(results, digests, bad)
+            attempts[rows] = attempt
             worked[0] += sum(result.seconds for result in results)
 
         with bar:
@@ -366,7 +379,41 @@ class FrameBuilder:
             repeat_slots=repeat_slots,
             notes=tuple(notes),
             work_seconds=worked[0] / self.maker.num_workers,
+            attempts=attempts,
         )
+
+    def remake(
+        self,
+        plan: FramePlan,
+        rows: np.ndarray,
+        *,
+        generation: int,
+        attempt: int,
+        buffer: FrameBuffer,
+        aug_p: float | None,
+        pipe_p: float | None,
+        need_digests: bool,
+    ) -> dict[int, bytes]:
+        """Makes again the samples of frame slots `rows` as draw `attempt` of
+        `generation` made them, into the same rows of `buffer` (a frame-sized
+        plan and buffer: a restored rolling frame). Returns their digests.
+        """
+        seeds = derive_seeds(
+            self.entropy, Stream.SLOT, generation, attempt, count=len(plan)
+        )[rows]
+        results = self.maker.run(
+            self._batches(plan, rows, seeds, need_digests),
+            buffer=buffer,
+            aug_p=aug_p,
+            pipe_p=pipe_p,
+            cancel=None,
+            bar=tqdm(disable=True),
+        )
+        return {
+            int(slot): digest
+            for result in results
+            for slot, digest in zip(result.slots.tolist(), result.digests, strict=False)
+        }
 
     def _batches(
         self, plan: FramePlan, slots: np.ndarray, seeds: np.ndarray, need_digests: bool

@@ -28,6 +28,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import enum
 import logging
 import threading
@@ -362,6 +363,76 @@ class FrameEngine:
         """
         with self._command:
             yield
+
+    @property
+    def rolling(self) -> RollingFrames | None:
+        """The rolling frame's ledger and slice buffer (None: whole frames)."""
+        return self._rolling
+
+    @property
+    def usable(self) -> np.ndarray:
+        """`(n,)` bool: the natives not found unreadable so far."""
+        return self._builder.usable
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Serves the saved run's frame and order from the next epoch on.
+
+        `state` is checked (`augframe.core.state.check`); the caller holds
+        the command lock and has seen that no training pass is open. The
+        served frame is rebuilt from its generation and probabilities (unless
+        it is already the one served), then the next build starts as the
+        saved run's did.
+        """
+        if self._closed:
+            raise AugframeError("This FrameSequence is closed: nothing to restore.")
+        position = state["position"]
+        generation = int(position["generation"])
+        probabilities = (position["aug_p"], position["pipe_p"])
+        self.hot.restore(state["hot"])
+        if self._pending is not None:
+            self._pending.cancel()
+            self._pending = None
+        view = self._served.view
+        same = (
+            view is not None
+            and int(state["entropy"]) == self.entropy
+            and view.frame.generation == generation
+            and (view.frame.aug_p, view.frame.pipe_p) == probabilities
+            and np.array_equal(np.flatnonzero(~self.usable), state["unreadable"])
+        )
+        self._builder.forget_unreadable(state["unreadable"])
+        self._reseed(int(state["entropy"]))
+        if self._rolling is not None and view is not None:
+            last = dataclasses.replace(
+                view.frame, aug_p=probabilities[0], pipe_p=probabilities[1]
+            )
+            with self._served.exclusive():  # slot by slot, into the frame
+                frame = self._rolling.restore(
+                    state["rolling"],
+                    last,
+                    epoch=position["epoch"],
+                    generation=generation,
+                )
+            same = False
+        elif same and view is not None:
+            frame = view.frame
+        else:
+            frame = self._build_in_place(generation, probabilities=probabilities)
+        self.epoch = int(position["epoch"])
+        self.schedule.restore(state["schedule"])
+        self.epochs_in_frame = int(position["epochs_in_frame"])
+        self._set_order(frame)
+        if not same:
+            self._announce(FrameInstalled(frame, self.available.tolist(), 0.0, ""))
+        self._start_pending()
+
+    def _reseed(self, entropy: int) -> None:
+        """A new root entropy (a state saved with `seed=None`): every stream follows."""
+        if entropy == self.entropy:
+            return
+        self.entropy = self._builder.entropy = self.maker.entropy = entropy
+        if self.build_processes:
+            self.maker.close()  # its workers were started with the old one
 
     # ---------------------------------------------------------------- schedule
 

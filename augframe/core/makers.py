@@ -151,6 +151,7 @@ class SampleMaker(Protocol):
     """Runs batches of slots in parallel and writes them into a buffer."""
 
     num_workers: int
+    entropy: int  # the root seed (substitutes for unreadable natives)
 
     def run(
         self,

@@ -88,6 +88,12 @@ class SlotLedger:
         digests: the first frame's content digest per slot (None: not kept,
             when no class has variants).
         epochs: `N` in force when the first frame was built.
+        attempts: the draw of each slot's sample in the first frame (None: 0).
+        probabilities: `(aug_p, pipe_p)` the first frame was built with.
+
+    Each slot also keeps how its sample was made (`generation`, `attempt`,
+    `aug_p`, `pipe_p`: NaN for None), so that a saved rolling frame can be
+    made again slot by slot (`augframe.core.state`).
     """
 
     def __init__(
@@ -97,6 +103,8 @@ class SlotLedger:
         *,
         digests: list[bytes] | None,
         epochs: int,
+        attempts: np.ndarray | None = None,
+        probabilities: tuple[float | None, float | None] = (None, None),
     ) -> None:
         num = len(plan)
         self.store_labels = np.asarray(store_labels)
@@ -110,6 +118,11 @@ class SlotLedger:
         self.members = [
             np.flatnonzero(self.labels == c) for c in range(self.num_classes)
         ]
+        self.generation = np.ones(num, np.int64)
+        self.attempt = (
+            np.zeros(num, np.int64) if attempts is None else attempts.astype(np.int64)
+        )
+        self.probabilities = np.tile(_nan(probabilities), (num, 1))
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
@@ -239,12 +252,29 @@ class SlotLedger:
     # -------------------------------------------------------------- installing
 
     def install(
-        self, part: SlicePlan, digests: list[bytes], *, epoch: int, epochs: int
+        self,
+        part: SlicePlan,
+        digests: list[bytes],
+        *,
+        epoch: int,
+        epochs: int,
+        generation: int = 0,
+        attempts: np.ndarray | None = None,
+        probabilities: tuple[float | None, float | None] = (None, None),
     ) -> None:
-        """Records a slice built and copied into the frame at epoch end `epoch`."""
+        """Records a slice built and copied into the frame at epoch end `epoch`
+        (as frame `generation`, each sample the draw `attempts` says)."""
+        self.generation[part.slots] = generation
+        self.attempt[part.slots] = 0 if attempts is None else attempts
+        self.probabilities[part.slots] = _nan(probabilities)
         self.native_index[part.slots] = part.native_index
         self.forced[part.slots] = part.forced
         self.born[part.slots] = epoch
         self.limit[part.slots] = max(1, epochs)
         for slot, digest in zip(part.slots.tolist(), digests, strict=False):
             self.digests[slot] = digest
+
+
+def _nan(probabilities: tuple[float | None, float | None]) -> np.ndarray:
+    """`(aug_p, pipe_p)` as floats, NaN for None (the pipeline's own)."""
+    return np.array([np.nan if p is None else p for p in probabilities], np.float64)

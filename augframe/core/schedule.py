@@ -130,6 +130,25 @@ class FrameSchedule:
         """The median of the last 5 epochs' wall times (None: none timed yet)."""
         return statistics.median(self._seconds) if self._seconds else None
 
+    @property
+    def recent_seconds(self) -> list[float]:
+        """The last few epochs' wall times (a saved state keeps them)."""
+        return list(self._seconds)
+
+    def restore(self, saved: dict[str, Any]) -> None:
+        """Takes back a saved state's plan and measurements (`augframe.core.state`).
+
+        The frame length planned for the served frame, the build's work time
+        and the recent epoch times: "auto" then plans as the saved run would
+        have, from the same measurements.
+        """
+        self.frame_epochs = int(saved["frame_epochs"])
+        work = saved.get("work_seconds")
+        self.length.work_seconds = None if work is None else float(work)
+        self.length.measured_beside_training = bool(saved.get("beside_training"))
+        self._seconds = [float(s) for s in saved.get("epoch_seconds", [])][-5:]
+        self._last_end = None
+
     def time_epoch(self) -> None:
         """A training epoch ended now."""
         now = self.clock()

@@ -95,7 +95,12 @@ class RollingFrames:
         self.say = say
         self.progress = progress
         self.ledger = SlotLedger(
-            first.plan, store_labels, digests=first.digests, epochs=schedule.plan()
+            first.plan,
+            store_labels,
+            digests=first.digests,
+            epochs=schedule.plan(),
+            attempts=first.attempts,
+            probabilities=(first.aug_p, first.pipe_p),
         )
         self.need_digests = first.digests is not None
         self.slice_buffer = slice_buffer
@@ -285,7 +290,13 @@ class RollingFrames:
         frame.buffer.wait_idle()
         frame.buffer.array[part.slots] = self.slice_buffer.array[:rows]
         self.ledger.install(
-            part, built.filled.digests, epoch=epoch, epochs=built.epochs
+            part,
+            built.filled.digests,
+            epoch=epoch,
+            epochs=built.epochs,
+            generation=built.generation,
+            attempts=built.filled.attempts,
+            probabilities=(built.aug_p, built.pipe_p),
         )
         self.repeats[part.slots] = False
         self.repeats[part.slots[built.filled.repeat_slots]] = True
@@ -307,6 +318,74 @@ class RollingFrames:
             digests=None,
             fresh_slots=part.slots.copy(),
             ages=self.ledger.ages(epoch),
+        )
+
+    def restore(
+        self, saved: dict[str, Any], frame: Frame, *, epoch: int, generation: int
+    ) -> Frame:
+        """Makes the saved rolling frame again in `frame`'s buffer, slot by slot.
+
+        `saved` is a state's `rolling` part (`augframe.core.state`): every
+        slot's native, variant flag, birth, age limit and how its sample was
+        made (generation, draw, probabilities). Slots made alike are made in
+        one go. Call it while no reader holds the frame's buffer.
+        """
+        ledger = self.ledger
+        ledger.native_index = np.asarray(saved["native_index"], np.int64)
+        ledger.forced = np.asarray(saved["forced"], bool)
+        ledger.born = np.asarray(saved["born"], np.int64)
+        ledger.limit = np.asarray(saved["limit"], np.int64)
+        ledger.generation = np.asarray(saved["generation"], np.int64)
+        ledger.attempt = np.asarray(saved["attempt"], np.int64)
+        ledger.probabilities = np.array(
+            [
+                [np.nan if p is None else p for p in row]
+                for row in saved["probabilities"]
+            ],
+            np.float64,
+        ).reshape(len(ledger), 2)
+        plan = ledger.plan()
+        # How each slot was made; None (NaN) as -1, never a probability.
+        keys = np.concatenate(
+            [
+                np.stack([ledger.generation, ledger.attempt], axis=1),
+                np.nan_to_num(ledger.probabilities, nan=-1.0),
+            ],
+            axis=1,
+        )
+        digests: dict[int, bytes] = {}
+        frame.buffer.wait_idle()
+        for key in np.unique(keys, axis=0):
+            rows = np.flatnonzero((keys == key).all(axis=1))
+            aug_p, pipe_p = (None if p < 0 else float(p) for p in key[2:])
+            digests.update(
+                self.builder.remake(
+                    plan,
+                    rows,
+                    generation=int(key[0]),
+                    attempt=int(key[1]),
+                    buffer=frame.buffer,
+                    aug_p=aug_p,
+                    pipe_p=pipe_p,
+                    need_digests=self.need_digests,
+                )
+            )
+        if self.need_digests:
+            ledger.digests = [digests.get(slot, b"") for slot in range(len(ledger))]
+        self.repeats[:] = False
+        self.repeats[np.asarray(saved["repeats"], np.int64)] = True
+        return dataclasses.replace(
+            frame,
+            labels=plan.labels,
+            generation=generation,
+            num_artificial=plan.num_artificial,
+            num_repeats=int(self.repeats.sum()),
+            plan=plan,
+            repeat_slots=np.flatnonzero(self.repeats),
+            native_index=plan.native_index,
+            digests=None,
+            fresh_slots=np.flatnonzero(ledger.generation == generation),
+            ages=ledger.ages(epoch),
         )
 
     def release_shared(self) -> None:

@@ -25,12 +25,15 @@ from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 
+from augframe import _warn
 from augframe.augment.pipeline import Augment
 from augframe.augment.serve import ServeAugment
 from augframe.core.builder import Frame
 from augframe.core.clock import EpochClock
 from augframe.core.engine import FrameEngine
-from augframe.errors import ConfigError, ReadOnlyError
+from augframe.core.state import check as state_check
+from augframe.core.state import fingerprint, read_state, write_state
+from augframe.errors import AugframeError, ConfigError, LifecycleWarning, ReadOnlyError
 from augframe.io.decode.arrays import Decoding
 from augframe.io.stores import StoreSource
 from augframe.keras import sources
@@ -352,6 +355,7 @@ class TrainingFacade(SequenceFacade):
     core: TrainingFrames
     clock: EpochClock
     keras_verbose: int | str | None  # the fit's, from a callback
+    _fit_epoch_begun: bool
 
     validation = _constant(False, "False: a training sequence.")
 
@@ -367,6 +371,7 @@ class TrainingFacade(SequenceFacade):
         super()._init_base(max_queue_size=max_queue_size)
         self.clock = EpochClock()
         self.keras_verbose = None
+        self._fit_epoch_begun = False  # a callback saw this fit's first epoch
 
     def _listed(self, paths: list[str]) -> list[str]:
         return paths  # the natives, in store order
@@ -412,6 +417,105 @@ class TrainingFacade(SequenceFacade):
         """The current hot-tunable values, as written to a new control file."""
         return self.core.control_values()
 
+    # ------------------------------------------------------------------ state
+
+    def get_state(self) -> dict[str, Any]:
+        """This sequence's data state: a JSON-serialisable dict (as grain's).
+
+        It holds what the frames depend on beyond the seed, the generation
+        and the slot: the epoch and the generation served, the epochs it has
+        served, the hot settings in force, the frame length "auto" planned,
+        the natives found unreadable, the root entropy (drawn when
+        `seed=None`) and, with `refresh="rolling"`, the slot ledger; and
+        what it fits (the seed, a fingerprint of the data set, `image_size`,
+        `batch_size`...). See `augframe.core.state` and docs/resume.md.
+
+        Example:
+        >>> state = seq.get_state()  # doctest: +SKIP
+        >>> seq2.set_state(state)  # doctest: +SKIP
+        """
+        return self.core.get_state(self._run_identity())
+
+    def set_state(self, state: Mapping[str, Any]) -> None:
+        """Restores `get_state()`'s dict: the next epoch serves the frame (and
+        the sample order) that the saved run served at that epoch.
+
+        Allowed before a fit and between fits; the hot settings saved are in
+        force again (and written to the control file, if any).
+
+        Raises:
+            ConfigError: `state` is not a state, is of a newer format, or
+                belongs to another run (seed, data set, `image_size`,
+                `batch_size`... differ: the message names which).
+            AugframeError: a fit is running (an epoch of it has begun), or
+                the sequence is closed.
+        """
+        checked = state_check(state, self._run_identity())
+        with self._serialised():
+            if self.clock.pass_open or self._fit_epoch_begun:
+                raise AugframeError(
+                    "set_state() while a fit runs: a training epoch has begun. "
+                    "Restore before `fit` (or in a callback's on_train_begin, as "
+                    "augframe.BackupAndRestore does), or between fits."
+                )
+            self.core.set_state(checked)
+
+    def save_state(self, path: str | os.PathLike[str]) -> Path:
+        """Writes `get_state()` to `path` as JSON, atomically; returns the path.
+
+        Keep it beside a `ModelCheckpoint` file, e.g. `model.keras` ->
+        `model.keras.augframe.json` (`augframe.BackupAndRestore` keeps its
+        own in Keras' backup folder).
+
+        Example:
+        >>> seq.save_state("ckpt/model.keras.augframe.json")  # doctest: +SKIP
+        """
+        target = Path(path)
+        write_state(target, self.get_state())
+        return target
+
+    def load_state(self, path: str | os.PathLike[str]) -> None:
+        """`set_state` from a file `save_state` wrote.
+
+        Raises:
+            ConfigError: the file is not a state of this run (see `set_state`).
+        """
+        self.set_state(read_state(path))
+
+    def _run_identity(self) -> dict[str, Any]:
+        """What a saved state must match to be restored here."""
+        engine = self.core.engine
+        size = self._options["image_size"]
+        return {
+            "data": fingerprint(self.core.store, self.class_names),
+            "seed": self.seed,
+            "shard": list(self.shard) if self.shard is not None else None,
+            "image_size": list(size),
+            "color_mode": self._options["color_mode"],
+            "batch_size": self.batch_size,
+            "samples_per_class": engine.samples_per_class,
+            "num_samples": engine.num_samples,
+            "refresh": engine.refresh,
+        }
+
+    def _catch_up(self, epoch: int) -> None:
+        """`fit(initial_epoch=epoch)` on a fresh sequence: serve that epoch's frame."""
+        why = self.core.catch_up(epoch, self._run_identity())
+        if why is not None:
+            _warn.warn(
+                f"fit(initial_epoch={epoch}) without a saved state: the frames "
+                f"of the uninterrupted run cannot be told from the epoch alone "
+                f"({why}); this run serves its own frames from generation 1. "
+                "Restore the saved state (augframe.BackupAndRestore, "
+                "seq.load_state) to resume them.",
+                LifecycleWarning,
+            )
+            return
+        self.core.engine.say(
+            f"resumed at epoch {epoch}: frame {self.generation}, as an "
+            "uninterrupted run with no hot changes served it"
+        )
+
     # -------------------------------------------------------------- lifecycle
 
     def _serialised(self) -> contextlib.AbstractContextManager[None]:
@@ -435,17 +539,47 @@ class TrainingFacade(SequenceFacade):
         """
         with self._serialised():
             self.clock.fit_begin()
+            self._fit_epoch_begun = False
         self.keras_verbose = verbose
 
-    def on_fit_epoch_begin(self) -> None:
-        """Called by `augframe.FrameScheduler` at Keras' `on_epoch_begin`."""
+    def on_fit_epoch_begin(self, epoch: int | None = None) -> None:
+        """Called by `augframe.FrameScheduler` at Keras' `on_epoch_begin`.
+
+        `epoch` is Keras' epoch number: a fit whose first epoch is later than
+        this sequence's count on a fresh sequence (`fit(initial_epoch=k)` in
+        a new process, nothing restored) serves epoch k's frame (`_catch_up`).
+        """
         with self._serialised():
+            if epoch is not None:
+                self.start_fit_at(epoch)
+            self._fit_epoch_begun = True
             self.clock.fit_epoch_begin()
+
+    def start_fit_at(self, epoch: int) -> None:
+        """A fit's first epoch is Keras' epoch `epoch` (callbacks call this).
+
+        On a fresh sequence (no epoch counted, no state restored), a later
+        first epoch (`fit(initial_epoch=k)` in a new process) serves the
+        frame and order the uninterrupted run served at epoch k, when they
+        follow from k alone (an integer `epochs_per_frame`, whole frames, a
+        seed, no hot change before); otherwise one `LifecycleWarning` says
+        why not. Later calls in the same fit change nothing.
+        """
+        with self._serialised():
+            begun, self._fit_epoch_begun = self._fit_epoch_begun, True
+            if not begun and epoch > 0 and self.epoch == 0:
+                self._catch_up(epoch)
+
+    def _fit_bounds(self) -> None:
+        """A fit begins or ends (`augframe.BackupAndRestore` says so)."""
+        with self._serialised():
+            self._fit_epoch_begun = False
 
     def on_fit_end(self) -> None:
         """Called by `augframe.FrameScheduler`; counts an epoch cut short."""
         self.keras_verbose = None
         with self._serialised():
+            self._fit_epoch_begun = False
             if self.clock.fit_end():
                 self._end_epoch()
 

@@ -64,7 +64,7 @@ class SchedulingCore:
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         for seq in self._sequences():
-            seq.on_fit_epoch_begin()
+            seq.on_fit_epoch_begin(epoch)
 
     def on_train_end(self, logs: dict | None = None) -> None:
         for seq in self._sequences():

@@ -159,6 +159,20 @@ class HotSettings:
         """The values in force, by name (as a new control file holds them)."""
         return dict(self._values)
 
+    def restore(self, values: Mapping[str, Any]) -> None:
+        """Takes back the values a saved state holds, each checked, telling no
+        listener (the owner restores its frames itself, under its lock).
+
+        Raises:
+            ConfigError: a value is refused; nothing changes.
+        """
+        checked = {
+            name: self.check(name, values.get(name, self._values[name]))
+            for name in opts.HOT_OPTIONS
+        }
+        with self._lock:
+            self._values.update(checked)
+
     def subscribe(self, listener: Listener) -> None:
         """Calls `listener(names)` after every change, with the names changed."""
         self._listeners.append(listener)
@@ -262,6 +276,13 @@ class ControlLink:
         if adopted.get("learning_rate") is not None:
             values["learning_rate"] = adopted["learning_rate"]
         write_control(self.path, values)
+        self.file.poll()
+
+    def rewrite(self) -> None:
+        """Writes the values in force (a restored state's) and reads them back."""
+        write_control(
+            self.file.path, {**self.hot.values(), "regenerate": False, "stop": False}
+        )
         self.file.poll()
 
     def apply(self) -> bool:

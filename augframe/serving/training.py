@@ -25,6 +25,7 @@ import numpy as np
 
 from augframe._console import Say
 from augframe.augment.pipeline import PipelineSpec
+from augframe.core import state
 from augframe.core.builder import Frame
 from augframe.core.engine import FrameEngine, FrameInstalled, View, root_entropy
 from augframe.io.stores import ImageStore
@@ -207,6 +208,59 @@ class TrainingFrames:
 
     def regenerate(self) -> None:
         self.engine.regenerate()
+
+    # ------------------------------------------------------------------ state
+
+    def get_state(self, run: dict[str, Any]) -> dict[str, Any]:
+        """The data state (`augframe.core.state.capture`), taken as one command."""
+        with self.engine.serialised():
+            return state.capture(self.engine, run)
+
+    def set_state(self, saved: dict[str, Any]) -> None:
+        """Restores a checked state; the caller holds the command lock.
+
+        The control file is rewritten with the restored hot values (they are
+        the ones in force), so that what it shows is what is in force.
+        """
+        self.engine.restore(saved)
+        self.batcher.entropy = self.engine.entropy
+        for writer in self._reporter.writers:
+            if hasattr(writer, "entropy"):
+                writer.entropy = self.engine.entropy
+        if self.control is not None:
+            self.control.rewrite()
+
+    def catch_up(self, epoch: int, run: dict[str, Any]) -> str | None:
+        """Serves what an uninterrupted run served at `epoch` (`fit(initial_epoch)`).
+
+        Returns why it cannot (None: done): only frames of an integer
+        `epochs_per_frame`, whole, seeded, with no hot change in the run
+        before, follow from the epoch alone. The caller holds the command lock.
+        """
+        epochs = self.hot.epochs_per_frame
+        reasons = [
+            why
+            for bad, why in (
+                (epochs == "auto", 'epochs_per_frame="auto" (lengths measured)'),
+                (self.engine.rolling is not None, 'refresh="rolling"'),
+                (run.get("seed") is None, "seed=None (fresh frames every run)"),
+            )
+            if bad
+        ]
+        if reasons:
+            return ", ".join(reasons)
+        assert isinstance(epochs, int)
+        saved = state.capture(self.engine, run)
+        saved["position"] = {
+            "epoch": epoch,
+            "generation": 1 + epoch // epochs,
+            "epochs_in_frame": epoch % epochs,
+            "aug_p": self.hot.aug_p,
+            "pipe_p": self.hot.pipe_p,
+        }
+        saved["schedule"] = {**saved["schedule"], "frame_epochs": epochs}
+        self.set_state(saved)
+        return None
 
     def close(self) -> None:
         self.engine.close()

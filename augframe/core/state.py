@@ -1,0 +1,268 @@
+"""A training sequence's data state: saved, checked and restored (resuming a run).
+
+Frames are a pure function of the root entropy, the generation, the slot and
+the settings in force (docs/design/engine.md); the sample order of an epoch
+of `(entropy, generation, epochs in the frame)`. So a run's data position is
+a few numbers, and `capture` writes them as a JSON-serialisable dict:
+
+- `run`: what the state only fits (the seed, a fingerprint of the data set:
+  class names, counts and every native's name, file paths relative to their
+  common folder; `image_size`, `batch_size`,
+  `samples_per_class`...). `check` refuses a state whose `run` differs, and
+  one written by a newer format.
+- `entropy`: the root of every random stream (drawn fresh when `seed=None`).
+- `position`: the epochs counted, the generation served, the epochs it has
+  served, and the probabilities it was built with.
+- `hot`: the hot settings in force (`aug_p`, `pipe_p`, `epochs_per_frame`,
+  `example_prob`); `schedule`: the frame length planned for the served
+  frame and the measurements `epochs_per_frame="auto"` plans from;
+  `unreadable`: the natives found unreadable so far (frames leave them out).
+- `rolling`: for `refresh="rolling"`, the slot ledger: each slot's native,
+  variant flag, birth epoch and age limit, and how its sample was made (the
+  generation, the draw and the probabilities of its time), so that the
+  frame is made again slot by slot.
+
+The engine restores a checked state under its command lock
+(`FrameEngine.restore`): it rebuilds the served frame from its generation and
+probabilities, so the next epoch serves exactly the frame and order the saved
+run would have served, whatever the build workers.
+
+Example:
+>>> import numpy as np
+>>> from augframe import FrameSequence
+>>> data = {"a": np.zeros((4, 8, 8, 3), np.uint8), "b": np.ones((2, 8, 8, 3), np.uint8)}
+>>> seq = FrameSequence(data, image_size=(8, 8), samples_per_class=2, seed=0,
+...                     background=False, verbose=0)
+>>> state = seq.get_state()
+>>> state["version"], state["position"]["generation"], state["position"]["epoch"]
+(1, 1, 0)
+>>> seq.close()
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from augframe._files import UntrustedFileError, read_json_file, write_atomic
+from augframe.errors import ConfigError
+
+if TYPE_CHECKING:
+    from augframe.core.engine import FrameEngine
+
+__all__ = [
+    "FORMAT",
+    "VERSION",
+    "capture",
+    "check",
+    "fingerprint",
+    "read_state",
+    "write_state",
+]
+
+FORMAT = "augframe.FrameSequence.state"
+VERSION = 1
+"""The state format written; a state of a larger version is refused."""
+
+
+def fingerprint(store: Any, class_names: list[str]) -> str:
+    """A digest of the data set: class names, counts per class, every native's name.
+
+    Example:
+    >>> from augframe.io.stores import mapping_to_store
+    >>> store, names = mapping_to_store({"a": np.zeros((2, 4, 4, 3), np.uint8)},
+    ...                                 image_size=(4, 4), num_workers=1)
+    >>> len(fingerprint(store, names))
+    16
+    """
+    h = hashlib.blake2b(digest_size=8)
+    h.update(repr(list(class_names)).encode())
+    labels = np.asarray(store.labels, np.int64)
+    h.update(np.bincount(labels, minlength=len(class_names)).tobytes())
+    h.update(labels.tobytes())
+    for name in _relative(store.name(i) for i in range(len(store))):
+        h.update(name.encode("utf-8", "surrogateescape") + b"\0")
+    return h.hexdigest()
+
+
+def _relative(names: Iterable[str]) -> list[str]:
+    """File paths relative to their common folder (a data set that moved is
+    the same data set); other names as they are.
+
+    Example:
+    >>> _relative(["/a/data/x/1.jpg", "/a/data/y/2.jpg"]), _relative(["#0", "#1"])
+    (['x/1.jpg', 'y/2.jpg'], ['#0', '#1'])
+    """
+    names = list(names)
+    if not names or not all(os.path.isabs(name) for name in names):
+        return names
+    root = os.path.dirname(names[0]) if len(names) == 1 else os.path.commonpath(names)
+    return [os.path.relpath(name, root) for name in names]
+
+
+def capture(engine: FrameEngine, run: Mapping[str, Any]) -> dict[str, Any]:
+    """The engine's data state, JSON-serialisable (see the module docstring).
+
+    Take it under the engine's command lock, so that no epoch end or hot
+    change interleaves (`FrameSequence.get_state` does).
+    """
+    with engine.reading() as view:
+        frame = view.frame
+    schedule = engine.schedule
+    length = schedule.length
+    rolling = None
+    if engine.rolling is not None:
+        ledger = engine.rolling.ledger
+        rolling = {
+            "native_index": ledger.native_index.tolist(),
+            "forced": ledger.forced.astype(int).tolist(),
+            "born": ledger.born.tolist(),
+            "limit": ledger.limit.tolist(),
+            "generation": ledger.generation.tolist(),
+            "attempt": ledger.attempt.tolist(),
+            "probabilities": [
+                [None if np.isnan(p) else float(p) for p in row]
+                for row in ledger.probabilities.tolist()
+            ],
+            "repeats": np.flatnonzero(engine.rolling.repeats).tolist(),
+        }
+    return {
+        "format": FORMAT,
+        "version": VERSION,
+        "run": dict(run),
+        "entropy": int(engine.entropy),
+        "position": {
+            "epoch": int(engine.epoch),
+            "generation": int(frame.generation),
+            "epochs_in_frame": int(engine.epochs_in_frame),
+            "aug_p": frame.aug_p,
+            "pipe_p": frame.pipe_p,
+        },
+        "hot": engine.hot.values(),
+        "schedule": {
+            "frame_epochs": int(schedule.frame_epochs),
+            "work_seconds": length.work_seconds,
+            "beside_training": bool(length.measured_beside_training),
+            "epoch_seconds": list(schedule.recent_seconds),
+        },
+        "unreadable": np.flatnonzero(~engine.usable).tolist(),
+        "rolling": rolling,
+    }
+
+
+def check(state: Any, run: Mapping[str, Any]) -> dict[str, Any]:
+    """`state` if it fits a run described by `run`; else a `ConfigError` naming why.
+
+    Raises:
+        ConfigError: not a state dict, a newer format, or a run setting that
+            differs (a different seed, data set, image size, batch size...).
+    """
+    if not isinstance(state, Mapping) or state.get("format") != FORMAT:
+        raise ConfigError(
+            "Invalid value for argument `state`. Received: "
+            f"{_short(state)}. Expected a dict from FrameSequence.get_state() "
+            f'(with "format": "{FORMAT}").'
+        )
+    version = state.get("version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise ConfigError(
+            f"Invalid value for argument `state`. Received: version={version!r}. "
+            f"Expected a positive integer (this augframe writes version {VERSION})."
+        )
+    if version > VERSION:
+        raise ConfigError(
+            f"This state was saved in format version {version}, newer than "
+            f"this augframe reads ({VERSION}). Upgrade augframe to resume from it."
+        )
+    saved = state.get("run") or {}
+    differ = [
+        f"{name}: saved {saved.get(name)!r}, this sequence {value!r}"
+        for name, value in run.items()
+        if _json(saved.get(name)) != _json(value)
+    ]
+    if differ:
+        raise ConfigError(
+            "This state belongs to another run and cannot be restored here: "
+            + "; ".join(differ)
+            + ". Build the sequence with the settings and data of the run that "
+            "saved it (the data set is compared by a fingerprint of its class "
+            "names, class counts and file names)."
+        )
+    for key in ("entropy", "position", "hot", "schedule", "unreadable"):
+        if key not in state:
+            raise ConfigError(
+                f"Invalid value for argument `state`. Received: a state without "
+                f"`{key}`. Expected every key FrameSequence.get_state() writes."
+            )
+    rolling = state.get("rolling")
+    if run.get("refresh") == "rolling" and not (
+        isinstance(rolling, Mapping) and set(rolling) >= _ROLLING_KEYS
+    ):
+        raise ConfigError(
+            "Invalid value for argument `state`. Received: a state without its "
+            "rolling frame's slots. Expected the `rolling` part that "
+            'get_state() writes for refresh="rolling".'
+        )
+    position = state["position"]
+    if not (
+        _count(position.get("generation"), 1)
+        and _count(position.get("epoch"), 0)
+        and _count(position.get("epochs_in_frame"), 0)
+    ):
+        raise ConfigError(
+            "Invalid value for argument `state`. Received: position="
+            f"{position!r}. Expected generation >= 1, epoch >= 0 and "
+            "epochs_in_frame >= 0 (integers)."
+        )
+    return dict(state)
+
+
+_ROLLING_KEYS = frozenset(
+    {"native_index", "forced", "born", "limit", "generation", "attempt",
+     "probabilities", "repeats"}
+)  # fmt: skip
+
+
+def _count(value: Any, low: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= low
+
+
+def _json(value: Any) -> Any:
+    """`value` as JSON would give it back (tuples are lists)."""
+    if isinstance(value, (tuple, list)):
+        return [_json(v) for v in value]
+    return value
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+MAX_STATE_BYTES = 1 << 28
+"""The largest state file read (a rolling ledger is a few numbers per slot)."""
+
+
+def write_state(path: str | os.PathLike[str], value: Any) -> None:
+    """Writes `value` (a state, or states) as JSON to `path`, atomically."""
+    write_atomic(path, json.dumps(value, separators=(",", ":")).encode())
+
+
+def read_state(path: str | os.PathLike[str]) -> Any:
+    """The JSON value of a state file `write_state` wrote.
+
+    Raises:
+        ConfigError: it cannot be read, or is not JSON.
+    """
+    try:
+        return read_json_file(path, max_bytes=MAX_STATE_BYTES, max_depth=8, follow=True)
+    except (OSError, UntrustedFileError) as exc:
+        raise ConfigError(
+            f"Invalid value for argument `path`. Received: path={str(path)!r}. "
+            f"Expected a state file written by augframe ({exc})."
+        ) from exc
