@@ -13,6 +13,7 @@ import pytest
 
 import augframe
 from augframe.errors import ConfigError, LifecycleWarning
+from augframe.keras.backup import BackupAndRestore
 from tests.conftest import random_images, tiny_model
 
 EPOCHS = 6
@@ -102,15 +103,13 @@ def test_a_fit_interrupted_resumes_the_frames_from_the_backup(
     with make() as first, pytest.raises(RuntimeError, match="interrupted"):
         fit(
             first,
-            [augframe.BackupAndRestore(tmp_path, first), Interrupt(3)],
+            [BackupAndRestore(tmp_path, first), Interrupt(3)],
             model=model,
         )
     saved = json.loads((tmp_path / "augframe_state.json").read_text())
     assert sorted(saved, key=int) == ["2", "3"]  # the last two save points
     with make() as second:
-        digests = fit(
-            second, [augframe.BackupAndRestore(tmp_path, second)], model=model
-        )
+        digests = fit(second, [BackupAndRestore(tmp_path, second)], model=model)
         assert second.epoch == EPOCHS
     assert min(digests.by_epoch) == 3  # Keras resumed there
     assert digests.by_epoch == {e: uninterrupted[e] for e in range(3, EPOCHS)}
@@ -122,10 +121,10 @@ def test_a_save_inside_an_epoch_resumes_at_the_start_of_that_epoch(
 ) -> None:
     model = tiny_model(2, image_size=(8, 8))
     with make() as first, pytest.raises(RuntimeError, match="interrupted"):
-        backup = augframe.BackupAndRestore(tmp_path, first, save_freq=1)
+        backup = BackupAndRestore(tmp_path, first, save_freq=1)
         fit(first, [backup, Interrupt(3, batch=1)], model=model)
     with make() as second:
-        backup = augframe.BackupAndRestore(tmp_path, second, save_freq=1)
+        backup = BackupAndRestore(tmp_path, second, save_freq=1)
         digests = fit(second, [backup], model=model)
     assert digests.by_epoch == {e: uninterrupted[e] for e in range(3, EPOCHS)}
 
@@ -162,11 +161,16 @@ def test_initial_epoch_says_when_it_cannot_serve_the_uninterrupted_frames(
 
 def test_backup_and_restore_takes_training_sequences_only(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="Expected the training sequences"):
-        augframe.BackupAndRestore(tmp_path)
+        BackupAndRestore(tmp_path)
     with (
         augframe.ValidationSequence(
             {"a": random_images(2, seed=0)}, image_size=(8, 8), verbose=0
         ) as val,
         pytest.raises(ConfigError, match="validation sequence has no frame"),
     ):
-        augframe.BackupAndRestore(tmp_path, val)
+        BackupAndRestore(tmp_path, val)
+
+
+def test_the_public_name_is_this_callback():
+    assert augframe.BackupAndRestore is BackupAndRestore
+    assert "BackupAndRestore" in augframe.__all__
