@@ -142,11 +142,11 @@ class FrameSequence(TrainingFacade, _Sequence):
             if self.clock.end_unannounced():
                 self._end_epoch()
 
-    def on_fit_epoch_begin(self) -> None:
+    def on_fit_epoch_begin(self, epoch: int | None = None) -> None:
         """Keras' epoch begins: it opens the training pass (no dataset hook does)."""
-        super().on_fit_epoch_begin()
+        super().on_fit_epoch_begin(epoch)
         with self._serialised():
-            self.clock.begin()
+            self._pass_began(self.clock.begin())
 
 
 class FrameScheduler(FrameSchedulerCore, tf_keras.callbacks.Callback):

@@ -80,7 +80,7 @@ def test_a_fit_without_the_scheduler_after_one_with_it_warns_and_counts():
     clock.fit_epoch_begin()
     assert run(clock, "BE") == [True]
     clock.fit_end()
-    with pytest.warns(LifecycleWarning, match="without augframe.FrameScheduler"):
+    with pytest.warns(LifecycleWarning, match="without augframe.ControlCallback"):
         ends = run(clock, "AR BE BE BE")
     assert ends == [False, False, True, True]
 
@@ -153,5 +153,5 @@ def test_keras2_nested_pass_leaves_the_training_pass_open():
 def test_keras2_fit_without_the_callback_after_one_with_it_warns_and_counts():
     clock = EpochClock()
     run_keras2(clock, "A S PU F")
-    with pytest.warns(LifecycleWarning, match="without augframe.FrameScheduler"):
+    with pytest.warns(LifecycleWarning, match="without augframe.ControlCallback"):
         assert run_keras2(clock, "A UUU") == [False, True, True]

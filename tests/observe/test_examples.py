@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import tempfile
 import tracemalloc
 import unicodedata
@@ -47,7 +48,11 @@ def write_folder(root: Path, names: list[str], *, count: int = 2) -> Path:
 
 
 def stems_of(example_dir: Path) -> set[str]:
-    return {p.name.rsplit("_g", 1)[0] for p in example_dir.glob("*.jpg")}
+    """The class stems of the examples (`<stem>_<run>_g...`; old: `<stem>_g...`)."""
+    return {
+        re.sub(r"_r\d{8}-\d{6}(?:-\d+)?$", "", p.name.rsplit("_g", 1)[0])
+        for p in example_dir.glob("*.jpg")
+    }
 
 
 # ------------------------------------------------------------ example names
