@@ -44,7 +44,7 @@ logger = logging.getLogger("augframe")
 # with the run (`<stem>_r20260102-030405_g0001_s000007.jpg`,
 # `frame_r20260102-030405_g0001_report.png`): a ring counts and trims both.
 _PATTERN = re.compile(r"^.+_g\d+_s\d+\.jpg$")
-_REPORT_PATTERN = re.compile(r"^frame_(?:r\d{8}-\d{6}(?:-\d+)?_g)?\d+_report\.png$")
+_REPORT_PATTERN = re.compile(r"^frame_(?:r\d{8}-\d{6}[a-z]?\d*_g)?\d+_report\.png$")
 _CLAIMED: set[tuple[str, str]] = set()  # (folder, run) claimed by this process
 
 MAX_SHEET_CLASSES = 32  # classes a contact sheet draws; the rest are counted
@@ -182,7 +182,7 @@ def new_run(
     Example and report files carry it, so that the files of two runs into
     one folder never interleave: sorted by name, a run's files follow the
     earlier run's. A name already used in the folder (or by this process)
-    gets `-2`, `-3`...
+    gets a letter, `b`, `c`... (sorted after it).
 
     Example:
     >>> new_run("example_images", now=datetime.datetime(2026, 1, 2, 3, 4, 5))
@@ -195,10 +195,10 @@ def new_run(
     except OSError:
         names = []
     key = str(folder.resolve())
-    run, n = base, 1
+    run, n = base, 0
     while (key, run) in _CLAIMED or any(f"_{run}_g" in name for name in names):
         n += 1
-        run = f"{base}-{n}"
+        run = base + (chr(ord("a") + n) if n < 26 else f"z{n}")
     _CLAIMED.add((key, run))
     return run
 

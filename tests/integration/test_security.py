@@ -316,7 +316,7 @@ def test_class_names_cannot_escape_the_example_folder(tmp_path):
         if path not in (example_dir.parent, example_dir):
             assert path.parent == example_dir, f"written outside: {name}"
             assert path.is_file()
-            report = re.fullmatch(r"frame_r[\d-]+_g0001_report\.png", path.name)
+            report = re.fullmatch(r"frame_r[\da-z-]+_g0001_report\.png", path.name)
             assert path.suffix == ".jpg" or report
     # Every class's examples (a name too long for a file is cut and hashed),
     # and the frame's report (the class names drawn in it); nothing to warn.

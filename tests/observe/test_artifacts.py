@@ -127,7 +127,7 @@ def artifacts(folder, *, example_prob=1.0, max_examples=50, entropy=0):
 def names(folder, pattern="*.jpg"):
     """The file names, the run in each (`r<date>-<time>`) written `RUN`."""
     return sorted(
-        re.sub(r"_r\d{8}-\d{6}(?:-\d+)?_g", "_RUN_g", p.name)
+        re.sub(r"_r\d{8}-\d{6}[a-z]?\d*_g", "_RUN_g", p.name)
         for p in folder.glob(pattern)
     )
 
@@ -179,3 +179,29 @@ def test_a_rolling_frame_writes_only_the_slots_just_built(tmp_path):
     rolling = dataclasses.replace(event.frame, fresh_slots=fresh)
     artifacts(tmp_path)(FrameReported(rolling, event.report))
     assert [int(n.split("_s")[1][:6]) for n in names(tmp_path)] == [2, 5, 7]
+
+
+def test_a_second_run_into_the_same_folder_names_its_own_files(tmp_path):
+    source = {c: random_images(4, seed=i, size=(8, 8)) for i, c in enumerate("abc")}
+    runs = []
+    for _ in range(2):
+        with FrameSequence(
+            source, image_size=(8, 8), samples_per_class=4, seed=0, verbose=0,
+            example_dir=tmp_path, example_prob=1.0, max_examples=8,
+        ) as seq:  # fmt: skip
+            seq.regenerate()  # frames 1 and 2 of each run
+            runs.append(re.findall(r"_(r[\da-z-]+)_g", " ".join(names_of(tmp_path))))
+    first, second = (set(found) for found in runs)
+    assert len(first) == 1 and len(second) == 2 and first < second  # a new run
+    (run,) = second - first
+    files = names_of(tmp_path)
+    # Bounded across runs: the newest 8 examples and 8 reports of either run.
+    assert len([n for n in files if n.endswith(".jpg")]) == 8
+    assert [n for n in files if n.endswith(".png")] == [
+        f"frame_{r}_g{g:04d}_report.png" for r in [*sorted(first), run] for g in (1, 2)
+    ]
+    assert all(f"_{run}_g" in n for n in files if n.endswith(".jpg"))
+
+
+def names_of(folder):
+    return sorted(p.name for p in folder.iterdir())
