@@ -403,7 +403,6 @@ class FrameEngine:
         if self._fit_ends(last):
             self._fit_ended(owe=regenerate or due, everything=regenerate)
         elif (regenerate or due) and not self._closed:
-            self._owed = None
             self._next_frame(everything=regenerate)
             return True
         assert self._served.view is not None
@@ -500,8 +499,7 @@ class FrameEngine:
                 self._owed = True
             self._set_horizon(epochs_left)
             if self._owed is not None and not self._closed and epochs_left != 0:
-                everything, self._owed = self._owed, None
-                self._next_frame(everything=everything)
+                self._next_frame(everything=self._owed)
 
     def epochs_left(self, epochs_left: int) -> None:
         """The running fit has `epochs_left` epochs to run, this one included
@@ -591,6 +589,7 @@ class FrameEngine:
         )
 
     def _next_frame(self, *, everything: bool = False) -> None:
+        self._owed = None  # any new frame is the one a fit's end left owed
         if self._pending is None and self._rolling is None:
             self._start_pending(needed=True)  # none started: none was served
         view = self._served.view

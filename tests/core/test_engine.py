@@ -312,3 +312,14 @@ def test_without_a_known_horizon_the_schedule_is_unchanged():
     assert [eng.end_epoch() for _ in range(3)] == [True, True, True]
     assert eng.generation == 4 and eng._pending is not None
     eng.close()
+
+
+def test_a_regenerate_between_fits_pays_the_swap_a_stop_left():
+    eng = horizon_engine(epochs_per_frame=1, background=True)
+    eng.begin_fit(3)
+    assert not eng.end_epoch(last=True)  # stopped: frame 2 owed
+    eng.end_fit()
+    eng.regenerate()  # by hand, between fits: frame 2
+    eng.begin_fit(2)  # nothing owed any more: frame 2 serves the first epoch
+    assert eng.generation == 2
+    eng.close()
