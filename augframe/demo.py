@@ -428,7 +428,7 @@ def _summary(result: DemoResult, counts: dict[str, int], *, val_per_class: int) 
         if sheets
         else "  contact sheets: none (no epoch ran)",
         f"  example images: {result.example_dir} (grid: {result.contact_sheet}; "
-        "frame reports: frame_<generation>_report.png)",
+        "frame reports: frame_<run>_g<generation>_report.png)",
         f"  control file:   {result.control_file}",
     ]
     return "\n".join(lines)

@@ -146,7 +146,7 @@ class FrameSequence(TrainingFacade, _Sequence):
         """Keras' epoch begins: it opens the training pass (no dataset hook does)."""
         super().on_fit_epoch_begin(epoch)
         with self._serialised():
-            self.clock.begin()
+            self._pass_began(self.clock.begin())
 
 
 class FrameScheduler(FrameSchedulerCore, tf_keras.callbacks.Callback):

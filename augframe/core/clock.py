@@ -8,12 +8,12 @@ Example:
 >>> clock = EpochClock()
 >>> clock.adapted(); clock.end()  # fit: adapter, then the reset
 False
->>> clock.begin(); clock.end()  # epoch 1
-True
->>> clock.adapted(); clock.begin(); clock.end()  # predict from a callback
-False
->>> clock.begin(); clock.end()  # epoch 2
-True
+>>> clock.begin(), clock.end()  # epoch 1
+(True, True)
+>>> clock.adapted(); clock.begin(), clock.end()  # predict from a callback
+(False, False)
+>>> clock.begin(), clock.end()  # epoch 2
+(True, True)
 """
 
 from __future__ import annotations
@@ -69,8 +69,8 @@ class EpochClock:
         self._fresh = True
         self._unawaited = 0
 
-    def begin(self) -> None:
-        """The dataset's `on_epoch_begin`."""
+    def begin(self) -> bool:
+        """The dataset's `on_epoch_begin`; True when a training pass began."""
         kind: _Kind
         if self._explicit:
             kind = "train" if self._await_train and not self._open else "other"
@@ -95,6 +95,7 @@ class EpochClock:
             kind = "train"
         self._fresh = False
         self._open.append(kind)
+        return kind == "train" and len(self._open) == 1
 
     def end(self) -> bool:
         """The dataset's `on_epoch_end`; True when a training epoch ended."""

@@ -289,6 +289,11 @@ class FrameEngine:
         self.epoch = 0
         self.epochs_in_frame = 0
         self.last_error: BaseException | None = None
+        # The fit's horizon (see "The fit's last epoch" below): the epoch
+        # count at which the running fit ends (None: unknown), and a swap the
+        # last epoch of a fit left for the next epoch that serves a frame.
+        self._final_epoch: int | None = None
+        self._owed: bool | None = None  # None: none; else `everything`
         self._say_overrides()
         try:
             frame = self._builder.build(
@@ -436,12 +441,14 @@ class FrameEngine:
 
     # ---------------------------------------------------------------- schedule
 
-    def end_epoch(self, *, regenerate: bool = False) -> bool:
+    def end_epoch(self, *, regenerate: bool = False, last: bool = False) -> bool:
         """A training epoch ended: count it, maybe swap frames.
 
         Args:
             regenerate: swap in a new frame now, whatever the schedule says
                 (a control file asked for it).
+            last: no epoch of this fit follows (a stop was asked for): the
+                swap is left for the next fit (see `begin_fit`).
 
         Returns:
             True when a new frame was swapped in.
@@ -451,9 +458,9 @@ class FrameEngine:
                 stays served and the next epoch end tries again.
         """
         with self._command:
-            return self._end_epoch(regenerate)
+            return self._end_epoch(regenerate, last)
 
-    def _end_epoch(self, regenerate: bool) -> bool:
+    def _end_epoch(self, regenerate: bool, last: bool = False) -> bool:
         self.schedule.time_epoch()
         self.epoch += 1
         self.epochs_in_frame += 1
@@ -462,7 +469,11 @@ class FrameEngine:
         due = self._rolling is not None or self.schedule.due(
             self.epochs_in_frame, building=building
         )
-        if (regenerate or due) and not self._closed:
+        if self._owed is not None:  # a swap a fit's last epoch left
+            regenerate, due = regenerate or self._owed, True
+        if self._fit_ends(last):
+            self._fit_ended(owe=regenerate or due, everything=regenerate)
+        elif (regenerate or due) and not self._closed:
             self._next_frame(everything=regenerate)
             return True
         assert self._served.view is not None
@@ -539,12 +550,92 @@ class FrameEngine:
             pending.cancel()
             self._pending = None
             self._start_pending()
+        elif pending is None and "epochs_per_frame" in names:
+            self._start_pending()  # a shorter frame: the next one may be served
+
+    # ------------------------------------------------- the fit's last epoch
+
+    def begin_fit(self, epochs_left: int | None, *, regenerate: bool = False) -> None:
+        """A fit begins with `epochs_left` training epochs to run (None: unknown).
+
+        Nothing is built that no epoch of the fit serves: a frame is not
+        swapped in at the fit's last epoch end (the swap is owed to the
+        next fit, and made here, before its first epoch), and a background
+        build whose frame would come after the last epoch is not started
+        (or is cancelled). See docs/keras-lifecycle.md, "The last epoch".
+        `regenerate`: a new frame now (a control file asked for one).
+        """
+        with self._command:
+            if regenerate:
+                self._owed = True
+            self._set_horizon(epochs_left)
+            if self._owed is not None and not self._closed and epochs_left != 0:
+                self._next_frame(everything=self._owed)
+
+    def epochs_left(self, epochs_left: int) -> None:
+        """The running fit has `epochs_left` epochs to run, this one included
+        (its epoch begins: `fit(initial_epoch=...)` is known only then)."""
+        with self._command:
+            self._set_horizon(epochs_left)
+
+    def end_fit(self) -> None:
+        """The fit ended: its horizon is forgotten (a later epoch is not known)."""
+        with self._command:
+            self._final_epoch = None
+
+    def _set_horizon(self, epochs_left: int | None) -> None:
+        self._final_epoch = None if epochs_left is None else self.epoch + epochs_left
+        if self._closed:
+            return
+        pending = self._pending
+        if pending is not None and not self._builds_are_served():
+            pending.cancel()  # its frame would come after the last epoch
+            self._pending = None
+        elif pending is None:
+            self._start_pending()
+
+    def _fit_ends(self, last: bool) -> bool:
+        """Whether the epoch just counted is the running fit's last."""
+        return last or (
+            self._final_epoch is not None and self.epoch >= self._final_epoch
+        )
+
+    def _fit_ended(self, *, owe: bool, everything: bool) -> None:
+        """The fit ends with the epoch just counted: a due swap waits for the
+        next fit, and a build in flight is cancelled (no epoch would serve it)."""
+        if owe:
+            self._owed = everything or bool(self._owed)
+        if self._pending is not None:
+            self._pending.cancel()
+            self._pending = None
+        self._final_epoch = self.epoch  # nothing is started until a new fit
+
+    def _builds_are_served(self) -> bool:
+        """Whether an epoch of the running fit would serve the next build.
+
+        The next swap comes at the end of the epoch the frame's plan says
+        (every epoch for a rolling frame); its frame is served only if an
+        epoch follows it. Unknown horizon: True.
+        """
+        if self._final_epoch is None:
+            return True
+        planned = self.hot.epochs_per_frame
+        if planned == "auto":
+            planned = self.schedule.frame_epochs
+        if self._rolling is not None:
+            planned = 1
+        swap = self.epoch + max(1, int(planned) - self.epochs_in_frame)
+        return swap < self._final_epoch
 
     # ------------------------------------------------------------------ builds
 
-    def _start_pending(self) -> None:
+    def _start_pending(self, *, needed: bool = False) -> None:
+        """Starts the next build in the background, unless no epoch would
+        serve it (`needed`: a swap waits for it now)."""
         view = self._served.view
         if not self.background or self._closed or view is None:
+            return
+        if not (needed or self._builds_are_served()):
             return
         self._say_overrides()
         if self._rolling is not None:
@@ -569,6 +660,9 @@ class FrameEngine:
         )
 
     def _next_frame(self, *, everything: bool = False) -> None:
+        self._owed = None  # any new frame is the one a fit's end left owed
+        if self._pending is None and self._rolling is None:
+            self._start_pending(needed=True)  # none started: none was served
         view = self._served.view
         last = view.frame if view is not None else None
         generation = (last.generation if last is not None else 0) + 1

@@ -268,7 +268,7 @@ class SequenceFacade:
 
         Natives, artificial variants and repeats per class, build time and
         speed (see `augframe.observe.report.FrameReport`); also logged as one line per
-        frame and, with `example_dir`, drawn as `frame_<generation>_report.png`.
+        frame and, with `example_dir`, drawn as `frame_<run>_g<generation>_report.png`.
 
         Example:
         >>> seq.frame_report.variants  # doctest: +SKIP
@@ -527,33 +527,56 @@ class TrainingFacade(SequenceFacade):
         with self._serialised():
             self.clock.adapted()
 
-    def _end_epoch(self) -> None:
+    def _end_epoch(self, *, last: bool = False) -> None:
         """A training epoch ended (the clock said so): the frames' schedule runs."""
-        self.core.end_epoch()
+        self.core.end_epoch(last=last)
 
-    def on_fit_begin(self, *, verbose: int | str | None = None) -> None:
+    def _pass_began(self, training: bool) -> None:
+        """A pass began; a training one announces the frame it first serves."""
+        if training:
+            self.core.serving_begins()
+
+    def on_fit_begin(
+        self,
+        *,
+        verbose: int | str | None = None,
+        epochs: int | None = None,
+        stops_on_file: bool = False,
+    ) -> None:
         """Called by `augframe.FrameScheduler`: Keras' epochs drive the clock.
 
         `verbose` is the fit's (from the callback's `params`): only with 1
         (or "auto") does Keras' progress bar keep its line open at epoch ends.
+        `epochs` (also from `params`) tells the sequence the fit's last epoch:
+        no frame is swapped in after it and no build started that no epoch
+        serves. `stops_on_file`: the callback stops the fit when the control
+        file says `"stop": true` (the sequence then makes that epoch the last).
         """
         with self._serialised():
             self.clock.fit_begin()
             self._fit_epoch_begun = False
+            self.core.begin_fit(
+                epochs=epochs if isinstance(epochs, int) and epochs >= 0 else None,
+                stops_on_file=stops_on_file,
+            )
         self.keras_verbose = verbose
 
     def on_fit_epoch_begin(self, epoch: int | None = None) -> None:
-        """Called by `augframe.FrameScheduler` at Keras' `on_epoch_begin`.
+        """Called by `augframe.FrameScheduler` at Keras' `on_epoch_begin(epoch)`.
 
         `epoch` is Keras' epoch number: a fit whose first epoch is later than
         this sequence's count on a fresh sequence (`fit(initial_epoch=k)` in
-        a new process, nothing restored) serves epoch k's frame (`_catch_up`).
+        a new process, nothing restored) serves epoch k's frame (`_catch_up`),
+        and the fit's last epoch is counted from it.
         """
         with self._serialised():
             if epoch is not None:
                 self.start_fit_at(epoch)
             self._fit_epoch_begun = True
             self.clock.fit_epoch_begin()
+            if isinstance(epoch, int):  # tf.data ends a pass at the next one's begin
+                uncounted = int(self.clock.in_training_pass)
+                self.core.fit_epoch_begins(epoch, uncounted=uncounted)
 
     def start_fit_at(self, epoch: int) -> None:
         """A fit's first epoch is Keras' epoch `epoch` (callbacks call this).
@@ -576,12 +599,16 @@ class TrainingFacade(SequenceFacade):
             self._fit_epoch_begun = False
 
     def on_fit_end(self) -> None:
-        """Called by `augframe.FrameScheduler`; counts an epoch cut short."""
+        """Called by `augframe.FrameScheduler`; counts an epoch cut short.
+
+        That epoch is the fit's last: nothing is swapped in after it.
+        """
         self.keras_verbose = None
         with self._serialised():
             self._fit_epoch_begun = False
             if self.clock.fit_end():
-                self._end_epoch()
+                self._end_epoch(last=True)
+            self.core.end_fit()
 
     def _progress_line_may_be_open(self) -> bool:
         """Whether Keras' progress bar may have its line open at an epoch end.

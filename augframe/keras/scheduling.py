@@ -53,14 +53,19 @@ class SchedulingCore:
     """Forwards Keras' training epochs to the sequences `_sequences()` names."""
 
     sequence_type: ClassVar[type[TrainingFacade]] = TrainingFacade
+    stops_on_file: ClassVar[bool] = False  # stops the fit on `"stop": true`
 
     def _sequences(self) -> list[TrainingFacade]:
         raise NotImplementedError
 
     def on_train_begin(self, logs: dict | None = None) -> None:
-        verbose = _params(self).get("verbose")
+        params = _params(self)
         for seq in self._sequences():
-            seq.on_fit_begin(verbose=verbose)
+            seq.on_fit_begin(
+                verbose=params.get("verbose"),
+                epochs=params.get("epochs"),  # the fit's last epoch: nothing after it
+                stops_on_file=self.stops_on_file,
+            )
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         for seq in self._sequences():
@@ -98,6 +103,7 @@ class StopCore(SchedulingCore):
     """
 
     model: Any  # set by Keras
+    stops_on_file = True
 
     def __init__(
         self,

@@ -199,7 +199,7 @@ class FrameSequence(TrainingFacade, _PyDataset):
         control_file: path of a control.json re-read at every epoch end; it
             is (re)written with the constructor's values at construction.
         example_dir: folder for example JPEGs of the frames, and a report
-            PNG per frame (`frame_<generation>_report.png`, see
+            PNG per frame (`frame_<run>_g<generation>_report.png`, see
             `frame_report`).
         example_prob: probability that a sample of a frame is written there.
         max_examples: the most example JPEGs kept in `example_dir`, and
@@ -271,7 +271,7 @@ class FrameSequence(TrainingFacade, _PyDataset):
 
     def on_epoch_begin(self) -> None:
         with self._serialised():
-            self.clock.begin()
+            self._pass_began(self.clock.begin())
 
     def on_epoch_end(self) -> None:
         with self._serialised():

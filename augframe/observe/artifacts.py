@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from augframe.core.seeds import Stream, derive_rng
-from augframe.observe.examples import ExampleRing
+from augframe.observe.examples import ExampleRing, new_run
 from augframe.observe.report import draw_report
 
 __all__ = ["FrameArtifacts"]
@@ -28,9 +28,12 @@ class FrameArtifacts:
     """Writes every new frame's examples, then its report, into `example_dir`.
 
     A sample of the frame is written with probability `example_prob` (the
-    hot value in force when the frame is installed), the latest
-    `max_examples` kept; the report PNG is `frame_<generation>_report.png`,
-    after the examples, so that a full disk is one warning, about them.
+    hot value in force when the frame is announced: when the first epoch
+    that serves it begins), the latest `max_examples` kept; the report PNG
+    is `frame_<run>_g<generation>_report.png`, after the examples, so that a
+    full disk is one warning, about them. Every file name carries the run
+    (`new_run`: when the sequence was made), so that a second run into the
+    same folder never interleaves with the first's files.
 
     Args:
         example_dir: the folder (created if needed).
@@ -51,7 +54,10 @@ class FrameArtifacts:
         entropy: int,
     ) -> None:
         self.ring = ExampleRing(
-            example_dir, max_examples=max_examples, class_names=class_names
+            example_dir,
+            max_examples=max_examples,
+            class_names=class_names,
+            run=new_run(example_dir) if max_examples else None,
         )
         self.hot = hot
         self.max_examples = max_examples

@@ -9,6 +9,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import datetime
 import hashlib
 import logging
 import os
@@ -31,6 +32,7 @@ __all__ = [
     "contact_sheet",
     "example_stem",
     "example_stems",
+    "new_run",
     "printable",
     "save_png",
     "viewable",
@@ -38,8 +40,12 @@ __all__ = [
 
 logger = logging.getLogger("augframe")
 
+# Old names (`<stem>_g0001_s000007.jpg`, `frame_0001_report.png`) and names
+# with the run (`<stem>_r20260102-030405_g0001_s000007.jpg`,
+# `frame_r20260102-030405_g0001_report.png`): a ring counts and trims both.
 _PATTERN = re.compile(r"^.+_g\d+_s\d+\.jpg$")
-_REPORT_PATTERN = re.compile(r"^frame_\d+_report\.png$")
+_REPORT_PATTERN = re.compile(r"^frame_(?:r\d{8}-\d{6}[a-z]?\d*_g)?\d+_report\.png$")
+_CLAIMED: set[tuple[str, str]] = set()  # (folder, run) claimed by this process
 
 MAX_SHEET_CLASSES = 32  # classes a contact sheet draws; the rest are counted
 MAX_STEM_BYTES = 100  # UTF-8 bytes of a class's part of an example's file name
@@ -168,6 +174,35 @@ def _folded(stem: str) -> str:
     return unicodedata.normalize("NFC", stem).casefold()
 
 
+def new_run(
+    directory: str | os.PathLike[str], *, now: datetime.datetime | None = None
+) -> str:
+    """A name for a run writing into `directory`: `r<YYYYMMDD>-<HHMMSS>` (local time).
+
+    Example and report files carry it, so that the files of two runs into
+    one folder never interleave: sorted by name, a run's files follow the
+    earlier run's. A name already used in the folder (or by this process)
+    gets a letter, `b`, `c`... (sorted after it).
+
+    Example:
+    >>> new_run("example_images", now=datetime.datetime(2026, 1, 2, 3, 4, 5))
+    'r20260102-030405'
+    """
+    folder = Path(directory)
+    base = (now or datetime.datetime.now()).strftime("r%Y%m%d-%H%M%S")
+    try:
+        names = [p.name for p in folder.iterdir()] if folder.is_dir() else []
+    except OSError:
+        names = []
+    key = str(folder.resolve())
+    run, n = base, 0
+    while (key, run) in _CLAIMED or any(f"_{run}_g" in name for name in names):
+        n += 1
+        run = base + (chr(ord("a") + n) if n < 26 else f"z{n}")
+    _CLAIMED.add((key, run))
+    return run
+
+
 def viewable(image: np.ndarray) -> np.ndarray:
     """An `(H, W, 3)` RGB picture of a sample of any color mode.
 
@@ -195,21 +230,24 @@ def viewable(image: np.ndarray) -> np.ndarray:
 class ExampleRing:
     """Writes example JPEGs and frame reports, each kind bounded by `max_examples`.
 
-    Examples are named `<stem>_g<generation>_s<slot>.jpg` (`example_stem`), reports
-    `frame_<generation>_report.png` (see `augframe.observe.report`). Each kind is a
-    ring of its own: beyond `max_examples` files of a kind, the oldest of that
-    kind is deleted, so the examples of a frame never push out the reports and
-    the folder holds at most `2 * max_examples` files of ours. Files of either
-    pattern already in the folder (from an earlier run) count towards the
-    bound, so the folder never grows without limit; other files are never
-    touched. A failed write (full disk, permissions) is one warning for the
-    folder, never an error.
+    Examples are named `<stem>_<run>_g<generation>_s<slot>.jpg` (`example_stem`),
+    reports `frame_<run>_g<generation>_report.png` (see
+    `augframe.observe.report`); without a `run`, `<stem>_g<generation>_s<slot>.jpg`
+    and `frame_<generation>_report.png`. Each kind is a ring of its own: beyond
+    `max_examples` files of a kind, the oldest of that kind is deleted, so the
+    examples of a frame never push out the reports and the folder holds at
+    most `2 * max_examples` files of ours. Files of either kind already in the
+    folder (from an earlier run, with or without a run in their names) count
+    towards the bound, so the folder never grows without limit; other files
+    are never touched. A failed write (full disk, permissions) is one warning
+    for the folder, never an error.
 
     Args:
         directory: the folder, created if needed.
         max_examples: the most files of each kind kept.
         class_names: all class names, when known: stems are then unique on
             case-insensitive file systems too (see `example_stems`).
+        run: the run's name in every file name (`new_run`); None: none.
     """
 
     def __init__(
@@ -218,9 +256,12 @@ class ExampleRing:
         *,
         max_examples: int,
         class_names: Iterable[str] = (),
+        run: str | None = None,
     ) -> None:
         self.directory = Path(directory)
         self.max_examples = max_examples
+        self.run = run
+        self._tag = f"_{run}_g" if run else "_g"  # what comes before the generation
         self._stems = example_stems(class_names)
         self._files: deque[Path] = deque()
         self._reports: deque[Path] = deque()
@@ -262,15 +303,16 @@ class ExampleRing:
         (`example_stem`): bounded, safe, unique, readable.
         """
         stem = self._stems.get(class_name) or example_stem(class_name)
-        path = self.directory / f"{stem}_g{generation:04d}_s{slot:06d}.jpg"
+        path = self.directory / f"{stem}{self._tag}{generation:04d}_s{slot:06d}.jpg"
         self._put(path, image, ".jpg", self._files, "example image")
 
     def write_report(self, image: np.ndarray, *, generation: int) -> Path | None:
-        """Writes a frame report (RGB uint8) as `frame_<generation>_report.png`.
+        """Writes a frame report (RGB uint8) as `frame_<run>_g<generation>_report.png`.
 
         Written like `write`; returns the path, or None when the write failed.
         """
-        path = self.directory / f"frame_{generation:04d}_report.png"
+        run = f"{self.run}_g" if self.run else ""
+        path = self.directory / f"frame_{run}{generation:04d}_report.png"
         return self._put(path, image, ".png", self._reports, "frame report")
 
     def _put(

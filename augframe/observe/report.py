@@ -62,7 +62,8 @@ class FrameReport:
             no native is used twice; `ceil(samples_per_class / natives)` for a
             scarce class.
         available: natives of each class in the store (this shard's).
-        build_seconds: wall time of the build, from plan to last sample.
+        build_seconds: wall time of the build, from plan to last sample
+            (`images_per_second` is computed over it).
         paced_seconds: part of `build_seconds` a paced background build held
             its work back to spread it over the epochs (0.0 otherwise).
         num_bytes: bytes of the frame's pixels in RAM.
@@ -151,11 +152,11 @@ class FrameReport:
 
     @property
     def images_per_second(self) -> float:
-        """Samples built per second of build time not held back by pacing
-        (a rolling frame's: its refreshed slots)."""
-        busy = max(self.build_seconds - self.paced_seconds, 1e-9)
+        """Samples built per second of the build's wall time (a rolling
+        frame's: its refreshed slots), pacing included: the rate the frame
+        was ready at, not that of the busiest part of its build."""
         built = self.num_samples if self.refreshed is None else self.refreshed
-        return built / busy
+        return built / max(self.build_seconds, 1e-9)
 
     def as_dict(self) -> dict[str, Any]:
         """The report as plain JSON-ready values, with one entry per class.
@@ -196,11 +197,13 @@ class FrameReport:
             },
         }
 
-    def summary(self) -> str:
+    def summary(self, *, speed: bool = True) -> str:
         """One line: samples per class, variants, repeats, build time and speed.
 
         The samples of the first `MAX_SHEET_CLASSES` classes are listed, the
         rest counted, so that the line stays short however many classes.
+        `speed=False` leaves out the build's time and speed (validation
+        data: its natives are read, nothing is built).
         """
         counts: Any = dict(
             zip(
@@ -222,11 +225,15 @@ class FrameReport:
                 + (f" ({self.num_repeats} repeats)" if self.num_repeats else "")
                 + f", built in {self.build_seconds:.2f}s"
             )
-        return (
+        line = (
             f"frame {self.generation}: {self.num_samples} samples {counts}, "
             f"{self.num_variants} artificial"
             + (f" ({self.num_repeats} repeats)" if self.num_repeats else "")
-            + f", built in {self.build_seconds:.2f}s "
+        )
+        if not speed:
+            return line
+        return (
+            line + f", built in {self.build_seconds:.2f}s "
             f"({paced}{self.images_per_second:,.0f} img/s)"
         )
 

@@ -61,7 +61,7 @@ class FrameSummaryWriter:
                 (
                     "frame/images_per_second",
                     report.images_per_second,
-                    "samples per second of build time not held back by pacing",
+                    "samples per second of the build's wall time",
                 ),
                 ("frame/variants", report.num_variants, "artificial variants"),
                 ("frame/repeats", report.num_repeats, "variants left as repeats"),

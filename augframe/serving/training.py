@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,7 +53,15 @@ class FrameReported:
 
 
 class Reporter:
-    """Builds every installed frame's report, says its line, then tells `writers`."""
+    """Builds every installed frame's report, says its line, then tells `writers`.
+
+    A frame swapped in at an epoch end is announced (its line said, its
+    examples and report PNG written) when the first epoch that serves it
+    begins (`announce_served`), inside `deferred()`: a frame that no epoch
+    serves (installed at the last epoch end of a fit that the sequence could
+    not foresee, without a callback) is never announced. Its report is
+    built at once (`report`): callbacks read it at that epoch's begin.
+    """
 
     def __init__(
         self,
@@ -63,6 +71,8 @@ class Reporter:
     ) -> None:
         self.class_names, self.say, self.writers = class_names, say, writers
         self.report: FrameReport | None = None  # of the frame being served
+        self._deferring = False
+        self._waiting: tuple[FrameReported, str] | None = None  # not announced
 
     def __call__(self, event: FrameInstalled) -> None:
         report = FrameReport.from_frame(
@@ -72,10 +82,32 @@ class Reporter:
             paced_seconds=event.paced_seconds,
         )
         self.report = report
-        self.say(report.summary() + event.note)
-        reported = FrameReported(event.frame, report)
+        # A frame installed before the last one was served is never announced.
+        self._waiting = (FrameReported(event.frame, report), event.note)
+        if not self._deferring:
+            self.announce_served()
+
+    @contextlib.contextmanager
+    def deferred(self) -> Iterator[None]:
+        """Frames installed in the block wait for `announce_served`."""
+        previous, self._deferring = self._deferring, True
+        try:
+            yield
+        finally:
+            self._deferring = previous
+
+    def announce_served(self) -> None:
+        """An epoch begins to serve the frame: say its line, write its files."""
+        if self._waiting is None:
+            return
+        (reported, note), self._waiting = self._waiting, None
+        self.say(reported.report.summary() + note)
         for writer in self.writers:
             writer(reported)
+
+    def forget(self) -> None:
+        """The frame not announced yet will never be served."""
+        self._waiting = None
 
 
 class TrainingFrames:
@@ -142,6 +174,8 @@ class TrainingFrames:
         self.batcher = Batcher(
             serving, num_classes=len(class_names), entropy=self.engine.entropy
         )
+        self.stops_on_file = False  # the fit's callback stops on the control file
+        self._epochs: int | None = None  # the fit's `epochs`, from its callback
 
     # ----------------------------------------------------------------- reading
 
@@ -200,11 +234,59 @@ class TrainingFrames:
 
     # --------------------------------------------------------------- lifecycle
 
-    def end_epoch(self) -> bool:
-        """A training epoch ended: apply the control file, then the schedule."""
+    def end_epoch(self, *, last: bool = False) -> bool:
+        """A training epoch ended: apply the control file, then the schedule.
+
+        A frame swapped in is announced when the epoch that serves it
+        begins (`serving_begins`). The epoch is the fit's last (no swap, no
+        build started) when `last`, when the fit's `epochs` are reached, or
+        when the fit's callback stops on the control file and it says
+        `"stop": true` (the callback reads it after this, at its epoch end).
+        """
         with self.engine.serialised():  # the file's changes and the swap: one command
+            self._reporter.announce_served()  # an epoch served it (Keras 2)
             regenerate = self.control.apply() if self.control is not None else False
-            return self.engine.end_epoch(regenerate=regenerate)
+            if self.stops_on_file and self.control is not None:
+                last = last or bool(self.control.file.current.stop)
+            with self._reporter.deferred():
+                return self.engine.end_epoch(regenerate=regenerate, last=last)
+
+    def serving_begins(self) -> None:
+        """A training epoch begins: announce the frame it is the first to serve."""
+        with self.engine.serialised():
+            self._reporter.announce_served()
+
+    def begin_fit(self, *, epochs: int | None, stops_on_file: bool) -> None:
+        """A fit with a callback begins: `epochs` (its `params`), and whether the
+        callback stops it on the control file's `"stop": true`.
+
+        The control file's edits since the last epoch apply first; then a
+        swap that the last fit's end left (or `regenerate` asks for) is made
+        now, announced at the first epoch (see `FrameEngine.begin_fit`).
+        """
+        with self.engine.serialised():
+            self.stops_on_file = stops_on_file
+            self._epochs = epochs
+            regenerate = self.control.apply() if self.control is not None else False
+            with self._reporter.deferred():
+                self.engine.begin_fit(epochs, regenerate=regenerate)
+
+    def fit_epoch_begins(self, epoch: int, *, uncounted: int = 0) -> None:
+        """Keras' epoch `epoch` (0-based) begins: the epochs left are known.
+
+        `uncounted`: training epochs that ended in Keras but not yet on the
+        clock (`as_tf_dataset` ends a pass when the next one begins).
+        """
+        with self.engine.serialised():
+            if self._epochs is not None:
+                self.engine.epochs_left(max(0, self._epochs - epoch) + uncounted)
+
+    def end_fit(self) -> None:
+        """The fit with a callback ended."""
+        with self.engine.serialised():
+            self.stops_on_file = False
+            self._epochs = None
+            self.engine.end_fit()
 
     def regenerate(self) -> None:
         self.engine.regenerate()
@@ -263,6 +345,7 @@ class TrainingFrames:
         return None
 
     def close(self) -> None:
+        self._reporter.forget()
         self.engine.close()
 
     def control_values(self) -> dict[str, Any]:

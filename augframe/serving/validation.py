@@ -206,7 +206,7 @@ class ValidationFrames:
             self._frame, class_names=self.class_names, available=available.tolist()
         )
         if self._say is not None:
-            self._say(self.report.summary())
+            self._say(self.report.summary(speed=False))  # nothing is built
 
     def _check_memory(self, num_samples: int) -> None:
         """Refuses (or warns about) natives too many to decode into RAM."""

@@ -228,3 +228,98 @@ def test_core_does_not_import_observe():
             )
             offenders += [f"{path.name}: {n}" for n in names if "observe" in n]
     assert offenders == []
+
+
+# ------------------------------------------------------- the fit's last epoch
+
+
+class Built:
+    """The frames the engine builds from now on (the builder still builds
+    them), the background build already running included."""
+
+    def __init__(self, eng: FrameEngine) -> None:
+        pending = eng._pending
+        self.generations: list[int] = [pending.generation] if pending else []  # type: ignore[attr-defined]
+        build = eng._builder.build
+
+        def counted(**kw: object) -> object:
+            self.generations.append(int(kw["generation"]))  # type: ignore[call-overload]
+            return build(**kw)
+
+        eng._builder.build = counted  # type: ignore[method-assign]
+
+
+def horizon_engine(**kw: object) -> FrameEngine:
+    store, names = mapping_to_store(
+        {"a": random_images(4, seed=0), "b": random_images(2, seed=1)},
+        image_size=SIZE,
+        num_workers=1,
+    )
+    options = dict(samples_per_class=2, seed=0, verbose=0, pace_builds=False)
+    options.update(kw)
+    return FrameEngine(store, class_names=names, **engine_parts(**options))
+
+
+@pytest.mark.parametrize("background", [True, False])
+@pytest.mark.parametrize(("epochs", "per_frame"), [(5, 2), (4, 2), (3, 1), (1, 3)])
+def test_a_fit_of_known_length_builds_only_the_frames_its_epochs_serve(
+    background, epochs, per_frame
+):
+    eng = horizon_engine(epochs_per_frame=per_frame, background=background)
+    eng.begin_fit(epochs)  # cancels the constructor's build if no epoch serves it
+    built = Built(eng)
+    swaps = [eng.end_epoch() for _ in range(epochs)]
+    eng.end_fit()
+    frames = -(-epochs // per_frame)
+    assert eng.generation == frames and swaps.count(True) == frames - 1
+    assert not swaps[-1]  # nothing installed after the last epoch
+    assert sorted(built.generations) == list(range(2, frames + 1))  # none wasted
+    assert eng._pending is None
+    eng.close()
+
+
+def test_a_stop_is_the_last_epoch_and_the_next_fit_makes_the_owed_swap_first():
+    eng = horizon_engine(epochs_per_frame=1, background=True)
+    eng.begin_fit(10)
+    built = Built(eng)
+    assert eng.end_epoch()  # epoch 1: frame 2
+    assert not eng.end_epoch(last=True)  # a stop: frame 2 stays, nothing pending
+    assert (eng.epoch, eng.generation, eng._pending) == (2, 2, None)
+    eng.end_fit()
+    assert built.generations == [2, 3]  # frame 3's build was cancelled at the stop
+    eng.begin_fit(1)  # the next fit serves a fresh frame from its first epoch
+    assert built.generations == [2, 3, 3]
+    assert eng.generation == 3 and eng._pending is None  # its only epoch: no 4
+    assert not eng.end_epoch()
+    eng.end_fit()
+    assert eng.generation == 3
+    eng.close()
+
+
+def test_a_later_initial_epoch_shrinks_the_horizon_and_cancels_the_build():
+    eng = horizon_engine(epochs_per_frame=2, background=True)
+    eng.begin_fit(8)  # params say 8 epochs; the first epoch begins at index 6
+    assert eng._pending is not None
+    eng.epochs_left(2)  # frame 2 would come after the last epoch
+    assert eng._pending is None
+    assert [eng.end_epoch(), eng.end_epoch()] == [False, False]
+    assert eng.generation == 1
+    eng.close()
+
+
+def test_without_a_known_horizon_the_schedule_is_unchanged():
+    eng = horizon_engine(epochs_per_frame=1, background=True)
+    assert [eng.end_epoch() for _ in range(3)] == [True, True, True]
+    assert eng.generation == 4 and eng._pending is not None
+    eng.close()
+
+
+def test_a_regenerate_between_fits_pays_the_swap_a_stop_left():
+    eng = horizon_engine(epochs_per_frame=1, background=True)
+    eng.begin_fit(3)
+    assert not eng.end_epoch(last=True)  # stopped: frame 2 owed
+    eng.end_fit()
+    eng.regenerate()  # by hand, between fits: frame 2
+    eng.begin_fit(2)  # nothing owed any more: frame 2 serves the first epoch
+    assert eng.generation == 2
+    eng.close()

@@ -8,6 +8,8 @@ names the test that pins each pattern.
 
 from __future__ import annotations
 
+import logging
+
 import keras
 import numpy as np
 import pytest
@@ -110,7 +112,7 @@ def test_evaluate_from_a_callback_with_the_scheduler_does_not_count(when):
         _model().fit(
             seq, epochs=3, verbose=0, callbacks=[FrameScheduler(seq), recorder]
         )
-        assert (seq.epoch, seq.generation) == (3, 4)
+        assert (seq.epoch, seq.generation) == (3, 3)  # none built after the last epoch
 
 
 def test_evaluate_between_fits_with_the_scheduler_does_not_count():
@@ -119,7 +121,7 @@ def test_evaluate_between_fits_with_the_scheduler_does_not_count():
         model.fit(seq, epochs=1, verbose=0, callbacks=[FrameScheduler(seq)])
         model.evaluate(seq, verbose=0)
         model.fit(seq, epochs=2, verbose=0, callbacks=[FrameScheduler(seq)])
-        assert (seq.epoch, seq.generation) == (3, 4)
+        assert (seq.epoch, seq.generation) == (3, 3)  # none built after the last epoch
 
 
 def test_evaluate_without_the_scheduler_counts_as_one_epoch():
@@ -142,7 +144,7 @@ def test_stop_control_file_drives_the_schedule_of_its_sequences(tmp_path):
             verbose=0,
             callbacks=[StopOnControlFile(control), recorder],
         )
-        assert (seq.epoch, seq.generation) == (3, 4)
+        assert (seq.epoch, seq.generation) == (3, 3)  # none built after the last epoch
 
 
 class StopAtBatch(keras.callbacks.Callback):
@@ -166,10 +168,12 @@ def test_fit_after_a_fit_stopped_mid_epoch(scheduler):
         if scheduler:
             callbacks.append(FrameScheduler(seq))
         model.fit(seq, epochs=5, verbose=0, callbacks=callbacks)
-        if scheduler:  # the cut epoch counts when fit ends
-            assert (seq.epoch, seq.generation) == (2, 3)
+        if scheduler:  # the cut epoch counts when fit ends; nothing is installed
+            assert (seq.epoch, seq.generation) == (2, 2)
         model.fit(seq, epochs=2, verbose=0, callbacks=callbacks[1:])
-        assert (seq.epoch, seq.generation) == (4, 5)
+        # The swap the stop left is made when the next fit begins; without
+        # the callback the sequence cannot know a fit's last epoch.
+        assert (seq.epoch, seq.generation) == (4, 4 if scheduler else 5)
 
 
 def test_fit_after_a_fit_stopped_from_the_control_file(tmp_path):
@@ -191,7 +195,7 @@ def test_fit_after_a_fit_stopped_from_the_control_file(tmp_path):
         assert (seq.epoch, seq.generation) == (2, 3)
         write_control(control, {"stop": False})
         model.fit(seq, epochs=2, verbose=0, callbacks=[StopOnControlFile(control)])
-        assert (seq.epoch, seq.generation) == (4, 5)
+        assert (seq.epoch, seq.generation) == (4, 4)
 
 
 def test_steps_per_epoch_below_len_counts_keras_epochs():
@@ -338,8 +342,99 @@ def test_tf_dataset_follows_the_schedule_and_serves_every_sample_once(scheduler)
         # shuffle=False: the sequence shuffles itself (Keras warns otherwise).
         model.fit(dataset, epochs=3, shuffle=False, verbose=0, callbacks=callbacks)
         # Without the scheduler the last pass ends when the next one begins.
-        assert (seq.epoch, seq.generation) == ((3, 4) if scheduler else (2, 3))
+        assert (seq.epoch, seq.generation) == ((3, 3) if scheduler else (2, 3))
         for served, expected in zip(ids, frames, strict=True):
             assert sorted(served) == expected
         model.fit(dataset, epochs=1, shuffle=False, verbose=0, callbacks=callbacks)
         assert seq.epoch == (4 if scheduler else 3)
+
+
+# --------------------------------------------- nothing built that no epoch serves
+
+
+def _generations(example_dir, pattern: str) -> set[int]:
+    """The generations of the example or report files in `example_dir`."""
+    return {int(p.name.split("_g")[1][:4]) for p in example_dir.glob(pattern)}
+
+
+def _files_of_served_frames_only(example_dir, frames: int) -> None:
+    assert _generations(example_dir, "frame_*_report.png") == set(range(1, frames + 1))
+    assert _generations(example_dir, "*_s*.jpg") <= set(range(1, frames + 1))
+
+
+class Marks(keras.callbacks.Callback):
+    """Logs Keras' epoch boundaries beside augframe's lines."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        logging.getLogger("augframe").info("begin %d", epoch + 1)
+
+    def on_epoch_end(self, epoch, logs=None):
+        logging.getLogger("augframe").info("end %d", epoch + 1)
+
+
+@pytest.mark.parametrize(("epochs", "per_frame"), [(5, 2), (3, 1)])
+def test_a_fit_builds_reports_and_samples_only_the_frames_its_epochs_serve(
+    tmp_path, caplog, epochs, per_frame
+):
+    control, example_dir = tmp_path / "control.json", tmp_path / "examples"
+    frames = -(-epochs // per_frame)
+    with _seq(
+        control_file=control,
+        example_dir=example_dir,
+        example_prob=1.0,
+        max_examples=1000,
+        epochs_per_frame=per_frame,
+        background=True,
+    ) as seq:
+        callbacks = [Marks(), augframe.ControlCallback(control)]
+        with caplog.at_level(logging.INFO, logger="augframe"):
+            _model().fit(seq, epochs=epochs, verbose=0, callbacks=callbacks)
+        assert (seq.epoch, seq.generation) == (epochs, frames)
+        assert seq.engine._pending is None  # no build of a frame no epoch serves
+        _files_of_served_frames_only(example_dir, frames)
+    # Each frame's line is said in the epoch that first serves it.
+    lines = [r.getMessage() for r in caplog.records]
+    for generation in range(2, frames + 1):
+        epoch = (generation - 1) * per_frame + 1
+        at = next(
+            i for i, x in enumerate(lines) if x.startswith(f"frame {generation}:")
+        )
+        assert lines.index(f"begin {epoch}") < at < lines.index(f"end {epoch}"), lines
+    assert not [x for x in lines if x.startswith(f"frame {frames + 1}:")]
+
+
+def test_a_stop_from_the_control_file_builds_nothing_after_it(tmp_path):
+    control, example_dir = tmp_path / "control.json", tmp_path / "examples"
+
+    class AskStop(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch == 2:  # read by the sequence at this epoch's end
+                write_control(control, {"stop": True})
+
+    with _seq(
+        control_file=control, example_dir=example_dir, example_prob=1.0,
+        max_examples=1000, background=True,
+    ) as seq:  # fmt: skip
+        stop = augframe.ControlCallback(control, verbose=0)
+        history = _model().fit(seq, epochs=10, verbose=0, callbacks=[AskStop(), stop])
+        assert len(history.history["loss"]) == 3 and stop.stopped_epoch == 2
+        assert (seq.epoch, seq.generation) == (3, 3)
+        assert seq.engine._pending is None
+        _files_of_served_frames_only(example_dir, 3)
+
+
+def test_stop_training_mid_epoch_installs_nothing_after_it(tmp_path):
+    example_dir = tmp_path / "examples"
+    with _seq(
+        example_dir=example_dir, example_prob=1.0, max_examples=1000, background=True
+    ) as seq:
+        _model().fit(
+            seq,
+            epochs=10,
+            verbose=0,
+            callbacks=[StopAtBatch(epoch=2, batch=0), FrameScheduler(seq)],
+        )
+        # Epochs 1-2 and the cut epoch 3 (counted): frames 1-3, none after.
+        assert (seq.epoch, seq.generation) == (3, 3)
+        assert seq.engine._pending is None
+        _files_of_served_frames_only(example_dir, 3)

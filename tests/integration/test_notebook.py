@@ -99,7 +99,7 @@ def test_quickstart_notebook_runs(
     assert (
         "validation class counts: {'circle': 50, 'square': 50, 'triangle': 50}" in out
     )
-    assert "epochs run: 8, generation: 5" in out
+    assert "epochs run: 8, generation: 4" in out  # none built after the last epoch
 
     # The model learns: well above chance (1/3) on the balanced validation set.
     accuracy = re.search(r"validation accuracy: ([\d.]+) \(chance 0\.333\)", out)
@@ -143,7 +143,7 @@ def test_quickstart_notebook_runs(
     sheets = sorted(p.name for p in (work / "contact_sheets").iterdir())
     assert sheets == [f"contact_sheet_g{g:04d}.png" for g in range(1, 9)]
     assert "contact sheets, one per frame served: 8" in out
-    assert "its frame report: frame_0008_report.png" in out
+    assert re.search(r"its frame report: frame_r[\da-z-]+_g0008_report\.png", out)
     images = [
         o
         for c in nb.cells

@@ -42,7 +42,9 @@ from tests.conftest import (
 )
 
 EXAMPLE_NAME = r"^.+_g\d+_s\d+\.jpg$"
-REPORT_NAME = re.compile(r"^frame_\d+_report\.png$")
+REPORT_NAME = re.compile(
+    r"^frame_(r[\da-z-]+_g)?\d+_report\.png$"
+)  # with the run, or old
 
 
 def augframe_threads() -> list[str]:

@@ -35,12 +35,14 @@ def test_frame_scheduler_refuses_a_validation_sequence_naming_the_fix():
 def training(**options):
     return FrameSequence(
         stamped_source(per_class=2),
-        samples_per_class=2,
-        augment=flip_rotate,
-        background=False,
-        epochs_per_frame=1,
-        **QUIET,
-        **options,
+        **{
+            "samples_per_class": 2,
+            "augment": flip_rotate,
+            "background": False,
+            "epochs_per_frame": 1,
+            **QUIET,
+            **options,
+        },
     )
 
 
@@ -75,7 +77,23 @@ def test_fit_epochs_drive_the_clock_and_other_passes_do_not():
         scheduler.on_epoch_begin(2)
         seq.on_epoch_begin()  # stopped inside the epoch
         scheduler.on_train_end()
-        assert (seq.epoch, seq.generation) == (3, 4)  # counted at the fit's end
+        # Counted at the fit's end, its last epoch: no frame is installed after it.
+        assert (seq.epoch, seq.generation) == (3, 3)
+
+
+@pytest.mark.parametrize("initial_epoch", [0, 3])
+def test_the_fits_epochs_from_params_make_its_last_epoch_swap_nothing(initial_epoch):
+    with training(background=True) as seq:
+        scheduler = augframe.FrameScheduler(seq)
+        scheduler.set_params({"epochs": initial_epoch + 2, "verbose": 0})
+        scheduler.on_train_begin()
+        for epoch in range(initial_epoch, initial_epoch + 2):
+            scheduler.on_epoch_begin(epoch)
+            seq.on_epoch_begin()
+            seq.on_epoch_end()
+        scheduler.on_train_end()
+        assert (seq.epoch, seq.generation) == (2, 2)  # not 3: no epoch serves it
+        assert seq.engine._pending is None  # and no build of it runs
 
 
 def test_stop_and_learning_rate_come_from_the_control_file(tmp_path):

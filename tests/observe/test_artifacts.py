@@ -6,11 +6,12 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import re
 
 import cv2
 import numpy as np
 
-from augframe import FrameSequence
+from augframe import FrameScheduler, FrameSequence
 from augframe.observe.artifacts import FrameArtifacts
 from augframe.observe.report import NATIVE, REPEAT, VARIANT, WIDTH
 from augframe.options.hot import HotSettings
@@ -35,13 +36,13 @@ def test_examples_written_during_fit_stay_bounded(tmp_path, imbalanced_source):
         seed=0,
         verbose=0,
     )
-    tiny_model(3).fit(seq, epochs=4, verbose=0)
+    tiny_model(3).fit(seq, epochs=4, verbose=0, callbacks=[FrameScheduler(seq)])
     files = sorted(example_dir.glob("*.jpg"))
     assert len(files) == 7
     generations = {int(p.name.split("_g")[1][:4]) for p in files}
-    assert max(generations) == 5
+    assert max(generations) == 4  # the frame of the last epoch; none after it
     # A written example is the frame's sample, colours included (JPEG loss only).
-    last = next(p for p in files if "_g0005_" in p.name)
+    last = next(p for p in files if "_g0004_" in p.name)
     slot = int(last.stem.split("_s")[1])
     written = cv2.cvtColor(cv2.imread(str(last)), cv2.COLOR_BGR2RGB).astype(int)
     sample = seq.frame.images[slot].astype(int)
@@ -69,12 +70,13 @@ def test_a_report_png_per_frame_in_example_dir_bounded_on_its_own(
     finally:
         os.umask(old_mask)
     seq.close()
-    # Frames 1-4 (4 is swapped in after the last epoch): the last 2 reports
+    # Frames 1-3 served (without a callback, a frame 4 is swapped in after the
+    # last epoch, but no epoch serves it: never reported): the last 2 reports
     # stay; the examples' ring (also 2) never pushes them out.
-    reports = sorted(p.name for p in example_dir.glob("*.png"))
-    assert reports == ["frame_0003_report.png", "frame_0004_report.png"]
+    reports = names(example_dir, "*.png")
+    assert reports == ["frame_RUN_g0002_report.png", "frame_RUN_g0003_report.png"]
     assert len(list(example_dir.glob("*.jpg"))) == 2
-    path = example_dir / "frame_0004_report.png"
+    (path,) = example_dir.glob("frame_*_g0003_report.png")
     assert path.stat().st_mode & 0o777 == 0o640  # 0o666 under the umask
     chart = cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
     assert chart.shape == (78 + 3 * 40 + 8, WIDTH, 3)  # header + a row per class
@@ -84,8 +86,9 @@ def test_a_report_png_per_frame_in_example_dir_bounded_on_its_own(
     # The row of "scarce" (the third) is mostly variant orange.
     bar = chart[78 + 2 * 40 + 20, 150:430]
     assert np.all(bar == VARIANT, axis=-1).mean() > 0.8
-    lines = [r.getMessage() for r in caplog.records if "frame 4:" in r.getMessage()]
+    lines = [r.getMessage() for r in caplog.records if "frame 3:" in r.getMessage()]
     assert lines and "28 artificial" in lines[0] and "img/s" in lines[0]
+    assert not [r for r in caplog.records if "frame 4:" in r.getMessage()]
 
 
 def test_no_report_without_example_dir_or_with_max_examples_zero(
@@ -122,7 +125,11 @@ def artifacts(folder, *, example_prob=1.0, max_examples=50, entropy=0):
 
 
 def names(folder, pattern="*.jpg"):
-    return sorted(p.name for p in folder.glob(pattern))
+    """The file names, the run in each (`r<date>-<time>`) written `RUN`."""
+    return sorted(
+        re.sub(r"_r\d{8}-\d{6}[a-z]?\d*_g", "_RUN_g", p.name)
+        for p in folder.glob(pattern)
+    )
 
 
 def test_every_sample_and_the_report_are_written_with_example_prob_one(tmp_path):
@@ -131,10 +138,11 @@ def test_every_sample_and_the_report_are_written_with_example_prob_one(tmp_path)
     written = names(tmp_path / "ex")
     labels = event.frame.labels
     assert written == sorted(
-        f"{'abc'[labels[slot]]}_g0001_s{slot:06d}.jpg" for slot in range(12)
+        f"{'abc'[labels[slot]]}_RUN_g0001_s{slot:06d}.jpg" for slot in range(12)
     )
-    assert names(tmp_path / "ex", "*.png") == ["frame_0001_report.png"]
-    sample = cv2.imread(str(tmp_path / "ex" / "frame_0001_report.png"))
+    assert names(tmp_path / "ex", "*.png") == ["frame_RUN_g0001_report.png"]
+    (report,) = (tmp_path / "ex").glob("*.png")
+    sample = cv2.imread(str(report))
     assert sample.shape[1] == WIDTH
 
 
@@ -160,7 +168,7 @@ def test_no_example_at_prob_zero_and_nothing_at_max_examples_zero(tmp_path):
     event = served()
     artifacts(tmp_path / "p0", example_prob=0.0)(event)
     assert names(tmp_path / "p0") == []
-    assert names(tmp_path / "p0", "*.png") == ["frame_0001_report.png"]
+    assert names(tmp_path / "p0", "*.png") == ["frame_RUN_g0001_report.png"]
     artifacts(tmp_path / "m0", max_examples=0)(event)
     assert list((tmp_path / "m0").glob("*")) == []  # not even the folder
 
@@ -171,3 +179,29 @@ def test_a_rolling_frame_writes_only_the_slots_just_built(tmp_path):
     rolling = dataclasses.replace(event.frame, fresh_slots=fresh)
     artifacts(tmp_path)(FrameReported(rolling, event.report))
     assert [int(n.split("_s")[1][:6]) for n in names(tmp_path)] == [2, 5, 7]
+
+
+def test_a_second_run_into_the_same_folder_names_its_own_files(tmp_path):
+    source = {c: random_images(4, seed=i, size=(8, 8)) for i, c in enumerate("abc")}
+    runs = []
+    for _ in range(2):
+        with FrameSequence(
+            source, image_size=(8, 8), samples_per_class=4, seed=0, verbose=0,
+            example_dir=tmp_path, example_prob=1.0, max_examples=8,
+        ) as seq:  # fmt: skip
+            seq.regenerate()  # frames 1 and 2 of each run
+            runs.append(re.findall(r"_(r[\da-z-]+)_g", " ".join(names_of(tmp_path))))
+    first, second = (set(found) for found in runs)
+    assert len(first) == 1 and len(second) == 2 and first < second  # a new run
+    (run,) = second - first
+    files = names_of(tmp_path)
+    # Bounded across runs: the newest 8 examples and 8 reports of either run.
+    assert len([n for n in files if n.endswith(".jpg")]) == 8
+    assert [n for n in files if n.endswith(".png")] == [
+        f"frame_{r}_g{g:04d}_report.png" for r in [*sorted(first), run] for g in (1, 2)
+    ]
+    assert all(f"_{run}_g" in n for n in files if n.endswith(".jpg"))
+
+
+def names_of(folder):
+    return sorted(p.name for p in folder.iterdir())

@@ -4,8 +4,10 @@ give safe, distinct, bounded file names and small sheets."""
 
 from __future__ import annotations
 
+import datetime
 import logging
 import os
+import re
 import tempfile
 import tracemalloc
 import unicodedata
@@ -26,6 +28,7 @@ from augframe.observe.examples import (
     contact_sheet,
     example_stem,
     example_stems,
+    new_run,
 )
 from augframe.observe.report import MAX_ROWS, draw_report
 from tests.conftest import IMAGE_SIZE, flip_rotate
@@ -47,7 +50,11 @@ def write_folder(root: Path, names: list[str], *, count: int = 2) -> Path:
 
 
 def stems_of(example_dir: Path) -> set[str]:
-    return {p.name.rsplit("_g", 1)[0] for p in example_dir.glob("*.jpg")}
+    """The class stems of the examples (`<stem>_<run>_g...`; old: `<stem>_g...`)."""
+    return {
+        re.sub(r"_r\d{8}-\d{6}[a-z]?\d*$", "", p.name.rsplit("_g", 1)[0])
+        for p in example_dir.glob("*.jpg")
+    }
 
 
 # ------------------------------------------------------------ example names
@@ -304,3 +311,42 @@ def test_report_ring_counts_reports_of_an_earlier_run_and_spares_examples(tmp_pa
         "frame_g0001_s000000.jpg",
     ]
     assert len(second) == 1
+
+
+# ------------------------------------------------------------------ runs
+
+
+def test_new_run_names_a_run_unique_in_its_folder(tmp_path):
+    now = datetime.datetime(2026, 1, 2, 3, 4, 5)
+    assert new_run(tmp_path, now=now) == "r20260102-030405"
+    assert new_run(tmp_path, now=now) == "r20260102-030405b"  # claimed here
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "cat_r20260102-030405_g0001_s000000.jpg").write_bytes(b"x")
+    assert new_run(tmp_path / "sub", now=now) == "r20260102-030405b"  # on disk
+
+
+def test_two_runs_into_one_folder_never_share_a_name_and_stay_bounded(tmp_path):
+    image = np.zeros((8, 8, 3), np.uint8)
+    # Files of a run from before runs were named: counted, and trimmed first.
+    (tmp_path / "cat_g0009_s000000.jpg").write_bytes(b"old")
+    (tmp_path / "frame_0009_report.png").write_bytes(b"old")
+    written: dict[str, set[str]] = {}
+    for run in ("r20260102-030405", "r20260102-030406"):
+        ring = ExampleRing(tmp_path, max_examples=3, class_names=["cat"], run=run)
+        for generation in (1, 2):
+            ring.write(image, class_name="cat", generation=generation, slot=0)
+            ring.write_report(image, generation=generation)
+        written[run] = {p.name for p in tmp_path.iterdir() if run in p.name}
+    first, second = written.values()
+    assert "cat_r20260102-030405_g0001_s000000.jpg" in first
+    assert "frame_r20260102-030406_g0002_report.png" in second
+    assert len(first) == len(second) == 4 and not first & second
+    # Bounded across runs, old names included: the 3 newest of each kind.
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "cat_r20260102-030405_g0002_s000000.jpg",
+        "cat_r20260102-030406_g0001_s000000.jpg",
+        "cat_r20260102-030406_g0002_s000000.jpg",
+        "frame_r20260102-030405_g0002_report.png",
+        "frame_r20260102-030406_g0001_report.png",
+        "frame_r20260102-030406_g0002_report.png",
+    ]

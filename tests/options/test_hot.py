@@ -121,6 +121,7 @@ def test_example_prob_needs_an_example_dir_on_every_path(
     opened.append(with_dir)
     with_dir.example_prob = 0.5  # applies from the next frame
     end_epochs(with_dir, 1)
+    with_dir.core.serving_begins()  # sampled when an epoch first serves it
     assert list((tmp_path / "examples").glob("*.jpg"))
 
 
