@@ -79,7 +79,7 @@ def test_shards_are_refused_by_name():
     with pytest.raises(ConfigError, match="resolved by the Keras adapter"):
         opened(source(), shard="auto")
     with pytest.raises(ConfigError, match=r"shard=\(0, 2\) needs `samples_per_class`"):
-        opened(source(), shard=(0, 2))
+        opened(source(), samples_per_class=None, shard=(0, 2))
     lopsided = {"many": random_images(4, seed=0, size=SIZE)}
     lopsided["one"] = random_images(1, seed=1, size=SIZE)
     with pytest.raises(SourceError, match=r"Shard 1 of 2 has no native of class"):
