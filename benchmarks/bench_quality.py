@@ -22,7 +22,9 @@ each with and without serve-time augmentation (`ServeAugment`: integer
 shifts up to 8 % with reflect fill, no flips: digits break); augframe's
 defaults before and after 0.2; a rolling frame (`refresh="rolling"`) at
 `epochs_per_frame` 3 and 10, at the same augmentations per epoch as whole
-frames of that length.
+frames of that length; the defaults of 0.3 (`samples_per_class="balanced"`,
+`augment="safe"`: nothing passed) beside the median class count, the `light`
+pipeline (it flips) and every image once, untouched (docs/defaults.md).
 
 Reported per variant, over `--seeds` seeds (data subsample, model init and
 augmentation all follow the seed): mean and standard deviation of balanced
@@ -39,6 +41,8 @@ Run from the repository root (scikit-learn and matplotlib: `pip install
     python -m benchmarks quality --datasets shapes10 --seeds 0,1,2
     python -m benchmarks quality --variants "augframe epf=3,augframe epf=10,\
 augframe epf=3 rolling,augframe epf=10 rolling"   # whole against rolling
+    python -m benchmarks quality --variants "defaults 0.3: balanced + safe,\
+augframe median,augframe balanced,augframe None"   # the defaults' rules
 
 Example:
 >>> long_tail_counts(120, imbalance=30, classes=10)[[0, 9]].tolist()
@@ -383,8 +387,9 @@ def select(variants: list[Variant], wanted: str) -> list[Variant]:
     Example:
     >>> [v.name for v in select(VARIANTS, "augframe epf=3,augframe epf=3 rolling")]
     ['augframe epf=3', 'augframe epf=3 rolling']
-    >>> [v.name for v in select(VARIANTS, "defaults")]
-    ['defaults 0.1: augframe epf=5', 'defaults 0.2: augframe epf=3']
+    >>> [v.name for v in select(VARIANTS, "defaults")]  # doctest: +NORMALIZE_WHITESPACE
+    ['defaults 0.1: augframe epf=5', 'defaults 0.2: augframe epf=3',
+     'defaults 0.3: balanced + safe']
     """
     names = {v.name for v in variants}
     picks = [w.strip() for w in wanted.split(",") if w.strip()]
