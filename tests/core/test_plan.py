@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from augframe import FrameSequence
 from augframe.core.plan import (
     MAX_USES_PER_NATIVE,
     balanced_samples_per_class,
@@ -13,7 +12,6 @@ from augframe.core.plan import (
     plan_frame,
     reuse_cap,
 )
-from tests.conftest import random_images
 
 CASES = [
     # (natives per class, samples_per_class, expected artificial)
@@ -86,33 +84,3 @@ def test_balanced_is_the_mean_class_count_capped_by_the_uses_of_a_native(
     # The frame is about the data set's size unless the cap lowers it.
     if per_class < MAX_USES_PER_NATIVE * min(counts):
         assert 0 <= frame_size(np.array(counts), per_class) - sum(counts) < len(counts)
-
-
-def test_balanced_gives_every_shard_the_same_length():
-    # Class counts that split unevenly over 3 shards (7 = 3 + 2 + 2, 2 = 1 + 1 + 0
-    # would lack a class: 3 = 1 + 1 + 1): each shard's own mean would differ.
-    source = {
-        "a": random_images(7, seed=0),
-        "b": random_images(3, seed=1),
-        "c": random_images(5, seed=2),
-    }
-    lengths, per_class = set(), set()
-    for index in range(3):
-        seq = FrameSequence(
-            source,
-            image_size=(8, 8),
-            batch_size=2,
-            shard=(index, 3),
-            background=False,
-            verbose=0,
-            seed=0,
-        )
-        try:
-            lengths.add(len(seq))
-            per_class.add(seq.samples_per_class)
-            counts = np.bincount(seq.frame.labels, minlength=3)
-            assert len(set(counts.tolist())) == 1  # balanced on every shard
-        finally:
-            seq.close()
-    assert per_class == {5}  # ceil(15 / 3) from the whole data set, not a shard's
-    assert len(lengths) == 1
