@@ -233,9 +233,10 @@ class FrameSequence(TrainingFacade, _PyDataset):
         shard: `(index, count)` for multi-process training: this process
             builds its frames from every `count`-th native of each class, with
             its own seed stream; "auto" takes them from `keras.distribution`
-            (JAX: `jax.process_index()`, `jax.process_count()`). Needs
-            `samples_per_class` so that every process serves the same number
-            of batches (unequal counts deadlock the collective).
+            (JAX: `jax.process_index()`, `jax.process_count()`). Every
+            process serves the same number of batches (unequal counts
+            deadlock the collective): "balanced" is computed from the whole
+            data set, and `samples_per_class=None` is refused.
         build_processes: True builds frames in worker processes writing into
             shared memory, False in threads, None (default) decides (see
             `augframe.core.makers.choose_maker`). Frames are identical either way.
