@@ -571,8 +571,9 @@ def _add_preview(commands: Any) -> None:
     preview.add_argument(
         "--augment",
         metavar="PIPELINE_FILE",
-        help="albumentations pipeline saved with A.save (.json/.yaml), or light, "
-        "medium, heavy; without it a folder is previewed unaugmented",
+        help="albumentations pipeline saved with A.save (.json/.yaml), or safe, "
+        "light, medium, heavy; without it a folder is previewed with the "
+        "training default, safe (no flips)",
     )
     preview.add_argument(
         "--aug-p",

@@ -22,7 +22,9 @@ each with and without serve-time augmentation (`ServeAugment`: integer
 shifts up to 8 % with reflect fill, no flips: digits break); augframe's
 defaults before and after 0.2; a rolling frame (`refresh="rolling"`) at
 `epochs_per_frame` 3 and 10, at the same augmentations per epoch as whole
-frames of that length.
+frames of that length; the defaults of 0.3 (`samples_per_class="balanced"`,
+`augment="safe"`: nothing passed) beside the median class count, the `light`
+pipeline (it flips) and every image once, untouched (docs/defaults.md).
 
 Reported per variant, over `--seeds` seeds (data subsample, model init and
 augmentation all follow the seed): mean and standard deviation of balanced
@@ -39,6 +41,8 @@ Run from the repository root (scikit-learn and matplotlib: `pip install
     python -m benchmarks quality --datasets shapes10 --seeds 0,1,2
     python -m benchmarks quality --variants "augframe epf=3,augframe epf=10,\
 augframe epf=3 rolling,augframe epf=10 rolling"   # whole against rolling
+    python -m benchmarks quality --variants "defaults 0.3: balanced + safe,\
+augframe median,augframe balanced,augframe None"   # the defaults' rules
 
 Example:
 >>> long_tail_counts(120, imbalance=30, classes=10)[[0, 9]].tolist()
@@ -315,6 +319,9 @@ class Variant:
     epochs_per_frame: int = 0
     serve: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    # augframe's own defaults: only what `extra` names is passed, not the
+    # benchmark's samples per class, pipeline and probabilities.
+    defaults: bool = False
 
 
 VARIANTS = [
@@ -347,6 +354,29 @@ VARIANTS = [
         )
         for e in (3, 10)
     ),
+    # The defaults since 0.3: samples_per_class="balanced" (the mean class
+    # count) and augment="safe" (no flips), epochs_per_frame 3; and what they
+    # were measured against: the median class count, a flipping pipeline, and
+    # Keras' "every image once, untouched" (both None, given explicitly).
+    Variant("defaults 0.3: balanced + safe", "augframe", defaults=True),
+    Variant(
+        "augframe median + safe",
+        "augframe",
+        defaults=True,
+        extra={"samples_per_class": "median"},
+    ),
+    Variant(
+        "augframe balanced + light (flips)",
+        "augframe",
+        defaults=True,
+        extra={"augment": "light"},
+    ),
+    Variant(
+        "augframe None + None (every image once)",
+        "augframe",
+        defaults=True,
+        extra={"samples_per_class": None, "augment": None},
+    ),
 ]
 
 
@@ -357,8 +387,9 @@ def select(variants: list[Variant], wanted: str) -> list[Variant]:
     Example:
     >>> [v.name for v in select(VARIANTS, "augframe epf=3,augframe epf=3 rolling")]
     ['augframe epf=3', 'augframe epf=3 rolling']
-    >>> [v.name for v in select(VARIANTS, "defaults")]
-    ['defaults 0.1: augframe epf=5', 'defaults 0.2: augframe epf=3']
+    >>> [v.name for v in select(VARIANTS, "defaults")]  # doctest: +NORMALIZE_WHITESPACE
+    ['defaults 0.1: augframe epf=5', 'defaults 0.2: augframe epf=3',
+     'defaults 0.3: balanced + safe']
     """
     names = {v.name for v in variants}
     picks = [w.strip() for w in wanted.split(",") if w.strip()]
@@ -396,6 +427,37 @@ def _albumentations_sequence(data: DataSet, *, batch_size: int, seed: int) -> An
             self.order = self.rng.permutation(len(data.y_train))
 
     return PerBatch()
+
+
+def _augframe_options(
+    variant: Variant, data: DataSet, per_class: int
+) -> dict[str, Any]:
+    """The FrameSequence options of an augframe variant.
+
+    `samples_per_class="median"` (a rule measured against the default, not an
+    option of augframe) is the median class count, rounded up.
+    """
+    import augframe
+
+    if variant.defaults:
+        options = dict(variant.extra)
+        if options.get("samples_per_class") == "median":
+            counts = np.bincount(data.y_train, minlength=data.num_classes)
+            options["samples_per_class"] = math.ceil(float(np.median(counts)))
+        return options
+    return {
+        "samples_per_class": per_class,
+        "epochs_per_frame": variant.epochs_per_frame,
+        "augment": pipeline,
+        "aug_p": 0.6,
+        "pipe_p": 0.9,
+        "serve_augment": (
+            augframe.ServeAugment(horizontal_flip=False, max_shift=0.08, fill="reflect")
+            if variant.serve
+            else None
+        ),
+        **variant.extra,
+    }
 
 
 def train_one(
@@ -444,28 +506,21 @@ def train_one(
             },
             image_size=(SIZE, SIZE),
             batch_size=batch_size,
-            samples_per_class=per_class,
-            epochs_per_frame=variant.epochs_per_frame,
-            augment=pipeline,
-            aug_p=0.6,
-            pipe_p=0.9,
-            serve_augment=(
-                augframe.ServeAugment(
-                    horizontal_flip=False, max_shift=0.08, fill="reflect"
-                )
-                if variant.serve
-                else None
-            ),
             seed=seed,
             verbose=0,
-            **variant.extra,
+            **_augframe_options(variant, data, per_class),
         )
         try:
             fit.pop("class_weight")
             model.fit(seq, callbacks=[augframe.FrameScheduler(seq)], **fit)
+            augmented = variant.extra.get("augment", "the default") is not None
+            augmentations = (
+                seq.samples_per_class * classes / seq.epochs_per_frame
+                if augmented and seq.samples_per_class is not None
+                else 0
+            )
         finally:
             seq.close()
-        augmentations = per_class * classes / variant.epochs_per_frame
     seconds = time.perf_counter() - start
     predicted = np.argmax(
         model.predict(data.x_test.astype(np.float32), verbose=0, batch_size=256),

@@ -2,9 +2,11 @@
 
     python configs/make_pipelines.py
 
-`augframe/augment/pipelines/{light,medium,heavy}.yaml` (shipped in the package, used
-by name: `augment="medium"`) are image-classification pipelines that
-keep the image size (no crops); `pipeline.json` is the demo's pipeline,
+`augframe/augment/pipelines/{safe,light,medium,heavy}.yaml` (shipped in the
+package, used by name: `augment="medium"`) are image-classification pipelines
+that keep the image size (no crops); `safe`, the default, changes no image's
+meaning (no flips: digits and letters stay what they are), the other three
+flip; `pipeline.json` is the demo's pipeline,
 `augframe.demo.demo_pipeline()`. augframe runs a pipeline with the `p` values
 saved here, unless `aug_p` (every top-level transform's `p`) or `pipe_p` (the
 Compose's `p`) is set.
@@ -22,6 +24,32 @@ import cv2
 
 HERE = Path(__file__).resolve().parent
 REFLECT = cv2.BORDER_REFLECT_101
+
+
+def safe() -> A.Compose:
+    """The default: small shifts, scale and rotation, brightness/contrast, light
+    noise or blur. No flips, no colour changes, no cut-outs: safe for any image
+    classifier, digits and text included (docs/defaults.md measures it)."""
+    return A.Compose(
+        [
+            A.Affine(
+                rotate=(-10, 10),
+                translate_percent=(-0.06, 0.06),
+                scale=(0.9, 1.1),
+                border_mode=REFLECT,
+                p=0.6,
+            ),
+            A.RandomBrightnessContrast(brightness_limit=0.2, contrast_limit=0.2, p=0.5),
+            A.OneOf(
+                [
+                    A.GaussNoise(std_range=(0.02, 0.05), p=1.0),
+                    A.GaussianBlur(blur_limit=(3, 3), p=1.0),
+                ],
+                p=0.2,
+            ),
+        ],
+        p=0.9,
+    )
 
 
 def light() -> A.Compose:
@@ -132,11 +160,11 @@ def heavy() -> A.Compose:
     )
 
 
-PIPELINES = {"light": light, "medium": medium, "heavy": heavy}
+PIPELINES = {"safe": safe, "light": light, "medium": medium, "heavy": heavy}
 
 
 def main() -> None:
-    """Writes the three YAML pipelines and the demo's JSON pipeline."""
+    """Writes the four YAML pipelines and the demo's JSON pipeline."""
     from augframe.demo import demo_pipeline
 
     shipped = HERE.parent / "augframe" / "augment" / "pipelines"

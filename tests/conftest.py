@@ -86,11 +86,13 @@ def stamped_source(
 
 def stamped_sequence(cls: type, **kwargs: object) -> Any:
     """A FrameSequence of `cls` (either Keras' adapter) over `stamped_source()`:
-    8x8 images, a new frame every epoch, built at the boundary."""
+    8x8 images, a new frame every epoch, built at the boundary, unaugmented
+    (the stamps identify the natives)."""
     options: dict = dict(
         image_size=(8, 8),
         batch_size=8,
         samples_per_class=16,
+        augment=None,
         epochs_per_frame=1,
         seed=0,
         verbose=0,

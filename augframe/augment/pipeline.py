@@ -74,7 +74,8 @@ _Transform = BasicTransform | BaseCompose
 def load_pipeline(path: str | os.PathLike[str]) -> A.Compose:
     """Loads an albumentations pipeline saved with `A.save` (JSON or YAML).
 
-    `path` may also name a shipped pipeline: "light", "medium" or "heavy".
+    `path` may also name a shipped pipeline: "safe" (the default, no flips),
+    "light", "medium" or "heavy".
     The probabilities in the file are the pipeline's own (see `PipelineSpec`).
 
     Raises:
@@ -92,7 +93,7 @@ def load_pipeline(path: str | os.PathLike[str]) -> A.Compose:
     >>> load_pipeline("lihgt")
     Traceback (most recent call last):
     ...
-    augframe.errors.ConfigError: Invalid value for argument `augment`. Received: 'lihgt', which does not exist and is not a shipped pipeline's name. Did you mean 'light'? Expected a path to a pipeline saved with `A.save(transform, path)` (.json or .yaml), or a shipped pipeline: 'light', 'medium', 'heavy'.
+    augframe.errors.ConfigError: Invalid value for argument `augment`. Received: 'lihgt', which does not exist and is not a shipped pipeline's name. Did you mean 'light'? Expected a path to a pipeline saved with `A.save(transform, path)` (.json or .yaml), or a shipped pipeline: 'safe', 'light', 'medium', 'heavy'.
     """
     file = Path(path)
     if not file.is_file() and str(path) in shipped.NAMES:

@@ -495,7 +495,7 @@ class FrameBuilder:
                 f"(augment=None), so the variants that fill these classes up to "
                 f"samples_per_class={self.samples_per_class} are copies of their "
                 f"natives; {len(redo)} sample(s) of frame {generation} are "
-                'repeats. Pass a pipeline (e.g. augment="light") or a '
+                'repeats. Pass a pipeline (e.g. augment="safe", the default) or a '
                 "samples_per_class no larger than the natives of the class."
             )
         return redo, (

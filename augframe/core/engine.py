@@ -43,7 +43,7 @@ from augframe.augment.pipeline import PipelineSpec
 from augframe.core.background import BackgroundBuild, BackgroundJob
 from augframe.core.builder import Frame, FrameBuilder
 from augframe.core.makers import ProcessMaker
-from augframe.core.plan import frame_size
+from augframe.core.plan import balanced_samples_per_class, frame_size
 from augframe.core.schedule import FrameSchedule
 from augframe.core.seeds import Stream, derive_rng
 from augframe.core.slices import RollingFrames
@@ -249,6 +249,11 @@ class FrameEngine:
         self._spec = spec if spec is not None else PipelineSpec(None)
         self._say_overrides = OverrideNotes(self._spec, hot, say)
         self.class_names = class_names
+        if build.samples_per_class == "balanced":  # not resolved by open_frames
+            counts = np.bincount(store.labels, minlength=len(class_names))
+            build = dataclasses.replace(
+                build, samples_per_class=balanced_samples_per_class(counts)
+            )
         self.samples_per_class = build.samples_per_class
         self.hot = hot
         self.progress = progress

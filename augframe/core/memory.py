@@ -351,10 +351,12 @@ def slice_rows(
     return slice_capacity(counts, epochs)
 
 
-AUTO_FRAME_SHARE = 0.5
+AUTO_FRAME_SHARE = 0.25
 """`frame_memory=None`: the share of the memory this process can use that
-`samples_per_class="auto"` fills (the rest is for the model, its batches and
-the rest of the process)."""
+`samples_per_class="auto"` fills. A quarter leaves the rest to the model, its
+batches, the rest of the process and whatever else runs beside it (a notebook,
+a browser, a second run); "auto" also keeps every native's uses within
+`augframe.core.plan.MAX_USES_PER_NATIVE`."""
 
 
 def auto_samples_per_class(

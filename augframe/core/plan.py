@@ -10,7 +10,20 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["FramePlan", "frame_size", "plan_frame"]
+__all__ = [
+    "MAX_USES_PER_NATIVE",
+    "FramePlan",
+    "balanced_samples_per_class",
+    "frame_size",
+    "plan_frame",
+    "reuse_cap",
+]
+
+MAX_USES_PER_NATIVE = 50
+"""The most samples a frame makes of one native of its rarest class (the
+native and its variants), for `samples_per_class="balanced"` and "auto": a
+class of 9 images gets at most 450 samples per frame. Beyond that, variants of
+the same few images add little (docs/defaults.md)."""
 
 
 @dataclass(frozen=True)
@@ -53,6 +66,43 @@ def frame_size(class_counts: np.ndarray, samples_per_class: int | None) -> int:
     if samples_per_class is None:
         return int(np.sum(class_counts))
     return int(samples_per_class) * len(class_counts)
+
+
+def reuse_cap(class_counts: np.ndarray) -> int:
+    """The most samples per class that keeps every native's uses within
+    `MAX_USES_PER_NATIVE`: that times the rarest class's count.
+
+    Example:
+    >>> reuse_cap(np.array([1500, 40, 11]))
+    550
+    """
+    return MAX_USES_PER_NATIVE * int(np.min(class_counts))
+
+
+def balanced_samples_per_class(class_counts: np.ndarray) -> int:
+    """`samples_per_class="balanced"` (the default): the mean class count,
+    rounded up, capped by `reuse_cap`.
+
+    A frame then holds about as many samples as the data set (an epoch costs
+    what an epoch over every image once costs), every class equally. The
+    counts are the whole data set's, never a shard's, so every process of a
+    multi-host run serves the same number of batches.
+
+    Args:
+        class_counts: natives per class of the whole data set.
+
+    Returns:
+        Samples per class, at least 1.
+
+    Example:
+    >>> balanced_samples_per_class(np.array([120, 82, 56, 39, 26, 18, 12, 9, 6, 4]))
+    38
+    >>> balanced_samples_per_class(np.array([5000, 2]))  # capped: 50 x 2
+    100
+    """
+    counts = np.asarray(class_counts, dtype=np.int64)
+    mean = -(-int(counts.sum()) // len(counts))  # ceil without floats
+    return max(1, min(mean, reuse_cap(counts)))
 
 
 def plan_frame(

@@ -152,16 +152,21 @@ class FrameSequence(TrainingFacade, _PyDataset):
             with one `ImageWarning`. Default 178,956,970, the size above
             which `keras.utils.load_img` (Pillow) refuses an image; at most
             2**30 (OpenCV's own limit).
-        samples_per_class: samples of every class in a frame, None for
-            every native once, or "auto": the largest balanced frame whose
-            buffers fit `frame_memory`, counting those that `refresh` and
-            `background` need (2 frames for whole frames built in the
-            background, 1 without, `1 + 1/N` for a rolling frame). A line at
-            construction says what it chose and why.
+        samples_per_class: samples of every class in a frame. "balanced"
+            (the default): the whole data set's mean class count, rounded
+            up, at most 50 uses of a native of the rarest class (the same on
+            every shard; see docs/defaults.md). None: every native once
+            (with `augment=None`, Keras' every image once, untouched). "auto":
+            the largest balanced frame whose buffers fit `frame_memory`,
+            counting those that `refresh` and `background` need (2 frames for
+            whole frames built in the background, 1 without, `1 + 1/N` for a
+            rolling frame), within the same 50 uses of a native (a
+            `VarietyWarning` when that lowers it). A line at construction
+            says what "balanced" or "auto" chose and why.
         frame_memory: with `samples_per_class="auto"`, the memory the frame's
             buffers may take: bytes (an int), or a share of the memory this
             process can use (a float in (0, 1], cgroup limits included).
-            None (default): 0.5.
+            None (default): 0.25.
         epochs_per_frame: training epochs served from one frame, or "auto":
             for every frame, the fewest epochs whose next frame is built (in
             the background) before it is needed, measured while training
@@ -171,8 +176,10 @@ class FrameSequence(TrainingFacade, _PyDataset):
             "auto" chooses from.
         augment: an albumentations transform or Compose, a factory
             `f(aug_p, pipe_p) -> transform`, a path to a pipeline saved with
-            `A.save` (JSON or YAML), a shipped pipeline ("light", "medium",
-            "heavy"), or None. A pipeline means what it says: its
+            `A.save` (JSON or YAML), a shipped pipeline ("safe", the
+            default: no flips, small shifts, scale, rotation, brightness,
+            noise; "light", "medium", "heavy", which flip), or None (no
+            augmentation). A pipeline means what it says: its
             probabilities are the ones it was written with.
         aug_p: None (the default): every transform keeps its own `p`. A
             number replaces the `p` of each transform of the pipeline's top
@@ -226,9 +233,10 @@ class FrameSequence(TrainingFacade, _PyDataset):
         shard: `(index, count)` for multi-process training: this process
             builds its frames from every `count`-th native of each class, with
             its own seed stream; "auto" takes them from `keras.distribution`
-            (JAX: `jax.process_index()`, `jax.process_count()`). Needs
-            `samples_per_class` so that every process serves the same number
-            of batches (unequal counts deadlock the collective).
+            (JAX: `jax.process_index()`, `jax.process_count()`). Every
+            process serves the same number of batches (unequal counts
+            deadlock the collective): "balanced" is computed from the whole
+            data set, and `samples_per_class=None` is refused.
         build_processes: True builds frames in worker processes writing into
             shared memory, False in threads, None (default) decides (see
             `augframe.core.makers.choose_maker`). Frames are identical either way.

@@ -43,7 +43,13 @@ def _made(cls: Any, planned: list[Planned]) -> Any:
 
 def _make(cls: Any, source: StoreSource, config: FrameConfig) -> Any:
     """A `cls` (its `ValidationSequence` for validation data) from a config
-    checked already (not checked again)."""
+    checked already (not checked again).
+
+    A `ValidationSequence`'s file constructors serve validation data whether
+    or not `validation=True` was passed: every native once, untouched, never
+    the training defaults (a balanced, augmented frame)."""
+    if cls.validation_type is cls and not config.validation:
+        config = config.for_validation()
     if config.validation:
         cls = cls.validation_type
     seq = cls.__new__(cls)

@@ -82,7 +82,9 @@ class BuildOptions(_Group):
     """What a frame holds and who builds it.
 
     Attributes:
-        samples_per_class: samples per class, or None for every native once.
+        samples_per_class: samples per class, or None for every native once
+            ("balanced" until the store's class counts resolve it: see
+            `augframe.core.plan.balanced_samples_per_class`).
         seed: the root seed (None: fresh entropy).
         shard: `(index, count)` of this process, or None.
         num_build_workers: workers that build a frame (None: decide).

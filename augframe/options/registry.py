@@ -127,6 +127,8 @@ class Option:
         nullable: None is allowed.
         auto: "auto" is allowed (the library decides, see the option's doc).
         choices: the allowed strings ("choice" only).
+        words: strings allowed beside the kind's values and "auto" (e.g.
+            "balanced"), each a rule the library applies (see the option's doc).
         hot: can change while `fit` runs, from control.json.
         in_file: can be set in a run config.
         for_validation: applies to a validation sequence
@@ -145,6 +147,7 @@ class Option:
     nullable: bool = False
     auto: bool = False
     choices: tuple[str, ...] = ()
+    words: tuple[str, ...] = ()
     hot: bool = False
     in_file: bool = True
     for_validation: bool = False
@@ -165,6 +168,7 @@ class Option:
             "memory": _MEMORY_TEXT,
             "object": "an object",
         }[self.kind]
+        text += "".join(f" or {word!r}" for word in self.words)
         return _or(text, auto=self.auto, none=self.nullable)
 
     @property
@@ -245,21 +249,31 @@ OPTIONS: dict[str, Option] = _options(
     Option(
         "samples_per_class",
         "int",
-        None,
-        "samples of every class in a frame; 'auto': the largest balanced frame "
-        "that fits frame_memory",
+        "balanced",
+        "samples of every class in a frame; 'balanced': the data set's mean "
+        "class count, capped at 50 per native of the rarest class; 'auto': "
+        "the largest balanced frame that fits frame_memory; None: every native "
+        "once",
         nullable=True,
         auto=True,
+        words=("balanced",),
     ),
     Option(
         "frame_memory",
         "memory",
         None,
         "with samples_per_class='auto': the memory its buffers may take, in "
-        "bytes or as a share of the memory this process can use; None: 0.5",
+        "bytes or as a share of the memory this process can use; None: 0.25",
         nullable=True,
     ),
-    Option("augment", "path", None, "the albumentations pipeline", nullable=True),
+    Option(
+        "augment",
+        "path",
+        "safe",
+        "the albumentations pipeline: a file or a shipped name; 'safe': no "
+        "flips, small shifts, scale, rotation, brightness, noise; None: none",
+        nullable=True,
+    ),
     Option(
         "aug_p",
         "probability",
@@ -641,17 +655,14 @@ def _rule(option: Option, value: Any) -> Any:
         return None
     if _is_auto(value) and option.auto:
         return "auto"
+    if isinstance(value, str) and value in option.words:
+        return value
     kind = option.kind
-    none, auto = option.nullable, option.auto
+    none = option.nullable
     if kind == "int":
-        return check_int(
-            name,
-            value,
-            minimum=option.minimum,
-            maximum=option.max_int,
-            allow_none=none,
-            allow_auto=auto,
-        )
+        if not _int_within(value, option.minimum, option.max_int):
+            raise _invalid(option, value)
+        return int(value)
     if kind == "probability":
         return check_probability(name, value, allow_none=none)
     if kind == "choice":
@@ -839,6 +850,8 @@ def pydantic_type(name: str) -> Any:
         raise ValueError(f"option {name!r} cannot be set from a file")
     if option.auto:
         base = base | Literal["auto"]
+    for word in option.words:
+        base = base | Literal[word]
     if option.nullable:
         base = base | None
     # The schema gives the file's structure and pydantic's messages; the

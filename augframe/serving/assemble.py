@@ -22,15 +22,16 @@ from typing import Any
 
 import numpy as np
 
+from augframe import _warn
 from augframe._console import Say
 from augframe.augment.pipeline import PipelineSpec
 from augframe.augment.serve import ServeAugment
-from augframe.core import memory
+from augframe.core import memory, plan
 from augframe.core.cluster import check_executor
 from augframe.core.engine import root_entropy
 from augframe.core.makers import asks_processes
 from augframe.core.memory import FrameBudget
-from augframe.errors import ConfigError, SourceError
+from augframe.errors import ConfigError, SourceError, VarietyWarning
 from augframe.io.decode.arrays import DECODING_OPTIONS, Decoding
 from augframe.io.stores import (
     ImageStore,
@@ -84,6 +85,10 @@ def open_frames(source: Mapping[str, Any] | StoreSource, config: FrameConfig) ->
         check_writable(artifacts.control_file)
     _check_objects(source, config)
     shard = _shard(config)
+    # Memory first: a frame too big is refused before the pipeline is tried.
+    asked = config["samples_per_class"]
+    config = _auto_samples(source, config, decoding.channels)
+    _check_memory_early(source, config, decoding.channels)
     spec = PipelineSpec(
         config.augment, color_mode=decoding.color_mode, image_size=config.image_size
     )
@@ -91,11 +96,11 @@ def open_frames(source: Mapping[str, Any] | StoreSource, config: FrameConfig) ->
     if serving.dtype == "uint8" and serving.preprocess is not None:
         check_keeps_uint8(serving.preprocess, (*config.image_size, decoding.channels))
 
-    config = _auto_samples(source, config, decoding.channels)
-    _check_memory_early(source, config, decoding.channels)
-
     # Every argument is checked: now decode (or build the cache).
     store, class_names = _open_store(source, config, decoding)
+    if not config.validation:
+        # From the whole data set's counts, before sharding: every shard the same.
+        config = _per_class_rule(config, store, class_names, asked, decoding.channels)
     if shard is not None:
         store = _shard_store(store, class_names, shard)
     config = config.with_build(shard=shard)
@@ -191,6 +196,43 @@ def _auto_samples(
     return config.with_build(samples_per_class=per_class)
 
 
+def _per_class_rule(
+    config: FrameConfig,
+    store: ImageStore,
+    class_names: list[str],
+    asked: Any,
+    channels: int,
+) -> FrameConfig:
+    """`samples_per_class="balanced"` resolved, and "auto" (`asked`, already a
+    number) capped with a `VarietyWarning`, from the whole data set's class
+    counts (`augframe.core.plan`)."""
+    per_class = config["samples_per_class"]
+    counts = np.bincount(np.asarray(store.labels), minlength=len(class_names))
+    if per_class == "balanced":
+        chosen = plan.balanced_samples_per_class(counts)
+        capped = " (capped)" if chosen < -(-int(counts.sum()) // len(counts)) else ""
+        Say(config["verbose"])(
+            f"samples_per_class balanced: {chosen:,} per class, the mean class "
+            f"count{capped}"
+        )
+        return config.with_build(samples_per_class=chosen)
+    if asked != "auto" or per_class <= plan.reuse_cap(counts):
+        return config
+    cap = plan.reuse_cap(counts)
+    rarest = int(np.argmin(counts))
+    height, width = config["image_size"]
+    frame_bytes = per_class * len(class_names) * height * width * channels
+    _warn.warn(
+        f"samples_per_class='auto' chose {per_class:,} per class, "
+        f"{memory.format_bytes(frame_bytes)} a frame: ~{per_class // int(counts[rarest]):,} uses of each of the "
+        f"{int(counts[rarest]):,} image(s) of class {class_names[rarest]!r}. "
+        f"Using {cap:,} per class instead, at most {plan.MAX_USES_PER_NATIVE} "
+        "uses of a native. Pass an integer `samples_per_class` for more.",
+        VarietyWarning,
+    )
+    return config.with_build(samples_per_class=cap)
+
+
 def _check_memory_early(
     source: Mapping[str, Any] | StoreSource, config: FrameConfig, channels: int
 ) -> None:
@@ -200,8 +242,8 @@ def _check_memory_early(
     classes. The engine checks again (and warns) before it allocates.
     """
     per_class = config["samples_per_class"]
-    if config["validation"] or per_class is None:
-        return
+    if config["validation"] or not isinstance(per_class, int):
+        return  # None, or "balanced": known once the store is open
     num_classes = (
         len(source.class_names) if isinstance(source, StoreSource) else len(source)
     )

@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from augframe import ConfigError, FrameSequence, VarietyWarning
+from augframe.augment import pipelines
 from augframe.augment.pipeline import (
     FACTORY_DEFAULTS,
     MAX_NESTING,
@@ -190,7 +191,7 @@ def test_pipelines_with_too_many_or_too_deep_transforms_are_refused(tmp_path):
 
 
 def test_the_shipped_and_saved_pipelines_still_load(tmp_path):
-    for name in ("light", "medium", "heavy"):
+    for name in pipelines.NAMES:
         compose = load_pipeline(name)
         A.save(compose, str(tmp_path / f"{name}.yaml"), data_format="yaml")
         again = load_pipeline(tmp_path / f"{name}.yaml")
@@ -256,7 +257,7 @@ def test_the_check_leaves_the_served_pipeline_and_its_seeds_untouched():
 
 @pytest.mark.parametrize("color_mode", ["rgb", "grayscale", "rgba"])
 def test_the_shipped_pipelines_pass_the_check_quickly(color_mode):
-    for name in ("light", "medium", "heavy"):
+    for name in pipelines.NAMES:
         for size in ((8, 8), (16, 40), (224, 224)):
             start = time.perf_counter()
             PipelineSpec(name, image_size=size, color_mode=color_mode)

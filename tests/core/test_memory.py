@@ -12,11 +12,12 @@ import warnings
 import numpy as np
 import pytest
 
-from augframe import ConfigError, FrameSequence, MemoryWarning
+from augframe import ConfigError, FrameSequence, MemoryWarning, VarietyWarning
 from augframe.core import limits as limits_mod
 from augframe.core import memory
 from augframe.core.limits import Headroom, MemoryLimits, probe_memory
 from augframe.core.memory import MEMORY_MARGIN, FrameBudget
+from augframe.core.plan import MAX_USES_PER_NATIVE
 from augframe.io.class_arrays import ClassArrayStore
 from augframe.io.stores import ArrayStore, FileStore, StoreSource, mapping_to_store
 from tests.conftest import IMAGE_SIZE, flip_rotate, random_images
@@ -130,7 +131,14 @@ def test_without_samples_per_class_the_engine_checks_before_it_allocates(
 ):
     limited(monkeypatch, ram=1000)  # 9 natives of 16x16x3 need 6,912 bytes
     with pytest.raises(ConfigError, match="6,912 bytes"):
-        FrameSequence(SOURCE, image_size=IMAGE_SIZE, background=False, verbose=0)
+        FrameSequence(
+            SOURCE,
+            image_size=IMAGE_SIZE,
+            samples_per_class=None,
+            augment=None,
+            background=False,
+            verbose=0,
+        )
 
 
 def test_validation_data_decoded_into_ram_is_checked_too(monkeypatch, tmp_path):
@@ -265,3 +273,61 @@ def test_validation_over_arrays_in_place_copies_nothing_but_batches():
     assert buffer._array is None  # no array of the whole frame was made
     np.testing.assert_array_equal(val.frame.images, expected)  # made when asked
     assert not val.frame.images.flags.writeable
+
+
+def test_auto_keeps_every_native_within_its_uses_and_warns_when_it_lowers():
+    # 1 MB for 2 classes of 8x8x3: ~800 per class fit, but the rarest class
+    # has 2 images: at most 50 uses of each, 100 per class, and one warning.
+    source = {"many": random_images(6, seed=0), "few": random_images(2, seed=1)}
+    with pytest.warns(VarietyWarning) as record:
+        seq = FrameSequence(
+            source,
+            image_size=IMAGE_SIZE,
+            samples_per_class="auto",
+            frame_memory=1_000_000,
+            background=False,
+            verbose=0,
+        )
+    try:
+        assert seq.samples_per_class == 2 * MAX_USES_PER_NATIVE
+    finally:
+        seq.close()
+    assert len(record) == 1
+    text = str(record[0].message)
+    assert "samples_per_class='auto' chose" in text
+    assert "of each of the 2 image(s) of class 'few'" in text
+    assert "Using 100 per class instead" in text
+    # Within the cap: what the memory allows, without a warning.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        seq = FrameSequence(
+            source,
+            image_size=IMAGE_SIZE,
+            samples_per_class="auto",
+            frame_memory=20_000,
+            background=False,
+            verbose=0,
+        )
+    try:
+        assert 1 < seq.samples_per_class < 2 * MAX_USES_PER_NATIVE
+    finally:
+        seq.close()
+
+
+def test_auto_fills_a_quarter_of_the_memory_by_default():
+    assert memory.AUTO_FRAME_SHARE == 0.25
+    limits = MemoryLimits(ram=Headroom(4_000_000, "a test limit"), shm=None)
+    per_class, line = memory.auto_samples_per_class(
+        num_classes=2,
+        image_size=(10, 10),
+        channels=3,
+        frame_memory=None,
+        refresh="frame",
+        background=True,
+        epochs_per_frame=3,
+        bounds=(1, 3),
+        limits=limits,
+    )
+    # 1,000,000 bytes / (2 classes x 300 bytes x 2 frames)
+    assert per_class == 833
+    assert "0.25 of the" in line and "(the default)" in line

@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from augframe.core.plan import frame_size, plan_frame
+from augframe.core.plan import (
+    MAX_USES_PER_NATIVE,
+    balanced_samples_per_class,
+    frame_size,
+    plan_frame,
+    reuse_cap,
+)
 
 CASES = [
     # (natives per class, samples_per_class, expected artificial)
@@ -57,3 +63,24 @@ def test_same_rng_same_plan_and_no_rng_keeps_store_order():
     assert (a.native_index == b.native_index).all() and (a.forced == b.forced).all()
     fixed = plan_frame(labels, num_classes=2, samples_per_class=None, rng=None)
     assert fixed.native_index.tolist() == list(range(33))
+
+
+@pytest.mark.parametrize(
+    ("counts", "expected"),
+    [
+        ([10, 10], 10),  # equal classes: every native once, as before
+        ([120, 82, 56, 39, 26, 18, 12, 9, 6, 4], 38),  # the mean, rounded up
+        ([1500, 40, 11], 517),
+        ([5000, 2], 2 * MAX_USES_PER_NATIVE),  # capped: 50 uses of each of 2
+        ([1], 1),
+    ],
+)
+def test_balanced_is_the_mean_class_count_capped_by_the_uses_of_a_native(
+    counts, expected
+):
+    per_class = balanced_samples_per_class(np.array(counts))
+    assert per_class == expected
+    assert per_class <= reuse_cap(np.array(counts)) == MAX_USES_PER_NATIVE * min(counts)
+    # The frame is about the data set's size unless the cap lowers it.
+    if per_class < MAX_USES_PER_NATIVE * min(counts):
+        assert 0 <= frame_size(np.array(counts), per_class) - sum(counts) < len(counts)

@@ -139,13 +139,18 @@ def test_without_a_pipeline_the_variety_warning_says_what_to_pass():
 
     def make():
         FrameSequence(
-            source, image_size=(8, 8), samples_per_class=4, verbose=0, seed=0
+            source,
+            image_size=(8, 8),
+            samples_per_class=4,
+            augment=None,
+            verbose=0,
+            seed=0,
         ).close()
 
     warning = _recorded(VarietyWarning, make)
     message = str(warning.message)
     assert "no augmentation pipeline (augment=None)" in message
-    assert 'augment="light"' in message and "samples_per_class" in message
+    assert 'augment="safe"' in message and "samples_per_class" in message
     assert "could not make" not in message
     # It points at the constructor call above, not at augframe's internals.
     assert warning.filename == __file__

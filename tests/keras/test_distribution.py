@@ -83,7 +83,7 @@ def test_each_shard_builds_its_own_frames_with_its_own_seed(imbalanced_source):
     [
         ((2, 2), {"samples_per_class": 4}, "0 <= index < count"),
         ((0, True), {"samples_per_class": 4}, "shard"),
-        ((0, 2), {}, "needs `samples_per_class`"),
+        ((0, 2), {"samples_per_class": None}, "needs `samples_per_class`"),
     ],
 )
 def test_bad_shards(shard, kwargs, match):

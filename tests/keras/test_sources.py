@@ -3,6 +3,7 @@ data frame, for validation, and the `(train, val)` pair of a split."""
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -41,7 +42,13 @@ def test_from_paths_takes_class_names_or_indices_into_class_names(tmp_path):
     paths = sorted(root.rglob("*.jpg"))
     names = [p.parent.name for p in paths]
     with sources.from_paths(
-        FrameSequence, paths, names, cache_dir=None, **QUIET
+        FrameSequence,
+        paths,
+        names,
+        cache_dir=None,
+        samples_per_class=None,
+        augment=None,
+        **QUIET,
     ) as by_name:
         assert type(by_name) is FrameSequence
         assert by_name.class_names == ["a", "b"] and by_name.num_samples == 5
@@ -105,3 +112,38 @@ def test_construct_from_config_registers_a_training_control_file(tmp_path):
     finally:
         seq.close()
     assert scheduled_sequences(path) == []
+
+
+def test_a_folder_with_the_defaults_gives_a_balanced_augmented_frame(tmp_path):
+    # A lopsided folder, split as Keras splits: the training side is balanced
+    # and augmented with nothing asked; the validation side stays as read.
+    root = write_jpegs(tmp_path / "data", {"many": 12, "few": 3}, size=12)
+    train, val = FrameSequence.from_directory(
+        root, subset="both", validation_split=0.2, seed=0, cache_dir=None, **QUIET
+    )
+    with ValidationSequence.from_directory(root, cache_dir=None, **QUIET) as whole:
+        # A ValidationSequence's file constructor: every file once, as read.
+        assert whole.samples_per_class is None and whole.num_samples == 15
+        natives = {served.tobytes() for served in samples(whole)}
+    assert len(natives) == 15
+    with train, val:
+        counts = np.bincount(train.frame.labels, minlength=2)
+        natives_in_train = len(train.file_paths)
+        assert train.samples_per_class == -(-natives_in_train // 2)  # the mean
+        assert counts.tolist() == [train.samples_per_class] * 2
+        assert train.frame.num_artificial > 0  # the scarce class got variants
+        trained = samples(train)
+        changed = sum(sample.tobytes() not in natives for sample in trained)
+        assert changed > len(trained) / 2, (changed, len(trained))
+        served = samples(val)
+        assert len(served) == len(val.file_paths) == 15 - natives_in_train
+        assert all(sample.tobytes() in natives for sample in served)
+
+
+def samples(seq) -> list[np.ndarray]:
+    """Every sample a sequence serves in an epoch, as the uint8 it was."""
+    out = []
+    for index in range(len(seq)):
+        x, _ = seq[index]
+        out.extend(np.asarray(x).round().astype(np.uint8))
+    return out

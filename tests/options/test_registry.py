@@ -279,3 +279,43 @@ def test_every_option_check_gives_the_value_or_one_config_error(name, value):
             check(name, value)
         except ConfigError as exc:
             assert f"`{name}`" in str(exc)
+
+
+def test_a_training_sequence_is_balanced_and_augmented_by_default(tmp_path):
+    assert OPTIONS["samples_per_class"].default == "balanced"
+    assert OPTIONS["augment"].default == "safe"
+    signature = inspect.signature(FrameSequence.__init__).parameters
+    assert signature["samples_per_class"].default == "balanced"
+    assert signature["augment"].default == "safe"
+    # Each surface takes the rule by name, and names it where it refuses.
+    assert check("samples_per_class", "balanced") == "balanced"
+    assert argparse_type("samples_per_class")("balanced") == "balanced"
+    assert ControlSettings.model_fields.get("samples_per_class") is None  # not hot
+    config = RunConfig.model_validate(
+        {
+            "source": {"directory": str(tmp_path)},
+            "image_size": [8, 8],
+            "samples_per_class": "balanced",
+        }
+    )
+    assert config.samples_per_class == "balanced"
+    with pytest.raises(ConfigError) as info:
+        check("samples_per_class", "balance")
+    assert "or 'balanced' or 'auto' or None" in str(info.value)
+    # Keras' "every image once, untouched": both None, explicitly.
+    source = {"a": random_images(3, seed=0), "b": random_images(1, seed=1)}
+    keras_like = FrameSequence(
+        source,
+        image_size=IMAGE_SIZE,
+        samples_per_class=None,
+        augment=None,
+        background=False,
+        verbose=0,
+        seed=0,
+    )
+    try:
+        assert keras_like.samples_per_class is None
+        assert sorted(np.bincount(keras_like.frame.labels).tolist()) == [1, 3]
+        assert keras_like.frame.num_artificial == 0
+    finally:
+        keras_like.close()

@@ -54,6 +54,7 @@ seq = augframe.FrameSequence(
     image_size=SIZE,
     batch_size=4,
     samples_per_class=4,
+    augment=None,  # the stamps identify the natives: keep the pixels
     epochs_per_frame=1,
     shard="auto",
     seed=0,

@@ -79,7 +79,7 @@ def test_shards_are_refused_by_name():
     with pytest.raises(ConfigError, match="resolved by the Keras adapter"):
         opened(source(), shard="auto")
     with pytest.raises(ConfigError, match=r"shard=\(0, 2\) needs `samples_per_class`"):
-        opened(source(), shard=(0, 2))
+        opened(source(), samples_per_class=None, shard=(0, 2))
     lopsided = {"many": random_images(4, seed=0, size=SIZE)}
     lopsided["one"] = random_images(1, seed=1, size=SIZE)
     with pytest.raises(SourceError, match=r"Shard 1 of 2 has no native of class"):
@@ -119,3 +119,24 @@ def test_a_store_that_does_not_match_the_options_is_refused():
         opened(StoreSource(gray, ["a", "b"]))
     with pytest.raises(ConfigError, match=r"exactly 2 classes with 'binary'"):
         opened(source(num_classes=3), label_mode="binary")
+
+
+def test_the_balanced_default_gives_every_shard_the_same_length():
+    # Class counts that split unevenly over 3 shards (7 = 3 + 2 + 2, 5 = 2 + 2 + 1):
+    # each shard's own mean would differ from the data set's, ceil(15 / 3) = 5.
+    src = {
+        "a": random_images(7, seed=0, size=SIZE),
+        "b": random_images(3, seed=1, size=SIZE),
+        "c": random_images(5, seed=2, size=SIZE),
+    }
+    lengths, per_class = set(), set()
+    for index in range(3):
+        result = opened(src, batch_size=2, shard=(index, 3), background=False, seed=0)
+        try:
+            lengths.add(len(result.frames))
+            per_class.add(result.config["samples_per_class"])
+            counts = np.bincount(result.frames.frame.labels, minlength=3)
+            assert counts.tolist() == [5, 5, 5]  # balanced on every shard
+        finally:
+            result.frames.close()
+    assert per_class == {5} and lengths == {8}  # 15 samples, batches of 2

@@ -1,12 +1,18 @@
-"""The albumentations pipelines that ship with augframe: light, medium, heavy.
+"""The albumentations pipelines that ship with augframe: safe, light, medium, heavy.
 
 Image-classification pipelines that keep the image size (no crops), saved
-with `A.save` as YAML; `configs/make_pipelines.py` in the repository writes
-them. Pass one by name (`augment="medium"`) or by path.
+with `A.save` as YAML. `safe` is the default of a training `FrameSequence`:
+small shifts, scale and rotation, brightness/contrast, light noise or blur, and
+nothing that changes what an image shows (no flips: a flipped "b" is a "d").
+`light`, `medium` and `heavy` go from weakest to strongest and flip
+horizontally: use them where a mirrored image is still of its class.
+`configs/make_pipelines.py` in the repository writes them. Pass one by name (`augment="medium"`) or by path.
 
 Example:
->>> sorted(NAMES)
-['heavy', 'light', 'medium']
+>>> NAMES
+('safe', 'light', 'medium', 'heavy')
+>>> DEFAULT
+'safe'
 >>> path("medium").name
 'medium.yaml'
 """
@@ -17,10 +23,16 @@ from pathlib import Path
 
 from augframe.errors import invalid
 
-__all__ = ["NAMES", "path"]
+__all__ = ["DEFAULT", "FLIPPING", "NAMES", "path"]
 
-NAMES = ("light", "medium", "heavy")
-"""The shipped pipelines, from weakest to strongest."""
+DEFAULT = "safe"
+"""The pipeline a training sequence runs when `augment` is not given."""
+
+FLIPPING = ("light", "medium", "heavy")
+"""The shipped pipelines that flip, from weakest to strongest."""
+
+NAMES = (DEFAULT, *FLIPPING)
+"""Every shipped pipeline: the default, then the flipping ones."""
 
 _HERE = Path(__file__).resolve().parent
 
