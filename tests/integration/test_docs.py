@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import doctest
 import importlib
+import importlib.util
 import os
 import pkgutil
 import re
@@ -68,13 +69,17 @@ def test_every_public_name_has_a_docstring():
 #     <!-- not run: needs 2 hosts -->
 #     ```python
 #
-# The reason must start with "needs" and name one of those three; every other
-# block runs. Pages with no python block are checked for stray markers only.
+# The reason must start with "needs" and name one of those three. A block
+# that needs an optional package (an extra such as `augframe[tensorboard]`)
+# is marked `<!-- runs when installed: tensorboard -->`: it runs where that
+# module imports (CI installs it with the test extra) and is left out with
+# the rest of its page running where it does not. Every other block runs.
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
 README = ROOT / "README.md"
 NOT_RUN = re.compile(r"^\s*<!-- not run: (?P<reason>[^>]*?) -->\s*$")
+WHEN_INSTALLED = re.compile(r"^\s*<!-- runs when installed: (?P<module>[\w.]+) -->\s*$")
 NOT_RUN_REASONS = re.compile(r"^needs (\d+ hosts|an accelerator|a cluster of hosts)\b")
 FENCE = re.compile(r"^(?P<indent>\s*)```(?P<info>\S*)")
 PAGES = [README, *sorted(DOCS.glob("*.md"))]
@@ -88,6 +93,7 @@ class Block:
     info: str  # the fence's language ("python", "bash", ...)
     code: str
     not_run: str | None  # the marker's reason, or None
+    needs_module: str | None  # "runs when installed: <module>", or None
 
 
 def blocks(page: Path) -> list[Block]:
@@ -105,6 +111,7 @@ def blocks(page: Path) -> list[Block]:
         while not re.match(rf"^{re.escape(indent)}```\s*$", lines[end]):
             end += 1
         marker = NOT_RUN.match(lines[i - 1]) if i else None
+        optional = WHEN_INSTALLED.match(lines[i - 1]) if i else None
         code = textwrap.dedent("\n".join(lines[start:end]))
         found.append(
             Block(
@@ -112,6 +119,7 @@ def blocks(page: Path) -> list[Block]:
                 fence.group("info"),
                 code,
                 marker.group("reason") if marker else None,
+                optional.group("module") if optional else None,
             )
         )
         i = end + 1
@@ -155,7 +163,10 @@ def test_not_run_markers_name_a_reason_and_precede_a_python_block(page):
         marker = NOT_RUN.match(line)
         if marker:
             assert NOT_RUN_REASONS.match(marker.group("reason")), (number, line)
+        if marker or WHEN_INSTALLED.match(line):
             assert number + 1 in python_starts, f"{page.name}:{number}: {line}"
+        elif "<!--" in line and ("not run" in line or "runs when installed" in line):
+            raise AssertionError(f"{page.name}:{number}: a malformed marker: {line}")
 
 
 @pytest.mark.parametrize(
@@ -173,6 +184,11 @@ def test_the_python_blocks_of_a_page_run(page, tmp_path, monkeypatch):
     try:
         for block in blocks(page):
             if block.info != "python" or block.not_run:
+                continue
+            if (
+                block.needs_module
+                and importlib.util.find_spec(block.needs_module) is None
+            ):
                 continue
             code = compile(block.code, f"{_page_id(page)}:{block.line}", "exec")
             exec(code, namespace)
