@@ -264,3 +264,38 @@ def test_the_site_builds_strictly(tmp_path):
     )
     assert result.returncode == 0, result.stderr[-4000:]
     assert (tmp_path / "site" / "api" / "sequences" / "index.html").is_file()
+
+
+def test_the_sites_figures_are_the_committed_benchmark_plots():
+    results = ROOT / "benchmarks" / "results"
+    copies = {
+        "results.png": results / "results.png",
+        "quality.png": results / "quality" / "quality.png",
+        "cluster-scaling.png": results / "cluster" / "scaling.png",
+    }
+    assert {p.name for p in (DOCS / "assets").iterdir()} == set(copies)
+    for name, source in copies.items():
+        assert (DOCS / "assets" / name).read_bytes() == source.read_bytes(), name
+
+
+def test_the_extras_the_examples_need_exist():
+    """`augframe[tensorboard]`, `[notebook]` (widgets for tqdm) and `[docs]`."""
+    tomllib = pytest.importorskip("tomllib")
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"
+    ]
+
+    def names(extra: str) -> set[str]:
+        return {re.split(r"[<>=\[ ]", req)[0] for req in extras[extra]}
+
+    assert "tensorboard" in names("tensorboard") and "tensorboard" in names("test")
+    assert {"ipywidgets", "jupyterlab"} <= names("notebook")
+    assert {"mkdocs", "mkdocs-material", "mkdocstrings"} <= names("docs")
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert 'pip install -q -e ".[docs]"' in ci and "mkdocs build --strict" in ci
+
+
+def test_every_guide_is_in_the_sites_nav():
+    nav = (ROOT / "mkdocs.yml").read_text()
+    for page in [*DOCS.glob("*.md"), *DOCS.glob("api/*.md"), *DOCS.glob("design/*.md")]:
+        assert page.relative_to(DOCS).as_posix() in nav, page
