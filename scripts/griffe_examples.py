@@ -31,7 +31,7 @@ def _rewrite(text: str) -> str:
             indent = None
             out.append(line)
         elif indent is not None and line.strip():
-            out.append(f"{indent}    {line[len(indent):]}")
+            out.append(f"{indent}    {line[len(indent) :]}")
         else:
             out.append(line)
     return "\n".join(out)

@@ -14,6 +14,7 @@ import importlib.util
 import os
 import pkgutil
 import re
+import runpy
 import subprocess
 import sys
 import textwrap
@@ -299,3 +300,14 @@ def test_every_guide_is_in_the_sites_nav():
     nav = (ROOT / "mkdocs.yml").read_text()
     for page in [*DOCS.glob("*.md"), *DOCS.glob("api/*.md"), *DOCS.glob("design/*.md")]:
         assert page.relative_to(DOCS).as_posix() in nav, page
+
+
+def test_the_sites_griffe_extension_reads_example_as_an_examples_section():
+    """augframe's `Example:` doctests render as code in the API reference."""
+    griffe = pytest.importorskip("griffe")
+    rewrite = runpy.run_path(str(ROOT / "scripts" / "griffe_examples.py"))["_rewrite"]
+    text = "Summary.\n\nArgs:\n    x: a value.\n\nExample:\n>>> 1 + 1\n2\n"
+    kinds = [s.kind.value for s in griffe.Docstring(rewrite(text)).parse("google")]
+    assert kinds == ["text", "parameters", "examples"]
+    plain = [s.kind.value for s in griffe.Docstring(text).parse("google")]
+    assert "examples" not in plain  # what the extension is for
