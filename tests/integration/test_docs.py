@@ -204,7 +204,7 @@ def test_the_python_blocks_of_a_page_run(page, tmp_path, monkeypatch):
     _write_data(tmp_path)
     monkeypatch.chdir(tmp_path)
     namespace: dict[str, object] = {"__name__": "__main__"}
-    ran = 0
+    ran, left_out = 0, []
     try:
         for block in blocks(page):
             if block.info != "python" or block.not_run:
@@ -213,8 +213,10 @@ def test_the_python_blocks_of_a_page_run(page, tmp_path, monkeypatch):
                 block.needs_module
                 and importlib.util.find_spec(block.needs_module) is None
             ):
+                left_out.append(f"line {block.line} needs {block.needs_module}")
                 continue
             if block.backend and block.backend != keras.backend.backend():
+                left_out.append(f"line {block.line} runs on {block.backend}")
                 continue
             code = compile(block.code, f"{_page_id(page)}:{block.line}", "exec")
             exec(code, namespace)
@@ -222,6 +224,8 @@ def test_the_python_blocks_of_a_page_run(page, tmp_path, monkeypatch):
     finally:
         _close_sequences(namespace)
         keras.backend.clear_session()
+    if not ran and left_out:  # e.g. the Keras 2 page where tf_keras is missing
+        pytest.skip(", ".join(left_out))
     assert ran > 0
 
 
