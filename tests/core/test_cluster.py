@@ -8,7 +8,7 @@ identical frame; a cluster that is gone, or has no worker left, is a
 unreadable file on a worker follows the local rules; bad arguments are
 refused before any image is decoded. The cluster throughput model of
 `benchmarks.cluster_scaling`: its examples run, and its predictions keep
-the shape the README's table relies on.
+the shape the table of docs/cluster.md relies on.
 """
 
 from __future__ import annotations

@@ -9,13 +9,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from augframe import FrameSequence
 from augframe.augment import pipelines
 from augframe.augment.pipeline import A, PipelineSpec, load_pipeline
+from augframe.cli import build_parser
 from augframe.demo import demo_pipeline
 from augframe.keras.run_config import load_config
 from augframe.options.control_file import HOT_KEYS, parse_control
+from augframe.options.registry import OPTIONS
 from tests.conftest import random_images, write_jpegs
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
@@ -123,7 +126,8 @@ def test_run_yaml_validates_with_another_source(tmp_path):
 def test_run_yaml_builds_a_sequence(tmp_path):
     """A copy of configs/ (so nothing is written into the repository)."""
     folder = shutil.copytree(CONFIGS, tmp_path / "configs")
-    write_jpegs(folder / "data" / "train", {"a": 4, "b": 2})
+    # Where `augframe demo`, run from the checkout's root, writes its images.
+    write_jpegs(tmp_path / "augframe-demo" / "data" / "train", {"a": 4, "b": 2})
     with FrameSequence.from_config(
         folder / "run.yaml",
         image_size=(16, 16),
@@ -135,6 +139,20 @@ def test_run_yaml_builds_a_sequence(tmp_path):
         assert seq[0][1].shape[1] == 2
     assert (folder / "runs" / "control.json").is_file()
     assert (folder / ".augframe-cache" / "16x16").is_dir()
+
+
+def test_run_yaml_reads_the_demo_folder_with_the_default_frame_length():
+    """From a checkout, run.yaml runs once `augframe demo` has written its
+    images (the demo's default `--workdir`, in the checkout's root), and it
+    states the measured default frame length, not an old one."""
+    text = (CONFIGS / "run.yaml").read_text()
+    source = yaml.safe_load(text)["source"]["directory"]
+    demo_default = build_parser().parse_args(["demo"]).workdir
+    assert (CONFIGS / source).resolve() == (
+        CONFIGS.parent / demo_default / "data" / "train"
+    ).resolve()
+    epochs_per_frame = yaml.safe_load(text)["epochs_per_frame"]
+    assert epochs_per_frame == OPTIONS["epochs_per_frame"].default
 
 
 @pytest.mark.parametrize("name", PIPELINES)

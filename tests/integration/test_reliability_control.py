@@ -87,7 +87,7 @@ def _number(value: Any) -> bool:
 def expected(raw: Any) -> ControlSettings | None:
     """What a control file holding the JSON value `raw` must apply (None: refused).
 
-    Written from the README's table, independently of augframe's code.
+    Written from the table of docs/control-file.md, independently of augframe's code.
     """
     if not isinstance(raw, dict) or _nesting(raw) > MAX_DEPTH:
         return None

@@ -28,7 +28,7 @@ def test_a_split_gives_a_frame_sequence_and_a_validation_sequence(tmp_path):
         )
     with ValidationSequence.from_directory(root, cache_dir=None, **QUIET) as whole:
         assert type(whole) is ValidationSequence and whole.num_samples == 8
-    # validation=True through a file constructor (as the README and the demo do)
+    # validation=True through a file constructor (as the guides and the demo do)
     with FrameSequence.from_directory(
         root, validation=True, cache_dir=None, **QUIET
     ) as flagged:
