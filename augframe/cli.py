@@ -626,27 +626,36 @@ def _add_control(commands: Any) -> None:
         notes=CONTROL_EXIT_CODES,
     )
     actions = control.add_subparsers(dest="action", required=True, metavar="ACTION")
+    _add_control_set(actions)
+    _add_control_stop(actions)
+    _add_control_show(actions)
 
-    def file_option(parser: argparse.ArgumentParser) -> None:
-        parser.add_argument(
-            "--file",
-            default="control.json",
-            help="the control file (default control.json)",
-        )
 
-    def force_option(parser: argparse.ArgumentParser) -> None:
-        parser.add_argument(
-            "--force",
-            action="store_true",
-            help="replace an existing file that is not a valid control file",
-        )
-        parser.add_argument(
-            "--create",
-            action="store_true",
-            help="create the file if it does not exist (otherwise that is an "
-            "error: a misspelled path would never reach the running fit)",
-        )
+def _control_file_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--file",
+        default="control.json",
+        help="the control file (default control.json)",
+    )
 
+
+def _control_write_options(parser: argparse.ArgumentParser) -> None:
+    """`--file`, `--force` and `--create`: the options of a command that writes."""
+    _control_file_option(parser)
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="replace an existing file that is not a valid control file",
+    )
+    parser.add_argument(
+        "--create",
+        action="store_true",
+        help="create the file if it does not exist (otherwise that is an "
+        "error: a misspelled path would never reach the running fit)",
+    )
+
+
+def _add_control_set(actions: Any) -> None:
     set_ = _command(
         actions,
         "set",
@@ -667,10 +676,11 @@ def _add_control(commands: Any) -> None:
     set_.add_argument(
         "assignments", nargs="+", metavar="KEY=VALUE", help="e.g. aug_p=0.2"
     )
-    file_option(set_)
-    force_option(set_)
+    _control_write_options(set_)
     set_.set_defaults(handler=_control_set)
 
+
+def _add_control_stop(actions: Any) -> None:
     stop = _command(
         actions,
         "stop",
@@ -685,10 +695,11 @@ def _add_control(commands: Any) -> None:
         examples=["augframe control stop --file control.json"],
         notes=CONTROL_EXIT_CODES,
     )
-    file_option(stop)
-    force_option(stop)
+    _control_write_options(stop)
     stop.set_defaults(handler=_control_stop)
 
+
+def _add_control_show(actions: Any) -> None:
     show = _command(
         actions,
         "show",
@@ -697,7 +708,7 @@ def _add_control(commands: Any) -> None:
         examples=["augframe control show --file control.json"],
         notes=CONTROL_EXIT_CODES,
     )
-    file_option(show)
+    _control_file_option(show)
     show.set_defaults(handler=_control_show)
 
 

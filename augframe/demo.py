@@ -273,37 +273,24 @@ def run(
     """
     import keras
 
-    from augframe.keras.callbacks import ControlCallback
     from augframe.keras.sequence import FrameSequence
 
     start = time.perf_counter()
-    say = print if verbose else (lambda *a, **k: None)
     work = Path(workdir).resolve()
     counts = counts or CLASS_COUNTS
-    train_dir, val_dir = work / "data" / "train", work / "data" / "val"
-    if not train_dir.exists():
-        say(f"augframe demo: writing an imbalanced image set to {train_dir} {counts}")
-        make_shapes_dataset(train_dir, counts=counts, seed=seed)
-        make_shapes_dataset(val_dir, counts={k: 60 for k in counts}, seed=seed + 1)
+    train_dir, val_dir = _shapes_folders(work, counts, seed=seed, verbose=verbose)
     control_file = work / "control.json"
     example_dir = work / "example_images"
     sheet_dir = work / "contact_sheets"
     for stale in sheet_dir.glob("contact_sheet_g*.png"):  # of an earlier run
         stale.unlink()
     keras.utils.set_random_seed(seed)
-    train = FrameSequence.from_directory(
+    train = _training_sequence(
         train_dir,
         image_size=image_size,
-        batch_size=32,
         samples_per_class=samples_per_class,
-        epochs_per_frame=2,
-        augment=demo_pipeline,
-        aug_p=0.5,
-        pipe_p=0.9,
         control_file=control_file,
         example_dir=example_dir,
-        example_prob=0.02,
-        max_examples=60,
         seed=seed,
         verbose=verbose,
     )
@@ -313,66 +300,36 @@ def run(
     x_val, y_val = val.as_arrays()
     names = list(train.class_names)
     if verbose:
-        print(
-            f"\naugframe demo: {train}\n"
-            f"  control file:   {control_file}\n"
-            f"  example images: {example_dir}\n"
-            f"  contact sheets: {sheet_dir}\n"
-            '  While it trains, edit the control file, e.g. set "aug_p": 0.2 or\n'
-            '  "stop": true (or run: augframe control set aug_p=0.2 --file '
-            f"{control_file}).\n"
-        )
+        print(_where(train, control_file, example_dir, sheet_dir))
     keras.utils.set_random_seed(seed)
     model = small_cnn(image_size, train.num_classes, decay_steps=epochs * len(train))
-    stopper = ControlCallback(control_file, verbose=1 if verbose else 0)
-    sheets = contact_sheet_per_frame(train, sheet_dir)
-    try:
-        history = model.fit(
-            train,
-            validation_data=val,
-            epochs=epochs,
-            callbacks=[stopper, sheets],
-            verbose=2 if verbose else 0,
-        )
-        sheet = train.save_contact_sheet(example_dir / "contact_sheet.png")
-    finally:
-        train.close()
+    history, sheet = _fit(
+        model,
+        train,
+        val,
+        epochs=epochs,
+        control_file=control_file,
+        folders=(example_dir, sheet_dir),
+        verbose=verbose,
+    )
     val_accuracy = float(history.history["val_accuracy"][-1])
     epochs_run = len(history.history["loss"])
     recall = class_recall(model, x_val, y_val, names)
     rare = min(names, key=lambda name: counts[name])
 
+    baseline_accuracy: float | None = None
     baseline_recall: dict[str, float] = {}
-    baseline_accuracy = None
     baseline_epochs = 0
     if baseline and epochs_run:
-        plain = FrameSequence.from_directory(
-            train_dir, image_size=image_size, validation=True, verbose=0
+        baseline_accuracy, baseline_recall, baseline_epochs = _baseline(
+            train_dir,
+            (x_val, y_val),
+            names,
+            image_size=image_size,
+            fit=(epochs_run, len(train)),
+            seed=seed,
+            verbose=verbose,
         )
-        x_train, y_train = plain.as_arrays()
-        plain.close()
-        steps = math.ceil(len(y_train) / 32)
-        baseline_epochs = max(1, round(epochs_run * len(train) / steps))
-        say(
-            "\naugframe demo: for comparison, the same model on the folder as it is"
-            f" ({len(y_train)} images,\n  no balancing, no augmentation) for the same"
-            f" number of batches: {baseline_epochs} epochs of {steps} (augframe:"
-            f" {epochs_run} epochs of {len(train)})."
-        )
-        keras.utils.set_random_seed(seed)
-        base_model = small_cnn(
-            image_size, train.num_classes, decay_steps=baseline_epochs * steps
-        )
-        base_history = base_model.fit(
-            x_train,
-            y_train,
-            batch_size=32,
-            epochs=baseline_epochs,
-            validation_data=(x_val, y_val),
-            verbose=2 if verbose else 0,
-        )
-        baseline_accuracy = float(base_history.history["val_accuracy"][-1])
-        baseline_recall = class_recall(base_model, x_val, y_val, names)
     val.close()
     contact_sheets = tuple(sorted(sheet_dir.glob("contact_sheet_g*.png")))
     result = DemoResult(
@@ -394,6 +351,144 @@ def run(
     if verbose:
         print(_summary(result, counts, val_per_class=int(np.sum(y_val == 0))))
     return result
+
+
+def _shapes_folders(
+    work: Path, counts: dict[str, int], *, seed: int, verbose: int
+) -> tuple[Path, Path]:
+    """The demo's training and validation folders, written unless they exist."""
+    train_dir, val_dir = work / "data" / "train", work / "data" / "val"
+    if not train_dir.exists():
+        if verbose:
+            print(
+                f"augframe demo: writing an imbalanced image set to {train_dir} {counts}"
+            )
+        make_shapes_dataset(train_dir, counts=counts, seed=seed)
+        make_shapes_dataset(val_dir, counts={k: 60 for k in counts}, seed=seed + 1)
+    return train_dir, val_dir
+
+
+def _training_sequence(
+    train_dir: Path,
+    *,
+    image_size: tuple[int, int],
+    samples_per_class: int,
+    control_file: Path,
+    example_dir: Path,
+    seed: int,
+    verbose: int,
+) -> Any:
+    """The demo's balanced, augmented `FrameSequence`: a frame every 2 epochs,
+    hot-tunable through `control_file`, a few example images."""
+    from augframe.keras.sequence import FrameSequence
+
+    return FrameSequence.from_directory(
+        train_dir,
+        image_size=image_size,
+        batch_size=32,
+        samples_per_class=samples_per_class,
+        epochs_per_frame=2,
+        augment=demo_pipeline,
+        aug_p=0.5,
+        pipe_p=0.9,
+        control_file=control_file,
+        example_dir=example_dir,
+        example_prob=0.02,
+        max_examples=60,
+        seed=seed,
+        verbose=verbose,
+    )
+
+
+def _fit(
+    model: Any,
+    train: Any,
+    val: Any,
+    *,
+    epochs: int,
+    control_file: Path,
+    folders: tuple[Path, Path],
+    verbose: int,
+) -> tuple[Any, Path]:
+    """Fits `model` on `train`'s frames (closed after) with `ControlCallback`
+    and a contact sheet per frame: the history, and the last frame's contact
+    sheet (`folders`: the example images' and the contact sheets')."""
+    from augframe.keras.callbacks import ControlCallback
+
+    example_dir, sheet_dir = folders
+    stopper = ControlCallback(control_file, verbose=1 if verbose else 0)
+    sheets = contact_sheet_per_frame(train, sheet_dir)
+    try:
+        history = model.fit(
+            train,
+            validation_data=val,
+            epochs=epochs,
+            callbacks=[stopper, sheets],
+            verbose=2 if verbose else 0,
+        )
+        sheet = train.save_contact_sheet(example_dir / "contact_sheet.png")
+    finally:
+        train.close()
+    return history, sheet
+
+
+def _where(train: Any, control_file: Path, example_dir: Path, sheet_dir: Path) -> str:
+    """The demo's opening lines: the sequence, where its files go, what to try."""
+    return (
+        f"\naugframe demo: {train}\n"
+        f"  control file:   {control_file}\n"
+        f"  example images: {example_dir}\n"
+        f"  contact sheets: {sheet_dir}\n"
+        '  While it trains, edit the control file, e.g. set "aug_p": 0.2 or\n'
+        '  "stop": true (or run: augframe control set aug_p=0.2 --file '
+        f"{control_file}).\n"
+    )
+
+
+def _baseline(
+    train_dir: Path,
+    validation: tuple[np.ndarray, np.ndarray],
+    names: list[str],
+    *,
+    image_size: tuple[int, int],
+    fit: tuple[int, int],
+    seed: int,
+    verbose: int,
+) -> tuple[float, dict[str, float], int]:
+    """The same model trained on the folder as it is, for about as many batches
+    as the augframe fit ran (`fit`: its epochs and batches per epoch): its
+    validation accuracy, its recall per class and its epochs."""
+    import keras
+
+    from augframe.keras.sequence import FrameSequence
+
+    plain = FrameSequence.from_directory(
+        train_dir, image_size=image_size, validation=True, verbose=0
+    )
+    x_train, y_train = plain.as_arrays()
+    plain.close()
+    steps = math.ceil(len(y_train) / 32)
+    fit_epochs, fit_steps = fit
+    epochs = max(1, round(fit_epochs * fit_steps / steps))
+    if verbose:
+        print(
+            "\naugframe demo: for comparison, the same model on the folder as it is"
+            f" ({len(y_train)} images,\n  no balancing, no augmentation) for the same"
+            f" number of batches: {epochs} epochs of {steps} (augframe:"
+            f" {fit_epochs} epochs of {fit_steps})."
+        )
+    keras.utils.set_random_seed(seed)
+    model = small_cnn(image_size, len(names), decay_steps=epochs * steps)
+    history = model.fit(
+        x_train,
+        y_train,
+        batch_size=32,
+        epochs=epochs,
+        validation_data=validation,
+        verbose=2 if verbose else 0,
+    )
+    accuracy = float(history.history["val_accuracy"][-1])
+    return accuracy, class_recall(model, *validation, names), epochs
 
 
 def _summary(result: DemoResult, counts: dict[str, int], *, val_per_class: int) -> str:

@@ -477,7 +477,7 @@ class FrameBuilder:
         attempts = 1 if self.spec.is_identity else self.max_attempts
         redrawn = 0
         for attempt in range(1, attempts + 1):
-            redo = self._duplicates(plan, digests, kept)
+            redo = _duplicates(plan, digests, kept)
             if len(redo) == 0 or attempt == attempts:
                 break
             redrawn += len(redo)
@@ -505,26 +505,26 @@ class FrameBuilder:
             "`aug_p`) or a smaller `samples_per_class`."
         )
 
-    @staticmethod
-    def _duplicates(
-        plan: FramePlan, digests: list[bytes], kept: dict[int, set[bytes]]
-    ) -> np.ndarray:
-        """Slots to redraw: forced slots whose content equals an earlier-kept
-        sample of their class, and any slot equal to one of `kept` (the
-        samples the frame keeps beside the plan: a rolling frame's other
-        slots, whose variants a fresh native's sample must not repeat)."""
-        seen = {cls: set(values) for cls, values in kept.items()}
-        dupes = []
-        for slot in np.flatnonzero(~plan.forced).tolist():
-            held = seen.setdefault(int(plan.labels[slot]), set())
-            if kept and digests[slot] in held:
-                dupes.append(slot)
-            else:
-                held.add(digests[slot])
-        for slot in np.flatnonzero(plan.forced).tolist():
-            held = seen.setdefault(int(plan.labels[slot]), set())
-            if digests[slot] in held:
-                dupes.append(slot)
-            else:
-                held.add(digests[slot])
-        return np.asarray(sorted(dupes), dtype=np.int64)
+
+def _duplicates(
+    plan: FramePlan, digests: list[bytes], kept: dict[int, set[bytes]]
+) -> np.ndarray:
+    """Slots to redraw: forced slots whose content equals an earlier-kept
+    sample of their class, and any slot equal to one of `kept` (the
+    samples the frame keeps beside the plan: a rolling frame's other
+    slots, whose variants a fresh native's sample must not repeat)."""
+    seen = {cls: set(values) for cls, values in kept.items()}
+    dupes = []
+    for slot in np.flatnonzero(~plan.forced).tolist():
+        held = seen.setdefault(int(plan.labels[slot]), set())
+        if kept and digests[slot] in held:
+            dupes.append(slot)
+        else:
+            held.add(digests[slot])
+    for slot in np.flatnonzero(plan.forced).tolist():
+        held = seen.setdefault(int(plan.labels[slot]), set())
+        if digests[slot] in held:
+            dupes.append(slot)
+        else:
+            held.add(digests[slot])
+    return np.asarray(sorted(dupes), dtype=np.int64)

@@ -32,7 +32,6 @@ import dataclasses
 import enum
 import logging
 import threading
-import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -40,11 +39,12 @@ from typing import Any
 import numpy as np
 
 from augframe.augment.pipeline import PipelineSpec
-from augframe.core.background import BackgroundBuild, BackgroundJob
-from augframe.core.builder import Frame, FrameBuilder
+from augframe.core.background import BackgroundJob
+from augframe.core.builder import Frame
+from augframe.core.builds import FrameBuilds
 from augframe.core.makers import ProcessMaker
 from augframe.core.plan import balanced_samples_per_class, frame_size
-from augframe.core.schedule import FrameSchedule
+from augframe.core.schedule import FitHorizon, FrameSchedule
 from augframe.core.seeds import Stream, derive_rng
 from augframe.core.slices import RollingFrames
 from augframe.core.workspace import open_workspace
@@ -248,85 +248,42 @@ class FrameEngine:
         self._command = threading.RLock()
         self._spec = spec if spec is not None else PipelineSpec(None)
         self._say_overrides = OverrideNotes(self._spec, hot, say)
-        self.class_names = class_names
-        if build.samples_per_class == "balanced":  # not resolved by open_frames
-            counts = np.bincount(store.labels, minlength=len(class_names))
-            build = dataclasses.replace(
-                build, samples_per_class=balanced_samples_per_class(counts)
-            )
-        self.samples_per_class = build.samples_per_class
-        self.hot = hot
-        self.progress = progress
-        self.say = say
+        self.class_names, self.hot = class_names, hot
+        self.progress, self.say = progress, say
         self.listeners = list(listeners)
-        self.background = schedule.background
-        self.schedule = FrameSchedule(
-            hot,
-            bounds=schedule.epochs_per_frame_bounds,
-            background=self.background,
-            pace_builds=schedule.pace_builds,
-        )
+        build = _balanced(build, store, class_names)
+        self.samples_per_class = build.samples_per_class
+        self.background, self.refresh = schedule.background, schedule.refresh
+        self.schedule = FrameSchedule.of(hot, schedule)
         self.wait_seconds = 0.0  # training waited this long for frames at swaps
         self.entropy = root_entropy(build.seed, build.shard)
         self.available = np.bincount(store.labels, minlength=len(class_names))
         self.num_samples = frame_size(self.available, self.samples_per_class)
-        self.refresh = schedule.refresh
         space = open_workspace(
             store, self._spec, class_names, entropy=self.entropy, build=build,
             schedule=schedule, epochs_per_frame=hot.epochs_per_frame, say=say,
         )  # fmt: skip
         self.build_processes = isinstance(space.maker, ProcessMaker)
         self.num_build_workers, self.maker = space.maker.num_workers, space.maker
-        self._builder = FrameBuilder(
-            store,
-            spec=self._spec,
-            class_names=class_names,
-            samples_per_class=self.samples_per_class,
-            entropy=self.entropy,
-            maker=space.maker,
-        )
-        self._buffers = space.frames
-        self._rolling: RollingFrames | None = None
         self._served = Served()
-        # A BackgroundBuild (whole frames) or a job making a BuiltSlice.
-        self._pending: BackgroundJob[Any] | None = None
+        # The builder, the buffers, the rolling frame and the pending build.
+        self._builds = FrameBuilds(
+            store, space, spec=self._spec, class_names=class_names,
+            samples_per_class=self.samples_per_class, entropy=self.entropy,
+            schedule=self.schedule, num_samples=self.num_samples,
+            exclusive=self._served.exclusive, progress=progress,
+        )  # fmt: skip
+        self._builder, self._buffers = self._builds.builder, space.frames
         self._closed = False
-        self.epoch = 0
-        self.epochs_in_frame = 0
+        self.epoch = self.epochs_in_frame = 0
         self.last_error: BaseException | None = None
-        # The fit's horizon (see "The fit's last epoch" below): the epoch
-        # count at which the running fit ends (None: unknown), and a swap the
-        # last epoch of a fit left for the next epoch that serves a frame.
-        self._final_epoch: int | None = None
-        self._owed: bool | None = None  # None: none; else `everything`
+        self._horizon = FitHorizon()  # docs/design/engine.md: "The fit's last epoch"
         self._say_overrides()
         try:
-            frame = self._builder.build(
-                generation=1,
-                buffer=self._buffers[0],
-                aug_p=hot.aug_p,
-                pipe_p=hot.pipe_p,
-                progress=progress,
+            frame = self._builds.first(
+                aug_p=hot.aug_p, pipe_p=hot.pipe_p, publish=self._publish, say=say
             )
-            self.schedule.length.observe_build(
-                work_seconds=frame.work_seconds, background=False
-            )
-            if space.spare is not None:
-                self._rolling = RollingFrames(
-                    self._builder,
-                    frame,
-                    store_labels=np.asarray(store.labels),
-                    slice_buffer=space.spare,
-                    share=space.share(),
-                    schedule=self.schedule,
-                    exclusive=self._served.exclusive,
-                    publish=self._publish,
-                    say=say,
-                    progress=progress,
-                )
-            self._announce(
-                self._install(frame)
-            )  # listeners may fail (e.g. an example folder)
+            self._announce(self._install(frame))  # listeners may fail (a folder)
             self._start_pending()
         except BaseException:
             self.close()
@@ -349,11 +306,8 @@ class FrameEngine:
 
     @property
     def frame(self) -> Frame:
-        """A snapshot of the frame being served: its own copy of the pixels.
-
-        It never shows another frame's pixels, however many frames are built
-        after it (see docs/design/engine.md, "Frames handed out").
-        """
+        """A snapshot of the frame being served: its own copy of the pixels
+        (docs/design/engine.md, "Frames handed out")."""
         with self.reading() as view:
             return view.frame.snapshot()
 
@@ -365,127 +319,26 @@ class FrameEngine:
 
     @contextlib.contextmanager
     def serialised(self) -> Iterator[None]:
-        """Runs the block as one command: no other command interleaves with it.
-
-        The adapters place their epoch clock's events and the control file's
-        changes inside it, from whichever thread Keras or tf.data calls them.
-        Re-entrant; never hold it while waiting on another thread that needs it.
-        """
+        """Runs the block as one command: no other command interleaves with it
+        (the adapters' epoch clock events, the control file's changes).
+        Re-entrant; never hold it while waiting on another thread that needs it."""
         with self._command:
             yield
 
     @property
     def rolling(self) -> RollingFrames | None:
         """The rolling frame's ledger and slice buffer (None: whole frames)."""
-        return self._rolling
+        return self._builds.rolling
+
+    @property
+    def _pending(self) -> BackgroundJob[Any] | None:
+        """The build pending in the background (None: none)."""
+        return self._builds.pending
 
     @property
     def usable(self) -> np.ndarray:
         """`(n,)` bool: the natives not found unreadable so far."""
         return self._builder.usable
-
-    def restore(self, state: dict[str, Any]) -> None:
-        """Serves the saved run's frame and order from the next epoch on.
-
-        `state` is checked (`augframe.core.state.check`); the caller holds
-        the command lock and has seen that no training pass is open. The
-        served frame is rebuilt from its generation and probabilities (unless
-        it is already the one served), then the next build starts as the
-        saved run's did.
-        """
-        if self._closed:
-            raise AugframeError("This FrameSequence is closed: nothing to restore.")
-        position = state["position"]
-        generation = int(position["generation"])
-        probabilities = (position["aug_p"], position["pipe_p"])
-        self.hot.restore(state["hot"])
-        if self._pending is not None:
-            self._pending.cancel()
-            self._pending = None
-        view = self._served.view
-        same = (
-            view is not None
-            and int(state["entropy"]) == self.entropy
-            and view.frame.generation == generation
-            and (view.frame.aug_p, view.frame.pipe_p) == probabilities
-            and np.array_equal(np.flatnonzero(~self.usable), state["unreadable"])
-        )
-        self._builder.forget_unreadable(state["unreadable"])
-        self._reseed(int(state["entropy"]))
-        if self._rolling is not None and view is not None:
-            last = dataclasses.replace(
-                view.frame, aug_p=probabilities[0], pipe_p=probabilities[1]
-            )
-            with self._served.exclusive():  # slot by slot, into the frame
-                frame = self._rolling.restore(
-                    state["rolling"],
-                    last,
-                    epoch=position["epoch"],
-                    generation=generation,
-                )
-            same = False
-        elif same and view is not None:
-            frame = view.frame
-        else:
-            frame = self._build_in_place(generation, probabilities=probabilities)
-        self.epoch = int(position["epoch"])
-        self.schedule.restore(state["schedule"])
-        self.epochs_in_frame = int(position["epochs_in_frame"])
-        self._set_order(frame)
-        if not same:
-            self._announce(FrameInstalled(frame, self.available.tolist(), 0.0, ""))
-        self._start_pending()
-
-    def _reseed(self, entropy: int) -> None:
-        """A new root entropy (a state saved with `seed=None`): every stream follows."""
-        if entropy == self.entropy:
-            return
-        self.entropy = self._builder.entropy = self.maker.entropy = entropy
-        if self.build_processes:
-            self.maker.close()  # its workers were started with the old one
-
-    # ---------------------------------------------------------------- schedule
-
-    def end_epoch(self, *, regenerate: bool = False, last: bool = False) -> bool:
-        """A training epoch ended: count it, maybe swap frames.
-
-        Args:
-            regenerate: swap in a new frame now, whatever the schedule says
-                (a control file asked for it).
-            last: no epoch of this fit follows (a stop was asked for): the
-                swap is left for the next fit (see `begin_fit`).
-
-        Returns:
-            True when a new frame was swapped in.
-
-        Raises:
-            BuildError: the next frame could not be built; the last good frame
-                stays served and the next epoch end tries again.
-        """
-        with self._command:
-            return self._end_epoch(regenerate, last)
-
-    def _end_epoch(self, regenerate: bool, last: bool = False) -> bool:
-        self.schedule.time_epoch()
-        self.epoch += 1
-        self.epochs_in_frame += 1
-        pending = self._pending
-        building = pending is not None and not pending.done()
-        due = self._rolling is not None or self.schedule.due(
-            self.epochs_in_frame, building=building
-        )
-        if self._owed is not None:  # a swap a fit's last epoch left
-            regenerate, due = regenerate or self._owed, True
-        if self._fit_ends(last):
-            self._fit_ended(owe=regenerate or due, everything=regenerate)
-        elif (regenerate or due) and not self._closed:
-            self._next_frame(everything=regenerate)
-            return True
-        assert self._served.view is not None
-        self._set_order(self._served.view.frame)
-        if pending is not None and pending.pacer is not None:
-            self.schedule.pace(pending.pacer, epochs_in_frame=self.epochs_in_frame)
-        return False
 
     @property
     def epoch_seconds(self) -> float | None:
@@ -496,6 +349,43 @@ class FrameEngine:
     def frame_epochs(self) -> int:
         """The epochs planned for the frame being served."""
         return self.schedule.frame_epochs
+
+    # ---------------------------------------------------------------- commands
+
+    def end_epoch(self, *, regenerate: bool = False, last: bool = False) -> bool:
+        """A training epoch ended: count it, maybe swap frames (True: swapped).
+
+        `regenerate`: a new frame now, whatever the schedule says (a control
+        file asked for one). `last`: no epoch of this fit follows (a stop):
+        the swap is left for the next fit (see `begin_fit`).
+
+        Raises:
+            BuildError: the next frame could not be built; the last good frame
+                stays served and the next epoch end tries again.
+        """
+        with self._command:
+            self.schedule.time_epoch()
+            self.epoch += 1
+            self.epochs_in_frame += 1
+            pending = self._pending
+            building = pending is not None and not pending.done()
+            due = self.rolling is not None or self.schedule.due(
+                self.epochs_in_frame, building=building
+            )
+            regenerate, due = self._horizon.settle(regenerate=regenerate, due=due)
+            if self._horizon.ends(epoch=self.epoch, last=last):  # the swap is owed
+                self._horizon.ended(
+                    epoch=self.epoch, owe=regenerate or due, everything=regenerate
+                )
+                self._builds.cancel()  # no epoch would serve it
+            elif (regenerate or due) and not self._closed:
+                self._next_frame(everything=regenerate)
+                return True
+            assert self._served.view is not None
+            self._set_order(self._served.view.frame)
+            if pending is not None and pending.pacer is not None:
+                self.schedule.pace(pending.pacer, epochs_in_frame=self.epochs_in_frame)
+            return False
 
     def regenerate(self) -> None:
         """Swaps in a new frame now (waiting for the background build if any).
@@ -515,67 +405,70 @@ class FrameEngine:
     def close(self) -> None:
         """Cancels a background build and stops build workers. Idempotent.
 
-        A command in progress (a swap waiting on its build) is told to stop
-        first, then `close` runs as a command of its own.
-        """
+        A command waiting on its build is told to stop first, then `close` runs."""
         self._closed = True
         pending = self._pending
         if pending is not None:
             pending.stop()  # a command waiting on it returns soon
         with self._command:
-            if self._pending is not None:
-                self._pending.cancel()
-                self._pending = None
-            self._builder.close()
-            for buffer in self._buffers:
-                buffer.release_shared()
-            if self._rolling is not None:
-                self._rolling.release_shared()
+            self._builds.close()
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Serves the saved run's frame and order from the next epoch on.
+
+        `state` is checked (`augframe.core.state.check`); the caller holds the
+        command lock and has seen that no training pass is open.
+        """
+        if self._closed:
+            raise AugframeError("This FrameSequence is closed: nothing to restore.")
+        self.hot.restore(state["hot"])
+        self._builds.cancel()
+        view = self._served.view
+        served = view.frame if view is not None else None
+        frame, kept = self._builds.restore(state, served, entropy=self.entropy)
+        self.entropy = int(state["entropy"])
+        self.epoch = int(state["position"]["epoch"])
+        self.schedule.restore(state["schedule"])
+        self.epochs_in_frame = int(state["position"]["epochs_in_frame"])
+        self._set_order(frame)
+        if not kept:
+            self._announce(FrameInstalled(frame, self.available.tolist(), 0.0, ""))
+        self._start_pending()  # as the saved run's did
 
     def _settings_changed(self, names: frozenset[str]) -> None:
-        """New probabilities apply from the next frame: restart a pending build.
-
-        A rolling frame's pending slice also restarts when `epochs_per_frame`
-        changes, so that it is planned with the new slice size. Runs under the
-        command lock (`HotSettings.set` takes it), never inside a swap.
-        """
+        """New probabilities apply from the next frame: a pending build with
+        others restarts (a rolling frame's pending slice also restarts when
+        `epochs_per_frame` changes, to be planned with the new slice size).
+        Runs under the command lock (`HotSettings.set` takes it)."""
         with self._command:
-            if not self._closed:
-                self._restart_if_stale(names)
-
-    def _restart_if_stale(self, names: frozenset[str]) -> None:
-        replan = self._rolling is not None and "epochs_per_frame" in names
-        if names & set(PROBABILITIES):
-            self._say_overrides()
-        pending = self._pending
-        if pending is not None and (
-            replan
-            or (pending.aug_p, pending.pipe_p) != (self.hot.aug_p, self.hot.pipe_p)
-        ):
-            pending.cancel()
-            self._pending = None
-            self._start_pending()
-        elif pending is None and "epochs_per_frame" in names:
-            self._start_pending()  # a shorter frame: the next one may be served
+            if self._closed:
+                return
+            replan = self.rolling is not None and "epochs_per_frame" in names
+            if names & set(PROBABILITIES):
+                self._say_overrides()
+            pending = self._pending
+            if pending is not None and (replan or self._builds.stale(self.hot)):
+                self._builds.cancel()
+                self._start_pending()
+            elif pending is None and "epochs_per_frame" in names:
+                self._start_pending()  # a shorter frame: the next one may be served
 
     # ------------------------------------------------- the fit's last epoch
 
     def begin_fit(self, epochs_left: int | None, *, regenerate: bool = False) -> None:
         """A fit begins with `epochs_left` training epochs to run (None: unknown).
 
-        Nothing is built that no epoch of the fit serves: a frame is not
-        swapped in at the fit's last epoch end (the swap is owed to the
-        next fit, and made here, before its first epoch), and a background
-        build whose frame would come after the last epoch is not started
-        (or is cancelled). See docs/keras-lifecycle.md, "The last epoch".
-        `regenerate`: a new frame now (a control file asked for one).
+        Nothing is built that no epoch of the fit serves: the swap a fit's last
+        epoch left owed is made here, before the first epoch (`regenerate`: a
+        new frame now). See docs/keras-lifecycle.md, "The last epoch".
         """
         with self._command:
             if regenerate:
-                self._owed = True
+                self._horizon.owed = True
             self._set_horizon(epochs_left)
-            if self._owed is not None and not self._closed and epochs_left != 0:
-                self._next_frame(everything=self._owed)
+            owed = self._horizon.owed
+            if owed is not None and not self._closed and epochs_left != 0:
+                self._next_frame(everything=owed)
 
     def epochs_left(self, epochs_left: int) -> None:
         """The running fit has `epochs_left` epochs to run, this one included
@@ -586,51 +479,23 @@ class FrameEngine:
     def end_fit(self) -> None:
         """The fit ended: its horizon is forgotten (a later epoch is not known)."""
         with self._command:
-            self._final_epoch = None
+            self._horizon.forget()
 
     def _set_horizon(self, epochs_left: int | None) -> None:
-        self._final_epoch = None if epochs_left is None else self.epoch + epochs_left
+        self._horizon.set(epoch=self.epoch, epochs_left=epochs_left)
         if self._closed:
             return
-        pending = self._pending
-        if pending is not None and not self._builds_are_served():
-            pending.cancel()  # its frame would come after the last epoch
-            self._pending = None
-        elif pending is None:
+        if self._pending is None:
             self._start_pending()
-
-    def _fit_ends(self, last: bool) -> bool:
-        """Whether the epoch just counted is the running fit's last."""
-        return last or (
-            self._final_epoch is not None and self.epoch >= self._final_epoch
-        )
-
-    def _fit_ended(self, *, owe: bool, everything: bool) -> None:
-        """The fit ends with the epoch just counted: a due swap waits for the
-        next fit, and a build in flight is cancelled (no epoch would serve it)."""
-        if owe:
-            self._owed = everything or bool(self._owed)
-        if self._pending is not None:
-            self._pending.cancel()
-            self._pending = None
-        self._final_epoch = self.epoch  # nothing is started until a new fit
+        elif not self._builds_are_served():
+            self._builds.cancel()  # its frame would come after the last epoch
 
     def _builds_are_served(self) -> bool:
-        """Whether an epoch of the running fit would serve the next build.
-
-        The next swap comes at the end of the epoch the frame's plan says
-        (every epoch for a rolling frame); its frame is served only if an
-        epoch follows it. Unknown horizon: True.
-        """
-        if self._final_epoch is None:
-            return True
-        planned = self.hot.epochs_per_frame
-        if planned == "auto":
-            planned = self.schedule.frame_epochs
-        if self._rolling is not None:
-            planned = 1
-        swap = self.epoch + max(1, int(planned) - self.epochs_in_frame)
-        return swap < self._final_epoch
+        """Whether an epoch of the running fit serves the next build."""
+        left = self.schedule.epochs_to_swap(
+            self.epochs_in_frame, rolling=self.rolling is not None
+        )
+        return self._horizon.serves(swap=self.epoch + left)
 
     # ------------------------------------------------------------------ builds
 
@@ -643,35 +508,18 @@ class FrameEngine:
         if not (needed or self._builds_are_served()):
             return
         self._say_overrides()
-        if self._rolling is not None:
-            self._pending = self._rolling.start(
-                generation=view.frame.generation + 1,
-                epoch=self.epoch + 1,
-                aug_p=self.hot.aug_p,
-                pipe_p=self.hot.pipe_p,
-            )
-            return
-        current = view.frame.buffer
-        spare = next(b for b in self._buffers if b is not current)
-        self._pending = BackgroundBuild(
-            self._builder,
-            generation=view.frame.generation + 1,
-            buffer=spare,
-            aug_p=self.hot.aug_p,
-            pipe_p=self.hot.pipe_p,
-            pacer=self.schedule.pacer(
-                self.num_samples, epochs_in_frame=self.epochs_in_frame
-            ),
+        self._builds.start(
+            view.frame, self.hot, epoch=self.epoch, epochs_in_frame=self.epochs_in_frame
         )
 
     def _next_frame(self, *, everything: bool = False) -> None:
-        self._owed = None  # any new frame is the one a fit's end left owed
-        if self._pending is None and self._rolling is None:
+        self._horizon.owed = None  # any new frame is the one a fit's end left owed
+        if self._pending is None and self.rolling is None:
             self._start_pending(needed=True)  # none started: none was served
         view = self._served.view
         last = view.frame if view is not None else None
         generation = (last.generation if last is not None else 0) + 1
-        in_place = (self._rolling is None or last is None) and self._pending is None
+        in_place = (self.rolling is None or last is None) and self._pending is None
         with self._served.exclusive() if in_place else contextlib.nullcontext():
             frame, paced = self._build_next(last, generation, everything=everything)
             event = self._install(frame, paced_seconds=paced)
@@ -683,24 +531,17 @@ class FrameEngine:
     ) -> tuple[Frame, float]:
         """The next frame and its paced seconds; on failure, `_failed`, then `BuildError`."""
         try:
-            paced = 0.0
-            if self._rolling is not None and last is not None:
-                pending, self._pending = self._pending, None
-                frame, waited, paced = self._rolling.advance(
-                    last, pending, self.epoch, everything, self.hot
+            if self._pending is None and (self.rolling is None or last is None):
+                self._say_overrides()
+                frame = self._builds.in_place(
+                    generation, aug_p=self.hot.aug_p, pipe_p=self.hot.pipe_p
                 )
-                self.wait_seconds += waited
-            elif self._pending is not None:
-                pending, self._pending = self._pending, None
-                began = time.monotonic()
-                frame = pending.result()
-                self.wait_seconds += time.monotonic() - began
-                self.schedule.length.observe_build(
-                    work_seconds=frame.work_seconds, background=True
-                )
-                paced = pending.pacer.waited if pending.pacer is not None else 0.0
+                waited = paced = 0.0
             else:
-                frame = self._build_in_place(generation)
+                frame, waited, paced = self._builds.take(
+                    last, epoch=self.epoch, everything=everything, hot=self.hot
+                )
+            self.wait_seconds += waited
         except Exception as exc:
             self._failed(exc, last)
             raise BuildError(
@@ -711,42 +552,14 @@ class FrameEngine:
         self.last_error = None
         return frame, paced
 
-    def _build_in_place(
-        self,
-        generation: int,
-        *,
-        probabilities: tuple[float | None, float | None] | None = None,
-    ) -> Frame:
-        """Builds into the one buffer; readers wait until it is done.
-
-        `probabilities` (`aug_p`, `pipe_p`) default to the current ones; a
-        restore passes the last frame's own, so it is rebuilt exactly.
-        """
-        aug_p, pipe_p = probabilities or (self.hot.aug_p, self.hot.pipe_p)
-        if probabilities is None:
-            self._say_overrides()
-        with self._served.exclusive():
-            return self._builder.build(
-                generation=generation,
-                buffer=self._buffers[0],
-                aug_p=aug_p,
-                pipe_p=pipe_p,
-                progress=self.progress,
-            )
-
     def _failed(self, exc: BaseException, last: Frame | None) -> None:
         """Keeps (or restores) the last good frame after a failed build."""
         self.last_error = exc
-        if self.background or self._rolling is not None or last is None:
+        if self.background or self.rolling is not None or last is None:
             self._start_pending()  # the served frame was never touched
             return
-        # One buffer: the build wrote over the served frame. Rebuild it (on
-        # this machine's cores when a cluster's build just failed).
-        try:
-            with self._builder.restoring():
-                restored = self._build_in_place(
-                    last.generation, probabilities=(last.aug_p, last.pipe_p)
-                )
+        try:  # one buffer: the build wrote over the served frame
+            restored = self._builds.rebuild(last)
         except Exception as again:
             self._served.publish(None, again)
             return
@@ -758,15 +571,9 @@ class FrameEngine:
         served = self.epochs_in_frame
         self.epochs_in_frame = 0
         self.schedule.plan()
-        self._set_order(frame)
-        # The frame's buffer is not written until the next swap: listeners
-        # read it in place.
-        return FrameInstalled(
-            frame=frame,
-            available=self.available.tolist(),
-            paced_seconds=paced_seconds,
-            note=self.schedule.note(frame.generation, served),
-        )
+        self._set_order(frame)  # its buffer is not written until the next swap:
+        note = self.schedule.note(frame.generation, served)  # listeners read it
+        return FrameInstalled(frame, self.available.tolist(), paced_seconds, note)
 
     def _announce(self, event: FrameInstalled) -> None:  # reports, examples
         for listener in self.listeners:
@@ -783,3 +590,15 @@ class FrameEngine:
         )
         order = rng.permutation(self.num_samples)
         self._served.publish(View(frame=frame, order=order, epoch=self.epoch))
+
+
+def _balanced(
+    build: BuildOptions, store: ImageStore, class_names: list[str]
+) -> BuildOptions:
+    """`build` with `samples_per_class="balanced"` resolved (open_frames does not)."""
+    if build.samples_per_class != "balanced":
+        return build
+    counts = np.bincount(store.labels, minlength=len(class_names))
+    return dataclasses.replace(
+        build, samples_per_class=balanced_samples_per_class(counts)
+    )

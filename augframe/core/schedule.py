@@ -23,8 +23,9 @@ from collections.abc import Callable
 from typing import Any
 
 from augframe.core.pacing import BuildPacer
+from augframe.options.groups import ScheduleOptions
 
-__all__ = ["CONTENTION", "SAFETY", "FrameLength", "FrameSchedule"]
+__all__ = ["CONTENTION", "SAFETY", "FitHorizon", "FrameLength", "FrameSchedule"]
 
 SAFETY = 1.25
 """Headroom on the measured build time (builds and epochs vary by ~10-20 %)."""
@@ -125,6 +126,16 @@ class FrameSchedule:
         self._last_end: float | None = None
         self._seconds: list[float] = []  # the last few epochs' wall times
 
+    @classmethod
+    def of(cls, hot: Any, options: ScheduleOptions) -> FrameSchedule:
+        """The schedule that `options` (background, pacing, "auto" bounds) ask for."""
+        return cls(
+            hot,
+            bounds=options.epochs_per_frame_bounds,
+            background=options.background,
+            pace_builds=options.pace_builds,
+        )
+
     @property
     def epoch_seconds(self) -> float | None:
         """The median of the last 5 epochs' wall times (None: none timed yet)."""
@@ -184,6 +195,16 @@ class FrameSchedule:
             return False
         return due
 
+    def epochs_to_swap(self, epochs_in_frame: int, *, rolling: bool) -> int:
+        """The epochs, from now, whose last ends the served frame as planned
+        (at least 1; every epoch for a `rolling` frame)."""
+        planned = self.hot.epochs_per_frame
+        if planned == "auto":
+            planned = self.frame_epochs
+        if rolling:
+            planned = 1
+        return max(1, int(planned) - epochs_in_frame)
+
     def pacer(self, num_samples: int, *, epochs_in_frame: int) -> BuildPacer | None:
         """A pacer for the next background build (None: build at full speed)."""
         if not self.pace_builds:
@@ -216,3 +237,62 @@ class FrameSchedule:
             f"; epochs_per_frame auto: {last}this one planned for "
             f"{self.frame_epochs} ({self.length.reason})"
         )
+
+
+class FitHorizon:
+    """The running fit's last epoch, and the swap that a fit's end left owed.
+
+    The engine's bookkeeping for "nothing built that no epoch serves"
+    (docs/keras-lifecycle.md, "The last epoch"). Only `FrameEngine` calls it,
+    under its command lock; it decides nothing about builds itself.
+
+    Example:
+    >>> horizon = FitHorizon()
+    >>> horizon.serves(swap=99)  # no fit's horizon known: every build is served
+    True
+    >>> horizon.set(epoch=0, epochs_left=2)
+    >>> horizon.ends(epoch=1), horizon.ends(epoch=2), horizon.serves(swap=1)
+    (False, True, True)
+    >>> horizon.ended(epoch=2, owe=True, everything=False)
+    >>> horizon.owed, horizon.serves(swap=2)
+    (False, False)
+    >>> horizon.settle(regenerate=False, due=False)  # the owed swap is due now
+    (False, True)
+    """
+
+    def __init__(self) -> None:
+        self.final_epoch: int | None = None  # the fit ends at this epoch count
+        self.owed: bool | None = (
+            None  # a swap left owed (None: none; else `everything`)
+        )
+
+    def set(self, *, epoch: int, epochs_left: int | None) -> None:
+        """The running fit has `epochs_left` epochs after `epoch` (None: unknown)."""
+        self.final_epoch = None if epochs_left is None else epoch + epochs_left
+
+    def forget(self) -> None:
+        """The fit ended: a later epoch is not known."""
+        self.final_epoch = None
+
+    def ends(self, *, epoch: int, last: bool = False) -> bool:
+        """Whether the epoch counted as `epoch` is the running fit's last
+        (`last`: a stop said so)."""
+        return last or (self.final_epoch is not None and epoch >= self.final_epoch)
+
+    def ended(self, *, epoch: int, owe: bool, everything: bool) -> None:
+        """The fit ended at `epoch`: a due swap (`owe`) waits for the next fit,
+        and nothing is served after it until a new fit says otherwise."""
+        if owe:
+            self.owed = everything or bool(self.owed)
+        self.final_epoch = epoch
+
+    def serves(self, *, swap: int) -> bool:
+        """Whether an epoch of the fit follows a swap at the end of epoch
+        `swap` (unknown horizon: True)."""
+        return self.final_epoch is None or swap < self.final_epoch
+
+    def settle(self, *, regenerate: bool, due: bool) -> tuple[bool, bool]:
+        """`(regenerate, due)` at an epoch end, with the owed swap made due."""
+        if self.owed is None:
+            return regenerate, due
+        return regenerate or self.owed, True

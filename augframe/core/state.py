@@ -23,7 +23,8 @@ a few numbers, and `capture` writes them as a JSON-serialisable dict:
   frame is made again slot by slot.
 
 The engine restores a checked state under its command lock
-(`FrameEngine.restore`): it rebuilds the served frame from its generation and
+(`FrameEngine.restore`, `FrameBuilds.restore` with `is_saved_frame` and
+`remake_rolling` below): it rebuilds the served frame from its generation and
 probabilities, so the next epoch serves exactly the frame and order the saved
 run would have served, whatever the build workers.
 
@@ -41,10 +42,11 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -53,7 +55,11 @@ from augframe._files import UntrustedFileError, read_json_file, write_atomic
 from augframe.errors import ConfigError
 
 if TYPE_CHECKING:
+    from contextlib import AbstractContextManager
+
+    from augframe.core.builder import Frame
     from augframe.core.engine import FrameEngine
+    from augframe.core.slices import RollingFrames
 
 __all__ = [
     "FORMAT",
@@ -61,7 +67,10 @@ __all__ = [
     "capture",
     "check",
     "fingerprint",
+    "is_saved_frame",
     "read_state",
+    "remake_rolling",
+    "saved_frame",
     "write_state",
 ]
 
@@ -153,6 +162,51 @@ def capture(engine: FrameEngine, run: Mapping[str, Any]) -> dict[str, Any]:
         "unreadable": np.flatnonzero(~engine.usable).tolist(),
         "rolling": rolling,
     }
+
+
+def saved_frame(state: Mapping[str, Any]) -> tuple[int, tuple[Any, Any]]:
+    """The generation a checked `state` served, and its `(aug_p, pipe_p)`.
+
+    Example:
+    >>> saved_frame({"position": {"generation": 3, "aug_p": 0.5, "pipe_p": None}})
+    (3, (0.5, None))
+    """
+    position = state["position"]
+    return int(position["generation"]), (position["aug_p"], position["pipe_p"])
+
+
+def is_saved_frame(
+    frame: Frame, state: Mapping[str, Any], *, entropy: int, usable: np.ndarray
+) -> bool:
+    """Whether `frame` (built from `entropy`, with the natives `usable`) is the
+    frame a checked `state` served: then a restore need not rebuild it."""
+    generation, probabilities = saved_frame(state)
+    return (
+        int(state["entropy"]) == entropy
+        and frame.generation == generation
+        and (frame.aug_p, frame.pipe_p) == probabilities
+        and np.array_equal(np.flatnonzero(~usable), state["unreadable"])
+    )
+
+
+def remake_rolling(
+    rolling: RollingFrames,
+    state: Mapping[str, Any],
+    served: Frame,
+    *,
+    exclusive: Callable[[], AbstractContextManager[None]],
+) -> Frame:
+    """Makes a checked `state`'s rolling frame again, slot by slot, in the
+    buffer of the frame `served` (no reader reads it meanwhile: `exclusive`)."""
+    generation, (aug_p, pipe_p) = saved_frame(state)
+    last = dataclasses.replace(served, aug_p=aug_p, pipe_p=pipe_p)
+    with exclusive():
+        return rolling.restore(
+            state["rolling"],
+            last,
+            epoch=state["position"]["epoch"],
+            generation=generation,
+        )
 
 
 def check(state: Any, run: Mapping[str, Any]) -> dict[str, Any]:

@@ -91,7 +91,7 @@ def test_a_failed_build_keeps_the_last_good_frame_and_a_retry_works(
     eng, flag = engine(tmp_path, background=background, once=True)
     if background:
         eng._pending.result()  # the next frame was built before the flag:
-        eng._pending = None  # drop it and start one that will fail
+        eng._builds.pending = None  # drop it and start one that will fail
     first = served(eng)
     generation = eng.generation
     open(flag, "w").close()

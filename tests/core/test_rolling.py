@@ -168,7 +168,7 @@ def test_regenerate_rebuilds_every_slot_in_the_foreground_and_says_so(caplog):
     lines: list[str] = []
     with rolling(verbose=1) as seq:
         seq.core.engine.say = lines.append
-        seq.core.engine._rolling.say = lines.append
+        seq.core.engine.rolling.say = lines.append
         one_epoch(seq)
         generation = seq.generation
         seq.regenerate()
@@ -183,7 +183,7 @@ def test_memory_is_the_frame_and_one_slice():
     with rolling(epochs_per_frame=3) as seq:
         engine = seq.core.engine
         assert len(engine._buffers) == 1
-        assert engine._rolling.slice_buffer.array.shape[0] == 12  # 36 / 3
+        assert engine.rolling.slice_buffer.array.shape[0] == 12  # 36 / 3
     with rolling(epochs_per_frame=3, refresh="frame") as seq:
         assert len(seq.core.engine._buffers) == 2
 
@@ -377,8 +377,8 @@ def test_auto_fills_frame_memory_counting_the_buffers_of_the_mode(
         assert per_class == int(budget / (3 * SAMPLE * frames))
         engine = seq.core.engine
         held = sum(b.nbytes for b in engine._buffers)
-        if engine._rolling is not None:
-            held += engine._rolling.slice_buffer.nbytes
+        if engine.rolling is not None:
+            held += engine.rolling.slice_buffer.nbytes
         assert held <= budget
         assert seq.frame.class_counts.tolist() == [per_class] * 3
     line = next(
@@ -436,7 +436,7 @@ def test_auto_sets_the_slice_from_the_measured_build_rate():
     with rolling(epochs_per_frame="auto", epochs_per_frame_bounds=(2, 4)) as seq:
         engine = seq.core.engine
         # The slice buffer is sized for the lower bound (the largest slice).
-        assert engine._rolling.slice_buffer.array.shape[0] == 18
+        assert engine.rolling.slice_buffer.array.shape[0] == 18
         for _ in range(6):
             one_epoch(seq)
             assert 2 <= engine.frame_epochs <= 4

@@ -13,9 +13,17 @@ import pytest
 import augframe
 from augframe.augment.pipeline import A, PipelineSpec
 from augframe.core.engine import FrameEngine
-from augframe.core.schedule import CONTENTION, SAFETY, FrameLength
+from augframe.core.schedule import (
+    CONTENTION,
+    SAFETY,
+    FitHorizon,
+    FrameLength,
+    FrameSchedule,
+)
 from augframe.errors import ConfigError
 from augframe.io.stores import mapping_to_store
+from augframe.options.groups import ScheduleOptions
+from augframe.options.hot import HotSettings
 from tests.conftest import EpochRecorder, engine_parts, random_images, tiny_model
 
 SIZE = (12, 12)
@@ -180,3 +188,37 @@ def test_fit_with_auto_and_control_file_switching(tmp_path, caplog) -> None:
     assert seq.epochs_per_frame == 2
     assert generations[-1] > generations[6]
     seq.close()
+
+
+def test_the_fit_horizon_ends_a_fit_and_owes_its_swap_to_the_next() -> None:
+    horizon = FitHorizon()
+    assert horizon.serves(swap=10**6) and not horizon.ends(epoch=10**6)  # unknown
+    assert horizon.ends(epoch=0, last=True)  # a stop
+    horizon.set(epoch=3, epochs_left=2)  # epochs 4 and 5
+    assert [horizon.ends(epoch=e) for e in (4, 5)] == [False, True]
+    assert horizon.serves(swap=4) and not horizon.serves(swap=5)
+    assert horizon.settle(regenerate=False, due=False) == (False, False)
+    horizon.ended(epoch=5, owe=True, everything=False)
+    assert horizon.owed is False and horizon.final_epoch == 5
+    horizon.ended(epoch=5, owe=True, everything=True)  # a regenerate asked for
+    horizon.ended(epoch=5, owe=True, everything=False)  # ... is not forgotten
+    assert horizon.owed is True
+    assert horizon.settle(regenerate=False, due=False) == (True, True)
+    horizon.forget()
+    assert horizon.final_epoch is None and horizon.serves(swap=99)
+
+
+def test_epochs_to_swap_follow_the_plan_and_a_rolling_frame_swaps_every_epoch() -> None:
+    hot = HotSettings.of(background=True, writes_examples=False, epochs_per_frame=4)
+    schedule = FrameSchedule.of(hot, ScheduleOptions.of(pace_builds=False))
+    assert schedule.background and schedule.pacer(8, epochs_in_frame=0) is None
+    assert [schedule.epochs_to_swap(n, rolling=False) for n in (0, 3, 4, 9)] == [
+        4,
+        1,
+        1,
+        1,
+    ]
+    assert schedule.epochs_to_swap(0, rolling=True) == 1
+    hot.set("epochs_per_frame", "auto")
+    schedule.frame_epochs = 3  # the plan "auto" made
+    assert schedule.epochs_to_swap(1, rolling=False) == 2

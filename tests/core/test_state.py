@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from augframe import FrameSequence
-from augframe.core.state import VERSION
+from augframe.core.state import VERSION, is_saved_frame, saved_frame
 from augframe.errors import AugframeError, ConfigError
 from tests.conftest import random_images, write_jpegs
 
@@ -223,3 +223,24 @@ def test_a_data_folder_that_moved_is_the_same_data_set(tmp_path: Path) -> None:
         pytest.raises(ConfigError, match="data: saved"),
     ):
         third.set_state(state)
+
+
+def test_a_served_frame_is_the_saved_one_only_if_everything_it_came_from_matches() -> (
+    None
+):
+    with make() as seq:
+        state = seq.get_state()
+        frame, engine = seq.frame, seq.engine
+        assert saved_frame(state) == (1, (frame.aug_p, frame.pipe_p))
+        usable = engine.usable
+        assert is_saved_frame(frame, state, entropy=engine.entropy, usable=usable)
+        assert not is_saved_frame(
+            frame, state, entropy=engine.entropy + 1, usable=usable
+        )
+        one_bad = usable.copy()
+        one_bad[0] = False
+        assert not is_saved_frame(frame, state, entropy=engine.entropy, usable=one_bad)
+        later = {**state, "position": {**state["position"], "generation": 2}}
+        assert not is_saved_frame(frame, later, entropy=engine.entropy, usable=usable)
+        other_p = {**state, "position": {**state["position"], "aug_p": 0.25}}
+        assert not is_saved_frame(frame, other_p, entropy=engine.entropy, usable=usable)

@@ -108,20 +108,7 @@ def build_cache(
     decoding = _check_flags(decoding, verify=verify, shared=shared)
     if not names:
         raise SourceError("Received no image paths. Pass at least one image per class.")
-    folder = cache_folder(cache_dir, image_size, decoding)
-    if foreign_manifest(folder):
-        raise CacheError(
-            f"The cache folder {str(folder)!r} (of cache_dir={str(cache_dir)!r}) "
-            "holds a manifest.json that augframe did not write (not an augframe "
-            "cache manifest). augframe writes nothing into it, so that no file of "
-            "yours is replaced or deleted. Pass another `cache_dir`: a new or "
-            "empty folder, or one that holds augframe's caches only."
-        )
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise cache_error(exc, Path(cache_dir)) from exc
-
+    folder = _make_folder(cache_dir, image_size, decoding)
     with locked(folder):
         remove_temp_files(folder)
         manifest = read_manifest(folder, image_size, decoding)
@@ -158,27 +145,8 @@ def build_cache(
             build.run(pool, progress=progress)
         served = build.served()
         _check_classes(build, label_array, served, names, class_names)
-        data_path = build.commit()
-        stats = CacheStats(
-            num_reused=build.num_reused,
-            num_decoded=build.num_decoded,
-            num_skipped=int((served < 0).sum()),
-            seconds=time.perf_counter() - start,
-            num_damaged=build.num_damaged,
-            num_bytes=data_path.stat().st_size,
-        )
-        kept = np.flatnonzero(served >= 0)
-        rows = served[kept]
         # Opened under the lock: no other build can remove the file meanwhile.
-        store = CacheStore(
-            data_path,
-            labels=label_array[kept],
-            names=[names[i] for i in kept.tolist()],
-            image_size=image_size,
-            stats=stats,
-            decoding=decoding,
-            rows=None if np.array_equal(rows, np.arange(len(build.kept))) else rows,
-        )
+        store, stats = _commit_and_open(build, served, label_array, names, start=start)
     build.warn_skipped([names[i] for i in np.flatnonzero(served < 0).tolist()])
     logger.info(
         "cache %s: %d images (%.1f MiB), %d reused, %d decoded, %d skipped, in %.2fs",
@@ -191,6 +159,64 @@ def build_cache(
         stats.seconds,
     )
     return store
+
+
+def _make_folder(
+    cache_dir: str | os.PathLike[str], image_size: tuple[int, int], decoding: Decoding
+) -> Path:
+    """The cache's folder, created; refused if it holds a foreign manifest.
+
+    Raises:
+        CacheError: a `manifest.json` augframe did not write, or no folder.
+    """
+    folder = cache_folder(cache_dir, image_size, decoding)
+    if foreign_manifest(folder):
+        raise CacheError(
+            f"The cache folder {str(folder)!r} (of cache_dir={str(cache_dir)!r}) "
+            "holds a manifest.json that augframe did not write (not an augframe "
+            "cache manifest). augframe writes nothing into it, so that no file of "
+            "yours is replaced or deleted. Pass another `cache_dir`: a new or "
+            "empty folder, or one that holds augframe's caches only."
+        )
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise cache_error(exc, Path(cache_dir)) from exc
+    return folder
+
+
+def _commit_and_open(
+    build: Build,
+    served: np.ndarray,
+    labels: np.ndarray,
+    names: list[str],
+    *,
+    start: float,
+) -> tuple[CacheStore, CacheStats]:
+    """Commits `build` and opens its store over the files it could decode
+    (`served`: each file's row, -1 for one skipped), with the build's
+    figures; call it under the folder's lock."""
+    data_path = build.commit()
+    stats = CacheStats(
+        num_reused=build.num_reused,
+        num_decoded=build.num_decoded,
+        num_skipped=int((served < 0).sum()),
+        seconds=time.perf_counter() - start,
+        num_damaged=build.num_damaged,
+        num_bytes=data_path.stat().st_size,
+    )
+    kept = np.flatnonzero(served >= 0)
+    rows = served[kept]
+    store = CacheStore(
+        data_path,
+        labels=labels[kept],
+        names=[names[i] for i in kept.tolist()],
+        image_size=build.image_size,
+        stats=stats,
+        decoding=build.decoding,
+        rows=None if np.array_equal(rows, np.arange(len(build.kept))) else rows,
+    )
+    return store, stats
 
 
 def cache_folder(

@@ -1,0 +1,262 @@
+"""The frame engine's builds: its builder, frame buffers, rolling frame and pending build.
+
+`FrameBuilds` holds the machinery that makes frames: the first (blocking)
+build, the next frame built in the background (a whole frame into the spare
+buffer, or a rolling frame's slice), and taking its result at a swap. It
+decides nothing about *when* to build: `augframe.core.engine.FrameEngine`
+does, and is its only caller, under its command lock (docs/design/engine.md).
+
+Example:
+>>> import contextlib
+>>> import numpy as np
+>>> from augframe.augment.pipeline import PipelineSpec
+>>> from augframe.core.schedule import FrameSchedule
+>>> from augframe.core.workspace import open_workspace
+>>> from augframe.io.stores import mapping_to_store
+>>> from augframe.options.groups import BuildOptions, ScheduleOptions
+>>> from augframe.options.hot import HotSettings
+>>> store, names = mapping_to_store({"a": np.zeros((4, 8, 8, 3), np.uint8)},
+...                                 image_size=(8, 8), num_workers=1)
+>>> space = open_workspace(store, PipelineSpec(None), names, entropy=0,
+...     build=BuildOptions.of(samples_per_class=4, num_build_workers=1),
+...     schedule=ScheduleOptions.of(), epochs_per_frame=3, say=print)
+>>> hot = HotSettings.of(background=True, writes_examples=False)
+>>> builds = FrameBuilds(store, space, spec=PipelineSpec(None), class_names=names,
+...     samples_per_class=4, entropy=0, num_samples=4,
+...     schedule=FrameSchedule(hot, bounds=(1, 3), background=True),
+...     exclusive=contextlib.nullcontext)
+>>> first = builds.first(aug_p=None, pipe_p=None, publish=print, say=print)
+>>> builds.start(first, hot, epoch=0, epochs_in_frame=0)
+>>> frame, waited, paced = builds.take(first, epoch=1, everything=False, hot=hot)
+>>> first.generation, frame.generation, frame.buffer is first.buffer
+(1, 2, False)
+>>> builds.close()
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from typing import Any
+
+import numpy as np
+
+from augframe.augment.pipeline import PipelineSpec
+from augframe.core.background import BackgroundBuild, BackgroundJob
+from augframe.core.builder import Frame, FrameBuilder
+from augframe.core.makers import ProcessMaker
+from augframe.core.schedule import FrameSchedule
+from augframe.core.slices import RollingFrames
+from augframe.core.state import is_saved_frame, remake_rolling, saved_frame
+from augframe.core.workspace import Workspace
+from augframe.io.stores import ImageStore
+from augframe.options.hot import HotSettings
+
+__all__ = ["FrameBuilds"]
+
+
+class FrameBuilds:
+    """The builder, its frame buffers, the rolling frame and the pending build.
+
+    Args:
+        store: where the natives come from.
+        space: the build workers and the buffers they write.
+        spec: the augmentation pipeline.
+        class_names: class names, in label order.
+        samples_per_class: the samples of each class in a frame (None: every
+            native once).
+        entropy: the root of every random stream.
+        schedule: the frame length, build measurements and pacers.
+        num_samples: the samples in a frame.
+        exclusive: keeps readers out while a build writes the served buffer.
+        progress: show a progress bar for blocking builds.
+    """
+
+    def __init__(
+        self,
+        store: ImageStore,
+        space: Workspace,
+        *,
+        spec: PipelineSpec,
+        class_names: list[str],
+        samples_per_class: int | None,
+        entropy: int,
+        schedule: FrameSchedule,
+        num_samples: int,
+        exclusive: Callable[[], AbstractContextManager[None]],
+        progress: bool = False,
+    ) -> None:
+        self.builder = FrameBuilder(
+            store,
+            spec=spec,
+            class_names=class_names,
+            samples_per_class=samples_per_class,
+            entropy=entropy,
+            maker=space.maker,
+        )
+        self.space, self.buffers = space, space.frames
+        self.store_labels = np.asarray(store.labels)
+        self.schedule = schedule
+        self.num_samples = num_samples
+        self.exclusive = exclusive
+        self.progress = progress
+        self.rolling: RollingFrames | None = None
+        # A BackgroundBuild (whole frames) or a job making a BuiltSlice.
+        self.pending: BackgroundJob[Any] | None = None
+
+    def first(
+        self,
+        *,
+        aug_p: float | None,
+        pipe_p: float | None,
+        publish: Callable[[Frame], None],
+        say: Callable[[str], None],
+    ) -> Frame:
+        """Builds frame 1 (blocking) and measures it; opens the rolling frame
+        on it when the workspace has a slice buffer (`publish`, `say`: its)."""
+        frame = self.builder.build(
+            generation=1,
+            buffer=self.buffers[0],
+            aug_p=aug_p,
+            pipe_p=pipe_p,
+            progress=self.progress,
+        )
+        self.schedule.length.observe_build(
+            work_seconds=frame.work_seconds, background=False
+        )
+        if self.space.spare is not None:
+            self.rolling = RollingFrames(
+                self.builder,
+                frame,
+                store_labels=self.store_labels,
+                slice_buffer=self.space.spare,
+                share=self.space.share(),
+                schedule=self.schedule,
+                exclusive=self.exclusive,
+                publish=publish,
+                say=say,
+                progress=self.progress,
+            )
+        return frame
+
+    def in_place(
+        self, generation: int, *, aug_p: float | None, pipe_p: float | None
+    ) -> Frame:
+        """Builds frame `generation` into the one buffer; readers wait until it is done."""
+        with self.exclusive():
+            return self.builder.build(
+                generation=generation,
+                buffer=self.buffers[0],
+                aug_p=aug_p,
+                pipe_p=pipe_p,
+                progress=self.progress,
+            )
+
+    def rebuild(self, last: Frame) -> Frame:
+        """Builds `last` again in place, exactly (its own probabilities), on
+        this machine's cores when a cluster's build just failed."""
+        with self.builder.restoring():
+            return self.in_place(last.generation, aug_p=last.aug_p, pipe_p=last.pipe_p)
+
+    def restore(
+        self, state: dict[str, Any], served: Frame | None, *, entropy: int
+    ) -> tuple[Frame, bool]:
+        """The frame a checked `state` served, made again, and whether it is
+        `served` as it is (built from `entropy`): nothing was rebuilt.
+
+        The natives it found unreadable and its root entropy are taken first;
+        then a rolling frame is made again slot by slot, a whole frame is
+        rebuilt in place from its generation and probabilities.
+        """
+        kept = served is not None and is_saved_frame(
+            served, state, entropy=entropy, usable=self.builder.usable
+        )
+        self.builder.forget_unreadable(state["unreadable"])
+        self.reseed(int(state["entropy"]))
+        if self.rolling is not None and served is not None:
+            return remake_rolling(
+                self.rolling, state, served, exclusive=self.exclusive
+            ), False
+        if kept and served is not None:
+            return served, True
+        generation, (aug_p, pipe_p) = saved_frame(state)
+        return self.in_place(generation, aug_p=aug_p, pipe_p=pipe_p), False
+
+    def reseed(self, entropy: int) -> None:
+        """A new root entropy (a state saved with `seed=None`): every stream follows."""
+        maker = self.space.maker
+        if entropy == self.builder.entropy:
+            return
+        self.builder.entropy = maker.entropy = entropy
+        if isinstance(maker, ProcessMaker):
+            maker.close()  # its workers were started with the old one
+
+    def start(
+        self, served: Frame, hot: HotSettings, *, epoch: int, epochs_in_frame: int
+    ) -> None:
+        """Starts the build that follows `served` in the background: a rolling
+        frame's next slice, or the next whole frame into the spare buffer."""
+        generation = served.generation + 1
+        if self.rolling is not None:
+            self.pending = self.rolling.start(
+                generation=generation,
+                epoch=epoch + 1,
+                aug_p=hot.aug_p,
+                pipe_p=hot.pipe_p,
+            )
+            return
+        spare = next(b for b in self.buffers if b is not served.buffer)
+        self.pending = BackgroundBuild(
+            self.builder,
+            generation=generation,
+            buffer=spare,
+            aug_p=hot.aug_p,
+            pipe_p=hot.pipe_p,
+            pacer=self.schedule.pacer(
+                self.num_samples, epochs_in_frame=epochs_in_frame
+            ),
+        )
+
+    def stale(self, hot: HotSettings) -> bool:
+        """Whether the pending build runs with other probabilities than `hot`'s."""
+        pending = self.pending
+        if pending is None:
+            return False
+        return (pending.aug_p, pending.pipe_p) != (hot.aug_p, hot.pipe_p)
+
+    def take(
+        self, last: Frame | None, *, epoch: int, everything: bool, hot: HotSettings
+    ) -> tuple[Frame, float, float]:
+        """The next frame from the pending build (or the rolling frame advanced),
+        with the seconds training waited for it and its paced seconds.
+
+        Raises:
+            Exception: whatever the build raised.
+        """
+        pending, self.pending = self.pending, None
+        if self.rolling is not None and last is not None:
+            return self.rolling.advance(last, pending, epoch, everything, hot)
+        assert pending is not None
+        began = time.monotonic()
+        frame = pending.result()
+        waited = time.monotonic() - began
+        self.schedule.length.observe_build(
+            work_seconds=frame.work_seconds, background=True
+        )
+        return frame, waited, pending.pacer.waited if pending.pacer is not None else 0.0
+
+    def cancel(self) -> None:
+        """Cancels the pending build (and waits for it to stop), if any."""
+        if self.pending is not None:
+            self.pending.cancel()
+            self.pending = None
+
+    def close(self) -> None:
+        """Cancels the pending build, stops the build workers, frees shared memory."""
+        self.cancel()
+        self.builder.close()
+        for buffer in self.buffers:
+            buffer.release_shared()
+        if self.rolling is not None:
+            self.rolling.release_shared()

@@ -1,0 +1,135 @@
+"""The engine's builds (augframe.core.builds): first frame, background builds, restore."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+
+from augframe.augment.pipeline import PipelineSpec
+from augframe.core.builds import FrameBuilds
+from augframe.core.schedule import FrameSchedule
+from augframe.core.workspace import open_workspace
+from augframe.io.stores import mapping_to_store
+from augframe.options.groups import BuildOptions, ScheduleOptions
+from augframe.options.hot import HotSettings
+from tests.conftest import flip_rotate, random_images
+
+
+@contextlib.contextmanager
+def builds(
+    *, refresh: str = "frame", aug_p: float | None = None
+) -> Iterator[tuple[FrameBuilds, HotSettings, list[str]]]:
+    """Whole frames (two buffers) or a rolling frame, of 2 classes x 4 samples."""
+    store, names = mapping_to_store(
+        {"a": random_images(4, seed=1, size=(8, 8)), "b": random_images(3, seed=2, size=(8, 8))},
+        image_size=(8, 8),
+        num_workers=1,
+    )  # fmt: skip
+    hot = HotSettings.of(
+        background=True, writes_examples=False, epochs_per_frame=2, aug_p=aug_p
+    )
+    spec = PipelineSpec(flip_rotate())
+    schedule = ScheduleOptions.of(refresh=refresh, pace_builds=False)
+    space = open_workspace(
+        store, spec, names, entropy=7,
+        build=BuildOptions.of(samples_per_class=4, num_build_workers=1),
+        schedule=schedule, epochs_per_frame=2, say=lambda line: None,
+    )  # fmt: skip
+    said: list[str] = []
+    made = FrameBuilds(
+        store, space, spec=spec, class_names=names, samples_per_class=4,
+        entropy=7, num_samples=8, schedule=FrameSchedule.of(hot, schedule),
+        exclusive=contextlib.nullcontext,
+    )  # fmt: skip
+    try:
+        yield made, hot, said
+    finally:
+        made.close()
+
+
+def first(made: FrameBuilds, hot: HotSettings, said: list[str]) -> Any:
+    return made.first(
+        aug_p=hot.aug_p, pipe_p=hot.pipe_p, publish=lambda frame: None, say=said.append
+    )
+
+
+def test_a_background_build_writes_the_spare_buffer_and_is_taken_at_a_swap() -> None:
+    with builds() as (made, hot, said):
+        frame = first(made, hot, said)
+        assert frame.generation == 1 and made.rolling is None
+        made.start(frame, hot, epoch=0, epochs_in_frame=0)
+        assert made.pending is not None and made.pending.buffer is not frame.buffer
+        assert not made.stale(hot)
+        nxt, waited, paced = made.take(frame, epoch=2, everything=False, hot=hot)
+        assert (nxt.generation, made.pending, paced) == (2, None, 0.0)
+        assert waited >= 0.0 and nxt.buffer is not frame.buffer
+        assert made.schedule.length.measured_beside_training  # measured in background
+        # the same frame as one built in place (frames are a pure function
+        # of the seed, the generation and the probabilities)
+        again = made.in_place(2, aug_p=hot.aug_p, pipe_p=hot.pipe_p)
+        assert np.array_equal(again.images, nxt.images)
+
+
+def test_a_pending_build_is_stale_once_the_probabilities_change() -> None:
+    with builds(aug_p=0.5) as (made, hot, said):
+        frame = first(made, hot, said)
+        assert not made.stale(hot)  # none pending
+        made.start(frame, hot, epoch=0, epochs_in_frame=0)
+        hot.set("aug_p", 0.9)
+        assert made.stale(hot)
+        made.cancel()
+        assert made.pending is None and not made.stale(hot)
+
+
+def test_restore_keeps_the_served_frame_when_it_is_the_saved_one() -> None:
+    with builds() as (made, hot, said):
+        frame = first(made, hot, said)
+        state: dict[str, Any] = {
+            "entropy": 7,
+            "position": {"generation": 1, "aug_p": frame.aug_p, "pipe_p": frame.pipe_p},
+            "unreadable": [],
+        }
+        assert made.restore(state, frame, entropy=7) == (frame, True)
+        later = {**state, "position": {**state["position"], "generation": 3}}
+        rebuilt, kept = made.restore(later, frame, entropy=7)
+        assert not kept and rebuilt.generation == 3
+        assert np.array_equal(
+            rebuilt.images, made.in_place(3, aug_p=None, pipe_p=None).images
+        )
+
+
+def test_restore_takes_the_saved_entropy_and_rebuilds_from_it() -> None:
+    with builds() as (made, hot, said):
+        frame = first(made, hot, said)
+        before = frame.images.copy()
+        state = {
+            "entropy": 8,
+            "position": {"generation": 1, "aug_p": None, "pipe_p": None},
+            "unreadable": [],
+        }
+        rebuilt, kept = made.restore(state, frame, entropy=7)
+        assert not kept and made.builder.entropy == 8
+        assert not np.array_equal(rebuilt.images, before)
+
+
+def test_a_rolling_frame_opens_on_the_first_frame() -> None:
+    with builds(refresh="rolling") as (made, hot, said):
+        frame = first(made, hot, said)
+        assert made.rolling is not None and len(made.buffers) == 1
+        made.start(frame, hot, epoch=0, epochs_in_frame=0)
+        assert made.pending is not None
+        nxt, _, _ = made.take(frame, epoch=1, everything=False, hot=hot)
+        assert nxt.generation == 2 and made.pending is None
+
+
+@pytest.mark.parametrize("refresh", ["frame", "rolling"])
+def test_close_cancels_the_pending_build(refresh: str) -> None:
+    with builds(refresh=refresh) as (made, hot, said):
+        made.start(first(made, hot, said), hot, epoch=0, epochs_in_frame=0)
+        job = made.pending
+        made.close()
+        assert made.pending is None and job is not None and job.done()
