@@ -251,7 +251,9 @@ class ControlLink:
             _warn.warn(
                 f"Control file {str(path)!r} held other values; this sequence "
                 f"wrote its own: {replaced_values(self.replaced, new)}. Pass "
-                "them to the constructor to keep them.",
+                "them to the constructor to keep them (a run that restores a "
+                "saved state, e.g. with augframe.BackupAndRestore, puts the "
+                "state's values back when fit begins).",
                 ControlFileWarning,
             )
 
