@@ -281,10 +281,15 @@ class ControlLink:
         self.file.poll()
 
     def rewrite(self) -> None:
-        """Writes the values in force (a restored state's) and reads them back."""
-        write_control(
-            self.file.path, {**self.hot.values(), "regenerate": False, "stop": False}
-        )
+        """Writes the values in force (a restored state's) and reads them back.
+
+        The learning rate is the one the file held before this sequence was
+        made (the optimizer's own, null, when it held none): a resumed run
+        keeps the rate it was steered to.
+        """
+        values = initial_values(self.hot.values())
+        values["learning_rate"] = self.replaced.get("learning_rate")
+        write_control(self.file.path, values)
         self.file.poll()
 
     def apply(self) -> bool:

@@ -309,3 +309,16 @@ def test_control_link_applies_keeps_and_warns(tmp_path):
         warnings.simplefilter("error")
         link.apply()
     assert hot.epochs_per_frame == 3  # null leaves it as it is
+
+
+def test_a_restored_run_writes_every_key_and_keeps_the_steered_rate(tmp_path):
+    path = tmp_path / "control.json"
+    path.write_text(json.dumps({"aug_p": 0.3, "learning_rate": 1e-4}))
+    hot = HotSettings.of(background=False, writes_examples=False)
+    with pytest.warns(ControlFileWarning, match="learning_rate: 0.0001 -> null"):
+        link = ControlLink(path, hot, say=lambda line: None)
+    hot.set("aug_p", 0.3)  # what a restored state puts back
+    link.rewrite()
+    written = json.loads(path.read_text())
+    assert written["learning_rate"] == 1e-4 and written["aug_p"] == 0.3
+    assert set(written) >= {"learning_rate", "regenerate", "stop", *HOT_OPTIONS}
