@@ -413,6 +413,11 @@ class FrameEngine:
         with self._command:
             self._builds.close()
 
+    @property
+    def owed(self) -> bool | None:
+        """A swap the last fit's end left owed (None: none; True: a whole new frame)."""
+        return self._horizon.owed
+
     def restore(self, state: dict[str, Any]) -> None:
         """Serves the saved run's frame and order from the next epoch on.
 
@@ -421,15 +426,17 @@ class FrameEngine:
         """
         if self._closed:
             raise AugframeError("This FrameSequence is closed: nothing to restore.")
-        self.hot.restore(state["hot"])
         self._builds.cancel()
         view = self._served.view
         served = view.frame if view is not None else None
         frame, kept = self._builds.restore(state, served, entropy=self.entropy)
+        # The frame is rebuilt first: a build that fails changes nothing else.
+        self.hot.restore(state["hot"])
         self.entropy = int(state["entropy"])
         self.epoch = int(state["position"]["epoch"])
         self.schedule.restore(state["schedule"])
         self.epochs_in_frame = int(state["position"]["epochs_in_frame"])
+        self._horizon.owed = state["position"].get("owed")
         self._set_order(frame)
         if not kept:
             self._announce(FrameInstalled(frame, self.available.tolist(), 0.0, ""))

@@ -52,7 +52,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from augframe._files import UntrustedFileError, read_json_file, write_atomic
-from augframe.errors import ConfigError
+from augframe.errors import ConfigError, invalid, shown_value
+from augframe.options import registry as opts
 
 if TYPE_CHECKING:
     from contextlib import AbstractContextManager
@@ -151,6 +152,7 @@ def capture(engine: FrameEngine, run: Mapping[str, Any]) -> dict[str, Any]:
             "epochs_in_frame": int(engine.epochs_in_frame),
             "aug_p": frame.aug_p,
             "pipe_p": frame.pipe_p,
+            "owed": engine.owed,
         },
         "hot": engine.hot.values(),
         "schedule": {
@@ -209,24 +211,31 @@ def remake_rolling(
         )
 
 
-def check(state: Any, run: Mapping[str, Any]) -> dict[str, Any]:
+def check(
+    state: Any, run: Mapping[str, Any], *, natives: int | None = None
+) -> dict[str, Any]:
     """`state` if it fits a run described by `run`; else a `ConfigError` naming why.
 
     Raises:
-        ConfigError: not a state dict, a newer format, or a run setting that
-            differs (a different seed, data set, image size, batch size...).
+        ConfigError: not a state dict, a newer format, a run setting that
+            differs (a different seed, data set, image size, batch size...),
+            or a part of the wrong type or range (`natives`: how many natives
+            the data set has, the bound of the unreadable ones' indices).
     """
     if not isinstance(state, Mapping) or state.get("format") != FORMAT:
-        raise ConfigError(
-            "Invalid value for argument `state`. Received: "
-            f"{_short(state)}. Expected a dict from FrameSequence.get_state() "
-            f'(with "format": "{FORMAT}").'
+        raise invalid(
+            "state",
+            state,
+            f'a dict from FrameSequence.get_state() (with "format": "{FORMAT}")',
+            received=shown_value(state, limit=80),
         )
     version = state.get("version")
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-        raise ConfigError(
-            f"Invalid value for argument `state`. Received: version={version!r}. "
-            f"Expected a positive integer (this augframe writes version {VERSION})."
+        raise invalid(
+            "state",
+            version,
+            f"a positive integer (this augframe writes version {VERSION})",
+            received=f"version={shown_value(version, limit=80)}",
         )
     if version > VERSION:
         raise ConfigError(
@@ -249,31 +258,88 @@ def check(state: Any, run: Mapping[str, Any]) -> dict[str, Any]:
         )
     for key in ("entropy", "position", "hot", "schedule", "unreadable"):
         if key not in state:
-            raise ConfigError(
-                f"Invalid value for argument `state`. Received: a state without "
-                f"`{key}`. Expected every key FrameSequence.get_state() writes."
+            raise invalid(
+                "state",
+                state,
+                "every key FrameSequence.get_state() writes",
+                received=f"a state without `{key}`",
             )
     rolling = state.get("rolling")
     if run.get("refresh") == "rolling" and not (
         isinstance(rolling, Mapping) and set(rolling) >= _ROLLING_KEYS
     ):
-        raise ConfigError(
-            "Invalid value for argument `state`. Received: a state without its "
-            "rolling frame's slots. Expected the `rolling` part that "
-            'get_state() writes for refresh="rolling".'
+        raise invalid(
+            "state",
+            state,
+            'the `rolling` part that get_state() writes for refresh="rolling"',
+            received="a state without its rolling frame's slots",
         )
+    _check_parts(state, natives)
+    return dict(state)
+
+
+def _check_parts(state: Mapping[str, Any], natives: int | None) -> None:
+    """The parts a restore reads, each of the type and range it needs, so that
+    a damaged state is refused before anything changes."""
     position = state["position"]
     if not (
-        _count(position.get("generation"), 1)
+        isinstance(position, Mapping)
+        and _count(position.get("generation"), 1)
         and _count(position.get("epoch"), 0)
         and _count(position.get("epochs_in_frame"), 0)
+        and position.get("owed") in (None, True, False)
     ):
-        raise ConfigError(
-            "Invalid value for argument `state`. Received: position="
-            f"{position!r}. Expected generation >= 1, epoch >= 0 and "
-            "epochs_in_frame >= 0 (integers)."
+        raise invalid(
+            "state",
+            position,
+            "generation >= 1, epoch >= 0 and epochs_in_frame >= 0 (integers)",
+            received=f"position={shown_value(position, limit=120)}",
         )
-    return dict(state)
+    for name in ("aug_p", "pipe_p"):
+        opts.check(name, position.get(name))
+    schedule = state["schedule"]
+    if not (
+        isinstance(schedule, Mapping)
+        and _count(schedule.get("frame_epochs"), 1)
+        and _number_or_none(schedule.get("work_seconds"))
+        and isinstance(schedule.get("epoch_seconds", []), list)
+        and all(
+            _number_or_none(s) and s is not None
+            for s in schedule.get("epoch_seconds", [])
+        )
+    ):
+        raise invalid(
+            "state",
+            schedule,
+            "frame_epochs >= 1, work_seconds a number or null, epoch_seconds numbers",
+            received=f"schedule={shown_value(schedule, limit=120)}",
+        )
+    unreadable = state["unreadable"]
+    if not (
+        isinstance(unreadable, list)
+        and all(_count(i, 0) for i in unreadable)
+        and (not isinstance(natives, int) or all(i < natives for i in unreadable))
+    ):
+        raise invalid(
+            "state",
+            unreadable,
+            "indices of natives (integers from 0)",
+            received=f"unreadable={shown_value(unreadable, limit=120)}",
+        )
+    if not _count(state["entropy"], 0):
+        raise invalid(
+            "state",
+            state["entropy"],
+            "an integer >= 0",
+            received=f"entropy={shown_value(state['entropy'], limit=80)}",
+        )
+    if not isinstance(state["hot"], Mapping):
+        raise invalid(
+            "state",
+            state["hot"],
+            "the hot values, by name",
+            received=f"hot={shown_value(state['hot'], limit=80)}",
+        )
 
 
 _ROLLING_KEYS = frozenset(
@@ -286,16 +352,17 @@ def _count(value: Any, low: int) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= low
 
 
+def _number_or_none(value: Any) -> bool:
+    return value is None or (
+        isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0
+    )
+
+
 def _json(value: Any) -> Any:
     """`value` as JSON would give it back (tuples are lists)."""
     if isinstance(value, (tuple, list)):
         return [_json(v) for v in value]
     return value
-
-
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
 
 
 MAX_STATE_BYTES = 1 << 28

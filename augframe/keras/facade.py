@@ -450,7 +450,9 @@ class TrainingFacade(SequenceFacade):
             AugframeError: a fit is running (an epoch of it has begun), or
                 the sequence is closed.
         """
-        checked = state_check(state, self._run_identity())
+        checked = state_check(
+            state, self._run_identity(), natives=len(self.core.engine.usable)
+        )
         with self._serialised():
             if self.clock.pass_open or self._fit_epoch_begun:
                 raise AugframeError(
@@ -482,12 +484,18 @@ class TrainingFacade(SequenceFacade):
         """
         self.set_state(read_state(path))
 
+    def _data_fingerprint(self) -> str:
+        """The data set's fingerprint, computed once (the store never changes)."""
+        if getattr(self, "_fingerprint", None) is None:
+            self._fingerprint = fingerprint(self.core.store, self.class_names)
+        return self._fingerprint
+
     def _run_identity(self) -> dict[str, Any]:
         """What a saved state must match to be restored here."""
         engine = self.core.engine
         size = self._options["image_size"]
         return {
-            "data": fingerprint(self.core.store, self.class_names),
+            "data": self._data_fingerprint(),
             "seed": self.seed,
             "shard": list(self.shard) if self.shard is not None else None,
             "image_size": list(size),

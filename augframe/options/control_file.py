@@ -389,8 +389,8 @@ def file_values(path: str | os.PathLike[str]) -> dict[str, Any] | None:
     """The values a valid control file at `path` holds (the keys it writes,
     commands left out); None when there is no file or it is not valid.
 
-    The resume path (`FrameSequence.set_state`) keeps these values instead
-    of the constructor's (`ControlLink.adopt_file_values`).
+    A link made with `adopt=True` keeps these values instead of the
+    constructor's (`ControlLink.adopt_file_values`).
     """
     try:
         settings, _ = parse_control(_read_limited(Path(path)))

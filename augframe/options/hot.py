@@ -283,12 +283,15 @@ class ControlLink:
     def rewrite(self) -> None:
         """Writes the values in force (a restored state's) and reads them back.
 
-        The learning rate is the one the file held before this sequence was
-        made (the optimizer's own, null, when it held none): a resumed run
-        keeps the rate it was steered to.
+        The learning rate stays the file's: the one set since this sequence
+        was made, else the one the file held before (the optimizer's own,
+        null, when it held none): a resumed run keeps the rate it was steered to.
         """
         values = initial_values(self.hot.values())
-        values["learning_rate"] = self.replaced.get("learning_rate")
+        now = (file_values(self.file.path) or {}).get("learning_rate")
+        values["learning_rate"] = (
+            now if now is not None else self.replaced.get("learning_rate")
+        )
         write_control(self.file.path, values)
         self.file.poll()
 

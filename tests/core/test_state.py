@@ -100,6 +100,7 @@ def test_the_state_is_json_and_holds_the_position_and_the_hot_settings() -> None
         "epochs_in_frame": 0,
         "aug_p": None,
         "pipe_p": None,
+        "owed": None,
     }
     assert state["hot"]["pipe_p"] == 0.5
     assert state["schedule"]["frame_epochs"] == 2
@@ -244,3 +245,43 @@ def test_a_served_frame_is_the_saved_one_only_if_everything_it_came_from_matches
         assert not is_saved_frame(frame, later, entropy=engine.entropy, usable=usable)
         other_p = {**state, "position": {**state["position"], "aug_p": 0.25}}
         assert not is_saved_frame(frame, other_p, entropy=engine.entropy, usable=usable)
+
+
+def test_the_swap_a_fits_end_left_owed_is_saved_and_made_after_a_restore() -> None:
+    with make(background=False) as a, make(background=False) as b:
+        engine = a.engine
+        engine.begin_fit(2)
+        engine.end_epoch()
+        engine.end_epoch()
+        engine.end_fit()  # the last epoch swapped nothing: the swap is owed
+        state = json.loads(json.dumps(a.get_state()))
+        assert state["position"]["owed"] is not None
+        b.set_state(state)
+        a.engine.begin_fit(2)
+        b.engine.begin_fit(2)
+        assert (a.generation, b.generation) == (2, 2)
+        assert served(a) == served(b)
+
+
+@pytest.mark.parametrize(
+    ("part", "value", "match"),
+    [
+        ("schedule", {}, "frame_epochs"),
+        ("unreadable", [10**6], "unreadable"),
+        ("entropy", "abc", "entropy"),
+        ("position.aug_p", 5.0, "aug_p"),
+        ("position.owed", "yes", "position"),
+    ],
+)
+def test_a_damaged_state_is_refused_before_anything_changes(
+    part: str, value: Any, match: str
+) -> None:
+    with make() as saved, make() as seq:
+        saved.aug_p = 0.3
+        state = json.loads(json.dumps(saved.get_state()))
+        where, _, key = part.rpartition(".")
+        (state[where] if where else state)[key or part] = value
+        before = (seq.aug_p, seq.epoch, seq.generation, served(seq))
+        with pytest.raises(ConfigError, match=match):
+            seq.set_state(state)
+        assert (seq.aug_p, seq.epoch, seq.generation, served(seq)) == before
