@@ -31,7 +31,7 @@ from typing import Any
 import keras
 
 from augframe.core.state import read_state, write_state
-from augframe.errors import AugframeError, ConfigError
+from augframe.errors import AugframeError, ConfigError, invalid
 from augframe.keras.facade import TrainingFacade
 from augframe.keras.scheduling import refuse_validation
 
@@ -75,19 +75,29 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
         delete_checkpoint: bool = True,
     ) -> None:
         if not sequences:
-            raise ConfigError(
-                "Invalid value for argument `sequences`. Received: none. Expected "
+            raise invalid(
+                "sequences",
+                sequences,
                 "the training sequences of the fit, e.g. "
                 "augframe.BackupAndRestore('backup', train_seq): Keras gives "
-                "callbacks no access to the data of `fit`."
+                "callbacks no access to the data of `fit`",
+                received="none",
+            )
+        if "://" in os.fspath(backup_dir):
+            raise invalid(
+                "backup_dir",
+                backup_dir,
+                "a local folder: the sequences' state is written beside Keras' "
+                "files with this machine's file system",
             )
         for seq in sequences:
             refuse_validation(seq, "BackupAndRestore")
             if not isinstance(seq, self.sequence_type):
-                raise ConfigError(
-                    "Invalid argument for `BackupAndRestore`. Received: "
-                    f"{type(seq).__name__}. Expected a training "
-                    f"{self.sequence_type.__name__}."
+                raise invalid(
+                    "sequences",
+                    seq,
+                    f"training {self.sequence_type.__name__}s",
+                    received=type(seq).__name__,
                 )
         super().__init__(
             os.fspath(backup_dir),

@@ -174,3 +174,8 @@ def test_backup_and_restore_takes_training_sequences_only(tmp_path: Path) -> Non
 def test_the_public_name_is_this_callback():
     assert augframe.BackupAndRestore is BackupAndRestore
     assert "BackupAndRestore" in augframe.__all__
+
+
+def test_a_remote_backup_dir_is_refused_naming_it() -> None:
+    with make() as seq, pytest.raises(ConfigError, match="Expected a local folder"):
+        BackupAndRestore("gs://bucket/backup", seq)
