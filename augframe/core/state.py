@@ -383,7 +383,6 @@ def read_state(path: str | os.PathLike[str]) -> Any:
     try:
         return read_json_file(path, max_bytes=MAX_STATE_BYTES, max_depth=8, follow=True)
     except (OSError, UntrustedFileError) as exc:
-        raise ConfigError(
-            f"Invalid value for argument `path`. Received: path={str(path)!r}. "
-            f"Expected a state file written by augframe ({exc})."
+        raise invalid(
+            "path", os.fspath(path), f"a state file written by augframe ({exc})"
         ) from exc
