@@ -32,6 +32,7 @@ BENCHMARKS = {
     "decode": "benchmarks.bench_decode",
     "cache_verify": "benchmarks.bench_cache_verify",
     "default_cache": "benchmarks.bench_default_cache",
+    "restart": "benchmarks.bench_restart",
     "quality": "benchmarks.bench_quality",
     "cluster": "benchmarks.bench_cluster",
 }

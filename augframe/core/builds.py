@@ -35,6 +35,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -115,13 +116,19 @@ class FrameBuilds:
     ) -> Frame:
         """Builds frame 1 (blocking) and measures it; opens the rolling frame
         on it when the workspace has a slice buffer (`publish`, `say`: its)."""
-        frame = self.builder.build(
-            generation=1,
-            buffer=self.buffers[0],
-            aug_p=aug_p,
-            pipe_p=pipe_p,
-            progress=self.progress,
-        )
+        maker = self.space.maker
+        processes = maker if isinstance(maker, ProcessMaker) else None
+        # Build processes start after the first frame, made on threads here.
+        with processes.lending_threads() if processes else contextlib.nullcontext():
+            frame = self.builder.build(
+                generation=1,
+                buffer=self.buffers[0],
+                aug_p=aug_p,
+                pipe_p=pipe_p,
+                progress=self.progress,
+            )
+        if processes:
+            processes.start_soon()
         self.schedule.length.observe_build(
             work_seconds=frame.work_seconds, background=False
         )

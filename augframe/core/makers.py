@@ -410,10 +410,88 @@ class ProcessMaker:
         self._finalizer: Callable[[], Any] | None = None
         self._channel: socket.socket | None = None  # memfds go to workers here
         self._mapped: set[str] = set()  # segments every current worker maps
+        # Starting the workers in the background (`start_soon`) while a
+        # blocking build runs on threads here (`lending_threads`).
+        self._soon: list[FrameBuffer] = []  # mapped once the workers start
+        self._starter: threading.Thread | None = None
+        self._start_error: BaseException | None = None
+        self._lent = threading.local()
+        self._threads = ThreadMaker(
+            store,
+            spec,
+            entropy=entropy,
+            num_workers=num_workers if spec.is_identity else 1,
+        )
+        self.runs_in_threads = 0  # runs made on threads here, the pool not ready
 
     def start(self) -> None:
         """Starts every worker process now (the first build would otherwise)."""
+        self._wait_started()
         self._ensure_pool()
+
+    def share_soon(self, buffers: Sequence[FrameBuffer]) -> None:
+        """Maps `buffers` into the workers when they start (`start_soon`),
+        or now if they run; starts nothing."""
+        self._wait_started()
+        if self._pool is not None:
+            self.share(buffers)
+        else:
+            self._soon.extend(b for b in buffers if b not in self._soon)
+
+    def start_soon(self) -> None:
+        """Starts the workers (and maps the buffers of `share_soon`) on a
+        background thread; returns at once. Builds made meanwhile wait for
+        them, except those under `lending_threads`."""
+        if self._pool is not None or self._starter is not None:
+            return
+        self._start_error = None
+        self._starter = threading.Thread(
+            target=self._start_in_background,
+            name="augframe-pool-start",
+            daemon=True,
+        )
+        self._starter.start()
+
+    def _start_in_background(self) -> None:
+        try:
+            soon, self._soon = self._soon, []
+            self.share(soon)
+        except BaseException as exc:  # given to the next build, or close()
+            self._start_error = exc
+
+    def _wait_started(self) -> None:
+        """Waits for a background start; raises what it raised, once."""
+        starter = self._starter
+        if starter is None or starter is threading.current_thread():
+            return
+        starter.join()
+        self._starter = None
+        error, self._start_error = self._start_error, None
+        if error is not None:
+            raise error
+
+    @property
+    def ready(self) -> bool:
+        """Whether the workers run and nothing is starting them."""
+        starter = self._starter
+        idle = starter is None or not starter.is_alive()
+        return self._pool is not None and idle and self._start_error is None
+
+    @contextlib.contextmanager
+    def lending_threads(self) -> Iterator[None]:
+        """Runs made in the block, on this thread, use threads of this process
+        while the workers are not ready (started or starting); the samples
+        are the same (seeded per slot), only where they are made differs.
+
+        The first frame is built so, and the workers started after it
+        (docs/design/engine.md): a restart never waits for processes.
+        """
+        was = getattr(self._lent, "on", False)
+        self._lent.on = True
+        try:
+            yield
+        finally:
+            self._lent.on = was
 
     def share(self, buffers: Sequence[FrameBuffer]) -> None:
         """Starts the workers and maps `buffers` in each (a named segment then
@@ -423,6 +501,7 @@ class ProcessMaker:
         when the last process that maps them ends, however it ends
         (docs/design/memory.md).
         """
+        self._wait_started()
         pool = self._ensure_pool()
         for buffer in buffers:
             self._share(pool, buffer)
@@ -500,7 +579,19 @@ class ProcessMaker:
         bar: tqdm,
         gate: Gate | None = None,
     ) -> list[BatchResult]:
+        if not self.ready and getattr(self._lent, "on", False):
+            self.runs_in_threads += 1
+            return self._threads.run(
+                batches,
+                buffer=buffer,
+                aug_p=aug_p,
+                pipe_p=pipe_p,
+                cancel=cancel,
+                bar=bar,
+                gate=gate,
+            )
         try:
+            self._wait_started()
             pool = self._ensure_pool()
             self._share(pool, buffer)
             assert buffer.shm is not None
@@ -525,7 +616,12 @@ class ProcessMaker:
             raise
 
     def close(self) -> None:
-        """Stops the worker processes (waiting for them to exit)."""
+        """Stops the worker processes (waiting for them to exit, and for a
+        background start to end first)."""
+        with contextlib.suppress(BaseException):
+            self._wait_started()  # its error is moot: everything stops
+        self._soon.clear()
+        self._threads.close()
         if self._finalizer is not None:
             self._finalizer()
             self._finalizer = None
@@ -534,7 +630,10 @@ class ProcessMaker:
 
     @property
     def pids(self) -> list[int]:
-        """Process ids of the running workers (empty before the first build)."""
+        """Process ids of the running workers (empty before the first build;
+        once a background start ends, when one runs)."""
+        with contextlib.suppress(Exception):
+            self._wait_started()
         if self._pool is None:
             return []
         return list(getattr(self._pool, "_processes", {}) or {})

@@ -150,9 +150,6 @@ def open_workspace(
         spare=buffer(slice_rows) if slice_rows else None,
     )
     if isinstance(maker, ProcessMaker):
-        try:
-            maker.share([*space.frames, *([space.spare] if space.spare else [])])
-        except BaseException:
-            space.close()
-            raise
+        # Mapped when the workers start, after the first frame (built here).
+        maker.share_soon([*space.frames, *([space.spare] if space.spare else [])])
     return space
