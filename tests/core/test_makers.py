@@ -3,6 +3,8 @@ which workers a frame gets; an unreadable native replaced by one of its class.""
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import psutil
 import pytest
@@ -50,11 +52,14 @@ def test_processes_give_the_same_frames_as_threads_and_train(source):
         expected.append(threads.frame.images.copy())
     seq = build(source, num_build_workers=2, build_processes=True)
     assert seq.build_processes and len(seq.engine._builder.maker.pids) == 2
+    here = seq.engine._builder.maker.runs_in_threads
+    assert here >= 1  # frame 1 (and its redrawn variants), made here
     np.testing.assert_array_equal(seq.frame.images, expected[0])
     tiny_model(2).fit(
         seq, epochs=1, verbose=0
     )  # the next frame comes from the background
     assert seq.generation == 2
+    assert seq.engine._builder.maker.runs_in_threads == here  # frame 2: processes
     np.testing.assert_array_equal(seq.frame.images, expected[1])
     pids = seq.engine._builder.maker.pids
     seq.close()
@@ -62,6 +67,82 @@ def test_processes_give_the_same_frames_as_threads_and_train(source):
         psutil.pid_exists(pid) and psutil.Process(pid).status() != "zombie"
         for pid in pids
     )
+    with pytest.raises(AugframeError, match="closed"):
+        seq.regenerate()
+
+
+def test_threads_processes_and_the_mixed_path_make_the_same_frames(source):
+    """Samples are seeded per slot: frames 1-3 are the same on threads, on
+    processes already running, and on the mixed path (frame 1 on threads
+    here while the workers start in the background, the rest on them)."""
+    from augframe.core.buffer import FrameBuffer
+    from augframe.core.builder import FrameBuilder
+
+    store, names = mapping_to_store(source, image_size=IMAGE_SIZE, num_workers=1)
+    spec = PipelineSpec(flip_rotate)
+    threads = ThreadMaker(store, spec, entropy=5, num_workers=2)
+    running = ProcessMaker(store, spec, entropy=5, num_workers=2)
+    mixed = ProcessMaker(store, spec, entropy=5, num_workers=2)
+    frames: dict[str, list[np.ndarray]] = {}
+    try:
+        running.start()
+        for name, maker in [
+            ("threads", threads),
+            ("running", running),
+            ("mixed", mixed),
+        ]:
+            builder = FrameBuilder(
+                store,
+                spec=spec,
+                class_names=names,
+                samples_per_class=20,  # class b: variants, redrawn if repeats
+                entropy=5,
+                maker=maker,
+            )
+            buffer = FrameBuffer(40, IMAGE_SIZE, shared=maker is not threads)
+            if maker is mixed:
+                mixed.share_soon([buffer])
+            made = []
+            for generation in (1, 2, 3):
+                first = generation == 1  # lent threads, where not ready
+                with mixed.lending_threads() if first else contextlib.nullcontext():
+                    frame = builder.build(
+                        generation=generation, buffer=buffer, aug_p=0.5, pipe_p=1
+                    )
+                made.append(frame.images.copy())
+                if maker is mixed and first:
+                    lent = mixed.runs_in_threads
+                    mixed.start_soon()  # after the first frame, as a sequence does
+            frames[name] = made
+            buffer.release_shared()
+        assert running.runs_in_threads == 0 and len(running.pids) == 2
+        assert mixed.runs_in_threads == lent >= 1 and len(mixed.pids) == 2
+    finally:
+        for maker in (threads, running, mixed):
+            maker.close()
+    for expected, on_processes, on_both in zip(*frames.values(), strict=True):
+        np.testing.assert_array_equal(on_processes, expected)
+        np.testing.assert_array_equal(on_both, expected)
+    assert not np.array_equal(frames["threads"][0], frames["threads"][1])
+
+
+def test_a_sequence_closed_while_its_workers_start_leaves_no_process(source):
+    me = psutil.Process()
+    before = {p.pid for p in me.children(recursive=True)}
+    seq = build(source, num_build_workers=2, build_processes=True)
+    seq.close()  # the workers were starting in the background
+
+    def workers() -> list[psutil.Process]:
+        return [
+            p
+            for p in me.children(recursive=True)
+            if p.pid not in before
+            and p.is_running()
+            and p.status() != psutil.STATUS_ZOMBIE
+            and "resource_tracker" not in " ".join(p.cmdline())
+        ]
+
+    assert workers() == []
     with pytest.raises(AugframeError, match="closed"):
         seq.regenerate()
 
