@@ -381,7 +381,9 @@ class ProcessMaker:
 
     The store and the pipeline are sent to each worker once (so `augment` must
     be picklable: a transform, a pipeline file, or a module-level factory).
-    Worker processes start at the first build and stop at `close()` or when
+    Worker processes start at `start()`, `start_soon()` (in the background:
+    a sequence's first frame is made on threads meanwhile, see
+    `lending_threads`) or the first build, and stop at `close()` or when
     the maker is garbage-collected. Scripts that use it need the usual
     `if __name__ == "__main__":` guard, as for any spawned process.
     """

@@ -43,6 +43,8 @@ if __name__ == "__main__":
         verbose=0,
     )
     names = [getattr(b.shm, "name", None) for b in seq.engine._buffers]
+    # The workers start after the first frame: `pids` waits until they run.
+    workers = seq.engine._builder.maker.pids
     # The named semaphores of the pool's queues and barrier
     # (sem.augframe_<tag>-* in /dev/shm), for the test to check and clean up.
     sems = [
@@ -52,7 +54,7 @@ if __name__ == "__main__":
         and o._semlock.name is not None
         and "augframe_" in o._semlock.name  # not another library's (loky's)
     ]
-    info = {"pid": __import__("os").getpid(), "workers": seq.engine._builder.maker.pids}
+    info = {"pid": __import__("os").getpid(), "workers": workers}
     print(json.dumps({**info, "segments": names, "semaphores": sems}), flush=True)
     while True:
         seq.regenerate()
