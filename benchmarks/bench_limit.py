@@ -30,7 +30,11 @@ alone, its ratio above 1 by the build's share). Every fit trains a fresh
 model of the same seed for one warm-up epoch and `--epochs` timed ones; an
 epoch is the wall time between consecutive epoch ends, so the wait for a
 frame at a swap is counted. Reported: every round's parts, then the median,
-min and max over the rounds of the ratio and of every variant's.
+min and max over the rounds of the ratio and of every variant's, then each
+path's epochs by their position in a frame: the first (the next frame is
+built in the background from its start) against the second (which ends
+with any wait at the swap): the issue's "epochs that build" and "epochs
+that do not".
 
 Why the project's 0.97 and the 0.75 measured from outside disagreed (the
 earlier version of this benchmark: 2,048 images in RAM, float32, the small
@@ -156,6 +160,8 @@ class Case:
         self.folder, self.size, self.model, self.epochs = folder, size, model, epochs
         self.pixels = write_data(folder / "train", images, size)
         self.fits = 0
+        self.positions: dict[str, list[list[float]]] = {}
+        """Per path, per round: the mean epoch by its position in a frame."""
 
     def new_model(self, dtype: str) -> Any:
         """A fresh model of the same seed taking `dtype` input."""
@@ -197,22 +203,23 @@ class Case:
         x = np.concatenate([self.pixels[name] for name in CLASSES])
         y = np.repeat(np.arange(len(CLASSES)), [len(self.pixels[n]) for n in CLASSES])
         model = self.new_model("uint8")
-        return timed_epochs(
+        epochs = timed_epochs(
             lambda cb: model.fit(
                 x, y, batch_size=BATCH, epochs=1 + self.epochs, verbose=0, callbacks=cb
             )
         )
+        return float(np.mean(epochs[1:]))
 
     def build_alone(self) -> float:
         """(b) One frame's build with nothing else running: `regenerate()`, timed."""
         with self.sequence(background=False) as seq:
             return timed(seq.regenerate)
 
-    def augframe_epoch(self, options: dict[str, Any]) -> float:
-        """(c) and the breakdown: the mean timed epoch of one path."""
+    def augframe_epoch(self, name: str) -> float:
+        """(c) and the breakdown: the mean timed epoch of path `name`."""
         import augframe
 
-        options = dict(options)
+        options = dict(VARIANTS[name])
         tf_data = options.pop("tf_data", False)
         with self.sequence(**options) as seq:
             model = self.new_model(seq.dtype)
@@ -221,7 +228,7 @@ class Case:
             if tf_data:
                 data = seq.as_tf_dataset()
                 callbacks.append(augframe.FrameScheduler(seq))
-            return timed_epochs(
+            epochs = timed_epochs(
                 lambda cb: model.fit(
                     data,
                     epochs=1 + self.epochs,
@@ -230,15 +237,34 @@ class Case:
                     callbacks=[*cb, *callbacks],
                 )
             )
+        self.positions.setdefault(name, []).append(by_position(epochs))
+        return float(np.mean(epochs[1:]))
 
 
-def timed_epochs(fit: Callable[[list[Any]], object]) -> float:
-    """Mean wall seconds of the timed epochs of `fit(callbacks)` (warm-up dropped)."""
+def timed_epochs(fit: Callable[[list[Any]], object]) -> np.ndarray:
+    """Wall seconds of every epoch of `fit(callbacks)`, the warm-up first.
+
+    An epoch is the time between consecutive epoch ends (the first from the
+    start of training), so a wait for a frame at a swap is counted.
+    """
     from benchmarks.lib.epochs import EpochTimer
 
     timer = EpochTimer()
     fit([timer])
-    return float(np.mean(np.diff(timer.ends)[1:]))
+    return np.diff(timer.ends)
+
+
+def by_position(epochs: np.ndarray) -> list[float]:
+    """Mean seconds per position of an epoch in its frame, warm-up dropped.
+
+    Example:
+    >>> by_position(np.array([9.0, 1.0, 2.0, 1.2, 2.2]))
+    [2.1, 1.1]
+    """
+    return [
+        round(float(np.mean(epochs[k::EPF] if k else epochs[EPF::EPF])), 3)
+        for k in range(EPF)
+    ]
 
 
 def spread(values: list[float]) -> dict[str, float]:
@@ -284,7 +310,24 @@ def summary(seconds: dict[str, list[float]]) -> dict[str, Any]:
     }
 
 
-def print_report(seconds: dict[str, list[float]], result: dict[str, Any]) -> None:
+def position_line(rounds: list[list[float]]) -> str:
+    """The median over rounds of each position's mean epoch, as text.
+
+    Example:
+    >>> position_line([[2.0, 1.0], [2.2, 1.4], [2.4, 1.2]])
+    'epoch 1 of a frame 2.200 s, epoch 2 1.200 s'
+    """
+    medians = [statistics.median(r[k] for r in rounds) for k in range(EPF)]
+    parts = [f"epoch {k + 1} {m:.3f} s" for k, m in enumerate(medians)]
+    parts[0] = parts[0].replace("epoch 1", "epoch 1 of a frame")
+    return ", ".join(parts)
+
+
+def print_report(
+    seconds: dict[str, list[float]],
+    result: dict[str, Any],
+    positions: dict[str, list[list[float]]],
+) -> None:
     """Every round's parts, then each path's epoch and ratio: median [min, max]."""
     print(
         f"{'round':<6} {'arrays s':>9} {'build s':>8} {'limit s':>8} "
@@ -304,6 +347,12 @@ def print_report(seconds: dict[str, list[float]], result: dict[str, Any]) -> Non
             f"  {name:<17} ratio {r['median']:.3f} [{r['min']:.3f}, {r['max']:.3f}]"
             f"   epoch {e['median']:.3f} s [{e['min']:.3f}, {e['max']:.3f}]"
         )
+    print(
+        "\nby position in the frame (the next frame is built from the start of"
+        " epoch 1; a wait at the swap ends epoch 2), median over the rounds:"
+    )
+    for name, rounds in positions.items():
+        print(f"  {name:<17} {position_line(rounds)}")
     a, b = spread(seconds["arrays"]), spread(seconds["build"])
     print(
         f"  arrays epoch {a['median']:.3f} s [{a['min']:.3f}, {a['max']:.3f}]; "
@@ -361,7 +410,7 @@ def main(argv: list[str] | None = None) -> int:
             "build": case.build_alone,
         }
         for name in names:
-            actions[name] = lambda o=VARIANTS[name]: case.augframe_epoch(o)
+            actions[name] = lambda n=name: case.augframe_epoch(n)
 
         def say(round_: int, name: str, seconds: float) -> None:
             print(f"round {round_ + 1} {name:<17} {seconds:.3f} s", flush=True)
@@ -374,8 +423,10 @@ def main(argv: list[str] | None = None) -> int:
         f"{BATCH}, a frame every {EPF} epochs, {args.epochs} timed epochs, "
         f"{args.rounds} round(s); {reports.machine_line()}"
     )
-    print_report(seconds, result)
-    reports.write_json(args.json, {"seconds": seconds, **result})
+    print_report(seconds, result, case.positions)
+    reports.write_json(
+        args.json, {"seconds": seconds, "by_position": case.positions, **result}
+    )
     return 0
 
 
