@@ -39,17 +39,17 @@ that do not".
 Why the project's 0.97 and the 0.75 measured from outside disagreed (the
 earlier version of this benchmark: 2,048 images in RAM, float32, the small
 model, 3 rounds of 4 timed epochs): (1) too few rounds of too short fits on
-a shared machine. One round's ratio spans 0.64-1.90 here, and a ratio above
-1 is impossible (nothing is faster than the limit): it is noise in one of
-the three fits, and a median of 3 such rounds moves by 0.2 between runs.
-Hence >= 7 rounds and the spread printed. (2) Epoch length: every epoch
-through the adapter pays a fixed cost (a new `from_generator` iterator whose
-first batch is not prefetched, the epoch-end work); a short epoch (~500
-held-out images, 16 batches) pays it on 1/4 of the batches a 2,048-image
-epoch spreads it over. (3) float32 batches: the adapter's
-`from_generator` costs ~2.5x the CPU per float32 batch that it costs per
-uint8 batch, and the small model's step is short enough for that to be a
-quarter of the epoch; the Quick start now serves uint8.
+a shared machine. One round's ratio spanned 0.64-1.90, and a ratio above 1
+is impossible (nothing is faster than the limit): it is noise in one of a
+round's three fits, and the median of 3 such rounds moved by 0.3 between
+runs (0.833-1.127). Hence >= 7 rounds and the spread printed. (2) float32
+batches through the adapter: at 96 px its `from_generator` took 3.6 ms of
+CPU per float32 batch, 1.4 ms per uint8 batch and 0.5-1.0 ms from arrays
+(`seq[i]` itself 0.16 ms), a large share of the small model's short step;
+the Quick start now serves uint8. (3) Not measured, possible: fewer images
+per epoch (the outside run's frame built in 0.10 s) weigh each epoch's fixed
+costs more (a new generator whose first batch is not prefetched, the epoch
+end's work).
 
 Run from the repository root:
 
