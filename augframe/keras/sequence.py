@@ -195,8 +195,10 @@ class FrameSequence(TrainingFacade, _PyDataset):
             "binary" (float32, shape `(batch, 1)`, two classes).
         dtype: "float32" (default) or "uint8" (the dtype of Keras'
             ImageDataGenerator): "uint8" serves the frame's bytes with no
-            conversion, a quarter of the bytes per batch; normalise in the
-            model (`keras.Input(shape, dtype="uint8")`, then `Rescaling`).
+            conversion, a quarter of the bytes per batch, and costs Keras'
+            `PyDataset` adapter less CPU per batch (what the README's Quick
+            start serves); normalise in the model
+            (`keras.Input(shape, dtype="uint8")`, then `Rescaling`).
             `preprocess` must then keep uint8.
         validation: True makes a `ValidationSequence` instead (it is what
             `FrameSequence(..., validation=True)` returns): every native

@@ -248,6 +248,18 @@ def test_the_readme_quick_start_uses_the_one_callback_and_rescales():
     assert "StopOnControlFile" not in code and "FrameScheduler" not in code
 
 
+def test_the_readme_quick_start_serves_uint8_into_a_uint8_input():
+    """The Quick start's path: uint8 batches, cast and rescaled in the model."""
+    code = next(b.code for b in blocks(README) if b.info == "python")
+    assert 'dtype="uint8",' in code
+    assert 'keras.Input((32, 32, 3), dtype="uint8")' in code
+    prose = README.read_text(encoding="utf-8").split("[end:quickstart]")[0]
+    assert 'The default,\n`dtype="float32"`, serves float32 in [0, 255]' in prose
+    for page in ("faq.md", "loading-data.md"):  # the guides say the same
+        text = (DOCS / page).read_text(encoding="utf-8")
+        assert "float32" in text and 'dtype="uint8"' in text, page
+
+
 def test_the_site_builds_strictly(tmp_path):
     for name in ("mkdocs", "material", "mkdocstrings", "mkdocstrings_handlers.python"):
         pytest.importorskip(name)
