@@ -1,0 +1,667 @@
+"""At the second report's scale (317,000 small JPEGs): listing, cold and warm start, index bytes per file, epoch vs arrays.
+
+Generates N small JPEGs (`--images`, default 317,000; 40-96 px smooth
+images, `--classes` folders, written by a process pool on every core) into
+`--data DIR` (reused when it already holds them: generate once, run again),
+then measures, every measurement in a NEW process (`python -m
+benchmarks.bench_scale --child NAME ...`), with the page cache warm (one
+untimed warm-up round runs every measurement once first), `--rounds` rounds
+in turns (the order reversed every other round), median and spread reported:
+
+1. *listing*: an `os.scandir` walk of the class folders (image files by
+   extension, sorted) against augframe's listing,
+   `augframe.io.listing.collect_directory(DIR)`;
+2. *cold start*: `FrameSequence.from_directory(DIR, image_size=(S, S),
+   samples_per_class=None, augment=None, cache_dir=<a fresh folder>,
+   verbose=0)`, the constructor's wall time with imports excluded (a tiny
+   sequence is built first in the same process), against a bare OpenCV loop
+   (`cv2.imread`, BGR to RGB, area resize to S, into a memory-mapped
+   `.npy`) over the same files on a process pool of every core, the pool
+   started before the clock; target: augframe's throughput >= 0.9x the
+   loop's;
+3. *warm start*: the same constructor over the cache the warm-up round
+   built (its default checks on: `verify`), in a new process; targets: at
+   most 1 s at 25,000 files, at most 5 s at 317,000 (linear in between;
+   1 s below 25,000, 5 s above 317,000);
+4. *index bytes per file*: the cache folder's `manifest.json`, and every
+   byte of the folder that is not a pixel (all its files less N x S x S x
+   3), divided by N; the constructor's RSS growth per file (cold and warm,
+   after construction, beside the S x S x 3 pixel bytes of a file's row);
+5. *epoch vs arrays*: the first report's model (S x S x 3 inputs, Flatten,
+   Dense 768 relu, Dense 384 relu, Dense softmax; Adam, batch 32) trained
+   one epoch at a time on the augframe sequence (the warm constructor's
+   options, `batch_size=32`) and on the same images as numpy arrays
+   (`seq.as_arrays()`, float32, `model.fit(x, y, batch_size=32)`), in one
+   process, one warm-up epoch each, then `--rounds` epochs each in turns;
+   `--epoch-images M` trains on M samples (`samples_per_class=M //
+   classes`, the arrays the same), `--no-epoch` skips it.
+
+Run from the repository root (the data set is about 1 GB at 317,000 files;
+each cache folder another 1 GB, in the temporary folder, `$TMPDIR`):
+
+    python -m benchmarks scale --data /data/scale317k     # 317,000 files
+    python -m benchmarks scale --images 25000 --data /data/scale25k
+    python -m benchmarks scale --quick                     # 5,000 files, 3 rounds
+
+Example:
+>>> warm_target(25_000), warm_target(171_000), warm_target(317_000)
+(1.0, 3.0, 5.0)
+>>> spread_text([1.0, 3.0, 2.0])
+'2.000 [1.000-3.000]'
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks.lib import reports
+from benchmarks.lib.children import emit, run_child
+from benchmarks.lib.cli import benchmark_parser
+
+CHILD = "benchmarks.bench_scale"
+"""The module every measurement's process runs (`--child NAME`)."""
+EXTENSIONS = frozenset(
+    {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
+)
+"""What the `os.scandir` walk counts as an image file (augframe's extensions)."""
+MARKER = ".bench-scale.json"
+"""The file in `--data` that says what was generated there (written last)."""
+SEED = 0
+DEFAULT_IMAGES = 317_000
+QUICK_IMAGES = 5_000
+MEASURES = ("scandir", "listing", "bare", "cold", "warm")
+"""The measurements of every round, each in its own process."""
+
+
+# ------------------------------------------------------------------ targets
+
+
+def warm_target(files: int) -> float:
+    """The warm start's target in seconds: 1 s at 25,000 files, 5 s at 317,000.
+
+    Linear in between, 1 s below 25,000 and 5 s above 317,000.
+    """
+    low, high = 25_000, 317_000
+    share = min(max((files - low) / (high - low), 0.0), 1.0)
+    return round(1.0 + 4.0 * share, 3)
+
+
+COLD_TARGET = 0.9
+"""augframe's cold start throughput against the bare OpenCV loop's, at least."""
+
+
+# --------------------------------------------------------------------- data
+
+
+def scandir_walk(root: str | os.PathLike[str]) -> list[str]:
+    """Image files under `root`'s class folders: one `os.scandir` walk, sorted per class.
+
+    The baseline of the listing: what any listing must at least do (class
+    folders sorted, hidden ones skipped, files matched by extension, any
+    depth of sub-folders).
+    """
+    classes = sorted(
+        entry.path
+        for entry in os.scandir(root)
+        if entry.is_dir() and not entry.name.startswith(".")
+    )
+    files: list[str] = []
+    for folder in classes:
+        found: list[str] = []
+        stack = [folder]
+        while stack:
+            with os.scandir(stack.pop()) as entries:
+                for entry in entries:
+                    if entry.is_dir(follow_symlinks=False):
+                        stack.append(entry.path)
+                    elif os.path.splitext(entry.name)[1].lower() in EXTENSIONS:
+                        found.append(entry.path)
+        files.extend(sorted(found))
+    return files
+
+
+def prepare_data(root: Path, images: int, classes: int) -> str:
+    """Generates the data set in `root`, or reuses it; says which.
+
+    Raises:
+        SystemExit: `root` holds something else (exit 2, naming what).
+    """
+    wanted = {"images": images, "classes": classes, "seed": SEED, "sides": [40, 96]}
+    marker = root / MARKER
+    if marker.is_file():
+        found = json.loads(marker.read_text())
+        if found == wanted and len(scandir_walk(root)) == images:
+            return f"reused {root}"
+        raise SystemExit(
+            f"error: --data {root} holds another data set ({found}). Expected "
+            f"{wanted}: give an empty or new folder, or these --images/--classes."
+        )
+    if root.exists() and any(root.iterdir()):
+        raise SystemExit(
+            f"error: --data {root} is not empty and was not written by this "
+            "benchmark. Give an empty or new folder."
+        )
+    from benchmarks.lib.data import write_small_jpegs
+
+    start = time.perf_counter()
+    write_small_jpegs(root, images, num_classes=classes, seed=SEED)
+    marker.write_text(json.dumps(wanted) + "\n")
+    return f"generated {images} files in {time.perf_counter() - start:.1f} s"
+
+
+def write_tiny(root: Path) -> Path:
+    """Two classes of two tiny JPEGs: what the start children warm up on."""
+    from benchmarks.lib.data import write_small_jpegs
+
+    write_small_jpegs(root, 4, num_classes=2, seed=SEED, processes=1)
+    return root
+
+
+# ------------------------------------------------- measurements (children)
+
+
+def child_scandir(args: argparse.Namespace) -> dict[str, Any]:
+    """The `os.scandir` walk, timed."""
+    start = time.perf_counter()
+    files = scandir_walk(args.data)
+    return {"seconds": time.perf_counter() - start, "files": len(files)}
+
+
+def child_listing(args: argparse.Namespace) -> dict[str, Any]:
+    """augframe's listing (`collect_directory`), timed; imports excluded."""
+    from augframe.io import listing
+
+    collect = getattr(listing, "collect_directory", None)
+    if collect is None:
+        return {"seconds": None, "files": None, "note": "no collect_directory"}
+    start = time.perf_counter()
+    paths, _, _ = collect(args.data)
+    return {"seconds": time.perf_counter() - start, "files": len(paths)}
+
+
+_OUT: Any = None
+
+
+def _open_out(path: str) -> None:
+    """Pool initializer: one OpenCV thread, the output opened for writing."""
+    import cv2
+
+    global _OUT
+    cv2.setNumThreads(1)
+    _OUT = np.load(path, mmap_mode="r+")
+
+
+def _decode_range(task: tuple[int, list[str], int]) -> int:
+    """Decodes and resizes files into rows `start`, `start + 1`, ... of the output."""
+    from benchmarks.lib.data import read_rgb
+
+    start, paths, side = task
+    for row, path in enumerate(paths, start):
+        _OUT[row] = read_rgb(path, side)
+    return len(paths)
+
+
+def _noop(_: int) -> int:
+    return os.getpid()
+
+
+def child_bare(args: argparse.Namespace) -> dict[str, Any]:
+    """The bare OpenCV loop on a process pool of every core, pool started first."""
+    import multiprocessing
+
+    files = scandir_walk(args.data)
+    side, workers = args.size, len(os.sched_getaffinity(0))
+    out = Path(args.work) / f"bare-{os.getpid()}.npy"
+    rows = np.lib.format.open_memmap(
+        out, mode="w+", dtype=np.uint8, shape=(len(files), side, side, 3)
+    )
+    del rows
+    chunk = 256
+    tasks = [(s, files[s : s + chunk], side) for s in range(0, len(files), chunk)]
+    try:
+        with multiprocessing.get_context("spawn").Pool(
+            workers, initializer=_open_out, initargs=(str(out),)
+        ) as pool:
+            pool.map(_noop, range(workers * 4), chunksize=1)  # every worker up
+            start = time.perf_counter()
+            done = sum(pool.imap_unordered(_decode_range, tasks))
+            seconds = time.perf_counter() - start
+    finally:
+        out.unlink(missing_ok=True)
+    return {"seconds": seconds, "files": done, "processes": workers}
+
+
+def _start_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The constructor's options: every file once, no pipeline, quiet."""
+    return {
+        "image_size": (args.size, args.size),
+        "samples_per_class": None,
+        "augment": None,
+        "verbose": 0,
+    }
+
+
+def _warm_up_imports(args: argparse.Namespace) -> None:
+    """Builds a tiny sequence: Keras, OpenCV and augframe's modules imported."""
+    import augframe
+
+    with tempfile.TemporaryDirectory(prefix="bench-scale-warmup-") as cache:
+        augframe.FrameSequence.from_directory(
+            args.tiny, cache_dir=cache, **_start_options(args)
+        ).close()
+    gc.collect()
+
+
+def child_start(args: argparse.Namespace) -> dict[str, Any]:
+    """The constructor's wall time over `args.cache` (fresh: cold; built: warm)."""
+    import psutil
+
+    import augframe
+
+    _warm_up_imports(args)
+    process = psutil.Process()
+    rss = process.memory_info().rss
+    start = time.perf_counter()
+    seq = augframe.FrameSequence.from_directory(
+        args.data, cache_dir=args.cache, **_start_options(args)
+    )
+    seconds = time.perf_counter() - start
+    grown = process.memory_info().rss - rss
+    files = len(seq.file_paths)
+    seq.close()
+    return {"seconds": seconds, "files": files, "rss_growth_bytes": grown}
+
+
+def child_epoch(args: argparse.Namespace) -> dict[str, Any]:
+    """One epoch at a time on the sequence and on arrays, in turns, one process."""
+    import augframe
+    from benchmarks.lib.epochs import EpochTimer
+    from benchmarks.lib.models import first_report_mlp
+    from benchmarks.lib.timing import interleaved
+
+    per_class = args.epoch_images // args.classes if args.epoch_images else None
+    options = {**_start_options(args), "samples_per_class": per_class}
+    seq = augframe.FrameSequence.from_directory(
+        args.data, cache_dir=args.cache, batch_size=32, seed=SEED, **options
+    )
+    x, y = seq.as_arrays()
+    x = np.asarray(x, dtype=np.float32)
+    y = np.asarray(y)
+    classes = len(seq.class_names)
+    models = {
+        name: first_report_mlp(args.size, classes) for name in ("arrays", "augframe")
+    }
+    generation = seq.generation
+
+    def epoch(name: str) -> float:
+        timer = EpochTimer()
+        if name == "arrays":
+            models[name].fit(
+                x, y, batch_size=32, epochs=1, verbose=0, callbacks=[timer]
+            )
+        else:
+            models[name].fit(seq, epochs=1, verbose=0, callbacks=[timer])
+        return timer.seconds[0]
+
+    seconds = interleaved(
+        {name: (lambda name=name: epoch(name)) for name in models}, args.rounds + 1
+    )
+    result = {
+        "samples": len(x),
+        "arrays_s": seconds["arrays"][1:],
+        "augframe_s": seconds["augframe"][1:],
+        "warm_up_s": {name: s[0] for name, s in seconds.items()},
+        "frames_built": seq.generation - generation,
+        "dtype": str(x.dtype),
+    }
+    seq.close()
+    return result
+
+
+CHILDREN: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
+    "scandir": child_scandir,
+    "listing": child_listing,
+    "bare": child_bare,
+    "cold": child_start,
+    "warm": child_start,
+    "epoch": child_epoch,
+}
+
+
+# ------------------------------------------------------------------ parent
+
+
+def spread_text(values: list[float]) -> str:
+    """`median [min-max]` of a measure's rounds, 3 decimals."""
+    return f"{statistics.median(values):.3f} [{min(values):.3f}-{max(values):.3f}]"
+
+
+def data_files(folder: Path) -> list[str]:
+    """The names of the data files (`images-*.npy`) anywhere under a cache folder."""
+    return sorted(p.name for p in folder.rglob("images-*.npy"))
+
+
+def index_bytes(cache: Path, files: int, side: int) -> dict[str, Any]:
+    """Bytes per file of a built cache: the manifest, and all that is not pixels."""
+    sizes = {
+        str(p.relative_to(cache)): p.stat().st_size
+        for p in cache.rglob("*")
+        if p.is_file()
+    }
+    manifest = sum(
+        size for name, size in sizes.items() if name.endswith("manifest.json")
+    )
+    pixels = files * side * side * 3
+    return {
+        "files_in_cache_folder": sizes,
+        "manifest_bytes_per_file": manifest / files,
+        "index_bytes_per_file": (sum(sizes.values()) - pixels) / files,
+        "pixel_bytes_per_file": side * side * 3,
+    }
+
+
+class Runner:
+    """Runs the children of one benchmark run, prints progress to stderr."""
+
+    def __init__(self, args: argparse.Namespace, data: Path, work: Path) -> None:
+        self.args, self.data, self.work = args, data, work
+        self.tiny = write_tiny(work / "tiny")
+        self.warm_cache = work / "cache-warm"
+
+    def child(self, name: str, *extra: str) -> dict[str, Any]:
+        """Runs measurement `name` in a new process; returns its result."""
+        argv = [
+            "--child", name, "--data", str(self.data), "--size", str(self.args.size),
+            "--work", str(self.work), "--tiny", str(self.tiny),
+            "--classes", str(self.args.classes), *extra,
+        ]  # fmt: skip
+        return run_child(CHILD, argv)
+
+    def measure(self, name: str, round_: int) -> dict[str, Any]:
+        """Measurement `name` of round `round_` (0: the warm-up round)."""
+        if name == "warm":
+            before = data_files(self.warm_cache)
+            result = self.child("warm", "--cache", str(self.warm_cache))
+            result["rebuilt"] = data_files(self.warm_cache) != before
+        elif name == "cold":
+            cache = (
+                self.warm_cache if round_ == 0 else self.work / f"cache-cold-{round_}"
+            )
+            try:
+                result = self.child("cold", "--cache", str(cache))
+            finally:
+                if cache != self.warm_cache:
+                    shutil.rmtree(cache, ignore_errors=True)
+        else:
+            result = self.child(name)
+        seconds = result.get("seconds")
+        shown = "n/a" if seconds is None else f"{seconds:.3f} s"
+        print(f"  round {round_}: {name} {shown}", file=sys.stderr, flush=True)
+        return result
+
+    def rounds(self) -> dict[str, list[dict[str, Any]]]:
+        """A warm-up round, then `--rounds` rounds in turns; the warm-up left out."""
+        results: dict[str, list[dict[str, Any]]] = {name: [] for name in MEASURES}
+        for round_ in range(self.args.rounds + 1):
+            order = MEASURES[::-1] if round_ % 2 else MEASURES
+            for name in order:
+                result = self.measure(name, round_)
+                if round_:
+                    results[name].append(result)
+        return results
+
+    def epoch(self) -> dict[str, Any]:
+        """The epoch measurement (its own process, its own rounds)."""
+        extra = ["--cache", str(self.warm_cache), "--rounds", str(self.args.rounds)]
+        if self.args.epoch_images:
+            extra += ["--epoch-images", str(self.args.epoch_images)]
+        result = self.child("epoch", *extra)
+        print(
+            f"  epochs: arrays {result['arrays_s']}, augframe {result['augframe_s']}",
+            file=sys.stderr,
+            flush=True,
+        )
+        return result
+
+
+def summary(
+    args: argparse.Namespace, rounds: dict[str, list[dict[str, Any]]]
+) -> dict[str, Any]:
+    """Medians, spreads, ratios and verdicts of the rounds."""
+    seconds = {
+        name: [r["seconds"] for r in results if r.get("seconds") is not None]
+        for name, results in rounds.items()
+    }
+    median = {name: statistics.median(s) if s else None for name, s in seconds.items()}
+    files = rounds["scandir"][0]["files"]
+    cold, warm, bare = median["cold"], median["warm"], median["bare"]
+    listing = median["listing"]
+    out: dict[str, Any] = {
+        "files": files,
+        "seconds": seconds,
+        "median_s": median,
+        "listing_over_scandir": listing / median["scandir"] if listing else None,
+        "cold_vs_bare_throughput": bare / cold if bare and cold else None,
+        "warm_target_s": warm_target(files),
+        "warm_over_cold": warm / cold if warm and cold else None,
+        "rss_growth_bytes_per_file": {
+            name: statistics.median(r["rss_growth_bytes"] for r in rounds[name]) / files
+            for name in ("cold", "warm")
+        },
+        "warm_rebuilt_cache": any(r["rebuilt"] for r in rounds["warm"]),
+        "bare_processes": rounds["bare"][0]["processes"],
+    }
+    out["cold_verdict"] = reports.verdict(
+        out["cold_vs_bare_throughput"], COLD_TARGET, higher_is_better=True
+    )
+    out["warm_verdict"] = reports.verdict(
+        warm, out["warm_target_s"], higher_is_better=False
+    )
+    return out
+
+
+def epoch_summary(epoch: dict[str, Any]) -> dict[str, Any]:
+    """The epoch measurement's medians and ratio (augframe's time over the arrays')."""
+    arrays = statistics.median(epoch["arrays_s"])
+    ours = statistics.median(epoch["augframe_s"])
+    return {
+        "arrays_median_s": arrays,
+        "augframe_median_s": ours,
+        "augframe_over_arrays": ours / arrays,
+    }
+
+
+def report(result: dict[str, Any]) -> str:
+    """The result as one table of ratios and targets, and the index's bytes."""
+    s, files = result["summary"], result["summary"]["files"]
+    sec = s["seconds"]
+
+    def cell(name: str) -> str:
+        return spread_text(sec[name]) + " s" if sec[name] else "n/a"
+
+    rows = [
+        [
+            "listing: `collect_directory` vs an `os.scandir` walk",
+            cell("listing"),
+            cell("scandir"),
+            f"{reports.fmt(s['listing_over_scandir'])}x the walk's time",
+            "",
+            "",
+        ],
+        [
+            f"cold start: constructor vs bare OpenCV loop ({s['bare_processes']} processes)",
+            cell("cold"),
+            cell("bare"),
+            f"{reports.fmt(s['cold_vs_bare_throughput'])}x the loop's throughput",
+            f">= {COLD_TARGET}x",
+            s["cold_verdict"],
+        ],
+        [
+            "warm start: constructor over the built cache (verify on)",
+            cell("warm"),
+            "",
+            f"{reports.fmt(s['warm_over_cold'])}x the cold start's time",
+            f"<= {s['warm_target_s']:g} s",
+            s["warm_verdict"]
+            + (" (cache REBUILT: not a warm start)" if s["warm_rebuilt_cache"] else ""),
+        ],
+    ]
+    epoch = result.get("epoch")
+    if epoch is None:
+        rows.append(["epoch vs arrays", "skipped (--no-epoch)", "", "", "", ""])
+    else:
+        e = result["epoch_summary"]
+        note = (
+            ""
+            if epoch["samples"] == files
+            else f" (subsampled: {epoch['samples']} samples)"
+        )
+        rows.append(
+            [
+                f"epoch, first report's MLP, batch 32: augframe vs arrays{note}",
+                spread_text(epoch["augframe_s"]) + " s",
+                spread_text(epoch["arrays_s"]) + " s",
+                f"{e['augframe_over_arrays']:.2f}x the arrays' time "
+                f"({epoch['frames_built']} frames built meanwhile)",
+                "",
+                "",
+            ]
+        )
+    index = result["index"]
+    rss = s["rss_growth_bytes_per_file"]
+    options = result["options"]
+    lines = [
+        f"{files} JPEGs ({options['sides']} px, {options['classes']} classes) at "
+        f"{options['size']}x{options['size']}; from_directory(samples_per_class=None, "
+        "augment=None, verbose=0, cache_dir=<fresh: cold | built: warm>), verify "
+        f"default; {options['rounds']} rounds + 1 warm-up, each measure in a new "
+        f"process, page cache warm; {reports.machine_line()}; data: {result['data']}",
+        "",
+        reports.markdown_table(
+            [
+                "measure",
+                "augframe, median [min-max]",
+                "baseline",
+                "ratio",
+                "target",
+                "",
+            ],
+            rows,
+        ),
+        "",
+        reports.markdown_table(
+            ["bytes per file", "value"],
+            [
+                ["manifest.json", f"{index['manifest_bytes_per_file']:.1f}"],
+                [
+                    "cache folder less its pixels (all index files)",
+                    f"{index['index_bytes_per_file']:.1f}",
+                ],
+                ["RSS growth over the cold constructor", f"{rss['cold']:.1f}"],
+                ["RSS growth over the warm constructor", f"{rss['warm']:.1f}"],
+                ["a row's pixels, for scale", str(index["pixel_bytes_per_file"])],
+            ],
+        ),
+    ]
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    """Every measurement of the benchmark, in one run."""
+    data = args.data or work / "data"
+    prepared = prepare_data(data, args.images, args.classes)
+    print(prepared, file=sys.stderr, flush=True)
+    runner = Runner(args, data, work)
+    rounds = runner.rounds()
+    result: dict[str, Any] = {
+        "options": {
+            "images": args.images,
+            "classes": args.classes,
+            "size": args.size,
+            "rounds": args.rounds,
+            "sides": "40-96",
+        },
+        "data": prepared,
+        "machine": reports.machine_info(),
+        "rounds": rounds,
+        "summary": summary(args, rounds),
+        "index": index_bytes(
+            runner.warm_cache, rounds["scandir"][0]["files"], args.size
+        ),
+    }
+    if not args.no_epoch:
+        result["epoch"] = runner.epoch()
+        result["epoch_summary"] = epoch_summary(result["epoch"])
+    return result
+
+
+def parser() -> argparse.ArgumentParser:
+    """The command line (and the children's hidden options)."""
+    p = benchmark_parser("scale", __doc__)
+    p.add_argument(
+        "--images",
+        type=int,
+        default=DEFAULT_IMAGES,
+        help=f"JPEG files ({DEFAULT_IMAGES})",
+    )
+    p.add_argument("--classes", type=int, default=2, help="class folders (2)")
+    p.add_argument("--size", type=int, default=32, help="image_size side in px (32)")
+    p.add_argument("--rounds", type=int, default=3, help="timed rounds, >= 3 (3)")
+    p.add_argument(
+        "--data",
+        type=Path,
+        help="data folder: generated if empty, reused if it holds the same set (default: a temporary folder, deleted)",
+    )
+    p.add_argument(
+        "--no-epoch", action="store_true", help="skip the epoch vs arrays measurement"
+    )
+    p.add_argument(
+        "--epoch-images",
+        type=int,
+        default=None,
+        help="train the epochs on this many samples (default: all)",
+    )
+    p.add_argument(
+        "--quick", action="store_true", help=f"{QUICK_IMAGES} files, 3 rounds"
+    )
+    hidden = argparse.SUPPRESS
+    for name in ("--child", "--cache", "--work", "--tiny"):
+        p.add_argument(name, help=hidden)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if args.child:
+        emit(CHILDREN[args.child](args))
+        return 0
+    if args.quick:
+        args.images, args.rounds = QUICK_IMAGES, 3
+    if args.rounds < 3 or args.images < 2 * args.classes or args.classes < 2:
+        print(
+            "error: --rounds >= 3, --classes >= 2, --images >= 2 per class",
+            file=sys.stderr,
+        )
+        return 2
+    with tempfile.TemporaryDirectory(prefix="augframe-bench-scale-") as work:
+        result = run(args, Path(work))
+    print(report(result))
+    reports.write_json(args.json, result)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
