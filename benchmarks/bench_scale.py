@@ -53,15 +53,19 @@ Example:
 from __future__ import annotations
 
 import argparse
+import cProfile
 import gc
+import io
 import json
 import os
+import pstats
 import shutil
 import statistics
 import sys
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +84,7 @@ EXTENSIONS = frozenset(
 MARKER = ".bench-scale.json"
 """The file in `--data` that says what was generated there (written last)."""
 SEED = 0
+MB = 1024 * 1024
 DEFAULT_IMAGES = 317_000
 QUICK_IMAGES = 5_000
 MEASURES = ("scandir", "listing", "bare", "cold", "warm")
@@ -272,17 +277,27 @@ def child_start(args: argparse.Namespace) -> dict[str, Any]:
     import augframe
 
     _warm_up_imports(args)
+    profiler = cProfile.Profile() if args.child == "profile" else None
     process = psutil.Process()
     rss = process.memory_info().rss
     start = time.perf_counter()
+    if profiler is not None:
+        profiler.enable()
     seq = augframe.FrameSequence.from_directory(
         args.data, cache_dir=args.cache, **_start_options(args)
     )
+    if profiler is not None:
+        profiler.disable()
     seconds = time.perf_counter() - start
     grown = process.memory_info().rss - rss
     files = len(seq.file_paths)
     seq.close()
-    return {"seconds": seconds, "files": files, "rss_growth_bytes": grown}
+    result = {"seconds": seconds, "files": files, "rss_growth_bytes": grown}
+    if profiler is not None:
+        text = io.StringIO()
+        pstats.Stats(profiler, stream=text).sort_stats("cumulative").print_stats(30)
+        result["profile"] = text.getvalue()
+    return result
 
 
 def child_epoch(args: argparse.Namespace) -> dict[str, Any]:
@@ -317,7 +332,7 @@ def child_epoch(args: argparse.Namespace) -> dict[str, Any]:
         return timer.seconds[0]
 
     seconds = interleaved(
-        {name: (lambda name=name: epoch(name)) for name in models}, args.rounds + 1
+        {name: partial(epoch, name) for name in models}, args.rounds + 1
     )
     result = {
         "samples": len(x),
@@ -337,6 +352,7 @@ CHILDREN: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "bare": child_bare,
     "cold": child_start,
     "warm": child_start,
+    "profile": child_start,
     "epoch": child_epoch,
 }
 
@@ -422,6 +438,15 @@ class Runner:
                 if round_:
                     results[name].append(result)
         return results
+
+    def profile(self) -> str:
+        """A warm start under cProfile, untimed: where its seconds go (item 1)."""
+        result = self.child("profile", "--cache", str(self.warm_cache))
+        profile: str = result["profile"]
+        return (
+            f"warm start under cProfile ({result['seconds']:.3f} s profiled):\n"
+            + profile
+        )
 
     def epoch(self) -> dict[str, Any]:
         """The epoch measurement (its own process, its own rounds)."""
@@ -570,8 +595,14 @@ def report(result: dict[str, Any]) -> str:
                     "cache folder less its pixels (all index files)",
                     f"{index['index_bytes_per_file']:.1f}",
                 ],
-                ["RSS growth over the cold constructor", f"{rss['cold']:.1f}"],
-                ["RSS growth over the warm constructor", f"{rss['warm']:.1f}"],
+                [
+                    "RSS growth over the cold constructor (frame included)",
+                    f"{rss['cold']:.1f} ({rss['cold'] * files / MB:.1f} MB)",
+                ],
+                [
+                    "RSS growth over the warm constructor (frame included)",
+                    f"{rss['warm']:.1f} ({rss['warm'] * files / MB:.1f} MB)",
+                ],
                 ["a row's pixels, for scale", str(index["pixel_bytes_per_file"])],
             ],
         ),
@@ -602,6 +633,8 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             runner.warm_cache, rounds["scandir"][0]["files"], args.size
         ),
     }
+    if args.profile:
+        result["profile"] = runner.profile()
     if not args.no_epoch:
         result["epoch"] = runner.epoch()
         result["epoch_summary"] = epoch_summary(result["epoch"])
@@ -637,6 +670,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--quick", action="store_true", help=f"{QUICK_IMAGES} files, 3 rounds"
     )
+    p.add_argument(
+        "--profile",
+        action="store_true",
+        help="after the rounds, profile one more warm start (cProfile, untimed) "
+        "and print where its time goes",
+    )
     hidden = argparse.SUPPRESS
     for name in ("--child", "--cache", "--work", "--tiny"):
         p.add_argument(name, help=hidden)
@@ -659,6 +698,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="augframe-bench-scale-") as work:
         result = run(args, Path(work))
     print(report(result))
+    if "profile" in result:
+        print("\n" + result["profile"])
     reports.write_json(args.json, result)
     return 0
 
