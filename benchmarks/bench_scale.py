@@ -26,7 +26,8 @@ in turns (the order reversed every other round), median and spread reported:
 4. *index bytes per file*: the cache folder's `manifest.json`, and every
    byte of the folder that is not a pixel (all its files less N x S x S x
    3), divided by N; the constructor's RSS growth per file (cold and warm,
-   after construction, beside the S x S x 3 pixel bytes of a file's row);
+   after construction, beside the S x S x 3 pixel bytes of a file's row),
+   split into anonymous memory and file-backed pages (the cache's map);
 5. *epoch vs arrays*: the first report's model (S x S x 3 inputs, Flatten,
    Dense 768 relu, Dense 384 relu, Dense softmax; Adam, batch 32) trained
    one epoch at a time on the augframe sequence (the warm constructor's
@@ -53,6 +54,7 @@ Example:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import cProfile
 import gc
 import io
@@ -148,11 +150,13 @@ def prepare_data(root: Path, images: int, classes: int) -> str:
     marker = root / MARKER
     if marker.is_file():
         found = json.loads(marker.read_text())
-        if found == wanted and len(scandir_walk(root)) == images:
+        counted = len(scandir_walk(root))
+        if found == wanted and counted == images:
             return f"reused {root}"
         raise SystemExit(
-            f"error: --data {root} holds another data set ({found}). Expected "
-            f"{wanted}: give an empty or new folder, or these --images/--classes."
+            f"error: --data {root} holds another data set ({found}, {counted} "
+            f"image files). Expected {wanted}: give an empty or new folder, or "
+            "the --images and --classes it was generated with."
         )
     if root.exists() and any(root.iterdir()):
         raise SystemExit(
@@ -249,6 +253,24 @@ def child_bare(args: argparse.Namespace) -> dict[str, Any]:
     return {"seconds": seconds, "files": done, "processes": workers}
 
 
+def resident() -> dict[str, int]:
+    """This process's resident bytes: all (`rss`), anonymous, file-backed.
+
+    File-backed pages (`file`) are the cache's memory map as rows are read:
+    page cache shared with every process, not this process's own memory.
+    `anon` and `file` are 0 where `/proc/self/status` has no such lines.
+    """
+    import psutil
+
+    parts = {"rss": psutil.Process().memory_info().rss, "anon": 0, "file": 0}
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key in ("RssAnon", "RssFile"):
+                parts[key[3:].lower()] = int(value.split()[0]) * 1024
+    return parts
+
+
 def _start_options(args: argparse.Namespace) -> dict[str, Any]:
     """The constructor's options: every file once, no pipeline, quiet."""
     return {
@@ -272,14 +294,11 @@ def _warm_up_imports(args: argparse.Namespace) -> None:
 
 def child_start(args: argparse.Namespace) -> dict[str, Any]:
     """The constructor's wall time over `args.cache` (fresh: cold; built: warm)."""
-    import psutil
-
     import augframe
 
     _warm_up_imports(args)
     profiler = cProfile.Profile() if args.child == "profile" else None
-    process = psutil.Process()
-    rss = process.memory_info().rss
+    before = resident()
     start = time.perf_counter()
     if profiler is not None:
         profiler.enable()
@@ -289,10 +308,11 @@ def child_start(args: argparse.Namespace) -> dict[str, Any]:
     if profiler is not None:
         profiler.disable()
     seconds = time.perf_counter() - start
-    grown = process.memory_info().rss - rss
+    after = resident()
     files = len(seq.file_paths)
     seq.close()
-    result = {"seconds": seconds, "files": files, "rss_growth_bytes": grown}
+    result: dict[str, Any] = {"seconds": seconds, "files": files}
+    result.update({f"{k}_growth_bytes": after[k] - before[k] for k in after})
     if profiler is not None:
         text = io.StringIO()
         pstats.Stats(profiler, stream=text).sort_stats("cumulative").print_stats(30)
@@ -482,9 +502,13 @@ def summary(
         "cold_vs_bare_throughput": bare / cold if bare and cold else None,
         "warm_target_s": warm_target(files),
         "warm_over_cold": warm / cold if warm and cold else None,
-        "rss_growth_bytes_per_file": {
-            name: statistics.median(r["rss_growth_bytes"] for r in rounds[name]) / files
+        "growth_bytes_per_file": {
+            f"{name}_{part}": statistics.median(
+                r[f"{part}_growth_bytes"] for r in rounds[name]
+            )
+            / files
             for name in ("cold", "warm")
+            for part in ("rss", "anon", "file")
         },
         "warm_rebuilt_cache": any(r["rebuilt"] for r in rounds["warm"]),
         "bare_processes": rounds["bare"][0]["processes"],
@@ -507,6 +531,16 @@ def epoch_summary(epoch: dict[str, Any]) -> dict[str, Any]:
         "augframe_median_s": ours,
         "augframe_over_arrays": ours / arrays,
     }
+
+
+def growth_row(name: str, grown: dict[str, float], files: int) -> list[str]:
+    """The RSS growth of the `name` ("cold", "warm") constructor, per file."""
+    rss, anon, file = (grown[f"{name}_{part}"] for part in ("rss", "anon", "file"))
+    return [
+        f"RSS growth over the {name} constructor: all = anonymous + file-backed "
+        "(the cache's pages)",
+        f"{rss:.0f} = {anon:.0f} + {file:.0f} ({rss * files / MB:.1f} MB in all)",
+    ]
 
 
 def report(result: dict[str, Any]) -> str:
@@ -560,13 +594,13 @@ def report(result: dict[str, Any]) -> str:
                 spread_text(epoch["augframe_s"]) + " s",
                 spread_text(epoch["arrays_s"]) + " s",
                 f"{e['augframe_over_arrays']:.2f}x the arrays' time "
-                f"({epoch['frames_built']} frames built meanwhile)",
+                f"(frames built meanwhile: {epoch['frames_built']})",
                 "",
                 "",
             ]
         )
     index = result["index"]
-    rss = s["rss_growth_bytes_per_file"]
+    grown = s["growth_bytes_per_file"]
     options = result["options"]
     lines = [
         f"{files} JPEGs ({options['sides']} px, {options['classes']} classes) at "
@@ -595,14 +629,7 @@ def report(result: dict[str, Any]) -> str:
                     "cache folder less its pixels (all index files)",
                     f"{index['index_bytes_per_file']:.1f}",
                 ],
-                [
-                    "RSS growth over the cold constructor (frame included)",
-                    f"{rss['cold']:.1f} ({rss['cold'] * files / MB:.1f} MB)",
-                ],
-                [
-                    "RSS growth over the warm constructor (frame included)",
-                    f"{rss['warm']:.1f} ({rss['warm'] * files / MB:.1f} MB)",
-                ],
+                *(growth_row(name, grown, files) for name in ("cold", "warm")),
                 ["a row's pixels, for scale", str(index["pixel_bytes_per_file"])],
             ],
         ),
