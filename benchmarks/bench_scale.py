@@ -39,12 +39,20 @@ in turns (the order reversed every other round), median and spread reported:
    `--epoch-images M` trains on M samples (`samples_per_class=M //
    classes`, the arrays the same), `--no-epoch` skips it.
 
+`--baseline TREE` (a source tree holding another augframe, e.g. a checkout
+of main) also runs the listing, the cold and the warm start on that tree's
+augframe, with its own caches, in the same rounds: before and after, side by
+side. `--profile` runs one more warm start under cProfile (untimed) and
+prints where its time goes.
+
 Run from the repository root (the data set is about 1 GB at 317,000 files;
 each cache folder another 1 GB, in the temporary folder, `$TMPDIR`):
 
     python -m benchmarks scale --data /data/scale317k     # 317,000 files
     python -m benchmarks scale --images 25000 --data /data/scale25k
     python -m benchmarks scale --quick                     # 5,000 files, 3 rounds
+    git worktree add ../augframe-main main                 # then, before and after:
+    python -m benchmarks scale --data /data/scale25k --images 25000 --baseline ../augframe-main
 
 Example:
 >>> warm_target(25_000), warm_target(171_000), warm_target(317_000)
@@ -77,7 +85,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.lib import reports
-from benchmarks.lib.children import emit, run_child
+from benchmarks.lib.children import emit, run_child, source_tree
 from benchmarks.lib.cli import benchmark_parser
 
 CHILD = "benchmarks.bench_scale"
@@ -94,6 +102,10 @@ DEFAULT_IMAGES = 317_000
 QUICK_IMAGES = 5_000
 MEASURES = ("scandir", "listing", "bare", "cold", "warm")
 """The measurements of every round, each in its own process."""
+BASELINE_MEASURES = ("listing", "cold", "warm")
+"""The measurements also run on the `--baseline` tree's augframe."""
+BASE = "@baseline"
+"""The suffix of a measurement run on the `--baseline` tree."""
 
 
 # ------------------------------------------------------------------ targets
@@ -330,7 +342,11 @@ def child_start(args: argparse.Namespace) -> dict[str, Any]:
     after = resident()
     files = len(seq.file_paths)
     seq.close()
-    result: dict[str, Any] = {"seconds": seconds, "files": files}
+    result: dict[str, Any] = {
+        "seconds": seconds,
+        "files": files,
+        "augframe_from": str(Path(augframe.__file__).resolve().parent),
+    }
     result.update({f"{k}_growth_bytes": after[k] - before[k] for k in after})
     if profiler is not None:
         text = io.StringIO()
@@ -399,6 +415,11 @@ CHILDREN: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
 # ------------------------------------------------------------------ parent
 
 
+def ratio(numerator: float | None, denominator: float | None) -> float | None:
+    """`numerator / denominator`, or None where either is missing or 0."""
+    return numerator / denominator if numerator and denominator else None
+
+
 def spread_text(values: list[float]) -> str:
     """`median [min-max]` of a measure's rounds, 3 decimals."""
     return f"{statistics.median(values):.3f} [{min(values):.3f}-{max(values):.3f}]"
@@ -429,36 +450,49 @@ def index_bytes(cache: Path, files: int, side: int) -> dict[str, Any]:
 
 
 class Runner:
-    """Runs the children of one benchmark run, prints progress to stderr."""
+    """Runs the children of one benchmark run, prints progress to stderr.
+
+    Measurement names are `MEASURES`, and with `--baseline` also
+    `BASELINE_MEASURES` with `BASE` appended (the same, on the baseline
+    tree's augframe, with its own caches).
+    """
 
     def __init__(self, args: argparse.Namespace, data: Path, work: Path) -> None:
         self.args, self.data, self.work = args, data, work
         self.tiny = write_tiny(work / "tiny")
         self.warm_cache = work / "cache-warm"
+        self.measures = list(MEASURES)
+        self.base_tree: Path | None = None
+        if args.baseline is not None:
+            self.base_tree = source_tree(work / "baseline-tree", args.baseline)
+            self.measures += [name + BASE for name in BASELINE_MEASURES]
 
     def child(self, name: str, *extra: str) -> dict[str, Any]:
         """Runs measurement `name` in a new process; returns its result."""
+        kind = name.removesuffix(BASE)
         argv = [
-            "--child", name, "--data", str(self.data), "--size", str(self.args.size),
+            "--child", kind, "--data", str(self.data), "--size", str(self.args.size),
             "--work", str(self.work), "--tiny", str(self.tiny),
             "--classes", str(self.args.classes), *extra,
         ]  # fmt: skip
+        if kind != name and self.base_tree is not None:
+            return run_child(CHILD, argv, cwd=self.base_tree)
         return run_child(CHILD, argv)
 
     def measure(self, name: str, round_: int) -> dict[str, Any]:
         """Measurement `name` of round `round_` (0: the warm-up round)."""
-        if name == "warm":
-            before = data_files(self.warm_cache)
-            result = self.child("warm", "--cache", str(self.warm_cache))
-            result["rebuilt"] = data_files(self.warm_cache) != before
-        elif name == "cold":
-            cache = (
-                self.warm_cache if round_ == 0 else self.work / f"cache-cold-{round_}"
-            )
+        kind, suffix = name.removesuffix(BASE), name[len(name.removesuffix(BASE)) :]
+        warm_cache = Path(f"{self.warm_cache}{suffix}")
+        if kind == "warm":
+            before = data_files(warm_cache)
+            result = self.child(name, "--cache", str(warm_cache))
+            result["rebuilt"] = data_files(warm_cache) != before
+        elif kind == "cold":
+            cache = warm_cache if round_ == 0 else self.work / f"cache-{name}-{round_}"
             try:
-                result = self.child("cold", "--cache", str(cache))
+                result = self.child(name, "--cache", str(cache))
             finally:
-                if cache != self.warm_cache:
+                if cache != warm_cache:
                     shutil.rmtree(cache, ignore_errors=True)
         else:
             result = self.child(name)
@@ -469,9 +503,9 @@ class Runner:
 
     def rounds(self) -> dict[str, list[dict[str, Any]]]:
         """A warm-up round, then `--rounds` rounds in turns; the warm-up left out."""
-        results: dict[str, list[dict[str, Any]]] = {name: [] for name in MEASURES}
+        results: dict[str, list[dict[str, Any]]] = {name: [] for name in self.measures}
         for round_ in range(self.args.rounds + 1):
-            order = MEASURES[::-1] if round_ % 2 else MEASURES
+            order = self.measures[::-1] if round_ % 2 else self.measures
             for name in order:
                 result = self.measure(name, round_)
                 if round_:
@@ -504,40 +538,64 @@ class Runner:
 def summary(
     args: argparse.Namespace, rounds: dict[str, list[dict[str, Any]]]
 ) -> dict[str, Any]:
-    """Medians, spreads, ratios and verdicts of the rounds."""
+    """Medians, spreads, ratios and verdicts of the rounds (and the baseline's)."""
     seconds = {
         name: [r["seconds"] for r in results if r.get("seconds") is not None]
         for name, results in rounds.items()
     }
     median = {name: statistics.median(s) if s else None for name, s in seconds.items()}
     files = rounds["scandir"][0]["files"]
-    cold, warm, bare = median["cold"], median["warm"], median["bare"]
-    listing = median["listing"]
     out: dict[str, Any] = {
         "files": files,
         "seconds": seconds,
         "median_s": median,
-        "listing_over_scandir": listing / median["scandir"] if listing else None,
-        "cold_vs_bare_throughput": bare / cold if bare and cold else None,
         "warm_target_s": warm_target(files),
+        "bare_processes": rounds["bare"][0]["processes"],
+        **tree_summary(rounds, median, ""),
+    }
+    if "warm" + BASE in rounds:
+        base = tree_summary(rounds, median, BASE)
+        out["baseline"] = base
+        out["over_baseline"] = {
+            name: ratio(median[name], median[name + BASE]) for name in BASELINE_MEASURES
+        }
+    return out
+
+
+def tree_summary(
+    rounds: dict[str, list[dict[str, Any]]],
+    median: dict[str, float | None],
+    suffix: str,
+) -> dict[str, Any]:
+    """The ratios and verdicts of one tree's measurements (`suffix` "" or `BASE`)."""
+    files = rounds["scandir"][0]["files"]
+    listing, cold, warm = (
+        median[name + suffix] for name in ("listing", "cold", "warm")
+    )
+    bare = median["bare"]
+    out: dict[str, Any] = {
+        "listing_over_scandir": listing / median["scandir"]
+        if listing and median["scandir"]
+        else None,
+        "cold_vs_bare_throughput": bare / cold if bare and cold else None,
         "warm_over_cold": warm / cold if warm and cold else None,
         "growth_bytes_per_file": {
             f"{name}_{part}": statistics.median(
-                r[f"{part}_growth_bytes"] for r in rounds[name]
+                r[f"{part}_growth_bytes"] for r in rounds[name + suffix]
             )
             / files
             for name in ("cold", "warm")
             for part in ("rss", "anon", "file")
         },
-        "warm_rebuilt_cache": any(r["rebuilt"] for r in rounds["warm"]),
-        "bare_processes": rounds["bare"][0]["processes"],
-        "listing_call": rounds["listing"][0]["call"],
+        "warm_rebuilt_cache": any(r["rebuilt"] for r in rounds["warm" + suffix]),
+        "listing_call": rounds["listing" + suffix][0]["call"],
+        "augframe_from": rounds["warm" + suffix][0]["augframe_from"],
     }
     out["cold_verdict"] = reports.verdict(
         out["cold_vs_bare_throughput"], COLD_TARGET, higher_is_better=True
     )
     out["warm_verdict"] = reports.verdict(
-        warm, out["warm_target_s"], higher_is_better=False
+        warm, warm_target(files), higher_is_better=False
     )
     return out
 
@@ -560,6 +618,61 @@ def growth_row(name: str, grown: dict[str, float], files: int) -> list[str]:
         f"RSS growth over the {name} constructor: all = anonymous + file-backed "
         "(the cache's pages)",
         f"{rss:.0f} = {anon:.0f} + {file:.0f} ({rss * files / MB:.1f} MB in all)",
+    ]
+
+
+def baseline_table(result: dict[str, Any]) -> list[str]:
+    """This tree against the `--baseline` tree, measured in the same rounds."""
+    s = result["summary"]
+    base, sec = s["baseline"], s["seconds"]
+    labels = {
+        "listing": f"listing (this: `{s['listing_call']}`; baseline: "
+        f"`{base['listing_call']}`)",
+        "cold": "cold start",
+        "warm": "warm start (verify on)",
+    }
+    rows = [
+        [
+            labels[name],
+            spread_text(sec[name]) + " s" if sec[name] else "n/a",
+            spread_text(sec[name + BASE]) + " s" if sec[name + BASE] else "n/a",
+            f"{reports.fmt(s['over_baseline'][name])}x",
+            f"{s[name + '_verdict']} / {base[name + '_verdict']}"
+            if name in ("cold", "warm")
+            else "",
+        ]
+        for name in BASELINE_MEASURES
+    ]
+    bytes_row = [
+        "index bytes per file (all non-pixel bytes of the cache folder)",
+        f"{result['index']['index_bytes_per_file']:.1f}",
+        f"{result['index_baseline']['index_bytes_per_file']:.1f}",
+        "",
+        "",
+    ]
+    grown, grown_base = s["growth_bytes_per_file"], base["growth_bytes_per_file"]
+    rss_row = [
+        "RSS growth per file, warm constructor: anonymous",
+        f"{grown['warm_anon']:.0f}",
+        f"{grown_base['warm_anon']:.0f}",
+        "",
+        "",
+    ]
+    return [
+        "",
+        f"this tree (augframe from {s['augframe_from']}) against the baseline "
+        f"(augframe from {base['augframe_from']}), in the same rounds:",
+        "",
+        reports.markdown_table(
+            [
+                "measure",
+                "this tree",
+                "baseline",
+                "this / baseline time",
+                "targets (this / baseline)",
+            ],
+            [*rows, bytes_row, rss_row],
+        ),
     ]
 
 
@@ -622,6 +735,7 @@ def report(result: dict[str, Any]) -> str:
     index = result["index"]
     grown = s["growth_bytes_per_file"]
     options = result["options"]
+    baseline = baseline_table(result) if "baseline" in s else []
     lines = [
         f"{files} JPEGs ({options['sides']} px, {options['classes']} classes) at "
         f"{options['size']}x{options['size']}; from_directory(samples_per_class=None, "
@@ -653,6 +767,7 @@ def report(result: dict[str, Any]) -> str:
                 ["a row's pixels, for scale", str(index["pixel_bytes_per_file"])],
             ],
         ),
+        *baseline,
     ]
     return "\n".join(lines)
 
@@ -680,6 +795,10 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             runner.warm_cache, rounds["scandir"][0]["files"], args.size
         ),
     }
+    if args.baseline is not None:
+        result["index_baseline"] = index_bytes(
+            Path(f"{runner.warm_cache}{BASE}"), rounds["scandir"][0]["files"], args.size
+        )
     if args.profile:
         result["profile"] = runner.profile()
     if not args.no_epoch:
@@ -716,6 +835,12 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--quick", action="store_true", help=f"{QUICK_IMAGES} files, 3 rounds"
+    )
+    p.add_argument(
+        "--baseline",
+        type=Path,
+        help="a source tree holding another augframe (e.g. a checkout of main): "
+        "its listing, cold and warm start measured in the same rounds, side by side",
     )
     p.add_argument(
         "--profile",

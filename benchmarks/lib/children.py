@@ -46,16 +46,23 @@ def parse_result(stdout: str) -> dict[str, Any]:
 
 
 def run_child(
-    module: str, args: Sequence[str], *, timeout: float | None = None
+    module: str,
+    args: Sequence[str],
+    *,
+    cwd: Path = REPO,
+    timeout: float | None = None,
 ) -> dict[str, Any]:
     """Runs `python -m module args` in a new process; returns what it emitted.
 
-    The child inherits the environment, with the repository first on
-    `PYTHONPATH` and TensorFlow's and albumentations' start-up messages off.
+    The child inherits the environment, with `cwd` and the repository first
+    on `PYTHONPATH` and TensorFlow's and albumentations' start-up messages
+    off. `python -m` imports from `cwd` first: a folder of links
+    (`source_tree`) runs the benchmarks against another tree's augframe.
 
     Args:
         module: the module to run (`benchmarks.NAME`).
         args: its arguments.
+        cwd: the folder it runs in (default: the repository root).
         timeout: seconds before the child is killed (None: no limit).
 
     Returns:
@@ -68,13 +75,13 @@ def run_child(
     path = os.environ.get("PYTHONPATH")
     env = {
         **os.environ,
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), path])),
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(cwd), str(REPO), path])),
         "TF_CPP_MIN_LOG_LEVEL": "3",
         "NO_ALBUMENTATIONS_UPDATE": "1",
     }
     done = subprocess.run(
         [sys.executable, "-m", module, *args],
-        cwd=REPO,
+        cwd=cwd,
         env=env,
         capture_output=True,
         text=True,
@@ -89,3 +96,29 @@ def run_child(
         f"`python -m {module} {' '.join(args)}` failed (exit {done.returncode}):\n"
         + done.stderr[-3000:]
     )
+
+
+def source_tree(folder: Path, augframe_tree: Path) -> Path:
+    """A folder of links: `augframe` from `augframe_tree`, `benchmarks` from here.
+
+    A child run there (`run_child(..., cwd=folder)`) measures another
+    version of augframe (a checkout of another branch) with these
+    benchmarks.
+
+    Args:
+        folder: the folder to create (must not exist).
+        augframe_tree: a source tree holding the `augframe` package.
+
+    Returns:
+        `folder`.
+
+    Raises:
+        FileNotFoundError: `augframe_tree` holds no `augframe/__init__.py`.
+    """
+    package = Path(augframe_tree).resolve() / "augframe"
+    if not (package / "__init__.py").is_file():
+        raise FileNotFoundError(f"no augframe package in {augframe_tree}")
+    folder.mkdir(parents=True)
+    (folder / "augframe").symlink_to(package, target_is_directory=True)
+    (folder / "benchmarks").symlink_to(REPO / "benchmarks", target_is_directory=True)
+    return folder
