@@ -487,7 +487,7 @@ def report(result: dict[str, Any]) -> str:
             [
                 "measure",
                 "augframe, median [min-max]",
-                "baseline",
+                "reference (walk, bare loop, arrays)",
                 "ratio",
                 "target",
                 "",
