@@ -35,6 +35,7 @@ BENCHMARKS = {
     "restart": "benchmarks.bench_restart",
     "quality": "benchmarks.bench_quality",
     "cluster": "benchmarks.bench_cluster",
+    "scale": "benchmarks.bench_scale",
 }
 """Each benchmark's name and module, one module per question."""
 

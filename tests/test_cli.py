@@ -525,6 +525,7 @@ def test_the_benchmarks_runner_lists_every_benchmark_from_the_repository_root():
             "cache_verify",
             "default_cache",
             "quality",
+            "scale",
         ):
             assert f"\n  {name} " in done.stdout
     done = run_benchmarks("nope")

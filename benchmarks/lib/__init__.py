@@ -5,8 +5,9 @@
 - `timing`: wall-clock timing, interleaved rounds, best and median;
 - `epochs`: Keras-side timing (per-epoch times, frame swaps);
 - `memory`: resident and proportional set sizes;
-- `reports`: machine facts, verdicts, tables and JSON output.
+- `reports`: machine facts, verdicts, tables and JSON output;
+- `children`: measurements in fresh processes (a module run, its JSON read back).
 
 Nothing is imported here, so that a benchmark imports only what it uses
-(`data`, `timing` and `memory` import neither Keras nor TensorFlow).
+(`data`, `timing`, `memory` and `children` import neither Keras nor TensorFlow).
 """

@@ -9,13 +9,15 @@ Example:
 (['a', 'b'], (2, 16, 16, 3))
 >>> sorted(random_source(8, 20, num_classes=2))
 ['c0', 'c1']
+>>> draw_small(np.random.default_rng(0), 1).dtype
+dtype('uint8')
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -183,6 +185,95 @@ def random_source(
         f"c{c}": rng.integers(0, 256, (per_class, size, size, 3), dtype=np.uint8)
         for c in range(num_classes)
     }
+
+
+SMALL_SIDES = (40, 96)
+"""Smallest and largest side (inclusive) of the images `draw_small` draws."""
+
+
+def draw_small(rng: np.random.Generator, class_index: int) -> np.ndarray:
+    """A small smooth BGR image of random size, tinted by its class.
+
+    Height and width are drawn independently in `SMALL_SIDES`; the class
+    adds 40 to one channel (`class_index % 3`) and, from the fourth class
+    on, a coarser or finer grid, so that a model can tell classes apart.
+
+    Args:
+        rng: the image's random generator.
+        class_index: the image's class (0, 1, ...).
+
+    Returns:
+        A uint8 array of shape `(height, width, 3)`.
+    """
+    low, high = SMALL_SIDES
+    height, width = (int(v) for v in rng.integers(low, high + 1, size=2))
+    grid = 3 + (class_index // 3) % 5
+    image = smooth_noise(rng, height, width, grid=grid, low=30, high=190, noise=6)
+    tint = image[:, :, class_index % 3].astype(np.int16) + 40
+    image[:, :, class_index % 3] = np.clip(tint, 0, 255).astype(np.uint8)
+    return image
+
+
+def small_jpeg_path(root: Path, index: int, num_classes: int) -> Path:
+    """Where `write_small_jpegs` writes image `index`: `root/c<class>/<index>.jpg`."""
+    return root / f"c{index % num_classes}" / f"{index:07d}.jpg"
+
+
+def _write_small_range(
+    root: Path, start: int, stop: int, num_classes: int, seed: int
+) -> int:
+    """Writes images `start` to `stop - 1` (one process's share); returns the count."""
+    cv2.setNumThreads(1)
+    for index in range(start, stop):
+        rng = np.random.default_rng([seed, index])
+        image = draw_small(rng, index % num_classes)
+        path = small_jpeg_path(root, index, num_classes)
+        if not cv2.imwrite(str(path), image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY]):
+            raise OSError(f"could not write {path}")
+    return stop - start
+
+
+def write_small_jpegs(
+    root: Path,
+    count: int,
+    *,
+    num_classes: int,
+    seed: int,
+    processes: int | None = None,
+    chunk: int = 2000,
+) -> None:
+    """Writes `count` small JPEGs (`draw_small`) into class folders, on all cores.
+
+    Image `i` is of class `i % num_classes`, drawn from the seed `(seed, i)`:
+    the same files whatever the number of processes. Each process writes
+    ranges of `chunk` images (a process pool: encoding holds the GIL for
+    images this small).
+
+    Args:
+        root: the data set's folder; `root/c0`, `root/c1`, ... are created.
+        count: images in all.
+        num_classes: class folders.
+        seed: seed of every image.
+        processes: worker processes (default: every usable core).
+        chunk: images per task.
+
+    Raises:
+        OSError: a file could not be written.
+    """
+    for label in range(num_classes):
+        (root / f"c{label}").mkdir(parents=True, exist_ok=True)
+    workers = processes or len(os.sched_getaffinity(0))
+    starts = range(0, count, chunk)
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        done = [
+            pool.submit(
+                _write_small_range, root, s, min(s + chunk, count), num_classes, seed
+            )
+            for s in starts
+        ]
+        written = sum(future.result() for future in done)
+    if written != count:
+        raise OSError(f"wrote {written} of {count} images into {root}")
 
 
 _DECODE_FLAGS = {

@@ -184,3 +184,33 @@ def _conv_block(filters: int) -> list[keras.layers.Layer]:
         keras.layers.BatchNormalization(momentum=0.9),
         keras.layers.ReLU(),
     ]
+
+
+def first_report_mlp(size: int, num_classes: int, *, seed: int = 0) -> keras.Model:
+    """The first report's model: `Flatten -> Dense 768 -> Dense 384 -> softmax`.
+
+    On `size` px RGB float pixels in [0, 255] (rescaled to [0, 1] in the
+    model, as the report's arrays were), ReLU hidden layers, Adam, integer
+    labels.
+
+    Args:
+        size: side of the square RGB input.
+        num_classes: outputs (softmax).
+        seed: seed of the weights.
+
+    Returns:
+        A compiled model.
+    """
+    keras.utils.set_random_seed(seed)
+    model = keras.Sequential(
+        [
+            keras.Input((size, size, 3)),
+            keras.layers.Rescaling(1 / 255),
+            keras.layers.Flatten(),
+            keras.layers.Dense(768, activation="relu"),
+            keras.layers.Dense(384, activation="relu"),
+            keras.layers.Dense(num_classes, activation="softmax"),
+        ]
+    )
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    return model
