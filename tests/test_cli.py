@@ -526,6 +526,8 @@ def test_the_benchmarks_runner_lists_every_benchmark_from_the_repository_root():
             "default_cache",
             "quality",
             "scale",
+            "restart",
+            "limit",
         ):
             assert f"\n  {name} " in done.stdout
     done = run_benchmarks("nope")
