@@ -74,8 +74,10 @@ def test_schedule_swaps_after_epochs_per_frame():
     store, names = mapping_to_store(
         {"a": random_images(4, seed=0)}, image_size=SIZE, num_workers=1
     )
-    eng = FrameEngine(
-        store, class_names=names, **engine_parts(epochs_per_frame=3, verbose=0)
+    eng = FrameEngine(  # 3 of 4 natives: every frame draws its own
+        store,
+        class_names=names,
+        **engine_parts(epochs_per_frame=3, samples_per_class=3, verbose=0),
     )
     swaps = [eng.end_epoch() for _ in range(6)]
     assert swaps == [False, False, True, False, False, True]

@@ -101,7 +101,7 @@ def test_auto_extends_a_frame_instead_of_waiting_for_a_slow_build() -> None:
 
 
 def test_auto_swaps_every_epoch_when_builds_are_fast_against_epochs() -> None:
-    eng = engine(epochs_per_frame_bounds=(1, 5))
+    eng = engine(epochs_per_frame_bounds=(1, 5), samples_per_class=10)  # a draw
     now = [0.0]
     eng.schedule.clock = lambda: now[0]  # epochs of 10 s each, builds of milliseconds
     try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 
+import albumentations as A
 import keras
 import numpy as np
 import pytest
@@ -329,7 +330,12 @@ def test_tf_dataset_follows_the_schedule_and_serves_every_sample_once(scheduler)
         pytest.skip("as_tf_dataset is TensorFlow's native path")
     ids: list[list[int]] = []
     frames: list[list[int]] = []
-    with _seq(dtype="uint8", background=True) as seq:
+    # Every native in every frame, through a pipeline that changes no pixel
+    # (so frames are rebuilt): the pass may begin on the next frame after
+    # on_epoch_begin read this one.
+    with _seq(
+        dtype="uint8", background=True, per_class=16, augment=A.Compose([A.NoOp()])
+    ) as seq:
 
         class Epochs(keras.callbacks.Callback):
             def on_epoch_begin(self, epoch, logs=None):
