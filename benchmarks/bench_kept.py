@@ -9,7 +9,9 @@ that path ("kept") beside the same sequence forced to rebuild every
 False), and beside the model fit on float32 arrays in RAM ("arrays"), on the
 first report's case: 32 px images, a 3072-768-384-2 MLP, batch 32, a frame
 every 3 epochs, background builds (the default), an in-RAM
-`{class: uint8 array}` source.
+`{class: uint8 array}` source; `--files DIR` reads a folder of class
+folders instead (with the default decoded cache, as the issue's 25,000
+JPEGs), its arrays decoded once by a validation sequence.
 
 Per round, interleaved (the order reversed every other round), each variant
 fits a fresh model of the same seed for one warm-up epoch and `--epochs`
@@ -22,6 +24,7 @@ Run from the repository root:
 
     python -m benchmarks kept             # 25,000 images, 5 rounds, ~6 min on 2 cores
     python -m benchmarks kept --quick     # smoke test, < 1 min
+    python -m benchmarks kept --files DIR # DIR/<class>/*.jpg, decoded cache
 """
 
 from __future__ import annotations
@@ -94,10 +97,34 @@ def timed_fit(fit: Callable[[list[Any]], object]) -> dict[str, float]:
     }
 
 
-def arrays(images: dict[str, np.ndarray], size: int, epochs: int) -> dict[str, float]:
-    """The model fit on float32 arrays in RAM (shuffled by Keras)."""
+Source = dict[str, np.ndarray] | str
+"""In-RAM images by class, or a folder of class folders."""
+
+
+def open_sequence(images: Source, size: int, **options: Any) -> Any:
+    """A FrameSequence over `images` (a folder: `from_directory`)."""
+    import augframe
+
+    options = dict(image_size=(size, size), batch_size=BATCH, verbose=0, **options)
+    if isinstance(images, str):
+        return augframe.FrameSequence.from_directory(images, **options)
+    return augframe.FrameSequence(images, **options)
+
+
+def decoded(images: Source, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Float32 pixels in [0, 1] and labels, every image once."""
+    if isinstance(images, str):
+        with open_sequence(images, size, validation=True) as val:
+            x, y = val.as_arrays()
+            return np.asarray(x, np.float32), np.asarray(y)
     x = np.concatenate(list(images.values())).astype(np.float32) / 255
     y = np.repeat(np.arange(len(images)), [len(v) for v in images.values()])
+    return x, y
+
+
+def arrays(images: Source, size: int, epochs: int) -> dict[str, float]:
+    """The model fit on float32 arrays in RAM (shuffled by Keras)."""
+    x, y = decoded(images, size)
     model = mlp(size)
     result = timed_fit(
         lambda cb: model.fit(
@@ -108,7 +135,7 @@ def arrays(images: dict[str, np.ndarray], size: int, epochs: int) -> dict[str, f
 
 
 def augframe_fit(
-    images: dict[str, np.ndarray], size: int, epochs: int, *, rebuild: bool
+    images: Source, size: int, epochs: int, *, rebuild: bool
 ) -> dict[str, float]:
     """The sequence with `augment=None, samples_per_class=None`; `rebuild`:
     a new frame every `EPF` epochs although it could not differ (as before)."""
@@ -122,15 +149,13 @@ def augframe_fit(
     )
     with (
         forced,
-        augframe.FrameSequence(
+        open_sequence(
             images,
-            image_size=(size, size),
-            batch_size=BATCH,
+            size,
             samples_per_class=None,
             augment=None,
             epochs_per_frame=EPF,
             seed=0,
-            verbose=0,
         ) as seq,
     ):
         model = mlp(size)
@@ -187,6 +212,9 @@ def main(argv: list[str] | None = None) -> int:
         "--epochs", type=int, default=6, help=f"timed epochs (a multiple of {EPF})"
     )
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument(
+        "--files", default=None, help="a folder of class folders (else in RAM)"
+    )
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args(argv)
     if args.quick:
@@ -195,7 +223,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if keras.backend.backend() != "tensorflow":
         print(f"note: measured on {keras.backend.backend()}, not TensorFlow")
-    images = source(args.images, args.size)
+    images: Source = args.files or source(args.images, args.size)
+    where = f"the folder {args.files}" if args.files else f"{args.images} in RAM"
     size, epochs = args.size, args.epochs
     actions: dict[str, Callable[[], dict[str, float]]] = {
         "arrays": lambda: arrays(images, size, epochs),
@@ -224,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     interleaved({name: run(name) for name in actions}, args.rounds, on_result=say)
     result = summary(runs)
     print(
-        f"\n{args.images} images at {size} px (in RAM), augment=None, "
+        f"\nimages: {where}, at {size} px, augment=None, "
         f"samples_per_class=None, 3072-768-384-2 MLP, batch {BATCH}, "
         f"epochs_per_frame={EPF}, background builds, {epochs} timed epochs, "
         f"{args.rounds} round(s); "
