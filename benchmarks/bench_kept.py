@@ -23,7 +23,7 @@ over the rounds (min, median, max).
 Run from the repository root:
 
     python -m benchmarks kept             # 25,000 images, 5 rounds, ~6 min on 2 cores
-    python -m benchmarks kept --quick     # smoke test, < 1 min
+    python -m benchmarks kept --quick     # smoke test, about 1 min
     python -m benchmarks kept --files DIR # DIR/<class>/*.jpg, decoded cache
 """
 
