@@ -29,6 +29,7 @@ BENCHMARKS = {
     "build": "benchmarks.bench_build",
     "swap": "benchmarks.bench_swap",
     "limit": "benchmarks.bench_limit",
+    "kept": "benchmarks.bench_kept",
     "decode": "benchmarks.bench_decode",
     "cache_verify": "benchmarks.bench_cache_verify",
     "default_cache": "benchmarks.bench_default_cache",

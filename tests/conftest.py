@@ -84,10 +84,12 @@ def stamped_source(
     return source
 
 
-def stamped_sequence(cls: type, **kwargs: object) -> Any:
+def stamped_sequence(cls: type, *, per_class: int = 17, **kwargs: object) -> Any:
     """A FrameSequence of `cls` (either Keras' adapter) over `stamped_source()`:
     8x8 images, a new frame every epoch, built at the boundary, unaugmented
-    (the stamps identify the natives)."""
+    (the stamps identify the natives). 16 of `per_class` natives per class:
+    with 17, every frame draws its own (with 16, a new frame could not differ
+    without a pipeline, and none would be built)."""
     options: dict = dict(
         image_size=(8, 8),
         batch_size=8,
@@ -99,7 +101,7 @@ def stamped_sequence(cls: type, **kwargs: object) -> Any:
         background=False,
     )
     options.update(kwargs)
-    return cls(stamped_source(), **options)
+    return cls(stamped_source(per_class=per_class), **options)
 
 
 def flip_rotate(aug_p: float = 0.5, pipe_p: float = 1.0) -> A.Compose:

@@ -47,6 +47,7 @@ from augframe.augment.pipeline import PipelineSpec
 from augframe.core.background import BackgroundBuild, BackgroundJob
 from augframe.core.builder import Frame, FrameBuilder
 from augframe.core.makers import ProcessMaker
+from augframe.core.plan import same_natives_every_frame
 from augframe.core.schedule import FrameSchedule
 from augframe.core.slices import RollingFrames
 from augframe.core.state import is_saved_frame, remake_rolling, saved_frame
@@ -224,6 +225,28 @@ class FrameBuilds:
                 self.num_samples, epochs_in_frame=epochs_in_frame
             ),
         )
+
+    def would_repeat(self, served: Frame | None = None) -> bool:
+        """Whether a new whole frame would hold exactly what `served` holds,
+        up to slot order (None: what a frame planned now holds).
+
+        Only without a pipeline (a sample is its native), with the same
+        natives, each as many times, in every frame
+        (`augframe.core.plan.same_natives_every_frame`), and with no
+        substitute for an unreadable native in `served` or in the next
+        frame (substitutes are drawn per frame). A rolling frame always
+        builds. No hot option changes a frame without a pipeline.
+        """
+        builder = self.builder
+        if self.rolling is not None or not builder.spec.is_identity:
+            return False
+        bad = ~builder.usable
+        if served is not None and bad[served.plan.native_index].any():
+            return False  # it holds substitutes; the next frame leaves them out
+        if builder.samples_per_class is None:
+            return not bad.any()  # an unreadable native's slot gets a substitute
+        counts = np.bincount(self.store_labels[~bad], minlength=builder.num_classes)
+        return same_natives_every_frame(counts, builder.samples_per_class)
 
     def stale(self, hot: HotSettings) -> bool:
         """Whether the pending build runs with other probabilities than `hot`'s."""

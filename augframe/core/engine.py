@@ -44,7 +44,7 @@ from augframe.core.builder import Frame
 from augframe.core.builds import FrameBuilds
 from augframe.core.makers import ProcessMaker
 from augframe.core.plan import balanced_samples_per_class, frame_size
-from augframe.core.schedule import FitHorizon, FrameSchedule
+from augframe.core.schedule import FitHorizon, FrameSchedule, position_at
 from augframe.core.seeds import Stream, derive_rng
 from augframe.core.slices import RollingFrames
 from augframe.core.workspace import open_workspace
@@ -278,6 +278,7 @@ class FrameEngine:
         self.epoch = self.epochs_in_frame = 0
         self.last_error: BaseException | None = None
         self._horizon = FitHorizon()  # docs/design/engine.md: "The fit's last epoch"
+        self._said_kept = False  # "frame N serves on" (docs/design/engine.md)
         self._say_overrides()
         try:
             frame = self._builds.first(
@@ -372,6 +373,8 @@ class FrameEngine:
             due = self.rolling is not None or self.schedule.due(
                 self.epochs_in_frame, building=building
             )
+            if due and not regenerate and self._kept():
+                due = False  # a new frame could not differ: the frame serves on
             regenerate, due = self._horizon.settle(regenerate=regenerate, due=due)
             if self._horizon.ends(epoch=self.epoch, last=last):  # the swap is owed
                 self._horizon.ended(
@@ -441,6 +444,27 @@ class FrameEngine:
         if not kept:
             self._announce(FrameInstalled(frame, self.available.tolist(), 0.0, ""))
         self._start_pending()  # as the saved run's did
+
+    def position_at(self, epoch: int, epochs_per_frame: int) -> tuple[int, int]:
+        """The generation an uninterrupted run of whole frames, every
+        `epochs_per_frame` epochs with no hot change, serves at `epoch`, and
+        the epochs it has served; asked of a fresh engine (frame 1 served).
+
+        Generations advance every period until a new frame could not differ
+        (`FrameBuilds.would_repeat`): frame 1 when it already holds every
+        native, frame 2 when frame 1 holds substitutes for unreadable natives
+        that frame 2 leaves out. That frame then serves on.
+        """
+        with self.reading() as view:
+            first = view.frame
+        kept_from = None
+        if self._builds.would_repeat(first):
+            kept_from = first.generation
+        elif self._builds.would_repeat():
+            kept_from = first.generation + 1
+        return position_at(
+            epoch, epochs_per_frame=epochs_per_frame, kept_from=kept_from
+        )
 
     def _settings_changed(self, names: frozenset[str]) -> None:
         """New probabilities apply from the next frame: a pending build with
@@ -514,10 +538,28 @@ class FrameEngine:
             return
         if not (needed or self._builds_are_served()):
             return
+        if not needed and self._builds.would_repeat(view.frame):
+            return  # it could not differ from the frame served
         self._say_overrides()
         self._builds.start(
             view.frame, self.hot, epoch=self.epoch, epochs_in_frame=self.epochs_in_frame
         )
+
+    def _kept(self) -> bool:
+        """Whether the served frame serves on at a due swap, since a new frame
+        would hold the same samples (said once)."""
+        view = self._served.view
+        if view is None or not self._builds.would_repeat(view.frame):
+            return False
+        if not self._said_kept:
+            self._said_kept = True
+            self.say(
+                f"frame {view.frame.generation} serves on: without a pipeline "
+                "(augment=None) and with the same natives in every frame, a new "
+                "frame would hold the same samples, so none is built "
+                "(regenerate() builds one)"
+            )
+        return True
 
     def _next_frame(self, *, everything: bool = False) -> None:
         self._horizon.owed = None  # any new frame is the one a fit's end left owed

@@ -17,6 +17,7 @@ __all__ = [
     "frame_size",
     "plan_frame",
     "reuse_cap",
+    "same_natives_every_frame",
 ]
 
 MAX_USES_PER_NATIVE = 50
@@ -66,6 +67,36 @@ def frame_size(class_counts: np.ndarray, samples_per_class: int | None) -> int:
     if samples_per_class is None:
         return int(np.sum(class_counts))
     return int(samples_per_class) * len(class_counts)
+
+
+def same_natives_every_frame(
+    class_counts: np.ndarray, samples_per_class: int | None
+) -> bool:
+    """Whether every frame `plan_frame` plans from these counts holds each
+    native the same number of times, whatever its draw (only the slot order
+    differs).
+
+    True for every native once (`None`, or a class of exactly
+    `samples_per_class`), and for a scarce class whose variants take each of
+    its natives the same number of times (`samples_per_class` a multiple of
+    its count); False as soon as a class is sub-sampled or its variants are
+    drawn unevenly. Without a pipeline such frames are identical up to slot
+    order (`augframe.core.builds.FrameBuilds.would_repeat`).
+
+    Example:
+    >>> same_natives_every_frame(np.array([4, 2]), None)
+    True
+    >>> same_natives_every_frame(np.array([4, 2]), 4)  # class 1: each native twice
+    True
+    >>> same_natives_every_frame(np.array([4, 2]), 3)  # class 0 sub-sampled
+    False
+    >>> same_natives_every_frame(np.array([6, 4]), 6)  # class 1: 2 of 4 natives twice
+    False
+    """
+    if samples_per_class is None:
+        return True
+    counts = np.asarray(class_counts, dtype=np.int64)
+    return bool(np.all(counts > 0) and np.all(int(samples_per_class) % counts == 0))
 
 
 def reuse_cap(class_counts: np.ndarray) -> int:

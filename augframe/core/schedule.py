@@ -25,7 +25,14 @@ from typing import Any
 from augframe.core.pacing import BuildPacer
 from augframe.options.groups import ScheduleOptions
 
-__all__ = ["CONTENTION", "SAFETY", "FitHorizon", "FrameLength", "FrameSchedule"]
+__all__ = [
+    "CONTENTION",
+    "SAFETY",
+    "FitHorizon",
+    "FrameLength",
+    "FrameSchedule",
+    "position_at",
+]
 
 SAFETY = 1.25
 """Headroom on the measured build time (builds and epochs vary by ~10-20 %)."""
@@ -237,6 +244,27 @@ class FrameSchedule:
             f"; epochs_per_frame auto: {last}this one planned for "
             f"{self.frame_epochs} ({self.length.reason})"
         )
+
+
+def position_at(
+    epoch: int, *, epochs_per_frame: int, kept_from: int | None
+) -> tuple[int, int]:
+    """The generation served at `epoch` (epochs counted before it) and the
+    epochs it has served, for whole frames every `epochs_per_frame` epochs
+    until generation `kept_from`, which then serves on (a new frame could not
+    differ from it; None: a new frame every period).
+
+    Example:
+    >>> position_at(7, epochs_per_frame=3, kept_from=None)
+    (3, 1)
+    >>> position_at(7, epochs_per_frame=3, kept_from=1)
+    (1, 7)
+    >>> position_at(2, epochs_per_frame=3, kept_from=2), position_at(7, epochs_per_frame=3, kept_from=2)
+    ((1, 2), (2, 4))
+    """
+    if kept_from is not None and epoch >= (kept_from - 1) * epochs_per_frame:
+        return kept_from, epoch - (kept_from - 1) * epochs_per_frame
+    return 1 + epoch // epochs_per_frame, epoch % epochs_per_frame
 
 
 class FitHorizon:

@@ -333,10 +333,11 @@ class TrainingFrames:
             return ", ".join(reasons)
         assert isinstance(epochs, int)
         saved = state.capture(self.engine, run)
+        generation, served = self.engine.position_at(epoch, epochs)
         saved["position"] = {
             "epoch": epoch,
-            "generation": 1 + epoch // epochs,
-            "epochs_in_frame": epoch % epochs,
+            "generation": generation,
+            "epochs_in_frame": served,
             "aug_p": self.hot.aug_p,
             "pipe_p": self.hot.pipe_p,
         }

@@ -13,6 +13,7 @@ from augframe.augment.pipeline import PipelineSpec
 from augframe.core.builds import FrameBuilds
 from augframe.core.schedule import FrameSchedule
 from augframe.core.workspace import open_workspace
+from augframe.errors import VarietyWarning
 from augframe.io.stores import mapping_to_store
 from augframe.options.groups import BuildOptions, ScheduleOptions
 from augframe.options.hot import HotSettings
@@ -21,9 +22,14 @@ from tests.conftest import flip_rotate, random_images
 
 @contextlib.contextmanager
 def builds(
-    *, refresh: str = "frame", aug_p: float | None = None
+    *,
+    refresh: str = "frame",
+    aug_p: float | None = None,
+    pipeline: bool = True,
+    per_class: int | None = 4,
 ) -> Iterator[tuple[FrameBuilds, HotSettings, list[str]]]:
-    """Whole frames (two buffers) or a rolling frame, of 2 classes x 4 samples."""
+    """Whole frames (two buffers) or a rolling frame, of 2 classes x 4 samples
+    (4 and 3 natives; `per_class`: other samples per class)."""
     store, names = mapping_to_store(
         {"a": random_images(4, seed=1, size=(8, 8)), "b": random_images(3, seed=2, size=(8, 8))},
         image_size=(8, 8),
@@ -32,17 +38,18 @@ def builds(
     hot = HotSettings.of(
         background=True, writes_examples=False, epochs_per_frame=2, aug_p=aug_p
     )
-    spec = PipelineSpec(flip_rotate())
+    spec = PipelineSpec(flip_rotate() if pipeline else None)
+    num_samples = 7 if per_class is None else 2 * per_class
     schedule = ScheduleOptions.of(refresh=refresh, pace_builds=False)
     space = open_workspace(
         store, spec, names, entropy=7,
-        build=BuildOptions.of(samples_per_class=4, num_build_workers=1),
+        build=BuildOptions.of(samples_per_class=per_class, num_build_workers=1),
         schedule=schedule, epochs_per_frame=2, say=lambda line: None,
     )  # fmt: skip
     said: list[str] = []
     made = FrameBuilds(
-        store, space, spec=spec, class_names=names, samples_per_class=4,
-        entropy=7, num_samples=8, schedule=FrameSchedule.of(hot, schedule),
+        store, space, spec=spec, class_names=names, samples_per_class=per_class,
+        entropy=7, num_samples=num_samples, schedule=FrameSchedule.of(hot, schedule),
         exclusive=contextlib.nullcontext,
     )  # fmt: skip
     try:
@@ -133,3 +140,42 @@ def test_close_cancels_the_pending_build(refresh: str) -> None:
         job = made.pending
         made.close()
         assert made.pending is None and job is not None and job.done()
+
+
+@pytest.mark.parametrize(
+    ("options", "repeats"),
+    [
+        (dict(pipeline=False, per_class=None), True),  # every native once
+        (dict(pipeline=False, per_class=12), True),  # each native 3 or 4 times
+        (dict(pipeline=False, per_class=4), False),  # b: one of 3 natives twice
+        (dict(pipeline=False, per_class=3), False),  # a: 3 of 4 drawn
+        (dict(pipeline=True, per_class=None), False),  # a pipeline
+        (dict(pipeline=False, per_class=None, refresh="rolling"), False),
+    ],
+)
+def test_would_repeat_says_when_a_new_frame_could_not_differ(
+    options: dict, repeats: bool
+) -> None:
+    with builds(**options) as (made, hot, said):
+        if options["per_class"] in (4, 12) and not options["pipeline"]:
+            with pytest.warns(VarietyWarning, match="augment=None"):
+                served = first(made, hot, said)
+                served.emit_warnings()
+        else:
+            served = first(made, hot, said)
+        assert made.would_repeat(served) is repeats
+        assert made.would_repeat() is repeats
+
+
+@pytest.mark.parametrize(("per_class", "after"), [(None, False), (12, True)])
+def test_a_frame_with_an_unreadable_native_would_not_repeat(
+    per_class: int | None, after: bool
+) -> None:
+    with builds(pipeline=False, per_class=per_class) as (made, hot, said):
+        served = first(made, hot, said)
+        made.builder.forget_unreadable([1])  # as if its build found it
+        # The served frame holds a substitute for it (drawn per frame); the
+        # next leaves it out (12: a's 3 others 4 times each) or substitutes
+        # again (None: every slot kept).
+        assert not made.would_repeat(served)
+        assert made.would_repeat() is after

@@ -6,6 +6,7 @@ last good frame stays served, the cause is raised, and a retry works.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import threading
@@ -15,9 +16,9 @@ import pytest
 
 from augframe.augment.pipeline import A, PipelineSpec
 from augframe.core.engine import EngineState, FrameEngine
-from augframe.errors import BuildError
-from augframe.io.stores import mapping_to_store
-from tests.conftest import engine_parts, random_images
+from augframe.errors import BuildError, ImageWarning, VarietyWarning
+from augframe.io.stores import FileStore, mapping_to_store
+from tests.conftest import engine_parts, random_images, write_jpegs
 
 SIZE = (12, 12)
 
@@ -74,8 +75,10 @@ def test_schedule_swaps_after_epochs_per_frame():
     store, names = mapping_to_store(
         {"a": random_images(4, seed=0)}, image_size=SIZE, num_workers=1
     )
-    eng = FrameEngine(
-        store, class_names=names, **engine_parts(epochs_per_frame=3, verbose=0)
+    eng = FrameEngine(  # 3 of 4 natives: every frame draws its own
+        store,
+        class_names=names,
+        **engine_parts(epochs_per_frame=3, samples_per_class=3, verbose=0),
     )
     swaps = [eng.end_epoch() for _ in range(6)]
     assert swaps == [False, False, True, False, False, True]
@@ -322,4 +325,152 @@ def test_a_regenerate_between_fits_pays_the_swap_a_stop_left():
     eng.regenerate()  # by hand, between fits: frame 2
     eng.begin_fit(2)  # nothing owed any more: frame 2 serves the first epoch
     assert eng.generation == 2
+    eng.close()
+
+
+# ------------------------------------------- no frame that could not differ
+
+
+def kept_engine(source: dict, *, say=None, **kw: object) -> FrameEngine:
+    """An engine over `source` (no pipeline unless `spec`), frames of 2 epochs."""
+    store, names = mapping_to_store(source, image_size=SIZE, num_workers=1)
+    options = dict(
+        samples_per_class=None, epochs_per_frame=2, seed=0, verbose=0,
+        pace_builds=False,
+    )  # fmt: skip
+    options.update(kw)
+    extra = {} if say is None else {"say": say}
+    return FrameEngine(store, class_names=names, **engine_parts(**options), **extra)
+
+
+def rows(eng: FrameEngine) -> list[bytes]:
+    """The frame's samples with their labels, in no particular order."""
+    with eng.reading() as view:
+        return sorted(
+            bytes([label]) + image.tobytes()
+            for image, label in zip(view.frame.images, view.frame.labels, strict=True)
+        )
+
+
+@pytest.mark.parametrize("background", [True, False])
+@pytest.mark.parametrize(
+    ("counts", "per_class"), [((4, 2), None), ((4, 2), 4), ((3, 3), "balanced")]
+)
+def test_a_frame_that_could_not_differ_is_served_on_and_said_once(
+    background, counts, per_class
+):
+    source = {f"c{i}": random_images(n, seed=i) for i, n in enumerate(counts)}
+    lines: list[str] = []
+    warns = pytest.warns if per_class == 4 else _no_warning  # copies of natives
+    with warns(VarietyWarning, match="augment=None"):
+        eng = kept_engine(
+            source, say=lines.append, samples_per_class=per_class,
+            background=background,
+        )  # fmt: skip
+    first, orders = rows(eng), {served(eng).tobytes()}
+    assert eng._pending is None  # nothing built in the background either
+    swaps = []
+    for _ in range(7):
+        swaps.append(eng.end_epoch())
+        orders.add(served(eng).tobytes())
+    assert swaps == [False] * 7
+    assert (eng.epoch, eng.generation, eng.epochs_in_frame) == (7, 1, 7)
+    assert eng._pending is None
+    assert len(orders) == 8  # a new order every epoch, as within a frame
+    kept = [line for line in lines if "serves on" in line]
+    assert kept == [
+        "frame 1 serves on: without a pipeline (augment=None) and with the same "
+        "natives in every frame, a new frame would hold the same samples, so "
+        "none is built (regenerate() builds one)"
+    ]
+    eng.regenerate()  # asked for: built, and it holds the same samples
+    assert eng.generation == 2 and rows(eng) == first
+    assert [eng.end_epoch() for _ in range(3)] == [False] * 3
+    assert eng.generation == 2 and len(lines) == len(set(lines))
+    eng.end_epoch(regenerate=True)  # a control file's regenerate request
+    assert eng.generation == 3 and rows(eng) == first
+    eng.close()
+
+
+@contextlib.contextmanager
+def _no_warning(*_: object, **__: object):
+    yield
+
+
+@pytest.mark.parametrize(
+    ("counts", "options", "copies"),
+    [
+        ((4, 2), dict(spec="flip"), False),  # a pipeline
+        ((4, 3), dict(samples_per_class=3), False),  # class c0 sub-sampled
+        ((4, 2), dict(samples_per_class="balanced"), True),  # 3: likewise
+        ((6, 4), dict(samples_per_class=6), True),  # c1: 2 of 4 natives twice
+        ((4, 2), dict(refresh="rolling", epochs_per_frame=2), False),  # rolling
+    ],
+)
+def test_frames_that_can_differ_are_built_every_period(counts, options, copies):
+    source = {f"c{i}": random_images(n, seed=i) for i, n in enumerate(counts)}
+    if options.get("spec") == "flip":
+        options = {**options, "spec": PipelineSpec(A.HorizontalFlip(p=0.5))}
+    rolling = options.get("refresh") == "rolling"
+    warns = pytest.warns if copies else _no_warning  # variants copy natives
+    with warns(VarietyWarning, match="augment=None"):
+        eng = kept_engine(source, background=True, **options)
+    assert eng._pending is not None  # the next frame is on its way
+    swaps = [eng.end_epoch() for _ in range(6)]
+    assert swaps == ([True] * 6 if rolling else [False, True] * 3)
+    assert eng.generation == (7 if rolling else 4)
+    eng.close()
+
+
+def test_a_frame_with_a_substitute_is_rebuilt_once_then_served_on(tmp_path):
+    root = write_jpegs(tmp_path, {"a": 4, "b": 3}, size=14)
+    (root / "a" / "0001.jpg").write_bytes(b"not a jpeg")
+    paths = sorted(str(p) for p in root.glob("*/*.jpg"))
+
+    def engine_on_files(**kw: object) -> FrameEngine:
+        store = FileStore(paths, np.array([0] * 4 + [1] * 3), image_size=SIZE)
+        with (
+            pytest.warns(VarietyWarning, match="augment=None"),
+            pytest.warns(ImageWarning, match="0001.jpg"),
+        ):
+            return FrameEngine(
+                store, class_names=["a", "b"], **engine_parts(
+                    samples_per_class=12, epochs_per_frame=2, seed=0, verbose=0,
+                    background=True, **kw,
+                ),
+            )  # fmt: skip
+
+    # 12 per class: every native of a and b the same number of times, but
+    # frame 1 holds substitutes for a/0001.jpg, drawn per frame; frame 2
+    # leaves it out (3 natives of a, 4 times each) and is then served on.
+    eng = engine_on_files()
+    assert eng._pending is not None
+    generations = []
+    for _ in range(8):
+        eng.end_epoch()
+        generations.append(eng.generation)
+    assert generations == [1, 2, 2, 2, 2, 2, 2, 2]
+    assert eng._pending is None and eng.epochs_in_frame == 6
+    fresh = engine_on_files()  # fit(initial_epoch=...) asks where a run would be
+    assert [fresh.position_at(e, 2) for e in (1, 2, 8)] == [(1, 1), (2, 0), (2, 6)]
+    eng.close()
+    fresh.close()
+
+
+def test_every_native_once_with_an_unreadable_one_builds_every_period(tmp_path):
+    root = write_jpegs(tmp_path, {"a": 3, "b": 2}, size=14)
+    (root / "a" / "0001.jpg").write_bytes(b"not a jpeg")
+    paths = sorted(str(p) for p in root.glob("*/*.jpg"))
+    store = FileStore(paths, np.array([0, 0, 0, 1, 1]), image_size=SIZE)
+    with pytest.warns(ImageWarning, match="0001.jpg"):
+        eng = FrameEngine(
+            store, class_names=["a", "b"], **engine_parts(
+                samples_per_class=None, epochs_per_frame=1, seed=0, verbose=0,
+                background=True,
+            ),
+        )  # fmt: skip
+    # Its slot holds a substitute drawn for every frame: frames can differ.
+    with pytest.warns(VarietyWarning, match="augment=None"):  # a copy, once
+        assert [eng.end_epoch() for _ in range(3)] == [True] * 3
+    assert eng.position_at(3, 1) == (4, 0)
     eng.close()

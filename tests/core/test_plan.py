@@ -11,6 +11,7 @@ from augframe.core.plan import (
     frame_size,
     plan_frame,
     reuse_cap,
+    same_natives_every_frame,
 )
 
 CASES = [
@@ -84,3 +85,35 @@ def test_balanced_is_the_mean_class_count_capped_by_the_uses_of_a_native(
     # The frame is about the data set's size unless the cap lowers it.
     if per_class < MAX_USES_PER_NATIVE * min(counts):
         assert 0 <= frame_size(np.array(counts), per_class) - sum(counts) < len(counts)
+
+
+@pytest.mark.parametrize(
+    ("counts", "per_class", "same"),
+    [
+        ([5, 2], None, True),  # every native once
+        ([4, 4], "balanced", True),  # resolves to 4: every native once
+        ([5, 2], "balanced", False),  # 4: a draws 4 of 5
+        ([4, 2], 4, True),  # b: each native twice
+        ([6, 4], 6, False),  # b: 2 of its 4 natives twice
+        ([3, 2], 2, False),  # a sub-sampled
+    ],
+)
+def test_same_natives_every_frame_matches_what_plans_draw(counts, per_class, same):
+    counts = np.array(counts)
+    if per_class == "balanced":
+        per_class = balanced_samples_per_class(counts)
+    assert same_natives_every_frame(counts, per_class) is same
+    labels = np.repeat(np.arange(len(counts)), counts)
+    uses = {
+        tuple(np.bincount(plan.native_index, minlength=len(labels)).tolist())
+        for seed in range(20)
+        for plan in [
+            plan_frame(
+                labels,
+                num_classes=len(counts),
+                samples_per_class=per_class,
+                rng=np.random.default_rng(seed),
+            )
+        ]
+    }
+    assert (len(uses) == 1) is same  # the natives' uses, over 20 draws

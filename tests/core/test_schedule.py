@@ -19,6 +19,7 @@ from augframe.core.schedule import (
     FitHorizon,
     FrameLength,
     FrameSchedule,
+    position_at,
 )
 from augframe.errors import ConfigError
 from augframe.io.stores import mapping_to_store
@@ -101,7 +102,7 @@ def test_auto_extends_a_frame_instead_of_waiting_for_a_slow_build() -> None:
 
 
 def test_auto_swaps_every_epoch_when_builds_are_fast_against_epochs() -> None:
-    eng = engine(epochs_per_frame_bounds=(1, 5))
+    eng = engine(epochs_per_frame_bounds=(1, 5), samples_per_class=10)  # a draw
     now = [0.0]
     eng.schedule.clock = lambda: now[0]  # epochs of 10 s each, builds of milliseconds
     try:
@@ -222,3 +223,18 @@ def test_epochs_to_swap_follow_the_plan_and_a_rolling_frame_swaps_every_epoch() 
     hot.set("epochs_per_frame", "auto")
     schedule.frame_epochs = 3  # the plan "auto" made
     assert schedule.epochs_to_swap(1, rolling=False) == 2
+
+
+@pytest.mark.parametrize(
+    ("kept_from", "expected"),
+    [
+        (None, [(1, 0), (1, 1), (2, 0), (2, 1), (3, 0)]),
+        (1, [(1, 0), (1, 1), (1, 2), (1, 3), (1, 4)]),
+        (2, [(1, 0), (1, 1), (2, 0), (2, 1), (2, 2)]),
+    ],
+)
+def test_position_at_follows_the_frames_until_one_serves_on(kept_from, expected):
+    assert [
+        position_at(epoch, epochs_per_frame=2, kept_from=kept_from)
+        for epoch in range(5)
+    ] == expected

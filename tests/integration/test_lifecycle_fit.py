@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 
+import albumentations as A
 import keras
 import numpy as np
 import pytest
@@ -17,7 +18,7 @@ import pytest
 import augframe
 from augframe import FrameScheduler, FrameSequence, StopOnControlFile
 from augframe.options.control_file import write_control
-from tests.conftest import stamped_sequence, stamped_source
+from tests.conftest import flip_rotate, stamped_sequence, stamped_source
 
 pytestmark = pytest.mark.keras_contract
 
@@ -329,7 +330,12 @@ def test_tf_dataset_follows_the_schedule_and_serves_every_sample_once(scheduler)
         pytest.skip("as_tf_dataset is TensorFlow's native path")
     ids: list[list[int]] = []
     frames: list[list[int]] = []
-    with _seq(dtype="uint8", background=True) as seq:
+    # Every native in every frame, through a pipeline that changes no pixel
+    # (so frames are rebuilt): the pass may begin on the next frame after
+    # on_epoch_begin read this one.
+    with _seq(
+        dtype="uint8", background=True, per_class=16, augment=A.Compose([A.NoOp()])
+    ) as seq:
 
         class Epochs(keras.callbacks.Callback):
             def on_epoch_begin(self, epoch, logs=None):
@@ -438,3 +444,40 @@ def test_stop_training_mid_epoch_installs_nothing_after_it(tmp_path):
         assert (seq.epoch, seq.generation) == (3, 3)
         assert seq.engine._pending is None
         _files_of_served_frames_only(example_dir, 3)
+
+
+# ------------------------------------- no frame whose result cannot differ
+
+
+@pytest.mark.parametrize(
+    ("options", "generations"),
+    [
+        (dict(augment=None, samples_per_class=None), [1] * 6),  # served on
+        (dict(augment=None, samples_per_class=15), [1, 1, 2, 2, 3, 3]),  # drawn
+        (dict(augment=flip_rotate(), samples_per_class=None), [1, 1, 2, 2, 3, 3]),
+    ],
+)
+def test_a_fit_builds_only_the_frames_that_could_differ(options, generations, caplog):
+    caplog.set_level(logging.INFO, logger="augframe")
+    with _seq(per_class=16, epochs_per_frame=2, background=True, **options) as seq:
+        recorder = Recorder(seq)
+        _model().fit(
+            seq, epochs=6, verbose=0, callbacks=[recorder, FrameScheduler(seq)]
+        )
+        served = [1, *recorder.generations[:-1]]  # the generation of each epoch
+        assert served == generations
+        kept = [r.message for r in caplog.records if "serves on" in r.message]
+        assert len(kept) == (1 if generations[-1] == 1 else 0)
+
+
+def test_regenerate_builds_a_frame_that_then_serves_on():
+    with _seq(per_class=16, augment=None, samples_per_class=None) as seq:
+
+        class Regenerate(keras.callbacks.Callback):
+            def on_epoch_end(self, epoch, logs=None):
+                if epoch == 2:
+                    seq.regenerate()
+
+        recorder = Recorder(seq)
+        _model().fit(seq, epochs=6, verbose=0, callbacks=[Regenerate(), recorder])
+        assert recorder.generations == [1, 1, 2, 2, 2, 2]

@@ -179,3 +179,38 @@ def test_the_public_name_is_this_callback():
 def test_a_remote_backup_dir_is_refused_naming_it() -> None:
     with make() as seq, pytest.raises(ConfigError, match="Expected a local folder"):
         BackupAndRestore("gs://bucket/backup", seq)
+
+
+# A frame that could not differ (no pipeline, every native once) serves on:
+# a resumed run serves it in the uninterrupted run's order, not a rebuilt one.
+KEPT = dict(augment=None, samples_per_class=None)
+
+
+@pytest.fixture(scope="module")
+def kept_uninterrupted() -> dict[int, str]:
+    with make(**KEPT) as seq:
+        digests = fit(seq, [augframe.FrameScheduler(seq)]).by_epoch
+        assert (seq.epoch, seq.generation) == (EPOCHS, 1)  # one frame built
+    assert len(set(digests.values())) == EPOCHS  # a new order every epoch
+    return digests
+
+
+def test_a_frame_served_on_resumes_from_the_backup(
+    tmp_path: Path, kept_uninterrupted: dict[int, str]
+) -> None:
+    model = tiny_model(2, image_size=(8, 8))
+    with make(**KEPT) as first, pytest.raises(RuntimeError, match="interrupted"):
+        fit(first, [BackupAndRestore(tmp_path, first), Interrupt(3)], model=model)
+    with make(**KEPT) as second:
+        digests = fit(second, [BackupAndRestore(tmp_path, second)], model=model)
+        assert second.generation == 1
+    assert digests.by_epoch == {e: kept_uninterrupted[e] for e in range(3, EPOCHS)}
+
+
+def test_initial_epoch_serves_a_frame_served_on_as_the_uninterrupted_run(
+    kept_uninterrupted: dict[int, str],
+) -> None:
+    with make(**KEPT) as seq:
+        digests = fit(seq, [augframe.FrameScheduler(seq)], initial_epoch=3)
+        assert (seq.epoch, seq.generation) == (EPOCHS, 1)
+    assert digests.by_epoch == {e: kept_uninterrupted[e] for e in range(3, EPOCHS)}
