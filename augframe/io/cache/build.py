@@ -19,9 +19,10 @@ from augframe.io.cache.manifest import (
     read_manifest,
 )
 from augframe.io.cache.merge import asked_only, merge_shared
+from augframe.io.cache.stamps import absolute_paths, stamp_files
 from augframe.io.cache.store import CacheStats, CacheStore
-from augframe.io.cache.verify import check_data
-from augframe.io.cache.writer import Build, cache_error, stamp
+from augframe.io.cache.verify import start_check
+from augframe.io.cache.writer import Build, cache_error
 from augframe.io.decode.arrays import Decoding
 from augframe.io.natives import shorten
 from augframe.options import registry as opts
@@ -115,21 +116,19 @@ def build_cache(
         if folder_is_ours(folder):
             remove_orphans(folder, keep=manifest.data_file if manifest else None)
         with ThreadPoolExecutor(max_workers=num_workers) as pool:
-            if manifest is not None:
-                manifest = check_data(
-                    folder, manifest, pool, verify=verify, progress=progress
-                )
-            keys = [os.path.abspath(p) for p in names]
-            stamps = list(pool.map(stamp, keys))
+            checked = (
+                start_check(folder, manifest, pool, verify=verify, progress=progress)
+                if manifest is not None
+                else None
+            )
+            # Stamped while the pool's threads check the data file.
+            keys = absolute_paths(names)
+            stamps = stamp_files(keys)
+            if checked is not None:
+                manifest = checked()
             items = (
                 merge_shared(
-                    names,
-                    keys,
-                    stamps,
-                    label_array,
-                    old=manifest,
-                    pool=pool,
-                    stamp=stamp,
+                    names, keys, stamps, label_array, old=manifest, stamp=stamp_files
                 )
                 if shared
                 else asked_only(names, keys, stamps, label_array)
