@@ -37,29 +37,35 @@ IMAGE_EXTENSIONS = frozenset(
 )
 
 
-def _is_image_file(entry: os.DirEntry[str]) -> bool:
-    """Whether a listed entry is an image file: its name's extension, then
-    a regular file (a symlink followed; the type comes from the listing, no
-    `stat` for a file that is not a link)."""
-    name = entry.name
-    dot = name.rfind(".")
-    if dot <= 0 or name[dot:].lower() not in IMAGE_EXTENSIONS:
-        return False
+def _image_files(entries: list[os.DirEntry[str]]) -> list[str]:
+    """The paths of the image files among a folder's listed `entries`: the
+    extension of the name (any case), then a regular file (a symlink
+    followed; for a file that is no link the type comes from the listing,
+    with no `stat`). One pass without a call per entry but `is_file`."""
+    found = [
+        entry
+        for entry in entries
+        if entry.name[entry.name.rfind(".") :].lower() in IMAGE_EXTENSIONS
+    ]
+    return [entry.path for entry in found if _is_file(entry)]
+
+
+def _is_file(entry: os.DirEntry[str]) -> bool:
     try:
         return entry.is_file()
     except OSError:
         return False
 
 
-def _parts_order(prefix: int) -> Callable[[str], list[str]]:
-    """The sort key of paths below one folder (`prefix` characters long):
-    their parts in order, as `pathlib` sorts (a file of "a" comes before the
-    files of "a-b/"), without making a `Path` per file."""
-
-    def key(path: str) -> list[str]:
-        return path[prefix:].split(os.sep)
-
-    return key
+def _sorted_paths(files: list[str], prefix: int, nested: bool) -> list[str]:
+    """`files` (paths below one folder, `prefix` characters long) sorted by
+    their parts, as `pathlib` sorts paths: a file of "a" comes before the
+    files of "a-b/" (a plain string sort, which puts "-" before "/", gives
+    that order only when every file lies in the one folder, `nested` False).
+    """
+    if not nested:
+        return sorted(files)
+    return sorted(files, key=lambda path: path[prefix:].split(os.sep))
 
 
 def unreadable(path: str, max_image_pixels: int = opts.MAX_IMAGE_PIXELS) -> str | None:
@@ -258,14 +264,13 @@ def collect_directory(
     for cls, class_dir in enumerate(class_dirs):
         errors: list[OSError] = []
         top = os.fspath(class_dir)
-        files = sorted(
-            (
-                entry.path
-                for entry in _walk_files(top, follow_links, errors.append)
-                if _is_image_file(entry)
-            ),
-            key=_parts_order(len(top)),
-        )
+        files: list[str] = []
+        folders = 0
+        for entries in _walk_files(top, follow_links, errors.append):
+            found = _image_files(entries)
+            folders += bool(found)
+            files.extend(found)
+        files = _sorted_paths(files, len(top), nested=folders > 1)
         _check_walk(class_dir, errors, skipped)
         if not files:
             raise SourceError(
@@ -381,10 +386,11 @@ def _walk_files(
     folder: str,
     follow_links: bool = False,
     onerror: Callable[[OSError], None] | None = None,
-) -> Iterable[os.DirEntry[str]]:
-    """The entries of the files under `folder`, walked top-down like `os.walk`,
-    without recursion: one `os.scandir` per folder, strings, no `Path` per
-    file (a listing of 317,000 files costs what the scan costs).
+) -> Iterable[list[os.DirEntry[str]]]:
+    """The entries of the files under `folder`, one list per folder, walked
+    top-down like `os.walk`, without recursion: one `os.scandir` per
+    folder, strings, no `Path` per file (a listing of 317,000 files costs
+    little more than the scan).
 
     An explicit stack of folders (`os.scandir`), not `os.walk`, which
     recurses once per level in Python 3.11: a class folder nested 1,000
@@ -417,6 +423,7 @@ def _walk_files(
                 onerror(exc)
             continue
         subfolders: list[tuple[str, str | None]] = []
+        files: list[os.DirEntry[str]] = []
         for entry in entries:
             if entry.name.startswith("."):
                 continue
@@ -425,7 +432,7 @@ def _walk_files(
             except OSError:
                 is_dir = False  # as os.walk: a file
             if not is_dir:
-                yield entry
+                files.append(entry)
                 continue
             try:
                 link = entry.is_symlink()
@@ -435,6 +442,7 @@ def _walk_files(
                 subfolders.append((entry.path, real and os.path.join(real, entry.name)))
             elif follow_links:
                 subfolders.append((entry.path, None))
+        yield files
         stack.extend(sorted(subfolders, reverse=True))  # popped in sorted order
 
 

@@ -8,6 +8,7 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 
@@ -98,7 +99,11 @@ def build_cache(
     (2, 'data/dog/1.jpg')
     """
     start = time.perf_counter()
-    names = [os.fspath(p) for p in paths]
+    names: list[str] = (
+        cast(list[str], list(paths))  # strings already: no call per path
+        if set(map(type, paths)) <= {str}
+        else [os.fspath(p) for p in paths]
+    )
     label_array = _check_labels(labels, len(names))
     image_size = opts.check_image_size(image_size)
     num_workers = (
@@ -209,7 +214,7 @@ def _commit_and_open(
     store = CacheStore(
         data_path,
         labels=labels[kept],
-        names=[names[i] for i in kept.tolist()],
+        names=names if len(kept) == len(names) else [names[i] for i in kept.tolist()],
         image_size=build.image_size,
         stats=stats,
         decoding=build.decoding,

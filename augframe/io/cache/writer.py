@@ -283,7 +283,11 @@ class Build:
             "shape": shape,
             "dtype": "uint8",
             "entries": {
-                "path": [self.keys[i] for i in kept.tolist()],
+                "path": (
+                    list(self.keys)
+                    if len(kept) == len(self.keys)
+                    else [self.keys[i] for i in kept.tolist()]
+                ),
                 **to_columns(stamps[kept]),
                 "label": self.labels[kept].tolist(),
             },
