@@ -402,7 +402,9 @@ def write_manifest(folder: Path, doc: dict[str, Any]) -> None:
     # at the name (`O_EXCL` with `O_CREAT` refuses any existing entry).
     fd = open_regular(tmp, flags=os.O_WRONLY | os.O_CREAT | os.O_EXCL)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(doc, f, separators=(",", ":"))
+        # One string (`json.dumps` runs in C; `json.dump` encodes piece by
+        # piece in Python: seconds for 317,000 files).
+        f.write(json.dumps(doc, separators=(",", ":")))
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, folder / MANIFEST)
