@@ -215,6 +215,13 @@ def test_chunk_checksums_are_the_crc32_of_each_run_of_rows():
     assert verify.rows_per_chunk((1, 1024, 1024, 3)) == 1  # at least one row
 
 
+def test_chunk_checksums_in_jobs_of_many_chunks_keep_the_order_of_the_chunks():
+    data = np.random.default_rng(0).integers(0, 256, (101, 2, 2, 3), dtype=np.uint8)
+    with ThreadPoolExecutor(2) as pool:  # 101 chunks: 8 jobs of up to 13
+        values = verify.chunk_checksums(data, 1, pool)
+    assert values == [zlib.crc32(row.tobytes()) for row in data]
+
+
 def test_check_data_drops_the_rows_of_changed_chunks_only(tmp_path):
     images = np.zeros((5, 2, 2, 3), np.uint8)
     with ThreadPoolExecutor(2) as pool:
