@@ -80,11 +80,13 @@ def open_directory(
     config = check_file_options(image_size, options)
     follow_links = opts.check("follow_links", follow_links)
     split = check_split(validation_split, subset, config.build.seed)
+    cache_dir = opts.check("cache_dir", cache_dir)
     paths, labels, names = collect_directory(
         directory,
         class_names=class_names,
         follow_links=follow_links,
         max_image_pixels=config.max_image_pixels,
+        check_files=not _cache_decodes(cache_dir, split),
     )
     files = _Files(paths, labels, names, config.image_size, os.fspath(directory))
     return _split_files(files, cache_dir, split, config)
@@ -107,8 +109,13 @@ def open_paths(
             "takes a list of files. Remove it."
         )
     config = check_file_options(image_size, options)
+    cache_dir = opts.check("cache_dir", cache_dir)
     kept, int_labels, names = collect_paths(
-        paths, labels, class_names=class_names, max_image_pixels=config.max_image_pixels
+        paths,
+        labels,
+        class_names=class_names,
+        max_image_pixels=config.max_image_pixels,
+        check_files=not _cache_decodes(cache_dir, None),
     )
     files = _Files(kept, int_labels, names, config.image_size)
     return _split_files(files, cache_dir, None, config)
@@ -135,11 +142,16 @@ def open_dataframe(
         )
     config = check_file_options(image_size, options)
     split = check_split(validation_split, subset, config.build.seed)
+    cache_dir = opts.check("cache_dir", cache_dir)
     paths, labels = read_dataframe(
         dataframe, x_col=x_col, y_col=y_col, directory=directory
     )
     kept, int_labels, names = collect_paths(
-        paths, labels, class_names=class_names, max_image_pixels=config.max_image_pixels
+        paths,
+        labels,
+        class_names=class_names,
+        max_image_pixels=config.max_image_pixels,
+        check_files=not _cache_decodes(cache_dir, split),
     )
     files = _Files(kept, int_labels, names, config.image_size)
     return _split_files(files, cache_dir, split, config)
@@ -166,6 +178,16 @@ class _Files:
         )
 
 
+def _cache_decodes(cache_dir: CacheDir, split: tuple[float, str] | None) -> bool:
+    """Whether a cache build decodes every listed file before the files are
+    split or served: then listing opens none (the build leaves out, with one
+    warning, the files it cannot decode, and refuses a class left without
+    one). The default cache is split after it is built; an explicit
+    `cache_dir` of a split holds one cache per side, so its files are
+    checked when listed (see docs/design/cache.md)."""
+    return cache_dir == "auto" or (cache_dir is not None and split is None)
+
+
 def _split_files(
     files: _Files,
     cache_dir: CacheDir,
@@ -177,18 +199,18 @@ def _split_files(
     A split's validation side takes the options of `config` that apply to
     validation data (`FrameConfig.for_validation`: nothing checked again).
     """
-    cache_dir = opts.check("cache_dir", cache_dir)
     if split is None:
         return [_planned(files, cache_dir, config)]
     seed = config.build.seed
     assert seed is not None  # check_split refuses a split without a seed
+    # Refuses a class too small to split now, before any file is decoded.
     train_rows, val_rows = split_by_class(
         files.labels,
         fraction=split[0],
         seed=seed,
         class_names=files.class_names,
     )
-    shared = _SharedCache(files, config) if cache_dir == "auto" else None
+    shared = _SharedCache(files, config, split[0]) if cache_dir == "auto" else None
     planned = []
     for name, rows in (("training", train_rows), ("validation", val_rows)):
         if split[1] not in (name, "both"):
@@ -196,7 +218,7 @@ def _split_files(
         side = config.for_validation() if name == "validation" else config
         if shared is not None:
             source = StoreSource(
-                functools.partial(shared.subset, rows), files.class_names
+                functools.partial(shared.side, name), files.class_names
             )
         else:
             folder = None if cache_dir is None else Path(cache_dir) / name
@@ -206,23 +228,35 @@ def _split_files(
 
 
 class _SharedCache:
-    """The default cache of every listed file, opened once for a split's sides."""
+    """The default cache of every listed file, opened once for a split's sides.
 
-    def __init__(self, files: _Files, config: FrameConfig) -> None:
+    The split is of the files the cache serves (those that could be
+    decoded, in the order listed): what a split of files checked when
+    listed gives.
+    """
+
+    def __init__(self, files: _Files, config: FrameConfig, fraction: float) -> None:
         self.files = files
         self.config = config
+        self.fraction = fraction
         self._store: ImageStore | None = None
+        self._rows: dict[str, np.ndarray] = {}
 
-    def subset(self, rows: np.ndarray) -> ImageStore:
-        """The store of the files at `rows` (those that could be decoded)."""
+    def side(self, name: str) -> ImageStore:
+        """The store of the files of side `name` ("training" or "validation")."""
         if self._store is None:
-            self._store = _open_default(self.files, self.config)
-        served = getattr(self._store, "paths", None) or []
-        position = {path: i for i, path in enumerate(served)}
-        picks = [
-            position[p] for p in (self.files.paths[i] for i in rows) if p in position
-        ]
-        return SubsetStore(self._store, np.asarray(picks, dtype=np.int64))
+            store = _open_default(self.files, self.config)
+            seed = self.config.build.seed
+            assert seed is not None
+            train, val = split_by_class(
+                np.asarray(store.labels),
+                fraction=self.fraction,
+                seed=seed,
+                class_names=self.files.class_names,
+            )
+            self._rows = {"training": train, "validation": val}
+            self._store = store
+        return SubsetStore(self._store, self._rows[name])
 
 
 def _open_default(files: _Files, config: FrameConfig) -> ImageStore:

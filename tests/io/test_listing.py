@@ -93,6 +93,34 @@ def test_collect_directory_skips_unreadable_files_with_one_warning(tmp_path):
     assert paths == [good] and labels.tolist() == [0]
 
 
+def test_collect_directory_opens_no_file_with_check_files_false(tmp_path):
+    root = tmp_path / "data"
+    good = write_image(root / "cat" / "1.jpg")
+    bad = root / "cat" / "text.png"
+    bad.write_text("not a png")  # listed: the cache build that follows skips it
+    paths, labels, _ = collect_directory(root, check_files=False)
+    assert paths == [good, str(bad)] and labels.tolist() == [0, 0]
+    paths, _, _ = collect_paths([str(bad)], ["cat"], check_files=False)
+    assert paths == [str(bad)]
+    with pytest.raises(SourceError, match="Class 'dog' has no usable images"):
+        collect_paths(
+            [str(bad)], ["cat"], class_names=["cat", "dog"], check_files=False
+        )
+
+
+def test_nested_files_are_listed_in_pathlib_order_not_string_order(tmp_path):
+    root = tmp_path / "data"
+    files = [
+        write_image(root / "c" / "a" / "x.jpg"),
+        write_image(root / "c" / "a-b" / "y.jpg"),
+        write_image(root / "c" / "a.jpg"),
+    ]
+    paths, _, _ = collect_directory(root)
+    # A plain string sort puts "a-b/" and "a.jpg" before "a/" ("-" < "." < "/").
+    assert paths == files == [str(p) for p in sorted(map(Path, files))]
+    assert sorted(files) != files
+
+
 def test_collect_directory_survives_symlink_loops(tmp_path):
     root = tmp_path / "data"
     good = write_image(root / "cat" / "1.jpg")

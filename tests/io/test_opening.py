@@ -8,8 +8,9 @@ import os
 import numpy as np
 import pytest
 
-from augframe import ConfigError, FrameSequence
+from augframe import CacheWarning, ConfigError, FrameSequence, ImageWarning, SourceError
 from augframe.io import opening
+from augframe.io.cache import auto
 from augframe.io.stores import FileStore
 from tests import hostile_corpus
 from tests.conftest import write_jpegs
@@ -144,3 +145,62 @@ def test_from_paths_and_from_dataframe_refuse_follow_links(tmp_path):
         paths, ["a"], image_size=(8, 8), options={}, cache_dir=None
     )
     assert planned.subset is None and planned.source.open().paths == [str(paths[0])]
+
+
+@pytest.mark.parametrize("split", [None, 0.5])
+def test_with_the_default_cache_unreadable_files_are_found_by_the_build(
+    tmp_path, home, split
+):
+    root = write_jpegs(tmp_path / "data", {"a": 5, "b": 4})
+    bad = root / "a" / "0001.jpg"
+    bad.write_bytes(b"not a jpeg")  # listed unopened; the build skips it
+    options = {"seed": 0, "verbose": 0}
+    split_args = {} if split is None else {"validation_split": split, "subset": "both"}
+    sides = {}
+    for cache_dir in (None, "auto"):
+        with pytest.warns(ImageWarning, match="0001.jpg") as record:
+            planned = opening.open_directory(
+                root,
+                image_size=(8, 8),
+                options=options,
+                cache_dir=cache_dir,
+                **split_args,
+            )
+            stores = [p.source.open() for p in planned]
+        assert len(record) == 1  # named once, by listing or by the build
+        sides[cache_dir] = [list(store.paths) for store in stores]
+    # The same files on the same sides: the default cache is split after its
+    # build, over the files it could decode.
+    assert sides["auto"] == sides[None]
+    assert all(str(bad) not in side for side in sides["auto"])
+
+
+def test_with_the_default_cache_a_class_without_a_decodable_file_is_refused(
+    tmp_path, home
+):
+    root = write_jpegs(tmp_path / "data", {"a": 2, "b": 2})
+    for path in (root / "b").iterdir():
+        path.write_bytes(b"not a jpeg")
+    planned = opening.open_directory(
+        root, image_size=(8, 8), options={"verbose": 0}, cache_dir="auto"
+    )
+    with pytest.raises(SourceError, match="no image of class index 1 \\('b'\\)"):
+        planned[0].source.open()
+
+
+def test_a_default_cache_that_cannot_be_written_checks_the_files_it_serves(
+    tmp_path, monkeypatch
+):
+    root = write_jpegs(tmp_path / "data", {"a": 2, "b": 2})
+    (root / "a" / "0000.jpg").write_bytes(b"not a jpeg")
+    blocked = tmp_path / "file"
+    blocked.write_text("a file, not a folder")
+    monkeypatch.setenv("AUGFRAME_CACHE_DIR", str(blocked / "cache"))
+    monkeypatch.setattr(auto, "_warned", set())
+    planned = opening.open_directory(
+        root, image_size=(8, 8), options={"verbose": 0}, cache_dir="auto"
+    )
+    with pytest.warns(ImageWarning, match="0000.jpg"), pytest.warns(CacheWarning):
+        store = planned[0].source.open()
+    assert isinstance(store, FileStore)
+    assert str(root / "a" / "0000.jpg") not in store.paths and len(store) == 3

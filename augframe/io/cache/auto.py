@@ -33,6 +33,7 @@ from augframe.io.cache.home import ENV_DIR, folder_for, user_cache_dir, write_so
 from augframe.io.cache.store import CacheStore
 from augframe.io.cache.writer import cache_error
 from augframe.io.decode.arrays import Decoding
+from augframe.io.listing import readable_files
 from augframe.io.stores import FileStore, ImageStore
 
 __all__ = ["build_default_cache", "default_folder", "open_default_cache"]
@@ -65,7 +66,9 @@ def open_default_cache(
     `build_default_cache` with the same arguments (`root`, `num_workers`,
     `progress`, `class_names` in `options`), or, where it raises
     `CacheError` (the folder cannot be written, the cache would exceed the
-    cap), a `FileStore` with one `CacheWarning` per folder and process.
+    cap), a `FileStore` with one `CacheWarning` per folder and process, of
+    the files `augframe.io.listing.readable_files` accepts (the listing left
+    them unopened for the build).
 
     Raises:
         SourceError: a class has no decodable image.
@@ -84,9 +87,19 @@ def open_default_cache(
                 "(slower); pass cache_dir=None to do so without this warning.",
                 CacheWarning,
             )
-        return FileStore(
-            paths, np.asarray(labels), image_size=image_size, decoding=decoding
+        # No build decodes them: checked here, as listing checks files served
+        # without a cache.
+        label_array = np.asarray(labels, dtype=np.int32)
+        names = options.get("class_names") or [
+            str(c) for c in range(int(label_array.max(initial=0)) + 1)
+        ]
+        kept, kept_labels = readable_files(
+            list(paths),
+            label_array,
+            class_names=names,
+            max_image_pixels=decoding.max_image_pixels,
         )
+        return FileStore(kept, kept_labels, image_size=image_size, decoding=decoding)
 
 
 def build_default_cache(

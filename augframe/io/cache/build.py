@@ -8,6 +8,7 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 
@@ -19,9 +20,10 @@ from augframe.io.cache.manifest import (
     read_manifest,
 )
 from augframe.io.cache.merge import asked_only, merge_shared
+from augframe.io.cache.stamps import absolute_paths, stamp_files
 from augframe.io.cache.store import CacheStats, CacheStore
-from augframe.io.cache.verify import check_data
-from augframe.io.cache.writer import Build, cache_error, stamp
+from augframe.io.cache.verify import start_check
+from augframe.io.cache.writer import Build, cache_error
 from augframe.io.decode.arrays import Decoding
 from augframe.io.natives import shorten
 from augframe.options import registry as opts
@@ -97,7 +99,11 @@ def build_cache(
     (2, 'data/dog/1.jpg')
     """
     start = time.perf_counter()
-    names = [os.fspath(p) for p in paths]
+    names: list[str] = (
+        cast(list[str], list(paths))  # strings already: no call per path
+        if set(map(type, paths)) <= {str}
+        else [os.fspath(p) for p in paths]
+    )
     label_array = _check_labels(labels, len(names))
     image_size = opts.check_image_size(image_size)
     num_workers = (
@@ -115,21 +121,19 @@ def build_cache(
         if folder_is_ours(folder):
             remove_orphans(folder, keep=manifest.data_file if manifest else None)
         with ThreadPoolExecutor(max_workers=num_workers) as pool:
-            if manifest is not None:
-                manifest = check_data(
-                    folder, manifest, pool, verify=verify, progress=progress
-                )
-            keys = [os.path.abspath(p) for p in names]
-            stamps = list(pool.map(stamp, keys))
+            checked = (
+                start_check(folder, manifest, pool, verify=verify, progress=progress)
+                if manifest is not None
+                else None
+            )
+            # Stamped while the pool's threads check the data file.
+            keys = absolute_paths(names)
+            stamps = stamp_files(keys)
+            if checked is not None:
+                manifest = checked()
             items = (
                 merge_shared(
-                    names,
-                    keys,
-                    stamps,
-                    label_array,
-                    old=manifest,
-                    pool=pool,
-                    stamp=stamp,
+                    names, keys, stamps, label_array, old=manifest, stamp=stamp_files
                 )
                 if shared
                 else asked_only(names, keys, stamps, label_array)
@@ -210,7 +214,7 @@ def _commit_and_open(
     store = CacheStore(
         data_path,
         labels=labels[kept],
-        names=[names[i] for i in kept.tolist()],
+        names=names if len(kept) == len(names) else [names[i] for i in kept.tolist()],
         image_size=build.image_size,
         stats=stats,
         decoding=build.decoding,

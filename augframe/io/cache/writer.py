@@ -25,37 +25,18 @@ from augframe.io.cache.layout import (
     open_data,
     remove_orphans,
 )
-from augframe.io.cache.manifest import (
-    STAMP_FIELDS,
-    Checksums,
-    Manifest,
-    Stamp,
-    write_manifest,
-)
+from augframe.io.cache.manifest import Checksums, Manifest, write_manifest
 from augframe.io.cache.merge import Items
+from augframe.io.cache.stamps import same, to_columns
 from augframe.io.cache.verify import chunk_checksums, rows_per_chunk
 from augframe.io.decode.arrays import Decoding
 from augframe.io.decode.files import ImageReadError, decode_image
 from augframe.io.natives import shorten
 
-__all__ = ["Build", "cache_error", "stamp"]
+__all__ = ["Build", "cache_error"]
 
 _CHUNK = 64  # images per decode job
 _COPY_BYTES = 64 * 2**20  # bytes per chunk when copying rows between files
-
-
-def stamp(key: str) -> Stamp | None:
-    """`(size, mtime_ns, inode, ctime_ns)` of a file, None when it cannot be read.
-
-    As git's index does: a file replaced by another of the same size with its
-    mtime restored (`rsync -a`, `tar`, `cp -p`, unzipping) has another inode
-    or `ctime`, which users cannot set (see docs/design/cache.md).
-    """
-    try:
-        st = os.stat(key)
-    except OSError:
-        return None
-    return st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns
 
 
 class Build:
@@ -86,23 +67,24 @@ class Build:
         self.data_file = ""
         # Per item: the old row to copy, -1 to decode, -2 to skip.
         source = np.full(len(keys), -1, dtype=np.int64)
-        for i, (key, stamp) in enumerate(zip(keys, stamps, strict=True)):
-            if stamp is None:
-                source[i] = -2
-            elif old is not None and key in old.rows and old.rows[key][1] == stamp:
-                source[i] = old.rows[key][0]
-            elif old is not None and old.skipped.get(key) == stamp:
-                source[i] = -2  # failed before and unchanged since: not retried
+        source[~stamps["known"]] = -2
+        self.num_damaged = 0
+        if old is not None:
+            rows = old.rows_of(keys)
+            held = np.flatnonzero(rows >= 0)
+            unchanged = held[same(stamps[held], old.stamps[rows[held]])]
+            valid = old.valid[rows[unchanged]]
+            source[unchanged[valid]] = rows[unchanged[valid]]
+            # Decoded again only because of damage: unchanged since cached.
+            self.num_damaged = int((~valid).sum())
+            failed = old.skipped_of(keys)
+            before = np.flatnonzero((failed >= 0) & (source == -1))
+            again = before[same(stamps[before], old.skipped_stamps[failed[before]])]
+            source[again] = -2  # failed before and unchanged since: not retried
         self.source = source
         self.failed = np.zeros(len(keys), dtype=bool)
         self.num_reused = int((source >= 0).sum())
         self.num_decoded = 0
-        # Decoded again only because of damage: unchanged since they were cached.
-        damaged = old.damaged if old is not None else {}
-        self.num_damaged = sum(
-            keys[i] in damaged and damaged[keys[i]][1] == stamps[i]
-            for i in np.flatnonzero(source == -1).tolist()
-        )
         self.checksums: Checksums | None = None
 
     @property
@@ -282,10 +264,11 @@ class Build:
         self.temp_files.clear()
 
     def _document(self) -> dict[str, Any]:
-        kept, skipped = self.kept.tolist(), self.skipped
+        kept, skipped = self.kept, np.asarray(self.skipped, dtype=np.int64)
         shape = [len(kept), *self.image_size, self.decoding.channels]
         size = (self.folder / self.data_file).stat().st_size
         stamps = self.stamps
+        skipped = skipped[stamps["known"][skipped]]
         checksums = (
             {} if self.checksums is None else {"checksums": self.checksums.to_json()}
         )
@@ -300,13 +283,17 @@ class Build:
             "shape": shape,
             "dtype": "uint8",
             "entries": {
-                "path": [self.keys[i] for i in kept],
-                **_columns([stamps[i] for i in kept]),
+                "path": (
+                    list(self.keys)
+                    if len(kept) == len(self.keys)
+                    else [self.keys[i] for i in kept.tolist()]
+                ),
+                **to_columns(stamps[kept]),
                 "label": self.labels[kept].tolist(),
             },
             "skipped": {
-                "path": [self.keys[i] for i in skipped if stamps[i] is not None],
-                **_columns([stamps[i] for i in skipped]),
+                "path": [self.keys[i] for i in skipped.tolist()],
+                **to_columns(stamps[skipped]),
             },
             **checksums,
         }
@@ -322,12 +309,6 @@ class Build:
             "silence this warning (a changed file is decoded again).",
             ImageWarning,
         )
-
-
-def _columns(stamps: list[Stamp | None]) -> dict[str, list[int]]:
-    """The manifest's columns (`STAMP_FIELDS`) of the stamps that are known."""
-    known = [s for s in stamps if s is not None]
-    return {name: [s[k] for s in known] for k, name in enumerate(STAMP_FIELDS)}
 
 
 def _preallocate(path: Path, num_bytes: int) -> None:

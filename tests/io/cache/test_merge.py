@@ -3,11 +3,11 @@ rows of other subsets' unchanged files are kept."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
 import re
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +22,7 @@ from augframe.io.cache.auto import (
 )
 from augframe.io.cache.budget import list_caches
 from augframe.io.cache.manifest import Manifest
+from augframe.io.cache.stamps import STAMP_DTYPE
 from tests.conftest import write_jpegs
 from tests.io.cache.conftest import DEFAULT_SIZE as SIZE
 from tests.io.cache.conftest import FOLDER, listed, open_default, pixels
@@ -112,21 +113,35 @@ def test_one_explicit_cache_dir_is_shared_by_training_and_validation(
     assert str(gone) not in recorded["entries"]["path"]
 
 
-def old_manifest(keys: list[str], stamps: list, labels: list[int]) -> Manifest:
+def stamps(values: list[int | None]) -> np.ndarray:
+    """Stamps told apart by their size (None: a file that cannot be read)."""
+    out = np.zeros(len(values), dtype=STAMP_DTYPE)
+    for i, value in enumerate(values):
+        if value is not None:
+            out[i] = (value, 1, 1, 1, True)
+    return out
+
+
+def old_manifest(keys: list[str], sizes: list[int], labels: list[int]) -> Manifest:
     """A previous build's manifest: `keys` in rows 0, 1, ... with their stamps."""
     return Manifest(
         build_id="0" * 32,
         data_file="images.npy",
         shape=(len(keys), 2, 2, 3),
-        rows={k: (row, s) for row, (k, s) in enumerate(zip(keys, stamps, strict=True))},
-        skipped={},
-        document={"entries": {"label": labels}},
+        keys=keys,
+        stamps=stamps(sizes),
+        labels=np.asarray(labels, dtype=np.int32),
+        skipped_keys=[],
+        skipped_stamps=stamps([]),
+        document={},
         checksums=None,
     )
 
 
 def test_a_cache_of_exactly_the_files_asked_keeps_their_order():
-    items = merge.asked_only(["b", "a"], ["/b", "/a"], [None, None], np.array([1, 0]))
+    items = merge.asked_only(
+        ["b", "a"], ["/b", "/a"], stamps([None, None]), np.array([1, 0])
+    )
     assert items.names == ["b", "a"] and items.keys == ["/b", "/a"]
     assert items.wanted.tolist() == [0, 1] and items.labels.tolist() == [1, 0]
 
@@ -134,35 +149,56 @@ def test_a_cache_of_exactly_the_files_asked_keeps_their_order():
 def test_a_shared_build_keeps_unchanged_rows_of_others_and_adds_new_files_last():
     old = old_manifest(["/x", "/a", "/gone", "/changed"], [1, 2, 3, 4], [5, 0, 6, 7])
     now = {"/x": 1, "/a": 2, "/gone": None, "/changed": 40}
-    with ThreadPoolExecutor(2) as pool:
-        items = merge.merge_shared(
-            ["new", "a", "a again"],
-            ["/new", "/a", "/a"],
-            [9, 2, 2],
-            np.array([1, 0, 0]),
-            old=old,
-            pool=pool,
-            stamp=now.get,
-        )
+    asked_for: list[list[str]] = []
+
+    def stamp_now(keys):
+        asked_for.append(list(keys))
+        return stamps([now[k] for k in keys])
+
+    items = merge.merge_shared(
+        ["new", "a", "a again"],
+        ["/new", "/a", "/a"],
+        stamps([9, 2, 2]),
+        np.array([1, 0, 0]),
+        old=old,
+        stamp=stamp_now,
+    )
     # The previous order first (a removed or changed file of another subset
     # is dropped), then what is new; a file asked twice is one item.
     assert items.keys == ["/x", "/a", "/new"]
     assert items.names == ["/x", "a", "new"]
-    assert items.stamps == [1, 2, 9]
+    assert items.stamps["size"].tolist() == [1, 2, 9]
     assert items.labels.tolist() == [5, 0, 1]  # another subset's label is kept
     assert items.wanted.tolist() == [2, 1, 1]
+    # Only the other subsets' files are stamped again, in one call.
+    assert asked_for == [["/x", "/gone", "/changed"]]
+
+
+def test_a_damaged_row_is_decoded_again_when_asked_and_dropped_when_not():
+    old = old_manifest(["/x", "/a", "/y"], [1, 2, 3], [5, 0, 6])
+    damaged = dataclasses.replace(old, damaged=np.array([True, True, False]))
+    items = merge.merge_shared(
+        ["a", "b"],
+        ["/a", "/b"],
+        stamps([2, 7]),
+        np.array([0, 1]),
+        old=damaged,
+        stamp=lambda keys: stamps([{"/x": 1, "/y": 3}[k] for k in keys]),
+    )
+    # "/a" (damaged, asked) comes after the kept rows, as a new file; "/x"
+    # (damaged, another's) is dropped.
+    assert items.keys == ["/y", "/a", "/b"]
+    assert items.wanted.tolist() == [1, 2]
 
 
 def test_a_shared_build_without_a_previous_cache_is_the_files_asked():
-    with ThreadPoolExecutor(1) as pool:
-        items = merge.merge_shared(
-            ["b", "a"],
-            ["/b", "/a"],
-            [1, 2],
-            np.array([0, 1]),
-            old=None,
-            pool=pool,
-            stamp=lambda key: pytest.fail(f"{key} stamped: nothing to keep"),
-        )
+    items = merge.merge_shared(
+        ["b", "a"],
+        ["/b", "/a"],
+        stamps([1, 2]),
+        np.array([0, 1]),
+        old=None,
+        stamp=lambda keys: pytest.fail(f"{keys} stamped: nothing to keep"),
+    )
     assert items.keys == ["/b", "/a"] and items.wanted.tolist() == [0, 1]
     assert items.labels.dtype == np.int32

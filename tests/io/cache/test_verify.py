@@ -15,6 +15,7 @@ import pytest
 from augframe import CacheWarning
 from augframe.io.cache import verify
 from augframe.io.cache.manifest import Checksums, Manifest
+from augframe.io.cache.stamps import STAMP_DTYPE
 from tests.io.cache.conftest import (
     ROW_BYTES,
     SIZE,
@@ -188,14 +189,18 @@ def test_damaged_rows_of_removed_or_changed_files(tmp_path, decoded, small_chunk
 def checked(images: np.ndarray, folder: Path, *, per_chunk: int, recorded=None):
     """A manifest of `images` (row i is the file `f<i>`), saved in `folder`."""
     np.save(folder / "images.npy", images)
-    rows = {f"f{i}": (i, (1, 1, 1, 1)) for i in range(len(images))}
+    stamps = np.zeros(len(images), dtype=STAMP_DTYPE)
+    stamps["known"] = True
     checksums = None if recorded is None else Checksums(per_chunk, tuple(recorded))
     return Manifest(
         build_id="0" * 32,
         data_file="images.npy",
         shape=images.shape,
-        rows=rows,
-        skipped={},
+        keys=[f"f{i}" for i in range(len(images))],
+        stamps=stamps,
+        labels=np.zeros(len(images), dtype=np.int32),
+        skipped_keys=[],
+        skipped_stamps=stamps[:0],
         document={},
         checksums=checksums,
     )
@@ -208,6 +213,13 @@ def test_chunk_checksums_are_the_crc32_of_each_run_of_rows():
     assert values == [zlib.crc32(data[s : s + 2].tobytes()) for s in (0, 2, 4)]
     assert verify.rows_per_chunk((10, 64, 64, 3)) == 2**20 // (64 * 64 * 3)
     assert verify.rows_per_chunk((1, 1024, 1024, 3)) == 1  # at least one row
+
+
+def test_chunk_checksums_in_jobs_of_many_chunks_keep_the_order_of_the_chunks():
+    data = np.random.default_rng(0).integers(0, 256, (101, 2, 2, 3), dtype=np.uint8)
+    with ThreadPoolExecutor(2) as pool:  # 101 chunks: 8 jobs of up to 13
+        values = verify.chunk_checksums(data, 1, pool)
+    assert values == [zlib.crc32(row.tobytes()) for row in data]
 
 
 def test_check_data_drops_the_rows_of_changed_chunks_only(tmp_path):
@@ -226,8 +238,8 @@ def test_check_data_drops_the_rows_of_changed_chunks_only(tmp_path):
             damaged = verify.check_data(
                 tmp_path, manifest, pool, verify=True, progress=False
             )
-        assert sorted(damaged.rows) == ["f0", "f1", "f4"]
-        assert sorted(damaged.damaged) == ["f2", "f3"]
+        assert damaged.valid.tolist() == [True, True, False, False, True]
+        assert damaged.rows_of(["f3", "f4"]).tolist() == [3, 4]
         # verify=False trusts the data file as it is.
         assert (
             verify.check_data(tmp_path, manifest, pool, verify=False, progress=False)
