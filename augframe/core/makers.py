@@ -489,9 +489,7 @@ class ProcessMaker:
                     source.close()
                 raise
             # Closed at exit or when the maker is collected, if not before.
-            finalizer = weakref.finalize(
-                self, _shut_down, pool, [ours, theirs], source
-            )
+            finalizer = weakref.finalize(self, _shut_down, pool, [ours, theirs], source)
             try:
                 with _main_hidden(not self._needs_main):
                     # One ping per worker starts them all while __main__ is
