@@ -34,6 +34,7 @@ BENCHMARKS = {
     "default_cache": "benchmarks.bench_default_cache",
     "quality": "benchmarks.bench_quality",
     "cluster": "benchmarks.bench_cluster",
+    "ram": "benchmarks.bench_ram",
 }
 """Each benchmark's name and module, one module per question."""
 
