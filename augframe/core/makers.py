@@ -37,6 +37,7 @@ from augframe.core.shm import (
     semaphores_named,
     send_fd,
 )
+from augframe.core.worker_start import WorkerStart
 from augframe.errors import SourceError, invalid
 from augframe.io.decode.files import ImageReadError
 from augframe.io.stores import ImageStore
@@ -472,7 +473,8 @@ class ProcessMaker:
                     pool = ProcessPoolExecutor(
                         self.num_workers,
                         mp_context=context,
-                        initializer=_init_worker,
+                        # Unpickled first: PyTorch stays out of the workers.
+                        initializer=WorkerStart(f"{__name__}:_init_worker"),
                         initargs=(
                             source.sent,
                             self.spec,
