@@ -58,46 +58,61 @@ GB = 1e9
 VARIANTS = ("threads", "processes", "memmap")
 
 
-def tree_pss(pid: int) -> int:
-    """PSS bytes of `pid` and every process under it (smaps_rollup)."""
-    total, todo = 0, [pid]
-    while todo:
-        current = todo.pop()
-        try:
-            text = Path(f"/proc/{current}/smaps_rollup").read_text()
-            total += 1024 * int(text.split("\nPss:", 1)[1].split()[0])
-            children = Path(f"/proc/{current}/task/{current}/children").read_text()
-        except (OSError, IndexError, ValueError):
-            continue
-        todo.extend(int(c) for c in children.split())
-    return total
+def pss(pid: int) -> int:
+    """PSS bytes of one process (0 once it has ended)."""
+    try:
+        text = Path(f"/proc/{pid}/smaps_rollup").read_text()
+        return 1024 * int(text.split("\nPss:", 1)[1].split()[0])
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+def tree_pss(pid: int) -> dict[int, int]:
+    """PSS bytes of `pid` and of every process under it, by pid."""
+    import psutil
+
+    try:
+        children = psutil.Process(pid).children(recursive=True)
+    except psutil.Error:
+        children = []
+    return {p: pss(p) for p in [pid, *(c.pid for c in children)]}
 
 
 class PeakPss:
     """Samples the PSS of this process's tree on a daemon thread."""
 
     def __init__(self, interval: float = 0.1) -> None:
-        self.peak = tree_pss(os.getpid())
+        self.peak = 0
+        self.parts: dict[int, int] = {}
+        self._sample()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, args=(interval,), daemon=True)
         self._thread.start()
 
+    def _sample(self) -> None:
+        parts = tree_pss(os.getpid())
+        if sum(parts.values()) > self.peak:
+            self.peak, self.parts = sum(parts.values()), parts
+
     def _run(self, interval: float) -> None:
         while not self._stop.wait(interval):
-            self.peak = max(self.peak, tree_pss(os.getpid()))
+            self._sample()
 
     def stop(self) -> int:
+        """Ends the sampling; the peak in bytes (`parts`: by process at the peak)."""
         self._stop.set()
         self._thread.join()
-        self.peak = max(self.peak, tree_pss(os.getpid()))
+        self._sample()
         return self.peak
 
 
 def run_variant(variant: str, folder: Path, options: dict[str, Any]) -> dict[str, Any]:
     """One variant, in this process: its peak PSS and build seconds."""
+    import keras  # noqa: F401  (imported by FrameSequence: in the baseline)
+
     import augframe
 
-    baseline = tree_pss(os.getpid())  # Python, Keras, TensorFlow, albumentations
+    baseline = sum(tree_pss(os.getpid()).values())  # Python, Keras, its backend
     names = sorted(p.stem for p in folder.glob("*.npy"))
     mode = "r" if variant == "memmap" else None
     source = {n: np.load(folder / f"{n}.npy", mmap_mode=mode) for n in names}
@@ -136,6 +151,9 @@ def run_variant(variant: str, folder: Path, options: dict[str, Any]) -> dict[str
         "source_gb": source_bytes / GB,
         "buffers_gb": buffers / GB,
         "peak_pss_gb": peak / GB,
+        "peak_by_process_gb": sorted(
+            (round(b / GB, 3) for b in monitor.parts.values()), reverse=True
+        ),
         "above_gb": (peak - source_bytes - buffers) / GB,
         "start_s": start_seconds,
         "build_s": statistics.median(builds),
@@ -197,7 +215,7 @@ def report(results: dict[str, list[dict]], options: dict[str, Any]) -> None:
     )
     print(
         "PSS over the process tree, peak, above source + buffers (GB; baseline "
-        f"with Keras imported: {one['baseline_gb']:.2f} GB); build s per frame:"
+        f"with Keras imported, before the source: {one['baseline_gb']:.2f} GB); build s per frame:"
     )
     print(
         f"{'variant':<10} {'above (GB)':>22} {'target':>8} "
@@ -258,7 +276,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 results[variant].append(result)
                 print(
                     f"round {round_ + 1} {variant}: above {result['above_gb']:.2f} GB, "
-                    f"build {result['build_s']:.2f} s/frame",
+                    f"build {result['build_s']:.2f} s/frame; peak PSS by process "
+                    f"{result['peak_by_process_gb']} GB",
                     flush=True,
                 )
     report(results, options)
