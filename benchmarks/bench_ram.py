@@ -27,6 +27,11 @@ Targets (issue 26, item 4; K = 2): `processes` <= 2 x source + buffers +
 0.6 GB, `memmap` <= source + buffers + 0.6 GB, i.e. "above" <= source +
 0.6 GB and <= 0.6 GB.
 
+Measured on 2 shared cores under load (one round; 12,000 images at 64 px,
+0.15 GB; buffers 0.07 GB; PyTorch installed), GB above source + buffers:
+threads 0.65 (the training process alone), processes 0.97 (1.31 before the
+shared copy), memmap 0.87. See docs/design/memory.md.
+
 Run from the repository root:
 
     python -m benchmarks ram            # ~0.59 GB source, 0.29 GB buffers, 3 rounds
