@@ -99,8 +99,8 @@ def frames(source, *, processes: bool, generations: int = 2) -> list[np.ndarray]
 
 
 def worker_maps(seq: FrameSequence) -> list[str]:
-    """What each build process maps of the source (its memfd or its files,
-    the frame buffers left out)."""
+    """What each build process maps of the source (its memfd, its named
+    segment or its files; the frame buffers left out)."""
     buffers = {b.shm.name for b in seq.engine._buffers if b.shm is not None}
     found = []
     for pid in seq.engine._builder.maker.pids:
@@ -108,7 +108,9 @@ def worker_maps(seq: FrameSequence) -> list[str]:
         paths = {
             line.split(maxsplit=5)[5]
             for line in text.splitlines()
-            if ".npy" in line or "memfd:" + owner_tag() in line
+            if ".npy" in line
+            or "memfd:" + owner_tag() in line
+            or str(SHM_DIR / owner_tag()) in line  # a named segment
         }
         paths = {p for p in paths if not any(b + " " in p for b in buffers)}
         found.append(" ".join(sorted(paths)))
@@ -383,3 +385,24 @@ def test_a_killed_training_process_leaves_no_copy_anywhere(tmp_path):
             if owner is not None and owner.pid == child.pid:
                 with contextlib.suppress(FileNotFoundError):
                     (SHM_DIR / name).unlink()
+
+
+@linux
+def test_where_there_is_no_memfd_the_copy_is_named_until_every_worker_mapped_it(
+    monkeypatch,
+):
+    from augframe.core import shm
+
+    monkeypatch.setattr(shm, "_memfd", lambda name, size: None)  # no memfd here
+    source = classes(6, seed=7)
+    store, _ = mapping_to_store(source, image_size=IMAGE_SIZE, num_workers=1)
+    shared = SharedSource(store)
+    segment = shared._segments[0]
+    assert segment.fd is None and (SHM_DIR / segment.name).is_file()
+    shared.mapped_everywhere()
+    assert not (SHM_DIR / segment.name).exists()
+    shared.close()
+    expected = frames(source, processes=False, generations=1)
+    got = frames(source, processes=True, generations=1)  # workers attach by name
+    np.testing.assert_array_equal(expected[0], got[0])
+    assert not [n for n in os.listdir(SHM_DIR) if n.startswith(owner_tag() + "_")]
