@@ -13,8 +13,8 @@ store, whose arrays pickle as references to shared memory, not as bytes.
 - **One copy.** Every other array (the heap) is copied once into one
   anonymous shared-memory segment (`augframe.core.shm.Segment`, a memfd on
   Linux), whatever the number of workers. A store augframe converted itself
-  (`ArrayStore(owned=True)`) then reads that copy too, so its own array is
-  freed: one copy of the natives in all.
+  (`ArrayStore(owned=True)`) then reads that copy too (a memfd), so its own
+  array is freed: one copy of the natives in all.
 
 A worker receives each file descriptor with its process, as multiprocessing
 passes sockets to spawned children (`multiprocessing.reduction.DupFd`), and
@@ -127,8 +127,11 @@ class SharedSource:
         if isinstance(store, ClassArrayStore):
             return _Sent(ClassArrayStore, (refs, store.class_names))
         assert isinstance(store, ArrayStore)
-        if store.owned and isinstance(refs[0].mapping.holder, Segment):
-            store.images = refs[0].local()  # this process reads the copy too
+        holder = refs[0].mapping.holder
+        if store.owned and isinstance(holder, Segment) and holder.fd is not None:
+            # This process reads the copy too (a memfd's mapping lives as long
+            # as the array; a named segment's would not outlive its holder).
+            store.images = refs[0].local()
         return _Sent(_array_store, (refs[0], store.labels, store.names, store.owned))
 
     def _references(self, arrays: Sequence[np.ndarray]) -> list[_Array]:
