@@ -26,6 +26,7 @@ BENCHMARKS = {
     "bench": "benchmarks.bench",
     "serve": "benchmarks.bench_serve",
     "serve_augment": "benchmarks.bench_serve_augment",
+    "ram": "benchmarks.bench_ram",
     "build": "benchmarks.bench_build",
     "swap": "benchmarks.bench_swap",
     "limit": "benchmarks.bench_limit",
@@ -34,7 +35,6 @@ BENCHMARKS = {
     "default_cache": "benchmarks.bench_default_cache",
     "quality": "benchmarks.bench_quality",
     "cluster": "benchmarks.bench_cluster",
-    "ram": "benchmarks.bench_ram",
 }
 """Each benchmark's name and module, one module per question."""
 

@@ -387,11 +387,8 @@ def _main_hidden(hide: bool) -> Iterator[None]:
 class ProcessMaker:
     """Makes samples in `num_workers` spawned processes writing to shared memory.
 
-    The pipeline is sent to each worker once (so `augment` must be
-    picklable: a transform, a pipeline file, or a module-level factory); an
-    in-RAM store goes as a reference to one shared copy of its natives, or
-    to the caller's own memory-mapped files (`augframe.core.shared_source`),
-    any other store as itself.
+    The store and the pipeline are sent to each worker once (so `augment` must
+    be picklable: a transform, a pipeline file, or a module-level factory).
     Worker processes start at the first build and stop at `close()` or when
     the maker is garbage-collected. Scripts that use it need the usual
     `if __name__ == "__main__":` guard, as for any spawned process.
@@ -468,6 +465,8 @@ class ProcessMaker:
             ours.settimeout(ATTACH_TIMEOUT)
             source = None
             try:
+                # An in-RAM store goes as a reference to one shared copy of its
+                # natives, or to the caller's memory-mapped files, not as bytes.
                 source = SharedSource(self.store)  # one copy, whatever the workers
                 with semaphores_named():  # the queues' and the barrier's
                     pool = ProcessPoolExecutor(
