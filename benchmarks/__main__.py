@@ -26,6 +26,7 @@ BENCHMARKS = {
     "bench": "benchmarks.bench",
     "serve": "benchmarks.bench_serve",
     "serve_augment": "benchmarks.bench_serve_augment",
+    "ram": "benchmarks.bench_ram",
     "build": "benchmarks.bench_build",
     "swap": "benchmarks.bench_swap",
     "limit": "benchmarks.bench_limit",

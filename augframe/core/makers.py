@@ -27,7 +27,9 @@ from augframe._parallel import Gate, submit_paced
 from augframe.augment.pipeline import PipelineSpec, WorkerPipelines, check_sample
 from augframe.core.buffer import FrameBuffer
 from augframe.core.build_process import prepare_build_process
+from augframe.core.limits import probe_memory
 from augframe.core.seeds import Stream, derive_rng
+from augframe.core.shared_source import SharedSource, copy_bytes, stand_in
 from augframe.core.shm import (
     SegmentRef,
     attach,
@@ -35,12 +37,14 @@ from augframe.core.shm import (
     semaphores_named,
     send_fd,
 )
+from augframe.core.worker_start import WorkerStart
 from augframe.errors import SourceError, invalid
 from augframe.io.decode.files import ImageReadError
 from augframe.io.stores import ImageStore
 from augframe.options import registry as opts
 
 __all__ = [
+    "AUTO_COPY_SHARE",
     "AUTO_PROCESS_PAYLOAD",
     "AUTO_PROCESS_PIXELS",
     "BatchResult",
@@ -345,13 +349,17 @@ def _map(ref: SegmentRef, shape: tuple[int, ...]) -> int:
     return os.getpid()
 
 
-def _shut_down(pool: ProcessPoolExecutor, channel: list[socket.socket]) -> None:
-    """Stops the pool's processes, then closes the channel's two ends."""
+def _shut_down(
+    pool: ProcessPoolExecutor, channel: list[socket.socket], source: SharedSource
+) -> None:
+    """Stops the pool's processes, then closes the channel's two ends and the
+    shared copy of the source."""
     try:
         pool.shutdown(cancel_futures=True)
     finally:
         for end in channel:
             end.close()
+        source.close()
 
 
 @contextlib.contextmanager
@@ -392,7 +400,7 @@ class ProcessMaker:
         self, store: ImageStore, spec: PipelineSpec, *, entropy: int, num_workers: int
     ) -> None:
         try:
-            payload = scan_pickle((store, spec))
+            payload = scan_pickle((stand_in(store), spec))
         except Exception as exc:
             raise invalid(
                 "augment",
@@ -536,14 +544,19 @@ class ProcessMaker:
             context = multiprocessing.get_context("spawn")
             ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
             ours.settimeout(ATTACH_TIMEOUT)
+            source = None
             try:
+                # An in-RAM store goes as a reference to one shared copy of its
+                # natives, or to the caller's memory-mapped files, not as bytes.
+                source = SharedSource(self.store)  # one copy, whatever the workers
                 with semaphores_named():  # the queues' and the barrier's
                     pool = ProcessPoolExecutor(
                         self.num_workers,
                         mp_context=context,
-                        initializer=_init_worker,
+                        # Unpickled first: PyTorch stays out of the workers.
+                        initializer=WorkerStart(f"{__name__}:_init_worker"),
                         initargs=(
-                            self.store,
+                            source.sent,
                             self.spec,
                             self.entropy,
                             os.getpid(),
@@ -554,9 +567,11 @@ class ProcessMaker:
             except BaseException:
                 ours.close()
                 theirs.close()
+                if source is not None:
+                    source.close()
                 raise
             # Closed at exit or when the maker is collected, if not before.
-            finalizer = weakref.finalize(self, _shut_down, pool, [ours, theirs])
+            finalizer = weakref.finalize(self, _shut_down, pool, [ours, theirs], source)
             try:
                 with _main_hidden(not self._needs_main):
                     # One ping per worker starts them all while __main__ is
@@ -564,6 +579,7 @@ class ProcessMaker:
                     pings = [pool.submit(_ping) for _ in range(self.num_workers)]
                     for future in pings:
                         future.result()
+                source.mapped_everywhere()  # a named copy loses its name
             except BaseException:
                 finalizer()
                 raise
@@ -646,7 +662,14 @@ AUTO_PROCESS_PIXELS = 2000 * 64 * 64
 
 
 AUTO_PROCESS_PAYLOAD = 64 * 2**20
-"""Stores and pipelines larger than this, pickled, stay in threads (auto mode)."""
+"""Stores and pipelines larger than this, pickled, stay in threads (auto
+mode). An in-RAM store is not pickled (its natives go as one shared copy):
+its pickled size does not count."""
+
+
+AUTO_COPY_SHARE = 0.5
+"""The largest share of the RAM left that the one shared copy of an in-RAM
+source may take in auto mode (more: threads, which need no copy)."""
 
 
 def choose_maker(
@@ -663,7 +686,10 @@ def choose_maker(
     `processes=None` (auto) takes processes when there is more than one core,
     a pipeline to run, a frame of at least `AUTO_PROCESS_PIXELS` pixels, and a
     store and pipeline that can be sent to workers cheaply without the main
-    script (a factory defined in a notebook or script keeps threads). Threads
+    script (a factory defined in a notebook or script keeps threads). An
+    in-RAM source is cheap to send whatever its size: workers read one shared
+    copy of it (none for memory-mapped files), which must take at most
+    `AUTO_COPY_SHARE` of the RAM left. Threads
     default to one worker when a pipeline runs (it holds the GIL) and to every
     core otherwise (decoding releases the GIL).
     """
@@ -695,13 +721,25 @@ def asks_processes(num_workers: int | None) -> bool:
 
 
 def _cheap_to_send(store: ImageStore, spec: PipelineSpec) -> bool:
-    if getattr(store, "nbytes", 0) > AUTO_PROCESS_PAYLOAD:
+    sent = stand_in(store)  # an in-RAM store goes as references
+    if sent is store and getattr(store, "nbytes", 0) > AUTO_PROCESS_PAYLOAD:
         return False  # known too big: not pickled (a copy) just to measure it
+    if sent is not store and not _copy_fits(store):
+        return False
     try:
-        payload = scan_pickle((store, spec), limit=AUTO_PROCESS_PAYLOAD)
+        payload = scan_pickle((sent, spec), limit=AUTO_PROCESS_PAYLOAD)
     except Exception:
         return False
     return not payload.names_main and payload.size <= AUTO_PROCESS_PAYLOAD
+
+
+def _copy_fits(store: ImageStore) -> bool:
+    """Whether the shared copy of an in-RAM store fits the RAM left."""
+    needed = copy_bytes(store)
+    if needed == 0:
+        return True
+    ram = probe_memory().ram
+    return ram is None or needed <= AUTO_COPY_SHARE * ram.bytes
 
 
 class _TooBig(Exception):

@@ -92,7 +92,10 @@ def store_color_mode(store: ImageStore) -> str:
 class ArrayStore:
     """Natives held in RAM as one `(n, H, W, C)` uint8 array (C = 3, 1 or 4).
 
-    Its `color_mode` follows C: "rgb", "grayscale" or "rgba".
+    Its `color_mode` follows C: "rgb", "grayscale" or "rgba". `owned=True`
+    says the store made `images` itself (a converted mapping): build
+    processes may then move them into the one shared copy they read
+    (`augframe.core.shared_source`), freeing this process's own.
 
     Example:
     >>> store = ArrayStore(np.zeros((2, 8, 8, 3), np.uint8), np.array([0, 1]))
@@ -106,8 +109,10 @@ class ArrayStore:
         labels: np.ndarray,
         *,
         names: Sequence[str] | None = None,
+        owned: bool = False,
     ) -> None:
         self.images = images
+        self.owned = owned
         self.labels = np.asarray(labels, dtype=np.int32)
         self.image_size = (int(images.shape[1]), int(images.shape[2]))
         by_channels = {c: mode for mode, c in CHANNELS.items()}
@@ -122,6 +127,11 @@ class ArrayStore:
             )
         self.color_mode = by_channels[channels]
         self._names = names
+
+    @property
+    def names(self) -> Sequence[str] | None:
+        """The name of every native, where given (None: `#<index>`)."""
+        return self._names
 
     @property
     def nbytes(self) -> int:
@@ -301,4 +311,4 @@ def mapping_to_store(
         else f"{class_names[item_labels[i]]}#{i}"
         for i in keep
     ]
-    return ArrayStore(images, labels, names=names), class_names
+    return ArrayStore(images, labels, names=names, owned=True), class_names
