@@ -186,10 +186,15 @@ def readable_files(
         SourceError: a class of `class_names` is left without a file.
 
     Example:
-    >>> readable_files(["/no/such.jpg"], np.array([0]), class_names=["a"])
+    >>> import warnings
+    >>> with warnings.catch_warnings(record=True) as seen:
+    ...     warnings.simplefilter("always")
+    ...     readable_files(["/no/such.jpg"], np.array([0]), class_names=["a"])
     Traceback (most recent call last):
     ...
     augframe.errors.SourceError: Class 'a' has no usable images (no readable file). ...
+    >>> str(seen[0].message)[:62]
+    'Skipped 1 unreadable image(s): /no/such.jpg: No such file or d'
     """
     reasons = [unreadable(p, max_image_pixels) for p in paths]
     ok = np.asarray([reason is None for reason in reasons], dtype=bool)
