@@ -172,8 +172,9 @@ def copy_natives(
 
     It may when no pipeline runs on these slots (a sample is then its
     native, as `load_native` returns it) and the store holds its natives at
-    size in one uint8 array of `out`'s sample shape (`natives_at_size`: a
-    decoded cache's memory map, an in-RAM array). Such a store never fails
+    size in uint8 arrays of `out`'s sample shape (`natives_at_size`: a
+    decoded cache's memory map, an in-RAM array; or a `gather` method: the
+    caller's arrays of a `{class: array}` mapping). Such a store never fails
     to load a native, so no substitute is needed, and the bytes are those
     the per-sample path writes. One fancy-indexed copy per batch runs in C
     without the GIL: every build thread copies at memory bandwidth, where
@@ -199,15 +200,25 @@ def copy_natives(
         pipelines.forced is not None and bool(batch.forced.any())
     ):
         return False
-    held = natives_at_size(store)
-    if held is None:
-        return False
-    array, rows = held
-    if array.dtype != np.uint8 or tuple(array.shape[1:]) != tuple(out.shape[1:]):
-        return False  # the per-sample path says why (`check_sample`)
     natives = np.asarray(batch.natives, dtype=np.int64)
-    out[batch.slots] = array[natives if rows is None else rows[natives]]
-    return True
+    held = natives_at_size(store)
+    gather = getattr(store, "gather", None)
+    if held is not None:
+        array, rows = held
+        if _fits(array, out):
+            out[batch.slots] = array[natives if rows is None else rows[natives]]
+            return True
+    elif callable(gather):  # natives in several arrays (`ClassArrayStore`)
+        samples = gather(natives)
+        if _fits(samples, out):
+            out[batch.slots] = samples
+            return True
+    return False  # the per-sample path (it says why a shape is refused)
+
+
+def _fits(array: np.ndarray, out: np.ndarray) -> bool:
+    """Whether `array`'s rows are samples of `out` (uint8, its sample shape)."""
+    return array.dtype == np.uint8 and tuple(array.shape[1:]) == tuple(out.shape[1:])
 
 
 class SampleMaker(Protocol):
