@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+import contextlib
+import sys
 import threading
 import time
-from collections.abc import Callable, Sequence, Sized
+from collections.abc import Callable, Iterator, Sequence, Sized
 from concurrent.futures import Executor, Future, wait
 from typing import Protocol, TypeVar
 
 import numpy as np
 from tqdm.auto import tqdm
 
-__all__ = ["BuildCancelled", "Gate", "collect", "run_chunks", "submit_paced"]
+__all__ = [
+    "BuildCancelled",
+    "Gate",
+    "collect",
+    "main_hidden",
+    "run_chunks",
+    "submit_paced",
+]
 
 WAIT_SLICE = 0.2
 """Seconds between checks for a cancel while a bounded wait runs."""
@@ -143,3 +152,33 @@ def run_chunks(
         for start in range(0, len(items), chunk)
     ]
     collect(futures, bar=bar)
+
+
+@contextlib.contextmanager
+def main_hidden() -> Iterator[None]:
+    """Keeps processes spawned meanwhile from re-importing the main script.
+
+    A spawned child runs the parent's main module again unless it has no
+    `__file__` and no `__spec__`: a user's script without an
+    `if __name__ == "__main__":` guard would start training again in every
+    child. Workers that run only augframe's own functions never need it.
+
+    Example:
+    >>> with main_hidden():
+    ...     hasattr(sys.modules["__main__"], "__file__")
+    False
+    """
+    main = sys.modules.get("__main__")
+    if main is None:
+        yield
+        return
+    saved: dict[str, object] = {
+        k: main.__dict__[k] for k in ("__file__", "__spec__") if k in main.__dict__
+    }
+    main.__dict__.pop("__file__", None)
+    if "__spec__" in saved:
+        main.__spec__ = None
+    try:
+        yield
+    finally:
+        main.__dict__.update(saved)

@@ -38,6 +38,7 @@ BENCHMARKS = {
     "quality": "benchmarks.bench_quality",
     "cluster": "benchmarks.bench_cluster",
     "scale": "benchmarks.bench_scale",
+    "cold": "benchmarks.bench_cold",
 }
 """Each benchmark's name and module, one module per question."""
 

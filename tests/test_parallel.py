@@ -5,9 +5,11 @@ work running behind the caller."""
 from __future__ import annotations
 
 import io
+import os
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -137,3 +139,32 @@ def test_run_chunks_runs_the_job_on_consecutive_chunks():
         run_chunks(pool, job, np.arange(7), chunk=3, bar=progress)
     assert sorted(seen) == [[0, 1, 2], [3, 4, 5], [6]]
     assert progress.n == 7
+
+
+def test_a_spawned_process_does_not_run_the_main_script_again(tmp_path):
+    """A script without a `__main__` guard that starts processes while its
+    main is hidden runs once: the children never import it."""
+    import subprocess
+    import sys
+
+    marker = tmp_path / "runs"
+    script = tmp_path / "script.py"
+    script.write_text(
+        "import multiprocessing, os\n"
+        "from augframe._parallel import main_hidden\n"
+        f"open({str(marker)!r}, 'a').write('run\\n')\n"
+        "if multiprocessing.parent_process() is None:\n"
+        "    with main_hidden():\n"
+        "        child = multiprocessing.get_context('spawn').Process(target=os.getpid)\n"
+        "        child.start()\n"
+        "    child.join()\n"
+        "    assert child.exitcode == 0\n"
+    )
+    root = str(Path(__file__).resolve().parents[1])
+    subprocess.run(
+        [sys.executable, str(script)],
+        check=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": root},
+    )
+    assert marker.read_text() == "run\n"

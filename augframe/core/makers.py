@@ -40,7 +40,7 @@ from augframe.core.shm import (
 from augframe.core.worker_start import WorkerStart
 from augframe.errors import SourceError, invalid
 from augframe.io.decode.files import ImageReadError
-from augframe.io.stores import ImageStore
+from augframe.io.stores import ImageStore, natives_at_size
 from augframe.options import registry as opts
 
 __all__ = [
@@ -54,6 +54,7 @@ __all__ = [
     "ThreadMaker",
     "asks_processes",
     "choose_maker",
+    "copy_natives",
     "make_samples",
 ]
 
@@ -129,9 +130,26 @@ def make_samples(
     *,
     entropy: int,
 ) -> BatchResult:
-    """Loads, augments and writes the samples of `batch` into `out`."""
+    """Loads, augments and writes the samples of `batch` into `out`.
+
+    Without a pipeline (`augment=None`: a sample is its native) and from a
+    store that holds its natives at size (a decoded cache, an in-RAM array:
+    `natives_at_size`), the whole batch is one gather (`copy_natives`).
+    """
     began = time.perf_counter()
-    digests: list[bytes] = []
+    if copy_natives(store, pipelines, out, batch):
+        digests = (
+            [_digest(out[slot]) for slot in batch.slots.tolist()]
+            if batch.need_digests
+            else []
+        )
+        return BatchResult(
+            slots=batch.slots,
+            digests=digests,
+            bad=[],
+            seconds=time.perf_counter() - began,
+        )
+    digests = []
     bad: list[int] = []
     for i, slot in enumerate(batch.slots.tolist()):
         seed = int(batch.seeds[i])
@@ -149,6 +167,62 @@ def make_samples(
         bad=bad,
         seconds=time.perf_counter() - began,
     )
+
+
+def copy_natives(
+    store: ImageStore, pipelines: WorkerPipelines, out: np.ndarray, batch: SlotBatch
+) -> bool:
+    """Copies the natives of `batch` into its slots of `out` in one gather, if it may.
+
+    It may when no pipeline runs on these slots (a sample is then its
+    native, as `load_native` returns it) and the store holds its natives at
+    size in uint8 arrays of `out`'s sample shape (`natives_at_size`: a
+    decoded cache's memory map, an in-RAM array; or a `gather` method: the
+    caller's arrays of a `{class: array}` mapping). Such a store never fails
+    to load a native, so no substitute is needed, and the bytes are those
+    the per-sample path writes. One fancy-indexed copy per batch runs in C
+    without the GIL: every build thread copies at memory bandwidth, where
+    the per-sample path cost ~5.5 us of Python a sample (180k samples/s).
+    False, with nothing written: the caller makes the samples one by one.
+
+    Example:
+    >>> from augframe.augment.pipeline import PipelineSpec
+    >>> from augframe.io.stores import ArrayStore
+    >>> images = np.arange(4 * 2 * 2 * 3, dtype=np.uint8).reshape(4, 2, 2, 3)
+    >>> store = ArrayStore(images, np.array([0, 0, 1, 1]))
+    >>> out = np.zeros((2, 2, 2, 3), np.uint8)
+    >>> batch = SlotBatch(slots=np.array([0, 1]), natives=np.array([3, 1]),
+    ...                   labels=np.array([1, 0]), forced=np.zeros(2, bool),
+    ...                   seeds=np.zeros(2, np.int64), need_digests=False)
+    >>> none = WorkerPipelines(PipelineSpec(None), aug_p=None, pipe_p=None)
+    >>> copy_natives(store, none, out, batch)
+    True
+    >>> bool((out[0] == images[3]).all() and (out[1] == images[1]).all())
+    True
+    """
+    if pipelines.normal is not None or (
+        pipelines.forced is not None and bool(batch.forced.any())
+    ):
+        return False
+    natives = np.asarray(batch.natives, dtype=np.int64)
+    held = natives_at_size(store)
+    gather = getattr(store, "gather", None)
+    if held is not None:
+        array, rows = held
+        if _fits(array, out):
+            out[batch.slots] = array[natives if rows is None else rows[natives]]
+            return True
+    elif callable(gather):  # natives in several arrays (`ClassArrayStore`)
+        samples = gather(natives)
+        if _fits(samples, out):
+            out[batch.slots] = samples
+            return True
+    return False  # the per-sample path (it says why a shape is refused)
+
+
+def _fits(array: np.ndarray, out: np.ndarray) -> bool:
+    """Whether `array`'s rows are samples of `out` (uint8, its sample shape)."""
+    return array.dtype == np.uint8 and tuple(array.shape[1:]) == tuple(out.shape[1:])
 
 
 class SampleMaker(Protocol):

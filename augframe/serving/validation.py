@@ -47,6 +47,7 @@ from augframe.io.stores import (
     ClassArrayStore,
     ImageStore,
     SubsetStore,
+    natives_at_size,
     store_color_mode,
 )
 from augframe.observe.report import FrameReport
@@ -55,38 +56,6 @@ from augframe.options.groups import ServingOptions
 from augframe.serving.batches import Batcher
 
 __all__ = ["GatheredBuffer", "ValidationFrames", "gatherer", "natives_at_size"]
-
-
-def natives_at_size(store: ImageStore) -> tuple[np.ndarray, np.ndarray | None] | None:
-    """The array that holds a store's natives at size, and the store's rows in it.
-
-    None when the store decodes at every read. A store says it holds its
-    natives by a `held_natives()` method (the array and its rows, as a
-    decoded cache has) or an `images` attribute: an `(n, H, W, C)` uint8
-    array (a memory map too) at the store's `image_size`.
-    """
-    held_natives = getattr(store, "held_natives", None)
-    if callable(held_natives):  # e.g. a decoded cache: its memory map and rows
-        array, rows = held_natives()
-        return array, (None if rows is None else np.asarray(rows))
-    indices = getattr(store, "indices", None)
-    base = getattr(store, "store", None)
-    if indices is not None and base is not None:  # a SubsetStore
-        held = natives_at_size(base)
-        if held is None:
-            return None
-        array, rows = held
-        return array, (np.asarray(indices) if rows is None else rows[indices])
-    images = getattr(store, "images", None)
-    if (
-        isinstance(images, np.ndarray)
-        and images.dtype == np.uint8
-        and images.ndim == 4
-        and tuple(images.shape[1:3]) == tuple(store.image_size)
-        and len(images) == len(store)
-    ):
-        return images, None
-    return None
 
 
 def gatherer(store: ImageStore) -> Callable[[np.ndarray], np.ndarray] | None:

@@ -298,3 +298,103 @@ def test_a_class_with_no_readable_native_names_it(tmp_path):
     with pytest.raises(SourceError, match="Class index 0 has no readable image left"):
         load_native(store, 0, 0, seed=1, entropy=0, bad=bad)
     assert sorted(bad) == [0, 1]
+
+
+class _LoadOnly:
+    """A store that holds its natives but says nothing of it: made one by one."""
+
+    def __init__(self, store):
+        self.store, self.labels, self.image_size = store, store.labels, store.image_size
+
+    def __len__(self):
+        return len(self.store)
+
+    def load(self, index):
+        return self.store.load(index)
+
+    def name(self, index):
+        return self.store.name(index)
+
+
+def _identity_batch(natives, *, forced=False, digests=True):
+    count = len(natives)
+    return makers.SlotBatch(
+        slots=np.arange(count)[::-1].copy(),
+        natives=np.asarray(natives),
+        labels=np.zeros(count, np.int64),
+        forced=np.full(count, forced),
+        seeds=np.arange(count, dtype=np.int64),
+        need_digests=digests,
+    )
+
+
+@pytest.mark.parametrize("subset", [False, True])
+def test_an_identity_batch_is_one_gather_with_the_same_bytes_and_digests(
+    source, subset
+):
+    """Without a pipeline, natives held at size (an in-RAM array, a subset of
+    it: rows) are copied in one gather: the slots, bytes and digests of the
+    sample-by-sample path."""
+    from augframe.io.stores import SubsetStore
+
+    store, _ = mapping_to_store(source, image_size=IMAGE_SIZE, num_workers=1)
+    if subset:
+        store = SubsetStore(store, np.arange(3, len(store)))
+    pipelines = makers.WorkerPipelines(PipelineSpec(None), aug_p=None, pipe_p=None)
+    batch = _identity_batch([5, 0, 41, 5, 7])
+    fast = np.zeros((5, *IMAGE_SIZE, 3), np.uint8)
+    slow = np.zeros_like(fast)
+    assert makers.copy_natives(store, pipelines, fast, batch)
+    got = makers.make_samples(store, pipelines, fast, batch, entropy=0)
+    want = makers.make_samples(_LoadOnly(store), pipelines, slow, batch, entropy=0)
+    assert not makers.copy_natives(_LoadOnly(store), pipelines, slow, batch)
+    np.testing.assert_array_equal(fast, slow)
+    assert fast.any() and got.digests == want.digests and len(got.digests) == 5
+    np.testing.assert_array_equal(fast[4], store.load(5))  # slot 4: native 5
+
+
+def test_a_pipeline_or_another_sample_shape_keeps_the_sample_path(source):
+    store, _ = mapping_to_store(source, image_size=IMAGE_SIZE, num_workers=1)
+    out = np.zeros((3, *IMAGE_SIZE, 3), np.uint8)
+    flips = makers.WorkerPipelines(PipelineSpec(flip_rotate), aug_p=None, pipe_p=None)
+    assert not makers.copy_natives(store, flips, out, _identity_batch([0, 1, 2]))
+    none = makers.WorkerPipelines(PipelineSpec(None), aug_p=None, pipe_p=None)
+    gray = np.zeros((3, *IMAGE_SIZE, 1), np.uint8)
+    assert not makers.copy_natives(store, none, gray, _identity_batch([0, 1, 2]))
+    assert not out.any() and not gray.any()
+
+
+def test_an_identity_frame_from_the_cache_matches_the_natives(tmp_path):
+    """Every native once, no pipeline, from a decoded cache (its memory map):
+    the frame's rows are the cache's rows, in the plan's order."""
+    write_jpegs(tmp_path / "data", {"a": 6, "b": 4})
+    with FrameSequence.from_directory(
+        tmp_path / "data",
+        image_size=IMAGE_SIZE,
+        samples_per_class=None,
+        augment=None,
+        cache_dir=tmp_path / "cache",
+        seed=3,
+        verbose=0,
+    ) as seq:
+        store = seq.engine._builder.store
+        frame = seq.frame
+        natives = frame.native_index
+        expected = np.stack([store.load(int(i)) for i in natives])
+        np.testing.assert_array_equal(frame.images, expected)
+        assert sorted(natives.tolist()) == list(range(10))
+
+
+def test_class_arrays_are_gathered_too():
+    """A `{class: array}` mapping handed over at size: its arrays are gathered."""
+    from augframe.io.class_arrays import ClassArrayStore
+
+    arrays = [random_images(4, seed=5), random_images(3, seed=6)]
+    store = ClassArrayStore(arrays, ["a", "b"])
+    pipelines = makers.WorkerPipelines(PipelineSpec(None), aug_p=None, pipe_p=None)
+    batch = _identity_batch([6, 1, 4])
+    out = np.zeros((3, *arrays[0].shape[1:]), np.uint8)
+    assert makers.copy_natives(store, pipelines, out, batch)
+    np.testing.assert_array_equal(
+        out, np.stack([arrays[1][0], arrays[0][1], arrays[1][2]])
+    )

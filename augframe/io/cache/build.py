@@ -146,7 +146,7 @@ def build_cache(
                 old=manifest,
                 decoding=decoding,
             )
-            build.run(pool, progress=progress)
+            build.run(pool, progress=progress, num_workers=num_workers)
         served = build.served()
         _check_classes(build, label_array, served, names, class_names)
         # Opened under the lock: no other build can remove the file meanwhile.

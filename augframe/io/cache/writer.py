@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import multiprocessing
 import os
 import shutil
 import uuid
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +17,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from augframe import _warn
-from augframe._parallel import run_chunks
+from augframe._parallel import main_hidden, run_chunks
 from augframe.errors import CacheError, ImageWarning
 from augframe.io.cache.layout import (
     CACHE_VERSION,
@@ -35,7 +37,21 @@ from augframe.io.natives import shorten
 
 __all__ = ["Build", "cache_error"]
 
-_CHUNK = 64  # images per decode job
+_CHUNK = 64  # images per decode job (threads)
+_PROCESS_CHUNK = 1024  # most images per decode job in a process
+
+PROCESS_DECODE_FILES = 50_000
+"""Files to decode from which a build of `PROCESS_DECODE_WORKERS` workers or
+more decodes them in processes, not threads. A small JPEG's decode holds
+the GIL for about a quarter of its time (opening, header checks, the calls
+into OpenCV: ~11 of ~43 us a 40-96 px JPEG at 32 px, one thread), so
+threads top out near 4 cores' worth, while processes scale with the cores.
+Starting the processes costs 0.3-0.7 s (each a spawned interpreter
+importing OpenCV and augframe's decoding), repaid only over many files.
+Set both in this module to move the bounds."""
+
+PROCESS_DECODE_WORKERS = 4
+"""Workers from which a large decode (`PROCESS_DECODE_FILES`) uses processes."""
 _COPY_BYTES = 64 * 2**20  # bytes per chunk when copying rows between files
 
 
@@ -86,6 +102,7 @@ class Build:
         self.num_reused = int((source >= 0).sum())
         self.num_decoded = 0
         self.checksums: Checksums | None = None
+        self._failed_rows: list[int] = []  # positions in the rows decoded
 
     @property
     def kept(self) -> np.ndarray:
@@ -103,8 +120,15 @@ class Build:
         row_of[kept] = np.arange(len(kept))
         return row_of[self.items.wanted]
 
-    def run(self, pool: ThreadPoolExecutor, *, progress: bool) -> None:
-        """Writes the new data file under a temporary name (if one is needed)."""
+    def run(
+        self, pool: ThreadPoolExecutor, *, progress: bool, num_workers: int = 1
+    ) -> None:
+        """Writes the new data file under a temporary name (if one is needed).
+
+        `num_workers`: the threads of `pool`; a build of at least
+        `PROCESS_DECODE_FILES` files to decode decodes them in that many
+        processes when they are at least `PROCESS_DECODE_WORKERS`.
+        """
         candidates = np.flatnonzero(self.source != -2)
         old = self.old
         if (
@@ -121,7 +145,9 @@ class Build:
             data = self._create(len(candidates))
             if old is not None:
                 self._copy_rows(data, candidates)
-            self._decode_rows(data, candidates, pool, progress=progress)
+            self._decode_rows(
+                data, candidates, pool, progress=progress, num_workers=num_workers
+            )
             if self.failed.any():
                 data = self._compact(data, candidates)
             _flush(data)
@@ -176,31 +202,13 @@ class Build:
         pool: ThreadPoolExecutor,
         *,
         progress: bool,
+        num_workers: int = 1,
     ) -> None:
         todo = np.flatnonzero(self.source[candidates] == -1)  # rows in `data`
         if len(todo) == 0:
             return
         self.num_decoded = len(todo)
-
-        reduced = self.decoding.reduced_decode
-
-        def job(rows: np.ndarray) -> np.ndarray:
-            for row in rows.tolist():
-                item = int(candidates[row])
-                try:
-                    # What `augframe.io.decode.files.load_image` does.
-                    image = decode_image(
-                        self.keys[item],
-                        target_size=self.image_size if reduced else None,
-                        color_mode=self.decoding.color_mode,
-                        exif_orientation=self.decoding.exif_orientation,
-                        max_image_pixels=self.decoding.max_image_pixels,
-                    )
-                    data[row] = self.decoding.fit(image, self.image_size)
-                except ImageReadError:  # every decode failure (documented)
-                    self.failed[item] = True
-            return rows
-
+        paths = [self.keys[i] for i in candidates[todo].tolist()]
         bar = tqdm(
             total=len(todo),
             desc="augframe cache",
@@ -209,9 +217,89 @@ class Build:
             leave=False,
         )
         with bar:
-            # On an error, queued jobs stop and running ones finish before the
-            # caller removes the file they write to.
-            run_chunks(pool, job, todo, chunk=_CHUNK, bar=bar)
+            left = np.arange(len(todo))  # positions in `todo`
+            if (
+                num_workers >= max(2, PROCESS_DECODE_WORKERS)
+                and len(todo) >= PROCESS_DECODE_FILES
+            ):
+                left = self._decode_in_processes(
+                    data, todo, paths, num_workers, bar=bar
+                )
+            if len(left):
+                self._decode_in_threads(data, todo, paths, left, pool, bar=bar)
+        self.failed[candidates[todo[self._failed_rows]]] = True
+
+    def _decode_in_threads(
+        self,
+        data: np.memmap,
+        todo: np.ndarray,
+        paths: list[str],
+        left: np.ndarray,
+        pool: ThreadPoolExecutor,
+        *,
+        bar: tqdm,
+    ) -> None:
+        def job(positions: np.ndarray) -> np.ndarray:
+            failed = _decode_into(
+                data,
+                todo[positions],
+                [paths[i] for i in positions.tolist()],
+                self.image_size,
+                self.decoding,
+            )
+            self._failed_rows.extend(positions[failed].tolist())
+            return positions
+
+        # On an error, queued jobs stop and running ones finish before the
+        # caller removes the file they write to.
+        run_chunks(pool, job, left, chunk=_CHUNK, bar=bar)
+
+    def _decode_in_processes(
+        self,
+        data: np.memmap,
+        todo: np.ndarray,
+        paths: list[str],
+        num_workers: int,
+        *,
+        bar: tqdm,
+    ) -> np.ndarray:
+        """Decodes rows in `num_workers` spawned processes, each writing its
+        rows through its own map of the data file; the positions in `todo`
+        left undone (all of them if the pool broke: a decoder crashed)."""
+        done = np.zeros(len(todo), dtype=bool)
+        chunk = max(_CHUNK, min(_PROCESS_CHUNK, len(todo) // (8 * num_workers)))
+        starts = range(0, len(todo), chunk)
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(
+            num_workers,
+            mp_context=context,
+            initializer=_open_rows,
+            initargs=(str(data.filename),),
+        ) as processes:
+            with main_hidden():  # the processes start as jobs are submitted
+                futures = {
+                    processes.submit(
+                        _decode_job,
+                        todo[start : start + chunk],
+                        paths[start : start + chunk],
+                        self.image_size,
+                        self.decoding,
+                    ): start
+                    for start in starts
+                }
+            try:
+                for future in as_completed(futures):
+                    start = futures[future]
+                    failed = future.result()
+                    self._failed_rows.extend((start + failed).tolist())
+                    done[start : start + chunk] = True
+                    bar.update(min(chunk, len(todo) - start))
+            except BrokenProcessPool:
+                pass  # the rows left are decoded in threads
+            finally:
+                for future in futures:
+                    future.cancel()
+        return np.flatnonzero(~done)
 
     def _compact(self, data: np.memmap, candidates: np.ndarray) -> np.memmap:
         """A copy of `data` without the rows that failed to decode."""
@@ -362,3 +450,51 @@ def cache_error(exc: OSError, cache_dir: Path) -> CacheError:
         f"Cannot write the image cache in {str(cache_dir)!r} ({exc}). Check that "
         "the folder is writable, or pass another `cache_dir` (or cache_dir=None)."
     )
+
+
+def _decode_into(
+    data: np.ndarray,
+    rows: np.ndarray,
+    paths: list[str],
+    image_size: tuple[int, int],
+    decoding: Decoding,
+) -> np.ndarray:
+    """Decodes `paths` into `rows` of `data`; the positions that failed.
+
+    What `augframe.io.decode.files.load_image` does, row by row: every
+    decode failure (`ImageReadError`, documented) is a failed position.
+    """
+    failed: list[int] = []
+    reduced = image_size if decoding.reduced_decode else None
+    for position, (row, path) in enumerate(zip(rows.tolist(), paths, strict=True)):
+        try:
+            image = decode_image(
+                path,
+                target_size=reduced,
+                color_mode=decoding.color_mode,
+                exif_orientation=decoding.exif_orientation,
+                max_image_pixels=decoding.max_image_pixels,
+            )
+            data[row] = decoding.fit(image, image_size)
+        except ImageReadError:
+            failed.append(position)
+    return np.asarray(failed, dtype=np.int64)
+
+
+_ROWS: list[np.memmap] = []  # a decode process's map of the data file
+
+
+def _open_rows(path: str) -> None:
+    """A decode process's start: one OpenCV thread, the data file mapped."""
+    import cv2
+
+    cv2.setNumThreads(1)
+    _ROWS.append(np.load(path, mmap_mode="r+"))
+
+
+def _decode_job(
+    rows: np.ndarray, paths: list[str], image_size: tuple[int, int], decoding: Decoding
+) -> np.ndarray:
+    """Decodes one job's rows in a decode process; the positions that failed."""
+    # Written through the shared map: the parent's fsync writes these pages.
+    return _decode_into(_ROWS[0], rows, paths, image_size, decoding)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import os
 
 import cv2
@@ -17,7 +16,13 @@ from augframe.io.decode.arrays import (
     to_color_mode,
 )
 from augframe.io.decode.headers import header_size, image_format, tiff_tile_size
-from augframe.io.decode.jpeg import MAX_JPEG_SCANS, jpeg_scan_count, jpeg_size
+from augframe.io.decode.jpeg import (
+    MAX_JPEG_SCANS,
+    jpeg_frame,
+    jpeg_scan_count,
+    scalable_size,
+    scans_at_most,
+)
 from augframe.options import registry as opts
 
 __all__ = [
@@ -125,7 +130,9 @@ def _unreadable(path: str | os.PathLike[str], exc: BaseException) -> ImageReadEr
 
 
 def check_buffers(
-    path: str | os.PathLike[str], head: np.ndarray | bytes, max_image_pixels: int
+    path: str | os.PathLike[str],
+    head: np.ndarray | bytes | bytearray,
+    max_image_pixels: int,
 ) -> None:
     """Raises `ImageReadError` when a part of an image that its decoder
     allocates whole, beyond the image (a TIFF's tile), has more than
@@ -256,10 +263,16 @@ def decode_image(
         raise invalid(
             "color_mode", color_mode, f"one of {', '.join(map(repr, CHANNELS))}"
         )
-    data = _read_image(path, max_image_pixels)
-    _check_scans(path, data)
+    data, frame = _read_image(path, max_image_pixels)
+    _check_scans(path, data, frame)
     try:
-        image = _decode(data, target_size, color_mode, exif_orientation)
+        image = _decode(
+            np.frombuffer(data, dtype=np.uint8),
+            target_size,
+            color_mode,
+            exif_orientation,
+            scalable_size(frame),
+        )
     except Exception as exc:  # cv2.error, MemoryError, ...: one unreadable path
         raise _unreadable(path, exc) from exc
     if image is None:
@@ -268,15 +281,24 @@ def decode_image(
     return image
 
 
-def _read_image(path: str | os.PathLike[str], max_image_pixels: int) -> np.ndarray:
-    """The bytes of an image file whose header passed `check_pixels`, bounded.
+_Frame = tuple[int, int, int, int] | None
+"""A JPEG's frame header (`jpeg.jpeg_frame`), None for another format."""
+
+
+def _read_image(
+    path: str | os.PathLike[str], max_image_pixels: int
+) -> tuple[bytearray, _Frame]:
+    """The bytes of an image file whose header passed `check_pixels`, bounded,
+    and its JPEG frame header (None for another format).
 
     The first `METADATA_BYTES` (or the whole file, if smaller) are read, the
     header's size checked against `max_image_pixels`; a file larger than
     `BYTES_PER_PIXEL` per claimed pixel plus `METADATA_BYTES` is refused
-    before the rest is read. The bytes go into one preallocated array
-    (`readinto`): the file's size in memory once, never twice. Opened as
-    `read_image_bytes` opens files; a `MemoryError` is an `ImageReadError`.
+    before the rest is read. The bytes go into one preallocated buffer
+    (`readv` on the descriptor): the file's size in memory once, never
+    twice; the header is parsed once, from that buffer, for every check and
+    for the reduced decode. Opened as `read_image_bytes` opens files; a
+    `MemoryError` is an `ImageReadError`.
     """
     where = os.fspath(path)
     try:
@@ -284,41 +306,48 @@ def _read_image(path: str | os.PathLike[str], max_image_pixels: int) -> np.ndarr
     except OSError as exc:
         raise ImageReadError(f"{where}: {exc.strerror or exc}") from exc
     try:
-        with os.fdopen(fd, "rb", buffering=0) as handle:
-            size = os.fstat(handle.fileno()).st_size
-            data = np.empty(min(size, METADATA_BYTES), dtype=np.uint8)
-            got = _read_into(handle, data, 0)
-            if got == 0:
-                raise ImageReadError(f"{where}: empty file")
-            height, width = _claimed_size(path, data[:got])
-            check_pixels(path, (height, width), max_image_pixels)
-            check_buffers(path, data[:got], max_image_pixels)
-            most = BYTES_PER_PIXEL * height * width + METADATA_BYTES
-            if size > most:
-                raise ImageReadError(
-                    f"{where}: the file is {size:,} bytes, more than an image of "
-                    f"{width}x{height} needs (at most {most:,}: {BYTES_PER_PIXEL} "
-                    f"bytes a pixel and {METADATA_BYTES // 2**20} MiB of metadata); "
-                    "data appended to an image, or a damaged file"
-                )
-            if got < data.size or size <= data.size:
-                return data[:got]  # the whole file (it may have shrunk)
-            whole = np.empty(size, dtype=np.uint8)
-            whole[:got] = data
-            del data
-            return whole[: _read_into(handle, whole, got)]
+        size = os.fstat(fd).st_size
+        data = bytearray(min(size, METADATA_BYTES))
+        got = _read_into(fd, data, 0)
+        if got == 0:
+            raise ImageReadError(f"{where}: empty file")
+        if got < len(data):
+            del data[got:]  # the file shrank since fstat
+        (height, width), frame = _claimed_size(path, data, max_image_pixels)
+        most = BYTES_PER_PIXEL * height * width + METADATA_BYTES
+        if size > most:
+            raise ImageReadError(
+                f"{where}: the file is {size:,} bytes, more than an image of "
+                f"{width}x{height} needs (at most {most:,}: {BYTES_PER_PIXEL} "
+                f"bytes a pixel and {METADATA_BYTES // 2**20} MiB of metadata); "
+                "data appended to an image, or a damaged file"
+            )
+        if got < METADATA_BYTES or size <= got:
+            return data, frame  # the whole file
+        whole = bytearray(size)
+        whole[:got] = data
+        del data
+        del whole[_read_into(fd, whole, got) :]
+        return whole, frame
     except MemoryError as exc:
         raise _unreadable(path, exc) from exc
     except ImageReadError:
         raise
     except OSError as exc:
         raise ImageReadError(f"{where}: {exc.strerror or exc}") from exc
+    finally:
+        os.close(fd)
 
 
-def _check_scans(path: str | os.PathLike[str], data: np.ndarray) -> None:
+def _check_scans(path: str | os.PathLike[str], data: bytearray, frame: _Frame) -> None:
     """`ImageReadError` for a JPEG of more than `MAX_JPEG_SCANS` scans (each
-    one decodes the whole image again: 20,000 took 83 s)."""
-    if _is_jpeg(data) and jpeg_scan_count(data) > MAX_JPEG_SCANS:
+    one decodes the whole image again: 20,000 took 83 s). The markers are
+    walked only when a bound in C (`jpeg.scans_at_most`) cannot rule it out."""
+    if (
+        frame is not None
+        and not scans_at_most(data)
+        and jpeg_scan_count(data) > MAX_JPEG_SCANS
+    ):
         raise ImageReadError(
             f"{os.fspath(path)}: a JPEG of more than {MAX_JPEG_SCANS} scans "
             "(encoders write at most a few dozen; each scan decodes the whole "
@@ -326,32 +355,42 @@ def _check_scans(path: str | os.PathLike[str], data: np.ndarray) -> None:
         )
 
 
-def _read_into(handle: io.RawIOBase, buffer: np.ndarray, start: int) -> int:
-    """Fills `buffer[start:]` from `handle`; the bytes in `buffer` at the end."""
-    view = buffer.data  # the array's own buffer: nothing copied
+def _read_into(fd: int, buffer: bytearray, start: int) -> int:
+    """Fills `buffer[start:]` from the descriptor `fd`; the bytes in `buffer` at the end."""
+    view = memoryview(buffer)
     pos = start
-    while pos < len(view):
-        count = handle.readinto(view[pos:])
-        if not count:
-            break  # the file ended (or shrank since fstat)
-        pos += count
+    try:
+        while pos < len(view):
+            count = os.readv(fd, [view[pos:]])
+            if not count:
+                break  # the file ended (or shrank since fstat)
+            pos += count
+    finally:
+        view.release()  # the buffer may be resized after
     return pos
 
 
-def _claimed_size(path: str | os.PathLike[str], data: np.ndarray) -> tuple[int, int]:
-    """The size the header claims; `ImageReadError` for a file that is not a
-    JPEG, PNG, GIF, BMP, TIFF or WebP, or whose header holds no size (a
-    decoder would fail on it, or allocate what no header announced)."""
+def _claimed_size(
+    path: str | os.PathLike[str], data: bytearray, max_image_pixels: int
+) -> tuple[tuple[int, int], _Frame]:
+    """The size the header claims, checked against `max_image_pixels` (and a
+    TIFF's tile), and a JPEG's frame header: `ImageReadError` for a file that
+    is not a JPEG, PNG, GIF, BMP, TIFF or WebP, or whose header holds no size
+    (a decoder would fail on it, or allocate what no header announced)."""
     kind = image_format(data)
     if kind is None:
         raise ImageReadError(f"{os.fspath(path)}: {NOT_AN_IMAGE}")
-    size = header_size(data)
+    frame = jpeg_frame(data) if kind == "jpeg" else None
+    size = frame[2:] if frame is not None else header_size(data)
     if size is None:
         raise ImageReadError(
             f"{os.fspath(path)}: a {kind.upper()} file whose header holds no "
             "readable size (truncated or damaged)"
         )
-    return size
+    check_pixels(path, size, max_image_pixels)
+    if kind == "tiff":
+        check_buffers(path, data, max_image_pixels)
+    return size, frame
 
 
 def _decode(
@@ -359,8 +398,13 @@ def _decode(
     target_size: tuple[int, int] | None,
     color_mode: str,
     exif_orientation: bool,
+    stored: tuple[int, int] | None,
 ) -> np.ndarray | None:
-    """The image in `color_mode`, or None when OpenCV cannot decode it."""
+    """The image in `color_mode`, or None when OpenCV cannot decode it.
+
+    `stored`: a JPEG's size from its frame header when libjpeg can decode
+    it at a reduced scale (`jpeg.scalable_size`), else None.
+    """
     if color_mode == "rgba" and not _is_jpeg(data):
         rgba = _decode_with_alpha(data)
         if rgba is not None:
@@ -368,7 +412,9 @@ def _decode(
     gray = color_mode == "grayscale"
     ignore = 0 if exif_orientation else cv2.IMREAD_IGNORE_ORIENTATION
     bgr = None
-    flag = _reduced_flag(data, target_size, gray=gray) if REDUCED_JPEG_DECODE else None
+    flag = (
+        _reduced_flag(stored, target_size, gray=gray) if REDUCED_JPEG_DECODE else None
+    )
     if flag is not None and target_size is not None:
         bgr = cv2.imdecode(data, flag | ignore)
         # A safety net: `_reduced_flag` already rules out a too small result.
@@ -423,9 +469,15 @@ _REDUCED_GRAY_FLAGS = {
 
 
 def _reduced_flag(
-    data: np.ndarray, target_size: tuple[int, int] | None, *, gray: bool = False
+    size: tuple[int, int] | None,
+    target_size: tuple[int, int] | None,
+    *,
+    gray: bool = False,
 ) -> int | None:
-    """The `cv2.IMREAD_REDUCED_*` flag for this JPEG, or None (full decode).
+    """The `cv2.IMREAD_REDUCED_*` flag for a JPEG of `size`, or None (full decode).
+
+    `size`: the stored size of a JPEG libjpeg can scale (`jpeg.scalable_size`),
+    None for any other file.
 
     libjpeg rounds scaled sizes up, so `side // factor >= target` guarantees
     a reduced side of at least `target`. The header gives the stored size,
@@ -435,10 +487,7 @@ def _reduced_flag(
     see `augframe.io.decode.arrays.reduce_factor`). A center crop to the target's
     aspect ratio then still covers the target.
     """
-    if target_size is None:
-        return None
-    size = jpeg_size(data)
-    if size is None:
+    if target_size is None or size is None:
         return None
     factor = reduce_factor(size, target_size)
     if factor == 1:

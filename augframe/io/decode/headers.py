@@ -44,14 +44,14 @@ formats, the size its header claims."""
 _MAX_IFD_ENTRIES = 4096  # a TIFF directory longer than this is damage
 
 
-def _view(data: np.ndarray | bytes) -> memoryview:
+def _view(data: np.ndarray | bytes | bytearray) -> memoryview:
     """The bytes of `data`, not copied (a flat uint8 array's buffer)."""
     if isinstance(data, np.ndarray):
         return np.ascontiguousarray(data, dtype=np.uint8).reshape(-1).data.cast("B")
     return memoryview(data).cast("B")
 
 
-def image_format(data: np.ndarray | bytes) -> str | None:
+def image_format(data: np.ndarray | bytes | bytearray) -> str | None:
     """The format whose signature `data` starts with, or None.
 
     One of "jpeg", "png", "gif", "bmp", "tiff", "webp": the formats of the
@@ -77,7 +77,7 @@ def image_format(data: np.ndarray | bytes) -> str | None:
     return None
 
 
-def header_size(data: np.ndarray | bytes) -> tuple[int, int] | None:
+def header_size(data: np.ndarray | bytes | bytearray) -> tuple[int, int] | None:
     """`(height, width)` that the image's header claims, or None (unknown).
 
     Reads the header of a JPEG (its frame header, any coding process),

@@ -7,7 +7,15 @@ import struct
 
 import numpy as np
 
-__all__ = ["MAX_JPEG_SCANS", "jpeg_frame_size", "jpeg_scan_count", "jpeg_size"]
+__all__ = [
+    "MAX_JPEG_SCANS",
+    "jpeg_frame",
+    "jpeg_frame_size",
+    "jpeg_scan_count",
+    "jpeg_size",
+    "scalable_size",
+    "scans_at_most",
+]
 
 # Start-of-frame markers of the DCT processes libjpeg decodes at 1/2, 1/4 or
 # 1/8 scale: baseline, extended sequential and progressive (Huffman coding).
@@ -36,7 +44,7 @@ libjpeg-turbo's tools offer the same kind of limit (`-maxscans`)."""
 _MARKER = re.compile(rb"\xff+([^\x00\xd0-\xd7\xff])")
 
 
-def jpeg_size(data: np.ndarray | bytes) -> tuple[int, int] | None:
+def jpeg_size(data: np.ndarray | bytes | bytearray) -> tuple[int, int] | None:
     """`(height, width)` of an 8-bit, scalable JPEG from its frame header.
 
     Walks the marker segments from the start of the file to the first
@@ -57,7 +65,21 @@ def jpeg_size(data: np.ndarray | bytes) -> tuple[int, int] | None:
     >>> jpeg_size(b"\\x89PNG\\r\\n\\x1a\\n") is None
     True
     """
-    frame = _frame_header(data)
+    return scalable_size(jpeg_frame(data))
+
+
+def scalable_size(
+    frame: tuple[int, int, int, int] | None,
+) -> tuple[int, int] | None:
+    """`(height, width)` of a frame header (`jpeg_frame`) libjpeg can scale, or None.
+
+    What `jpeg_size` gives from the header already read: None unless the
+    frame is 8-bit baseline, extended or progressive Huffman DCT.
+
+    Example:
+    >>> scalable_size((0xC0, 8, 30, 40)), scalable_size((0xC3, 8, 30, 40))
+    ((30, 40), None)
+    """
     if frame is None:
         return None
     marker, precision, height, width = frame
@@ -66,7 +88,7 @@ def jpeg_size(data: np.ndarray | bytes) -> tuple[int, int] | None:
     return height, width
 
 
-def jpeg_frame_size(data: np.ndarray | bytes) -> tuple[int, int] | None:
+def jpeg_frame_size(data: np.ndarray | bytes | bytearray) -> tuple[int, int] | None:
     """`(height, width)` of any JPEG's frame header (any coding process), or None.
 
     What the pixel limit checks: lossless, arithmetic-coded and 12-bit
@@ -76,12 +98,19 @@ def jpeg_frame_size(data: np.ndarray | bytes) -> tuple[int, int] | None:
     >>> jpeg_frame_size(b"\\xff\\xd8\\xff\\xc3\\x00\\x0b\\x10\\x80\\x00\\x40\\x00")
     (32768, 16384)
     """
-    frame = _frame_header(data)
+    frame = jpeg_frame(data)
     return None if frame is None else frame[2:]
 
 
-def _frame_header(data: np.ndarray | bytes) -> tuple[int, int, int, int] | None:
+def jpeg_frame(
+    data: np.ndarray | bytes | bytearray,
+) -> tuple[int, int, int, int] | None:
     """`(marker, precision, height, width)` of the first start-of-frame segment.
+
+    The one parse of a JPEG's header that `jpeg_size`, `jpeg_frame_size`
+    and the decoder share (a decode reads it once). `bytes` and `bytearray`
+    are read in place; an array is copied to bytes first. None as in
+    `jpeg_frame_size`.
 
     Between segments, bytes that are not a marker are skipped up to the next
     0xFF, as libjpeg does (with a warning) for files padded by some cameras.
@@ -89,9 +118,9 @@ def _frame_header(data: np.ndarray | bytes) -> tuple[int, int, int, int] | None:
     by the data's length.
     """
     raw = (
-        np.ascontiguousarray(data, dtype=np.uint8).reshape(-1).tobytes()
-        if isinstance(data, np.ndarray)
-        else bytes(data)
+        data
+        if isinstance(data, (bytes, bytearray))
+        else np.ascontiguousarray(data, dtype=np.uint8).reshape(-1).tobytes()
     )
     size = len(raw)
     if size < 4 or not raw.startswith(b"\xff\xd8\xff"):
@@ -125,7 +154,9 @@ def _frame_header(data: np.ndarray | bytes) -> tuple[int, int, int, int] | None:
     return None
 
 
-def jpeg_scan_count(data: np.ndarray | bytes, stop_after: int = MAX_JPEG_SCANS) -> int:
+def jpeg_scan_count(
+    data: np.ndarray | bytes | bytearray, stop_after: int = MAX_JPEG_SCANS
+) -> int:
     """The start-of-scan (SOS, 0xFFDA) segments of a JPEG, up to `stop_after + 1`.
 
     Walks the markers from the start of the file to its end-of-image marker:
@@ -169,3 +200,19 @@ def jpeg_scan_count(data: np.ndarray | bytes, stop_after: int = MAX_JPEG_SCANS) 
             scans += 1
         pos += max(length, 2)  # the segment, then (after SOS) entropy data
     return scans
+
+
+def scans_at_most(data: bytes | bytearray, limit: int = MAX_JPEG_SCANS) -> bool:
+    """True when a JPEG has certainly at most `limit` scans: a bound in C.
+
+    Every start-of-scan marker `jpeg_scan_count` counts is a distinct pair
+    of bytes 0xFF 0xDA in the file, so their count (one pass of
+    `bytes.count`) bounds the scans from above. False means "maybe more":
+    `jpeg_scan_count` walks the markers then (bytes 0xFF 0xDA inside an EXIF
+    thumbnail or an ICC profile count here, not there).
+
+    Example:
+    >>> scans_at_most(b"\\xff\\xd8\\xff\\xda" * 3, 3), scans_at_most(b"\\xff\\xda" * 3, 2)
+    (True, False)
+    """
+    return data.count(b"\xff\xda") <= limit

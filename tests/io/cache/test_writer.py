@@ -181,3 +181,48 @@ def test_cache_error_says_what_to_do(code, match):
     assert isinstance(error, CacheError)
     assert re.search(match, str(error))
     assert "cache_dir=None" in str(error)
+
+
+def test_decoding_in_processes_gives_the_bytes_and_skips_of_threads(
+    tmp_path, monkeypatch
+):
+    """A large build decodes in spawned processes that write through their
+    own maps: the same rows, the same files skipped, as with threads."""
+    paths, labels = dataset(tmp_path / "data")
+    bad = bad_files(tmp_path / "data" / "c1")
+    all_paths = paths[:4] + bad + paths[4:]
+    all_labels = np.concatenate([labels[:4], [1, 1, 1], labels[4:]]).astype(np.int32)
+    with pytest.warns(ImageWarning, match="3 image"):
+        threads = build(all_paths, all_labels, tmp_path / "threads")
+    monkeypatch.setattr(writer, "PROCESS_DECODE_FILES", 1)
+    monkeypatch.setattr(writer, "PROCESS_DECODE_WORKERS", 2)
+    monkeypatch.setattr(writer, "_CHUNK", 2)  # several jobs per process
+    started = []
+    real = writer.ProcessPoolExecutor
+
+    def counted(*args, **kwargs):
+        started.append(args[0])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(writer, "ProcessPoolExecutor", counted)
+    with pytest.warns(ImageWarning, match="3 image") as record:
+        processes = build(all_paths, all_labels, tmp_path / "processes")
+    assert started == [2]
+    assert all(name in str(record[0].message) for name in bad)
+    assert [processes.name(i) for i in range(len(processes))] == paths
+    np.testing.assert_array_equal(all_images(processes), all_images(threads))
+    np.testing.assert_array_equal(
+        all_images(processes), np.stack([expected(p) for p in paths])
+    )
+
+
+def test_a_build_decoding_in_processes_leaves_no_process(tmp_path, monkeypatch):
+    import psutil
+
+    paths, labels = dataset(tmp_path / "data")
+    monkeypatch.setattr(writer, "PROCESS_DECODE_FILES", 1)
+    monkeypatch.setattr(writer, "PROCESS_DECODE_WORKERS", 2)
+    before = {p.pid for p in psutil.Process().children(recursive=True)}
+    build(paths, labels, tmp_path / "cache")
+    after = {p.pid for p in psutil.Process().children(recursive=True)}
+    assert after <= before

@@ -17,6 +17,7 @@ from augframe.io.decode.jpeg import (
     MAX_JPEG_SCANS,
     jpeg_scan_count,
     jpeg_size,
+    scans_at_most,
 )
 from tests import hostile_corpus
 from tests.io.conftest import photo
@@ -115,3 +116,37 @@ def test_scans_inside_an_exif_thumbnail_are_not_counted(tmp_path):
 def test_scan_counting_takes_any_bytes(tail):
     assert jpeg_scan_count(b"\xff\xd8\xff" + tail) >= 0
     assert jpeg_scan_count(tail) >= 0
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=400), st.integers(0, 8))
+def test_the_bound_on_scans_never_passes_more_than_the_walk_counts(tail, limit):
+    """`scans_at_most` is what lets a decode skip the marker walk: when it
+    says "at most `limit`", the walk never counts more."""
+    for data in (b"\xff\xd8\xff" + tail, b"\xff\xd8\xff\xda" * limit + tail):
+        if scans_at_most(data, limit):
+            assert jpeg_scan_count(data, limit) <= limit
+
+
+def test_the_bound_on_scans_is_exact_on_plain_jpegs(tmp_path):
+    path, scans = hostile_corpus.jpeg_with_scans(tmp_path / "a.jpg", 3)
+    data = path.read_bytes()
+    assert scans_at_most(data, scans)
+    assert not scans_at_most(data, scans - 1)
+
+
+def test_a_decode_reads_the_jpeg_header_once(tmp_path, monkeypatch):
+    """The frame header serves the pixel limit and the reduced decode both."""
+    from augframe.io.decode import files, jpeg
+
+    calls = []
+
+    def counted(data):
+        calls.append(len(data))
+        return jpeg.jpeg_frame(data)
+
+    monkeypatch.setattr(files, "jpeg_frame", counted)
+    path = tmp_path / "a.jpg"
+    cv2.imwrite(str(path), photo(3, height=256, width=200))
+    assert decode_image(path, target_size=(32, 32)).shape == (64, 50, 3)  # 1/4
+    assert len(calls) == 1
