@@ -444,8 +444,11 @@ class ProcessMaker:
         """Makes batches on a lent thread while the workers start (in the
         background, with `buffer` mapped), then gives them the rest."""
         buffer: FrameBuffer = kwargs["buffer"]
-        self.share_soon([buffer])
-        self.start_soon()
+        try:
+            self.share_soon([buffer])
+            self.start_soon()
+        except Exception:  # a start that failed before: it fails again later
+            return self._threads.run(batches, **kwargs)
         results: list[BatchResult] = []
         done = 0
         while done < len(batches) and not self.ready:
