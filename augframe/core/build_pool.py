@@ -35,6 +35,7 @@ import time
 import weakref
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -291,13 +292,22 @@ class BuildPool:
                 self._registered.add(member.id)
             return executor
 
-    def share(self, member: Member, buffer: FrameBuffer) -> None:
-        """Maps `buffer` in every worker (a named segment then loses its name)."""
+    def share(
+        self, member: Member, buffer: FrameBuffer, executor: ProcessPoolExecutor
+    ) -> None:
+        """Maps `buffer` in every worker of `executor` (a named segment then
+        loses its name).
+
+        Raises:
+            BrokenProcessPool: `executor` was shut down meanwhile (a broken
+                pool): the next run starts another.
+        """
         if buffer.shm is None:
             raise ValueError("ProcessMaker needs a FrameBuffer(shared=True)")
         with self._lock:
-            executor = self._executor
-            if executor is None or buffer.shm.name in member.buffers:
+            if executor is not self._executor:
+                raise BrokenProcessPool("the build pool was shut down meanwhile")
+            if buffer.shm.name in member.buffers:
                 return
             if not buffer.linked:
                 buffer.reshare()  # a new pool: the old segment's name is gone
@@ -312,12 +322,6 @@ class BuildPool:
             self._broadcast(executor, lambda: executor.submit(_map, ref, shape), sent)
             member.buffers.add(segment.name)
             buffer.mapped_everywhere()
-
-    def submit(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
-        executor = self._executor
-        if executor is None:
-            raise RuntimeError("the build pool is not running")
-        return executor.submit(fn, *args)
 
     def broken(self, executor: ProcessPoolExecutor | None = None) -> None:
         """Shuts the pool down (a worker died): the next run starts another."""

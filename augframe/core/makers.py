@@ -392,9 +392,9 @@ class ProcessMaker:
         (docs/design/memory.md).
         """
         self._wait_started()
-        self._join()
+        executor = self._join()
         for buffer in buffers:
-            self._pool.share(self._member, buffer)
+            self._pool.share(self._member, buffer, executor)
 
     def run(
         self,
@@ -474,7 +474,7 @@ class ProcessMaker:
         try:
             self._wait_started()
             executor = self._join()
-            self._pool.share(self._member, buffer)
+            self._pool.share(self._member, buffer, executor)
             assert buffer.shm is not None
             shape = buffer.array.shape
             ref = buffer.shm.ref

@@ -233,6 +233,62 @@ def test_a_first_frame_hands_its_batches_over_once_the_workers_run(
     assert wait_gone(pids) == []
 
 
+def test_users_registering_at_once_each_get_their_own_store_and_buffer(sources):
+    """Registrations and buffer maps from several threads at once never mix
+    (one broadcast at a time per pool): each frame is its threads' one."""
+    spec = PipelineSpec(flip_rotate)
+    stores = [
+        mapping_to_store(
+            {k: v + i for k, v in source.items()}, image_size=IMAGE_SIZE, num_workers=1
+        )
+        for i in range(2)
+        for source in sources
+    ]
+
+    def frame(kind, store, names, entropy):
+        made = kind(store, spec, entropy=entropy, num_workers=2)
+        buffer = FrameBuffer(20, IMAGE_SIZE, shared=kind is ProcessMaker)
+        builder = FrameBuilder(
+            store,
+            spec=spec,
+            class_names=names,
+            samples_per_class=10,
+            entropy=entropy,
+            maker=made,
+        )
+        try:
+            if isinstance(made, ProcessMaker):
+                made.share([buffer])  # registers and maps, beside the others
+            images = builder.build(generation=1, buffer=buffer, aug_p=0.5, pipe_p=1)
+            return images.images.copy(), made.pids if kind is ProcessMaker else []
+        finally:
+            made.close()
+            buffer.release_shared()
+
+    expected = [frame(ThreadMaker, s, n, i)[0] for i, (s, n) in enumerate(stores)]
+    got: dict[int, tuple[np.ndarray, list[int]]] = {}
+    barrier = threading.Barrier(len(stores))
+
+    def user(i: int) -> None:
+        barrier.wait()
+        got[i] = frame(ProcessMaker, *stores[i], i)
+
+    keeper = ProcessMaker(*stores[0][:1], spec, entropy=0, num_workers=2)
+    keeper.start()  # the pool runs all along: every user shares it
+    try:
+        threads = [threading.Thread(target=user, args=(i,)) for i in range(len(stores))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(120)
+        assert sorted(got) == list(range(len(stores)))
+        for i, images in enumerate(expected):
+            np.testing.assert_array_equal(got[i][0], images)
+            assert got[i][1] == keeper.pids
+    finally:
+        keeper.close()
+
+
 def test_pools_are_one_per_worker_count(sources):
     assert build_pool.pool_for(2, needs_main=False) is build_pool.pool_for(
         2, needs_main=False
