@@ -55,7 +55,14 @@ from augframe.core.shm import (
 from augframe.core.worker_start import WorkerStart
 from augframe.io.stores import ImageStore
 
-__all__ = ["ATTACH_TIMEOUT", "BuildPool", "Member", "pool_for", "worker_user"]
+__all__ = [
+    "ATTACH_TIMEOUT",
+    "BuildPool",
+    "Member",
+    "pool_for",
+    "worker_buffer",
+    "worker_user",
+]
 
 PARENT_POLL_SECONDS = 0.5
 """How often a build process checks that the process that started it lives."""
@@ -251,13 +258,15 @@ class BuildPool:
         self._executor: ProcessPoolExecutor | None = None
         self._finalizer: Callable[[], Any] | None = None
         self._channel: socket.socket | None = None
+        self._up = False  # every worker answered its ping
         self._members: dict[int, Member] = {}
         self._registered: set[int] = set()  # in the running workers
         self._dropped: list[int] = []  # collected users, dropped at the next broadcast
 
     @property
     def running(self) -> bool:
-        return self._executor is not None
+        """Whether the workers run (all started, none known dead)."""
+        return self._executor is not None and self._up
 
     @property
     def pids(self) -> list[int]:
@@ -393,6 +402,7 @@ class BuildPool:
         except BaseException:
             self._stop()
             raise
+        self._up = True
         return executor
 
     def _broadcast(
@@ -422,6 +432,7 @@ class BuildPool:
     def _stop(self) -> None:
         finalizer, self._finalizer = self._finalizer, None
         self._executor = self._channel = None
+        self._up = False
         self._registered.clear()
         self._dropped.clear()
         for member in self._members.values():
