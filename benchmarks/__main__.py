@@ -35,6 +35,7 @@ BENCHMARKS = {
     "cache_verify": "benchmarks.bench_cache_verify",
     "default_cache": "benchmarks.bench_default_cache",
     "restart": "benchmarks.bench_restart",
+    "second": "benchmarks.bench_second",
     "quality": "benchmarks.bench_quality",
     "cluster": "benchmarks.bench_cluster",
     "scale": "benchmarks.bench_scale",

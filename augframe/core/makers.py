@@ -4,17 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import multiprocessing
-import multiprocessing.connection
-import os
 import pickle
 import queue
-import socket
-import sys
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -26,18 +21,11 @@ from tqdm.auto import tqdm
 from augframe._parallel import Gate, submit_paced
 from augframe.augment.pipeline import PipelineSpec, WorkerPipelines, check_sample
 from augframe.core.buffer import FrameBuffer
-from augframe.core.build_process import prepare_build_process
+from augframe.core.build_pool import Member, pool_for, worker_buffer, worker_user
 from augframe.core.limits import probe_memory
 from augframe.core.seeds import Stream, derive_rng
-from augframe.core.shared_source import SharedSource, copy_bytes, stand_in
-from augframe.core.shm import (
-    SegmentRef,
-    attach,
-    remove_dead_runs,
-    semaphores_named,
-    send_fd,
-)
-from augframe.core.worker_start import WorkerStart
+from augframe.core.shared_source import copy_bytes, stand_in
+from augframe.core.shm import SegmentRef
 from augframe.errors import SourceError, invalid
 from augframe.io.decode.files import ImageReadError
 from augframe.io.stores import ImageStore, natives_at_size
@@ -315,159 +303,42 @@ class ThreadMaker:
             self._pipelines.clear()
 
 
-_WORKER: dict[str, Any] = {}
-
-PARENT_POLL_SECONDS = 0.5
-"""How often a build process checks that the process that started it lives."""
-
-ORPHAN_EXIT_CODE = 75
-"""The exit status of a build process whose parent died."""
-
-ATTACH_TIMEOUT = 300.0
-"""Seconds every build process has to start and map a buffer (a slow start
-under load takes seconds; a worker that never comes breaks the pool)."""
-
-
-def _init_worker(
-    store: ImageStore,
-    spec: PipelineSpec,
-    entropy: int,
-    parent_pid: int,
-    barrier: Any,
-    channel: socket.socket,
-) -> None:
-    prepare_build_process()  # OpenCV's pool off, image arrays on the heap
-    channel.settimeout(ATTACH_TIMEOUT)
-    _WORKER.update(
-        store=store,
-        spec=spec,
-        entropy=entropy,
-        pipelines={},
-        buffers={},
-        barrier=barrier,
-        channel=channel,
-    )
-    threading.Thread(
-        target=_watch_parent,
-        args=(parent_pid,),
-        name="augframe-parent-watch",
-        daemon=True,
-    ).start()
-
-
-def _watch_parent(parent_pid: int) -> None:
-    """Ends this build process soon after its parent dies, by any signal.
-
-    The parent holds the write end of a pipe whose read end is this
-    process's `multiprocessing.parent_process().sentinel`: the kernel
-    closes it when the parent dies, SIGKILL included. The parent pid is
-    compared too (a process whose parent died gets a new one).
-    """
-    parent = multiprocessing.parent_process()
-    sentinel = parent.sentinel if parent is not None else None
-    while True:
-        if sentinel is not None:
-            if multiprocessing.connection.wait([sentinel], PARENT_POLL_SECONDS):
-                break
-        else:
-            time.sleep(PARENT_POLL_SECONDS)
-        if os.getppid() != parent_pid:
-            break
-    os._exit(ORPHAN_EXIT_CODE)
-
-
-def _attach(ref: SegmentRef, shape: tuple[int, ...]) -> np.ndarray:
-    buffers: dict[str, tuple[object, np.ndarray]] = _WORKER["buffers"]
-    if ref.name not in buffers:
-        # A memfd comes over the channel; a named segment is attached through
-        # the parent's resource tracker (spawned workers share it), so no one
-        # but the parent unlinks it.
-        holder, buf = attach(ref, _WORKER["channel"])
-        buffers[ref.name] = (holder, np.ndarray(shape, dtype=np.uint8, buffer=buf))
-    return buffers[ref.name][1]
+HANDOVER_CPUS = 2
+"""With more usable cores than this, a first frame made on lent threads
+starts the workers at once and hands them its remaining batches once they
+run (on fewer, they start after it: they would share its cores)."""
 
 
 def _process_job(
+    user: int,
     ref: SegmentRef,
     shape: tuple[int, ...],
     aug_p: float | None,
     pipe_p: float | None,
     batch: SlotBatch,
 ) -> BatchResult:
-    cache: dict[tuple[float | None, float | None], WorkerPipelines] = _WORKER[
-        "pipelines"
-    ]
-    key = (aug_p, pipe_p)
-    if key not in cache:
-        cache.clear()
-        cache[key] = WorkerPipelines(_WORKER["spec"], aug_p=aug_p, pipe_p=pipe_p)
+    mine = worker_user(user)
     return make_samples(
-        _WORKER["store"],
-        cache[key],
-        _attach(ref, shape),
+        mine.store,
+        mine.pipelines_for(aug_p, pipe_p),
+        worker_buffer(ref, shape),
         batch,
-        entropy=_WORKER["entropy"],
+        entropy=mine.entropy,
     )
-
-
-def _ping() -> int:
-    """This worker's pid, once every worker has started (one call each)."""
-    _WORKER["barrier"].wait(ATTACH_TIMEOUT)
-    return os.getpid()
-
-
-def _map(ref: SegmentRef, shape: tuple[int, ...]) -> int:
-    """Maps a buffer here, then waits until every worker has (one call each)."""
-    _attach(ref, shape)
-    _WORKER["barrier"].wait(ATTACH_TIMEOUT)
-    return os.getpid()
-
-
-def _shut_down(
-    pool: ProcessPoolExecutor, channel: list[socket.socket], source: SharedSource
-) -> None:
-    """Stops the pool's processes, then closes the channel's two ends and the
-    shared copy of the source."""
-    try:
-        pool.shutdown(cancel_futures=True)
-    finally:
-        for end in channel:
-            end.close()
-        source.close()
-
-
-@contextlib.contextmanager
-def _main_hidden(hide: bool) -> Iterator[None]:
-    """Keeps spawned children from re-importing the main script or module."""
-    main = sys.modules.get("__main__")
-    if not hide or main is None:
-        yield
-        return
-    saved = {
-        k: main.__dict__[k] for k in ("__file__", "__spec__") if k in main.__dict__
-    }
-    for key in saved:
-        if key == "__spec__":
-            main.__spec__ = None
-        else:
-            delattr(main, key)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            setattr(main, key, value)
 
 
 class ProcessMaker:
     """Makes samples in `num_workers` spawned processes writing to shared memory.
 
-    The store and the pipeline are sent to each worker once (so `augment` must
-    be picklable: a transform, a pipeline file, or a module-level factory).
-    Worker processes start at `start()`, `start_soon()` (in the background:
-    a sequence's first frame is made on threads meanwhile, see
-    `lending_threads`) or the first build, and stop at `close()` or when
-    the maker is garbage-collected. Scripts that use it need the usual
-    `if __name__ == "__main__":` guard, as for any spawned process.
+    The processes are this process's `BuildPool` for `num_workers`, shared
+    with every other sequence that asks for as many: each registers its
+    store and pipeline with them (so `augment` must be picklable: a
+    transform, a pipeline file, or a module-level factory). They start at
+    `start()`, `start_soon()` (in the background: a sequence's first frame
+    is made on threads meanwhile, see `lending_threads`) or the first build,
+    and stop when the last of their users closes or is garbage-collected.
+    Scripts that use it need the usual `if __name__ == "__main__":` guard,
+    as for any spawned process.
     """
 
     def __init__(
@@ -489,11 +360,10 @@ class ProcessMaker:
         # Spawned children re-run the main script's imports (often Keras and
         # TensorFlow: seconds and hundreds of MB each) unless told not to;
         # they need it only when the pipeline refers to the main module.
-        self._needs_main = payload.names_main
-        self._pool: ProcessPoolExecutor | None = None
-        self._finalizer: Callable[[], Any] | None = None
-        self._channel: socket.socket | None = None  # memfds go to workers here
-        self._mapped: set[str] = set()  # segments every current worker maps
+        self._pool = pool_for(num_workers, needs_main=payload.names_main)
+        self._member = Member()
+        # Collected without close(): the pool drops it (and stops if last).
+        self._finalizer = weakref.finalize(self, self._pool.collected, self._member)
         # Starting the workers in the background (`start_soon`) while a
         # blocking build runs on threads here (`lending_threads`).
         self._soon: list[FrameBuffer] = []  # mapped once the workers start
@@ -507,17 +377,22 @@ class ProcessMaker:
             num_workers=num_workers if spec.is_identity else 1,
         )
         self.runs_in_threads = 0  # runs made on threads here, the pool not ready
+        self.batches_handed_over = 0  # batches of lent runs given to the workers
 
     def start(self) -> None:
         """Starts every worker process now (the first build would otherwise)."""
         self._wait_started()
-        self._ensure_pool()
+        self._join()
+
+    def _join(self) -> ProcessPoolExecutor:
+        # The entropy is read now: a new one (a resumed state) registers again.
+        return self._pool.ensure(self._member, self.store, self.spec, self.entropy)
 
     def share_soon(self, buffers: Sequence[FrameBuffer]) -> None:
         """Maps `buffers` into the workers when they start (`start_soon`),
         or now if they run; starts nothing."""
         self._wait_started()
-        if self._pool is not None:
+        if self._pool.running:  # this sequence's or another's: registers now
             self.share(buffers)
         else:
             self._soon.extend(b for b in buffers if b not in self._soon)
@@ -526,7 +401,9 @@ class ProcessMaker:
         """Starts the workers (and maps the buffers of `share_soon`) on a
         background thread; returns at once. Builds made meanwhile wait for
         them, except those under `lending_threads`."""
-        if self._pool is not None or self._starter is not None:
+        if self._starter is not None:
+            return
+        if self._pool.running and self._pool.registered(self._member):
             return
         self._start_error = None
         self._starter = threading.Thread(
@@ -556,10 +433,11 @@ class ProcessMaker:
 
     @property
     def ready(self) -> bool:
-        """Whether the workers run and nothing is starting them."""
+        """Whether the workers run (for this sequence or another) and nothing
+        is starting them here."""
         starter = self._starter
         idle = starter is None or not starter.is_alive()
-        return self._pool is not None and idle and self._start_error is None
+        return self._pool.running and idle and self._start_error is None
 
     @contextlib.contextmanager
     def lending_threads(self) -> Iterator[None]:
@@ -567,8 +445,10 @@ class ProcessMaker:
         while the workers are not ready (started or starting); the samples
         are the same (seeded per slot), only where they are made differs.
 
-        The first frame is built so, and the workers started after it
-        (docs/design/engine.md): a restart never waits for processes.
+        The first frame is built so (docs/design/engine.md): a restart never
+        waits for processes. With more than `HANDOVER_CPUS` cores the
+        workers start with it and take its remaining batches once they run;
+        on fewer they start after it.
         """
         was = getattr(self._lent, "on", False)
         self._lent.on = True
@@ -586,79 +466,9 @@ class ProcessMaker:
         (docs/design/memory.md).
         """
         self._wait_started()
-        pool = self._ensure_pool()
+        executor = self._join()
         for buffer in buffers:
-            self._share(pool, buffer)
-
-    def _share(self, pool: ProcessPoolExecutor, buffer: FrameBuffer) -> None:
-        if buffer.shm is None:
-            raise ValueError("ProcessMaker needs a FrameBuffer(shared=True)")
-        if buffer.shm.name in self._mapped:
-            return
-        if not buffer.linked:
-            buffer.reshare()  # a new pool: the old segment's name is gone
-        segment, shape = buffer.shm, buffer.array.shape
-        assert segment is not None and self._channel is not None
-        try:
-            ref = segment.ref
-            futures = [pool.submit(_map, ref, shape) for _ in range(self.num_workers)]
-            if segment.fd is not None:  # one message per worker, taken as they map
-                send_fd(self._channel, ref, segment.fd, self.num_workers)
-            for future in futures:
-                future.result()
-        except BaseException:
-            self.close()  # a worker that did not map it breaks the barrier
-            raise
-        self._mapped.add(segment.name)
-        buffer.mapped_everywhere()
-
-    def _ensure_pool(self) -> ProcessPoolExecutor:
-        if self._pool is None:
-            remove_dead_runs()  # what killed runs left (docs/design/memory.md)
-            context = multiprocessing.get_context("spawn")
-            ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
-            ours.settimeout(ATTACH_TIMEOUT)
-            source = None
-            try:
-                # An in-RAM store goes as a reference to one shared copy of its
-                # natives, or to the caller's memory-mapped files, not as bytes.
-                source = SharedSource(self.store)  # one copy, whatever the workers
-                with semaphores_named():  # the queues' and the barrier's
-                    pool = ProcessPoolExecutor(
-                        self.num_workers,
-                        mp_context=context,
-                        # Unpickled first: PyTorch stays out of the workers.
-                        initializer=WorkerStart(f"{__name__}:_init_worker"),
-                        initargs=(
-                            source.sent,
-                            self.spec,
-                            self.entropy,
-                            os.getpid(),
-                            context.Barrier(self.num_workers),
-                            theirs,
-                        ),
-                    )
-            except BaseException:
-                ours.close()
-                theirs.close()
-                if source is not None:
-                    source.close()
-                raise
-            # Closed at exit or when the maker is collected, if not before.
-            finalizer = weakref.finalize(self, _shut_down, pool, [ours, theirs], source)
-            try:
-                with _main_hidden(not self._needs_main):
-                    # One ping per worker starts them all while __main__ is
-                    # hidden; the barrier makes each land on its own worker.
-                    pings = [pool.submit(_ping) for _ in range(self.num_workers)]
-                    for future in pings:
-                        future.result()
-                source.mapped_everywhere()  # a named copy loses its name
-            except BaseException:
-                finalizer()
-                raise
-            self._pool, self._finalizer, self._channel = pool, finalizer, ours
-        return self._pool
+            self._pool.share(self._member, buffer, executor)
 
     def run(
         self,
@@ -673,7 +483,17 @@ class ProcessMaker:
     ) -> list[BatchResult]:
         if not self.ready and getattr(self._lent, "on", False):
             self.runs_in_threads += 1
-            return self._threads.run(
+            if opts.usable_cpus() <= HANDOVER_CPUS:
+                return self._threads.run(
+                    batches,
+                    buffer=buffer,
+                    aug_p=aug_p,
+                    pipe_p=pipe_p,
+                    cancel=cancel,
+                    bar=bar,
+                    gate=gate,
+                )
+            return self._hand_over(
                 batches,
                 buffer=buffer,
                 aug_p=aug_p,
@@ -682,16 +502,62 @@ class ProcessMaker:
                 bar=bar,
                 gate=gate,
             )
+        return self._on_workers(
+            batches,
+            buffer=buffer,
+            aug_p=aug_p,
+            pipe_p=pipe_p,
+            cancel=cancel,
+            bar=bar,
+            gate=gate,
+        )
+
+    def _hand_over(
+        self, batches: Sequence[SlotBatch], **kwargs: Any
+    ) -> list[BatchResult]:
+        """Makes batches on a lent thread while the workers start (in the
+        background, with `buffer` mapped), then gives them the rest."""
+        buffer: FrameBuffer = kwargs["buffer"]
+        try:
+            self.share_soon([buffer])
+            self.start_soon()
+        except Exception:  # a start that failed before: it fails again later
+            return self._threads.run(batches, **kwargs)
+        results: list[BatchResult] = []
+        done = 0
+        while done < len(batches) and not self.ready:
+            results += self._threads.run(batches[done : done + 1], **kwargs)
+            done += 1
+        if done < len(batches):
+            self.batches_handed_over += len(batches) - done
+            results += self._on_workers(batches[done:], **kwargs)
+        return results
+
+    def _on_workers(
+        self,
+        batches: Sequence[SlotBatch],
+        *,
+        buffer: FrameBuffer,
+        aug_p: float | None,
+        pipe_p: float | None,
+        cancel: threading.Event | None,
+        bar: tqdm,
+        gate: Gate | None = None,
+    ) -> list[BatchResult]:
+        executor = None
         try:
             self._wait_started()
-            pool = self._ensure_pool()
-            self._share(pool, buffer)
+            executor = self._join()
+            self._pool.share(self._member, buffer, executor)
             assert buffer.shm is not None
             shape = buffer.array.shape
             ref = buffer.shm.ref
+            user = self._member.id
 
             def job(batch: SlotBatch) -> Future[BatchResult]:
-                return pool.submit(_process_job, ref, shape, aug_p, pipe_p, batch)
+                return executor.submit(
+                    _process_job, user, ref, shape, aug_p, pipe_p, batch
+                )
 
             return submit_paced(
                 job,
@@ -702,23 +568,20 @@ class ProcessMaker:
                 window=2 * self.num_workers,
             )
         except BrokenProcessPool:
-            # A worker died (killed, out of memory): the next build starts a
-            # new pool instead of failing forever.
-            self.close()
+            # A worker died (killed, out of memory): the next build of every
+            # user starts a new pool instead of failing forever.
+            self._pool.broken(executor)
             raise
 
     def close(self) -> None:
-        """Stops the worker processes (waiting for them to exit, and for a
-        background start to end first)."""
+        """Leaves the pool (its workers drop this sequence's store and
+        buffers; the last user stops them), waiting for a background start
+        to end first."""
         with contextlib.suppress(BaseException):
             self._wait_started()  # its error is moot: everything stops
         self._soon.clear()
         self._threads.close()
-        if self._finalizer is not None:
-            self._finalizer()
-            self._finalizer = None
-        self._pool = self._channel = None
-        self._mapped.clear()
+        self._pool.leave(self._member)
 
     @property
     def pids(self) -> list[int]:
@@ -726,9 +589,7 @@ class ProcessMaker:
         once a background start ends, when one runs)."""
         with contextlib.suppress(Exception):
             self._wait_started()
-        if self._pool is None:
-            return []
-        return list(getattr(self._pool, "_processes", {}) or {})
+        return self._pool.pids
 
 
 AUTO_PROCESS_PIXELS = 2000 * 64 * 64

@@ -35,8 +35,11 @@ Example:
 from __future__ import annotations
 
 import copy
+import io
 import mmap
 import os
+import pickle
+import socket
 import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -51,7 +54,14 @@ from augframe.errors import SourceError
 from augframe.io.class_arrays import ClassArrayStore
 from augframe.io.stores import ArrayStore, ImageStore, SubsetStore
 
-__all__ = ["SharedSource", "copy_bytes", "in_ram", "stand_in"]
+__all__ = [
+    "Payload",
+    "SharedSource",
+    "copy_bytes",
+    "in_ram",
+    "load_payload",
+    "stand_in",
+]
 
 ALIGN = 64
 """Each copied array starts at a multiple of this many bytes in the segment."""
@@ -113,6 +123,11 @@ class SharedSource:
         (a memfd keeps its descriptor, for processes spawned later)."""
         for segment in self._segments:
             segment.mapped_everywhere()
+
+    @property
+    def linked(self) -> bool:
+        """Whether a process started later can still map the copy."""
+        return all(segment.linked for segment in self._segments)
 
     def close(self) -> None:
         """No process can map the copy from now on (those that map it keep it)."""
@@ -378,3 +393,79 @@ def _array_store(
     images: np.ndarray, labels: np.ndarray, names: list[str] | None, owned: bool
 ) -> ArrayStore:
     return ArrayStore(images, labels, names=names, owned=owned)
+
+
+@dataclass(frozen=True)
+class Payload:
+    """Objects pickled for build processes that already run: the bytes, and
+    the memfds they refer to (sent beside them, one message per process:
+    `load_payload` receives them).
+
+    Example:
+    >>> Payload.of({"a": 1}).fds
+    []
+    """
+
+    data: bytes
+    names: list[str]
+    fds: list[int]
+
+    @classmethod
+    def of(cls, obj: object) -> Payload:
+        """Pickles `obj`; the memfd of a shared copy goes by descriptor."""
+        out = io.BytesIO()
+        pickler = _PayloadPickler(out)
+        pickler.dump(obj)
+        return cls(out.getvalue(), pickler.names, pickler.fds)
+
+    def send(self, channel: socket.socket, count: int) -> None:
+        """Sends the descriptors `count` times, one message per process."""
+        if self.fds:
+            label = "\0".join(self.names).encode()
+            for _ in range(count):
+                socket.send_fds(channel, [label], self.fds)
+
+
+class _PayloadPickler(pickle.Pickler):
+    def __init__(self, out: io.BytesIO) -> None:
+        super().__init__(out, protocol=pickle.HIGHEST_PROTOCOL)
+        self.names: list[str] = []
+        self.fds: list[int] = []
+
+    def persistent_id(self, obj: Any) -> Any:
+        if not isinstance(obj, _Mapping) or not isinstance(obj.holder, Segment):
+            return None
+        segment = obj.holder
+        if segment.fd is None:
+            return None  # a named segment (or a closed one) pickles as usual
+        if segment.name not in self.names:
+            self.names.append(segment.name)
+            self.fds.append(segment.fd)
+        return ("memfd", segment.name, obj.offset, obj.length)
+
+
+def load_payload(data: bytes, channel: socket.socket | None, fds: int) -> Any:
+    """Unpickles a `Payload` in a build process, receiving its `fds`
+    descriptors from `channel` first (mapped read-only, then closed)."""
+    received: dict[str, int] = {}
+    if fds:
+        assert channel is not None
+        label, got, _, _ = socket.recv_fds(channel, 1 << 16, fds)
+        received = dict(zip(label.decode().split("\0"), got, strict=True))
+    maps: dict[tuple[str, int, int], mmap.mmap] = {}
+
+    class Loader(pickle.Unpickler):
+        def persistent_load(self, pid: Any) -> Any:
+            _, name, offset, length = pid
+            key = (name, offset, length)
+            if key not in maps:
+                maps[key] = mmap.mmap(
+                    received[name], length, access=mmap.ACCESS_READ, offset=offset
+                )
+            return maps[key]
+
+    try:
+        return Loader(io.BytesIO(data)).load()
+    finally:
+        for fd in received.values():
+            os.close(fd)

@@ -7,8 +7,9 @@ without, on Linux with Python 3.11 and albumentations 2.0.8). A build
 process never needs it: its samples are uint8 `(H, W, C)` arrays, which a
 tensor transform such as `ToTensorV2` would not give.
 
-A pool's initializer is unpickled before its arguments (the pipeline, whose
-unpickling imports albumentations), so `WorkerStart` marks the adapter
+A pool's initializer is unpickled before anything else the process gets
+(the pipelines, whose unpickling imports albumentations, come later, as
+each sequence registers with the pool), so `WorkerStart` marks the adapter
 absent (`sys.modules["albumentations.pytorch"] = None`, which albumentations
 skips, as it does when PyTorch is missing) as it is unpickled, then calls
 the real initializer. This module imports nothing heavy. Where the build

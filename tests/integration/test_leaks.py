@@ -38,12 +38,14 @@ def alive(pid: int) -> bool:
         return False
 
 
-def start(tmp_path: Path, *, new_session: bool) -> tuple[subprocess.Popen, dict]:
+def start(
+    tmp_path: Path, *, new_session: bool, args: tuple[str, ...] = ()
+) -> tuple[subprocess.Popen, dict]:
     """Starts the training script; returns it and what it printed once serving."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     with (tmp_path / "stderr.txt").open("w") as err:
         child = subprocess.Popen(
-            [sys.executable, str(SCRIPT)],
+            [sys.executable, str(SCRIPT), *args],
             stdout=subprocess.PIPE,
             stderr=err,
             text=True,
@@ -138,3 +140,24 @@ def test_a_training_process_killed_mid_build_leaves_no_worker_and_no_segment(
             assert None not in owners
             remove_dead_runs()
             assert not any(Path(p).exists() for p in sems)
+
+
+def test_two_sequences_killed_mid_build_leave_no_worker_and_no_segment(tmp_path):
+    """Two sequences share one pool: a SIGKILL of the training process
+    leaves no worker, no segment of either and no semaphore."""
+    child, info = start(tmp_path, new_session=False, args=("--two",))
+    workers, segments = info["workers"], [s for s in info["segments"] if s]
+    family = [p.pid for p in psutil.Process(child.pid).children(recursive=True)]
+    sems = {str(SHM / ("sem." + n.lstrip("/"))) for n in info["semaphores"]}
+    with cleaned_up(child, family, segments, sems):
+        assert len(workers) == 2 and set(workers) <= set(family)
+        assert len(segments) == 4  # two shared buffers per sequence
+        time.sleep(0.5)
+        assert child.poll() is None
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait(timeout=30)
+        assert wait_until(lambda: not any(alive(p) for p in family), 10), [
+            p for p in family if alive(p)
+        ]
+        assert not [s for s in segments if (SHM / s.lstrip("/")).exists()]
+        assert sems and wait_until(lambda: not any(Path(p).exists() for p in sems), 10)

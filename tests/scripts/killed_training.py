@@ -1,6 +1,8 @@
 """A training process to be killed: builds frames in 2 processes, slowly, forever.
 
-Prints one JSON line once the first frame is served (its pid, its build
+With `--two`, two sequences share the pool (one build process per process
+and worker count) and rebuild in turn. Prints one JSON line once the first
+frame is served (its pid, its build
 workers' pids and the shared-memory names of its frame buffers), then
 rebuilds frames until it is killed. Run by tests/integration/test_leaks.py.
 """
@@ -31,18 +33,22 @@ def pipeline(aug_p: float, pipe_p: float) -> A.Compose:
 if __name__ == "__main__":
     rng = np.random.default_rng(0)
     source = {c: rng.integers(0, 256, (20, 8, 8, 3), np.uint8) for c in "ab"}
-    seq = augframe.FrameSequence(
-        source,
-        image_size=(8, 8),
-        samples_per_class=20,
-        augment=pipeline,
-        build_processes=True,
-        num_build_workers=2,
-        background=True,
-        seed=0,
-        verbose=0,
-    )
-    names = [getattr(b.shm, "name", None) for b in seq.engine._buffers]
+    seqs = [
+        augframe.FrameSequence(
+            {c: images + i for c, images in source.items()},
+            image_size=(8, 8),
+            samples_per_class=20,
+            augment=pipeline,
+            build_processes=True,
+            num_build_workers=2,
+            background=True,
+            seed=i,
+            verbose=0,
+        )
+        for i in range(2 if "--two" in sys.argv else 1)
+    ]
+    seq = seqs[0]
+    names = [getattr(b.shm, "name", None) for s in seqs for b in s.engine._buffers]
     # The workers start after the first frame: `pids` waits until they run.
     workers = seq.engine._builder.maker.pids
     # The named semaphores of the pool's queues and barrier
@@ -56,6 +62,8 @@ if __name__ == "__main__":
     ]
     info = {"pid": __import__("os").getpid(), "workers": workers}
     print(json.dumps({**info, "segments": names, "semaphores": sems}), flush=True)
+    assert all(s.engine._builder.maker.pids == workers for s in seqs)
     while True:
-        seq.regenerate()
+        for each in seqs:
+            each.regenerate()
         sys.stdout.flush()
