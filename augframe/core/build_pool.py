@@ -29,11 +29,10 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import socket
-import sys
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -41,6 +40,7 @@ from typing import Any
 
 import numpy as np
 
+from augframe._parallel import main_hidden
 from augframe.augment.pipeline import PipelineSpec, WorkerPipelines
 from augframe.core.buffer import FrameBuffer
 from augframe.core.build_process import prepare_build_process
@@ -187,28 +187,6 @@ def _unregister(users: list[int], buffers: list[str]) -> int:
 
 
 # ---------------------------------------------------------------- parent side
-
-
-@contextlib.contextmanager
-def _main_hidden(hide: bool) -> Iterator[None]:
-    """Keeps spawned children from re-importing the main script or module."""
-    main = sys.modules.get("__main__")
-    if not hide or main is None:
-        yield
-        return
-    saved = {
-        k: main.__dict__[k] for k in ("__file__", "__spec__") if k in main.__dict__
-    }
-    for key in saved:
-        if key == "__spec__":
-            main.__spec__ = None
-        else:
-            delattr(main, key)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            setattr(main, key, value)
 
 
 def _shut_down(pool: ProcessPoolExecutor, channel: list[socket.socket]) -> None:
@@ -395,7 +373,7 @@ class BuildPool:
         finalizer = weakref.finalize(self, _shut_down, executor, [ours, theirs])
         self._executor, self._finalizer, self._channel = executor, finalizer, ours
         try:
-            with _main_hidden(not self._needs_main):
+            with main_hidden() if not self._needs_main else contextlib.nullcontext():
                 # One ping per worker starts them all while __main__ is hidden;
                 # the barrier makes each land on its own worker.
                 self._broadcast(executor, lambda: executor.submit(_ping))

@@ -40,17 +40,18 @@ __all__ = ["Build", "cache_error"]
 _CHUNK = 64  # images per decode job (threads)
 _PROCESS_CHUNK = 1024  # most images per decode job in a process
 
-PROCESS_DECODE_FILES = 50_000
+PROCESS_DECODE_FILES = 10_000
 """Files to decode from which a build of `PROCESS_DECODE_WORKERS` workers or
 more decodes them in processes, not threads. A small JPEG's decode holds
 the GIL for about a quarter of its time (opening, header checks, the calls
-into OpenCV: ~11 of ~43 us a 40-96 px JPEG at 32 px, one thread), so
-threads top out near 4 cores' worth, while processes scale with the cores.
-Starting the processes costs 0.3-0.7 s (each a spawned interpreter
-importing OpenCV and augframe's decoding), repaid only over many files.
-Set both in this module to move the bounds."""
+into OpenCV: ~11 of ~43 us a 40-96 px JPEG at 32 px, one thread), and
+threads contend for it: 25,000 such files took 2.1-2.7 s on 2 threads and
+1.5-1.6 s on 2 processes (2 cores, 3 rounds each). Starting the processes
+costs 0.3-0.7 s (each a spawned interpreter importing OpenCV and augframe's
+decoding), repaid from several thousand files. Set both in this module to
+move the bounds."""
 
-PROCESS_DECODE_WORKERS = 4
+PROCESS_DECODE_WORKERS = 2
 """Workers from which a large decode (`PROCESS_DECODE_FILES`) uses processes."""
 _COPY_BYTES = 64 * 2**20  # bytes per chunk when copying rows between files
 
