@@ -106,6 +106,7 @@ class FrameBuilds:
         self.rolling: RollingFrames | None = None
         # A BackgroundBuild (whole frames) or a job making a BuiltSlice.
         self.pending: BackgroundJob[Any] | None = None
+        self._said_kept = False  # "frame N serves on" (docs/design/engine.md)
 
     def first(
         self,
@@ -247,6 +248,30 @@ class FrameBuilds:
             return not bad.any()  # an unreadable native's slot gets a substitute
         counts = np.bincount(self.store_labels[~bad], minlength=builder.num_classes)
         return same_natives_every_frame(counts, builder.samples_per_class)
+
+    def kept_from(self, first: Frame) -> int | None:
+        """The generation from which frames serve on in a run that starts on
+        `first` (None: every frame is built): `first`'s own when it already
+        holds every native, the next when `first` holds substitutes for
+        unreadable natives that the next leaves out."""
+        if self.would_repeat(first):
+            return first.generation
+        return first.generation + 1 if self.would_repeat() else None
+
+    def serves_on(self, served: Frame, *, say: Callable[[str], None]) -> bool:
+        """Whether `served` serves on at a due swap, since a new frame would
+        hold the same samples (`would_repeat`); said once through `say`."""
+        if not self.would_repeat(served):
+            return False
+        if not self._said_kept:
+            self._said_kept = True
+            say(
+                f"frame {served.generation} serves on: without a pipeline "
+                "(augment=None) and with the same natives in every frame, a new "
+                "frame would hold the same samples, so none is built "
+                "(regenerate() builds one)"
+            )
+        return True
 
     def stale(self, hot: HotSettings) -> bool:
         """Whether the pending build runs with other probabilities than `hot`'s."""

@@ -278,7 +278,6 @@ class FrameEngine:
         self.epoch = self.epochs_in_frame = 0
         self.last_error: BaseException | None = None
         self._horizon = FitHorizon()  # docs/design/engine.md: "The fit's last epoch"
-        self._said_kept = False  # "frame N serves on" (docs/design/engine.md)
         self._say_overrides()
         try:
             frame = self._builds.first(
@@ -373,8 +372,10 @@ class FrameEngine:
             due = self.rolling is not None or self.schedule.due(
                 self.epochs_in_frame, building=building
             )
-            if due and not regenerate and self._kept():
-                due = False  # a new frame could not differ: the frame serves on
+            view = self._served.view
+            if due and not regenerate and view is not None:
+                # A new frame that could not differ is not built: it serves on.
+                due = not self._builds.serves_on(view.frame, say=self.say)
             regenerate, due = self._horizon.settle(regenerate=regenerate, due=due)
             if self._horizon.ends(epoch=self.epoch, last=last):  # the swap is owed
                 self._horizon.ended(
@@ -384,8 +385,8 @@ class FrameEngine:
             elif (regenerate or due) and not self._closed:
                 self._next_frame(everything=regenerate)
                 return True
-            assert self._served.view is not None
-            self._set_order(self._served.view.frame)
+            assert view is not None
+            self._set_order(view.frame)
             if pending is not None and pending.pacer is not None:
                 self.schedule.pace(pending.pacer, epochs_in_frame=self.epochs_in_frame)
             return False
@@ -448,20 +449,9 @@ class FrameEngine:
     def position_at(self, epoch: int, epochs_per_frame: int) -> tuple[int, int]:
         """The generation an uninterrupted run of whole frames, every
         `epochs_per_frame` epochs with no hot change, serves at `epoch`, and
-        the epochs it has served; asked of a fresh engine (frame 1 served).
-
-        Generations advance every period until a new frame could not differ
-        (`FrameBuilds.would_repeat`): frame 1 when it already holds every
-        native, frame 2 when frame 1 holds substitutes for unreadable natives
-        that frame 2 leaves out. That frame then serves on.
-        """
+        the epochs it has served (from a fresh engine; `FrameBuilds.kept_from`)."""
         with self.reading() as view:
-            first = view.frame
-        kept_from = None
-        if self._builds.would_repeat(first):
-            kept_from = first.generation
-        elif self._builds.would_repeat():
-            kept_from = first.generation + 1
+            kept_from = self._builds.kept_from(view.frame)
         return position_at(
             epoch, epochs_per_frame=epochs_per_frame, kept_from=kept_from
         )
@@ -544,22 +534,6 @@ class FrameEngine:
         self._builds.start(
             view.frame, self.hot, epoch=self.epoch, epochs_in_frame=self.epochs_in_frame
         )
-
-    def _kept(self) -> bool:
-        """Whether the served frame serves on at a due swap, since a new frame
-        would hold the same samples (said once)."""
-        view = self._served.view
-        if view is None or not self._builds.would_repeat(view.frame):
-            return False
-        if not self._said_kept:
-            self._said_kept = True
-            self.say(
-                f"frame {view.frame.generation} serves on: without a pipeline "
-                "(augment=None) and with the same natives in every frame, a new "
-                "frame would hold the same samples, so none is built "
-                "(regenerate() builds one)"
-            )
-        return True
 
     def _next_frame(self, *, everything: bool = False) -> None:
         self._horizon.owed = None  # any new frame is the one a fit's end left owed
