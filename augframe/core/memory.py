@@ -35,6 +35,7 @@ from augframe.core import limits as _limits
 from augframe.core.limits import Headroom, MemoryLimits
 from augframe.core.makers import ProcessMaker, SampleMaker
 from augframe.core.rolling import slice_capacity
+from augframe.core.shared_source import copy_bytes
 from augframe.errors import ConfigError, MemoryWarning, invalid
 
 __all__ = [
@@ -100,6 +101,9 @@ class FrameBudget:
         build_processes: the build processes that will run (0: threads);
             each costs `BUILD_PROCESS_BYTES` and `WORKER_SAMPLES` samples of
             RAM (not of /dev/shm).
+        source_copy_bytes: with build processes, the one shared copy of an
+            in-RAM source they read (`augframe.core.shared_source.copy_bytes`:
+            0 for memory-mapped files or a source on disk).
     """
 
     num_samples: int
@@ -111,6 +115,7 @@ class FrameBudget:
     for_validation: bool = False
     slice_samples: int = 0
     build_processes: int = 0
+    source_copy_bytes: int = 0
 
     @property
     def sample_bytes(self) -> int:
@@ -128,8 +133,11 @@ class FrameBudget:
 
     @property
     def process_bytes(self) -> int:
-        """The RAM the build processes take beside the buffers."""
-        return self.build_processes * (
+        """The RAM the build processes take beside the buffers (with the
+        shared copy of an in-RAM source they read)."""
+        if not self.build_processes:
+            return 0
+        return self.source_copy_bytes + self.build_processes * (
             BUILD_PROCESS_BYTES + WORKER_SAMPLES * self.sample_bytes
         )
 
@@ -161,9 +169,16 @@ class FrameBudget:
         """`_what`, with the build processes when there are any."""
         if not self.build_processes:
             return self._what()
+        copy = (
+            f" (with one shared copy of the in-RAM source, "
+            f"{format_bytes(self.source_copy_bytes)})"
+            if self.source_copy_bytes
+            else ""
+        )
         return (
             f"{self._what()}, and {self.build_processes} build processes "
             f"(num_build_workers) about {format_bytes(self.process_bytes)} more"
+            f"{copy}"
         )
 
     def _advice(self, headroom: Headroom) -> str:
@@ -296,7 +311,11 @@ def maker_within(
     budget.check_ram(limits, warn=False)  # refused before anything is made
     maker = choose(processes)
     if isinstance(maker, ProcessMaker):
-        with_processes = dataclasses.replace(budget, build_processes=maker.num_workers)
+        with_processes = dataclasses.replace(
+            budget,
+            build_processes=maker.num_workers,
+            source_copy_bytes=copy_bytes(maker.store),
+        )
         if not processes and _short_of_ram(with_processes, limits):
             maker.close()  # nothing started yet
             say(

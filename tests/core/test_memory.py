@@ -201,6 +201,37 @@ def test_short_shm_is_an_error_when_processes_were_asked_for(monkeypatch):
         )
 
 
+def test_the_shared_copy_of_an_in_ram_source_counts_with_build_processes(
+    monkeypatch, caplog
+):
+    """Build processes read one shared copy of an in-RAM source: the budget
+    counts it, so a source the RAM cannot hold twice is refused by name
+    (processes asked for) or built with threads, which need no copy (auto)."""
+    import augframe.core.makers as makers
+
+    source = {
+        "a": np.ones((20_000, *IMAGE_SIZE, 3), np.uint8),
+        "b": np.zeros((20_000, *IMAGE_SIZE, 3), np.uint8),
+    }
+    copy = sum(a.nbytes for a in source.values())
+    sample = IMAGE_SIZE[0] * IMAGE_SIZE[1] * 3
+    workers = 2 * (memory.BUILD_PROCESS_BYTES + memory.WORKER_SAMPLES * sample)
+    # Room for the buffers and the processes, not for the copy too.
+    limited(monkeypatch, ram=12 * sample + workers + copy // 2)
+    options = dict(image_size=IMAGE_SIZE, samples_per_class=6, augment=flip_rotate)
+    options |= dict(seed=3, background=False, num_build_workers=2)
+    with pytest.raises(ConfigError, match="one shared copy of the in-RAM source"):
+        FrameSequence(source, build_processes=True, verbose=0, **options)
+    monkeypatch.setattr(makers, "AUTO_PROCESS_PIXELS", 1)  # auto would pick processes
+    with (
+        caplog.at_level("INFO", logger="augframe"),
+        FrameSequence(source, verbose=1, **options) as seq,
+    ):
+        assert not seq.build_processes
+    said = [r.getMessage() for r in caplog.records if "shared copy" in r.getMessage()]
+    assert len(said) == 1 and said[0].startswith("Building with threads, not 2")
+
+
 # --------------------------------------------------------------- no copies
 
 
