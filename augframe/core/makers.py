@@ -481,28 +481,16 @@ class ProcessMaker:
         bar: tqdm,
         gate: Gate | None = None,
     ) -> list[BatchResult]:
+        run = self._on_workers
         if not self.ready and getattr(self._lent, "on", False):
             self.runs_in_threads += 1
-            if opts.usable_cpus() <= HANDOVER_CPUS:
-                return self._threads.run(
-                    batches,
-                    buffer=buffer,
-                    aug_p=aug_p,
-                    pipe_p=pipe_p,
-                    cancel=cancel,
-                    bar=bar,
-                    gate=gate,
-                )
-            return self._hand_over(
-                batches,
-                buffer=buffer,
-                aug_p=aug_p,
-                pipe_p=pipe_p,
-                cancel=cancel,
-                bar=bar,
-                gate=gate,
+            # On more cores the workers take the rest once they run.
+            run = (
+                self._threads.run
+                if opts.usable_cpus() <= HANDOVER_CPUS
+                else self._hand_over
             )
-        return self._on_workers(
+        return run(
             batches,
             buffer=buffer,
             aug_p=aug_p,
