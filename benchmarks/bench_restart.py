@@ -33,6 +33,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -168,8 +169,17 @@ def report(result: dict[str, Any]) -> str:
     return title + "\n\n" + reports.markdown_table(header, rows)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = benchmark_parser("restart", __doc__)
+def main_of(
+    name: str,
+    doc: str | None,
+    run: Callable[[int, int, Path | None, Path], dict[str, Any]],
+    report: Callable[[dict[str, Any]], str],
+    argv: list[str] | None,
+) -> int:
+    """The command line of a benchmark timed in new processes on generated
+    photo-sized JPEGs (`restart`, `second`): `--images`, `--rounds`,
+    `--before TREE`, `--quick`; prints `report(run(...))`."""
+    parser = benchmark_parser(name, doc)
     parser.add_argument("--images", type=int, default=2000, help="JPEG files (2000)")
     parser.add_argument("--rounds", type=int, default=7, help="interleaved rounds (7)")
     parser.add_argument(
@@ -179,11 +189,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     count, rounds = (200, 3) if args.quick else (args.images, args.rounds)
     before = args.before.resolve() if args.before is not None else None
-    with tempfile.TemporaryDirectory(prefix="augframe-restart-") as work:
+    with tempfile.TemporaryDirectory(prefix=f"augframe-{name}-") as work:
         result = run(count, rounds, before, Path(work))
     print(report(result))
     reports.write_json(args.json, result)
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return main_of("restart", __doc__, run, report, argv)
 
 
 if __name__ == "__main__":

@@ -34,13 +34,11 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from benchmarks.bench_restart import make_data
+from benchmarks.bench_restart import main_of, make_data
 from benchmarks.lib import reports
-from benchmarks.lib.cli import benchmark_parser
 from benchmarks.lib.timing import interleaved, spread
 
 SIDE = 224
@@ -194,21 +192,7 @@ def report(result: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = benchmark_parser("second", __doc__)
-    parser.add_argument("--images", type=int, default=2000, help="JPEG files (2000)")
-    parser.add_argument("--rounds", type=int, default=7, help="interleaved rounds (7)")
-    parser.add_argument(
-        "--before", type=Path, help="also time processes with this tree's augframe"
-    )
-    parser.add_argument("--quick", action="store_true", help="200 images, 3 rounds")
-    args = parser.parse_args(argv)
-    count, rounds = (200, 3) if args.quick else (args.images, args.rounds)
-    before = args.before.resolve() if args.before is not None else None
-    with tempfile.TemporaryDirectory(prefix="augframe-second-") as work:
-        result = run(count, rounds, before, Path(work))
-    print(report(result))
-    reports.write_json(args.json, result)
-    return 0
+    return main_of("second", __doc__, run, report, argv)
 
 
 if __name__ == "__main__":
