@@ -238,6 +238,8 @@ class Deferred(Balance):
         self, class_counts: np.ndarray, *, epoch: int, epochs: int | None = None
     ) -> np.ndarray:
         counts = np.asarray(class_counts, dtype=np.float64)
+        if epoch <= 0 and self.start_epoch is None:
+            return counts  # a fraction > 0 of any run starts after epoch 0
         if epoch >= self.start(epochs):
             return np.ones_like(counts)
         return counts

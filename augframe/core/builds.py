@@ -47,10 +47,11 @@ from augframe.augment.pipeline import PipelineSpec
 from augframe.core.background import BackgroundBuild, BackgroundJob
 from augframe.core.builder import Frame, FrameBuilder
 from augframe.core.makers import ProcessMaker
+from augframe.core.mix import same_mix
 from augframe.core.plan import same_natives_every_frame
 from augframe.core.schedule import FrameSchedule
 from augframe.core.slices import RollingFrames
-from augframe.core.state import is_saved_frame, remake_rolling, saved_frame
+from augframe.core.state import is_saved_frame, remake_rolling, saved_frame, saved_mix
 from augframe.core.workspace import Workspace
 from augframe.io.stores import ImageStore
 from augframe.options.hot import HotSettings
@@ -115,9 +116,11 @@ class FrameBuilds:
         pipe_p: float | None,
         publish: Callable[[Frame], None],
         say: Callable[[str], None],
+        mix: np.ndarray | None = None,
     ) -> Frame:
-        """Builds frame 1 (blocking) and measures it; opens the rolling frame
-        on it when the workspace has a slice buffer (`publish`, `say`: its)."""
+        """Builds frame 1 (blocking) with the class mix `mix` (None: class
+        balance) and measures it; opens the rolling frame on it when the
+        workspace has a slice buffer (`publish`, `say`: its)."""
         maker = self.space.maker
         processes = maker if isinstance(maker, ProcessMaker) else None
         # Build processes start after the first frame, made on threads here.
@@ -128,6 +131,7 @@ class FrameBuilds:
                 aug_p=aug_p,
                 pipe_p=pipe_p,
                 progress=self.progress,
+                mix=mix,
             )
         if processes:
             processes.start_soon()
@@ -150,9 +154,15 @@ class FrameBuilds:
         return frame
 
     def in_place(
-        self, generation: int, *, aug_p: float | None, pipe_p: float | None
+        self,
+        generation: int,
+        *,
+        aug_p: float | None,
+        pipe_p: float | None,
+        mix: np.ndarray | None = None,
     ) -> Frame:
-        """Builds frame `generation` into the one buffer; readers wait until it is done."""
+        """Builds frame `generation` (class mix `mix`; None: class balance)
+        into the one buffer; readers wait until it is done."""
         with self.exclusive():
             return self.builder.build(
                 generation=generation,
@@ -160,13 +170,16 @@ class FrameBuilds:
                 aug_p=aug_p,
                 pipe_p=pipe_p,
                 progress=self.progress,
+                mix=mix,
             )
 
     def rebuild(self, last: Frame) -> Frame:
-        """Builds `last` again in place, exactly (its own probabilities), on
-        this machine's cores when a cluster's build just failed."""
+        """Builds `last` again in place, exactly (its own probabilities and
+        mix), on this machine's cores when a cluster's build just failed."""
         with self.builder.restoring():
-            return self.in_place(last.generation, aug_p=last.aug_p, pipe_p=last.pipe_p)
+            return self.in_place(
+                last.generation, aug_p=last.aug_p, pipe_p=last.pipe_p, mix=last.mix
+            )
 
     def restore(
         self, state: dict[str, Any], served: Frame | None, *, entropy: int
@@ -190,7 +203,8 @@ class FrameBuilds:
         if kept and served is not None:
             return served, True
         generation, (aug_p, pipe_p) = saved_frame(state)
-        return self.in_place(generation, aug_p=aug_p, pipe_p=pipe_p), False
+        mix = saved_mix(state, num_classes=self.builder.num_classes)
+        return self.in_place(generation, aug_p=aug_p, pipe_p=pipe_p, mix=mix), False
 
     def reseed(self, entropy: int) -> None:
         """A new root entropy (a state saved with `seed=None`): every stream follows."""
@@ -202,10 +216,17 @@ class FrameBuilds:
             maker.close()  # its workers were started with the old one
 
     def start(
-        self, served: Frame, hot: HotSettings, *, epoch: int, epochs_in_frame: int
+        self,
+        served: Frame,
+        hot: HotSettings,
+        *,
+        epoch: int,
+        epochs_in_frame: int,
+        mix: np.ndarray | None = None,
     ) -> None:
         """Starts the build that follows `served` in the background: a rolling
-        frame's next slice, or the next whole frame into the spare buffer."""
+        frame's next slice, or the next whole frame into the spare buffer
+        (planned with the class mix `mix`; None: class balance)."""
         generation = served.generation + 1
         if self.rolling is not None:
             self.pending = self.rolling.start(
@@ -225,10 +246,14 @@ class FrameBuilds:
             pacer=self.schedule.pacer(
                 self.num_samples, epochs_in_frame=epochs_in_frame
             ),
+            mix=mix,
         )
 
-    def would_repeat(self, served: Frame | None = None) -> bool:
-        """Whether a new whole frame would hold exactly what `served` holds,
+    def would_repeat(
+        self, served: Frame | None = None, mix: np.ndarray | None = None
+    ) -> bool:
+        """Whether a new whole frame planned with the class mix `mix` (None:
+        `served`'s, or class balance) would hold exactly what `served` holds,
         up to slot order (None: what a frame planned now holds).
 
         Only without a pipeline (a sample is its native), with the same
@@ -246,8 +271,13 @@ class FrameBuilds:
             return False  # it holds substitutes; the next frame leaves them out
         if builder.samples_per_class is None:
             return not bad.any()  # an unreadable native's slot gets a substitute
+        if mix is None and served is not None:
+            mix = served.mix
+        if served is not None and not same_mix(mix, served.mix):
+            return False  # another class mix: other samples
         counts = np.bincount(self.store_labels[~bad], minlength=builder.num_classes)
-        return same_natives_every_frame(counts, builder.samples_per_class)
+        targets = builder.samples_per_class if mix is None else mix
+        return same_natives_every_frame(counts, targets)
 
     def kept_from(self, first: Frame) -> int | None:
         """The generation from which frames serve on in a run that starts on
@@ -258,10 +288,17 @@ class FrameBuilds:
             return first.generation
         return first.generation + 1 if self.would_repeat() else None
 
-    def serves_on(self, served: Frame, *, say: Callable[[str], None]) -> bool:
-        """Whether `served` serves on at a due swap, since a new frame would
-        hold the same samples (`would_repeat`); said once through `say`."""
-        if not self.would_repeat(served):
+    def serves_on(
+        self,
+        served: Frame,
+        *,
+        say: Callable[[str], None],
+        mix: np.ndarray | None = None,
+    ) -> bool:
+        """Whether `served` serves on at a due swap, since a new frame (with
+        the class mix `mix`) would hold the same samples (`would_repeat`);
+        said once through `say`."""
+        if not self.would_repeat(served, mix):
             return False
         if not self._said_kept:
             self._said_kept = True
@@ -273,11 +310,14 @@ class FrameBuilds:
             )
         return True
 
-    def stale(self, hot: HotSettings) -> bool:
-        """Whether the pending build runs with other probabilities than `hot`'s."""
+    def stale(self, hot: HotSettings, mix: np.ndarray | None = None) -> bool:
+        """Whether the pending build runs with other probabilities than `hot`'s,
+        or (a whole frame) with another class mix than `mix`."""
         pending = self.pending
         if pending is None:
             return False
+        if self.rolling is None and not same_mix(pending.mix, mix):
+            return True
         return (pending.aug_p, pending.pipe_p) != (hot.aug_p, hot.pipe_p)
 
     def take(

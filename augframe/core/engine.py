@@ -39,10 +39,12 @@ from typing import Any
 import numpy as np
 
 from augframe.augment.pipeline import PipelineSpec
+from augframe.balance import Balance, Power
 from augframe.core.background import BackgroundJob
 from augframe.core.builder import Frame
 from augframe.core.builds import FrameBuilds
 from augframe.core.makers import ProcessMaker
+from augframe.core.mix import FrameMixes, same_mix
 from augframe.core.plan import balanced_samples_per_class, frame_size
 from augframe.core.schedule import FitHorizon, FrameSchedule, position_at
 from augframe.core.seeds import Stream, derive_rng
@@ -259,6 +261,11 @@ class FrameEngine:
         self.entropy = root_entropy(build.seed, build.shard)
         self.available = np.bincount(store.labels, minlength=len(class_names))
         self.num_samples = frame_size(self.available, self.samples_per_class)
+        whole = self.available if build.class_counts is None else build.class_counts
+        self._mixes = FrameMixes(  # docs/design/engine.md, "The class mix"
+            np.asarray(whole), num_samples=self.num_samples,
+            samples_per_class=self.samples_per_class,
+        )  # fmt: skip
         space = open_workspace(
             store, self._spec, class_names, entropy=self.entropy, build=build,
             schedule=schedule, epochs_per_frame=hot.epochs_per_frame, say=say,
@@ -279,10 +286,12 @@ class FrameEngine:
         self.last_error: BaseException | None = None
         self._horizon = FitHorizon()  # docs/design/engine.md: "The fit's last epoch"
         self._say_overrides()
+        mix = self._mixes.first(self._policy())  # before any image is made
         try:
             frame = self._builds.first(
-                aug_p=hot.aug_p, pipe_p=hot.pipe_p, publish=self._publish, say=say
-            )
+                aug_p=hot.aug_p, pipe_p=hot.pipe_p, publish=self._publish, say=say,
+                mix=mix,
+            )  # fmt: skip
             self._announce(self._install(frame))  # listeners may fail (a folder)
             self._start_pending()
         except BaseException:
@@ -375,7 +384,9 @@ class FrameEngine:
             view = self._served.view
             if due and not regenerate and view is not None:
                 # A new frame that could not differ is not built: it serves on.
-                due = not self._builds.serves_on(view.frame, say=self.say)
+                due = not self._builds.serves_on(
+                    view.frame, say=self.say, mix=self._swap_mix()
+                )
             regenerate, due = self._horizon.settle(regenerate=regenerate, due=due)
             if self._horizon.ends(epoch=self.epoch, last=last):  # the swap is owed
                 self._horizon.ended(
@@ -436,6 +447,7 @@ class FrameEngine:
         frame, kept = self._builds.restore(state, served, entropy=self.entropy)
         # The frame is rebuilt first: a build that fails changes nothing else.
         self.hot.restore(state["hot"])
+        self._mixes.last = frame.mix
         self.entropy = int(state["entropy"])
         self.epoch = int(state["position"]["epoch"])
         self.schedule.restore(state["schedule"])
@@ -452,6 +464,8 @@ class FrameEngine:
         the epochs it has served (from a fresh engine; `FrameBuilds.kept_from`)."""
         with self.reading() as view:
             kept_from = self._builds.kept_from(view.frame)
+        if self._policy().varies:
+            kept_from = None  # another mix can make other samples
         return position_at(
             epoch, epochs_per_frame=epochs_per_frame, kept_from=kept_from
         )
@@ -468,7 +482,10 @@ class FrameEngine:
             if names & set(PROBABILITIES):
                 self._say_overrides()
             pending = self._pending
-            if pending is not None and (replan or self._builds.stale(self.hot)):
+            stale = pending is not None and self._builds.stale(
+                self.hot, self._next_mix()
+            )
+            if pending is not None and (replan or stale):
                 self._builds.cancel()
                 self._start_pending()
             elif pending is None and "epochs_per_frame" in names:
@@ -510,6 +527,9 @@ class FrameEngine:
             self._start_pending()
         elif not self._builds_are_served():
             self._builds.cancel()  # its frame would come after the last epoch
+        elif self._builds.stale(self.hot, self._next_mix()):
+            self._builds.cancel()  # the fit's length changes its class mix
+            self._start_pending()
 
     def _builds_are_served(self) -> bool:
         """Whether an epoch of the running fit serves the next build."""
@@ -520,44 +540,92 @@ class FrameEngine:
 
     # ------------------------------------------------------------------ builds
 
-    def _start_pending(self, *, needed: bool = False) -> None:
+    # -------------------------------------------------------------- class mix
+
+    def _policy(self) -> Balance:
+        """The `balance` policy in force."""
+        return getattr(self.hot, "balance", None) or Power(0.0)
+
+    def mix_at(self, epoch: int) -> np.ndarray | None:
+        """The class mix of a frame served from `epoch` on, as the policy in
+        force gives it now (the last in force if it cannot: no warning)."""
+        with self._command:
+            policy, final = self._policy(), self._horizon.final_epoch
+            return self._mixes.at(policy, epoch=epoch, epochs=final)
+
+    def _next_mix(self) -> np.ndarray | None:
+        """The class mix of the next frame, served from its planned swap on."""
+        left = self.schedule.epochs_to_swap(
+            self.epochs_in_frame, rolling=self.rolling is not None
+        )
+        return self.mix_at(self.epoch + left)
+
+    def _swap_mix(self) -> np.ndarray | None:
+        """The class mix of a frame swapped in now (one `BalanceWarning` if
+        the policy cannot give it)."""
+        policy, final = self._policy(), self._horizon.final_epoch
+        return self._mixes.served(policy, epoch=self.epoch, epochs=final)
+
+    # ------------------------------------------------------------------ builds
+
+    def _start_pending(
+        self, *, needed: bool = False, mix: np.ndarray | None = None
+    ) -> None:
         """Starts the next build in the background, unless no epoch would
-        serve it (`needed`: a swap waits for it now)."""
+        serve it (`needed`: a swap waits for it now, with the class mix
+        `mix`)."""
         view = self._served.view
         if not self.background or self._closed or view is None:
             return
         if not (needed or self._builds_are_served()):
             return
-        if not needed and self._builds.would_repeat(view.frame):
+        mix = mix if needed else self._next_mix()
+        if not needed and self._builds.would_repeat(view.frame, mix):
             return  # it could not differ from the frame served
         self._say_overrides()
         self._builds.start(
-            view.frame, self.hot, epoch=self.epoch, epochs_in_frame=self.epochs_in_frame
-        )
+            view.frame, self.hot, epoch=self.epoch,
+            epochs_in_frame=self.epochs_in_frame, mix=mix,
+        )  # fmt: skip
 
     def _next_frame(self, *, everything: bool = False) -> None:
         self._horizon.owed = None  # any new frame is the one a fit's end left owed
+        mix = self._swap_mix() if self.rolling is None else None
+        pending = self._pending
+        if (
+            pending is not None
+            and self.rolling is None
+            and not same_mix(pending.mix, mix)
+        ):
+            self._builds.cancel()  # planned for another epoch (regenerate, "auto")
         if self._pending is None and self.rolling is None:
-            self._start_pending(needed=True)  # none started: none was served
+            self._start_pending(needed=True, mix=mix)  # none started: none was served
         view = self._served.view
         last = view.frame if view is not None else None
         generation = (last.generation if last is not None else 0) + 1
         in_place = (self.rolling is None or last is None) and self._pending is None
         with self._served.exclusive() if in_place else contextlib.nullcontext():
-            frame, paced = self._build_next(last, generation, everything=everything)
+            frame, paced = self._build_next(
+                last, generation, everything=everything, mix=mix
+            )
             event = self._install(frame, paced_seconds=paced)
         self._announce(event)
         self._start_pending()
 
     def _build_next(
-        self, last: Frame | None, generation: int, *, everything: bool
+        self,
+        last: Frame | None,
+        generation: int,
+        *,
+        everything: bool,
+        mix: np.ndarray | None,
     ) -> tuple[Frame, float]:
         """The next frame and its paced seconds; on failure, `_failed`, then `BuildError`."""
         try:
             if self._pending is None and (self.rolling is None or last is None):
                 self._say_overrides()
                 frame = self._builds.in_place(
-                    generation, aug_p=self.hot.aug_p, pipe_p=self.hot.pipe_p
+                    generation, aug_p=self.hot.aug_p, pipe_p=self.hot.pipe_p, mix=mix
                 )
                 waited = paced = 0.0
             else:
@@ -591,6 +659,7 @@ class FrameEngine:
 
     def _install(self, frame: Frame, *, paced_seconds: float = 0.0) -> FrameInstalled:
         frame.emit_warnings()  # serves `frame` from now on; its event for `_announce`
+        self._mixes.last = frame.mix
         served = self.epochs_in_frame
         self.epochs_in_frame = 0
         self.schedule.plan()
