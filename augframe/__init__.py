@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from augframe.errors import (
         AugframeError,
         AugframeWarning,
+        BalanceWarning,
         BuildError,
         CacheError,
         CacheWarning,
@@ -58,6 +59,7 @@ __version__ = "0.1.0"
 _WHERE = {
     "AugframeError": "augframe.errors",
     "AugframeWarning": "augframe.errors",
+    "BalanceWarning": "augframe.errors",
     "BackupAndRestore": "augframe.keras.backup",
     "BuildError": "augframe.errors",
     "CacheError": "augframe.errors",
@@ -88,6 +90,7 @@ __all__ = [
     "AugframeError",
     "AugframeWarning",
     "BackupAndRestore",
+    "BalanceWarning",
     "BuildError",
     "CacheError",
     "CacheWarning",

@@ -179,3 +179,42 @@ def test_a_frame_with_an_unreadable_native_would_not_repeat(
         # again (None: every slot kept).
         assert not made.would_repeat(served)
         assert made.would_repeat() is after
+
+
+def test_a_pending_build_is_stale_once_its_class_mix_differs() -> None:
+    with builds() as (made, hot, said):
+        frame = first(made, hot, said)
+        made.start(frame, hot, epoch=0, epochs_in_frame=0, mix=np.array([5, 3]))
+        assert not made.stale(hot, np.array([5, 3]))
+        assert made.stale(hot, np.array([4, 4]))
+        nxt, _, _ = made.take(frame, epoch=2, everything=False, hot=hot)
+        assert nxt.class_counts.tolist() == nxt.mix.tolist() == [5, 3]
+
+
+def test_a_restore_rebuilds_the_saved_mix_and_an_old_state_is_class_balance() -> None:
+    with builds() as (made, hot, said):
+        frame = first(made, hot, said)
+        position = {"generation": 2, "aug_p": None, "pipe_p": None}
+        state: dict[str, Any] = {"entropy": 7, "unreadable": []}
+        mixed, _ = made.restore(
+            {**state, "position": {**position, "mix": [6, 2]}}, frame, entropy=7
+        )
+        assert mixed.class_counts.tolist() == [6, 2]
+        made.start(mixed, hot, epoch=2, epochs_in_frame=0, mix=np.array([6, 2]))
+        background = made.take(mixed, epoch=4, everything=False, hot=hot)[0]
+        again = made.in_place(3, aug_p=None, pipe_p=None, mix=np.array([6, 2]))
+        assert np.array_equal(background.images, again.images)
+        old, kept = made.restore({**state, "position": position}, again, entropy=7)
+        assert not kept and old.class_counts.tolist() == [4, 4]
+
+
+def test_would_repeat_reads_the_next_frame_s_class_mix() -> None:
+    # a: 4 natives, b: 3; 12 of each takes every native 3 or 4 times.
+    with builds(pipeline=False, per_class=12) as (made, hot, said):
+        with pytest.warns(VarietyWarning):
+            served = first(made, hot, said)
+            served.emit_warnings()
+        assert made.would_repeat(served, np.array([12, 12]))
+        assert not made.would_repeat(served, np.array([16, 9]))  # another mix
+        assert made.would_repeat(None, np.array([16, 9]))  # 4x each, 3x each
+        assert not made.would_repeat(None, np.array([14, 10]))  # uneven
