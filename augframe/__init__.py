@@ -25,6 +25,7 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 if TYPE_CHECKING:
     from augframe.augment.serve import ServeAugment
+    from augframe.balance import Balance, Deferred, Power, Progressive
     from augframe.errors import (
         AugframeError,
         AugframeWarning,
@@ -59,6 +60,10 @@ _WHERE = {
     "AugframeError": "augframe.errors",
     "AugframeWarning": "augframe.errors",
     "BackupAndRestore": "augframe.keras.backup",
+    "Balance": "augframe.balance",
+    "Deferred": "augframe.balance",
+    "Power": "augframe.balance",
+    "Progressive": "augframe.balance",
     "BuildError": "augframe.errors",
     "CacheError": "augframe.errors",
     "CacheWarning": "augframe.errors",
@@ -88,6 +93,7 @@ __all__ = [
     "AugframeError",
     "AugframeWarning",
     "BackupAndRestore",
+    "Balance",
     "BuildError",
     "CacheError",
     "CacheWarning",
@@ -95,6 +101,7 @@ __all__ = [
     "ControlCallback",
     "ControlFileWarning",
     "ControlSettings",
+    "Deferred",
     "FrameReport",
     "FrameScheduler",
     "FrameSequence",
@@ -102,6 +109,8 @@ __all__ = [
     "ImageWarning",
     "LifecycleWarning",
     "MemoryWarning",
+    "Power",
+    "Progressive",
     "ReadOnlyError",
     "ServeAugment",
     "SourceError",
