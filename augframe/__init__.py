@@ -25,6 +25,7 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 if TYPE_CHECKING:
     from augframe.augment.serve import ServeAugment
+    from augframe.balance import Balance, Deferred, Power, Progressive
     from augframe.errors import (
         AugframeError,
         AugframeWarning,
@@ -61,6 +62,10 @@ _WHERE = {
     "AugframeWarning": "augframe.errors",
     "BalanceWarning": "augframe.errors",
     "BackupAndRestore": "augframe.keras.backup",
+    "Balance": "augframe.balance",
+    "Deferred": "augframe.balance",
+    "Power": "augframe.balance",
+    "Progressive": "augframe.balance",
     "BuildError": "augframe.errors",
     "CacheError": "augframe.errors",
     "CacheWarning": "augframe.errors",
@@ -90,6 +95,7 @@ __all__ = [
     "AugframeError",
     "AugframeWarning",
     "BackupAndRestore",
+    "Balance",
     "BalanceWarning",
     "BuildError",
     "CacheError",
@@ -98,6 +104,7 @@ __all__ = [
     "ControlCallback",
     "ControlFileWarning",
     "ControlSettings",
+    "Deferred",
     "FrameReport",
     "FrameScheduler",
     "FrameSequence",
@@ -105,6 +112,8 @@ __all__ = [
     "ImageWarning",
     "LifecycleWarning",
     "MemoryWarning",
+    "Power",
+    "Progressive",
     "ReadOnlyError",
     "ServeAugment",
     "SourceError",

@@ -187,9 +187,20 @@ def _assemble(values: Mapping[str, Any]) -> FrameConfig:
     made = {g: kind.from_values(values) for g, kind in _GROUP_TYPES.items()}
     return FrameConfig(
         **made,
-        hot=MappingProxyType({name: values[name] for name in opts.HOT_OPTIONS}),
+        hot=MappingProxyType(
+            {name: _hot_value(name, values) for name in opts.HOT_OPTIONS}
+        ),
         **{name: values[name] for name in _OWN},
     )
+
+
+def _hot_value(name: str, values: Mapping[str, Any]) -> Any:
+    """Hot option `name` as `HotSettings` holds it: a default policy name
+    (never checked: a default) made its `Balance` too."""
+    value = values[name]
+    if opts.OPTIONS[name].kind == "balance":
+        return opts.check(name, value)
+    return value
 
 
 def _check_rules(values: Mapping[str, Any], explicit: frozenset[str]) -> None:
@@ -242,10 +253,18 @@ def refuse_for_validation(values: Mapping[str, Any], names: Any = None) -> None:
         if option is None or option.for_validation:
             continue
         explicit = names is not None and name in names
-        if explicit or value != option.default:
+        if explicit or not _is_default(option, value):
             raise ConfigError(
                 f"Invalid arguments: `{name}={value!r}` does not apply to a "
                 "validation sequence (it serves every native once, unaugmented, "
                 "in a fixed order, and never regenerates). Remove it. Options "
                 f"that apply: {', '.join(opts.VALIDATION_OPTIONS)}."
             )
+
+
+def _is_default(option: opts.Option, value: Any) -> bool:
+    """`value` (checked) is `option`'s default (a policy: the one it names)."""
+    if option.kind == "balance":
+        default = opts.check(option.name, option.default)
+        return bool(opts.check(option.name, value) == default)
+    return bool(value == option.default)

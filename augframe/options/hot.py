@@ -26,6 +26,7 @@ augframe.errors.ConfigError: Invalid value for argument `example_prob`. Received
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
@@ -34,12 +35,14 @@ from contextlib import AbstractContextManager
 from typing import Any
 
 from augframe import _warn
+from augframe.balance import Balance, Custom
 from augframe.errors import ConfigError, ControlFileWarning
 from augframe.options import registry as opts
 from augframe.options.control_file import (
     ControlFile,
     file_values,
     initial_values,
+    json_forms,
     replaced_values,
     write_control,
 )
@@ -127,6 +130,8 @@ class HotSettings:
                 f"`{name}` cannot change while `fit` runs. Options that can: "
                 f"{', '.join(opts.HOT_OPTIONS)}. Build a new FrameSequence to change it."
             )
+        if name == "balance" and self._is_callable_in_force(value):
+            return self._values["balance"]  # its text, as the file writes it
         value = opts.check(name, value)
         check_hot_rules(
             name,
@@ -136,8 +141,23 @@ class HotSettings:
         )
         return value
 
+    def _is_callable_in_force(self, value: Any) -> bool:
+        """`value` is the text a control file writes for the callable policy
+        in force ("callable <name>"): the same policy, no change."""
+        policy = self._values.get("balance")
+        return (
+            isinstance(policy, Custom)
+            and isinstance(value, str)
+            and value == policy.to_json()
+        )
+
     def __getitem__(self, name: str) -> Any:
         return self._values[name]
+
+    @property
+    def balance(self) -> Balance:
+        """The class-mix policy in force (`augframe.balance`)."""
+        return self._values["balance"]
 
     @property
     def aug_p(self) -> float | None:
@@ -156,8 +176,9 @@ class HotSettings:
         return self._values["example_prob"]
 
     def values(self) -> dict[str, Any]:
-        """The values in force, by name (as a new control file holds them)."""
-        return dict(self._values)
+        """The values in force, by name, as a control file and a saved state
+        hold them: JSON values (a policy as its `to_json()` form)."""
+        return json_forms(self._values)
 
     def restore(self, values: Mapping[str, Any]) -> None:
         """Takes back the values a saved state holds, each checked, telling no
@@ -360,7 +381,11 @@ def _written(settings: Any, name: str) -> tuple[Any, bool]:
 
 
 def _shown(name: str, value: Any) -> str:
-    """A hot value in a log line; None for aug_p / pipe_p in words."""
+    """A hot value in a log line; None for aug_p / pipe_p in words, a policy
+    as control.json writes it."""
     if value is None and name in PROBABILITIES:
         return "null (the pipeline's own)"
+    if isinstance(value, Balance):
+        form = value.to_json()
+        return form if isinstance(form, str) else json.dumps(form)
     return str(value)

@@ -26,6 +26,9 @@ def test_config_takes_every_default_from_the_registry_and_is_frozen():
     for name, option in OPTIONS.items():
         if name in FILES_OPTIONS:  # the file constructors' own
             assert name not in config
+        elif option.kind == "balance":  # the policy the default names
+            assert config[name] == check(name, option.default), name
+            assert config[name].is_class_balance
         elif name not in ("image_size", "batch_size"):
             assert config[name] == option.default, name
     assert set(config.hot) == set(HOT_OPTIONS)

@@ -25,6 +25,7 @@ from augframe.options.hot import ControlLink, HotSettings
 from tests.conftest import IMAGE_SIZE, EpochRecorder, flip_rotate, tiny_model
 
 GOOD = {
+    "balance": "sqrt",
     "aug_p": 0.3,
     "pipe_p": 0.7,
     "epochs_per_frame": 2,

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from augframe import ConfigError, ControlFileWarning, FrameSequence
+from augframe.balance import Power, Progressive
 from augframe.cli import main
 from augframe.options.hot import ControlLink, HotSettings
 from augframe.options.registry import HOT_OPTIONS, OPTIONS
@@ -162,6 +163,33 @@ def test_every_value_one_path_accepts_the_others_accept(
         end_epochs(seq, 1)
     for name, value in good.items():
         assert getattr(seq, name) == getattr(other, name) == value
+
+
+def test_balance_by_property_control_file_and_cli_is_one_policy(
+    imbalanced_source, tmp_path, opened
+):
+    path = control(tmp_path)
+    seq = make(imbalanced_source, tmp_path, control_file=path, balance="sqrt")
+    opened.append(seq)
+    assert seq.balance == Power(0.5)
+    assert json.loads(path.read_text())["balance"] == "sqrt"  # its to_json()
+    seq.balance = 0.25
+    assert seq.balance == Power(0.25)
+    assert main(["control", "set", "balance=instance", "--file", str(path)]) == 0
+    end_epochs(seq, 1)
+    assert seq.balance == Power(1.0)
+    path.write_text(json.dumps({"balance": {"progressive": {"epochs": 4}}}))
+    end_epochs(seq, 1)
+    assert seq.balance == Progressive(epochs=4)
+    assert seq.control_values()["balance"] == {"progressive": {"epochs": 4}}
+    # A refused policy: ConfigError, exit 2, one warning; the last good one stays.
+    with pytest.raises(ConfigError, match="`balance`"):
+        seq.balance = "cubic"
+    assert main(["control", "set", "balance=1.5", "--file", str(path)]) == 2
+    path.write_text(json.dumps({"balance": "cubic"}))
+    with pytest.warns(ControlFileWarning, match="Keeping the last good values"):
+        end_epochs(seq, 1)
+    assert seq.balance == Progressive(epochs=4)
 
 
 def test_validation_sequences_refuse_hot_options_by_name(imbalanced_source):
