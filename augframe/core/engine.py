@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from augframe.augment.pipeline import PipelineSpec
-from augframe.balance import Balance
+from augframe.balance import Balance, balance_of
 from augframe.core.background import BackgroundJob
 from augframe.core.builder import Frame
 from augframe.core.builds import FrameBuilds
@@ -544,7 +544,7 @@ class FrameEngine:
 
     def _policy(self) -> Balance:
         """The `balance` policy in force."""
-        return self.hot.balance
+        return balance_of(self.hot.balance)  # a registry default is its name
 
     def mix_at(self, epoch: int) -> np.ndarray | None:
         """The class mix of a frame served from `epoch` on, as the policy in

@@ -474,3 +474,81 @@ def test_every_native_once_with_an_unreadable_one_builds_every_period(tmp_path):
         assert [eng.end_epoch() for _ in range(3)] == [True] * 3
     assert eng.position_at(3, 1) == (4, 0)
     eng.close()
+
+
+# ------------------------------------------------------------- class mix
+
+
+def mixed_engine(tmp_path, balance, **kw) -> FrameEngine:
+    """Classes a (10 natives) and b (3), 3 samples each: 6 a frame."""
+    kw = {"background": True, "epochs_per_frame": 2, "pace_builds": False, **kw}
+    return engine(tmp_path, balance=balance, **kw)[0]
+
+
+def test_a_background_build_is_planned_with_the_mix_of_its_swap_epoch(tmp_path):
+    from augframe import Progressive
+
+    eng = mixed_engine(tmp_path, Progressive(epochs=4), epochs_per_frame=3)
+    try:
+        assert eng.frame.mix.tolist() == [5, 1]  # epoch 0: the natives' mix
+        pending = eng._pending  # epoch 3 ([4, 2] at epochs 1 and 2)
+        assert pending is not None and pending.mix.tolist() == [3, 3]
+        assert not eng.end_epoch() and not eng.end_epoch()
+        assert eng._pending is pending
+        assert eng.end_epoch()
+        with eng.reading() as view:
+            assert view.frame.buffer is pending.buffer  # taken, not rebuilt
+            assert view.frame.class_counts.tolist() == [3, 3]
+        assert eng._pending.mix.tolist() == [3, 3]  # epoch 6: class balance
+    finally:
+        eng.close()
+
+
+def test_a_regenerate_before_the_planned_swap_gets_the_mix_of_now(tmp_path):
+    from augframe import Progressive
+
+    eng = mixed_engine(tmp_path, Progressive(epochs=2))
+    try:
+        assert eng._pending.mix.tolist() == [3, 3]  # planned for epoch 2
+        eng.end_epoch()
+        eng.regenerate()  # served from epoch 1 on
+        assert eng.frame.class_counts.tolist() == [4, 2]
+    finally:
+        eng.close()
+
+
+def test_the_fit_s_length_restarts_a_build_planned_without_it(tmp_path):
+    from augframe import Progressive
+
+    eng = mixed_engine(tmp_path, Progressive(), epochs_per_frame=1)
+    try:
+        pending = eng._pending  # epoch 1 needs the run's length: the last mix
+        assert pending.mix.tolist() == [5, 1]
+        eng.begin_fit(2)  # no warning: none is served yet
+        assert eng._pending is not pending and eng._pending.mix.tolist() == [4, 2]
+    finally:
+        eng.close()
+
+
+def test_a_hot_balance_change_restarts_only_a_build_whose_mix_differs(tmp_path):
+    eng = mixed_engine(tmp_path, "instance")
+    try:
+        pending = eng._pending
+        assert pending.mix.tolist() == [5, 1]
+        eng.hot.set("balance", 0.999)  # the same mix: kept
+        assert eng._pending is pending
+        eng.hot.set("balance", "class")
+        assert eng._pending is not pending and eng._pending.mix.tolist() == [3, 3]
+        assert eng.frame.class_counts.tolist() == [5, 1]  # from the next frame
+    finally:
+        eng.close()
+
+
+def test_a_first_frame_without_a_mix_is_refused_by_name(tmp_path):
+    from augframe import ConfigError
+
+    def bad(counts, epoch):
+        return [0.0, 0.0]
+
+    with pytest.raises(ConfigError, match="`balance`"):
+        mixed_engine(tmp_path, bad)
