@@ -39,12 +39,11 @@ from typing import Any
 import numpy as np
 
 from augframe.augment.pipeline import PipelineSpec
-from augframe.balance import Balance, balance_of
 from augframe.core.background import BackgroundJob
 from augframe.core.builder import Frame
 from augframe.core.builds import FrameBuilds
 from augframe.core.makers import ProcessMaker
-from augframe.core.mix import FrameMixes, same_mix
+from augframe.core.mix import FrameMixes, Mix
 from augframe.core.plan import balanced_samples_per_class, frame_size
 from augframe.core.schedule import FitHorizon, FrameSchedule, position_at
 from augframe.core.seeds import Stream, derive_rng
@@ -261,11 +260,6 @@ class FrameEngine:
         self.entropy = root_entropy(build.seed, build.shard)
         self.available = np.bincount(store.labels, minlength=len(class_names))
         self.num_samples = frame_size(self.available, self.samples_per_class)
-        whole = self.available if build.class_counts is None else build.class_counts
-        self._mixes = FrameMixes(  # docs/design/engine.md, "The class mix"
-            np.asarray(whole), num_samples=self.num_samples,
-            samples_per_class=self.samples_per_class,
-        )  # fmt: skip
         space = open_workspace(
             store, self._spec, class_names, entropy=self.entropy, build=build,
             schedule=schedule, epochs_per_frame=hot.epochs_per_frame, say=say,
@@ -273,25 +267,26 @@ class FrameEngine:
         self.build_processes = isinstance(space.maker, ProcessMaker)
         self.num_build_workers, self.maker = space.maker.num_workers, space.maker
         self._served = Served()
-        # The builder, the buffers, the rolling frame and the pending build.
+        self._horizon = FitHorizon()  # docs/design/engine.md: "The fit's last epoch"
+        # The builder, the buffers, the rolling frame, the pending build, the
+        # class mix (from the whole data set's counts: docs/design/engine.md).
         self._builds = FrameBuilds(
             store, space, spec=self._spec, class_names=class_names,
             samples_per_class=self.samples_per_class, entropy=self.entropy,
             schedule=self.schedule, num_samples=self.num_samples,
             exclusive=self._served.exclusive, progress=progress,
+            mixes=FrameMixes(build.class_counts or self.available, num_samples=self.num_samples,
+                             samples_per_class=self.samples_per_class, hot=hot, horizon=self._horizon),
         )  # fmt: skip
-        self._builder, self._buffers = self._builds.builder, space.frames
+        self._builder, self._buffers, self.mixes = self._builds.builder, space.frames, self._builds.mixes  # fmt: skip
         self._closed = False
         self.epoch = self.epochs_in_frame = 0
         self.last_error: BaseException | None = None
-        self._horizon = FitHorizon()  # docs/design/engine.md: "The fit's last epoch"
         self._say_overrides()
-        mix = self._mixes.first(self._policy())  # before any image is made
         try:
             frame = self._builds.first(
-                aug_p=hot.aug_p, pipe_p=hot.pipe_p, publish=self._publish, say=say,
-                mix=mix,
-            )  # fmt: skip
+                aug_p=hot.aug_p, pipe_p=hot.pipe_p, publish=self._publish, say=say
+            )
             self._announce(self._install(frame))  # listeners may fail (a folder)
             self._start_pending()
         except BaseException:
@@ -350,11 +345,6 @@ class FrameEngine:
         return self._builder.usable
 
     @property
-    def epoch_seconds(self) -> float | None:
-        """The median of the last 5 epochs' wall times (None: none timed yet)."""
-        return self.schedule.epoch_seconds
-
-    @property
     def frame_epochs(self) -> int:
         """The epochs planned for the frame being served."""
         return self.schedule.frame_epochs
@@ -384,9 +374,7 @@ class FrameEngine:
             view = self._served.view
             if due and not regenerate and view is not None:
                 # A new frame that could not differ is not built: it serves on.
-                due = not self._builds.serves_on(
-                    view.frame, say=self.say, mix=self._swap_mix()
-                )
+                due = not self._builds.serves_on(view.frame, say=self.say)
             regenerate, due = self._horizon.settle(regenerate=regenerate, due=due)
             if self._horizon.ends(epoch=self.epoch, last=last):  # the swap is owed
                 self._horizon.ended(
@@ -447,7 +435,6 @@ class FrameEngine:
         frame, kept = self._builds.restore(state, served, entropy=self.entropy)
         # The frame is rebuilt first: a build that fails changes nothing else.
         self.hot.restore(state["hot"])
-        self._mixes.last = frame.mix
         self.entropy = int(state["entropy"])
         self.epoch = int(state["position"]["epoch"])
         self.schedule.restore(state["schedule"])
@@ -464,8 +451,6 @@ class FrameEngine:
         the epochs it has served (from a fresh engine; `FrameBuilds.kept_from`)."""
         with self.reading() as view:
             kept_from = self._builds.kept_from(view.frame)
-        if self._policy().varies:
-            kept_from = None  # another mix can make other samples
         return position_at(
             epoch, epochs_per_frame=epochs_per_frame, kept_from=kept_from
         )
@@ -482,10 +467,7 @@ class FrameEngine:
             if names & set(PROBABILITIES):
                 self._say_overrides()
             pending = self._pending
-            stale = pending is not None and self._builds.stale(
-                self.hot, self._next_mix()
-            )
-            if pending is not None and (replan or stale):
+            if pending is not None and (replan or self._builds.stale(self.hot)):
                 self._builds.cancel()
                 self._start_pending()
             elif pending is None and "epochs_per_frame" in names:
@@ -523,12 +505,9 @@ class FrameEngine:
         self._horizon.set(epoch=self.epoch, epochs_left=epochs_left)
         if self._closed:
             return
+        if self._builds.stale(self.hot) or not self._builds_are_served():
+            self._builds.cancel()  # another class mix now, or served by no epoch
         if self._pending is None:
-            self._start_pending()
-        elif not self._builds_are_served():
-            self._builds.cancel()  # its frame would come after the last epoch
-        elif self._builds.stale(self.hot, self._next_mix()):
-            self._builds.cancel()  # the fit's length changes its class mix
             self._start_pending()
 
     def _builds_are_served(self) -> bool:
@@ -540,85 +519,38 @@ class FrameEngine:
 
     # ------------------------------------------------------------------ builds
 
-    # -------------------------------------------------------------- class mix
-
-    def _policy(self) -> Balance:
-        """The `balance` policy in force."""
-        return balance_of(self.hot.balance)  # a registry default is its name
-
-    def mix_at(self, epoch: int) -> np.ndarray | None:
-        """The class mix of a frame served from `epoch` on, as the policy in
-        force gives it now (the last in force if it cannot: no warning)."""
-        with self._command:
-            policy, final = self._policy(), self._horizon.final_epoch
-            return self._mixes.at(policy, epoch=epoch, epochs=final)
-
-    def _next_mix(self) -> np.ndarray | None:
-        """The class mix of the next frame, served from its planned swap on."""
-        left = self.schedule.epochs_to_swap(
-            self.epochs_in_frame, rolling=self.rolling is not None
-        )
-        return self.mix_at(self.epoch + left)
-
-    def _swap_mix(self) -> np.ndarray | None:
-        """The class mix of a frame swapped in now (one `BalanceWarning` if
-        the policy cannot give it)."""
-        policy, final = self._policy(), self._horizon.final_epoch
-        return self._mixes.served(policy, epoch=self.epoch, epochs=final)
-
-    # ------------------------------------------------------------------ builds
-
-    def _start_pending(
-        self, *, needed: bool = False, mix: np.ndarray | None = None
-    ) -> None:
+    def _start_pending(self, *, needed: bool = False) -> None:
         """Starts the next build in the background, unless no epoch would
-        serve it (`needed`: a swap waits for it now, with the class mix
-        `mix`)."""
+        serve it (`needed`: a swap waits for it now)."""
         view = self._served.view
         if not self.background or self._closed or view is None:
             return
         if not (needed or self._builds_are_served()):
             return
-        mix = mix if needed else self._next_mix()
-        if not needed and self._builds.would_repeat(view.frame, mix):
+        if not needed and self._builds.would_repeat(view.frame):
             return  # it could not differ from the frame served
         self._say_overrides()
         self._builds.start(
-            view.frame, self.hot, epoch=self.epoch,
-            epochs_in_frame=self.epochs_in_frame, mix=mix,
-        )  # fmt: skip
+            view.frame, self.hot, epoch=self.epoch, epochs_in_frame=self.epochs_in_frame
+        )
 
     def _next_frame(self, *, everything: bool = False) -> None:
         self._horizon.owed = None  # any new frame is the one a fit's end left owed
-        mix = self._swap_mix() if self.rolling is None else None
-        pending = self._pending
-        if (
-            pending is not None
-            and self.rolling is None
-            and not same_mix(pending.mix, mix)
-        ):
-            self._builds.cancel()  # planned for another epoch (regenerate, "auto")
+        mix = self._builds.swap(self.epoch)  # the class mix of a frame served now
         if self._pending is None and self.rolling is None:
-            self._start_pending(needed=True, mix=mix)  # none started: none was served
+            self._start_pending(needed=True)  # none started: none was served
         view = self._served.view
         last = view.frame if view is not None else None
         generation = (last.generation if last is not None else 0) + 1
         in_place = (self.rolling is None or last is None) and self._pending is None
         with self._served.exclusive() if in_place else contextlib.nullcontext():
-            frame, paced = self._build_next(
-                last, generation, everything=everything, mix=mix
-            )
+            frame, paced = self._build_next(last, generation, mix, everything=everything)  # fmt: skip
             event = self._install(frame, paced_seconds=paced)
         self._announce(event)
         self._start_pending()
 
     def _build_next(
-        self,
-        last: Frame | None,
-        generation: int,
-        *,
-        everything: bool,
-        mix: np.ndarray | None,
+        self, last: Frame | None, generation: int, mix: Mix, *, everything: bool
     ) -> tuple[Frame, float]:
         """The next frame and its paced seconds; on failure, `_failed`, then `BuildError`."""
         try:
@@ -659,7 +591,6 @@ class FrameEngine:
 
     def _install(self, frame: Frame, *, paced_seconds: float = 0.0) -> FrameInstalled:
         frame.emit_warnings()  # serves `frame` from now on; its event for `_announce`
-        self._mixes.last = frame.mix
         served = self.epochs_in_frame
         self.epochs_in_frame = 0
         self.schedule.plan()

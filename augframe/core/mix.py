@@ -13,28 +13,38 @@ for frame 1 an error, before training; later the last mix in force is kept,
 with one `BalanceWarning` when such a frame is served.
 
 Example:
->>> from augframe.balance import Power, Progressive
->>> mixes = FrameMixes(np.array([30, 6, 4]), num_samples=12, samples_per_class=4)
->>> mixes.first(Power(0.0)).tolist()
-[4, 4, 4]
->>> mixes.at(Power(1.0), epoch=1, epochs=None).tolist()
-[9, 2, 1]
->>> mixes.at(Progressive(), epoch=1, epochs=None).tolist()  # unknown: the last
-[4, 4, 4]
+>>> from augframe.options.hot import HotSettings
+>>> hot = HotSettings.of(background=True, writes_examples=False, balance="sqrt")
+>>> mixes = FrameMixes([30, 6, 4], num_samples=12, samples_per_class=4, hot=hot)
+>>> mixes.first().tolist()
+[7, 3, 2]
+>>> _ = hot.set("balance", "progressive")
+>>> mixes.at(2).tolist()  # the fit's epochs unknown: the last mix
+[7, 3, 2]
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, TypeAlias
+
 import numpy as np
 
 from augframe import _warn
-from augframe.balance import Balance, EpochsUnknown, frame_mix
+from augframe.balance import Balance, EpochsUnknown, Power, balance_of, frame_mix
 from augframe.errors import BalanceWarning, invalid
 
-__all__ = ["FrameMixes", "same_mix"]
+if TYPE_CHECKING:
+    from augframe.core.schedule import FitHorizon
+    from augframe.options.hot import HotSettings
+
+__all__ = ["FrameMixes", "Mix", "same_mix"]
+
+Mix: TypeAlias = np.ndarray | None
+"""A frame's samples per class, `(num_classes,)` int64; None: every native once."""
 
 
-def same_mix(a: np.ndarray | None, b: np.ndarray | None) -> bool:
+def same_mix(a: Mix, b: Mix) -> bool:
     """Whether two frames' mixes are the same (None: no mix, every native once).
 
     Example:
@@ -47,37 +57,54 @@ def same_mix(a: np.ndarray | None, b: np.ndarray | None) -> bool:
 
 
 class FrameMixes:
-    """The mix of each frame, from a policy, and the mix in force.
+    """The mix of each frame, from the `balance` policy in force, and the mix
+    in force.
 
-    Only the engine calls it, under its command lock.
+    Only the engine's collaborators call it, under the engine's command lock.
 
     Args:
         class_counts: natives per class of the whole data set (before sharding).
         num_samples: the samples of a frame (fixed: Keras caches `len(seq)`).
         samples_per_class: None when a frame is every native once (no mix
             then: the natives' own).
+        hot: the hot settings (their `balance`); None: class balance.
+        horizon: the running fit's last epoch (None: never known).
     """
 
     def __init__(
         self,
-        class_counts: np.ndarray,
+        class_counts: np.ndarray | Sequence[int],
         *,
         num_samples: int,
         samples_per_class: int | None,
+        hot: HotSettings | None = None,
+        horizon: FitHorizon | None = None,
     ) -> None:
         self.counts = np.asarray(class_counts, dtype=np.int64)
         self.total = int(num_samples)
         self.fixed = samples_per_class is None
-        self.last: np.ndarray | None = None
+        self.hot, self.horizon = hot, horizon
+        self.last: Mix = None
         """The mix of the frame served (the last in force)."""
         self._warned: set[str] = set()
 
-    def first(self, policy: Balance) -> np.ndarray | None:
+    @property
+    def policy(self) -> Balance:
+        """The `balance` policy in force."""
+        return balance_of(self.hot.balance) if self.hot is not None else Power(0.0)
+
+    @property
+    def varies(self) -> bool:
+        """Whether two frames can get different mixes under the policy in force."""
+        return not self.fixed and self.policy.varies
+
+    def first(self) -> Mix:
         """The mix of frame 1 (epoch 0, no fit's length known yet).
 
         Raises:
             ConfigError: the policy cannot give one, named with the fix.
         """
+        policy = self.policy
         try:
             self.last = self._mix(policy, epoch=0, epochs=None)
         except Exception as exc:
@@ -87,24 +114,21 @@ class FrameMixes:
             ) from exc  # fmt: skip
         return self.last
 
-    def at(
-        self, policy: Balance, *, epoch: int, epochs: int | None
-    ) -> np.ndarray | None:
+    def at(self, epoch: int) -> Mix:
         """The mix of a frame served from `epoch` on (a build starting now);
         the last in force, silently, when the policy cannot give one yet (a
         fit may still tell its length: `served` warns)."""
         try:
-            return self._mix(policy, epoch=epoch, epochs=epochs)
+            return self._mix(self.policy, epoch=epoch, epochs=self._epochs())
         except Exception:
             return self.last
 
-    def served(
-        self, policy: Balance, *, epoch: int, epochs: int | None
-    ) -> np.ndarray | None:
-        """The mix a frame served from `epoch` on should have: `at`, with one
-        `BalanceWarning` (per cause) when the policy cannot give one."""
+    def served(self, epoch: int) -> Mix:
+        """The mix a frame swapped in now, served from `epoch` on, gets: `at`,
+        with one `BalanceWarning` (per cause) when the policy cannot give one."""
+        policy = self.policy
         try:
-            return self._mix(policy, epoch=epoch, epochs=epochs)
+            return self._mix(policy, epoch=epoch, epochs=self._epochs())
         except EpochsUnknown as exc:
             self._warn_once("epochs", f"{exc} The last class mix is kept.")
         except Exception as exc:
@@ -117,9 +141,10 @@ class FrameMixes:
             )
         return self.last
 
-    def _mix(
-        self, policy: Balance, *, epoch: int, epochs: int | None
-    ) -> np.ndarray | None:
+    def _epochs(self) -> int | None:
+        return self.horizon.final_epoch if self.horizon is not None else None
+
+    def _mix(self, policy: Balance, *, epoch: int, epochs: int | None) -> Mix:
         if self.fixed:
             return None
         weights = policy.weights(self.counts, epoch=epoch, epochs=epochs)

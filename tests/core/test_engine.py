@@ -199,7 +199,7 @@ def test_paced_builds_give_the_same_frames_and_the_engine_sets_deadlines(
             assert pacer.deadline is None  # the first epoch is never timed
         else:
             left = 2 if swapped else 1
-            assert paced.epoch_seconds == 1000.0
+            assert paced.schedule.epoch_seconds == 1000.0
             assert pacer.deadline == pytest.approx(
                 clock.now + (left - pacer.margin) * 1000.0
             )
@@ -207,7 +207,7 @@ def test_paced_builds_give_the_same_frames_and_the_engine_sets_deadlines(
     assert paced.generation == plain.generation == 4
     clock.now += 1e5  # a pause between two `fit` calls: the median ignores it
     paced.end_epoch()
-    assert paced.epoch_seconds == 1000.0
+    assert paced.schedule.epoch_seconds == 1000.0
     paced.close()  # a build held back by its pacer is cancelled at once
     plain.close()
 
