@@ -167,22 +167,6 @@ class FrameSequence(TrainingFacade, _PyDataset):
             buffers may take: bytes (an int), or a share of the memory this
             process can use (a float in (0, 1], cgroup limits included).
             None (default): 0.25.
-        balance: how a frame's samples are split among classes; the total,
-            `samples_per_class` times the number of classes, never changes
-            (nor `len(seq)`). "class" (default): every class alike.
-            "instance": in proportion to each class's natives (the data
-            set's own mix); "sqrt": to their square root; a number q in
-            [0, 1]: to `natives ** q`. `augframe.Progressive(epochs=None)`:
-            from the natives' mix at epoch 0 to class balance at `epochs`,
-            linearly; `augframe.Deferred(fraction=0.8)`: the natives' mix,
-            then class balance for the last part of the run; either without
-            a length takes the epochs `fit` runs from `augframe.ControlCallback`.
-            A function `f(class_counts, epoch) -> weights` for anything else.
-            Each frame's mix is decided when its build starts and shown in
-            its report; hot (`seq.balance`, control.json): applies from the
-            next frame. With `samples_per_class=None` only "instance" (the
-            default reads as it); with `refresh="rolling"` only "class". See
-            `augframe.balance` and docs/long-tail.md.
         epochs_per_frame: training epochs served from one frame, or "auto":
             for every frame, the fewest epochs whose next frame is built (in
             the background) before it is needed, measured while training
@@ -227,6 +211,22 @@ class FrameSequence(TrainingFacade, _PyDataset):
             PNG per frame (`frame_<run>_g<generation>_report.png`, see
             `frame_report`).
         example_prob: probability that a sample of a frame is written there.
+        balance: how a frame's samples are split among classes; the total,
+            `samples_per_class` times the number of classes, never changes
+            (nor `len(seq)`). "class" (default): every class alike.
+            "instance": in proportion to each class's natives (the data
+            set's own mix); "sqrt": to their square root; a number q in
+            [0, 1]: to `natives ** q`. `augframe.Progressive(epochs=None)`:
+            from the natives' mix at epoch 0 to class balance at `epochs`,
+            linearly; `augframe.Deferred(fraction=0.8)`: the natives' mix,
+            then class balance for the last part of the run; either without
+            a length takes the epochs `fit` runs from `augframe.ControlCallback`.
+            A function `f(class_counts, epoch) -> weights` for anything else.
+            Each frame's mix is decided when its build starts and shown in
+            its report; hot (`seq.balance`, control.json): applies from the
+            next frame. With `samples_per_class=None` only "instance" (the
+            default reads as it); with `refresh="rolling"` only "class". See
+            `augframe.balance` and docs/long-tail.md.
         max_examples: the most example JPEGs kept in `example_dir`, and
             separately the most report PNGs (the latest frames'); 0 writes
             neither.
