@@ -12,10 +12,12 @@ import keras
 import numpy as np
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from augframe import ConfigError, FrameSequence, ServeAugment
 from augframe.augment.pipeline import A
-from augframe.balance import Custom, Deferred, Power, Progressive
+from augframe.balance import Custom, Deferred, Power, Progressive, balance_of
 from augframe.keras.facade import LABEL_MODES
 from augframe.keras.run_config import RunConfig, load_config, read_config
 from tests.conftest import tiny_model, write_jpegs
@@ -358,6 +360,41 @@ def test_balance_from_a_file_and_as_a_python_override(project):
             assert seq.balance == policy
     with pytest.raises(ConfigError, match=r"field `balance` \(given as an override\)"):
         FrameSequence.from_config(config, balance="cubic")
+
+
+BALANCE_VALUES = (
+    st.sampled_from(["class", "sqrt", "deferred", "callable f", "cubic", ""])
+    | st.floats(allow_nan=False)
+    | st.integers(-2, 3)
+    | st.booleans()
+    | st.none()
+    | st.text(max_size=8)
+    | st.dictionaries(
+        st.sampled_from(["progressive", "deferred", "x"]),
+        st.dictionaries(
+            st.sampled_from(["epochs", "fraction", "start_epoch"]),
+            st.integers(-1, 9) | st.floats(-1, 2) | st.none() | st.text(max_size=2),
+            max_size=2,
+        ),
+        max_size=2,
+    )
+)
+
+
+@settings(max_examples=80, deadline=None)
+@given(BALANCE_VALUES)
+def test_any_balance_in_a_run_config_is_a_policy_or_a_config_error(
+    tmp_path_factory, value
+):
+    folder = tmp_path_factory.mktemp("run")
+    (folder / "data" / "train").mkdir(parents=True)
+    config = write_config(folder, {**MINIMAL, "balance": value})
+    try:
+        loaded = load_config(config)
+    except ConfigError as error:
+        assert f"{config}: field `balance" in str(error)
+        return
+    assert balance_of(loaded.sequence_kwargs()["balance"]) == balance_of(value)
 
 
 def test_python_objects_and_caller_paths_as_overrides(project, tmp_path, monkeypatch):
