@@ -428,8 +428,9 @@ def _span(own: int | None, told: int | None, name: str) -> int:
     if span is None:
         raise EpochsUnknown(
             f"{name}(epochs=None) needs the epochs fit runs: pass "
-            f"augframe.ControlCallback(seq) to fit(callbacks=...), or give "
-            f"{name}(epochs=N)."
+            f"augframe.ControlCallback(control_file) on the sequence's control "
+            f"file (or augframe.FrameScheduler(seq)) to fit(callbacks=...), or "
+            f"give {name}(epochs=N)."
         )
     return max(int(span), 1)
 

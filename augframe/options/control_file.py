@@ -54,6 +54,7 @@ __all__ = [
     "describe_keys",
     "file_values",
     "initial_values",
+    "is_callable_text",
     "json_forms",
     "parse_control",
     "replaced_values",
@@ -173,12 +174,22 @@ def _json_words(text: str) -> str:
     )
 
 
+_BALANCE_WORDS = (
+    'one of "class", "instance", "sqrt", "progressive", "deferred", a number q '
+    'in [0, 1], {"progressive": {"epochs": N}}, {"deferred": {"fraction": F, '
+    '"epochs": N}} or {"deferred": {"start_epoch": E}}, or null (keep it); a '
+    "callable policy is set from Python only"
+)
+
+
 def _expected(key: str) -> str:
     """What `key` takes in control.json, in words."""
     if key in COMMAND_KEYS:
         return "true or false"
     if key == "learning_rate":
         return "a positive, finite number (e.g. 3e-4) or null"
+    if key == "balance":
+        return _BALANCE_WORDS
     text = _json_words(opts.OPTIONS[key].expected())
     return text if text.endswith(" or null") else text + " or null (keep it)"
 
@@ -246,7 +257,7 @@ def check_value(key: str, value: Any) -> Any:
         return value
     if key == "learning_rate":
         return _learning_rate(value)
-    if key == "balance" and _is_callable_text(value):
+    if key == "balance" and is_callable_text(value):
         return value  # a callable in force: applied by no file
     try:
         checked = opts.check(key, value)
@@ -256,7 +267,14 @@ def check_value(key: str, value: Any) -> Any:
     return value if key == "balance" else checked
 
 
-def _is_callable_text(value: Any) -> bool:
+def is_callable_text(value: Any) -> bool:
+    """`value` is the text control.json holds for a callable `balance` in
+    force ("callable <name>").
+
+    Example:
+    >>> is_callable_text("callable rare_first"), is_callable_text("sqrt")
+    (True, False)
+    """
     return (
         isinstance(value, str)
         and value.startswith(CALLABLE_PREFIX)

@@ -35,7 +35,7 @@ from contextlib import AbstractContextManager
 from typing import Any
 
 from augframe import _warn
-from augframe.balance import Balance, Custom
+from augframe.balance import Balance, Custom, Power
 from augframe.errors import ConfigError, ControlFileWarning
 from augframe.options import registry as opts
 from augframe.options.control_file import (
@@ -47,9 +47,20 @@ from augframe.options.control_file import (
     write_control,
 )
 
-__all__ = ["PROBABILITIES", "ControlLink", "HotSettings", "check_hot_rules"]
+__all__ = [
+    "INSTANCE",
+    "PROBABILITIES",
+    "ControlLink",
+    "HotSettings",
+    "check_balance_rules",
+    "check_hot_rules",
+]
 
 logger = logging.getLogger("augframe")
+
+INSTANCE = Power(1.0)
+"""The policy of a frame of every native once: the default with
+`samples_per_class=None`."""
 
 PROBABILITIES = ("aug_p", "pipe_p")
 """The hot options for which None means something: the pipeline's own."""
@@ -58,14 +69,31 @@ Listener = Callable[[frozenset[str]], None]
 
 
 def check_hot_rules(
-    name: str, value: Any, *, background: bool, writes_examples: bool
+    name: str,
+    value: Any,
+    *,
+    background: bool,
+    writes_examples: bool,
+    every_native_once: bool = False,
+    rolling: bool = False,
 ) -> None:
     """The rules of a checked hot value with the options it depends on.
 
+    Args:
+        name: the hot option.
+        value: its value, checked by the registry (a policy: a `Balance`).
+        background: frames are built in the background.
+        writes_examples: an `example_dir` was given.
+        every_native_once: `samples_per_class=None` (a frame is every native
+            once: only the natives' own mix, "instance", exists).
+        rolling: `refresh="rolling"` (each slot keeps its class).
+
     Raises:
-        ConfigError: "auto" without background builds, or examples without
-            `example_dir`.
+        ConfigError: "auto" without background builds, examples without
+            `example_dir`, or a class-mix policy the frames cannot follow.
     """
+    if name == "balance":
+        check_balance_rules(value, every_native_once=every_native_once, rolling=rolling)
     if name == "epochs_per_frame" and value == "auto" and not background:
         raise opts.invalid(
             "epochs_per_frame",
@@ -83,6 +111,44 @@ def check_hot_rules(
         )
 
 
+def check_balance_rules(
+    policy: Balance, *, every_native_once: bool, rolling: bool
+) -> None:
+    """Refuses, by name, a class-mix policy the frames cannot follow.
+
+    A frame of every native once (`samples_per_class=None`) has the natives'
+    own mix: only "instance". Rolling frames keep each slot's class, and their
+    plan does not follow a mix: only "class".
+
+    Raises:
+        ConfigError: naming `balance`, the policy and the fix.
+
+    Example:
+    >>> check_balance_rules(Power(0.5), every_native_once=False, rolling=True)
+    Traceback (most recent call last):
+    ...
+    augframe.errors.ConfigError: Invalid value for argument `balance`. Received: balance='sqrt'. Expected 'class' with refresh='rolling'. Rolling frames refresh slices of slots that each keep their class, so the class mix cannot change. Pass refresh='frame' to mix classes by a policy, or balance='class'.
+    """
+    if every_native_once and not policy.is_instance:
+        raise opts.invalid(
+            "balance",
+            policy.to_json(),
+            "'instance' (or the default 'class') with samples_per_class=None",
+            "A frame of every native once has the natives' own class mix. "
+            "Pass samples_per_class (e.g. 'balanced') to mix classes by a "
+            "policy, or leave `balance` out.",
+        )
+    if rolling and not every_native_once and not policy.is_class_balance:
+        raise opts.invalid(
+            "balance",
+            policy.to_json(),
+            "'class' with refresh='rolling'",
+            "Rolling frames refresh slices of slots that each keep their "
+            "class, so the class mix cannot change. Pass refresh='frame' to "
+            "mix classes by a policy, or balance='class'.",
+        )
+
+
 class HotSettings:
     """The hot options in force, checked by one set of rules.
 
@@ -93,35 +159,55 @@ class HotSettings:
         background: frames are built in the background (`"auto"` needs it).
         writes_examples: an `example_dir` was given (`example_prob > 0`
             needs it).
+        every_native_once: `samples_per_class=None`: `balance` stays
+            "instance" (`check_balance_rules`).
+        rolling: `refresh="rolling"`: `balance` stays "class".
 
     Raises:
         ConfigError: a value is refused (see the module docstring).
     """
 
     def __init__(
-        self, values: Mapping[str, Any], *, background: bool, writes_examples: bool
+        self,
+        values: Mapping[str, Any],
+        *,
+        background: bool,
+        writes_examples: bool,
+        every_native_once: bool = False,
+        rolling: bool = False,
     ) -> None:
         self.background = background
         self.writes_examples = writes_examples
+        self.every_native_once = every_native_once
+        self.rolling = rolling
         self._values = {name: values[name] for name in opts.HOT_OPTIONS}
         self._listeners: list[Listener] = []
         self._lock: AbstractContextManager[Any] = threading.RLock()
 
     @classmethod
     def of(
-        cls, *, background: bool, writes_examples: bool, **given: Any
+        cls,
+        *,
+        background: bool,
+        writes_examples: bool,
+        every_native_once: bool = False,
+        rolling: bool = False,
+        **given: Any,
     ) -> HotSettings:
         """Hot settings from the given values and the registry's defaults."""
+        context = {
+            "background": background,
+            "writes_examples": writes_examples,
+            "every_native_once": every_native_once,
+            "rolling": rolling,
+        }
         values = {}
         for name in opts.HOT_OPTIONS:
             values[name] = opts.check(name, given.get(name, opts.OPTIONS[name].default))
-            check_hot_rules(
-                name,
-                values[name],
-                background=background,
-                writes_examples=writes_examples,
-            )
-        return cls(values, background=background, writes_examples=writes_examples)
+            if name == "balance" and every_native_once and "balance" not in given:
+                values[name] = INSTANCE  # the default there (`frame_config`)
+            check_hot_rules(name, values[name], **context)
+        return cls(values, **context)
 
     def check(self, name: str, value: Any) -> Any:
         """`value` for hot option `name`, checked; raises `ConfigError` if refused."""
@@ -138,6 +224,8 @@ class HotSettings:
             value,
             background=self.background,
             writes_examples=self.writes_examples,
+            every_native_once=self.every_native_once,
+            rolling=self.rolling,
         )
         return value
 

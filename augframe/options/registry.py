@@ -275,15 +275,6 @@ OPTIONS: dict[str, Option] = _options(
         nullable=True,
     ),
     Option(
-        "balance",
-        "balance",
-        "class",
-        "how a frame's samples are split among classes: 'class' (equally), "
-        "'instance' (as the natives), 'sqrt', a power q in [0, 1], "
-        "'progressive' or 'deferred' (from instance to class over the run)",
-        hot=True,
-    ),
-    Option(
         "augment",
         "path",
         "safe",
@@ -373,6 +364,15 @@ OPTIONS: dict[str, Option] = _options(
         "probability",
         0.0,
         "probability that a sample is written as an example",
+        hot=True,
+    ),
+    Option(
+        "balance",
+        "balance",
+        "class",
+        "how a frame's samples are split among classes: 'class' (equally), "
+        "'instance' (as the natives), 'sqrt', a power q in [0, 1], "
+        "'progressive' or 'deferred' (from instance to class over the run)",
         hot=True,
     ),
     Option(

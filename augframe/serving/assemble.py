@@ -129,6 +129,8 @@ def open_frames(source: Mapping[str, Any] | StoreSource, config: FrameConfig) ->
                 config.hot,
                 background=config.schedule.background,
                 writes_examples=artifacts.example_dir is not None,
+                every_native_once=config["samples_per_class"] is None,
+                rolling=config["refresh"] == "rolling",
             ),
             artifacts=artifacts,
             serving=serving,
