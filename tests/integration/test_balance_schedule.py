@@ -243,3 +243,27 @@ def test_a_control_file_s_balance_applies_at_the_next_frame(tmp_path):
     # Read as the fit begins: the frame served stays, the next follows it.
     sqrt = expected_mix("sqrt", 1, 3)
     assert got == [[8, 8, 8], sqrt, sqrt] and sqrt != [8, 8, 8]
+
+
+@pytest.mark.parametrize("epochs_per_frame", [1, 2])
+def test_fit_from_initial_epoch_serves_the_uninterrupted_frames_and_mixes(
+    epochs_per_frame,
+):
+    def run(**fit_options):
+        with sequence(Progressive(), epochs_per_frame=epochs_per_frame) as seq:
+            recorder = Recorder(seq)
+            tiny_model(len(COUNTS), image_size=SIZE).fit(
+                seq,
+                epochs=EPOCHS,
+                verbose=0,
+                callbacks=[augframe.FrameScheduler(seq), recorder],
+                **fit_options,
+            )
+        return {
+            epoch: (frame.generation, frame.class_counts.tolist(), digest(frame))
+            for epoch, _, frame in recorder.seen
+        }
+
+    whole, resumed = run(), run(initial_epoch=3)
+    assert resumed == {e: whole[e] for e in range(3, EPOCHS)}
+    assert whole[3][1] != whole[0][1]  # the mix moved by epoch 3
