@@ -552,3 +552,37 @@ def test_a_first_frame_without_a_mix_is_refused_by_name(tmp_path):
 
     with pytest.raises(ConfigError, match="`balance`"):
         mixed_engine(tmp_path, bad)
+
+
+def test_a_rolling_frame_keeps_a_constant_class_mix_slot_by_slot():
+    """Slots keep their class, so a rolling frame planned with a constant mix
+    (a `Power` policy, fixed at construction) serves it at every epoch."""
+    from augframe.augment.pipeline import PipelineSpec
+    from tests.conftest import flip_rotate
+
+    store, names = mapping_to_store(
+        {"a": random_images(20, seed=0, size=(8, 8)),
+         "b": random_images(6, seed=1, size=(8, 8)),
+         "c": random_images(2, seed=2, size=(8, 8))},
+        image_size=(8, 8), num_workers=1,
+    )  # fmt: skip
+    eng = FrameEngine(store, class_names=names, **engine_parts(
+        image_size=(8, 8), samples_per_class=6, epochs_per_frame=3, seed=0,
+        refresh="rolling", balance="sqrt", spec=PipelineSpec(flip_rotate()),
+        verbose=0,
+    ))  # fmt: skip
+    try:
+        for epoch in range(6):
+            frame = eng.frame
+            plan = frame.plan
+            assert frame.class_counts.tolist() == [10, 5, 3] == frame.mix.tolist()
+            for cls, count in enumerate([10, 5, 3]):
+                mine = plan.labels == cls
+                natives = plan.native_index[mine & ~plan.forced]
+                assert len(np.unique(natives)) == len(natives)
+                pixels = {frame.images[i].tobytes() for i in np.flatnonzero(mine)}
+                assert len(pixels) == count
+            eng.regenerate() if epoch == 3 else eng.end_epoch()
+        assert eng.generation == 7
+    finally:
+        eng.close()
