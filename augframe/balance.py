@@ -334,6 +334,8 @@ def balance_of(value: Any) -> Balance:
         if not 0.0 <= float(value) <= 1.0:  # NaN too
             raise _invalid(value)
         return Power(value)
+    if isinstance(value, type):  # `balance=Progressive`, its parentheses left out
+        raise _invalid(value, f"Pass a policy object, e.g. balance={value.__name__}().")
     if callable(value):
         return Custom(value)
     raise _invalid(value)

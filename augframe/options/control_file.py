@@ -59,6 +59,7 @@ __all__ = [
     "parse_control",
     "replaced_values",
     "salvage",
+    "same_value",
     "write_control",
 ]
 
@@ -474,6 +475,24 @@ def file_values(path: str | os.PathLike[str]) -> dict[str, Any] | None:
     }
 
 
+def same_value(key: str, a: Any, b: Any) -> bool:
+    """Whether two file values of `key` say the same: a policy by what it is
+    (`0.5` and `"sqrt"` alike), any other value by equality.
+
+    Example:
+    >>> same_value("balance", 0.5, "sqrt"), same_value("aug_p", 0.5, 0.6)
+    (True, False)
+    """
+    if a == b:
+        return True
+    if key != "balance" or is_callable_text(a) or is_callable_text(b):
+        return False
+    try:
+        return bool(opts.check(key, a) == opts.check(key, b))
+    except ConfigError:
+        return False
+
+
 def replaced_values(old: dict[str, Any], new: dict[str, Any]) -> str:
     """The values of `old` that `new` replaces, as "key: old -> new, ..." ("" if none).
 
@@ -485,7 +504,7 @@ def replaced_values(old: dict[str, Any], new: dict[str, Any]) -> str:
     return ", ".join(
         f"{key}: {_shown(value)} -> {_shown(new.get(key))}"
         for key, value in old.items()
-        if key in new and new[key] != value
+        if key in new and not same_value(key, value, new[key])
     )
 
 

@@ -44,6 +44,7 @@ from augframe.options.control_file import (
     initial_values,
     json_forms,
     replaced_values,
+    same_value,
     write_control,
 )
 
@@ -350,7 +351,9 @@ class ControlLink:
         self._regenerate_consumed = False
         old = file_values(path) or {}
         new = initial_values(hot.values())
-        self.replaced = {k: v for k, v in old.items() if k in new and new[k] != v}
+        self.replaced = {
+            k: v for k, v in old.items() if k in new and not same_value(k, v, new[k])
+        }
         if adopt:
             self.adopt_file_values()
             return

@@ -554,3 +554,14 @@ def test_a_policy_the_frames_cannot_follow_is_one_warning(
         assert hot.balance == kept
     with pytest.raises(ConfigError, match=re.escape(refused)):
         hot.set("balance", "deferred")
+
+
+def test_a_file_policy_spelled_otherwise_is_not_replaced_with_a_warning(tmp_path):
+    path = tmp_path / "control.json"
+    write_control(path, {"balance": 0.5, "aug_p": None})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # 0.5 is "sqrt": nothing is replaced
+        link_on(path, balance="sqrt")
+    write_control(path, {"balance": 0.5})
+    with pytest.warns(ControlFileWarning, match='balance: 0.5 -> "instance"'):
+        link_on(path, balance="instance")
