@@ -225,7 +225,8 @@ class FrameSequence(TrainingFacade, _PyDataset):
             Each frame's mix is decided when its build starts and shown in
             its report; hot (`seq.balance`, control.json): applies from the
             next frame. With `samples_per_class=None` only "instance" (the
-            default reads as it); with `refresh="rolling"` only "class". See
+            default reads as it); with `refresh="rolling"` a constant mix, set
+            at construction. See
             `augframe.balance` and docs/long-tail.md.
         max_examples: the most example JPEGs kept in `example_dir`, and
             separately the most report PNGs (the latest frames'); 0 writes

@@ -77,6 +77,7 @@ def check_hot_rules(
     writes_examples: bool,
     every_native_once: bool = False,
     rolling: bool = False,
+    in_force: Any = None,
 ) -> None:
     """The rules of a checked hot value with the options it depends on.
 
@@ -88,13 +89,19 @@ def check_hot_rules(
         every_native_once: `samples_per_class=None` (a frame is every native
             once: only the natives' own mix, "instance", exists).
         rolling: `refresh="rolling"` (each slot keeps its class).
+        in_force: the value it would replace (None: at construction).
 
     Raises:
         ConfigError: "auto" without background builds, examples without
             `example_dir`, or a class-mix policy the frames cannot follow.
     """
     if name == "balance":
-        check_balance_rules(value, every_native_once=every_native_once, rolling=rolling)
+        check_balance_rules(
+            value,
+            every_native_once=every_native_once,
+            rolling=rolling,
+            in_force=in_force,
+        )
     if name == "epochs_per_frame" and value == "auto" and not background:
         raise opts.invalid(
             "epochs_per_frame",
@@ -113,22 +120,30 @@ def check_hot_rules(
 
 
 def check_balance_rules(
-    policy: Balance, *, every_native_once: bool, rolling: bool
+    policy: Balance,
+    *,
+    every_native_once: bool,
+    rolling: bool,
+    in_force: Balance | None = None,
 ) -> None:
     """Refuses, by name, a class-mix policy the frames cannot follow.
 
     A frame of every native once (`samples_per_class=None`) has the natives'
-    own mix: only "instance". Rolling frames keep each slot's class, and their
-    plan does not follow a mix: only "class".
+    own mix: only "instance". Rolling frames keep each slot's class: they
+    follow a constant mix (a power of the natives, e.g. "sqrt") chosen at
+    construction, never one that varies between frames, and a hot change
+    (`in_force`: the policy it would replace) is refused.
 
     Raises:
         ConfigError: naming `balance`, the policy and the fix.
 
     Example:
     >>> check_balance_rules(Power(0.5), every_native_once=False, rolling=True)
+    >>> from augframe.balance import Progressive
+    >>> check_balance_rules(Progressive(), every_native_once=False, rolling=True)
     Traceback (most recent call last):
     ...
-    augframe.errors.ConfigError: Invalid value for argument `balance`. Received: balance='sqrt'. Expected 'class' with refresh='rolling'. Rolling frames refresh slices of slots that each keep their class, so the class mix cannot change. Pass refresh='frame' to mix classes by a policy, or balance='class'.
+    augframe.errors.ConfigError: Invalid value for argument `balance`. Received: balance='progressive'. Expected a constant mix ('class', 'instance', 'sqrt' or a number q) with refresh='rolling'. Rolling frames refresh slices of slots that each keep their class, so the class mix cannot change from frame to frame. Pass refresh='frame' for a schedule, or a constant policy.
     """
     if every_native_once and not policy.is_instance:
         raise opts.invalid(
@@ -139,14 +154,25 @@ def check_balance_rules(
             "Pass samples_per_class (e.g. 'balanced') to mix classes by a "
             "policy, or leave `balance` out.",
         )
-    if rolling and not every_native_once and not policy.is_class_balance:
+    if rolling and not every_native_once and policy.varies:
         raise opts.invalid(
             "balance",
             policy.to_json(),
-            "'class' with refresh='rolling'",
+            "a constant mix ('class', 'instance', 'sqrt' or a number q) with "
+            "refresh='rolling'",
             "Rolling frames refresh slices of slots that each keep their "
-            "class, so the class mix cannot change. Pass refresh='frame' to "
-            "mix classes by a policy, or balance='class'.",
+            "class, so the class mix cannot change from frame to frame. Pass "
+            "refresh='frame' for a schedule, or a constant policy.",
+        )
+    if rolling and in_force is not None and policy != in_force:
+        raise opts.invalid(
+            "balance",
+            policy.to_json(),
+            f"{json.dumps(in_force.to_json())}, the mix this rolling frame "
+            "(refresh='rolling') was built with",
+            "Rolling frames keep each slot's class, so their mix is fixed "
+            "while they run. Build a new FrameSequence with this balance, or "
+            "one with refresh='frame' to change it while fit runs.",
         )
 
 
@@ -227,6 +253,7 @@ class HotSettings:
             writes_examples=self.writes_examples,
             every_native_once=self.every_native_once,
             rolling=self.rolling,
+            in_force=self._values.get(name),
         )
         return value
 

@@ -267,3 +267,17 @@ def test_fit_from_initial_epoch_serves_the_uninterrupted_frames_and_mixes(
     whole, resumed = run(), run(initial_epoch=3)
     assert resumed == {e: whole[e] for e in range(3, EPOCHS)}
     assert whole[3][1] != whole[0][1]  # the mix moved by epoch 3
+
+
+def test_a_rolling_frame_serves_a_constant_mix_at_every_epoch_of_a_fit():
+    with sequence("sqrt", refresh="rolling", epochs_per_frame=2) as seq:
+        recorder = Recorder(seq)
+        tiny_model(len(COUNTS), image_size=SIZE).fit(
+            seq, epochs=EPOCHS, verbose=0, callbacks=[recorder]
+        )
+        with pytest.raises(augframe.ConfigError, match="refresh='rolling'"):
+            seq.balance = "instance"  # a rolling frame keeps its mix
+    for _, length, frame in recorder.seen:
+        assert length == TOTAL // 8
+        assert frame.class_counts.tolist() == expected_mix("sqrt", 0, None)
+    assert recorder.seen[-1][2].generation > 1  # slices were renewed

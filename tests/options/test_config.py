@@ -165,14 +165,18 @@ def test_every_native_once_keeps_the_natives_own_mix():
         assert config["balance"] == balance_of(policy)
 
 
-def test_rolling_frames_refuse_every_policy_but_class():
+def test_rolling_frames_take_a_constant_mix_and_refuse_a_schedule():
     rolling = {"image_size": (8, 8), "refresh": "rolling"}
     assert frame_config(rolling)["balance"] == Power(0.0)
-    for policy in [*OTHER_POLICIES, "instance"]:
+    for policy in ["instance", "sqrt", 0.3]:
+        assert frame_config({**rolling, "balance": policy})["balance"] == Power(
+            balance_of(policy).q
+        )
+    for policy in [Progressive(epochs=4), Deferred(), rare_first]:
         with pytest.raises(ConfigError, match="refresh='rolling'") as info:
             frame_config({**rolling, "balance": policy})
         assert "refresh='frame'" in str(info.value)
-        assert "balance='class'" in str(info.value)
+        assert "a constant policy" in str(info.value)
 
 
 def test_a_validation_config_refuses_balance_like_other_training_options():
@@ -205,8 +209,9 @@ def test_a_policy_the_frames_cannot_follow_is_refused_by_property_too():
         assert seq.balance == Power(1.0)
     with FrameSequence(source, refresh="rolling", **common) as seq:
         with pytest.raises(ConfigError, match="refresh='rolling'"):
-            seq.balance = "sqrt"
+            seq.balance = "sqrt"  # constant, but not the mix it was built with
         assert seq.balance == Power(0.0)
+        seq.balance = "class"  # the same: allowed
     with FrameSequence(source, **common) as seq:
         seq.balance = rare_first
         assert seq.balance == Custom(rare_first)
