@@ -30,12 +30,13 @@ the spread (min-max), the issue's targets beside them.
 Targets (issue 26, item 4; K = 2): `processes` <= 2 x source + buffers +
 0.6 GB, `memmap` <= source + buffers + 0.6 GB.
 
-Measured on 2 shared cores under load (one round; 48,000 images at 64 px,
+Measured on 2 shared cores under load (2 rounds; 48,000 images at 64 px,
 0.59 GB; buffers 0.29 GB; PyTorch installed; Keras and TensorFlow alone
-0.51 GB), GB of peak PSS above the allowed source copies + buffers:
-threads 0.57, processes 0.81, memmap 0.66 (0.85, 0.88 and 0.96 before
-PyTorch left the training process and the benchmark stopped copying a
-frame). See docs/design/memory.md.
+0.51-0.59 GB), GB of peak PSS above the allowed source copies + buffers:
+threads 0.59, processes 0.69, memmap 0.82 (0.65-0.99: TensorFlow's shared
+libraries), augframe's share 0.02, 0.16, 0.19 (0.85, 0.88 and 0.96 above
+before PyTorch left the training process and the benchmark stopped
+copying a frame). See docs/design/memory.md.
 
 Run from the repository root:
 
@@ -427,6 +428,35 @@ def breakdown_table(runs: dict[str, dict[str, Any]], keras: dict[str, int]) -> N
             print(f"{label:<21}" + "".join(f"{v / GB:>{width}.3f}" for v in values))
 
 
+NOT_AUGFRAMES = (
+    "source (heap)",
+    "source (shared copy)",
+    "source (.npy files)",
+    "frame buffers",
+    "TensorFlow",
+    "JAX",
+)
+"""Classes left out of `augframe_share`: the data, and the libraries whose
+PSS moves most with other processes on the machine."""
+
+
+def augframe_share(run: dict[str, Any], keras: dict[str, int]) -> float:
+    """GB of PSS at the peak that is augframe's, from the breakdown: every
+    process's classes but `NOT_AUGFRAMES` (with threads, the buffers are
+    on the heap: their bytes come off), less the same classes of a process
+    that imports Keras and TensorFlow only."""
+    total = sum(
+        value
+        for parts in run["classes"].values()
+        for label, value in parts.items()
+        if label not in NOT_AUGFRAMES
+    )
+    if not run["processes"]:
+        total -= run["buffers_gb"] * GB
+    base = sum(v for label, v in keras.items() if label not in NOT_AUGFRAMES)
+    return (total - base) / GB
+
+
 COPIES = {"processes": 2}
 """The copies of the source each variant's target allows (1 where not named)."""
 
@@ -486,7 +516,8 @@ def report(
         f"{targets(one)['processes']:.2f} GB; zero copy (memmap) <= source + "
         f"buffers + {TARGET_ALLOWANCE_GB} = {targets(one)['memmap']:.2f} GB. "
         "Shared libraries' PSS moves with what else maps them (other processes "
-        "on the machine): a few hundredths of a GB between runs."
+        "on the machine): TensorFlow's from 0.13 to 0.35 GB between runs on a "
+        "shared machine, so see augframe's share below."
     )
     print(
         "\nWhere the peak lies (last round; build: every build process together; "
@@ -494,6 +525,14 @@ def report(
     )
     breakdown_table(
         {v: runs[-1] for v, runs in results.items()}, keras[-1]["classes"]["training"]
+    )
+    share = {
+        v: round(augframe_share(runs[-1], keras[-1]["classes"]["training"]), 3)
+        for v, runs in results.items()
+    }
+    print(
+        f"augframe's share, GB (all but the data, TensorFlow and JAX, less a "
+        f"Keras+TensorFlow-only process's same classes): {share}"
     )
     imports = {v: runs[-1]["training_imports"] for v, runs in results.items()}
     print(
