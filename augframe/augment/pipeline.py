@@ -28,6 +28,7 @@ from pydantic import ValidationError
 from augframe import _warn
 from augframe._files import FileTooLarge, json_too_deep, read_regular
 from augframe.augment import pipelines as shipped
+from augframe.augment.torch_adapter import torch_adapter_left_out
 from augframe.errors import ConfigError, invalid
 from augframe.io.decode.arrays import CHANNELS, to_color_mode
 from augframe.options.data_files import (
@@ -39,7 +40,8 @@ from augframe.options.data_files import (
 )
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
-import albumentations as A
+with torch_adapter_left_out():  # PyTorch stays out unless asked for
+    import albumentations as A
 from albumentations.core.composition import BaseCompose
 from albumentations.core.serialization import (
     NON_SERIALIZABLE_REGISTRY,
@@ -974,4 +976,6 @@ def _without_incompatible(
         ", ".join(name for _, name, _, _ in found),
         color_mode,
     )
-    return _as_compose(A.from_dict(data), what=what)
+    # Not `A.from_dict`, which imports the PyTorch adapter (and PyTorch).
+    remade = _from_dict(data["transform"], where="transform", file=Path(what), note="")
+    return _as_compose(remade, what=what)

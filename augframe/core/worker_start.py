@@ -10,9 +10,10 @@ tensor transform such as `ToTensorV2` would not give.
 A pool's initializer is unpickled before anything else the process gets
 (the pipelines, whose unpickling imports albumentations, come later, as
 each sequence registers with the pool), so `WorkerStart` marks the adapter
-absent (`sys.modules["albumentations.pytorch"] = None`, which albumentations
-skips, as it does when PyTorch is missing) as it is unpickled, then calls
-the real initializer. This module imports nothing heavy. Where the build
+absent for good (`augframe.augment.torch_adapter.without_torch_adapter`:
+`sys.modules["albumentations.pytorch"] = None`, which albumentations skips,
+as it does when PyTorch is missing) as it is unpickled, then calls the real
+initializer. This module imports nothing heavy (nor does `torch_adapter`). Where the build
 process must import the main script first (a pipeline defined there), the
 script's own imports come first, and nothing is left out.
 
@@ -25,26 +26,12 @@ Example:
 from __future__ import annotations
 
 import importlib
-import sys
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["WorkerStart", "without_torch_adapter"]
+from augframe.augment.torch_adapter import ADAPTER, without_torch_adapter
 
-ADAPTER = "albumentations.pytorch"
-
-
-def without_torch_adapter() -> bool:
-    """Marks albumentations' PyTorch adapter absent, if albumentations is not
-    imported yet (in a build process only).
-
-    Returns:
-        Whether it was marked now.
-    """
-    if "albumentations" in sys.modules or ADAPTER in sys.modules:
-        return False
-    sys.modules[ADAPTER] = None  # type: ignore[assignment]
-    return True
+__all__ = ["ADAPTER", "WorkerStart", "without_torch_adapter"]
 
 
 class WorkerStart:
