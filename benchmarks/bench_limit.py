@@ -526,7 +526,10 @@ def measure(
             return frame_epoch(result["epochs"])
 
         def say(round_: int, name: str, seconds: float) -> None:
-            print(f"{config.name} round {round_ + 1} {name:<17} {seconds:.3f} s")
+            print(
+                f"{config.name} round {round_ + 1} {name:<17} {seconds:.3f} s",
+                flush=True,
+            )
 
         seconds = interleaved(
             {name: lambda n=name: action(n) for name in names}, rounds, on_result=say
