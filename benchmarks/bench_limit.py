@@ -1,69 +1,89 @@
-"""How close the Quick start's path comes to the physical limit, and where the rest goes.
+"""How close the Quick start's path comes to the physical limit, round by round.
 
 The limit of an epoch, on a machine whose cores both train and build, is the
 same model's epoch on arrays in RAM (same images, dtype and batch size) plus
 one frame's build time, timed alone, divided by `epochs_per_frame`. The
 ratio is that limit over augframe's epoch. Goal: >= 0.95 on the path the
-README's Quick start writes.
+README's Quick start writes, in every configuration.
 
 The Quick start's path, named option by option: JPEG files read by
-`FrameSequence.from_directory` (the decoded cache in a temporary folder),
-`samples_per_class` = the images of a class, `augment="medium"`,
-`control_file` with `ControlCallback`, `example_dir` with
-`example_prob=0.05`, `dtype="uint8"` into a model that takes uint8 and
-starts with `Rescaling(1 / 255)`, batch 32, a new frame every 2 epochs
-(`epochs_per_frame=2`), `model.fit(seq)` through Keras' `PyDataset` adapter.
-Not measured: `validation_data` and `BackupAndRestore` (the same cost for
-arrays, none of it the input path's). `--model quickstart` (default) is the
-Quick start's model (three 3x3 convolutions with batch normalisation and
-pooling); `--model small` is three strided convolutions, the issue's "small
-conv model" at `--size 96`.
+`FrameSequence.from_directory` (the decoded cache in the run's temporary
+folder, built once before the rounds), `samples_per_class` = the images of
+a class, `augment="medium"`, `control_file` with `ControlCallback`,
+`example_dir` with `example_prob=0.05`, `dtype="uint8"` into a model that
+takes uint8 and starts with `Rescaling(1 / 255)`, batch 32, a new frame
+every 2 epochs (`epochs_per_frame=2`), `model.fit(seq)` through Keras'
+`PyDataset` adapter. Not measured: `validation_data` and `BackupAndRestore`
+(the same cost for arrays, none of it the input path's).
 
-Per round, interleaved (the order reversed every other round): (a) arrays,
-the limit's epoch; (b) one frame's build alone (`regenerate()` with
-`background=False`, nothing training); (c) "quick start"; and the
-breakdown that attributes the losses: "float32" (the default dtype: four
-times the bytes through the adapter), "background=False" (builds at the
-frame boundary: no contention with training), "as_tf_dataset" (TensorFlow's
-native input path, no adapter), "serve only" (no swap: the adapter's cost
-alone, its ratio above 1 by the build's share). Every fit trains a fresh
-model of the same seed for one warm-up epoch and `--epochs` timed ones; an
-epoch is the wall time between consecutive epoch ends, so the wait for a
-frame at a swap is counted. Reported: every round's parts, then the median,
-min and max over the rounds of the ratio and of every variant's, then each
-path's epochs by their position in a frame: the first (the next frame is
-built in the background from its start) against the second (which ends
-with any wait at the swap): the issue's "epochs that build" and "epochs
-that do not".
+Two configurations (`--config`, default both):
 
-Why the project's 0.97 and the 0.75 measured from outside disagreed (the
-earlier version of this benchmark: 2,048 images in RAM, float32, the small
-model, 3 rounds of 4 timed epochs): (1) too few rounds of too short fits on
-a shared machine. One round's ratio spanned 0.64-1.90, and a ratio above 1
-is impossible (nothing is faster than the limit): it is noise in one of a
-round's three fits, and the median of 3 such rounds moved by 0.3 between
-runs (0.833-1.127). Hence >= 7 rounds and the spread printed. (2) float32
-batches through the adapter: at 96 px its `from_generator` took 3.6 ms of
-CPU per float32 batch, 1.4 ms per uint8 batch and 0.5-1.0 ms from arrays
-(`seq[i]` itself 0.16 ms), a large share of the small model's short step;
-the Quick start now serves uint8. (3) Not measured, possible: fewer images
-per epoch (the outside run's frame built in 0.10 s) weigh each epoch's fixed
-costs more (a new generator whose first batch is not prefetched, the epoch
-end's work).
+- `quickstart`: the Quick start itself: 2,048 JPEGs at 32 px (two classes
+  of smooth noise, bright and dark) and the Quick start's model (three 3x3
+  convolutions with batch normalisation and pooling); 6 timed epochs.
+- `heldout96`: the issue's 96 px case: 256 held-out-like JPEGs (each of
+  random height and width in 40-96 px, tinted by class, resized to 96 px
+  when decoded: data no other benchmark trains on), a small conv model
+  (three strided convolutions), a frame that builds in about 0.1 s alone on
+  2 quiet cores; 20 timed epochs, since each is short.
+
+Method, against the spread of the earlier version (one process for every fit
+of every round: single rounds 0.78-1.34 around a median of 1.08):
+
+- Every fit runs in a fresh process (`python -m benchmarks.bench_limit
+  --child ...`): no TensorFlow state, traced functions, thread pools or
+  garbage left by the fits before it. In one long-lived process the arrays
+  epoch of consecutive fits drifted, and one round's arrays epoch was 2.6 s
+  against 1.2 s in another.
+- Per round, arrays and the Quick start's path run back to back, their order
+  reversed every other round, so that a change in the machine's load hits
+  both sides of a round's ratio alike.
+- Every fit drops its first frame's epochs (`epochs_per_frame` warm-up
+  epochs: tracing, the first batches, the first background build), then
+  times whole frames: an epoch is the wall time between consecutive epoch
+  ends (so a wait for a frame at a swap is counted), a frame's cost the mean
+  of its epochs, and the fit's epoch the median over its frames, which one
+  disturbed epoch does not move.
+- The build alone is timed in the same round, in the Quick start's own
+  process before its fit (`regenerate()` on a sequence with
+  `background=False`, nothing training): the fastest of `--builds` (5), the
+  least disturbed; a short build's wall time moved 0.07-0.30 s under load
+  while its CPU seconds stayed at 0.07-0.15.
+- Reported: every round's parts and ratio, then the median [min, max] over
+  the rounds, and each path's epochs by their position in a frame: the first
+  (the next frame is built in the background from its start) against the
+  second (which ends with any wait at the swap).
+- Beside it, the same ratio in CPU seconds of the fit's process (all its
+  threads, the build's included): (arrays' CPU per epoch + the build's CPU /
+  `epochs_per_frame`) / the path's CPU per epoch. Other jobs on the machine
+  move it little (wall epochs of one fit ranged 1.7-4.0 s while its CPU
+  seconds stayed within 1.7-2.3 s, load 8 on 2 cores): below 1 it is work
+  augframe adds; a wall ratio well under its CPU ratio is time lost to
+  waiting (the swap, contention), not to work.
+
+`--variants` adds paths to every round, each in its own process, to
+attribute a loss: "float32" (the default dtype: four times the bytes through
+the adapter), "background=False" (builds at the frame boundary: no
+contention with training), "as_tf_dataset" (TensorFlow's native input path,
+no adapter), "serve only" (no swap: the adapter's cost alone, its ratio
+above 1 by the build's share).
 
 Run from the repository root:
 
-    python -m benchmarks limit            # 7 rounds, about 15 min on 2 quiet cores
-    python -m benchmarks limit --model small --size 96   # the issue's 96 px case
-    python -m benchmarks limit --quick    # smoke test, about 1 min
+    python -m benchmarks limit            # both configurations, 7 rounds: ~8 min on 2 quiet cores
+    python -m benchmarks limit --config heldout96 --variants all   # with the breakdown
+    python -m benchmarks limit --quick    # smoke test: 2 rounds of shorter fits
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import statistics
 import tempfile
+import time
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -72,16 +92,23 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np
 
 from benchmarks.lib import reports
+from benchmarks.lib.children import emit, run_child
 from benchmarks.lib.cli import benchmark_parser
-from benchmarks.lib.data import smooth_noise, write_jpegs
 from benchmarks.lib.timing import interleaved, timed
+
+MODULE = "benchmarks.bench_limit"
 
 EPF = 2
 """A new frame every `EPF` epochs, as `epochs_per_frame=2` says."""
 
+WARMUP = EPF
+"""Epochs dropped from every fit: its first frame's."""
+
 BATCH = 32
 
 CLASSES = ("bright", "dark")
+
+ARRAYS = "arrays"
 
 QUICK_START = "quick start"
 
@@ -95,11 +122,50 @@ VARIANTS: dict[str, dict[str, Any]] = {
 """Each measured path's options over the Quick start's."""
 
 
-def write_data(folder: Path, images: int, size: int) -> dict[str, np.ndarray]:
-    """`images` JPEGs in two class folders; returns their pixels per class (RGB).
+@dataclass(frozen=True)
+class Config:
+    """One configuration: its data, model and timed epochs.
 
-    A class's images are brighter or darker smooth noise, so the model learns.
+    Attributes:
+        name: its name on the command line.
+        images: JPEGs in all (two classes, half each).
+        size: `image_size` (square) and the arrays' side.
+        model: "quickstart" (the README's) or "small" (three strided convolutions).
+        data: "smooth" (square smooth noise at `size`) or "small" (held-out-like
+            images of random sides, resized when decoded).
+        epochs: timed epochs of every fit (a multiple of `EPF`).
     """
+
+    name: str
+    images: int
+    size: int
+    model: str
+    data: str
+    epochs: int
+
+
+CONFIGS = {
+    "quickstart": Config("quickstart", 2048, 32, "quickstart", "smooth", 6),
+    "heldout96": Config("heldout96", 256, 96, "small", "small", 20),
+}
+
+QUICK = {
+    "quickstart": {"images": 512, "epochs": 2},
+    "heldout96": {"images": 128, "epochs": 4},
+}
+"""`--quick`'s sizes per configuration."""
+
+
+# ------------------------------------------------------------------ the data
+
+
+def write_smooth(folder: Path, images: int, size: int) -> np.ndarray:
+    """`images` JPEGs of smooth noise in two class folders; their pixels (RGB).
+
+    A class's images are brighter or darker, so the model learns.
+    """
+    from benchmarks.lib.data import smooth_noise, write_jpegs
+
     per_class = images // len(CLASSES)
     paths = []
     for name in CLASSES:
@@ -112,11 +178,31 @@ def write_data(folder: Path, images: int, size: int) -> dict[str, np.ndarray]:
             rng, size, size, low=20 if dark else 60, high=160 if dark else 220
         )
 
-    pixels = write_jpegs(paths, draw, seed=0, keep=lambda bgr: bgr[..., ::-1])
-    return {
-        name: np.stack(pixels[i * per_class : (i + 1) * per_class])
-        for i, name in enumerate(CLASSES)
-    }
+    return np.stack(write_jpegs(paths, draw, seed=0, keep=lambda bgr: bgr[..., ::-1]))
+
+
+def write_small(folder: Path, images: int, size: int) -> np.ndarray:
+    """`images` held-out-like JPEGs of random sides; their pixels at `size` (RGB).
+
+    The pixels are the files decoded and resized to `size` x `size`, the
+    shape augframe serves (the arrays side's images).
+    """
+    from benchmarks.lib.data import read_rgb, write_small_jpegs
+
+    write_small_jpegs(folder, images, num_classes=len(CLASSES), seed=96)
+    files = sorted(folder.glob("c0/*.jpg")) + sorted(folder.glob("c1/*.jpg"))
+    return np.stack([read_rgb(path, size) for path in files])
+
+
+def write_data(folder: Path, config: Config) -> None:
+    """The JPEGs under `folder/train`, their pixels and labels as `x.npy`, `y.npy`."""
+    write = write_smooth if config.data == "smooth" else write_small
+    x = write(folder / "train", config.images, config.size)
+    np.save(folder / "x.npy", x)
+    np.save(folder / "y.npy", np.repeat(np.arange(len(CLASSES)), len(x) // 2))
+
+
+# ---------------------------------------------------------- in a child process
 
 
 def quickstart_model(size: int, num_classes: int, dtype: str) -> Any:
@@ -143,128 +229,176 @@ def quickstart_model(size: int, num_classes: int, dtype: str) -> Any:
     return model
 
 
-class Case:
-    """One run's data, model and sizes: what every measured fit shares.
+def new_model(config: Config, dtype: str) -> Any:
+    """A fresh model of `config`'s kind and of the same seed, taking `dtype`."""
+    if config.model == "small":
+        from benchmarks.lib.models import small_convnet
 
-    Args:
-        folder: where the JPEGs, the cache and each fit's files go.
-        images: JPEGs in all (two classes).
-        size: their side, and `image_size`.
-        model: "quickstart" or "small".
-        epochs: timed epochs of every fit.
+        return small_convnet(config.size, dtype=dtype)
+    return quickstart_model(config.size, len(CLASSES), dtype)
+
+
+def sequence(folder: Path, config: Config, run: Path, **options: Any) -> Any:
+    """The Quick start's FrameSequence over `folder/train`, `options` over its own."""
+    import augframe
+
+    values: dict[str, Any] = {
+        "image_size": (config.size, config.size),
+        "batch_size": BATCH,
+        "seed": 0,
+        "samples_per_class": config.images // len(CLASSES),
+        "augment": "medium",
+        "epochs_per_frame": EPF,
+        "control_file": str(run / "control.json"),
+        "example_dir": str(run / "example_images"),
+        "example_prob": 0.05,
+        "dtype": "uint8",
+        "cache_dir": str(folder / "cache"),
+        "verbose": 0,
+    }
+    values.update(options)
+    return augframe.FrameSequence.from_directory(folder / "train", **values)
+
+
+class EndClock:
+    """Wall and process CPU seconds at the start of training and every epoch end.
+
+    A Keras callback made by `keras_clock()`; the CPU seconds are this
+    process's, all threads (a build in threads included), from
+    `time.process_time` (nanoseconds: `os.times` counts 10 ms ticks, a
+    twentieth of a 96 px epoch).
     """
 
-    def __init__(
-        self, folder: Path, *, images: int, size: int, model: str, epochs: int
-    ) -> None:
-        self.folder, self.size, self.model, self.epochs = folder, size, model, epochs
-        self.pixels = write_data(folder / "train", images, size)
-        self.fits = 0
-        self.positions: dict[str, list[list[float]]] = {}
-        """Per path, per round: the mean epoch by its position in a frame."""
+    def __init__(self) -> None:
+        self.walls: list[float] = []
+        self.cpus: list[float] = []
 
-    def new_model(self, dtype: str) -> Any:
-        """A fresh model of the same seed taking `dtype` input."""
-        if self.model == "small":
-            from benchmarks.lib.models import small_convnet
-
-            return small_convnet(self.size, dtype=dtype)
-        return quickstart_model(self.size, len(CLASSES), dtype)
-
-    def control_file(self) -> Path:
-        """The control file of the latest sequence made."""
-        return self.folder / f"fit{self.fits}" / "control.json"
-
-    def sequence(self, **options: Any) -> Any:
-        """The Quick start's FrameSequence, with `options` over its own."""
-        import augframe
-
-        self.fits += 1
-        run = self.folder / f"fit{self.fits}"
-        values: dict[str, Any] = {
-            "image_size": (self.size, self.size),
-            "batch_size": BATCH,
-            "seed": 0,
-            "samples_per_class": len(self.pixels[CLASSES[0]]),
-            "augment": "medium",
-            "epochs_per_frame": EPF,
-            "control_file": str(self.control_file()),
-            "example_dir": str(run / "example_images"),
-            "example_prob": 0.05,
-            "dtype": "uint8",
-            "cache_dir": str(self.folder / "cache"),
-            "verbose": 0,
-        }
-        values.update(options)
-        return augframe.FrameSequence.from_directory(self.folder / "train", **values)
-
-    def arrays_epoch(self) -> float:
-        """(a) The same model fit on the same images as uint8 arrays in RAM."""
-        x = np.concatenate([self.pixels[name] for name in CLASSES])
-        y = np.repeat(np.arange(len(CLASSES)), [len(self.pixels[n]) for n in CLASSES])
-        model = self.new_model("uint8")
-        epochs = timed_epochs(
-            lambda cb: model.fit(
-                x, y, batch_size=BATCH, epochs=1 + self.epochs, verbose=0, callbacks=cb
-            )
-        )
-        return float(np.mean(epochs[1:]))
-
-    def build_alone(self) -> float:
-        """(b) One frame's build with nothing else running: `regenerate()`, timed."""
-        with self.sequence(background=False) as seq:
-            return timed(seq.regenerate)
-
-    def augframe_epoch(self, name: str) -> float:
-        """(c) and the breakdown: the mean timed epoch of path `name`."""
-        import augframe
-
-        options = dict(VARIANTS[name])
-        tf_data = options.pop("tf_data", False)
-        with self.sequence(**options) as seq:
-            model = self.new_model(seq.dtype)
-            callbacks: list[Any] = [augframe.ControlCallback(self.control_file())]
-            data: Any = seq
-            if tf_data:
-                data = seq.as_tf_dataset()
-                callbacks.append(augframe.FrameScheduler(seq))
-            epochs = timed_epochs(
-                lambda cb: model.fit(
-                    data,
-                    epochs=1 + self.epochs,
-                    shuffle=False,
-                    verbose=0,
-                    callbacks=[*cb, *callbacks],
-                )
-            )
-        self.positions.setdefault(name, []).append(by_position(epochs))
-        return float(np.mean(epochs[1:]))
+    def tick(self) -> None:
+        self.walls.append(time.perf_counter())
+        self.cpus.append(time.process_time())
 
 
-def timed_epochs(fit: Callable[[list[Any]], object]) -> np.ndarray:
-    """Wall seconds of every epoch of `fit(callbacks)`, the warm-up first.
+def keras_clock(clock: EndClock) -> Any:
+    """A Keras callback that ticks `clock` at train begin and every epoch end."""
+    import keras
+
+    class Ticks(keras.callbacks.Callback):
+        def on_train_begin(self, logs: Any = None) -> None:
+            clock.tick()
+
+        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+            clock.tick()
+
+    return Ticks()
+
+
+def timed_epochs(fit: Callable[[list[Any]], object]) -> dict[str, list[float]]:
+    """Wall and CPU seconds of every epoch of `fit(callbacks)`, warm-up first.
 
     An epoch is the time between consecutive epoch ends (the first from the
     start of training), so a wait for a frame at a swap is counted.
     """
-    from benchmarks.lib.epochs import EpochTimer
+    clock = EndClock()
+    fit([keras_clock(clock)])
+    return {
+        "epochs": [round(float(s), 5) for s in np.diff(clock.walls)],
+        "cpu_epochs": [round(float(s), 5) for s in np.diff(clock.cpus)],
+    }
 
-    timer = EpochTimer()
-    fit([timer])
-    return np.diff(timer.ends)
+
+def child_arrays(folder: Path, config: Config) -> dict[str, Any]:
+    """The limit's epoch: the same model fit on the same images as uint8 arrays."""
+    x, y = np.load(folder / "x.npy"), np.load(folder / "y.npy")
+    model = new_model(config, "uint8")
+    epochs = WARMUP + config.epochs
+    return timed_epochs(
+        lambda cb: model.fit(
+            x, y, batch_size=BATCH, epochs=epochs, verbose=0, callbacks=cb
+        )
+    )
 
 
-def by_position(epochs: np.ndarray) -> list[float]:
+def build_alone(
+    folder: Path, config: Config, run: Path, builds: int
+) -> dict[str, list[float]]:
+    """Wall and CPU seconds of `builds` frames built with nothing else running."""
+    walls, cpus = [], []
+    with sequence(folder, config, run, background=False) as seq:
+        for _ in range(builds):
+            cpu = time.process_time()
+            walls.append(round(timed(seq.regenerate), 5))
+            cpus.append(round(time.process_time() - cpu, 5))
+    return {"build": walls, "cpu_build": cpus}
+
+
+def child_augframe(
+    folder: Path, config: Config, name: str, builds: int
+) -> dict[str, Any]:
+    """Path `name`'s epochs; the Quick start's also times the build alone first."""
+    import augframe
+
+    run = Path(tempfile.mkdtemp(prefix="run-", dir=folder))
+    result: dict[str, Any] = {}
+    if name == QUICK_START and builds:
+        result.update(build_alone(folder, config, run / "alone", builds))
+    options = dict(VARIANTS[name])
+    tf_data = options.pop("tf_data", False)
+    with sequence(folder, config, run, **options) as seq:
+        model = new_model(config, seq.dtype)
+        callbacks: list[Any] = [augframe.ControlCallback(run / "control.json")]
+        data: Any = seq
+        if tf_data:
+            data = seq.as_tf_dataset()
+            callbacks.append(augframe.FrameScheduler(seq))
+        result |= timed_epochs(
+            lambda cb: model.fit(
+                data,
+                epochs=WARMUP + config.epochs,
+                shuffle=False,
+                verbose=0,
+                callbacks=[*cb, *callbacks],
+            )
+        )
+    return result
+
+
+def child(args: argparse.Namespace) -> dict[str, Any]:
+    """What one child process measures (`--child`), by the parent's arguments."""
+    config = replace(CONFIGS[args.config], images=args.images, epochs=args.epochs)
+    if args.child == "prepare":  # the decoded cache, once, for every fit
+        build_alone(args.folder, config, args.folder / "prepare", 0)
+        return {}
+    if args.child == ARRAYS:
+        return child_arrays(args.folder, config)
+    return child_augframe(args.folder, config, args.child, args.builds)
+
+
+# --------------------------------------------------------------- the numbers
+
+
+def frame_epoch(epochs: list[float]) -> float:
+    """A fit's epoch: the median over its timed frames of a frame's mean epoch.
+
+    The first `WARMUP` epochs are dropped.
+
+    Example:
+    >>> frame_epoch([9.0, 5.0, 1.0, 2.0, 1.2, 2.2, 1.0, 9.0])
+    1.7
+    """
+    timed_ = np.asarray(epochs[WARMUP:])
+    frames = timed_[: len(timed_) // EPF * EPF].reshape(-1, EPF).mean(axis=1)
+    return round(float(np.median(frames)), 5)
+
+
+def by_position(epochs: list[float]) -> list[float]:
     """Mean seconds per position of an epoch in its frame, warm-up dropped.
 
     Example:
-    >>> by_position(np.array([9.0, 1.0, 2.0, 1.2, 2.2]))
-    [2.1, 1.1]
+    >>> by_position([9.0, 5.0, 1.0, 2.0, 1.2, 2.2])
+    [1.1, 2.1]
     """
-    return [
-        round(float(np.mean(epochs[k::EPF] if k else epochs[EPF::EPF])), 3)
-        for k in range(EPF)
-    ]
+    timed_ = np.asarray(epochs[WARMUP:])
+    return [round(float(np.mean(timed_[k::EPF])), 4) for k in range(EPF)]
 
 
 def spread(values: list[float]) -> dict[str, float]:
@@ -281,18 +415,20 @@ def spread(values: list[float]) -> dict[str, float]:
     }
 
 
-def summary(seconds: dict[str, list[float]]) -> dict[str, Any]:
+def summary(seconds: dict[str, list[float]], builds: list[float]) -> dict[str, Any]:
     """Per-round limits, every path's ratio per round, and their spread.
 
+    Args:
+        seconds: per path ("arrays" and the augframe paths), its epoch per round.
+        builds: the build alone per round.
+
     Example:
-    >>> s = summary({"arrays": [1.0, 1.0, 1.0], "build": [1.0, 2.0, 1.0],
-    ...              "quick start": [2.0, 2.0, 1.5], "serve only": [1.2, 1.2, 1.2]})
+    >>> s = summary({"arrays": [1.0, 1.0, 1.0], "quick start": [2.0, 2.0, 1.5],
+    ...              "serve only": [1.2, 1.2, 1.2]}, [1.0, 2.0, 1.0])
     >>> s["ratio"], s["variants"]["serve only"]["ratio"]["median"]
     ({'median': 1.0, 'min': 0.75, 'max': 1.0}, 1.25)
     """
-    limits = [
-        a + b / EPF for a, b in zip(seconds["arrays"], seconds["build"], strict=True)
-    ]
+    limits = [a + b / EPF for a, b in zip(seconds[ARRAYS], builds, strict=True)]
     variants = {}
     for name in VARIANTS:
         if name not in seconds:
@@ -304,7 +440,7 @@ def summary(seconds: dict[str, list[float]]) -> dict[str, Any]:
             "ratio": spread(ratios),
         }
     return {
-        "limit_s": [round(v, 3) for v in limits],
+        "limit_s": [round(v, 4) for v in limits],
         "ratio": variants[QUICK_START]["ratio"],
         "variants": variants,
     }
@@ -323,110 +459,149 @@ def position_line(rounds: list[list[float]]) -> str:
     return ", ".join(parts)
 
 
-def print_report(
-    seconds: dict[str, list[float]],
-    result: dict[str, Any],
-    positions: dict[str, list[list[float]]],
-) -> None:
+def print_report(config: Config, rounds: int, measured: dict[str, Any]) -> None:
     """Every round's parts, then each path's epoch and ratio: median [min, max]."""
+    seconds, builds, result = (
+        measured["seconds"],
+        measured["build_s"],
+        measured["summary"],
+    )
+    print(
+        f"\n== {config.name}: {config.images} JPEGs at {config.size} px, "
+        f"{config.model} model, the Quick start's options (medium, uint8, "
+        f"control file, examples at 0.05), batch {BATCH}, a frame every {EPF} "
+        f"epochs; per fit {WARMUP} warm-up + {config.epochs} timed epochs, "
+        f"{rounds} round(s), every fit in a fresh process"
+    )
     print(
         f"{'round':<6} {'arrays s':>9} {'build s':>8} {'limit s':>8} "
-        f"{'quick start s':>14} {'ratio':>6}"
+        f"{'quick start s':>14} {'ratio':>6} {'CPU ratio':>10}"
     )
     quick = result["variants"][QUICK_START]
+    cpu = measured["cpu_summary"]["variants"][QUICK_START]
     for i, ratio in enumerate(quick["ratios"]):
         print(
-            f"{i + 1:<6} {seconds['arrays'][i]:>9.3f} {seconds['build'][i]:>8.3f} "
+            f"{i + 1:<6} {seconds[ARRAYS][i]:>9.3f} {builds[i]:>8.3f} "
             f"{result['limit_s'][i]:>8.3f} {seconds[QUICK_START][i]:>14.3f} "
-            f"{ratio:>6.3f}"
+            f"{ratio:>6.3f} {cpu['ratios'][i]:>10.3f}"
         )
-    print("\nlimit / epoch per path: median [min, max] over the rounds (goal >= 0.95)")
+    print("limit / epoch per path: median [min, max] over the rounds (goal >= 0.95)")
     for name, row in result["variants"].items():
         r, e = row["ratio"], row["epoch_s"]
+        c = measured["cpu_summary"]["variants"][name]["ratio"]
         print(
             f"  {name:<17} ratio {r['median']:.3f} [{r['min']:.3f}, {r['max']:.3f}]"
             f"   epoch {e['median']:.3f} s [{e['min']:.3f}, {e['max']:.3f}]"
+            f"   CPU ratio {c['median']:.3f} [{c['min']:.3f}, {c['max']:.3f}]"
         )
-    print(
-        "\nby position in the frame (the next frame is built from the start of"
-        " epoch 1; a wait at the swap ends epoch 2), median over the rounds:"
-    )
-    for name, rounds in positions.items():
-        print(f"  {name:<17} {position_line(rounds)}")
-    a, b = spread(seconds["arrays"]), spread(seconds["build"])
+    a, b = spread(seconds[ARRAYS]), spread(builds)
     print(
         f"  arrays epoch {a['median']:.3f} s [{a['min']:.3f}, {a['max']:.3f}]; "
-        f"build alone {b['median']:.3f} s [{b['min']:.3f}, {b['max']:.3f}]"
+        f"build alone {b['median']:.3f} s [{b['min']:.3f}, {b['max']:.3f}], "
+        f"its CPU {statistics.median(measured['cpu_build_s']):.3f} s"
     )
     print(
-        "limit = arrays epoch + build / epochs_per_frame. float32: the default "
-        "dtype through the adapter; background=False: builds at the frame "
-        "boundary (no contention); as_tf_dataset: no PyDataset adapter; serve "
-        "only: no swap (above 1 by the build's share)."
+        "by position in a frame (the next frame is built from the start of"
+        " epoch 1; a wait at the swap ends epoch 2), median over the rounds:"
     )
+    for name, positions in measured["by_position"].items():
+        print(f"  {name:<17} {position_line(positions)}")
+
+
+def measure(
+    config: Config, names: list[str], rounds: int, builds: int
+) -> dict[str, Any]:
+    """Writes `config`'s data, then runs `rounds` interleaved rounds of `names`."""
+    with tempfile.TemporaryDirectory(prefix=f"bench-limit-{config.name}-") as tmp:
+        folder = Path(tmp)
+        write_data(folder, config)
+        runs: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
+
+        def run(name: str, n: int = builds) -> dict[str, Any]:
+            argv = ["--child", name, "--folder", str(folder), "--config", config.name]
+            argv += ["--images", str(config.images), "--epochs", str(config.epochs)]
+            return run_child(MODULE, [*argv, "--builds", str(n)])
+
+        run("prepare", 0)
+
+        def action(name: str) -> float:
+            result = run(name)
+            runs[name].append(result)
+            return frame_epoch(result["epochs"])
+
+        def say(round_: int, name: str, seconds: float) -> None:
+            print(
+                f"{config.name} round {round_ + 1} {name:<17} {seconds:.3f} s",
+                flush=True,
+            )
+
+        seconds = interleaved(
+            {name: lambda n=name: action(n) for name in names}, rounds, on_result=say
+        )
+    build_s = [min(r["build"]) for r in runs[QUICK_START]]
+    cpu_build_s = [min(r["cpu_build"]) for r in runs[QUICK_START]]
+    cpu_s = {
+        name: [frame_epoch(r["cpu_epochs"]) for r in rs] for name, rs in runs.items()
+    }
+    return {
+        "seconds": seconds,
+        "build_s": build_s,
+        "cpu_seconds": cpu_s,
+        "cpu_build_s": cpu_build_s,
+        "runs": runs,
+        "by_position": {
+            name: [by_position(r["epochs"]) for r in rs] for name, rs in runs.items()
+        },
+        "summary": summary(seconds, build_s),
+        "cpu_summary": summary(cpu_s, cpu_build_s),
+    }
+
+
+def parser() -> argparse.ArgumentParser:
+    p = benchmark_parser("limit", __doc__)
+    p.add_argument(
+        "--config",
+        choices=[*CONFIGS, "all"],
+        default="all",
+        help="quickstart (32 px), heldout96 (the issue's 96 px case), or all",
+    )
+    p.add_argument("--rounds", type=int, default=7)
+    p.add_argument("--builds", type=int, default=5, help="builds alone per round")
+    p.add_argument(
+        "--variants",
+        default="",
+        help=f"paths added to every round: 'all' or of {', '.join(list(VARIANTS)[1:])}",
+    )
+    p.add_argument("--quick", action="store_true", help="2 rounds of shorter fits")
+    p.add_argument("--child", help=argparse.SUPPRESS)
+    p.add_argument("--folder", type=Path, help=argparse.SUPPRESS)
+    p.add_argument("--images", type=int, help=argparse.SUPPRESS)
+    p.add_argument("--epochs", type=int, help=argparse.SUPPRESS)
+    return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Runs the rounds, prints each round's parts and every path's spread."""
-    parser = benchmark_parser("limit", __doc__)
-    parser.add_argument("--images", type=int, default=2048, help="JPEGs, 2 classes")
-    parser.add_argument("--size", type=int, default=32, help="image side (px)")
-    parser.add_argument(
-        "--model", choices=("quickstart", "small"), default="quickstart"
-    )
-    parser.add_argument(
-        "--epochs", type=int, default=4, help="timed epochs (a multiple of 2)"
-    )
-    parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument(
-        "--variants",
-        default=",".join(VARIANTS),
-        help=f"paths, of {', '.join(VARIANTS)} (default: all)",
-    )
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args(argv)
+    """Runs the rounds of every configuration; prints each round and the spread."""
+    p = parser()
+    args = p.parse_args(argv)
+    if args.child:
+        emit(child(args))
+        return 0
+    extra = list(VARIANTS)[1:] if args.variants == "all" else args.variants.split(",")
+    names = [ARRAYS, QUICK_START, *[n for n in extra if n]]
+    if any(n not in VARIANTS for n in names[1:]):
+        p.error(f"--variants: 'all' or any of {', '.join(list(VARIANTS)[1:])}")
+    configs = list(CONFIGS.values()) if args.config == "all" else [CONFIGS[args.config]]
     if args.quick:
-        args.images, args.epochs, args.rounds = 512, 2, 1
-    if args.epochs < EPF or args.epochs % EPF:
-        parser.error(f"--epochs must be a positive multiple of {EPF}")
-    names = args.variants.split(",")
-    if QUICK_START not in names or any(n not in VARIANTS for n in names):
-        parser.error(f"--variants: '{QUICK_START}' and any of {', '.join(VARIANTS)}")
-    import keras
-
-    if keras.backend.backend() != "tensorflow":
-        print(f"note: measured on {keras.backend.backend()}, not TensorFlow")
-        names = [n for n in names if n != "as_tf_dataset"]
-    with tempfile.TemporaryDirectory(prefix="bench-limit-") as tmp:
-        case = Case(
-            Path(tmp),
-            images=args.images,
-            size=args.size,
-            model=args.model,
-            epochs=args.epochs,
-        )
-        actions: dict[str, Callable[[], float]] = {
-            "arrays": case.arrays_epoch,
-            "build": case.build_alone,
-        }
-        for name in names:
-            actions[name] = lambda n=name: case.augframe_epoch(n)
-
-        def say(round_: int, name: str, seconds: float) -> None:
-            print(f"round {round_ + 1} {name:<17} {seconds:.3f} s", flush=True)
-
-        seconds = interleaved(actions, args.rounds, on_result=say)
-    result = summary(seconds)
-    print(
-        f"\n{args.images} JPEGs at {args.size} px, {args.model} model, the Quick "
-        f"start's options (medium, uint8, control file, examples at 0.05), batch "
-        f"{BATCH}, a frame every {EPF} epochs, {args.epochs} timed epochs, "
-        f"{args.rounds} round(s); {reports.machine_line()}"
-    )
-    print_report(seconds, result, case.positions)
-    reports.write_json(
-        args.json, {"seconds": seconds, "by_position": case.positions, **result}
-    )
+        args.rounds = 2
+        configs = [replace(c, **QUICK[c.name]) for c in configs]
+    results = {}
+    for config in configs:
+        results[config.name] = measure(config, names, args.rounds, args.builds)
+    print(f"\n{reports.machine_line()}")
+    for config in configs:
+        print_report(config, args.rounds, results[config.name])
+    reports.write_json(args.json, results)
     return 0
 
 
