@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 from typing import cast
 
@@ -15,6 +16,7 @@ import numpy as np
 from augframe.errors import CacheError, SourceError, invalid
 from augframe.io.cache.layout import locked, remove_orphans, remove_temp_files
 from augframe.io.cache.manifest import (
+    Manifest,
     folder_is_ours,
     foreign_manifest,
     read_manifest,
@@ -23,7 +25,12 @@ from augframe.io.cache.merge import asked_only, merge_shared
 from augframe.io.cache.stamps import absolute_paths, stamp_files
 from augframe.io.cache.store import CacheStats, CacheStore
 from augframe.io.cache.verify import start_check
-from augframe.io.cache.writer import Build, cache_error
+from augframe.io.cache.writer import (
+    Build,
+    cache_error,
+    start_processes,
+    wants_processes,
+)
 from augframe.io.decode.arrays import Decoding
 from augframe.io.natives import shorten
 from augframe.options import registry as opts
@@ -120,7 +127,10 @@ def build_cache(
         manifest = read_manifest(folder, image_size, decoding)
         if folder_is_ours(folder):
             remove_orphans(folder, keep=manifest.data_file if manifest else None)
-        with ThreadPoolExecutor(max_workers=num_workers) as pool:
+        with (
+            ThreadPoolExecutor(max_workers=num_workers) as pool,
+            _new_cache_processes(manifest, len(names), num_workers) as processes,
+        ):
             checked = (
                 start_check(folder, manifest, pool, verify=verify, progress=progress)
                 if manifest is not None
@@ -146,7 +156,9 @@ def build_cache(
                 old=manifest,
                 decoding=decoding,
             )
-            build.run(pool, progress=progress, num_workers=num_workers)
+            build.run(
+                pool, progress=progress, num_workers=num_workers, processes=processes
+            )
         served = build.served()
         _check_classes(build, label_array, served, names, class_names)
         # Opened under the lock: no other build can remove the file meanwhile.
@@ -163,6 +175,21 @@ def build_cache(
         stats.seconds,
     )
     return store
+
+
+@contextlib.contextmanager
+def _new_cache_processes(
+    manifest: Manifest | None, num_files: int, num_workers: int
+) -> Iterator[ProcessPoolExecutor | None]:
+    """Decode processes started now for a new cache that will decode in
+    processes (`writer.wants_processes`), so that they start while the files
+    are stamped; None for a cache that exists (most of it is reused: a warm
+    start starts no process)."""
+    if manifest is not None or not wants_processes(num_files, num_workers):
+        yield None
+        return
+    with start_processes(num_workers) as processes:
+        yield processes
 
 
 def _make_folder(
