@@ -8,7 +8,6 @@ import multiprocessing
 import os
 import shutil
 import uuid
-import zlib
 from concurrent.futures import (
     FIRST_COMPLETED,
     Future,
@@ -39,7 +38,13 @@ from augframe.io.cache.merge import Items
 from augframe.io.cache.stamps import same, to_columns
 from augframe.io.cache.verify import chunk_checksums, rows_per_chunk, run_checksums
 from augframe.io.decode.arrays import Decoding
-from augframe.io.decode.files import ImageReadError, decode_image
+from augframe.io.decode.rows import (
+    decode_into,
+    decode_job,
+    decode_rows,
+    start_process,
+    started,
+)
 from augframe.io.natives import shorten
 
 __all__ = ["Build", "cache_error", "start_processes", "wants_processes"]
@@ -263,7 +268,7 @@ class Build:
         bar: tqdm,
     ) -> None:
         def job(positions: np.ndarray) -> np.ndarray:
-            failed = _decode_into(
+            failed = decode_into(
                 data,
                 todo[positions],
                 [paths[i] for i in positions.tolist()],
@@ -474,35 +479,6 @@ def cache_error(exc: OSError, cache_dir: Path) -> CacheError:
     )
 
 
-def _decode_into(
-    data: np.ndarray,
-    rows: np.ndarray,
-    paths: list[str],
-    image_size: tuple[int, int],
-    decoding: Decoding,
-) -> np.ndarray:
-    """Decodes `paths` into `rows` of `data`; the positions that failed.
-
-    What `augframe.io.decode.files.load_image` does, row by row: every
-    decode failure (`ImageReadError`, documented) is a failed position.
-    """
-    failed: list[int] = []
-    reduced = image_size if decoding.reduced_decode else None
-    for position, (row, path) in enumerate(zip(rows.tolist(), paths, strict=True)):
-        try:
-            image = decode_image(
-                path,
-                target_size=reduced,
-                color_mode=decoding.color_mode,
-                exif_orientation=decoding.exif_orientation,
-                max_image_pixels=decoding.max_image_pixels,
-            )
-            data[row] = decoding.fit(image, image_size)
-        except ImageReadError:
-            failed.append(position)
-    return np.asarray(failed, dtype=np.int64)
-
-
 def wants_processes(num_files: int, num_workers: int) -> bool:
     """Whether decoding `num_files` files on `num_workers` workers uses
     processes (`PROCESS_DECODE_FILES`, `PROCESS_DECODE_WORKERS`)."""
@@ -521,11 +497,11 @@ def start_processes(num_workers: int) -> ProcessPoolExecutor:
     processes = ProcessPoolExecutor(
         num_workers,
         mp_context=multiprocessing.get_context("spawn"),
-        initializer=_start_process,
+        initializer=start_process,
     )
     with main_hidden():  # one process starts per job submitted
         for _ in range(num_workers):
-            processes.submit(_started)
+            processes.submit(started)
     return processes
 
 
@@ -581,7 +557,7 @@ class _ProcessDecode:
             with main_hidden():  # a process that is not up yet starts here
                 for start in self.starts:
                     futures.append(
-                        processes.submit(_decode_job, path, *self._args(start))
+                        processes.submit(decode_job, path, *self._args(start))
                     )
             self._collect(futures, bar=bar, steal=steal)
         except BrokenProcessPool:
@@ -601,7 +577,7 @@ class _ProcessDecode:
             if steal and last >= 0 and futures[last].cancel():
                 pending.discard(futures[last])
                 start = self.starts[last]
-                self._record(start, _decode_rows_of(self.data, *self._args(start)))
+                self._record(start, decode_rows(self.data, *self._args(start)))
                 bar.update(min(self.chunk, len(self.todo) - start))
                 last -= 1
                 continue
@@ -611,70 +587,3 @@ class _ProcessDecode:
                 start = start_of[future]
                 self._record(start, future.result())
                 bar.update(min(self.chunk, len(self.todo) - start))
-
-
-def _row_checksums(
-    data: np.ndarray, first: int, end: int, per_crc: int
-) -> dict[int, int]:
-    """The CRC-32 of each checksum chunk (`per_crc` rows) that lies wholly in
-    rows `first` to `end` of `data` (the last chunk may be short); none
-    without `per_crc`."""
-    if not per_crc:
-        return {}
-    last = -(-len(data) // per_crc)
-    chunks = range(-(-first // per_crc), last)
-    return {
-        c: zlib.crc32(data[c * per_crc : (c + 1) * per_crc].data)
-        for c in chunks
-        if min((c + 1) * per_crc, len(data)) <= end
-    }
-
-
-def _decode_rows_of(
-    data: np.ndarray,
-    rows: np.ndarray,
-    paths: list[str],
-    image_size: tuple[int, int],
-    decoding: Decoding,
-    per_crc: int,
-) -> tuple[np.ndarray, dict[int, int]]:
-    """Decodes one job's rows; the positions that failed, and the CRCs of
-    the checksum chunks its rows fill (`per_crc`: rows are consecutive)."""
-    failed = _decode_into(data, rows, paths, image_size, decoding)
-    crcs = (
-        _row_checksums(data, int(rows[0]), int(rows[-1]) + 1, per_crc)
-        if len(rows)
-        else {}
-    )
-    return failed, crcs
-
-
-_ROWS: dict[str, np.memmap] = {}  # a decode process's maps of data files
-
-
-def _start_process() -> None:
-    """A decode process's start: one OpenCV thread."""
-    import cv2
-
-    cv2.setNumThreads(1)
-
-
-def _started() -> None:
-    """The job that starts a decode process (`start_processes`)."""
-
-
-def _decode_job(
-    path: str,
-    rows: np.ndarray,
-    paths: list[str],
-    image_size: tuple[int, int],
-    decoding: Decoding,
-    per_crc: int,
-) -> tuple[np.ndarray, dict[int, int]]:
-    """Decodes one job's rows in a decode process, through its map of the
-    data file at `path` (shared pages: the parent's fsync writes them)."""
-    data = _ROWS.get(path)
-    if data is None:
-        _ROWS.clear()  # one build's file at a time
-        data = _ROWS[path] = np.load(path, mmap_mode="r+")
-    return _decode_rows_of(data, rows, paths, image_size, decoding, per_crc)

@@ -266,13 +266,13 @@ def test_the_building_thread_takes_back_the_jobs_the_processes_have_not_taken(
     and every row is its file's."""
     jobs, paths = process_decode(tmp_path, per_crc=0)
     here = []
-    real = writer._decode_rows_of
+    real = writer.decode_rows
 
     def counted(data, rows, *args):
         here.append(int(rows[0]))
         return real(data, rows, *args)
 
-    monkeypatch.setattr(writer, "_decode_rows_of", counted)
+    monkeypatch.setattr(writer, "decode_rows", counted)
     with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as busy:
         busy.submit(_sleep, 1.0)
         bar = _Bar()
