@@ -7,7 +7,7 @@ import logging
 import os
 import time
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import cast
 
@@ -27,6 +27,7 @@ from augframe.io.cache.store import CacheStats, CacheStore
 from augframe.io.cache.verify import start_check
 from augframe.io.cache.writer import (
     Build,
+    DecodeProcesses,
     cache_error,
     start_processes,
     wants_processes,
@@ -122,15 +123,16 @@ def build_cache(
     if not names:
         raise SourceError("Received no image paths. Pass at least one image per class.")
     folder = _make_folder(cache_dir, image_size, decoding)
-    with locked(folder):
+    with locked(folder), contextlib.ExitStack() as late:
         remove_temp_files(folder)
         manifest = read_manifest(folder, image_size, decoding)
         if folder_is_ours(folder):
             remove_orphans(folder, keep=manifest.data_file if manifest else None)
-        with (
-            ThreadPoolExecutor(max_workers=num_workers) as pool,
-            _new_cache_processes(manifest, len(names), num_workers) as processes,
-        ):
+        # Joined last: they exit while the data file is committed.
+        processes = late.enter_context(
+            _new_cache_processes(manifest, len(names), num_workers)
+        )
+        with ThreadPoolExecutor(max_workers=num_workers) as pool:
             checked = (
                 start_check(folder, manifest, pool, verify=verify, progress=progress)
                 if manifest is not None
@@ -180,7 +182,7 @@ def build_cache(
 @contextlib.contextmanager
 def _new_cache_processes(
     manifest: Manifest | None, num_files: int, num_workers: int
-) -> Iterator[ProcessPoolExecutor | None]:
+) -> Iterator[DecodeProcesses | None]:
     """Decode processes started now for a new cache that will decode in
     processes (`writer.wants_processes`), so that they start while the files
     are stamped; None for a cache that exists (most of it is reused: a warm

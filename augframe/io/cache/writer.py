@@ -7,6 +7,7 @@ import errno
 import multiprocessing
 import os
 import shutil
+import threading
 import uuid
 from concurrent.futures import (
     FIRST_COMPLETED,
@@ -47,7 +48,13 @@ from augframe.io.decode.rows import (
 )
 from augframe.io.natives import shorten
 
-__all__ = ["Build", "cache_error", "start_processes", "wants_processes"]
+__all__ = [
+    "Build",
+    "DecodeProcesses",
+    "cache_error",
+    "start_processes",
+    "wants_processes",
+]
 
 _CHUNK = 64  # images per decode job (threads)
 _PROCESS_CHUNK = 1024  # most images per decode job in a process
@@ -143,7 +150,7 @@ class Build:
         *,
         progress: bool,
         num_workers: int = 1,
-        processes: ProcessPoolExecutor | None = None,
+        processes: DecodeProcesses | None = None,
     ) -> None:
         """Writes the new data file under a temporary name (if one is needed).
 
@@ -151,7 +158,8 @@ class Build:
         `PROCESS_DECODE_FILES` files to decode decodes them in that many
         processes when they are at least `PROCESS_DECODE_WORKERS`.
         `processes`: decode processes already started (`start_processes`),
-        used for whatever there is to decode; the caller shuts them down.
+        used for whatever there is to decode, and told to exit when it is
+        decoded; the caller joins them (`shutdown`) when it likes.
         """
         candidates = np.flatnonzero(self.source != -2)
         old = self.old
@@ -230,7 +238,7 @@ class Build:
         *,
         progress: bool,
         num_workers: int = 1,
-        processes: ProcessPoolExecutor | None = None,
+        processes: DecodeProcesses | None = None,
     ) -> None:
         todo = np.flatnonzero(self.source[candidates] == -1)  # rows in `data`
         if len(todo) == 0:
@@ -253,6 +261,8 @@ class Build:
                     left = self._decode_in_processes(
                         data, todo, paths, processes, num_workers, bar=bar
                     )
+                    # Asked to exit now: a caller's pool ends while it goes on.
+                    processes.end()
             if len(left):
                 self._decode_in_threads(data, todo, paths, left, pool, bar=bar)
         self.failed[candidates[todo[self._failed_rows]]] = True
@@ -287,7 +297,7 @@ class Build:
         data: np.memmap,
         todo: np.ndarray,
         paths: list[str],
-        processes: ProcessPoolExecutor,
+        processes: DecodeProcesses,
         num_workers: int,
         *,
         bar: tqdm,
@@ -309,7 +319,7 @@ class Build:
         jobs = _ProcessDecode(
             data, todo, paths, chunk, self.image_size, self.decoding, per_crc
         )
-        jobs.run(processes, bar=bar, steal=STEAL_JOBS)
+        jobs.run(processes.pool, bar=bar, steal=STEAL_JOBS)
         self._failed_rows.extend(jobs.failed)
         self._crcs.update(jobs.crcs)
         return np.flatnonzero(~jobs.done)
@@ -488,21 +498,46 @@ def wants_processes(num_files: int, num_workers: int) -> bool:
     )
 
 
-def start_processes(num_workers: int) -> ProcessPoolExecutor:
+class DecodeProcesses:
+    """Decode processes (`start_processes`): their pool, told to exit with
+    `end` (they exit while the caller goes on), joined on leaving `with`."""
+
+    def __init__(self, pool: ProcessPoolExecutor) -> None:
+        self.pool = pool
+        self._manager: threading.Thread | None = None
+
+    def end(self) -> None:
+        """Tells the processes to exit once their jobs are done; no wait."""
+        # `shutdown(wait=False)` forgets the thread that joins the processes.
+        manager = getattr(self.pool, "_executor_manager_thread", None)
+        self._manager = self._manager or manager
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+    def __enter__(self) -> DecodeProcesses:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.end()
+        self.pool.shutdown(wait=True)
+        if self._manager is not None:
+            self._manager.join()  # the processes are joined
+
+
+def start_processes(num_workers: int) -> DecodeProcesses:
     """`num_workers` decode processes, started now: spawned interpreters
-    that import OpenCV and augframe's decoding while the caller goes on
-    (`build_cache` starts them before it stamps the files of a new cache).
-    The main script is hidden meanwhile (`main_hidden`). Shut them down
-    (`with`) when done."""
-    processes = ProcessPoolExecutor(
+    that import OpenCV and augframe's decoding (`augframe.io.decode.rows`)
+    while the caller goes on (`build_cache` starts them before it stamps
+    the files of a new cache). The main script is hidden meanwhile
+    (`main_hidden`). Use them in a `with` block: it joins them."""
+    pool = ProcessPoolExecutor(
         num_workers,
         mp_context=multiprocessing.get_context("spawn"),
         initializer=start_process,
     )
     with main_hidden():  # one process starts per job submitted
         for _ in range(num_workers):
-            processes.submit(started)
-    return processes
+            pool.submit(started)
+    return DecodeProcesses(pool)
 
 
 class _ProcessDecode:

@@ -286,12 +286,9 @@ def test_a_broken_pool_leaves_its_jobs_undone(tmp_path):
     """A decode process that dies breaks the pool: the jobs it did not
     finish are left undone (`done` False), for the threads to decode."""
     jobs, _ = process_decode(tmp_path, per_crc=0)
-    processes = writer.start_processes(1)
-    try:
-        processes.submit(os._exit, 1)
-        jobs.run(processes, bar=_Bar(), steal=False)  # type: ignore[arg-type]
-    finally:
-        processes.shutdown(wait=True)
+    with writer.start_processes(1) as processes:
+        processes.pool.submit(os._exit, 1)
+        jobs.run(processes.pool, bar=_Bar(), steal=False)  # type: ignore[arg-type]
     assert not jobs.done.any()
 
 
@@ -300,7 +297,7 @@ def test_decode_jobs_return_the_checksums_of_the_chunks_they_fill(tmp_path):
     job that wrote it, and equals the CRC of the rows written."""
     jobs, _ = process_decode(tmp_path, per_crc=2)
     with writer.start_processes(2) as processes:
-        jobs.run(processes, bar=_Bar(), steal=True)  # type: ignore[arg-type]
+        jobs.run(processes.pool, bar=_Bar(), steal=True)  # type: ignore[arg-type]
     with ThreadPoolExecutor(2) as pool:
         recorded = augframe.io.cache.verify.chunk_checksums(jobs.data, 2, pool)
     assert jobs.crcs == dict(enumerate(recorded))
