@@ -297,6 +297,11 @@ def summary(
             f"bare_{part}": [r[part] for r in rounds["bare"]]
             for part in ("walk_s", "decode_s")
         },
+        "cpu_s": {
+            name: [r["cpu_s"] for r in rounds[name] if r.get("cpu_s") is not None]
+            for name in rounds
+            if name.removesuffix(BASE) in ("bare", "cold")
+        },
         **tree_summary(rounds, median, ""),
     }
     if "warm" + BASE in rounds:
@@ -396,6 +401,14 @@ def baseline_table(result: dict[str, Any]) -> list[str]:
         "",
         "",
     ]
+    cpu = s["cpu_s"]
+    cpu_row = [
+        "cold start's CPU seconds, process tree",
+        spread_text(cpu["cold"]) + " s" if cpu.get("cold") else "n/a",
+        spread_text(cpu["cold" + BASE]) + " s" if cpu.get("cold" + BASE) else "n/a",
+        "",
+        "",
+    ]
     grown, grown_base = s["growth_bytes_per_file"], base["growth_bytes_per_file"]
     rss_row = [
         "RSS growth per file, warm constructor: anonymous",
@@ -417,7 +430,7 @@ def baseline_table(result: dict[str, Any]) -> list[str]:
                 "this / baseline time",
                 "targets (this / baseline)",
             ],
-            [*rows, bytes_row, rss_row],
+            [*rows, cpu_row, bytes_row, rss_row],
         ),
     ]
 
@@ -429,6 +442,14 @@ def report(result: dict[str, Any]) -> str:
 
     def cell(name: str) -> str:
         return spread_text(sec[name]) + " s" if sec[name] else "n/a"
+
+    def cpu_cell(name: str) -> str:
+        cpu = s["cpu_s"].get(name)
+        return spread_text(cpu) + " s" if cpu else "n/a"
+
+    def cpu_median(name: str) -> float | None:
+        cpu = s["cpu_s"].get(name)
+        return statistics.median(cpu) if cpu else None
 
     rows = [
         [
@@ -453,6 +474,15 @@ def report(result: dict[str, Any]) -> str:
             "",
             f"{spread_text(s['bare_walk_s'])} s | {spread_text(s['bare_decode_s'])} s",
             "",
+            "",
+            "",
+        ],
+        [
+            "cold start's CPU seconds, process tree (constructor | bare loop)",
+            cpu_cell("cold"),
+            cpu_cell("bare"),
+            f"{reports.fmt(ratio(cpu_median('bare'), cpu_median('cold')))}x "
+            "the loop's CPU throughput",
             "",
             "",
         ],

@@ -136,14 +136,16 @@ def child_bare(args: argparse.Namespace) -> dict[str, Any]:
     (each worker imports OpenCV: a user's loop pays its pool's start too;
     spawn, the start method of Windows, macOS and, with forkserver, of
     Python 3.14 on Linux, and the one augframe's decode processes use),
-    the decode. `walk_s` is the walk's share, `decode_s` the time from the
-    pool's creation on.
+    the decode (not the workers' exit). `walk_s` is the walk's share,
+    `decode_s` the time from the pool's creation on, `cpu_s` the CPU
+    seconds of the process tree, the workers' exit included.
     """
     import multiprocessing
 
     side, workers = args.size, len(os.sched_getaffinity(0))
     out = Path(args.work) / f"bare-{os.getpid()}.npy"
     chunk = 256
+    cpu = cpu_seconds()
     start = time.perf_counter()
     files = scandir_walk(args.data)
     walked = time.perf_counter()
@@ -158,16 +160,38 @@ def child_bare(args: argparse.Namespace) -> dict[str, Any]:
             workers, initializer=_open_out, initargs=(str(out),)
         ) as pool:
             done = sum(pool.imap_unordered(_decode_range, tasks))
-        seconds = time.perf_counter() - start
+            seconds = time.perf_counter() - start
+            pool.close()
+            pool.join()  # its processes' CPU counted (their exit not timed)
+        cpu = cpu_seconds() - cpu
     finally:
         out.unlink(missing_ok=True)
     return {
         "seconds": seconds,
         "walk_s": walked - start,
         "decode_s": seconds - (pooled - start),
+        "cpu_s": cpu,
         "files": done,
         "processes": workers,
     }
+
+
+def cpu_seconds() -> float:
+    """CPU seconds (user + system) of this process and its joined children.
+
+    The decode processes (augframe's, the bare loop's) are joined when the
+    measure ends, so the difference over a measure is its process tree's
+    CPU: a figure a loaded machine changes less than the wall time.
+    """
+    import resource
+
+    return sum(
+        usage.ru_utime + usage.ru_stime
+        for usage in (
+            resource.getrusage(resource.RUSAGE_SELF),
+            resource.getrusage(resource.RUSAGE_CHILDREN),
+        )
+    )
 
 
 def resident() -> dict[str, int]:
@@ -216,6 +240,7 @@ def child_start(args: argparse.Namespace) -> dict[str, Any]:
     _warm_up_imports(args)
     profiler = cProfile.Profile() if args.name == "profile" else None
     before = resident()
+    cpu = cpu_seconds()
     start = time.perf_counter()
     if profiler is not None:
         profiler.enable()
@@ -225,11 +250,13 @@ def child_start(args: argparse.Namespace) -> dict[str, Any]:
     if profiler is not None:
         profiler.disable()
     seconds = time.perf_counter() - start
+    cpu = cpu_seconds() - cpu
     after = resident()
     files = len(seq.file_paths)
     seq.close()
     result: dict[str, Any] = {
         "seconds": seconds,
+        "cpu_s": cpu,
         "files": files,
         "augframe_from": str(Path(augframe.__file__).resolve().parent),
     }
