@@ -159,7 +159,8 @@ class Build:
         processes when they are at least `PROCESS_DECODE_WORKERS`.
         `processes`: decode processes already started (`start_processes`),
         used for whatever there is to decode, and told to exit when it is
-        decoded; the caller joins them (`shutdown`) when it likes.
+        decoded (`DecodeProcesses.end`); the caller joins them, leaving its
+        `with` block, when it likes (after the commit).
         """
         candidates = np.flatnonzero(self.source != -2)
         old = self.old
