@@ -5,8 +5,8 @@ own, started by the benchmark (`benchmarks.lib.children.run_child`): the
 process measures one thing, imports excluded, and prints its result last
 (`emit`). NAME is one of `CHILDREN`: `scandir` (the `os.scandir` walk),
 `listing` (augframe's listing), `bare` (the bare OpenCV loop on a process
-pool), `cold`, `warm` and `profile` (the constructor over a fresh or a built
-cache; `profile` under cProfile), `epoch` (the first report's model, one
+pool, its listing and its pool's start timed), `cold`, `warm` and `profile`
+(the constructor over a fresh or a built cache; `profile` under cProfile), `epoch` (the first report's model, one
 epoch at a time on the sequence and on arrays). Keras and augframe are
 imported only by the measurements that use them.
 
@@ -128,34 +128,70 @@ def _decode_range(task: tuple[int, list[str], int]) -> int:
     return len(paths)
 
 
-def _noop(_: int) -> int:
-    return os.getpid()
-
-
 def child_bare(args: argparse.Namespace) -> dict[str, Any]:
-    """The bare OpenCV loop on a process pool of every core, pool started first."""
+    """The bare OpenCV loop on a process pool of every core, as a user writes it.
+
+    Timed from the listing on, as the constructor is: the `os.scandir`
+    walk, the output's memory map, a spawned pool of every core started
+    (each worker imports OpenCV: a user's loop pays its pool's start too;
+    spawn, the start method of Windows, macOS and, with forkserver, of
+    Python 3.14 on Linux, and the one augframe's decode processes use),
+    the decode (not the workers' exit). `walk_s` is the walk's share,
+    `decode_s` the time from the pool's creation on, `cpu_s` the CPU
+    seconds of the process tree, the workers' exit included.
+    """
     import multiprocessing
 
-    files = scandir_walk(args.data)
     side, workers = args.size, len(os.sched_getaffinity(0))
     out = Path(args.work) / f"bare-{os.getpid()}.npy"
-    rows = np.lib.format.open_memmap(
-        out, mode="w+", dtype=np.uint8, shape=(len(files), side, side, 3)
-    )
-    del rows
     chunk = 256
-    tasks = [(s, files[s : s + chunk], side) for s in range(0, len(files), chunk)]
+    cpu = cpu_seconds()
+    start = time.perf_counter()
+    files = scandir_walk(args.data)
+    walked = time.perf_counter()
     try:
+        rows = np.lib.format.open_memmap(
+            out, mode="w+", dtype=np.uint8, shape=(len(files), side, side, 3)
+        )
+        del rows
+        tasks = [(s, files[s : s + chunk], side) for s in range(0, len(files), chunk)]
+        pooled = time.perf_counter()
         with multiprocessing.get_context("spawn").Pool(
             workers, initializer=_open_out, initargs=(str(out),)
         ) as pool:
-            pool.map(_noop, range(workers * 4), chunksize=1)  # every worker up
-            start = time.perf_counter()
             done = sum(pool.imap_unordered(_decode_range, tasks))
             seconds = time.perf_counter() - start
+            pool.close()
+            pool.join()  # its processes' CPU counted (their exit not timed)
+        cpu = cpu_seconds() - cpu
     finally:
         out.unlink(missing_ok=True)
-    return {"seconds": seconds, "files": done, "processes": workers}
+    return {
+        "seconds": seconds,
+        "walk_s": walked - start,
+        "decode_s": seconds - (pooled - start),
+        "cpu_s": cpu,
+        "files": done,
+        "processes": workers,
+    }
+
+
+def cpu_seconds() -> float:
+    """CPU seconds (user + system) of this process and its joined children.
+
+    The decode processes (augframe's, the bare loop's) are joined when the
+    measure ends, so the difference over a measure is its process tree's
+    CPU: a figure a loaded machine changes less than the wall time.
+    """
+    import resource
+
+    return sum(
+        usage.ru_utime + usage.ru_stime
+        for usage in (
+            resource.getrusage(resource.RUSAGE_SELF),
+            resource.getrusage(resource.RUSAGE_CHILDREN),
+        )
+    )
 
 
 def resident() -> dict[str, int]:
@@ -204,6 +240,7 @@ def child_start(args: argparse.Namespace) -> dict[str, Any]:
     _warm_up_imports(args)
     profiler = cProfile.Profile() if args.name == "profile" else None
     before = resident()
+    cpu = cpu_seconds()
     start = time.perf_counter()
     if profiler is not None:
         profiler.enable()
@@ -213,11 +250,13 @@ def child_start(args: argparse.Namespace) -> dict[str, Any]:
     if profiler is not None:
         profiler.disable()
     seconds = time.perf_counter() - start
+    cpu = cpu_seconds() - cpu
     after = resident()
     files = len(seq.file_paths)
     seq.close()
     result: dict[str, Any] = {
         "seconds": seconds,
+        "cpu_s": cpu,
         "files": files,
         "augframe_from": str(Path(augframe.__file__).resolve().parent),
     }

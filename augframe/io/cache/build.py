@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import cast
@@ -15,6 +16,7 @@ import numpy as np
 from augframe.errors import CacheError, SourceError, invalid
 from augframe.io.cache.layout import locked, remove_orphans, remove_temp_files
 from augframe.io.cache.manifest import (
+    Manifest,
     folder_is_ours,
     foreign_manifest,
     read_manifest,
@@ -23,7 +25,13 @@ from augframe.io.cache.merge import asked_only, merge_shared
 from augframe.io.cache.stamps import absolute_paths, stamp_files
 from augframe.io.cache.store import CacheStats, CacheStore
 from augframe.io.cache.verify import start_check
-from augframe.io.cache.writer import Build, cache_error
+from augframe.io.cache.writer import (
+    Build,
+    DecodeProcesses,
+    cache_error,
+    start_processes,
+    wants_processes,
+)
 from augframe.io.decode.arrays import Decoding
 from augframe.io.natives import shorten
 from augframe.options import registry as opts
@@ -115,11 +123,15 @@ def build_cache(
     if not names:
         raise SourceError("Received no image paths. Pass at least one image per class.")
     folder = _make_folder(cache_dir, image_size, decoding)
-    with locked(folder):
+    with locked(folder), contextlib.ExitStack() as late:
         remove_temp_files(folder)
         manifest = read_manifest(folder, image_size, decoding)
         if folder_is_ours(folder):
             remove_orphans(folder, keep=manifest.data_file if manifest else None)
+        # Joined last: they exit while the data file is committed.
+        processes = late.enter_context(
+            _new_cache_processes(manifest, len(names), num_workers)
+        )
         with ThreadPoolExecutor(max_workers=num_workers) as pool:
             checked = (
                 start_check(folder, manifest, pool, verify=verify, progress=progress)
@@ -146,7 +158,9 @@ def build_cache(
                 old=manifest,
                 decoding=decoding,
             )
-            build.run(pool, progress=progress, num_workers=num_workers)
+            build.run(
+                pool, progress=progress, num_workers=num_workers, processes=processes
+            )
         served = build.served()
         _check_classes(build, label_array, served, names, class_names)
         # Opened under the lock: no other build can remove the file meanwhile.
@@ -163,6 +177,21 @@ def build_cache(
         stats.seconds,
     )
     return store
+
+
+@contextlib.contextmanager
+def _new_cache_processes(
+    manifest: Manifest | None, num_files: int, num_workers: int
+) -> Iterator[DecodeProcesses | None]:
+    """Decode processes started now for a new cache that will decode in
+    processes (`writer.wants_processes`), so that they start while the files
+    are stamped; None for a cache that exists (most of it is reused: a warm
+    start starts no process)."""
+    if manifest is not None or not wants_processes(num_files, num_workers):
+        yield None
+        return
+    with start_processes(num_workers) as processes:
+        yield processes
 
 
 def _make_folder(

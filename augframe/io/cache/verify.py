@@ -22,7 +22,13 @@ from augframe.io.cache.layout import open_data
 from augframe.io.cache.manifest import Checksums, Manifest, warn_rebuild
 from augframe.io.natives import shorten
 
-__all__ = ["check_data", "chunk_checksums", "rows_per_chunk", "start_check"]
+__all__ = [
+    "check_data",
+    "chunk_checksums",
+    "rows_per_chunk",
+    "run_checksums",
+    "start_check",
+]
 
 logger = logging.getLogger("augframe")
 
@@ -137,6 +143,29 @@ def chunk_checksums(
 ) -> list[int]:
     """The CRC-32 of each run of `rows_per_chunk` rows of `data`, in parallel."""
     return _start_checksums(data, rows_per_chunk, pool)(progress)
+
+
+def run_checksums(
+    data: np.ndarray,
+    rows_per_chunk: int,
+    chunks: list[int],
+    pool: ThreadPoolExecutor,
+) -> list[int]:
+    """The CRC-32 of the chunks numbered `chunks` (runs of `rows_per_chunk`
+    rows of `data`), in that order, on `pool`'s threads.
+
+    Example:
+    >>> data = np.arange(12, dtype=np.uint8).reshape(6, 2)
+    >>> with ThreadPoolExecutor(2) as pool:
+    ...     run_checksums(data, 2, [2, 0], pool) == [
+    ...         zlib.crc32(data[4:6].data), zlib.crc32(data[0:2].data)]
+    True
+    """
+
+    def crc(c: int) -> int:
+        return zlib.crc32(data[c * rows_per_chunk : (c + 1) * rows_per_chunk].data)
+
+    return list(pool.map(crc, chunks))
 
 
 def _start_checksums(

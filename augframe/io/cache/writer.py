@@ -7,8 +7,15 @@ import errno
 import multiprocessing
 import os
 import shutil
+import threading
 import uuid
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
+from concurrent.futures import (
+    FIRST_COMPLETED,
+    Future,
+    ProcessPoolExecutor,
+    ThreadPoolExecutor,
+    wait,
+)
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
@@ -30,12 +37,24 @@ from augframe.io.cache.layout import (
 from augframe.io.cache.manifest import Checksums, Manifest, write_manifest
 from augframe.io.cache.merge import Items
 from augframe.io.cache.stamps import same, to_columns
-from augframe.io.cache.verify import chunk_checksums, rows_per_chunk
+from augframe.io.cache.verify import chunk_checksums, rows_per_chunk, run_checksums
 from augframe.io.decode.arrays import Decoding
-from augframe.io.decode.files import ImageReadError, decode_image
+from augframe.io.decode.rows import (
+    decode_into,
+    decode_job,
+    decode_rows,
+    start_process,
+    started,
+)
 from augframe.io.natives import shorten
 
-__all__ = ["Build", "cache_error"]
+__all__ = [
+    "Build",
+    "DecodeProcesses",
+    "cache_error",
+    "start_processes",
+    "wants_processes",
+]
 
 _CHUNK = 64  # images per decode job (threads)
 _PROCESS_CHUNK = 1024  # most images per decode job in a process
@@ -53,6 +72,9 @@ move the bounds."""
 
 PROCESS_DECODE_WORKERS = 2
 """Workers from which a large decode (`PROCESS_DECODE_FILES`) uses processes."""
+STEAL_JOBS = True
+"""Whether the building thread decodes the last jobs of a decode in processes
+itself while the processes have not taken them (see `_ProcessDecode`)."""
 _COPY_BYTES = 64 * 2**20  # bytes per chunk when copying rows between files
 
 
@@ -104,6 +126,7 @@ class Build:
         self.num_decoded = 0
         self.checksums: Checksums | None = None
         self._failed_rows: list[int] = []  # positions in the rows decoded
+        self._crcs: dict[int, int] = {}  # chunk -> CRC-32, from the decode jobs
 
     @property
     def kept(self) -> np.ndarray:
@@ -122,13 +145,22 @@ class Build:
         return row_of[self.items.wanted]
 
     def run(
-        self, pool: ThreadPoolExecutor, *, progress: bool, num_workers: int = 1
+        self,
+        pool: ThreadPoolExecutor,
+        *,
+        progress: bool,
+        num_workers: int = 1,
+        processes: DecodeProcesses | None = None,
     ) -> None:
         """Writes the new data file under a temporary name (if one is needed).
 
         `num_workers`: the threads of `pool`; a build of at least
         `PROCESS_DECODE_FILES` files to decode decodes them in that many
         processes when they are at least `PROCESS_DECODE_WORKERS`.
+        `processes`: decode processes already started (`start_processes`),
+        used for whatever there is to decode, and told to exit when it is
+        decoded (`DecodeProcesses.end`); the caller joins them, leaving its
+        `with` block, when it likes (after the commit).
         """
         candidates = np.flatnonzero(self.source != -2)
         old = self.old
@@ -147,15 +179,18 @@ class Build:
             if old is not None:
                 self._copy_rows(data, candidates)
             self._decode_rows(
-                data, candidates, pool, progress=progress, num_workers=num_workers
+                data,
+                candidates,
+                pool,
+                progress=progress,
+                num_workers=num_workers,
+                processes=processes,
             )
             if self.failed.any():
                 data = self._compact(data, candidates)
+                self._crcs.clear()  # rows moved: computed again
             _flush(data)
-            per_chunk = rows_per_chunk(data.shape)
-            self.checksums = Checksums(
-                per_chunk, tuple(chunk_checksums(data, per_chunk, pool))
-            )
+            self.checksums = self._checksums(data, pool)
             del data
         except BaseException as exc:
             self.discard()
@@ -204,6 +239,7 @@ class Build:
         *,
         progress: bool,
         num_workers: int = 1,
+        processes: DecodeProcesses | None = None,
     ) -> None:
         todo = np.flatnonzero(self.source[candidates] == -1)  # rows in `data`
         if len(todo) == 0:
@@ -219,13 +255,15 @@ class Build:
         )
         with bar:
             left = np.arange(len(todo))  # positions in `todo`
-            if (
-                num_workers >= max(2, PROCESS_DECODE_WORKERS)
-                and len(todo) >= PROCESS_DECODE_FILES
-            ):
-                left = self._decode_in_processes(
-                    data, todo, paths, num_workers, bar=bar
-                )
+            if processes is not None or wants_processes(len(todo), num_workers):
+                with contextlib.ExitStack() as stack:
+                    if processes is None:
+                        processes = stack.enter_context(start_processes(num_workers))
+                    left = self._decode_in_processes(
+                        data, todo, paths, processes, num_workers, bar=bar
+                    )
+                    # Asked to exit now: a caller's pool ends while it goes on.
+                    processes.end()
             if len(left):
                 self._decode_in_threads(data, todo, paths, left, pool, bar=bar)
         self.failed[candidates[todo[self._failed_rows]]] = True
@@ -241,7 +279,7 @@ class Build:
         bar: tqdm,
     ) -> None:
         def job(positions: np.ndarray) -> np.ndarray:
-            failed = _decode_into(
+            failed = decode_into(
                 data,
                 todo[positions],
                 [paths[i] for i in positions.tolist()],
@@ -260,47 +298,46 @@ class Build:
         data: np.memmap,
         todo: np.ndarray,
         paths: list[str],
+        processes: DecodeProcesses,
         num_workers: int,
         *,
         bar: tqdm,
     ) -> np.ndarray:
-        """Decodes rows in `num_workers` spawned processes, each writing its
-        rows through its own map of the data file; the positions in `todo`
-        left undone (all of them if the pool broke: a decoder crashed)."""
-        done = np.zeros(len(todo), dtype=bool)
+        """Decodes rows in the spawned `processes`, each writing its rows
+        through its own map of the data file (and this thread the last jobs
+        while the processes have not taken them); the positions in `todo`
+        left undone (all those of the pool's jobs if it broke: a decoder
+        crashed). A build that decodes every row of `data` in order has its
+        jobs cut on checksum chunks, and each job returns the CRCs of its
+        chunks, computed where its rows were written (`self._crcs`)."""
+        whole = len(todo) == len(data) and bool(
+            np.array_equal(todo, np.arange(len(data)))
+        )
+        per_crc = rows_per_chunk(data.shape) if whole else 0
         chunk = max(_CHUNK, min(_PROCESS_CHUNK, len(todo) // (8 * num_workers)))
-        starts = range(0, len(todo), chunk)
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(
-            num_workers,
-            mp_context=context,
-            initializer=_open_rows,
-            initargs=(str(data.filename),),
-        ) as processes:
-            with main_hidden():  # the processes start as jobs are submitted
-                futures = {
-                    processes.submit(
-                        _decode_job,
-                        todo[start : start + chunk],
-                        paths[start : start + chunk],
-                        self.image_size,
-                        self.decoding,
-                    ): start
-                    for start in starts
-                }
-            try:
-                for future in as_completed(futures):
-                    start = futures[future]
-                    failed = future.result()
-                    self._failed_rows.extend((start + failed).tolist())
-                    done[start : start + chunk] = True
-                    bar.update(min(chunk, len(todo) - start))
-            except BrokenProcessPool:
-                pass  # the rows left are decoded in threads
-            finally:
-                for future in futures:
-                    future.cancel()
-        return np.flatnonzero(~done)
+        if per_crc and chunk >= per_crc:
+            chunk -= chunk % per_crc
+        jobs = _ProcessDecode(
+            data, todo, paths, chunk, self.image_size, self.decoding, per_crc
+        )
+        jobs.run(processes.pool, bar=bar, steal=STEAL_JOBS)
+        self._failed_rows.extend(jobs.failed)
+        self._crcs.update(jobs.crcs)
+        return np.flatnonzero(~jobs.done)
+
+    def _checksums(self, data: np.memmap, pool: ThreadPoolExecutor) -> Checksums:
+        """The data file's checksums: those the decode jobs computed, the
+        others on `pool`'s threads."""
+        per_chunk = rows_per_chunk(data.shape)
+        num_chunks = -(-len(data) // per_chunk)
+        missing = [c for c in range(num_chunks) if c not in self._crcs]
+        if len(missing) == num_chunks:
+            return Checksums(per_chunk, tuple(chunk_checksums(data, per_chunk, pool)))
+        crcs = dict(self._crcs)
+        if missing:
+            values = run_checksums(data, per_chunk, missing, pool)
+            crcs.update(zip(missing, values, strict=True))
+        return Checksums(per_chunk, tuple(crcs[c] for c in range(num_chunks)))
 
     def _compact(self, data: np.memmap, candidates: np.ndarray) -> np.memmap:
         """A copy of `data` without the rows that failed to decode."""
@@ -453,49 +490,136 @@ def cache_error(exc: OSError, cache_dir: Path) -> CacheError:
     )
 
 
-def _decode_into(
-    data: np.ndarray,
-    rows: np.ndarray,
-    paths: list[str],
-    image_size: tuple[int, int],
-    decoding: Decoding,
-) -> np.ndarray:
-    """Decodes `paths` into `rows` of `data`; the positions that failed.
+def wants_processes(num_files: int, num_workers: int) -> bool:
+    """Whether decoding `num_files` files on `num_workers` workers uses
+    processes (`PROCESS_DECODE_FILES`, `PROCESS_DECODE_WORKERS`)."""
+    return (
+        num_workers >= max(2, PROCESS_DECODE_WORKERS)
+        and num_files >= PROCESS_DECODE_FILES
+    )
 
-    What `augframe.io.decode.files.load_image` does, row by row: every
-    decode failure (`ImageReadError`, documented) is a failed position.
+
+class DecodeProcesses:
+    """Decode processes (`start_processes`): their pool, told to exit with
+    `end` (they exit while the caller goes on), joined on leaving `with`."""
+
+    def __init__(self, pool: ProcessPoolExecutor) -> None:
+        self.pool = pool
+        self._manager: threading.Thread | None = None
+
+    def end(self) -> None:
+        """Tells the processes to exit once their jobs are done; no wait."""
+        # `shutdown(wait=False)` forgets the thread that joins the processes.
+        manager = getattr(self.pool, "_executor_manager_thread", None)
+        self._manager = self._manager or manager
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+    def __enter__(self) -> DecodeProcesses:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.end()
+        self.pool.shutdown(wait=True)
+        if self._manager is not None:
+            self._manager.join()  # the processes are joined
+
+
+def start_processes(num_workers: int) -> DecodeProcesses:
+    """`num_workers` decode processes, started now: spawned interpreters
+    that import OpenCV and augframe's decoding (`augframe.io.decode.rows`)
+    while the caller goes on (`build_cache` starts them before it stamps
+    the files of a new cache). The main script is hidden meanwhile
+    (`main_hidden`). Use them in a `with` block: it joins them."""
+    pool = ProcessPoolExecutor(
+        num_workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=start_process,
+    )
+    with main_hidden():  # one process starts per job submitted
+        for _ in range(num_workers):
+            pool.submit(started)
+    return DecodeProcesses(pool)
+
+
+class _ProcessDecode:
+    """The jobs of one decode in processes, and what they returned.
+
+    Jobs of `chunk` consecutive positions of `todo` are submitted in order;
+    the processes take them from the front. Meanwhile the calling thread
+    takes jobs from the back, each one the processes have not taken yet
+    (`Future.cancel` succeeds only then): the decode starts at once, while
+    the processes start, and it ends with no process waiting on a long tail.
+    The rows are the same whoever decodes them.
     """
-    failed: list[int] = []
-    reduced = image_size if decoding.reduced_decode else None
-    for position, (row, path) in enumerate(zip(rows.tolist(), paths, strict=True)):
+
+    def __init__(
+        self,
+        data: np.memmap,
+        todo: np.ndarray,
+        paths: list[str],
+        chunk: int,
+        image_size: tuple[int, int],
+        decoding: Decoding,
+        per_crc: int,
+    ) -> None:
+        self.data, self.todo, self.paths, self.chunk = data, todo, paths, chunk
+        self.image_size, self.decoding, self.per_crc = image_size, decoding, per_crc
+        self.starts = list(range(0, len(todo), chunk))
+        self.done = np.zeros(len(todo), dtype=bool)
+        self.failed: list[int] = []  # positions in `todo`
+        self.crcs: dict[int, int] = {}
+
+    def _args(self, start: int) -> tuple[Any, ...]:
+        end = start + self.chunk
+        return (
+            self.todo[start:end],
+            self.paths[start:end],
+            self.image_size,
+            self.decoding,
+            self.per_crc,
+        )
+
+    def _record(self, start: int, result: tuple[np.ndarray, dict[int, int]]) -> None:
+        failed, crcs = result
+        self.failed.extend((start + failed).tolist())
+        self.crcs.update(crcs)
+        self.done[start : start + self.chunk] = True
+
+    def run(self, processes: ProcessPoolExecutor, *, bar: tqdm, steal: bool) -> None:
+        """Runs every job; a broken pool leaves its jobs undone (`done`)."""
+        path = str(self.data.filename)
+        futures: list[Future[Any]] = []
         try:
-            image = decode_image(
-                path,
-                target_size=reduced,
-                color_mode=decoding.color_mode,
-                exif_orientation=decoding.exif_orientation,
-                max_image_pixels=decoding.max_image_pixels,
-            )
-            data[row] = decoding.fit(image, image_size)
-        except ImageReadError:
-            failed.append(position)
-    return np.asarray(failed, dtype=np.int64)
+            with main_hidden():  # a process that is not up yet starts here
+                for start in self.starts:
+                    futures.append(
+                        processes.submit(decode_job, path, *self._args(start))
+                    )
+            self._collect(futures, bar=bar, steal=steal)
+        except BrokenProcessPool:
+            pass  # the rows left are decoded in threads
+        finally:
+            for future in futures:
+                future.cancel()
+            wait(futures)
 
-
-_ROWS: list[np.memmap] = []  # a decode process's map of the data file
-
-
-def _open_rows(path: str) -> None:
-    """A decode process's start: one OpenCV thread, the data file mapped."""
-    import cv2
-
-    cv2.setNumThreads(1)
-    _ROWS.append(np.load(path, mmap_mode="r+"))
-
-
-def _decode_job(
-    rows: np.ndarray, paths: list[str], image_size: tuple[int, int], decoding: Decoding
-) -> np.ndarray:
-    """Decodes one job's rows in a decode process; the positions that failed."""
-    # Written through the shared map: the parent's fsync writes these pages.
-    return _decode_into(_ROWS[0], rows, paths, image_size, decoding)
+    def _collect(self, futures: list[Future[Any]], *, bar: tqdm, steal: bool) -> None:
+        """Records the jobs' results as they finish, taking back jobs from
+        the end (while `steal` and the processes have not taken them)."""
+        start_of = dict(zip(futures, self.starts, strict=True))
+        pending = set(futures)
+        last = len(futures) - 1  # the next job to take back
+        while pending:
+            if steal and last >= 0 and futures[last].cancel():
+                pending.discard(futures[last])
+                start = self.starts[last]
+                self._record(start, decode_rows(self.data, *self._args(start)))
+                bar.update(min(self.chunk, len(self.todo) - start))
+                last -= 1
+                continue
+            steal = False
+            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for future in finished:
+                start = start_of[future]
+                self._record(start, future.result())
+                bar.update(min(self.chunk, len(self.todo) - start))

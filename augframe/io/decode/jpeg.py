@@ -27,6 +27,10 @@ _STANDALONE = frozenset({0x01, *range(0xD0, 0xD8)})
 # SOI, EOI, SOS: reaching one of these before a frame header means no size.
 _STOP = frozenset({0xD8, 0xD9, 0xDA})
 _MAX_SEGMENTS = 65536  # more segments before the frame header: not a real JPEG
+# A segment's start: 0xFF, its marker, its length (`jpeg_frame`'s common case).
+_SEGMENT = struct.Struct(">BBH")
+# Markers `jpeg_frame`'s common case leaves to its walk.
+_NOT_PLAIN = frozenset({0x00, 0xFF, *_STANDALONE, *_STOP})
 
 MAX_JPEG_SCANS = 100
 """Most scans (start-of-scan segments) a JPEG may have to be decoded.
@@ -125,8 +129,42 @@ def jpeg_frame(
     size = len(raw)
     if size < 4 or not raw.startswith(b"\xff\xd8\xff"):
         return None  # OpenCV decodes as JPEG only what starts so
-    pos = 2
-    for _ in range(_MAX_SEGMENTS):
+    # The common case first: each segment starts where the last one ended
+    # (0xFF, a marker with a length, the length). The walk below does the
+    # same for these, one step each; anything else is left to it.
+    pos, walked = 2, 0
+    while walked < _MAX_SEGMENTS and pos + 4 <= size:
+        fill, marker, length = _SEGMENT.unpack_from(raw, pos)
+        if fill != 0xFF or marker in _NOT_PLAIN:
+            break
+        if length < 2:
+            return None
+        if marker in _ANY_SOF:
+            return _frame(raw, marker, length, pos + 2)
+        pos += 2 + length
+        walked += 1
+    return _walk(raw, pos, _MAX_SEGMENTS - walked)
+
+
+def _frame(
+    raw: bytes | bytearray, marker: int, length: int, pos: int
+) -> tuple[int, int, int, int] | None:
+    """The frame header of the start-of-frame segment whose length is at `pos`."""
+    if length < 8 or pos + 7 > len(raw):
+        return None
+    precision, height, width = struct.unpack_from(">BHH", raw, pos + 2)
+    if height == 0 or width == 0:
+        return None
+    return int(marker), int(precision), int(height), int(width)
+
+
+def _walk(
+    raw: bytes | bytearray, pos: int, segments: int
+) -> tuple[int, int, int, int] | None:
+    """`jpeg_frame`'s walk from `pos`, at most `segments` markers: garbage
+    skipped up to the next 0xFF, fill bytes, markers without a length."""
+    size = len(raw)
+    for _ in range(segments):
         pos = raw.find(b"\xff", pos)  # garbage before a marker is skipped
         if pos < 0:
             return None
@@ -144,12 +182,7 @@ def jpeg_frame(
         if length < 2:
             return None
         if marker in _ANY_SOF:
-            if length < 8 or pos + 7 > size:
-                return None
-            precision, height, width = struct.unpack_from(">BHH", raw, pos + 2)
-            if height == 0 or width == 0:
-                return None
-            return int(marker), int(precision), int(height), int(width)
+            return _frame(raw, marker, length, pos)
         pos += length
     return None
 

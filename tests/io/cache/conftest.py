@@ -20,6 +20,7 @@ import augframe
 import augframe.io.cache.build
 import augframe.io.cache.verify
 import augframe.io.cache.writer
+import augframe.io.decode.rows
 from augframe.io.cache import CacheStore, build_cache
 from augframe.io.cache.auto import (
     build_default_cache,
@@ -99,7 +100,7 @@ def decoded(monkeypatch) -> list[str]:
             calls.append(os.fspath(path))
         return decode_image(path, **kwargs)
 
-    monkeypatch.setattr(augframe.io.cache.writer, "decode_image", counting)
+    monkeypatch.setattr(augframe.io.decode.rows, "decode_image", counting)
     return calls
 
 

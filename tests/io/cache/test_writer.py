@@ -4,9 +4,12 @@ data file and commits it; unreadable files, write errors and full disks."""
 from __future__ import annotations
 
 import errno
+import json
 import os
 import re
 import time
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from multiprocessing import get_context
 from pathlib import Path
 
 import cv2
@@ -22,10 +25,11 @@ from augframe import (
     ImageWarning,
 )
 from augframe.io.cache import build_cache, writer
-from augframe.io.decode.arrays import resize
+from augframe.io.decode.arrays import Decoding, resize
 from augframe.io.decode.files import decode_image
 from tests.io.cache.conftest import (
     DEFAULT_SIZE,
+    SIZE,
     all_images,
     bad_files,
     build,
@@ -183,11 +187,14 @@ def test_cache_error_says_what_to_do(code, match):
     assert "cache_dir=None" in str(error)
 
 
+@pytest.mark.parametrize("steal", [False, True])
 def test_decoding_in_processes_gives_the_bytes_and_skips_of_threads(
-    tmp_path, monkeypatch
+    tmp_path, monkeypatch, steal
 ):
     """A large build decodes in spawned processes that write through their
-    own maps: the same rows, the same files skipped, as with threads."""
+    own maps (and, with `steal`, in the building thread the jobs they have
+    not taken): the same rows, the same files skipped, as with threads."""
+    monkeypatch.setattr(writer, "STEAL_JOBS", steal)
     paths, labels = dataset(tmp_path / "data")
     bad = bad_files(tmp_path / "data" / "c1")
     all_paths = paths[:4] + bad + paths[4:]
@@ -226,3 +233,112 @@ def test_a_build_decoding_in_processes_leaves_no_process(tmp_path, monkeypatch):
     build(paths, labels, tmp_path / "cache")
     after = {p.pid for p in psutil.Process().children(recursive=True)}
     assert after <= before
+
+
+def _sleep(seconds: float) -> None:
+    time.sleep(seconds)
+
+
+def process_decode(tmp_path: Path, per_crc: int) -> tuple[writer._ProcessDecode, list]:
+    """A `_ProcessDecode` of 10 files into a new data file, 2 rows per job."""
+    paths, _ = dataset(tmp_path / "data", counts=(6, 4))
+    data = np.lib.format.open_memmap(
+        tmp_path / "rows.npy", mode="w+", dtype=np.uint8, shape=(10, *SIZE, 3)
+    )
+    jobs = writer._ProcessDecode(
+        data, np.arange(10), paths, 2, SIZE, Decoding(), per_crc
+    )
+    return jobs, paths
+
+
+class _Bar:
+    n = 0
+
+    def update(self, count: int) -> None:
+        self.n += count
+
+
+def test_the_building_thread_takes_back_the_jobs_the_processes_have_not_taken(
+    tmp_path, monkeypatch
+):
+    """With its one process busy, the jobs still queued (all but the one
+    the pool hands its process next) are decoded by the building thread,
+    and every row is its file's."""
+    jobs, paths = process_decode(tmp_path, per_crc=0)
+    here = []
+    real = writer.decode_rows
+
+    def counted(data, rows, *args):
+        here.append(int(rows[0]))
+        return real(data, rows, *args)
+
+    monkeypatch.setattr(writer, "decode_rows", counted)
+    with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as busy:
+        busy.submit(_sleep, 1.0)
+        bar = _Bar()
+        jobs.run(busy, bar=bar, steal=True)  # type: ignore[arg-type]
+        assert jobs.done.all() and bar.n == 10 and jobs.failed == []
+    assert here[:3] == [8, 6, 4]  # from the end
+    np.testing.assert_array_equal(jobs.data, np.stack([expected(p) for p in paths]))
+
+
+def test_a_broken_pool_leaves_its_jobs_undone(tmp_path):
+    """A decode process that dies breaks the pool: the jobs it did not
+    finish are left undone (`done` False), for the threads to decode."""
+    jobs, _ = process_decode(tmp_path, per_crc=0)
+    with writer.start_processes(1) as processes:
+        processes.pool.submit(os._exit, 1)
+        jobs.run(processes.pool, bar=_Bar(), steal=False)  # type: ignore[arg-type]
+    assert not jobs.done.any()
+
+
+def test_decode_jobs_return_the_checksums_of_the_chunks_they_fill(tmp_path):
+    """Jobs of 2 rows on chunks of 2 rows: each chunk's CRC comes from the
+    job that wrote it, and equals the CRC of the rows written."""
+    jobs, _ = process_decode(tmp_path, per_crc=2)
+    with writer.start_processes(2) as processes:
+        jobs.run(processes.pool, bar=_Bar(), steal=True)  # type: ignore[arg-type]
+    with ThreadPoolExecutor(2) as pool:
+        recorded = augframe.io.cache.verify.chunk_checksums(jobs.data, 2, pool)
+    assert jobs.crcs == dict(enumerate(recorded))
+
+
+def test_a_new_cache_records_the_checksums_its_decode_jobs_computed(
+    tmp_path, monkeypatch, small_chunks
+):
+    """A new cache decoded in processes (jobs of whole chunks) takes its
+    checksums from the jobs, computes none afterwards, and they match its
+    rows; the processes were started before the files were stamped."""
+    paths, labels = dataset(tmp_path / "data")
+    monkeypatch.setattr(writer, "PROCESS_DECODE_FILES", 1)
+    monkeypatch.setattr(writer, "PROCESS_DECODE_WORKERS", 2)
+    monkeypatch.setattr(writer, "_CHUNK", 2 * small_chunks)
+    events = []
+    real_start, real_stamp = writer.start_processes, augframe.io.cache.build.stamp_files
+
+    def start(*args, **kwargs):
+        events.append("processes")
+        return real_start(*args, **kwargs)
+
+    def stamp(*args, **kwargs):
+        events.append("stamps")
+        return real_stamp(*args, **kwargs)
+
+    def no_checksums(*args, **kwargs):
+        raise AssertionError("checksums computed after the decode")
+
+    monkeypatch.setattr(augframe.io.cache.build, "start_processes", start)
+    monkeypatch.setattr(augframe.io.cache.build, "stamp_files", stamp)
+    monkeypatch.setattr(writer, "chunk_checksums", no_checksums)
+    monkeypatch.setattr(writer, "run_checksums", no_checksums)
+    store = build(paths, labels, tmp_path / "cache")
+    assert events[:2] == ["processes", "stamps"]
+    folder = tmp_path / "cache" / f"{SIZE[0]}x{SIZE[1]}"
+    manifest = json.loads((folder / "manifest.json").read_text())
+    with ThreadPoolExecutor(2) as pool:
+        values = augframe.io.cache.verify.chunk_checksums(store.images, 4, pool)
+    assert manifest["checksums"]["values"] == values
+    assert len(values) == 4  # 16 rows, chunks of 4
+    events.clear()
+    build(paths, labels, tmp_path / "cache")  # reused: no process started
+    assert "processes" not in events

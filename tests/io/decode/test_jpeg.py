@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from augframe.io.decode import jpeg
 from augframe.io.decode.files import ImageReadError, decode_image
 from augframe.io.decode.jpeg import (
     MAX_JPEG_SCANS,
@@ -150,3 +151,88 @@ def test_a_decode_reads_the_jpeg_header_once(tmp_path, monkeypatch):
     cv2.imwrite(str(path), photo(3, height=256, width=200))
     assert decode_image(path, target_size=(32, 32)).shape == (64, 50, 3)  # 1/4
     assert len(calls) == 1
+
+
+def reference_frame(raw: bytes) -> tuple[int, int, int, int] | None:
+    """`jpeg_frame` as it was written first: one walk, marker by marker."""
+    size = len(raw)
+    if size < 4 or not raw.startswith(b"\xff\xd8\xff"):
+        return None
+    pos = 2
+    for _ in range(jpeg._MAX_SEGMENTS):
+        pos = raw.find(b"\xff", pos)
+        if pos < 0:
+            return None
+        while pos < size and raw[pos] == 0xFF:
+            pos += 1
+        if pos >= size:
+            return None
+        marker = raw[pos]
+        pos += 1
+        if marker in jpeg._STANDALONE or marker == 0x00:
+            continue
+        if marker in jpeg._STOP or pos + 2 > size:
+            return None
+        (length,) = struct.unpack_from(">H", raw, pos)
+        if length < 2:
+            return None
+        if marker in jpeg._ANY_SOF:
+            if length < 8 or pos + 7 > size:
+                return None
+            precision, height, width = struct.unpack_from(">BHH", raw, pos + 2)
+            if height == 0 or width == 0:
+                return None
+            return int(marker), int(precision), int(height), int(width)
+        pos += length
+    return None
+
+
+_segments = st.lists(
+    st.tuples(
+        st.sampled_from(
+            [
+                0x00,
+                0x01,
+                0xC0,
+                0xC2,
+                0xC3,
+                0xC4,
+                0xD0,
+                0xD9,
+                0xDA,
+                0xDB,
+                0xE0,
+                0xE1,
+                0xFE,
+                0xFF,
+            ]
+        )
+        | st.integers(0, 255),
+        st.integers(0, 12),
+        st.binary(max_size=12),
+        st.binary(max_size=3),  # garbage or fill bytes after the segment
+    ),
+    max_size=8,
+)
+
+
+@settings(max_examples=400)
+@given(_segments, st.binary(max_size=6))
+def test_the_fast_walk_reads_every_header_as_the_marker_by_marker_walk(segments, tail):
+    """Segments well formed or not (short lengths, stuffed and standalone
+    markers, fill bytes, garbage, truncation): the same frame or None."""
+    raw = b"\xff\xd8"
+    for marker, length, body, after in segments:
+        raw += bytes([0xFF, marker]) + struct.pack(">H", length) + body + after
+    raw += tail
+    assert jpeg.jpeg_frame(raw) == reference_frame(raw)
+    assert jpeg.jpeg_frame(bytearray(raw)) == reference_frame(raw)
+
+
+def test_the_fast_walk_stops_after_as_many_segments(monkeypatch):
+    monkeypatch.setattr(jpeg, "_MAX_SEGMENTS", 3)
+    comment = b"\xff\xfe\x00\x02"
+    frame = b"\xff\xc0\x00\x0b\x08\x00\x10\x00\x20\x03"
+    assert jpeg.jpeg_frame(b"\xff\xd8" + comment * 2 + frame) == (0xC0, 8, 16, 32)
+    assert jpeg.jpeg_frame(b"\xff\xd8" + comment * 3 + frame) is None
+    assert jpeg.jpeg_frame(b"\xff\xd8" + comment + b"\xff\x01" * 2 + frame) is None

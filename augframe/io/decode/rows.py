@@ -1,0 +1,130 @@
+"""Decoding image files into rows of an array, in any process (internal).
+
+What a cache build's decode jobs run, in its threads or in its spawned
+decode processes (`augframe.io.cache.writer`): each file decoded as
+`augframe.io.decode.files.load_image` does, into its row, and the CRC-32 of
+the checksum chunks the job filled, computed where the rows were written.
+A decode process imports this module, OpenCV and the decoding only, not
+the cache's modules: it starts sooner.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+import numpy as np
+
+from augframe.io.decode.arrays import Decoding
+from augframe.io.decode.files import ImageReadError, decode_image
+
+__all__ = [
+    "decode_into",
+    "decode_job",
+    "decode_rows",
+    "row_checksums",
+    "start_process",
+    "started",
+]
+
+
+def decode_into(
+    data: np.ndarray,
+    rows: np.ndarray,
+    paths: list[str],
+    image_size: tuple[int, int],
+    decoding: Decoding,
+) -> np.ndarray:
+    """Decodes `paths` into `rows` of `data`; the positions that failed.
+
+    What `augframe.io.decode.files.load_image` does, row by row: every
+    decode failure (`ImageReadError`, documented) is a failed position.
+    """
+    failed: list[int] = []
+    reduced = image_size if decoding.reduced_decode else None
+    for position, (row, path) in enumerate(zip(rows.tolist(), paths, strict=True)):
+        try:
+            image = decode_image(
+                path,
+                target_size=reduced,
+                color_mode=decoding.color_mode,
+                exif_orientation=decoding.exif_orientation,
+                max_image_pixels=decoding.max_image_pixels,
+            )
+            data[row] = decoding.fit(image, image_size)
+        except ImageReadError:
+            failed.append(position)
+    return np.asarray(failed, dtype=np.int64)
+
+
+def row_checksums(
+    data: np.ndarray, first: int, end: int, per_crc: int
+) -> dict[int, int]:
+    """The CRC-32 of each checksum chunk (`per_crc` rows) that lies wholly in
+    rows `first` to `end` of `data` (the last chunk may be short); none
+    without `per_crc`.
+
+    The values `augframe.io.cache.verify.chunk_checksums` gives those chunks.
+
+    Example:
+    >>> data = np.arange(10, dtype=np.uint8).reshape(5, 2)
+    >>> sorted(row_checksums(data, 1, 5, 2))  # chunk 0 (rows 0-1) not whole
+    [1, 2]
+    >>> row_checksums(data, 4, 5, 2) == {2: zlib.crc32(data[4:].data)}
+    True
+    """
+    if not per_crc:
+        return {}
+    chunks = range(-(-first // per_crc), -(-len(data) // per_crc))
+    return {
+        c: zlib.crc32(data[c * per_crc : (c + 1) * per_crc].data)
+        for c in chunks
+        if min((c + 1) * per_crc, len(data)) <= end
+    }
+
+
+def decode_rows(
+    data: np.ndarray,
+    rows: np.ndarray,
+    paths: list[str],
+    image_size: tuple[int, int],
+    decoding: Decoding,
+    per_crc: int,
+) -> tuple[np.ndarray, dict[int, int]]:
+    """Decodes one job's rows; the positions that failed, and the CRCs of
+    the checksum chunks its rows fill (`per_crc`: the rows are consecutive;
+    0: no CRC)."""
+    failed = decode_into(data, rows, paths, image_size, decoding)
+    if not len(rows):
+        return failed, {}
+    return failed, row_checksums(data, int(rows[0]), int(rows[-1]) + 1, per_crc)
+
+
+_MAPS: dict[str, np.ndarray] = {}  # a decode process's map of a data file
+
+
+def start_process() -> None:
+    """A decode process's start: one OpenCV thread."""
+    import cv2
+
+    cv2.setNumThreads(1)
+
+
+def started() -> None:
+    """The job that starts a decode process (it does nothing)."""
+
+
+def decode_job(
+    path: str,
+    rows: np.ndarray,
+    paths: list[str],
+    image_size: tuple[int, int],
+    decoding: Decoding,
+    per_crc: int,
+) -> tuple[np.ndarray, dict[int, int]]:
+    """`decode_rows` in a decode process, through its own map of the `.npy`
+    data file at `path` (shared pages: the builder's fsync writes them)."""
+    data = _MAPS.get(path)
+    if data is None:
+        _MAPS.clear()  # one build's file at a time
+        data = _MAPS[path] = np.load(path, mmap_mode="r+")
+    return decode_rows(data, rows, paths, image_size, decoding, per_crc)
