@@ -880,12 +880,18 @@ def balance_markdown(
             ]
             for name, row in policies.items():
                 vs = row["vs_class"]
+                ba, few = (
+                    (
+                        _difference(vs["balanced_accuracy"]),
+                        _difference(vs["few_recall"]),
+                    )
+                    if name != REFERENCE
+                    else ("(reference)", "(reference)")
+                )
                 lines.append(
                     f"| {name} | {row['balanced_accuracy']:.1f} "
                     f"| {row['many_recall']:.1f} | {row['medium_recall']:.1f} "
-                    f"| {row['few_recall']:.1f} "
-                    f"| {_difference(vs['balanced_accuracy'])} "
-                    f"| {_difference(vs['few_recall'])} "
+                    f"| {row['few_recall']:.1f} | {ba} | {few} "
                     f"| {_mix(row['mix_first'])} → {_mix(row['mix_last'])} |"
                 )
             lines.append("")
@@ -957,6 +963,14 @@ def run_balance(args: Any) -> int:
                         flush=True,
                     )
     summary = summarise_balance(raw)
+    fits = sum(
+        r["seconds"]
+        for f in raw.values()
+        for p in f.values()
+        for rs in p.values()
+        for r in rs
+    )
+    print(f"{time.perf_counter() - began:.0f} s in this run", flush=True)
     import keras
 
     per_class = "the training set's size // 10 per class"
@@ -966,7 +980,7 @@ def run_balance(args: Any) -> int:
         f"{BALANCE_EPF} epoch(s), batch {args.batch_size}, frames of {per_class} "
         f"(the same total for every policy); paired seeds {seeds}; "
         f"Keras {keras.__version__} ({keras.backend.backend()}), "
-        f"{os.cpu_count()} cores; {time.perf_counter() - began:.0f} s in all. "
+        f"{os.cpu_count()} cores; the fits took {fits:.0f} s in all. "
         "Accuracies and recalls in %, mean over seeds; many / medium / few: "
         "the 3 largest, middle 3 and 4 smallest classes; Δ: the mean of the "
         f"per-seed differences to `{REFERENCE}` in points ± its standard error, "
