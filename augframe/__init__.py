@@ -25,9 +25,11 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 if TYPE_CHECKING:
     from augframe.augment.serve import ServeAugment
+    from augframe.balance import Balance, Deferred, Power, Progressive
     from augframe.errors import (
         AugframeError,
         AugframeWarning,
+        BalanceWarning,
         BuildError,
         CacheError,
         CacheWarning,
@@ -58,7 +60,9 @@ __version__ = "0.1.0"
 _WHERE = {
     "AugframeError": "augframe.errors",
     "AugframeWarning": "augframe.errors",
+    "BalanceWarning": "augframe.errors",
     "BackupAndRestore": "augframe.keras.backup",
+    "Balance": "augframe.balance",
     "BuildError": "augframe.errors",
     "CacheError": "augframe.errors",
     "CacheWarning": "augframe.errors",
@@ -66,6 +70,7 @@ _WHERE = {
     "ControlCallback": "augframe.keras.callbacks",
     "ControlFileWarning": "augframe.errors",
     "ControlSettings": "augframe.options.control_file",
+    "Deferred": "augframe.balance",
     "FrameReport": "augframe.observe.report",
     "FrameScheduler": "augframe.keras.callbacks",
     "FrameSequence": "augframe.keras.sequence",
@@ -73,6 +78,8 @@ _WHERE = {
     "ImageWarning": "augframe.errors",
     "LifecycleWarning": "augframe.errors",
     "MemoryWarning": "augframe.errors",
+    "Power": "augframe.balance",
+    "Progressive": "augframe.balance",
     "ReadOnlyError": "augframe.errors",
     "ServeAugment": "augframe.augment.serve",
     "SourceError": "augframe.errors",
@@ -88,6 +95,8 @@ __all__ = [
     "AugframeError",
     "AugframeWarning",
     "BackupAndRestore",
+    "Balance",
+    "BalanceWarning",
     "BuildError",
     "CacheError",
     "CacheWarning",
@@ -95,6 +104,7 @@ __all__ = [
     "ControlCallback",
     "ControlFileWarning",
     "ControlSettings",
+    "Deferred",
     "FrameReport",
     "FrameScheduler",
     "FrameSequence",
@@ -102,6 +112,8 @@ __all__ = [
     "ImageWarning",
     "LifecycleWarning",
     "MemoryWarning",
+    "Power",
+    "Progressive",
     "ReadOnlyError",
     "ServeAugment",
     "SourceError",

@@ -238,6 +238,8 @@ class Deferred(Balance):
         self, class_counts: np.ndarray, *, epoch: int, epochs: int | None = None
     ) -> np.ndarray:
         counts = np.asarray(class_counts, dtype=np.float64)
+        if epoch <= 0 and self.start_epoch is None:
+            return counts  # a fraction > 0 of any run starts after epoch 0
         if epoch >= self.start(epochs):
             return np.ones_like(counts)
         return counts
@@ -332,6 +334,8 @@ def balance_of(value: Any) -> Balance:
         if not 0.0 <= float(value) <= 1.0:  # NaN too
             raise _invalid(value)
         return Power(value)
+    if isinstance(value, type):  # `balance=Progressive`, its parentheses left out
+        raise _invalid(value, f"Pass a policy object, e.g. balance={value.__name__}().")
     if callable(value):
         return Custom(value)
     raise _invalid(value)
@@ -426,8 +430,9 @@ def _span(own: int | None, told: int | None, name: str) -> int:
     if span is None:
         raise EpochsUnknown(
             f"{name}(epochs=None) needs the epochs fit runs: pass "
-            f"augframe.ControlCallback(seq) to fit(callbacks=...), or give "
-            f"{name}(epochs=N)."
+            f"augframe.ControlCallback(control_file) on the sequence's control "
+            f"file (or augframe.FrameScheduler(seq)) to fit(callbacks=...), or "
+            f"give {name}(epochs=N)."
         )
     return max(int(span), 1)
 

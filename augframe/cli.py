@@ -153,7 +153,12 @@ def _show(value: Any) -> str:
 
 
 def _parse_assignments(assignments: Sequence[str]) -> dict[str, Any]:
-    from augframe.options.control_file import FROZEN_KEYS, ControlProblem, check_value
+    from augframe.options.control_file import (
+        FROZEN_KEYS,
+        ControlProblem,
+        check_value,
+        is_callable_text,
+    )
 
     values: dict[str, Any] = {}
     for assignment in assignments:
@@ -174,6 +179,14 @@ def _parse_assignments(assignments: Sequence[str]) -> dict[str, Any]:
             )
         try:
             check_value(key, value)
+            if key == "balance" and is_callable_text(value):
+                raise ControlProblem(
+                    f"invalid value for key `balance`: {_show(value)}. A "
+                    "callable policy is set from Python only "
+                    "(FrameSequence(..., balance=function)); the control file "
+                    "writes its name. Set a name, a number q or "
+                    '{"progressive": {"epochs": N}}'
+                )
         except ControlProblem as exc:
             message = str(exc).removesuffix(f" {_allowed_keys()}").rstrip(".")
             raise _ControlRefused(f"{message}. {_allowed_keys()}", EXIT_USAGE) from None
@@ -670,6 +683,8 @@ def _add_control_set(actions: Any) -> None:
             "augframe control set aug_p=null  # the pipeline's own probabilities",
             "augframe control set epochs_per_frame=auto learning_rate=3e-4",
             "augframe control set regenerate=true",
+            "augframe control set balance=sqrt  # or instance, class, 0.3",
+            """augframe control set 'balance={"progressive": {"epochs": 90}}'""",
         ],
         notes=CONTROL_EXIT_CODES,
     )

@@ -10,6 +10,7 @@ Hierarchy::
                                                   the last good frame is served
 
     AugframeWarning (UserWarning)
+    ├── BalanceWarning       a frame's class mix cannot follow `balance`; last mix kept
     ├── CacheWarning         the decoded cache did not match its manifest (rebuilt),
     │                        or the default cache folder is unusable (decoded per frame)
     ├── ControlFileWarning   control.json unreadable or invalid; last good kept
@@ -26,6 +27,7 @@ from typing import Any, TypeVar, overload
 __all__ = [
     "AugframeError",
     "AugframeWarning",
+    "BalanceWarning",
     "BuildError",
     "CacheError",
     "CacheWarning",
@@ -70,6 +72,12 @@ class BuildError(AugframeError, RuntimeError):
 
 class AugframeWarning(UserWarning):
     """Base class of every warning emitted by augframe."""
+
+
+class BalanceWarning(AugframeWarning):
+    """A frame's class mix cannot follow the `balance` policy during training
+    (the run's epochs are unknown, or a callable gave unusable weights); the
+    last mix in force is kept."""
 
 
 class CacheWarning(AugframeWarning):

@@ -88,11 +88,17 @@ def test_deferred_switches_to_class_balance_for_the_last_part():
         {"nope": {}},
         "callable f",
         [0.5],
+        Progressive,  # the class, its parentheses left out
     ],
 )
 def test_balance_of_refuses_by_name(value):
     with pytest.raises(ConfigError, match=r"balance|epochs"):
         balance_of(value)
+
+
+def test_a_policy_class_without_parentheses_names_the_fix():
+    with pytest.raises(ConfigError, match=r"balance=Deferred\(\)"):
+        balance_of(Deferred)
 
 
 @pytest.mark.parametrize(

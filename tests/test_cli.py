@@ -4,6 +4,8 @@ and the benchmarks' runner, `python -m benchmarks`."""
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import subprocess
 import sys
@@ -11,10 +13,14 @@ from pathlib import Path
 
 import cv2
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import augframe.cli
+from augframe.balance import balance_of
 from augframe.cli import build_parser, default_cache_dir, main
 from augframe.options.control_file import HOT_KEYS, write_control
+from augframe.options.registry import parse_text
 from tests.conftest import write_jpegs
 
 REPO = Path(__file__).resolve().parents[1]
@@ -57,6 +63,45 @@ def test_control_set_parses_json_types(tmp_path, capsys):
     assert type(values["epochs_per_frame"]) is int
     assert type(values["regenerate"]) is bool
     assert json.loads(out) == values
+
+
+BALANCE_TEXTS = st.sampled_from(
+    [
+        "class",
+        "sqrt",
+        "0.3",
+        "1",
+        '{"progressive": {"epochs": 90}}',
+        '{"deferred": {"start_epoch": 4}}',
+        "callable rare_first",
+        "cubic",
+        "1.5",
+        "null",
+        "true",
+        '{"progressive": 3}',
+    ]
+) | st.text(max_size=24)
+
+
+@settings(max_examples=100, deadline=None)
+@given(BALANCE_TEXTS)
+def test_control_set_balance_writes_a_policy_or_exits_2(tmp_path_factory, text):
+    file = tmp_path_factory.mktemp("cli") / "control.json"
+    write_control(file, {"balance": "class"})
+    before = file.read_text()
+    with (
+        contextlib.redirect_stdout(io.StringIO()),
+        contextlib.redirect_stderr(io.StringIO()) as err,
+    ):
+        code = main(["control", "set", f"balance={text}", "--file", str(file)])
+    if code == 2:
+        assert "`balance`" in err.getvalue() or "KEY=VALUE" in err.getvalue()
+        assert file.read_text() == before  # untouched
+        return
+    assert code == 0
+    written = json.loads(file.read_text())["balance"]
+    if written is not None:  # null: keep the policy in force
+        assert balance_of(written) == balance_of(parse_text(text))
 
 
 def test_control_set_keeps_the_other_keys(tmp_path, capsys):

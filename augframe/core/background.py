@@ -8,6 +8,8 @@ from concurrent import futures
 from concurrent.futures import Future
 from typing import Generic, TypeVar
 
+import numpy as np
+
 from augframe._parallel import Gate
 from augframe.core.buffer import FrameBuffer
 from augframe.core.builder import Frame, FrameBuilder
@@ -35,6 +37,8 @@ class BackgroundJob(Generic[T]):
         aug_p: the probability the build runs with (a change restarts it).
         pipe_p: likewise.
         pacer: spreads the build until its result is needed (None: full speed).
+        mix: the class mix the build plans with (a change restarts it; None:
+            none of its own).
 
     Example:
     >>> job = BackgroundJob(lambda cancel, gate: 42, name="augframe-demo",
@@ -51,9 +55,11 @@ class BackgroundJob(Generic[T]):
         aug_p: float | None,
         pipe_p: float | None,
         pacer: BuildPacer | None = None,
+        mix: np.ndarray | None = None,
     ) -> None:
         self.aug_p = aug_p
         self.pipe_p = pipe_p
+        self.mix = mix
         self.pacer = pacer
         self._cancel = threading.Event()
         self.future: Future[T] = Future()
@@ -95,8 +101,8 @@ class BackgroundBuild(BackgroundJob[Frame]):
     """Runs `FrameBuilder.build` of frame `generation` into `buffer` on a daemon thread.
 
     Example:
-    >>> job = BackgroundBuild(builder, generation=2, buffer=buf,
-    ...                       aug_p=0.1, pipe_p=0.5)  # doctest: +SKIP
+    >>> job = BackgroundBuild(builder, generation=2, buffer=buf, aug_p=0.1,
+    ...                       pipe_p=0.5, mix=np.array([3, 1]))  # doctest: +SKIP
     >>> frame = job.result()  # doctest: +SKIP
     """
 
@@ -109,6 +115,7 @@ class BackgroundBuild(BackgroundJob[Frame]):
         aug_p: float | None,
         pipe_p: float | None,
         pacer: BuildPacer | None = None,
+        mix: np.ndarray | None = None,
     ) -> None:
         self.generation = generation
         self.buffer = buffer
@@ -120,9 +127,11 @@ class BackgroundBuild(BackgroundJob[Frame]):
                 pipe_p=pipe_p,
                 cancel=cancel,
                 gate=gate,
+                mix=mix,
             ),
             name=f"augframe-build-{generation}",
             aug_p=aug_p,
             pipe_p=pipe_p,
             pacer=pacer,
+            mix=mix,
         )

@@ -17,7 +17,7 @@ from augframe._parallel import Gate
 from augframe.augment.pipeline import PipelineSpec
 from augframe.core.buffer import FrameBuffer
 from augframe.core.makers import BatchResult, SampleMaker, SlotBatch, ThreadMaker
-from augframe.core.plan import FramePlan, plan_frame
+from augframe.core.plan import FramePlan, class_targets, plan_frame
 from augframe.core.seeds import Stream, derive_rng, derive_seeds
 from augframe.errors import ImageWarning, VarietyWarning
 from augframe.io.natives import replaced_note
@@ -78,6 +78,9 @@ class Frame:
     attempts: np.ndarray | None = None
     """The draw each slot's sample is (0: the first; more for a variant
     redrawn to differ from its class): with the generation, its seed."""
+    mix: np.ndarray | None = None
+    """The samples per class it was planned with (`augframe.balance`); None:
+    every native once (`samples_per_class=None`)."""
 
     @property
     def images(self) -> np.ndarray:
@@ -185,12 +188,14 @@ class FrameBuilder:
         self._bad[list(unreadable)] = True
         self._warned_bad = set(int(i) for i in unreadable)
 
-    def plan(self, generation: int) -> FramePlan:
+    def plan(self, generation: int, mix: np.ndarray | None = None) -> FramePlan:
         """The plan of frame `generation`; natives found unreadable are left out.
 
-        With `samples_per_class=None` a frame keeps one slot per native, so
-        that its size never changes: the slot of an unreadable native is
-        forced on and filled with a variant of another native of its class.
+        `mix` is the frame's samples per class (`augframe.balance.frame_mix`;
+        None: `samples_per_class` of every class). With
+        `samples_per_class=None` a frame keeps one slot per native, so that
+        its size never changes: the slot of an unreadable native is forced
+        on and filled with a variant of another native of its class.
         """
         labels = self.store.labels
         rng = (
@@ -209,7 +214,7 @@ class FrameBuilder:
         plan = plan_frame(
             labels[usable],
             num_classes=self.num_classes,
-            samples_per_class=self.samples_per_class,
+            samples_per_class=self.samples_per_class if mix is None else mix,
             rng=rng,
         )
         return FramePlan(
@@ -217,6 +222,13 @@ class FrameBuilder:
             labels=plan.labels,
             forced=plan.forced,
         )
+
+    def _targets(self, mix: np.ndarray | None) -> np.ndarray | None:
+        """A frame's samples per class as planned (None: every native once)."""
+        if self.samples_per_class is None:
+            return None
+        given = self.samples_per_class if mix is None else mix
+        return class_targets(given, self.num_classes).copy()
 
     def close(self) -> None:
         """Releases the sample maker's workers (processes, if any)."""
@@ -249,17 +261,19 @@ class FrameBuilder:
         cancel: threading.Event | None = None,
         progress: bool = False,
         gate: Gate | None = None,
+        mix: np.ndarray | None = None,
     ) -> Frame:
         """Builds frame `generation` into `buffer` and returns it.
 
         `gate` (a `BuildPacer`) decides when each chunk of samples may start;
-        it changes when the samples are made, never what they are.
+        it changes when the samples are made, never what they are. `mix`:
+        the frame's samples per class (None: `samples_per_class` each).
 
         Raises:
             BuildCancelled: `cancel` was set; the buffer holds no usable frame.
         """
         start = time.perf_counter()
-        plan = self.plan(generation)
+        plan = self.plan(generation, mix)
         num = len(plan)
         if buffer.array.shape[0] != num:
             raise ValueError(
@@ -293,6 +307,7 @@ class FrameBuilder:
             native_index=plan.native_index,
             digests=made.digests if made.need_digests else None,
             attempts=made.attempts,
+            mix=self._targets(mix),
         )
 
     def fill(

@@ -47,10 +47,11 @@ from augframe.augment.pipeline import PipelineSpec
 from augframe.core.background import BackgroundBuild, BackgroundJob
 from augframe.core.builder import Frame, FrameBuilder
 from augframe.core.makers import ProcessMaker
+from augframe.core.mix import FrameMixes, Mix, same_mix
 from augframe.core.plan import same_natives_every_frame
 from augframe.core.schedule import FrameSchedule
 from augframe.core.slices import RollingFrames
-from augframe.core.state import is_saved_frame, remake_rolling, saved_frame
+from augframe.core.state import is_saved_frame, remake_rolling, saved_frame, saved_mix
 from augframe.core.workspace import Workspace
 from augframe.io.stores import ImageStore
 from augframe.options.hot import HotSettings
@@ -73,6 +74,8 @@ class FrameBuilds:
         num_samples: the samples in a frame.
         exclusive: keeps readers out while a build writes the served buffer.
         progress: show a progress bar for blocking builds.
+        mixes: each frame's class mix (docs/design/engine.md, "The class
+            mix"); None: class balance, from the store's counts.
     """
 
     def __init__(
@@ -88,6 +91,7 @@ class FrameBuilds:
         num_samples: int,
         exclusive: Callable[[], AbstractContextManager[None]],
         progress: bool = False,
+        mixes: FrameMixes | None = None,
     ) -> None:
         self.builder = FrameBuilder(
             store,
@@ -107,6 +111,13 @@ class FrameBuilds:
         # A BackgroundBuild (whole frames) or a job making a BuiltSlice.
         self.pending: BackgroundJob[Any] | None = None
         self._said_kept = False  # "frame N serves on" (docs/design/engine.md)
+        self.mixes = mixes or FrameMixes(
+            np.bincount(self.store_labels, minlength=self.builder.num_classes),
+            num_samples=num_samples,
+            samples_per_class=samples_per_class,
+        )
+        self.planned = 0  # the epoch the pending whole frame is planned for
+        self._swap: int | None = None  # the epoch of a swap under way
 
     def first(
         self,
@@ -116,8 +127,14 @@ class FrameBuilds:
         publish: Callable[[Frame], None],
         say: Callable[[str], None],
     ) -> Frame:
-        """Builds frame 1 (blocking) and measures it; opens the rolling frame
-        on it when the workspace has a slice buffer (`publish`, `say`: its)."""
+        """Builds frame 1 (blocking, with the class mix of epoch 0) and
+        measures it; opens the rolling frame on it when the workspace has a
+        slice buffer (`publish`, `say`: its).
+
+        Raises:
+            ConfigError: the `balance` policy gives no mix (nothing is built).
+        """
+        mix = self.mixes.first()
         maker = self.space.maker
         processes = maker if isinstance(maker, ProcessMaker) else None
         # Build processes start after the first frame, made on threads here.
@@ -128,6 +145,7 @@ class FrameBuilds:
                 aug_p=aug_p,
                 pipe_p=pipe_p,
                 progress=self.progress,
+                mix=mix,
             )
         if processes:
             processes.start_soon()
@@ -150,23 +168,35 @@ class FrameBuilds:
         return frame
 
     def in_place(
-        self, generation: int, *, aug_p: float | None, pipe_p: float | None
+        self,
+        generation: int,
+        *,
+        aug_p: float | None,
+        pipe_p: float | None,
+        mix: np.ndarray | None = None,
     ) -> Frame:
-        """Builds frame `generation` into the one buffer; readers wait until it is done."""
+        """Builds frame `generation` (class mix `mix`; None: class balance)
+        into the one buffer; readers wait until it is done."""
+        self._swap = None  # the swap's builds are made
         with self.exclusive():
-            return self.builder.build(
+            frame = self.builder.build(
                 generation=generation,
                 buffer=self.buffers[0],
                 aug_p=aug_p,
                 pipe_p=pipe_p,
                 progress=self.progress,
+                mix=mix,
             )
+        self.mixes.last = frame.mix
+        return frame
 
     def rebuild(self, last: Frame) -> Frame:
-        """Builds `last` again in place, exactly (its own probabilities), on
-        this machine's cores when a cluster's build just failed."""
+        """Builds `last` again in place, exactly (its own probabilities and
+        mix), on this machine's cores when a cluster's build just failed."""
         with self.builder.restoring():
-            return self.in_place(last.generation, aug_p=last.aug_p, pipe_p=last.pipe_p)
+            return self.in_place(
+                last.generation, aug_p=last.aug_p, pipe_p=last.pipe_p, mix=last.mix
+            )
 
     def restore(
         self, state: dict[str, Any], served: Frame | None, *, entropy: int
@@ -190,7 +220,8 @@ class FrameBuilds:
         if kept and served is not None:
             return served, True
         generation, (aug_p, pipe_p) = saved_frame(state)
-        return self.in_place(generation, aug_p=aug_p, pipe_p=pipe_p), False
+        mix = saved_mix(state, num_classes=self.builder.num_classes)
+        return self.in_place(generation, aug_p=aug_p, pipe_p=pipe_p, mix=mix), False
 
     def reseed(self, entropy: int) -> None:
         """A new root entropy (a state saved with `seed=None`): every stream follows."""
@@ -205,7 +236,9 @@ class FrameBuilds:
         self, served: Frame, hot: HotSettings, *, epoch: int, epochs_in_frame: int
     ) -> None:
         """Starts the build that follows `served` in the background: a rolling
-        frame's next slice, or the next whole frame into the spare buffer."""
+        frame's next slice, or the next whole frame into the spare buffer,
+        planned with the class mix of the epoch it is served from (its
+        planned swap; `epoch` itself during a swap, see `swap`)."""
         generation = served.generation + 1
         if self.rolling is not None:
             self.pending = self.rolling.start(
@@ -216,6 +249,7 @@ class FrameBuilds:
             )
             return
         spare = next(b for b in self.buffers if b is not served.buffer)
+        self.planned = self._swap_epoch(epoch, epochs_in_frame)
         self.pending = BackgroundBuild(
             self.builder,
             generation=generation,
@@ -225,7 +259,34 @@ class FrameBuilds:
             pacer=self.schedule.pacer(
                 self.num_samples, epochs_in_frame=epochs_in_frame
             ),
+            mix=self.mixes.at(self.planned),
         )
+
+    def _swap_epoch(self, epoch: int, epochs_in_frame: int) -> int:
+        """The epoch a frame built from now on is served from: the planned
+        swap's, or `epoch` during a swap."""
+        if self._swap is not None:
+            return self._swap
+        rolling = self.rolling is not None
+        return epoch + self.schedule.epochs_to_swap(epochs_in_frame, rolling=rolling)
+
+    def swap(self, epoch: int) -> Mix:
+        """A swap begins at `epoch` count: the class mix the new frame gets
+        (one `BalanceWarning` if the policy cannot give it). A pending whole
+        frame planned with another (a `regenerate()` before its planned
+        swap, "auto" moving it, a policy changed since) is cancelled: the
+        frame is built now, with this mix, until the swap ends (`take`,
+        `in_place`)."""
+        self._swap = epoch
+        mix = self.mixes.served(epoch)
+        pending = self.pending
+        if (
+            self.rolling is None
+            and pending is not None
+            and not same_mix(pending.mix, mix)
+        ):
+            self.cancel()
+        return mix
 
     def would_repeat(self, served: Frame | None = None) -> bool:
         """Whether a new whole frame would hold exactly what `served` holds,
@@ -235,8 +296,9 @@ class FrameBuilds:
         natives, each as many times, in every frame
         (`augframe.core.plan.same_natives_every_frame`), and with no
         substitute for an unreadable native in `served` or in the next
-        frame (substitutes are drawn per frame). A rolling frame always
-        builds. No hot option changes a frame without a pipeline.
+        frame (substitutes are drawn per frame), under a `balance` policy
+        whose mix cannot change (`Power`) and is `served`'s. A rolling frame
+        always builds. No other hot option changes a frame without a pipeline.
         """
         builder = self.builder
         if self.rolling is not None or not builder.spec.is_identity:
@@ -246,8 +308,14 @@ class FrameBuilds:
             return False  # it holds substitutes; the next frame leaves them out
         if builder.samples_per_class is None:
             return not bad.any()  # an unreadable native's slot gets a substitute
+        if self.mixes.varies:
+            return False  # the next frame may have another class mix
+        mix = self.mixes.at(0)  # the same at every epoch
+        if served is not None and not same_mix(mix, served.mix):
+            return False  # another class mix: other samples
         counts = np.bincount(self.store_labels[~bad], minlength=builder.num_classes)
-        return same_natives_every_frame(counts, builder.samples_per_class)
+        targets = builder.samples_per_class if mix is None else mix
+        return same_natives_every_frame(counts, targets)
 
     def kept_from(self, first: Frame) -> int | None:
         """The generation from which frames serve on in a run that starts on
@@ -274,10 +342,16 @@ class FrameBuilds:
         return True
 
     def stale(self, hot: HotSettings) -> bool:
-        """Whether the pending build runs with other probabilities than `hot`'s."""
+        """Whether the pending build runs with other probabilities than `hot`'s,
+        or (a whole frame) with another class mix than its epoch's now (a
+        `balance` changed, a fit told its length)."""
         pending = self.pending
         if pending is None:
             return False
+        if self.rolling is None and not same_mix(
+            pending.mix, self.mixes.at(self.planned)
+        ):
+            return True
         return (pending.aug_p, pending.pipe_p) != (hot.aug_p, hot.pipe_p)
 
     def take(
@@ -290,11 +364,13 @@ class FrameBuilds:
             Exception: whatever the build raised.
         """
         pending, self.pending = self.pending, None
+        self._swap = None  # the swap's builds are made
         if self.rolling is not None and last is not None:
             return self.rolling.advance(last, pending, epoch, everything, hot)
         assert pending is not None
         began = time.monotonic()
         frame = pending.result()
+        self.mixes.last = frame.mix
         waited = time.monotonic() - began
         self.schedule.length.observe_build(
             work_seconds=frame.work_seconds, background=True

@@ -43,6 +43,7 @@ from augframe.core.background import BackgroundJob
 from augframe.core.builder import Frame
 from augframe.core.builds import FrameBuilds
 from augframe.core.makers import ProcessMaker
+from augframe.core.mix import FrameMixes, Mix
 from augframe.core.plan import balanced_samples_per_class, frame_size
 from augframe.core.schedule import FitHorizon, FrameSchedule, position_at
 from augframe.core.seeds import Stream, derive_rng
@@ -266,18 +267,21 @@ class FrameEngine:
         self.build_processes = isinstance(space.maker, ProcessMaker)
         self.num_build_workers, self.maker = space.maker.num_workers, space.maker
         self._served = Served()
-        # The builder, the buffers, the rolling frame and the pending build.
+        self._horizon = FitHorizon()  # docs/design/engine.md: "The fit's last epoch"
+        # The builder, the buffers, the rolling frame, the pending build, the
+        # class mix (from the whole data set's counts: docs/design/engine.md).
         self._builds = FrameBuilds(
             store, space, spec=self._spec, class_names=class_names,
             samples_per_class=self.samples_per_class, entropy=self.entropy,
             schedule=self.schedule, num_samples=self.num_samples,
             exclusive=self._served.exclusive, progress=progress,
+            mixes=FrameMixes(build.class_counts or self.available, num_samples=self.num_samples,
+                             samples_per_class=self.samples_per_class, hot=hot, horizon=self._horizon),
         )  # fmt: skip
-        self._builder, self._buffers = self._builds.builder, space.frames
+        self._builder, self._buffers, self.mixes = self._builds.builder, space.frames, self._builds.mixes  # fmt: skip
         self._closed = False
         self.epoch = self.epochs_in_frame = 0
         self.last_error: BaseException | None = None
-        self._horizon = FitHorizon()  # docs/design/engine.md: "The fit's last epoch"
         self._say_overrides()
         try:
             frame = self._builds.first(
@@ -339,11 +343,6 @@ class FrameEngine:
     def usable(self) -> np.ndarray:
         """`(n,)` bool: the natives not found unreadable so far."""
         return self._builder.usable
-
-    @property
-    def epoch_seconds(self) -> float | None:
-        """The median of the last 5 epochs' wall times (None: none timed yet)."""
-        return self.schedule.epoch_seconds
 
     @property
     def frame_epochs(self) -> int:
@@ -506,10 +505,10 @@ class FrameEngine:
         self._horizon.set(epoch=self.epoch, epochs_left=epochs_left)
         if self._closed:
             return
+        if self._builds.stale(self.hot) or not self._builds_are_served():
+            self._builds.cancel()  # another class mix now, or served by no epoch
         if self._pending is None:
             self._start_pending()
-        elif not self._builds_are_served():
-            self._builds.cancel()  # its frame would come after the last epoch
 
     def _builds_are_served(self) -> bool:
         """Whether an epoch of the running fit serves the next build."""
@@ -537,6 +536,7 @@ class FrameEngine:
 
     def _next_frame(self, *, everything: bool = False) -> None:
         self._horizon.owed = None  # any new frame is the one a fit's end left owed
+        mix = self._builds.swap(self.epoch)  # the class mix of a frame served now
         if self._pending is None and self.rolling is None:
             self._start_pending(needed=True)  # none started: none was served
         view = self._served.view
@@ -544,20 +544,20 @@ class FrameEngine:
         generation = (last.generation if last is not None else 0) + 1
         in_place = (self.rolling is None or last is None) and self._pending is None
         with self._served.exclusive() if in_place else contextlib.nullcontext():
-            frame, paced = self._build_next(last, generation, everything=everything)
+            frame, paced = self._build_next(last, generation, mix, everything=everything)  # fmt: skip
             event = self._install(frame, paced_seconds=paced)
         self._announce(event)
         self._start_pending()
 
     def _build_next(
-        self, last: Frame | None, generation: int, *, everything: bool
+        self, last: Frame | None, generation: int, mix: Mix, *, everything: bool
     ) -> tuple[Frame, float]:
         """The next frame and its paced seconds; on failure, `_failed`, then `BuildError`."""
         try:
             if self._pending is None and (self.rolling is None or last is None):
                 self._say_overrides()
                 frame = self._builds.in_place(
-                    generation, aug_p=self.hot.aug_p, pipe_p=self.hot.pipe_p
+                    generation, aug_p=self.hot.aug_p, pipe_p=self.hot.pipe_p, mix=mix
                 )
                 waited = paced = 0.0
             else:

@@ -14,6 +14,7 @@ __all__ = [
     "MAX_USES_PER_NATIVE",
     "FramePlan",
     "balanced_samples_per_class",
+    "class_targets",
     "frame_size",
     "plan_frame",
     "reuse_cap",
@@ -70,18 +71,23 @@ def frame_size(class_counts: np.ndarray, samples_per_class: int | None) -> int:
 
 
 def same_natives_every_frame(
-    class_counts: np.ndarray, samples_per_class: int | None
+    class_counts: np.ndarray, samples_per_class: int | np.ndarray | None
 ) -> bool:
     """Whether every frame `plan_frame` plans from these counts holds each
     native the same number of times, whatever its draw (only the slot order
     differs).
 
-    True for every native once (`None`, or a class of exactly
-    `samples_per_class`), and for a scarce class whose variants take each of
-    its natives the same number of times (`samples_per_class` a multiple of
-    its count); False as soon as a class is sub-sampled or its variants are
-    drawn unevenly. Without a pipeline such frames are identical up to slot
-    order (`augframe.core.builds.FrameBuilds.would_repeat`).
+    True for every native once (`None`, or a class of exactly its target),
+    and for a scarce class whose variants take each of its natives the same
+    number of times (its target a multiple of its count); False as soon as a
+    class is sub-sampled or its variants are drawn unevenly. Without a
+    pipeline such frames are identical up to slot order
+    (`augframe.core.builds.FrameBuilds.would_repeat`).
+
+    Args:
+        class_counts: usable natives per class.
+        samples_per_class: one target for every class, per-class targets
+            (a frame's mix), or None.
 
     Example:
     >>> same_natives_every_frame(np.array([4, 2]), None)
@@ -92,11 +98,33 @@ def same_natives_every_frame(
     False
     >>> same_natives_every_frame(np.array([6, 4]), 6)  # class 1: 2 of 4 natives twice
     False
+    >>> same_natives_every_frame(np.array([6, 2]), np.array([6, 4]))  # a mix
+    True
     """
     if samples_per_class is None:
         return True
     counts = np.asarray(class_counts, dtype=np.int64)
-    return bool(np.all(counts > 0) and np.all(int(samples_per_class) % counts == 0))
+    targets = class_targets(samples_per_class, len(counts))
+    return bool(np.all(counts > 0) and np.all(targets % counts == 0))
+
+
+def class_targets(samples_per_class: int | np.ndarray, num_classes: int) -> np.ndarray:
+    """The samples of each class in a frame: `(num_classes,)` int64, from one
+    number for every class (class balance) or a frame's mix.
+
+    Example:
+    >>> class_targets(3, 2).tolist(), class_targets(np.array([5, 1]), 2).tolist()
+    ([3, 3], [5, 1])
+    """
+    targets = np.asarray(samples_per_class, dtype=np.int64)
+    if targets.ndim == 0:
+        return np.full(num_classes, int(targets), dtype=np.int64)
+    if targets.shape != (num_classes,) or np.any(targets < 1):
+        raise ValueError(
+            f"per-class targets must be {num_classes} integers >= 1, got "
+            f"{targets.tolist()!r:.80}"
+        )
+    return targets
 
 
 def reuse_cap(class_counts: np.ndarray) -> int:
@@ -140,20 +168,23 @@ def plan_frame(
     labels: np.ndarray,
     *,
     num_classes: int,
-    samples_per_class: int | None,
+    samples_per_class: int | np.ndarray | None,
     rng: np.random.Generator | None,
 ) -> FramePlan:
-    """Plans one class-balanced frame.
+    """Plans one frame: `samples_per_class` samples of every class, or per-class
+    targets (a frame's mix, `augframe.balance.frame_mix`).
 
-    A class with at least `samples_per_class` natives draws that many distinct
-    natives without replacement. A scarce class takes every native once, then
-    fills up with variants spread evenly over its natives (round robin over a
-    shuffled list). `samples_per_class=None` takes every native once.
+    A class with at least its target of natives draws that many distinct
+    natives without replacement (never a native twice). A scarce class takes
+    every native once, then fills up with variants spread evenly over its
+    natives (round robin over a shuffled list). `samples_per_class=None`
+    takes every native once.
 
     Args:
         labels: `(n,)` class index of every native in the store.
         num_classes: number of classes (every class must have a native).
-        samples_per_class: samples per class in the frame, or None.
+        samples_per_class: samples per class in the frame, `(num_classes,)`
+            targets (each >= 1), or None.
         rng: generator for the draws and the final shuffle; None keeps the
             natives in store order and does not shuffle (validation).
 
@@ -165,23 +196,33 @@ def plan_frame(
     ...                   samples_per_class=2, rng=np.random.default_rng(0))
     >>> plan.class_counts(2).tolist(), plan.num_artificial
     ([2, 2], 1)
+    >>> plan = plan_frame(np.array([0, 0, 0, 1]), num_classes=2,
+    ...                   samples_per_class=np.array([3, 1]), rng=None)
+    >>> plan.class_counts(2).tolist(), plan.num_artificial
+    ([3, 1], 0)
     """
     labels = np.asarray(labels)
+    targets = (
+        None
+        if samples_per_class is None
+        else class_targets(samples_per_class, num_classes).tolist()
+    )
     natives: list[np.ndarray] = []
     forced: list[np.ndarray] = []
     for cls in range(num_classes):
         idx = np.flatnonzero(labels == cls)
-        if samples_per_class is None or len(idx) == samples_per_class:
+        target = len(idx) if targets is None else targets[cls]
+        if len(idx) == target:
             chosen, extra = idx, idx[:0]
-        elif len(idx) > samples_per_class:
-            chosen = idx[:samples_per_class]
+        elif len(idx) > target:
+            chosen = idx[:target]
             if rng is not None:
-                chosen = np.sort(rng.choice(idx, samples_per_class, replace=False))
+                chosen = np.sort(rng.choice(idx, target, replace=False))
             extra = idx[:0]
         else:
             chosen = idx
             pool = rng.permutation(idx) if rng is not None else idx
-            extra = np.resize(pool, samples_per_class - len(idx))
+            extra = np.resize(pool, target - len(idx))
         natives.append(np.concatenate([chosen, extra]))
         forced.append(
             np.concatenate([np.zeros(len(chosen), bool), np.ones(len(extra), bool)])

@@ -12,7 +12,9 @@ a few numbers, and `capture` writes them as a JSON-serialisable dict:
   one written by a newer format.
 - `entropy`: the root of every random stream (drawn fresh when `seed=None`).
 - `position`: the epochs counted, the generation served, the epochs it has
-  served, and the probabilities it was built with.
+  served, and the probabilities and class mix (`mix`, samples per class;
+  null: every native once) it was built with. A state without `mix`
+  (written before `balance=`) restores a class-balanced frame.
 - `hot`: the hot settings in force (`aug_p`, `pipe_p`, `epochs_per_frame`,
   `example_prob`); `schedule`: the frame length planned for the served
   frame and the measurements `epochs_per_frame="auto"` plans from;
@@ -72,6 +74,7 @@ __all__ = [
     "read_state",
     "remake_rolling",
     "saved_frame",
+    "saved_mix",
     "write_state",
 ]
 
@@ -152,6 +155,7 @@ def capture(engine: FrameEngine, run: Mapping[str, Any]) -> dict[str, Any]:
             "epochs_in_frame": int(engine.epochs_in_frame),
             "aug_p": frame.aug_p,
             "pipe_p": frame.pipe_p,
+            "mix": None if frame.mix is None else frame.mix.tolist(),
             "owed": engine.owed,
         },
         "hot": engine.hot.values(),
@@ -177,6 +181,32 @@ def saved_frame(state: Mapping[str, Any]) -> tuple[int, tuple[Any, Any]]:
     return int(position["generation"]), (position["aug_p"], position["pipe_p"])
 
 
+def saved_mix(state: Mapping[str, Any], *, num_classes: int) -> np.ndarray | None:
+    """The class mix of the frame a checked `state` served (None: class
+    balance, or every native once; a state written before `balance=`).
+
+    Raises:
+        ConfigError: a mix of another number of classes.
+
+    Example:
+    >>> saved_mix({"position": {"mix": [3, 1]}}, num_classes=2).tolist()
+    [3, 1]
+    >>> saved_mix({"position": {}}, num_classes=2) is None
+    True
+    """
+    mix = state["position"].get("mix")
+    if mix is None:
+        return None
+    if len(mix) != num_classes:
+        raise invalid(
+            "state",
+            mix,
+            f"a class mix of {num_classes} classes",
+            received=f"position.mix={shown_value(mix, limit=120)}",
+        )
+    return np.asarray(mix, dtype=np.int64)
+
+
 def is_saved_frame(
     frame: Frame, state: Mapping[str, Any], *, entropy: int, usable: np.ndarray
 ) -> bool:
@@ -187,8 +217,16 @@ def is_saved_frame(
         int(state["entropy"]) == entropy
         and frame.generation == generation
         and (frame.aug_p, frame.pipe_p) == probabilities
+        and _same_mix(frame.mix, state["position"].get("mix"))
         and np.array_equal(np.flatnonzero(~usable), state["unreadable"])
     )
+
+
+def _same_mix(mix: np.ndarray | None, saved: list[int] | None) -> bool:
+    """Whether a frame's mix is a state's (a state without one: class balance)."""
+    if saved is None:
+        return mix is None or bool(np.all(mix == mix[0]))
+    return mix is not None and mix.tolist() == list(saved)
 
 
 def remake_rolling(
@@ -297,6 +335,16 @@ def _check_parts(state: Mapping[str, Any], natives: int | None) -> None:
         )
     for name in ("aug_p", "pipe_p"):
         opts.check(name, position.get(name))
+    mix = position.get("mix")
+    if mix is not None and not (
+        isinstance(mix, list) and mix and all(_count(n, 1) for n in mix)
+    ):
+        raise invalid(
+            "state",
+            mix,
+            "a class mix: a list of samples per class (integers >= 1), or null",
+            received=f"position.mix={shown_value(mix, limit=120)}",
+        )
     schedule = state["schedule"]
     if not (
         isinstance(schedule, Mapping)

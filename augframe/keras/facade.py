@@ -28,6 +28,7 @@ import numpy as np
 from augframe import _warn
 from augframe.augment.pipeline import Augment
 from augframe.augment.serve import ServeAugment
+from augframe.balance import Balance
 from augframe.core.builder import Frame
 from augframe.core.clock import EpochClock
 from augframe.core.engine import FrameEngine
@@ -81,7 +82,7 @@ def _not_hot(name: str) -> Any:
         )
 
     return property(
-        lambda self: opts.OPTIONS[name].default,
+        lambda self: opts.check(name, opts.OPTIONS[name].default),
         set_,
         doc=f"{opts.OPTIONS[name].default!r}: a validation sequence is not tuned.",
     )
@@ -412,6 +413,7 @@ class TrainingFacade(SequenceFacade):
     pipe_p = _hot("pipe_p")
     epochs_per_frame = _hot("epochs_per_frame")
     example_prob = _hot("example_prob")
+    balance = _hot("balance")
 
     def control_values(self) -> dict[str, Any]:
         """The current hot-tunable values, as written to a new control file."""
@@ -650,6 +652,7 @@ class ValidationFacade(SequenceFacade):
     pipe_p = _not_hot("pipe_p")
     epochs_per_frame = _not_hot("epochs_per_frame")
     example_prob = _not_hot("example_prob")
+    balance = _not_hot("balance")
 
     def _listed(self, paths: list[str]) -> list[str]:
         return [paths[i] for i in self.core.native_index.tolist()]
@@ -695,6 +698,7 @@ def construct(
     control_file: str | os.PathLike[str] | None = _DEFAULT["control_file"],
     example_dir: str | os.PathLike[str] | None = _DEFAULT["example_dir"],
     example_prob: float = _DEFAULT["example_prob"],
+    balance: str | float | Balance | Callable[..., Any] = _DEFAULT["balance"],
     max_examples: int = _DEFAULT["max_examples"],
     seed: int | None = _DEFAULT["seed"],
     verbose: int = _DEFAULT["verbose"],

@@ -34,6 +34,7 @@ from pydantic import (
 
 from augframe._files import FileTooLarge, read_regular
 from augframe.augment import pipelines as shipped
+from augframe.balance import Balance
 from augframe.errors import ConfigError
 from augframe.options import registry as opts
 from augframe.options.data_files import load_yaml, yaml_problem
@@ -452,6 +453,13 @@ def load_config(
         raise ConfigError(_describe(exc, file, where.overridden)) from None
 
 
+def _is_policy_object(value: Any) -> bool:
+    """A `balance` only Python gives: a `Balance` object or a function."""
+    return isinstance(value, Balance) or (
+        callable(value) and not isinstance(value, type)
+    )
+
+
 def _read_paths_csv(csv_path: str, file: Path) -> tuple[list[str], list[str]]:
     folder = Path(csv_path).parent
     where = f"{file}: field `source.paths_csv`: {csv_path!r}"
@@ -485,8 +493,9 @@ def resolve_run(
     """The source and the `FrameSequence` keyword arguments of a run config.
 
     Overrides replace the file's options and are validated the same way;
-    besides, `preprocess` (a function), `augment` as a transform or factory
-    and `serve_augment` as an `augframe.ServeAugment` are passed on as given.
+    besides, `preprocess` (a function), `augment` as a transform or factory,
+    `serve_augment` as an `augframe.ServeAugment` and `balance` as a policy
+    object or a function are passed on as given (the constructor checks them).
     `FrameSequence.from_config` builds the sequence from what this returns.
 
     Returns:
@@ -510,9 +519,17 @@ def resolve_run(
             and overrides[name] is not None
             and not isinstance(overrides[name], (str, os.PathLike, dict))
         )
+        or (name == "balance" and _is_policy_object(overrides[name]))
     }
-    # A Python object replaces the file's value, which is then not checked.
-    overrides.update({name: None for name in objects if name not in _PYTHON_ONLY})
+    # A Python object replaces the file's value, which is then not checked
+    # (a policy object stands in as the default's name: `balance` takes no null).
+    overrides.update(
+        {
+            name: opts.OPTIONS["balance"].default if name == "balance" else None
+            for name in objects
+            if name not in _PYTHON_ONLY
+        }
+    )
     config = load_config(file, allowed_root=allowed_root, **overrides)
     kwargs = config.sequence_kwargs()
     kwargs.update(objects)

@@ -211,6 +211,23 @@ class FrameSequence(TrainingFacade, _PyDataset):
             PNG per frame (`frame_<run>_g<generation>_report.png`, see
             `frame_report`).
         example_prob: probability that a sample of a frame is written there.
+        balance: how a frame's samples are split among classes; the total,
+            `samples_per_class` times the number of classes, never changes
+            (nor `len(seq)`). "class" (default): every class alike.
+            "instance": in proportion to each class's natives (the data
+            set's own mix); "sqrt": to their square root; a number q in
+            [0, 1]: to `natives ** q`. `augframe.Progressive(epochs=None)`:
+            from the natives' mix at epoch 0 to class balance at `epochs`,
+            linearly; `augframe.Deferred(fraction=0.8)`: the natives' mix,
+            then class balance for the last part of the run; either without
+            a length takes the epochs `fit` runs from `augframe.ControlCallback`.
+            A function `f(class_counts, epoch) -> weights` for anything else.
+            Each frame's mix is decided when its build starts and shown in
+            its report; hot (`seq.balance`, control.json): applies from the
+            next frame. With `samples_per_class=None` only "instance" (the
+            default reads as it); with `refresh="rolling"` a constant mix, set
+            at construction. See
+            `augframe.balance` and docs/long-tail.md.
         max_examples: the most example JPEGs kept in `example_dir`, and
             separately the most report PNGs (the latest frames'); 0 writes
             neither.
@@ -270,6 +287,18 @@ class FrameSequence(TrainingFacade, _PyDataset):
     ...                     aug_p=0.5, seed=1, verbose=0)
     >>> len(seq), seq[0][0].shape, seq.class_names
     (3, (8, 32, 32, 3), ['cat', 'dog'])
+    >>> seq.close()
+
+    A long-tailed set, from its own mix to class balance over 30 epochs (the
+    frame's total and `len(seq)` stay the same):
+
+    >>> from augframe import Progressive
+    >>> seq = FrameSequence(source, image_size=(32, 32), batch_size=8,
+    ...                     samples_per_class=10, seed=1, verbose=0,
+    ...                     balance=Progressive(epochs=30))
+    >>> seq.balance, len(seq)
+    (Progressive(epochs=30), 3)
+    >>> seq.balance = "sqrt"  # hot: from the next frame
     >>> seq.close()
     """
 

@@ -75,6 +75,9 @@ class FrameReport:
             slice); None for a whole frame.
         slot_ages: a rolling frame's `(youngest, median, oldest)` slot age
             per class, in epochs served; None for a whole frame.
+        mix: the samples of each class the frame was planned with (the
+            `balance` policy's class mix at its start epoch); None: every
+            native once.
     """
 
     generation: int
@@ -92,6 +95,12 @@ class FrameReport:
     pipe_p: float | None
     refreshed: int | None = None
     slot_ages: tuple[tuple[int, int, int], ...] | None = None
+    mix: tuple[int, ...] | None = None
+
+    @property
+    def class_balanced(self) -> bool:
+        """Whether the frame was planned with as many samples of every class."""
+        return self.mix is not None and len(set(self.mix)) == 1
 
     @classmethod
     def from_frame(
@@ -132,6 +141,7 @@ class FrameReport:
             pipe_p=None if frame.pipe_p is None else float(frame.pipe_p),
             refreshed=None if frame.fresh_slots is None else len(frame.fresh_slots),
             slot_ages=_ages(labels, frame.ages, num_classes),
+            mix=None if frame.mix is None else _ints(frame.mix),
         )
 
     @property
@@ -186,6 +196,7 @@ class FrameReport:
             "aug_p": self.aug_p,
             "pipe_p": self.pipe_p,
             "refreshed": self.refreshed,
+            "mix": None if self.mix is None else list(self.mix),
             "classes": {
                 name: {key: values[i] for key, values in columns.items()}
                 | (
@@ -225,8 +236,9 @@ class FrameReport:
                 + (f" ({self.num_repeats} repeats)" if self.num_repeats else "")
                 + f", built in {self.build_seconds:.2f}s"
             )
+        mixed = "" if self.mix is None or self.class_balanced else " (class mix)"
         line = (
-            f"frame {self.generation}: {self.num_samples} samples {counts}, "
+            f"frame {self.generation}: {self.num_samples} samples {counts}{mixed}, "
             f"{self.num_variants} artificial"
             + (f" ({self.num_repeats} repeats)" if self.num_repeats else "")
         )

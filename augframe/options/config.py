@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
+from augframe.balance import Balance
 from augframe.errors import ConfigError
 from augframe.options import registry as opts
 from augframe.options.groups import (
@@ -33,7 +34,7 @@ from augframe.options.groups import (
     ServingOptions,
     checked_options,
 )
-from augframe.options.hot import check_hot_rules
+from augframe.options.hot import INSTANCE, check_hot_rules
 
 __all__ = [
     "FrameConfig",
@@ -177,7 +178,7 @@ def frame_config(
     """
     opts.check_known(given, allowed=opts.OPTIONS, where="FrameSequence")
     refuse_files_options(given)
-    values = checked_options(given)
+    values = _resolved_balance(checked_options(given))
     _check_rules(values, frozenset(explicit))
     return _assemble(values)
 
@@ -187,9 +188,34 @@ def _assemble(values: Mapping[str, Any]) -> FrameConfig:
     made = {g: kind.from_values(values) for g, kind in _GROUP_TYPES.items()}
     return FrameConfig(
         **made,
-        hot=MappingProxyType({name: values[name] for name in opts.HOT_OPTIONS}),
+        hot=MappingProxyType(
+            {name: _hot_value(name, values) for name in opts.HOT_OPTIONS}
+        ),
         **{name: values[name] for name in _OWN},
     )
+
+
+def _resolved_balance(values: dict[str, Any]) -> dict[str, Any]:
+    """`values` with `balance` a policy: the default "class" is "instance"
+    for a frame of every native once (`samples_per_class=None`), which has
+    the natives' own mix only (`check_balance_rules` refuses another)."""
+    policy = opts.check("balance", values["balance"])
+    if (
+        values["samples_per_class"] is None
+        and not values["validation"]
+        and policy.is_class_balance
+    ):
+        policy = INSTANCE
+    return {**values, "balance": policy}
+
+
+def _hot_value(name: str, values: Mapping[str, Any]) -> Any:
+    """Hot option `name` as `HotSettings` holds it: a default policy name
+    (never checked: a default) made its `Balance` too."""
+    value = values[name]
+    if opts.OPTIONS[name].kind == "balance":
+        return opts.check(name, value)
+    return value
 
 
 def _check_rules(values: Mapping[str, Any], explicit: frozenset[str]) -> None:
@@ -211,6 +237,8 @@ def _check_rules(values: Mapping[str, Any], explicit: frozenset[str]) -> None:
                 values[name],
                 background=values["background"],
                 writes_examples=values["example_dir"] is not None,
+                every_native_once=values["samples_per_class"] is None,
+                rolling=values["refresh"] == "rolling",
             )
     if values["samples_per_class"] != "auto" and values["frame_memory"] is not None:
         raise ConfigError(
@@ -242,10 +270,19 @@ def refuse_for_validation(values: Mapping[str, Any], names: Any = None) -> None:
         if option is None or option.for_validation:
             continue
         explicit = names is not None and name in names
-        if explicit or value != option.default:
+        if explicit or not _is_default(option, value):
+            shown = value.to_json() if isinstance(value, Balance) else value
             raise ConfigError(
-                f"Invalid arguments: `{name}={value!r}` does not apply to a "
+                f"Invalid arguments: `{name}={shown!r}` does not apply to a "
                 "validation sequence (it serves every native once, unaugmented, "
                 "in a fixed order, and never regenerates). Remove it. Options "
                 f"that apply: {', '.join(opts.VALIDATION_OPTIONS)}."
             )
+
+
+def _is_default(option: opts.Option, value: Any) -> bool:
+    """`value` (checked) is `option`'s default (a policy: the one it names)."""
+    if option.kind == "balance":
+        default = opts.check(option.name, option.default)
+        return bool(opts.check(option.name, value) == default)
+    return bool(value == option.default)

@@ -30,12 +30,14 @@ from pydantic import (
     ConfigDict,
     Field,
     StrictBool,
+    StrictStr,
     ValidationError,
     create_model,
 )
 
 from augframe import _warn
 from augframe._files import FileTooLarge, json_too_deep, read_regular, write_atomic
+from augframe.balance import Balance
 from augframe.errors import ConfigError, ControlFileWarning, invalid
 from augframe.options import registry as opts
 from augframe.options.data_files import DuplicateKeyError, unique_keys
@@ -52,13 +54,24 @@ __all__ = [
     "describe_keys",
     "file_values",
     "initial_values",
+    "is_callable_text",
+    "json_forms",
     "parse_control",
     "replaced_values",
     "salvage",
+    "same_value",
     "write_control",
 ]
 
 MAX_CONTROL_BYTES = 64 * 1024
+
+CALLABLE_PREFIX = "callable "
+"""How control.json writes a callable `balance` in force: "callable <name>"."""
+
+CallableText = Annotated[
+    StrictStr, Field(pattern=r"^callable \S", max_length=MAX_CONTROL_BYTES)
+]
+"""The pydantic type of that text (it names the policy; it sets none)."""
 MAX_DEPTH = 4
 
 
@@ -67,6 +80,9 @@ def _control_model() -> type[BaseModel]:
     fields: dict[str, Any] = {
         name: (opts.pydantic_type(name) | None, None) for name in opts.HOT_OPTIONS
     }
+    # The text a sequence writes for a callable policy in force: the file
+    # holds it, and leaving it there changes nothing (`HotSettings.check`).
+    fields["balance"] = (CallableText | opts.pydantic_type("balance") | None, None)
     fields["regenerate"] = (StrictBool | None, None)
     fields["stop"] = (StrictBool | None, None)
     fields["learning_rate"] = (
@@ -100,6 +116,12 @@ _CONTROL_DOC = """The keys of `control.json`; a key left out keeps its current v
             Applies at once (counted from the current frame's start).
         example_prob: probability that a sample of a new frame is written to
             `example_dir`, in [0, 1]. Applies from the next frame.
+        balance: the class-mix policy of the frames: "class", "instance",
+            "sqrt", "progressive", "deferred", a power q in [0, 1], or
+            `{"progressive": {"epochs": N}}` / `{"deferred": {...}}`
+            (`augframe.balance`). A callable in force is written as
+            "callable <name>"; leaving that text is no change. Applies from
+            the next frame.
         regenerate: true builds a new frame at the next epoch end, once:
             the sequence then rewrites the file with `"regenerate": false`
             (keeping the other keys), so a later edit does not rebuild again.
@@ -153,12 +175,22 @@ def _json_words(text: str) -> str:
     )
 
 
+_BALANCE_WORDS = (
+    'one of "class", "instance", "sqrt", "progressive", "deferred", a number q '
+    'in [0, 1], {"progressive": {"epochs": N}}, {"deferred": {"fraction": F, '
+    '"epochs": N}} or {"deferred": {"start_epoch": E}}, or null (keep it); a '
+    "callable policy is set from Python only"
+)
+
+
 def _expected(key: str) -> str:
     """What `key` takes in control.json, in words."""
     if key in COMMAND_KEYS:
         return "true or false"
     if key == "learning_rate":
         return "a positive, finite number (e.g. 3e-4) or null"
+    if key == "balance":
+        return _BALANCE_WORDS
     text = _json_words(opts.OPTIONS[key].expected())
     return text if text.endswith(" or null") else text + " or null (keep it)"
 
@@ -226,10 +258,30 @@ def check_value(key: str, value: Any) -> Any:
         return value
     if key == "learning_rate":
         return _learning_rate(value)
+    if key == "balance" and is_callable_text(value):
+        return value  # a callable in force: applied by no file
     try:
-        return opts.check(key, value)
+        checked = opts.check(key, value)
     except ConfigError:
         raise _invalid(key, value) from None
+    # A policy stays in the file's form (the hot settings read it).
+    return value if key == "balance" else checked
+
+
+def is_callable_text(value: Any) -> bool:
+    """`value` is the text control.json holds for a callable `balance` in
+    force ("callable <name>").
+
+    Example:
+    >>> is_callable_text("callable rare_first"), is_callable_text("sqrt")
+    (True, False)
+    """
+    return (
+        isinstance(value, str)
+        and value.startswith(CALLABLE_PREFIX)
+        and len(value) > len(CALLABLE_PREFIX)
+        and not value[len(CALLABLE_PREFIX)].isspace()
+    )
 
 
 def _learning_rate(value: Any) -> float:
@@ -363,7 +415,8 @@ def write_control(path: str | os.PathLike[str], values: dict[str, Any]) -> None:
     Example:
     >>> write_control("control.json", {"aug_p": 0.2, "stop": False})  # doctest: +SKIP
     """
-    values = opts.python_scalars(values)  # NumPy numbers, as the options take them
+    # NumPy numbers as the options take them, a policy as its JSON form.
+    values = opts.python_scalars(json_forms(values))
     ControlSettings.model_validate(values)
     target = Path(path)
     text = json.dumps(values, indent=2, allow_nan=False) + "\n"
@@ -382,7 +435,26 @@ def initial_values(hot_values: dict[str, Any]) -> dict[str, Any]:
     >>> initial_values({"aug_p": 0.2})
     {'aug_p': 0.2, 'learning_rate': None, 'regenerate': False, 'stop': False}
     """
-    return {**hot_values, "learning_rate": None, "regenerate": False, "stop": False}
+    return {
+        **json_forms(hot_values),
+        "learning_rate": None,
+        "regenerate": False,
+        "stop": False,
+    }
+
+
+def json_forms(values: dict[str, Any]) -> dict[str, Any]:
+    """`values` as a file holds them: a class-mix policy as its `to_json()`.
+
+    Example:
+    >>> from augframe.balance import Power
+    >>> json_forms({"balance": Power(0.5), "aug_p": 0.2})
+    {'balance': 'sqrt', 'aug_p': 0.2}
+    """
+    return {
+        key: value.to_json() if isinstance(value, Balance) else value
+        for key, value in values.items()
+    }
 
 
 def file_values(path: str | os.PathLike[str]) -> dict[str, Any] | None:
@@ -403,6 +475,24 @@ def file_values(path: str | os.PathLike[str]) -> dict[str, Any] | None:
     }
 
 
+def same_value(key: str, a: Any, b: Any) -> bool:
+    """Whether two file values of `key` say the same: a policy by what it is
+    (`0.5` and `"sqrt"` alike), any other value by equality.
+
+    Example:
+    >>> same_value("balance", 0.5, "sqrt"), same_value("aug_p", 0.5, 0.6)
+    (True, False)
+    """
+    if a == b:
+        return True
+    if key != "balance" or is_callable_text(a) or is_callable_text(b):
+        return False
+    try:
+        return bool(opts.check(key, a) == opts.check(key, b))
+    except ConfigError:
+        return False
+
+
 def replaced_values(old: dict[str, Any], new: dict[str, Any]) -> str:
     """The values of `old` that `new` replaces, as "key: old -> new, ..." ("" if none).
 
@@ -414,7 +504,7 @@ def replaced_values(old: dict[str, Any], new: dict[str, Any]) -> str:
     return ", ".join(
         f"{key}: {_shown(value)} -> {_shown(new.get(key))}"
         for key, value in old.items()
-        if key in new and new[key] != value
+        if key in new and not same_value(key, value, new[key])
     )
 
 

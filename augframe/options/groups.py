@@ -91,6 +91,9 @@ class BuildOptions(_Group):
         build_processes: processes (True), threads (False) or decide (None).
         build_executor: a cluster that builds the samples (a Dask client or
             a `concurrent.futures` executor), or None: this machine's workers.
+        class_counts: the whole data set's natives per class, before
+            sharding (every shard plans the same class mix from them); None:
+            the store's own.
     """
 
     samples_per_class: int | None
@@ -99,6 +102,7 @@ class BuildOptions(_Group):
     num_build_workers: int | None
     build_processes: bool | None
     build_executor: Any
+    class_counts: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ augframe.errors.ConfigError: Invalid value for argument `example_prob`. Received
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
@@ -34,19 +35,33 @@ from contextlib import AbstractContextManager
 from typing import Any
 
 from augframe import _warn
+from augframe.balance import Balance, Custom, Power
 from augframe.errors import ConfigError, ControlFileWarning
 from augframe.options import registry as opts
 from augframe.options.control_file import (
     ControlFile,
     file_values,
     initial_values,
+    json_forms,
     replaced_values,
+    same_value,
     write_control,
 )
 
-__all__ = ["PROBABILITIES", "ControlLink", "HotSettings", "check_hot_rules"]
+__all__ = [
+    "INSTANCE",
+    "PROBABILITIES",
+    "ControlLink",
+    "HotSettings",
+    "check_balance_rules",
+    "check_hot_rules",
+]
 
 logger = logging.getLogger("augframe")
+
+INSTANCE = Power(1.0)
+"""The policy of a frame of every native once: the default with
+`samples_per_class=None`."""
 
 PROBABILITIES = ("aug_p", "pipe_p")
 """The hot options for which None means something: the pipeline's own."""
@@ -55,14 +70,38 @@ Listener = Callable[[frozenset[str]], None]
 
 
 def check_hot_rules(
-    name: str, value: Any, *, background: bool, writes_examples: bool
+    name: str,
+    value: Any,
+    *,
+    background: bool,
+    writes_examples: bool,
+    every_native_once: bool = False,
+    rolling: bool = False,
+    in_force: Any = None,
 ) -> None:
     """The rules of a checked hot value with the options it depends on.
 
+    Args:
+        name: the hot option.
+        value: its value, checked by the registry (a policy: a `Balance`).
+        background: frames are built in the background.
+        writes_examples: an `example_dir` was given.
+        every_native_once: `samples_per_class=None` (a frame is every native
+            once: only the natives' own mix, "instance", exists).
+        rolling: `refresh="rolling"` (each slot keeps its class).
+        in_force: the value it would replace (None: at construction).
+
     Raises:
-        ConfigError: "auto" without background builds, or examples without
-            `example_dir`.
+        ConfigError: "auto" without background builds, examples without
+            `example_dir`, or a class-mix policy the frames cannot follow.
     """
+    if name == "balance":
+        check_balance_rules(
+            value,
+            every_native_once=every_native_once,
+            rolling=rolling,
+            in_force=in_force,
+        )
     if name == "epochs_per_frame" and value == "auto" and not background:
         raise opts.invalid(
             "epochs_per_frame",
@@ -80,6 +119,63 @@ def check_hot_rules(
         )
 
 
+def check_balance_rules(
+    policy: Balance,
+    *,
+    every_native_once: bool,
+    rolling: bool,
+    in_force: Balance | None = None,
+) -> None:
+    """Refuses, by name, a class-mix policy the frames cannot follow.
+
+    A frame of every native once (`samples_per_class=None`) has the natives'
+    own mix: only "instance". Rolling frames keep each slot's class: they
+    follow a constant mix (a power of the natives, e.g. "sqrt") chosen at
+    construction, never one that varies between frames, and a hot change
+    (`in_force`: the policy it would replace) is refused.
+
+    Raises:
+        ConfigError: naming `balance`, the policy and the fix.
+
+    Example:
+    >>> check_balance_rules(Power(0.5), every_native_once=False, rolling=True)
+    >>> from augframe.balance import Progressive
+    >>> check_balance_rules(Progressive(), every_native_once=False, rolling=True)
+    Traceback (most recent call last):
+    ...
+    augframe.errors.ConfigError: Invalid value for argument `balance`. Received: balance='progressive'. Expected a constant mix ('class', 'instance', 'sqrt' or a number q) with refresh='rolling'. Rolling frames refresh slices of slots that each keep their class, so the class mix cannot change from frame to frame. Pass refresh='frame' for a schedule, or a constant policy.
+    """
+    if every_native_once and not policy.is_instance:
+        raise opts.invalid(
+            "balance",
+            policy.to_json(),
+            "'instance' (or the default 'class') with samples_per_class=None",
+            "A frame of every native once has the natives' own class mix. "
+            "Pass samples_per_class (e.g. 'balanced') to mix classes by a "
+            "policy, or leave `balance` out.",
+        )
+    if rolling and not every_native_once and policy.varies:
+        raise opts.invalid(
+            "balance",
+            policy.to_json(),
+            "a constant mix ('class', 'instance', 'sqrt' or a number q) with "
+            "refresh='rolling'",
+            "Rolling frames refresh slices of slots that each keep their "
+            "class, so the class mix cannot change from frame to frame. Pass "
+            "refresh='frame' for a schedule, or a constant policy.",
+        )
+    if rolling and in_force is not None and policy != in_force:
+        raise opts.invalid(
+            "balance",
+            policy.to_json(),
+            f"{json.dumps(in_force.to_json())}, the mix this rolling frame "
+            "(refresh='rolling') was built with",
+            "Rolling frames keep each slot's class, so their mix is fixed "
+            "while they run. Build a new FrameSequence with this balance, or "
+            "one with refresh='frame' to change it while fit runs.",
+        )
+
+
 class HotSettings:
     """The hot options in force, checked by one set of rules.
 
@@ -90,35 +186,55 @@ class HotSettings:
         background: frames are built in the background (`"auto"` needs it).
         writes_examples: an `example_dir` was given (`example_prob > 0`
             needs it).
+        every_native_once: `samples_per_class=None`: `balance` stays
+            "instance" (`check_balance_rules`).
+        rolling: `refresh="rolling"`: `balance` stays "class".
 
     Raises:
         ConfigError: a value is refused (see the module docstring).
     """
 
     def __init__(
-        self, values: Mapping[str, Any], *, background: bool, writes_examples: bool
+        self,
+        values: Mapping[str, Any],
+        *,
+        background: bool,
+        writes_examples: bool,
+        every_native_once: bool = False,
+        rolling: bool = False,
     ) -> None:
         self.background = background
         self.writes_examples = writes_examples
+        self.every_native_once = every_native_once
+        self.rolling = rolling
         self._values = {name: values[name] for name in opts.HOT_OPTIONS}
         self._listeners: list[Listener] = []
         self._lock: AbstractContextManager[Any] = threading.RLock()
 
     @classmethod
     def of(
-        cls, *, background: bool, writes_examples: bool, **given: Any
+        cls,
+        *,
+        background: bool,
+        writes_examples: bool,
+        every_native_once: bool = False,
+        rolling: bool = False,
+        **given: Any,
     ) -> HotSettings:
         """Hot settings from the given values and the registry's defaults."""
+        context = {
+            "background": background,
+            "writes_examples": writes_examples,
+            "every_native_once": every_native_once,
+            "rolling": rolling,
+        }
         values = {}
         for name in opts.HOT_OPTIONS:
             values[name] = opts.check(name, given.get(name, opts.OPTIONS[name].default))
-            check_hot_rules(
-                name,
-                values[name],
-                background=background,
-                writes_examples=writes_examples,
-            )
-        return cls(values, background=background, writes_examples=writes_examples)
+            if name == "balance" and every_native_once and "balance" not in given:
+                values[name] = INSTANCE  # the default there (`frame_config`)
+            check_hot_rules(name, values[name], **context)
+        return cls(values, **context)
 
     def check(self, name: str, value: Any) -> Any:
         """`value` for hot option `name`, checked; raises `ConfigError` if refused."""
@@ -127,17 +243,37 @@ class HotSettings:
                 f"`{name}` cannot change while `fit` runs. Options that can: "
                 f"{', '.join(opts.HOT_OPTIONS)}. Build a new FrameSequence to change it."
             )
+        if name == "balance" and self._is_callable_in_force(value):
+            return self._values["balance"]  # its text, as the file writes it
         value = opts.check(name, value)
         check_hot_rules(
             name,
             value,
             background=self.background,
             writes_examples=self.writes_examples,
+            every_native_once=self.every_native_once,
+            rolling=self.rolling,
+            in_force=self._values.get(name),
         )
         return value
 
+    def _is_callable_in_force(self, value: Any) -> bool:
+        """`value` is the text a control file writes for the callable policy
+        in force ("callable <name>"): the same policy, no change."""
+        policy = self._values.get("balance")
+        return (
+            isinstance(policy, Custom)
+            and isinstance(value, str)
+            and value == policy.to_json()
+        )
+
     def __getitem__(self, name: str) -> Any:
         return self._values[name]
+
+    @property
+    def balance(self) -> Balance:
+        """The class-mix policy in force (`augframe.balance`)."""
+        return self._values["balance"]
 
     @property
     def aug_p(self) -> float | None:
@@ -156,8 +292,9 @@ class HotSettings:
         return self._values["example_prob"]
 
     def values(self) -> dict[str, Any]:
-        """The values in force, by name (as a new control file holds them)."""
-        return dict(self._values)
+        """The values in force, by name, as a control file and a saved state
+        hold them: JSON values (a policy as its `to_json()` form)."""
+        return json_forms(self._values)
 
     def restore(self, values: Mapping[str, Any]) -> None:
         """Takes back the values a saved state holds, each checked, telling no
@@ -241,7 +378,9 @@ class ControlLink:
         self._regenerate_consumed = False
         old = file_values(path) or {}
         new = initial_values(hot.values())
-        self.replaced = {k: v for k, v in old.items() if k in new and new[k] != v}
+        self.replaced = {
+            k: v for k, v in old.items() if k in new and not same_value(k, v, new[k])
+        }
         if adopt:
             self.adopt_file_values()
             return
@@ -360,7 +499,11 @@ def _written(settings: Any, name: str) -> tuple[Any, bool]:
 
 
 def _shown(name: str, value: Any) -> str:
-    """A hot value in a log line; None for aug_p / pipe_p in words."""
+    """A hot value in a log line; None for aug_p / pipe_p in words, a policy
+    as control.json writes it."""
     if value is None and name in PROBABILITIES:
         return "null (the pipeline's own)"
+    if isinstance(value, Balance):
+        form = value.to_json()
+        return form if isinstance(form, str) else json.dumps(form)
     return str(value)

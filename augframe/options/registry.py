@@ -32,6 +32,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, Field, StrictBool, StrictInt, StrictStr
 
 from augframe import _warn
+from augframe.balance import NAMES, balance_of
 from augframe.errors import AugframeWarning, ConfigError, invalid
 
 __all__ = [
@@ -68,6 +69,7 @@ Kind = Literal[
     "path",
     "shard",
     "memory",
+    "balance",
     "object",
 ]
 
@@ -117,7 +119,10 @@ class Option:
         kind: how values are checked: "int", "probability" (a finite number
             in [0, 1]), "bool", "choice", "size" (`(height, width)`), "path",
             "bounds" (`(low, high)` integers, `1 <= low <= high`), "shard"
-            (`(index, count)`) or "object" (a Python object, checked by the
+            (`(index, count)`), "memory" (bytes or a share), "balance" (a
+            class-mix policy, `augframe.balance.balance_of`: its checked
+            value is a `Balance`, its value in a file the policy's
+            `to_json()` form) or "object" (a Python object, checked by the
             code that takes it; never in a file).
         default: the default value (the constructor's signature says the same;
             a test checks it).
@@ -166,6 +171,9 @@ class Option:
             "path": "a path (str or os.PathLike)",
             "shard": "(index, count) with 0 <= index < count, or 'auto'",
             "memory": _MEMORY_TEXT,
+            "balance": "one of 'class', 'instance', 'sqrt', 'progressive', "
+            "'deferred', a number q in [0, 1], an augframe.Progressive(...) or "
+            "augframe.Deferred(...), or a function f(class_counts, epoch)",
             "object": "an object",
         }[self.kind]
         text += "".join(f" or {word!r}" for word in self.words)
@@ -356,6 +364,15 @@ OPTIONS: dict[str, Option] = _options(
         "probability",
         0.0,
         "probability that a sample is written as an example",
+        hot=True,
+    ),
+    Option(
+        "balance",
+        "balance",
+        "class",
+        "how a frame's samples are split among classes: 'class' (equally), "
+        "'instance' (as the natives), 'sqrt', a power q in [0, 1], "
+        "'progressive' or 'deferred' (from instance to class over the run)",
         hot=True,
     ),
     Option(
@@ -697,6 +714,8 @@ def _rule(option: Option, value: Any) -> Any:
         if not isinstance(value, (str, os.PathLike)) or not _fspath(value):
             raise _invalid(option, value)
         return value
+    if kind == "balance":
+        return balance_of(value)
     if kind == "memory":
         if _is_int(value) and value >= 1:
             return int(value)
@@ -799,6 +818,20 @@ def check_known(names: Iterable[str], *, allowed: Iterable[str], where: str) -> 
 Probability = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False, strict=True)]
 """The pydantic type of a probability: a finite number in [0, 1], not a bool."""
 
+_BALANCE_TYPE: Any = (
+    Literal[NAMES]
+    | Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False, strict=True)]
+    | dict[
+        Literal["progressive", "deferred"],
+        dict[
+            StrictStr, StrictInt | Annotated[float, Field(allow_inf_nan=False)] | None
+        ],
+    ]
+)
+"""The pydantic type of a class-mix policy in a file: a name, a power q, or
+`{"progressive": {...}}` / `{"deferred": {...}}` (`Balance.to_json()`'s
+forms); `balance_of` is then the rule."""
+
 PathText = Annotated[StrictStr, Field(min_length=1, max_length=4096)]
 """The pydantic type of a path in a file: a non-empty string."""
 
@@ -841,6 +874,8 @@ def pydantic_type(name: str) -> Any:
         ]
     elif option.kind == "path":
         base = PathText
+    elif option.kind == "balance":
+        base = _BALANCE_TYPE
     elif option.kind == "memory":
         base = (
             Annotated[StrictInt, Field(ge=1)]

@@ -101,9 +101,11 @@ def open_frames(source: Mapping[str, Any] | StoreSource, config: FrameConfig) ->
     if not config.validation:
         # From the whole data set's counts, before sharding: every shard the same.
         config = _per_class_rule(config, store, class_names, asked, decoding.channels)
+    # The whole data set's counts, before sharding: every shard the same mix.
+    whole = np.bincount(np.asarray(store.labels), minlength=len(class_names))
     if shard is not None:
         store = _shard_store(store, class_names, shard)
-    config = config.with_build(shard=shard)
+    config = config.with_build(shard=shard, class_counts=tuple(int(n) for n in whole))
     build = config.build
     frames: Frames
     if config.validation:
@@ -127,6 +129,8 @@ def open_frames(source: Mapping[str, Any] | StoreSource, config: FrameConfig) ->
                 config.hot,
                 background=config.schedule.background,
                 writes_examples=artifacts.example_dir is not None,
+                every_native_once=config["samples_per_class"] is None,
+                rolling=config["refresh"] == "rolling",
             ),
             artifacts=artifacts,
             serving=serving,

@@ -340,6 +340,7 @@ class TrainingFrames:
             "epochs_in_frame": served,
             "aug_p": self.hot.aug_p,
             "pipe_p": self.hot.pipe_p,
+            "mix": _listed(self.engine.mixes.at(epoch - served)),
         }
         saved["schedule"] = {**saved["schedule"], "frame_epochs": epochs}
         self.set_state(saved)
@@ -352,3 +353,8 @@ class TrainingFrames:
     def control_values(self) -> dict[str, Any]:
         """The current hot values, as written to a new control file."""
         return initial_values(self.hot.values())
+
+
+def _listed(mix: Any) -> list[int] | None:
+    """A class mix as a saved state holds it (None: every native once)."""
+    return None if mix is None else [int(n) for n in mix]

@@ -127,3 +127,26 @@ def test_a_snapshot_owns_read_only_pixels():
     frame.images[:] = 0
     assert copy.images.any() and copy.nbytes == frame.nbytes == 8 * 8 * 8 * 3
     made.close()
+
+
+def test_a_frame_follows_its_class_mix_and_records_it():
+    made = builder()
+    frame = made.build(
+        generation=2,
+        buffer=FrameBuffer(8, SIZE),
+        aug_p=0.5,
+        pipe_p=1.0,
+        mix=np.array([5, 3]),
+    )
+    assert frame.class_counts.tolist() == [5, 3] and frame.mix.tolist() == [5, 3]
+    a = frame.plan.native_index[(frame.plan.labels == 0)]
+    assert (
+        len(np.unique(a)) == 5 and not frame.plan.forced[frame.plan.labels == 0].any()
+    )
+    b = frame.plan.labels == 1  # 2 natives and one distinct variant
+    assert int(frame.plan.forced[b].sum()) == 1 and frame.num_repeats == 0
+    # without a mix: samples_per_class of each class, recorded as its mix
+    assert build(made, 2).mix.tolist() == [4, 4]
+    assert builder(samples_per_class=None).plan(1, np.array([7, 1])).class_counts(
+        2
+    ).tolist() == [6, 2]  # every native once: no mix

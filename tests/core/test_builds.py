@@ -11,6 +11,7 @@ import pytest
 
 from augframe.augment.pipeline import PipelineSpec
 from augframe.core.builds import FrameBuilds
+from augframe.core.mix import FrameMixes
 from augframe.core.schedule import FrameSchedule
 from augframe.core.workspace import open_workspace
 from augframe.errors import VarietyWarning
@@ -27,6 +28,7 @@ def builds(
     aug_p: float | None = None,
     pipeline: bool = True,
     per_class: int | None = 4,
+    balance: object = "class",
 ) -> Iterator[tuple[FrameBuilds, HotSettings, list[str]]]:
     """Whole frames (two buffers) or a rolling frame, of 2 classes x 4 samples
     (4 and 3 natives; `per_class`: other samples per class)."""
@@ -36,8 +38,9 @@ def builds(
         num_workers=1,
     )  # fmt: skip
     hot = HotSettings.of(
-        background=True, writes_examples=False, epochs_per_frame=2, aug_p=aug_p
-    )
+        background=True, writes_examples=False, epochs_per_frame=2, aug_p=aug_p,
+        balance=balance,
+    )  # fmt: skip
     spec = PipelineSpec(flip_rotate() if pipeline else None)
     num_samples = 7 if per_class is None else 2 * per_class
     schedule = ScheduleOptions.of(refresh=refresh, pace_builds=False)
@@ -51,6 +54,8 @@ def builds(
         store, space, spec=spec, class_names=names, samples_per_class=per_class,
         entropy=7, num_samples=num_samples, schedule=FrameSchedule.of(hot, schedule),
         exclusive=contextlib.nullcontext,
+        mixes=FrameMixes([4, 3], num_samples=num_samples, samples_per_class=per_class,
+                         hot=hot),
     )  # fmt: skip
     try:
         yield made, hot, said
@@ -179,3 +184,71 @@ def test_a_frame_with_an_unreadable_native_would_not_repeat(
         # again (None: every slot kept).
         assert not made.would_repeat(served)
         assert made.would_repeat() is after
+
+
+def test_a_pending_build_is_planned_for_its_swap_and_stale_once_its_mix_differs():
+    from augframe import Progressive
+
+    # a: 4 natives, b: 3; Progressive over 4 epochs: [5, 3] at epoch 0 and
+    # [4, 4] from epoch 2 on (the planned swap: epochs_per_frame=2).
+    with builds(balance=Progressive(epochs=4)) as (made, hot, said):
+        frame = first(made, hot, said)
+        assert frame.mix.tolist() == frame.class_counts.tolist() == [5, 3]
+        made.start(frame, hot, epoch=0, epochs_in_frame=0)
+        assert made.planned == 2 and made.pending.mix.tolist() == [4, 4]
+        assert not made.stale(hot)
+        hot.set("balance", "instance")
+        assert made.stale(hot)
+        nxt, _, _ = made.take(frame, epoch=2, everything=False, hot=hot)
+        assert nxt.class_counts.tolist() == nxt.mix.tolist() == [4, 4]
+        assert made.mixes.last.tolist() == [4, 4]
+
+
+def test_a_swap_cancels_a_build_planned_with_another_mix() -> None:
+    from augframe import Progressive
+
+    # [5, 3] at epochs 0 and 1, [4, 4] at 2
+    with builds(balance=Progressive(epochs=8)) as (made, hot, said):
+        frame = first(made, hot, said)
+        made.start(frame, hot, epoch=0, epochs_in_frame=0)  # for epoch 2
+        assert made.swap(1).tolist() == [5, 3] and made.pending is None
+        made.start(frame, hot, epoch=1, epochs_in_frame=1)  # during the swap
+        assert made.planned == 1 and made.pending.mix.tolist() == [5, 3]
+        assert made.take(frame, epoch=1, everything=False, hot=hot)[0].mix.tolist() == [
+            5,
+            3,
+        ]
+        made.start(frame, hot, epoch=1, epochs_in_frame=0)  # the swap ended
+        assert made.planned == 3
+
+
+def test_a_restore_rebuilds_the_saved_mix_and_an_old_state_is_class_balance() -> None:
+    with builds() as (made, hot, said):
+        frame = first(made, hot, said)
+        position = {"generation": 2, "aug_p": None, "pipe_p": None}
+        state: dict[str, Any] = {"entropy": 7, "unreadable": []}
+        mixed, _ = made.restore(
+            {**state, "position": {**position, "mix": [6, 2]}}, frame, entropy=7
+        )
+        assert mixed.class_counts.tolist() == [6, 2]
+        assert made.mixes.last.tolist() == [6, 2]  # the mix in force
+        again = made.in_place(2, aug_p=None, pipe_p=None, mix=np.array([6, 2]))
+        assert np.array_equal(mixed.images, again.images)
+        old, kept = made.restore({**state, "position": position}, again, entropy=7)
+        assert not kept and old.class_counts.tolist() == [4, 4]
+
+
+@pytest.mark.parametrize(
+    ("balance", "repeats"),
+    [("class", True), ("instance", False), ("progressive", False)],
+)
+def test_would_repeat_reads_the_class_mix(balance, repeats) -> None:
+    # a: 4 natives, b: 3; 12 of each takes every native 3 or 4 times. Under
+    # "instance" the served frame (class balance) has another mix than the
+    # next; a policy that varies may change it.
+    with builds(pipeline=False, per_class=12) as (made, hot, said):
+        with pytest.warns(VarietyWarning):
+            served = first(made, hot, said)
+            served.emit_warnings()
+        hot.set("balance", balance)
+        assert made.would_repeat(served) is repeats

@@ -569,3 +569,17 @@ def test_the_table_has_a_row_per_worker_count_and_a_column_per_link():
     assert len(rows) == 2 + len(WORKERS)
     assert all(row.count("|") == 2 + len(LINKS_GBIT) for row in rows)
     assert "(link)" in rows[-1]
+
+
+def test_a_class_mix_on_the_cluster_is_the_local_one(client):
+    from augframe import Progressive
+
+    policy = {"balance": Progressive(epochs=2), "samples_per_class": 6}
+    with sequence(**policy, num_build_workers=1, build_processes=False) as local:
+        expected = frames(local, 2)
+    with sequence(**policy, build_executor=client) as remote:
+        got = frames(remote, 2)
+        assert remote.frame.class_counts.tolist() == [6, 6]  # class balance at 2
+    for want, have in zip(expected, got, strict=True):
+        np.testing.assert_array_equal(want, have)
+    assert expected[0].shape == expected[2].shape  # the frame's total stays

@@ -199,7 +199,7 @@ def test_paced_builds_give_the_same_frames_and_the_engine_sets_deadlines(
             assert pacer.deadline is None  # the first epoch is never timed
         else:
             left = 2 if swapped else 1
-            assert paced.epoch_seconds == 1000.0
+            assert paced.schedule.epoch_seconds == 1000.0
             assert pacer.deadline == pytest.approx(
                 clock.now + (left - pacer.margin) * 1000.0
             )
@@ -207,7 +207,7 @@ def test_paced_builds_give_the_same_frames_and_the_engine_sets_deadlines(
     assert paced.generation == plain.generation == 4
     clock.now += 1e5  # a pause between two `fit` calls: the median ignores it
     paced.end_epoch()
-    assert paced.epoch_seconds == 1000.0
+    assert paced.schedule.epoch_seconds == 1000.0
     paced.close()  # a build held back by its pacer is cancelled at once
     plain.close()
 
@@ -474,3 +474,115 @@ def test_every_native_once_with_an_unreadable_one_builds_every_period(tmp_path):
         assert [eng.end_epoch() for _ in range(3)] == [True] * 3
     assert eng.position_at(3, 1) == (4, 0)
     eng.close()
+
+
+# ------------------------------------------------------------- class mix
+
+
+def mixed_engine(tmp_path, balance, **kw) -> FrameEngine:
+    """Classes a (10 natives) and b (3), 3 samples each: 6 a frame."""
+    kw = {"background": True, "epochs_per_frame": 2, "pace_builds": False, **kw}
+    return engine(tmp_path, balance=balance, **kw)[0]
+
+
+def test_a_background_build_is_planned_with_the_mix_of_its_swap_epoch(tmp_path):
+    from augframe import Progressive
+
+    eng = mixed_engine(tmp_path, Progressive(epochs=4), epochs_per_frame=3)
+    try:
+        assert eng.frame.mix.tolist() == [5, 1]  # epoch 0: the natives' mix
+        pending = eng._pending  # epoch 3 ([4, 2] at epochs 1 and 2)
+        assert pending is not None and pending.mix.tolist() == [3, 3]
+        assert not eng.end_epoch() and not eng.end_epoch()
+        assert eng._pending is pending
+        assert eng.end_epoch()
+        with eng.reading() as view:
+            assert view.frame.buffer is pending.buffer  # taken, not rebuilt
+            assert view.frame.class_counts.tolist() == [3, 3]
+        assert eng._pending.mix.tolist() == [3, 3]  # epoch 6: class balance
+    finally:
+        eng.close()
+
+
+def test_a_regenerate_before_the_planned_swap_gets_the_mix_of_now(tmp_path):
+    from augframe import Progressive
+
+    eng = mixed_engine(tmp_path, Progressive(epochs=2))
+    try:
+        assert eng._pending.mix.tolist() == [3, 3]  # planned for epoch 2
+        eng.end_epoch()
+        eng.regenerate()  # served from epoch 1 on
+        assert eng.frame.class_counts.tolist() == [4, 2]
+    finally:
+        eng.close()
+
+
+def test_the_fit_s_length_restarts_a_build_planned_without_it(tmp_path):
+    from augframe import Progressive
+
+    eng = mixed_engine(tmp_path, Progressive(), epochs_per_frame=1)
+    try:
+        pending = eng._pending  # epoch 1 needs the run's length: the last mix
+        assert pending.mix.tolist() == [5, 1]
+        eng.begin_fit(2)  # no warning: none is served yet
+        assert eng._pending is not pending and eng._pending.mix.tolist() == [4, 2]
+    finally:
+        eng.close()
+
+
+def test_a_hot_balance_change_restarts_only_a_build_whose_mix_differs(tmp_path):
+    eng = mixed_engine(tmp_path, "instance")
+    try:
+        pending = eng._pending
+        assert pending.mix.tolist() == [5, 1]
+        eng.hot.set("balance", 0.999)  # the same mix: kept
+        assert eng._pending is pending
+        eng.hot.set("balance", "class")
+        assert eng._pending is not pending and eng._pending.mix.tolist() == [3, 3]
+        assert eng.frame.class_counts.tolist() == [5, 1]  # from the next frame
+    finally:
+        eng.close()
+
+
+def test_a_first_frame_without_a_mix_is_refused_by_name(tmp_path):
+    from augframe import ConfigError
+
+    def bad(counts, epoch):
+        return [0.0, 0.0]
+
+    with pytest.raises(ConfigError, match="`balance`"):
+        mixed_engine(tmp_path, bad)
+
+
+def test_a_rolling_frame_keeps_a_constant_class_mix_slot_by_slot():
+    """Slots keep their class, so a rolling frame planned with a constant mix
+    (a `Power` policy, fixed at construction) serves it at every epoch."""
+    from augframe.augment.pipeline import PipelineSpec
+    from tests.conftest import flip_rotate
+
+    store, names = mapping_to_store(
+        {"a": random_images(20, seed=0, size=(8, 8)),
+         "b": random_images(6, seed=1, size=(8, 8)),
+         "c": random_images(2, seed=2, size=(8, 8))},
+        image_size=(8, 8), num_workers=1,
+    )  # fmt: skip
+    eng = FrameEngine(store, class_names=names, **engine_parts(
+        image_size=(8, 8), samples_per_class=6, epochs_per_frame=3, seed=0,
+        refresh="rolling", balance="sqrt", spec=PipelineSpec(flip_rotate()),
+        verbose=0,
+    ))  # fmt: skip
+    try:
+        for epoch in range(6):
+            frame = eng.frame
+            plan = frame.plan
+            assert frame.class_counts.tolist() == [10, 5, 3] == frame.mix.tolist()
+            for cls, count in enumerate([10, 5, 3]):
+                mine = plan.labels == cls
+                natives = plan.native_index[mine & ~plan.forced]
+                assert len(np.unique(natives)) == len(natives)
+                pixels = {frame.images[i].tobytes() for i in np.flatnonzero(mine)}
+                assert len(pixels) == count
+            eng.regenerate() if epoch == 3 else eng.end_epoch()
+        assert eng.generation == 7
+    finally:
+        eng.close()

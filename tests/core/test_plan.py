@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from augframe.core.plan import (
     MAX_USES_PER_NATIVE,
@@ -117,3 +119,62 @@ def test_same_natives_every_frame_matches_what_plans_draw(counts, per_class, sam
         ]
     }
     assert (len(uses) == 1) is same  # the natives' uses, over 20 draws
+
+
+# ------------------------------------------------------- per-class targets
+
+
+def test_an_int_and_equal_targets_plan_the_very_same_frame():
+    labels = np.repeat(np.arange(3), [40, 7, 2])
+    one = plan_frame(
+        labels, num_classes=3, samples_per_class=9, rng=np.random.default_rng(5)
+    )
+    each = plan_frame(
+        labels,
+        num_classes=3,
+        samples_per_class=np.array([9, 9, 9]),
+        rng=np.random.default_rng(5),
+    )
+    assert np.array_equal(one.native_index, each.native_index)
+    assert np.array_equal(one.forced, each.forced)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    counts=st.lists(st.integers(1, 12), min_size=1, max_size=5),
+    data=st.data(),
+)
+def test_targets_give_rich_classes_distinct_natives_and_scarce_ones_variants(
+    counts, data
+):
+    labels = np.repeat(np.arange(len(counts)), counts)
+    targets = np.array([data.draw(st.integers(1, 20)) for _ in counts], dtype=np.int64)
+    plan = plan_frame(
+        labels,
+        num_classes=len(counts),
+        samples_per_class=targets,
+        rng=np.random.default_rng(data.draw(st.integers(0, 99))),
+    )
+    assert plan.class_counts(len(counts)).tolist() == targets.tolist()
+    for cls, (n, target) in enumerate(zip(counts, targets, strict=True)):
+        mine = plan.labels == cls
+        natives = plan.native_index[mine & ~plan.forced]
+        assert len(np.unique(natives)) == len(natives) == min(n, target)
+        # variants spread evenly: no native used twice more than another
+        uses = np.bincount(plan.native_index[mine], minlength=len(labels))
+        used = uses[labels == cls]
+        assert used.max() - used.min() <= 1
+        assert int(plan.forced[mine].sum()) == max(0, target - n)
+
+
+def test_targets_of_the_wrong_shape_or_below_one_are_refused():
+    labels = np.array([0, 0, 1])
+    for bad in (np.array([1, 0]), np.array([2, 2, 2])):
+        with pytest.raises(ValueError, match="per-class targets"):
+            plan_frame(labels, num_classes=2, samples_per_class=bad, rng=None)
+
+
+def test_same_natives_every_frame_reads_a_mix():
+    assert same_natives_every_frame(np.array([6, 2]), np.array([6, 4]))
+    assert not same_natives_every_frame(np.array([6, 2]), np.array([5, 4]))
+    assert not same_natives_every_frame(np.array([6, 2]), np.array([6, 3]))

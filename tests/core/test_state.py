@@ -100,6 +100,7 @@ def test_the_state_is_json_and_holds_the_position_and_the_hot_settings() -> None
         "epochs_in_frame": 0,
         "aug_p": None,
         "pipe_p": None,
+        "mix": [4, 4],
         "owed": None,
     }
     assert state["hot"]["pipe_p"] == 0.5

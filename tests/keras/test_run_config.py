@@ -12,9 +12,12 @@ import keras
 import numpy as np
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from augframe import ConfigError, FrameSequence, ServeAugment
 from augframe.augment.pipeline import A
+from augframe.balance import Custom, Deferred, Power, Progressive, balance_of
 from augframe.keras.facade import LABEL_MODES
 from augframe.keras.run_config import RunConfig, load_config, read_config
 from tests.conftest import tiny_model, write_jpegs
@@ -200,6 +203,10 @@ BAD_FIELDS = [
     ({"background": "yes"}, "background", "valid boolean"),
     ({"shard": [2, 2]}, "shard", "index < count"),
     ({"shard": [0, 2, 1]}, "shard", "at most 2 items"),
+    ({"balance": "cubic"}, "balance", "'class', 'instance', 'sqrt', 'progressive'"),
+    ({"balance": 1.5}, "balance", "less than or equal to 1"),
+    ({"balance": {"progressive": {"epochs": 0}}}, "balance", "argument `epochs`"),
+    ({"balance": "callable rare_first"}, "balance", "'class', 'instance'"),
     (
         {"serve_augment": {"max_shift": 2}},
         "serve_augment.max_shift",
@@ -322,6 +329,72 @@ def test_overrides_replace_config_values_and_are_validated(project):
         FrameSequence.from_config(config, aug_pp=0.2)
     with pytest.raises(ConfigError, match=r"field `seed` \(given as an override\)"):
         FrameSequence.from_config(config, seed=True)
+
+
+def rare_first(counts, epoch):
+    return 1.0 / counts
+
+
+def test_balance_from_a_file_and_as_a_python_override(project):
+    config = write_config(
+        project,
+        {
+            **MINIMAL,
+            "balance": {"progressive": {"epochs": 3}},
+            "samples_per_class": 4,
+            "verbose": 0,
+            "background": False,
+        },
+    )
+    assert load_config(config).sequence_kwargs()["balance"] == {
+        "progressive": {"epochs": 3}
+    }
+    with FrameSequence.from_config(config) as seq:
+        assert seq.balance == Progressive(epochs=3)
+    for override, policy in [
+        ("sqrt", Power(0.5)),
+        (Deferred(start_epoch=2), Deferred(start_epoch=2)),
+        (rare_first, Custom(rare_first)),
+    ]:
+        with FrameSequence.from_config(config, balance=override) as seq:
+            assert seq.balance == policy
+    with pytest.raises(ConfigError, match=r"field `balance` \(given as an override\)"):
+        FrameSequence.from_config(config, balance="cubic")
+
+
+BALANCE_VALUES = (
+    st.sampled_from(["class", "sqrt", "deferred", "callable f", "cubic", ""])
+    | st.floats(allow_nan=False)
+    | st.integers(-2, 3)
+    | st.booleans()
+    | st.none()
+    | st.text(max_size=8)
+    | st.dictionaries(
+        st.sampled_from(["progressive", "deferred", "x"]),
+        st.dictionaries(
+            st.sampled_from(["epochs", "fraction", "start_epoch"]),
+            st.integers(-1, 9) | st.floats(-1, 2) | st.none() | st.text(max_size=2),
+            max_size=2,
+        ),
+        max_size=2,
+    )
+)
+
+
+@settings(max_examples=80, deadline=None)
+@given(BALANCE_VALUES)
+def test_any_balance_in_a_run_config_is_a_policy_or_a_config_error(
+    tmp_path_factory, value
+):
+    folder = tmp_path_factory.mktemp("run")
+    (folder / "data" / "train").mkdir(parents=True)
+    config = write_config(folder, {**MINIMAL, "balance": value})
+    try:
+        loaded = load_config(config)
+    except ConfigError as error:
+        assert f"{config}: field `balance" in str(error)
+        return
+    assert balance_of(loaded.sequence_kwargs()["balance"]) == balance_of(value)
 
 
 def test_python_objects_and_caller_paths_as_overrides(project, tmp_path, monkeypatch):

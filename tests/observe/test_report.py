@@ -213,3 +213,33 @@ def test_build_speed_is_over_the_builds_wall_time_pacing_included(imbalanced_sou
     assert report.images_per_second == 60 / 2.0
     assert report.summary().endswith("built in 2.00s (1.90s paced, 30 img/s)")
     assert "img/s" not in report.summary(speed=False)
+
+
+def test_the_report_shows_the_frame_s_class_mix(imbalanced_source):
+    from augframe.augment.pipeline import PipelineSpec
+    from augframe.core.buffer import FrameBuffer
+    from augframe.core.builder import FrameBuilder
+    from augframe.io.stores import mapping_to_store
+    from augframe.observe.report import FrameReport
+
+    store, names = mapping_to_store(
+        imbalanced_source, image_size=IMAGE_SIZE, num_workers=1
+    )
+    made = FrameBuilder(
+        store, spec=PipelineSpec(flip_rotate), class_names=names,
+        samples_per_class=20, entropy=0,
+    )  # fmt: skip
+    mixed = made.build(
+        generation=1, buffer=FrameBuffer(60, IMAGE_SIZE), aug_p=0.5, pipe_p=1.0,
+        mix=np.array([12, 46, 2]),
+    )  # fmt: skip
+    report = FrameReport.from_frame(mixed, class_names=names, available=[10, 40, 2])
+    assert report.mix == report.class_counts == (12, 46, 2)
+    assert not report.class_balanced and "(class mix)" in report.summary()
+    assert report.as_dict()["mix"] == [12, 46, 2]
+    assert report.natives == (10, 40, 2) and report.variants == (2, 6, 0)
+    with balanced(imbalanced_source) as seq:
+        plain = seq.frame_report
+    assert plain.mix == (20, 20, 20) and plain.class_balanced
+    assert "(class mix)" not in plain.summary()
+    made.close()

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from augframe import FrameSequence
+from augframe.balance import Custom, Deferred, Power, Progressive, balance_of
 from augframe.errors import ConfigError
 from augframe.options.config import FrameConfig, frame_config
 from augframe.options.registry import (
@@ -26,6 +27,9 @@ def test_config_takes_every_default_from_the_registry_and_is_frozen():
     for name, option in OPTIONS.items():
         if name in FILES_OPTIONS:  # the file constructors' own
             assert name not in config
+        elif option.kind == "balance":  # the policy the default names
+            assert config[name] == check(name, option.default), name
+            assert config[name].is_class_balance
         elif name not in ("image_size", "batch_size"):
             assert config[name] == option.default, name
     assert set(config.hot) == set(HOT_OPTIONS)
@@ -134,3 +138,80 @@ def test_a_run_config_refuses_a_range_whose_low_is_above_its_high(tmp_path):
     with pytest.raises(ConfigError, match=r"run\.yaml.*epochs_per_frame_bounds") as e:
         resolve_run(run)
     assert "1 <= low <= high" in str(e.value)
+
+
+# ------------------------------------------------------------- balance rules
+
+
+def rare_first(counts, epoch):
+    return 1.0 / counts
+
+
+OTHER_POLICIES = ["sqrt", 0.3, Progressive(epochs=4), Deferred(), rare_first]
+
+
+def test_every_native_once_keeps_the_natives_own_mix():
+    every = {"image_size": (8, 8), "samples_per_class": None}
+    assert frame_config(every)["balance"] == Power(1.0)  # the default there
+    assert frame_config({**every, "balance": "class"})["balance"] == Power(1.0)
+    assert frame_config({**every, "balance": "instance"})["balance"] == Power(1.0)
+    for policy in OTHER_POLICIES:
+        with pytest.raises(ConfigError, match="samples_per_class=None") as info:
+            frame_config({**every, "balance": policy})
+        assert "`balance`" in str(info.value) and "'balanced'" in str(info.value)
+    # A frame with samples_per_class takes every policy.
+    for policy in OTHER_POLICIES:
+        config = frame_config({"image_size": (8, 8), "balance": policy})
+        assert config["balance"] == balance_of(policy)
+
+
+def test_rolling_frames_take_a_constant_mix_and_refuse_a_schedule():
+    rolling = {"image_size": (8, 8), "refresh": "rolling"}
+    assert frame_config(rolling)["balance"] == Power(0.0)
+    for policy in ["instance", "sqrt", 0.3]:
+        assert frame_config({**rolling, "balance": policy})["balance"] == Power(
+            balance_of(policy).q
+        )
+    for policy in [Progressive(epochs=4), Deferred(), rare_first]:
+        with pytest.raises(ConfigError, match="refresh='rolling'") as info:
+            frame_config({**rolling, "balance": policy})
+        assert "refresh='frame'" in str(info.value)
+        assert "a constant policy" in str(info.value)
+
+
+def test_a_validation_config_refuses_balance_like_other_training_options():
+    with pytest.raises(ConfigError, match="`balance='sqrt'` does not apply"):
+        frame_config(
+            {"image_size": (8, 8), "validation": True, "balance": "sqrt"},
+            explicit=["balance"],
+        )
+    with pytest.raises(ConfigError, match="`balance='class'` does not apply"):
+        FrameSequence.for_validation(
+            {"a": np.zeros((2, 8, 8, 3), np.uint8)},
+            image_size=(8, 8),
+            balance="class",
+            verbose=0,
+        )
+
+
+def test_a_policy_the_frames_cannot_follow_is_refused_by_property_too():
+    source = {
+        "a": np.zeros((4, 8, 8, 3), np.uint8),
+        "b": np.full((2, 8, 8, 3), 9, np.uint8),
+    }
+    common = dict(image_size=(8, 8), background=False, verbose=0)
+    with FrameSequence(source, samples_per_class=None, **common) as seq:
+        assert seq.balance == Power(1.0)
+        for policy in ["class", "sqrt", Progressive()]:
+            with pytest.raises(ConfigError, match="samples_per_class=None"):
+                seq.balance = policy
+        seq.balance = "instance"  # the same: allowed
+        assert seq.balance == Power(1.0)
+    with FrameSequence(source, refresh="rolling", **common) as seq:
+        with pytest.raises(ConfigError, match="refresh='rolling'"):
+            seq.balance = "sqrt"  # constant, but not the mix it was built with
+        assert seq.balance == Power(0.0)
+        seq.balance = "class"  # the same: allowed
+    with FrameSequence(source, **common) as seq:
+        seq.balance = rare_first
+        assert seq.balance == Custom(rare_first)

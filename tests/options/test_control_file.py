@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import re
 import warnings
 
 import keras
@@ -12,12 +13,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from augframe import ControlFileWarning, FrameSequence, StopOnControlFile
+from augframe import ConfigError, ControlFileWarning, FrameSequence, StopOnControlFile
+from augframe.balance import NAMES, Custom, Power, balance_of
 from augframe.options.control_file import (
     HOT_KEYS,
     ControlFile,
     ControlProblem,
     file_values,
+    is_callable_text,
     parse_control,
     write_control,
 )
@@ -25,6 +28,7 @@ from augframe.options.hot import ControlLink, HotSettings
 from tests.conftest import IMAGE_SIZE, EpochRecorder, flip_rotate, tiny_model
 
 GOOD = {
+    "balance": "sqrt",
     "aug_p": 0.3,
     "pipe_p": 0.7,
     "epochs_per_frame": 2,
@@ -418,3 +422,146 @@ def test_file_values_of_a_missing_or_broken_file_are_none(tmp_path):
     assert file_values(path) is None
     path.write_text('{"aug_p": 0.2, "stop": true, "batch_size": 3}')
     assert file_values(path) == {"aug_p": 0.2}
+
+
+# ------------------------------------------------------------- balance (a policy)
+
+
+def rare_first(counts, epoch):
+    """A callable policy: rare classes weigh more."""
+    return 1.0 / counts
+
+
+BALANCE_VALUES = (
+    st.sampled_from(
+        [*NAMES, "callable rare_first", "callable other", "callable ", "Sqrt", ""]
+    )
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.integers(-2, 3)
+    | st.booleans()
+    | st.none()
+    | st.text(max_size=10)
+    | st.dictionaries(
+        st.sampled_from(["progressive", "deferred", "power"]),
+        st.dictionaries(
+            st.sampled_from(["epochs", "fraction", "start_epoch", "epoch"]),
+            st.integers(-2, 100)
+            | st.floats(-1.0, 2.0)
+            | st.none()
+            | st.text(max_size=3),
+            max_size=2,
+        )
+        | st.integers(0, 3),
+        max_size=2,
+    )
+    | JSON_VALUES
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(BALANCE_VALUES)
+def test_any_balance_text_parses_to_a_policy_or_names_the_key(value):
+    data = json.dumps({"balance": value}, allow_nan=True).encode()
+    try:
+        settings_, _ = parse_control(data)
+    except ControlProblem as exc:
+        message = str(exc)
+        assert any(
+            words in message
+            for words in ("`balance`", "finite number", "nested too deeply")
+        )
+        assert "Input should" not in message  # pydantic's words stay inside
+        return
+    assert settings_.balance == value
+    if value is None or is_callable_text(value):
+        return  # null keeps the policy; a callable's name sets none
+    policy = balance_of(value)  # the file's value is a policy...
+    assert balance_of(policy.to_json()) == policy  # ...that it writes back
+
+
+@settings(max_examples=120, deadline=None)
+@given(BALANCE_VALUES)
+def test_a_balance_edit_applies_a_policy_or_is_one_warning_keeping_the_last(
+    tmp_path_factory, value
+):
+    path = tmp_path_factory.mktemp("balance") / "control.json"
+    hot = HotSettings.of(background=False, writes_examples=False, balance="sqrt")
+    link = ControlLink(path, hot, say=lambda line: None)
+    path.write_text(json.dumps({"balance": value}, allow_nan=True))
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        link.apply()
+    try:
+        expected = Power(0.5) if value is None else balance_of(value)
+    except ConfigError:
+        expected = None
+    if expected is not None:
+        assert record == [] and hot.balance == expected
+    else:
+        assert len(record) == 1 and record[0].category is ControlFileWarning
+        assert "balance" in str(record[0].message)
+        assert hot.balance == Power(0.5)  # the last good policy
+
+
+def test_a_callable_policy_is_written_by_name_and_its_text_changes_nothing(tmp_path):
+    path = tmp_path / "control.json"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        hot = HotSettings.of(
+            background=False, writes_examples=False, balance=rare_first
+        )
+        link = ControlLink(path, hot, say=lambda line: None)
+        written = json.loads(path.read_text())
+        assert written["balance"] == "callable rare_first"
+        # Another key edited, the name left as written: no change, no warning.
+        written["aug_p"] = 0.3
+        path.write_text(json.dumps(written))
+        link.apply()
+        # The name written again by hand (after a null): still no change.
+        path.write_text(json.dumps({**written, "balance": None}))
+        link.apply()
+        path.write_text(json.dumps(written))
+        link.apply()
+    assert hot.balance == Custom(rare_first) and hot.aug_p == 0.3
+    # Another function's name cannot set one: one warning, the callable stays.
+    path.write_text(json.dumps({**written, "balance": "callable other"}))
+    with pytest.warns(ControlFileWarning, match="set from Python only|from Python"):
+        link.apply()
+    assert hot.balance == Custom(rare_first)
+    path.write_text(json.dumps({**written, "balance": "instance"}))
+    link.apply()
+    assert hot.balance == Power(1.0)
+
+
+@pytest.mark.parametrize(
+    ("context", "kept", "refused"),
+    [
+        ({"every_native_once": True}, Power(1.0), "samples_per_class=None"),
+        ({"rolling": True}, Power(0.0), "refresh='rolling'"),
+    ],
+)
+def test_a_policy_the_frames_cannot_follow_is_one_warning(
+    tmp_path, context, kept, refused
+):
+    path = tmp_path / "control.json"
+    hot = HotSettings.of(background=False, writes_examples=False, **context)
+    link = ControlLink(path, hot, say=lambda line: None)
+    assert json.loads(path.read_text())["balance"] == kept.to_json()
+    for policy in ("sqrt", {"progressive": {"epochs": 5}}, 0.3):
+        path.write_text(json.dumps({"balance": policy}))
+        with pytest.warns(ControlFileWarning, match=re.escape(refused)):
+            link.apply()
+        assert hot.balance == kept
+    with pytest.raises(ConfigError, match=re.escape(refused)):
+        hot.set("balance", "deferred")
+
+
+def test_a_file_policy_spelled_otherwise_is_not_replaced_with_a_warning(tmp_path):
+    path = tmp_path / "control.json"
+    write_control(path, {"balance": 0.5, "aug_p": None})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # 0.5 is "sqrt": nothing is replaced
+        link_on(path, balance="sqrt")
+    write_control(path, {"balance": 0.5})
+    with pytest.warns(ControlFileWarning, match='balance: 0.5 -> "instance"'):
+        link_on(path, balance="instance")

@@ -9,16 +9,18 @@ and keeps the last good value (control.json), or exits 2 (CLI).
 from __future__ import annotations
 
 import json
+import threading
 import warnings
 
 import numpy as np
 import pytest
 
-from augframe import ConfigError, ControlFileWarning, FrameSequence
+from augframe import ConfigError, ControlCallback, ControlFileWarning, FrameSequence
+from augframe.balance import Custom, Power, Progressive
 from augframe.cli import main
 from augframe.options.hot import ControlLink, HotSettings
 from augframe.options.registry import HOT_OPTIONS, OPTIONS
-from tests.conftest import IMAGE_SIZE, flip_rotate
+from tests.conftest import IMAGE_SIZE, flip_rotate, tiny_model
 
 
 def make(source, tmp_path, **options):
@@ -162,6 +164,33 @@ def test_every_value_one_path_accepts_the_others_accept(
         end_epochs(seq, 1)
     for name, value in good.items():
         assert getattr(seq, name) == getattr(other, name) == value
+
+
+def test_balance_by_property_control_file_and_cli_is_one_policy(
+    imbalanced_source, tmp_path, opened
+):
+    path = control(tmp_path)
+    seq = make(imbalanced_source, tmp_path, control_file=path, balance="sqrt")
+    opened.append(seq)
+    assert seq.balance == Power(0.5)
+    assert json.loads(path.read_text())["balance"] == "sqrt"  # its to_json()
+    seq.balance = 0.25
+    assert seq.balance == Power(0.25)
+    assert main(["control", "set", "balance=instance", "--file", str(path)]) == 0
+    end_epochs(seq, 1)
+    assert seq.balance == Power(1.0)
+    path.write_text(json.dumps({"balance": {"progressive": {"epochs": 4}}}))
+    end_epochs(seq, 1)
+    assert seq.balance == Progressive(epochs=4)
+    assert seq.control_values()["balance"] == {"progressive": {"epochs": 4}}
+    # A refused policy: ConfigError, exit 2, one warning; the last good one stays.
+    with pytest.raises(ConfigError, match="`balance`"):
+        seq.balance = "cubic"
+    assert main(["control", "set", "balance=1.5", "--file", str(path)]) == 2
+    path.write_text(json.dumps({"balance": "cubic"}))
+    with pytest.warns(ControlFileWarning, match="Keeping the last good values"):
+        end_epochs(seq, 1)
+    assert seq.balance == Progressive(epochs=4)
 
 
 def test_validation_sequences_refuse_hot_options_by_name(imbalanced_source):
@@ -322,3 +351,55 @@ def test_a_restored_run_writes_every_key_and_keeps_the_steered_rate(tmp_path):
     written = json.loads(path.read_text())
     assert written["learning_rate"] == 1e-4 and written["aug_p"] == 0.3
     assert set(written) >= {"learning_rate", "regenerate", "stop", *HOT_OPTIONS}
+
+
+def rare_first(counts, epoch):
+    return 1.0 / counts
+
+
+def test_a_saved_policy_is_restored_from_its_json_form():
+    hot = HotSettings.of(background=True, writes_examples=False, balance="sqrt")
+    saved = hot.values()
+    assert saved["balance"] == "sqrt" and json.loads(json.dumps(saved)) == saved
+    other = HotSettings.of(background=True, writes_examples=False)
+    other.restore({**saved, "balance": {"progressive": {"epochs": 5}}})
+    assert other.balance == Progressive(epochs=5)
+    # A callable is saved by name: restored where the same callable is in force.
+    mine = HotSettings.of(background=True, writes_examples=False, balance=rare_first)
+    assert mine.values()["balance"] == "callable rare_first"
+    mine.restore(mine.values())
+    assert mine.balance == Custom(rare_first)
+    with pytest.raises(ConfigError, match="from Python"):
+        other.restore({"balance": "callable rare_first"})
+    assert other.balance == Progressive(epochs=5)  # nothing changed
+
+
+def test_balance_set_from_another_thread_while_fit_runs(imbalanced_source, tmp_path):
+    import keras
+
+    path = control(tmp_path)
+    seq = make(imbalanced_source, tmp_path, control_file=path, epochs_per_frame=1)
+    seen: list[object] = []
+
+    class OtherThread(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            value = ["sqrt", 0.25][epoch]
+            thread = threading.Thread(target=setattr, args=(seq, "balance", value))
+            thread.start()
+            thread.join(timeout=30)
+            assert not thread.is_alive()
+            seen.append(seq.balance)
+
+    try:
+        model = tiny_model(len(seq.class_names))
+        model.fit(
+            seq,
+            epochs=2,
+            verbose=0,
+            callbacks=[ControlCallback(path), OtherThread()],
+        )
+        assert seen == [Power(0.5), Power(0.25)]
+        assert seq.control_values()["balance"] == 0.25
+        assert len(seq.frame.labels) == 6 * len(seq.class_names)  # a fixed total
+    finally:
+        seq.close()
