@@ -529,7 +529,7 @@ def _augframe_options(
         **variant.extra,
         **(
             {"balance": balance_value(variant.balance, epochs)}
-            if variant.balance not in (None, REFERENCE)
+            if variant.balance is not None
             else {}
         ),
     }
