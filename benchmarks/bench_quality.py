@@ -76,6 +76,7 @@ import functools
 import json
 import math
 import os
+import re
 import statistics
 import time
 from collections.abc import Callable
@@ -899,6 +900,26 @@ def balance_markdown(
     return "\n".join(lines)
 
 
+def compact_lists(text: str) -> str:
+    """Indented JSON with every list of numbers on one line.
+
+    Example:
+    >>> print(compact_lists(json.dumps({"a": [1, 2], "b": [[3], [4]]}, indent=1)))
+    {
+     "a": [1, 2],
+     "b": [
+      [3],
+      [4]
+     ]
+    }
+    """
+    return re.sub(
+        r"\[\s*([-+0-9.eE,\s]*?)\s*\]",
+        lambda m: "[" + " ".join(m.group(1).split()) + "]",
+        text,
+    )
+
+
 def _run_key(run: dict[str, Any]) -> tuple[Any, ...]:
     return tuple(
         run[k]
@@ -990,7 +1011,9 @@ def run_balance(args: Any) -> int:
     text = balance_markdown(summary, header)
     (args.out / "quality_balance.md").write_text(text)
     (args.out / "quality_balance.json").write_text(
-        json.dumps({"header": header, "results": summary, "runs": raw}, indent=1)
+        compact_lists(
+            json.dumps({"header": header, "results": summary, "runs": raw}, indent=1)
+        )
     )
     print("\n" + text)
     print(f"written: {args.out}/quality_balance.md, quality_balance.json")
