@@ -59,7 +59,7 @@ Run from the repository root (scikit-learn and matplotlib: `pip install
 augframe epf=3 rolling,augframe epf=10 rolling"   # whole against rolling
     python -m benchmarks quality --variants "defaults 0.3: balanced + safe,\
 augframe median,augframe balanced,augframe None"   # the defaults' rules
-    python -m benchmarks quality --balance --out benchmarks/results   # ~35 min
+    python -m benchmarks quality --balance --out benchmarks/results   # ~30 min
     python -m benchmarks quality --balance --quick   # digits, IF 10, 2 seeds
     python -m benchmarks quality --balance --resume /tmp/runs.jsonl  # resumable
 
