@@ -87,11 +87,12 @@ class ControlCallback(ControlCore, StopOnControlFile):
     - `learning_rate` sets the optimizer's learning rate at the next check
       (and when `fit` begins). With a `LearningRateSchedule` the rate is
       left alone, with one `ControlFileWarning`.
-    - `aug_p`, `pipe_p`, `epochs_per_frame`, `example_prob` and
-      `regenerate: true` are applied by the training sequences that read
-      the file, at every epoch end (`regenerate` once: the file is then
+    - `aug_p`, `pipe_p`, `epochs_per_frame`, `example_prob`, `balance`
+      and `regenerate: true` are applied by the training sequences that
+      read the file, at every epoch end (`regenerate` once: the file is then
       rewritten with `false`). The callback drives their frame schedule from
-      `fit`'s own epochs (as `FrameScheduler` does), so `evaluate` on the
+      `fit`'s own epochs (as `FrameScheduler` does; a `balance` schedule
+      such as `augframe.Progressive()` takes the run's length from it), so `evaluate` on the
       training sequence never counts as a training epoch.
 
     A bad value is one `ControlFileWarning` naming the key, the value and
