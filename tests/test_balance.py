@@ -142,3 +142,14 @@ def test_a_mix_rounds_by_largest_remainders(weights, per_class):
         assert up.size == 0 or up.min() >= kept[mix == floors].max(initial=0.0)
     else:  # a class under one sample gets exactly one
         assert np.all(mix[quota < 1] == 1) and mix.sum() == total
+
+
+def test_a_policy_class_of_ones_own_is_refused_naming_a_function():
+    class Inverse(Power):  # its to_json() would not name what it does
+        def weights(self, class_counts, *, epoch, epochs=None):
+            return 1.0 / np.asarray(class_counts, dtype=np.float64)
+
+    with pytest.raises(ConfigError, match=r"f\(class_counts, epoch\)") as info:
+        balance_of(Inverse(0.0))
+    assert "`balance`" in str(info.value) and "Inverse" in str(info.value)
+    assert balance_of(Custom(np.sqrt)) == Custom(np.sqrt)  # augframe's own pass
