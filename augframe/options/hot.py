@@ -149,7 +149,8 @@ def check_balance_rules(
         raise opts.invalid(
             "balance",
             policy.to_json(),
-            "'instance' (or the default 'class') with samples_per_class=None",
+            "'instance' with samples_per_class=None (where the constructor "
+            "reads the default 'class' as it)",
             "A frame of every native once has the natives' own class mix. "
             "Pass samples_per_class (e.g. 'balanced') to mix classes by a "
             "policy, or leave `balance` out.",
