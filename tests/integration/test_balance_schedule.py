@@ -296,3 +296,15 @@ def test_a_state_whose_policy_is_refused_here_changes_nothing():
         assert after == before  # the frame served was not built over
         assert second.frame.generation == 1 and second.core.engine.epoch == 0
         assert second.core.engine._pending is not None
+
+
+def test_a_state_with_a_mix_of_other_classes_is_refused_before_anything_changes():
+    with sequence("sqrt", seed=None) as first:
+        state = json.loads(json.dumps(first.get_state()))
+    state["position"]["mix"] = [12, 12]  # two classes: a damaged state
+    with sequence("sqrt", seed=None) as second:
+        engine = second.core.engine
+        with pytest.raises(augframe.ConfigError, match="class mix of 3 classes"):
+            second.set_state(state)
+        assert engine._builder.entropy == engine.entropy  # not the state's
+        assert engine._pending is not None
