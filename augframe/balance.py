@@ -263,6 +263,9 @@ class Deferred(Balance):
 class Custom(Balance):
     """Any rule: `function(class_counts, epoch) -> weights`, one non-negative
     weight per class (the counts are the whole data set's natives per class).
+    It must be quick and a pure function of its arguments: the engine calls
+    it under its command lock, again at each epoch's begin to see whether a
+    pending build still has its frame's mix (another answer restarts it).
 
     Example:
     >>> def rare_first(counts, epoch):
