@@ -69,7 +69,9 @@ class Balance(abc.ABC):
     at `epoch`.
 
     Subclasses say whether their mix can change from frame to frame
-    (`varies`) and whether they read the run's length (`needs_epochs`).
+    (`varies`). Only augframe's own are taken (`balance_of`): a saved state
+    and control.json hold their `to_json()` form; a rule of your own is a
+    function `f(class_counts, epoch)` (`Custom`).
     """
 
     varies: bool = False
@@ -261,6 +263,9 @@ class Deferred(Balance):
 class Custom(Balance):
     """Any rule: `function(class_counts, epoch) -> weights`, one non-negative
     weight per class (the counts are the whole data set's natives per class).
+    It must be quick and a pure function of its arguments: the engine calls
+    it under its command lock, again at each epoch's begin to see whether a
+    pending build still has its frame's mix (another answer restarts it).
 
     Example:
     >>> def rare_first(counts, epoch):
@@ -300,6 +305,13 @@ def balance_of(value: Any) -> Balance:
     (Power(q=0.5), Power(q=0.3), Deferred(fraction=0.8, epochs=90, start_epoch=None))
     """
     if isinstance(value, Balance):
+        if type(value) not in (Power, Progressive, Deferred, Custom):
+            raise _invalid(
+                value,
+                f"A policy class of your own ({type(value).__name__}) cannot be "
+                "saved in a state nor written to control.json: pass its rule as "
+                "a function, balance=f with f(class_counts, epoch) -> weights.",
+            )
         return value
     if isinstance(value, str):
         named = {

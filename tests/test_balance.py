@@ -125,3 +125,31 @@ def test_a_callable_is_checked_and_refused_when_its_weights_are_not_weights():
         Custom(lambda counts, epoch: -counts).weights(np.array([2, 1]), epoch=0)
     with pytest.raises(ValueError, match="shape"):
         Custom(lambda counts, epoch: [1.0]).weights(np.array([2, 1]), epoch=0)
+
+
+@given(
+    weights=st.lists(st.floats(0.01, 1e4), min_size=1, max_size=30).map(np.array),
+    per_class=st.integers(1, 200),
+)
+def test_a_mix_rounds_by_largest_remainders(weights, per_class):
+    total = per_class * len(weights)
+    quota = total * weights / weights.sum()
+    mix = frame_mix(weights, total=total)
+    floors = np.floor(quota).astype(np.int64)
+    if floors.min() >= 1:  # no class topped up to its one sample
+        assert np.all((mix == floors) | (mix == floors + 1))
+        up, kept = quota[mix > floors] - floors[mix > floors], quota - floors
+        assert up.size == 0 or up.min() >= kept[mix == floors].max(initial=0.0)
+    else:  # a class under one sample gets exactly one
+        assert np.all(mix[quota < 1] == 1) and mix.sum() == total
+
+
+def test_a_policy_class_of_ones_own_is_refused_naming_a_function():
+    class Inverse(Power):  # its to_json() would not name what it does
+        def weights(self, class_counts, *, epoch, epochs=None):
+            return 1.0 / np.asarray(class_counts, dtype=np.float64)
+
+    with pytest.raises(ConfigError, match=r"f\(class_counts, epoch\)") as info:
+        balance_of(Inverse(0.0))
+    assert "`balance`" in str(info.value) and "Inverse" in str(info.value)
+    assert balance_of(Custom(np.sqrt)) == Custom(np.sqrt)  # augframe's own pass

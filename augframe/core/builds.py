@@ -204,10 +204,14 @@ class FrameBuilds:
         """The frame a checked `state` served, made again, and whether it is
         `served` as it is (built from `entropy`): nothing was rebuilt.
 
-        The natives it found unreadable and its root entropy are taken first;
-        then a rolling frame is made again slot by slot, a whole frame is
-        rebuilt in place from its generation and probabilities.
+        Its class mix is checked first (a `ConfigError` changes nothing);
+        then the pending build is cancelled, the natives it found unreadable
+        and its root entropy are taken; then a rolling frame is made again
+        slot by slot, a whole frame is rebuilt in place from its generation,
+        probabilities and mix.
         """
+        mix = saved_mix(state, num_classes=self.builder.num_classes)  # may refuse
+        self.cancel()
         kept = served is not None and is_saved_frame(
             served, state, entropy=entropy, usable=self.builder.usable
         )
@@ -220,7 +224,6 @@ class FrameBuilds:
         if kept and served is not None:
             return served, True
         generation, (aug_p, pipe_p) = saved_frame(state)
-        mix = saved_mix(state, num_classes=self.builder.num_classes)
         return self.in_place(generation, aug_p=aug_p, pipe_p=pipe_p, mix=mix), False
 
     def reseed(self, entropy: int) -> None:

@@ -429,7 +429,7 @@ class FrameEngine:
         """
         if self._closed:
             raise AugframeError("This FrameSequence is closed: nothing to restore.")
-        self._builds.cancel()
+        self.hot.checked(state["hot"])  # a refused value (a policy) changes nothing
         view = self._served.view
         served = view.frame if view is not None else None
         frame, kept = self._builds.restore(state, served, entropy=self.entropy)

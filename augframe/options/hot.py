@@ -149,7 +149,8 @@ def check_balance_rules(
         raise opts.invalid(
             "balance",
             policy.to_json(),
-            "'instance' (or the default 'class') with samples_per_class=None",
+            "'instance' with samples_per_class=None (where the constructor "
+            "reads the default 'class' as it)",
             "A frame of every native once has the natives' own class mix. "
             "Pass samples_per_class (e.g. 'balanced') to mix classes by a "
             "policy, or leave `balance` out.",
@@ -303,12 +304,22 @@ class HotSettings:
         Raises:
             ConfigError: a value is refused; nothing changes.
         """
-        checked = {
+        checked = self.checked(values)
+        with self._lock:
+            self._values.update(checked)
+
+    def checked(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """The values a saved state holds, each checked as `restore` checks
+        them; nothing changes (the owner checks them before it rebuilds a
+        frame, so that a refused state changes nothing).
+
+        Raises:
+            ConfigError: a value is refused.
+        """
+        return {
             name: self.check(name, values.get(name, self._values[name]))
             for name in opts.HOT_OPTIONS
         }
-        with self._lock:
-            self._values.update(checked)
 
     def subscribe(self, listener: Listener) -> None:
         """Calls `listener(names)` after every change, with the names changed."""

@@ -281,3 +281,30 @@ def test_a_rolling_frame_serves_a_constant_mix_at_every_epoch_of_a_fit():
         assert length == TOTAL // 8
         assert frame.class_counts.tolist() == expected_mix("sqrt", 0, None)
     assert recorder.seen[-1][2].generation > 1  # slices were renewed
+
+
+def test_a_state_whose_policy_is_refused_here_changes_nothing():
+    with sequence(rare_first) as first:
+        for _ in range(3):
+            first.core.engine.end_epoch()
+        state = json.loads(json.dumps(first.get_state()))  # "callable rare_first"
+    with sequence("class") as second:
+        before = [np.asarray(second[i][0]).tobytes() for i in range(len(second))]
+        with pytest.raises(augframe.ConfigError, match="balance"):
+            second.set_state(state)  # a function cannot come from a file
+        after = [np.asarray(second[i][0]).tobytes() for i in range(len(second))]
+        assert after == before  # the frame served was not built over
+        assert second.frame.generation == 1 and second.core.engine.epoch == 0
+        assert second.core.engine._pending is not None
+
+
+def test_a_state_with_a_mix_of_other_classes_is_refused_before_anything_changes():
+    with sequence("sqrt", seed=None) as first:
+        state = json.loads(json.dumps(first.get_state()))
+    state["position"]["mix"] = [12, 12]  # two classes: a damaged state
+    with sequence("sqrt", seed=None) as second:
+        engine = second.core.engine
+        with pytest.raises(augframe.ConfigError, match="class mix of 3 classes"):
+            second.set_state(state)
+        assert engine._builder.entropy == engine.entropy  # not the state's
+        assert engine._pending is not None

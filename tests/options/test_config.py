@@ -203,8 +203,9 @@ def test_a_policy_the_frames_cannot_follow_is_refused_by_property_too():
     with FrameSequence(source, samples_per_class=None, **common) as seq:
         assert seq.balance == Power(1.0)
         for policy in ["class", "sqrt", Progressive()]:
-            with pytest.raises(ConfigError, match="samples_per_class=None"):
+            with pytest.raises(ConfigError, match="samples_per_class=None") as info:
                 seq.balance = policy
+            assert "Expected 'instance' with" in str(info.value)  # not 'class'
         seq.balance = "instance"  # the same: allowed
         assert seq.balance == Power(1.0)
     with FrameSequence(source, refresh="rolling", **common) as seq:
