@@ -208,11 +208,11 @@ class Deferred(Balance):
     varies: bool = field(default=True, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        _check_number(
-            "fraction", self.fraction, "a number in (0, 1]", low=0.0, high=1.0
-        )
-        if self.fraction == 0.0:
-            _check_number("fraction", self.fraction, "a number in (0, 1]", low=1.0)
+        # 0: class balance throughout; 1: none within the run (NaN fails too).
+        if not (_is_number(self.fraction) and 0.0 < float(self.fraction) < 1.0):
+            from augframe.errors import invalid
+
+            raise invalid("fraction", self.fraction, "a number in (0, 1)")
         object.__setattr__(self, "fraction", float(self.fraction))
         _check_epochs(self.epochs)
         if self.start_epoch is not None:

@@ -262,8 +262,14 @@ class FrameBuilds:
             pacer=self.schedule.pacer(
                 self.num_samples, epochs_in_frame=epochs_in_frame
             ),
-            mix=self.mixes.at(self.planned),
+            mix=self.mixes.at(self.planned, self.span()),
         )
+
+    def span(self) -> int:
+        """The epochs the next whole frame is planned to serve: the hot
+        `epochs_per_frame`, or for "auto" the length planned now."""
+        epochs = self.schedule.hot.epochs_per_frame
+        return epochs if isinstance(epochs, int) else self.schedule.frame_epochs
 
     def _swap_epoch(self, epoch: int, epochs_in_frame: int) -> int:
         """The epoch a frame built from now on is served from: the planned
@@ -281,7 +287,7 @@ class FrameBuilds:
         frame is built now, with this mix, until the swap ends (`take`,
         `in_place`)."""
         self._swap = epoch
-        mix = self.mixes.served(epoch)
+        mix = self.mixes.served(epoch, self.span())
         pending = self.pending
         if (
             self.rolling is None
@@ -352,7 +358,7 @@ class FrameBuilds:
         if pending is None:
             return False
         if self.rolling is None and not same_mix(
-            pending.mix, self.mixes.at(self.planned)
+            pending.mix, self.mixes.at(self.planned, self.span())
         ):
             return True
         return (pending.aug_p, pending.pipe_p) != (hot.aug_p, hot.pipe_p)

@@ -470,8 +470,10 @@ class FrameEngine:
             if pending is not None and (replan or self._builds.stale(self.hot)):
                 self._builds.cancel()
                 self._start_pending()
-            elif pending is None and "epochs_per_frame" in names:
-                self._start_pending()  # a shorter frame: the next one may be served
+            elif pending is None and names & {"epochs_per_frame", "balance"}:
+                # A shorter frame: the next one may be served; a new mix: a
+                # frame served on may differ now (`would_repeat`).
+                self._start_pending()
 
     # ------------------------------------------------- the fit's last epoch
 

@@ -1,12 +1,17 @@
-"""Each frame's class mix: the `balance` policy applied at the frame's start epoch.
+"""Each frame's class mix: the `balance` policy over the epochs the frame serves.
 
 The engine (`augframe.core.engine.FrameEngine`, the one owner of the mix in
 force) asks `FrameMixes` for the mix of a frame when it starts that frame's
-build: `frame_mix(policy.weights(whole_counts, epoch=E, epochs=F),
-total=num_samples)`, where `whole_counts` are the whole data set's natives per
-class (before sharding, so every shard gets the same mix), `E` the epoch count
-at which the frame starts being served and `F` the running fit's final epoch
-count (None: unknown). See docs/design/engine.md, "The class mix".
+build: `frame_mix(w, total=num_samples)`, where `w` is the mean, over the
+epochs `E .. E + S - 1` the frame is planned to serve, of the policy's
+weights `policy.weights(whole_counts, epoch=e, epochs=F)` (each normalised to
+sum 1). `whole_counts` are the whole data set's natives per class (before
+sharding, so every shard gets the same mix), `E` the epoch count at which the
+frame starts being served, `S` the epochs it is planned for (cut at `F`) and
+`F` the running fit's final epoch count (None: unknown). A frame of one epoch
+gets the policy's mix of that epoch; a longer frame the mean of its epochs',
+so a schedule's switch inside a frame (`Deferred`) is never skipped. See
+docs/design/engine.md, "The class mix".
 
 A policy that cannot give a mix (`EpochsUnknown`, a callable's bad weights):
 for frame 1 an error, before training; later the last mix in force is kept,
@@ -38,7 +43,7 @@ if TYPE_CHECKING:
     from augframe.core.schedule import FitHorizon
     from augframe.options.hot import HotSettings
 
-__all__ = ["FrameMixes", "Mix", "same_mix"]
+__all__ = ["FrameMixes", "Mix", "mean_weights", "same_mix"]
 
 Mix: TypeAlias = np.ndarray | None
 """A frame's samples per class, `(num_classes,)` int64; None: every native once."""
@@ -54,6 +59,37 @@ def same_mix(a: Mix, b: Mix) -> bool:
     if a is None or b is None:
         return a is None and b is None
     return bool(np.array_equal(a, b))
+
+
+def mean_weights(
+    counts: np.ndarray,
+    policy: Balance,
+    *,
+    epoch: int,
+    epochs: int | None,
+    span: int,
+) -> np.ndarray:
+    """The mean of `policy`'s weights (each normalised to sum 1) over the
+    epochs `epoch .. epoch + span - 1` a frame serves, cut at the run's end
+    `epochs` when known (at least one epoch).
+
+    Example:
+    >>> from augframe.balance import Deferred
+    >>> counts = np.array([3, 1])
+    >>> mean_weights(counts, Deferred(start_epoch=4), epoch=3, epochs=None,
+    ...              span=2).tolist()  # epoch 3: [.75, .25], epoch 4: [.5, .5]
+    [0.625, 0.375]
+    >>> mean_weights(counts, Deferred(start_epoch=4), epoch=3, epochs=4,
+    ...              span=2).tolist()  # the run ends after epoch 3
+    [0.75, 0.25]
+    """
+    if epochs is not None and epochs > epoch:
+        span = min(span, epochs - epoch)
+    total = np.zeros(len(counts), dtype=np.float64)
+    for served in range(epoch, epoch + max(int(span), 1)):
+        weights = policy.weights(counts, epoch=served, epochs=epochs)
+        total += weights / weights.sum()
+    return total / max(int(span), 1)
 
 
 class FrameMixes:
@@ -106,7 +142,7 @@ class FrameMixes:
         """
         policy = self.policy
         try:
-            self.last = self._mix(policy, epoch=0, epochs=None)
+            self.last = self._mix(policy, epoch=0, epochs=None, span=1)
         except Exception as exc:
             raise invalid(
                 "balance", policy.to_json(), "a policy that gives the first frame's "
@@ -114,21 +150,22 @@ class FrameMixes:
             ) from exc  # fmt: skip
         return self.last
 
-    def at(self, epoch: int) -> Mix:
-        """The mix of a frame served from `epoch` on (a build starting now);
-        the last in force, silently, when the policy cannot give one yet (a
-        fit may still tell its length: `served` warns)."""
+    def at(self, epoch: int, span: int = 1) -> Mix:
+        """The mix of a frame served from `epoch` on for `span` epochs (a build
+        starting now); the last in force, silently, when the policy cannot
+        give one yet (a fit may still tell its length: `served` warns)."""
         try:
-            return self._mix(self.policy, epoch=epoch, epochs=self._epochs())
+            return self._mix(self.policy, epoch=epoch, epochs=self._epochs(), span=span)
         except Exception:
             return self.last
 
-    def served(self, epoch: int) -> Mix:
-        """The mix a frame swapped in now, served from `epoch` on, gets: `at`,
-        with one `BalanceWarning` (per cause) when the policy cannot give one."""
+    def served(self, epoch: int, span: int = 1) -> Mix:
+        """The mix a frame swapped in now, served from `epoch` on for `span`
+        epochs, gets: `at`, with one `BalanceWarning` (per cause) when the
+        policy cannot give one."""
         policy = self.policy
         try:
-            return self._mix(policy, epoch=epoch, epochs=self._epochs())
+            return self._mix(policy, epoch=epoch, epochs=self._epochs(), span=span)
         except EpochsUnknown as exc:
             self._warn_once("epochs", f"{exc} The last class mix is kept.")
         except Exception as exc:
@@ -144,11 +181,15 @@ class FrameMixes:
     def _epochs(self) -> int | None:
         return self.horizon.final_epoch if self.horizon is not None else None
 
-    def _mix(self, policy: Balance, *, epoch: int, epochs: int | None) -> Mix:
+    def _mix(
+        self, policy: Balance, *, epoch: int, epochs: int | None, span: int
+    ) -> Mix:
         if self.fixed:
             return None
-        weights = policy.weights(self.counts, epoch=epoch, epochs=epochs)
-        return frame_mix(weights, total=self.total)
+        return frame_mix(
+            mean_weights(self.counts, policy, epoch=epoch, epochs=epochs, span=span),
+            total=self.total,
+        )
 
     def _warn_once(self, cause: str, message: str) -> None:
         if cause not in self._warned:

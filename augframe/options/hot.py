@@ -247,6 +247,10 @@ class HotSettings:
         if name == "balance" and self._is_callable_in_force(value):
             return self._values["balance"]  # its text, as the file writes it
         value = opts.check(name, value)
+        if name == "balance" and self.every_native_once and value.is_class_balance:
+            value = (
+                INSTANCE  # "class" reads as the natives' mix there, as at construction
+            )
         check_hot_rules(
             name,
             value,

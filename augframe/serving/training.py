@@ -340,7 +340,7 @@ class TrainingFrames:
             "epochs_in_frame": served,
             "aug_p": self.hot.aug_p,
             "pipe_p": self.hot.pipe_p,
-            "mix": _listed(self.engine.mixes.at(epoch - served)),
+            "mix": _listed(self.engine.mixes.at(epoch - served, epochs)),
         }
         saved["schedule"] = {**saved["schedule"], "frame_epochs": epochs}
         self.set_state(saved)

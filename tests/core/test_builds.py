@@ -205,10 +205,11 @@ def test_a_pending_build_is_planned_for_its_swap_and_stale_once_its_mix_differs(
 
 
 def test_a_swap_cancels_a_build_planned_with_another_mix() -> None:
-    from augframe import Progressive
+    from augframe import Deferred
 
-    # [5, 3] at epochs 0 and 1, [4, 4] at 2
-    with builds(balance=Progressive(epochs=8)) as (made, hot, said):
+    # Frames of 2 epochs: [5, 3] from epoch 1 (epochs 1, 2: natives' mix),
+    # [4, 4] from epoch 2 (epoch 2 natives', 3 class balance: the mean)
+    with builds(balance=Deferred(start_epoch=3)) as (made, hot, said):
         frame = first(made, hot, said)
         made.start(frame, hot, epoch=0, epochs_in_frame=0)  # for epoch 2
         assert made.swap(1).tolist() == [5, 3] and made.pending is None

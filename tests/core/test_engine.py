@@ -507,11 +507,11 @@ def test_a_background_build_is_planned_with_the_mix_of_its_swap_epoch(tmp_path):
 def test_a_regenerate_before_the_planned_swap_gets_the_mix_of_now(tmp_path):
     from augframe import Progressive
 
-    eng = mixed_engine(tmp_path, Progressive(epochs=2))
+    eng = mixed_engine(tmp_path, Progressive(epochs=3))
     try:
-        assert eng._pending.mix.tolist() == [3, 3]  # planned for epoch 2
+        assert eng._pending.mix.tolist() == [3, 3]  # planned for epochs 2, 3
         eng.end_epoch()
-        eng.regenerate()  # served from epoch 1 on
+        eng.regenerate()  # served from epoch 1 on: epochs 1, 2
         assert eng.frame.class_counts.tolist() == [4, 2]
     finally:
         eng.close()

@@ -16,6 +16,7 @@ import pytest
 import augframe
 from augframe import BalanceWarning, Deferred, FrameSequence, Progressive
 from augframe.balance import balance_of, frame_mix
+from augframe.core.mix import mean_weights
 from tests.conftest import flip_rotate, random_images, tiny_model
 
 SIZE = (8, 8)
@@ -47,8 +48,15 @@ def sequence(balance: object, **options: object) -> FrameSequence:
     return FrameSequence(source() if src is None else src, **given)
 
 
-def expected_mix(policy: object, epoch: int, epochs: int | None) -> list[int]:
-    weights = balance_of(policy).weights(COUNTS, epoch=epoch, epochs=epochs)
+def expected_mix(
+    policy: object, epoch: int, epochs: int | None, span: int = 1
+) -> list[int]:
+    """The mix of a frame served from `epoch` for `span` epochs: the mean of
+    its epochs' weights (frame 1, built before `fit`, takes epoch 0's)."""
+    span = 1 if epoch == 0 else span
+    weights = mean_weights(
+        COUNTS, balance_of(policy), epoch=epoch, epochs=epochs, span=span
+    )
     return frame_mix(weights, total=TOTAL).tolist()
 
 
@@ -117,7 +125,9 @@ def test_every_epoch_of_a_fit_serves_its_policy_s_mix(policy, epochs_per_frame):
     for epoch, length, frame in recorder.seen:
         assert length == TOTAL // 8  # len(seq) never changes
         start = starts.setdefault(frame.generation, epoch)
-        assert frame.class_counts.tolist() == expected_mix(policy, start, EPOCHS)
+        assert frame.class_counts.tolist() == expected_mix(
+            policy, start, EPOCHS, span=epochs_per_frame
+        )
         check_class_rules(frame)
     gens = [frame.generation for _, _, frame in recorder.seen]
     assert gens == [1 + e // epochs_per_frame for e in range(EPOCHS)]
@@ -308,3 +318,23 @@ def test_a_state_with_a_mix_of_other_classes_is_refused_before_anything_changes(
             second.set_state(state)
         assert engine._builder.entropy == engine.entropy  # not the state's
         assert engine._pending is not None
+
+
+def test_a_frame_that_spans_a_deferred_switch_gets_the_mean_of_its_epochs():
+    """Frames of 5 epochs over a fit of 10: class balance starts at epoch 8,
+    inside the second frame, which mixes 3 epochs of the natives' mix and 2
+    of class balance instead of skipping the deferred phase."""
+    with sequence(Deferred(), epochs_per_frame=5) as seq:
+        recorder = Recorder(seq)
+        tiny_model(len(COUNTS), image_size=SIZE).fit(
+            seq,
+            epochs=10,
+            verbose=0,
+            callbacks=[augframe.FrameScheduler(seq), recorder],
+        )
+    second = recorder.seen[5][2]
+    assert second.generation == 2
+    natives = expected_mix("instance", 0, None)
+    assert second.class_counts.tolist() == expected_mix(Deferred(), 5, 10, span=5)
+    assert second.class_counts[-1] > natives[-1]  # the scarce class gains
+    check_class_rules(second)

@@ -202,11 +202,13 @@ def test_a_policy_the_frames_cannot_follow_is_refused_by_property_too():
     common = dict(image_size=(8, 8), background=False, verbose=0)
     with FrameSequence(source, samples_per_class=None, **common) as seq:
         assert seq.balance == Power(1.0)
-        for policy in ["class", "sqrt", Progressive()]:
+        for policy in ["sqrt", Progressive()]:
             with pytest.raises(ConfigError, match="samples_per_class=None") as info:
                 seq.balance = policy
             assert "Expected 'instance' with" in str(info.value)  # not 'class'
         seq.balance = "instance"  # the same: allowed
+        assert seq.balance == Power(1.0)
+        seq.balance = "class"  # reads as the natives' mix, as at construction
         assert seq.balance == Power(1.0)
     with FrameSequence(source, refresh="rolling", **common) as seq:
         with pytest.raises(ConfigError, match="refresh='rolling'"):
