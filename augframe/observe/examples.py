@@ -15,8 +15,7 @@ import logging
 import os
 import re
 import unicodedata
-from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import cv2
@@ -248,6 +247,9 @@ class ExampleRing:
         class_names: all class names, when known: stems are then unique on
             case-insensitive file systems too (see `example_stems`).
         run: the run's name in every file name (`new_run`); None: none.
+        warn: what a failed write's message goes to (default: an
+            `AugframeWarning` at once; a writer in another thread collects
+            them for its caller's thread).
     """
 
     def __init__(
@@ -257,14 +259,18 @@ class ExampleRing:
         max_examples: int,
         class_names: Iterable[str] = (),
         run: str | None = None,
+        warn: Callable[[str], None] | None = None,
     ) -> None:
         self.directory = Path(directory)
+        self._warn = warn or _warn_now
         self.max_examples = max_examples
         self.run = run
         self._tag = f"_{run}_g" if run else "_g"  # what comes before the generation
         self._stems = example_stems(class_names)
-        self._files: deque[Path] = deque()
-        self._reports: deque[Path] = deque()
+        # Each ring in writing order, oldest first (a dict: a file written
+        # again moves to the end without a scan of the ring).
+        self._files: dict[Path, None] = {}
+        self._reports: dict[Path, None] = {}
         self._warned = False
         if self.directory.is_dir():
             # Regular files only: a dangling link or a folder of that name is
@@ -279,7 +285,7 @@ class ExampleRing:
                     if pattern.match(p.name) and p.is_file()
                 ]
                 existing.sort(key=lambda p: (p.stat().st_mtime_ns, p.name))
-                ring.extend(existing)
+                ring.update(dict.fromkeys(existing))
                 self._trim(ring)
 
     def __len__(self) -> int:
@@ -320,7 +326,7 @@ class ExampleRing:
         path: Path,
         image: np.ndarray,
         extension: str,
-        ring: deque[Path],
+        ring: dict[Path, None],
         what: str,
     ) -> Path | None:
         try:
@@ -334,22 +340,26 @@ class ExampleRing:
         except (OSError, cv2.error) as exc:
             if not self._warned:
                 self._warned = True
-                _warn.warn(
+                self._warn(
                     f"Could not write {what} {str(path)!r}: {exc}. Training "
-                    "goes on; free disk space or fix `example_dir`.",
-                    AugframeWarning,
+                    "goes on; free disk space or fix `example_dir`."
                 )
             return None
-        if path in ring:
-            ring.remove(path)
-        ring.append(path)
+        ring.pop(path, None)
+        ring[path] = None
         self._trim(ring)
         return path
 
-    def _trim(self, ring: deque[Path]) -> None:
+    def _trim(self, ring: dict[Path, None]) -> None:
         while len(ring) > self.max_examples:
+            oldest = next(iter(ring))
+            del ring[oldest]
             with contextlib.suppress(OSError):  # gone or not ours: keep going
-                ring.popleft().unlink(missing_ok=True)
+                oldest.unlink(missing_ok=True)
+
+
+def _warn_now(message: str) -> None:
+    _warn.warn(message, AugframeWarning)
 
 
 def contact_sheet(

@@ -34,7 +34,7 @@ from augframe.observe.examples import MAX_SHEET_CLASSES, printable, viewable
 if TYPE_CHECKING:
     from augframe.core.builder import Frame
 
-__all__ = ["FrameReport", "draw_report"]
+__all__ = ["FrameReport", "Thumbnails", "draw_report"]
 
 
 @dataclass(frozen=True)
@@ -303,7 +303,61 @@ NUM_THUMBS = 4
 NAME_X, BAR_X, BAR_W, TEXT_X = 10, 150, 280, 440
 
 
-def draw_report(report: FrameReport, frame: Frame | None = None) -> np.ndarray:
+@dataclass(frozen=True)
+class Thumbnails:
+    """The samples a report chart shows in each class's row, copied out of a frame.
+
+    Taken while the frame is served (`of`), so that the chart can be drawn
+    later, in another thread, after the frame's buffer is reused.
+
+    Attributes:
+        images: per class, its samples shown (natives first, then variants).
+        forced: per class, whether each of them is an artificial variant.
+    """
+
+    images: tuple[tuple[np.ndarray, ...], ...]
+    forced: tuple[tuple[bool, ...], ...]
+
+    @classmethod
+    def of(cls, frame: Frame, num_classes: int) -> Thumbnails | None:
+        """Copies of the samples `draw_report` shows (None: no thumbnails
+        beyond `THUMB_CLASSES` classes).
+
+        At most `NUM_THUMBS` samples per class are copied: a few kilobytes
+        per class, however large the frame.
+        """
+        if num_classes > THUMB_CLASSES:
+            return None
+        labels, forced = frame.plan.labels, frame.plan.forced
+        picks = [_thumbnail_slots(labels, forced, cls) for cls in range(num_classes)]
+        pixels = frame.images[np.asarray([s for p in picks for s in p], np.int64)]
+        images, start = [], 0
+        for chosen in picks:
+            images.append(tuple(pixels[start : start + len(chosen)]))
+            start += len(chosen)
+        return cls(
+            images=tuple(images),
+            forced=tuple(tuple(bool(forced[s]) for s in p) for p in picks),
+        )
+
+
+def _thumbnail_slots(labels: np.ndarray, forced: np.ndarray, cls: int) -> list[int]:
+    """Up to `NUM_THUMBS` slots of class `cls`: half natives, half variants
+    where both exist (the rest from either), natives first."""
+    slots = np.flatnonzero(labels == cls)
+    kinds = forced[slots]
+    natives, variants = slots[~kinds], slots[kinds]
+    half = NUM_THUMBS // 2
+    picks = [*natives[:half].tolist(), *variants[:half].tolist()]
+    rest = [*natives[half:].tolist(), *variants[half:].tolist()]
+    picks = (picks + rest)[:NUM_THUMBS]
+    picks.sort(key=lambda slot: bool(forced[slot]))
+    return picks
+
+
+def draw_report(
+    report: FrameReport, frame: Frame | Thumbnails | None = None
+) -> np.ndarray:
     """Draws `report` as an RGB uint8 chart, `WIDTH` pixels wide.
 
     A header gives the generation, samples, classes, bytes, build time,
@@ -317,10 +371,17 @@ def draw_report(report: FrameReport, frame: Frame | None = None) -> np.ndarray:
 
     Args:
         report: the report.
-        frame: the frame it reports on, for the thumbnails (None: none).
+        frame: the frame it reports on, or its `Thumbnails` taken earlier,
+            for the thumbnails (None: none).
     """
-    thumbs = frame is not None and report.num_classes <= THUMB_CLASSES
-    row = 40 if thumbs else 18
+    thumbs = (
+        Thumbnails.of(frame, report.num_classes)
+        if frame is not None and not isinstance(frame, Thumbnails)
+        else frame
+    )
+    if report.num_classes > THUMB_CLASSES:
+        thumbs = None
+    row = 40 if thumbs is not None else 18
     shown = min(report.num_classes, MAX_ROWS)
     more = report.num_classes - shown
     height = HEADER + shown * row + (22 if more else 0) + 8
@@ -330,9 +391,8 @@ def draw_report(report: FrameReport, frame: Frame | None = None) -> np.ndarray:
     for cls in range(shown):
         top = HEADER + cls * row
         _class_row(canvas, report, cls, top=top, height=row, scale=scale)
-        if thumbs:
-            assert frame is not None
-            _thumbnails(canvas, frame, cls, top=top, size=row - 6)
+        if thumbs is not None:
+            _thumbnails(canvas, thumbs, cls, top=top, size=row - 6)
     if more:
         _text(
             canvas,
@@ -436,28 +496,20 @@ def _class_row(
 
 
 def _thumbnails(
-    canvas: np.ndarray, frame: Frame, cls: int, *, top: int, size: int
+    canvas: np.ndarray, thumbs: Thumbnails, cls: int, *, top: int, size: int
 ) -> None:
     """A few samples of class `cls`: natives first, then variants."""
-    slots = np.flatnonzero(frame.plan.labels == cls)
-    forced = frame.plan.forced[slots]
-    natives, variants = slots[~forced], slots[forced]
-    half = NUM_THUMBS // 2
-    picks = [*natives[:half].tolist(), *variants[:half].tolist()]
-    rest = [*natives[half:].tolist(), *variants[half:].tolist()]
-    picks = (picks + rest)[:NUM_THUMBS]
-    picks.sort(key=lambda slot: bool(frame.plan.forced[slot]))
     x = WIDTH - NUM_THUMBS * (size + 4) - 8
-    for slot in picks:
+    for image, forced in zip(thumbs.images[cls], thumbs.forced[cls], strict=True):
         tile = cv2.resize(
-            np.ascontiguousarray(viewable(frame.images[slot])),
+            np.ascontiguousarray(viewable(image)),
             (size, size),
             interpolation=cv2.INTER_AREA
-            if frame.images.shape[1] > size
+            if image.shape[0] > size
             else cv2.INTER_NEAREST,
         )
         canvas[top + 2 : top + 2 + size, x : x + size] = tile
-        colour = VARIANT if frame.plan.forced[slot] else NATIVE
+        colour = VARIANT if forced else NATIVE
         cv2.rectangle(
             canvas, (x, top + size + 2), (x + size - 1, top + size + 4), colour, -1
         )

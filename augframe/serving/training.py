@@ -61,6 +61,13 @@ class Reporter:
     serves (installed at the last epoch end of a fit that the sequence could
     not foresee, without a callback) is never announced. Its report is
     built at once (`report`): callbacks read it at that epoch's begin.
+
+    On the training path (`announce_served`), a writer with a `submit`
+    method writes in a thread of its own while the epoch runs; the next
+    `announce_served` (the epoch's end calls it first), `wait`, and `close`
+    wait for it. A frame announced outside training (the first frame, a
+    `regenerate()` outside `deferred()`) has its files written before the
+    call returns.
     """
 
     def __init__(
@@ -85,7 +92,7 @@ class Reporter:
         # A frame installed before the last one was served is never announced.
         self._waiting = (FrameReported(event.frame, report), event.note)
         if not self._deferring:
-            self.announce_served()
+            self._announce(background=False)
 
     @contextlib.contextmanager
     def deferred(self) -> Iterator[None]:
@@ -97,17 +104,39 @@ class Reporter:
             self._deferring = previous
 
     def announce_served(self) -> None:
-        """An epoch begins to serve the frame: say its line, write its files."""
+        """An epoch begins to serve the frame: say its line, write its files
+        in the background; the files of the frame before are complete first."""
+        self.wait()
+        self._announce(background=True)
+
+    def _announce(self, *, background: bool) -> None:
         if self._waiting is None:
             return
         (reported, note), self._waiting = self._waiting, None
         self.say(reported.report.summary() + note)
         for writer in self.writers:
-            writer(reported)
+            submit = getattr(writer, "submit", None) if background else None
+            (submit or writer)(reported)
+
+    def wait(self) -> None:
+        """Waits for the files being written (their warnings are emitted here)."""
+        for writer in self.writers:
+            wait = getattr(writer, "wait", None)
+            if wait is not None:
+                wait()
 
     def forget(self) -> None:
         """The frame not announced yet will never be served."""
         self._waiting = None
+
+    def close(self) -> None:
+        """Forgets the frame not announced; waits for the files being written
+        and ends the writers' threads."""
+        self.forget()
+        for writer in self.writers:
+            close = getattr(writer, "close", None)
+            if close is not None:
+                close()
 
 
 class TrainingFrames:
@@ -287,6 +316,7 @@ class TrainingFrames:
             self.stops_on_file = False
             self._epochs = None
             self.engine.end_fit()
+            self._reporter.wait()  # the last frame's files, complete
 
     def regenerate(self) -> None:
         self.engine.regenerate()
@@ -347,8 +377,10 @@ class TrainingFrames:
         return None
 
     def close(self) -> None:
-        self._reporter.forget()
-        self.engine.close()
+        try:
+            self._reporter.close()  # no writer thread left
+        finally:
+            self.engine.close()
 
     def control_values(self) -> dict[str, Any]:
         """The current hot values, as written to a new control file."""

@@ -7,11 +7,14 @@ import dataclasses
 import logging
 import os
 import re
+import threading
 
 import cv2
 import numpy as np
+import pytest
 
-from augframe import FrameScheduler, FrameSequence
+from augframe import AugframeWarning, FrameScheduler, FrameSequence
+from augframe.core.buffer import FrameBuffer
 from augframe.observe.artifacts import FrameArtifacts
 from augframe.observe.report import NATIVE, REPEAT, VARIANT, WIDTH
 from augframe.options.hot import HotSettings
@@ -205,3 +208,66 @@ def test_a_second_run_into_the_same_folder_names_its_own_files(tmp_path):
 
 def names_of(folder):
     return sorted(p.name for p in folder.iterdir())
+
+
+# ------------------------------------------------------ the writer thread
+
+
+def writer_threads():
+    return [t for t in threading.enumerate() if t.name.startswith("augframe-examples")]
+
+
+def test_submitted_files_show_the_frame_as_announced_even_if_its_buffer_is_reused(
+    tmp_path,
+):
+    event = served()
+    kept = event.frame.images.copy()
+    writer = artifacts(tmp_path / "bg")
+    reused = dataclasses.replace(
+        event.frame, buffer=FrameBuffer.holding(event.frame.images.copy())
+    )
+    writer.submit(FrameReported(reused, event.report))
+    reused.images[...] = 255 - kept  # the next build writes over the buffer
+    writer.wait()
+    assert writer_threads()  # written in the writer thread, kept for the next
+    artifacts(tmp_path / "now")(event)  # the same files, written at once
+    assert names(tmp_path / "bg") == names(tmp_path / "now")
+    assert names(tmp_path / "bg", "*.png") == ["frame_RUN_g0001_report.png"]
+    # Byte for byte what the frame held when announced (JPEG is deterministic).
+    for bg in sorted((tmp_path / "bg").glob("*.*")):
+        (now,) = (tmp_path / "now").glob(re.sub(r"_r[\da-z-]+_g", "_*_g", bg.name))
+        assert bg.read_bytes() == now.read_bytes(), bg.name
+    writer.close()
+    assert writer_threads() == []
+
+
+def test_frames_submitted_are_written_in_order_and_close_ends_the_thread(tmp_path):
+    event = served()
+    writer = artifacts(tmp_path, example_prob=0.0, max_examples=2)
+    for generation in (1, 2, 3):
+        frame = dataclasses.replace(event.frame, generation=generation)
+        report = dataclasses.replace(event.report, generation=generation)
+        writer.submit(FrameReported(frame, report))
+    writer.close()
+    assert writer_threads() == []
+    # The ring of 2 reports kept the last two: written in order.
+    assert names(tmp_path, "*.png") == [
+        "frame_RUN_g0002_report.png",
+        "frame_RUN_g0003_report.png",
+    ]
+
+
+def test_a_failed_write_in_the_writer_thread_is_one_warning_on_the_waiting_thread(
+    tmp_path,
+):
+    blocked = tmp_path / "a_file"
+    blocked.write_text("not a folder")
+    writer = artifacts(blocked)
+    writer.submit(served())
+    with pytest.warns(AugframeWarning, match="Could not write example image") as record:
+        writer.wait()
+    assert len(record) == 1
+    assert record[0].filename == __file__  # the caller of `wait`, not the thread
+    writer.submit(served())  # the folder is warned about once
+    writer.close()
+    assert writer_threads() == []

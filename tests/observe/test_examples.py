@@ -350,3 +350,26 @@ def test_two_runs_into_one_folder_never_share_a_name_and_stay_bounded(tmp_path):
         "frame_r20260102-030406_g0001_report.png",
         "frame_r20260102-030406_g0002_report.png",
     ]
+
+
+def test_a_ring_with_a_warn_sink_hands_failures_to_it_once(tmp_path):
+    blocked = tmp_path / "a_file"
+    blocked.write_text("not a folder")
+    said: list[str] = []
+    ring = ExampleRing(blocked, max_examples=2, warn=said.append)
+    for slot in range(3):  # no warning raised: pytest's filter would fail it
+        ring.write(
+            np.zeros((4, 4, 3), np.uint8), class_name="a", generation=1, slot=slot
+        )
+    assert len(said) == 1 and "Could not write example image" in said[0]
+
+
+def test_a_file_written_again_moves_to_the_end_of_its_ring(tmp_path):
+    ring = ExampleRing(tmp_path, max_examples=2)
+    pixels = np.zeros((4, 4, 3), np.uint8)
+    for slot in (0, 1, 0, 2):  # slot 0 again: now newer than slot 1
+        ring.write(pixels, class_name="a", generation=1, slot=slot)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "a_g0001_s000000.jpg",
+        "a_g0001_s000002.jpg",
+    ]

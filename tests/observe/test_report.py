@@ -13,7 +13,14 @@ import pytest
 
 import augframe
 from augframe import ConfigError, FrameSequence, FrameTensorBoard, VarietyWarning
-from augframe.observe.report import REPEAT, WIDTH, draw_report
+from augframe.core.buffer import FrameBuffer
+from augframe.observe.report import (
+    REPEAT,
+    THUMB_CLASSES,
+    WIDTH,
+    Thumbnails,
+    draw_report,
+)
 from tests.conftest import IMAGE_SIZE, flip_rotate, random_images, tiny_model
 from tests.observe.test_summaries import read_events
 
@@ -243,3 +250,21 @@ def test_the_report_shows_the_frame_s_class_mix(imbalanced_source):
     assert plain.mix == (20, 20, 20) and plain.class_balanced
     assert "(class mix)" not in plain.summary()
     made.close()
+
+
+def test_thumbnails_taken_from_a_frame_draw_its_chart_after_the_buffer_changes(
+    imbalanced_source,
+):
+    with balanced(imbalanced_source) as seq:
+        report, frame = seq.frame_report, seq.frame
+    chart = draw_report(report, frame)
+    thumbs = Thumbnails.of(frame, report.num_classes)
+    assert thumbs is not None
+    assert [len(row) for row in thumbs.images] == [4, 4, 4]
+    assert thumbs.forced[2] == (False, False, True, True)  # scarce: natives first
+    pixels = frame.images.copy()
+    pixels[...] = 0
+    blank = dataclasses.replace(frame, buffer=FrameBuffer.holding(pixels))
+    np.testing.assert_array_equal(draw_report(report, thumbs), chart)
+    assert not np.array_equal(draw_report(report, blank), chart)  # thumbs drawn
+    assert Thumbnails.of(frame, THUMB_CLASSES + 1) is None

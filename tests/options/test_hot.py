@@ -124,6 +124,7 @@ def test_example_prob_needs_an_example_dir_on_every_path(
     with_dir.example_prob = 0.5  # applies from the next frame
     end_epochs(with_dir, 1)
     with_dir.core.serving_begins()  # sampled when an epoch first serves it
+    end_epochs(with_dir, 1)  # written while it trains: complete at its end
     assert list((tmp_path / "examples").glob("*.jpg"))
 
 

@@ -138,3 +138,52 @@ def test_end_epoch_applies_the_control_file_first(tmp_path):
         assert frames.control_values()["aug_p"] == 0.25
     finally:
         frames.close()
+
+
+def test_a_frames_files_are_complete_when_the_epoch_that_serves_it_ends(tmp_path):
+    """During fit the examples and report of a frame are written in the
+    writer thread, not at the swap; each epoch's end finds them complete."""
+    import threading
+
+    import cv2
+    import keras
+
+    from tests.conftest import tiny_model
+
+    example_dir = tmp_path / "examples"
+    source = {"a": random_images(8, seed=0), "b": random_images(8, seed=1)}
+    seq = FrameSequence(
+        source,
+        image_size=IMAGE_SIZE,
+        batch_size=8,
+        samples_per_class=8,
+        epochs_per_frame=1,
+        augment=flip_rotate,
+        example_dir=example_dir,
+        example_prob=0.5,
+        max_examples=20,
+        seed=0,
+        verbose=0,
+    )
+    seen: list[tuple[int, list[str], bool]] = []
+
+    class AtEpochEnd(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            reports = sorted(p.name for p in example_dir.glob("frame_*_report.png"))
+            writer = any(
+                t.name.startswith("augframe-examples") for t in threading.enumerate()
+            )
+            seen.append((epoch, reports, writer))
+            for path in example_dir.iterdir():  # complete: no temporary file
+                assert not path.name.startswith("."), path.name
+                assert cv2.imread(str(path)) is not None, path.name
+
+    tiny_model(2).fit(seq, epochs=3, verbose=0, callbacks=[AtEpochEnd()])
+    for epoch, reports, writer in seen:
+        # Epoch e (0-based) served frame e + 1: its report is there.
+        assert any(f"_g{epoch + 1:04d}_report" in name for name in reports), reports
+        # Frame 1 was written by the constructor; those swapped in during fit
+        # by the writer thread.
+        assert writer == (epoch > 0)
+    seq.close()
+    assert not [t for t in threading.enumerate() if t.name.startswith("augframe-")]
