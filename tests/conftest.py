@@ -203,3 +203,21 @@ def engine_parts(**flat: Any) -> dict[str, Any]:
         ),
         "progress": values["verbose"] > 0,
     }
+
+
+def fresh_words(script: str) -> list[str]:
+    """`script` run in a fresh interpreter (this tree imported, no inherited
+    environment but `NO_ALBUMENTATIONS_UPDATE`); the words it printed."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=root,
+        env={"NO_ALBUMENTATIONS_UPDATE": "1", "PYTHONPATH": str(root)},
+    )
+    return out.stdout.split()

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
-import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -15,23 +13,15 @@ from augframe.augment.torch_adapter import (
     torch_adapter_left_out,
     without_torch_adapter,
 )
+from tests.conftest import fresh_words
 
-ROOT = Path(__file__).resolve().parents[2]
 HAS_TORCH = importlib.util.find_spec("torch") is not None
 needs_torch = pytest.mark.skipif(not HAS_TORCH, reason="PyTorch installed")
 
 
 def run(script: str) -> list[str]:
     """`script` in a fresh interpreter (this tree imported); its printed words."""
-    out = subprocess.run(
-        [sys.executable, "-c", script],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=ROOT,
-        env={"NO_ALBUMENTATIONS_UPDATE": "1", "PYTHONPATH": str(ROOT)},
-    )
-    return out.stdout.split()
+    return fresh_words(script)
 
 
 @needs_torch

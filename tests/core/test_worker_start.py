@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 import pickle
-import subprocess
 import sys
 from pathlib import Path
 
@@ -15,8 +14,8 @@ from augframe.augment.pipeline import A, PipelineSpec
 from augframe.core.makers import ProcessMaker
 from augframe.core.worker_start import ADAPTER, WorkerStart, without_torch_adapter
 from augframe.io.class_arrays import ClassArrayStore
+from tests.conftest import fresh_words
 
-ROOT = Path(__file__).resolve().parents[2]
 HAS_TORCH = importlib.util.find_spec("torch") is not None
 
 
@@ -30,15 +29,7 @@ def test_unpickled_first_it_keeps_the_adapter_and_torch_out():
         "print(start('a', 'b'), 'torch' in sys.modules,\n"
         f"      sys.modules.get({ADAPTER!r}, 'absent'))\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", script],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=ROOT,
-        env={"NO_ALBUMENTATIONS_UPDATE": "1", "PYTHONPATH": str(ROOT)},
-    )
-    assert out.stdout.split() == ["a/b", "False", "None"]
+    assert fresh_words(script) == ["a/b", "False", "None"]
 
 
 def test_a_process_that_imported_albumentations_is_not_marked():
