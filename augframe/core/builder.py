@@ -21,7 +21,7 @@ from augframe.core.plan import FramePlan, class_targets, plan_frame
 from augframe.core.seeds import Stream, derive_rng, derive_seeds
 from augframe.errors import ImageWarning, VarietyWarning
 from augframe.io.natives import replaced_note
-from augframe.io.stores import ImageStore
+from augframe.io.stores import ImageStore, natives_at_size
 
 __all__ = ["Filled", "Frame", "FrameBuilder", "default_task_samples"]
 
@@ -144,6 +144,11 @@ class FrameBuilder:
         maker: runs the samples in parallel (default: a `ThreadMaker`).
         shuffle: draw natives at random and shuffle slots (False: store order).
         max_attempts: tries to make a variant distinct before keeping a repeat.
+        in_place: a frame that is every native once with no pipeline is the
+            store's own array, in store order, where the store holds its
+            natives at size in order (a decoded cache's memory map, arrays
+            in RAM): no copy, no buffer written (`natives_in_place`). False
+            for a rolling frame, whose slots are rewritten.
     """
 
     def __init__(
@@ -158,6 +163,7 @@ class FrameBuilder:
         maker: SampleMaker | None = None,
         shuffle: bool = True,
         max_attempts: int = 32,
+        in_place: bool = False,
     ) -> None:
         self.store = store
         self.spec = spec
@@ -169,6 +175,7 @@ class FrameBuilder:
         )
         self.shuffle = shuffle
         self.max_attempts = max_attempts
+        self.in_place = in_place
         self._bad = np.zeros(len(store), dtype=bool)
         self._warned_bad: set[int] = set()
         self._warned_variety: set[str] = set()
@@ -273,6 +280,11 @@ class FrameBuilder:
             BuildCancelled: `cancel` was set; the buffer holds no usable frame.
         """
         start = time.perf_counter()
+        natives = self.natives_in_place(mix)
+        if natives is not None:
+            return self._frame_in_place(
+                natives, generation, start, aug_p=aug_p, pipe_p=pipe_p
+            )
         plan = self.plan(generation, mix)
         num = len(plan)
         if buffer.array.shape[0] != num:
@@ -308,6 +320,67 @@ class FrameBuilder:
             digests=made.digests if made.need_digests else None,
             attempts=made.attempts,
             mix=self._targets(mix),
+        )
+
+    def natives_in_place(self, mix: np.ndarray | None = None) -> np.ndarray | None:
+        """The store's natives, read-only, when a frame (of class mix `mix`)
+        is every native once with no pipeline and can be served in place;
+        None when it is built into a buffer.
+
+        In place: `in_place` is set (not a rolling frame), there is no
+        pipeline, `samples_per_class=None` (so the class mix is the natives'
+        own), no native was found unreadable (its slot would get a
+        substitute), and the store holds every native at size in store
+        order (`augframe.io.stores.natives_at_size`: a decoded cache's
+        memory map, arrays in RAM). Such a frame's slots are the natives in
+        store order; each epoch's serving order shuffles them. See
+        docs/design/engine.md, "Frames served in place".
+        """
+        if not (
+            self.in_place
+            and self.spec.is_identity
+            and self.samples_per_class is None
+            and mix is None
+            and not self._bad.any()
+        ):
+            return None
+        held = natives_at_size(self.store)
+        if held is None or held[1] is not None or len(held[0]) != len(self.store):
+            return None
+        natives = held[0].view(np.ndarray)
+        natives.flags.writeable = False
+        return natives
+
+    def _frame_in_place(
+        self,
+        natives: np.ndarray,
+        generation: int,
+        start: float,
+        *,
+        aug_p: float | None,
+        pipe_p: float | None,
+    ) -> Frame:
+        """Frame `generation` over `natives` (`natives_in_place`): no copy."""
+        labels = np.asarray(self.store.labels)
+        plan = FramePlan(  # the natives' own order (not grouped by class)
+            native_index=np.arange(len(labels), dtype=np.int64),
+            labels=labels,
+            forced=np.zeros(len(labels), dtype=bool),
+        )
+        return Frame(
+            buffer=FrameBuffer.holding(natives),
+            labels=plan.labels,
+            generation=generation,
+            class_counts=plan.class_counts(self.num_classes),
+            num_artificial=0,
+            num_repeats=0,
+            build_seconds=time.perf_counter() - start,
+            aug_p=aug_p,
+            pipe_p=pipe_p,
+            plan=plan,
+            repeat_slots=np.zeros(0, np.int64),
+            native_index=plan.native_index,
+            attempts=np.zeros(len(plan), np.int64),
         )
 
     def fill(

@@ -100,6 +100,7 @@ class FrameBuilds:
             samples_per_class=samples_per_class,
             entropy=entropy,
             maker=space.maker,
+            in_place=space.spare is None,  # a rolling frame rewrites slots
         )
         self.space, self.buffers = space, space.frames
         self.store_labels = np.asarray(store.labels)

@@ -14,7 +14,7 @@ from augframe.augment.pipeline import PipelineSpec
 from augframe.core.buffer import FrameBuffer
 from augframe.core.builder import FrameBuilder, default_task_samples
 from augframe.errors import VarietyWarning
-from augframe.io.stores import mapping_to_store
+from augframe.io.stores import ArrayStore, SubsetStore, mapping_to_store
 from tests.conftest import flip_rotate, random_images
 
 SIZE = (8, 8)
@@ -150,3 +150,45 @@ def test_a_frame_follows_its_class_mix_and_records_it():
     assert builder(samples_per_class=None).plan(1, np.array([7, 1])).class_counts(
         2
     ).tolist() == [6, 2]  # every native once: no mix
+
+
+def test_every_native_once_without_a_pipeline_is_served_in_place():
+    """No copy: the frame is the store's own array, read-only, in store order."""
+    natives = random_images(8, seed=2, size=SIZE)
+    store = ArrayStore(natives, np.array([0, 0, 1, 0, 1, 0, 0, 0]))
+    made = FrameBuilder(
+        store,
+        spec=PipelineSpec(None),
+        class_names=["a", "b"],
+        samples_per_class=None,
+        entropy=9,
+        in_place=True,
+    )
+    frame = build(made, 1)
+    assert np.shares_memory(frame.images, natives)
+    assert not frame.images.flags.writeable
+    np.testing.assert_array_equal(frame.images, natives)
+    np.testing.assert_array_equal(frame.labels, made.store.labels)
+    np.testing.assert_array_equal(frame.native_index, np.arange(len(natives)))
+    assert frame.num_artificial == 0 and frame.mix is None
+    again = build(made, 2)  # the next generation: the same natives, no copy
+    assert np.shares_memory(again.images, natives)
+
+
+@pytest.mark.parametrize(
+    "case", ["pipeline", "samples_per_class", "unreadable", "rolling", "some rows"]
+)
+def test_a_frame_that_can_differ_or_be_rewritten_is_built_into_its_buffer(case):
+    spec = PipelineSpec(flip_rotate if case == "pipeline" else None)
+    per_class = 4 if case == "samples_per_class" else None
+    made = builder(spec, samples_per_class=per_class, in_place=case != "rolling")
+    if case == "unreadable":
+        made.forget_unreadable([1])  # its slot gets a substitute
+    if case == "some rows":
+        made.store = SubsetStore(made.store, np.arange(1, 8))
+        made._bad = np.zeros(7, dtype=bool)
+    rows = 7 if case == "some rows" else 8
+    buffer = FrameBuffer(rows, SIZE)
+    assert made.natives_in_place() is None
+    frame = made.build(generation=1, buffer=buffer, aug_p=0.5, pipe_p=1.0)
+    assert frame.buffer is buffer

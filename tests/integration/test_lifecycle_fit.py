@@ -481,3 +481,43 @@ def test_regenerate_builds_a_frame_that_then_serves_on():
         recorder = Recorder(seq)
         _model().fit(seq, epochs=6, verbose=0, callbacks=[Regenerate(), recorder])
         assert recorder.generations == [1, 1, 2, 2, 2, 2]
+
+
+def test_natives_once_are_served_from_the_cache_itself_each_with_its_label(tmp_path):
+    """No pipeline, every native once: the frame is the cache's memory map
+    (no copy), and every batch pairs each image with its own label even
+    when the files' classes are interleaved (store order is not class order)."""
+    import cv2
+
+    paths, labels = [], []
+    for i in range(30):
+        cls = (i * 7) % 3  # classes interleaved in the listing
+        path = tmp_path / "img" / f"{i:02d}.png"
+        path.parent.mkdir(exist_ok=True)
+        cv2.imwrite(str(path), np.full((8, 8, 3), 40 + 80 * cls, np.uint8))
+        paths.append(str(path))
+        labels.append(cls)
+    with FrameSequence.from_paths(
+        paths,
+        labels,
+        image_size=SIZE,
+        class_names=["a", "b", "c"],
+        cache_dir=tmp_path / "cache",
+        samples_per_class=None,
+        augment=None,
+        batch_size=7,
+        dtype="uint8",
+        verbose=0,
+    ) as seq:
+        with seq.engine.reading() as view:
+            held, rows = seq.core.store.held_natives()
+            assert rows is None and np.shares_memory(view.frame.images, held)
+        history = _model().fit(seq, epochs=3, verbose=0)
+        assert len(history.history["loss"]) == 3
+        seen = 0
+        for i in range(len(seq)):
+            x, y = seq[i]
+            gray = np.asarray(x)[:, 0, 0, 0].astype(int)
+            assert ((gray - 40) // 80 == np.asarray(y)).all()
+            seen += len(y)
+        assert seen == 30
