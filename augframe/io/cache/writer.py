@@ -76,6 +76,9 @@ STEAL_JOBS = True
 """Whether the building thread decodes the last jobs of a decode in processes
 itself while the processes have not taken them (see `_ProcessDecode`)."""
 _COPY_BYTES = 64 * 2**20  # bytes per chunk when copying rows between files
+_WRITE_BACK_BYTES = 64 * 2**20
+"""Rows decoded by the processes, in bytes, between two `fdatasync`s of
+the data file while the building thread waits on them (`_ProcessDecode`)."""
 
 
 class Build:
@@ -568,6 +571,7 @@ class _ProcessDecode:
         self.done = np.zeros(len(todo), dtype=bool)
         self.failed: list[int] = []  # positions in `todo`
         self.crcs: dict[int, int] = {}
+        self._unsynced = 0  # bytes decoded since the last write-back
 
     def _args(self, start: int) -> tuple[Any, ...]:
         end = start + self.chunk
@@ -589,23 +593,39 @@ class _ProcessDecode:
         """Runs every job; a broken pool leaves its jobs undone (`done`)."""
         path = str(self.data.filename)
         futures: list[Future[Any]] = []
+        fd = os.open(path, os.O_RDONLY)
         try:
             with main_hidden():  # a process that is not up yet starts here
                 for start in self.starts:
                     futures.append(
                         processes.submit(decode_job, path, *self._args(start))
                     )
-            self._collect(futures, bar=bar, steal=steal)
+            self._collect(futures, bar=bar, steal=steal, fd=fd)
         except BrokenProcessPool:
             pass  # the rows left are decoded in threads
         finally:
             for future in futures:
                 future.cancel()
             wait(futures)
+            os.close(fd)
 
-    def _collect(self, futures: list[Future[Any]], *, bar: tqdm, steal: bool) -> None:
+    def _write_back(self, fd: int, rows: int) -> None:
+        """Writes the decoded rows to disk every `_WRITE_BACK_BYTES`, while
+        this thread would only wait: the commit's flush then has the last
+        rows left to write, not the whole file. Durability is still the
+        commit's (`_flush`); a failed write-back here is left to it."""
+        self._unsynced += rows * int(np.prod(self.data.shape[1:]))
+        if self._unsynced >= _WRITE_BACK_BYTES:
+            self._unsynced = 0
+            with contextlib.suppress(OSError):
+                getattr(os, "fdatasync", os.fsync)(fd)  # no fdatasync on macOS
+
+    def _collect(
+        self, futures: list[Future[Any]], *, bar: tqdm, steal: bool, fd: int
+    ) -> None:
         """Records the jobs' results as they finish, taking back jobs from
-        the end (while `steal` and the processes have not taken them)."""
+        the end (while `steal` and the processes have not taken them), and
+        writes finished rows back to disk (`fd`, `_write_back`) between."""
         start_of = dict(zip(futures, self.starts, strict=True))
         pending = set(futures)
         last = len(futures) - 1  # the next job to take back
@@ -622,4 +642,7 @@ class _ProcessDecode:
             for future in finished:
                 start = start_of[future]
                 self._record(start, future.result())
-                bar.update(min(self.chunk, len(self.todo) - start))
+                rows = min(self.chunk, len(self.todo) - start)
+                bar.update(rows)
+                if pending:
+                    self._write_back(fd, rows)

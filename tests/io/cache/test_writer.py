@@ -223,6 +223,32 @@ def test_decoding_in_processes_gives_the_bytes_and_skips_of_threads(
     )
 
 
+def test_rows_decoded_in_processes_are_written_back_while_the_build_waits(
+    tmp_path, monkeypatch
+):
+    """The building thread syncs the data file as the processes' rows come
+    in (every `_WRITE_BACK_BYTES`), so that the commit's flush is short;
+    the rows are those of a build without it."""
+    paths, labels = dataset(tmp_path / "data")
+    plain = build(paths, labels, tmp_path / "threads")
+    monkeypatch.setattr(writer, "PROCESS_DECODE_FILES", 1)
+    monkeypatch.setattr(writer, "PROCESS_DECODE_WORKERS", 2)
+    monkeypatch.setattr(writer, "STEAL_JOBS", False)  # the thread only waits
+    monkeypatch.setattr(writer, "_CHUNK", 2)  # several jobs per process
+    monkeypatch.setattr(writer, "_WRITE_BACK_BYTES", 0)  # after every job
+    synced: list[str] = []
+    real = os.fdatasync
+
+    def spied(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real(fd)
+
+    monkeypatch.setattr(os, "fdatasync", spied)
+    written = build(paths, labels, tmp_path / "processes")
+    assert len(synced) >= 2 and all("/processes/" in name for name in synced)
+    np.testing.assert_array_equal(all_images(written), all_images(plain))
+
+
 def test_a_build_decoding_in_processes_leaves_no_process(tmp_path, monkeypatch):
     import psutil
 
