@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "MAX_IMAGE_PIXELS",
     "FileTooLarge",
     "UntrustedFileError",
     "json_too_deep",
@@ -38,6 +39,13 @@ __all__ = [
     "read_regular",
     "write_atomic",
 ]
+
+
+MAX_IMAGE_PIXELS = 178_956_970
+"""The default `max_image_pixels`: the pixel count above which Pillow, and so
+`keras.utils.load_img`, refuses an image as a decompression bomb (twice
+`PIL.Image.MAX_IMAGE_PIXELS`). Here, below the options, so that a decode
+process imports no more than the decoding."""
 
 
 def write_atomic(path: str | os.PathLike[str], data: bytes) -> None:

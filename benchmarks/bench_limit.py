@@ -66,7 +66,9 @@ attribute a loss: "float32" (the default dtype: four times the bytes through
 the adapter), "background=False" (builds at the frame boundary: no
 contention with training), "as_tf_dataset" (TensorFlow's native input path,
 no adapter), "serve only" (no swap: the adapter's cost alone, its ratio
-above 1 by the build's share).
+above 1 by the build's share), "build processes" (`build_processes=True`:
+no build thread holding the GIL in the training process), "no control, no
+examples" (neither the control file nor example images).
 
 Run from the repository root:
 
@@ -118,6 +120,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "background=False": {"background": False},
     "as_tf_dataset": {"tf_data": True},
     "serve only": {"epochs_per_frame": 10**6},
+    "build processes": {"build_processes": True},
+    "no control, no examples": {"control_file": None, "example_dir": None},
 }
 """Each measured path's options over the Quick start's."""
 
@@ -345,7 +349,11 @@ def child_augframe(
     tf_data = options.pop("tf_data", False)
     with sequence(folder, config, run, **options) as seq:
         model = new_model(config, seq.dtype)
-        callbacks: list[Any] = [augframe.ControlCallback(run / "control.json")]
+        callbacks: list[Any] = (
+            [augframe.ControlCallback(run / "control.json")]
+            if options.get("control_file", True) is not None
+            else []
+        )
         data: Any = seq
         if tf_data:
             data = seq.as_tf_dataset()

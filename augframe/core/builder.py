@@ -280,11 +280,8 @@ class FrameBuilder:
             BuildCancelled: `cancel` was set; the buffer holds no usable frame.
         """
         start = time.perf_counter()
-        natives = self.natives_in_place(mix)
-        if natives is not None:
-            return self._frame_in_place(
-                natives, generation, start, aug_p=aug_p, pipe_p=pipe_p
-            )
+        if (natives := natives_in_place(self, mix)) is not None:
+            return frame_in_place(self, natives, generation, start, (aug_p, pipe_p))
         plan = self.plan(generation, mix)
         num = len(plan)
         if buffer.array.shape[0] != num:
@@ -320,67 +317,6 @@ class FrameBuilder:
             digests=made.digests if made.need_digests else None,
             attempts=made.attempts,
             mix=self._targets(mix),
-        )
-
-    def natives_in_place(self, mix: np.ndarray | None = None) -> np.ndarray | None:
-        """The store's natives, read-only, when a frame (of class mix `mix`)
-        is every native once with no pipeline and can be served in place;
-        None when it is built into a buffer.
-
-        In place: `in_place` is set (not a rolling frame), there is no
-        pipeline, `samples_per_class=None` (so the class mix is the natives'
-        own), no native was found unreadable (its slot would get a
-        substitute), and the store holds every native at size in store
-        order (`augframe.io.stores.natives_at_size`: a decoded cache's
-        memory map, arrays in RAM). Such a frame's slots are the natives in
-        store order; each epoch's serving order shuffles them. See
-        docs/design/engine.md, "Frames served in place".
-        """
-        if not (
-            self.in_place
-            and self.spec.is_identity
-            and self.samples_per_class is None
-            and mix is None
-            and not self._bad.any()
-        ):
-            return None
-        held = natives_at_size(self.store)
-        if held is None or held[1] is not None or len(held[0]) != len(self.store):
-            return None
-        natives = held[0].view(np.ndarray)
-        natives.flags.writeable = False
-        return natives
-
-    def _frame_in_place(
-        self,
-        natives: np.ndarray,
-        generation: int,
-        start: float,
-        *,
-        aug_p: float | None,
-        pipe_p: float | None,
-    ) -> Frame:
-        """Frame `generation` over `natives` (`natives_in_place`): no copy."""
-        labels = np.asarray(self.store.labels)
-        plan = FramePlan(  # the natives' own order (not grouped by class)
-            native_index=np.arange(len(labels), dtype=np.int64),
-            labels=labels,
-            forced=np.zeros(len(labels), dtype=bool),
-        )
-        return Frame(
-            buffer=FrameBuffer.holding(natives),
-            labels=plan.labels,
-            generation=generation,
-            class_counts=plan.class_counts(self.num_classes),
-            num_artificial=0,
-            num_repeats=0,
-            build_seconds=time.perf_counter() - start,
-            aug_p=aug_p,
-            pipe_p=pipe_p,
-            plan=plan,
-            repeat_slots=np.zeros(0, np.int64),
-            native_index=plan.native_index,
-            attempts=np.zeros(len(plan), np.int64),
         )
 
     def fill(
@@ -447,7 +383,7 @@ class FrameBuilder:
                 bar=bar if attempt == 0 else quiet,
                 gate=gate,
             )
-            self._gather(results, digests, bad)
+            _gather(results, digests, bad)
             attempts[rows] = attempt
             worked[0] += sum(result.seconds for result in results)
 
@@ -523,17 +459,6 @@ class FrameBuilder:
             for part in [slots[i : i + chunk]]
         ]
 
-    @staticmethod
-    def _gather(
-        results: list[BatchResult], digests: list[bytes], bad: list[int]
-    ) -> None:
-        for result in results:
-            for slot, digest in zip(
-                result.slots.tolist(), result.digests, strict=False
-            ):
-                digests[slot] = digest
-            bad.extend(result.bad)
-
     def _note_bad(
         self, newly_bad: list[int], notes: list[tuple[type[Warning], str]]
     ) -> None:
@@ -592,6 +517,86 @@ class FrameBuilder:
             f"{generation} are repeats. Use a stronger pipeline (`augment`, "
             "`aug_p`) or a smaller `samples_per_class`."
         )
+
+
+def _gather(results: list[BatchResult], digests: list[bytes], bad: list[int]) -> None:
+    """Each result's digests into `digests` (by slot), its bad natives into `bad`."""
+    for result in results:
+        for slot, digest in zip(result.slots.tolist(), result.digests, strict=False):
+            digests[slot] = digest
+        bad.extend(result.bad)
+
+
+def natives_in_place(
+    builder: FrameBuilder, mix: np.ndarray | None = None
+) -> np.ndarray | None:
+    """The store's natives, read-only, when `builder`'s frame (of class mix
+    `mix`) is every native once with no pipeline and can be served in
+    place; None when it is built into a buffer.
+
+    In place: `in_place` is set (not a rolling frame), there is no
+    pipeline, `samples_per_class=None` (so the class mix is the natives'
+    own), no native was found unreadable (its slot would get a substitute),
+    and the store holds every native at size in store order
+    (`held_in_order`). See docs/design/engine.md, "Frames served in place".
+    """
+    if (
+        builder.in_place
+        and builder.spec.is_identity
+        and builder.samples_per_class is None
+        and mix is None
+        and builder.usable.all()
+    ):
+        return held_in_order(builder.store)
+    return None
+
+
+def held_in_order(store: ImageStore) -> np.ndarray | None:
+    """A read-only view of the array that holds every native of `store` at
+    size in store order (a decoded cache's memory map, an `(n, H, W, C)`
+    array: `augframe.io.stores.natives_at_size` with no rows); None for a
+    store that decodes, or holds them otherwise."""
+    held = natives_at_size(store)
+    if held is None or held[1] is not None or len(held[0]) != len(store):
+        return None
+    natives = held[0].view(np.ndarray)
+    natives.flags.writeable = False
+    return natives
+
+
+def frame_in_place(
+    builder: FrameBuilder,
+    natives: np.ndarray,
+    generation: int,
+    start: float,
+    probabilities: tuple[float | None, float | None],
+) -> Frame:
+    """Frame `generation` of `builder` over `natives` (`natives_in_place`),
+    no copy, made with `(aug_p, pipe_p)`: its slots are the natives in store
+    order, with their labels (not grouped by class, as `plan_frame` orders
+    them)."""
+    labels = np.asarray(builder.store.labels)
+    aug_p, pipe_p = probabilities
+    plan = FramePlan(
+        native_index=np.arange(len(labels), dtype=np.int64),
+        labels=labels,
+        forced=np.zeros(len(labels), dtype=bool),
+    )
+    return Frame(
+        buffer=FrameBuffer.holding(natives),
+        labels=plan.labels,
+        generation=generation,
+        class_counts=plan.class_counts(builder.num_classes),
+        num_artificial=0,
+        num_repeats=0,
+        build_seconds=time.perf_counter() - start,
+        aug_p=aug_p,
+        pipe_p=pipe_p,
+        plan=plan,
+        repeat_slots=np.zeros(0, np.int64),
+        native_index=plan.native_index,
+        attempts=np.zeros(len(plan), np.int64),
+    )
 
 
 def _duplicates(

@@ -31,7 +31,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field, StrictBool, StrictInt, StrictStr
 
-from augframe import _warn
+from augframe import _files, _warn
 from augframe.balance import NAMES, balance_of
 from augframe.errors import AugframeWarning, ConfigError, invalid
 
@@ -79,7 +79,7 @@ MAX_COUNT = 1_000_000
 MAX_SIDE = 16384
 """The largest height or width `image_size` takes."""
 
-MAX_IMAGE_PIXELS = 178_956_970
+MAX_IMAGE_PIXELS = _files.MAX_IMAGE_PIXELS
 """The default `max_image_pixels`: the pixel count above which Pillow, and so
 `keras.utils.load_img`, refuses an image as a decompression bomb (twice
 `PIL.Image.MAX_IMAGE_PIXELS`)."""

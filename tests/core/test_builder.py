@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from augframe._parallel import BuildCancelled
 from augframe.augment.pipeline import PipelineSpec
 from augframe.core.buffer import FrameBuffer
-from augframe.core.builder import FrameBuilder, default_task_samples
+from augframe.core.builder import FrameBuilder, default_task_samples, natives_in_place
 from augframe.errors import VarietyWarning
 from augframe.io.stores import ArrayStore, SubsetStore, mapping_to_store
 from tests.conftest import flip_rotate, random_images
@@ -189,6 +189,6 @@ def test_a_frame_that_can_differ_or_be_rewritten_is_built_into_its_buffer(case):
         made._bad = np.zeros(7, dtype=bool)
     rows = 7 if case == "some rows" else 8
     buffer = FrameBuffer(rows, SIZE)
-    assert made.natives_in_place() is None
+    assert natives_in_place(made) is None
     frame = made.build(generation=1, buffer=buffer, aug_p=0.5, pipe_p=1.0)
     assert frame.buffer is buffer

@@ -22,7 +22,7 @@ from augframe.io.cache.manifest import (
     read_manifest,
 )
 from augframe.io.cache.merge import asked_only, merge_shared
-from augframe.io.cache.stamps import absolute_paths, stamp_files
+from augframe.io.cache.stamps import absolute_paths, stamp_files, unstamped
 from augframe.io.cache.store import CacheStats, CacheStore
 from augframe.io.cache.verify import start_check
 from augframe.io.cache.writer import (
@@ -138,9 +138,10 @@ def build_cache(
                 if manifest is not None
                 else None
             )
-            # Stamped while the pool's threads check the data file.
+            # Stamped while the pool's threads check the data file; the
+            # files of a new cache as they are decoded (no pass before).
             keys = absolute_paths(names)
-            stamps = stamp_files(keys)
+            stamps = stamp_files(keys) if manifest is not None else unstamped(len(keys))
             if checked is not None:
                 manifest = checked()
             items = (
@@ -157,6 +158,7 @@ def build_cache(
                 image_size=image_size,
                 old=manifest,
                 decoding=decoding,
+                stamped=manifest is not None,
             )
             build.run(
                 pool, progress=progress, num_workers=num_workers, processes=processes

@@ -26,11 +26,13 @@ import numpy as np
 __all__ = [
     "STAMP_DTYPE",
     "STAMP_FIELDS",
+    "UNKNOWN",
     "absolute_paths",
     "from_columns",
     "same",
     "stamp_files",
     "to_columns",
+    "unstamped",
 ]
 
 STAMP_FIELDS = ("size", "mtime_ns", "inode", "ctime_ns")
@@ -47,7 +49,8 @@ STAMP_DTYPE = np.dtype(
 )
 """One file's stamp; a file that cannot be read has `known` False."""
 
-_UNKNOWN = (0, 0, 0, 0, False)
+UNKNOWN = (0, 0, 0, 0, False)
+"""The stamp of a file that could not be stat'ed."""
 
 
 def absolute_paths(paths: Sequence[str]) -> list[str]:
@@ -90,10 +93,24 @@ def stamp_files(keys: Sequence[str]) -> np.ndarray:
         try:
             st = stat(key)
         except (OSError, ValueError):  # ValueError: a NUL in the name
-            append(_UNKNOWN)
+            append(UNKNOWN)
             continue
         append((st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns, True))
     return np.array(values, dtype=STAMP_DTYPE).reshape(len(values))
+
+
+def unstamped(count: int) -> np.ndarray:
+    """Stamps for `count` files of a new cache, to be taken as they are
+    decoded (`Build(stamped=False)`: from the `fstat` of each file opened):
+    placeholders, every file to be decoded.
+
+    Example:
+    >>> unstamped(2)["known"].tolist()
+    [True, True]
+    """
+    out = np.zeros(count, dtype=STAMP_DTYPE)
+    out["known"] = True
+    return out
 
 
 def same(a: np.ndarray, b: np.ndarray) -> np.ndarray:

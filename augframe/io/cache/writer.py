@@ -36,10 +36,18 @@ from augframe.io.cache.layout import (
 )
 from augframe.io.cache.manifest import Checksums, Manifest, write_manifest
 from augframe.io.cache.merge import Items
-from augframe.io.cache.stamps import same, to_columns
+from augframe.io.cache.stamps import (
+    STAMP_DTYPE,
+    UNKNOWN,
+    same,
+    stamp_files,
+    to_columns,
+)
 from augframe.io.cache.verify import chunk_checksums, rows_per_chunk, run_checksums
 from augframe.io.decode.arrays import Decoding
 from augframe.io.decode.rows import (
+    Decoded,
+    FileStamp,
     decode_into,
     decode_job,
     decode_rows,
@@ -76,7 +84,7 @@ STEAL_JOBS = True
 """Whether the building thread decodes the last jobs of a decode in processes
 itself while the processes have not taken them (see `_ProcessDecode`)."""
 _COPY_BYTES = 64 * 2**20  # bytes per chunk when copying rows between files
-_WRITE_BACK_BYTES = 64 * 2**20
+_WRITE_BACK_BYTES = 16 * 2**20
 """Rows decoded by the processes, in bytes, between two `fdatasync`s of
 the data file while the building thread waits on them (`_ProcessDecode`)."""
 
@@ -93,6 +101,7 @@ class Build:
         image_size: tuple[int, int],
         old: Manifest | None,
         decoding: Decoding,
+        stamped: bool = True,
     ) -> None:
         self.folder = folder
         self.decoding = decoding
@@ -130,6 +139,9 @@ class Build:
         self.checksums: Checksums | None = None
         self._failed_rows: list[int] = []  # positions in the rows decoded
         self._crcs: dict[int, int] = {}  # chunk -> CRC-32, from the decode jobs
+        # False: `items.stamps` are placeholders, filled from the decode
+        # (a new cache: `stamps.unstamped`).
+        self.stamped = stamped
 
     @property
     def kept(self) -> np.ndarray:
@@ -256,6 +268,9 @@ class Build:
             disable=not progress,
             leave=False,
         )
+        found: list[FileStamp | None] | None = (
+            None if self.stamped else [None] * len(todo)
+        )
         with bar:
             left = np.arange(len(todo))  # positions in `todo`
             if processes is not None or wants_processes(len(todo), num_workers):
@@ -263,13 +278,32 @@ class Build:
                     if processes is None:
                         processes = stack.enter_context(start_processes(num_workers))
                     left = self._decode_in_processes(
-                        data, todo, paths, processes, num_workers, bar=bar
+                        data, todo, paths, processes, num_workers, bar=bar, found=found
                     )
                     # Asked to exit now: a caller's pool ends while it goes on.
                     processes.end()
             if len(left):
-                self._decode_in_threads(data, todo, paths, left, pool, bar=bar)
+                self._decode_in_threads(
+                    data, todo, paths, left, pool, bar=bar, found=found
+                )
         self.failed[candidates[todo[self._failed_rows]]] = True
+        if found is not None:
+            self._stamp(candidates[todo], found)
+
+    def _stamp(self, items: np.ndarray, found: list[FileStamp | None]) -> None:
+        """Records the stamps the decode took of `items` (from the `fstat`
+        of each file it opened); a file it could not open is stamped with
+        `os.stat` now (unknown if that fails too), as a stamped build would
+        have: a file that fails to decode is then not retried while it is
+        unchanged."""
+        self.stamps[items] = np.array(
+            [UNKNOWN if st is None else (*st, True) for st in found],
+            dtype=STAMP_DTYPE,
+        ).reshape(len(found))
+        missing = [i for i, st in enumerate(found) if st is None]
+        if missing:
+            where = items[missing]
+            self.stamps[where] = stamp_files([self.keys[i] for i in where.tolist()])
 
     def _decode_in_threads(
         self,
@@ -280,16 +314,22 @@ class Build:
         pool: ThreadPoolExecutor,
         *,
         bar: tqdm,
+        found: list[FileStamp | None] | None = None,
     ) -> None:
         def job(positions: np.ndarray) -> np.ndarray:
+            stamps: list[FileStamp | None] | None = None if found is None else []
             failed = decode_into(
                 data,
                 todo[positions],
                 [paths[i] for i in positions.tolist()],
                 self.image_size,
                 self.decoding,
+                stamps,
             )
             self._failed_rows.extend(positions[failed].tolist())
+            if found is not None and stamps is not None:
+                for position, stamp in zip(positions.tolist(), stamps, strict=True):
+                    found[position] = stamp
             return positions
 
         # On an error, queued jobs stop and running ones finish before the
@@ -305,6 +345,7 @@ class Build:
         num_workers: int,
         *,
         bar: tqdm,
+        found: list[FileStamp | None] | None = None,
     ) -> np.ndarray:
         """Decodes rows in the spawned `processes`, each writing its rows
         through its own map of the data file (and this thread the last jobs
@@ -321,7 +362,7 @@ class Build:
         if per_crc and chunk >= per_crc:
             chunk -= chunk % per_crc
         jobs = _ProcessDecode(
-            data, todo, paths, chunk, self.image_size, self.decoding, per_crc
+            data, todo, paths, chunk, self.image_size, self.decoding, per_crc, found
         )
         jobs.run(processes.pool, bar=bar, steal=STEAL_JOBS)
         self._failed_rows.extend(jobs.failed)
@@ -564,9 +605,11 @@ class _ProcessDecode:
         image_size: tuple[int, int],
         decoding: Decoding,
         per_crc: int,
+        found: list[FileStamp | None] | None = None,
     ) -> None:
         self.data, self.todo, self.paths, self.chunk = data, todo, paths, chunk
         self.image_size, self.decoding, self.per_crc = image_size, decoding, per_crc
+        self.found = found  # each position's stamp, where the jobs stamp
         self.starts = list(range(0, len(todo), chunk))
         self.done = np.zeros(len(todo), dtype=bool)
         self.failed: list[int] = []  # positions in `todo`
@@ -581,13 +624,16 @@ class _ProcessDecode:
             self.image_size,
             self.decoding,
             self.per_crc,
+            self.found is not None,
         )
 
-    def _record(self, start: int, result: tuple[np.ndarray, dict[int, int]]) -> None:
-        failed, crcs = result
+    def _record(self, start: int, result: Decoded) -> None:
+        failed, crcs, stamps = result
         self.failed.extend((start + failed).tolist())
         self.crcs.update(crcs)
         self.done[start : start + self.chunk] = True
+        if self.found is not None and stamps is not None:
+            self.found[start : start + len(stamps)] = stamps
 
     def run(self, processes: ProcessPoolExecutor, *, bar: tqdm, steal: bool) -> None:
         """Runs every job; a broken pool leaves its jobs undone (`done`)."""

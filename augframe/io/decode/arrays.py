@@ -27,8 +27,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from augframe._files import MAX_IMAGE_PIXELS
 from augframe.errors import ConfigError
-from augframe.options import registry as opts
 
 __all__ = [
     "CHANNELS",
@@ -105,9 +105,13 @@ class Decoding:
     crop_to_aspect_ratio: bool = False
     pad_to_aspect_ratio: bool = False
     exif_orientation: bool = False
-    max_image_pixels: int = opts.MAX_IMAGE_PIXELS
+    max_image_pixels: int = MAX_IMAGE_PIXELS
 
     def __post_init__(self) -> None:
+        # Imported here: a decode process receives checked decodings and
+        # starts without the options and pydantic (0.08 s of its start).
+        from augframe.options import registry as opts
+
         for name in DECODING_OPTIONS:
             # Normalised (a NumPy integer becomes Python's): the options
             # are written to the cache manifest as JSON.
@@ -154,7 +158,7 @@ class Decoding:
             "pad" if self.pad_to_aspect_ratio else "",
             "exif" if self.exif_orientation else "",
             f"max{self.max_image_pixels}px"
-            if self.max_image_pixels != opts.MAX_IMAGE_PIXELS
+            if self.max_image_pixels != MAX_IMAGE_PIXELS
             else "",
         ]
         return "-".join(p for p in parts if p)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 import cv2
 import numpy as np
 
-from augframe._files import open_regular, read_head, read_regular
+from augframe._files import MAX_IMAGE_PIXELS, open_regular, read_head, read_regular
 from augframe.errors import invalid
 from augframe.io.decode.arrays import (
     CHANNELS,
@@ -23,7 +24,6 @@ from augframe.io.decode.jpeg import (
     scalable_size,
     scans_at_most,
 )
-from augframe.options import registry as opts
 
 __all__ = [
     "BYTES_PER_PIXEL",
@@ -169,7 +169,8 @@ def decode_image(
     target_size: tuple[int, int] | None = None,
     color_mode: str = "rgb",
     exif_orientation: bool = False,
-    max_image_pixels: int = opts.MAX_IMAGE_PIXELS,
+    max_image_pixels: int = MAX_IMAGE_PIXELS,
+    opened: Callable[[os.stat_result], object] | None = None,
 ) -> np.ndarray:
     """Decodes an image file to uint8 RGB, grayscale or RGBA, its pixels as stored.
 
@@ -236,6 +237,9 @@ def decode_image(
         color_mode: "rgb", "grayscale" or "rgba".
         exif_orientation: apply the file's EXIF orientation.
         max_image_pixels: most pixels (height x width) an image may have.
+        opened: called with the `os.fstat` of the file once it is open (the
+            file that is read, whatever happens to its name meanwhile): a
+            cache build stamps the files it decodes with it.
 
     Raises:
         ImageReadError: the file is missing, empty, not a regular file, not
@@ -263,7 +267,7 @@ def decode_image(
         raise invalid(
             "color_mode", color_mode, f"one of {', '.join(map(repr, CHANNELS))}"
         )
-    data, frame = _read_image(path, max_image_pixels)
+    data, frame = _read_image(path, max_image_pixels, opened)
     _check_scans(path, data, frame)
     try:
         image = _decode(
@@ -286,7 +290,9 @@ _Frame = tuple[int, int, int, int] | None
 
 
 def _read_image(
-    path: str | os.PathLike[str], max_image_pixels: int
+    path: str | os.PathLike[str],
+    max_image_pixels: int,
+    opened: Callable[[os.stat_result], object] | None = None,
 ) -> tuple[bytearray, _Frame]:
     """The bytes of an image file whose header passed `check_pixels`, bounded,
     and its JPEG frame header (None for another format).
@@ -306,7 +312,10 @@ def _read_image(
     except OSError as exc:
         raise ImageReadError(f"{where}: {exc.strerror or exc}") from exc
     try:
-        size = os.fstat(fd).st_size
+        stat = os.fstat(fd)
+        if opened is not None:
+            opened(stat)
+        size = stat.st_size
         data = bytearray(min(size, METADATA_BYTES))
         got = _read_into(fd, data, 0)
         if got == 0:

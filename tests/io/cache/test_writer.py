@@ -18,6 +18,7 @@ import pytest
 
 import augframe
 import augframe.io.cache.build
+import augframe.io.cache.stamps
 import augframe.io.cache.verify
 import augframe.io.cache.writer
 from augframe import (
@@ -334,7 +335,8 @@ def test_a_new_cache_records_the_checksums_its_decode_jobs_computed(
 ):
     """A new cache decoded in processes (jobs of whole chunks) takes its
     checksums from the jobs, computes none afterwards, and they match its
-    rows; the processes were started before the files were stamped."""
+    rows; the processes were started first, and its files were stamped by
+    the decode (no `os.stat` pass): the stamps `os.stat` gives."""
     paths, labels = dataset(tmp_path / "data")
     monkeypatch.setattr(writer, "PROCESS_DECODE_FILES", 1)
     monkeypatch.setattr(writer, "PROCESS_DECODE_WORKERS", 2)
@@ -358,13 +360,15 @@ def test_a_new_cache_records_the_checksums_its_decode_jobs_computed(
     monkeypatch.setattr(writer, "chunk_checksums", no_checksums)
     monkeypatch.setattr(writer, "run_checksums", no_checksums)
     store = build(paths, labels, tmp_path / "cache")
-    assert events[:2] == ["processes", "stamps"]
+    assert events == ["processes"]
     folder = tmp_path / "cache" / f"{SIZE[0]}x{SIZE[1]}"
     manifest = json.loads((folder / "manifest.json").read_text())
+    stamped = augframe.io.cache.stamps.to_columns(real_stamp(paths))
+    assert {k: manifest["entries"][k] for k in stamped} == stamped
     with ThreadPoolExecutor(2) as pool:
         values = augframe.io.cache.verify.chunk_checksums(store.images, 4, pool)
     assert manifest["checksums"]["values"] == values
     assert len(values) == 4  # 16 rows, chunks of 4
     events.clear()
     build(paths, labels, tmp_path / "cache")  # reused: no process started
-    assert "processes" not in events
+    assert events == ["stamps"]
