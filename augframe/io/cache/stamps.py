@@ -66,11 +66,14 @@ def absolute_paths(paths: Sequence[str]) -> list[str]:
     """
     if os.name != "posix":
         return [os.path.abspath(p) for p in paths]
+    if _normal_absolute(paths):
+        return list(paths)  # a listing of an absolute folder: nothing to do
     folders: dict[str, str] = {}
     out = []
     for path in paths:
         folder, _, name = path.rpartition("/")
-        if name in ("", ".", "..") or not folder:
+        if name in ("", ".", "..") or not folder or path.startswith("//"):
+            # "//x" stays "//x" (POSIX leaves a leading "//" to the system)
             out.append(os.path.abspath(path))
             continue
         absolute = folders.get(folder)
@@ -78,6 +81,24 @@ def absolute_paths(paths: Sequence[str]) -> list[str]:
             absolute = folders[folder] = os.path.abspath(folder)
         out.append(absolute + name if absolute == "/" else f"{absolute}/{name}")
     return out
+
+
+def _normal_absolute(paths: Sequence[str]) -> bool:
+    """Whether every path is already its own `os.path.abspath` (POSIX): it
+    starts with "/", has no "." or ".." component, no empty one and no
+    trailing "/". Checked on the joined text, in C (a listing's 317,000
+    paths in a few milliseconds, where joining each cost 0.27 s)."""
+    if not paths:
+        return True
+    text = "\0".join(paths) + "\0"  # NUL: in no path a listing gives
+    return (
+        text.count("\0/") == len(paths) - 1
+        and text.startswith("/")
+        and text.count("\0") == len(paths)
+        and not any(
+            part in text for part in ("//", "/./", "/../", "/.\0", "/..\0", "/\0")
+        )
+    )
 
 
 def stamp_files(keys: Sequence[str]) -> np.ndarray:

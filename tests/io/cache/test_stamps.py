@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from augframe.io.cache import stamps
 
@@ -74,4 +76,17 @@ def test_absolute_paths_are_those_of_os_path_abspath(tmp_path, monkeypatch):
         "d/",
         "nam\udcffe/\udcfe.jpg",  # not UTF-8 (surrogate escapes)
     ]
+    assert stamps.absolute_paths(paths) == [os.path.abspath(p) for p in paths]
+
+
+@given(
+    st.lists(st.text(alphabet="/.ab\0", max_size=12), max_size=6),
+    st.booleans(),
+)
+def test_any_paths_get_the_absolute_path_abspath_gives(paths, rooted):
+    """Paths already absolute and normal are taken as they are (checked in
+    C on the joined text); any other list goes path by path: either way
+    each is `os.path.abspath` of itself."""
+    if rooted:
+        paths = ["/" + p for p in paths]
     assert stamps.absolute_paths(paths) == [os.path.abspath(p) for p in paths]
