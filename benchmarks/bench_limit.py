@@ -121,7 +121,11 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "as_tf_dataset": {"tf_data": True},
     "serve only": {"epochs_per_frame": 10**6},
     "build processes": {"build_processes": True},
-    "no control, no examples": {"control_file": None, "example_dir": None},
+    "no control, no examples": {
+        "control_file": None,
+        "example_dir": None,
+        "example_prob": 0.0,
+    },
 }
 """Each measured path's options over the Quick start's."""
 
