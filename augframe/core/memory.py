@@ -93,7 +93,8 @@ class FrameBudget:
         num_samples: samples in a frame.
         image_size: `(height, width)` of every sample.
         channels: 3, 1 or 4.
-        num_buffers: 2 with background builds of whole frames, else 1.
+        num_buffers: 2 with background builds of whole frames, else 1; 0 for
+            frames served in place (the store's own array: no buffer).
         slice_samples: the samples of a rolling frame's slice buffer (0: none).
         num_classes: classes in the frame (for the advice).
         samples_per_class: the option as given (None: every native once).

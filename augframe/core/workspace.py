@@ -31,6 +31,7 @@ import numpy as np
 from augframe.augment.pipeline import PipelineSpec
 from augframe.core import memory
 from augframe.core.buffer import FrameBuffer
+from augframe.core.builder import held_in_order
 from augframe.core.cluster import ClusterMaker
 from augframe.core.makers import ProcessMaker, SampleMaker, choose_maker
 from augframe.core.memory import FrameBudget
@@ -102,6 +103,14 @@ def open_workspace(
     channels = CHANNELS[store_color_mode(store)]
     rolling = schedule.refresh == "rolling"
     num_buffers = 2 if schedule.background and not rolling else 1
+    # Served in place (`augframe.core.builder.natives_in_place`): every
+    # frame is the store's own array, so its buffers hold no row.
+    in_place = (
+        not rolling
+        and spec.is_identity
+        and build.samples_per_class is None
+        and held_in_order(store) is not None
+    )
     slice_rows = (
         memory.slice_rows(
             available,
@@ -116,7 +125,7 @@ def open_workspace(
         num_samples=num_samples,
         image_size=(height, width),
         channels=channels,
-        num_buffers=num_buffers,
+        num_buffers=0 if in_place else num_buffers,
         slice_samples=slice_rows,
         num_classes=len(class_names),
         samples_per_class=build.samples_per_class,
@@ -146,7 +155,7 @@ def open_workspace(
 
     space = Workspace(
         maker=maker,
-        frames=[buffer(num_samples) for _ in range(num_buffers)],
+        frames=[buffer(0 if in_place else num_samples) for _ in range(num_buffers)],
         spare=buffer(slice_rows) if slice_rows else None,
     )
     if isinstance(maker, ProcessMaker):

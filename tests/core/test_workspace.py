@@ -14,7 +14,7 @@ from augframe.core.limits import Headroom, MemoryLimits
 from augframe.core.makers import ProcessMaker, ThreadMaker
 from augframe.core.workspace import Workspace, open_workspace
 from augframe.errors import ConfigError
-from augframe.io.stores import mapping_to_store
+from augframe.io.stores import ArrayStore, mapping_to_store
 from augframe.options.groups import BuildOptions, ScheduleOptions
 from tests.conftest import random_images
 
@@ -105,3 +105,32 @@ def test_processes_asked_for_without_the_shared_memory_are_refused(monkeypatch):
     space = workspace(num_build_workers=2, build_processes=False)  # threads fit
     assert isinstance(space.maker, ThreadMaker) and space.maker.num_workers == 2
     space.close()
+
+
+def test_frames_served_in_place_get_buffers_of_no_row_and_count_none(monkeypatch):
+    """Every native once, no pipeline, a store that holds its natives in
+    order: the frames are the store's own array, so a RAM that could not
+    hold one frame is no reason to refuse them, and no buffer row exists;
+    with a pipeline the same limit refuses."""
+    tiny = MemoryLimits(ram=Headroom(1000, "a test limit"), shm=None)
+    monkeypatch.setattr(memory, "probe", lambda: tiny)
+    natives = random_images(40, seed=3, size=(16, 16))
+    store = ArrayStore(natives, np.arange(40) % 2)
+
+    def opened(spec: PipelineSpec) -> Workspace:
+        return open_workspace(
+            store,
+            spec,
+            ["a", "b"],
+            entropy=0,
+            build=BuildOptions.of(samples_per_class=None, num_build_workers=1),
+            schedule=ScheduleOptions.of(),
+            epochs_per_frame=3,
+            say=[].append,
+        )
+
+    space = opened(PipelineSpec(None))
+    assert [b.array.shape[0] for b in space.frames] == [0, 0]
+    space.close()
+    with pytest.raises(ConfigError, match="a test limit"):
+        opened(PipelineSpec(A.HorizontalFlip(p=0.5)))
