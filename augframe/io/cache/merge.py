@@ -51,7 +51,13 @@ def asked_only(
     labels: np.ndarray,
 ) -> Items:
     """The items of a cache of exactly the files asked for, in their order."""
-    return Items(names, keys, stamps, labels, np.arange(len(keys), dtype=np.int64))
+    return Items(
+        names,
+        keys,
+        stamps,
+        labels.astype(np.int32, copy=False),
+        np.arange(len(keys), dtype=np.int64),
+    )
 
 
 def merge_shared(
@@ -75,6 +81,9 @@ def merge_shared(
     """
     if old is not None and old.damaged is None and keys == old.keys:
         # Every file of the cache asked for, once, in its order (a warm start).
+        return asked_only(names, keys, stamps, labels)
+    if old is None and len(set(keys)) == len(keys):
+        # A new cache of files asked for once each (a cold start).
         return asked_only(names, keys, stamps, labels)
     n = len(keys)
     # The first request of each file: later ones share its item.

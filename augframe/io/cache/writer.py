@@ -50,7 +50,6 @@ from augframe.io.decode.rows import (
     FileStamp,
     decode_into,
     decode_job,
-    decode_rows,
     start_process,
     started,
 )
@@ -80,9 +79,6 @@ move the bounds."""
 
 PROCESS_DECODE_WORKERS = 2
 """Workers from which a large decode (`PROCESS_DECODE_FILES`) uses processes."""
-STEAL_JOBS = True
-"""Whether the building thread decodes the last jobs of a decode in processes
-itself while the processes have not taken them (see `_ProcessDecode`)."""
 _COPY_BYTES = 64 * 2**20  # bytes per chunk when copying rows between files
 _WRITE_BACK_BYTES = 16 * 2**20
 """Rows decoded by the processes, in bytes, between two `fdatasync`s of
@@ -364,7 +360,7 @@ class Build:
         jobs = _ProcessDecode(
             data, todo, paths, chunk, self.image_size, self.decoding, per_crc, found
         )
-        jobs.run(processes.pool, bar=bar, steal=STEAL_JOBS)
+        jobs.run(processes.pool, bar=bar)
         self._failed_rows.extend(jobs.failed)
         self._crcs.update(jobs.crcs)
         return np.flatnonzero(~jobs.done)
@@ -589,11 +585,10 @@ class _ProcessDecode:
     """The jobs of one decode in processes, and what they returned.
 
     Jobs of `chunk` consecutive positions of `todo` are submitted in order;
-    the processes take them from the front. Meanwhile the calling thread
-    takes jobs from the back, each one the processes have not taken yet
-    (`Future.cancel` succeeds only then): the decode starts at once, while
-    the processes start, and it ends with no process waiting on a long tail.
-    The rows are the same whoever decodes them.
+    the processes take them in that order. The calling thread decodes
+    none: it records what the jobs return and writes their rows back to
+    disk (a thread decoding beside the processes made the decode slower:
+    one decoder more than cores, and the GIL the pool's own thread needs).
     """
 
     def __init__(
@@ -635,7 +630,7 @@ class _ProcessDecode:
         if self.found is not None and stamps is not None:
             self.found[start : start + len(stamps)] = stamps
 
-    def run(self, processes: ProcessPoolExecutor, *, bar: tqdm, steal: bool) -> None:
+    def run(self, processes: ProcessPoolExecutor, *, bar: tqdm) -> None:
         """Runs every job; a broken pool leaves its jobs undone (`done`)."""
         path = str(self.data.filename)
         futures: list[Future[Any]] = []
@@ -646,7 +641,7 @@ class _ProcessDecode:
                     futures.append(
                         processes.submit(decode_job, path, *self._args(start))
                     )
-            self._collect(futures, bar=bar, steal=steal, fd=fd)
+            self._collect(futures, bar=bar, fd=fd)
         except BrokenProcessPool:
             pass  # the rows left are decoded in threads
         finally:
@@ -666,24 +661,12 @@ class _ProcessDecode:
             with contextlib.suppress(OSError):
                 getattr(os, "fdatasync", os.fsync)(fd)  # no fdatasync on macOS
 
-    def _collect(
-        self, futures: list[Future[Any]], *, bar: tqdm, steal: bool, fd: int
-    ) -> None:
-        """Records the jobs' results as they finish, taking back jobs from
-        the end (while `steal` and the processes have not taken them), and
-        writes finished rows back to disk (`fd`, `_write_back`) between."""
+    def _collect(self, futures: list[Future[Any]], *, bar: tqdm, fd: int) -> None:
+        """Records the jobs' results as they finish, and writes finished rows
+        back to disk (`fd`, `_write_back`) between."""
         start_of = dict(zip(futures, self.starts, strict=True))
         pending = set(futures)
-        last = len(futures) - 1  # the next job to take back
         while pending:
-            if steal and last >= 0 and futures[last].cancel():
-                pending.discard(futures[last])
-                start = self.starts[last]
-                self._record(start, decode_rows(self.data, *self._args(start)))
-                bar.update(min(self.chunk, len(self.todo) - start))
-                last -= 1
-                continue
-            steal = False
             finished, pending = wait(pending, return_when=FIRST_COMPLETED)
             for future in finished:
                 start = start_of[future]

@@ -202,3 +202,18 @@ def test_a_shared_build_without_a_previous_cache_is_the_files_asked():
     )
     assert items.keys == ["/b", "/a"] and items.wanted.tolist() == [0, 1]
     assert items.labels.dtype == np.int32
+
+
+def test_a_new_shared_cache_holds_a_file_asked_twice_once():
+    """Without a previous cache, a file asked for twice is still one item,
+    both requests pointing at it (the new-cache shortcut needs unique keys)."""
+    items = merge.merge_shared(
+        ["b", "a", "b2"],
+        ["/b", "/a", "/b"],
+        stamps([1, 2, 1]),
+        np.array([0, 1, 0]),
+        old=None,
+        stamp=lambda keys: pytest.fail(f"{keys} stamped: nothing to keep"),
+    )
+    assert items.keys == ["/b", "/a"] and items.wanted.tolist() == [0, 1, 0]
+    assert items.labels.tolist() == [0, 1]

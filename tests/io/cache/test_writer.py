@@ -8,8 +8,7 @@ import json
 import os
 import re
 import time
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
-from multiprocessing import get_context
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import cv2
@@ -188,14 +187,11 @@ def test_cache_error_says_what_to_do(code, match):
     assert "cache_dir=None" in str(error)
 
 
-@pytest.mark.parametrize("steal", [False, True])
 def test_decoding_in_processes_gives_the_bytes_and_skips_of_threads(
-    tmp_path, monkeypatch, steal
+    tmp_path, monkeypatch
 ):
     """A large build decodes in spawned processes that write through their
-    own maps (and, with `steal`, in the building thread the jobs they have
-    not taken): the same rows, the same files skipped, as with threads."""
-    monkeypatch.setattr(writer, "STEAL_JOBS", steal)
+    own maps: the same rows, the same files skipped, as with threads."""
     paths, labels = dataset(tmp_path / "data")
     bad = bad_files(tmp_path / "data" / "c1")
     all_paths = paths[:4] + bad + paths[4:]
@@ -234,7 +230,6 @@ def test_rows_decoded_in_processes_are_written_back_while_the_build_waits(
     plain = build(paths, labels, tmp_path / "threads")
     monkeypatch.setattr(writer, "PROCESS_DECODE_FILES", 1)
     monkeypatch.setattr(writer, "PROCESS_DECODE_WORKERS", 2)
-    monkeypatch.setattr(writer, "STEAL_JOBS", False)  # the thread only waits
     monkeypatch.setattr(writer, "_CHUNK", 2)  # several jobs per process
     monkeypatch.setattr(writer, "_WRITE_BACK_BYTES", 0)  # after every job
     synced: list[str] = []
@@ -262,10 +257,6 @@ def test_a_build_decoding_in_processes_leaves_no_process(tmp_path, monkeypatch):
     assert after <= before
 
 
-def _sleep(seconds: float) -> None:
-    time.sleep(seconds)
-
-
 def process_decode(tmp_path: Path, per_crc: int) -> tuple[writer._ProcessDecode, list]:
     """A `_ProcessDecode` of 10 files into a new data file, 2 rows per job."""
     paths, _ = dataset(tmp_path / "data", counts=(6, 4))
@@ -285,37 +276,13 @@ class _Bar:
         self.n += count
 
 
-def test_the_building_thread_takes_back_the_jobs_the_processes_have_not_taken(
-    tmp_path, monkeypatch
-):
-    """With its one process busy, the jobs still queued (all but the one
-    the pool hands its process next) are decoded by the building thread,
-    and every row is its file's."""
-    jobs, paths = process_decode(tmp_path, per_crc=0)
-    here = []
-    real = writer.decode_rows
-
-    def counted(data, rows, *args):
-        here.append(int(rows[0]))
-        return real(data, rows, *args)
-
-    monkeypatch.setattr(writer, "decode_rows", counted)
-    with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as busy:
-        busy.submit(_sleep, 1.0)
-        bar = _Bar()
-        jobs.run(busy, bar=bar, steal=True)  # type: ignore[arg-type]
-        assert jobs.done.all() and bar.n == 10 and jobs.failed == []
-    assert here[:3] == [8, 6, 4]  # from the end
-    np.testing.assert_array_equal(jobs.data, np.stack([expected(p) for p in paths]))
-
-
 def test_a_broken_pool_leaves_its_jobs_undone(tmp_path):
     """A decode process that dies breaks the pool: the jobs it did not
     finish are left undone (`done` False), for the threads to decode."""
     jobs, _ = process_decode(tmp_path, per_crc=0)
     with writer.start_processes(1) as processes:
         processes.pool.submit(os._exit, 1)
-        jobs.run(processes.pool, bar=_Bar(), steal=False)  # type: ignore[arg-type]
+        jobs.run(processes.pool, bar=_Bar())  # type: ignore[arg-type]
     assert not jobs.done.any()
 
 
@@ -324,7 +291,7 @@ def test_decode_jobs_return_the_checksums_of_the_chunks_they_fill(tmp_path):
     job that wrote it, and equals the CRC of the rows written."""
     jobs, _ = process_decode(tmp_path, per_crc=2)
     with writer.start_processes(2) as processes:
-        jobs.run(processes.pool, bar=_Bar(), steal=True)  # type: ignore[arg-type]
+        jobs.run(processes.pool, bar=_Bar())  # type: ignore[arg-type]
     with ThreadPoolExecutor(2) as pool:
         recorded = augframe.io.cache.verify.chunk_checksums(jobs.data, 2, pool)
     assert jobs.crcs == dict(enumerate(recorded))
