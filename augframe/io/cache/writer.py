@@ -673,5 +673,4 @@ class _ProcessDecode:
                 self._record(start, future.result())
                 rows = min(self.chunk, len(self.todo) - start)
                 bar.update(rows)
-                if pending:
-                    self._write_back(fd, rows)
+                self._write_back(fd, rows)

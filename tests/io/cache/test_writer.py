@@ -241,7 +241,9 @@ def test_rows_decoded_in_processes_are_written_back_while_the_build_waits(
 
     monkeypatch.setattr(os, "fdatasync", spied)
     written = build(paths, labels, tmp_path / "processes")
-    assert len(synced) >= 2 and all("/processes/" in name for name in synced)
+    # one sync at least per batch of finished jobs: how many batches there are
+    # is the scheduler's, so only "at least one, before the commit" is fixed
+    assert synced and all("/processes/" in name for name in synced)
     np.testing.assert_array_equal(all_images(written), all_images(plain))
 
 
