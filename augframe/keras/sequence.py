@@ -59,6 +59,10 @@ class _PyDataset(SequenceFacade, keras.utils.PyDataset):
         the model is fast; follows frame swaps. For `fit` only (see
         `augframe.keras.tf_data`).
 
+        Args:
+            prefetch: batches prepared ahead (default: 2, with tf.data's
+                autotuning off; `tf.data.AUTOTUNE` turns it on).
+
         Example:
         >>> model.fit(seq.as_tf_dataset(), epochs=10)  # doctest: +SKIP
         """

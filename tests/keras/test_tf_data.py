@@ -90,3 +90,28 @@ def test_serve_augment_takes_the_python_path_with_the_same_signature():
             seq.frame.labels.tolist()
         )
         assert seq.epoch == 0  # one pass begun, none ended
+
+
+def test_tf_datas_autotuning_is_off_unless_asked_for():
+    """Dropping an autotuned iterator over a generator can block for 0.1 s
+    (Keras drops one every epoch): by default a fixed queue, no autotuning."""
+    import tensorflow as tf
+
+    from augframe.keras.tf_data import PREFETCH
+
+    with training() as seq:
+        default = as_tf_dataset(seq)
+        assert default.options().autotune.enabled is False
+        tuned = as_tf_dataset(seq, prefetch=tf.data.AUTOTUNE)
+        assert tuned.options().autotune.enabled is not False
+        fixed = as_tf_dataset(seq, prefetch=PREFETCH + 1)
+        assert fixed.options().autotune.enabled is False
+        for dataset in (default, tuned, fixed):  # the same batches either way
+            batches = list(dataset.as_numpy_iterator())
+            order, _ = seq.core.epoch_order()
+            images, labels, _ = seq.core.frame_arrays()
+            x = np.concatenate([b[0] for b in batches])
+            np.testing.assert_array_equal(x, images[order].astype(np.float32))
+            np.testing.assert_array_equal(
+                np.concatenate([b[1] for b in batches]), labels[order]
+            )
