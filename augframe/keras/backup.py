@@ -146,6 +146,15 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
                 seq.start_fit_at(epoch)
         self._first_epoch = False
 
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        """Ends the epoch on each sequence, then saves (Keras' `_save_model`):
+        the state saved is the one Keras' next epoch starts from, whatever
+        the order of the callbacks."""
+        stopping = bool(getattr(self.model, "stop_training", False))
+        for seq in self.sequences:
+            seq.on_fit_epoch_end(last=stopping)
+        super().on_epoch_end(epoch, logs)
+
     def on_train_end(self, logs: dict | None = None) -> None:
         super().on_train_end(logs)
         for seq in self.sequences:

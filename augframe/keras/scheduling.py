@@ -71,6 +71,12 @@ class SchedulingCore:
         for seq in self._sequences():
             seq.on_fit_epoch_begin(epoch)
 
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        """Ends a training pass Keras left open (see `on_fit_epoch_end`)."""
+        stopping = bool(getattr(getattr(self, "model", None), "stop_training", False))
+        for seq in self._sequences():
+            seq.on_fit_epoch_end(last=stopping)
+
     def on_train_end(self, logs: dict | None = None) -> None:
         for seq in self._sequences():
             seq.on_fit_end()
@@ -144,7 +150,8 @@ class StopCore(SchedulingCore):
             self._check(f"batch {batch + 1}")
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        self._check(f"epoch {epoch + 1}", epoch=epoch)
+        self._check(f"epoch {epoch + 1}", epoch=epoch)  # a stop makes it the last
+        super().on_epoch_end(epoch, logs)
 
     def _check(self, where: str, *, epoch: int | None = None) -> None:
         self.control.poll()

@@ -324,6 +324,23 @@ class FrameSequence(TrainingFacade, _PyDataset):
                 with _console.after_open_line(self._progress_line_may_be_open()):
                     self._end_epoch()
 
+    def on_fit_epoch_end(self, *, last: bool = False) -> None:
+        """Ends a training pass still open at Keras' `on_epoch_end(epoch)`.
+
+        Keras ends the pass (`on_epoch_end()`) before the callbacks see the
+        epoch end, except where it never does: a pass of `as_tf_dataset()`
+        ends when the next one begins, and a fit stopped inside an epoch
+        leaves it open. Every batch of the epoch has been taken by then, so
+        it ends here, before any callback reads or saves the sequence at
+        this epoch end (`augframe.BackupAndRestore` saves the next epoch's
+        state). `last` (`model.stop_training`): no frame is swapped in after
+        it, as at the end of a fit.
+        """
+        with self._serialised():
+            if self.clock.explicit and self.clock.in_training_pass and self.clock.end():
+                with _console.after_open_line(self._progress_line_may_be_open()):
+                    self._end_epoch(last=last)
+
     def _pass_begins(self, previous_open: bool) -> tuple[np.ndarray, int]:
         with self._serialised():
             if previous_open and self.clock.pass_open:

@@ -214,3 +214,43 @@ def test_initial_epoch_serves_a_frame_served_on_as_the_uninterrupted_run(
         digests = fit(seq, [augframe.FrameScheduler(seq)], initial_epoch=3)
         assert (seq.epoch, seq.generation) == (EPOCHS, 1)
     assert digests.by_epoch == {e: kept_uninterrupted[e] for e in range(3, EPOCHS)}
+
+
+def test_a_fit_on_the_tf_dataset_resumes_the_frames_from_the_backup(
+    tmp_path: Path, uninterrupted: dict[int, str]
+) -> None:
+    """The TensorFlow path (`as_tf_dataset()` under `FrameScheduler`):
+    what each epoch serves, before and after a resume, is the sequence's.
+
+    A pass of the dataset begins when tf.data first asks for a batch, after
+    the callbacks' epoch begin: each epoch is read at its end, before the
+    scheduler ends it."""
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("as_tf_dataset is TensorFlow's native path")
+    model = tiny_model(2, image_size=(8, 8))
+
+    class AtEnd(Digests):
+        def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+            pass
+
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            self.by_epoch[epoch] = served(self.seq)
+
+    def tf_fit(seq: augframe.FrameSequence, callbacks: list, digests: Digests) -> None:
+        model.fit(
+            seq.as_tf_dataset(),
+            epochs=EPOCHS,
+            verbose=0,
+            shuffle=False,
+            callbacks=[digests, augframe.FrameScheduler(seq), *callbacks],
+        )
+
+    with make() as first, pytest.raises(RuntimeError, match="interrupted"):
+        before = AtEnd(first)
+        tf_fit(first, [BackupAndRestore(tmp_path, first), Interrupt(3)], before)
+    assert before.by_epoch == {e: uninterrupted[e] for e in range(3)}
+    with make() as second:
+        after = AtEnd(second)
+        tf_fit(second, [BackupAndRestore(tmp_path, second)], after)
+        assert second.epoch == EPOCHS
+    assert after.by_epoch == {e: uninterrupted[e] for e in range(3, EPOCHS)}
