@@ -61,14 +61,17 @@ of every round: single rounds 0.78-1.34 around a median of 1.08):
   augframe adds; a wall ratio well under its CPU ratio is time lost to
   waiting (the swap, contention), not to work.
 
-`--variants` adds paths to every round, each in its own process, to
-attribute a loss: "float32" (the default dtype: four times the bytes through
-the adapter), "background=False" (builds at the frame boundary: no
-contention with training), "as_tf_dataset" (TensorFlow's native input path,
-no adapter), "serve only" (no swap: the adapter's cost alone, its ratio
-above 1 by the build's share), "build processes" (`build_processes=True`:
-no build thread holding the GIL in the training process), "no control, no
-examples" (neither the control file nor example images).
+The Quick start's path is the README's: `model.fit(seq.as_tf_dataset())`
+on TensorFlow (`model.fit(seq)` on JAX and PyTorch). `--variants` adds
+paths to every round, each in its own process, that differ from it in one
+thing, to attribute a loss: "float32" (the default dtype: four times the
+bytes), "background=False" (builds at the frame boundary: no contention
+with training), "PyDataset" (`model.fit(seq)`: Keras' `PyDataset` adapter,
+whose autotuned `tf.data` iterator stalls some epoch starts), "serve only"
+(no swap: the input path's cost alone, its ratio above 1 by the build's
+share), "build processes" (`build_processes=True`: no build thread holding
+the GIL in the training process), "no control, no examples" (neither the
+control file nor example images).
 
 Run from the repository root:
 
@@ -114,14 +117,19 @@ ARRAYS = "arrays"
 
 QUICK_START = "quick start"
 
+TF_DATA = {"tf_data": True}
+"""The Quick start's input path: `model.fit(seq.as_tf_dataset())` on
+TensorFlow (Keras' `PyDataset` adapter, `model.fit(seq)`, on the others)."""
+
 VARIANTS: dict[str, dict[str, Any]] = {
-    QUICK_START: {},
-    "float32": {"dtype": "float32"},
-    "background=False": {"background": False},
-    "as_tf_dataset": {"tf_data": True},
-    "serve only": {"epochs_per_frame": 10**6},
-    "build processes": {"build_processes": True},
+    QUICK_START: {**TF_DATA},
+    "float32": {**TF_DATA, "dtype": "float32"},
+    "background=False": {**TF_DATA, "background": False},
+    "PyDataset": {},
+    "serve only": {**TF_DATA, "epochs_per_frame": 10**6},
+    "build processes": {**TF_DATA, "build_processes": True},
     "no control, no examples": {
+        **TF_DATA,
         "control_file": None,
         "example_dir": None,
         "example_prob": 0.0,
@@ -350,7 +358,9 @@ def child_augframe(
     if name == QUICK_START and builds:
         result.update(build_alone(folder, config, run / "alone", builds))
     options = dict(VARIANTS[name])
-    tf_data = options.pop("tf_data", False)
+    import keras
+
+    tf_data = options.pop("tf_data", False) and keras.backend.backend() == "tensorflow"
     with sequence(folder, config, run, **options) as seq:
         model = new_model(config, seq.dtype)
         callbacks: list[Any] = (
@@ -361,7 +371,8 @@ def child_augframe(
         data: Any = seq
         if tf_data:
             data = seq.as_tf_dataset()
-            callbacks.append(augframe.FrameScheduler(seq))
+            if not callbacks:  # the README's ControlCallback drives the frames
+                callbacks.append(augframe.FrameScheduler(seq))
         result |= timed_epochs(
             lambda cb: model.fit(
                 data,
