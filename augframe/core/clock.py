@@ -116,6 +116,14 @@ class EpochClock:
             return False
         return self._open.pop() == "train"
 
+    def end_training_pass(self) -> bool:
+        """Ends the training pass of a callback-driven fit, if it is the one
+        pass open (a nested pass above it stays as it is); True if it ended."""
+        if self._explicit and self._open == ["train"]:
+            self._open.pop()
+            return True
+        return False
+
     def end_unannounced(self) -> bool:
         """An `on_epoch_end` whose pass no `begin()` announced (Keras 2).
 

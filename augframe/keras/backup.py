@@ -151,8 +151,11 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
         the state saved is the one Keras' next epoch starts from, whatever
         the order of the callbacks."""
         stopping = bool(getattr(self.model, "stop_training", False))
+        steps = self.params.get("steps") if isinstance(self.params, dict) else None
         for seq in self.sequences:
-            seq.on_fit_epoch_end(last=stopping)
+            seq.on_fit_epoch_end(
+                last=stopping, steps=steps if isinstance(steps, int) else None
+            )
         super().on_epoch_end(epoch, logs)
 
     def on_train_end(self, logs: dict | None = None) -> None:

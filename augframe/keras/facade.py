@@ -603,13 +603,14 @@ class TrainingFacade(SequenceFacade):
             if not begun and epoch > 0 and self.epoch == 0:
                 self._catch_up(epoch)
 
-    def on_fit_epoch_end(self, *, last: bool = False) -> None:
+    def on_fit_epoch_end(self, *, last: bool = False, steps: int | None = None) -> None:
         """Called by augframe's callbacks at Keras' `on_epoch_end(epoch)`.
 
         Where Keras ends the training pass itself before the callbacks (a
         Keras 3 `PyDataset`), nothing is left to do; the adapters override
         this where a pass can still be open then. `last`: the fit stops
-        after this epoch (`model.stop_training`).
+        after this epoch (`model.stop_training`); `steps`: the fit's steps
+        per epoch (Keras' `params["steps"]`, None if unknown).
         """
 
     def _fit_bounds(self) -> None:

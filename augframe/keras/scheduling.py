@@ -74,8 +74,11 @@ class SchedulingCore:
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         """Ends a training pass Keras left open (see `on_fit_epoch_end`)."""
         stopping = bool(getattr(getattr(self, "model", None), "stop_training", False))
+        steps = _params(self).get("steps")
         for seq in self._sequences():
-            seq.on_fit_epoch_end(last=stopping)
+            seq.on_fit_epoch_end(
+                last=stopping, steps=steps if isinstance(steps, int) else None
+            )
 
     def on_train_end(self, logs: dict | None = None) -> None:
         for seq in self._sequences():

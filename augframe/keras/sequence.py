@@ -324,7 +324,7 @@ class FrameSequence(TrainingFacade, _PyDataset):
                 with _console.after_open_line(self._progress_line_may_be_open()):
                     self._end_epoch()
 
-    def on_fit_epoch_end(self, *, last: bool = False) -> None:
+    def on_fit_epoch_end(self, *, last: bool = False, steps: int | None = None) -> None:
         """Ends a training pass still open at Keras' `on_epoch_end(epoch)`.
 
         Keras ends the pass (`on_epoch_end()`) before the callbacks see the
@@ -333,11 +333,16 @@ class FrameSequence(TrainingFacade, _PyDataset):
         leaves it open. Every batch of the epoch has been taken by then, so
         it ends here, before any callback reads or saves the sequence at
         this epoch end (`augframe.BackupAndRestore` saves the next epoch's
-        state). `last` (`model.stop_training`): no frame is swapped in after
-        it, as at the end of a fit.
+        state). Only the training pass ends, and only if it is the one pass
+        open. `last` (`model.stop_training`): no frame is swapped in after
+        it, as at the end of a fit. `steps`: the fit's steps per epoch
+        (Keras' `params["steps"]`); with fewer than `len(self)` a pass spans
+        several Keras epochs and is left to end when the next one begins.
         """
+        if steps is not None and steps < len(self):
+            return
         with self._serialised():
-            if self.clock.explicit and self.clock.in_training_pass and self.clock.end():
+            if self.clock.end_training_pass():
                 with _console.after_open_line(self._progress_line_may_be_open()):
                     self._end_epoch(last=last)
 

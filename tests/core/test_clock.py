@@ -74,6 +74,22 @@ def test_explicit_mode_counts_an_epoch_cut_short_at_fit_end():
     assert clock.fit_end()
 
 
+def test_a_callback_ends_the_training_pass_only_when_it_is_the_one_open():
+    """`end_training_pass` (Keras' `on_epoch_end` through augframe's
+    callbacks): a nested pass above it is not ended in its place."""
+    clock = EpochClock()
+    run(clock, "B")  # not driven by a callback: left to the dataset's hooks
+    assert not clock.end_training_pass()
+    clock.fit_begin()
+    clock.fit_epoch_begin()
+    run(clock, "B AB")  # the training pass, an evaluate open inside it
+    assert not clock.end_training_pass()
+    assert run(clock, "E") == [False]  # the evaluate ends
+    assert clock.end_training_pass()
+    assert not clock.pass_open and not clock.end_training_pass()
+    assert not clock.fit_end()  # nothing cut short: counted once
+
+
 def test_a_fit_without_the_scheduler_after_one_with_it_warns_and_counts():
     clock = EpochClock()
     clock.fit_begin()
