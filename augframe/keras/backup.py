@@ -30,8 +30,9 @@ from typing import Any
 
 import keras
 
+from augframe import _warn
 from augframe.core.state import read_state, write_state
-from augframe.errors import AugframeError, ConfigError, invalid
+from augframe.errors import AugframeError, ConfigError, LifecycleWarning, invalid
 from augframe.keras.facade import TrainingFacade
 from augframe.keras.scheduling import refuse_validation
 
@@ -109,11 +110,13 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
         self.state_path = os.path.join(os.fspath(backup_dir), STATE_FILE)
         self._restored = False
         self._first_epoch = True
+        self._warned_open = False
 
     def on_train_begin(self, logs: dict | None = None) -> None:
         """Keras restores the weights and the epoch; then each sequence its state."""
         super().on_train_begin(logs)
         self._first_epoch = True
+        self._warned_open = False
         self._restored = False
         for seq in self.sequences:
             seq._fit_bounds()
@@ -152,11 +155,29 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
         the order of the callbacks."""
         stopping = bool(getattr(self.model, "stop_training", False))
         steps = self.params.get("steps") if isinstance(self.params, dict) else None
+        steps = steps if isinstance(steps, int) else None
         for seq in self.sequences:
-            seq.on_fit_epoch_end(
-                last=stopping, steps=steps if isinstance(steps, int) else None
-            )
+            seq.on_fit_epoch_end(last=stopping, steps=steps)
+            if seq.clock.in_training_pass and (steps is None or steps >= len(seq)):
+                self._warn_open(epoch)
         super().on_epoch_end(epoch, logs)
+
+    def _warn_open(self, epoch: int) -> None:
+        """A sequence's epoch is still open where Keras' has ended: its state
+        is saved one epoch behind (once per fit)."""
+        if self._warned_open:
+            return
+        self._warned_open = True
+        _warn.warn(
+            f"BackupAndRestore saved the sequence at the end of Keras' epoch "
+            f"{epoch} with that epoch still open on the sequence: a resumed fit "
+            "would serve every epoch one epoch late. A dataset made by "
+            "`seq.as_tf_dataset()` ends its epochs only when the next one "
+            "begins unless a callback drives the sequence: add "
+            "`augframe.FrameScheduler(seq)` (or a `ControlCallback` on its "
+            "control file) to the callbacks.",
+            LifecycleWarning,
+        )
 
     def on_train_end(self, logs: dict | None = None) -> None:
         super().on_train_end(logs)

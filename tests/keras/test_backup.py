@@ -254,3 +254,22 @@ def test_a_fit_on_the_tf_dataset_resumes_the_frames_from_the_backup(
         tf_fit(second, [BackupAndRestore(tmp_path, second)], after)
         assert second.epoch == EPOCHS
     assert after.by_epoch == {e: uninterrupted[e] for e in range(3, EPOCHS)}
+
+
+def test_a_fit_on_the_tf_dataset_with_nothing_driving_it_warns_that_saves_lag(
+    tmp_path: Path,
+) -> None:
+    """Without `FrameScheduler` (or a `ControlCallback`) a pass of the dataset
+    ends only when the next begins: a save then would be one epoch behind,
+    and `BackupAndRestore` says so, naming the fix."""
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("as_tf_dataset is TensorFlow's native path")
+    with make() as seq, pytest.warns(LifecycleWarning, match="FrameScheduler") as got:
+        tiny_model(2, image_size=(8, 8)).fit(
+            seq.as_tf_dataset(),
+            epochs=3,
+            verbose=0,
+            shuffle=False,
+            callbacks=[BackupAndRestore(tmp_path, seq)],
+        )
+    assert sum("one epoch late" in str(w.message) for w in got) == 1  # once a fit
