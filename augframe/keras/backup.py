@@ -34,7 +34,7 @@ from augframe import _warn
 from augframe.core.state import read_state, write_state
 from augframe.errors import AugframeError, ConfigError, LifecycleWarning, invalid
 from augframe.keras.facade import TrainingFacade
-from augframe.keras.scheduling import refuse_validation
+from augframe.keras.scheduling import epoch_end_of, refuse_validation
 
 __all__ = ["STATE_FILE", "BackupAndRestore"]
 
@@ -153,9 +153,7 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
         """Ends the epoch on each sequence, then saves (Keras' `_save_model`):
         the state saved is the one Keras' next epoch starts from, whatever
         the order of the callbacks."""
-        stopping = bool(getattr(self.model, "stop_training", False))
-        steps = self.params.get("steps") if isinstance(self.params, dict) else None
-        steps = steps if isinstance(steps, int) else None
+        stopping, steps = epoch_end_of(self)
         for seq in self.sequences:
             seq.on_fit_epoch_end(last=stopping, steps=steps)
             if seq.clock.in_training_pass and (steps is None or steps >= len(seq)):

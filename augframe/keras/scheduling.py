@@ -26,6 +26,7 @@ __all__ = [
     "FrameSchedulerCore",
     "SchedulingCore",
     "StopCore",
+    "epoch_end_of",
     "refuse_validation",
 ]
 
@@ -73,12 +74,9 @@ class SchedulingCore:
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         """Ends a training pass Keras left open (see `on_fit_epoch_end`)."""
-        stopping = bool(getattr(getattr(self, "model", None), "stop_training", False))
-        steps = _params(self).get("steps")
+        stopping, steps = epoch_end_of(self)
         for seq in self._sequences():
-            seq.on_fit_epoch_end(
-                last=stopping, steps=steps if isinstance(steps, int) else None
-            )
+            seq.on_fit_epoch_end(last=stopping, steps=steps)
 
     def on_train_end(self, logs: dict | None = None) -> None:
         for seq in self._sequences():
@@ -241,6 +239,14 @@ class ControlCore(StopCore):
             self._say(
                 f"control file: learning_rate {old:g} -> {rate:g}", open_line=open_line
             )
+
+
+def epoch_end_of(callback: object) -> tuple[bool, int | None]:
+    """At a callback's `on_epoch_end`: whether the fit stops after this epoch
+    (`model.stop_training`), and its steps per epoch (None: unknown)."""
+    stopping = bool(getattr(getattr(callback, "model", None), "stop_training", False))
+    steps = _params(callback).get("steps")
+    return stopping, steps if isinstance(steps, int) else None
 
 
 def _params(callback: object) -> dict[str, Any]:

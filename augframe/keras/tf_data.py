@@ -11,8 +11,9 @@ the sequence's own (same frames, same order). With `serve_augment` or
 
 Every iteration over the dataset is one pass on the sequence's epoch clock.
 A pass is ended when the next one begins (tf.data may still be assembling
-the last batches of a pass when its generator finishes), or when `fit` ends
-under `augframe.FrameScheduler`, which also makes the count exact.
+the last batches of a pass when its generator finishes); under
+`augframe.FrameScheduler` (or a `ControlCallback`) at Keras' epoch end,
+when every batch of it has been taken, which also makes the count exact.
 
 Use it for `fit` only: `predict`/`evaluate` on the dataset are passes too;
 give them the sequence itself.
@@ -23,7 +24,7 @@ epoch and drops the last one; with autotuning on, dropping an iterator over
 a generator now and then blocks the training thread for 0.1-0.17 s (measured
 at 96 px on 2 cores: 2-13 of 40 epoch starts, every fit, a plain
 `tf.data.Dataset.from_generator` as well), which on a 0.15 s epoch is most
-of the gap to arrays; with it off, none in 240 epochs. The gather is cheap
+of the gap to arrays; with it off, none in 160 epochs. The gather is cheap
 (one `tf.gather` a batch), so a fixed, short queue loses nothing.
 `prefetch=tf.data.AUTOTUNE` turns autotuning back on.
 
