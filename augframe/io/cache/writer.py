@@ -354,11 +354,15 @@ class Build:
             np.array_equal(todo, np.arange(len(data)))
         )
         per_crc = rows_per_chunk(data.shape) if whole else 0
-        chunk = max(_CHUNK, min(_PROCESS_CHUNK, len(todo) // (8 * num_workers)))
-        if per_crc and chunk >= per_crc:
-            chunk -= chunk % per_crc
+        bounds = job_bounds(
+            len(todo),
+            num_workers,
+            largest=_PROCESS_CHUNK,
+            smallest=_CHUNK,
+            multiple=per_crc,
+        )
         jobs = _ProcessDecode(
-            data, todo, paths, chunk, self.image_size, self.decoding, per_crc, found
+            data, todo, paths, bounds, self.image_size, self.decoding, per_crc, found
         )
         jobs.run(processes.pool, bar=bar)
         self._failed_rows.extend(jobs.failed)
@@ -581,11 +585,47 @@ def start_processes(num_workers: int) -> DecodeProcesses:
     return DecodeProcesses(pool)
 
 
+def job_bounds(
+    total: int,
+    num_workers: int,
+    *,
+    largest: int,
+    smallest: int,
+    multiple: int = 0,
+) -> list[tuple[int, int]]:
+    """The `(start, end)` positions of a decode's jobs in processes, in order.
+
+    Guided: each job takes a share of the positions left (half of one
+    worker's), at most `largest` and at least `smallest`, a multiple of
+    `multiple` where it is one or more (a job then fills whole checksum
+    chunks). The jobs shrink towards the end, so the workers finish
+    together: with equal jobs the last one ran alone, one worker idle for
+    a whole job (on 2 cores, 25,000 small JPEGs in 25 jobs of 1,023: 0.03-0.09 s
+    of a 1.3 s build).
+
+    Example:
+    >>> job_bounds(10, 2, largest=4, smallest=1)
+    [(0, 2), (2, 4), (4, 5), (5, 6), (6, 7), (7, 8), (8, 9), (9, 10)]
+    >>> [e - s for s, e in job_bounds(5_000, 2, largest=1_024, smallest=64, multiple=100)]
+    [1000, 1000, 700, 500, 400, 300, 200, 200, 100, 100, 100, 100, 100, 100, 100]
+    """
+    bounds: list[tuple[int, int]] = []
+    start = 0
+    while start < total:
+        size = min(largest, max(smallest, (total - start) // (2 * num_workers)))
+        if multiple > 0:
+            size = max(multiple, size - size % multiple)
+        end = min(total, start + size)
+        bounds.append((start, end))
+        start = end
+    return bounds
+
+
 class _ProcessDecode:
     """The jobs of one decode in processes, and what they returned.
 
-    Jobs of `chunk` consecutive positions of `todo` are submitted in order;
-    the processes take them in that order. The calling thread decodes
+    Jobs of consecutive positions of `todo` (`job_bounds`) are submitted in
+    order; the processes take them in that order. The calling thread decodes
     none: it records what the jobs return and writes their rows back to
     disk (a thread decoding beside the processes made the decode slower:
     one decoder more than cores, and the GIL the pool's own thread needs).
@@ -596,23 +636,21 @@ class _ProcessDecode:
         data: np.memmap,
         todo: np.ndarray,
         paths: list[str],
-        chunk: int,
+        bounds: list[tuple[int, int]],
         image_size: tuple[int, int],
         decoding: Decoding,
         per_crc: int,
         found: list[FileStamp | None] | None = None,
     ) -> None:
-        self.data, self.todo, self.paths, self.chunk = data, todo, paths, chunk
+        self.data, self.todo, self.paths, self.bounds = data, todo, paths, bounds
         self.image_size, self.decoding, self.per_crc = image_size, decoding, per_crc
         self.found = found  # each position's stamp, where the jobs stamp
-        self.starts = list(range(0, len(todo), chunk))
         self.done = np.zeros(len(todo), dtype=bool)
         self.failed: list[int] = []  # positions in `todo`
         self.crcs: dict[int, int] = {}
         self._unsynced = 0  # bytes decoded since the last write-back
 
-    def _args(self, start: int) -> tuple[Any, ...]:
-        end = start + self.chunk
+    def _args(self, start: int, end: int) -> tuple[Any, ...]:
         return (
             self.todo[start:end],
             self.paths[start:end],
@@ -622,11 +660,11 @@ class _ProcessDecode:
             self.found is not None,
         )
 
-    def _record(self, start: int, result: Decoded) -> None:
+    def _record(self, start: int, end: int, result: Decoded) -> None:
         failed, crcs, stamps = result
         self.failed.extend((start + failed).tolist())
         self.crcs.update(crcs)
-        self.done[start : start + self.chunk] = True
+        self.done[start:end] = True
         if self.found is not None and stamps is not None:
             self.found[start : start + len(stamps)] = stamps
 
@@ -637,9 +675,9 @@ class _ProcessDecode:
         fd = os.open(path, os.O_RDONLY)
         try:
             with main_hidden():  # a process that is not up yet starts here
-                for start in self.starts:
+                for start, end in self.bounds:
                     futures.append(
-                        processes.submit(decode_job, path, *self._args(start))
+                        processes.submit(decode_job, path, *self._args(start, end))
                     )
             self._collect(futures, bar=bar, fd=fd)
         except BrokenProcessPool:
@@ -664,13 +702,12 @@ class _ProcessDecode:
     def _collect(self, futures: list[Future[Any]], *, bar: tqdm, fd: int) -> None:
         """Records the jobs' results as they finish, and writes finished rows
         back to disk (`fd`, `_write_back`) between."""
-        start_of = dict(zip(futures, self.starts, strict=True))
+        bounds_of = dict(zip(futures, self.bounds, strict=True))
         pending = set(futures)
         while pending:
             finished, pending = wait(pending, return_when=FIRST_COMPLETED)
             for future in finished:
-                start = start_of[future]
-                self._record(start, future.result())
-                rows = min(self.chunk, len(self.todo) - start)
-                bar.update(rows)
-                self._write_back(fd, rows)
+                start, end = bounds_of[future]
+                self._record(start, end, future.result())
+                bar.update(end - start)
+                self._write_back(fd, end - start)

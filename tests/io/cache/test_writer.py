@@ -4,6 +4,7 @@ data file and commits it; unreadable files, write errors and full disks."""
 from __future__ import annotations
 
 import errno
+import itertools
 import json
 import os
 import re
@@ -14,6 +15,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import augframe
 import augframe.io.cache.build
@@ -265,10 +268,55 @@ def process_decode(tmp_path: Path, per_crc: int) -> tuple[writer._ProcessDecode,
     data = np.lib.format.open_memmap(
         tmp_path / "rows.npy", mode="w+", dtype=np.uint8, shape=(10, *SIZE, 3)
     )
+    bounds = [(start, start + 2) for start in range(0, 10, 2)]
     jobs = writer._ProcessDecode(
-        data, np.arange(10), paths, 2, SIZE, Decoding(), per_crc
+        data, np.arange(10), paths, bounds, SIZE, Decoding(), per_crc
     )
     return jobs, paths
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    total=st.integers(0, 50_000),
+    workers=st.integers(1, 16),
+    smallest=st.integers(1, 512),
+    largest=st.integers(1, 4_096),
+    multiple=st.integers(0, 700),
+)
+def test_process_jobs_cover_every_position_once_and_shrink_towards_the_end(
+    total, workers, smallest, largest, multiple
+):
+    """Guided jobs: consecutive, every position once, whole checksum chunks
+    (all but the last a multiple of `multiple`), never larger than the one
+    before, within `largest` unless a chunk is larger, and small at the end
+    (the last a worker waits on is at most a share of what was left)."""
+    largest = max(largest, smallest)
+    bounds = writer.job_bounds(
+        total, workers, largest=largest, smallest=smallest, multiple=multiple
+    )
+    edges = [0] + [e for _, e in bounds]
+    assert [s for s, _ in bounds] == edges[:-1] and edges[-1] == total
+    sizes = [e - s for s, e in bounds]
+    assert all(size > 0 for size in sizes)
+    if multiple:
+        assert all(size % multiple == 0 for size in sizes[:-1])
+    assert all(a >= b for a, b in itertools.pairwise(sizes[:-1]))
+    assert all(size <= max(largest, multiple) for size in sizes)
+    if total >= 2 * workers * max(largest, multiple):
+        floor = max(smallest, multiple)
+        assert sizes[-2] <= 2 * floor  # the tail is made of small jobs
+
+
+def test_a_large_decode_ends_with_small_jobs(tmp_path, monkeypatch):
+    """25,000 rows of 32 px on 2 processes: jobs of 1,023 rows (whole 1 MiB
+    checksum chunks of 341 rows) that shrink to one chunk at the end."""
+    sizes = [
+        e - s
+        for s, e in writer.job_bounds(
+            25_000, 2, largest=1_024, smallest=64, multiple=341
+        )
+    ]
+    assert sizes[0] == 1_023 and sizes[-2] == 341 and sum(sizes) == 25_000
 
 
 class _Bar:
