@@ -229,6 +229,38 @@ def test_the_python_blocks_of_a_page_run(page, tmp_path, monkeypatch):
     assert ran > 0
 
 
+QUICK_START_TF_LINE = (
+    "    train.as_tf_dataset(),  # TensorFlow's own input path; on JAX or PyTorch: train"
+)
+
+
+def test_the_readme_quick_start_runs_as_its_comment_says_with_the_sequence_itself(
+    tmp_path, monkeypatch
+):
+    """The Quick start's one line for TensorFlow, swapped as its comment says
+    for JAX and PyTorch (`train` itself): the same script trains, on any
+    backend (CI runs the suite on every one; the block as written runs on
+    TensorFlow in `test_the_python_blocks_of_a_page_run`)."""
+    import keras
+
+    block = next(b for b in blocks(README) if b.info == "python")
+    assert block.backend == "tensorflow"
+    assert block.code.count(QUICK_START_TF_LINE) == 1
+    code = block.code.replace(QUICK_START_TF_LINE, "    train,")
+    _write_data(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    namespace: dict[str, object] = {"__name__": "__main__"}
+    try:
+        exec(compile(code, "README.md (train itself)", "exec"), namespace)
+        train = namespace["train"]
+        assert isinstance(train, augframe.FrameSequence)
+        assert train.epoch == 20  # every epoch of the fit counted
+        assert (tmp_path / "example_images").is_dir()
+    finally:
+        _close_sequences(namespace)
+        keras.backend.clear_session()
+
+
 def test_the_readme_is_short_and_opens_with_the_two_commands():
     text = README.read_text(encoding="utf-8")
     assert len(text.splitlines()) <= 260
