@@ -354,12 +354,14 @@ class Build:
             np.array_equal(todo, np.arange(len(data)))
         )
         per_crc = rows_per_chunk(data.shape) if whole else 0
+        # Jobs of whole checksum chunks where a chunk fits in a job (rows of
+        # 3 KiB or more); smaller rows are checksummed after (a cheap pass).
         bounds = job_bounds(
             len(todo),
             num_workers,
             largest=_PROCESS_CHUNK,
             smallest=_CHUNK,
-            multiple=per_crc,
+            multiple=per_crc if per_crc <= _PROCESS_CHUNK else 0,
         )
         jobs = _ProcessDecode(
             data, todo, paths, bounds, self.image_size, self.decoding, per_crc, found

@@ -319,6 +319,36 @@ def test_a_large_decode_ends_with_small_jobs(tmp_path, monkeypatch):
     assert sizes[0] == 1_023 and sizes[-2] == 341 and sum(sizes) == 25_000
 
 
+def test_jobs_stay_small_where_a_checksum_chunk_is_larger_than_a_job(
+    tmp_path, monkeypatch, small_chunks
+):
+    """Rows so small that one checksum chunk holds more than a job may
+    (`_PROCESS_CHUNK`): the jobs keep their size (a job of a whole chunk
+    would leave one worker decoding alone), and the chunks are checksummed
+    after the decode, with the values of a pass over the rows."""
+    paths, labels = dataset(tmp_path / "data")
+    monkeypatch.setattr(writer, "PROCESS_DECODE_FILES", 1)
+    monkeypatch.setattr(writer, "PROCESS_DECODE_WORKERS", 2)
+    monkeypatch.setattr(writer, "_PROCESS_CHUNK", small_chunks - 1)
+    monkeypatch.setattr(writer, "_CHUNK", 1)
+    made: list[list[tuple[int, int]]] = []
+    real = writer.job_bounds
+
+    def spied(*args, **kwargs):
+        made.append(real(*args, **kwargs))
+        return made[-1]
+
+    monkeypatch.setattr(writer, "job_bounds", spied)
+    store = build(paths, labels, tmp_path / "cache")
+    (bounds,) = made
+    assert max(end - start for start, end in bounds) <= small_chunks - 1
+    folder = tmp_path / "cache" / f"{SIZE[0]}x{SIZE[1]}"
+    manifest = json.loads((folder / "manifest.json").read_text())
+    with ThreadPoolExecutor(2) as pool:
+        values = augframe.io.cache.verify.chunk_checksums(store.images, 4, pool)
+    assert manifest["checksums"]["values"] == values
+
+
 class _Bar:
     n = 0
 
