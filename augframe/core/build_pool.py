@@ -26,11 +26,9 @@ import contextlib
 import gc
 import itertools
 import multiprocessing
-import multiprocessing.connection
 import os
 import socket
 import threading
-import time
 import weakref
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -40,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from augframe._orphans import watch_parent
 from augframe._parallel import main_hidden
 from augframe.augment.pipeline import PipelineSpec, WorkerPipelines
 from augframe.core.buffer import FrameBuffer
@@ -63,12 +62,6 @@ __all__ = [
     "worker_buffer",
     "worker_user",
 ]
-
-PARENT_POLL_SECONDS = 0.5
-"""How often a build process checks that the process that started it lives."""
-
-ORPHAN_EXIT_CODE = 75
-"""The exit status of a build process whose parent died."""
 
 ATTACH_TIMEOUT = 300.0
 """Seconds every build process has to start, map a buffer or register a user
@@ -105,33 +98,7 @@ def _init_worker(parent_pid: int, barrier: Any, channel: socket.socket) -> None:
     prepare_build_process()  # OpenCV's pool off, image arrays on the heap
     channel.settimeout(ATTACH_TIMEOUT)
     _WORKER.update(users={}, buffers={}, barrier=barrier, channel=channel)
-    threading.Thread(
-        target=_watch_parent,
-        args=(parent_pid,),
-        name="augframe-parent-watch",
-        daemon=True,
-    ).start()
-
-
-def _watch_parent(parent_pid: int) -> None:
-    """Ends this build process soon after its parent dies, by any signal.
-
-    The parent holds the write end of a pipe whose read end is this
-    process's `multiprocessing.parent_process().sentinel`: the kernel
-    closes it when the parent dies, SIGKILL included. The parent pid is
-    compared too (a process whose parent died gets a new one).
-    """
-    parent = multiprocessing.parent_process()
-    sentinel = parent.sentinel if parent is not None else None
-    while True:
-        if sentinel is not None:
-            if multiprocessing.connection.wait([sentinel], PARENT_POLL_SECONDS):
-                break
-        else:
-            time.sleep(PARENT_POLL_SECONDS)
-        if os.getppid() != parent_pid:
-            break
-    os._exit(ORPHAN_EXIT_CODE)
+    watch_parent(parent_pid)  # ends this process soon after its parent dies
 
 
 def worker_user(user: int) -> WorkerUser:

@@ -25,6 +25,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from augframe import _owners
 from augframe.core.buffer import FrameBuffer
 from augframe.core.shm import (
     SHM_DIR,
@@ -281,9 +282,7 @@ def test_only_what_ended_runs_of_this_namespace_left_is_removed(tmp_path):
     gone = Owner(me.namespace, dead, 12345).tag
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     try:
-        from augframe.core import shm
-
-        live_tag = Owner(me.namespace, child.pid, shm._start_ticks(child.pid)).tag
+        live_tag = Owner(me.namespace, child.pid, _owners._start_ticks(child.pid)).tag
         removed = {
             _make(tmp_path, f"sem.{gone}-abc_12xy").name,
             _make(tmp_path, f"{gone}_0").name,

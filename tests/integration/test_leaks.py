@@ -24,6 +24,7 @@ from augframe.core.shm import parse_owner, remove_dead_runs
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "tests" / "scripts" / "killed_training.py"
+DECODE_SCRIPT = ROOT / "tests" / "scripts" / "killed_decode.py"
 SHM = Path("/dev/shm")
 
 pytestmark = pytest.mark.skipif(
@@ -39,13 +40,17 @@ def alive(pid: int) -> bool:
 
 
 def start(
-    tmp_path: Path, *, new_session: bool, args: tuple[str, ...] = ()
+    tmp_path: Path,
+    *,
+    new_session: bool,
+    args: tuple[str, ...] = (),
+    script: Path = SCRIPT,
 ) -> tuple[subprocess.Popen, dict]:
     """Starts the training script; returns it and what it printed once serving."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     with (tmp_path / "stderr.txt").open("w") as err:
         child = subprocess.Popen(
-            [sys.executable, str(SCRIPT), *args],
+            [sys.executable, str(script), *args],
             stdout=subprocess.PIPE,
             stderr=err,
             text=True,
@@ -161,3 +166,33 @@ def test_two_sequences_killed_mid_build_leave_no_worker_and_no_segment(tmp_path)
         ]
         assert not [s for s in segments if (SHM / s.lstrip("/")).exists()]
         assert sems and wait_until(lambda: not any(Path(p).exists() for p in sems), 10)
+
+
+@pytest.mark.parametrize("whole_group", [False, True], ids=["parent", "group"])
+def test_a_process_killed_while_its_cache_decodes_leaves_no_decode_process(
+    tmp_path, whole_group
+):
+    """A cold cache build's decode processes (each busy with a job) end soon
+    after their parent is killed: they used to wait on the pool's queue for
+    ever, keeping the resource tracker and the queues' semaphores alive.
+    The semaphores carry the parent's tag: the tracker removes them, or the
+    next start (`remove_dead_runs`) where the whole group was killed."""
+    child, info = start(tmp_path, new_session=whole_group, script=DECODE_SCRIPT)
+    family = [p.pid for p in psutil.Process(child.pid).children(recursive=True)]
+    sems = {str(SHM / ("sem." + n.lstrip("/"))) for n in info["semaphores"]}
+    with cleaned_up(child, family, [], sems):
+        assert len(info["workers"]) == 2 and set(info["workers"]) <= set(family)
+        assert sems  # named by augframe: found again after a kill
+        if whole_group:
+            os.killpg(child.pid, signal.SIGKILL)
+        else:
+            os.kill(child.pid, signal.SIGKILL)
+        child.wait(timeout=30)
+        assert wait_until(lambda: not any(alive(p) for p in family), 10), [
+            p for p in family if alive(p)
+        ]
+        if not whole_group:
+            assert wait_until(lambda: not any(Path(p).exists() for p in sems), 10)
+        else:
+            remove_dead_runs()
+            assert not any(Path(p).exists() for p in sems)

@@ -24,6 +24,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from augframe import _warn
+from augframe._owners import remove_dead_runs, semaphores_named
 from augframe._parallel import main_hidden, run_chunks
 from augframe.errors import CacheError, ImageWarning
 from augframe.io.cache.layout import (
@@ -575,12 +576,20 @@ def start_processes(num_workers: int) -> DecodeProcesses:
     that import OpenCV and augframe's decoding (`augframe.io.decode.rows`)
     while the caller goes on (`build_cache` starts them before it stamps
     the files of a new cache). The main script is hidden meanwhile
-    (`main_hidden`). Use them in a `with` block: it joins them."""
-    pool = ProcessPoolExecutor(
-        num_workers,
-        mp_context=multiprocessing.get_context("spawn"),
-        initializer=start_process,
-    )
+    (`main_hidden`). Use them in a `with` block: it joins them.
+
+    A killed caller leaves nothing behind: each process ends soon after it
+    (`augframe._orphans`, started by `rows.start_process`), and the pool's
+    named semaphores carry the caller's tag (`semaphores_named`), so that
+    the next start removes those a killed process group left
+    (`remove_dead_runs`), as a build pool's."""
+    remove_dead_runs()
+    with semaphores_named():  # the queues' semaphores
+        pool = ProcessPoolExecutor(
+            num_workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=start_process,
+        )
     with main_hidden():  # one process starts per job submitted
         for _ in range(num_workers):
             pool.submit(started)

@@ -18,6 +18,7 @@ import zlib
 
 import numpy as np
 
+from augframe._orphans import watch_parent
 from augframe.io.decode.arrays import Decoding
 from augframe.io.decode.files import ImageReadError, decode_image
 
@@ -135,10 +136,13 @@ _MAPS: dict[str, np.ndarray] = {}  # a decode process's map of a data file
 
 
 def start_process() -> None:
-    """A decode process's start: one OpenCV thread."""
+    """A decode process's start: one OpenCV thread, and a thread that ends
+    the process soon after the one that spawned it dies
+    (`augframe._orphans.watch_parent`)."""
     import cv2
 
     cv2.setNumThreads(1)
+    watch_parent()
 
 
 def started() -> None:
