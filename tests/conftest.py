@@ -221,3 +221,18 @@ def fresh_words(script: str) -> list[str]:
         env={"NO_ALBUMENTATIONS_UPDATE": "1", "PYTHONPATH": str(root)},
     )
     return out.stdout.split()
+
+
+def augframe_semaphores() -> list[str]:
+    """The names of this process's live named semaphores that augframe named
+    (`sem.augframe_<tag>-*` in /dev/shm), not another library's (loky's)."""
+    import gc
+    import multiprocessing.synchronize
+
+    return [
+        o._semlock.name
+        for o in gc.get_objects()
+        if isinstance(o, multiprocessing.synchronize.SemLock)
+        and o._semlock.name is not None
+        and "augframe_" in o._semlock.name
+    ]

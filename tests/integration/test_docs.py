@@ -229,9 +229,7 @@ def test_the_python_blocks_of_a_page_run(page, tmp_path, monkeypatch):
     assert ran > 0
 
 
-QUICK_START_TF_LINE = (
-    "    train.as_tf_dataset(),  # TensorFlow's own input path; on JAX or PyTorch: train"
-)
+QUICK_START_TF_LINE = "    train.as_tf_dataset(),  # TensorFlow's own input path; on JAX or PyTorch: train"
 
 
 def test_the_readme_quick_start_runs_as_its_comment_says_with_the_sequence_itself(

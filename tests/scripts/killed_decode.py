@@ -9,14 +9,13 @@ killed. Run by tests/integration/test_leaks.py.
 
 from __future__ import annotations
 
-import gc
 import json
 import multiprocessing
-import multiprocessing.synchronize
 import os
 import time
 
 from augframe.io.cache import writer
+from tests.conftest import augframe_semaphores
 
 if __name__ == "__main__":
     processes = writer.start_processes(2)
@@ -26,13 +25,7 @@ if __name__ == "__main__":
     while len(multiprocessing.active_children()) < 2:
         assert time.monotonic() < deadline, "the decode processes did not start"
         time.sleep(0.05)
-    sems = [
-        o._semlock.name
-        for o in gc.get_objects()
-        if isinstance(o, multiprocessing.synchronize.SemLock)
-        and o._semlock.name is not None
-        and "augframe_" in o._semlock.name  # not another library's (loky's)
-    ]
+    sems = augframe_semaphores()
     workers = sorted(p.pid for p in multiprocessing.active_children())
     print(json.dumps({"pid": os.getpid(), "workers": workers, "semaphores": sems}))
     while True:

@@ -9,9 +9,7 @@ rebuilds frames until it is killed. Run by tests/integration/test_leaks.py.
 
 from __future__ import annotations
 
-import gc
 import json
-import multiprocessing.synchronize
 import sys
 import time
 
@@ -19,6 +17,7 @@ import numpy as np
 
 import augframe
 from augframe.augment.pipeline import A
+from tests.conftest import augframe_semaphores
 
 
 def slow(image: np.ndarray, **_: object) -> np.ndarray:
@@ -53,13 +52,7 @@ if __name__ == "__main__":
     workers = seq.engine._builder.maker.pids
     # The named semaphores of the pool's queues and barrier
     # (sem.augframe_<tag>-* in /dev/shm), for the test to check and clean up.
-    sems = [
-        o._semlock.name
-        for o in gc.get_objects()
-        if isinstance(o, multiprocessing.synchronize.SemLock)
-        and o._semlock.name is not None
-        and "augframe_" in o._semlock.name  # not another library's (loky's)
-    ]
+    sems = augframe_semaphores()
     info = {"pid": __import__("os").getpid(), "workers": workers}
     print(json.dumps({**info, "segments": names, "semaphores": sems}), flush=True)
     assert all(s.engine._builder.maker.pids == workers for s in seqs)
