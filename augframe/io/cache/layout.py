@@ -15,13 +15,14 @@ from __future__ import annotations
 import contextlib
 import errno
 import logging
+import math
 import os
 import re
 import stat
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import numpy as np
 from numpy.lib import format as npy_format
@@ -125,20 +126,42 @@ def open_data(path: Path) -> np.memmap:
     """
     fd = open_regular(path)
     with open(fd, "rb") as handle:
-        version = npy_format.read_magic(handle)
-        if version == (1, 0):
-            shape, fortran, dtype = npy_format.read_array_header_1_0(handle)
-        elif version == (2, 0):
-            shape, fortran, dtype = npy_format.read_array_header_2_0(handle)
-        else:
-            raise ValueError(f"{str(path)!r} is a .npy file of version {version}")
-        if dtype != np.uint8 or fortran or len(shape) != 4:
+        shape, fortran, dtype = _read_header(handle, path)
+        if (
+            dtype != np.uint8
+            or fortran
+            or len(shape) != 4
+            or any(side < 0 for side in shape)
+        ):
             raise ValueError(f"{str(path)!r} is not a (n, H, W, C) uint8 array")
         offset = handle.tell()
-        expected = offset + int(np.prod(shape, dtype=np.int64))
+        expected = offset + math.prod(shape)  # Python ints: never overflows
         if os.fstat(fd).st_size < expected:
             raise ValueError(f"{str(path)!r} is shorter than its header says")
         return np.memmap(handle, dtype=np.uint8, mode="r", shape=shape, offset=offset)
+
+
+def _read_header(handle: IO[bytes], path: Path) -> tuple[tuple[int, ...], bool, Any]:
+    """The shape, order and dtype a `.npy` header gives, read without pickle.
+
+    NumPy's readers raise more than `ValueError` on a damaged header
+    (`tokenize.TokenError`, `SyntaxError`, `TypeError`, `RecursionError`,
+    `OverflowError`): any of them is a `ValueError` here, which the cache
+    turns into one warning and a rebuild.
+    """
+    try:
+        version = npy_format.read_magic(handle)
+        if version == (1, 0):
+            return npy_format.read_array_header_1_0(handle)
+        if version == (2, 0):
+            return npy_format.read_array_header_2_0(handle)
+    except (OSError, MemoryError):
+        raise
+    except Exception as exc:  # a damaged header: whatever the parser raised
+        raise ValueError(
+            f"{str(path)!r} has a damaged .npy header ({type(exc).__name__}: {exc})"
+        ) from exc
+    raise ValueError(f"{str(path)!r} is a .npy file of version {version}")
 
 
 def remove_temp_files(folder: Path) -> None:

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import augframe
 import augframe.io.cache.build
@@ -97,6 +99,15 @@ def symlinked_manifest(folder: Path) -> None:
     (folder / "manifest.json").symlink_to(outside)
 
 
+def damaged_data_header(folder: Path) -> None:
+    """Text of the same length over the data file's header dict: its size
+    still matches the manifest (an unterminated dict)."""
+    (data,) = folder.glob("images-*.npy")
+    with data.open("r+b") as handle:
+        handle.seek(10)
+        handle.write(b"garbage!")
+
+
 def fifo_orphan(folder: Path) -> None:
     os.mkfifo(folder / f"images-{'ab' * 16}.npy")
 
@@ -114,6 +125,7 @@ def fifo_lock(folder: Path) -> None:
         (fifo_manifest, "not a regular file"),
         (symlinked_manifest, "manifest .* is unreadable"),
         (fifo_data_file, "data file .* cannot be read|does not match"),
+        (damaged_data_header, "data file .* cannot be read .*damaged .npy header"),
         (fifo_orphan, None),
         (fifo_lock, None),
     ],
@@ -302,3 +314,53 @@ def test_open_data_refuses_what_a_build_never_writes(tmp_path, array, match):
         handle.truncate(path.stat().st_size - 1)
     with pytest.raises(ValueError, match="shorter than its header says"):
         layout.open_data(path)
+
+
+def _header_dict_bounds(path: Path) -> tuple[int, int]:
+    """Where a version 1.0 `.npy` header's text lies (after magic and length)."""
+    length = int.from_bytes(path.read_bytes()[8:10], "little")
+    return 10, 10 + length
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        b"{'descr': '|u1', 'fortran_order': False, 'shape': (2, 4",  # unterminated
+        b"{'descr': '|u1', 'fortran_order': False, 'shape': (99999999999999999999, 4, 4, 3), }",
+        b"{'descr': '|u1', 'fortran_order': False, 'shape': (-5, 4, 4, 3), }",
+        b"{'descr': '|u1', 'fortran_order': False, 'shape': (2, 4, 4, 3), 'x': [[[[",
+        b"[1, 2, 3]",
+        b"\xff\xfe\x00 not text",
+    ],
+)
+def test_a_damaged_header_is_a_value_error_never_another_exception(tmp_path, text):
+    """Whatever NumPy's header reader raises on a damaged header (a
+    tokenizer error, an overflow, a negative length) is a `ValueError`:
+    the cache warns once and rebuilds (above), never stops the run."""
+    path = tmp_path / "images.npy"
+    np.save(path, np.ones((2, 4, 4, 3), np.uint8))
+    start, end = _header_dict_bounds(path)
+    body = path.read_bytes()
+    padded = text[: end - start - 1].ljust(end - start - 1) + b"\n"
+    path.write_bytes(body[:start] + padded + body[end:])
+    with pytest.raises(ValueError):
+        layout.open_data(path)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(min_size=1, max_size=118))
+def test_any_header_bytes_open_or_raise_a_value_error(tmp_path_factory, noise):
+    """Random bytes in place of the header's text: the file opens (a header
+    that still reads as a valid one) or is a `ValueError`."""
+    path = tmp_path_factory.mktemp("npy") / "images.npy"
+    np.save(path, np.ones((2, 4, 4, 3), np.uint8))
+    start, end = _header_dict_bounds(path)
+    body = path.read_bytes()
+    path.write_bytes(
+        body[:start] + noise[: end - start].ljust(end - start) + body[end:]
+    )
+    try:
+        data = layout.open_data(path)
+    except ValueError:
+        return
+    assert data.dtype == np.uint8 and data.ndim == 4
