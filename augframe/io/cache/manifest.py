@@ -289,7 +289,9 @@ def read_manifest(
     ) as exc:
         warn_rebuild(f"its manifest {str(path)!r} is unreadable ({exc})")
         return None
-    return manifest if _data_agrees(folder, manifest) else None
+    if not _data_agrees(folder, manifest) or not _duplicates_agree(folder, manifest):
+        return None
+    return manifest
 
 
 def _parse(
@@ -372,6 +374,32 @@ def _data_agrees(folder: Path, manifest: Manifest) -> bool:
             f"shape {manifest.shape})"
         )
         return False
+    return True
+
+
+def _duplicates_agree(folder: Path, manifest: Manifest) -> bool:
+    """Whether the rows of a file listed more than once hold the same pixels
+    (else a warning).
+
+    A build of exactly the files asked for writes a file asked for twice
+    twice (`merge.asked_only`); rows of one file that differ come from an
+    edited manifest, and serving either would give that file another
+    file's pixels. One set of the paths (about 0.08 s at 317,000 files), and
+    the rows only where a path repeats.
+    """
+    keys = manifest.keys
+    if len(set(keys)) == len(keys):
+        return True
+    first: dict[str, int] = {}
+    data = open_data(folder / manifest.data_file)
+    for row, key in enumerate(keys):
+        seen = first.setdefault(key, row)
+        if seen != row and not np.array_equal(data[seen], data[row]):
+            warn_rebuild(
+                f"its manifest lists {key!r} at rows {seen} and {row}, which hold "
+                "different images"
+            )
+            return False
     return True
 
 

@@ -159,6 +159,49 @@ def test_cache_not_matching_its_manifest_is_rebuilt_with_a_warning(
     assert leftovers(cache) == []
 
 
+def test_a_manifest_naming_a_file_at_two_rows_of_other_images_is_rebuilt(
+    tmp_path, decoded
+):
+    """An edited manifest whose entries give row 1 the path (and stamp) of
+    row 0, every column valid and the checksums untouched: row 0's file
+    would be served with row 1's pixels. One warning, a rebuild, every file
+    with its own pixels."""
+    paths, labels = dataset(tmp_path / "data")
+    cache = tmp_path / "cache"
+    build(paths, labels, cache)
+    path = cache / f"{SIZE[0]}x{SIZE[1]}" / "manifest.json"
+    doc = json.loads(path.read_text())
+    for column in doc["entries"].values():
+        column[1] = column[0]
+    path.write_text(json.dumps(doc))
+    decoded.clear()
+    with pytest.warns(CacheWarning, match=r"lists .* at rows 0 and 1, which hold"):
+        store = build(paths, labels, cache)
+    assert sorted(decoded) == sorted(paths)
+    np.testing.assert_array_equal(
+        all_images(store), np.stack([expected(p) for p in paths])
+    )
+
+
+def test_a_file_asked_for_twice_in_a_cache_of_the_files_asked_is_reused(
+    tmp_path, decoded
+):
+    """A cache of exactly the files asked for (`shared=False`) writes a file
+    asked for twice at two rows of the same pixels: reused as it is, with
+    no warning."""
+    paths, labels = dataset(tmp_path / "data")
+    twice = [*paths, paths[0]]
+    twice_labels = np.concatenate([labels, labels[:1]])
+    cache = tmp_path / "cache"
+    build(twice, twice_labels, cache, shared=False)
+    decoded.clear()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CacheWarning)
+        store = build(twice, twice_labels, cache, shared=False)
+    assert decoded == []
+    np.testing.assert_array_equal(store.load(len(paths)), store.load(0))
+
+
 JSON_LEAVES = st.none() | st.booleans() | st.integers() | st.floats() | st.text()
 
 
