@@ -357,6 +357,7 @@ def _cache_build(args: argparse.Namespace) -> int:
     from augframe.io.cache.auto import build_default_cache
     from augframe.io.decode.arrays import DECODING_OPTIONS, Decoding
     from augframe.io.listing import collect_directory
+    from augframe.io.opening import check_cache_outside
 
     decoding = Decoding.from_options(
         {name: getattr(args, name) for name in DECODING_OPTIONS}
@@ -376,6 +377,7 @@ def _cache_build(args: argparse.Namespace) -> int:
     )
     if args.cache_dir:
         cache_dir = Path(args.cache_dir)
+        check_cache_outside(cache_dir, args.directory, class_names)
         store = build_cache(paths, labels, cache_dir=cache_dir, shared=True, **options)
     else:
         store = build_default_cache(paths, labels, root=args.directory, **options)

@@ -515,6 +515,18 @@ def test_cache_build_errors_are_one_line(tmp_path, capsys):
     assert code == 2 and err.count("\n") == 1 and "not a folder" in err
 
 
+def test_cache_build_refuses_a_cache_dir_the_next_listing_reads_as_a_class(
+    tmp_path, capsys
+):
+    root = write_jpegs(tmp_path / "data", {"a": 2, "b": 2})
+    argv = ("cache", "build", str(root), "--image-size", "8", "8", "--cache-dir")
+    code, _, err = run(capsys, *argv, str(root / "cache"))
+    assert code == 2 and err.count("\n") == 1 and ".augframe-cache" in err
+    assert sorted(p.name for p in root.iterdir()) == ["a", "b"]
+    code, _, _ = run(capsys, *argv, str(root / ".augframe-cache"))
+    assert code == 0
+
+
 def test_default_cache_dir_is_one_folder_per_data_folder(tmp_path, user_cache_folder):
     train = default_cache_dir(tmp_path / "data" / "train")
     assert train.parent == user_cache_folder and train.name.startswith("train-")

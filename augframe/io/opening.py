@@ -88,8 +88,43 @@ def open_directory(
         max_image_pixels=config.max_image_pixels,
         check_files=not _cache_decodes(cache_dir, split),
     )
+    check_cache_outside(cache_dir, directory, names)
     files = _Files(paths, labels, names, config.image_size, os.fspath(directory))
     return _split_files(files, cache_dir, split, config)
+
+
+def check_cache_outside(
+    cache_dir: CacheDir, directory: str | os.PathLike[str], classes: Sequence[str]
+) -> None:
+    """Refuses a `cache_dir` whose folders the next listing of `directory`
+    would take for class folders (the data folder itself, or a new folder in
+    it): the next run would find a class of no images.
+
+    A hidden folder (a name starting with ".") is never a class, and a
+    class folder's sub-folders are its own; both may hold the cache.
+
+    Raises:
+        ConfigError: naming both folders and where the cache may go.
+    """
+    if cache_dir is None or cache_dir == "auto":
+        return
+    root = Path(os.path.abspath(directory))
+    cache = Path(os.path.abspath(cache_dir))
+    if cache != root and root not in cache.parents:
+        return
+    inside = cache.relative_to(root).parts
+    if inside and (inside[0].startswith(".") or inside[0] in classes):
+        return
+    where = f"{str(root / inside[0])!r}" if inside else "the data folder itself"
+    raise opts.invalid(
+        "cache_dir",
+        cache_dir,
+        f"a folder outside the data folder {os.fspath(directory)!r}, or a hidden "
+        f"one inside it (e.g. {str(root / '.augframe-cache')!r})",
+        f"The cache's folders would be in {where}, which the next run "
+        "reads as a class folder (of no image). Folders whose names start "
+        "with '.' are not classes.",
+    )
 
 
 def open_paths(

@@ -127,6 +127,40 @@ def test_an_explicit_cache_dir_caches_each_side_in_its_own_folder(tmp_path):
     assert not (cache / "training").exists()
 
 
+@pytest.mark.parametrize("inside", ["", "cache", "cache/deeper"])
+def test_a_cache_dir_the_next_listing_would_read_as_a_class_is_refused(
+    tmp_path, inside
+):
+    """The data folder itself, or a new folder in it: the cache's folders
+    would be a class of no image at the next run. Refused before anything
+    is decoded or written, naming a hidden folder as the way."""
+    root = write_jpegs(tmp_path / "data", {"a": 2, "b": 2})
+    cache = root / inside if inside else root
+    for names in (None, ["a", "b"]):  # class_names must name every folder
+        with pytest.raises(
+            ConfigError, match=r"`cache_dir`.*\.augframe-cache"
+        ) as error:
+            FrameSequence.from_directory(
+                root, image_size=(8, 8), cache_dir=cache, class_names=names
+            )
+        assert "reads as a class folder" in str(error.value)
+    assert sorted(p.name for p in root.iterdir()) == ["a", "b"]  # nothing written
+
+
+@pytest.mark.parametrize("inside", [".augframe-cache", "a/cache"])
+def test_a_hidden_folder_or_a_class_folders_own_may_hold_the_cache(tmp_path, inside):
+    """Neither is a class folder: a second run lists the same classes and
+    reuses the cache."""
+    root = write_jpegs(tmp_path / "data", {"a": 2, "b": 2})
+    for _ in range(2):
+        seq = FrameSequence.from_directory(
+            root, image_size=(8, 8), cache_dir=root / inside, verbose=0
+        )
+        assert seq.class_names == ["a", "b"] and len(seq.file_paths) == 4
+        seq.close()
+    assert (root / inside / "8x8" / "manifest.json").is_file()
+
+
 def test_from_paths_and_from_dataframe_refuse_follow_links(tmp_path):
     paths = [write_jpegs(tmp_path / "data", {"a": 1}) / "a" / "0000.jpg"]
     with pytest.raises(ConfigError, match=r"from_paths\(\) got `follow_links`"):
