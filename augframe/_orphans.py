@@ -12,8 +12,8 @@ each worker's initializer, starts a daemon thread that ends the worker
 Standard library only: a decode process imports this before its first job.
 
 Example:
->>> ORPHAN_EXIT_CODE
-75
+>>> watch_parent() is None  # a main process is never ended
+True
 """
 
 from __future__ import annotations
@@ -33,8 +33,12 @@ ORPHAN_EXIT_CODE = 75
 """The exit status of a worker whose parent died."""
 
 
-def watch_parent(parent_pid: int | None = None) -> threading.Thread:
+def watch_parent(parent_pid: int | None = None) -> threading.Thread | None:
     """Starts the thread that ends this process soon after its parent dies.
+
+    Only in a process that `multiprocessing` started (it has a
+    `parent_process()`): a main process, whose parent may end while it
+    goes on (a shell under `nohup`), is never ended; None there.
 
     The parent holds the write end of a pipe whose read end is this
     process's `multiprocessing.parent_process().sentinel`: the kernel
@@ -47,8 +51,11 @@ def watch_parent(parent_pid: int | None = None) -> threading.Thread:
             `os.getppid()` now).
 
     Returns:
-        The watching thread (a daemon: it never keeps the process alive).
+        The watching thread (a daemon: it never keeps the process alive),
+        or None in a main process.
     """
+    if multiprocessing.parent_process() is None:
+        return None
     pid = os.getppid() if parent_pid is None else parent_pid
     thread = threading.Thread(
         target=_watch, args=(pid,), name="augframe-parent-watch", daemon=True
@@ -64,7 +71,7 @@ def _watch(parent_pid: int) -> None:
         if sentinel is not None:
             if multiprocessing.connection.wait([sentinel], PARENT_POLL_SECONDS):
                 break
-        else:
+        else:  # no sentinel (not a spawned child): the parent's pid alone
             time.sleep(PARENT_POLL_SECONDS)
         if os.getppid() != parent_pid:
             break

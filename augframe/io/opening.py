@@ -108,12 +108,17 @@ def check_cache_outside(
     """
     if cache_dir is None or cache_dir == "auto":
         return
-    root = Path(os.path.abspath(directory))
-    cache = Path(os.path.abspath(cache_dir))
-    if cache != root and root not in cache.parents:
-        return
-    inside = cache.relative_to(root).parts
-    if inside and (inside[0].startswith(".") or inside[0] in classes):
+    names = {os.path.normcase(name) for name in classes}
+    # As written, and with every link resolved (either may be a link).
+    for resolve in (os.path.abspath, os.path.realpath):
+        root = Path(os.path.normcase(resolve(directory)))
+        cache = Path(os.path.normcase(resolve(cache_dir)))
+        if cache != root and root not in cache.parents:
+            continue
+        inside = cache.relative_to(root).parts
+        if not inside or not (inside[0].startswith(".") or inside[0] in names):
+            break
+    else:
         return
     where = f"{str(root / inside[0])!r}" if inside else "the data folder itself"
     raise opts.invalid(

@@ -147,6 +147,19 @@ def test_a_cache_dir_the_next_listing_would_read_as_a_class_is_refused(
     assert sorted(p.name for p in root.iterdir()) == ["a", "b"]  # nothing written
 
 
+def test_a_cache_dir_in_the_data_folder_through_a_link_is_refused_too(tmp_path):
+    """The data folder named through a link, or the cache through one: the
+    same folder, the same refusal."""
+    root = write_jpegs(tmp_path / "data", {"a": 2, "b": 2})
+    (tmp_path / "link").symlink_to(root)
+    for directory, cache in (
+        (tmp_path / "link", root / "cache"),
+        (root, tmp_path / "link" / "cache"),
+    ):
+        with pytest.raises(ConfigError, match="reads as a class folder"):
+            FrameSequence.from_directory(directory, image_size=(8, 8), cache_dir=cache)
+
+
 @pytest.mark.parametrize("inside", [".augframe-cache", "a/cache"])
 def test_a_hidden_folder_or_a_class_folders_own_may_hold_the_cache(tmp_path, inside):
     """Neither is a class folder: a second run lists the same classes and

@@ -27,6 +27,9 @@ if __name__ == "__main__":
         time.sleep(0.05)
     sems = augframe_semaphores()
     workers = sorted(p.pid for p in multiprocessing.active_children())
-    print(json.dumps({"pid": os.getpid(), "workers": workers, "semaphores": sems}))
+    print(
+        json.dumps({"pid": os.getpid(), "workers": workers, "semaphores": sems}),
+        flush=True,  # stdout is a pipe: the test reads this line
+    )
     while True:
         time.sleep(1)

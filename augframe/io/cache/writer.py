@@ -345,8 +345,8 @@ class Build:
         found: list[FileStamp | None] | None = None,
     ) -> np.ndarray:
         """Decodes rows in the spawned `processes`, each writing its rows
-        through its own map of the data file (and this thread the last jobs
-        while the processes have not taken them); the positions in `todo`
+        through its own map of the data file (this thread decodes none); the
+        positions in `todo`
         left undone (all those of the pool's jobs if it broke: a decoder
         crashed). A build that decodes every row of `data` in order has its
         jobs cut on checksum chunks, and each job returns the CRCs of its
@@ -607,12 +607,15 @@ def job_bounds(
     """The `(start, end)` positions of a decode's jobs in processes, in order.
 
     Guided: each job takes a share of the positions left (half of one
-    worker's), at most `largest` and at least `smallest`, a multiple of
-    `multiple` where it is one or more (a job then fills whole checksum
-    chunks). The jobs shrink towards the end, so the workers finish
-    together: with equal jobs the last one ran alone, one worker idle for
-    a whole job (on 2 cores, 25,000 small JPEGs in 25 jobs of 1,023: 0.03-0.09 s
-    of a 1.3 s build).
+    worker's), at most `largest` and at least `smallest`; where `multiple`
+    is one or more, that size is rounded down to a multiple of it, and is
+    at least one `multiple` (a job then fills whole checksum chunks: the
+    last jobs may be a little under `smallest`, or over `largest` where one
+    chunk is). The jobs shrink towards the end, so the workers finish
+    together: with equal jobs the last one could run alone, one worker idle
+    for up to a whole job (on 2 cores, 25,000 small JPEGs were 25 jobs of
+    1,023 rows, about 0.08 s each). No speed-up was measured on 2 cores:
+    the difference is inside the machine's spread.
 
     Example:
     >>> job_bounds(10, 2, largest=4, smallest=1)
