@@ -84,6 +84,14 @@ _COPY_BYTES = 64 * 2**20  # bytes per chunk when copying rows between files
 _WRITE_BACK_BYTES = 16 * 2**20
 """Rows decoded by the processes, in bytes, between two `fdatasync`s of
 the data file while the building thread waits on them (`_ProcessDecode`)."""
+_WRITE_BACK_FROM = 256 * 2**20
+"""Data files of fewer bytes are written to disk by the commit's flush
+alone, none while the processes decode. Measured on 2 cores, cold starts in
+interleaved rounds: at 25,000 files of 32 px (77 MB) the writes-back made
+the build 5 % slower (1.305 s against 1.240 s without, 8 rounds; the
+processes' pages are synced while they write beside them) and the flush
+that then writes the whole file takes 0.04-0.07 s; at 317,000 files
+(974 MB) they made it 2 % faster (13.69 s against 13.91 s, 4 rounds)."""
 
 
 class Build:
@@ -704,9 +712,12 @@ class _ProcessDecode:
 
     def _write_back(self, fd: int, rows: int) -> None:
         """Writes the decoded rows to disk every `_WRITE_BACK_BYTES`, while
-        this thread would only wait: the commit's flush then has the last
-        rows left to write, not the whole file. Durability is still the
-        commit's (`_flush`); a failed write-back here is left to it."""
+        this thread would only wait, in a data file of `_WRITE_BACK_FROM`
+        bytes or more: the commit's flush then has the last rows left to
+        write, not the whole file. Durability is still the commit's
+        (`_flush`); a failed write-back here is left to it."""
+        if self.data.nbytes < _WRITE_BACK_FROM:
+            return  # the commit's flush of a small file is short
         self._unsynced += rows * int(np.prod(self.data.shape[1:]))
         if self._unsynced >= _WRITE_BACK_BYTES:
             self._unsynced = 0

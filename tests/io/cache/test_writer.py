@@ -235,6 +235,7 @@ def test_rows_decoded_in_processes_are_written_back_while_the_build_waits(
     monkeypatch.setattr(writer, "PROCESS_DECODE_WORKERS", 2)
     monkeypatch.setattr(writer, "_CHUNK", 2)  # several jobs per process
     monkeypatch.setattr(writer, "_WRITE_BACK_BYTES", 0)  # after every job
+    monkeypatch.setattr(writer, "_WRITE_BACK_FROM", 0)  # however small the file
     synced: list[str] = []
     real = os.fdatasync
 
@@ -248,6 +249,30 @@ def test_rows_decoded_in_processes_are_written_back_while_the_build_waits(
     # is the scheduler's, so only "at least one, before the commit" is fixed
     assert synced and all("/processes/" in name for name in synced)
     np.testing.assert_array_equal(all_images(written), all_images(plain))
+
+
+def test_a_small_data_file_is_written_back_by_the_commit_alone(tmp_path, monkeypatch):
+    """Under `_WRITE_BACK_FROM` bytes no row is synced while the processes
+    decode (measured slower there); the commit's flush makes it durable."""
+    paths, labels = dataset(tmp_path / "data")
+    monkeypatch.setattr(writer, "PROCESS_DECODE_FILES", 1)
+    monkeypatch.setattr(writer, "PROCESS_DECODE_WORKERS", 2)
+    monkeypatch.setattr(writer, "_CHUNK", 2)
+    monkeypatch.setattr(writer, "_WRITE_BACK_BYTES", 0)
+    synced: list[int] = []
+    monkeypatch.setattr(os, "fdatasync", synced.append)
+    flushed: list[str] = []
+    real_flush = writer._flush
+    monkeypatch.setattr(
+        writer,
+        "_flush",
+        lambda data: flushed.append(str(data.filename)) or real_flush(data),
+    )
+    store = build(paths, labels, tmp_path / "cache")
+    assert synced == [] and len(flushed) == 1
+    np.testing.assert_array_equal(
+        all_images(store), np.stack([expected(p) for p in paths])
+    )
 
 
 def test_a_build_decoding_in_processes_leaves_no_process(tmp_path, monkeypatch):
